@@ -1,0 +1,132 @@
+//! Enumerating and removing pins.
+
+use std::{
+    fs, io,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+};
+
+use crate::{Error, Kind, Result, obj_get, obj_info, stage::is_staging_name};
+
+/// One pinned object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    /// Where it is pinned.
+    pub path: PathBuf,
+    /// Program, map, link or BTF.
+    pub kind: Kind,
+    /// Its kernel id.
+    pub id: u32,
+}
+
+/// Opens the object pinned at `path` and says what it is.
+pub fn pin_info(path: &Path) -> Result<Pin> {
+    let fd = obj_get(path)?;
+    let info =
+        obj_info(fd.as_fd()).map_err(|e| Error::syscall("BPF_OBJ_GET_INFO_BY_FD", path, e))?;
+    Ok(Pin {
+        path: path.to_owned(),
+        kind: info.kind,
+        id: info.id,
+    })
+}
+
+/// Every object pinned at or below `path`, sorted by path.
+///
+/// Staging directories of unfinished xdpctl changes are skipped, as are
+/// entries that vanish while walking. An entry that cannot be opened for
+/// lack of permission is an error: a partial listing would mislead.
+pub fn list(path: &Path) -> Result<Vec<Pin>> {
+    let mut pins = Vec::new();
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::syscall("stat", path, e))?;
+    if meta.is_dir() {
+        walk(path, &mut pins)?;
+    } else if meta.is_file() {
+        pins.push(pin_info(path)?);
+    } else {
+        return Err(Error::NotAnObject {
+            path: path.to_owned(),
+        });
+    }
+    pins.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(pins)
+}
+
+fn walk(dir: &Path, pins: &mut Vec<Pin>) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::syscall("opendir", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::syscall("readdir", dir, e))?;
+        let path = entry.path();
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_dir() {
+            if is_staging_name(&entry.file_name()) {
+                continue;
+            }
+            match walk(&path, pins) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                other => other?,
+            }
+        } else if file_type.is_file() {
+            match pin_info(&path) {
+                Ok(pin) => pins.push(pin),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                    return Err(e);
+                }
+                // Vanished, or not a BPF object: not a pin to report.
+                Err(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dir` is a directory with no entries at all.
+pub fn is_empty_dir(dir: &Path) -> Result<bool> {
+    let mut entries = fs::read_dir(dir).map_err(|e| Error::syscall("opendir", dir, e))?;
+    Ok(entries.next().is_none())
+}
+
+/// Removes `path` and everything below it; returns the pins it removed.
+/// A path that does not exist is not an error: nothing is removed.
+pub fn remove_all(path: &Path) -> Result<Vec<Pin>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::syscall("stat", path, e)),
+    };
+    let mut removed = Vec::new();
+    if meta.is_dir() {
+        remove_dir(path, &mut removed)?;
+    } else {
+        let pin = pin_info(path).ok();
+        fs::remove_file(path).map_err(|e| Error::syscall("unlink", path, e))?;
+        removed.extend(pin);
+    }
+    removed.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(removed)
+}
+
+fn remove_dir(dir: &Path, removed: &mut Vec<Pin>) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::syscall("opendir", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::syscall("readdir", dir, e))?;
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_dir(&path, removed)?;
+        } else {
+            let pin = pin_info(&path).ok();
+            match fs::remove_file(&path) {
+                Ok(()) => removed.extend(pin),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::syscall("unlink", &path, e)),
+            }
+        }
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::syscall("rmdir", dir, e)),
+    }
+}

@@ -1,0 +1,244 @@
+//! The command line, as data: clap derive types and the parsing of values
+//! that needs no I/O. Doc comments are the help text.
+
+use std::{path::PathBuf, str::FromStr};
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  error (the message on stderr names the object, the reason and the fix)
+  2  usage error (bad arguments)";
+
+const GLOBAL_EXAMPLES: &str = "\
+Examples:
+  xdpctl load --pin /sys/fs/bpf/xdpfw      load and pin the built-in firewall
+  xdpctl prog show /sys/fs/bpf/xdpfw/xdp_fw
+  xdpctl map show                          every map, with its pinned paths
+  xdpctl -j map show | jq .                JSON for scripts
+  xdpctl unload /sys/fs/bpf/xdpfw          remove what the load pinned";
+
+/// Load, pin and inspect XDP programs and their maps.
+///
+/// xdpctl loads BPF objects (its built-in XDP firewall or one you compiled)
+/// and pins their programs and maps under bpffs, so that later invocations
+/// can find and change them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xdpctl",
+    version,
+    propagate_version = true,
+    after_help = format!("{GLOBAL_EXAMPLES}\n\n{EXIT_STATUS}"),
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Print JSON instead of a table (one document per command).
+    #[arg(short, long, global = true)]
+    pub json: bool,
+
+    /// Print indented JSON (implies --json).
+    #[arg(short, long, global = true)]
+    pub pretty: bool,
+
+    /// Root of the bpffs to use: relative pin paths are taken from here and
+    /// shown objects are matched with the pins below it.
+    #[arg(
+        long,
+        global = true,
+        env = "XDPCTL_BPFFS",
+        value_name = "DIR",
+        default_value = pinfs::DEFAULT_ROOT
+    )]
+    pub bpffs: PathBuf,
+
+    /// Never mount a bpffs. By default, when nothing is mounted at
+    /// /sys/fs/bpf, a command that pins mounts one there (as bpftool does).
+    #[arg(long, global = true)]
+    pub no_mount: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Load(LoadArgs),
+    Unload(UnloadArgs),
+    /// Show programs.
+    #[command(subcommand)]
+    Prog(ProgCommand),
+    /// Show maps.
+    #[command(subcommand)]
+    Map(MapCommand),
+}
+
+/// Load a BPF object and pin its programs and maps.
+///
+/// Without OBJECT, loads xdpctl's built-in XDP firewall. Programs are pinned
+/// at DIR/<program name>, maps at DIR/maps/<map name>. The pins appear all
+/// at once or not at all: a load that fails (verifier, permissions, a bad
+/// --map) leaves nothing behind, not even an empty directory. A DIR that
+/// already holds pins is refused.
+///
+/// Example: xdpctl load --pin /sys/fs/bpf/xdpfw
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl load --pin /sys/fs/bpf/xdpfw
+  xdpctl load ./my_xdp.o --pin my_xdp        (relative: under --bpffs)
+  xdpctl load ./v2.o --pin /sys/fs/bpf/v2 --map blocklist=/sys/fs/bpf/xdpfw/maps/blocklist
+  xdpctl load ./bad.o --pin bad --verifier-log /tmp/verifier.txt")]
+pub struct LoadArgs {
+    /// BPF object file (ELF, from `clang -target bpf`); default: the built-in firewall.
+    #[arg(value_name = "OBJECT")]
+    pub object: Option<PathBuf>,
+
+    /// Directory to pin into; a relative path is taken under --bpffs.
+    #[arg(long, value_name = "DIR")]
+    pub pin: PathBuf,
+
+    /// Use the map pinned at PINNED_PATH for the object's map NAME instead of
+    /// creating it (its type, key, value size, max entries and flags must
+    /// match). May be repeated.
+    #[arg(long = "map", value_name = "NAME=PINNED_PATH")]
+    pub maps: Vec<MapReuse>,
+
+    /// Write the verifier's full log to FILE when a program is rejected.
+    #[arg(long, value_name = "FILE")]
+    pub verifier_log: Option<PathBuf>,
+}
+
+/// Remove everything pinned under a directory.
+///
+/// Idempotent: a directory that does not exist is reported and is not an
+/// error. Refuses to remove the root of a bpffs mount.
+///
+/// Example: xdpctl unload /sys/fs/bpf/xdpfw
+#[derive(Debug, Args)]
+pub struct UnloadArgs {
+    /// The directory a load pinned into; a relative path is taken under --bpffs.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// `prog` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProgCommand {
+    /// Show loaded programs: id, type, name, tag, maps and pinned paths.
+    ///
+    /// Example: xdpctl prog show /sys/fs/bpf/xdpfw/xdp_fw
+    #[command(visible_alias = "list")]
+    Show {
+        /// A program id or pinned path; default: every program.
+        #[arg(value_name = "ID|PINNED_PATH")]
+        handle: Option<Handle>,
+    },
+}
+
+/// `map` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MapCommand {
+    /// Show maps: id, type, name, key and value size, max entries, pinned paths.
+    ///
+    /// Example: xdpctl map show /sys/fs/bpf/xdpfw/maps/blocklist
+    #[command(visible_alias = "list")]
+    Show {
+        /// A map id or pinned path; default: every map.
+        #[arg(value_name = "ID|PINNED_PATH")]
+        handle: Option<Handle>,
+    },
+}
+
+/// How an object is named on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handle {
+    /// By kernel id: `42` or `id:42`.
+    Id(u32),
+    /// By pinned path.
+    Path(PathBuf),
+}
+
+impl FromStr for Handle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.strip_prefix("id:").unwrap_or(s);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return digits
+                .parse()
+                .map(Handle::Id)
+                .map_err(|_| format!("id {digits} is out of range (ids are 32-bit)"));
+        }
+        if s.starts_with("id:") {
+            return Err(format!("'{s}' is not an id; write id:<number>"));
+        }
+        if s.is_empty() {
+            return Err("empty handle; give an id or a pinned path".into());
+        }
+        Ok(Handle::Path(PathBuf::from(s)))
+    }
+}
+
+/// `--map NAME=PINNED_PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapReuse {
+    /// The map's name in the object.
+    pub name: String,
+    /// Where the map to reuse is pinned.
+    pub path: PathBuf,
+}
+
+impl FromStr for MapReuse {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok(MapReuse {
+                name: name.to_owned(),
+                path: PathBuf::from(path),
+            }),
+            _ => Err(format!(
+                "'{s}' is not NAME=PINNED_PATH (e.g. blocklist=/sys/fs/bpf/xdpfw/maps/blocklist)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn handles_parse() {
+        assert_eq!("42".parse::<Handle>(), Ok(Handle::Id(42)));
+        assert_eq!("id:7".parse::<Handle>(), Ok(Handle::Id(7)));
+        assert_eq!(
+            "/sys/fs/bpf/x".parse::<Handle>(),
+            Ok(Handle::Path("/sys/fs/bpf/x".into()))
+        );
+        assert!("id:x".parse::<Handle>().is_err());
+        assert!("99999999999".parse::<Handle>().is_err());
+    }
+
+    #[test]
+    fn map_reuse_parses() {
+        assert_eq!(
+            "blocklist=/sys/fs/bpf/a/maps/blocklist".parse::<MapReuse>(),
+            Ok(MapReuse {
+                name: "blocklist".into(),
+                path: "/sys/fs/bpf/a/maps/blocklist".into()
+            })
+        );
+        assert!("blocklist".parse::<MapReuse>().is_err());
+        assert!("=x".parse::<MapReuse>().is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! Raw `bpf(2)` calls that aya 0.14 does not offer, built on aya-obj's
+//! `bpf_attr` bindings: enumerating objects by id and reading their info.
+
+use std::{
+    io,
+    mem::MaybeUninit,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+};
+
+use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_map_info, bpf_prog_info};
+
+/// Calls `bpf(cmd, attr)`.
+pub fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a fully initialised bpf_attr; the kernel reads and
+    // writes only within its size.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut bpf_attr as *mut libc::c_void,
+            size_of::<bpf_attr>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn zeroed_attr() -> bpf_attr {
+    // SAFETY: bpf_attr is plain old data; all-zero is its documented default.
+    unsafe { MaybeUninit::<bpf_attr>::zeroed().assume_init() }
+}
+
+/// Kinds of object that have ids.
+#[derive(Clone, Copy, Debug)]
+pub enum IdKind {
+    Prog,
+    Map,
+}
+
+/// The id after `start` (`BPF_*_GET_NEXT_ID`), or `None` at the end.
+pub fn next_id(kind: IdKind, start: u32) -> io::Result<Option<u32>> {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_6.__bindgen_anon_1.start_id = start;
+    let cmd = match kind {
+        IdKind::Prog => bpf_cmd::BPF_PROG_GET_NEXT_ID,
+        IdKind::Map => bpf_cmd::BPF_MAP_GET_NEXT_ID,
+    };
+    match bpf(cmd, &mut attr) {
+        // SAFETY: the kernel filled next_id.
+        Ok(_) => Ok(Some(unsafe { attr.__bindgen_anon_6.next_id })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every id of `kind`, in ascending order.
+pub fn ids(kind: IdKind) -> io::Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    let mut id = 0;
+    while let Some(next) = next_id(kind, id)? {
+        ids.push(next);
+        id = next;
+    }
+    Ok(ids)
+}
+
+/// Opens the object with this id (`BPF_*_GET_FD_BY_ID`).
+pub fn fd_by_id(kind: IdKind, id: u32) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_6.__bindgen_anon_1.prog_id = id;
+    let cmd = match kind {
+        IdKind::Prog => bpf_cmd::BPF_PROG_GET_FD_BY_ID,
+        IdKind::Map => bpf_cmd::BPF_MAP_GET_FD_BY_ID,
+    };
+    let fd = bpf(cmd, &mut attr)?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = size_of::<T>() as u32;
+    attr.info.info = info as *mut T as u64;
+    bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(())
+}
+
+/// `bpf_map_info` of the map behind `fd`.
+pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
+    // SAFETY: plain old data.
+    let mut info: bpf_map_info = unsafe { MaybeUninit::zeroed().assume_init() };
+    info_by_fd(fd, &mut info)?;
+    Ok(info)
+}
+
+/// `bpf_prog_info` of the program behind `fd`, with its map ids.
+pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
+    // SAFETY: plain old data.
+    let mut info: bpf_prog_info = unsafe { MaybeUninit::zeroed().assume_init() };
+    info_by_fd(fd, &mut info)?;
+    let mut map_ids = vec![0u32; info.nr_map_ids as usize];
+    if !map_ids.is_empty() {
+        // Second call: the same struct, with only the map id buffer set.
+        // SAFETY: plain old data.
+        let mut again: bpf_prog_info = unsafe { MaybeUninit::zeroed().assume_init() };
+        again.nr_map_ids = map_ids.len() as u32;
+        again.map_ids = map_ids.as_mut_ptr() as u64;
+        info_by_fd(fd, &mut again)?;
+        map_ids.truncate(again.nr_map_ids.min(map_ids.len() as u32) as usize);
+    }
+    Ok((info, map_ids))
+}
+
+/// A NUL-padded kernel object name as a string.
+pub fn c_name(name: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The kernel's name for a program type, as bpftool prints it.
+pub fn prog_type_name(t: u32) -> String {
+    const NAMES: &[&str] = &[
+        "unspec",
+        "socket_filter",
+        "kprobe",
+        "sched_cls",
+        "sched_act",
+        "tracepoint",
+        "xdp",
+        "perf_event",
+        "cgroup_skb",
+        "cgroup_sock",
+        "lwt_in",
+        "lwt_out",
+        "lwt_xmit",
+        "sock_ops",
+        "sk_skb",
+        "cgroup_device",
+        "sk_msg",
+        "raw_tracepoint",
+        "cgroup_sock_addr",
+        "lwt_seg6local",
+        "lirc_mode2",
+        "sk_reuseport",
+        "flow_dissector",
+        "cgroup_sysctl",
+        "raw_tracepoint_writable",
+        "cgroup_sockopt",
+        "tracing",
+        "struct_ops",
+        "ext",
+        "lsm",
+        "sk_lookup",
+        "syscall",
+        "netfilter",
+    ];
+    NAMES
+        .get(t as usize)
+        .map_or_else(|| format!("type {t}"), |s| (*s).to_owned())
+}
+
+/// The kernel's name for a map type, as bpftool prints it.
+pub fn map_type_name(t: u32) -> String {
+    const NAMES: &[&str] = &[
+        "unspec",
+        "hash",
+        "array",
+        "prog_array",
+        "perf_event_array",
+        "percpu_hash",
+        "percpu_array",
+        "stack_trace",
+        "cgroup_array",
+        "lru_hash",
+        "lru_percpu_hash",
+        "lpm_trie",
+        "array_of_maps",
+        "hash_of_maps",
+        "devmap",
+        "sockmap",
+        "cpumap",
+        "xskmap",
+        "sockhash",
+        "cgroup_storage",
+        "reuseport_sockarray",
+        "percpu_cgroup_storage",
+        "queue",
+        "stack",
+        "sk_storage",
+        "devmap_hash",
+        "struct_ops",
+        "ringbuf",
+        "inode_storage",
+        "task_storage",
+        "bloom_filter",
+        "user_ringbuf",
+        "cgrp_storage",
+        "arena",
+    ];
+    NAMES
+        .get(t as usize)
+        .map_or_else(|| format!("type {t}"), |s| (*s).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_follow_the_uapi_numbering() {
+        assert_eq!(prog_type_name(6), "xdp");
+        assert_eq!(prog_type_name(3), "sched_cls");
+        assert_eq!(prog_type_name(99), "type 99");
+        assert_eq!(map_type_name(1), "hash");
+        assert_eq!(map_type_name(10), "lru_percpu_hash");
+        assert_eq!(map_type_name(6), "percpu_array");
+    }
+
+    #[test]
+    fn c_names_stop_at_nul() {
+        let raw: [libc::c_char; 6] = [b'x' as _, b'd' as _, b'p' as _, 0, b'z' as _, 0];
+        assert_eq!(c_name(&raw), "xdp");
+    }
+}
