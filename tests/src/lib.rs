@@ -1,1 +1,476 @@
+//! The end-to-end test harness: runs the built `xdpctl` binary against the
+//! real kernel, each test in its own sandbox.
+//!
+//! Every test gets a private bpffs mounted in a temporary directory and,
+//! where it needs devices, its own network namespaces and veth pair. All of
+//! it is torn down by guards on drop, panics included, and every name is
+//! unique per process and test so tests run in parallel. Nothing here
+//! touches the host's devices or its /sys/fs/bpf.
+//!
+//! A test that lacks the privileges it needs says `skipping: <reason>` and
+//! returns; under `CI=true` it fails instead.
 
+use std::{
+    collections::BTreeMap,
+    ffi::OsStr,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// A unique suffix for names made by this process.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether this process may do what the tests need (root, BPF, mounts).
+/// Prints `skipping: <reason>` and returns false when not; panics instead
+/// under `CI=true`, where a test that cannot run is a failure.
+pub fn privileged(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)".to_owned())
+    } else {
+        match Bpffs::try_new() {
+            Ok(_) => None,
+            Err(e) => Some(format!("cannot mount a private bpffs: {e}")),
+        }
+    };
+    match reason {
+        None => true,
+        Some(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: {reason}; under CI=true privileged tests must run")
+        }
+        Some(reason) => {
+            eprintln!("skipping: {test}: {reason}");
+            false
+        }
+    }
+}
+
+/// Returns from the test when it cannot get the privileges it needs.
+#[macro_export]
+macro_rules! require_privileges {
+    () => {
+        if !$crate::privileged(module_path!()) {
+            return;
+        }
+    };
+}
+
+/// A private bpffs mounted on a temporary directory, unmounted on drop.
+pub struct Bpffs {
+    dir: tempfile::TempDir,
+}
+
+impl Bpffs {
+    /// Mounts a fresh bpffs; panics if that fails.
+    pub fn new() -> Self {
+        Self::try_new().expect("mounting a private bpffs")
+    }
+
+    fn try_new() -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("xdpctl-bpffs-").tempdir()?;
+        nix::mount::mount(
+            Some("bpf"),
+            dir.path(),
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )?;
+        Ok(Self { dir })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Every entry below the mount (`d name` for directories, `f name id`
+    /// for pins), sorted: two equal snapshots mean nothing changed. The
+    /// kernel's own `maps.debug` and `progs.debug` are left out.
+    pub fn snapshot(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(self.path(), self.path(), &mut out);
+        out.retain(|e| !e.ends_with(".debug") && !e.contains(".debug "));
+        out.sort();
+        out
+    }
+}
+
+impl Default for Bpffs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        if entry.file_type().unwrap().is_dir() {
+            out.push(format!("d {rel}"));
+            walk(root, &path, out);
+        } else {
+            let id = pinfs::pin_info(&path)
+                .map_or_else(|_| "?".to_owned(), |p| format!("{} {}", p.kind, p.id));
+            out.push(format!("f {rel} {id}"));
+        }
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        // Detach: a test that panicked may still hold fds below the mount.
+        let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The `xdpctl` binary under test: `$XDPCTL_BIN`, or the one cargo built
+/// next to this test executable (`make test` builds it first).
+pub fn xdpctl_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("XDPCTL_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/xdpctl
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("xdpctl");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first with `cargo build -p xdpctl` (`make test` does), \
+         or point XDPCTL_BIN at it",
+        bin.display()
+    );
+    bin
+}
+
+/// What a run of xdpctl printed.
+#[derive(Debug)]
+pub struct Run {
+    /// The arguments, for messages.
+    pub args: String,
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(args: String, out: Output) -> Self {
+        Run {
+            args,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts exit code 0; returns self.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "`xdpctl {}` failed\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts exit code 1 and that stderr contains every one of `needles`.
+    #[track_caller]
+    pub fn fails_with(self, needles: &[&str]) -> Self {
+        assert_eq!(
+            self.code, 1,
+            "`xdpctl {}` should fail with exit code 1\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "`xdpctl {}`: stderr lacks {needle:?}\n--- stderr\n{}",
+                self.args,
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// Stdout parsed as JSON (panics with the text if it is not JSON).
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`xdpctl {}` printed invalid JSON ({e}):\n{}",
+                self.args, self.stdout
+            )
+        })
+    }
+}
+
+/// Runs `xdpctl ARGS` with the given bpffs as its root.
+pub fn xdpctl<I, S>(bpffs: &Bpffs, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command(bpffs);
+    cmd.args(args);
+    run(cmd)
+}
+
+/// A `Command` for xdpctl with `XDPCTL_BPFFS` set to the private mount.
+pub fn command(bpffs: &Bpffs) -> Command {
+    let mut cmd = Command::new(xdpctl_bin());
+    cmd.env("XDPCTL_BPFFS", bpffs.path());
+    cmd
+}
+
+/// Runs a prepared command.
+pub fn run(mut cmd: Command) -> Run {
+    let args = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running xdpctl {args}: {e}"));
+    Run::from(args, out)
+}
+
+/// A compiled test fixture from `tests/bpf/<stem>.bpf.c`.
+pub fn fixture(stem: &str) -> PathBuf {
+    PathBuf::from(env!("OUT_DIR")).join(format!("{stem}.bpf.o"))
+}
+
+/// Runs a host command, panicking with its output if it fails.
+#[track_caller]
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace of this test, deleted on drop (with its devices).
+pub struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    /// Creates a namespace with a unique name and brings its loopback up.
+    pub fn new() -> Self {
+        let name = unique("xdpt");
+        sh("ip", &["netns", "add", &name]);
+        let ns = NetNs { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Its name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its bind-mounted file, for `setns(2)` and `--netns PATH`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// Runs a command inside the namespace; panics if it fails.
+    ///
+    /// NB: `ip netns exec` remounts /sys, hiding bpffs pins: use it only
+    /// for plain networking commands, never for xdpctl.
+    #[track_caller]
+    pub fn exec(&self, cmd: &[&str]) -> String {
+        let mut args = vec!["netns", "exec", &self.name];
+        args.extend_from_slice(cmd);
+        sh("ip", &args)
+    }
+
+    /// Runs a command inside the namespace and returns its exit status and
+    /// stdout, without asserting success.
+    pub fn try_exec(&self, cmd: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .expect("running ip netns exec");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Default for NetNs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Two namespaces joined by a veth pair: `a` (10.X.Y.1/24 on `dev_a`) and
+/// `b` (10.X.Y.2/24 on `dev_b`), both up. Dropped with the namespaces.
+pub struct VethPair {
+    /// The first namespace.
+    pub a: NetNs,
+    /// The second namespace.
+    pub b: NetNs,
+    /// Device name in `a`.
+    pub dev_a: String,
+    /// Device name in `b`.
+    pub dev_b: String,
+    /// Address of `a`.
+    pub ip_a: String,
+    /// Address of `b`.
+    pub ip_b: String,
+}
+
+impl VethPair {
+    /// Creates the namespaces, the pair and the addresses.
+    pub fn new() -> Self {
+        static SUBNET: AtomicU32 = AtomicU32::new(0);
+        let a = NetNs::new();
+        let b = NetNs::new();
+        let dev_a = unique("va");
+        let dev_b = unique("vb");
+        // A /24 per pair in 10.250.0.0/16 (test-private, inside the namespaces).
+        let n = (std::process::id() + SUBNET.fetch_add(1, Ordering::Relaxed)) % 250;
+        let ip_a = format!("10.250.{n}.1");
+        let ip_b = format!("10.250.{n}.2");
+        sh(
+            "ip",
+            &[
+                "link",
+                "add",
+                &dev_a,
+                "netns",
+                a.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &dev_b,
+                "netns",
+                b.name(),
+            ],
+        );
+        a.exec(&["ip", "addr", "add", &format!("{ip_a}/24"), "dev", &dev_a]);
+        b.exec(&["ip", "addr", "add", &format!("{ip_b}/24"), "dev", &dev_b]);
+        a.exec(&["ip", "link", "set", &dev_a, "up"]);
+        b.exec(&["ip", "link", "set", &dev_b, "up"]);
+        VethPair {
+            a,
+            b,
+            dev_a,
+            dev_b,
+            ip_a,
+            ip_b,
+        }
+    }
+
+    /// Pings `b` from `a` `count` times (0.2 s apart); returns replies received.
+    pub fn ping_b_from_a(&self, count: u32) -> u32 {
+        let count = count.to_string();
+        let (_, out) = self.a.try_exec(&[
+            "ping", "-n", "-q", "-c", &count, "-i", "0.2", "-W", "1", &self.ip_b,
+        ]);
+        parse_received(&out).unwrap_or_else(|| panic!("unexpected ping output:\n{out}"))
+    }
+}
+
+impl Default for VethPair {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `N received` from ping's summary line.
+pub fn parse_received(out: &str) -> Option<u32> {
+    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
+    line.split(',')
+        .find_map(|part| part.trim().strip_suffix(" received")?.parse().ok())
+}
+
+/// Pins and ids of objects below a path, by relative path (for assertions).
+pub fn pins_below(path: &Path) -> BTreeMap<String, (String, u32)> {
+    pinfs::list(path)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", path.display()))
+        .into_iter()
+        .map(|p| {
+            let rel = p.path.strip_prefix(path).unwrap().display().to_string();
+            (rel, (p.kind.to_string(), p.id))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_summary_parses() {
+        let out = "--- 10.0.0.2 ping statistics ---\n4 packets transmitted, 0 received, 100% packet loss, time 3062ms\n";
+        assert_eq!(parse_received(out), Some(0));
+        let out = "2 packets transmitted, 2 received, 0% packet loss, time 1001ms\n";
+        assert_eq!(parse_received(out), Some(2));
+    }
+
+    /// The harness itself: a veth pair between two namespaces carries
+    /// traffic, and everything is gone after drop.
+    #[test]
+    fn veth_pair_carries_traffic_and_cleans_up() {
+        require_privileges!();
+        let names;
+        {
+            let pair = VethPair::new();
+            names = (pair.a.name().to_owned(), pair.b.name().to_owned());
+            assert_eq!(pair.ping_b_from_a(2), 2, "ping between fresh namespaces");
+        }
+        let list = sh("ip", &["netns", "list"]);
+        assert!(
+            !list.contains(&names.0) && !list.contains(&names.1),
+            "namespaces left: {list}"
+        );
+    }
+
+    #[test]
+    fn bpffs_guard_unmounts() {
+        require_privileges!();
+        let path;
+        {
+            let fs = Bpffs::new();
+            path = fs.path().to_owned();
+            assert!(pinfs::is_bpffs(&path).unwrap());
+            assert!(fs.snapshot().is_empty(), "{:?}", fs.snapshot());
+        }
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+}

@@ -29,7 +29,10 @@ pub fn is_bpffs(path: &Path) -> Result<bool> {
     }
     // SAFETY: statfs succeeded and filled the struct.
     let st = unsafe { st.assume_init() };
-    #[allow(clippy::unnecessary_cast, reason = "f_type is not i64 on every architecture")]
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "f_type is not i64 on every architecture"
+    )]
     Ok(st.f_type as i64 == BPF_FS_MAGIC)
 }
 
@@ -118,6 +121,13 @@ pub fn validate(path: &Path) -> Result<PinPath> {
                 split = i + 1;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+            // bpffs answers EPERM for any name with a dot in it.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && name.as_bytes().contains(&b'.') => {
+                return Err(Error::DotInName {
+                    path: path.to_owned(),
+                    name: name.to_string_lossy().into_owned(),
+                });
+            }
             Err(e) => return Err(Error::syscall("stat", next, e)),
         }
     }

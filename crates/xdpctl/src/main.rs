@@ -43,6 +43,25 @@ fn permission_hint(err: &anyhow::Error) -> Option<&'static str> {
         .then_some("xdpctl needs CAP_BPF and CAP_NET_ADMIN (or root); run it as root or with sudo")
 }
 
+/// The error and its causes, `: `-separated, skipping a cause whose text its
+/// parent already includes (libraries often repeat their source's message).
+fn render_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if last.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        last = text;
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match run(&cli) {
@@ -57,11 +76,30 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("xdpctl: {err:#}");
+            eprintln!("xdpctl: {}", render_chain(&err));
             if let Some(hint) = permission_hint(&err) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        let io = io::Error::from_raw_os_error(libc::EPERM);
+        let err = anyhow::Error::new(io)
+            .context("failed to create map `pps`")
+            .context("failed to create map `pps`")
+            .context("loading xdpfw");
+        assert_eq!(
+            render_chain(&err),
+            "loading xdpfw: failed to create map `pps`: Operation not permitted (os error 1)"
+        );
+        assert!(permission_hint(&err).is_some());
     }
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing xdpctl needs, if it is missing:
+# clang and the BPF headers for the XDP programs, iproute2 and ping for the
+# end-to-end tests. Debian and Ubuntu; run as root. Idempotent and quiet when
+# everything is there.
+set -euo pipefail
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_file() { [ -e "$1" ]; }
+
+have_cmd clang || need+=(clang)
+have_cmd llvm-strip || need+=(llvm)
+have_file /usr/include/bpf/bpf_helpers.h || need+=(libbpf-dev)
+have_file /usr/include/linux/bpf.h || need+=(linux-libc-dev)
+have_cmd ip || need+=(iproute2)
+have_cmd ping || need+=(iputils-ping)
+have_cmd setpriv || need+=(util-linux)
+have_cmd make || need+=(make)
+
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "xdpctl needs these Debian packages: ${need[*]}; run as root to install them" >&2
+        exit 1
+    fi
+    echo "installing: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! have_cmd cargo; then
+    echo "cargo is missing: install Rust 1.95 or newer (https://rustup.rs), then run this again" >&2
+    exit 1
+fi

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, kernel tests (BPF_PROG_TEST_RUN) and
+# end-to-end tests of the built binary in private bpffs mounts and network
+# namespaces. Needs root for the privileged tests; under CI=true a test that
+# cannot get its privileges fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+# The end-to-end tests run the binary, so build it first.
+cargo build --locked -p xdpctl
+cargo test --locked --workspace "$@"
