@@ -33,7 +33,11 @@ fn a_staged_change_that_is_dropped_leaves_nothing() {
         assert!(!fs.snapshot().is_empty());
         // dropped here without commit
     }
-    assert_eq!(fs.snapshot(), Vec::<String>::new(), "the parents a/ and a/b/ must go too");
+    assert_eq!(
+        fs.snapshot(),
+        Vec::<String>::new(),
+        "the parents a/ and a/b/ must go too"
+    );
 }
 
 #[test]
@@ -53,11 +57,19 @@ fn commit_makes_every_pin_appear_with_its_kind_and_id() {
     let pins = pinfs::list(&dir).unwrap();
     let kinds: Vec<(String, pinfs::Kind)> = pins
         .iter()
-        .map(|p| (p.path.strip_prefix(&dir).unwrap().display().to_string(), p.kind))
+        .map(|p| {
+            (
+                p.path.strip_prefix(&dir).unwrap().display().to_string(),
+                p.kind,
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
-        [("maps/ethertypes".to_owned(), pinfs::Kind::Map), ("prog".to_owned(), pinfs::Kind::Prog)]
+        [
+            ("maps/ethertypes".to_owned(), pinfs::Kind::Map),
+            ("prog".to_owned(), pinfs::Kind::Prog)
+        ]
     );
     let info = pinfs::obj_info(prog_fd(&ebpf)).unwrap();
     assert_eq!(pins[1].id, info.id, "the pin is the loaded program");
@@ -72,7 +84,10 @@ fn commit_makes_every_pin_appear_with_its_kind_and_id() {
     let removed = pinfs::remove_all(&dir).unwrap();
     assert_eq!(removed.len(), 2);
     assert!(!dir.exists());
-    assert!(pinfs::remove_all(&dir).unwrap().is_empty(), "removing twice is fine");
+    assert!(
+        pinfs::remove_all(&dir).unwrap().is_empty(),
+        "removing twice is fine"
+    );
 }
 
 #[test]
@@ -80,30 +95,48 @@ fn stale_staging_of_a_dead_process_is_cleaned_up() {
     require_privileges!();
     let fs = Bpffs::new();
     // A pid that does not exist (pid_max is at most 2^22).
-    let dead = (4_000_000..4_194_304).find(|p| !Path::new(&format!("/proc/{p}")).exists()).unwrap();
+    let dead = (4_000_000..4_194_304)
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
     let stale = fs.path().join(format!("_xdpctl-stage-{dead}-load"));
     fs::create_dir(&stale).unwrap();
-    let alive = fs.path().join(format!("_xdpctl-stage-{}-other", std::process::id()));
+    let alive = fs
+        .path()
+        .join(format!("_xdpctl-stage-{}-other", std::process::id()));
     fs::create_dir(&alive).unwrap();
 
     let target = pinfs::validate(&fs.path().join("load")).unwrap();
     drop(pinfs::Staging::begin(&target).unwrap());
-    assert!(!stale.exists(), "the dead process's staging dir must be removed");
+    assert!(
+        !stale.exists(),
+        "the dead process's staging dir must be removed"
+    );
     assert!(alive.exists(), "a live process's staging dir must be kept");
     // Listing never reports staging directories.
-    assert!(pinfs::list(fs.path()).unwrap().iter().all(|p| !p.path.starts_with(&alive)));
+    assert!(
+        pinfs::list(fs.path())
+            .unwrap()
+            .iter()
+            .all(|p| !p.path.starts_with(&alive))
+    );
 }
 
 #[test]
 fn ensure_mounted_mounts_only_when_allowed() {
     require_privileges!();
     let plain = tempfile::tempdir().unwrap();
-    assert!(matches!(pinfs::ensure_mounted(plain.path(), false), Err(pinfs::Error::NotBpffs { .. })));
+    assert!(matches!(
+        pinfs::ensure_mounted(plain.path(), false),
+        Err(pinfs::Error::NotBpffs { .. })
+    ));
     assert!(!pinfs::is_bpffs(plain.path()).unwrap());
     let root = plain.path().join("bpf");
     assert!(pinfs::ensure_mounted(&root, true).unwrap(), "should mount");
     assert!(pinfs::is_bpffs(&root).unwrap());
-    assert!(!pinfs::ensure_mounted(&root, true).unwrap(), "already mounted: no second mount");
+    assert!(
+        !pinfs::ensure_mounted(&root, true).unwrap(),
+        "already mounted: no second mount"
+    );
     nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH).unwrap();
 }
 
@@ -133,12 +166,23 @@ fn load_mounts_the_default_bpffs_when_missing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(!stdout.contains("no-mount-loaded"), "--no-mount must not load: {stdout}");
     assert!(
-        stdout.contains("/sys/fs/bpf is not on a bpffs mount (mount one with: mount -t bpf bpf /sys/fs/bpf)"),
+        !stdout.contains("no-mount-loaded"),
+        "--no-mount must not load: {stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "/sys/fs/bpf is not on a bpffs mount (mount one with: mount -t bpf bpf /sys/fs/bpf)"
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains("bpf_fs"), "bpffs should be mounted: {stdout}");
-    assert!(stdout.contains("maps") && stdout.contains("xdp_fw"), "{stdout}");
+    assert!(
+        stdout.contains("bpf_fs"),
+        "bpffs should be mounted: {stdout}"
+    );
+    assert!(
+        stdout.contains("maps") && stdout.contains("xdp_fw"),
+        "{stdout}"
+    );
     assert!(stderr.contains("mounted bpffs at /sys/fs/bpf"), "{stderr}");
 }

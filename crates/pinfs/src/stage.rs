@@ -49,6 +49,7 @@ pub struct Staging {
     dir: PathBuf,
     created_parents: Vec<PathBuf>,
     committed: bool,
+    replacing: bool,
     lock: Option<DirLock>,
 }
 
@@ -59,6 +60,24 @@ impl Staging {
     /// with [`Error::Occupied`] if `target` already holds pins. An existing
     /// empty directory at `target` is fine: it is replaced.
     pub fn begin(target: &PinPath) -> Result<Self> {
+        Self::start(target, false)
+    }
+
+    /// Starts a change that will replace the directory `target`, which must
+    /// exist: [`commit`](Staging::commit) swaps the staged directory with it
+    /// in one `rename(2)` (`RENAME_EXCHANGE`) and then removes the old pins.
+    pub fn begin_replacing(target: &PinPath) -> Result<Self> {
+        if !target.exists() {
+            return Err(Error::syscall(
+                "stat",
+                &target.path,
+                io::Error::from_raw_os_error(libc::ENOENT),
+            ));
+        }
+        Self::start(target, true)
+    }
+
+    fn start(target: &PinPath, replacing: bool) -> Result<Self> {
         let Some(name) = target.path.file_name().map(OsStr::to_owned) else {
             return Err(Error::NotADirectory {
                 path: target.path.clone(),
@@ -69,6 +88,7 @@ impl Staging {
             dir: PathBuf::new(),
             created_parents: Vec::new(),
             committed: false,
+            replacing,
             lock: None,
         };
         // Create missing parents; on failure, Drop removes what was created.
@@ -84,7 +104,9 @@ impl Staging {
         }
         let parent = target.path.parent().unwrap_or(Path::new("/")).to_owned();
         staging.lock = Some(DirLock::exclusive(&parent)?);
-        staging.check_target()?;
+        if !replacing {
+            staging.check_target()?;
+        }
         remove_stale(&parent);
 
         let mut staged_name = OsString::from(format!("{STAGING_PREFIX}{}-", std::process::id()));
@@ -145,8 +167,17 @@ impl Staging {
         &self.target
     }
 
-    /// Makes the staged pins appear at the target, all at once.
+    /// Makes the staged pins appear at the target, all at once. When
+    /// replacing, returns once the old pins are removed.
     pub fn commit(mut self) -> Result<PathBuf> {
+        if self.replacing {
+            rename_exchange(&self.dir, &self.target)
+                .map_err(|e| Error::syscall("rename", &self.target, e))?;
+            self.committed = true;
+            // The old pins are now in the staging directory.
+            remove_all(&self.dir)?;
+            return Ok(self.target.clone());
+        }
         // Under the lock, only a non-xdpctl writer can have filled the target
         // since `begin`; check again so the error is the helpful one.
         self.check_target()?;
@@ -181,6 +212,14 @@ impl Drop for Staging {
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    renameat2(from, to, libc::RENAME_NOREPLACE)
+}
+
+fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    renameat2(a, b, libc::RENAME_EXCHANGE)
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     let from = CString::new(from.as_os_str().as_bytes())?;
     let to = CString::new(to.as_os_str().as_bytes())?;
     // SAFETY: valid C strings; AT_FDCWD with absolute paths.
@@ -190,7 +229,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
             from.as_ptr(),
             libc::AT_FDCWD,
             to.as_ptr(),
-            libc::RENAME_NOREPLACE,
+            flags,
         )
     };
     if ret == 0 {

@@ -130,14 +130,14 @@ pub struct ObjectInfo {
 /// The kind and kernel id of the object behind `fd`.
 ///
 /// NB: the kind comes from the anon inode's name (`bpf-prog`, `bpf-map`,
-/// `bpf_link`, `btf`); the id is the second `u32` of every `bpf_*_info`
+/// `bpf_link` or `bpf-link` by kernel version, `btf`); the id is the second `u32` of every `bpf_*_info`
 /// struct, so a short `BPF_OBJ_GET_INFO_BY_FD` reads it whatever the kind.
 pub fn obj_info(fd: BorrowedFd<'_>) -> io::Result<ObjectInfo> {
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
     let kind = match link.as_os_str().as_bytes() {
         b"anon_inode:bpf-prog" => Kind::Prog,
         b"anon_inode:bpf-map" => Kind::Map,
-        b"anon_inode:bpf_link" => Kind::Link,
+        b"anon_inode:bpf_link" | b"anon_inode:bpf-link" => Kind::Link,
         b"anon_inode:btf" => Kind::Btf,
         other => {
             return Err(io::Error::new(

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, str::FromStr};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_STATUS: &str = "\
 Exit status:
@@ -14,8 +14,11 @@ Exit status:
 const GLOBAL_EXAMPLES: &str = "\
 Examples:
   xdpctl load --pin /sys/fs/bpf/xdpfw      load and pin the built-in firewall
+  xdpctl attach /sys/fs/bpf/xdpfw/xdp_fw ens5 --mode generic
+  xdpctl net show ens5                     XDP + tcx + tc on ens5
   xdpctl prog show /sys/fs/bpf/xdpfw/xdp_fw
   xdpctl map show                          every map, with its pinned paths
+  xdpctl detach ens5
   xdpctl -j map show | jq .                JSON for scripts
   xdpctl unload /sys/fs/bpf/xdpfw          remove what the load pinned";
 
@@ -66,6 +69,11 @@ pub struct Cli {
 pub enum Command {
     Load(LoadArgs),
     Unload(UnloadArgs),
+    Attach(AttachArgs),
+    Detach(DetachArgs),
+    /// Show what is attached to network devices: XDP, tcx and tc.
+    #[command(subcommand)]
+    Net(NetCommand),
     /// Show programs.
     #[command(subcommand)]
     Prog(ProgCommand),
@@ -80,7 +88,7 @@ pub enum Command {
 /// at DIR/<program name>, maps at DIR/maps/<map name>. The pins appear all
 /// at once or not at all: a load that fails (verifier, permissions, a bad
 /// --map) leaves nothing behind, not even an empty directory. A DIR that
-/// already holds pins is refused.
+/// already holds pins is refused, unless --replace upgrades it in place.
 ///
 /// Example: xdpctl load --pin /sys/fs/bpf/xdpfw
 #[derive(Debug, Args)]
@@ -89,7 +97,8 @@ Examples:
   xdpctl load --pin /sys/fs/bpf/xdpfw
   xdpctl load ./my_xdp.o --pin my_xdp        (relative: under --bpffs)
   xdpctl load ./v2.o --pin /sys/fs/bpf/v2 --map blocklist=/sys/fs/bpf/xdpfw/maps/blocklist
-  xdpctl load ./bad.o --pin bad --verifier-log /tmp/verifier.txt")]
+  xdpctl load ./bad.o --pin bad --verifier-log /tmp/verifier.txt
+  xdpctl load ./xdpfw-v2.o --pin /sys/fs/bpf/xdpfw --replace     (hitless upgrade)")]
 pub struct LoadArgs {
     /// BPF object file (ELF, from `clang -target bpf`); default: the built-in firewall.
     #[arg(value_name = "OBJECT")]
@@ -108,11 +117,26 @@ pub struct LoadArgs {
     /// Write the verifier's full log to FILE when a program is rejected.
     #[arg(long, value_name = "FILE")]
     pub verifier_log: Option<PathBuf>,
+
+    /// Upgrade the load in DIR without a gap: reuse its compatible maps
+    /// (state such as the blocklist carries over), switch every attachment
+    /// made from DIR to the new program of the same name atomically, then
+    /// swap the pins. A map whose definition changed is an error unless
+    /// --reset-maps.
+    #[arg(long)]
+    pub replace: bool,
+
+    /// With --replace: start maps whose definition changed empty instead of
+    /// failing.
+    #[arg(long, requires = "replace")]
+    pub reset_maps: bool,
 }
 
-/// Remove everything pinned under a directory.
+/// Detach what a load directory attached, then remove its pins.
 ///
-/// Idempotent: a directory that does not exist is reported and is not an
+/// First detaches every link pinned under DIR/links and every netlink
+/// attachment of DIR's programs in the current network namespace, then
+/// removes everything pinned under DIR, and DIR. Idempotent: a directory that does not exist is reported and is not an
 /// error. Refuses to remove the root of a bpffs mount.
 ///
 /// Example: xdpctl unload /sys/fs/bpf/xdpfw
@@ -121,6 +145,108 @@ pub struct UnloadArgs {
     /// The directory a load pinned into; a relative path is taken under --bpffs.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+/// Attach a pinned XDP program to a network device.
+///
+/// The attachment outlives xdpctl: by default it is a bpf_link pinned at
+/// <load dir>/links/<device>, which other tools cannot silently replace;
+/// --netlink attaches the legacy way instead (visible to and removable by
+/// `ip link set dev DEV xdp off`). The mode actually in effect is printed.
+///
+/// The default mode is native: XDP's point is to run in the driver, and a
+/// silent fall back to generic mode would hide a several-fold slowdown. If
+/// the driver cannot run XDP natively, xdpctl fails and says to use
+/// --mode generic. A device that already runs an XDP program is refused
+/// unless --replace is given, which swaps the program atomically.
+///
+/// Example: xdpctl attach /sys/fs/bpf/xdpfw/xdp_fw ens5 --mode generic
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl attach /sys/fs/bpf/xdpfw/xdp_fw ens5 --mode generic
+  xdpctl attach xdpfw eth1                      (a load dir with one XDP program)
+  xdpctl attach id:42 veth0 --netns blue --netlink
+  xdpctl attach xdpfw-v2/xdp_fw ens5 --mode generic --replace")]
+pub struct AttachArgs {
+    /// The program: a pinned path, a load directory holding one XDP
+    /// program, or an id (42 or id:42). Relative paths are under --bpffs.
+    #[arg(value_name = "PROG")]
+    pub prog: Handle,
+
+    /// The network device.
+    #[arg(value_name = "DEV")]
+    pub dev: String,
+
+    /// Where the program runs: native (in the driver), generic (after the
+    /// kernel allocates an skb; any device), offload (on the NIC).
+    #[arg(long, value_enum, default_value_t = XdpMode::Native)]
+    pub mode: XdpMode,
+
+    /// The network namespace of DEV: a name from `ip netns list` or a path
+    /// such as /proc/PID/ns/net. Entered with setns(2), so pins stay visible.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+
+    /// Replace the XDP program DEV runs (same mode), atomically.
+    #[arg(long)]
+    pub replace: bool,
+
+    /// Attach over netlink (IFLA_XDP) instead of with a pinned bpf_link.
+    #[arg(long)]
+    pub netlink: bool,
+}
+
+/// XDP attach modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpMode {
+    /// In the driver (xdpdrv); fastest, needs driver support.
+    #[value(alias = "drv", alias = "driver")]
+    Native,
+    /// After skb allocation (xdpgeneric); works on every device.
+    #[value(alias = "skb")]
+    Generic,
+    /// On the NIC (xdpoffload); needs an offload-capable NIC.
+    #[value(alias = "hw")]
+    Offload,
+}
+
+/// Take the XDP program off a network device, whatever attached it.
+///
+/// Removes our pinned links (and their pins), links other tools made, and
+/// netlink attachments in any mode. A device with nothing attached is
+/// reported and is not an error.
+///
+/// Example: xdpctl detach ens5
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    /// The network device.
+    #[arg(value_name = "DEV")]
+    pub dev: String,
+
+    /// The network namespace of DEV (a name or a path).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+}
+
+/// `net` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// Everything attached to network devices: XDP (mode, program, link or
+    /// netlink), tcx ingress/egress, tc clsact cls_bpf filters, plus the
+    /// namespace's flow dissector and netfilter BPF links.
+    ///
+    /// Example: xdpctl net show ens5
+    #[command(visible_alias = "list")]
+    Show {
+        /// Only this device (shown even with nothing attached).
+        #[arg(value_name = "DEV")]
+        dev: Option<String>,
+
+        /// The network namespace to look in (a name or a path).
+        #[arg(long, value_name = "NAME|PATH")]
+        netns: Option<String>,
+    },
 }
 
 /// `prog` subcommands.

@@ -51,6 +51,7 @@ pub fn open_id(kind: IdKind, id: u32) -> Result<OwnedFd> {
     let what = match kind {
         IdKind::Prog => "program",
         IdKind::Map => "map",
+        IdKind::Link => "link",
     };
     sys::fd_by_id(kind, id).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) => anyhow::anyhow!("no {what} has id {id}"),

@@ -2,8 +2,12 @@
 
 use std::{
     borrow::Cow,
+    collections::HashMap,
     fs,
-    os::{fd::AsFd, unix::fs::MetadataExt},
+    os::{
+        fd::{AsFd, AsRawFd, OwnedFd},
+        unix::fs::MetadataExt,
+    },
     path::{Path, PathBuf},
 };
 
@@ -135,32 +139,13 @@ fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<Path
             path.display()
         )
     })?;
-    let want = [
-        ("type", def.map_type(), info.type_, true),
-        ("key size", def.key_size(), info.key_size, false),
-        ("value size", def.value_size(), info.value_size, false),
-        ("max entries", def.max_entries(), info.max_entries, false),
-        ("flags", def.map_flags(), info.map_flags, false),
-    ];
-    for (what, expected, found, is_type) in want {
-        if expected != found {
-            let show = |v: u32| {
-                if is_type {
-                    crate::sys::map_type_name(v)
-                } else {
-                    v.to_string()
-                }
-            };
-            bail!(
-                "--map {}: the map pinned at {} does not match {}'s definition: {what} is {}, \
-                 the object wants {}",
-                reuse.name,
-                path.display(),
-                obj.label,
-                show(found),
-                show(expected)
-            );
-        }
+    if let Some(diff) = map_mismatch(def, &info) {
+        bail!(
+            "--map {}: the map pinned at {} does not match {}'s definition: {diff}",
+            reuse.name,
+            path.display(),
+            obj.label
+        );
     }
     Ok(pin.path)
 }
@@ -234,6 +219,9 @@ pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
         ctx.ensure_bpffs()?;
     }
     let target = pinfs::validate(&dir).context("--pin")?;
+    if args.replace {
+        return upgrade(ctx, args, &object, &target);
+    }
     if target.exists() && fs::symlink_metadata(&target.path).is_ok_and(|m| m.is_dir()) {
         // Fail before the (slow) load; Staging checks again under the lock.
         let pins = pinfs::list(&target.path)?;
@@ -247,11 +235,39 @@ pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
     }
     let mut reuse = Vec::new();
     for m in &args.maps {
-        reuse.push((m.name.as_str(), check_reuse(ctx, &object, m)?));
+        reuse.push((m.name.clone(), check_reuse(ctx, &object, m)?));
     }
+    let (ebpf, names) = load_into_kernel(&object, &reuse, args.verifier_log.as_deref())?;
 
+    let mut staging = pinfs::Staging::begin(&target)?;
+    stage_object(&mut staging, &ebpf, &names)?;
+    let dir = staging.commit()?;
+    eprintln!(
+        "xdpctl: loaded {} and pinned it at {}",
+        object.label,
+        dir.display()
+    );
+    print_loaded(ctx, dir)
+}
+
+fn print_loaded(ctx: &Ctx, dir: PathBuf) -> Result<()> {
+    let objects = pinfs::list(&dir)?
+        .into_iter()
+        .map(PinRow::from_pin)
+        .collect();
+    output::print(ctx.format, &Loaded { dir, objects })?;
+    Ok(())
+}
+
+/// Loads the object's maps (reusing the pinned ones in `reuse`) and
+/// programs; returns them with the program names, sorted.
+fn load_into_kernel(
+    object: &ObjectFile<'_>,
+    reuse: &[(String, PathBuf)],
+    verifier_log: Option<&Path>,
+) -> Result<(aya::Ebpf, Vec<String>)> {
     let mut loader = EbpfLoader::new();
-    for (name, path) in &reuse {
+    for (name, path) in reuse {
         loader.map_pin_path(name, path.as_path());
     }
     let mut ebpf = loader
@@ -268,38 +284,291 @@ pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
             _ => unreachable!("read_object admits only XDP and tc programs"),
         };
         if let Err(err) = result {
-            return Err(rejection(name, err, args.verifier_log.as_deref()));
+            return Err(rejection(name, err, verifier_log));
         }
     }
+    Ok((ebpf, names))
+}
 
-    let mut staging = pinfs::Staging::begin(&target)?;
-    for name in &names {
-        let fd = ebpf.program(name).expect("listed above").fd()?;
+/// Pins programs at `<name>` and maps at `maps/<name>` in a staged change.
+fn stage_object(staging: &mut pinfs::Staging, ebpf: &aya::Ebpf, names: &[String]) -> Result<()> {
+    for name in names {
+        let fd = ebpf.program(name).expect("loaded").fd()?;
         staging.pin(name, fd.as_fd())?;
     }
     let mut maps: Vec<(&str, &aya::maps::Map)> = ebpf.maps().collect();
     maps.sort_by_key(|(n, _)| *n);
     for (name, map) in maps {
-        // NB: global data maps are named `.rodata`, `.data`, `.bss`; pinned
-        // as `_rodata` etc. so they are not hidden files.
+        // NB: global data maps are named `.rodata`, `.data`, `.bss`; bpffs
+        // refuses dots, so they are pinned as `_rodata` etc.
         let file = name.replace('.', "_");
         let staged = staging.prepare(&format!("{MAPS_SUBDIR}/{file}"))?;
         map.pin(&staged)
             .with_context(|| format!("pinning map {name} at {}", staged.display()))?;
     }
-    let dir = staging.commit()?;
-
-    let objects = pinfs::list(&dir)?
-        .into_iter()
-        .map(PinRow::from_pin)
-        .collect();
-    eprintln!(
-        "xdpctl: loaded {} and pinned it at {}",
-        object.label,
-        dir.display()
-    );
-    output::print(ctx.format, &Loaded { dir, objects })?;
     Ok(())
+}
+
+/// A link or netlink attachment to move to the new program.
+enum Swap {
+    Link {
+        pin: PathBuf,
+        fd: OwnedFd,
+        old: OwnedFd,
+        new: String,
+    },
+    Netlink {
+        ifindex: u32,
+        device: String,
+        flag: u32,
+        old: OwnedFd,
+        new: String,
+    },
+}
+
+/// `xdpctl load --replace`: the hitless upgrade.
+///
+/// The new object reuses the directory's pinned maps where they are
+/// compatible, so state such as the blocklist carries over; every link
+/// pinned in the directory and every netlink attachment (in this
+/// namespace) of its programs is switched to the new program of the same
+/// name atomically (`BPF_LINK_UPDATE`, `XDP_FLAGS_REPLACE`), so the device
+/// never runs without a program; last, the pins are swapped in one rename.
+/// Any failure before the rename puts the old programs back.
+fn upgrade(
+    ctx: &Ctx,
+    args: &LoadArgs,
+    object: &ObjectFile<'_>,
+    target: &pinfs::PinPath,
+) -> Result<()> {
+    let dir = &target.path;
+    let pins = if target.exists() {
+        pinfs::list(dir)?
+    } else {
+        Vec::new()
+    };
+    if pins.is_empty() {
+        bail!(
+            "nothing is loaded at {}; --replace upgrades an existing load (drop it for a first load)",
+            dir.display()
+        );
+    }
+    let rel = |p: &pinfs::Pin| p.path.strip_prefix(dir).unwrap_or(&p.path).to_owned();
+    let old_maps: HashMap<String, PathBuf> = pins
+        .iter()
+        .filter(|p| p.kind == pinfs::Kind::Map && rel(p).starts_with(MAPS_SUBDIR))
+        .filter_map(|p| {
+            Some((
+                p.path.file_name()?.to_string_lossy().into_owned(),
+                p.path.clone(),
+            ))
+        })
+        .collect();
+    let old_progs: HashMap<u32, String> = pins
+        .iter()
+        .filter(|p| p.kind == pinfs::Kind::Prog && rel(p).components().count() == 1)
+        .map(|p| (p.id, rel(p).display().to_string()))
+        .collect();
+
+    // Maps: explicit --map first, then the directory's own by name.
+    let mut reuse: Vec<(String, PathBuf)> = Vec::new();
+    let mut reset = Vec::new();
+    for m in &args.maps {
+        reuse.push((m.name.clone(), check_reuse(ctx, object, m)?));
+    }
+    let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
+    map_names.sort();
+    for name in map_names {
+        if reuse.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let Some(path) = old_maps.get(&name.replace('.', "_")) else {
+            continue;
+        };
+        let fd = pinfs::obj_get(path)?;
+        let info = crate::sys::map_info(fd.as_fd())
+            .with_context(|| format!("reading the map pinned at {}", path.display()))?;
+        match map_mismatch(&object.parsed.maps[name], &info) {
+            None => reuse.push((name.clone(), path.clone())),
+            Some(diff) if args.reset_maps => reset.push(format!("{name} ({diff})")),
+            Some(diff) => bail!(
+                "map {name} in {} does not fit {}: {diff}; its contents cannot carry over \
+                 (use --reset-maps to start it empty)",
+                dir.display(),
+                object.label
+            ),
+        }
+    }
+
+    let (ebpf, names) = load_into_kernel(object, &reuse, args.verifier_log.as_deref())?;
+    let new_fd = |name: &str| -> Result<OwnedFd> {
+        Ok(ebpf
+            .program(name)
+            .expect("loaded")
+            .fd()?
+            .as_fd()
+            .try_clone_to_owned()?)
+    };
+
+    // Plan every swap before touching anything.
+    let mut staging = pinfs::Staging::begin_replacing(target)?;
+    let mut swaps = Vec::new();
+    for pin in pins.iter().filter(|p| p.kind == pinfs::Kind::Link) {
+        let fd = pinfs::obj_get(&pin.path)?;
+        let info = crate::sys::link_info(fd.as_fd())
+            .with_context(|| format!("reading link {}", pin.path.display()))?;
+        let Some(prog) = old_progs.get(&info.prog_id) else {
+            continue;
+        };
+        if !names.contains(prog) {
+            bail!(
+                "the link pinned at {} runs {prog}, which {} does not have; nothing was changed",
+                pin.path.display(),
+                object.label
+            );
+        }
+        let old = crate::sys::fd_by_id(crate::sys::IdKind::Prog, info.prog_id)?;
+        swaps.push(Swap::Link {
+            pin: rel(pin),
+            fd,
+            old,
+            new: prog.clone(),
+        });
+    }
+    let mut rtnl = crate::netlink::Rtnl::open().context("opening rtnetlink")?;
+    let links = crate::link::all()?;
+    for dev in rtnl.devices().context("listing devices")? {
+        for (mode, prog_id) in dev.xdp.attached() {
+            let Some(prog) = old_progs.get(&prog_id) else {
+                continue;
+            };
+            if crate::link::xdp_link_for(&links, dev.ifindex, prog_id).is_some() {
+                continue;
+            }
+            if !names.contains(prog) {
+                bail!(
+                    "{} runs {prog}, which {} does not have; nothing was changed",
+                    dev.name,
+                    object.label
+                );
+            }
+            let old = crate::sys::fd_by_id(crate::sys::IdKind::Prog, prog_id)?;
+            let flag = crate::attach::state_mode_flag(mode);
+            swaps.push(Swap::Netlink {
+                ifindex: dev.ifindex,
+                device: dev.name.clone(),
+                flag,
+                old,
+                new: prog.clone(),
+            });
+        }
+    }
+
+    // Stage the new pins (invisible until the rename), links included.
+    stage_object(&mut staging, &ebpf, &names)?;
+    for swap in &swaps {
+        if let Swap::Link { pin, fd, .. } = swap {
+            staging.pin(&pin.display().to_string(), fd.as_fd())?;
+        }
+    }
+
+    // Switch the programs; on failure switch back what was switched.
+    let mut done: Vec<&Swap> = Vec::new();
+    let apply = |swap: &Swap, rtnl: &mut crate::netlink::Rtnl, forward: bool| -> Result<()> {
+        match swap {
+            Swap::Link { pin, fd, old, new } => {
+                let new = new_fd(new)?;
+                let (to, from) = if forward {
+                    (new.as_fd(), old.as_fd())
+                } else {
+                    (old.as_fd(), new.as_fd())
+                };
+                crate::sys::link_update(fd.as_fd(), to, Some(from))
+                    .with_context(|| format!("updating the link pinned at {}", pin.display()))
+            }
+            Swap::Netlink {
+                ifindex,
+                device,
+                flag,
+                old,
+                new,
+            } => {
+                let new = new_fd(new)?;
+                let (to, from) = if forward {
+                    (new.as_raw_fd(), old.as_raw_fd())
+                } else {
+                    (old.as_raw_fd(), new.as_raw_fd())
+                };
+                rtnl.set_xdp(
+                    *ifindex,
+                    to,
+                    flag | crate::sys::xdp_flags::REPLACE,
+                    Some(from),
+                )
+                .with_context(|| format!("replacing the program on {device}"))
+            }
+        }
+    };
+    for swap in &swaps {
+        if let Err(e) = apply(swap, &mut rtnl, true) {
+            for undo in done.iter().rev() {
+                let _ = apply(undo, &mut rtnl, false);
+            }
+            return Err(e.context("the old programs are back in place"));
+        }
+        done.push(swap);
+    }
+    let dir = match staging.commit() {
+        Ok(dir) => dir,
+        Err(e) => {
+            for undo in done.iter().rev() {
+                let _ = apply(undo, &mut rtnl, false);
+            }
+            return Err(anyhow::Error::new(e).context("the old programs are back in place"));
+        }
+    };
+    let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+    eprintln!(
+        "xdpctl: upgraded {} to {}: {} attachment(s) switched; maps kept: {}{}",
+        dir.display(),
+        object.label,
+        swaps.len(),
+        if kept.is_empty() {
+            "none".to_owned()
+        } else {
+            kept.join(", ")
+        },
+        if reset.is_empty() {
+            String::new()
+        } else {
+            format!("; maps reset: {}", reset.join(", "))
+        }
+    );
+    print_loaded(ctx, dir)
+}
+
+/// How a pinned map differs from an object's definition, if it does.
+fn map_mismatch(def: &aya_obj::Map, info: &aya_obj::generated::bpf_map_info) -> Option<String> {
+    let fields = [
+        ("type", def.map_type(), info.type_, true),
+        ("key size", def.key_size(), info.key_size, false),
+        ("value size", def.value_size(), info.value_size, false),
+        ("max entries", def.max_entries(), info.max_entries, false),
+        ("flags", def.map_flags(), info.map_flags, false),
+    ];
+    fields
+        .into_iter()
+        .find(|(_, want, have, _)| want != have)
+        .map(|(what, want, have, is_type)| {
+            let show = |v: u32| {
+                if is_type {
+                    crate::sys::map_type_name(v)
+                } else {
+                    v.to_string()
+                }
+            };
+            format!("{what} is {}, the object wants {}", show(have), show(want))
+        })
 }
 
 fn rejection(
@@ -334,11 +603,13 @@ fn rejection(
     .into()
 }
 
-/// What an unload removed.
+/// What an unload detached and removed.
 #[derive(Debug, Serialize)]
 pub struct Unloaded {
     /// The directory.
     pub dir: PathBuf,
+    /// Attachments taken off devices first.
+    pub detached: Vec<crate::attach::Attachment>,
     /// The pins removed.
     pub removed: Vec<RemovedRow>,
 }
@@ -382,25 +653,12 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         Ok(target) => target,
         // A bpffs root that is not mounted holds nothing: nothing to do.
         Err(pinfs::Error::NotBpffs { .. }) if !dir.exists() => {
-            eprintln!("xdpctl: nothing is pinned at {}", dir.display());
-            return output::print(
-                ctx.format,
-                &Unloaded {
-                    dir,
-                    removed: Vec::new(),
-                },
-            )
-            .map_err(Into::into);
+            return nothing_pinned(ctx, dir);
         }
         Err(e) => return Err(e.into()),
     };
     if !target.exists() {
-        eprintln!("xdpctl: nothing is pinned at {}", target.path.display());
-        let unloaded = Unloaded {
-            dir: target.path,
-            removed: Vec::new(),
-        };
-        return output::print(ctx.format, &unloaded).map_err(Into::into);
+        return nothing_pinned(ctx, target.path);
     }
     let meta =
         fs::metadata(&target.path).with_context(|| format!("stat {}", target.path.display()))?;
@@ -420,6 +678,28 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
     }
 
     let _lock = pinfs::DirLock::exclusive(parent)?;
+    // Detach first: an attached program keeps running after its pins are gone.
+    let pins = pinfs::list(&target.path)?;
+    let (links, others): (Vec<_>, Vec<_>) =
+        pins.into_iter().partition(|p| p.kind == pinfs::Kind::Link);
+    let prog_ids: Vec<u32> = others
+        .iter()
+        .filter(|p| p.kind == pinfs::Kind::Prog)
+        .map(|p| p.id)
+        .collect();
+    let detached = crate::attach::detach_load(&links, &prog_ids)?;
+    for d in &detached {
+        eprintln!(
+            "xdpctl: detached program {} ({}) from {} ({})",
+            d.prog_id,
+            d.prog_name,
+            d.device,
+            d.link_id.map_or_else(
+                || format!("netlink, {} mode", d.mode),
+                |l| format!("link {l}")
+            )
+        );
+    }
     let removed = pinfs::remove_all(&target.path)?;
     eprintln!(
         "xdpctl: unpinned {} object(s) from {}",
@@ -438,8 +718,21 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         ctx.format,
         &Unloaded {
             dir: target.path,
+            detached,
             removed,
         },
     )?;
+    Ok(())
+}
+
+/// Unload of a directory that does not exist: nothing to do, not an error.
+fn nothing_pinned(ctx: &Ctx, dir: PathBuf) -> Result<()> {
+    eprintln!("xdpctl: nothing is pinned at {}", dir.display());
+    let unloaded = Unloaded {
+        dir,
+        detached: Vec::new(),
+        removed: Vec::new(),
+    };
+    output::print(ctx.format, &unloaded)?;
     Ok(())
 }

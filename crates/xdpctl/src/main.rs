@@ -3,11 +3,16 @@
 //! This file only parses the command line, runs the command and turns the
 //! outcome into an exit code: 0 success, 1 error, 2 usage (clap's own).
 
+mod attach;
 mod cli;
 mod ctx;
 mod describe;
+mod link;
 mod load;
 mod map;
+mod net;
+mod netlink;
+mod netns;
 mod output;
 mod prog;
 mod sys;
@@ -24,6 +29,9 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Load(args) => load::load(&ctx, args),
         Command::Unload(args) => load::unload(&ctx, args),
+        Command::Attach(args) => attach::attach(&ctx, args),
+        Command::Detach(args) => attach::detach(&ctx, args),
+        Command::Net(cmd) => net::run(&ctx, cmd),
         Command::Prog(cmd) => prog::run(&ctx, cmd),
         Command::Map(cmd) => map::run(&ctx, cmd),
     }

@@ -7,7 +7,9 @@ use std::{
     os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
 };
 
-use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_map_info, bpf_prog_info};
+use aya_obj::generated::{
+    bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info,
+};
 
 /// Calls `bpf(cmd, attr)`.
 pub fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
@@ -38,6 +40,7 @@ fn zeroed_attr() -> bpf_attr {
 pub enum IdKind {
     Prog,
     Map,
+    Link,
 }
 
 /// The id after `start` (`BPF_*_GET_NEXT_ID`), or `None` at the end.
@@ -47,6 +50,7 @@ pub fn next_id(kind: IdKind, start: u32) -> io::Result<Option<u32>> {
     let cmd = match kind {
         IdKind::Prog => bpf_cmd::BPF_PROG_GET_NEXT_ID,
         IdKind::Map => bpf_cmd::BPF_MAP_GET_NEXT_ID,
+        IdKind::Link => bpf_cmd::BPF_LINK_GET_NEXT_ID,
     };
     match bpf(cmd, &mut attr) {
         // SAFETY: the kernel filled next_id.
@@ -74,6 +78,7 @@ pub fn fd_by_id(kind: IdKind, id: u32) -> io::Result<OwnedFd> {
     let cmd = match kind {
         IdKind::Prog => bpf_cmd::BPF_PROG_GET_FD_BY_ID,
         IdKind::Map => bpf_cmd::BPF_MAP_GET_FD_BY_ID,
+        IdKind::Link => bpf_cmd::BPF_LINK_GET_FD_BY_ID,
     };
     let fd = bpf(cmd, &mut attr)?;
     // SAFETY: the kernel returned a new fd that we now own.
@@ -113,6 +118,123 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
         map_ids.truncate(again.nr_map_ids.min(map_ids.len() as u32) as usize);
     }
     Ok((info, map_ids))
+}
+
+/// `bpf_link_info` of the link behind `fd`.
+pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<bpf_link_info> {
+    // SAFETY: plain old data.
+    let mut info: bpf_link_info = unsafe { MaybeUninit::zeroed().assume_init() };
+    info_by_fd(fd, &mut info)?;
+    Ok(info)
+}
+
+/// `BPF_LINK_TYPE_XDP`.
+pub const LINK_TYPE_XDP: u32 = 6;
+/// `BPF_LINK_TYPE_NETFILTER`.
+pub const LINK_TYPE_NETFILTER: u32 = 10;
+
+/// XDP attach mode flags (`XDP_FLAGS_*`).
+pub mod xdp_flags {
+    /// Fail if a program is already attached (netlink only).
+    pub const UPDATE_IF_NOEXIST: u32 = 1 << 0;
+    /// Generic (skb) mode.
+    pub const SKB_MODE: u32 = 1 << 1;
+    /// Native (driver) mode.
+    pub const DRV_MODE: u32 = 1 << 2;
+    /// Offload (hardware) mode.
+    pub const HW_MODE: u32 = 1 << 3;
+    /// Replace the program given as expected (netlink only).
+    pub const REPLACE: u32 = 1 << 4;
+}
+
+/// Attaches the XDP program `prog` to `ifindex` as a bpf_link
+/// (`BPF_LINK_CREATE`, attach type `BPF_XDP`) in the mode of `flags`.
+pub fn link_create_xdp(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    attr.link_create.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    attr.link_create.__bindgen_anon_2.target_ifindex = ifindex;
+    attr.link_create.attach_type = bpf_attach_type::BPF_XDP as u32;
+    attr.link_create.flags = flags;
+    let fd = bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr)?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Swaps the program of a link atomically (`BPF_LINK_UPDATE`); with `old`,
+/// only if the link still runs that program (`BPF_F_REPLACE`).
+pub fn link_update(
+    link: BorrowedFd<'_>,
+    new: BorrowedFd<'_>,
+    old: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    attr.link_update.link_fd = link.as_raw_fd() as u32;
+    attr.link_update.__bindgen_anon_1.new_prog_fd = new.as_raw_fd() as u32;
+    if let Some(old) = old {
+        attr.link_update.flags = aya_obj::generated::BPF_F_REPLACE;
+        attr.link_update.__bindgen_anon_2.old_prog_fd = old.as_raw_fd() as u32;
+    }
+    bpf(bpf_cmd::BPF_LINK_UPDATE, &mut attr)?;
+    Ok(())
+}
+
+/// Detaches a link from its hook (`BPF_LINK_DETACH`), even while other fds
+/// or pins still hold the link object.
+pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = zeroed_attr();
+    attr.link_detach.link_fd = link.as_raw_fd() as u32;
+    bpf(bpf_cmd::BPF_LINK_DETACH, &mut attr)?;
+    Ok(())
+}
+
+/// Where a `BPF_PROG_QUERY` looks.
+#[derive(Clone, Copy, Debug)]
+pub enum QueryTarget<'a> {
+    /// A network device.
+    Ifindex(u32),
+    /// An object by fd (a network namespace for the flow dissector).
+    Fd(BorrowedFd<'a>),
+}
+
+/// Programs (and links, where the hook has them) attached at a hook, in
+/// order (`BPF_PROG_QUERY`).
+pub fn prog_query(
+    target: QueryTarget<'_>,
+    attach_type: bpf_attach_type,
+) -> io::Result<(Vec<u32>, Vec<u32>)> {
+    const MAX: usize = 64;
+    let mut prog_ids = vec![0u32; MAX];
+    let mut link_ids = vec![0u32; MAX];
+    let mut attr = zeroed_attr();
+    match target {
+        QueryTarget::Ifindex(ifindex) => attr.query.__bindgen_anon_1.target_ifindex = ifindex,
+        QueryTarget::Fd(fd) => attr.query.__bindgen_anon_1.target_fd = fd.as_raw_fd() as u32,
+    }
+    attr.query.attach_type = attach_type as u32;
+    attr.query.prog_ids = prog_ids.as_mut_ptr() as u64;
+    attr.query.__bindgen_anon_2.prog_cnt = MAX as u32;
+    let with_links = matches!(
+        attach_type,
+        bpf_attach_type::BPF_TCX_INGRESS | bpf_attach_type::BPF_TCX_EGRESS
+    );
+    if with_links {
+        attr.query.link_ids = link_ids.as_mut_ptr() as u64;
+    }
+    bpf(bpf_cmd::BPF_PROG_QUERY, &mut attr)?;
+    // SAFETY: the kernel wrote the count.
+    let count = (unsafe { attr.query.__bindgen_anon_2.prog_cnt } as usize).min(MAX);
+    prog_ids.truncate(count);
+    link_ids.truncate(if with_links { count } else { 0 });
+    Ok((prog_ids, link_ids))
+}
+
+/// The text of an errno, without io::Error's "(os error N)" suffix.
+pub fn errno_text(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
 }
 
 /// A NUL-padded kernel object name as a string.

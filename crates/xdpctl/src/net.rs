@@ -1,0 +1,464 @@
+//! `xdpctl net show`: everything attached to network devices, whoever
+//! attached it.
+//!
+//! XDP comes from rtnetlink (`IFLA_XDP`: program per mode), matched with
+//! the kernel's XDP links to tell a link from a netlink attachment; tcx
+//! from `BPF_PROG_QUERY` (`BPF_TCX_INGRESS`/`EGRESS`), in order, with link
+//! ids; tc from rtnetlink filter dumps on clsact ingress and egress; the
+//! flow dissector from `BPF_PROG_QUERY` on the namespace; netfilter from
+//! the kernel's netfilter links.
+
+use std::{collections::HashMap, fs::File, os::fd::AsFd, path::PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use aya_obj::generated::bpf_attach_type;
+use pinfs::Kind;
+use serde::Serialize;
+
+use crate::{
+    cli::NetCommand,
+    ctx::{Ctx, PinIndex},
+    link::{self, LinkEntry, Target},
+    netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, Rtnl},
+    netns,
+    output::{self, Human, Tabular},
+    sys::{self, IdKind, QueryTarget},
+};
+
+/// The whole picture for a namespace. This is the documented JSON shape.
+#[derive(Debug, Serialize)]
+pub struct NetShow {
+    /// The namespace as given with --netns; null for xdpctl's own.
+    pub netns: Option<String>,
+    /// Devices: every device with something attached, or the one asked for.
+    pub devices: Vec<DeviceRow>,
+    /// The namespace's flow dissector programs.
+    pub flow_dissector: Vec<ProgRef>,
+    /// Netfilter BPF links (the kernel does not say their namespace).
+    pub netfilter: Vec<NetfilterRow>,
+}
+
+/// One device.
+#[derive(Debug, Serialize)]
+pub struct DeviceRow {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// XDP programs, one per mode in use.
+    pub xdp: Vec<XdpRow>,
+    /// tcx ingress programs, in the order they run.
+    pub tcx_ingress: Vec<TcxRow>,
+    /// tcx egress programs, in the order they run.
+    pub tcx_egress: Vec<TcxRow>,
+    /// cls_bpf filters on clsact ingress.
+    pub tc_ingress: Vec<TcRow>,
+    /// cls_bpf filters on clsact egress.
+    pub tc_egress: Vec<TcRow>,
+}
+
+/// An XDP program on a device.
+#[derive(Debug, Serialize)]
+pub struct XdpRow {
+    /// `driver`, `generic` or `offload`.
+    pub mode: String,
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+    /// `link` or `netlink`.
+    pub attach: &'static str,
+    /// The link id, for a link.
+    pub link_id: Option<u32>,
+    /// Where the link is pinned under the bpffs root.
+    pub link_pinned: Vec<PathBuf>,
+}
+
+/// A tcx program.
+#[derive(Debug, Serialize)]
+pub struct TcxRow {
+    /// Position in the chain, from 0.
+    pub order: usize,
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+    /// The link id, if attached by a link.
+    pub link_id: Option<u32>,
+    /// Where the link is pinned under the bpffs root.
+    pub link_pinned: Vec<PathBuf>,
+}
+
+/// A tc cls_bpf filter.
+#[derive(Debug, Serialize)]
+pub struct TcRow {
+    /// Filter priority.
+    pub priority: u16,
+    /// Filter handle.
+    pub handle: u32,
+    /// tc's name for it (object and section, or program name).
+    pub name: String,
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+    /// Direct-action mode.
+    pub direct_action: bool,
+}
+
+/// A program by id and name.
+#[derive(Debug, Serialize)]
+pub struct ProgRef {
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+}
+
+/// A netfilter BPF link.
+#[derive(Debug, Serialize)]
+pub struct NetfilterRow {
+    /// Link id.
+    pub link_id: u32,
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+    /// Protocol family (`ip`, `ip6`, or the number).
+    pub family: String,
+    /// Hook (`prerouting`, `input`, ...).
+    pub hook: String,
+    /// Priority.
+    pub priority: i32,
+}
+
+/// One line of a device's table.
+#[derive(Serialize)]
+struct HookLine {
+    hook: String,
+    prog_id: u32,
+    name: String,
+    attach: String,
+    details: String,
+}
+
+impl Tabular for HookLine {
+    const HEADERS: &'static [&'static str] = &["HOOK", "PROG_ID", "NAME", "ATTACH", "DETAILS"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.hook.clone(),
+            self.prog_id.to_string(),
+            self.name.clone(),
+            self.attach.clone(),
+            self.details.clone(),
+        ]
+    }
+}
+
+fn link_details(id: Option<u32>, pinned: &[PathBuf]) -> (String, String) {
+    match id {
+        Some(id) => (
+            format!("link {id}"),
+            pinned
+                .first()
+                .map_or_else(String::new, |p| format!("pinned {}", p.display())),
+        ),
+        None => ("netlink".to_owned(), String::new()),
+    }
+}
+
+impl Human for NetShow {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for dev in &self.devices {
+            out.push_str(&format!("{} (ifindex {}):\n", dev.name, dev.ifindex));
+            let mut lines = Vec::new();
+            for x in &dev.xdp {
+                let (attach, details) = link_details(x.link_id, &x.link_pinned);
+                lines.push(HookLine {
+                    hook: format!("xdp/{}", x.mode),
+                    prog_id: x.prog_id,
+                    name: x.prog_name.clone(),
+                    attach: if x.attach == "netlink" {
+                        "netlink".into()
+                    } else {
+                        attach
+                    },
+                    details,
+                });
+            }
+            for (dir, rows) in [("ingress", &dev.tcx_ingress), ("egress", &dev.tcx_egress)] {
+                for t in rows {
+                    let (attach, details) = link_details(t.link_id, &t.link_pinned);
+                    lines.push(HookLine {
+                        hook: format!("tcx/{dir}"),
+                        prog_id: t.prog_id,
+                        name: t.prog_name.clone(),
+                        attach: if t.link_id.is_some() {
+                            attach
+                        } else {
+                            "prog_attach".into()
+                        },
+                        details: format!(
+                            "order {}{}{details}",
+                            t.order,
+                            if details.is_empty() { "" } else { ", " }
+                        ),
+                    });
+                }
+            }
+            for (dir, rows) in [("ingress", &dev.tc_ingress), ("egress", &dev.tc_egress)] {
+                for t in rows {
+                    lines.push(HookLine {
+                        hook: format!("clsact/{dir}"),
+                        prog_id: t.prog_id,
+                        name: t.prog_name.clone(),
+                        attach: "tc filter".into(),
+                        details: format!(
+                            "pref {} handle {:#x} {}{}",
+                            t.priority,
+                            t.handle,
+                            t.name,
+                            if t.direct_action {
+                                " direct-action"
+                            } else {
+                                ""
+                            }
+                        ),
+                    });
+                }
+            }
+            if lines.is_empty() {
+                out.push_str("  nothing attached\n");
+            } else {
+                for line in output::table(&lines).lines() {
+                    out.push_str("  ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        if self.devices.is_empty() {
+            out.push_str("no device has BPF programs attached\n");
+        }
+        if !self.flow_dissector.is_empty() {
+            out.push_str("flow_dissector:\n");
+            for p in &self.flow_dissector {
+                out.push_str(&format!("  prog {} {}\n", p.prog_id, p.prog_name));
+            }
+        }
+        if !self.netfilter.is_empty() {
+            out.push_str("netfilter (all namespaces):\n");
+            for n in &self.netfilter {
+                out.push_str(&format!(
+                    "  {} {} prio {} prog {} {} link {}\n",
+                    n.family, n.hook, n.priority, n.prog_id, n.prog_name, n.link_id
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Program names by id, looked up once each.
+#[derive(Default)]
+struct Names(HashMap<u32, String>);
+
+impl Names {
+    fn get(&mut self, id: u32) -> String {
+        self.0
+            .entry(id)
+            .or_insert_with(|| {
+                sys::fd_by_id(IdKind::Prog, id)
+                    .and_then(|fd| sys::prog_info(fd.as_fd()))
+                    .map_or_else(|_| "?".to_owned(), |(info, _)| sys::c_name(&info.name))
+            })
+            .clone()
+    }
+}
+
+fn tcx(
+    ifindex: u32,
+    attach: bpf_attach_type,
+    names: &mut Names,
+    pins: &PinIndex,
+) -> Result<Vec<TcxRow>> {
+    let (progs, links) = match sys::prog_query(QueryTarget::Ifindex(ifindex), attach) {
+        Ok(found) => found,
+        // Kernels without tcx answer EINVAL: nothing can be attached there.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Vec::new()),
+        Err(e) => return Err(e).context("querying tcx programs"),
+    };
+    Ok(progs
+        .iter()
+        .enumerate()
+        .map(|(order, &prog_id)| {
+            let link_id = links.get(order).copied().filter(|&l| l != 0);
+            TcxRow {
+                order,
+                prog_id,
+                prog_name: names.get(prog_id),
+                link_id,
+                link_pinned: link_id
+                    .and_then(|l| pins.get(&(Kind::Link, l)).cloned())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+fn device_row(
+    rtnl: &mut Rtnl,
+    dev: &Device,
+    links: &[LinkEntry],
+    names: &mut Names,
+    pins: &PinIndex,
+) -> Result<DeviceRow> {
+    let xdp = dev
+        .xdp
+        .attached()
+        .into_iter()
+        .map(|(mode, prog_id)| {
+            let l = link::xdp_link_for(links, dev.ifindex, prog_id);
+            XdpRow {
+                mode: mode.to_owned(),
+                prog_id,
+                prog_name: names.get(prog_id),
+                attach: if l.is_some() { "link" } else { "netlink" },
+                link_id: l.map(|l| l.id),
+                link_pinned: l
+                    .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let mut tc = |parent| -> Result<Vec<TcRow>> {
+        Ok(rtnl
+            .tc_bpf_filters(dev.ifindex, parent)
+            .with_context(|| format!("listing tc filters of {}", dev.name))?
+            .into_iter()
+            .map(|f| TcRow {
+                priority: f.priority,
+                handle: f.handle,
+                name: f.name,
+                prog_id: f.prog_id,
+                prog_name: names.get(f.prog_id),
+                direct_action: f.direct_action,
+            })
+            .collect())
+    };
+    let tc_ingress = tc(CLSACT_INGRESS)?;
+    let tc_egress = tc(CLSACT_EGRESS)?;
+    Ok(DeviceRow {
+        name: dev.name.clone(),
+        ifindex: dev.ifindex,
+        xdp,
+        tcx_ingress: tcx(dev.ifindex, bpf_attach_type::BPF_TCX_INGRESS, names, pins)?,
+        tcx_egress: tcx(dev.ifindex, bpf_attach_type::BPF_TCX_EGRESS, names, pins)?,
+        tc_ingress,
+        tc_egress,
+    })
+}
+
+fn is_empty(d: &DeviceRow) -> bool {
+    d.xdp.is_empty()
+        && d.tcx_ingress.is_empty()
+        && d.tcx_egress.is_empty()
+        && d.tc_ingress.is_empty()
+        && d.tc_egress.is_empty()
+}
+
+fn nf_family(pf: u32) -> String {
+    match pf {
+        2 => "ip".into(),
+        10 => "ip6".into(),
+        other => format!("pf {other}"),
+    }
+}
+
+fn nf_hook(hooknum: u32) -> String {
+    ["prerouting", "input", "forward", "output", "postrouting"]
+        .get(hooknum as usize)
+        .map_or_else(|| format!("hook {hooknum}"), |s| (*s).to_owned())
+}
+
+/// Gathers the picture for the current namespace.
+pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetShow> {
+    let pins = ctx.pin_index()?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let links = link::all()?;
+    let mut names = Names::default();
+    let devices = match only {
+        Some(name) => match rtnl
+            .device(name)
+            .with_context(|| format!("looking up device {name}"))?
+        {
+            Some(dev) => vec![dev],
+            None => match netns {
+                Some(ns) => bail!("no device named {name} in network namespace {ns}"),
+                None => bail!(
+                    "no device named {name} (see `ip link`; use --netns for another namespace)"
+                ),
+            },
+        },
+        None => rtnl.devices().context("listing devices")?,
+    };
+    let mut rows = Vec::new();
+    for dev in &devices {
+        let row = device_row(&mut rtnl, dev, &links, &mut names, &pins)?;
+        if only.is_some() || !is_empty(&row) {
+            rows.push(row);
+        }
+    }
+    let ns = File::open("/proc/thread-self/ns/net").context("opening the network namespace")?;
+    let flow_dissector = match sys::prog_query(
+        QueryTarget::Fd(ns.as_fd()),
+        bpf_attach_type::BPF_FLOW_DISSECTOR,
+    ) {
+        Ok((progs, _)) => progs
+            .into_iter()
+            .map(|id| ProgRef {
+                prog_id: id,
+                prog_name: names.get(id),
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let netfilter = links
+        .iter()
+        .filter_map(|l| match l.target {
+            Target::Netfilter {
+                pf,
+                hooknum,
+                priority,
+            } => Some(NetfilterRow {
+                link_id: l.id,
+                prog_id: l.prog_id,
+                prog_name: names.get(l.prog_id),
+                family: nf_family(pf),
+                hook: nf_hook(hooknum),
+                priority,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(NetShow {
+        netns: netns.map(str::to_owned),
+        devices: rows,
+        flow_dissector,
+        netfilter,
+    })
+}
+
+/// `xdpctl net ...`.
+pub fn run(ctx: &Ctx, cmd: &NetCommand) -> Result<()> {
+    match cmd {
+        NetCommand::Show { dev, netns: ns } => {
+            let entered = netns::enter(ns.as_deref())?;
+            let shown = gather(ctx, dev.as_deref(), ns.as_deref())?;
+            drop(entered);
+            output::print(ctx.format, &shown)?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! rtnetlink, for what has no `bpf(2)` equivalent: devices and their XDP
+//! state (`IFLA_XDP`), legacy XDP attach and detach, and tc `cls_bpf`
+//! filters. Built on netlink-packet-route and netlink-sys; kernel error
+//! messages (extended acks) are passed on, because they say things like
+//! "Native and generic XDP can't be active at the same time."
+
+use std::{fmt, io, os::fd::RawFd};
+
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    link::{LinkAttribute, LinkMessage, LinkXdp},
+    tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcMessage, TcOption},
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+/// A failed netlink request: the errno and the kernel's message, if any.
+#[derive(Debug)]
+pub struct NetlinkError {
+    /// The error number.
+    pub errno: i32,
+    /// The extended ack message.
+    pub message: Option<String>,
+}
+
+impl fmt::Display for NetlinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let os = crate::sys::errno_text(self.errno);
+        match &self.message {
+            Some(m) => write!(f, "{} ({os})", m.trim_end_matches('.')),
+            None => f.write_str(&os),
+        }
+    }
+}
+
+impl std::error::Error for NetlinkError {}
+
+impl From<io::Error> for NetlinkError {
+    fn from(e: io::Error) -> Self {
+        NetlinkError {
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+            message: None,
+        }
+    }
+}
+
+/// An rtnetlink socket in the calling thread's network namespace.
+pub struct Rtnl {
+    socket: Socket,
+    seq: u32,
+}
+
+/// The XDP state of a device: the program id per mode (0: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpState {
+    /// Generic (skb) mode.
+    pub generic: u32,
+    /// Native (driver) mode.
+    pub driver: u32,
+    /// Offload (hardware) mode.
+    pub offload: u32,
+}
+
+impl XdpState {
+    /// `(mode name, program id)` for every mode with a program.
+    pub fn attached(&self) -> Vec<(&'static str, u32)> {
+        [
+            ("driver", self.driver),
+            ("generic", self.generic),
+            ("offload", self.offload),
+        ]
+        .into_iter()
+        .filter(|(_, id)| *id != 0)
+        .collect()
+    }
+}
+
+/// A network device.
+#[derive(Clone, Debug)]
+pub struct Device {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Interface name.
+    pub name: String,
+    /// Its XDP programs.
+    pub xdp: XdpState,
+}
+
+/// A tc `cls_bpf` filter.
+#[derive(Clone, Debug)]
+pub struct TcBpfFilter {
+    /// Filter priority.
+    pub priority: u16,
+    /// Filter handle.
+    pub handle: u32,
+    /// The name tc gives it (object file and section, or program name).
+    pub name: String,
+    /// The program id.
+    pub prog_id: u32,
+    /// Whether it runs in direct-action mode.
+    pub direct_action: bool,
+}
+
+/// clsact's ingress and egress parents.
+pub const CLSACT_INGRESS: TcHandle = TcHandle {
+    major: 0xffff,
+    minor: 0xfff2,
+};
+/// See [`CLSACT_INGRESS`].
+pub const CLSACT_EGRESS: TcHandle = TcHandle {
+    major: 0xffff,
+    minor: 0xfff3,
+};
+
+impl Rtnl {
+    /// Opens a socket with extended acks.
+    pub fn open() -> io::Result<Self> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        socket.set_ext_ack(true)?;
+        socket.set_cap_ack(true)?;
+        Ok(Rtnl { socket, seq: 0 })
+    }
+
+    fn exchange(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut req = NetlinkMessage::from(msg);
+        req.header.flags = NLM_F_REQUEST | flags;
+        req.header.sequence_number = self.seq;
+        req.finalize();
+        let mut buf = vec![0; req.header.length as usize];
+        req.serialize(&mut buf);
+        self.socket.send(&buf, 0)?;
+
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut replies = Vec::new();
+        loop {
+            let (data, _) = self.socket.recv_from_full()?;
+            let mut offset = 0;
+            while offset < data.len() {
+                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
+                    .map_err(|e| NetlinkError {
+                        errno: libc::EPROTO,
+                        message: Some(format!("cannot parse a netlink reply: {e}")),
+                    })?;
+                let len = msg.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                offset += (len + 3) & !3;
+                if msg.header.sequence_number != self.seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::Done(_) => return Ok(replies),
+                    NetlinkPayload::Error(err) => {
+                        return match err.code {
+                            None => Ok(replies),
+                            Some(code) => Err(NetlinkError {
+                                errno: -code.get(),
+                                message: ext_ack_message(&err.header),
+                            }),
+                        };
+                    }
+                    NetlinkPayload::InnerMessage(inner) => {
+                        replies.push(inner);
+                        if !dump && flags & NLM_F_ACK == 0 {
+                            return Ok(replies);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Every device of the namespace.
+    pub fn devices(&mut self) -> Result<Vec<Device>, NetlinkError> {
+        let replies = self.exchange(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        let mut devices: Vec<Device> = replies.into_iter().filter_map(device).collect();
+        devices.sort_by_key(|d| d.ifindex);
+        Ok(devices)
+    }
+
+    /// The device named `name`, if there is one.
+    pub fn device(&mut self, name: &str) -> Result<Option<Device>, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        match self.exchange(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(replies) => Ok(replies.into_iter().find_map(device)),
+            Err(e) if e.errno == libc::ENODEV => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets the XDP program of a device over netlink (`IFLA_XDP`): `fd` -1
+    /// detaches. `expected_fd` makes it a compare-and-swap
+    /// (`XDP_FLAGS_REPLACE`).
+    pub fn set_xdp(
+        &mut self,
+        ifindex: u32,
+        fd: RawFd,
+        flags: u32,
+        expected_fd: Option<RawFd>,
+    ) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        let mut xdp = vec![LinkXdp::Fd(fd), LinkXdp::Flags(flags)];
+        if let Some(expected) = expected_fd {
+            xdp.push(LinkXdp::ExpectedFd(expected as u32));
+        }
+        msg.attributes.push(LinkAttribute::Xdp(xdp));
+        self.exchange(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
+            .map(drop)
+    }
+
+    /// The `cls_bpf` filters under a parent (clsact ingress or egress) of a
+    /// device. A device without that qdisc has none.
+    pub fn tc_bpf_filters(
+        &mut self,
+        ifindex: u32,
+        parent: TcHandle,
+    ) -> Result<Vec<TcBpfFilter>, NetlinkError> {
+        let mut msg = TcMessage::default();
+        msg.header.index = ifindex as i32;
+        msg.header.parent = parent;
+        let replies = match self.exchange(RouteNetlinkMessage::GetTrafficFilter(msg), NLM_F_DUMP) {
+            Ok(replies) => replies,
+            Err(e) if matches!(e.errno, libc::EINVAL | libc::ENOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut filters = Vec::new();
+        for reply in replies {
+            let RouteNetlinkMessage::NewTrafficFilter(tc) = reply else {
+                continue;
+            };
+            let is_bpf = tc
+                .attributes
+                .iter()
+                .any(|a| matches!(a, TcAttribute::Kind(k) if k == "bpf"));
+            if !is_bpf {
+                continue;
+            }
+            let mut filter = TcBpfFilter {
+                priority: (tc.header.info >> 16) as u16,
+                handle: u32::from(tc.header.handle),
+                name: String::new(),
+                prog_id: 0,
+                direct_action: false,
+            };
+            for attr in &tc.attributes {
+                let TcAttribute::Options(options) = attr else {
+                    continue;
+                };
+                for option in options {
+                    let TcOption::Bpf(bpf) = option else { continue };
+                    match bpf {
+                        TcFilterBpfOption::ProgName(name) => filter.name = name.clone(),
+                        TcFilterBpfOption::ProgId(id) => filter.prog_id = *id,
+                        TcFilterBpfOption::Flags(flags) => {
+                            // TCA_BPF_FLAG_ACT_DIRECT
+                            filter.direct_action = flags.bits() & 1 != 0;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            // A dump also lists each priority's head entry, which carries no
+            // program (tc prints it as `pref N bpf chain 0`); skip those.
+            if filter.prog_id != 0 {
+                filters.push(filter);
+            }
+        }
+        Ok(filters)
+    }
+}
+
+fn device(msg: RouteNetlinkMessage) -> Option<Device> {
+    let RouteNetlinkMessage::NewLink(link) = msg else {
+        return None;
+    };
+    let mut dev = Device {
+        ifindex: link.header.index,
+        name: String::new(),
+        xdp: XdpState::default(),
+    };
+    for attr in link.attributes {
+        match attr {
+            LinkAttribute::IfName(name) => dev.name = name,
+            LinkAttribute::Xdp(xdp) => {
+                for x in xdp {
+                    match x {
+                        LinkXdp::SkbProgId(id) => dev.xdp.generic = id,
+                        LinkXdp::DrvProgId(id) => dev.xdp.driver = id,
+                        LinkXdp::HwProgId(id) => dev.xdp.offload = id,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(dev)
+}
+
+/// The `NLMSGERR_ATTR_MSG` string of an error reply's payload (after the
+/// error code: the request's header, capped, then the ack TLVs).
+fn ext_ack_message(payload: &[u8]) -> Option<String> {
+    const NLMSG_HDRLEN: usize = 16;
+    const NLMSGERR_ATTR_MSG: u16 = 1;
+    let mut tlvs = payload.get(NLMSG_HDRLEN..)?;
+    while tlvs.len() >= 4 {
+        let len = u16::from_ne_bytes([tlvs[0], tlvs[1]]) as usize;
+        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
+        if len < 4 || len > tlvs.len() {
+            break;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = &tlvs[4..len];
+            let text = text.split(|b| *b == 0).next().unwrap_or(text);
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        tlvs = &tlvs[((len + 3) & !3).min(tlvs.len())..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_ack_message_is_found_after_the_capped_header() {
+        let mut payload = vec![0u8; 16];
+        let msg = b"Native and generic XDP can't be active at the same time.\0";
+        let len = (4 + msg.len()) as u16;
+        payload.extend_from_slice(&len.to_ne_bytes());
+        payload.extend_from_slice(&1u16.to_ne_bytes());
+        payload.extend_from_slice(msg);
+        assert_eq!(
+            ext_ack_message(&payload).as_deref(),
+            Some("Native and generic XDP can't be active at the same time.")
+        );
+        assert_eq!(ext_ack_message(&payload[..16]), None);
+    }
+
+    #[test]
+    fn errors_read_like_the_kernel_says_them() {
+        let e = NetlinkError {
+            errno: libc::EEXIST,
+            message: Some("XDP program already attached.".into()),
+        };
+        assert_eq!(e.to_string(), "XDP program already attached (File exists)");
+    }
+}

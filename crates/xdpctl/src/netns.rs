@@ -1,0 +1,55 @@
+//! Entering a network namespace in-process with `setns(2)`.
+//!
+//! NB: never `ip netns exec`: it also enters a new mount namespace and
+//! remounts /sys, which hides the pins under /sys/fs/bpf. setns with
+//! CLONE_NEWNET changes only the network namespace of this (single) thread,
+//! so bpffs stays as it was.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use nix::sched::{CloneFlags, setns};
+
+/// A `--netns` argument: a name under /run/netns or a path.
+pub fn path_of(spec: &str) -> PathBuf {
+    if spec.contains('/') {
+        PathBuf::from(spec)
+    } else {
+        Path::new("/run/netns").join(spec)
+    }
+}
+
+/// While alive, this thread is in another network namespace; dropping it
+/// returns to the original one.
+pub struct Entered {
+    original: File,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        // NB: failing to go back would leave later work in the wrong
+        // namespace; there is no sane way to continue.
+        setns(&self.original, CloneFlags::CLONE_NEWNET)
+            .expect("returning to the original network namespace");
+    }
+}
+
+/// Enters the namespace `spec` names; `None` stays where we are.
+pub fn enter(spec: Option<&str>) -> Result<Option<Entered>> {
+    let Some(spec) = spec else { return Ok(None) };
+    let path = path_of(spec);
+    let target = File::open(&path).with_context(|| {
+        format!(
+            "network namespace {spec}: cannot open {} (see `ip netns list`)",
+            path.display()
+        )
+    })?;
+    let original =
+        File::open("/proc/thread-self/ns/net").context("opening the current network namespace")?;
+    setns(&target, CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("entering network namespace {spec} ({})", path.display()))?;
+    Ok(Some(Entered { original }))
+}
