@@ -43,25 +43,28 @@ struct Prog {
 
 fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
     let (fd, load_dir) = match handle {
-        Handle::Id(id) => {
-            let fd = describe::open_id(IdKind::Prog, *id)?;
+        Handle::Path(path) if ctx.resolve(path).is_dir() => {
+            let dir = ctx.resolve(path);
+            let prog = only_xdp_program_in(&dir)?;
+            (describe::open_pinned(&prog, Kind::Prog)?, Some(dir))
+        }
+        Handle::Path(path) => {
+            let path = ctx.resolve(path);
+            (
+                describe::open_pinned(&path, Kind::Prog)?,
+                path.parent().map(Path::to_owned),
+            )
+        }
+        Handle::Id(_) | Handle::Name(_) => {
+            let (fd, _) = describe::resolve(ctx, handle, Kind::Prog)?;
+            let id = pinfs::obj_info(fd.as_fd())?.id;
             let pins = ctx.pin_index()?;
             let dir = pins
-                .get(&(Kind::Prog, *id))
+                .get(&(Kind::Prog, id))
                 .and_then(|paths| paths.first())
                 .and_then(|p| p.parent())
                 .map(Path::to_owned);
             (fd, dir)
-        }
-        Handle::Path(path) => {
-            let path = ctx.resolve(path);
-            if path.is_dir() {
-                let prog = only_xdp_program_in(&path)?;
-                (describe::open_pinned(&prog, Kind::Prog)?, Some(path))
-            } else {
-                let fd = describe::open_pinned(&path, Kind::Prog)?;
-                (fd, path.parent().map(Path::to_owned))
-            }
         }
     };
     let (info, _) = sys::prog_info(fd.as_fd()).context("reading the program's info")?;

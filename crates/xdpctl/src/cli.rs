@@ -9,7 +9,8 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  success
   1  error (the message on stderr names the object, the reason and the fix)
-  2  usage error (bad arguments)";
+  2  usage error (bad arguments)
+  3  not found (map lookup or delete of a key that is not there)";
 
 const GLOBAL_EXAMPLES: &str = "\
 Examples:
@@ -264,17 +265,157 @@ pub enum ProgCommand {
 }
 
 /// `map` subcommands.
+///
+/// MAP is a pinned path, an id (42 or id:42), or a name: a pin's file name
+/// under --bpffs (`blocklist` finds /sys/fs/bpf/xdpfw/maps/blocklist), else
+/// a loaded map's name. Keys and values are read and written by their BTF
+/// types: IPv4/IPv6 addresses, CIDRs (LPM tries), ports (__be16), integers
+/// (decimal or 0x hex), enums by name, structs as JSON objects, arrays as
+/// JSON lists. Without BTF, or with --raw, bytes as bpftool takes them
+/// ("203 0 113 5", "hex cb 00 71 05"). Per-CPU values are summed unless
+/// --per-cpu; an update sets every CPU.
 #[derive(Debug, Subcommand)]
 pub enum MapCommand {
-    /// Show maps: id, type, name, key and value size, max entries, pinned paths.
+    /// Show maps: id, type, name, key and value types, entries used / max,
+    /// pinned paths.
     ///
-    /// Example: xdpctl map show /sys/fs/bpf/xdpfw/maps/blocklist
+    /// Example: xdpctl map show blocklist
     #[command(visible_alias = "list")]
     Show {
-        /// A map id or pinned path; default: every map.
-        #[arg(value_name = "ID|PINNED_PATH")]
+        /// A map (path, id or name); default: every map.
+        #[arg(value_name = "MAP")]
         handle: Option<Handle>,
     },
+    Dump(DumpArgs),
+    /// Print the value of one key. A missing key prints "not found" on
+    /// stderr (null with -j) and exits with status 3.
+    ///
+    /// Example: xdpctl map lookup blocklist 203.0.113.5
+    Lookup {
+        /// The map.
+        #[arg(value_name = "MAP")]
+        map: Handle,
+        /// The key, in its typed form.
+        #[arg(value_name = "KEY", allow_hyphen_values = true)]
+        key: String,
+        /// Show per-CPU values one by one instead of summed.
+        #[arg(long)]
+        per_cpu: bool,
+        /// Keys and values as raw bytes, ignoring BTF.
+        #[arg(long)]
+        raw: bool,
+    },
+    Update(UpdateArgs),
+    /// Delete one key. A missing key exits with status 3.
+    ///
+    /// Example: xdpctl map delete blocklist 203.0.113.5
+    Delete {
+        /// The map.
+        #[arg(value_name = "MAP")]
+        map: Handle,
+        /// The key, in its typed form.
+        #[arg(value_name = "KEY", allow_hyphen_values = true)]
+        key: String,
+        /// The key as raw bytes, ignoring BTF.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Delete every entry (arrays: set every value to zero).
+    ///
+    /// Example: xdpctl map clear pps
+    Clear {
+        /// The map.
+        #[arg(value_name = "MAP")]
+        map: Handle,
+    },
+}
+
+/// Print every entry of a map, formatted by type.
+///
+/// Streamed with BPF_MAP_LOOKUP_BATCH (one element at a time for map types
+/// without batch support), so memory stays bounded whatever the size;
+/// --top and --sort-by value rank by the value (or a struct's first
+/// integer field). JSON entries carry the typed key and value, their raw
+/// bytes, and for per-CPU maps every CPU's value, so `map update
+/// --from-file` loads a dump back exactly.
+///
+/// Example: xdpctl map dump pps --top 10
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The map.
+    #[arg(value_name = "MAP")]
+    pub map: Handle,
+    /// Print at most N entries.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Order by value, largest first.
+    #[arg(long, value_enum, value_name = "FIELD")]
+    pub sort_by: Option<SortBy>,
+    /// Only the N entries with the largest values, largest first.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Show per-CPU values one by one instead of summed.
+    #[arg(long)]
+    pub per_cpu: bool,
+    /// Keys and values as raw bytes, ignoring BTF.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// What `map dump --sort-by` orders by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    /// The value (a struct's first integer field), largest first.
+    Value,
+}
+
+/// Set one key, or many from a file.
+///
+/// With --from-file, each line is `KEY VALUE` (`#` starts a comment) or a
+/// JSON object {"key": ..., "value": ...}; the output of `map dump -j` is
+/// accepted as is. The whole file is checked before anything is written,
+/// errors name the line, and entries are written with
+/// BPF_MAP_UPDATE_BATCH.
+///
+/// Example: xdpctl map update blocklist 203.0.113.5 1
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl map update blocklist 203.0.113.5 1
+  xdpctl map update udp_ports 9999 1
+  xdpctl map update config 0 '{\"drop_icmp\":1}'
+  xdpctl map update blocklist --from-file blocked.txt
+  xdpctl -j map dump blocklist > saved.json && xdpctl map update blocklist --from-file saved.json")]
+pub struct UpdateArgs {
+    /// The map.
+    #[arg(value_name = "MAP")]
+    pub map: Handle,
+    /// The key, in its typed form.
+    #[arg(
+        value_name = "KEY",
+        allow_hyphen_values = true,
+        required_unless_present = "from_file"
+    )]
+    pub key: Option<String>,
+    /// The value, in its typed form.
+    #[arg(
+        value_name = "VALUE",
+        allow_hyphen_values = true,
+        required_unless_present = "from_file"
+    )]
+    pub value: Option<String>,
+    /// Read entries from FILE (- for stdin).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "value"])]
+    pub from_file: Option<String>,
+    /// Only change existing keys.
+    #[arg(long, conflicts_with = "if_absent")]
+    pub if_exists: bool,
+    /// Only add new keys.
+    #[arg(long)]
+    pub if_absent: bool,
+    /// Keys and values as raw bytes, ignoring BTF.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// How an object is named on the command line.
@@ -282,8 +423,10 @@ pub enum MapCommand {
 pub enum Handle {
     /// By kernel id: `42` or `id:42`.
     Id(u32),
-    /// By pinned path.
+    /// By pinned path (anything with a `/`; relative: under --bpffs).
     Path(PathBuf),
+    /// By name: a pin's file name under --bpffs, else the kernel's name.
+    Name(String),
 }
 
 impl FromStr for Handle {
@@ -301,9 +444,13 @@ impl FromStr for Handle {
             return Err(format!("'{s}' is not an id; write id:<number>"));
         }
         if s.is_empty() {
-            return Err("empty handle; give an id or a pinned path".into());
+            return Err("empty handle; give an id, a name or a pinned path".into());
         }
-        Ok(Handle::Path(PathBuf::from(s)))
+        if s.contains('/') {
+            Ok(Handle::Path(PathBuf::from(s)))
+        } else {
+            Ok(Handle::Name(s.to_owned()))
+        }
     }
 }
 
@@ -350,6 +497,14 @@ mod tests {
         assert_eq!(
             "/sys/fs/bpf/x".parse::<Handle>(),
             Ok(Handle::Path("/sys/fs/bpf/x".into()))
+        );
+        assert_eq!(
+            "blocklist".parse::<Handle>(),
+            Ok(Handle::Name("blocklist".into()))
+        );
+        assert_eq!(
+            "fw/maps/pps".parse::<Handle>(),
+            Ok(Handle::Path("fw/maps/pps".into()))
         );
         assert!("id:x".parse::<Handle>().is_err());
         assert!("99999999999".parse::<Handle>().is_err());

@@ -85,3 +85,89 @@ pub fn open_pinned(path: &Path, want: Kind) -> Result<OwnedFd> {
     }
     Ok(fd)
 }
+
+/// Opens the program or map a handle names, and says how to name it in
+/// messages. A name is looked up among the pins under the bpffs root (by
+/// file name) first, then among the kernel's object names; several matches
+/// are an error that lists them.
+pub fn resolve(
+    ctx: &crate::ctx::Ctx,
+    handle: &crate::cli::Handle,
+    kind: Kind,
+) -> Result<(OwnedFd, String)> {
+    use crate::cli::Handle;
+    let id_kind = match kind {
+        Kind::Prog => IdKind::Prog,
+        Kind::Map => IdKind::Map,
+        Kind::Link => IdKind::Link,
+        Kind::Btf => bail!("BTF objects cannot be named here"),
+    };
+    match handle {
+        Handle::Id(id) => Ok((open_id(id_kind, *id)?, format!("{kind} id {id}"))),
+        Handle::Path(path) => {
+            let path = ctx.resolve(path);
+            Ok((open_pinned(&path, kind)?, path.display().to_string()))
+        }
+        Handle::Name(name) => {
+            let what = if kind == Kind::Map { "map" } else { "program" };
+            let mut pinned: Vec<(u32, std::path::PathBuf)> = ctx
+                .pin_index()?
+                .into_iter()
+                .filter(|((k, _), _)| *k == kind)
+                .flat_map(|((_, id), paths)| paths.into_iter().map(move |p| (id, p)))
+                .filter(|(_, p)| p.file_name().is_some_and(|f| f == name.as_str()))
+                .collect();
+            pinned.sort();
+            let mut ids: Vec<u32> = pinned.iter().map(|(id, _)| *id).collect();
+            ids.dedup();
+            match ids.len() {
+                1 => return Ok((open_id(id_kind, ids[0])?, pinned[0].1.display().to_string())),
+                0 => {}
+                _ => bail!(
+                    "{} {what}s are pinned as {name}: {}; name one by path or id",
+                    ids.len(),
+                    pinned
+                        .iter()
+                        .map(|(id, p)| format!("{} (id {id})", p.display()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+            // NB: kernel names are cut at 15 characters.
+            let short: String = name.chars().take(15).collect();
+            let mut found = Vec::new();
+            for id in sys::ids(id_kind)? {
+                let Ok(fd) = sys::fd_by_id(id_kind, id) else {
+                    continue;
+                };
+                let kname = match kind {
+                    Kind::Map => sys::map_info(fd.as_fd()).map(|i| sys::c_name(&i.name)),
+                    _ => sys::prog_info(fd.as_fd()).map(|(i, _)| sys::c_name(&i.name)),
+                };
+                if kname.is_ok_and(|n| n == short) {
+                    found.push((id, fd));
+                }
+            }
+            match found.len() {
+                1 => {
+                    let (id, fd) = found.remove(0);
+                    Ok((fd, format!("{what} {name} (id {id})")))
+                }
+                0 => bail!(
+                    "no {what} named {name}: none is pinned under {} and no loaded {what} has that name \
+                     (see `xdpctl {} show`)",
+                    ctx.bpffs.display(),
+                    if kind == Kind::Map { "map" } else { "prog" }
+                ),
+                n => bail!(
+                    "{n} loaded {what}s are named {name} (ids {}); name one by id or pinned path",
+                    found
+                        .iter()
+                        .map(|(id, _)| id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    }
+}

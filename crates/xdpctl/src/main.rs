@@ -1,10 +1,13 @@
 //! xdpctl: load, pin, attach and inspect XDP programs and their maps.
 //!
 //! This file only parses the command line, runs the command and turns the
-//! outcome into an exit code: 0 success, 1 error, 2 usage (clap's own).
+//! outcome into an exit code: 0 success, 1 error, 2 usage (clap's own),
+//! 3 not found (a map key).
 
 mod attach;
+mod btf;
 mod cli;
+mod codec;
 mod ctx;
 mod describe;
 mod link;
@@ -82,6 +85,10 @@ fn main() -> ExitCode {
             }) =>
         {
             ExitCode::SUCCESS
+        }
+        Err(err) if err.downcast_ref::<map::NotFound>().is_some() => {
+            eprintln!("xdpctl: {err}");
+            ExitCode::from(3)
         }
         Err(err) => {
             eprintln!("xdpctl: {}", render_chain(&err));

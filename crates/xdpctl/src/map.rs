@@ -1,19 +1,297 @@
-//! `xdpctl map`: maps.
+//! `xdpctl map`: show, dump, lookup, update, delete and clear maps, with keys
+//! and values printed and parsed by their BTF types.
 
-use std::{os::fd::AsFd, path::PathBuf};
+use std::{
+    collections::BinaryHeap,
+    fs,
+    io::{self, BufRead, Write},
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
+    path::PathBuf,
+};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 use pinfs::Kind;
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::{
-    cli::{Handle, MapCommand},
+    btf,
+    cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
+    codec::{self, Shape},
     ctx::{Ctx, PinIndex},
     describe,
-    output::{self, Tabular},
+    output::{self, Format, Tabular},
     prog::pinned_cell,
-    sys::{self, IdKind},
+    sys::{self, IdKind, update_flags},
 };
+
+/// A lookup or delete that found nothing: exit status 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFound(pub String);
+
+/// Map types whose values have one slot per possible CPU.
+fn is_per_cpu(map_type: u32) -> bool {
+    matches!(map_type, 5 | 6 | 10 | 21)
+}
+
+/// Map types that always hold max_entries values (keys are indexes).
+fn is_array(map_type: u32) -> bool {
+    matches!(map_type, 2 | 6)
+}
+
+const LPM_TRIE: u32 = 11;
+
+/// The kernel-internal "not supported" errno that batch operations on map
+/// types without batch support return to userspace.
+const ENOTSUPP: i32 = 524;
+
+/// An open map and how to read and write its keys and values.
+pub struct OpenMap {
+    fd: OwnedFd,
+    info: aya_obj::generated::bpf_map_info,
+    /// The name as the user gave it (path, or name and id).
+    label: String,
+    key: Shape,
+    value: Shape,
+    /// Possible CPUs for per-CPU maps, else 1.
+    cpus: usize,
+    /// Bytes per CPU slot (the value size rounded up to 8 for per-CPU maps).
+    stride: usize,
+}
+
+impl OpenMap {
+    fn open(ctx: &Ctx, handle: &Handle, raw: bool) -> Result<Self> {
+        let (fd, label) = describe::resolve(ctx, handle, Kind::Map)?;
+        Self::from_fd(fd, label, raw)
+    }
+
+    fn from_fd(fd: OwnedFd, label: String, raw: bool) -> Result<Self> {
+        let info = sys::map_info(fd.as_fd()).with_context(|| format!("reading map {label}"))?;
+        let key_size = info.key_size as usize;
+        let value_size = info.value_size as usize;
+        let (mut key, mut value) = (
+            Shape::Raw { size: key_size },
+            Shape::Raw { size: value_size },
+        );
+        if !raw && info.btf_id != 0 {
+            // Without usable BTF, keys and values are raw bytes; that is
+            // not an error.
+            if let Ok(b) = btf::load(info.btf_id) {
+                if info.btf_key_type_id != 0 {
+                    key =
+                        Shape::from_btf(&b, info.btf_key_type_id, key_size, info.type_ == LPM_TRIE);
+                }
+                if info.btf_value_type_id != 0 {
+                    value = Shape::from_btf(&b, info.btf_value_type_id, value_size, false);
+                }
+            }
+        }
+        let (cpus, stride) = if is_per_cpu(info.type_) {
+            (
+                sys::possible_cpus().context("counting possible CPUs")?,
+                value_size.div_ceil(8) * 8,
+            )
+        } else {
+            (1, value_size)
+        };
+        let label = if label.contains(&sys::c_name(&info.name)) {
+            label
+        } else {
+            format!("{} ({label})", sys::c_name(&info.name))
+        };
+        Ok(OpenMap {
+            fd,
+            info,
+            label,
+            key,
+            value,
+            cpus,
+            stride,
+        })
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn name(&self) -> String {
+        sys::c_name(&self.info.name)
+    }
+
+    /// Bytes of a whole value (all CPUs).
+    fn value_len(&self) -> usize {
+        self.stride * self.cpus
+    }
+
+    fn per_cpu(&self) -> bool {
+        self.cpus > 1 || is_per_cpu(self.info.type_)
+    }
+
+    fn parse_key(&self, text: &str) -> Result<Vec<u8>> {
+        codec::parse(&self.key, text)
+            .map_err(|e| anyhow::anyhow!("key for map {}: {e}", self.label))
+    }
+
+    /// A value as written: the same for every CPU of a per-CPU map.
+    fn spread(&self, one: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; self.value_len()];
+        for cpu in 0..self.cpus {
+            out[cpu * self.stride..cpu * self.stride + one.len()].copy_from_slice(one);
+        }
+        out
+    }
+
+    fn parse_value(&self, text: &str) -> Result<Vec<u8>> {
+        let one = codec::parse(&self.value, text)
+            .map_err(|e| anyhow::anyhow!("value for map {}: {e}", self.label))?;
+        Ok(self.spread(&one))
+    }
+
+    /// The slots of a whole value, one per CPU.
+    fn slots<'a>(&self, value: &'a [u8]) -> Vec<&'a [u8]> {
+        (0..self.cpus)
+            .map(|c| &value[c * self.stride..c * self.stride + self.info.value_size as usize])
+            .collect()
+    }
+
+    /// The value to show: summed over CPUs where that means something.
+    fn folded(&self, value: &[u8]) -> Vec<u8> {
+        let slots = self.slots(value);
+        if self.per_cpu() && self.value.summable() {
+            codec::sum(&self.value, &slots)
+        } else {
+            slots[0].to_vec()
+        }
+    }
+
+    fn entry_json(&self, key: &[u8], value: &[u8], per_cpu: bool) -> Value {
+        let mut obj = serde_json::Map::new();
+        obj.insert("key".into(), codec::to_json(&self.key, key));
+        obj.insert(
+            "value".into(),
+            codec::to_json(&self.value, &self.folded(value)),
+        );
+        if self.per_cpu() {
+            // Always present for per-CPU maps, so a dump loads back exactly.
+            obj.insert(
+                "values".into(),
+                Value::Array(
+                    self.slots(value)
+                        .iter()
+                        .map(|s| codec::to_json(&self.value, s))
+                        .collect(),
+                ),
+            );
+        }
+        obj.insert("key_hex".into(), json!(codec::hex(key)));
+        if !per_cpu {
+            obj.insert("value_hex".into(), json!(codec::hex(&self.folded(value))));
+        }
+        Value::Object(obj)
+    }
+
+    fn value_text(&self, value: &[u8], per_cpu: bool) -> String {
+        if per_cpu && self.per_cpu() {
+            let parts: Vec<String> = self
+                .slots(value)
+                .iter()
+                .map(|s| codec::to_text(&self.value, s))
+                .collect();
+            format!("[{}]", parts.join(", "))
+        } else {
+            codec::to_text(&self.value, &self.folded(value))
+        }
+    }
+
+    /// Calls `f` for every entry, in batches where the map type allows.
+    /// `f` returns false to stop.
+    fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        let key_size = self.info.key_size as usize;
+        let value_len = self.value_len();
+        let mut count: usize = 4096;
+        let cursor_len = key_size.max(8);
+        let mut token = vec![0u8; cursor_len];
+        let mut next = vec![0u8; cursor_len];
+        let mut started = false;
+        let mut keys = vec![0u8; key_size * count];
+        let mut values = vec![0u8; value_len * count];
+        loop {
+            let result = sys::map_lookup_batch(
+                self.fd(),
+                started.then_some(token.as_slice()),
+                &mut next,
+                &mut keys,
+                &mut values,
+                count as u32,
+            );
+            match result {
+                Ok((n, done)) => {
+                    for i in 0..n as usize {
+                        if !f(
+                            &keys[i * key_size..(i + 1) * key_size],
+                            &values[i * value_len..(i + 1) * value_len],
+                        )? {
+                            return Ok(());
+                        }
+                    }
+                    if done {
+                        return Ok(());
+                    }
+                    std::mem::swap(&mut token, &mut next);
+                    started = true;
+                }
+                // A hash bucket larger than the batch: retry with room.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && count < 1 << 20 => {
+                    count *= 2;
+                    keys.resize(key_size * count, 0);
+                    values.resize(value_len * count, 0);
+                }
+                // No batch support for this map type (LPM trie, ...).
+                Err(e)
+                    if !started
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+                        ) =>
+                {
+                    return self.for_each_slow(f);
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading map {}", self.label)),
+            }
+        }
+    }
+
+    fn for_each_slow(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        let mut key = vec![0u8; self.info.key_size as usize];
+        let mut next = key.clone();
+        let mut value = vec![0u8; self.value_len()];
+        let mut first = true;
+        while sys::map_next_key(self.fd(), (!first).then_some(key.as_slice()), &mut next)
+            .with_context(|| format!("reading map {}", self.label))?
+        {
+            first = false;
+            std::mem::swap(&mut key, &mut next);
+            // An entry deleted between the two calls is skipped.
+            if sys::map_lookup(self.fd(), &key, &mut value)? && !f(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Result<u64> {
+        if is_array(self.info.type_) {
+            return Ok(u64::from(self.info.max_entries));
+        }
+        let mut n = 0;
+        self.for_each(|_, _| {
+            n += 1;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+}
 
 /// One map, as `map show` prints it.
 #[derive(Debug, Serialize)]
@@ -25,10 +303,16 @@ pub struct MapRow {
     pub type_: String,
     /// The kernel's name (15 characters at most).
     pub name: String,
+    /// Key type, from BTF (`ipv4`, `u32`, ...), or its size.
+    pub key: String,
+    /// Value type, from BTF, or its size.
+    pub value: String,
     /// Key size in bytes.
     pub key_size: u32,
     /// Value size in bytes (per CPU for per-CPU maps).
     pub value_size: u32,
+    /// Entries in use (null where counting is not possible).
+    pub entries: Option<u64>,
     /// Capacity.
     pub max_entries: u32,
     /// `map_flags` as given at creation.
@@ -40,73 +324,520 @@ pub struct MapRow {
 }
 
 impl Tabular for MapRow {
-    const HEADERS: &'static [&'static str] = &[
-        "ID",
-        "TYPE",
-        "NAME",
-        "KEY",
-        "VALUE",
-        "MAX_ENTRIES",
-        "FLAGS",
-        "PINNED",
-    ];
+    const HEADERS: &'static [&'static str] =
+        &["ID", "TYPE", "NAME", "KEY", "VALUE", "ENTRIES", "PINNED"];
     fn cells(&self) -> Vec<String> {
         vec![
             self.id.to_string(),
             self.type_.clone(),
             self.name.clone(),
-            format!("{}B", self.key_size),
-            format!("{}B", self.value_size),
-            self.max_entries.to_string(),
-            format!("{:#x}", self.flags),
+            self.key.clone(),
+            self.value.clone(),
+            format!(
+                "{}/{}",
+                self.entries
+                    .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                self.max_entries
+            ),
             pinned_cell(&self.pinned),
         ]
     }
 }
 
-fn row(fd: std::os::fd::BorrowedFd<'_>, pins: &PinIndex) -> std::io::Result<MapRow> {
-    let info = sys::map_info(fd)?;
-    Ok(MapRow {
+fn row(map: &OpenMap, pins: &PinIndex) -> MapRow {
+    let info = &map.info;
+    MapRow {
         id: info.id,
         type_: sys::map_type_name(info.type_),
-        name: sys::c_name(&info.name),
+        name: map.name(),
+        key: map.key.describe(),
+        value: map.value.describe(),
         key_size: info.key_size,
         value_size: info.value_size,
+        entries: map.entries().ok(),
         max_entries: info.max_entries,
         flags: info.map_flags,
         btf_id: info.btf_id,
         pinned: pins.get(&(Kind::Map, info.id)).cloned().unwrap_or_default(),
-    })
+    }
 }
 
 /// `xdpctl map ...`.
 pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
     match cmd {
         MapCommand::Show { handle } => show(ctx, handle.as_ref()),
+        MapCommand::Dump(args) => dump(ctx, args),
+        MapCommand::Lookup {
+            map,
+            key,
+            per_cpu,
+            raw,
+        } => lookup(ctx, map, key, *per_cpu, *raw),
+        MapCommand::Update(args) => update(ctx, args),
+        MapCommand::Delete { map, key, raw } => delete(ctx, map, key, *raw),
+        MapCommand::Clear { map } => clear(ctx, map),
     }
 }
 
 fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
     let pins = ctx.pin_index()?;
     let rows = match handle {
-        Some(Handle::Id(id)) => vec![row(describe::open_id(IdKind::Map, *id)?.as_fd(), &pins)?],
-        Some(Handle::Path(path)) => {
-            vec![row(
-                describe::open_pinned(&ctx.resolve(path), Kind::Map)?.as_fd(),
-                &pins,
-            )?]
-        }
+        Some(handle) => vec![row(&OpenMap::open(ctx, handle, false)?, &pins)],
         None => {
             let mut rows = Vec::new();
             for id in sys::ids(IdKind::Map)? {
                 let Ok(fd) = sys::fd_by_id(IdKind::Map, id) else {
                     continue;
                 };
-                rows.push(row(fd.as_fd(), &pins)?);
+                rows.push(row(
+                    &OpenMap::from_fd(fd, format!("map id {id}"), false)?,
+                    &pins,
+                ));
             }
             rows
         }
     };
     output::print(ctx.format, &rows)?;
     Ok(())
+}
+
+/// Streams entries to stdout: a JSON array, or aligned `KEY VALUE` lines.
+struct Printer<'a> {
+    map: &'a OpenMap,
+    format: Format,
+    per_cpu: bool,
+    out: io::BufWriter<io::StdoutLock<'static>>,
+    count: u64,
+    key_width: usize,
+}
+
+impl<'a> Printer<'a> {
+    fn new(map: &'a OpenMap, format: Format, per_cpu: bool) -> Self {
+        let key_width = match map.key {
+            Shape::Ipv4 => 15,
+            Shape::Ipv6 => 39,
+            Shape::Cidr { v6: false } => 18,
+            Shape::Cidr { v6: true } => 43,
+            Shape::Port => 5,
+            Shape::Uint { size } | Shape::Int { size } => 3 * size,
+            _ => 0,
+        };
+        Printer {
+            map,
+            format,
+            per_cpu,
+            out: io::BufWriter::with_capacity(1 << 16, io::stdout().lock()),
+            count: 0,
+            key_width,
+        }
+    }
+
+    fn entry(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        match self.format {
+            Format::Human => {
+                if self.count == 0 {
+                    writeln!(self.out, "{:<w$}  VALUE", "KEY", w = self.key_width)?;
+                }
+                let k = codec::to_text(&self.map.key, key);
+                writeln!(
+                    self.out,
+                    "{k:<w$}  {}",
+                    self.map.value_text(value, self.per_cpu),
+                    w = self.key_width
+                )?;
+            }
+            Format::Json => {
+                self.out
+                    .write_all(if self.count == 0 { b"[" } else { b"," })?;
+                serde_json::to_writer(
+                    &mut self.out,
+                    &self.map.entry_json(key, value, self.per_cpu),
+                )?;
+            }
+            Format::PrettyJson => {
+                self.out
+                    .write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
+                let text =
+                    serde_json::to_string_pretty(&self.map.entry_json(key, value, self.per_cpu))?;
+                for (i, line) in text.lines().enumerate() {
+                    if i > 0 {
+                        self.out.write_all(b"\n")?;
+                    }
+                    write!(self.out, "  {line}")?;
+                }
+            }
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<u64> {
+        match self.format {
+            Format::Human => {}
+            Format::Json => self
+                .out
+                .write_all(if self.count == 0 { b"[]\n" } else { b"]\n" })?,
+            Format::PrettyJson => {
+                self.out
+                    .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?
+            }
+        }
+        self.out.flush()?;
+        Ok(self.count)
+    }
+}
+
+/// An entry ranked for `--top` / `--sort-by value`.
+struct Ranked {
+    rank: u64,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank == other.rank && self.key == other.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    // Reversed, so the BinaryHeap is a min-heap: the smallest is evicted.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .rank
+            .cmp(&self.rank)
+            .then_with(|| other.key.cmp(&self.key))
+    }
+}
+
+fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
+    let map = OpenMap::open(ctx, &args.map, args.raw)?;
+    let mut printer = Printer::new(&map, ctx.format, args.per_cpu);
+    let limit = args.limit.unwrap_or(u64::MAX);
+    if args.top.is_some() || args.sort_by.is_some() {
+        // Ranking needs all entries, but --top keeps only N of them.
+        let keep = args.top.unwrap_or(usize::MAX);
+        let mut heap = BinaryHeap::new();
+        map.for_each(|k, v| {
+            let rank = codec::rank(&map.value, &map.folded(v));
+            heap.push(Ranked {
+                rank,
+                key: k.to_vec(),
+                value: v.to_vec(),
+            });
+            if heap.len() > keep {
+                heap.pop();
+            }
+            Ok(true)
+        })?;
+        // into_sorted_vec is ascending by Ord, i.e. descending by rank.
+        for r in heap
+            .into_sorted_vec()
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        {
+            printer.entry(&r.key, &r.value)?;
+        }
+    } else {
+        let mut n = 0u64;
+        map.for_each(|k, v| {
+            if n >= limit {
+                return Ok(false);
+            }
+            printer.entry(k, v)?;
+            n += 1;
+            Ok(true)
+        })?;
+    }
+    let count = printer.finish()?;
+    if ctx.format == Format::Human {
+        eprintln!("xdpctl: {count} entries of map {}", map.label);
+    }
+    Ok(())
+}
+
+fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Result<()> {
+    let map = OpenMap::open(ctx, handle, raw)?;
+    let key_bytes = map.parse_key(key)?;
+    let mut value = vec![0u8; map.value_len()];
+    let found = sys::map_lookup(map.fd(), &key_bytes, &mut value)
+        .with_context(|| format!("looking up {key} in map {}", map.label))?;
+    if !found {
+        if ctx.format != Format::Human {
+            output::print_json(ctx.format, &Value::Null)?;
+        }
+        return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+    }
+    match ctx.format {
+        Format::Human => {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{}", map.value_text(&value, per_cpu))?;
+        }
+        _ => output::print_json(ctx.format, &map.entry_json(&key_bytes, &value, per_cpu))?,
+    }
+    Ok(())
+}
+
+fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
+    let map = OpenMap::open(ctx, handle, raw)?;
+    if is_array(map.info.type_) {
+        bail!(
+            "map {} is an array: its entries cannot be deleted; set one to zero with `xdpctl map update` or all with `xdpctl map clear`",
+            map.label
+        );
+    }
+    let key_bytes = map.parse_key(key)?;
+    let found = sys::map_delete(map.fd(), &key_bytes)
+        .with_context(|| format!("deleting {key} from map {}", map.label))?;
+    if !found {
+        return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+    }
+    eprintln!("xdpctl: deleted {key} from map {}", map.label);
+    output::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "deleted": 1}))?;
+    Ok(())
+}
+
+fn clear(ctx: &Ctx, handle: &Handle) -> Result<()> {
+    let map = OpenMap::open(ctx, handle, true)?;
+    let mut keys = Vec::new();
+    map.for_each(|k, _| {
+        keys.push(k.to_vec());
+        Ok(true)
+    })?;
+    let mut n = 0u64;
+    if is_array(map.info.type_) {
+        let zero = vec![0u8; map.value_len()];
+        for k in &keys {
+            sys::map_update(map.fd(), k, &zero, update_flags::ANY)
+                .with_context(|| format!("zeroing map {}", map.label))?;
+            n += 1;
+        }
+        eprintln!(
+            "xdpctl: set all {n} entries of array map {} to zero",
+            map.label
+        );
+    } else {
+        for k in &keys {
+            if sys::map_delete(map.fd(), k)
+                .with_context(|| format!("clearing map {}", map.label))?
+            {
+                n += 1;
+            }
+        }
+        eprintln!("xdpctl: deleted {n} entries from map {}", map.label);
+    }
+    output::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "cleared": n}))?;
+    Ok(())
+}
+
+/// Explains a failed write in terms of the map.
+fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Error {
+    let what = match (e.raw_os_error(), flags) {
+        (Some(libc::E2BIG), _) if is_array(map.info.type_) => {
+            format!(
+                "index {key} is out of range for map {} ({} entries)",
+                map.label, map.info.max_entries
+            )
+        }
+        (Some(libc::E2BIG), _) => format!(
+            "map {} is full ({} entries)",
+            map.label, map.info.max_entries
+        ),
+        (Some(libc::EEXIST), update_flags::NOEXIST) => format!(
+            "key {key} already exists in map {} (--if-absent)",
+            map.label
+        ),
+        (Some(libc::ENOENT), update_flags::EXIST) => {
+            format!("key {key} is not in map {} (--if-exists)", map.label)
+        }
+        _ => return anyhow::Error::new(e).context(format!("updating {key} in map {}", map.label)),
+    };
+    anyhow::anyhow!(what)
+}
+
+fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
+    let map = OpenMap::open(ctx, &args.map, args.raw)?;
+    let flags = if args.if_exists {
+        update_flags::EXIST
+    } else if args.if_absent {
+        update_flags::NOEXIST
+    } else {
+        update_flags::ANY
+    };
+    if let Some(file) = &args.from_file {
+        return update_from_file(ctx, &map, file, flags);
+    }
+    let (Some(key), Some(value)) = (&args.key, &args.value) else {
+        bail!("give KEY and VALUE, or --from-file FILE");
+    };
+    let key_bytes = map.parse_key(key)?;
+    let value_bytes = map.parse_value(value)?;
+    sys::map_update(map.fd(), &key_bytes, &value_bytes, flags)
+        .map_err(|e| write_error(&map, e, flags, key))?;
+    eprintln!("xdpctl: map {}: {key} = {value}", map.label);
+    output::print_json_or_nothing(ctx.format, &map.entry_json(&key_bytes, &value_bytes, false))?;
+    Ok(())
+}
+
+/// A key and a whole (all-CPU) value, as bytes.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// One line of an update file, parsed.
+fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    if line.starts_with('{') {
+        let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        return parse_json_entry(map, &v).map(Some);
+    }
+    let (key, value) = line.split_once(char::is_whitespace).ok_or_else(|| {
+        "expected KEY VALUE (or a JSON object with \"key\" and \"value\")".to_owned()
+    })?;
+    let k = codec::parse(&map.key, key).map_err(|e| format!("key: {e}"))?;
+    let v = codec::parse(&map.value, value).map_err(|e| format!("value: {e}"))?;
+    Ok(Some((k, map.spread(&v))))
+}
+
+fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
+    let key = v.get("key").ok_or("no \"key\"")?;
+    let k = codec::from_json(&map.key, key, "").map_err(|e| format!("key: {e}"))?;
+    // Per-CPU values, when given, are written exactly, CPU by CPU.
+    if let (true, Some(Value::Array(values))) = (map.per_cpu(), v.get("values")) {
+        if values.len() != map.cpus {
+            return Err(format!(
+                "\"values\" has {} entries; this machine has {} possible CPUs",
+                values.len(),
+                map.cpus
+            ));
+        }
+        let mut out = vec![0u8; map.value_len()];
+        for (cpu, one) in values.iter().enumerate() {
+            let b =
+                codec::from_json(&map.value, one, "").map_err(|e| format!("values[{cpu}]: {e}"))?;
+            out[cpu * map.stride..cpu * map.stride + b.len()].copy_from_slice(&b);
+        }
+        return Ok((k, out));
+    }
+    let value = v.get("value").ok_or("no \"value\"")?;
+    let b = codec::from_json(&map.value, value, "").map_err(|e| format!("value: {e}"))?;
+    Ok((k, map.spread(&b)))
+}
+
+fn update_from_file(ctx: &Ctx, map: &OpenMap, file: &str, flags: u64) -> Result<()> {
+    let (name, reader): (&str, Box<dyn BufRead>) = if file == "-" {
+        ("stdin", Box::new(io::stdin().lock()))
+    } else {
+        let f = fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
+        (file, Box::new(io::BufReader::new(f)))
+    };
+    // Validate everything before writing anything.
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut lines = reader.lines().enumerate().peekable();
+    let whole_array = loop {
+        match lines.peek() {
+            Some((_, Ok(l))) if l.trim().is_empty() || l.trim_start().starts_with('#') => {
+                lines.next();
+            }
+            Some((_, Ok(l))) => break l.trim_start().starts_with('['),
+            _ => break false,
+        }
+    };
+    if whole_array {
+        // The output of `map dump -j`: one JSON array.
+        let mut text = String::new();
+        for (_, l) in lines {
+            text.push_str(&l.with_context(|| format!("reading {name}"))?);
+            text.push('\n');
+        }
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{name}: invalid JSON: {e}"))?;
+        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+            entries.push(
+                parse_json_entry(map, item)
+                    .map_err(|e| anyhow::anyhow!("{name}: element {i}: {e}"))?,
+            );
+        }
+    } else {
+        for (i, line) in lines {
+            let line = line.with_context(|| format!("reading {name}"))?;
+            match parse_line(map, &line) {
+                Ok(Some(e)) => entries.push(e),
+                Ok(None) => {}
+                Err(e) => bail!("{name}:{}: {e}; nothing was written", i + 1),
+            }
+        }
+    }
+    if entries.len() as u64 > u64::from(map.info.max_entries) {
+        bail!(
+            "map {} is too small: {name} has {} entries, the map holds at most {}; nothing was written",
+            map.label,
+            entries.len(),
+            map.info.max_entries
+        );
+    }
+    let written = write_all(map, &entries, flags)?;
+    eprintln!(
+        "xdpctl: wrote {written} entries to map {} from {name}",
+        map.label
+    );
+    output::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "written": written}))?;
+    Ok(())
+}
+
+/// Writes entries with `BPF_MAP_UPDATE_BATCH`, one element at a time where
+/// the map type has no batch support.
+fn write_all(map: &OpenMap, entries: &[Entry], flags: u64) -> Result<u64> {
+    const CHUNK: usize = 8192;
+    let mut written = 0u64;
+    let mut batch = true;
+    for chunk in entries.chunks(CHUNK) {
+        if batch {
+            let keys: Vec<u8> = chunk.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+            let values: Vec<u8> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            let (n, result) =
+                sys::map_update_batch(map.fd(), &keys, &values, chunk.len() as u32, flags);
+            match result {
+                Ok(()) => {
+                    written += chunk.len() as u64;
+                    continue;
+                }
+                Err(e)
+                    if written == 0
+                        && n == 0
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+                        ) =>
+                {
+                    batch = false;
+                }
+                Err(e) => {
+                    let at = written + u64::from(n);
+                    let key = codec::to_text(&map.key, &chunk[n as usize].0);
+                    return Err(partial(write_error(map, e, flags, &key), at));
+                }
+            }
+        }
+        for (k, v) in chunk {
+            sys::map_update(map.fd(), k, v, flags).map_err(|e| {
+                partial(
+                    write_error(map, e, flags, &codec::to_text(&map.key, k)),
+                    written,
+                )
+            })?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+fn partial(err: anyhow::Error, written: u64) -> anyhow::Error {
+    anyhow::anyhow!("{err:#}; {written} entries had been written before it")
 }

@@ -73,6 +73,27 @@ pub fn print<T: Human>(format: Format, value: &T) -> io::Result<()> {
     out.flush()
 }
 
+/// Prints a JSON value (compact or indented by the format).
+pub fn print_json(format: Format, value: &serde_json::Value) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if format == Format::PrettyJson {
+        serde_json::to_writer_pretty(&mut out, value)?;
+    } else {
+        serde_json::to_writer(&mut out, value)?;
+    }
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// For commands whose human output is a message on stderr: prints the JSON
+/// result only when JSON was asked for.
+pub fn print_json_or_nothing(format: Format, value: &serde_json::Value) -> io::Result<()> {
+    match format {
+        Format::Human => Ok(()),
+        _ => print_json(format, value),
+    }
+}
+
 /// `a, b, c` or `-` for nothing.
 pub fn list<T: ToString>(items: &[T]) -> String {
     if items.is_empty() {

@@ -101,13 +101,10 @@ pub fn run(ctx: &Ctx, cmd: &ProgCommand) -> Result<()> {
 fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
     let pins = ctx.pin_index()?;
     let rows = match handle {
-        Some(Handle::Id(id)) => vec![row(describe::open_id(IdKind::Prog, *id)?.as_fd(), &pins)?],
-        Some(Handle::Path(path)) => {
-            vec![row(
-                describe::open_pinned(&ctx.resolve(path), Kind::Prog)?.as_fd(),
-                &pins,
-            )?]
-        }
+        Some(handle) => vec![row(
+            describe::resolve(ctx, handle, Kind::Prog)?.0.as_fd(),
+            &pins,
+        )?],
         None => {
             let mut rows = Vec::new();
             for id in sys::ids(IdKind::Prog)? {

@@ -85,7 +85,7 @@ pub fn fd_by_id(kind: IdKind, id: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+pub fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
     let mut attr = zeroed_attr();
     attr.info.bpf_fd = fd.as_raw_fd() as u32;
     attr.info.info_len = size_of::<T>() as u32;
@@ -226,6 +226,133 @@ pub fn prog_query(
     prog_ids.truncate(count);
     link_ids.truncate(if with_links { count } else { 0 });
     Ok((prog_ids, link_ids))
+}
+
+/// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`: when an update may write.
+pub mod update_flags {
+    /// Create or overwrite.
+    pub const ANY: u64 = 0;
+    /// Only create.
+    pub const NOEXIST: u64 = 1;
+    /// Only overwrite.
+    pub const EXIST: u64 = 2;
+}
+
+fn elem_attr(map: BorrowedFd<'_>, key: *const u8, value: *mut u8, flags: u64) -> bpf_attr {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_2.map_fd = map.as_raw_fd() as u32;
+    attr.__bindgen_anon_2.key = key as u64;
+    attr.__bindgen_anon_2.__bindgen_anon_1.value = value as u64;
+    attr.__bindgen_anon_2.flags = flags;
+    attr
+}
+
+/// Looks `key` up into `value` (which must hold the whole, per-CPU, value);
+/// `Ok(false)` when absent.
+pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    let mut attr = elem_attr(map, key.as_ptr(), value.as_mut_ptr(), 0);
+    match bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes one element (`BPF_MAP_UPDATE_ELEM`).
+pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    let mut attr = elem_attr(map, key.as_ptr(), value.as_ptr() as *mut u8, flags);
+    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// Deletes one element; `Ok(false)` when it was absent.
+pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+    let mut attr = elem_attr(map, key.as_ptr(), std::ptr::null_mut(), 0);
+    match bpf(bpf_cmd::BPF_MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The key after `key` (the first key with `None`); `Ok(false)` at the end.
+pub fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    let key = key.map_or(std::ptr::null(), <[u8]>::as_ptr);
+    let mut attr = elem_attr(map, key, next.as_mut_ptr(), 0);
+    match bpf(bpf_cmd::BPF_MAP_GET_NEXT_KEY, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One `BPF_MAP_LOOKUP_BATCH` call: fills up to `count` keys and values,
+/// continuing from `token` (`None` to start), and returns how many it
+/// filled and whether the map is exhausted. `token` and `next` are the
+/// kernel's opaque cursors (at least 8 bytes, and the key size).
+pub fn map_lookup_batch(
+    map: BorrowedFd<'_>,
+    token: Option<&[u8]>,
+    next: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> io::Result<(u32, bool)> {
+    let mut attr = zeroed_attr();
+    attr.batch.in_batch = token.map_or(0, |t| t.as_ptr() as u64);
+    attr.batch.out_batch = next.as_mut_ptr() as u64;
+    attr.batch.keys = keys.as_mut_ptr() as u64;
+    attr.batch.values = values.as_mut_ptr() as u64;
+    attr.batch.count = count;
+    attr.batch.map_fd = map.as_raw_fd() as u32;
+    let result = bpf(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr);
+    // SAFETY: the kernel wrote back how many elements it filled.
+    let filled = unsafe { attr.batch.count };
+    match result {
+        Ok(_) => Ok((filled, false)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok((filled, true)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_MAP_UPDATE_BATCH` of `count` packed keys and values; returns how
+/// many were written before an error, with the error.
+pub fn map_update_batch(
+    map: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: u32,
+    flags: u64,
+) -> (u32, io::Result<()>) {
+    let mut attr = zeroed_attr();
+    attr.batch.keys = keys.as_ptr() as u64;
+    attr.batch.values = values.as_ptr() as u64;
+    attr.batch.count = count;
+    attr.batch.map_fd = map.as_raw_fd() as u32;
+    attr.batch.elem_flags = flags;
+    let result = bpf(bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr);
+    // SAFETY: the kernel wrote back how many elements it wrote.
+    let written = unsafe { attr.batch.count };
+    match result {
+        Ok(_) => (count, Ok(())),
+        Err(e) => (written, Err(e)),
+    }
+}
+
+/// Number of possible CPUs: per-CPU map values hold one slot for each.
+pub fn possible_cpus() -> io::Result<usize> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
+    let mut n = 0;
+    for part in text.trim().split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let lo: usize = lo
+            .parse()
+            .map_err(|_| io::Error::other("bad /sys/devices/system/cpu/possible"))?;
+        let hi: usize = hi
+            .parse()
+            .map_err(|_| io::Error::other("bad /sys/devices/system/cpu/possible"))?;
+        n = n.max(hi + 1).max(lo + 1);
+    }
+    Ok(n)
 }
 
 /// The text of an errno, without io::Error's "(os error N)" suffix.

@@ -1,0 +1,887 @@
+//! Keys and values as people write them: `203.0.113.5`, `2001:db8::1`,
+//! `203.0.113.0/24`, ports, integers, enums by name, structs as JSON.
+//!
+//! A [`Shape`] is derived once per map from its BTF (or from its size, for
+//! raw bytes), then used to print and to parse. Byte order is the tool's
+//! business: `__be32` addresses and `__be16` ports are stored in network
+//! order, plain integers in host order.
+
+use std::{
+    fmt::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+};
+
+use serde_json::{Map as JsonMap, Value, json};
+
+use crate::btf::{Btf, Type};
+
+/// How to read and write one key or value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Shape {
+    /// IPv4 address in network order (`__be32`, `struct in_addr`).
+    Ipv4,
+    /// IPv6 address (`struct in6_addr`).
+    Ipv6,
+    /// Port in network order (`__be16`).
+    Port,
+    /// Integer in network order, other than the above (`__be64`).
+    BigEndian { size: usize },
+    /// Unsigned integer, host order.
+    Uint { size: usize },
+    /// Signed integer, host order.
+    Int { size: usize },
+    /// `_Bool`.
+    Bool,
+    /// An enum: printed by name where a variant matches.
+    Enum {
+        size: usize,
+        signed: bool,
+        values: Vec<(String, i64)>,
+    },
+    /// A struct: a JSON object.
+    Struct { size: usize, fields: Vec<Field> },
+    /// An array: a JSON list (a string for `char[]`).
+    Array {
+        elem: Box<Shape>,
+        len: usize,
+        elem_size: usize,
+        chars: bool,
+    },
+    /// An LPM trie key `{ __u32 prefixlen; <address> }`: `addr/len`.
+    Cidr { v6: bool },
+    /// Bytes without type information.
+    Raw { size: usize },
+}
+
+/// A struct field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    /// Name (`_N` for anonymous members).
+    pub name: String,
+    /// Byte offset.
+    pub offset: usize,
+    /// Its shape.
+    pub shape: Shape,
+}
+
+impl Shape {
+    /// Bytes this shape occupies.
+    pub fn size(&self) -> usize {
+        match self {
+            Shape::Ipv4 => 4,
+            Shape::Ipv6 => 16,
+            Shape::Port => 2,
+            Shape::Bool => 1,
+            Shape::Cidr { v6 } => 4 + if *v6 { 16 } else { 4 },
+            Shape::BigEndian { size }
+            | Shape::Uint { size }
+            | Shape::Int { size }
+            | Shape::Enum { size, .. }
+            | Shape::Struct { size, .. }
+            | Shape::Raw { size } => *size,
+            Shape::Array { len, elem_size, .. } => len * elem_size,
+        }
+    }
+
+    /// A short name for the type, as `map show` prints it.
+    pub fn describe(&self) -> String {
+        match self {
+            Shape::Ipv4 => "ipv4".into(),
+            Shape::Ipv6 => "ipv6".into(),
+            Shape::Port => "port".into(),
+            Shape::BigEndian { size } => format!("be{}", size * 8),
+            Shape::Uint { size } => format!("u{}", size * 8),
+            Shape::Int { size } => format!("s{}", size * 8),
+            Shape::Bool => "bool".into(),
+            Shape::Enum { .. } => "enum".into(),
+            Shape::Struct { fields, .. } => {
+                format!(
+                    "{{{}}}",
+                    fields
+                        .iter()
+                        .map(|f| format!("{}:{}", f.name, f.shape.describe()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            }
+            Shape::Array {
+                elem, len, chars, ..
+            } => {
+                if *chars {
+                    format!("char[{len}]")
+                } else {
+                    format!("{}[{len}]", elem.describe())
+                }
+            }
+            Shape::Cidr { v6: false } => "ipv4 cidr".into(),
+            Shape::Cidr { v6: true } => "ipv6 cidr".into(),
+            Shape::Raw { size } => format!("{size} bytes"),
+        }
+    }
+
+    /// Whether values of this shape add up (per-CPU values are summed).
+    pub fn summable(&self) -> bool {
+        match self {
+            Shape::Uint { .. } | Shape::Int { .. } => true,
+            Shape::Struct { fields, .. } => fields.iter().all(|f| f.shape.summable()),
+            Shape::Array { elem, chars, .. } => !chars && elem.summable(),
+            _ => false,
+        }
+    }
+
+    /// Derives the shape of BTF type `id`, checked against the size the
+    /// kernel reports; falls back to raw bytes when they disagree.
+    pub fn from_btf(btf: &Btf, id: u32, size: usize, lpm_key: bool) -> Shape {
+        let shape = if lpm_key {
+            lpm(btf, id)
+        } else {
+            shape_of(btf, id, 0)
+        };
+        match shape {
+            Some(s) if s.size() == size => s,
+            _ => Shape::Raw { size },
+        }
+    }
+}
+
+fn strip(btf: &Btf, mut id: u32) -> (u32, Option<String>) {
+    // Follow modifiers and typedefs, remembering the first typedef name.
+    let mut name = None;
+    for _ in 0..32 {
+        match btf.get(id) {
+            Some(Type::Modifier { ty }) => id = *ty,
+            Some(Type::Typedef { name: n, ty }) => {
+                if name.is_none() {
+                    name = Some(n.clone());
+                }
+                id = *ty;
+            }
+            _ => break,
+        }
+    }
+    (id, name)
+}
+
+fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
+    if depth > 16 {
+        return None;
+    }
+    let (base, typedef) = strip(btf, id);
+    let ty = btf.get(base)?;
+    let named = typedef.as_deref();
+    Some(match ty {
+        Type::Int {
+            size, signed, bool, ..
+        } => {
+            let size = *size as usize;
+            match (named, size) {
+                (Some("__be32"), 4) => Shape::Ipv4,
+                (Some("__be16"), 2) => Shape::Port,
+                (Some(n), _) if n.starts_with("__be") => Shape::BigEndian { size },
+                _ if *bool => Shape::Bool,
+                _ if *signed => Shape::Int { size },
+                _ => Shape::Uint { size },
+            }
+        }
+        Type::Ptr => Shape::Uint { size: 8 },
+        Type::Enum {
+            size,
+            signed,
+            values,
+            ..
+        } => Shape::Enum {
+            size: *size as usize,
+            signed: *signed,
+            values: values.clone(),
+        },
+        Type::Struct {
+            name,
+            size,
+            members,
+            union,
+        } => {
+            if name == "in_addr" && *size == 4 {
+                return Some(Shape::Ipv4);
+            }
+            if name == "in6_addr" && *size == 16 {
+                return Some(Shape::Ipv6);
+            }
+            if *union
+                || members
+                    .iter()
+                    .any(|m| m.bitfield_size != 0 || m.bit_offset % 8 != 0)
+            {
+                return Some(Shape::Raw {
+                    size: *size as usize,
+                });
+            }
+            let mut fields = Vec::new();
+            for (i, m) in members.iter().enumerate() {
+                fields.push(Field {
+                    name: if m.name.is_empty() {
+                        format!("_{i}")
+                    } else {
+                        m.name.clone()
+                    },
+                    offset: (m.bit_offset / 8) as usize,
+                    shape: shape_of(btf, m.ty, depth + 1)?,
+                });
+            }
+            Shape::Struct {
+                size: *size as usize,
+                fields,
+            }
+        }
+        Type::Array { elem, len } => {
+            let (elem_base, _) = strip(btf, *elem);
+            let chars = matches!(
+                btf.get(elem_base),
+                Some(Type::Int {
+                    char: true,
+                    size: 1,
+                    ..
+                })
+            );
+            let elem_shape = shape_of(btf, *elem, depth + 1)?;
+            Shape::Array {
+                elem_size: elem_shape.size(),
+                elem: Box::new(elem_shape),
+                len: *len as usize,
+                chars,
+            }
+        }
+        Type::Float { size } => Shape::Raw {
+            size: *size as usize,
+        },
+        Type::Void | Type::Typedef { .. } | Type::Modifier { .. } => return None,
+    })
+}
+
+/// An LPM trie key: a struct whose first member is the 32-bit prefix length
+/// and whose second is a 4- or 16-byte address.
+fn lpm(btf: &Btf, id: u32) -> Option<Shape> {
+    let (base, _) = strip(btf, id);
+    let Some(Type::Struct { size, members, .. }) = btf.get(base) else {
+        return None;
+    };
+    if members.len() != 2 || members[0].bit_offset != 0 || members[1].bit_offset != 32 {
+        return None;
+    }
+    match size {
+        8 => Some(Shape::Cidr { v6: false }),
+        20 => Some(Shape::Cidr { v6: true }),
+        _ => None,
+    }
+}
+
+fn uint(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    u64::from_ne_bytes(buf)
+}
+
+fn sint(bytes: &[u8]) -> i64 {
+    let v = uint(bytes);
+    let bits = bytes.len() * 8;
+    if bits >= 64 {
+        v as i64
+    } else {
+        ((v << (64 - bits)) as i64) >> (64 - bits)
+    }
+}
+
+/// Lowercase hex, space-separated bytes (`cb 00 71 05`).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The typed JSON form of `bytes`.
+pub fn to_json(shape: &Shape, bytes: &[u8]) -> Value {
+    match shape {
+        Shape::Ipv4 => json!(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string()),
+        Shape::Ipv6 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&bytes[..16]);
+            json!(Ipv6Addr::from(a).to_string())
+        }
+        Shape::Port => json!(u16::from_be_bytes([bytes[0], bytes[1]])),
+        Shape::BigEndian { size } => {
+            let mut v = 0u64;
+            for b in &bytes[..*size] {
+                v = (v << 8) | u64::from(*b);
+            }
+            json!(v)
+        }
+        Shape::Uint { .. } => json!(uint(bytes)),
+        Shape::Int { .. } => json!(sint(bytes)),
+        Shape::Bool => json!(bytes[0] != 0),
+        Shape::Enum { signed, values, .. } => {
+            let v = if *signed {
+                sint(bytes)
+            } else {
+                uint(bytes) as i64
+            };
+            match values.iter().find(|(_, x)| *x == v) {
+                Some((name, _)) => json!(name),
+                None => json!(v),
+            }
+        }
+        Shape::Struct { fields, .. } => {
+            let mut obj = JsonMap::new();
+            for f in fields {
+                obj.insert(
+                    f.name.clone(),
+                    to_json(&f.shape, &bytes[f.offset..f.offset + f.shape.size()]),
+                );
+            }
+            Value::Object(obj)
+        }
+        Shape::Array {
+            elem,
+            len,
+            elem_size,
+            chars,
+        } => {
+            if *chars {
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                return json!(String::from_utf8_lossy(&bytes[..end]));
+            }
+            Value::Array(
+                (0..*len)
+                    .map(|i| to_json(elem, &bytes[i * elem_size..(i + 1) * elem_size]))
+                    .collect(),
+            )
+        }
+        Shape::Cidr { v6 } => {
+            let len = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let addr = if *v6 {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&bytes[4..20]);
+                Ipv6Addr::from(a).to_string()
+            } else {
+                Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]).to_string()
+            };
+            json!(format!("{addr}/{len}"))
+        }
+        Shape::Raw { .. } => json!(hex(bytes)),
+    }
+}
+
+/// The text people read: strings unquoted, everything else as compact JSON.
+pub fn to_text(shape: &Shape, bytes: &[u8]) -> String {
+    match to_json(shape, bytes) {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// Parses `text` (what a person typed) into bytes of `shape`.
+pub fn parse(shape: &Shape, text: &str) -> Result<Vec<u8>, String> {
+    let text = text.trim();
+    match shape {
+        Shape::Struct { .. } | Shape::Array { chars: false, .. } => {
+            let v: Value = serde_json::from_str(text).map_err(|_| {
+                format!(
+                    "'{text}' is not a JSON {}; write it like {}",
+                    kind_word(shape),
+                    example(shape)
+                )
+            })?;
+            from_json(shape, &v, "")
+        }
+        Shape::Raw { size } => parse_raw(text, *size),
+        _ => from_json(shape, &Value::String(text.to_owned()), ""),
+    }
+}
+
+fn kind_word(shape: &Shape) -> &'static str {
+    match shape {
+        Shape::Struct { .. } => "object",
+        _ => "list",
+    }
+}
+
+fn example(shape: &Shape) -> String {
+    match shape {
+        Shape::Struct { fields, .. } => format!(
+            "'{{{}}}'",
+            fields
+                .iter()
+                .map(|f| format!("\"{}\":{}", f.name, example_scalar(&f.shape)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Shape::Array { elem, len, .. } => format!("'[{}]' ({len} elements)", example_scalar(elem)),
+        other => example_scalar(other),
+    }
+}
+
+fn example_scalar(shape: &Shape) -> String {
+    match shape {
+        Shape::Ipv4 => "\"203.0.113.5\"".into(),
+        Shape::Ipv6 => "\"2001:db8::1\"".into(),
+        Shape::Cidr { v6: false } => "\"203.0.113.0/24\"".into(),
+        Shape::Cidr { v6: true } => "\"2001:db8::/32\"".into(),
+        Shape::Enum { values, .. } => values
+            .first()
+            .map_or("0".into(), |(n, _)| format!("\"{n}\"")),
+        Shape::Struct { .. } | Shape::Array { .. } => example(shape),
+        _ => "1".into(),
+    }
+}
+
+/// bpftool-style bytes: `203 0 113 5`, `hex cb 00 71 05`, `0xcb 0x00 ...`.
+pub fn parse_raw(text: &str, size: usize) -> Result<Vec<u8>, String> {
+    let mut words = text.split_whitespace().peekable();
+    let all_hex = words.peek() == Some(&"hex");
+    if all_hex {
+        words.next();
+    }
+    let mut out = Vec::new();
+    for w in words {
+        let parsed = if all_hex {
+            u64::from_str_radix(w, 16).ok()
+        } else if let Some(h) = w.strip_prefix("0x") {
+            u64::from_str_radix(h, 16).ok()
+        } else {
+            w.parse::<u64>().ok()
+        };
+        match parsed {
+            Some(b) if b <= 255 => out.push(b as u8),
+            Some(_) => return Err(format!("byte '{w}' is larger than 255")),
+            None => {
+                return Err(format!(
+                    "'{w}' is not a byte (write bytes like '203 0 113 5' or 'hex cb 00 71 05')"
+                ));
+            }
+        }
+    }
+    if out.len() != size {
+        return Err(format!("got {} byte(s), expected {size}", out.len()));
+    }
+    Ok(out)
+}
+
+fn parse_uint(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else {
+        t.parse().ok()
+    }
+}
+
+fn parse_int(text: &str) -> Option<i64> {
+    let t = text.trim();
+    match t.strip_prefix('-') {
+        Some(rest) => parse_uint(rest)
+            .and_then(|v| i64::try_from(v).ok())
+            .map(|v| -v),
+        None => parse_uint(t).and_then(|v| i64::try_from(v).ok()),
+    }
+}
+
+fn field_label(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("field {path}: ")
+    }
+}
+
+/// Parses a JSON value (from a struct field, a JSON line, or a typed
+/// scalar given as a string) into bytes of `shape`. `path` names the field
+/// in errors.
+pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String> {
+    let label = field_label(path);
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => u8::from(*b).to_string(),
+        _ => String::new(),
+    };
+    match shape {
+        Shape::Ipv4 => text
+            .parse::<Ipv4Addr>()
+            .map(|a| a.octets().to_vec())
+            .map_err(|_| format!("{label}'{text}' is not an IPv4 address (like 203.0.113.5)")),
+        Shape::Ipv6 => text
+            .parse::<Ipv6Addr>()
+            .map(|a| a.octets().to_vec())
+            .map_err(|_| format!("{label}'{text}' is not an IPv6 address (like 2001:db8::1)")),
+        Shape::Port => match parse_uint(&text) {
+            Some(p) if p <= 65535 => Ok((p as u16).to_be_bytes().to_vec()),
+            _ => Err(format!("{label}'{text}' is not a port (0 to 65535)")),
+        },
+        Shape::BigEndian { size } => {
+            let max = if *size >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (size * 8)) - 1
+            };
+            match parse_uint(&text) {
+                Some(x) if x <= max => Ok(x.to_be_bytes()[8 - size..].to_vec()),
+                _ => Err(format!(
+                    "{label}'{text}' is not a {}-bit unsigned number (0 to {max})",
+                    size * 8
+                )),
+            }
+        }
+        Shape::Uint { size } => {
+            let max = if *size >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (size * 8)) - 1
+            };
+            match parse_uint(&text) {
+                Some(x) if x <= max => Ok(x.to_ne_bytes()[..*size].to_vec()),
+                Some(_) => Err(format!(
+                    "{label}{text} is out of range for a u{} (0 to {max})",
+                    size * 8
+                )),
+                None => Err(format!(
+                    "{label}'{text}' is not a number (decimal, or hex with 0x)"
+                )),
+            }
+        }
+        Shape::Int { size } => {
+            let bits = size * 8;
+            let (min, max) = if bits >= 64 {
+                (i64::MIN, i64::MAX)
+            } else {
+                (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)
+            };
+            match parse_int(&text) {
+                Some(x) if x >= min && x <= max => Ok(x.to_ne_bytes()[..*size].to_vec()),
+                Some(_) => Err(format!(
+                    "{label}{text} is out of range for an s{bits} ({min} to {max})"
+                )),
+                None => Err(format!("{label}'{text}' is not a number")),
+            }
+        }
+        Shape::Bool => match text.as_str() {
+            "1" | "true" => Ok(vec![1]),
+            "0" | "false" => Ok(vec![0]),
+            _ => Err(format!(
+                "{label}'{text}' is not a boolean (true, false, 1 or 0)"
+            )),
+        },
+        Shape::Enum { size, values, .. } => {
+            let v = values
+                .iter()
+                .find(|(n, _)| *n == text)
+                .map(|(_, v)| *v)
+                .or_else(|| parse_int(&text))
+                .ok_or_else(|| {
+                    format!(
+                        "{label}'{text}' is not one of {}",
+                        values
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            Ok(v.to_ne_bytes()[..*size].to_vec())
+        }
+        Shape::Cidr { v6 } => {
+            let (addr, len) = text.split_once('/').ok_or_else(|| {
+                format!("{label}'{text}' is not a CIDR (like {})", cidr_example(*v6))
+            })?;
+            let max = if *v6 { 128 } else { 32 };
+            let len: u32 = len
+                .parse()
+                .map_err(|_| format!("{label}'{text}': '{len}' is not a prefix length"))?;
+            if len > max {
+                return Err(format!(
+                    "{label}'{text}': prefix length {len} is longer than {max}"
+                ));
+            }
+            let mut out = len.to_ne_bytes().to_vec();
+            if *v6 {
+                let a: Ipv6Addr = addr.parse().map_err(|_| {
+                    if addr.parse::<Ipv4Addr>().is_ok() {
+                        format!("{label}'{text}' is IPv4, but this map holds IPv6 prefixes")
+                    } else {
+                        format!("{label}'{addr}' is not an IPv6 address")
+                    }
+                })?;
+                out.extend_from_slice(&a.octets());
+            } else {
+                let a: Ipv4Addr = addr.parse().map_err(|_| {
+                    if addr.parse::<Ipv6Addr>().is_ok() {
+                        format!("{label}'{text}' is IPv6, but this map holds IPv4 prefixes")
+                    } else {
+                        format!("{label}'{addr}' is not an IPv4 address")
+                    }
+                })?;
+                out.extend_from_slice(&a.octets());
+            }
+            Ok(out)
+        }
+        Shape::Struct { size, fields } => {
+            let Value::Object(obj) = v else {
+                return Err(format!(
+                    "{label}expected a JSON object like {}",
+                    example(shape)
+                ));
+            };
+            for key in obj.keys() {
+                if !fields.iter().any(|f| &f.name == key) {
+                    return Err(format!(
+                        "{label}no field '{key}'; the fields are: {}",
+                        fields
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+            let mut out = vec![0u8; *size];
+            for f in fields {
+                // Missing fields are zero.
+                let Some(fv) = obj.get(&f.name) else { continue };
+                let sub = if path.is_empty() {
+                    f.name.clone()
+                } else {
+                    format!("{path}.{}", f.name)
+                };
+                let bytes = from_json(&f.shape, fv, &sub)?;
+                out[f.offset..f.offset + bytes.len()].copy_from_slice(&bytes);
+            }
+            Ok(out)
+        }
+        Shape::Array {
+            elem,
+            len,
+            elem_size,
+            chars,
+        } => {
+            if *chars {
+                let s = text.as_bytes();
+                if s.len() >= *len {
+                    return Err(format!(
+                        "{label}'{text}' is longer than {} characters",
+                        len - 1
+                    ));
+                }
+                let mut out = vec![0u8; *len];
+                out[..s.len()].copy_from_slice(s);
+                return Ok(out);
+            }
+            let Value::Array(items) = v else {
+                return Err(format!("{label}expected a JSON list of {len} elements"));
+            };
+            if items.len() != *len {
+                return Err(format!(
+                    "{label}expected {len} elements, got {}",
+                    items.len()
+                ));
+            }
+            let mut out = Vec::with_capacity(len * elem_size);
+            for (i, item) in items.iter().enumerate() {
+                out.extend(from_json(elem, item, &format!("{path}[{i}]"))?);
+            }
+            Ok(out)
+        }
+        Shape::Raw { size } => parse_raw(&text, *size).map_err(|e| format!("{label}{e}")),
+    }
+}
+
+fn cidr_example(v6: bool) -> &'static str {
+    if v6 {
+        "2001:db8::/32"
+    } else {
+        "203.0.113.0/24"
+    }
+}
+
+/// Adds per-CPU values of a summable shape.
+pub fn sum(shape: &Shape, values: &[&[u8]]) -> Vec<u8> {
+    let size = shape.size();
+    let mut out = vec![0u8; size];
+    add_into(shape, &mut out, values);
+    out
+}
+
+fn add_into(shape: &Shape, out: &mut [u8], values: &[&[u8]]) {
+    match shape {
+        Shape::Uint { size } | Shape::Int { size } => {
+            let total = values
+                .iter()
+                .fold(0u64, |acc, v| acc.wrapping_add(uint(&v[..*size])));
+            out[..*size].copy_from_slice(&total.to_ne_bytes()[..*size]);
+        }
+        Shape::Struct { fields, .. } => {
+            for f in fields {
+                let sub: Vec<&[u8]> = values
+                    .iter()
+                    .map(|v| &v[f.offset..f.offset + f.shape.size()])
+                    .collect();
+                add_into(
+                    &f.shape,
+                    &mut out[f.offset..f.offset + f.shape.size()],
+                    &sub,
+                );
+            }
+        }
+        Shape::Array {
+            elem,
+            len,
+            elem_size,
+            ..
+        } => {
+            for i in 0..*len {
+                let r = i * elem_size..(i + 1) * elem_size;
+                let sub: Vec<&[u8]> = values.iter().map(|v| &v[r.clone()]).collect();
+                add_into(elem, &mut out[r], &sub);
+            }
+        }
+        _ => out.copy_from_slice(&values[0][..out.len()]),
+    }
+}
+
+/// A number to sort and rank values by: the value itself for integers,
+/// the first integer field for structs (`packets` in `stats`).
+pub fn rank(shape: &Shape, bytes: &[u8]) -> u64 {
+    match shape {
+        Shape::Uint { size } | Shape::Int { size } => uint(&bytes[..*size]),
+        Shape::Struct { fields, .. } => fields
+            .iter()
+            .find(|f| matches!(f.shape, Shape::Uint { .. } | Shape::Int { .. }))
+            .map_or(0, |f| rank(&f.shape, &bytes[f.offset..])),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_keys_are_network_order() {
+        assert_eq!(
+            parse(&Shape::Ipv4, "203.0.113.5").unwrap(),
+            vec![203, 0, 113, 5]
+        );
+        assert_eq!(to_text(&Shape::Ipv4, &[203, 0, 113, 5]), "203.0.113.5");
+        let e = parse(&Shape::Ipv4, "203.0.113.256").unwrap_err();
+        assert!(e.contains("not an IPv4 address"), "{e}");
+    }
+
+    #[test]
+    fn ports_are_network_order() {
+        assert_eq!(parse(&Shape::Port, "9999").unwrap(), vec![0x27, 0x0f]);
+        assert_eq!(to_text(&Shape::Port, &[0x27, 0x0f]), "9999");
+        assert!(parse(&Shape::Port, "65536").is_err());
+    }
+
+    #[test]
+    fn integers_check_their_range_and_take_hex() {
+        let u8s = Shape::Uint { size: 1 };
+        assert_eq!(parse(&u8s, "255").unwrap(), vec![255]);
+        assert_eq!(parse(&u8s, "0xff").unwrap(), vec![255]);
+        let e = parse(&u8s, "256").unwrap_err();
+        assert_eq!(e, "256 is out of range for a u8 (0 to 255)");
+        let s16 = Shape::Int { size: 2 };
+        assert_eq!(to_text(&s16, &parse(&s16, "-5").unwrap()), "-5");
+        assert!(parse(&s16, "40000").is_err());
+    }
+
+    #[test]
+    fn cidrs_check_family_and_prefix() {
+        let c4 = Shape::Cidr { v6: false };
+        let bytes = parse(&c4, "203.0.113.0/24").unwrap();
+        assert_eq!(
+            bytes,
+            [24u32.to_ne_bytes().as_slice(), &[203, 0, 113, 0]].concat()
+        );
+        assert_eq!(to_text(&c4, &bytes), "203.0.113.0/24");
+        assert!(
+            parse(&c4, "203.0.113.0/33")
+                .unwrap_err()
+                .contains("longer than 32")
+        );
+        assert!(parse(&c4, "2001:db8::/32").unwrap_err().contains("is IPv6"));
+        let c6 = Shape::Cidr { v6: true };
+        assert_eq!(
+            to_text(&c6, &parse(&c6, "2001:db8::/32").unwrap()),
+            "2001:db8::/32"
+        );
+    }
+
+    #[test]
+    fn structs_round_trip_through_json_and_name_bad_fields() {
+        let shape = Shape::Struct {
+            size: 16,
+            fields: vec![
+                Field {
+                    name: "packets".into(),
+                    offset: 0,
+                    shape: Shape::Uint { size: 8 },
+                },
+                Field {
+                    name: "bytes".into(),
+                    offset: 8,
+                    shape: Shape::Uint { size: 8 },
+                },
+            ],
+        };
+        let b = parse(&shape, r#"{"packets":3,"bytes":180}"#).unwrap();
+        assert_eq!(
+            to_text(&shape, &b),
+            r#"{"packets":3,"bytes":180}"#,
+            "fields keep their order"
+        );
+        assert_eq!(to_json(&shape, &b), json!({"packets": 3, "bytes": 180}));
+        let e = parse(&shape, r#"{"pkts":1}"#).unwrap_err();
+        assert!(
+            e.contains("no field 'pkts'") && e.contains("packets, bytes"),
+            "{e}"
+        );
+        let e = parse(&shape, r#"{"packets":-1}"#).unwrap_err();
+        assert!(e.starts_with("field packets:"), "{e}");
+        let per_cpu = [b.as_slice(), b.as_slice()];
+        assert_eq!(
+            to_json(&shape, &sum(&shape, &per_cpu)),
+            json!({"packets": 6, "bytes": 360})
+        );
+    }
+
+    #[test]
+    fn raw_bytes_are_bpftool_compatible_but_never_wrap() {
+        assert_eq!(parse_raw("203 0 113 5", 4).unwrap(), vec![203, 0, 113, 5]);
+        assert_eq!(
+            parse_raw("hex cb 00 71 05", 4).unwrap(),
+            vec![203, 0, 113, 5]
+        );
+        assert_eq!(
+            parse_raw("256 0 0 0", 4).unwrap_err(),
+            "byte '256' is larger than 255"
+        );
+        assert_eq!(
+            parse_raw("1 2", 4).unwrap_err(),
+            "got 2 byte(s), expected 4"
+        );
+    }
+
+    #[test]
+    fn enums_print_by_name() {
+        let shape = Shape::Enum {
+            size: 4,
+            signed: false,
+            values: vec![("PASS".into(), 2), ("DROP".into(), 1)],
+        };
+        assert_eq!(to_text(&shape, &2u32.to_ne_bytes()), "PASS");
+        assert_eq!(parse(&shape, "DROP").unwrap(), 1u32.to_ne_bytes().to_vec());
+        assert!(parse(&shape, "MAYBE").unwrap_err().contains("PASS, DROP"));
+    }
+}
