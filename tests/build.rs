@@ -7,7 +7,13 @@ mod clang;
 use std::{env, path::PathBuf};
 
 /// Fixtures, by file stem (`bpf/<stem>.bpf.c`).
-const FIXTURES: &[&str] = &["user_xdp", "bad_bounds", "bad_null"];
+const FIXTURES: &[&str] = &[
+    "user_xdp",
+    "bad_bounds",
+    "bad_null",
+    "tc_pass",
+    "typed_maps",
+];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());

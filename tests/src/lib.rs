@@ -296,6 +296,16 @@ impl NetNs {
         PathBuf::from("/run/netns").join(&self.name)
     }
 
+    /// Moves the calling thread into the namespace until the guard drops
+    /// (setns(2), like xdpctl's --netns: mounts stay as they are).
+    pub fn enter(&self) -> Entered {
+        use nix::sched::{CloneFlags, setns};
+        let original = fs::File::open("/proc/thread-self/ns/net").expect("opening own netns");
+        let target = fs::File::open(self.path()).expect("opening the test netns");
+        setns(&target, CloneFlags::CLONE_NEWNET).expect("setns into the test netns");
+        Entered { original }
+    }
+
     /// Runs a command inside the namespace; panics if it fails.
     ///
     /// NB: `ip netns exec` remounts /sys, hiding bpffs pins: use it only
@@ -305,6 +315,30 @@ impl NetNs {
         let mut args = vec!["netns", "exec", &self.name];
         args.extend_from_slice(cmd);
         sh("ip", &args)
+    }
+
+    /// Runs iproute2 (`ip` or `tc`) inside the namespace for a command that
+    /// loads a BPF object, with a throwaway bpffs at /sys/fs/bpf.
+    ///
+    /// NB: iproute2 pins into the first bpffs it finds in /proc/mounts when
+    /// /sys/fs/bpf is not one, creating `tc/globals` and `xdp/globals` in it:
+    /// that could be another test's private mount. So it runs in a private
+    /// mount namespace with its own bpffs at /sys/fs/bpf, entered with
+    /// nsenter (which, unlike `ip netns exec`, keeps that mount visible).
+    #[track_caller]
+    pub fn iproute2_with_obj(&self, cmd: &[&str]) {
+        let script = format!(
+            "mount -t bpf bpf /sys/fs/bpf && exec nsenter --net={} {}",
+            self.path().display(),
+            cmd.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        sh(
+            "unshare",
+            &["--mount", "--propagation", "private", "sh", "-c", &script],
+        );
     }
 
     /// Runs a command inside the namespace and returns its exit status and
@@ -319,6 +353,18 @@ impl NetNs {
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
+    }
+}
+
+/// The calling thread is in a test namespace while this lives.
+pub struct Entered {
+    original: fs::File,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        use nix::sched::{CloneFlags, setns};
+        setns(&self.original, CloneFlags::CLONE_NEWNET).expect("setns back");
     }
 }
 

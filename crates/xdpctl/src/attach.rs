@@ -6,6 +6,7 @@
 //! legacy way instead, visible to and removable by `ip link`.
 
 use std::{
+    collections::HashMap,
     fs,
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     path::{Path, PathBuf},
@@ -19,7 +20,7 @@ use crate::{
     cli::{AttachArgs, DetachArgs, Handle, XdpMode},
     ctx::Ctx,
     describe,
-    link::{self, LinkEntry},
+    link::{self, LinkEntry, XdpAttach},
     load::MAPS_SUBDIR,
     netlink::{Device, Rtnl},
     netns,
@@ -42,6 +43,15 @@ struct Prog {
 }
 
 fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
+    // A bare name that is a path under the bpffs root is that path.
+    let as_path;
+    let handle = match handle {
+        Handle::Name(name) if ctx.bpffs.join(name).exists() => {
+            as_path = Handle::Path(name.into());
+            &as_path
+        }
+        other => other,
+    };
     let (fd, load_dir) = match handle {
         Handle::Path(path) if ctx.resolve(path).is_dir() => {
             let dir = ctx.resolve(path);
@@ -234,8 +244,8 @@ fn attach_error(
 pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
     let prog = resolve_prog(ctx, &args.prog)?;
     let pins = ctx.pin_index()?;
-    // Validate where a link would be pinned before changing anything.
-    let link_pin = if args.netlink {
+    // Where a link would be pinned; checked before anything changes.
+    let links_dir = if args.netlink {
         None
     } else {
         let Some(dir) = &prog.load_dir else {
@@ -247,34 +257,36 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
                 ctx.bpffs.display()
             );
         };
-        let file = match &args.netns {
-            Some(ns) => format!(
-                "{}-{}",
-                Path::new(ns)
-                    .file_name()
-                    .map_or(ns.into(), |n| n.to_string_lossy()),
-                args.dev
-            ),
-            None => args.dev.clone(),
-        }
-        .replace('.', "_");
-        Some(dir.join(LINKS_SUBDIR).join(file))
+        Some(dir.join(LINKS_SUBDIR))
     };
 
     let entered = netns::enter(args.netns.as_deref())?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let dev = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
-    let links = link::all()?;
+    // NB: named `<dev>@<netns inode>`: link info does not say the namespace.
+    let link_pin = match links_dir {
+        Some(dir) => Some(dir.join(format!(
+            "{}@{}",
+            dev.name.replace('.', "_"),
+            netns::current_inode()?
+        ))),
+        None => None,
+    };
+    let links = link::XdpLinks::load(&pins)?;
     let flag = mode_flag(args.mode);
 
     let existing = dev.xdp.attached();
     let result = if let Some(&(mode, old_id)) = existing.first() {
         let old_name =
             describe::describe(Kind::Prog, old_id).map_or_else(|_| "?".into(), |d| d.name);
-        let old_link = link::xdp_link_for(&links, dev.ifindex, old_id);
-        let how = match old_link {
-            Some(l) => format!("a bpf_link (link {})", l.id),
-            None => "netlink".to_owned(),
+        let (old_link, how) = match links.find(dev.ifindex, old_id)? {
+            XdpAttach::Link(l) => (Some(l), format!("a bpf_link (link {})", l.id)),
+            XdpAttach::Netlink => (None, "netlink".to_owned()),
+            XdpAttach::Ambiguous => bail!(
+                "{} runs program {old_id} ({old_name}), but whether by a link or over netlink cannot be \
+                 told apart from devices in other namespaces; detach it first",
+                dev.name
+            ),
         };
         if !args.replace {
             bail!(
@@ -468,8 +480,8 @@ pub fn detach_device(
     dev: &Device,
     netns: Option<&str>,
 ) -> Result<Vec<Attachment>> {
-    let links = link::all()?;
     let pins = ctx.pin_index()?;
+    let links = link::XdpLinks::load(&pins)?;
     let mut done = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
         let prog_name =
@@ -485,7 +497,8 @@ pub fn detach_device(
             link_id: None,
             link_pinned: Vec::new(),
         };
-        if let Some(l) = link::xdp_link_for(&links, dev.ifindex, prog_id) {
+        let how = links.find(dev.ifindex, prog_id)?;
+        if let XdpAttach::Link(l) = how {
             let fd = sys::fd_by_id(IdKind::Link, l.id)
                 .with_context(|| format!("opening link {}", l.id))?;
             sys::link_detach(fd.as_fd())
@@ -550,8 +563,8 @@ pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
 }
 
 /// Detaches what a load directory attached: every link pinned in it
-/// (wherever it is attached) and every netlink attachment, in the current
-/// namespace, of a program in `prog_ids`. Used by unload before it unpins.
+/// (wherever it is attached) and every netlink attachment of a program in
+/// `prog_ids`, in this network namespace and every one under /run/netns. Used by unload before it unpins.
 pub fn detach_load(links_pinned: &[pinfs::Pin], prog_ids: &[u32]) -> Result<Vec<Attachment>> {
     let mut done = Vec::new();
     for pin in links_pinned {
@@ -586,36 +599,41 @@ pub fn detach_load(links_pinned: &[pinfs::Pin], prog_ids: &[u32]) -> Result<Vec<
             link_pinned: vec![pin.path.clone()],
         });
     }
-    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-    let devices = rtnl.devices().context("listing devices")?;
-    let links = link::all()?;
-    for dev in &devices {
-        for (mode, prog_id) in dev.xdp.attached() {
-            if !prog_ids.contains(&prog_id)
-                || link::xdp_link_for(&links, dev.ifindex, prog_id).is_some()
-            {
-                continue;
+    // Netlink attachments leave no object behind: look for the load's
+    // programs on every device of this namespace and of the named ones.
+    let links = link::XdpLinks::load(&HashMap::new())?;
+    for ns in netns::all()? {
+        let entered = netns::enter(ns.as_deref())?;
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        for dev in rtnl.devices().context("listing devices")? {
+            for (mode, prog_id) in dev.xdp.attached() {
+                if !prog_ids.contains(&prog_id)
+                    || links.find(dev.ifindex, prog_id)? != XdpAttach::Netlink
+                {
+                    continue;
+                }
+                rtnl.set_xdp(dev.ifindex, -1, state_mode_flag(mode), None)
+                    .with_context(|| {
+                        format!(
+                            "detaching program {prog_id} from {} ({mode} mode)",
+                            dev.name
+                        )
+                    })?;
+                done.push(Attachment {
+                    device: dev.name.clone(),
+                    ifindex: dev.ifindex,
+                    netns: ns.clone(),
+                    mode: mode.to_owned(),
+                    prog_id,
+                    prog_name: describe::describe(Kind::Prog, prog_id)
+                        .map_or_else(|_| "?".into(), |d| d.name),
+                    attach: "netlink",
+                    link_id: None,
+                    link_pinned: Vec::new(),
+                });
             }
-            rtnl.set_xdp(dev.ifindex, -1, state_mode_flag(mode), None)
-                .with_context(|| {
-                    format!(
-                        "detaching program {prog_id} from {} ({mode} mode)",
-                        dev.name
-                    )
-                })?;
-            done.push(Attachment {
-                device: dev.name.clone(),
-                ifindex: dev.ifindex,
-                netns: None,
-                mode: mode.to_owned(),
-                prog_id,
-                prog_name: describe::describe(Kind::Prog, prog_id)
-                    .map_or_else(|_| "?".into(), |d| d.name),
-                attach: "netlink",
-                link_id: None,
-                link_pinned: Vec::new(),
-            });
         }
+        drop(entered);
     }
     Ok(done)
 }

@@ -136,7 +136,8 @@ pub struct LoadArgs {
 /// Detach what a load directory attached, then remove its pins.
 ///
 /// First detaches every link pinned under DIR/links and every netlink
-/// attachment of DIR's programs in the current network namespace, then
+/// attachment of DIR's programs (in this network namespace and every one
+/// under /run/netns), then
 /// removes everything pinned under DIR, and DIR. Idempotent: a directory that does not exist is reported and is not an
 /// error. Refuses to remove the root of a bpffs mount.
 ///

@@ -103,6 +103,11 @@ pub fn resolve(
         Kind::Btf => bail!("BTF objects cannot be named here"),
     };
     match handle {
+        // A bare name that is a path under the bpffs root is that path.
+        Handle::Name(name) if ctx.bpffs.join(name).exists() => {
+            let path = ctx.bpffs.join(name);
+            Ok((open_pinned(&path, kind)?, path.display().to_string()))
+        }
         Handle::Id(id) => Ok((open_id(id_kind, *id)?, format!("{kind} id {id}"))),
         Handle::Path(path) => {
             let path = ctx.resolve(path);

@@ -22,7 +22,7 @@ pub enum Target {
 }
 
 /// A link in the kernel.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkEntry {
     /// Link id.
     pub id: u32,
@@ -68,15 +68,104 @@ pub fn all() -> Result<Vec<LinkEntry>> {
     Ok(links)
 }
 
-/// The XDP link that runs `prog_id` on `ifindex`, if the program is
-/// attached by a link (rather than over netlink).
+/// How a device's XDP program is attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XdpAttach {
+    /// By this link.
+    Link(LinkEntry),
+    /// Over netlink (no link holds it).
+    Netlink,
+    /// A link with the same ifindex and program exists, but devices in other
+    /// namespaces match too, and the kernel does not say which one it is on.
+    Ambiguous,
+}
+
+/// The kernel's XDP links, for telling a link attachment from a netlink
+/// one.
 ///
-/// NB: XDP link info has the ifindex but not the namespace; a link in
-/// another namespace with the same ifindex would also need the same program
-/// to be mistaken for this one.
-pub fn xdp_link_for(links: &[LinkEntry], ifindex: u32, prog_id: u32) -> Option<LinkEntry> {
-    links
-        .iter()
-        .find(|l| l.prog_id == prog_id && l.target == Target::Xdp { ifindex })
-        .copied()
+/// NB: XDP link info has the ifindex but not the network namespace, and
+/// ifindexes repeat across namespaces (every container's eth0 may be 2).
+/// A link pinned by xdpctl carries its namespace in its name
+/// (`<dev>@<netns inode>`); for other links, the devices in every known
+/// namespace (this one and /run/netns) with that ifindex and program are
+/// counted against the links.
+pub struct XdpLinks {
+    links: Vec<LinkEntry>,
+    pins: crate::ctx::PinIndex,
+}
+
+impl XdpLinks {
+    /// Reads every link; `pins` tells which are pinned where.
+    pub fn load(pins: &crate::ctx::PinIndex) -> Result<Self> {
+        Ok(XdpLinks {
+            links: all()?,
+            pins: pins.clone(),
+        })
+    }
+
+    /// Every link.
+    pub fn all(&self) -> &[LinkEntry] {
+        &self.links
+    }
+
+    /// How `prog_id` is attached to the device `ifindex` of the calling
+    /// thread's network namespace.
+    pub fn find(&self, ifindex: u32, prog_id: u32) -> Result<XdpAttach> {
+        let mut candidates: Vec<LinkEntry> = self
+            .links
+            .iter()
+            .filter(|l| l.prog_id == prog_id && l.target == Target::Xdp { ifindex })
+            .copied()
+            .collect();
+        if candidates.is_empty() {
+            return Ok(XdpAttach::Netlink);
+        }
+        let here = crate::netns::current_inode()?;
+        // Links xdpctl pinned say where they are.
+        let mut placed_elsewhere = Vec::new();
+        for l in &candidates {
+            match self.pinned_ns(l.id) {
+                Some(ino) if ino == here => return Ok(XdpAttach::Link(*l)),
+                Some(ino) => placed_elsewhere.push((l.id, ino)),
+                None => {}
+            }
+        }
+        candidates.retain(|l| !placed_elsewhere.iter().any(|(id, _)| *id == l.id));
+        if candidates.is_empty() {
+            return Ok(XdpAttach::Netlink);
+        }
+        // Devices elsewhere that could own the remaining links.
+        let mut elsewhere = 0;
+        for ns in crate::netns::all()?.into_iter().flatten() {
+            let ino = crate::netns::inode_of(std::path::Path::new(&ns))?;
+            if ino == here || placed_elsewhere.iter().any(|(_, i)| *i == ino) {
+                continue;
+            }
+            let _entered = crate::netns::enter(Some(&ns))?;
+            let mut rtnl = crate::netlink::Rtnl::open()?;
+            elsewhere += rtnl
+                .devices()?
+                .iter()
+                .filter(|d| {
+                    d.ifindex == ifindex && d.xdp.attached().iter().any(|(_, id)| *id == prog_id)
+                })
+                .count();
+        }
+        Ok(if elsewhere == 0 || candidates.len() > elsewhere {
+            XdpAttach::Link(candidates[0])
+        } else {
+            XdpAttach::Ambiguous
+        })
+    }
+
+    /// The namespace inode in the name of an xdpctl link pin.
+    fn pinned_ns(&self, link_id: u32) -> Option<u64> {
+        self.pins
+            .get(&(pinfs::Kind::Link, link_id))?
+            .iter()
+            .find_map(|p| {
+                let name = p.file_name()?.to_str()?;
+                name.rsplit_once('@')?.1.parse().ok()
+            })
+    }
 }

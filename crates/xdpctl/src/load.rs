@@ -436,14 +436,21 @@ fn upgrade(
         });
     }
     let mut rtnl = crate::netlink::Rtnl::open().context("opening rtnetlink")?;
-    let links = crate::link::all()?;
+    let links = crate::link::XdpLinks::load(&ctx.pin_index()?)?;
     for dev in rtnl.devices().context("listing devices")? {
         for (mode, prog_id) in dev.xdp.attached() {
             let Some(prog) = old_progs.get(&prog_id) else {
                 continue;
             };
-            if crate::link::xdp_link_for(&links, dev.ifindex, prog_id).is_some() {
-                continue;
+            match links.find(dev.ifindex, prog_id)? {
+                crate::link::XdpAttach::Netlink => {}
+                // Links are switched through their pins in the directory.
+                crate::link::XdpAttach::Link(_) => continue,
+                crate::link::XdpAttach::Ambiguous => bail!(
+                    "{} runs {prog}, and whether by a link or over netlink cannot be told apart from devices \
+                     in other namespaces; nothing was changed",
+                    dev.name
+                ),
             }
             if !names.contains(prog) {
                 bail!(

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::{
     cli::NetCommand,
     ctx::{Ctx, PinIndex},
-    link::{self, LinkEntry, Target},
+    link::{Target, XdpAttach, XdpLinks},
     netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, Rtnl},
     netns,
     output::{self, Human, Tabular},
@@ -310,28 +310,28 @@ fn tcx(
 fn device_row(
     rtnl: &mut Rtnl,
     dev: &Device,
-    links: &[LinkEntry],
+    links: &XdpLinks,
     names: &mut Names,
     pins: &PinIndex,
 ) -> Result<DeviceRow> {
-    let xdp = dev
-        .xdp
-        .attached()
-        .into_iter()
-        .map(|(mode, prog_id)| {
-            let l = link::xdp_link_for(links, dev.ifindex, prog_id);
-            XdpRow {
-                mode: mode.to_owned(),
-                prog_id,
-                prog_name: names.get(prog_id),
-                attach: if l.is_some() { "link" } else { "netlink" },
-                link_id: l.map(|l| l.id),
-                link_pinned: l
-                    .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
-                    .unwrap_or_default(),
-            }
-        })
-        .collect();
+    let mut xdp = Vec::new();
+    for (mode, prog_id) in dev.xdp.attached() {
+        let (attach, link) = match links.find(dev.ifindex, prog_id)? {
+            XdpAttach::Link(l) => ("link", Some(l)),
+            XdpAttach::Netlink => ("netlink", None),
+            XdpAttach::Ambiguous => ("link or netlink", None),
+        };
+        xdp.push(XdpRow {
+            mode: mode.to_owned(),
+            prog_id,
+            prog_name: names.get(prog_id),
+            attach,
+            link_id: link.map(|l| l.id),
+            link_pinned: link
+                .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
+                .unwrap_or_default(),
+        });
+    }
     let mut tc = |parent| -> Result<Vec<TcRow>> {
         Ok(rtnl
             .tc_bpf_filters(dev.ifindex, parent)
@@ -386,7 +386,7 @@ fn nf_hook(hooknum: u32) -> String {
 pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetShow> {
     let pins = ctx.pin_index()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-    let links = link::all()?;
+    let links = XdpLinks::load(&pins)?;
     let mut names = Names::default();
     let devices = match only {
         Some(name) => match rtnl
@@ -425,6 +425,7 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
         Err(_) => Vec::new(),
     };
     let netfilter = links
+        .all()
         .iter()
         .filter_map(|l| match l.target {
             Target::Netfilter {

@@ -53,3 +53,44 @@ pub fn enter(spec: Option<&str>) -> Result<Option<Entered>> {
         .with_context(|| format!("entering network namespace {spec} ({})", path.display()))?;
     Ok(Some(Entered { original }))
 }
+
+/// This namespace (`None`) and every other one named under /run/netns,
+/// each once.
+pub fn all() -> Result<Vec<Option<String>>> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |path: &Path| std::fs::metadata(path).map(|m| (m.dev(), m.ino()));
+    let mut seen = vec![
+        id(Path::new("/proc/thread-self/ns/net"))
+            .context("reading the current network namespace")?,
+    ];
+    let mut all = vec![None];
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return Ok(all);
+    };
+    let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    names.sort();
+    for path in names {
+        // Files there that are not (or no longer) namespaces are skipped.
+        let Ok(key) = id(&path) else { continue };
+        // A namespace file is on nsfs, like our own; a stale name is not.
+        if key.0 != seen[0].0 || seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        all.push(Some(path.display().to_string()));
+    }
+    Ok(all)
+}
+
+/// The inode of a network namespace file: its identity.
+pub fn inode_of(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .ino())
+}
+
+/// The inode of the calling thread's network namespace.
+pub fn current_inode() -> Result<u64> {
+    inode_of(Path::new("/proc/thread-self/ns/net"))
+}
