@@ -16,6 +16,8 @@ pub enum Type {
     Void,
     /// An integer.
     Int {
+        /// Its name (`char`, `unsigned int`, ...).
+        name: String,
         /// Bytes.
         size: u32,
         /// Signed.
@@ -143,6 +145,7 @@ impl Btf {
                     off += 4;
                     let encoding = (enc >> 24) & 0xf;
                     Type::Int {
+                        name: name(name_off),
                         size: size_or_type,
                         signed: encoding & 1 != 0,
                         char: encoding & 2 != 0,

@@ -234,13 +234,10 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
         }
         Type::Array { elem, len } => {
             let (elem_base, _) = strip(btf, *elem);
+            // NB: clang marks `char` by its name, not with BTF's CHAR encoding.
             let chars = matches!(
                 btf.get(elem_base),
-                Some(Type::Int {
-                    char: true,
-                    size: 1,
-                    ..
-                })
+                Some(Type::Int { size: 1, char, name, .. }) if *char || name == "char"
             );
             let elem_shape = shape_of(btf, *elem, depth + 1)?;
             Shape::Array {
