@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing xdpctl needs, if it is missing:
-# clang and the BPF headers for the XDP programs, iproute2 and ping for the
-# end-to-end tests. Debian and Ubuntu; run as root. Idempotent and quiet when
+# clang and the BPF headers for the XDP programs; iproute2, ping and nc for
+# the demo and the end-to-end tests. Debian and Ubuntu; run as root. Idempotent and quiet when
 # everything is there.
 set -euo pipefail
 
@@ -16,6 +16,7 @@ have_file /usr/include/linux/bpf.h || need+=(linux-libc-dev)
 have_cmd ip || need+=(iproute2)
 have_cmd ping || need+=(iputils-ping)
 have_cmd setpriv || need+=(util-linux)
+have_cmd nc || need+=(netcat-openbsd)
 have_cmd make || need+=(make)
 
 if [ ${#need[@]} -gt 0 ]; then
