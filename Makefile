@@ -1,5 +1,7 @@
 # Shortcuts for the scripts in scripts/ (which work without make, too).
-.PHONY: demo test lint fmt build deps
+.PHONY: demo test lint fmt build deps docs install
+
+PREFIX ?= /usr/local
 
 demo:
 	scripts/demo.sh
@@ -19,3 +21,15 @@ build:
 
 deps:
 	scripts/deps.sh
+
+# Regenerate man/ and completions/ from the clap definition.
+docs:
+	XDPCTL_BLESS=1 cargo test --locked -p xdpctl docs
+
+install: build
+	install -D -m 0755 target/release/xdpctl $(DESTDIR)$(PREFIX)/bin/xdpctl
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 completions/xdpctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/xdpctl
+	install -D -m 0644 completions/_xdpctl $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_xdpctl
+	install -D -m 0644 completions/xdpctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/xdpctl.fish

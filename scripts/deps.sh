@@ -18,6 +18,10 @@ have_cmd ping || need+=(iputils-ping)
 have_cmd setpriv || need+=(util-linux)
 have_cmd nc || need+=(netcat-openbsd)
 have_cmd make || need+=(make)
+# The completion tests load the scripts into each shell.
+have_cmd zsh || need+=(zsh)
+have_cmd fish || need+=(fish)
+have_cmd groff || need+=(groff-base)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -4,6 +4,9 @@
 use std::{path::PathBuf, str::FromStr};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
+
+use crate::complete;
 
 const EXIT_STATUS: &str = "\
 Exit status:
@@ -78,9 +81,68 @@ pub enum Command {
     /// Show programs.
     #[command(subcommand)]
     Prog(ProgCommand),
-    /// Show maps.
+    /// Show, dump and change maps.
     #[command(subcommand)]
     Map(MapCommand),
+    Completions(CompletionsArgs),
+}
+
+/// Print the shell completion script for SHELL.
+///
+/// Completion is dynamic: the script calls back into xdpctl, which offers
+/// the maps, programs and load directories pinned under --bpffs, kernel
+/// object names, the devices of the namespace given with --netns on the
+/// same line, and namespace names. It only reads, never changes anything.
+/// The scripts are also installed from completions/ by `make install`.
+///
+/// Example: xdpctl completions bash > /etc/bash_completion.d/xdpctl
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl completions bash > /etc/bash_completion.d/xdpctl
+  xdpctl completions zsh > /usr/local/share/zsh/site-functions/_xdpctl
+  xdpctl completions fish > ~/.config/fish/completions/xdpctl.fish")]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// Shells with completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+    /// Elvish.
+    Elvish,
+    /// PowerShell.
+    Powershell,
+}
+
+impl Shell {
+    /// Every shell, with the file its script is committed as.
+    pub const FILES: [(Shell, &'static str); 5] = [
+        (Shell::Bash, "xdpctl.bash"),
+        (Shell::Zsh, "_xdpctl"),
+        (Shell::Fish, "xdpctl.fish"),
+        (Shell::Elvish, "xdpctl.elv"),
+        (Shell::Powershell, "xdpctl.ps1"),
+    ];
+
+    /// clap_complete's name for it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Zsh => "zsh",
+            Shell::Fish => "fish",
+            Shell::Elvish => "elvish",
+            Shell::Powershell => "powershell",
+        }
+    }
 }
 
 /// Load a BPF object and pin its programs and maps.
@@ -106,7 +168,7 @@ pub struct LoadArgs {
     pub object: Option<PathBuf>,
 
     /// Directory to pin into; a relative path is taken under --bpffs.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
     pub pin: PathBuf,
 
     /// Use the map pinned at PINNED_PATH for the object's map NAME instead of
@@ -145,7 +207,7 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct UnloadArgs {
     /// The directory a load pinned into; a relative path is taken under --bpffs.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
     pub dir: PathBuf,
 }
 
@@ -173,11 +235,11 @@ Examples:
 pub struct AttachArgs {
     /// The program: a pinned path, a load directory holding one XDP
     /// program, or an id (42 or id:42). Relative paths are under --bpffs.
-    #[arg(value_name = "PROG")]
+    #[arg(value_name = "PROG", add = ArgValueCompleter::new(complete::progs))]
     pub prog: Handle,
 
     /// The network device.
-    #[arg(value_name = "DEV")]
+    #[arg(value_name = "DEV", add = ArgValueCompleter::new(complete::devices))]
     pub dev: String,
 
     /// Where the program runs: native (in the driver), generic (after the
@@ -187,7 +249,7 @@ pub struct AttachArgs {
 
     /// The network namespace of DEV: a name from `ip netns list` or a path
     /// such as /proc/PID/ns/net. Entered with setns(2), so pins stay visible.
-    #[arg(long, value_name = "NAME|PATH")]
+    #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
 
     /// Replace the XDP program DEV runs (same mode), atomically.
@@ -223,11 +285,11 @@ pub enum XdpMode {
 #[derive(Debug, Args)]
 pub struct DetachArgs {
     /// The network device.
-    #[arg(value_name = "DEV")]
+    #[arg(value_name = "DEV", add = ArgValueCompleter::new(complete::devices))]
     pub dev: String,
 
     /// The network namespace of DEV (a name or a path).
-    #[arg(long, value_name = "NAME|PATH")]
+    #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
 }
 
@@ -242,11 +304,11 @@ pub enum NetCommand {
     #[command(visible_alias = "list")]
     Show {
         /// Only this device (shown even with nothing attached).
-        #[arg(value_name = "DEV")]
+        #[arg(value_name = "DEV", add = ArgValueCompleter::new(complete::devices))]
         dev: Option<String>,
 
         /// The network namespace to look in (a name or a path).
-        #[arg(long, value_name = "NAME|PATH")]
+        #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
         netns: Option<String>,
     },
 }
@@ -259,8 +321,8 @@ pub enum ProgCommand {
     /// Example: xdpctl prog show /sys/fs/bpf/xdpfw/xdp_fw
     #[command(visible_alias = "list")]
     Show {
-        /// A program id or pinned path; default: every program.
-        #[arg(value_name = "ID|PINNED_PATH")]
+        /// A program (pinned path, id or name); default: every program.
+        #[arg(value_name = "PROG", add = ArgValueCompleter::new(complete::progs))]
         handle: Option<Handle>,
     },
 }
@@ -284,7 +346,7 @@ pub enum MapCommand {
     #[command(visible_alias = "list")]
     Show {
         /// A map (path, id or name); default: every map.
-        #[arg(value_name = "MAP")]
+        #[arg(value_name = "MAP", add = ArgValueCompleter::new(complete::maps))]
         handle: Option<Handle>,
     },
     Dump(DumpArgs),
@@ -294,7 +356,7 @@ pub enum MapCommand {
     /// Example: xdpctl map lookup blocklist 203.0.113.5
     Lookup {
         /// The map.
-        #[arg(value_name = "MAP")]
+        #[arg(value_name = "MAP", add = ArgValueCompleter::new(complete::maps))]
         map: Handle,
         /// The key, in its typed form.
         #[arg(value_name = "KEY", allow_hyphen_values = true)]
@@ -312,7 +374,7 @@ pub enum MapCommand {
     /// Example: xdpctl map delete blocklist 203.0.113.5
     Delete {
         /// The map.
-        #[arg(value_name = "MAP")]
+        #[arg(value_name = "MAP", add = ArgValueCompleter::new(complete::maps))]
         map: Handle,
         /// The key, in its typed form.
         #[arg(value_name = "KEY", allow_hyphen_values = true)]
@@ -326,7 +388,7 @@ pub enum MapCommand {
     /// Example: xdpctl map clear pps
     Clear {
         /// The map.
-        #[arg(value_name = "MAP")]
+        #[arg(value_name = "MAP", add = ArgValueCompleter::new(complete::maps))]
         map: Handle,
     },
 }
@@ -344,7 +406,7 @@ pub enum MapCommand {
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// The map.
-    #[arg(value_name = "MAP")]
+    #[arg(value_name = "MAP", add = ArgValueCompleter::new(complete::maps))]
     pub map: Handle,
     /// Print at most N entries.
     #[arg(long, value_name = "N")]
@@ -389,7 +451,7 @@ Examples:
   xdpctl -j map dump blocklist > saved.json && xdpctl map update blocklist --from-file saved.json")]
 pub struct UpdateArgs {
     /// The map.
-    #[arg(value_name = "MAP")]
+    #[arg(value_name = "MAP", add = ArgValueCompleter::new(complete::maps))]
     pub map: Handle,
     /// The key, in its typed form.
     #[arg(

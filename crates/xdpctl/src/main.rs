@@ -8,8 +8,11 @@ mod attach;
 mod btf;
 mod cli;
 mod codec;
+mod complete;
 mod ctx;
 mod describe;
+#[cfg(test)]
+mod docs;
 mod link;
 mod load;
 mod map;
@@ -37,6 +40,11 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Net(cmd) => net::run(&ctx, cmd),
         Command::Prog(cmd) => prog::run(&ctx, cmd),
         Command::Map(cmd) => map::run(&ctx, cmd),
+        Command::Completions(args) => {
+            let mut out = io::stdout().lock();
+            completion_script(args.shell, &mut out)?;
+            Ok(())
+        }
     }
 }
 
@@ -73,7 +81,23 @@ fn render_chain(err: &anyhow::Error) -> String {
     out
 }
 
+/// Writes the completion script for `shell`: it calls `xdpctl` back with
+/// `XDPCTL_COMPLETE` set.
+pub fn completion_script(shell: cli::Shell, out: &mut dyn io::Write) -> io::Result<()> {
+    let shells = clap_complete::env::Shells::builtins();
+    let completer = shells
+        .completer(shell.name())
+        .expect("clap_complete supports every Shell");
+    completer.write_registration(complete::ENV, "xdpctl", "xdpctl", "xdpctl", out)
+}
+
 fn main() -> ExitCode {
+    complete::remember_line();
+    clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
+        .var(complete::ENV)
+        .bin("xdpctl")
+        .completer("xdpctl")
+        .complete();
     let cli = cli::Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
