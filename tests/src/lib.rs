@@ -10,6 +10,8 @@
 //! A test that lacks the privileges it needs says `skipping: <reason>` and
 //! returns; under `CI=true` it fails instead.
 
+pub mod model;
+
 use std::{
     collections::BTreeMap,
     ffi::OsStr,

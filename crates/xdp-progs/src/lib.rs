@@ -22,18 +22,30 @@ pub mod xdpfw {
     pub mod maps {
         /// HASH `__be32` source address → `__u8` (non-zero: drop).
         pub const BLOCKLIST: &str = "blocklist";
+        /// HASH `struct in6_addr` source address → `__u8` (non-zero: drop).
+        pub const BLOCKLIST6: &str = "blocklist6";
+        /// LPM_TRIE `{prefixlen, __be32}` source prefix → `__u8` (non-zero: drop).
+        pub const CIDR4: &str = "cidr4";
+        /// LPM_TRIE `{prefixlen, struct in6_addr}` source prefix → `__u8`.
+        pub const CIDR6: &str = "cidr6";
         /// LRU_PERCPU_HASH `__be32` source address → `__u64` packets.
         pub const PPS: &str = "pps";
+        /// LRU_PERCPU_HASH `struct in6_addr` source address → `__u64` packets.
+        pub const PPS6: &str = "pps6";
         /// HASH `__be16` UDP destination port → `__u8` (non-zero: drop).
         pub const UDP_PORTS: &str = "udp_ports";
-        /// PERCPU_ARRAY, one `__u64`: ICMP packets dropped.
+        /// HASH `__be16` TCP destination port → `__u8` (non-zero: drop).
+        pub const TCP_PORTS: &str = "tcp_ports";
+        /// PERCPU_ARRAY, one `__u64`: ICMPv4 packets dropped.
         pub const ICMP_DROPS: &str = "icmp_drops";
         /// ARRAY, one [`Config`](super::Config).
         pub const CONFIG: &str = "config";
         /// PERCPU_ARRAY indexed by [`Outcome`](super::Outcome), value [`Counter`](super::Counter).
         pub const STATS: &str = "stats";
         /// Every map of the object.
-        pub const ALL: &[&str] = &[BLOCKLIST, PPS, UDP_PORTS, ICMP_DROPS, CONFIG, STATS];
+        pub const ALL: &[&str] = &[
+            BLOCKLIST, BLOCKLIST6, CIDR4, CIDR6, PPS, PPS6, UDP_PORTS, TCP_PORTS, ICMP_DROPS, CONFIG, STATS,
+        ];
     }
 
     /// What the firewall did with a packet: the index into the `stats` map.
@@ -48,18 +60,30 @@ pub mod xdpfw {
         DropUdpPort = 2,
         /// Dropped: ICMP while `config.drop_icmp` is set.
         DropIcmp = 3,
-        /// Passed: truncated headers or IPv4 `ihl` below 5.
+        /// Passed: truncated or inconsistent headers.
         Malformed = 4,
+        /// Dropped: source in `cidr4` / `cidr6`.
+        DropCidr = 5,
+        /// Dropped: TCP destination port in `tcp_ports`.
+        DropTcpPort = 6,
+        /// Dropped: ICMPv6 echo while `config.drop_icmp6_echo` is set.
+        DropIcmp6 = 7,
+        /// Passed: not IPv4/IPv6, or deeper than the parser goes.
+        Unparsed = 8,
     }
 
     impl Outcome {
         /// Every outcome, in `stats` index order.
-        pub const ALL: [Outcome; 5] = [
+        pub const ALL: [Outcome; 9] = [
             Outcome::Passed,
             Outcome::DropBlocklist,
             Outcome::DropUdpPort,
             Outcome::DropIcmp,
             Outcome::Malformed,
+            Outcome::DropCidr,
+            Outcome::DropTcpPort,
+            Outcome::DropIcmp6,
+            Outcome::Unparsed,
         ];
 
         /// The outcome's name as xdpctl prints it.
@@ -70,7 +94,24 @@ pub mod xdpfw {
                 Outcome::DropUdpPort => "drop_udp_port",
                 Outcome::DropIcmp => "drop_icmp",
                 Outcome::Malformed => "malformed",
+                Outcome::DropCidr => "drop_cidr",
+                Outcome::DropTcpPort => "drop_tcp_port",
+                Outcome::DropIcmp6 => "drop_icmp6",
+                Outcome::Unparsed => "unparsed",
             }
+        }
+
+        /// Whether packets with this outcome are dropped.
+        pub const fn drops(self) -> bool {
+            matches!(
+                self,
+                Outcome::DropBlocklist
+                    | Outcome::DropUdpPort
+                    | Outcome::DropIcmp
+                    | Outcome::DropCidr
+                    | Outcome::DropTcpPort
+                    | Outcome::DropIcmp6
+            )
         }
 
         /// The index of this outcome in the `stats` map.
@@ -101,9 +142,11 @@ pub mod xdpfw {
     pub struct Config {
         /// Non-zero: drop ICMPv4 and count it in `icmp_drops`.
         pub drop_icmp: u8,
+        /// Non-zero: drop ICMPv6 echo request and reply (never neighbour discovery).
+        pub drop_icmp6_echo: u8,
     }
 
-    // SAFETY: plain old data of one u8.
+    // SAFETY: plain old data of two u8.
     unsafe impl aya::Pod for Config {}
 }
 

@@ -95,7 +95,7 @@ fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
 }
 
 /// The one XDP program pinned directly in a load directory.
-fn only_xdp_program_in(dir: &Path) -> Result<PathBuf> {
+pub fn only_xdp_program_in(dir: &Path) -> Result<PathBuf> {
     let mut found = Vec::new();
     for pin in pinfs::list(dir)? {
         let rel = pin.path.strip_prefix(dir).unwrap_or(&pin.path);

@@ -78,7 +78,7 @@ pub enum Command {
     /// Show what is attached to network devices: XDP, tcx and tc.
     #[command(subcommand)]
     Net(NetCommand),
-    /// Show programs.
+    /// Show programs, and run them on test packets.
     #[command(subcommand)]
     Prog(ProgCommand),
     /// Show, dump and change maps.
@@ -316,6 +316,7 @@ pub enum NetCommand {
 /// `prog` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ProgCommand {
+    Run(RunArgs),
     /// Show loaded programs: id, type, name, tag, maps and pinned paths.
     ///
     /// Example: xdpctl prog show /sys/fs/bpf/xdpfw/xdp_fw
@@ -325,6 +326,41 @@ pub enum ProgCommand {
         #[arg(value_name = "PROG", add = ArgValueCompleter::new(complete::progs))]
         handle: Option<Handle>,
     },
+}
+
+/// Run a program on a packet with BPF_PROG_TEST_RUN, without sending it.
+///
+/// Prints the verdict, the packet the program returns if it changed it,
+/// and the average time per run. NB: the program runs for real, on its real
+/// maps: counters such as the firewall's `stats` and `pps` count the packet
+/// (REPEAT times).
+///
+/// Example: xdpctl prog run xdpfw --packet 'udp src=203.0.113.5 dst=10.0.0.1 dport=9999'
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl prog run xdpfw --packet 'udp src=203.0.113.5 dst=10.0.0.1 dport=9999'
+  xdpctl prog run xdpfw --packet 'icmp6 src=2001:db8::1'
+  xdpctl prog run xdpfw --packet 'vlan=100 tcp dport=22' --repeat 1000000
+  xdpctl prog run /sys/fs/bpf/xdpfw/xdp_fw --data capture.pcap
+
+Packet descriptions: optional vlan=ID tags (outermost first), one protocol
+(udp, tcp, icmp, icmp6, ip, ip6, arp), then fields: src=, dst= (IPv4 or
+IPv6), sport=, dport=, type= (ICMP type), ttl=, frag= (offset in bytes), mf
+(more fragments), len= (payload bytes).")]
+pub struct RunArgs {
+    /// The program: pinned path, load directory, id or name.
+    #[arg(value_name = "PROG", add = ArgValueCompleter::new(complete::progs))]
+    pub prog: Handle,
+    /// The packet, described (see below).
+    #[arg(long, value_name = "SPEC", required_unless_present = "data", conflicts_with = "data")]
+    pub packet: Option<crate::packet::Spec>,
+    /// The packet as raw bytes, or packets from a pcap capture.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Run this many times (the time printed is the average).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
 }
 
 /// `map` subcommands.

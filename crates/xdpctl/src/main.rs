@@ -20,6 +20,7 @@ mod net;
 mod netlink;
 mod netns;
 mod output;
+mod packet;
 mod prog;
 mod sys;
 mod verifier;

@@ -338,6 +338,40 @@ pub fn map_update_batch(
     }
 }
 
+/// What one `BPF_PROG_TEST_RUN` returned.
+#[derive(Debug)]
+pub struct TestRun {
+    /// The program's return value (the XDP verdict).
+    pub retval: u32,
+    /// Average nanoseconds per run, as the kernel measured it.
+    pub duration_ns: u32,
+    /// The packet after the program (it may have changed it).
+    pub data_out: Vec<u8>,
+}
+
+/// Runs a program `repeat` times on `data` in the kernel
+/// (`BPF_PROG_TEST_RUN`), with its real maps.
+pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Result<TestRun> {
+    // Room for programs that grow the packet (bpf_xdp_adjust_tail).
+    let mut out = vec![0u8; data.len() + 4096];
+    let mut attr = zeroed_attr();
+    attr.test.prog_fd = prog.as_raw_fd() as u32;
+    attr.test.data_in = data.as_ptr() as u64;
+    attr.test.data_size_in = data.len() as u32;
+    attr.test.data_out = out.as_mut_ptr() as u64;
+    attr.test.data_size_out = out.len() as u32;
+    attr.test.repeat = repeat;
+    bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr)?;
+    // SAFETY: the kernel filled these in.
+    let (retval, duration, size) = unsafe { (attr.test.retval, attr.test.duration, attr.test.data_size_out) };
+    out.truncate(size as usize);
+    Ok(TestRun {
+        retval,
+        duration_ns: duration,
+        data_out: out,
+    })
+}
+
 /// Number of possible CPUs: per-CPU map values hold one slot for each.
 pub fn possible_cpus() -> io::Result<usize> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;

@@ -2,36 +2,75 @@
 /*
  * xdpfw: the built-in XDP firewall of xdpctl.
  *
- * Per packet, in this order:
- *   1. parse Ethernet and IPv4 (anything else is passed and counted);
- *   2. a source in `blocklist` is dropped before any other work, so a
- *      flood from a blocked source costs one hash lookup per packet;
- *   3. the source's packet count in `pps` is bumped (per-CPU, so RX queues
- *      on different CPUs never contend on a hot counter);
- *   4. ICMP is dropped when `config.drop_icmp` is set, counted in
- *      `icmp_drops`;
- *   5. UDP to a destination port in `udp_ports` is dropped;
- *   6. everything else is passed.
+ * Parsing: Ethernet with up to two VLAN tags (802.1Q, 802.1ad), then IPv4
+ * (options skipped) or IPv6 (hop-by-hop, routing, destination options and
+ * fragment headers walked, at most XDPFW_MAX_EXTHDR of them).
  *
- * Every outcome is counted in `stats` (packets and bytes, per CPU). A frame
- * whose headers are truncated or whose IPv4 `ihl` is below 5 is counted as
- * malformed and passed: the firewall never drops what it does not
- * understand. Right after load, every rule map is empty and every switch
- * off, so the program drops nothing until an operator configures it.
+ * Per packet, in this order:
+ *   1. a source in `blocklist` / `blocklist6` is dropped, then a source in
+ *      `cidr4` / `cidr6`: before any other work, so a flood from a blocked
+ *      source costs one or two lookups per packet;
+ *   2. the source's packet count in `pps` / `pps6` is bumped (per-CPU, so
+ *      RX queues on different CPUs never contend on a hot counter);
+ *   3. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
+ *      `icmp_drops`); ICMPv6 echo request and reply when
+ *      `config.drop_icmp6_echo` is set (never neighbour discovery);
+ *   4. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
+ *      dropped;
+ *   5. everything else is passed.
+ *
+ * Fragments: only the first fragment carries the L4 header, so port rules
+ * and the ICMPv6 echo rule see only first fragments; later fragments are
+ * never parsed for ports (their payload would be misread as a header) and
+ * pass unless a source rule or the ICMPv4 rule (by IP protocol) drops them.
+ * A flow whose first fragment is dropped cannot be reassembled, so its
+ * later fragments are harmless to the receiver.
+ *
+ * Every outcome is counted in `stats` (packets and bytes, per CPU). Headers
+ * that are truncated or inconsistent (IPv4 ihl below 5 or beyond the total
+ * length, lengths beyond the frame, a wrong IP version) are counted as
+ * malformed and passed; frames that are not IPv4/IPv6 or go deeper than the
+ * parser does as unparsed and passed. The firewall never drops what it does
+ * not understand. Right after load every rule map is empty and every switch
+ * off, so it drops nothing until an operator configures it.
  *
  * The map names, key and value types are xdpctl's user interface: keys are
- * declared with their wire types (__be32 address, __be16 port) so that BTF
- * tells userspace how to print and parse them.
+ * declared with their wire types (__be32 address, struct in6_addr, __be16
+ * port, LPM keys) so that BTF tells userspace how to print and parse them.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "xdpfw.h"
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct ipv6_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 identification;
+};
+
+struct icmp_head {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -41,6 +80,29 @@ struct {
 } blocklist SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct in6_addr); /* IPv6 source address */
+	__type(value, __u8);	      /* non-zero: drop */
+	__uint(max_entries, XDPFW_BLOCKLIST_MAX);
+} blocklist6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct xdpfw_cidr4); /* IPv4 source prefix */
+	__type(value, __u8);		 /* non-zero: drop */
+	__uint(max_entries, XDPFW_CIDR_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} cidr4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct xdpfw_cidr6); /* IPv6 source prefix */
+	__type(value, __u8);		 /* non-zero: drop */
+	__uint(max_entries, XDPFW_CIDR_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} cidr6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__type(key, __be32);  /* IPv4 source address, network order */
 	__type(value, __u64); /* packets seen from that source */
@@ -48,16 +110,30 @@ struct {
 } pps SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__type(key, struct in6_addr); /* IPv6 source address */
+	__type(value, __u64);	      /* packets seen from that source */
+	__uint(max_entries, XDPFW_PPS6_MAX);
+} pps6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __be16);  /* UDP destination port, network order */
 	__type(value, __u8);  /* non-zero: drop */
-	__uint(max_entries, XDPFW_UDP_PORTS_MAX);
+	__uint(max_entries, XDPFW_PORTS_MAX);
 } udp_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be16);  /* TCP destination port, network order */
+	__type(value, __u8);  /* non-zero: drop */
+	__uint(max_entries, XDPFW_PORTS_MAX);
+} tcp_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
-	__type(value, __u64); /* ICMP packets dropped */
+	__type(value, __u64); /* ICMPv4 packets dropped */
 	__uint(max_entries, 1);
 } icmp_drops SEC(".maps");
 
@@ -88,16 +164,190 @@ static __always_inline int account(struct xdp_md *ctx, enum xdpfw_outcome outcom
 	return verdict;
 }
 
-static __always_inline void count_source(__be32 src)
+#define PASS(outcome) account(ctx, outcome, XDP_PASS)
+#define DROP(outcome) account(ctx, outcome, XDP_DROP)
+
+static __always_inline void count(void *map, void *src)
 {
 	__u64 one = 1;
-	__u64 *n = bpf_map_lookup_elem(&pps, &src);
+	__u64 *n = bpf_map_lookup_elem(map, src);
 
 	if (n)
 		*n += 1;
 	else
 		/* BPF_NOEXIST: a concurrent first packet on another CPU wins, fine. */
-		bpf_map_update_elem(&pps, &src, &one, BPF_NOEXIST);
+		bpf_map_update_elem(map, src, &one, BPF_NOEXIST);
+}
+
+static __always_inline int blocked(void *map, void *key)
+{
+	__u8 *v = bpf_map_lookup_elem(map, key);
+
+	return v && *v;
+}
+
+static __always_inline struct xdpfw_config *get_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/*
+ * UDP/TCP port rules. `l4` is the L4 header, `room` the bytes the IP
+ * header says follow it.
+ */
+static __always_inline int ports(struct xdp_md *ctx, void *l4, void *data_end, __u8 proto, __u32 room)
+{
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *udp = l4;
+
+		if ((void *)(udp + 1) > data_end || room < sizeof(*udp))
+			return PASS(XDPFW_MALFORMED);
+		if (blocked(&udp_ports, &udp->dest))
+			return DROP(XDPFW_DROP_UDP_PORT);
+	} else if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) > data_end || room < sizeof(*tcp))
+			return PASS(XDPFW_MALFORMED);
+		if (blocked(&tcp_ports, &tcp->dest))
+			return DROP(XDPFW_DROP_TCP_PORT);
+	}
+	return PASS(XDPFW_PASSED);
+}
+
+static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end, __u32 off, __u32 frame_len)
+{
+	struct iphdr *ip = cur;
+
+	if ((void *)(ip + 1) > data_end)
+		return PASS(XDPFW_MALFORMED);
+	if (ip->version != 4 || ip->ihl < 5)
+		return PASS(XDPFW_MALFORMED);
+
+	__u32 hdr_len = ip->ihl * 4;
+	__u32 tot_len = bpf_ntohs(ip->tot_len);
+
+	if (tot_len < hdr_len || off + tot_len > frame_len)
+		return PASS(XDPFW_MALFORMED);
+
+	__be32 src = ip->saddr;
+	struct xdpfw_cidr4 prefix = { .prefixlen = 32, .addr = src };
+
+	if (blocked(&blocklist, &src))
+		return DROP(XDPFW_DROP_BLOCKLIST);
+	if (blocked(&cidr4, &prefix))
+		return DROP(XDPFW_DROP_CIDR);
+
+	count(&pps, &src);
+
+	if (ip->protocol == IPPROTO_ICMP) {
+		struct xdpfw_config *cfg = get_config();
+
+		if (cfg && cfg->drop_icmp) {
+			__u32 zero = 0;
+			__u64 *n = bpf_map_lookup_elem(&icmp_drops, &zero);
+
+			if (n)
+				*n += 1;
+			return DROP(XDPFW_DROP_ICMP);
+		}
+		return PASS(XDPFW_PASSED);
+	}
+
+	/* A later fragment has no L4 header: never read its payload as one. */
+	if (bpf_ntohs(ip->frag_off) & 0x1fff)
+		return PASS(XDPFW_PASSED);
+
+	return ports(ctx, (void *)ip + hdr_len, data_end, ip->protocol, tot_len - hdr_len);
+}
+
+static __always_inline int fw_ipv6(struct xdp_md *ctx, void *cur, void *data_end, __u32 off, __u32 frame_len)
+{
+	struct ipv6hdr *ip6 = cur;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return PASS(XDPFW_MALFORMED);
+	if (ip6->version != 6)
+		return PASS(XDPFW_MALFORMED);
+
+	__u32 payload = bpf_ntohs(ip6->payload_len);
+
+	if (off + sizeof(*ip6) + payload > frame_len)
+		return PASS(XDPFW_MALFORMED);
+
+	struct in6_addr src = ip6->saddr;
+	struct xdpfw_cidr6 prefix = { .prefixlen = 128, .addr = src };
+
+	if (blocked(&blocklist6, &src))
+		return DROP(XDPFW_DROP_BLOCKLIST);
+	if (blocked(&cidr6, &prefix))
+		return DROP(XDPFW_DROP_CIDR);
+
+	count(&pps6, &src);
+
+	__u8 nexthdr = ip6->nexthdr;
+	void *p = ip6 + 1;
+	__u32 used = 0; /* bytes of extension headers, within `payload` */
+	int first_fragment = 1;
+	int done = 0;
+
+	for (int i = 0; i < XDPFW_MAX_EXTHDR; i++) {
+		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS) {
+			struct ipv6_opt_hdr *h = p;
+
+			if ((void *)(h + 1) > data_end)
+				return PASS(XDPFW_MALFORMED);
+			__u32 len = (h->hdrlen + 1) * 8;
+
+			used += len;
+			if (used > payload)
+				return PASS(XDPFW_MALFORMED);
+			nexthdr = h->nexthdr;
+			p += len;
+		} else if (nexthdr == IPPROTO_FRAGMENT) {
+			struct ipv6_frag_hdr *f = p;
+
+			if ((void *)(f + 1) > data_end)
+				return PASS(XDPFW_MALFORMED);
+			used += sizeof(*f);
+			if (used > payload)
+				return PASS(XDPFW_MALFORMED);
+			nexthdr = f->nexthdr;
+			p += sizeof(*f);
+			if (bpf_ntohs(f->frag_off) & 0xfff8) {
+				/* A later fragment: what follows is payload. */
+				first_fragment = 0;
+				done = 1;
+				break;
+			}
+		} else {
+			done = 1;
+			break;
+		}
+	}
+	if (!done)
+		return PASS(XDPFW_UNPARSED);
+	if (!first_fragment)
+		return PASS(XDPFW_PASSED);
+
+	if (nexthdr == IPPROTO_ICMPV6) {
+		struct icmp_head *icmp = p;
+
+		if ((void *)(icmp + 1) > data_end || payload - used < sizeof(*icmp))
+			return PASS(XDPFW_MALFORMED);
+		/* 128/129: echo request and reply. Neighbour discovery (133-137) never matches. */
+		if (icmp->type == 128 || icmp->type == 129) {
+			struct xdpfw_config *cfg = get_config();
+
+			if (cfg && cfg->drop_icmp6_echo)
+				return DROP(XDPFW_DROP_ICMP6);
+		}
+		return PASS(XDPFW_PASSED);
+	}
+
+	return ports(ctx, p, data_end, nexthdr, payload - used);
 }
 
 SEC("xdp")
@@ -105,59 +355,34 @@ int xdp_fw(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	__u32 frame_len = ctx->data_end - ctx->data;
 	struct ethhdr *eth = data;
-	struct iphdr *ip;
-	__u32 zero = 0;
 
 	if ((void *)(eth + 1) > data_end)
-		return account(ctx, XDPFW_MALFORMED, XDP_PASS);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return account(ctx, XDPFW_PASSED, XDP_PASS);
+		return PASS(XDPFW_MALFORMED);
 
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end)
-		return account(ctx, XDPFW_MALFORMED, XDP_PASS);
-	if (ip->ihl < 5)
-		return account(ctx, XDPFW_MALFORMED, XDP_PASS);
+	__be16 proto = eth->h_proto;
+	void *cur = eth + 1;
+	__u32 off = sizeof(*eth);
 
-	__be32 src = ip->saddr;
-	__u8 *blocked = bpf_map_lookup_elem(&blocklist, &src);
+	for (int i = 0; i < XDPFW_MAX_VLAN; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		struct vlan_hdr *vh = cur;
 
-	if (blocked && *blocked)
-		return account(ctx, XDPFW_DROP_BLOCKLIST, XDP_DROP);
-
-	count_source(src);
-
-	/* Options are skipped: the L4 header starts at ihl * 4. */
-	void *l4 = (void *)ip + ip->ihl * 4;
-
-	if (ip->protocol == IPPROTO_ICMP) {
-		struct xdpfw_config *cfg = bpf_map_lookup_elem(&config, &zero);
-
-		if (cfg && cfg->drop_icmp) {
-			__u64 *n = bpf_map_lookup_elem(&icmp_drops, &zero);
-
-			if (n)
-				*n += 1;
-			return account(ctx, XDPFW_DROP_ICMP, XDP_DROP);
-		}
-		return account(ctx, XDPFW_PASSED, XDP_PASS);
+		if ((void *)(vh + 1) > data_end)
+			return PASS(XDPFW_MALFORMED);
+		proto = vh->proto;
+		cur = vh + 1;
+		off += sizeof(*vh);
 	}
 
-	if (ip->protocol == IPPROTO_UDP) {
-		struct udphdr *udp = l4;
-
-		if ((void *)(udp + 1) > data_end)
-			return account(ctx, XDPFW_MALFORMED, XDP_PASS);
-
-		__be16 dport = udp->dest;
-		__u8 *drop = bpf_map_lookup_elem(&udp_ports, &dport);
-
-		if (drop && *drop)
-			return account(ctx, XDPFW_DROP_UDP_PORT, XDP_DROP);
-	}
-
-	return account(ctx, XDPFW_PASSED, XDP_PASS);
+	if (proto == bpf_htons(ETH_P_IP))
+		return fw_ipv4(ctx, cur, data_end, off, frame_len);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return fw_ipv6(ctx, cur, data_end, off, frame_len);
+	/* Not IP, or a third VLAN tag: not ours to judge. */
+	return PASS(XDPFW_UNPARSED);
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";
