@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 # The end-to-end tests run the binary, so build it first.
 cargo build --locked -p xdpctl
-cargo test --locked --workspace "$@"
+cargo test --locked --workspace --no-fail-fast "$@"

@@ -49,7 +49,10 @@ pub struct Judgement {
 
 impl Judgement {
     fn new(outcome: Outcome) -> Self {
-        Judgement { outcome, counted: None }
+        Judgement {
+            outcome,
+            counted: None,
+        }
     }
 }
 
@@ -80,12 +83,19 @@ fn port_rule(rules: &Rules, proto: u8, l4: &[u8], room: usize) -> Outcome {
     match proto {
         17 => match (l4.len() >= 8 && room >= 8).then(|| be16(l4, 2)).flatten() {
             None => Outcome::Malformed,
-            Some(port) if rules.udp_ports.get(&port).is_some_and(|v| *v != 0) => Outcome::DropUdpPort,
+            Some(port) if rules.udp_ports.get(&port).is_some_and(|v| *v != 0) => {
+                Outcome::DropUdpPort
+            }
             Some(_) => Outcome::Passed,
         },
-        6 => match (l4.len() >= 20 && room >= 20).then(|| be16(l4, 2)).flatten() {
+        6 => match (l4.len() >= 20 && room >= 20)
+            .then(|| be16(l4, 2))
+            .flatten()
+        {
             None => Outcome::Malformed,
-            Some(port) if rules.tcp_ports.get(&port).is_some_and(|v| *v != 0) => Outcome::DropTcpPort,
+            Some(port) if rules.tcp_ports.get(&port).is_some_and(|v| *v != 0) => {
+                Outcome::DropTcpPort
+            }
             Some(_) => Outcome::Passed,
         },
         _ => Outcome::Passed,
@@ -94,7 +104,9 @@ fn port_rule(rules: &Rules, proto: u8, l4: &[u8], room: usize) -> Outcome {
 
 /// Judges one frame.
 pub fn judge(rules: &Rules, f: &[u8]) -> Judgement {
-    let Some(mut ethertype) = be16(f, 12) else { return Judgement::new(Outcome::Malformed) };
+    let Some(mut ethertype) = be16(f, 12) else {
+        return Judgement::new(Outcome::Malformed);
+    };
     let mut at = 14;
     for _ in 0..VLAN_TAGS {
         if ethertype != 0x8100 && ethertype != 0x88a8 {
@@ -115,7 +127,9 @@ pub fn judge(rules: &Rules, f: &[u8]) -> Judgement {
 
 fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
     let malformed = Judgement::new(Outcome::Malformed);
-    let Some(ip) = f.get(at..at + 20) else { return malformed };
+    let Some(ip) = f.get(at..at + 20) else {
+        return malformed;
+    };
     let (version, ihl) = (ip[0] >> 4, usize::from(ip[0] & 0xf));
     if version != 4 || ihl < 5 {
         return malformed;
@@ -135,7 +149,11 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
     let counted = Some(Source::V4(src));
     let proto = ip[9];
     let outcome = if proto == 1 {
-        if rules.drop_icmp { Outcome::DropIcmp } else { Outcome::Passed }
+        if rules.drop_icmp {
+            Outcome::DropIcmp
+        } else {
+            Outcome::Passed
+        }
     } else if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
         Outcome::Passed
     } else {
@@ -146,7 +164,9 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
 
 fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
     let malformed = Judgement::new(Outcome::Malformed);
-    let Some(ip) = f.get(at..at + 40) else { return malformed };
+    let Some(ip) = f.get(at..at + 40) else {
+        return malformed;
+    };
     if ip[0] >> 4 != 6 {
         return malformed;
     }
@@ -170,7 +190,9 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
     for _ in 0..EXT_HEADERS {
         match next {
             0 | 43 | 60 => {
-                let Some(h) = f.get(pos..pos + 2) else { return with(Outcome::Malformed) };
+                let Some(h) = f.get(pos..pos + 2) else {
+                    return with(Outcome::Malformed);
+                };
                 let len = (usize::from(h[1]) + 1) * 8;
                 used += len;
                 if used > payload {
@@ -180,7 +202,9 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
                 pos += len;
             }
             44 => {
-                let Some(h) = f.get(pos..pos + 8) else { return with(Outcome::Malformed) };
+                let Some(h) = f.get(pos..pos + 8) else {
+                    return with(Outcome::Malformed);
+                };
                 used += 8;
                 if used > payload {
                     return with(Outcome::Malformed);
@@ -207,7 +231,11 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
             return with(Outcome::Malformed);
         }
         let echo = l4[0] == 128 || l4[0] == 129;
-        return with(if echo && rules.drop_icmp6_echo { Outcome::DropIcmp6 } else { Outcome::Passed });
+        return with(if echo && rules.drop_icmp6_echo {
+            Outcome::DropIcmp6
+        } else {
+            Outcome::Passed
+        });
     }
     with(port_rule(rules, next, l4, payload - used))
 }
@@ -261,7 +289,9 @@ pub struct Pool {
 impl Pool {
     /// A fixed pool.
     pub fn new() -> Self {
-        let v4 = (0..12).map(|i| [10, (i % 3) as u8, (i / 3) as u8, 1 + i as u8]).collect();
+        let v4 = (0..12)
+            .map(|i| [10, (i % 3) as u8, (i / 3) as u8, 1 + i as u8])
+            .collect();
         let v6 = (0..12)
             .map(|i| {
                 let mut a = [0u8; 16];
@@ -271,7 +301,11 @@ impl Pool {
                 a
             })
             .collect();
-        Pool { v4, v6, ports: vec![22, 53, 80, 443, 9999, 123, 0, 65535] }
+        Pool {
+            v4,
+            v6,
+            ports: vec![22, 53, 80, 443, 9999, 123, 0, 65535],
+        }
     }
 }
 
@@ -360,7 +394,16 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
                 h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
                 h
             }
-            1 | 58 => vec![rng.pick(&[0u8, 8, 128, 129, 133, 135, 136, 1, 3]), 0, 0, 0, 0, 1, 0, 1],
+            1 | 58 => vec![
+                rng.pick(&[0u8, 8, 128, 129, 133, 135, 136, 1, 3]),
+                0,
+                0,
+                0,
+                0,
+                1,
+                0,
+                1,
+            ],
             _ => vec![0, 0, 0x08, 0x00],
         };
         l4.extend((0..rng.below(24)).map(|_| rng.next() as u8));
@@ -374,9 +417,15 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
         let kinds: Vec<u8> = (0..n).map(|_| rng.pick(&[0u8, 43, 60, 44])).collect();
         let mut later_fragment = false;
         for (i, kind) in kinds.iter().enumerate() {
-            let next = *kinds.get(i + 1).unwrap_or(&(if proto == 1 { 58 } else { proto }));
+            let next = *kinds
+                .get(i + 1)
+                .unwrap_or(&(if proto == 1 { 58 } else { proto }));
             if *kind == 44 {
-                let off: u16 = if rng.chance(50) { 0 } else { 8 * (1 + rng.below(100) as u16) };
+                let off: u16 = if rng.chance(50) {
+                    0
+                } else {
+                    8 * (1 + rng.below(100) as u16)
+                };
                 later_fragment |= off != 0;
                 let mf = u16::from(rng.chance(50));
                 ext.extend_from_slice(&[next, 0]);
@@ -388,14 +437,24 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
                 ext.extend((0..(len + 1) * 8 - 2).map(|_| 1u8));
             }
         }
-        let first = if kinds.is_empty() { if proto == 1 { 58 } else { proto } } else { kinds[0] };
-        let body = if later_fragment { (0..rng.below(40)).map(|_| rng.next() as u8).collect() } else { l4(rng, if proto == 1 { 58 } else { proto }) };
+        let first = if kinds.is_empty() {
+            if proto == 1 { 58 } else { proto }
+        } else {
+            kinds[0]
+        };
+        let body = if later_fragment {
+            (0..rng.below(40)).map(|_| rng.next() as u8).collect()
+        } else {
+            l4(rng, if proto == 1 { 58 } else { proto })
+        };
         let payload = ext.len() + body.len();
         f.extend_from_slice(&[0x60, 0, 0, 0]);
         f.extend_from_slice(&(payload as u16).to_be_bytes());
         f.extend_from_slice(&[first, 64]);
         f.extend_from_slice(&src);
-        f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99]);
+        f.extend_from_slice(&[
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99,
+        ]);
         f.extend(ext);
         f.extend(body);
     } else {
@@ -404,12 +463,16 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
         let proto = if proto == 58 { 1 } else { proto };
         let options = rng.pick(&[0usize, 0, 0, 1, 2, 10]) * 4;
         let frag: u16 = match rng.below(10) {
-            0 => 0x2000,                                // first fragment
+            0 => 0x2000,                               // first fragment
             1 => 0x2000 | (1 + rng.below(200) as u16), // middle fragment
             2 => 1 + rng.below(200) as u16,            // last fragment
             _ => 0,
         };
-        let body = if frag & 0x1fff != 0 { (0..rng.below(40)).map(|_| rng.next() as u8).collect() } else { l4(rng, proto) };
+        let body = if frag & 0x1fff != 0 {
+            (0..rng.below(40)).map(|_| rng.next() as u8).collect()
+        } else {
+            l4(rng, proto)
+        };
         let total = 20 + options + body.len();
         f.push(0x40 | (5 + options / 4) as u8);
         f.push(0);
@@ -450,7 +513,12 @@ pub fn mutate(rng: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
         }
         3 => {
             // IPv4 total length or IPv6 payload length.
-            let at = ip_start(&f) + if f.get(ip_start(&f)).is_some_and(|b| b >> 4 == 6) { 4 } else { 2 };
+            let at = ip_start(&f)
+                + if f.get(ip_start(&f)).is_some_and(|b| b >> 4 == 6) {
+                    4
+                } else {
+                    2
+                };
             if at + 1 < f.len() {
                 let v = rng.below(f.len() + 20) as u16;
                 f[at..at + 2].copy_from_slice(&v.to_be_bytes());

@@ -627,7 +627,10 @@ fn hitless_upgrade_keeps_blocking_under_traffic() {
         "the firewall saw the flood: {dropped} of {sent} dropped"
     );
     // The load directory holds exactly the new load and the link.
-    assert_eq!(pins_below(&fs.path().join("fw")).len(), 8);
+    assert_eq!(
+        pins_below(&fs.path().join("fw")).len(),
+        xdp_progs::xdpfw::maps::ALL.len() + 2
+    );
 }
 
 #[test]

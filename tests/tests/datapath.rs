@@ -6,7 +6,10 @@ use std::{collections::HashMap as StdHashMap, fmt::Write as _};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, lpm_trie::{Key, LpmTrie}},
+    maps::{
+        Array, HashMap, MapData, PerCpuArray, PerCpuHashMap,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use xdp_progs::xdpfw::{self, Config, Counter, Outcome};
@@ -23,7 +26,8 @@ struct Fw {
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut aya::maps::Map {
-    ebpf.map_mut(name).unwrap_or_else(|| panic!("no map {name}"))
+    ebpf.map_mut(name)
+        .unwrap_or_else(|| panic!("no map {name}"))
 }
 
 fn clear<K: aya::Pod, V: aya::Pod>(m: &mut HashMap<&mut MapData, K, V>) {
@@ -43,13 +47,22 @@ fn clear_lpm<K: aya::Pod, V: aya::Pod>(m: &mut LpmTrie<&mut MapData, K, V>) {
 impl Fw {
     fn load() -> Self {
         let mut ebpf = Ebpf::load(xdpfw::OBJECT).expect("loading xdpfw");
-        let prog: &mut Xdp = ebpf.program_mut(xdpfw::PROGRAM).unwrap().try_into().unwrap();
+        let prog: &mut Xdp = ebpf
+            .program_mut(xdpfw::PROGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
         prog.load().expect("the verifier accepts xdp_fw");
         Fw { ebpf }
     }
 
     fn run(&self, data: &[u8]) -> u32 {
-        let prog: &Xdp = self.ebpf.program(xdpfw::PROGRAM).unwrap().try_into().unwrap();
+        let prog: &Xdp = self
+            .ebpf
+            .program(xdpfw::PROGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
         let opts = TestRunOptions {
             data_in: Some(data),
             ..Default::default()
@@ -59,7 +72,8 @@ impl Fw {
 
     /// Packets and bytes per outcome, summed over CPUs.
     fn stats(&self) -> Vec<(Outcome, Counter)> {
-        let map: PerCpuArray<_, Counter> = PerCpuArray::try_from(self.ebpf.map(xdpfw::maps::STATS).unwrap()).unwrap();
+        let map: PerCpuArray<_, Counter> =
+            PerCpuArray::try_from(self.ebpf.map(xdpfw::maps::STATS).unwrap()).unwrap();
         Outcome::ALL
             .iter()
             .map(|o| {
@@ -74,19 +88,22 @@ impl Fw {
     }
 
     fn icmp_drops(&self) -> u64 {
-        let map: PerCpuArray<_, u64> = PerCpuArray::try_from(self.ebpf.map(xdpfw::maps::ICMP_DROPS).unwrap()).unwrap();
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map(xdpfw::maps::ICMP_DROPS).unwrap()).unwrap();
         map.get(&0, 0).unwrap().iter().sum()
     }
 
     /// Every source counted in pps and pps6, with its count.
     fn counted(&self) -> StdHashMap<Source, u64> {
         let mut out = StdHashMap::new();
-        let v4: PerCpuHashMap<_, [u8; 4], u64> = PerCpuHashMap::try_from(self.ebpf.map(xdpfw::maps::PPS).unwrap()).unwrap();
+        let v4: PerCpuHashMap<_, [u8; 4], u64> =
+            PerCpuHashMap::try_from(self.ebpf.map(xdpfw::maps::PPS).unwrap()).unwrap();
         for entry in v4.iter() {
             let (k, v) = entry.unwrap();
             out.insert(Source::V4(k), v.iter().sum());
         }
-        let v6: PerCpuHashMap<_, [u8; 16], u64> = PerCpuHashMap::try_from(self.ebpf.map(xdpfw::maps::PPS6).unwrap()).unwrap();
+        let v6: PerCpuHashMap<_, [u8; 16], u64> =
+            PerCpuHashMap::try_from(self.ebpf.map(xdpfw::maps::PPS6).unwrap()).unwrap();
         for entry in v6.iter() {
             let (k, v) = entry.unwrap();
             out.insert(Source::V6(k), v.iter().sum());
@@ -98,12 +115,14 @@ impl Fw {
     /// sources.
     fn set(&mut self, rules: &Rules) {
         let e = &mut self.ebpf;
-        let mut m: HashMap<_, [u8; 4], u8> = HashMap::try_from(map(e, xdpfw::maps::BLOCKLIST)).unwrap();
+        let mut m: HashMap<_, [u8; 4], u8> =
+            HashMap::try_from(map(e, xdpfw::maps::BLOCKLIST)).unwrap();
         clear(&mut m);
         for (k, v) in &rules.blocklist {
             m.insert(k, v, 0).unwrap();
         }
-        let mut m: HashMap<_, [u8; 16], u8> = HashMap::try_from(map(e, xdpfw::maps::BLOCKLIST6)).unwrap();
+        let mut m: HashMap<_, [u8; 16], u8> =
+            HashMap::try_from(map(e, xdpfw::maps::BLOCKLIST6)).unwrap();
         clear(&mut m);
         for (k, v) in &rules.blocklist6 {
             m.insert(k, v, 0).unwrap();
@@ -113,12 +132,16 @@ impl Fw {
         for ((p, l), v) in &rules.cidr4 {
             m.insert(&Key::new(u32::from(*l), *p), v, 0).unwrap();
         }
-        let mut m: LpmTrie<_, [u8; 16], u8> = LpmTrie::try_from(map(e, xdpfw::maps::CIDR6)).unwrap();
+        let mut m: LpmTrie<_, [u8; 16], u8> =
+            LpmTrie::try_from(map(e, xdpfw::maps::CIDR6)).unwrap();
         clear_lpm(&mut m);
         for ((p, l), v) in &rules.cidr6 {
             m.insert(&Key::new(u32::from(*l), *p), v, 0).unwrap();
         }
-        for (name, ports) in [(xdpfw::maps::UDP_PORTS, &rules.udp_ports), (xdpfw::maps::TCP_PORTS, &rules.tcp_ports)] {
+        for (name, ports) in [
+            (xdpfw::maps::UDP_PORTS, &rules.udp_ports),
+            (xdpfw::maps::TCP_PORTS, &rules.tcp_ports),
+        ] {
             let mut m: HashMap<_, [u8; 2], u8> = HashMap::try_from(map(e, name)).unwrap();
             clear(&mut m);
             for (p, v) in ports {
@@ -131,12 +154,14 @@ impl Fw {
             drop_icmp6_echo: u8::from(rules.drop_icmp6_echo),
         };
         m.set(0, config, 0).unwrap();
-        let mut m: PerCpuHashMap<_, [u8; 4], u64> = PerCpuHashMap::try_from(map(e, xdpfw::maps::PPS)).unwrap();
+        let mut m: PerCpuHashMap<_, [u8; 4], u64> =
+            PerCpuHashMap::try_from(map(e, xdpfw::maps::PPS)).unwrap();
         let keys: Vec<[u8; 4]> = m.keys().map(Result::unwrap).collect();
         for k in keys {
             m.remove(&k).unwrap();
         }
-        let mut m: PerCpuHashMap<_, [u8; 16], u64> = PerCpuHashMap::try_from(map(e, xdpfw::maps::PPS6)).unwrap();
+        let mut m: PerCpuHashMap<_, [u8; 16], u64> =
+            PerCpuHashMap::try_from(map(e, xdpfw::maps::PPS6)).unwrap();
         let keys: Vec<[u8; 16]> = m.keys().map(Result::unwrap).collect();
         for k in keys {
             m.remove(&k).unwrap();
@@ -168,7 +193,10 @@ fn differential_against_the_reference_model() {
     require_privileges!();
     const RULE_SETS: usize = 100;
     const FRAMES: usize = 1000;
-    let seed = std::env::var("XDPFW_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_f00d_u64);
+    let seed = std::env::var("XDPFW_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_f00d_u64);
     let mut rng = Rng::new(seed);
     let pool = Pool::new();
     let mut fw = Fw::load();
@@ -179,7 +207,11 @@ fn differential_against_the_reference_model() {
         let frames: Vec<Vec<u8>> = (0..FRAMES)
             .map(|_| {
                 let f = model::random_frame(&mut rng, &pool);
-                if rng.chance(50) { model::mutate(&mut rng, f) } else { f }
+                if rng.chance(50) {
+                    model::mutate(&mut rng, f)
+                } else {
+                    f
+                }
             })
             .collect();
         let before = fw.stats();
@@ -187,11 +219,17 @@ fn differential_against_the_reference_model() {
         for f in &frames {
             let want = model::judge(&rules, f);
             let verdict = fw.run(f);
-            let expected = if want.outcome.drops() { XDP_DROP } else { XDP_PASS };
+            let expected = if want.outcome.drops() {
+                XDP_DROP
+            } else {
+                XDP_PASS
+            };
             assert_eq!(
-                verdict, expected,
+                verdict,
+                expected,
                 "seed {seed:#x}, rule set {set}: verdict mismatch for frame {}\nmodel says {:?}\nrules: {rules:#?}",
-                hex(f), want
+                hex(f),
+                want
             );
             *seen.entry(want.outcome).or_insert(0u64) += 1;
             judged.push(want);
@@ -201,8 +239,17 @@ fn differential_against_the_reference_model() {
         let want: Vec<(Outcome, u64, u64)> = Outcome::ALL
             .iter()
             .map(|o| {
-                let frames_with: Vec<&Vec<u8>> = frames.iter().zip(&judged).filter(|(_, j)| j.outcome == *o).map(|(f, _)| f).collect();
-                (*o, frames_with.len() as u64, frames_with.iter().map(|f| f.len() as u64).sum())
+                let frames_with: Vec<&Vec<u8>> = frames
+                    .iter()
+                    .zip(&judged)
+                    .filter(|(_, j)| j.outcome == *o)
+                    .map(|(f, _)| f)
+                    .collect();
+                (
+                    *o,
+                    frames_with.len() as u64,
+                    frames_with.iter().map(|f| f.len() as u64).sum(),
+                )
             })
             .collect();
         if got != want {
@@ -211,16 +258,33 @@ fn differential_against_the_reference_model() {
                 let b = fw.stats();
                 fw.run(f);
                 let d = delta(&b, &fw.stats());
-                let counted: Vec<Outcome> = d.iter().filter(|(_, p, _)| *p > 0).map(|(o, _, _)| *o).collect();
-                assert_eq!(counted, vec![j.outcome], "seed {seed:#x}, rule set {set}: counter mismatch for frame {}\nrules: {rules:#?}", hex(f));
+                let counted: Vec<Outcome> = d
+                    .iter()
+                    .filter(|(_, p, _)| *p > 0)
+                    .map(|(o, _, _)| *o)
+                    .collect();
+                assert_eq!(
+                    counted,
+                    vec![j.outcome],
+                    "seed {seed:#x}, rule set {set}: counter mismatch for frame {}\nrules: {rules:#?}",
+                    hex(f)
+                );
             }
             panic!("seed {seed:#x}, rule set {set}: counters {got:?}, model {want:?}");
         }
-        assert_eq!(fw.counted(), model::counts(&judged), "seed {seed:#x}, rule set {set}: per-source counts");
+        assert_eq!(
+            fw.counted(),
+            model::counts(&judged),
+            "seed {seed:#x}, rule set {set}: per-source counts"
+        );
     }
     // The generator must reach every outcome, or the proof proves less.
     for o in Outcome::ALL {
-        assert!(seen.get(&o).copied().unwrap_or(0) > 50, "outcome {o:?} was hit only {:?} times: {seen:?}", seen.get(&o));
+        assert!(
+            seen.get(&o).copied().unwrap_or(0) > 50,
+            "outcome {o:?} was hit only {:?} times: {seen:?}",
+            seen.get(&o)
+        );
     }
     eprintln!("{} frames, outcomes: {seen:?}", RULE_SETS * FRAMES);
 }
@@ -239,7 +303,9 @@ fn fresh_load_drops_nothing_and_counts_icmp() {
     rules.drop_icmp = true;
     fw.set(&rules);
     let mut icmp = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    icmp.extend_from_slice(&[0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 198, 51, 100, 7, 10, 0, 0, 1]);
+    icmp.extend_from_slice(&[
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 198, 51, 100, 7, 10, 0, 0, 1,
+    ]);
     icmp.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
     for _ in 0..4 {
         assert_eq!(fw.run(&icmp), XDP_DROP);

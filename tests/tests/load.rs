@@ -3,17 +3,23 @@
 use std::{fs, os::unix::fs::symlink, process::Stdio};
 
 use serde_json::Value;
+use xdp_progs::xdpfw;
 use xdpctl_tests::{Bpffs, command, fixture, pins_below, require_privileges, xdpctl};
 
-const XDPFW_PINS: &[&str] = &[
-    "maps/blocklist",
-    "maps/config",
-    "maps/icmp_drops",
-    "maps/pps",
-    "maps/stats",
-    "maps/udp_ports",
-    "xdp_fw",
-];
+/// What a load of the built-in firewall pins: its program and every map.
+fn xdpfw_pins() -> Vec<String> {
+    let mut pins: Vec<String> = xdpfw::maps::ALL
+        .iter()
+        .map(|m| format!("maps/{m}"))
+        .collect();
+    pins.push(xdpfw::PROGRAM.to_owned());
+    pins.sort();
+    pins
+}
+
+fn occupied(n: usize) -> String {
+    format!("already holds {n} pinned object(s)")
+}
 
 #[test]
 fn builtin_firewall_is_pinned_like_loadall_and_matches_show() {
@@ -26,7 +32,7 @@ fn builtin_firewall_is_pinned_like_loadall_and_matches_show() {
 
     let pins = pins_below(&dir);
     let names: Vec<&str> = pins.keys().map(String::as_str).collect();
-    assert_eq!(names, XDPFW_PINS, "pins under {}", dir.display());
+    assert_eq!(names, xdpfw_pins(), "pins under {}", dir.display());
 
     // What load reported is what is pinned.
     for obj in loaded["objects"].as_array().unwrap() {
@@ -76,7 +82,7 @@ fn builtin_firewall_is_pinned_like_loadall_and_matches_show() {
         ("pps", "lru_percpu_hash", 4, 8, 1_000_000),
         ("udp_ports", "hash", 2, 1, 65536),
         ("icmp_drops", "percpu_array", 4, 8, 1),
-        ("config", "array", 4, 1, 1),
+        ("config", "array", 4, 2, 1),
         ("stats", "percpu_array", 4, 16, 16),
     ];
     for (name, ty, key, value, max) in expect {
@@ -101,7 +107,7 @@ fn builtin_firewall_is_pinned_like_loadall_and_matches_show() {
         .iter()
         .filter(|m| !m["pinned"].as_array().unwrap().is_empty())
         .count();
-    assert_eq!(pinned_here, 6);
+    assert_eq!(pinned_here, xdpfw::maps::ALL.len());
 
     // The human table names the same objects.
     let table = xdpctl(&fs, ["prog", "show", "xdpfw/xdp_fw"]).ok().stdout;
@@ -119,7 +125,7 @@ fn relative_pin_dir_is_under_the_bpffs_root() {
     xdpctl(&fs, ["load", "--pin", "fw/one"]).ok();
     assert_eq!(
         pins_below(&fs.path().join("fw/one")).len(),
-        XDPFW_PINS.len()
+        xdpfw_pins().len()
     );
 }
 
@@ -144,7 +150,7 @@ fn loading_into_an_occupied_dir_fails_and_changes_nothing() {
     xdpctl(&fs, ["load", "--pin", "xdpfw"]).ok();
     let before = fs.snapshot();
     xdpctl(&fs, ["load", "--pin", "xdpfw"])
-        .fails_with(&["already holds 7 pinned object(s)", "xdpctl unload"]);
+        .fails_with(&[&occupied(xdpfw_pins().len()), "xdpctl unload"]);
     // A user object into the same place: refused the same way.
     xdpctl(
         &fs,
@@ -165,7 +171,10 @@ fn an_existing_empty_dir_is_used() {
     let fs = Bpffs::new();
     fs::create_dir(fs.path().join("empty")).unwrap();
     xdpctl(&fs, ["load", "--pin", "empty"]).ok();
-    assert_eq!(pins_below(&fs.path().join("empty")).len(), XDPFW_PINS.len());
+    assert_eq!(
+        pins_below(&fs.path().join("empty")).len(),
+        xdpfw_pins().len()
+    );
 }
 
 #[test]
@@ -448,13 +457,13 @@ fn concurrent_loads_into_one_dir_exactly_one_wins() {
     for loser in outputs.iter().filter(|o| !o.status.success()) {
         assert_eq!(loser.status.code(), Some(1));
         let err = String::from_utf8_lossy(&loser.stderr);
-        assert!(err.contains("already holds 7 pinned object(s)"), "{err}");
+        assert!(err.contains(&occupied(xdpfw_pins().len())), "{err}");
     }
     let snap = fs.snapshot();
     // The winner's pins and their directories, nothing else (no staging dirs).
     assert_eq!(
         snap.iter().filter(|e| e.starts_with("f ")).count(),
-        7,
+        xdpfw_pins().len(),
         "{snap:#?}"
     );
     assert!(
@@ -476,7 +485,10 @@ fn unload_removes_everything_and_is_idempotent() {
         .unwrap()["id"]
         .clone();
     let out = xdpctl(&fs, ["-j", "unload", "fw/xdpfw"]).ok();
-    assert_eq!(out.json()["removed"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        out.json()["removed"].as_array().unwrap().len(),
+        xdpfw_pins().len()
+    );
     assert_eq!(
         fs.snapshot(),
         ["d fw"],

@@ -44,7 +44,8 @@ pub mod xdpfw {
         pub const STATS: &str = "stats";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
-            BLOCKLIST, BLOCKLIST6, CIDR4, CIDR6, PPS, PPS6, UDP_PORTS, TCP_PORTS, ICMP_DROPS, CONFIG, STATS,
+            BLOCKLIST, BLOCKLIST6, CIDR4, CIDR6, PPS, PPS6, UDP_PORTS, TCP_PORTS, ICMP_DROPS,
+            CONFIG, STATS,
         ];
     }
 

@@ -353,7 +353,12 @@ pub struct RunArgs {
     #[arg(value_name = "PROG", add = ArgValueCompleter::new(complete::progs))]
     pub prog: Handle,
     /// The packet, described (see below).
-    #[arg(long, value_name = "SPEC", required_unless_present = "data", conflicts_with = "data")]
+    #[arg(
+        long,
+        value_name = "SPEC",
+        required_unless_present = "data",
+        conflicts_with = "data"
+    )]
     pub packet: Option<crate::packet::Spec>,
     /// The packet as raw bytes, or packets from a pcap capture.
     #[arg(long, value_name = "FILE")]

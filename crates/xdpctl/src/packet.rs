@@ -112,7 +112,10 @@ impl std::str::FromStr for Spec {
         }
         spec.proto = proto.ok_or_else(|| format!("no protocol given; {USAGE}"))?;
         let addrs: Vec<IpAddr> = [spec.src, spec.dst].into_iter().flatten().collect();
-        let (any_v6, any_v4) = (addrs.iter().any(IpAddr::is_ipv6), addrs.iter().any(IpAddr::is_ipv4));
+        let (any_v6, any_v4) = (
+            addrs.iter().any(IpAddr::is_ipv6),
+            addrs.iter().any(IpAddr::is_ipv4),
+        );
         if any_v6 && any_v4 {
             return Err("src and dst must be of one family".into());
         }
@@ -140,7 +143,8 @@ fn checksum(data: &[u8]) -> u16 {
 
 impl Spec {
     fn is_v6(&self) -> bool {
-        matches!(self.proto, Proto::Icmp6 | Proto::Ip6) || self.src.or(self.dst).is_some_and(|a| a.is_ipv6())
+        matches!(self.proto, Proto::Icmp6 | Proto::Ip6)
+            || self.src.or(self.dst).is_some_and(|a| a.is_ipv6())
     }
 
     /// The frame, Ethernet header first.
@@ -150,14 +154,20 @@ impl Spec {
         let mut frame = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
         for (i, vlan) in self.vlans.iter().enumerate() {
             // Outer tags of a stack are 802.1ad, the innermost 802.1Q.
-            let tpid: u16 = if i + 1 < self.vlans.len() { 0x88a8 } else { 0x8100 };
+            let tpid: u16 = if i + 1 < self.vlans.len() {
+                0x88a8
+            } else {
+                0x8100
+            };
             frame.extend_from_slice(&tpid.to_be_bytes());
             frame.extend_from_slice(&vlan.to_be_bytes());
         }
         if self.proto == Proto::Arp {
             frame.extend_from_slice(&0x0806u16.to_be_bytes());
             frame.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-            frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2]);
+            frame.extend_from_slice(&[
+                0x02, 0, 0, 0, 0, 1, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2,
+            ]);
             return frame;
         }
         let v6 = self.is_v6();
@@ -266,16 +276,24 @@ pub fn from_file(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     };
     let u32_at = |off: usize| -> Option<u32> {
         let b: [u8; 4] = bytes.get(off..off + 4)?.try_into().ok()?;
-        Some(if little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+        Some(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
     };
     let linktype = u32_at(20).ok_or("truncated pcap header")?;
     if linktype != 1 {
-        return Err(format!("the capture's link type is {linktype}; XDP sees Ethernet frames (link type 1)"));
+        return Err(format!(
+            "the capture's link type is {linktype}; XDP sees Ethernet frames (link type 1)"
+        ));
     }
     let mut packets = Vec::new();
     let mut off = 24;
     while off < bytes.len() {
-        let caplen = u32_at(off + 8).ok_or_else(|| format!("truncated pcap record header at byte {off}"))? as usize;
+        let caplen = u32_at(off + 8)
+            .ok_or_else(|| format!("truncated pcap record header at byte {off}"))?
+            as usize;
         let data = bytes
             .get(off + 16..off + 16 + caplen)
             .ok_or_else(|| format!("truncated pcap record at byte {off}"))?;
@@ -294,7 +312,9 @@ mod tests {
 
     #[test]
     fn udp_spec_builds_the_expected_frame() {
-        let f: Spec = "udp src=203.0.113.5 dst=10.0.0.1 dport=9999".parse().unwrap();
+        let f: Spec = "udp src=203.0.113.5 dst=10.0.0.1 dport=9999"
+            .parse()
+            .unwrap();
         let b = f.build();
         assert_eq!(&b[12..14], &[0x08, 0x00]);
         assert_eq!(&b[26..30], &[203, 0, 113, 5]);
@@ -318,12 +338,42 @@ mod tests {
 
     #[test]
     fn bad_specs_say_what_is_wrong() {
-        assert!("udp dport=70000".parse::<Spec>().unwrap_err().contains("0 to 65535"));
-        assert!("src=1.2.3.4".parse::<Spec>().unwrap_err().contains("no protocol"));
-        assert!("udp tcp".parse::<Spec>().unwrap_err().contains("one protocol"));
-        assert!("icmp src=2001:db8::1".parse::<Spec>().unwrap_err().contains("icmp6"));
-        assert!("udp frag=3".parse::<Spec>().unwrap_err().contains("multiple of 8"));
-        assert!("udp bogus".parse::<Spec>().unwrap_err().contains("not understood"));
+        assert!(
+            "udp dport=70000"
+                .parse::<Spec>()
+                .unwrap_err()
+                .contains("0 to 65535")
+        );
+        assert!(
+            "src=1.2.3.4"
+                .parse::<Spec>()
+                .unwrap_err()
+                .contains("no protocol")
+        );
+        assert!(
+            "udp tcp"
+                .parse::<Spec>()
+                .unwrap_err()
+                .contains("one protocol")
+        );
+        assert!(
+            "icmp src=2001:db8::1"
+                .parse::<Spec>()
+                .unwrap_err()
+                .contains("icmp6")
+        );
+        assert!(
+            "udp frag=3"
+                .parse::<Spec>()
+                .unwrap_err()
+                .contains("multiple of 8")
+        );
+        assert!(
+            "udp bogus"
+                .parse::<Spec>()
+                .unwrap_err()
+                .contains("not understood")
+        );
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub struct RunRow {
 }
 
 impl Tabular for RunRow {
-    const HEADERS: &'static [&'static str] = &["PACKET", "VERDICT", "NS/RUN", "RUNS", "LEN", "OUTPUT"];
+    const HEADERS: &'static [&'static str] =
+        &["PACKET", "VERDICT", "NS/RUN", "RUNS", "LEN", "OUTPUT"];
     fn cells(&self) -> Vec<String> {
         vec![
             self.packet.to_string(),
@@ -141,7 +142,9 @@ impl Tabular for RunRow {
             self.ns_per_run.to_string(),
             self.repeat.to_string(),
             self.len.to_string(),
-            self.data_out_hex.clone().unwrap_or_else(|| "unchanged".into()),
+            self.data_out_hex
+                .clone()
+                .unwrap_or_else(|| "unchanged".into()),
         ]
     }
 }
@@ -150,20 +153,29 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     let packets = match (&args.packet, &args.data) {
         (Some(spec), _) => vec![spec.build()],
         (None, Some(file)) => {
-            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            crate::packet::from_file(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            crate::packet::from_file(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         }
         (None, None) => bail!("give --packet SPEC or --data FILE"),
     };
     let (fd, label) = describe::resolve(ctx, &resolve_dir(ctx, &args.prog), Kind::Prog)?;
     let (info, _) = sys::prog_info(fd.as_fd())?;
     if info.type_ != 6 {
-        bail!("{label} is a {} program; prog run runs XDP programs", sys::prog_type_name(info.type_));
+        bail!(
+            "{label} is a {} program; prog run runs XDP programs",
+            sys::prog_type_name(info.type_)
+        );
     }
     let mut rows = Vec::new();
     for (i, data) in packets.iter().enumerate() {
         if data.len() < 14 {
-            bail!("packet {} has {} bytes; XDP needs at least an Ethernet header (14)", i + 1, data.len());
+            bail!(
+                "packet {} has {} bytes; XDP needs at least an Ethernet header (14)",
+                i + 1,
+                data.len()
+            );
         }
         let r = sys::prog_test_run(fd.as_fd(), data, args.repeat)
             .with_context(|| format!("running {label} on packet {}", i + 1))?;

@@ -363,7 +363,13 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Resu
     attr.test.repeat = repeat;
     bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr)?;
     // SAFETY: the kernel filled these in.
-    let (retval, duration, size) = unsafe { (attr.test.retval, attr.test.duration, attr.test.data_size_out) };
+    let (retval, duration, size) = unsafe {
+        (
+            attr.test.retval,
+            attr.test.duration,
+            attr.test.data_size_out,
+        )
+    };
     out.truncate(size as usize);
     Ok(TestRun {
         retval,
