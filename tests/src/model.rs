@@ -251,7 +251,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn bits(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -262,7 +262,7 @@ impl Rng {
 
     /// A number below `n`.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.bits() % n as u64) as usize
     }
 
     /// True with probability `p` percent.
@@ -374,10 +374,10 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
     let kind = rng.below(20);
     if kind == 0 {
         f.extend_from_slice(&rng.pick(&[0x0806u16, 0x88cc, 0x8847]).to_be_bytes());
-        f.extend((0..rng.below(60)).map(|_| rng.next() as u8));
+        f.extend((0..rng.below(60)).map(|_| rng.bits() as u8));
         return f;
     }
-    let v6 = kind % 2 == 0;
+    let v6 = kind.is_multiple_of(2);
     let proto = rng.pick(&[17u8, 17, 6, 6, 1, 58, 47]);
     let port = rng.pick(&pool.ports);
     let l4 = |rng: &mut Rng, proto: u8| -> Vec<u8> {
@@ -406,7 +406,7 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
             ],
             _ => vec![0, 0, 0x08, 0x00],
         };
-        l4.extend((0..rng.below(24)).map(|_| rng.next() as u8));
+        l4.extend((0..rng.below(24)).map(|_| rng.bits() as u8));
         l4
     };
     if v6 {
@@ -443,7 +443,7 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
             kinds[0]
         };
         let body = if later_fragment {
-            (0..rng.below(40)).map(|_| rng.next() as u8).collect()
+            (0..rng.below(40)).map(|_| rng.bits() as u8).collect()
         } else {
             l4(rng, if proto == 1 { 58 } else { proto })
         };
@@ -469,7 +469,7 @@ pub fn random_frame(rng: &mut Rng, pool: &Pool) -> Vec<u8> {
             _ => 0,
         };
         let body = if frag & 0x1fff != 0 {
-            (0..rng.below(40)).map(|_| rng.next() as u8).collect()
+            (0..rng.below(40)).map(|_| rng.bits() as u8).collect()
         } else {
             l4(rng, proto)
         };
@@ -502,7 +502,7 @@ pub fn mutate(rng: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
         }
         1 => {
             let at = 12 + rng.below(f.len() - 12);
-            f[at] = rng.next() as u8;
+            f[at] = rng.bits() as u8;
         }
         2 => {
             // The first byte after the tags: version and ihl.

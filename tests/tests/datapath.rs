@@ -299,9 +299,10 @@ fn fresh_load_drops_nothing_and_counts_icmp() {
         let f = model::random_frame(&mut rng, &pool);
         assert_eq!(fw.run(&f), XDP_PASS, "a fresh load must pass {}", hex(&f));
     }
-    let mut rules = Rules::default();
-    rules.drop_icmp = true;
-    fw.set(&rules);
+    fw.set(&Rules {
+        drop_icmp: true,
+        ..Default::default()
+    });
     let mut icmp = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
     icmp.extend_from_slice(&[
         0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 198, 51, 100, 7, 10, 0, 0, 1,
