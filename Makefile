@@ -1,5 +1,5 @@
 # Shortcuts for the scripts in scripts/ (which work without make, too).
-.PHONY: demo test lint fmt build deps docs install
+.PHONY: demo test lint fmt build deps docs install bench
 
 PREFIX ?= /usr/local
 
@@ -33,3 +33,9 @@ install: build
 	install -D -m 0644 completions/xdpctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/xdpctl
 	install -D -m 0644 completions/_xdpctl $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_xdpctl
 	install -D -m 0644 completions/xdpctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/xdpctl.fish
+
+# Benchmarks side by side with bpftool, nftables and a bare XDP_DROP (as
+# root); refreshes BENCHMARKS.md.
+bench: deps
+	cargo build --locked --release -p xdpctl -p xdpctl-tests --bin xdpctl --bin xdpctl-bench
+	target/release/xdpctl-bench --out BENCHMARKS.md

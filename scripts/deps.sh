@@ -22,6 +22,12 @@ have_cmd make || need+=(make)
 have_cmd zsh || need+=(zsh)
 have_cmd fish || need+=(fish)
 have_cmd groff || need+=(groff-base)
+# The benchmark compares with these peers and measures with these tools.
+have_cmd bpftool || need+=(bpftool)
+have_cmd nft || need+=(nftables)
+have_cmd ethtool || need+=(ethtool)
+have_cmd xdp-filter || need+=(xdp-tools)
+have_file /usr/bin/time || need+=(time)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

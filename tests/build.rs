@@ -13,6 +13,8 @@ const FIXTURES: &[&str] = &[
     "bad_null",
     "tc_pass",
     "typed_maps",
+    "xdp_drop",
+    "trafficgen",
 ];
 
 fn main() {

@@ -10,6 +10,7 @@
 //! A test that lacks the privileges it needs says `skipping: <reason>` and
 //! returns; under `CI=true` it fails instead.
 
+pub mod flood;
 pub mod model;
 
 use std::{
@@ -141,19 +142,21 @@ pub fn xdpctl_bin() -> PathBuf {
         return PathBuf::from(bin);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> -> target/<profile>/xdpctl
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("xdpctl");
-    assert!(
-        bin.exists(),
-        "{} does not exist: build it first with `cargo build -p xdpctl` (`make test` does), \
-         or point XDPCTL_BIN at it",
-        bin.display()
-    );
-    bin
+    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+    let dir = exe.parent().expect("the executable's directory");
+    [
+        dir.join("xdpctl"),
+        dir.parent().map_or_else(PathBuf::new, |d| d.join("xdpctl")),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .unwrap_or_else(|| {
+        panic!(
+            "no xdpctl next to {}: build it first with `cargo build -p xdpctl` (`make test` does), \
+                 or point XDPCTL_BIN at it",
+            exe.display()
+        )
+    })
 }
 
 /// What a run of xdpctl printed.

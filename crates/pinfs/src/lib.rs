@@ -24,4 +24,4 @@ pub use path::{
 };
 pub use stage::Staging;
 pub use sys::{Kind, ObjectInfo, obj_get, obj_info, obj_pin};
-pub use walk::{Pin, is_empty_dir, list, pin_info, remove_all};
+pub use walk::{Pin, is_empty_dir, list, list_matching, pin_info, remove_all};

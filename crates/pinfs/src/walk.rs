@@ -37,10 +37,20 @@ pub fn pin_info(path: &Path) -> Result<Pin> {
 /// entries that vanish while walking. An entry that cannot be opened for
 /// lack of permission is an error: a partial listing would mislead.
 pub fn list(path: &Path) -> Result<Vec<Pin>> {
+    list_matching(path, |_| true)
+}
+
+/// Like [`list`], but opens only the pins whose file name `wanted` accepts:
+/// a cheap search when the names tell (every other pin costs a readdir
+/// entry, not four syscalls).
+pub fn list_matching(
+    path: &Path,
+    wanted: impl Fn(&std::ffi::OsStr) -> bool + Copy,
+) -> Result<Vec<Pin>> {
     let mut pins = Vec::new();
     let meta = fs::symlink_metadata(path).map_err(|e| Error::syscall("stat", path, e))?;
     if meta.is_dir() {
-        walk(path, &mut pins)?;
+        walk(path, &mut pins, wanted)?;
     } else if meta.is_file() {
         pins.push(pin_info(path)?);
     } else {
@@ -52,7 +62,11 @@ pub fn list(path: &Path) -> Result<Vec<Pin>> {
     Ok(pins)
 }
 
-fn walk(dir: &Path, pins: &mut Vec<Pin>) -> Result<()> {
+fn walk(
+    dir: &Path,
+    pins: &mut Vec<Pin>,
+    wanted: impl Fn(&std::ffi::OsStr) -> bool + Copy,
+) -> Result<()> {
     let entries = fs::read_dir(dir).map_err(|e| Error::syscall("opendir", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::syscall("readdir", dir, e))?;
@@ -64,11 +78,11 @@ fn walk(dir: &Path, pins: &mut Vec<Pin>) -> Result<()> {
             if is_staging_name(&entry.file_name()) {
                 continue;
             }
-            match walk(&path, pins) {
+            match walk(&path, pins, wanted) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 other => other?,
             }
-        } else if file_type.is_file() {
+        } else if file_type.is_file() && wanted(&entry.file_name()) {
             match pin_info(&path) {
                 Ok(pin) => pins.push(pin),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {

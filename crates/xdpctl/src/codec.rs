@@ -373,9 +373,38 @@ pub fn to_json(shape: &Shape, bytes: &[u8]) -> Value {
 
 /// The text people read: strings unquoted, everything else as compact JSON.
 pub fn to_text(shape: &Shape, bytes: &[u8]) -> String {
-    match to_json(shape, bytes) {
-        Value::String(s) => s,
-        other => other.to_string(),
+    let mut s = String::new();
+    write_text(shape, bytes, &mut s);
+    s
+}
+
+/// Appends the text of `bytes` to `out`. Scalars are written directly
+/// (`map dump` prints millions of them); the rest goes through JSON.
+pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut String) {
+    match shape {
+        Shape::Ipv4 => {
+            let _ = write!(
+                out,
+                "{}",
+                Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
+            );
+        }
+        Shape::Port => {
+            let _ = write!(out, "{}", u16::from_be_bytes([bytes[0], bytes[1]]));
+        }
+        Shape::Uint { size } => {
+            let _ = write!(out, "{}", uint(&bytes[..*size]));
+        }
+        Shape::Int { size } => {
+            let _ = write!(out, "{}", sint(&bytes[..*size]));
+        }
+        Shape::Raw { .. } => out.push_str(&hex(bytes)),
+        _ => match to_json(shape, bytes) {
+            Value::String(s) => out.push_str(&s),
+            other => {
+                let _ = write!(out, "{other}");
+            }
+        },
     }
 }
 

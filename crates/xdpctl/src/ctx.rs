@@ -63,11 +63,24 @@ impl Ctx {
     /// Pinned paths below the bpffs root, by object kind and id. Empty when
     /// the root is not a bpffs (nothing can be pinned there).
     pub fn pin_index(&self) -> Result<PinIndex> {
+        self.pin_index_matching(|_| true)
+    }
+
+    /// The pins of links xdpctl made (`<dev>@<netns inode>`): found without
+    /// opening every other pin on the bpffs.
+    pub fn link_pin_index(&self) -> Result<PinIndex> {
+        self.pin_index_matching(|name| name.as_encoded_bytes().contains(&b'@'))
+    }
+
+    fn pin_index_matching(
+        &self,
+        wanted: impl Fn(&std::ffi::OsStr) -> bool + Copy,
+    ) -> Result<PinIndex> {
         let mut index = PinIndex::new();
         if !self.bpffs.is_dir() || !pinfs::is_bpffs(&self.bpffs)? {
             return Ok(index);
         }
-        let pins = pinfs::list(&self.bpffs)
+        let pins = pinfs::list_matching(&self.bpffs, wanted)
             .with_context(|| format!("listing pins under {}", self.bpffs.display()))?;
         for pin in pins {
             index.entry((pin.kind, pin.id)).or_default().push(pin.path);

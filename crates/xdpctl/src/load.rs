@@ -267,6 +267,11 @@ fn load_into_kernel(
     verifier_log: Option<&Path>,
 ) -> Result<(aya::Ebpf, Vec<String>)> {
     let mut loader = EbpfLoader::new();
+    // The kernel's BTF (parsing /sys/kernel/btf/vmlinux takes a while) is
+    // only needed to relocate CO-RE accesses; most XDP objects have none.
+    if !object.parsed.has_btf_relocations() {
+        loader.btf(None);
+    }
     for (name, path) in reuse {
         loader.map_pin_path(name, path.as_path());
     }

@@ -192,15 +192,25 @@ impl OpenMap {
     }
 
     fn value_text(&self, value: &[u8], per_cpu: bool) -> String {
+        let mut out = String::new();
+        self.write_value_text(value, per_cpu, &mut out);
+        out
+    }
+
+    fn write_value_text(&self, value: &[u8], per_cpu: bool, out: &mut String) {
         if per_cpu && self.per_cpu() {
-            let parts: Vec<String> = self
-                .slots(value)
-                .iter()
-                .map(|s| codec::to_text(&self.value, s))
-                .collect();
-            format!("[{}]", parts.join(", "))
+            out.push('[');
+            for (i, slot) in self.slots(value).iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                codec::write_text(&self.value, slot, out);
+            }
+            out.push(']');
+        } else if self.per_cpu() {
+            codec::write_text(&self.value, &self.folded(value), out);
         } else {
-            codec::to_text(&self.value, &self.folded(value))
+            codec::write_text(&self.value, &value[..self.info.value_size as usize], out);
         }
     }
 
@@ -209,7 +219,7 @@ impl OpenMap {
     fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
         let key_size = self.info.key_size as usize;
         let value_len = self.value_len();
-        let mut count: usize = 4096;
+        let mut count: usize = 16384;
         let cursor_len = key_size.max(8);
         let mut token = vec![0u8; cursor_len];
         let mut next = vec![0u8; cursor_len];
@@ -409,6 +419,8 @@ struct Printer<'a> {
     out: io::BufWriter<io::StdoutLock<'static>>,
     count: u64,
     key_width: usize,
+    /// Reused for every line: no allocation per entry.
+    line: String,
 }
 
 impl<'a> Printer<'a> {
@@ -429,6 +441,7 @@ impl<'a> Printer<'a> {
             out: io::BufWriter::with_capacity(1 << 16, io::stdout().lock()),
             count: 0,
             key_width,
+            line: String::new(),
         }
     }
 
@@ -438,13 +451,14 @@ impl<'a> Printer<'a> {
                 if self.count == 0 {
                     writeln!(self.out, "{:<w$}  VALUE", "KEY", w = self.key_width)?;
                 }
-                let k = codec::to_text(&self.map.key, key);
-                writeln!(
-                    self.out,
-                    "{k:<w$}  {}",
-                    self.map.value_text(value, self.per_cpu),
-                    w = self.key_width
-                )?;
+                let line = &mut self.line;
+                line.clear();
+                codec::write_text(&self.map.key, key, line);
+                let pad = self.key_width.saturating_sub(line.len());
+                line.extend(std::iter::repeat_n(' ', pad + 2));
+                self.map.write_value_text(value, self.per_cpu, line);
+                line.push('\n');
+                self.out.write_all(line.as_bytes())?;
             }
             Format::Json => {
                 self.out

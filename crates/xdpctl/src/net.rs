@@ -384,7 +384,10 @@ fn nf_hook(hooknum: u32) -> String {
 
 /// Gathers the picture for the current namespace.
 pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetShow> {
-    let pins = ctx.pin_index()?;
+    // NB: only the pins of xdpctl's links are looked for (bpftool shows no
+    // pins at all); opening every pin on a busy bpffs would cost more than
+    // the rest of net show.
+    let pins = ctx.link_pin_index()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let links = XdpLinks::load(&pins)?;
     let mut names = Names::default();
