@@ -28,6 +28,8 @@ have_cmd nft || need+=(nftables)
 have_cmd ethtool || need+=(ethtool)
 have_cmd xdp-filter || need+=(xdp-tools)
 have_file /usr/bin/time || need+=(time)
+# The stats test checks the Prometheus output with the reference parser.
+have_file /usr/lib/python3/dist-packages/prometheus_client || need+=(python3 python3-prometheus-client)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -22,6 +22,6 @@ pub use lock::DirLock;
 pub use path::{
     BPF_FS_MAGIC, DEFAULT_ROOT, PinPath, ensure_mounted, is_bpffs, mount_bpffs, validate,
 };
-pub use stage::Staging;
+pub use stage::{ROLLBACK_PREFIX, Staging, exchange_dirs};
 pub use sys::{Kind, ObjectInfo, obj_get, obj_info, obj_pin};
 pub use walk::{Pin, is_empty_dir, list, list_matching, pin_info, remove_all};

@@ -25,9 +25,18 @@ use crate::{DirLock, Error, PinPath, Result, list, obj_pin, remove_all, walk::is
 /// in it (EPERM), keeping those for its own special files.
 const STAGING_PREFIX: &str = "_xdpctl-stage-";
 
+/// Directories kept for rolling an upgrade back: `_xdpctl-rollback-<name>`.
+pub const ROLLBACK_PREFIX: &str = "_xdpctl-rollback-";
+
 /// Whether a directory name is one of ours for staging.
 pub(crate) fn is_staging_name(name: &OsStr) -> bool {
     name.as_bytes().starts_with(STAGING_PREFIX.as_bytes())
+}
+
+/// Whether a directory is xdpctl's bookkeeping (staging or rollback), which
+/// listings leave out.
+pub(crate) fn is_internal_name(name: &OsStr) -> bool {
+    is_staging_name(name) || name.as_bytes().starts_with(ROLLBACK_PREFIX.as_bytes())
 }
 
 /// The pid in a staging directory's name.
@@ -167,6 +176,20 @@ impl Staging {
         &self.target
     }
 
+    /// Replaces the target like [`commit`](Staging::commit), but keeps the
+    /// old pins, moved to `keep_as` (a sibling), for a rollback.
+    pub fn commit_keeping_old(mut self, keep_as: &Path) -> Result<PathBuf> {
+        if !self.replacing {
+            return self.commit();
+        }
+        remove_all(keep_as)?;
+        rename_exchange(&self.dir, &self.target)
+            .map_err(|e| Error::syscall("rename", &self.target, e))?;
+        self.committed = true;
+        rename_noreplace(&self.dir, keep_as).map_err(|e| Error::syscall("rename", keep_as, e))?;
+        Ok(self.target.clone())
+    }
+
     /// Makes the staged pins appear at the target, all at once. When
     /// replacing, returns once the old pins are removed.
     pub fn commit(mut self) -> Result<PathBuf> {
@@ -213,6 +236,11 @@ impl Drop for Staging {
 
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     renameat2(from, to, libc::RENAME_NOREPLACE)
+}
+
+/// Swaps two directories on one bpffs in one step (`RENAME_EXCHANGE`).
+pub fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
+    rename_exchange(a, b).map_err(|e| Error::syscall("rename", b, e))
 }
 
 fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {

@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{Error, Kind, Result, obj_get, obj_info, stage::is_staging_name};
+use crate::{Error, Kind, Result, obj_get, obj_info, stage::is_internal_name};
 
 /// One pinned object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ fn walk(
             continue;
         };
         if file_type.is_dir() {
-            if is_staging_name(&entry.file_name()) {
+            if is_internal_name(&entry.file_name()) {
                 continue;
             }
             match walk(&path, pins, wanted) {

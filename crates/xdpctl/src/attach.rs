@@ -276,6 +276,12 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
     let flag = mode_flag(args.mode);
 
     let existing = dev.xdp.attached();
+    // With --confirm-within, hold the replaced program so a rollback can
+    // put it back even if nothing else keeps it alive.
+    let keep_previous = match (args.confirm_within, existing.first()) {
+        (Some(_), Some(&(_, old_id))) => Some(sys::fd_by_id(IdKind::Prog, old_id)?),
+        _ => None,
+    };
     let result = if let Some(&(mode, old_id)) = existing.first() {
         let old_name =
             describe::describe(Kind::Prog, old_id).map_or_else(|_| "?".into(), |d| d.name);
@@ -346,6 +352,43 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
     let (link_id, link_pinned) = result;
     let after = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
     let mode = mode_of(&after, prog.id).unwrap_or("unknown").to_owned();
+    if let Some(within) = args.confirm_within {
+        let key = crate::confirm::attach_key(&after.name)?;
+        let previous_pin = match &keep_previous {
+            Some(fd) => {
+                let pin = ctx.bpffs.join(format!(
+                    "{}{}",
+                    pinfs::ROLLBACK_PREFIX,
+                    key.replace('.', "_")
+                ));
+                pinfs::obj_pin(fd.as_fd(), &pin)?;
+                Some(pin)
+            }
+            None => None,
+        };
+        let pending = crate::confirm::Pending::Attach {
+            deadline_ms: crate::fw::now_ms() + within.as_millis() as u64,
+            dev: after.name.clone(),
+            netns: args.netns.clone(),
+            ifindex: after.ifindex,
+            mode_flag: flag,
+            prog_id: prog.id,
+            link_pin: if link_id.is_some() {
+                link_pinned.first().cloned()
+            } else {
+                None
+            },
+            previous_pin,
+        };
+        crate::confirm::arm(&key, &pending, ctx)?;
+        eprintln!(
+            "xdpctl: this attach is rolled back in {within:?} unless you run: xdpctl confirm {}{}",
+            after.name,
+            args.netns
+                .as_deref()
+                .map_or_else(String::new, |n| format!(" --netns {n}"))
+        );
+    }
     drop(entered);
     let row = Attachment {
         device: after.name,

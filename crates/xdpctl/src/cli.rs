@@ -84,7 +84,190 @@ pub enum Command {
     /// Show, dump and change maps.
     #[command(subcommand)]
     Map(MapCommand),
+    Stats(StatsArgs),
+    Top(TopArgs),
+    Guard(GuardArgs),
+    Confirm(ConfirmArgs),
     Completions(CompletionsArgs),
+    /// Internal: the watcher behind --confirm-within.
+    #[command(name = "__watch", hide = true)]
+    Watch {
+        /// The pending change's key.
+        key: String,
+    },
+}
+
+/// The firewall's counters: packets and bytes per outcome.
+///
+/// Once by default; with --interval, every S seconds with rates (JSON: one
+/// object per interval, JSON lines). --prometheus prints the text
+/// exposition format for node_exporter's textfile collector. DIR is the
+/// firewall's load directory; default: the only one under --bpffs.
+///
+/// Example: xdpctl stats --interval 1
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl stats
+  xdpctl stats /sys/fs/bpf/xdpfw --interval 1
+  xdpctl -j stats --interval 10 --count 6 >> stats.jsonl
+  xdpctl stats --prometheus > /var/lib/node_exporter/textfile/xdpctl.prom")]
+pub struct StatsArgs {
+    /// The firewall's load directory.
+    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    pub dir: Option<PathBuf>,
+    /// Print rates every S seconds.
+    #[arg(long, value_name = "S", value_parser = positive_secs)]
+    pub interval: Option<f64>,
+    /// Stop after N intervals.
+    #[arg(long, value_name = "N", requires = "interval")]
+    pub count: Option<u64>,
+    /// Prometheus text format (a snapshot).
+    #[arg(long, conflicts_with = "interval")]
+    pub prometheus: bool,
+}
+
+/// Live top talkers by packet rate, from the per-source counters.
+///
+/// Refreshes in place in a terminal; plain lines (or JSON lines with -j)
+/// otherwise. IPv4 and IPv6.
+///
+/// Example: xdpctl top --limit 10
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The firewall's load directory.
+    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    pub dir: Option<PathBuf>,
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = positive_secs)]
+    pub interval: f64,
+    /// Sources shown.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Stop after N refreshes.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// Block sources that send faster than a threshold, for a while.
+///
+/// Every interval, each source's packet rate is computed from the
+/// firewall's counters; a source over --threshold goes into the blocklist
+/// for --block-for, then comes out. --allow sources, and the client of the
+/// SSH session guard runs in, are never blocked; --max-blocks caps how many
+/// it holds. Entries an operator added are never touched. Each block and
+/// unblock is one line (JSON with -j). SIGTERM or SIGINT stop it cleanly,
+/// removing its blocks unless --keep-blocks; a restart picks up its own
+/// unexpired blocks (kept in DIR/guard).
+///
+/// Example: xdpctl guard --threshold 10000 --block-for 10m
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl guard --threshold 10000
+  xdpctl guard /sys/fs/bpf/xdpfw --threshold 5000 --interval 2 --block-for 1h --allow 10.0.0.0/8
+  xdpctl guard --threshold 10000 --dry-run")]
+pub struct GuardArgs {
+    /// The firewall's load directory.
+    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    pub dir: Option<PathBuf>,
+    /// Packets per second above which a source is blocked.
+    #[arg(long, value_name = "PPS")]
+    pub threshold: f64,
+    /// How often to look.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// How long a block lasts.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub block_for: std::time::Duration,
+    /// Never block these sources (address or CIDR); may be repeated.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<Cidr>,
+    /// At most this many of guard's blocks at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_blocks: usize,
+    /// Log what would be blocked; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave guard's blocks in place when it stops.
+    #[arg(long)]
+    pub keep_blocks: bool,
+    /// Stop after N intervals (for scripts and tests).
+    #[arg(long, value_name = "N", hide = true)]
+    pub count: Option<u64>,
+}
+
+/// Keep a change made with --confirm-within.
+///
+/// attach and load --replace with --confirm-within DURATION roll the change
+/// back by themselves unless confirmed in time, even if the session that
+/// made it is gone — like a router's "commit confirmed". Name the device
+/// (attach) or the load directory (load --replace).
+///
+/// Example: xdpctl confirm ens5
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// The device or load directory of the pending change.
+    #[arg(value_name = "DEV|DIR")]
+    pub target: String,
+    /// The network namespace of the device.
+    #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
+    pub netns: Option<String>,
+}
+
+/// An address or CIDR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// The address.
+    pub addr: std::net::IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("'{s}' is not an address or CIDR (like 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("'{s}': prefix length must be 0 to {max}"))?,
+        };
+        Ok(Cidr { addr, len })
+    }
+}
+
+/// `500ms`, `30s`, `10m`, `1h`, or seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (like 500ms, 30s, 10m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
+    };
+    if secs <= 0.0 || !secs.is_finite() {
+        return Err(format!("'{s}': a duration must be above zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    parse_duration(s).map(|d| d.as_secs_f64())
 }
 
 /// Print the shell completion script for SHELL.
@@ -193,6 +376,11 @@ pub struct LoadArgs {
     /// failing.
     #[arg(long, requires = "replace")]
     pub reset_maps: bool,
+
+    /// With --replace: roll the upgrade back unless `xdpctl confirm DIR`
+    /// runs within DURATION.
+    #[arg(long, value_name = "DURATION", requires = "replace", value_parser = parse_duration)]
+    pub confirm_within: Option<std::time::Duration>,
 }
 
 /// Detach what a load directory attached, then remove its pins.
@@ -259,6 +447,12 @@ pub struct AttachArgs {
     /// Attach over netlink (IFLA_XDP) instead of with a pinned bpf_link.
     #[arg(long)]
     pub netlink: bool,
+
+    /// Roll the attach back (detach, or put the replaced program back)
+    /// unless `xdpctl confirm DEV` runs within DURATION — even if this
+    /// session is gone by then.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub confirm_within: Option<std::time::Duration>,
 }
 
 /// XDP attach modes.
@@ -612,6 +806,24 @@ mod tests {
         );
         assert!("id:x".parse::<Handle>().is_err());
         assert!("99999999999".parse::<Handle>().is_err());
+    }
+
+    #[test]
+    fn durations_and_cidrs_parse() {
+        assert_eq!(
+            parse_duration("10m"),
+            Ok(std::time::Duration::from_secs(600))
+        );
+        assert_eq!(
+            parse_duration("500ms"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(parse_duration("3"), Ok(std::time::Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+        assert_eq!("10.0.0.1".parse::<Cidr>().unwrap().len, 32);
+        assert_eq!("2001:db8::/32".parse::<Cidr>().unwrap().len, 32);
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
     }
 
     #[test]

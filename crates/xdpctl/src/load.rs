@@ -476,8 +476,24 @@ fn upgrade(
         }
     }
 
-    // Stage the new pins (invisible until the rename), links included.
+    // Stage the new pins (invisible until the rename), links included, and
+    // pins that are not the object's (guard's state, say) as they are.
     stage_object(&mut staging, &ebpf, &names)?;
+    for pin in &pins {
+        let rel_path = rel(pin);
+        let first = rel_path
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_owned());
+        let objects = first
+            .as_deref()
+            .is_some_and(|f| f == MAPS_SUBDIR || f == crate::attach::LINKS_SUBDIR);
+        if objects || (pin.kind == pinfs::Kind::Prog && rel_path.components().count() == 1) {
+            continue;
+        }
+        let fd = pinfs::obj_get(&pin.path)?;
+        staging.pin(&rel_path.display().to_string(), fd.as_fd())?;
+    }
     for swap in &swaps {
         if let Swap::Link { pin, fd, .. } = swap {
             staging.pin(&pin.display().to_string(), fd.as_fd())?;
@@ -530,7 +546,20 @@ fn upgrade(
         }
         done.push(swap);
     }
-    let dir = match staging.commit() {
+    let backup = target.path.with_file_name(format!(
+        "{}{}",
+        pinfs::ROLLBACK_PREFIX,
+        target
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    ));
+    let committed = if args.confirm_within.is_some() {
+        staging.commit_keeping_old(&backup)
+    } else {
+        staging.commit()
+    };
+    let dir = match committed {
         Ok(dir) => dir,
         Err(e) => {
             for undo in done.iter().rev() {
@@ -539,6 +568,34 @@ fn upgrade(
             return Err(anyhow::Error::new(e).context("the old programs are back in place"));
         }
     };
+    if let Some(within) = args.confirm_within {
+        let pending = crate::confirm::Pending::Upgrade {
+            deadline_ms: crate::fw::now_ms() + within.as_millis() as u64,
+            dir: dir.clone(),
+            backup,
+            links: swaps
+                .iter()
+                .filter_map(|s| match s {
+                    Swap::Link { pin, new, .. } => Some((pin.clone(), new.clone())),
+                    Swap::Netlink { .. } => None,
+                })
+                .collect(),
+            netlink: swaps
+                .iter()
+                .filter_map(|s| match s {
+                    Swap::Netlink {
+                        ifindex, flag, new, ..
+                    } => Some((None, *ifindex, *flag, new.clone())),
+                    Swap::Link { .. } => None,
+                })
+                .collect(),
+        };
+        crate::confirm::arm(&crate::confirm::upgrade_key(&dir), &pending, ctx)?;
+        eprintln!(
+            "xdpctl: this upgrade is rolled back in {within:?} unless you run: xdpctl confirm {}",
+            dir.display()
+        );
+    }
     let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
     eprintln!(
         "xdpctl: upgraded {} to {}: {} attachment(s) switched; maps kept: {}{}",

@@ -9,10 +9,13 @@ mod btf;
 mod cli;
 mod codec;
 mod complete;
+mod confirm;
 mod ctx;
 mod describe;
 #[cfg(test)]
 mod docs;
+mod fw;
+mod guard;
 mod link;
 mod load;
 mod map;
@@ -41,6 +44,11 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Net(cmd) => net::run(&ctx, cmd),
         Command::Prog(cmd) => prog::run(&ctx, cmd),
         Command::Map(cmd) => map::run(&ctx, cmd),
+        Command::Stats(args) => fw::stats(&ctx, args),
+        Command::Top(args) => fw::top(&ctx, args),
+        Command::Guard(args) => guard::guard(&ctx, args),
+        Command::Confirm(args) => confirm::confirm(&ctx, args),
+        Command::Watch { key } => confirm::watch(&ctx, key),
         Command::Completions(args) => {
             let mut out = io::stdout().lock();
             completion_script(args.shell, &mut out)?;

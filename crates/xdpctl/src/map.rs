@@ -61,12 +61,18 @@ pub struct OpenMap {
 }
 
 impl OpenMap {
+    /// The map pinned at `path`.
+    pub(crate) fn at(path: &std::path::Path) -> Result<Self> {
+        let fd = describe::open_pinned(path, Kind::Map)?;
+        Self::from_fd(fd, path.display().to_string(), false)
+    }
+
     fn open(ctx: &Ctx, handle: &Handle, raw: bool) -> Result<Self> {
         let (fd, label) = describe::resolve(ctx, handle, Kind::Map)?;
         Self::from_fd(fd, label, raw)
     }
 
-    fn from_fd(fd: OwnedFd, label: String, raw: bool) -> Result<Self> {
+    pub(crate) fn from_fd(fd: OwnedFd, label: String, raw: bool) -> Result<Self> {
         let info = sys::map_info(fd.as_fd()).with_context(|| format!("reading map {label}"))?;
         let key_size = info.key_size as usize;
         let value_size = info.value_size as usize;
@@ -111,7 +117,7 @@ impl OpenMap {
         })
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 
@@ -120,7 +126,7 @@ impl OpenMap {
     }
 
     /// Bytes of a whole value (all CPUs).
-    fn value_len(&self) -> usize {
+    pub(crate) fn value_len(&self) -> usize {
         self.stride * self.cpus
     }
 
@@ -156,7 +162,7 @@ impl OpenMap {
     }
 
     /// The value to show: summed over CPUs where that means something.
-    fn folded(&self, value: &[u8]) -> Vec<u8> {
+    pub(crate) fn folded(&self, value: &[u8]) -> Vec<u8> {
         let slots = self.slots(value);
         if self.per_cpu() && self.value.summable() {
             codec::sum(&self.value, &slots)
@@ -216,7 +222,7 @@ impl OpenMap {
 
     /// Calls `f` for every entry, in batches where the map type allows.
     /// `f` returns false to stop.
-    fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
         let key_size = self.info.key_size as usize;
         let value_len = self.value_len();
         let mut count: usize = 16384;

@@ -338,6 +338,28 @@ pub fn map_update_batch(
     }
 }
 
+/// Creates a hash map (`BPF_MAP_CREATE`) with these sizes.
+pub fn map_create_hash(
+    name: &str,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a zeroed bpf_attr is a valid value of every member.
+    let create = unsafe { &mut attr.__bindgen_anon_1 };
+    create.map_type = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH as u32;
+    create.key_size = key_size;
+    create.value_size = value_size;
+    create.max_entries = max_entries;
+    for (dst, src) in create.map_name.iter_mut().zip(name.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    let fd = bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr)?;
+    // SAFETY: a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// What one `BPF_PROG_TEST_RUN` returned.
 #[derive(Debug)]
 pub struct TestRun {

@@ -1,0 +1,473 @@
+//! Operating the built-in firewall: its counters (`stats`), its top talkers
+//! (`top`), read from a load directory's pinned maps.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    io::{self, IsTerminal, Write},
+    net::{Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use serde_json::json;
+use xdp_progs::xdpfw::{self, Outcome};
+
+use crate::{
+    cli::{StatsArgs, TopArgs},
+    ctx::Ctx,
+    map::OpenMap,
+    output::{self, Format, Tabular},
+};
+
+/// A source address, as the per-source counters key it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// IPv4.
+    V4([u8; 4]),
+    /// IPv6.
+    V6([u8; 16]),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::V4(a) => Ipv4Addr::from(*a).fmt(f),
+            Source::V6(a) => Ipv6Addr::from(*a).fmt(f),
+        }
+    }
+}
+
+/// A load of the built-in firewall, by its pinned maps.
+pub struct Firewall {
+    /// The load directory.
+    pub dir: PathBuf,
+    maps: HashMap<&'static str, OpenMap>,
+}
+
+/// Load directories under the root that hold the firewall's maps.
+fn find_loads(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = pinfs::list_matching(root, |n| n == "stats")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            let maps = p.path.parent()?;
+            (maps.file_name()? == "maps" && maps.join("pps").exists())
+                .then(|| maps.parent().map(Path::to_owned))?
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+impl Firewall {
+    /// Opens the firewall loaded at `dir`, or the only one under the bpffs
+    /// root.
+    pub fn open(ctx: &Ctx, dir: Option<&Path>) -> Result<Self> {
+        let dir = match dir {
+            Some(d) => ctx.resolve(d),
+            None => {
+                let loads = if pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false) {
+                    find_loads(&ctx.bpffs)
+                } else {
+                    Vec::new()
+                };
+                match loads.len() {
+                    1 => loads.into_iter().next().unwrap(),
+                    0 => bail!(
+                        "no firewall is loaded under {}; load it with `xdpctl load --pin DIR`, or name its DIR",
+                        ctx.bpffs.display()
+                    ),
+                    _ => bail!(
+                        "{} firewall loads are pinned under {}: {}; name one",
+                        loads.len(),
+                        ctx.bpffs.display(),
+                        loads
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            }
+        };
+        let mut maps = HashMap::new();
+        for name in [
+            xdpfw::maps::STATS,
+            xdpfw::maps::PPS,
+            xdpfw::maps::PPS6,
+            xdpfw::maps::BLOCKLIST,
+            xdpfw::maps::BLOCKLIST6,
+        ] {
+            let path = dir.join("maps").join(name);
+            if !path.exists() {
+                bail!(
+                    "{} holds no firewall map {name}; is it a load of the built-in firewall?",
+                    dir.display()
+                );
+            }
+            maps.insert(name, OpenMap::at(&path)?);
+        }
+        Ok(Firewall { dir, maps })
+    }
+
+    /// A map of the load.
+    pub fn map(&self, name: &str) -> &OpenMap {
+        &self.maps[name]
+    }
+
+    /// Packets and bytes per outcome, summed over CPUs.
+    pub fn outcomes(&self) -> Result<Vec<(Outcome, u64, u64)>> {
+        let stats = self.map(xdpfw::maps::STATS);
+        let mut value = vec![0u8; stats.value_len()];
+        let mut out = Vec::new();
+        for o in Outcome::ALL {
+            if !crate::sys::map_lookup(stats.fd(), &o.index().to_ne_bytes(), &mut value)? {
+                continue;
+            }
+            let sum = stats.folded(&value);
+            let packets = u64::from_ne_bytes(sum[0..8].try_into().unwrap());
+            let bytes = u64::from_ne_bytes(sum[8..16].try_into().unwrap());
+            out.push((o, packets, bytes));
+        }
+        Ok(out)
+    }
+
+    /// Packets counted per source (IPv4 and IPv6), summed over CPUs.
+    pub fn sources(&self) -> Result<HashMap<Source, u64>> {
+        let mut out = HashMap::new();
+        for (name, v6) in [(xdpfw::maps::PPS, false), (xdpfw::maps::PPS6, true)] {
+            let map = self.map(name);
+            map.for_each(|k, v| {
+                let total = u64::from_ne_bytes(map.folded(v)[..8].try_into().unwrap());
+                let src = if v6 {
+                    Source::V6(k.try_into().unwrap())
+                } else {
+                    Source::V4(k.try_into().unwrap())
+                };
+                out.insert(src, total);
+                Ok(true)
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+/// Set by SIGINT/SIGTERM: long-running commands finish their interval and
+/// stop cleanly.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs the SIGINT/SIGTERM handler that sets [`STOP`].
+pub fn handle_signals() -> Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(sig, &action) }?;
+    }
+    Ok(())
+}
+
+/// Sleeps until `deadline` or a stop signal; false when stopped.
+pub fn sleep_until(deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if STOP.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(100)));
+    }
+    !STOP.load(Ordering::SeqCst)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// RFC 3339 UTC time (`2026-11-22T04:10:00Z`) of Unix milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// One outcome in a stats sample.
+#[derive(Debug, Serialize)]
+struct OutcomeRow {
+    outcome: &'static str,
+    packets: u64,
+    bytes: u64,
+    pps: Option<f64>,
+    bps: Option<f64>,
+}
+
+impl Tabular for OutcomeRow {
+    const HEADERS: &'static [&'static str] = &["OUTCOME", "PACKETS", "BYTES", "PPS", "BITS/S"];
+    fn cells(&self) -> Vec<String> {
+        let rate = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        vec![
+            self.outcome.to_owned(),
+            self.packets.to_string(),
+            self.bytes.to_string(),
+            rate(self.pps),
+            rate(self.bps),
+        ]
+    }
+}
+
+/// The Prometheus text exposition format of the counters.
+pub fn prometheus(dir: &Path, outcomes: &[(Outcome, u64, u64)]) -> String {
+    let dir = dir
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    let mut out = String::new();
+    for (metric, help, pick) in [
+        (
+            "xdpctl_firewall_packets_total",
+            "Packets seen by the xdpctl firewall, by outcome.",
+            0,
+        ),
+        (
+            "xdpctl_firewall_bytes_total",
+            "Bytes seen by the xdpctl firewall, by outcome.",
+            1,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {metric} {help}\n# TYPE {metric} counter\n"
+        ));
+        for (o, packets, bytes) in outcomes {
+            let v = if pick == 0 { packets } else { bytes };
+            out.push_str(&format!(
+                "{metric}{{dir=\"{dir}\",outcome=\"{}\"}} {v}\n",
+                o.name()
+            ));
+        }
+    }
+    out
+}
+
+/// `xdpctl stats`.
+pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
+    let fw = Firewall::open(ctx, args.dir.as_deref())?;
+    if args.prometheus {
+        print!("{}", prometheus(&fw.dir, &fw.outcomes()?));
+        return Ok(());
+    }
+    let Some(interval) = args.interval else {
+        let rows: Vec<OutcomeRow> = fw
+            .outcomes()?
+            .into_iter()
+            .map(|(o, packets, bytes)| OutcomeRow {
+                outcome: o.name(),
+                packets,
+                bytes,
+                pps: None,
+                bps: None,
+            })
+            .collect();
+        return output::print(ctx.format, &rows).map_err(Into::into);
+    };
+    handle_signals()?;
+    let period = Duration::from_secs_f64(interval);
+    let mut prev = fw.outcomes()?;
+    let mut prev_at = Instant::now();
+    let mut samples = 0u64;
+    while args.count.is_none_or(|c| samples < c) && sleep_until(prev_at + period) {
+        let now = fw.outcomes()?;
+        let dt = prev_at.elapsed().as_secs_f64();
+        prev_at = Instant::now();
+        let rows: Vec<OutcomeRow> = now
+            .iter()
+            .map(|(o, p, b)| {
+                let (pp, pb) = prev
+                    .iter()
+                    .find(|(x, _, _)| x == o)
+                    .map_or((0, 0), |(_, p, b)| (*p, *b));
+                OutcomeRow {
+                    outcome: o.name(),
+                    packets: *p,
+                    bytes: *b,
+                    pps: Some(p.saturating_sub(pp) as f64 / dt),
+                    bps: Some(b.saturating_sub(pb) as f64 * 8.0 / dt),
+                }
+            })
+            .collect();
+        let mut out = io::stdout().lock();
+        match ctx.format {
+            Format::Human => {
+                writeln!(out, "{}", rfc3339(now_ms()))?;
+                out.write_all(output::table(&rows).as_bytes())?;
+            }
+            _ => {
+                // JSON lines: one object per interval.
+                let outcomes: serde_json::Map<String, serde_json::Value> = rows
+                    .iter()
+                    .map(|r| (r.outcome.to_owned(), json!({"packets": r.packets, "bytes": r.bytes, "pps": r.pps, "bps": r.bps})))
+                    .collect();
+                let line = json!({"time": rfc3339(now_ms()), "interval": dt, "dir": fw.dir, "outcomes": outcomes});
+                writeln!(out, "{line}")?;
+            }
+        }
+        out.flush()?;
+        prev = now;
+        samples += 1;
+    }
+    Ok(())
+}
+
+/// A source in `top`.
+#[derive(Debug, Serialize)]
+struct TalkerRow {
+    source: String,
+    pps: f64,
+    packets: u64,
+}
+
+impl Tabular for TalkerRow {
+    const HEADERS: &'static [&'static str] = &["SOURCE", "PPS", "PACKETS"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.source.clone(),
+            format!("{:.0}", self.pps),
+            self.packets.to_string(),
+        ]
+    }
+}
+
+/// Per-source rates between two samples of the counters. A count that went
+/// down (the LRU evicted the source, then it came back) counts from zero.
+pub fn rates(
+    prev: &HashMap<Source, u64>,
+    now: &HashMap<Source, u64>,
+    dt: f64,
+) -> Vec<(Source, f64, u64)> {
+    let mut out: Vec<(Source, f64, u64)> = now
+        .iter()
+        .map(|(s, n)| {
+            let before = prev.get(s).copied().unwrap_or(0);
+            let delta = if *n >= before { n - before } else { *n };
+            (*s, delta as f64 / dt, *n)
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+/// `xdpctl top`.
+pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
+    let fw = Firewall::open(ctx, args.dir.as_deref())?;
+    handle_signals()?;
+    let tty = io::stdout().is_terminal() && ctx.format == Format::Human;
+    let period = Duration::from_secs_f64(args.interval);
+    let mut prev = fw.sources()?;
+    let mut prev_at = Instant::now();
+    let mut samples = 0u64;
+    while args.count.is_none_or(|c| samples < c) && sleep_until(prev_at + period) {
+        let now = fw.sources()?;
+        let dt = prev_at.elapsed().as_secs_f64();
+        prev_at = Instant::now();
+        let rows: Vec<TalkerRow> = rates(&prev, &now, dt)
+            .into_iter()
+            .take(args.limit)
+            .map(|(s, pps, packets)| TalkerRow {
+                source: s.to_string(),
+                pps,
+                packets,
+            })
+            .collect();
+        let mut out = io::stdout().lock();
+        match ctx.format {
+            Format::Human => {
+                if tty {
+                    // Refresh in place: home the cursor and clear the screen.
+                    out.write_all(b"\x1b[H\x1b[2J")?;
+                }
+                writeln!(
+                    out,
+                    "{}  {} sources, top {} by packet rate",
+                    rfc3339(now_ms()),
+                    now.len(),
+                    rows.len()
+                )?;
+                out.write_all(output::table(&rows).as_bytes())?;
+            }
+            _ => writeln!(
+                out,
+                "{}",
+                json!({"time": rfc3339(now_ms()), "interval": dt, "sources": now.len(), "top": rows})
+            )?,
+        }
+        out.flush()?;
+        prev = now;
+        samples += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_316_766_000), "2026-11-22T03:06:06Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn rates_rank_sources_and_survive_lru_eviction() {
+        let a = Source::V4([10, 0, 0, 1]);
+        let b = Source::V4([10, 0, 0, 2]);
+        let c = Source::V6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let prev = HashMap::from([(a, 100), (b, 1000)]);
+        let now = HashMap::from([(a, 300), (b, 50), (c, 10)]);
+        let r = rates(&prev, &now, 2.0);
+        assert_eq!(r, vec![(a, 100.0, 300), (b, 25.0, 50), (c, 5.0, 10)]);
+        assert_eq!(c.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn prometheus_text_has_help_type_and_labels() {
+        let text = prometheus(Path::new("/sys/fs/bpf/xdpfw"), &[(Outcome::Passed, 5, 300)]);
+        assert!(text.contains("# TYPE xdpctl_firewall_packets_total counter\n"));
+        assert!(text.contains(
+            "xdpctl_firewall_packets_total{dir=\"/sys/fs/bpf/xdpfw\",outcome=\"passed\"} 5\n"
+        ));
+        assert!(text.contains(
+            "xdpctl_firewall_bytes_total{dir=\"/sys/fs/bpf/xdpfw\",outcome=\"passed\"} 300\n"
+        ));
+    }
+}

@@ -1,0 +1,454 @@
+//! Operating the firewall: stats, top, guard's count-then-block loop, and
+//! lockout protection (--confirm-within), with real traffic between the
+//! test's namespaces.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::UdpSocket,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use xdpctl_tests::{Bpffs, VethPair, command, fixture, require_privileges, xdpctl};
+
+/// Sends UDP from `src` (in namespace a) to b at about `pps` until `stop`.
+fn sender(
+    pair: &VethPair,
+    src: &str,
+    pps: u32,
+    stop: Arc<AtomicBool>,
+) -> (thread::JoinHandle<()>, Arc<AtomicU64>) {
+    let sock = {
+        let _in = pair.a.enter();
+        UdpSocket::bind((src, 0)).unwrap()
+    };
+    sock.connect((pair.ip_b.as_str(), 9999)).unwrap();
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let handle = thread::spawn(move || {
+        let start = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let due = (start.elapsed().as_secs_f64() * f64::from(pps)) as u64;
+            while counter.load(Ordering::Relaxed) < due {
+                if sock.send(b"x").is_ok() {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    });
+    (handle, sent)
+}
+
+fn add_addr(pair: &VethPair, last: u8) -> String {
+    let ip = pair.ip_a.rsplit_once('.').unwrap().0.to_owned() + &format!(".{last}");
+    pair.a
+        .exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", &pair.dev_a]);
+    ip
+}
+
+fn blocklist_value(fs: &Bpffs, ip: &str) -> Option<u64> {
+    let out = xdpctl(fs, ["-j", "map", "lookup", "fw/maps/blocklist", ip]);
+    (out.code == 0).then(|| out.json()["value"].as_u64().unwrap())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_guard(fs: &Bpffs, extra: &[&str]) -> (Child, std::sync::mpsc::Receiver<Value>) {
+    let mut cmd = command(fs);
+    cmd.args([
+        "-j",
+        "guard",
+        "fw",
+        "--threshold",
+        "300",
+        "--interval",
+        "500ms",
+    ])
+    .args(extra)
+    .env_remove("SSH_CONNECTION")
+    .env_remove("SSH_CLIENT")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("guard printed invalid JSON ({e}): {line}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn terminate(child: &mut Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "guard must exit cleanly on SIGTERM: {status:?}"
+    );
+}
+
+#[test]
+fn guard_blocks_a_flood_spares_the_rest_and_cleans_up() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["attach", "fw", &pair.dev_b, "--netns", pair.b.name()]).ok();
+    let flooder = add_addr(&pair, 3);
+    let allowed = add_addr(&pair, 4);
+    let hand = add_addr(&pair, 99);
+    xdpctl(&fs, ["map", "update", "fw/maps/blocklist", &hand, "1"]).ok();
+
+    let (mut guard, events) = start_guard(&fs, &["--block-for", "2s", "--allow", &allowed]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (slow, _) = sender(&pair, &pair.ip_a, 20, stop.clone());
+    let (allowed_flood, _) = sender(&pair, &allowed, 2000, stop.clone());
+    let flood_stop = Arc::new(AtomicBool::new(false));
+    let (flood, _) = sender(&pair, &flooder, 2000, flood_stop.clone());
+
+    // Blocked within two intervals (plus the first, which sets the baseline).
+    let start = Instant::now();
+    let block = events
+        .recv_timeout(Duration::from_secs(3))
+        .expect("guard blocks the flood");
+    assert_eq!(block["action"], "block", "{block}");
+    assert_eq!(block["source"], flooder.as_str());
+    assert!(block["rate"].as_f64().unwrap() > 300.0, "{block}");
+    assert!(
+        start.elapsed() < Duration::from_millis(1600),
+        "blocked after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(blocklist_value(&fs, &flooder), Some(0x67), "guard's mark");
+    flood_stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+
+    // After --block-for, unblocked.
+    let unblock = events
+        .recv_timeout(Duration::from_secs(4))
+        .expect("guard unblocks after --block-for");
+    assert_eq!(unblock["action"], "unblock", "{unblock}");
+    assert_eq!(unblock["source"], flooder.as_str());
+    assert_eq!(unblock["reason"], "expired");
+    assert_eq!(blocklist_value(&fs, &flooder), None);
+
+    stop.store(true, Ordering::Relaxed);
+    slow.join().unwrap();
+    allowed_flood.join().unwrap();
+    terminate(&mut guard);
+    // No other event: the slow and the allowed source were never blocked.
+    let rest: Vec<Value> = events.try_iter().collect();
+    assert!(
+        rest.iter()
+            .all(|e| e["source"] != pair.ip_a.as_str() && e["source"] != allowed.as_str()),
+        "{rest:?}"
+    );
+    assert_eq!(blocklist_value(&fs, &allowed), None);
+    assert_eq!(
+        blocklist_value(&fs, &hand),
+        Some(1),
+        "a hand-added entry survives guard"
+    );
+}
+
+#[test]
+fn guard_resumes_its_blocks_after_a_crash_and_removes_them_on_exit() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["attach", "fw", &pair.dev_b, "--netns", pair.b.name()]).ok();
+    let flooder = add_addr(&pair, 5);
+    let (mut guard, events) = start_guard(&fs, &["--block-for", "10m"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flood, _) = sender(&pair, &flooder, 2000, stop.clone());
+    let block = events
+        .recv_timeout(Duration::from_secs(3))
+        .expect("blocked");
+    assert_eq!(block["source"], flooder.as_str());
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    // A crash: no cleanup. The block stays, and so does guard's record.
+    guard.kill().unwrap();
+    guard.wait().unwrap();
+    assert_eq!(blocklist_value(&fs, &flooder), Some(0x67));
+
+    let (mut again, _events) = start_guard(&fs, &["--block-for", "10m"]);
+    thread::sleep(Duration::from_millis(700));
+    terminate(&mut again);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut again.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("resuming 1 block(s)"), "{stderr}");
+    assert_eq!(
+        blocklist_value(&fs, &flooder),
+        None,
+        "its own block is removed when it stops"
+    );
+
+    // --dry-run changes nothing.
+    let (mut dry, dry_events) = start_guard(&fs, &["--dry-run"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flood, _) = sender(&pair, &flooder, 2000, stop.clone());
+    let ev = dry_events
+        .recv_timeout(Duration::from_secs(3))
+        .expect("a dry-run event");
+    assert_eq!(ev["action"], "would-block");
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    terminate(&mut dry);
+    assert_eq!(blocklist_value(&fs, &flooder), None);
+}
+
+#[test]
+fn stats_match_the_traffic_and_speak_json_lines_and_prometheus() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["attach", "fw", &pair.dev_b, "--netns", pair.b.name()]).ok();
+    xdpctl(&fs, ["map", "update", "fw/maps/udp_ports", "9999", "1"]).ok();
+    let before = xdpctl(&fs, ["-j", "stats"]).ok().json();
+    let dropped_before = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outcome"] == "drop_udp_port")
+        .unwrap()["packets"]
+        .as_u64()
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, sent) = sender(&pair, &pair.ip_a, 1000, stop.clone());
+    thread::sleep(Duration::from_millis(300));
+    let out = xdpctl(&fs, ["-j", "stats", "--interval", "1", "--count", "2"]).ok();
+    stop.store(true, Ordering::Relaxed);
+    tx.join().unwrap();
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        let pps = line["outcomes"]["drop_udp_port"]["pps"].as_f64().unwrap();
+        assert!(
+            (700.0..1300.0).contains(&pps),
+            "1000 pps were sent; stats say {pps}: {line}"
+        );
+    }
+    thread::sleep(Duration::from_millis(200));
+    let after = xdpctl(&fs, ["-j", "stats"]).ok().json();
+    let dropped = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outcome"] == "drop_udp_port")
+        .unwrap()["packets"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        dropped - dropped_before,
+        sent.load(Ordering::Relaxed),
+        "every packet sent was counted"
+    );
+
+    let text = xdpctl(&fs, ["stats", "--prometheus"]).ok().stdout;
+    let check = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\n\
+             fams = list(p(sys.stdin.read()))\n\
+             assert {f.name for f in fams} == {'xdpctl_firewall_packets', 'xdpctl_firewall_bytes'}, fams\n\
+             print(sum(len(f.samples) for f in fams))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with prometheus_client (scripts/deps.sh installs python3-prometheus-client)");
+    let mut check = check;
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let res = check.wait_with_output().unwrap();
+    assert!(
+        res.status.success(),
+        "the Prometheus parser refused it: {}\n{text}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&res.stdout).trim(), "18");
+
+    // top: the sender is the top talker.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, _) = sender(&pair, &pair.ip_a, 500, stop.clone());
+    let top = xdpctl(&fs, ["-j", "top", "--interval", "500ms", "--count", "1"]).ok();
+    stop.store(true, Ordering::Relaxed);
+    tx.join().unwrap();
+    let v: Value = serde_json::from_str(top.stdout.trim()).unwrap();
+    assert_eq!(v["top"][0]["source"], pair.ip_a.as_str(), "{v}");
+    assert!(v["top"][0]["pps"].as_f64().unwrap() > 200.0, "{v}");
+}
+
+fn xdp_prog(fs: &Bpffs, pair: &VethPair) -> Option<u64> {
+    let shown = xdpctl(
+        fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    shown["devices"][0]["xdp"][0]["prog_id"].as_u64()
+}
+
+#[test]
+fn unconfirmed_changes_roll_back_by_themselves() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let ns = pair.b.name();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    let fw_id = xdpctl(&fs, ["-j", "prog", "show", "fw/xdp_fw"]).ok().json()[0]["id"].as_u64();
+
+    // Attach, not confirmed: gone after the deadline, pin and all.
+    let out = xdpctl(
+        &fs,
+        [
+            "attach",
+            "fw",
+            &pair.dev_b,
+            "--netns",
+            ns,
+            "--confirm-within",
+            "2s",
+        ],
+    )
+    .ok();
+    assert!(out.stderr.contains("xdpctl confirm"), "{}", out.stderr);
+    assert_eq!(xdp_prog(&fs, &pair), fw_id);
+    wait_for(
+        "the attach to be rolled back",
+        Duration::from_secs(6),
+        || xdp_prog(&fs, &pair).is_none(),
+    );
+    assert!(
+        !fs.path()
+            .join("fw/links")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some()),
+        "link pin left"
+    );
+
+    // Attach, confirmed: stays.
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "fw",
+            &pair.dev_b,
+            "--netns",
+            ns,
+            "--confirm-within",
+            "2s",
+        ],
+    )
+    .ok();
+    xdpctl(&fs, ["confirm", &pair.dev_b, "--netns", ns]).ok();
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(xdp_prog(&fs, &pair), fw_id, "a confirmed attach stays");
+    xdpctl(&fs, ["confirm", &pair.dev_b, "--netns", ns])
+        .fails_with(&["nothing is waiting for confirmation"]);
+
+    // Replacing, not confirmed: the previous program comes back.
+    xdpctl(
+        &fs,
+        [
+            "load",
+            fixture("user_xdp").to_str().unwrap(),
+            "--pin",
+            "other",
+        ],
+    )
+    .ok();
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "other",
+            &pair.dev_b,
+            "--netns",
+            ns,
+            "--replace",
+            "--confirm-within",
+            "2s",
+        ],
+    )
+    .ok();
+    assert_ne!(xdp_prog(&fs, &pair), fw_id);
+    wait_for(
+        "the previous program to come back",
+        Duration::from_secs(6),
+        || xdp_prog(&fs, &pair) == fw_id,
+    );
+
+    // Upgrade, not confirmed: the old program is back on the link, and the
+    // old pins in the directory.
+    xdpctl(
+        &fs,
+        ["load", "--pin", "fw", "--replace", "--confirm-within", "2s"],
+    )
+    .ok();
+    let new_id = xdp_prog(&fs, &pair);
+    assert_ne!(new_id, fw_id);
+    assert_eq!(
+        xdpctl(&fs, ["-j", "prog", "show", "fw/xdp_fw"]).ok().json()[0]["id"].as_u64(),
+        new_id
+    );
+    wait_for(
+        "the upgrade to be rolled back",
+        Duration::from_secs(6),
+        || xdp_prog(&fs, &pair) == fw_id,
+    );
+    assert_eq!(
+        xdpctl(&fs, ["-j", "prog", "show", "fw/xdp_fw"]).ok().json()[0]["id"].as_u64(),
+        fw_id
+    );
+
+    // Upgrade, confirmed: stays, and nothing of the rollback is left.
+    xdpctl(
+        &fs,
+        ["load", "--pin", "fw", "--replace", "--confirm-within", "2s"],
+    )
+    .ok();
+    let new_id = xdp_prog(&fs, &pair);
+    xdpctl(&fs, ["confirm", "fw"]).ok();
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(xdp_prog(&fs, &pair), new_id);
+    assert!(
+        fs.snapshot().iter().all(|e| !e.contains("rollback")),
+        "{:?}",
+        fs.snapshot()
+    );
+}
