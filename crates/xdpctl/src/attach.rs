@@ -646,7 +646,10 @@ pub fn detach_load(links_pinned: &[pinfs::Pin], prog_ids: &[u32]) -> Result<Vec<
     // programs on every device of this namespace and of the named ones.
     let links = link::XdpLinks::load(&HashMap::new())?;
     for ns in netns::all()? {
-        let entered = netns::enter(ns.as_deref())?;
+        // A namespace deleted meanwhile holds nothing to detach.
+        let Ok(entered) = netns::enter(ns.as_deref()) else {
+            continue;
+        };
         let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
         for dev in rtnl.devices().context("listing devices")? {
             for (mode, prog_id) in dev.xdp.attached() {

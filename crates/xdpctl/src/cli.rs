@@ -201,7 +201,7 @@ pub struct GuardArgs {
 ///
 /// attach and load --replace with --confirm-within DURATION roll the change
 /// back by themselves unless confirmed in time, even if the session that
-/// made it is gone — like a router's "commit confirmed". Name the device
+/// made it is gone, like a router's "commit confirmed". Name the device
 /// (attach) or the load directory (load --replace).
 ///
 /// Example: xdpctl confirm ens5
@@ -449,7 +449,7 @@ pub struct AttachArgs {
     pub netlink: bool,
 
     /// Roll the attach back (detach, or put the replaced program back)
-    /// unless `xdpctl confirm DEV` runs within DURATION — even if this
+    /// unless `xdpctl confirm DEV` runs within DURATION, even if this
     /// session is gone by then.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub confirm_within: Option<std::time::Duration>,

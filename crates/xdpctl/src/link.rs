@@ -137,14 +137,23 @@ impl XdpLinks {
         // Devices elsewhere that could own the remaining links.
         let mut elsewhere = 0;
         for ns in crate::netns::all()?.into_iter().flatten() {
-            let ino = crate::netns::inode_of(std::path::Path::new(&ns))?;
+            // A namespace deleted meanwhile has no devices to count.
+            let Ok(ino) = crate::netns::inode_of(std::path::Path::new(&ns)) else {
+                continue;
+            };
             if ino == here || placed_elsewhere.iter().any(|(_, i)| *i == ino) {
                 continue;
             }
-            let _entered = crate::netns::enter(Some(&ns))?;
-            let mut rtnl = crate::netlink::Rtnl::open()?;
-            elsewhere += rtnl
-                .devices()?
+            let Ok(_entered) = crate::netns::enter(Some(&ns)) else {
+                continue;
+            };
+            let Ok(devices) = crate::netlink::Rtnl::open()
+                .map_err(anyhow::Error::from)
+                .and_then(|mut r| Ok(r.devices()?))
+            else {
+                continue;
+            };
+            elsewhere += devices
                 .iter()
                 .filter(|d| {
                     d.ifindex == ifindex && d.xdp.attached().iter().any(|(_, id)| *id == prog_id)
