@@ -23,6 +23,38 @@ use crate::{
     output::{self, Format, Tabular},
 };
 
+/// Packet counts by source, sorted by source.
+///
+/// NB: a sorted vector, not a hash map: guard and top read up to a million
+/// sources every interval, and pushing then sorting them, then merging two
+/// samples, costs a fraction of hashing each one twice.
+#[derive(Debug, Default, PartialEq)]
+pub struct Counts(Vec<(Source, u64)>);
+
+impl Counts {
+    /// How many sources.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The count of one source.
+    #[cfg(test)]
+    pub fn get(&self, src: &Source) -> Option<u64> {
+        self.0
+            .binary_search_by(|(s, _)| s.cmp(src))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+}
+
+impl FromIterator<(Source, u64)> for Counts {
+    fn from_iter<I: IntoIterator<Item = (Source, u64)>>(iter: I) -> Self {
+        let mut v: Vec<(Source, u64)> = iter.into_iter().collect();
+        v.sort_unstable_by_key(|e| e.0);
+        Counts(v)
+    }
+}
+
 /// A source address, as the per-source counters key it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
@@ -138,22 +170,29 @@ impl Firewall {
     }
 
     /// Packets counted per source (IPv4 and IPv6), summed over CPUs.
-    pub fn sources(&self) -> Result<HashMap<Source, u64>> {
-        let mut out = HashMap::new();
+    ///
+    /// NB: guard and top call this every interval on maps of up to a million
+    /// sources: no allocation per entry, and a cheap hash.
+    pub fn sources(&self) -> Result<Counts> {
+        let mut all = Vec::new();
         for (name, v6) in [(xdpfw::maps::PPS, false), (xdpfw::maps::PPS6, true)] {
             let map = self.map(name);
+            let stride = map.value_len() / map.cpus().max(1);
             map.for_each(|k, v| {
-                let total = u64::from_ne_bytes(map.folded(v)[..8].try_into().unwrap());
+                let total: u64 = v
+                    .chunks_exact(stride)
+                    .map(|slot| u64::from_ne_bytes(slot[..8].try_into().unwrap()))
+                    .sum();
                 let src = if v6 {
                     Source::V6(k.try_into().unwrap())
                 } else {
                     Source::V4(k.try_into().unwrap())
                 };
-                out.insert(src, total);
+                all.push((src, total));
                 Ok(true)
             })?;
         }
-        Ok(out)
+        Ok(all.into_iter().collect())
     }
 }
 
@@ -366,22 +405,23 @@ impl Tabular for TalkerRow {
     }
 }
 
-/// Per-source rates between two samples of the counters. A count that went
-/// down (the LRU evicted the source, then it came back) counts from zero.
-pub fn rates(
-    prev: &HashMap<Source, u64>,
-    now: &HashMap<Source, u64>,
-    dt: f64,
-) -> Vec<(Source, f64, u64)> {
-    let mut out: Vec<(Source, f64, u64)> = now
-        .iter()
-        .map(|(s, n)| {
-            let before = prev.get(s).copied().unwrap_or(0);
-            let delta = if *n >= before { n - before } else { *n };
-            (*s, delta as f64 / dt, *n)
-        })
-        .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+/// Per-source rates between two samples of the counters, for the sources
+/// whose rate is above `floor`, highest first. A count that went down (the
+/// LRU evicted the source, then it came back) counts from zero.
+pub fn rates(prev: &Counts, now: &Counts, dt: f64, floor: f64) -> Vec<(Source, f64, u64)> {
+    let mut out = Vec::new();
+    let mut before = prev.0.iter().peekable();
+    for (src, n) in &now.0 {
+        // Both are sorted by source: a merge, not a lookup per source.
+        while before.next_if(|(s, _)| s < src).is_some() {}
+        let was = before.next_if(|(s, _)| s == src).map_or(0, |(_, c)| *c);
+        let delta = if *n >= was { n - was } else { *n };
+        let rate = delta as f64 / dt;
+        if rate > floor {
+            out.push((*src, rate, *n));
+        }
+    }
+    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out
 }
 
@@ -398,7 +438,7 @@ pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
         let now = fw.sources()?;
         let dt = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();
-        let rows: Vec<TalkerRow> = rates(&prev, &now, dt)
+        let rows: Vec<TalkerRow> = rates(&prev, &now, dt, 0.0)
             .into_iter()
             .take(args.limit)
             .map(|(s, pps, packets)| TalkerRow {
@@ -452,10 +492,13 @@ mod tests {
         let a = Source::V4([10, 0, 0, 1]);
         let b = Source::V4([10, 0, 0, 2]);
         let c = Source::V6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        let prev = HashMap::from([(a, 100), (b, 1000)]);
-        let now = HashMap::from([(a, 300), (b, 50), (c, 10)]);
-        let r = rates(&prev, &now, 2.0);
+        let prev = Counts::from_iter([(b, 1000), (a, 100)]);
+        let now = Counts::from_iter([(a, 300), (b, 50), (c, 10), (Source::V4([1, 1, 1, 1]), 0)]);
+        let r = rates(&prev, &now, 2.0, 0.0);
         assert_eq!(r, vec![(a, 100.0, 300), (b, 25.0, 50), (c, 5.0, 10)]);
+        assert_eq!(rates(&prev, &now, 2.0, 30.0), vec![(a, 100.0, 300)]);
+        assert_eq!(now.get(&b), Some(50));
+        assert_eq!(now.len(), 4);
         assert_eq!(c.to_string(), "2001:db8::1");
     }
 

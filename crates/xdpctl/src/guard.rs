@@ -294,10 +294,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         let dt = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();
         let now_ms = fw::now_ms();
-        for (src, rate, _) in fw::rates(&prev, &sample, dt) {
-            if rate <= args.threshold {
-                break; // sorted by rate
-            }
+        for (src, rate, _) in fw::rates(&prev, &sample, dt, args.threshold) {
             if active.contains_key(&src) || allow.iter().any(|c| in_cidr(ip(src), c)) {
                 continue;
             }

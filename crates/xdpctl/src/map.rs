@@ -126,6 +126,11 @@ impl OpenMap {
     }
 
     /// Bytes of a whole value (all CPUs).
+    /// Possible CPUs, for per-CPU maps (1 otherwise).
+    pub(crate) fn cpus(&self) -> usize {
+        self.cpus
+    }
+
     pub(crate) fn value_len(&self) -> usize {
         self.stride * self.cpus
     }

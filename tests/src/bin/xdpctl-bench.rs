@@ -568,6 +568,45 @@ fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
         met: Some(rss < 50 * 1024),
     });
 
+    // guard's and top's interval: reading every per-source counter.
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "fw/maps/pps",
+            "--from-file",
+            text_file.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let sources = xdpctl(&fs, ["-j", "map", "show", "fw/maps/pps"])
+        .ok()
+        .json()[0]["entries"]
+        .as_u64()
+        .unwrap_or(0);
+    let t = time_cmd(
+        sizes.load_runs,
+        || {
+            let mut c = Command::new(xdpctl_bin());
+            c.args(["top", "fw", "--interval", "100ms", "--count", "1"])
+                .env("XDPCTL_BPFFS", fs.path());
+            c
+        },
+        || {},
+    );
+    // top reads the counters twice (a baseline and a sample), 100 ms apart.
+    let per_read = ((t - 0.1) / 2.0).max(0.0);
+    rows.push(Row {
+        what: format!("one guard/top interval over {sources} tracked sources (s)"),
+        ours: format!("{per_read:.3} s"),
+        peer: "-".into(),
+        ratio: "-".into(),
+        goal: "well inside 1 s".into(),
+        met: Some(per_read < 0.5),
+    });
+
     // net show, in a namespace with an attachment, through nsenter for both.
     let pair = VethPair::new();
     xdpctl(
