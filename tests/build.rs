@@ -15,6 +15,7 @@ const FIXTURES: &[&str] = &[
     "typed_maps",
     "xdp_drop",
     "trafficgen",
+    "dissect",
 ];
 
 fn main() {

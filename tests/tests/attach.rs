@@ -13,7 +13,9 @@ use std::{
 
 use aya::{
     Ebpf,
-    programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions},
+    programs::{
+        FlowDissector, LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions,
+    },
 };
 use serde_json::Value;
 use xdpctl_tests::{Bpffs, VethPair, fixture, pins_below, require_privileges, sh, xdpctl};
@@ -371,11 +373,23 @@ fn net_show_lists_what_other_tools_attached() {
     )
     .unwrap();
     drop(inside);
+    // And a flow dissector on the namespace.
+    let mut dissector_obj = Ebpf::load_file(fixture("dissect")).unwrap();
+    let dissector: &mut FlowDissector = dissector_obj
+        .program_mut("dissect")
+        .unwrap()
+        .try_into()
+        .unwrap();
+    dissector.load().unwrap();
+    dissector
+        .attach(std::fs::File::open(pair.b.path()).unwrap())
+        .unwrap();
 
     let all = xdpctl(&fs, ["-j", "net", "show", "--netns", ns])
         .ok()
         .json();
     assert_eq!(all["netns"], ns);
+    assert_eq!(all["flow_dissector"][0]["prog_name"], "dissect", "{all}");
     let devices = all["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 1, "only the device with programs: {all}");
     let d = &devices[0];
@@ -409,6 +423,7 @@ fn net_show_lists_what_other_tools_attached() {
         assert!(text.contains(needle), "net show lacks {needle:?}:\n{text}");
     }
     drop(ebpf);
+    drop(dissector_obj);
 
     xdpctl(&fs, ["net", "show", "nope0", "--netns", ns])
         .fails_with(&["no device named nope0 in network namespace"]);

@@ -12,6 +12,12 @@ fn completions_dir() -> PathBuf {
 
 /// Runs `shell -c script` with the binary under test first on PATH.
 fn run_shell(shell: &str, script: &str, fs: &Bpffs) -> Vec<String> {
+    // zsh's candidates are `value:description`, fish's `value<TAB>description`.
+    let separators: &[char] = if shell == "zsh" {
+        &['\t', ':']
+    } else {
+        &['\t']
+    };
     let bin_dir = xdpctl_bin().parent().unwrap().to_owned();
     let path = format!(
         "{}:{}",
@@ -35,7 +41,7 @@ fn run_shell(shell: &str, script: &str, fs: &Bpffs) -> Vec<String> {
     );
     stdout
         .lines()
-        .map(|l| l.split(['\t', ':']).next().unwrap().to_owned())
+        .map(|l| l.split(separators).next().unwrap().to_owned())
         .filter(|l| !l.is_empty())
         .collect()
 }
@@ -146,6 +152,15 @@ fn shells_complete_maps_devices_and_subcommands() {
     assert_eq!(
         bash(&fs, &["xdpctl", "attach", "xdpfw", "lo", "--mode", ""]),
         ["native", "generic", "offload"]
+    );
+    let ids = bash(&fs, &["xdpctl", "prog", "show", "id:"]);
+    let prog_id = xdpctl(&fs, ["-j", "prog", "show", "xdpfw/xdp_fw"])
+        .ok()
+        .json()[0]["id"]
+        .clone();
+    assert!(
+        ids.contains(&format!("id:{prog_id}")),
+        "program ids: {ids:?}"
     );
     let dirs = bash(&fs, &["xdpctl", "unload", ""]);
     assert!(dirs.contains(&"xdpfw".to_owned()), "{dirs:?}");

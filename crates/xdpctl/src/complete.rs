@@ -138,6 +138,17 @@ fn handle_candidates(
     id_kind: IdKind,
 ) -> Vec<(String, Option<String>)> {
     let mut names = Vec::new();
+    if current.to_string_lossy().starts_with("id:") {
+        // Kernel ids, with the object's name and type as help.
+        return kernel_names(id_kind)
+            .into_iter()
+            .filter_map(|(name, help)| {
+                let help = help?;
+                let id = help.rsplit(' ').next()?.to_owned();
+                Some((format!("id:{id}"), Some(format!("{name} ({help})"))))
+            })
+            .collect();
+    }
     if current.to_string_lossy().contains('/') {
         names.extend(pinned_paths(current, kind));
         return names;
