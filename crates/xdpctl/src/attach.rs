@@ -193,6 +193,35 @@ pub struct Attachment {
     pub link_pinned: Vec<PathBuf>,
 }
 
+impl Attachment {
+    /// A netlink attachment of `prog_id` on `dev` in `mode`.
+    fn netlink(dev: &Device, netns: Option<&str>, mode: &str, prog_id: u32) -> Self {
+        Attachment {
+            device: dev.name.clone(),
+            ifindex: dev.ifindex,
+            netns: netns.map(str::to_owned),
+            mode: mode.to_owned(),
+            prog_id,
+            prog_name: describe::describe(Kind::Prog, prog_id)
+                .map_or_else(|_| "?".into(), |d| d.name),
+            attach: "netlink",
+            link_id: None,
+            link_pinned: Vec::new(),
+        }
+    }
+}
+
+/// Takes a netlink-attached program off a device.
+fn detach_netlink(rtnl: &mut Rtnl, dev: &Device, mode: &str, prog_id: u32) -> Result<()> {
+    rtnl.set_xdp(dev.ifindex, -1, state_mode_flag(mode), None)
+        .with_context(|| {
+            format!(
+                "detaching program {prog_id} from {} ({mode} mode)",
+                dev.name
+            )
+        })
+}
+
 impl Tabular for Attachment {
     const HEADERS: &'static [&'static str] = &[
         "DEVICE", "MODE", "PROG_ID", "NAME", "ATTACH", "LINK", "PINNED",
@@ -527,19 +556,7 @@ pub fn detach_device(
     let links = link::XdpLinks::load(&pins)?;
     let mut done = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
-        let prog_name =
-            describe::describe(Kind::Prog, prog_id).map_or_else(|_| "?".into(), |d| d.name);
-        let mut row = Attachment {
-            device: dev.name.clone(),
-            ifindex: dev.ifindex,
-            netns: netns.map(str::to_owned),
-            mode: mode.to_owned(),
-            prog_id,
-            prog_name,
-            attach: "netlink",
-            link_id: None,
-            link_pinned: Vec::new(),
-        };
+        let mut row = Attachment::netlink(dev, netns, mode, prog_id);
         let how = links.find(dev.ifindex, prog_id)?;
         if let XdpAttach::Link(l) = how {
             let fd = sys::fd_by_id(IdKind::Link, l.id)
@@ -555,13 +572,7 @@ pub fn detach_device(
             row.link_id = Some(l.id);
             row.link_pinned = pinned;
         } else {
-            rtnl.set_xdp(dev.ifindex, -1, state_mode_flag(mode), None)
-                .with_context(|| {
-                    format!(
-                        "detaching program {prog_id} from {} ({mode} mode)",
-                        dev.name
-                    )
-                })?;
+            detach_netlink(rtnl, dev, mode, prog_id)?;
         }
         done.push(row);
     }
@@ -658,25 +669,8 @@ pub fn detach_load(links_pinned: &[pinfs::Pin], prog_ids: &[u32]) -> Result<Vec<
                 {
                     continue;
                 }
-                rtnl.set_xdp(dev.ifindex, -1, state_mode_flag(mode), None)
-                    .with_context(|| {
-                        format!(
-                            "detaching program {prog_id} from {} ({mode} mode)",
-                            dev.name
-                        )
-                    })?;
-                done.push(Attachment {
-                    device: dev.name.clone(),
-                    ifindex: dev.ifindex,
-                    netns: ns.clone(),
-                    mode: mode.to_owned(),
-                    prog_id,
-                    prog_name: describe::describe(Kind::Prog, prog_id)
-                        .map_or_else(|_| "?".into(), |d| d.name),
-                    attach: "netlink",
-                    link_id: None,
-                    link_pinned: Vec::new(),
-                });
+                detach_netlink(&mut rtnl, &dev, mode, prog_id)?;
+                done.push(Attachment::netlink(&dev, ns.as_deref(), mode, prog_id));
             }
         }
         drop(entered);
