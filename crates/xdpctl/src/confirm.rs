@@ -72,8 +72,23 @@ pub enum Pending {
     },
 }
 
+impl Pending {
+    fn deadline_ms(&self) -> u64 {
+        match self {
+            Pending::Attach { deadline_ms, .. } | Pending::Upgrade { deadline_ms, .. } => {
+                *deadline_ms
+            }
+        }
+    }
+}
+
 fn record_path(key: &str) -> PathBuf {
     Path::new(PENDING_DIR).join(format!("{key}.json"))
+}
+
+/// Where the watcher writes what it did; kept only when a rollback failed.
+fn log_path(key: &str) -> PathBuf {
+    Path::new(PENDING_DIR).join(format!("{key}.log"))
 }
 
 /// The key of a pending attach: device and namespace identity.
@@ -103,7 +118,7 @@ pub fn arm(key: &str, pending: &Pending, ctx: &Ctx) -> Result<()> {
     fs::write(&path, serde_json::to_vec_pretty(pending)?)
         .with_context(|| format!("writing {}", path.display()))?;
     let exe = std::env::current_exe().context("finding xdpctl's own binary")?;
-    let log = fs::File::create(Path::new(PENDING_DIR).join(format!("{key}.log")))?;
+    let log = fs::File::create(log_path(key))?;
     let mut cmd = Command::new(exe);
     cmd.args(["--bpffs"])
         .arg(&ctx.bpffs)
@@ -130,12 +145,31 @@ pub fn watch(_ctx: &Ctx, key: &str) -> Result<()> {
     let pending: Pending = serde_json::from_slice(
         &fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
     )?;
-    let deadline = match &pending {
-        Pending::Attach { deadline_ms, .. } | Pending::Upgrade { deadline_ms, .. } => *deadline_ms,
+    let deadline = pending.deadline_ms();
+    // NB: a later change to the same device reuses the key; its record has
+    // another deadline and is its own watcher's business.
+    let ours = |p: &Path| {
+        fs::read(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Pending>(&b).ok())
+            .is_some_and(|r| r.deadline_ms() == deadline)
+    };
+    let done = |result: Result<()>| {
+        match &result {
+            Ok(()) => {
+                let _ = fs::remove_file(log_path(key));
+            }
+            // The log stays, for whoever wonders why the change is still there.
+            Err(e) => eprintln!(
+                "{} rolling back {key} failed: {e:#}",
+                fw::rfc3339(fw::now_ms())
+            ),
+        }
+        result
     };
     while fw::now_ms() < deadline {
-        if !path.exists() {
-            return Ok(()); // confirmed
+        if !ours(&path) {
+            return done(Ok(())); // confirmed
         }
         std::thread::sleep(
             Duration::from_millis(100).min(Duration::from_millis(deadline - fw::now_ms())),
@@ -144,21 +178,16 @@ pub fn watch(_ctx: &Ctx, key: &str) -> Result<()> {
     // Claim the record; if confirm removed it first, it stays as it is.
     let claimed = path.with_extension("rollback");
     if fs::rename(&path, &claimed).is_err() {
-        return Ok(());
+        return done(Ok(()));
+    }
+    if !ours(&claimed) {
+        // Confirmed, and a new change armed meanwhile: not ours to undo.
+        let _ = fs::rename(&claimed, &path);
+        return done(Ok(()));
     }
     let result = rollback(&pending);
     let _ = fs::remove_file(&claimed);
-    match &result {
-        Ok(()) => eprintln!(
-            "{} rolled back {key}: not confirmed in time",
-            fw::rfc3339(fw::now_ms())
-        ),
-        Err(e) => eprintln!(
-            "{} rolling back {key} failed: {e:#}",
-            fw::rfc3339(fw::now_ms())
-        ),
-    }
-    result
+    done(result)
 }
 
 fn rollback(pending: &Pending) -> Result<()> {
