@@ -4,7 +4,7 @@
 //! the source counted in `pps` out. The differential test runs the real
 //! program on random and mutated frames and compares.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use xdp_progs::xdpfw::Outcome;
 
@@ -551,9 +551,4 @@ pub fn counts(judgements: &[Judgement]) -> HashMap<Source, u64> {
         }
     }
     out
-}
-
-/// The distinct outcomes, for a summary.
-pub fn outcomes(judgements: &[Judgement]) -> HashSet<Outcome> {
-    judgements.iter().map(|j| j.outcome).collect()
 }

@@ -34,15 +34,15 @@ pub const LINKS_SUBDIR: &str = "links";
 const PROG_TYPE_XDP: u32 = 6;
 
 /// A program to attach, resolved from the command line.
-struct Prog {
-    fd: OwnedFd,
-    id: u32,
-    name: String,
+pub struct Prog {
+    pub fd: OwnedFd,
+    pub id: u32,
+    pub name: String,
     /// The load directory it is pinned in, if any: links go there.
     load_dir: Option<PathBuf>,
 }
 
-fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
+pub fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
     // A bare name that is a path under the bpffs root is that path.
     let as_path;
     let handle = match handle {
@@ -80,7 +80,7 @@ fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
     let (info, _) = sys::prog_info(fd.as_fd()).context("reading the program's info")?;
     if info.type_ != PROG_TYPE_XDP {
         bail!(
-            "program {} ({}) is a {} program, not XDP; only XDP programs attach to a device's XDP hook",
+            "program {} ({}) is a {} program, not XDP; this takes XDP programs",
             info.id,
             sys::c_name(&info.name),
             sys::prog_type_name(info.type_)

@@ -160,14 +160,9 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         }
         (None, None) => bail!("give --packet SPEC or --data FILE"),
     };
-    let (fd, label) = describe::resolve(ctx, &resolve_dir(ctx, &args.prog), Kind::Prog)?;
-    let (info, _) = sys::prog_info(fd.as_fd())?;
-    if info.type_ != 6 {
-        bail!(
-            "{label} is a {} program; prog run runs XDP programs",
-            sys::prog_type_name(info.type_)
-        );
-    }
+    // The same program handles as attach: a pin, a load directory, an id or a name.
+    let prog = crate::attach::resolve_prog(ctx, &args.prog)?;
+    let (fd, label) = (prog.fd, format!("program {} ({})", prog.id, prog.name));
     let mut rows = Vec::new();
     for (i, data) in packets.iter().enumerate() {
         if data.len() < 14 {
@@ -197,21 +192,6 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     );
     output::print(ctx.format, &rows)?;
     Ok(())
-}
-
-/// A load directory given as PROG means its one XDP program.
-fn resolve_dir(ctx: &Ctx, handle: &Handle) -> Handle {
-    let path = match handle {
-        Handle::Path(p) => ctx.resolve(p),
-        Handle::Name(n) => ctx.bpffs.join(n),
-        Handle::Id(_) => return handle.clone(),
-    };
-    if path.is_dir()
-        && let Ok(prog) = crate::attach::only_xdp_program_in(&path)
-    {
-        return Handle::Path(prog);
-    }
-    handle.clone()
 }
 
 fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
