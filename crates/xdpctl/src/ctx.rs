@@ -8,7 +8,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use pinfs::Kind;
 
-use crate::{cli::Cli, output::Format};
+use crate::{cli::Cli, render::Format};
 
 /// Pinned paths by object kind and kernel id.
 pub type PinIndex = HashMap<(Kind, u32), Vec<PathBuf>>;

@@ -4,29 +4,12 @@
 //! outcome into an exit code: 0 success, 1 error, 2 usage (clap's own),
 //! 3 not found (a map key).
 
-mod attach;
-mod btf;
 mod cli;
-mod codec;
-mod complete;
-mod confirm;
+mod cmd;
 mod ctx;
-mod describe;
-#[cfg(test)]
-mod docs;
-mod fw;
-mod guard;
-mod link;
-mod load;
-mod map;
-mod net;
-mod netlink;
-mod netns;
-mod output;
-mod packet;
-mod prog;
-mod sys;
-mod verifier;
+mod kernel;
+mod model;
+mod render;
 
 use std::{io, process::ExitCode};
 
@@ -37,18 +20,18 @@ use crate::{cli::Command, ctx::Ctx};
 fn run(cli: &cli::Cli) -> anyhow::Result<()> {
     let ctx = Ctx::new(cli);
     match &cli.command {
-        Command::Load(args) => load::load(&ctx, args),
-        Command::Unload(args) => load::unload(&ctx, args),
-        Command::Attach(args) => attach::attach(&ctx, args),
-        Command::Detach(args) => attach::detach(&ctx, args),
-        Command::Net(cmd) => net::run(&ctx, cmd),
-        Command::Prog(cmd) => prog::run(&ctx, cmd),
-        Command::Map(cmd) => map::run(&ctx, cmd),
-        Command::Stats(args) => fw::stats(&ctx, args),
-        Command::Top(args) => fw::top(&ctx, args),
-        Command::Guard(args) => guard::guard(&ctx, args),
-        Command::Confirm(args) => confirm::confirm(&ctx, args),
-        Command::Watch { key } => confirm::watch(&ctx, key),
+        Command::Load(args) => cmd::load::load(&ctx, args),
+        Command::Unload(args) => cmd::load::unload(&ctx, args),
+        Command::Attach(args) => cmd::attach::attach(&ctx, args),
+        Command::Detach(args) => cmd::attach::detach(&ctx, args),
+        Command::Net(cmd) => cmd::net::run(&ctx, cmd),
+        Command::Prog(cmd) => cmd::prog::run(&ctx, cmd),
+        Command::Map(cmd) => cmd::map::run(&ctx, cmd),
+        Command::Stats(args) => cmd::stats::stats(&ctx, args),
+        Command::Top(args) => cmd::stats::top(&ctx, args),
+        Command::Guard(args) => cmd::guard::guard(&ctx, args),
+        Command::Confirm(args) => cmd::confirm::confirm(&ctx, args),
+        Command::Watch { key } => cmd::confirm::watch(&ctx, key),
         Command::Completions(args) => {
             let mut out = io::stdout().lock();
             completion_script(args.shell, &mut out)?;
@@ -65,7 +48,7 @@ fn permission_hint(err: &anyhow::Error) -> Option<&'static str> {
             .and_then(io::Error::raw_os_error)
             .is_some_and(|code| code == libc::EPERM || code == libc::EACCES)
     }) || err
-        .downcast_ref::<verifier::Rejection>()
+        .downcast_ref::<model::verifier::Rejection>()
         .is_some_and(|r| r.log.is_empty() && r.error.raw_os_error() == Some(libc::EPERM));
     denied
         .then_some("xdpctl needs CAP_BPF and CAP_NET_ADMIN (or root); run it as root or with sudo")
@@ -97,13 +80,13 @@ pub fn completion_script(shell: cli::Shell, out: &mut dyn io::Write) -> io::Resu
     let completer = shells
         .completer(shell.name())
         .expect("clap_complete supports every Shell");
-    completer.write_registration(complete::ENV, "xdpctl", "xdpctl", "xdpctl", out)
+    completer.write_registration(cli::complete::ENV, "xdpctl", "xdpctl", "xdpctl", out)
 }
 
 fn main() -> ExitCode {
-    complete::remember_line();
+    cli::complete::remember_line();
     clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
-        .var(complete::ENV)
+        .var(cli::complete::ENV)
         .bin("xdpctl")
         .completer("xdpctl")
         .complete();
@@ -119,7 +102,7 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
-        Err(err) if err.downcast_ref::<map::NotFound>().is_some() => {
+        Err(err) if err.downcast_ref::<cmd::map::NotFound>().is_some() => {
             eprintln!("xdpctl: {err}");
             ExitCode::from(3)
         }

@@ -9,9 +9,9 @@ use serde::Serialize;
 use crate::{
     cli::{Handle, ProgCommand},
     ctx::{Ctx, PinIndex},
-    describe,
-    output::{self, Tabular},
-    sys::{self, IdKind},
+    kernel::objects,
+    kernel::sys::{self, IdKind},
+    render::{self, Tabular},
 };
 
 /// One program, as `prog show` prints it.
@@ -46,7 +46,7 @@ impl Tabular for ProgRow {
             self.type_.clone(),
             self.name.clone(),
             self.tag.clone(),
-            output::list(&self.map_ids),
+            render::list(&self.map_ids),
             pinned_cell(&self.pinned),
         ]
     }
@@ -54,7 +54,7 @@ impl Tabular for ProgRow {
 
 /// Pinned paths for a table cell.
 pub fn pinned_cell(paths: &[PathBuf]) -> String {
-    output::list(
+    render::list(
         &paths
             .iter()
             .map(|p| p.display().to_string())
@@ -155,13 +155,13 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         (None, Some(file)) => {
             let bytes =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            crate::packet::from_file(&bytes)
+            crate::model::packet::from_file(&bytes)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         }
         (None, None) => bail!("give --packet SPEC or --data FILE"),
     };
     // The same program handles as attach: a pin, a load directory, an id or a name.
-    let prog = crate::attach::resolve_prog(ctx, &args.prog)?;
+    let prog = crate::cmd::attach::resolve_prog(ctx, &args.prog)?;
     let (fd, label) = (prog.fd, format!("program {} ({})", prog.id, prog.name));
     let mut rows = Vec::new();
     for (i, data) in packets.iter().enumerate() {
@@ -183,14 +183,14 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
             repeat: args.repeat,
             len: data.len(),
             modified,
-            data_out_hex: modified.then(|| crate::codec::hex(&r.data_out)),
+            data_out_hex: modified.then(|| crate::model::codec::hex(&r.data_out)),
         });
     }
     let runs = u64::from(args.repeat) * packets.len() as u64;
     eprintln!(
         "xdpctl: note: {label} ran on its real maps; its counters now include {runs} run(s) of these packets"
     );
-    output::print(ctx.format, &rows)?;
+    render::print(ctx.format, &rows)?;
     Ok(())
 }
 
@@ -198,7 +198,7 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
     let pins = ctx.pin_index()?;
     let rows = match handle {
         Some(handle) => vec![row(
-            describe::resolve(ctx, handle, Kind::Prog)?.0.as_fd(),
+            objects::resolve(ctx, handle, Kind::Prog)?.0.as_fd(),
             &pins,
         )?],
         None => {
@@ -213,6 +213,6 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
             rows
         }
     };
-    output::print(ctx.format, &rows)?;
+    render::print(ctx.format, &rows)?;
     Ok(())
 }

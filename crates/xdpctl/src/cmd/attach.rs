@@ -18,14 +18,14 @@ use serde::Serialize;
 
 use crate::{
     cli::{AttachArgs, DetachArgs, Handle, XdpMode},
+    cmd::load::MAPS_SUBDIR,
     ctx::Ctx,
-    describe,
-    link::{self, LinkEntry, XdpAttach},
-    load::MAPS_SUBDIR,
-    netlink::{Device, Rtnl},
-    netns,
-    output::{self, Tabular},
-    sys::{self, IdKind, xdp_flags},
+    kernel::links::{self, LinkEntry, XdpAttach},
+    kernel::netlink::{Device, Rtnl},
+    kernel::netns,
+    kernel::objects,
+    kernel::sys::{self, IdKind, xdp_flags},
+    render::{self, Tabular},
 };
 
 /// Where attach pins links, relative to the load directory.
@@ -56,17 +56,17 @@ pub fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
         Handle::Path(path) if ctx.resolve(path).is_dir() => {
             let dir = ctx.resolve(path);
             let prog = only_xdp_program_in(&dir)?;
-            (describe::open_pinned(&prog, Kind::Prog)?, Some(dir))
+            (objects::open_pinned(&prog, Kind::Prog)?, Some(dir))
         }
         Handle::Path(path) => {
             let path = ctx.resolve(path);
             (
-                describe::open_pinned(&path, Kind::Prog)?,
+                objects::open_pinned(&path, Kind::Prog)?,
                 path.parent().map(Path::to_owned),
             )
         }
         Handle::Id(_) | Handle::Name(_) => {
-            let (fd, _) = describe::resolve(ctx, handle, Kind::Prog)?;
+            let (fd, _) = objects::resolve(ctx, handle, Kind::Prog)?;
             let id = pinfs::obj_info(fd.as_fd())?.id;
             let pins = ctx.pin_index()?;
             let dir = pins
@@ -153,7 +153,7 @@ fn mode_name(mode: XdpMode) -> &'static str {
     }
 }
 
-/// The attach flag for a mode as [`XdpState::attached`](crate::netlink::XdpState::attached) names it.
+/// The attach flag for a mode as [`XdpState::attached`](crate::kernel::netlink::XdpState::attached) names it.
 pub fn state_mode_flag(mode: &str) -> u32 {
     match mode {
         "driver" => xdp_flags::DRV_MODE,
@@ -202,7 +202,7 @@ impl Attachment {
             netns: netns.map(str::to_owned),
             mode: mode.to_owned(),
             prog_id,
-            prog_name: describe::describe(Kind::Prog, prog_id)
+            prog_name: objects::describe(Kind::Prog, prog_id)
                 .map_or_else(|_| "?".into(), |d| d.name),
             attach: "netlink",
             link_id: None,
@@ -235,7 +235,7 @@ impl Tabular for Attachment {
             self.attach.to_owned(),
             self.link_id
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
-            crate::prog::pinned_cell(&self.link_pinned),
+            crate::cmd::prog::pinned_cell(&self.link_pinned),
         ]
     }
 }
@@ -301,7 +301,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
         ))),
         None => None,
     };
-    let links = link::XdpLinks::load(&pins)?;
+    let links = links::XdpLinks::load(&pins)?;
     let flag = mode_flag(args.mode);
 
     let existing = dev.xdp.attached();
@@ -313,7 +313,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
     };
     let result = if let Some(&(mode, old_id)) = existing.first() {
         let old_name =
-            describe::describe(Kind::Prog, old_id).map_or_else(|_| "?".into(), |d| d.name);
+            objects::describe(Kind::Prog, old_id).map_or_else(|_| "?".into(), |d| d.name);
         let (old_link, how) = match links.find(dev.ifindex, old_id)? {
             XdpAttach::Link(l) => (Some(l), format!("a bpf_link (link {})", l.id)),
             XdpAttach::Netlink => (None, "netlink".to_owned()),
@@ -382,7 +382,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
     let after = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
     let mode = mode_of(&after, prog.id).unwrap_or("unknown").to_owned();
     if let Some(within) = args.confirm_within {
-        let key = crate::confirm::attach_key(&after.name)?;
+        let key = crate::cmd::confirm::attach_key(&after.name)?;
         let previous_pin = match &keep_previous {
             Some(fd) => {
                 let pin = ctx.bpffs.join(format!(
@@ -395,8 +395,8 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
             }
             None => None,
         };
-        let pending = crate::confirm::Pending::Attach {
-            deadline_ms: crate::fw::now_ms() + within.as_millis() as u64,
+        let pending = crate::cmd::confirm::Pending::Attach {
+            deadline_ms: crate::cmd::stats::now_ms() + within.as_millis() as u64,
             dev: after.name.clone(),
             netns: args.netns.clone(),
             ifindex: after.ifindex,
@@ -409,7 +409,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
             },
             previous_pin,
         };
-        crate::confirm::arm(&key, &pending, ctx)?;
+        crate::cmd::confirm::arm(&key, &pending, ctx)?;
         eprintln!(
             "xdpctl: this attach is rolled back in {within:?} unless you run: xdpctl confirm {}{}",
             after.name,
@@ -447,7 +447,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
             _ => " over netlink".to_owned(),
         }
     );
-    output::print(ctx.format, &vec![row])?;
+    render::print(ctx.format, &vec![row])?;
     Ok(())
 }
 
@@ -534,12 +534,12 @@ pub struct Detached {
     pub detached: Vec<Attachment>,
 }
 
-impl output::Human for Detached {
+impl render::Human for Detached {
     fn human(&self) -> String {
         if self.detached.is_empty() {
             String::new()
         } else {
-            output::table(&self.detached)
+            render::table(&self.detached)
         }
     }
 }
@@ -553,7 +553,7 @@ pub fn detach_device(
     netns: Option<&str>,
 ) -> Result<Vec<Attachment>> {
     let pins = ctx.pin_index()?;
-    let links = link::XdpLinks::load(&pins)?;
+    let links = links::XdpLinks::load(&pins)?;
     let mut done = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
         let mut row = Attachment::netlink(dev, netns, mode, prog_id);
@@ -606,7 +606,7 @@ pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
             );
         }
     }
-    output::print(
+    render::print(
         ctx.format,
         &Detached {
             device: dev.name,
@@ -646,7 +646,7 @@ pub fn detach_load(links_pinned: &[pinfs::Pin], prog_ids: &[u32]) -> Result<Vec<
             netns: None,
             mode: "-".into(),
             prog_id: info.prog_id,
-            prog_name: describe::describe(Kind::Prog, info.prog_id)
+            prog_name: objects::describe(Kind::Prog, info.prog_id)
                 .map_or_else(|_| "?".into(), |d| d.name),
             attach: "link",
             link_id: Some(pin.id),
@@ -655,7 +655,7 @@ pub fn detach_load(links_pinned: &[pinfs::Pin], prog_ids: &[u32]) -> Result<Vec<
     }
     // Netlink attachments leave no object behind: look for the load's
     // programs on every device of this namespace and of the named ones.
-    let links = link::XdpLinks::load(&HashMap::new())?;
+    let links = links::XdpLinks::load(&HashMap::new())?;
     for ns in netns::all()? {
         // A namespace deleted meanwhile holds nothing to detach.
         let Ok(entered) = netns::enter(ns.as_deref()) else {

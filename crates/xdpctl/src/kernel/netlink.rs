@@ -25,7 +25,7 @@ pub struct NetlinkError {
 
 impl fmt::Display for NetlinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let os = crate::sys::errno_text(self.errno);
+        let os = crate::kernel::sys::errno_text(self.errno);
         match &self.message {
             Some(m) => write!(f, "{} ({os})", m.trim_end_matches('.')),
             None => f.write_str(&os),

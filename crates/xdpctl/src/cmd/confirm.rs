@@ -24,11 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     cli::ConfirmArgs,
+    cmd::stats,
     ctx::Ctx,
-    fw,
-    netlink::Rtnl,
-    netns,
-    sys::{self, xdp_flags},
+    kernel::netlink::Rtnl,
+    kernel::netns,
+    kernel::sys::{self, xdp_flags},
 };
 
 const PENDING_DIR: &str = "/run/xdpctl/pending";
@@ -162,17 +162,17 @@ pub fn watch(_ctx: &Ctx, key: &str) -> Result<()> {
             // The log stays, for whoever wonders why the change is still there.
             Err(e) => eprintln!(
                 "{} rolling back {key} failed: {e:#}",
-                fw::rfc3339(fw::now_ms())
+                stats::rfc3339(stats::now_ms())
             ),
         }
         result
     };
-    while fw::now_ms() < deadline {
+    while stats::now_ms() < deadline {
         if !ours(&path) {
             return done(Ok(())); // confirmed
         }
         std::thread::sleep(
-            Duration::from_millis(100).min(Duration::from_millis(deadline - fw::now_ms())),
+            Duration::from_millis(100).min(Duration::from_millis(deadline - stats::now_ms())),
         );
     }
     // Claim the record; if confirm removed it first, it stays as it is.

@@ -13,7 +13,7 @@ use std::{
 
 use serde_json::{Map as JsonMap, Value, json};
 
-use crate::btf::{Btf, Type};
+use crate::model::btf::{Btf, Type};
 
 /// How to read and write one key or value.
 #[derive(Clone, Debug, PartialEq)]

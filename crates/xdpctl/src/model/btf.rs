@@ -7,7 +7,7 @@ use std::{io, os::fd::AsFd};
 
 use aya_obj::generated::{bpf_btf_info, bpf_cmd};
 
-use crate::sys;
+use crate::kernel::sys;
 
 /// One BTF type, reduced to what formatting needs.
 #[derive(Clone, Debug, PartialEq)]

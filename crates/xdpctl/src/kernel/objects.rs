@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use pinfs::Kind;
 
-use crate::sys::{self, IdKind};
+use crate::kernel::sys::{self, IdKind};
 
 /// An object's kernel name and type name.
 #[derive(Debug)]

@@ -1,12 +1,14 @@
 //! The command line, as data: clap derive types and the parsing of values
 //! that needs no I/O. Doc comments are the help text.
 
+pub mod complete;
+#[cfg(test)]
+mod docs;
+
 use std::{path::PathBuf, str::FromStr};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCompleter;
-
-use crate::complete;
 
 const EXIT_STATUS: &str = "\
 Exit status:
@@ -553,7 +555,7 @@ pub struct RunArgs {
         required_unless_present = "data",
         conflicts_with = "data"
     )]
-    pub packet: Option<crate::packet::Spec>,
+    pub packet: Option<crate::model::packet::Spec>,
     /// The packet as raw bytes, or packets from a pcap capture.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,

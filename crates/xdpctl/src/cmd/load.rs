@@ -20,9 +20,9 @@ use xdp_progs::xdpfw;
 use crate::{
     cli::{LoadArgs, MapReuse, UnloadArgs},
     ctx::Ctx,
-    describe::{self, Described},
-    output::{self, Human, Tabular},
-    verifier::Rejection,
+    kernel::objects::{self, Described},
+    model::verifier::Rejection,
+    render::{self, Human, Tabular},
 };
 
 /// Where a load puts its maps, relative to the load directory.
@@ -132,7 +132,7 @@ fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<Path
             path.display()
         );
     }
-    let info = crate::sys::map_info(fd.as_fd()).with_context(|| {
+    let info = crate::kernel::sys::map_info(fd.as_fd()).with_context(|| {
         format!(
             "--map {}: reading the map at {}",
             reuse.name,
@@ -190,7 +190,7 @@ impl Tabular for PinRow {
 
 impl PinRow {
     fn from_pin(pin: pinfs::Pin) -> Self {
-        let (name, type_) = match describe::describe(pin.kind, pin.id) {
+        let (name, type_) = match objects::describe(pin.kind, pin.id) {
             Ok(Described { name, type_ }) => (name, type_),
             Err(_) => ("-".into(), "-".into()),
         };
@@ -206,7 +206,7 @@ impl PinRow {
 
 impl Human for Loaded {
     fn human(&self) -> String {
-        output::table(&self.objects)
+        render::table(&self.objects)
     }
 }
 
@@ -255,7 +255,7 @@ fn print_loaded(ctx: &Ctx, dir: PathBuf) -> Result<()> {
         .into_iter()
         .map(PinRow::from_pin)
         .collect();
-    output::print(ctx.format, &Loaded { dir, objects })?;
+    render::print(ctx.format, &Loaded { dir, objects })?;
     Ok(())
 }
 
@@ -391,7 +391,7 @@ fn upgrade(
             continue;
         };
         let fd = pinfs::obj_get(path)?;
-        let info = crate::sys::map_info(fd.as_fd())
+        let info = crate::kernel::sys::map_info(fd.as_fd())
             .with_context(|| format!("reading the map pinned at {}", path.display()))?;
         match map_mismatch(&object.parsed.maps[name], &info) {
             None => reuse.push((name.clone(), path.clone())),
@@ -420,7 +420,7 @@ fn upgrade(
     let mut swaps = Vec::new();
     for pin in pins.iter().filter(|p| p.kind == pinfs::Kind::Link) {
         let fd = pinfs::obj_get(&pin.path)?;
-        let info = crate::sys::link_info(fd.as_fd())
+        let info = crate::kernel::sys::link_info(fd.as_fd())
             .with_context(|| format!("reading link {}", pin.path.display()))?;
         let Some(prog) = old_progs.get(&info.prog_id) else {
             continue;
@@ -432,7 +432,7 @@ fn upgrade(
                 object.label
             );
         }
-        let old = crate::sys::fd_by_id(crate::sys::IdKind::Prog, info.prog_id)?;
+        let old = crate::kernel::sys::fd_by_id(crate::kernel::sys::IdKind::Prog, info.prog_id)?;
         swaps.push(Swap::Link {
             pin: rel(pin),
             fd,
@@ -440,18 +440,18 @@ fn upgrade(
             new: prog.clone(),
         });
     }
-    let mut rtnl = crate::netlink::Rtnl::open().context("opening rtnetlink")?;
-    let links = crate::link::XdpLinks::load(&ctx.pin_index()?)?;
+    let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
+    let links = crate::kernel::links::XdpLinks::load(&ctx.pin_index()?)?;
     for dev in rtnl.devices().context("listing devices")? {
         for (mode, prog_id) in dev.xdp.attached() {
             let Some(prog) = old_progs.get(&prog_id) else {
                 continue;
             };
             match links.find(dev.ifindex, prog_id)? {
-                crate::link::XdpAttach::Netlink => {}
+                crate::kernel::links::XdpAttach::Netlink => {}
                 // Links are switched through their pins in the directory.
-                crate::link::XdpAttach::Link(_) => continue,
-                crate::link::XdpAttach::Ambiguous => bail!(
+                crate::kernel::links::XdpAttach::Link(_) => continue,
+                crate::kernel::links::XdpAttach::Ambiguous => bail!(
                     "{} runs {prog}, and whether by a link or over netlink cannot be told apart from devices \
                      in other namespaces; nothing was changed",
                     dev.name
@@ -464,8 +464,8 @@ fn upgrade(
                     object.label
                 );
             }
-            let old = crate::sys::fd_by_id(crate::sys::IdKind::Prog, prog_id)?;
-            let flag = crate::attach::state_mode_flag(mode);
+            let old = crate::kernel::sys::fd_by_id(crate::kernel::sys::IdKind::Prog, prog_id)?;
+            let flag = crate::cmd::attach::state_mode_flag(mode);
             swaps.push(Swap::Netlink {
                 ifindex: dev.ifindex,
                 device: dev.name.clone(),
@@ -487,7 +487,7 @@ fn upgrade(
             .map(|c| c.as_os_str().to_owned());
         let objects = first
             .as_deref()
-            .is_some_and(|f| f == MAPS_SUBDIR || f == crate::attach::LINKS_SUBDIR);
+            .is_some_and(|f| f == MAPS_SUBDIR || f == crate::cmd::attach::LINKS_SUBDIR);
         if objects || (pin.kind == pinfs::Kind::Prog && rel_path.components().count() == 1) {
             continue;
         }
@@ -502,41 +502,42 @@ fn upgrade(
 
     // Switch the programs; on failure switch back what was switched.
     let mut done: Vec<&Swap> = Vec::new();
-    let apply = |swap: &Swap, rtnl: &mut crate::netlink::Rtnl, forward: bool| -> Result<()> {
-        match swap {
-            Swap::Link { pin, fd, old, new } => {
-                let new = new_fd(new)?;
-                let (to, from) = if forward {
-                    (new.as_fd(), old.as_fd())
-                } else {
-                    (old.as_fd(), new.as_fd())
-                };
-                crate::sys::link_update(fd.as_fd(), to, Some(from))
-                    .with_context(|| format!("updating the link pinned at {}", pin.display()))
+    let apply =
+        |swap: &Swap, rtnl: &mut crate::kernel::netlink::Rtnl, forward: bool| -> Result<()> {
+            match swap {
+                Swap::Link { pin, fd, old, new } => {
+                    let new = new_fd(new)?;
+                    let (to, from) = if forward {
+                        (new.as_fd(), old.as_fd())
+                    } else {
+                        (old.as_fd(), new.as_fd())
+                    };
+                    crate::kernel::sys::link_update(fd.as_fd(), to, Some(from))
+                        .with_context(|| format!("updating the link pinned at {}", pin.display()))
+                }
+                Swap::Netlink {
+                    ifindex,
+                    device,
+                    flag,
+                    old,
+                    new,
+                } => {
+                    let new = new_fd(new)?;
+                    let (to, from) = if forward {
+                        (new.as_raw_fd(), old.as_raw_fd())
+                    } else {
+                        (old.as_raw_fd(), new.as_raw_fd())
+                    };
+                    rtnl.set_xdp(
+                        *ifindex,
+                        to,
+                        flag | crate::kernel::sys::xdp_flags::REPLACE,
+                        Some(from),
+                    )
+                    .with_context(|| format!("replacing the program on {device}"))
+                }
             }
-            Swap::Netlink {
-                ifindex,
-                device,
-                flag,
-                old,
-                new,
-            } => {
-                let new = new_fd(new)?;
-                let (to, from) = if forward {
-                    (new.as_raw_fd(), old.as_raw_fd())
-                } else {
-                    (old.as_raw_fd(), new.as_raw_fd())
-                };
-                rtnl.set_xdp(
-                    *ifindex,
-                    to,
-                    flag | crate::sys::xdp_flags::REPLACE,
-                    Some(from),
-                )
-                .with_context(|| format!("replacing the program on {device}"))
-            }
-        }
-    };
+        };
     for swap in &swaps {
         if let Err(e) = apply(swap, &mut rtnl, true) {
             for undo in done.iter().rev() {
@@ -569,8 +570,8 @@ fn upgrade(
         }
     };
     if let Some(within) = args.confirm_within {
-        let pending = crate::confirm::Pending::Upgrade {
-            deadline_ms: crate::fw::now_ms() + within.as_millis() as u64,
+        let pending = crate::cmd::confirm::Pending::Upgrade {
+            deadline_ms: crate::cmd::stats::now_ms() + within.as_millis() as u64,
             dir: dir.clone(),
             backup,
             links: swaps
@@ -590,7 +591,7 @@ fn upgrade(
                 })
                 .collect(),
         };
-        crate::confirm::arm(&crate::confirm::upgrade_key(&dir), &pending, ctx)?;
+        crate::cmd::confirm::arm(&crate::cmd::confirm::upgrade_key(&dir), &pending, ctx)?;
         eprintln!(
             "xdpctl: this upgrade is rolled back in {within:?} unless you run: xdpctl confirm {}",
             dir.display()
@@ -631,7 +632,7 @@ fn map_mismatch(def: &aya_obj::Map, info: &aya_obj::generated::bpf_map_info) -> 
         .map(|(what, want, have, is_type)| {
             let show = |v: u32| {
                 if is_type {
-                    crate::sys::map_type_name(v)
+                    crate::kernel::sys::map_type_name(v)
                 } else {
                     v.to_string()
                 }
@@ -678,7 +679,7 @@ pub struct Unloaded {
     /// The directory.
     pub dir: PathBuf,
     /// Attachments taken off devices first.
-    pub detached: Vec<crate::attach::Attachment>,
+    pub detached: Vec<crate::cmd::attach::Attachment>,
     /// The pins removed.
     pub removed: Vec<RemovedRow>,
 }
@@ -710,7 +711,7 @@ impl Human for Unloaded {
         if self.removed.is_empty() {
             String::new()
         } else {
-            output::table(&self.removed)
+            render::table(&self.removed)
         }
     }
 }
@@ -756,7 +757,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         .filter(|p| p.kind == pinfs::Kind::Prog)
         .map(|p| p.id)
         .collect();
-    let detached = crate::attach::detach_load(&links, &prog_ids)?;
+    let detached = crate::cmd::attach::detach_load(&links, &prog_ids)?;
     for d in &detached {
         eprintln!(
             "xdpctl: detached program {} ({}) from {} ({})",
@@ -783,7 +784,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
             pinned: p.path,
         })
         .collect();
-    output::print(
+    render::print(
         ctx.format,
         &Unloaded {
             dir: target.path,
@@ -802,6 +803,6 @@ fn nothing_pinned(ctx: &Ctx, dir: PathBuf) -> Result<()> {
         detached: Vec::new(),
         removed: Vec::new(),
     };
-    output::print(ctx.format, &unloaded)?;
+    render::print(ctx.format, &unloaded)?;
     Ok(())
 }

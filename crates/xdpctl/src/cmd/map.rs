@@ -15,14 +15,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    btf,
     cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
-    codec::{self, Shape},
+    cmd::prog::pinned_cell,
     ctx::{Ctx, PinIndex},
-    describe,
-    output::{self, Format, Tabular},
-    prog::pinned_cell,
-    sys::{self, IdKind, update_flags},
+    kernel::objects,
+    kernel::sys::{self, IdKind, update_flags},
+    model::btf,
+    model::codec::{self, Shape},
+    render::{self, Format, Tabular},
 };
 
 /// A lookup or delete that found nothing: exit status 3.
@@ -63,12 +63,12 @@ pub struct OpenMap {
 impl OpenMap {
     /// The map pinned at `path`.
     pub(crate) fn at(path: &std::path::Path) -> Result<Self> {
-        let fd = describe::open_pinned(path, Kind::Map)?;
+        let fd = objects::open_pinned(path, Kind::Map)?;
         Self::from_fd(fd, path.display().to_string(), false)
     }
 
     fn open(ctx: &Ctx, handle: &Handle, raw: bool) -> Result<Self> {
-        let (fd, label) = describe::resolve(ctx, handle, Kind::Map)?;
+        let (fd, label) = objects::resolve(ctx, handle, Kind::Map)?;
         Self::from_fd(fd, label, raw)
     }
 
@@ -418,7 +418,7 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
             rows
         }
     };
-    output::print(ctx.format, &rows)?;
+    render::print(ctx.format, &rows)?;
     Ok(())
 }
 
@@ -594,7 +594,7 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Re
         .with_context(|| format!("looking up {key} in map {}", map.label))?;
     if !found {
         if ctx.format != Format::Human {
-            output::print_json(ctx.format, &Value::Null)?;
+            render::print_json(ctx.format, &Value::Null)?;
         }
         return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
     }
@@ -603,7 +603,7 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Re
             let mut out = io::stdout().lock();
             writeln!(out, "{}", map.value_text(&value, per_cpu))?;
         }
-        _ => output::print_json(ctx.format, &map.entry_json(&key_bytes, &value, per_cpu))?,
+        _ => render::print_json(ctx.format, &map.entry_json(&key_bytes, &value, per_cpu))?,
     }
     Ok(())
 }
@@ -623,7 +623,7 @@ fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
         return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
     }
     eprintln!("xdpctl: deleted {key} from map {}", map.label);
-    output::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "deleted": 1}))?;
+    render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "deleted": 1}))?;
     Ok(())
 }
 
@@ -656,7 +656,7 @@ fn clear(ctx: &Ctx, handle: &Handle) -> Result<()> {
         }
         eprintln!("xdpctl: deleted {n} entries from map {}", map.label);
     }
-    output::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "cleared": n}))?;
+    render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "cleared": n}))?;
     Ok(())
 }
 
@@ -705,7 +705,7 @@ fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
     sys::map_update(map.fd(), &key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
     eprintln!("xdpctl: map {}: {key} = {value}", map.label);
-    output::print_json_or_nothing(ctx.format, &map.entry_json(&key_bytes, &value_bytes, false))?;
+    render::print_json_or_nothing(ctx.format, &map.entry_json(&key_bytes, &value_bytes, false))?;
     Ok(())
 }
 
@@ -812,7 +812,7 @@ fn update_from_file(ctx: &Ctx, map: &OpenMap, file: &str, flags: u64) -> Result<
         "xdpctl: wrote {written} entries to map {} from {name}",
         map.label
     );
-    output::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "written": written}))?;
+    render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "written": written}))?;
     Ok(())
 }
 

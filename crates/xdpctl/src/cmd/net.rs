@@ -18,11 +18,11 @@ use serde::Serialize;
 use crate::{
     cli::NetCommand,
     ctx::{Ctx, PinIndex},
-    link::{Target, XdpAttach, XdpLinks},
-    netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, Rtnl},
-    netns,
-    output::{self, Human, Tabular},
-    sys::{self, IdKind, QueryTarget},
+    kernel::links::{Target, XdpAttach, XdpLinks},
+    kernel::netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, Rtnl},
+    kernel::netns,
+    kernel::sys::{self, IdKind, QueryTarget},
+    render::{self, Human, Tabular},
 };
 
 /// The whole picture for a namespace. This is the documented JSON shape.
@@ -231,7 +231,7 @@ impl Human for NetShow {
             if lines.is_empty() {
                 out.push_str("  nothing attached\n");
             } else {
-                for line in output::table(&lines).lines() {
+                for line in render::table(&lines).lines() {
                     out.push_str("  ");
                     out.push_str(line);
                     out.push('\n');
@@ -461,7 +461,7 @@ pub fn run(ctx: &Ctx, cmd: &NetCommand) -> Result<()> {
             let entered = netns::enter(ns.as_deref())?;
             let shown = gather(ctx, dev.as_deref(), ns.as_deref())?;
             drop(entered);
-            output::print(ctx.format, &shown)?;
+            render::print(ctx.format, &shown)?;
             Ok(())
         }
     }

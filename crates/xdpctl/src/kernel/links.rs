@@ -4,7 +4,7 @@ use std::os::fd::AsFd;
 
 use anyhow::Result;
 
-use crate::sys::{self, IdKind};
+use crate::kernel::sys::{self, IdKind};
 
 /// What a link is attached to, as far as xdpctl needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl XdpLinks {
         if candidates.is_empty() {
             return Ok(XdpAttach::Netlink);
         }
-        let here = crate::netns::current_inode()?;
+        let here = crate::kernel::netns::current_inode()?;
         // Links xdpctl pinned say where they are.
         let mut placed_elsewhere = Vec::new();
         for l in &candidates {
@@ -136,18 +136,18 @@ impl XdpLinks {
         }
         // Devices elsewhere that could own the remaining links.
         let mut elsewhere = 0;
-        for ns in crate::netns::all()?.into_iter().flatten() {
+        for ns in crate::kernel::netns::all()?.into_iter().flatten() {
             // A namespace deleted meanwhile has no devices to count.
-            let Ok(ino) = crate::netns::inode_of(std::path::Path::new(&ns)) else {
+            let Ok(ino) = crate::kernel::netns::inode_of(std::path::Path::new(&ns)) else {
                 continue;
             };
             if ino == here || placed_elsewhere.iter().any(|(_, i)| *i == ino) {
                 continue;
             }
-            let Ok(_entered) = crate::netns::enter(Some(&ns)) else {
+            let Ok(_entered) = crate::kernel::netns::enter(Some(&ns)) else {
                 continue;
             };
-            let Ok(devices) = crate::netlink::Rtnl::open()
+            let Ok(devices) = crate::kernel::netlink::Rtnl::open()
                 .map_err(anyhow::Error::from)
                 .and_then(|mut r| Ok(r.devices()?))
             else {

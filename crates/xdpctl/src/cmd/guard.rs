@@ -22,11 +22,11 @@ use xdp_progs::xdpfw;
 
 use crate::{
     cli::{Cidr, GuardArgs},
+    cmd::map::OpenMap,
+    cmd::stats::{self, Firewall, Source},
     ctx::Ctx,
-    fw::{self, Firewall, Source},
-    map::OpenMap,
-    output::Format,
-    sys::{self, update_flags},
+    kernel::sys::{self, update_flags},
+    render::Format,
 };
 
 /// The blocklist value guard writes: non-zero (drops), and not the `1` an
@@ -179,16 +179,16 @@ impl Log {
         expiry: Option<u64>,
         why: &str,
     ) -> io::Result<()> {
-        let now = fw::now_ms();
+        let now = stats::now_ms();
         let mut out = io::stdout().lock();
         match self.format {
             Format::Human => {
-                let mut line = format!("{} {action} {src}", fw::rfc3339(now));
+                let mut line = format!("{} {action} {src}", stats::rfc3339(now));
                 if let Some(r) = rate {
                     line.push_str(&format!(" rate={r:.0}pps"));
                 }
                 if let Some(e) = expiry {
-                    line.push_str(&format!(" expires={}", fw::rfc3339(e)));
+                    line.push_str(&format!(" expires={}", stats::rfc3339(e)));
                 }
                 if !why.is_empty() {
                     line.push_str(&format!(" ({why})"));
@@ -199,11 +199,11 @@ impl Log {
                 out,
                 "{}",
                 json!({
-                    "time": fw::rfc3339(now),
+                    "time": stats::rfc3339(now),
                     "action": action,
                     "source": src.to_string(),
                     "rate": rate,
-                    "expiry": expiry.map(fw::rfc3339),
+                    "expiry": expiry.map(stats::rfc3339),
                     "reason": why,
                 })
             )?,
@@ -241,7 +241,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     }
     let state = State::open(&fw.dir, args.dry_run)?;
     let block_for = args.block_for.as_millis() as u64;
-    fw::handle_signals()?;
+    stats::handle_signals()?;
 
     // A restart picks up its own unexpired blocks (and drops expired ones
     // below, on the first pass).
@@ -273,7 +273,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     let mut prev_at = Instant::now();
     let mut passes = 0u64;
     loop {
-        let now_ms = fw::now_ms();
+        let now_ms = stats::now_ms();
         // Expiry first: it frees room under --max-blocks.
         let expired: Vec<Source> = active
             .iter()
@@ -287,14 +287,14 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
             }
             log.event("unblock", src, None, None, "expired")?;
         }
-        if args.count.is_some_and(|c| passes >= c) || !fw::sleep_until(prev_at + args.interval) {
+        if args.count.is_some_and(|c| passes >= c) || !stats::sleep_until(prev_at + args.interval) {
             break;
         }
         let sample = fw.sources()?;
         let dt = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();
-        let now_ms = fw::now_ms();
-        for (src, rate, _) in fw::rates(&prev, &sample, dt, args.threshold) {
+        let now_ms = stats::now_ms();
+        for (src, rate, _) in stats::rates(&prev, &sample, dt, args.threshold) {
             if active.contains_key(&src) || allow.iter().any(|c| in_cidr(ip(src), c)) {
                 continue;
             }

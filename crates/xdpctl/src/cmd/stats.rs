@@ -18,9 +18,9 @@ use xdp_progs::xdpfw::{self, Outcome};
 
 use crate::{
     cli::{StatsArgs, TopArgs},
+    cmd::map::OpenMap,
     ctx::Ctx,
-    map::OpenMap,
-    output::{self, Format, Tabular},
+    render::{self, Format, Tabular},
 };
 
 /// Packet counts by source, sorted by source.
@@ -158,7 +158,7 @@ impl Firewall {
         let mut value = vec![0u8; stats.value_len()];
         let mut out = Vec::new();
         for o in Outcome::ALL {
-            if !crate::sys::map_lookup(stats.fd(), &o.index().to_ne_bytes(), &mut value)? {
+            if !crate::kernel::sys::map_lookup(stats.fd(), &o.index().to_ne_bytes(), &mut value)? {
                 continue;
             }
             let sum = stats.folded(&value);
@@ -336,7 +336,7 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
                 bps: None,
             })
             .collect();
-        return output::print(ctx.format, &rows).map_err(Into::into);
+        return render::print(ctx.format, &rows).map_err(Into::into);
     };
     handle_signals()?;
     let period = Duration::from_secs_f64(interval);
@@ -367,7 +367,7 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
         match ctx.format {
             Format::Human => {
                 writeln!(out, "{}", rfc3339(now_ms()))?;
-                out.write_all(output::table(&rows).as_bytes())?;
+                out.write_all(render::table(&rows).as_bytes())?;
             }
             _ => {
                 // JSON lines: one object per interval.
@@ -461,7 +461,7 @@ pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
                     now.len(),
                     rows.len()
                 )?;
-                out.write_all(output::table(&rows).as_bytes())?;
+                out.write_all(render::table(&rows).as_bytes())?;
             }
             _ => writeln!(
                 out,

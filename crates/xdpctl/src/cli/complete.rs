@@ -18,7 +18,7 @@ use std::{
 use clap_complete::engine::CompletionCandidate;
 use pinfs::Kind;
 
-use crate::sys::{self, IdKind};
+use crate::kernel::sys::{self, IdKind};
 
 /// The environment variable that turns a run into a completion request.
 pub const ENV: &str = "XDPCTL_COMPLETE";
@@ -205,10 +205,10 @@ pub fn dirs(current: &OsStr) -> Vec<CompletionCandidate> {
 /// Network devices of the namespace named by `--netns` on the line.
 pub fn devices(current: &OsStr) -> Vec<CompletionCandidate> {
     let ns = option("--netns");
-    let Ok(entered) = crate::netns::enter(ns.as_deref()) else {
+    let Ok(entered) = crate::kernel::netns::enter(ns.as_deref()) else {
         return Vec::new();
     };
-    let names = crate::netlink::Rtnl::open()
+    let names = crate::kernel::netlink::Rtnl::open()
         .ok()
         .and_then(|mut r| r.devices().ok())
         .unwrap_or_default()

@@ -1,0 +1,9 @@
+//! The kernel layer: the only code in xdpctl that makes system calls —
+//! `bpf(2)`, rtnetlink, network namespaces, bpffs. Typed handles, checked
+//! buffer sizes, errors that name the object, the path and the syscall.
+
+pub mod links;
+pub mod netlink;
+pub mod netns;
+pub mod objects;
+pub mod sys;

@@ -1,0 +1,7 @@
+//! Pure logic, unit-tested without a kernel: BTF and typed values, packets,
+//! verifier logs.
+
+pub mod btf;
+pub mod codec;
+pub mod packet;
+pub mod verifier;
