@@ -47,6 +47,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A directory to remove is another mount.
+    #[error("{path} is another mount; refusing to remove what is below it")]
+    OtherMount {
+        /// The mount point.
+        path: PathBuf,
+    },
+
     /// A symlink on the path leads out of bpffs.
     #[error(
         "{path} resolves to {resolved}, which is outside bpffs; a symlink on the path leads out"

@@ -11,6 +11,7 @@
 //! path and the syscall.
 
 mod error;
+pub mod failpoint;
 mod lock;
 mod path;
 mod stage;
@@ -22,6 +23,9 @@ pub use lock::DirLock;
 pub use path::{
     BPF_FS_MAGIC, DEFAULT_ROOT, PinPath, ensure_mounted, is_bpffs, mount_bpffs, validate,
 };
-pub use stage::{ROLLBACK_PREFIX, Staging, exchange_dirs};
-pub use sys::{Kind, ObjectInfo, obj_get, obj_info, obj_pin};
-pub use walk::{Pin, is_empty_dir, list, list_matching, pin_info, remove_all};
+pub use stage::{
+    Staging, check_free, exchange_dirs, mkdir_0700, remove_dir_if_empty, rename_noreplace,
+    rename_replace,
+};
+pub use sys::{Kind, ObjectInfo, bpf, obj_get, obj_info, obj_pin, zeroed_attr};
+pub use walk::{Pin, STATE_DIR, is_empty_dir, list, list_matching, pin_info, remove_all};

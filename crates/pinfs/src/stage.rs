@@ -1,13 +1,16 @@
-//! Pinning a set of objects so that they appear all at once or not at all.
+//! Pinning a set of objects so that they appear all at once or not at all,
+//! and the renames that make a change visible in one step.
 //!
-//! The objects are pinned into a staging directory next to the target, on
-//! the same bpffs, which is then renamed onto the target. bpffs
+//! The objects are pinned into a staging directory on the same bpffs (the
+//! caller says where: xdpctl keeps them in its state directory, where
+//! `xdpctl doctor` sees them), which is then renamed onto the target. bpffs
 //! supports `rename(2)`, so the directory appears whole in one step. If
 //! anything fails before that, the staging directory and every parent that
-//! this change created are removed again.
+//! this change created are removed again. A process killed on the way leaves
+//! them for its journal's recovery, which knows both paths.
 
 use std::{
-    ffi::{CString, OsStr, OsString},
+    ffi::CString,
     fs::{self, DirBuilder},
     io,
     os::{
@@ -17,88 +20,43 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use crate::{DirLock, Error, PinPath, Result, list, obj_pin, remove_all, walk::is_empty_dir};
+use crate::{Error, PinPath, Result, failpoint, list, obj_pin, remove_all, walk::is_empty_dir};
 
-/// Staging directories are named `_xdpctl-stage-<pid>-<target name>`.
-///
-/// NB: they cannot be hidden dot-files: bpffs refuses every name with a dot
-/// in it (EPERM), keeping those for its own special files.
-const STAGING_PREFIX: &str = "_xdpctl-stage-";
-
-/// Directories kept for rolling an upgrade back: `_xdpctl-rollback-<name>`.
-pub const ROLLBACK_PREFIX: &str = "_xdpctl-rollback-";
-
-/// Whether a directory name is one of ours for staging.
-pub(crate) fn is_staging_name(name: &OsStr) -> bool {
-    name.as_bytes().starts_with(STAGING_PREFIX.as_bytes())
-}
-
-/// Whether a directory is xdpctl's bookkeeping (staging or rollback), which
-/// listings leave out.
-pub(crate) fn is_internal_name(name: &OsStr) -> bool {
-    is_staging_name(name) || name.as_bytes().starts_with(ROLLBACK_PREFIX.as_bytes())
-}
-
-/// The pid in a staging directory's name.
-fn staging_pid(name: &OsStr) -> Option<i32> {
-    let rest = name.to_str()?.strip_prefix(STAGING_PREFIX)?;
-    rest.split('-').next()?.parse().ok()
-}
-
-fn mkdir_0700(path: &Path) -> io::Result<()> {
+/// Creates a directory with mode 0700 (a state change: a crash point).
+pub fn mkdir_0700(path: &Path) -> io::Result<()> {
+    failpoint::step("mkdir");
     DirBuilder::new().mode(0o700).create(path)
 }
 
-/// A change in progress: objects pinned into a hidden sibling of the target
-/// directory. [`commit`](Staging::commit) makes them appear at the target;
-/// dropping it without committing removes all trace of it.
+/// A change in progress: objects pinned into a staging directory.
+/// [`commit`](Staging::commit) makes them appear at the target;
+/// [`keep`](Staging::keep) hands the staged directory to the caller; dropping
+/// it otherwise removes all trace of it.
 #[derive(Debug)]
 pub struct Staging {
     target: PathBuf,
     dir: PathBuf,
     created_parents: Vec<PathBuf>,
-    committed: bool,
-    replacing: bool,
-    lock: Option<DirLock>,
+    done: bool,
 }
 
 impl Staging {
-    /// Starts a change that will create the directory `target`.
+    /// Starts a change that will create or replace the directory `target`,
+    /// staging its pins in `stage` (which must not exist, and must be on the
+    /// same bpffs). Creates the target's missing parents (mode 0700).
     ///
-    /// Creates the missing parents (mode 0700), locks the parent, and fails
-    /// with [`Error::Occupied`] if `target` already holds pins. An existing
-    /// empty directory at `target` is fine: it is replaced.
-    pub fn begin(target: &PinPath) -> Result<Self> {
-        Self::start(target, false)
-    }
-
-    /// Starts a change that will replace the directory `target`, which must
-    /// exist: [`commit`](Staging::commit) swaps the staged directory with it
-    /// in one `rename(2)` (`RENAME_EXCHANGE`) and then removes the old pins.
-    pub fn begin_replacing(target: &PinPath) -> Result<Self> {
-        if !target.exists() {
-            return Err(Error::syscall(
-                "stat",
-                &target.path,
-                io::Error::from_raw_os_error(libc::ENOENT),
-            ));
-        }
-        Self::start(target, true)
-    }
-
-    fn start(target: &PinPath, replacing: bool) -> Result<Self> {
-        let Some(name) = target.path.file_name().map(OsStr::to_owned) else {
+    /// The caller serialises changes (xdpctl holds its state lock).
+    pub fn begin(target: &PinPath, stage: &Path) -> Result<Self> {
+        if target.path.file_name().is_none() {
             return Err(Error::NotADirectory {
                 path: target.path.clone(),
             });
-        };
+        }
         let mut staging = Staging {
             target: target.path.clone(),
             dir: PathBuf::new(),
             created_parents: Vec::new(),
-            committed: false,
-            replacing,
-            lock: None,
+            done: false,
         };
         // Create missing parents; on failure, Drop removes what was created.
         let mut parent = target.existing.clone();
@@ -111,40 +69,21 @@ impl Staging {
                 Err(e) => return Err(Error::syscall("mkdir", &parent, e)),
             }
         }
-        let parent = target.path.parent().unwrap_or(Path::new("/")).to_owned();
-        staging.lock = Some(DirLock::exclusive(&parent)?);
-        if !replacing {
-            staging.check_target()?;
-        }
-        remove_stale(&parent);
-
-        let mut staged_name = OsString::from(format!("{STAGING_PREFIX}{}-", std::process::id()));
-        staged_name.push(&name);
-        staging.dir = parent.join(staged_name);
-        // A leftover of this very pid (pid reuse) is stale too.
-        remove_all(&staging.dir)?;
-        mkdir_0700(&staging.dir).map_err(|e| Error::syscall("mkdir", &staging.dir, e))?;
+        mkdir_0700(stage).map_err(|e| Error::syscall("mkdir", stage, e))?;
+        staging.dir = stage.to_owned();
         Ok(staging)
     }
 
-    fn check_target(&self) -> Result<()> {
-        match fs::symlink_metadata(&self.target) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::syscall("stat", &self.target, e)),
-            Ok(meta) if !meta.is_dir() => Err(Error::NotADirectory {
-                path: self.target.clone(),
-            }),
-            Ok(_) if is_empty_dir(&self.target)? => Ok(()),
-            Ok(_) => Err(Error::Occupied {
-                path: self.target.clone(),
-                pins: list(&self.target)?.len(),
-            }),
-        }
+    /// Fails with [`Error::Occupied`] if the target holds pins, and with
+    /// [`Error::NotADirectory`] if it is something else.
+    pub fn check_target(&self) -> Result<()> {
+        check_free(&self.target)
     }
 
     /// Makes room for a pin at `name` (a relative path such as
     /// `maps/blocklist`) inside the change, and returns the staged path to
-    /// pin at. For objects pinned by their own API (aya's `Map::pin`).
+    /// pin at. For objects pinned by their own API (aya's `Map::pin`): call
+    /// [`failpoint::step`] before pinning there.
     pub fn prepare(&mut self, name: &str) -> Result<PathBuf> {
         let rel = Path::new(name);
         if name.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
@@ -153,7 +92,10 @@ impl Staging {
             });
         }
         let staged = self.dir.join(rel);
-        if let Some(parent) = staged.parent() {
+        if let Some(parent) = staged.parent()
+            && !parent.exists()
+        {
+            failpoint::step("mkdir");
             DirBuilder::new()
                 .mode(0o700)
                 .recursive(true)
@@ -176,52 +118,66 @@ impl Staging {
         &self.target
     }
 
-    /// Replaces the target like [`commit`](Staging::commit), but keeps the
-    /// old pins, moved to `keep_as` (a sibling), for a rollback.
-    pub fn commit_keeping_old(mut self, keep_as: &Path) -> Result<PathBuf> {
-        if !self.replacing {
-            return self.commit();
-        }
-        remove_all(keep_as)?;
-        rename_exchange(&self.dir, &self.target)
-            .map_err(|e| Error::syscall("rename", &self.target, e))?;
-        self.committed = true;
-        rename_noreplace(&self.dir, keep_as).map_err(|e| Error::syscall("rename", keep_as, e))?;
-        Ok(self.target.clone())
+    /// The staging directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Makes the staged pins appear at the target, all at once. When
-    /// replacing, returns once the old pins are removed.
+    /// The parents of the target this change created.
+    pub fn created_parents(&self) -> &[PathBuf] {
+        &self.created_parents
+    }
+
+    /// Hands the staged directory over: dropping no longer removes it.
+    pub fn keep(mut self) -> PathBuf {
+        self.done = true;
+        std::mem::take(&mut self.dir)
+    }
+
+    /// Makes the staged pins appear at the target, all at once.
     pub fn commit(mut self) -> Result<PathBuf> {
-        if self.replacing {
-            rename_exchange(&self.dir, &self.target)
-                .map_err(|e| Error::syscall("rename", &self.target, e))?;
-            self.committed = true;
-            // The old pins are now in the staging directory.
-            remove_all(&self.dir)?;
-            return Ok(self.target.clone());
-        }
-        // Under the lock, only a non-xdpctl writer can have filled the target
-        // since `begin`; check again so the error is the helpful one.
         self.check_target()?;
         if self.target.exists() {
+            failpoint::step("rmdir");
             fs::remove_dir(&self.target).map_err(|e| Error::syscall("rmdir", &self.target, e))?;
         }
-        rename_noreplace(&self.dir, &self.target).map_err(|e| match e.raw_os_error() {
-            Some(libc::EEXIST | libc::ENOTEMPTY) => Error::Occupied {
-                path: self.target.clone(),
-                pins: list(&self.target).map_or(0, |p| p.len()),
-            },
-            _ => Error::syscall("rename", &self.target, e),
+        rename_noreplace(&self.dir, &self.target).map_err(|e| match e {
+            Error::Syscall { source, .. }
+                if matches!(source.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) =>
+            {
+                Error::Occupied {
+                    path: self.target.clone(),
+                    pins: list(&self.target).map_or(0, |p| p.len()),
+                }
+            }
+            other => other,
         })?;
-        self.committed = true;
+        self.done = true;
         Ok(self.target.clone())
+    }
+}
+
+/// Fails with [`Error::Occupied`] if `target` holds pins, and with
+/// [`Error::NotADirectory`] if it is something else; an absent or empty
+/// directory is free.
+pub fn check_free(target: &Path) -> Result<()> {
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::syscall("stat", target, e)),
+        Ok(meta) if !meta.is_dir() => Err(Error::NotADirectory {
+            path: target.to_owned(),
+        }),
+        Ok(_) if is_empty_dir(target)? => Ok(()),
+        Ok(_) => Err(Error::Occupied {
+            path: target.to_owned(),
+            pins: list(target)?.len(),
+        }),
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if self.committed {
+        if self.done {
             return;
         }
         if !self.dir.as_os_str().is_empty() {
@@ -229,27 +185,47 @@ impl Drop for Staging {
         }
         for dir in self.created_parents.iter().rev() {
             // Fails harmlessly if another change put something there meanwhile.
-            let _ = fs::remove_dir(dir);
+            let _ = remove_dir_if_empty(dir);
         }
     }
 }
 
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    renameat2(from, to, libc::RENAME_NOREPLACE)
+/// Removes `dir` if it is an empty directory; `Ok(false)` if it is not
+/// there or not empty.
+pub fn remove_dir_if_empty(dir: &Path) -> Result<bool> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() && is_empty_dir(dir)? => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::syscall("stat", dir, e)),
+    }
+    failpoint::step("rmdir");
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTEMPTY)) => Ok(false),
+        Err(e) => Err(Error::syscall("rmdir", dir, e)),
+    }
+}
+
+/// Renames `from` to `to`, failing if `to` exists (`RENAME_NOREPLACE`).
+pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    renameat2(from, to, libc::RENAME_NOREPLACE).map_err(|e| Error::syscall("rename", to, e))
+}
+
+/// Renames `from` onto `to`, replacing a pin there in one step.
+pub fn rename_replace(from: &Path, to: &Path) -> Result<()> {
+    renameat2(from, to, 0).map_err(|e| Error::syscall("rename", to, e))
 }
 
 /// Swaps two directories on one bpffs in one step (`RENAME_EXCHANGE`).
 pub fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
-    rename_exchange(a, b).map_err(|e| Error::syscall("rename", b, e))
-}
-
-fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
-    renameat2(a, b, libc::RENAME_EXCHANGE)
+    renameat2(a, b, libc::RENAME_EXCHANGE).map_err(|e| Error::syscall("rename", b, e))
 }
 
 fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     let from = CString::new(from.as_os_str().as_bytes())?;
     let to = CString::new(to.as_os_str().as_bytes())?;
+    failpoint::step("renameat2");
     // SAFETY: valid C strings; AT_FDCWD with absolute paths.
     let ret = unsafe {
         libc::renameat2(
@@ -264,37 +240,5 @@ fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
-    }
-}
-
-/// Removes staging directories in `parent` left by xdpctl processes that
-/// died mid-change (their pid no longer exists).
-fn remove_stale(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !is_staging_name(&name) {
-            continue;
-        }
-        let pid = staging_pid(&name);
-        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
-            let _ = remove_all(&entry.path());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staging_names_are_recognised() {
-        let name = OsStr::new("_xdpctl-stage-123-xdp-fw");
-        assert!(is_staging_name(name));
-        assert_eq!(staging_pid(name), Some(123));
-        assert!(!is_staging_name(OsStr::new("xdpfw")));
     }
 }

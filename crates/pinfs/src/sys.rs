@@ -1,5 +1,6 @@
-//! The three `bpf(2)` commands this crate needs: pin, get, and the kernel id
-//! of an object.
+//! The raw `bpf(2)` entry point of the workspace (xdpctl's kernel layer
+//! builds its typed calls on [`bpf`]), and the three commands bpffs work
+//! needs: pin, get, and the kind and kernel id of an object.
 
 use std::{
     ffi::CString,
@@ -11,39 +12,45 @@ use std::{
     path::Path,
 };
 
+use aya_obj::generated::{bpf_attr, bpf_cmd};
+
 use crate::{Error, Result};
 
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-
-/// `bpf_attr` for BPF_OBJ_PIN / BPF_OBJ_GET.
-#[repr(C)]
-#[derive(Default)]
-struct ObjAttr {
-    pathname: u64,
-    bpf_fd: u32,
-    file_flags: u32,
-}
-
-/// `bpf_attr` for BPF_OBJ_GET_INFO_BY_FD.
-#[repr(C)]
-#[derive(Default)]
-struct InfoAttr {
-    bpf_fd: u32,
-    info_len: u32,
-    info: u64,
-}
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a live, properly sized bpf_attr prefix for `cmd`; the
-    // kernel reads at most size_of::<T>() bytes of it.
+/// Calls `bpf(cmd, attr)`: the one raw `bpf(2)` wrapper of the workspace.
+///
+/// Commands that change state outside the process (pins, links, attachments,
+/// map contents) pass the [`failpoint`](crate::failpoint) first.
+///
+/// # Safety
+///
+/// Every pointer in the members of `attr` that `cmd` reads must be valid for
+/// the reads and writes the kernel makes for `cmd` (buffers as long as the
+/// sizes given next to them, NUL-terminated paths, live fds).
+pub unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
+    use bpf_cmd::*;
+    if matches!(
+        cmd,
+        BPF_OBJ_PIN
+            | BPF_LINK_CREATE
+            | BPF_LINK_UPDATE
+            | BPF_LINK_DETACH
+            | BPF_MAP_UPDATE_ELEM
+            | BPF_MAP_DELETE_ELEM
+            | BPF_MAP_UPDATE_BATCH
+            | BPF_MAP_DELETE_BATCH
+            | BPF_PROG_ATTACH
+            | BPF_PROG_DETACH
+    ) {
+        crate::failpoint::step("bpf");
+    }
+    // SAFETY: the caller vouches for the pointers in `attr`; the kernel reads
+    // and writes at most size_of::<bpf_attr>() bytes of it.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            size_of::<T>() as libc::c_uint,
+            cmd as libc::c_long,
+            attr as *mut bpf_attr as *mut libc::c_void,
+            size_of::<bpf_attr>() as libc::c_uint,
         )
     };
     if ret < 0 {
@@ -51,6 +58,12 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     } else {
         Ok(ret)
     }
+}
+
+/// An all-zero `bpf_attr`, the documented starting point for every command.
+pub fn zeroed_attr() -> bpf_attr {
+    // SAFETY: bpf_attr is plain old data; all-zero is a valid value.
+    unsafe { std::mem::MaybeUninit::<bpf_attr>::zeroed().assume_init() }
 }
 
 fn cpath(path: &Path) -> Result<CString> {
@@ -66,23 +79,23 @@ fn cpath(path: &Path) -> Result<CString> {
 /// Pins the object behind `fd` at `path` (`BPF_OBJ_PIN`).
 pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     let c = cpath(path)?;
-    let mut attr = ObjAttr {
-        pathname: c.as_ptr() as u64,
-        bpf_fd: fd.as_raw_fd() as u32,
-        file_flags: 0,
-    };
-    bpf(BPF_OBJ_PIN, &mut attr).map_err(|e| Error::syscall("BPF_OBJ_PIN", path, e))?;
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_4.pathname = c.as_ptr() as u64;
+    attr.__bindgen_anon_4.bpf_fd = fd.as_raw_fd() as u32;
+    // SAFETY: `c` outlives the call; `fd` is a live fd.
+    unsafe { bpf(bpf_cmd::BPF_OBJ_PIN, &mut attr) }
+        .map_err(|e| Error::syscall("BPF_OBJ_PIN", path, e))?;
     Ok(())
 }
 
 /// Opens the object pinned at `path` (`BPF_OBJ_GET`), read-write.
 pub fn obj_get(path: &Path) -> Result<OwnedFd> {
     let c = cpath(path)?;
-    let mut attr = ObjAttr {
-        pathname: c.as_ptr() as u64,
-        ..Default::default()
-    };
-    let fd = bpf(BPF_OBJ_GET, &mut attr).map_err(|e| Error::syscall("BPF_OBJ_GET", path, e))?;
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_4.pathname = c.as_ptr() as u64;
+    // SAFETY: `c` outlives the call.
+    let fd = unsafe { bpf(bpf_cmd::BPF_OBJ_GET, &mut attr) }
+        .map_err(|e| Error::syscall("BPF_OBJ_GET", path, e))?;
     // SAFETY: the kernel returned a new file descriptor that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
@@ -159,11 +172,11 @@ pub fn obj_info(fd: BorrowedFd<'_>) -> io::Result<ObjectInfo> {
 /// `BPF_OBJ_GET_INFO_BY_FD` (the kernel copies only what fits).
 fn info_u32(fd: BorrowedFd<'_>, index: usize) -> io::Result<u32> {
     let mut info = [0u32; 4];
-    let mut attr = InfoAttr {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: (4 * (index + 1)) as u32,
-        info: info.as_mut_ptr() as u64,
-    };
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    let mut attr = zeroed_attr();
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = (4 * (index + 1)) as u32;
+    attr.info.info = info.as_mut_ptr() as u64;
+    // SAFETY: `info` holds info_len bytes and outlives the call.
+    unsafe { bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
     Ok(info[index])
 }

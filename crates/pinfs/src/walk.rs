@@ -6,7 +6,18 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{Error, Kind, Result, obj_get, obj_info, stage::is_internal_name};
+use std::os::unix::fs::MetadataExt;
+
+use crate::{Error, Kind, Result, failpoint, obj_get, obj_info};
+
+/// xdpctl's own state directory at the root of each bpffs it uses (journal,
+/// staging, pending confirmations): listings of pins leave it out; `xdpctl
+/// doctor` shows it.
+pub const STATE_DIR: &str = "_xdpctl";
+
+fn is_internal_name(name: &std::ffi::OsStr) -> bool {
+    name == STATE_DIR
+}
 
 /// One pinned object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +115,9 @@ pub fn is_empty_dir(dir: &Path) -> Result<bool> {
 
 /// Removes `path` and everything below it; returns the pins it removed.
 /// A path that does not exist is not an error: nothing is removed.
+///
+/// Never leaves the filesystem `path` is on: a symlink is removed, not
+/// followed, and a directory that is another mount is refused.
 pub fn remove_all(path: &Path) -> Result<Vec<Pin>> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
@@ -112,9 +126,10 @@ pub fn remove_all(path: &Path) -> Result<Vec<Pin>> {
     };
     let mut removed = Vec::new();
     if meta.is_dir() {
-        remove_dir(path, &mut removed)?;
+        remove_dir(path, meta.dev(), &mut removed)?;
     } else {
         let pin = pin_info(path).ok();
+        failpoint::step("unlink");
         fs::remove_file(path).map_err(|e| Error::syscall("unlink", path, e))?;
         removed.extend(pin);
     }
@@ -122,15 +137,22 @@ pub fn remove_all(path: &Path) -> Result<Vec<Pin>> {
     Ok(removed)
 }
 
-fn remove_dir(dir: &Path, removed: &mut Vec<Pin>) -> Result<()> {
+fn remove_dir(dir: &Path, dev: u64, removed: &mut Vec<Pin>) -> Result<()> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| Error::syscall("stat", dir, e))?;
+    if meta.dev() != dev {
+        return Err(Error::OtherMount {
+            path: dir.to_owned(),
+        });
+    }
     let entries = fs::read_dir(dir).map_err(|e| Error::syscall("opendir", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::syscall("readdir", dir, e))?;
         let path = entry.path();
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_dir(&path, removed)?;
+            remove_dir(&path, dev, removed)?;
         } else {
             let pin = pin_info(&path).ok();
+            failpoint::step("unlink");
             match fs::remove_file(&path) {
                 Ok(()) => removed.extend(pin),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -138,6 +160,7 @@ fn remove_dir(dir: &Path, removed: &mut Vec<Pin>) -> Result<()> {
             }
         }
     }
+    failpoint::step("rmdir");
     match fs::remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

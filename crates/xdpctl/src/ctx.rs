@@ -8,7 +8,10 @@ use std::{
 use anyhow::{Context as _, Result};
 use pinfs::Kind;
 
-use crate::{cli::Cli, render::Format};
+use crate::{
+    cli::Cli,
+    render::{Format, Out},
+};
 
 /// Pinned paths by object kind and kernel id.
 pub type PinIndex = HashMap<(Kind, u32), Vec<PathBuf>>;
@@ -18,6 +21,8 @@ pub type PinIndex = HashMap<(Kind, u32), Vec<PathBuf>>;
 pub struct Ctx {
     /// How to print results.
     pub format: Format,
+    /// Where results and messages go.
+    pub out: Out,
     /// Root of the bpffs in use.
     pub bpffs: PathBuf,
     /// Whether a command that pins may mount a bpffs at the default root.
@@ -36,6 +41,7 @@ impl Ctx {
         };
         Ctx {
             format,
+            out: Out::new(format),
             bpffs: cli.bpffs.clone(),
             // NB: only the conventional root is ever mounted automatically;
             // a --bpffs that is not a bpffs is a mistake to report.
@@ -55,7 +61,8 @@ impl Ctx {
     /// Makes sure the bpffs root is mounted, mounting it if allowed.
     pub fn ensure_bpffs(&self) -> Result<()> {
         if pinfs::ensure_mounted(&self.bpffs, self.may_mount)? {
-            eprintln!("xdpctl: mounted bpffs at {}", self.bpffs.display());
+            self.out
+                .note(format_args!("mounted bpffs at {}", self.bpffs.display()));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod cmd;
 mod ctx;
 mod kernel;
 mod model;
+mod ops;
 mod render;
 
 use std::{io, process::ExitCode};
@@ -21,9 +22,9 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
     let ctx = Ctx::new(cli);
     match &cli.command {
         Command::Load(args) => cmd::load::load(&ctx, args),
-        Command::Unload(args) => cmd::load::unload(&ctx, args),
+        Command::Unload(args) => cmd::unload::unload(&ctx, args),
         Command::Attach(args) => cmd::attach::attach(&ctx, args),
-        Command::Detach(args) => cmd::attach::detach(&ctx, args),
+        Command::Detach(args) => cmd::detach::detach(&ctx, args),
         Command::Net(cmd) => cmd::net::run(&ctx, cmd),
         Command::Prog(cmd) => cmd::prog::run(&ctx, cmd),
         Command::Map(cmd) => cmd::map::run(&ctx, cmd),
@@ -31,7 +32,7 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Top(args) => cmd::stats::top(&ctx, args),
         Command::Guard(args) => cmd::guard::guard(&ctx, args),
         Command::Confirm(args) => cmd::confirm::confirm(&ctx, args),
-        Command::Watch { key } => cmd::confirm::watch(&ctx, key),
+        Command::Doctor(args) => cmd::doctor::doctor(&ctx, args),
         Command::Completions(args) => {
             let mut out = io::stdout().lock();
             completion_script(args.shell, &mut out)?;
@@ -84,6 +85,19 @@ pub fn completion_script(shell: cli::Shell, out: &mut dyn io::Write) -> io::Resu
 }
 
 fn main() -> ExitCode {
+    // The watcher behind --confirm-within: started by xdpctl itself as
+    // `xdpctl --bpffs ROOT __watch KEY`, outside clap so that no usage
+    // message or completion ever offers it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let [_, flag, root, watch, key] = args.as_slice()
+        && flag == "--bpffs"
+        && watch == cmd::confirm::WATCH
+    {
+        return match cmd::confirm::watch(std::path::Path::new(root), &key.to_string_lossy()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(1),
+        };
+    }
     cli::complete::remember_line();
     clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
         .var(cli::complete::ENV)

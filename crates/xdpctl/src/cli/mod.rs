@@ -90,13 +90,8 @@ pub enum Command {
     Top(TopArgs),
     Guard(GuardArgs),
     Confirm(ConfirmArgs),
+    Doctor(DoctorArgs),
     Completions(CompletionsArgs),
-    /// Internal: the watcher behind --confirm-within.
-    #[command(name = "__watch", hide = true)]
-    Watch {
-        /// The pending change's key.
-        key: String,
-    },
 }
 
 /// The firewall's counters: packets and bytes per outcome.
@@ -215,6 +210,32 @@ pub struct ConfirmArgs {
     /// The network namespace of the device.
     #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
+}
+
+/// Settle the bpffs, repair xdpctl's leftovers, report what is not xdpctl's.
+///
+/// Like every command that changes something, doctor first finishes or
+/// undoes any change a killed xdpctl left unfinished (saying which), rolls
+/// back unconfirmed changes whose watcher died, and removes staging
+/// directories nothing refers to. Then it checks every load directory
+/// against its manifest, unpins links that are no longer attached, removes
+/// what older versions of xdpctl left, and lists pins that belong to other
+/// tools (which it never touches). Exit status 1 if a problem remains.
+///
+/// Example: xdpctl doctor
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl doctor
+  xdpctl doctor --check          report only (after settling the journal)
+  xdpctl -j doctor /sys/fs/bpf/xdpfw")]
+pub struct DoctorArgs {
+    /// Where to look: a directory on bpffs (default: the --bpffs root).
+    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    pub dir: Option<PathBuf>,
+    /// Report what needs repair without repairing it.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// An address or CIDR.

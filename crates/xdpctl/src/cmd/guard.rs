@@ -26,7 +26,7 @@ use crate::{
     cmd::stats::{self, Firewall, Source},
     ctx::Ctx,
     kernel::sys::{self, update_flags},
-    render::Format,
+    render::{self, Format},
 };
 
 /// The blocklist value guard writes: non-zero (drops), and not the `1` an
@@ -72,13 +72,29 @@ impl State {
         }
         let path = dir.join(STATE_PIN);
         if !path.exists() {
-            let fd = sys::map_create_hash("xdpctl_guard", 16, 8, 65_536)
-                .context("creating guard's state map")?;
+            let fd = sys::map_create(
+                aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH,
+                "xdpctl_guard",
+                16,
+                8,
+                65_536,
+            )
+            .context("creating guard's state map")?;
+            pinfs::failpoint::step("BPF_OBJ_PIN");
             pinfs::obj_pin(fd.as_fd(), &path)?;
         }
-        Ok(Some(State {
-            map: OpenMap::at(&path)?,
-        }))
+        let map = OpenMap::at(&path)?;
+        let info = map.handle().info();
+        if info.key_size != 16 || info.value_size != 8 || map.handle().per_cpu() {
+            bail!(
+                "{} is not guard's state map (key {} bytes, value {} bytes; guard's has 16 and 8); \
+                 move it away, or name another load directory",
+                path.display(),
+                info.key_size,
+                info.value_size
+            );
+        }
+        Ok(Some(State { map }))
     }
 
     fn all(&self) -> Result<HashMap<Source, u64>> {
@@ -94,17 +110,14 @@ impl State {
     }
 
     fn set(&self, src: Source, expiry: u64) -> Result<()> {
-        sys::map_update(
-            self.map.fd(),
-            &state_key(src),
-            &expiry.to_ne_bytes(),
-            update_flags::ANY,
-        )?;
+        self.map
+            .handle()
+            .update(&state_key(src), &expiry.to_ne_bytes(), update_flags::ANY)?;
         Ok(())
     }
 
     fn remove(&self, src: Source) -> Result<()> {
-        sys::map_delete(self.map.fd(), &state_key(src))?;
+        self.map.handle().delete(&state_key(src))?;
         Ok(())
     }
 }
@@ -119,8 +132,8 @@ fn blocklist_for(fw: &Firewall, src: Source) -> (&OpenMap, Vec<u8>) {
 /// The blocklist value of a source, if it has an entry.
 fn blocklist_value(fw: &Firewall, src: Source) -> Result<Option<u8>> {
     let (map, key) = blocklist_for(fw, src);
-    let mut value = [0u8; 1];
-    Ok(sys::map_lookup(map.fd(), &key, &mut value)?.then_some(value[0]))
+    let mut value = vec![0u8; map.value_len()];
+    Ok(map.handle().lookup(&key, &mut value)?.then(|| value[0]))
 }
 
 fn in_cidr(addr: IpAddr, cidr: &Cidr) -> bool {
@@ -180,7 +193,7 @@ impl Log {
         why: &str,
     ) -> io::Result<()> {
         let now = stats::now_ms();
-        let mut out = io::stdout().lock();
+        let mut out = render::stdout();
         match self.format {
             Format::Human => {
                 let mut line = format!("{} {action} {src}", stats::rfc3339(now));
@@ -218,7 +231,7 @@ fn unblock(fw: &Firewall, state: &State, src: Source) -> Result<bool> {
     let mine = blocklist_value(fw, src)? == Some(GUARD_MARK);
     if mine {
         let (map, key) = blocklist_for(fw, src);
-        sys::map_delete(map.fd(), &key)?;
+        map.handle().delete(&key)?;
     }
     state.remove(src)?;
     Ok(mine)
@@ -233,10 +246,10 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     let log = Log { format: ctx.format };
     let mut allow = args.allow.clone();
     if let Some(ssh) = ssh_client() {
-        eprintln!(
-            "xdpctl: guard: never blocking this SSH session's client {}",
+        ctx.out.note(format_args!(
+            "guard: never blocking this SSH session's client {}",
             ssh.addr
-        );
+        ));
         allow.push(ssh);
     }
     let state = State::open(&fw.dir, args.dry_run)?;
@@ -250,14 +263,14 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         None => HashMap::new(),
     };
     if !active.is_empty() {
-        eprintln!(
-            "xdpctl: guard: resuming {} block(s) from {}",
+        ctx.out.note(format_args!(
+            "guard: resuming {} block(s) from {}",
             active.len(),
             fw.dir.join(STATE_PIN).display()
-        );
+        ));
     }
-    eprintln!(
-        "xdpctl: guard: watching {} every {:?}, blocking sources over {} pps for {:?}{}",
+    ctx.out.note(format_args!(
+        "guard: watching {} every {:?}, blocking sources over {} pps for {:?}{}",
         fw.dir.display(),
         args.interval,
         args.threshold,
@@ -267,7 +280,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         } else {
             ""
         }
-    );
+    ));
 
     let mut prev = fw.sources()?;
     let mut prev_at = Instant::now();
@@ -310,7 +323,10 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
             if let Some(state) = &state {
                 let (map, key) = blocklist_for(&fw, src);
                 state.set(src, expiry)?;
-                match sys::map_update(map.fd(), &key, &[GUARD_MARK], update_flags::NOEXIST) {
+                match map
+                    .handle()
+                    .update(&key, &[GUARD_MARK], update_flags::NOEXIST)
+                {
                     Ok(()) => {}
                     // Added by someone else in the meantime: theirs.
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -336,10 +352,10 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
 
     if let Some(state) = &state {
         if args.keep_blocks {
-            eprintln!(
-                "xdpctl: guard: stopping; keeping {} block(s) (--keep-blocks)",
+            ctx.out.note(format_args!(
+                "guard: stopping; keeping {} block(s) (--keep-blocks)",
                 active.len()
-            );
+            ));
         } else {
             for src in active.keys().copied().collect::<Vec<_>>() {
                 unblock(&fw, state, src)?;

@@ -5,7 +5,7 @@ use std::{
     collections::BinaryHeap,
     fs,
     io::{self, BufRead, Write},
-    os::fd::{AsFd, BorrowedFd, OwnedFd},
+    os::fd::OwnedFd,
     path::PathBuf,
 };
 
@@ -18,9 +18,9 @@ use crate::{
     cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
     cmd::prog::pinned_cell,
     ctx::{Ctx, PinIndex},
+    kernel::map::MapHandle,
     kernel::objects,
     kernel::sys::{self, IdKind, update_flags},
-    model::btf,
     model::codec::{self, Shape},
     render::{self, Format, Tabular},
 };
@@ -30,17 +30,13 @@ use crate::{
 #[error("{0}")]
 pub struct NotFound(pub String);
 
-/// Map types whose values have one slot per possible CPU.
-fn is_per_cpu(map_type: u32) -> bool {
-    matches!(map_type, 5 | 6 | 10 | 21)
-}
-
 /// Map types that always hold max_entries values (keys are indexes).
 fn is_array(map_type: u32) -> bool {
-    matches!(map_type, 2 | 6)
+    use aya_obj::generated::bpf_map_type::*;
+    map_type == BPF_MAP_TYPE_ARRAY as u32 || map_type == BPF_MAP_TYPE_PERCPU_ARRAY as u32
 }
 
-const LPM_TRIE: u32 = 11;
+const LPM_TRIE: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
 
 /// The kernel-internal "not supported" errno that batch operations on map
 /// types without batch support return to userspace.
@@ -48,16 +44,11 @@ const ENOTSUPP: i32 = 524;
 
 /// An open map and how to read and write its keys and values.
 pub struct OpenMap {
-    fd: OwnedFd,
-    info: aya_obj::generated::bpf_map_info,
+    map: MapHandle,
     /// The name as the user gave it (path, or name and id).
     label: String,
     key: Shape,
     value: Shape,
-    /// Possible CPUs for per-CPU maps, else 1.
-    cpus: usize,
-    /// Bytes per CPU slot (the value size rounded up to 8 for per-CPU maps).
-    stride: usize,
 }
 
 impl OpenMap {
@@ -73,7 +64,8 @@ impl OpenMap {
     }
 
     pub(crate) fn from_fd(fd: OwnedFd, label: String, raw: bool) -> Result<Self> {
-        let info = sys::map_info(fd.as_fd()).with_context(|| format!("reading map {label}"))?;
+        let map = MapHandle::from_fd(fd).with_context(|| format!("reading map {label}"))?;
+        let info = *map.info();
         let key_size = info.key_size as usize;
         let value_size = info.value_size as usize;
         let (mut key, mut value) = (
@@ -83,7 +75,7 @@ impl OpenMap {
         if !raw && info.btf_id != 0 {
             // Without usable BTF, keys and values are raw bytes; that is
             // not an error.
-            if let Ok(b) = btf::load(info.btf_id) {
+            if let Ok(b) = crate::kernel::btf::load(info.btf_id) {
                 if info.btf_key_type_id != 0 {
                     key =
                         Shape::from_btf(&b, info.btf_key_type_id, key_size, info.type_ == LPM_TRIE);
@@ -93,50 +85,44 @@ impl OpenMap {
                 }
             }
         }
-        let (cpus, stride) = if is_per_cpu(info.type_) {
-            (
-                sys::possible_cpus().context("counting possible CPUs")?,
-                value_size.div_ceil(8) * 8,
-            )
-        } else {
-            (1, value_size)
-        };
-        let label = if label.contains(&sys::c_name(&info.name)) {
+        let label = if label.contains(&map.name()) {
             label
         } else {
-            format!("{} ({label})", sys::c_name(&info.name))
+            format!("{} ({label})", map.name())
         };
         Ok(OpenMap {
-            fd,
-            info,
+            map,
             label,
             key,
             value,
-            cpus,
-            stride,
         })
     }
 
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// The typed handle, for element access.
+    pub(crate) fn handle(&self) -> &MapHandle {
+        &self.map
+    }
+
+    fn info(&self) -> &aya_obj::generated::bpf_map_info {
+        self.map.info()
     }
 
     fn name(&self) -> String {
-        sys::c_name(&self.info.name)
+        self.map.name()
+    }
+
+    /// Possible CPUs, for per-CPU maps (1 otherwise).
+    pub(crate) fn cpus(&self) -> usize {
+        self.map.cpus()
     }
 
     /// Bytes of a whole value (all CPUs).
-    /// Possible CPUs, for per-CPU maps (1 otherwise).
-    pub(crate) fn cpus(&self) -> usize {
-        self.cpus
-    }
-
     pub(crate) fn value_len(&self) -> usize {
-        self.stride * self.cpus
+        self.map.value_len()
     }
 
     fn per_cpu(&self) -> bool {
-        self.cpus > 1 || is_per_cpu(self.info.type_)
+        self.map.per_cpu()
     }
 
     fn parse_key(&self, text: &str) -> Result<Vec<u8>> {
@@ -147,8 +133,9 @@ impl OpenMap {
     /// A value as written: the same for every CPU of a per-CPU map.
     fn spread(&self, one: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; self.value_len()];
-        for cpu in 0..self.cpus {
-            out[cpu * self.stride..cpu * self.stride + one.len()].copy_from_slice(one);
+        let stride = self.map.stride();
+        for cpu in 0..self.cpus() {
+            out[cpu * stride..cpu * stride + one.len()].copy_from_slice(one);
         }
         out
     }
@@ -161,8 +148,9 @@ impl OpenMap {
 
     /// The slots of a whole value, one per CPU.
     fn slots<'a>(&self, value: &'a [u8]) -> Vec<&'a [u8]> {
-        (0..self.cpus)
-            .map(|c| &value[c * self.stride..c * self.stride + self.info.value_size as usize])
+        let stride = self.map.stride();
+        (0..self.cpus())
+            .map(|c| &value[c * stride..c * stride + self.info().value_size as usize])
             .collect()
     }
 
@@ -221,14 +209,14 @@ impl OpenMap {
         } else if self.per_cpu() {
             codec::write_text(&self.value, &self.folded(value), out);
         } else {
-            codec::write_text(&self.value, &value[..self.info.value_size as usize], out);
+            codec::write_text(&self.value, &value[..self.info().value_size as usize], out);
         }
     }
 
     /// Calls `f` for every entry, in batches where the map type allows.
     /// `f` returns false to stop.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
-        let key_size = self.info.key_size as usize;
+        let key_size = self.info().key_size as usize;
         let value_len = self.value_len();
         let mut count: usize = 16384;
         let cursor_len = key_size.max(8);
@@ -238,8 +226,7 @@ impl OpenMap {
         let mut keys = vec![0u8; key_size * count];
         let mut values = vec![0u8; value_len * count];
         loop {
-            let result = sys::map_lookup_batch(
-                self.fd(),
+            let result = self.map.lookup_batch(
                 started.then_some(token.as_slice()),
                 &mut next,
                 &mut keys,
@@ -284,17 +271,19 @@ impl OpenMap {
     }
 
     fn for_each_slow(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
-        let mut key = vec![0u8; self.info.key_size as usize];
+        let mut key = vec![0u8; self.info().key_size as usize];
         let mut next = key.clone();
         let mut value = vec![0u8; self.value_len()];
         let mut first = true;
-        while sys::map_next_key(self.fd(), (!first).then_some(key.as_slice()), &mut next)
+        while self
+            .map
+            .next_key((!first).then_some(key.as_slice()), &mut next)
             .with_context(|| format!("reading map {}", self.label))?
         {
             first = false;
             std::mem::swap(&mut key, &mut next);
             // An entry deleted between the two calls is skipped.
-            if sys::map_lookup(self.fd(), &key, &mut value)? && !f(&key, &value)? {
+            if self.map.lookup(&key, &mut value)? && !f(&key, &value)? {
                 break;
             }
         }
@@ -302,8 +291,8 @@ impl OpenMap {
     }
 
     fn entries(&self) -> Result<u64> {
-        if is_array(self.info.type_) {
-            return Ok(u64::from(self.info.max_entries));
+        if is_array(self.info().type_) {
+            return Ok(u64::from(self.info().max_entries));
         }
         let mut n = 0;
         self.for_each(|_, _| {
@@ -366,7 +355,7 @@ impl Tabular for MapRow {
 }
 
 fn row(map: &OpenMap, pins: &PinIndex) -> MapRow {
-    let info = &map.info;
+    let info = map.info();
     MapRow {
         id: info.id,
         type_: sys::map_type_name(info.type_),
@@ -449,7 +438,7 @@ impl<'a> Printer<'a> {
             map,
             format,
             per_cpu,
-            out: io::BufWriter::with_capacity(1 << 16, io::stdout().lock()),
+            out: io::BufWriter::with_capacity(1 << 16, render::stdout()),
             count: 0,
             key_width,
             line: String::new(),
@@ -581,7 +570,8 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     }
     let count = printer.finish()?;
     if ctx.format == Format::Human {
-        eprintln!("xdpctl: {count} entries of map {}", map.label);
+        ctx.out
+            .note(format_args!("{count} entries of map {}", map.label));
     }
     Ok(())
 }
@@ -590,7 +580,9 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Re
     let map = OpenMap::open(ctx, handle, raw)?;
     let key_bytes = map.parse_key(key)?;
     let mut value = vec![0u8; map.value_len()];
-    let found = sys::map_lookup(map.fd(), &key_bytes, &mut value)
+    let found = map
+        .handle()
+        .lookup(&key_bytes, &mut value)
         .with_context(|| format!("looking up {key} in map {}", map.label))?;
     if !found {
         if ctx.format != Format::Human {
@@ -600,7 +592,7 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Re
     }
     match ctx.format {
         Format::Human => {
-            let mut out = io::stdout().lock();
+            let mut out = ctx.out.stdout();
             writeln!(out, "{}", map.value_text(&value, per_cpu))?;
         }
         _ => render::print_json(ctx.format, &map.entry_json(&key_bytes, &value, per_cpu))?,
@@ -610,19 +602,22 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Re
 
 fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
-    if is_array(map.info.type_) {
+    if is_array(map.info().type_) {
         bail!(
             "map {} is an array: its entries cannot be deleted; set one to zero with `xdpctl map update` or all with `xdpctl map clear`",
             map.label
         );
     }
     let key_bytes = map.parse_key(key)?;
-    let found = sys::map_delete(map.fd(), &key_bytes)
+    let found = map
+        .handle()
+        .delete(&key_bytes)
         .with_context(|| format!("deleting {key} from map {}", map.label))?;
     if !found {
         return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
     }
-    eprintln!("xdpctl: deleted {key} from map {}", map.label);
+    ctx.out
+        .note(format_args!("deleted {key} from map {}", map.label));
     render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "deleted": 1}))?;
     Ok(())
 }
@@ -635,26 +630,30 @@ fn clear(ctx: &Ctx, handle: &Handle) -> Result<()> {
         Ok(true)
     })?;
     let mut n = 0u64;
-    if is_array(map.info.type_) {
+    if is_array(map.info().type_) {
         let zero = vec![0u8; map.value_len()];
         for k in &keys {
-            sys::map_update(map.fd(), k, &zero, update_flags::ANY)
+            map.handle()
+                .update(k, &zero, update_flags::ANY)
                 .with_context(|| format!("zeroing map {}", map.label))?;
             n += 1;
         }
-        eprintln!(
-            "xdpctl: set all {n} entries of array map {} to zero",
+        ctx.out.note(format_args!(
+            "set all {n} entries of array map {} to zero",
             map.label
-        );
+        ));
     } else {
         for k in &keys {
-            if sys::map_delete(map.fd(), k)
+            if map
+                .handle()
+                .delete(k)
                 .with_context(|| format!("clearing map {}", map.label))?
             {
                 n += 1;
             }
         }
-        eprintln!("xdpctl: deleted {n} entries from map {}", map.label);
+        ctx.out
+            .note(format_args!("deleted {n} entries from map {}", map.label));
     }
     render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "cleared": n}))?;
     Ok(())
@@ -663,15 +662,17 @@ fn clear(ctx: &Ctx, handle: &Handle) -> Result<()> {
 /// Explains a failed write in terms of the map.
 fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Error {
     let what = match (e.raw_os_error(), flags) {
-        (Some(libc::E2BIG), _) if is_array(map.info.type_) => {
+        (Some(libc::E2BIG), _) if is_array(map.info().type_) => {
             format!(
                 "index {key} is out of range for map {} ({} entries)",
-                map.label, map.info.max_entries
+                map.label,
+                map.info().max_entries
             )
         }
         (Some(libc::E2BIG), _) => format!(
             "map {} is full ({} entries)",
-            map.label, map.info.max_entries
+            map.label,
+            map.info().max_entries
         ),
         (Some(libc::EEXIST), update_flags::NOEXIST) => format!(
             "key {key} already exists in map {} (--if-absent)",
@@ -702,9 +703,11 @@ fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
     };
     let key_bytes = map.parse_key(key)?;
     let value_bytes = map.parse_value(value)?;
-    sys::map_update(map.fd(), &key_bytes, &value_bytes, flags)
+    map.handle()
+        .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
-    eprintln!("xdpctl: map {}: {key} = {value}", map.label);
+    ctx.out
+        .note(format_args!("map {}: {key} = {value}", map.label));
     render::print_json_or_nothing(ctx.format, &map.entry_json(&key_bytes, &value_bytes, false))?;
     Ok(())
 }
@@ -735,18 +738,19 @@ fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
     let k = codec::from_json(&map.key, key, "").map_err(|e| format!("key: {e}"))?;
     // Per-CPU values, when given, are written exactly, CPU by CPU.
     if let (true, Some(Value::Array(values))) = (map.per_cpu(), v.get("values")) {
-        if values.len() != map.cpus {
+        if values.len() != map.cpus() {
             return Err(format!(
                 "\"values\" has {} entries; this machine has {} possible CPUs",
                 values.len(),
-                map.cpus
+                map.cpus()
             ));
         }
         let mut out = vec![0u8; map.value_len()];
         for (cpu, one) in values.iter().enumerate() {
             let b =
                 codec::from_json(&map.value, one, "").map_err(|e| format!("values[{cpu}]: {e}"))?;
-            out[cpu * map.stride..cpu * map.stride + b.len()].copy_from_slice(&b);
+            out[cpu * map.handle().stride()..cpu * map.handle().stride() + b.len()]
+                .copy_from_slice(&b);
         }
         return Ok((k, out));
     }
@@ -799,19 +803,19 @@ fn update_from_file(ctx: &Ctx, map: &OpenMap, file: &str, flags: u64) -> Result<
             }
         }
     }
-    if entries.len() as u64 > u64::from(map.info.max_entries) {
+    if entries.len() as u64 > u64::from(map.info().max_entries) {
         bail!(
             "map {} is too small: {name} has {} entries, the map holds at most {}; nothing was written",
             map.label,
             entries.len(),
-            map.info.max_entries
+            map.info().max_entries
         );
     }
     let written = write_all(map, &entries, flags)?;
-    eprintln!(
-        "xdpctl: wrote {written} entries to map {} from {name}",
+    ctx.out.note(format_args!(
+        "wrote {written} entries to map {} from {name}",
         map.label
-    );
+    ));
     render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "written": written}))?;
     Ok(())
 }
@@ -826,8 +830,9 @@ fn write_all(map: &OpenMap, entries: &[Entry], flags: u64) -> Result<u64> {
         if batch {
             let keys: Vec<u8> = chunk.iter().flat_map(|(k, _)| k.iter().copied()).collect();
             let values: Vec<u8> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-            let (n, result) =
-                sys::map_update_batch(map.fd(), &keys, &values, chunk.len() as u32, flags);
+            let (n, result) = map
+                .handle()
+                .update_batch(&keys, &values, chunk.len() as u32, flags);
             match result {
                 Ok(()) => {
                     written += chunk.len() as u64;
@@ -851,7 +856,7 @@ fn write_all(map: &OpenMap, entries: &[Entry], flags: u64) -> Result<u64> {
             }
         }
         for (k, v) in chunk {
-            sys::map_update(map.fd(), k, v, flags).map_err(|e| {
+            map.handle().update(k, v, flags).map_err(|e| {
                 partial(
                     write_error(map, e, flags, &codec::to_text(&map.key, k)),
                     written,

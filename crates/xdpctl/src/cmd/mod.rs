@@ -1,11 +1,16 @@
 //! One file per subcommand: turn the validated arguments into a plan, apply
-//! it through the kernel layer, and return what happened for `render`.
+//! it through the kernel layer (multi-step changes through the journal in
+//! `ops`), and hand the result to `render`.
 
 pub mod attach;
 pub mod confirm;
+pub mod detach;
+pub mod doctor;
 pub mod guard;
 pub mod load;
 pub mod map;
 pub mod net;
 pub mod prog;
+pub mod replace;
 pub mod stats;
+pub mod unload;

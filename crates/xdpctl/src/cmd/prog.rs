@@ -187,9 +187,9 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         });
     }
     let runs = u64::from(args.repeat) * packets.len() as u64;
-    eprintln!(
-        "xdpctl: note: {label} ran on its real maps; its counters now include {runs} run(s) of these packets"
-    );
+    ctx.out.note(format_args!(
+        "note: {label} ran on its real maps; its counters now include {runs} run(s) of these packets"
+    ));
     render::print(ctx.format, &rows)?;
     Ok(())
 }

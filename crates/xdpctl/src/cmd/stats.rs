@@ -7,7 +7,7 @@ use std::{
     io::{self, IsTerminal, Write},
     net::{Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::Ordering,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -158,7 +158,10 @@ impl Firewall {
         let mut value = vec![0u8; stats.value_len()];
         let mut out = Vec::new();
         for o in Outcome::ALL {
-            if !crate::kernel::sys::map_lookup(stats.fd(), &o.index().to_ne_bytes(), &mut value)? {
+            if !stats
+                .handle()
+                .lookup(&o.index().to_ne_bytes(), &mut value)?
+            {
                 continue;
             }
             let sum = stats.folded(&value);
@@ -196,28 +199,7 @@ impl Firewall {
     }
 }
 
-/// Set by SIGINT/SIGTERM: long-running commands finish their interval and
-/// stop cleanly.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Installs the SIGINT/SIGTERM handler that sets [`STOP`].
-pub fn handle_signals() -> Result<()> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe { sigaction(sig, &action) }?;
-    }
-    Ok(())
-}
+pub use crate::kernel::process::{STOP, handle_signals};
 
 /// Sleeps until `deadline` or a stop signal; false when stopped.
 pub fn sleep_until(deadline: Instant) -> bool {
@@ -321,7 +303,7 @@ pub fn prometheus(dir: &Path, outcomes: &[(Outcome, u64, u64)]) -> String {
 pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
     if args.prometheus {
-        print!("{}", prometheus(&fw.dir, &fw.outcomes()?));
+        ctx.out.text(&prometheus(&fw.dir, &fw.outcomes()?))?;
         return Ok(());
     }
     let Some(interval) = args.interval else {
@@ -363,7 +345,7 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
                 }
             })
             .collect();
-        let mut out = io::stdout().lock();
+        let mut out = ctx.out.stdout();
         match ctx.format {
             Format::Human => {
                 writeln!(out, "{}", rfc3339(now_ms()))?;
@@ -447,7 +429,7 @@ pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
                 packets,
             })
             .collect();
-        let mut out = io::stdout().lock();
+        let mut out = ctx.out.stdout();
         match ctx.format {
             Format::Human => {
                 if tty {

@@ -2,8 +2,14 @@
 //! `bpf(2)`, rtnetlink, network namespaces, bpffs. Typed handles, checked
 //! buffer sizes, errors that name the object, the path and the syscall.
 
+pub mod btf;
+pub mod layout;
 pub mod links;
+pub mod map;
 pub mod netlink;
 pub mod netns;
 pub mod objects;
+pub mod process;
+pub mod steps;
+pub mod store;
 pub mod sys;

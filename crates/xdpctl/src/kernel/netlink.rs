@@ -218,6 +218,7 @@ impl Rtnl {
             xdp.push(LinkXdp::ExpectedFd(expected as u32));
         }
         msg.attributes.push(LinkAttribute::Xdp(xdp));
+        pinfs::failpoint::step("RTM_SETLINK");
         self.exchange(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
             .map(drop)
     }

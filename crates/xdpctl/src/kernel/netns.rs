@@ -94,3 +94,18 @@ pub fn inode_of(path: &Path) -> Result<u64> {
 pub fn current_inode() -> Result<u64> {
     inode_of(Path::new("/proc/thread-self/ns/net"))
 }
+
+/// Enters the network namespace whose inode is `ino`: this one (nothing to
+/// do), or one named under /run/netns. `Ok(Err(()))` when no known
+/// namespace has that inode (it is gone, or unnamed).
+pub fn enter_inode(ino: u64) -> Result<std::result::Result<Option<Entered>, ()>> {
+    if current_inode()? == ino {
+        return Ok(Ok(None));
+    }
+    for ns in all()?.into_iter().flatten() {
+        if inode_of(Path::new(&ns)).is_ok_and(|i| i == ino) {
+            return Ok(Ok(enter(Some(&ns))?));
+        }
+    }
+    Ok(Err(()))
+}

@@ -1,38 +1,38 @@
-//! Raw `bpf(2)` calls that aya 0.14 does not offer, built on aya-obj's
-//! `bpf_attr` bindings: enumerating objects by id and reading their info.
+//! Typed `bpf(2)` calls that aya 0.14 does not offer, built on aya-obj's
+//! `bpf_attr` bindings: enumerating objects by id, reading their info,
+//! links, map elements, test runs. The raw call is private to this file;
+//! map element access is `pub(super)`: the rest of xdpctl goes through
+//! [`MapHandle`](super::map::MapHandle), which checks every buffer against
+//! the map's info first.
 
 use std::{
     io,
-    mem::MaybeUninit,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
 };
 
 use aya_obj::generated::{
-    bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info,
+    bpf_attach_type, bpf_attr, bpf_btf_info, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info,
 };
 
-/// Calls `bpf(cmd, attr)`.
-pub fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a fully initialised bpf_attr; the kernel reads and
-    // writes only within its size.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as libc::c_long,
-            attr as *mut bpf_attr as *mut libc::c_void,
-            size_of::<bpf_attr>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+/// Calls `bpf(cmd, attr)` through the workspace's one raw wrapper.
+///
+/// # Safety
+///
+/// As for [`pinfs::bpf`]: every pointer in `attr` that `cmd` reads must be
+/// valid for what the kernel reads and writes through it.
+unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
+    // SAFETY: passed on from the caller.
+    unsafe { pinfs::bpf(cmd, attr) }
 }
 
 fn zeroed_attr() -> bpf_attr {
-    // SAFETY: bpf_attr is plain old data; all-zero is its documented default.
-    unsafe { MaybeUninit::<bpf_attr>::zeroed().assume_init() }
+    pinfs::zeroed_attr()
+}
+
+/// Takes ownership of a new fd the kernel returned.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: bpf(2) returned a new file descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
 /// Kinds of object that have ids.
@@ -52,7 +52,8 @@ pub fn next_id(kind: IdKind, start: u32) -> io::Result<Option<u32>> {
         IdKind::Map => bpf_cmd::BPF_MAP_GET_NEXT_ID,
         IdKind::Link => bpf_cmd::BPF_LINK_GET_NEXT_ID,
     };
-    match bpf(cmd, &mut attr) {
+    // SAFETY: no pointers in attr.
+    match unsafe { bpf(cmd, &mut attr) } {
         // SAFETY: the kernel filled next_id.
         Ok(_) => Ok(Some(unsafe { attr.__bindgen_anon_6.next_id })),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
@@ -80,38 +81,58 @@ pub fn fd_by_id(kind: IdKind, id: u32) -> io::Result<OwnedFd> {
         IdKind::Map => bpf_cmd::BPF_MAP_GET_FD_BY_ID,
         IdKind::Link => bpf_cmd::BPF_LINK_GET_FD_BY_ID,
     };
-    let fd = bpf(cmd, &mut attr)?;
-    // SAFETY: the kernel returned a new fd that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    // SAFETY: no pointers in attr.
+    let fd = unsafe { bpf(cmd, &mut attr) }?;
+    Ok(owned(fd))
 }
 
-pub fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+/// Info structs the kernel fills for `BPF_OBJ_GET_INFO_BY_FD`.
+///
+/// # Safety
+///
+/// Implemented only for the plain-old-data `bpf_*_info` structs, for which
+/// all-zero is a valid value and the kernel writes at most their size.
+unsafe trait Info: Sized {
+    fn zeroed() -> Self {
+        // SAFETY: guaranteed by the implementor (plain old data).
+        unsafe { std::mem::MaybeUninit::zeroed().assume_init() }
+    }
+}
+// SAFETY: plain old data from the UAPI bindings.
+unsafe impl Info for bpf_map_info {}
+// SAFETY: plain old data from the UAPI bindings.
+unsafe impl Info for bpf_prog_info {}
+// SAFETY: plain old data from the UAPI bindings.
+unsafe impl Info for bpf_link_info {}
+// SAFETY: plain old data from the UAPI bindings.
+unsafe impl Info for bpf_btf_info {}
+
+fn info_by_fd<T: Info>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
     let mut attr = zeroed_attr();
     attr.info.bpf_fd = fd.as_raw_fd() as u32;
     attr.info.info_len = size_of::<T>() as u32;
     attr.info.info = info as *mut T as u64;
-    bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    // SAFETY: `info` is a live T of info_len bytes; the pointers set inside
+    // it by the callers below point at live buffers of the sizes given.
+    unsafe { bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
     Ok(())
 }
 
 /// `bpf_map_info` of the map behind `fd`.
 pub fn map_info(fd: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
-    // SAFETY: plain old data.
-    let mut info: bpf_map_info = unsafe { MaybeUninit::zeroed().assume_init() };
+    let mut info = bpf_map_info::zeroed();
     info_by_fd(fd, &mut info)?;
     Ok(info)
 }
 
 /// `bpf_prog_info` of the program behind `fd`, with its map ids.
 pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
-    // SAFETY: plain old data.
-    let mut info: bpf_prog_info = unsafe { MaybeUninit::zeroed().assume_init() };
+    let mut info = bpf_prog_info::zeroed();
     info_by_fd(fd, &mut info)?;
     let mut map_ids = vec![0u32; info.nr_map_ids as usize];
     if !map_ids.is_empty() {
         // Second call: the same struct, with only the map id buffer set.
-        // SAFETY: plain old data.
-        let mut again: bpf_prog_info = unsafe { MaybeUninit::zeroed().assume_init() };
+        let mut again = bpf_prog_info::zeroed();
         again.nr_map_ids = map_ids.len() as u32;
         again.map_ids = map_ids.as_mut_ptr() as u64;
         info_by_fd(fd, &mut again)?;
@@ -122,29 +143,65 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> io::Result<(bpf_prog_info, Vec<u32>)> {
 
 /// `bpf_link_info` of the link behind `fd`.
 pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<bpf_link_info> {
-    // SAFETY: plain old data.
-    let mut info: bpf_link_info = unsafe { MaybeUninit::zeroed().assume_init() };
+    let mut info = bpf_link_info::zeroed();
     info_by_fd(fd, &mut info)?;
     Ok(info)
 }
 
+/// The ifindex an XDP link is attached to (0 once it is detached), or
+/// `None` for another kind of link.
+pub fn xdp_link_ifindex(info: &bpf_link_info) -> Option<u32> {
+    // SAFETY: the union member read matches the link type the kernel reported.
+    (info.type_ == LINK_TYPE_XDP).then(|| unsafe { info.__bindgen_anon_1.xdp.ifindex })
+}
+
+/// A netfilter link's family, hook and priority, or `None` for another kind.
+pub fn netfilter_link(info: &bpf_link_info) -> Option<(u32, u32, i32)> {
+    (info.type_ == LINK_TYPE_NETFILTER).then(|| {
+        // SAFETY: the union member read matches the link type the kernel reported.
+        let nf = unsafe { info.__bindgen_anon_1.netfilter };
+        (nf.pf, nf.hooknum, nf.priority)
+    })
+}
+
+/// The raw BTF blob with this id (`BPF_BTF_GET_FD_BY_ID`, then its info).
+pub fn btf_data(btf_id: u32) -> io::Result<Vec<u8>> {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_6.__bindgen_anon_1.btf_id = btf_id;
+    // SAFETY: no pointers in attr.
+    let fd = owned(unsafe { bpf(bpf_cmd::BPF_BTF_GET_FD_BY_ID, &mut attr) }?);
+    let mut info = bpf_btf_info::zeroed();
+    info_by_fd(fd.as_fd(), &mut info)?;
+    let mut data = vec![0u8; info.btf_size as usize];
+    let mut again = bpf_btf_info::zeroed();
+    again.btf = data.as_mut_ptr() as u64;
+    again.btf_size = data.len() as u32;
+    info_by_fd(fd.as_fd(), &mut again)?;
+    data.truncate(again.btf_size.min(data.len() as u32) as usize);
+    Ok(data)
+}
+
 /// `BPF_LINK_TYPE_XDP`.
-pub const LINK_TYPE_XDP: u32 = 6;
+pub const LINK_TYPE_XDP: u32 = aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_XDP as u32;
 /// `BPF_LINK_TYPE_NETFILTER`.
-pub const LINK_TYPE_NETFILTER: u32 = 10;
+pub const LINK_TYPE_NETFILTER: u32 =
+    aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_NETFILTER as u32;
+/// `BPF_PROG_TYPE_XDP`.
+pub const PROG_TYPE_XDP: u32 = aya_obj::generated::bpf_prog_type::BPF_PROG_TYPE_XDP as u32;
 
 /// XDP attach mode flags (`XDP_FLAGS_*`).
 pub mod xdp_flags {
+    use aya_obj::generated as g;
     /// Fail if a program is already attached (netlink only).
-    pub const UPDATE_IF_NOEXIST: u32 = 1 << 0;
+    pub const UPDATE_IF_NOEXIST: u32 = g::XDP_FLAGS_UPDATE_IF_NOEXIST;
     /// Generic (skb) mode.
-    pub const SKB_MODE: u32 = 1 << 1;
+    pub const SKB_MODE: u32 = g::XDP_FLAGS_SKB_MODE;
     /// Native (driver) mode.
-    pub const DRV_MODE: u32 = 1 << 2;
+    pub const DRV_MODE: u32 = g::XDP_FLAGS_DRV_MODE;
     /// Offload (hardware) mode.
-    pub const HW_MODE: u32 = 1 << 3;
+    pub const HW_MODE: u32 = g::XDP_FLAGS_HW_MODE;
     /// Replace the program given as expected (netlink only).
-    pub const REPLACE: u32 = 1 << 4;
+    pub const REPLACE: u32 = g::XDP_FLAGS_REPLACE;
 }
 
 /// Attaches the XDP program `prog` to `ifindex` as a bpf_link
@@ -155,9 +212,9 @@ pub fn link_create_xdp(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Re
     attr.link_create.__bindgen_anon_2.target_ifindex = ifindex;
     attr.link_create.attach_type = bpf_attach_type::BPF_XDP as u32;
     attr.link_create.flags = flags;
-    let fd = bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr)?;
-    // SAFETY: the kernel returned a new fd that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    // SAFETY: no pointers in attr; `prog` is a live fd.
+    let fd = unsafe { bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr) }?;
+    Ok(owned(fd))
 }
 
 /// Swaps the program of a link atomically (`BPF_LINK_UPDATE`); with `old`,
@@ -174,7 +231,8 @@ pub fn link_update(
         attr.link_update.flags = aya_obj::generated::BPF_F_REPLACE;
         attr.link_update.__bindgen_anon_2.old_prog_fd = old.as_raw_fd() as u32;
     }
-    bpf(bpf_cmd::BPF_LINK_UPDATE, &mut attr)?;
+    // SAFETY: no pointers in attr; the fds are live.
+    unsafe { bpf(bpf_cmd::BPF_LINK_UPDATE, &mut attr) }?;
     Ok(())
 }
 
@@ -183,7 +241,8 @@ pub fn link_update(
 pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
     let mut attr = zeroed_attr();
     attr.link_detach.link_fd = link.as_raw_fd() as u32;
-    bpf(bpf_cmd::BPF_LINK_DETACH, &mut attr)?;
+    // SAFETY: no pointers in attr; the fd is live.
+    unsafe { bpf(bpf_cmd::BPF_LINK_DETACH, &mut attr) }?;
     Ok(())
 }
 
@@ -220,8 +279,9 @@ pub fn prog_query(
     if with_links {
         attr.query.link_ids = link_ids.as_mut_ptr() as u64;
     }
-    bpf(bpf_cmd::BPF_PROG_QUERY, &mut attr)?;
-    // SAFETY: the kernel wrote the count.
+    // SAFETY: both id buffers hold prog_cnt (MAX) u32s and outlive the call.
+    unsafe { bpf(bpf_cmd::BPF_PROG_QUERY, &mut attr) }?;
+    // SAFETY: the kernel wrote the count into this member.
     let count = (unsafe { attr.query.__bindgen_anon_2.prog_cnt } as usize).min(MAX);
     prog_ids.truncate(count);
     link_ids.truncate(if with_links { count } else { 0 });
@@ -230,12 +290,13 @@ pub fn prog_query(
 
 /// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`: when an update may write.
 pub mod update_flags {
+    use aya_obj::generated as g;
     /// Create or overwrite.
-    pub const ANY: u64 = 0;
+    pub const ANY: u64 = g::BPF_ANY as u64;
     /// Only create.
-    pub const NOEXIST: u64 = 1;
+    pub const NOEXIST: u64 = g::BPF_NOEXIST as u64;
     /// Only overwrite.
-    pub const EXIST: u64 = 2;
+    pub const EXIST: u64 = g::BPF_EXIST as u64;
 }
 
 fn elem_attr(map: BorrowedFd<'_>, key: *const u8, value: *mut u8, flags: u64) -> bpf_attr {
@@ -247,11 +308,14 @@ fn elem_attr(map: BorrowedFd<'_>, key: *const u8, value: *mut u8, flags: u64) ->
     attr
 }
 
-/// Looks `key` up into `value` (which must hold the whole, per-CPU, value);
-/// `Ok(false)` when absent.
-pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+// NB: the element calls below trust their buffers' lengths; only
+// `MapHandle`, which checks them against the map's info first, calls them.
+
+/// Looks `key` up into `value`; `Ok(false)` when absent.
+pub(super) fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
     let mut attr = elem_attr(map, key.as_ptr(), value.as_mut_ptr(), 0);
-    match bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) {
+    // SAFETY: MapHandle checked key and value against the map's sizes.
+    match unsafe { bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) } {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
@@ -259,15 +323,23 @@ pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Resu
 }
 
 /// Writes one element (`BPF_MAP_UPDATE_ELEM`).
-pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+pub(super) fn map_update(
+    map: BorrowedFd<'_>,
+    key: &[u8],
+    value: &[u8],
+    flags: u64,
+) -> io::Result<()> {
     let mut attr = elem_attr(map, key.as_ptr(), value.as_ptr() as *mut u8, flags);
-    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+    // SAFETY: MapHandle checked key and value against the map's sizes; the
+    // kernel only reads them.
+    unsafe { bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
 }
 
 /// Deletes one element; `Ok(false)` when it was absent.
-pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
+pub(super) fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
     let mut attr = elem_attr(map, key.as_ptr(), std::ptr::null_mut(), 0);
-    match bpf(bpf_cmd::BPF_MAP_DELETE_ELEM, &mut attr) {
+    // SAFETY: MapHandle checked the key against the map's key size.
+    match unsafe { bpf(bpf_cmd::BPF_MAP_DELETE_ELEM, &mut attr) } {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
@@ -275,10 +347,15 @@ pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
 }
 
 /// The key after `key` (the first key with `None`); `Ok(false)` at the end.
-pub fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+pub(super) fn map_next_key(
+    map: BorrowedFd<'_>,
+    key: Option<&[u8]>,
+    next: &mut [u8],
+) -> io::Result<bool> {
     let key = key.map_or(std::ptr::null(), <[u8]>::as_ptr);
     let mut attr = elem_attr(map, key, next.as_mut_ptr(), 0);
-    match bpf(bpf_cmd::BPF_MAP_GET_NEXT_KEY, &mut attr) {
+    // SAFETY: MapHandle checked both buffers against the key size.
+    match unsafe { bpf(bpf_cmd::BPF_MAP_GET_NEXT_KEY, &mut attr) } {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
@@ -287,9 +364,8 @@ pub fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) ->
 
 /// One `BPF_MAP_LOOKUP_BATCH` call: fills up to `count` keys and values,
 /// continuing from `token` (`None` to start), and returns how many it
-/// filled and whether the map is exhausted. `token` and `next` are the
-/// kernel's opaque cursors (at least 8 bytes, and the key size).
-pub fn map_lookup_batch(
+/// filled and whether the map is exhausted.
+pub(super) fn map_lookup_batch(
     map: BorrowedFd<'_>,
     token: Option<&[u8]>,
     next: &mut [u8],
@@ -304,7 +380,9 @@ pub fn map_lookup_batch(
     attr.batch.values = values.as_mut_ptr() as u64;
     attr.batch.count = count;
     attr.batch.map_fd = map.as_raw_fd() as u32;
-    let result = bpf(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr);
+    // SAFETY: MapHandle checked that keys and values hold `count` elements
+    // and that the cursors hold a key (and at least 8 bytes).
+    let result = unsafe { bpf(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr) };
     // SAFETY: the kernel wrote back how many elements it filled.
     let filled = unsafe { attr.batch.count };
     match result {
@@ -316,7 +394,7 @@ pub fn map_lookup_batch(
 
 /// `BPF_MAP_UPDATE_BATCH` of `count` packed keys and values; returns how
 /// many were written before an error, with the error.
-pub fn map_update_batch(
+pub(super) fn map_update_batch(
     map: BorrowedFd<'_>,
     keys: &[u8],
     values: &[u8],
@@ -329,7 +407,9 @@ pub fn map_update_batch(
     attr.batch.count = count;
     attr.batch.map_fd = map.as_raw_fd() as u32;
     attr.batch.elem_flags = flags;
-    let result = bpf(bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr);
+    // SAFETY: MapHandle checked that keys and values hold `count` elements;
+    // the kernel only reads them.
+    let result = unsafe { bpf(bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr) };
     // SAFETY: the kernel wrote back how many elements it wrote.
     let written = unsafe { attr.batch.count };
     match result {
@@ -338,8 +418,9 @@ pub fn map_update_batch(
     }
 }
 
-/// Creates a hash map (`BPF_MAP_CREATE`) with these sizes.
-pub fn map_create_hash(
+/// Creates a map (`BPF_MAP_CREATE`) of this type and these sizes.
+pub fn map_create(
+    map_type: aya_obj::generated::bpf_map_type,
     name: &str,
     key_size: u32,
     value_size: u32,
@@ -348,16 +429,16 @@ pub fn map_create_hash(
     let mut attr = zeroed_attr();
     // SAFETY: a zeroed bpf_attr is a valid value of every member.
     let create = unsafe { &mut attr.__bindgen_anon_1 };
-    create.map_type = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH as u32;
+    create.map_type = map_type as u32;
     create.key_size = key_size;
     create.value_size = value_size;
     create.max_entries = max_entries;
     for (dst, src) in create.map_name.iter_mut().zip(name.bytes().take(15)) {
         *dst = src as libc::c_char;
     }
-    let fd = bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr)?;
-    // SAFETY: a new fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    // SAFETY: no pointers in attr.
+    let fd = unsafe { bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr) }?;
+    Ok(owned(fd))
 }
 
 /// What one `BPF_PROG_TEST_RUN` returned.
@@ -383,7 +464,8 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Resu
     attr.test.data_out = out.as_mut_ptr() as u64;
     attr.test.data_size_out = out.len() as u32;
     attr.test.repeat = repeat;
-    bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr)?;
+    // SAFETY: data_in and data_out point at live buffers of the sizes given.
+    unsafe { bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr) }?;
     // SAFETY: the kernel filled these in.
     let (retval, duration, size) = unsafe {
         (

@@ -3,12 +3,6 @@
 //!
 //! NB: aya-obj parses BTF too, but keeps type lookup private to the crate.
 
-use std::{io, os::fd::AsFd};
-
-use aya_obj::generated::{bpf_btf_info, bpf_cmd};
-
-use crate::kernel::sys;
-
 /// One BTF type, reduced to what formatting needs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Type {
@@ -256,29 +250,4 @@ impl Btf {
     pub fn get(&self, id: u32) -> Option<&Type> {
         self.types.get(id as usize)
     }
-}
-
-/// Loads the BTF object with this kernel id.
-pub fn load(btf_id: u32) -> io::Result<Btf> {
-    let fd = {
-        // SAFETY: plain old data.
-        let mut attr: aya_obj::generated::bpf_attr = unsafe { std::mem::zeroed() };
-        attr.__bindgen_anon_6.__bindgen_anon_1.btf_id = btf_id;
-        let fd = sys::bpf(bpf_cmd::BPF_BTF_GET_FD_BY_ID, &mut attr)?;
-        // SAFETY: a new fd we own.
-        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) }
-    };
-    let info_call = |buf: &mut Vec<u8>| -> io::Result<bpf_btf_info> {
-        // SAFETY: plain old data.
-        let mut info: bpf_btf_info = unsafe { std::mem::zeroed() };
-        info.btf = buf.as_mut_ptr() as u64;
-        info.btf_size = buf.len() as u32;
-        sys::info_by_fd(fd.as_fd(), &mut info)?;
-        Ok(info)
-    };
-    let size = info_call(&mut Vec::new())?.btf_size;
-    let mut buf = vec![0u8; size as usize];
-    info_call(&mut buf)?;
-    Btf::parse(&buf)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("BTF {btf_id}: {e}")))
 }

@@ -2,6 +2,8 @@
 //! verifier logs.
 
 pub mod btf;
+pub mod change;
 pub mod codec;
+pub mod manifest;
 pub mod packet;
 pub mod verifier;

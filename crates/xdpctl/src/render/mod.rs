@@ -1,6 +1,8 @@
 //! Rendering: every command builds serialisable rows once; this module turns
-//! them into a table for people or JSON for programs. Command code never
-//! branches on the format.
+//! them into a table for people or JSON for programs, and is the only place
+//! that writes to stdout and stderr. Commands hand their results and
+//! messages to an [`Out`] (a sink, like ripgrep's printer) and never branch
+//! on the format.
 
 use std::io::{self, Write};
 
@@ -54,6 +56,75 @@ pub fn table<R: Tabular>(rows: &[R]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Where commands send what they have to say.
+#[derive(Debug)]
+pub struct Out {
+    format: Format,
+}
+
+impl Out {
+    /// A sink for this format.
+    pub fn new(format: Format) -> Self {
+        Out { format }
+    }
+
+    /// The format results are rendered in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// A message for the person at the terminal (stderr), prefixed with
+    /// `xdpctl: `.
+    pub fn note(&self, message: impl std::fmt::Display) {
+        eprintln!("xdpctl: {message}");
+    }
+
+    /// Several messages.
+    pub fn notes(&self, messages: impl IntoIterator<Item = String>) {
+        for m in messages {
+            self.note(m);
+        }
+    }
+
+    /// A line on stderr as it is (a log line of a long-running command).
+    pub fn log_line(&self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    /// The result, in the chosen format, on stdout.
+    pub fn result<T: Human>(&self, value: &T) -> io::Result<()> {
+        print(self.format, value)
+    }
+
+    /// A JSON result (compact or indented by the format) on stdout.
+    pub fn json(&self, value: &serde_json::Value) -> io::Result<()> {
+        print_json(self.format, value)
+    }
+
+    /// A JSON result only when JSON was asked for (the human rendering of
+    /// such commands is their notes).
+    pub fn json_or_nothing(&self, value: &serde_json::Value) -> io::Result<()> {
+        print_json_or_nothing(self.format, value)
+    }
+
+    /// Text as it is on stdout (a stream of lines or a text format).
+    pub fn text(&self, text: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
+    /// Stdout, for renderers that stream (a million-entry dump).
+    pub fn stdout(&self) -> io::StdoutLock<'static> {
+        io::stdout().lock()
+    }
+}
+
+/// Stdout, for renderers that stream (a dump, guard's events).
+pub fn stdout() -> io::StdoutLock<'static> {
+    io::stdout().lock()
 }
 
 /// Prints a result to stdout in the chosen format.

@@ -1,0 +1,157 @@
+//! `xdpctl detach`: every XDP program off a device, whoever attached it.
+//!
+//! A link xdpctl pinned in a load directory is detached and unpinned as a
+//! journaled change (killed in between, the next command finishes it: never
+//! a pin of a dead link). Another tool's link is detached, and its pin, not
+//! being xdpctl's, is left where it is. A netlink attachment is taken off in
+//! one call that names the program it expects.
+
+use std::{os::fd::AsFd, path::PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use pinfs::Kind;
+use serde::Serialize;
+
+use crate::{
+    cli::DetachArgs,
+    cmd::attach::{Attachment, detach_netlink, device},
+    ctx::Ctx,
+    kernel::{
+        links::{self, XdpAttach},
+        netlink::{Device, Rtnl},
+        netns,
+        sys::{self, IdKind},
+    },
+    model::change::Change,
+    ops,
+    render::{self, Human},
+};
+
+/// What detach did.
+#[derive(Debug, Serialize)]
+pub struct Detached {
+    /// Device name.
+    pub device: String,
+    /// Every program taken off.
+    pub detached: Vec<Attachment>,
+}
+
+impl Human for Detached {
+    fn human(&self) -> String {
+        if self.detached.is_empty() {
+            String::new()
+        } else {
+            render::table(&self.detached)
+        }
+    }
+}
+
+/// Whether `path` is a link pin of an xdpctl load directory.
+fn ours(path: &std::path::Path) -> bool {
+    let Some(links_dir) = path.parent() else {
+        return false;
+    };
+    links_dir
+        .parent()
+        .and_then(|d| crate::ops::loaddir::LoadDir::open(d).ok())
+        .is_some_and(|l| l.links_dir() == links_dir)
+}
+
+/// Takes every XDP program off `dev` (in the current namespace), whatever
+/// attached it. Returns what it did, and notes.
+pub fn detach_device(
+    ctx: &Ctx,
+    journal: &mut Option<ops::Journal>,
+    rtnl: &mut Rtnl,
+    dev: &Device,
+    netns: Option<&str>,
+) -> Result<(Vec<Attachment>, Vec<String>)> {
+    let pins = ctx.pin_index()?;
+    let links = links::XdpLinks::load(&pins)?;
+    let mut done = Vec::new();
+    let mut notes = Vec::new();
+    for (mode, prog_id) in dev.xdp.attached() {
+        let mut row = Attachment::netlink(dev, netns, mode, prog_id);
+        if let XdpAttach::Link(l) = links.find(dev.ifindex, prog_id)? {
+            let pinned: Vec<PathBuf> = pins.get(&(Kind::Link, l.id)).cloned().unwrap_or_default();
+            let (mine, foreign): (Vec<PathBuf>, Vec<PathBuf>) =
+                pinned.iter().cloned().partition(|p| ours(p));
+            match (mine.first(), journal.as_mut()) {
+                (Some(pin), Some(journal)) => {
+                    let entry = journal.begin(Change::Detach {
+                        pin: pin.clone(),
+                        link: l.id,
+                    })?;
+                    journal.run_forward(&entry)?;
+                    journal.finish(entry)?;
+                }
+                _ => {
+                    let fd = sys::fd_by_id(IdKind::Link, l.id)
+                        .with_context(|| format!("opening link {}", l.id))?;
+                    sys::link_detach(fd.as_fd())
+                        .with_context(|| format!("detaching link {} from {}", l.id, dev.name))?;
+                }
+            }
+            for p in &foreign {
+                notes.push(format!(
+                    "link {} stays pinned at {} (not an xdpctl pin; remove it with rm when \
+                     nothing needs it)",
+                    l.id,
+                    p.display()
+                ));
+            }
+            row.attach = "link";
+            row.link_id = Some(l.id);
+            row.link_pinned = mine;
+        } else {
+            detach_netlink(rtnl, dev, mode, prog_id)?;
+        }
+        done.push(row);
+    }
+    Ok((done, notes))
+}
+
+/// `xdpctl detach`.
+pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
+    // Settle and lock the bpffs where xdpctl keeps links, if there is one.
+    let mut journal = if ctx.bpffs.is_dir() && pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false) {
+        let (journal, notes) = ops::begin(&ctx.bpffs)?;
+        ctx.out.notes(notes);
+        Some(journal)
+    } else {
+        None
+    };
+    let entered = netns::enter(args.netns.as_deref())?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let dev = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
+    let (detached, notes) =
+        detach_device(ctx, &mut journal, &mut rtnl, &dev, args.netns.as_deref())?;
+    let after = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
+    drop(entered);
+    ctx.out.notes(notes);
+    if let Some((mode, id)) = after.xdp.attached().first() {
+        bail!(
+            "{} still has program {id} in {mode} mode after detaching; it was attached again \
+             meanwhile",
+            dev.name
+        );
+    }
+    if detached.is_empty() {
+        ctx.out.note(format_args!(
+            "no XDP program is attached to {}; nothing to detach",
+            dev.name
+        ));
+    } else {
+        for d in &detached {
+            ctx.out.note(format_args!(
+                "detached program {} ({}) from {} ({} mode, {})",
+                d.prog_id, d.prog_name, d.device, d.mode, d.attach
+            ));
+        }
+    }
+    ctx.out.result(&Detached {
+        device: dev.name,
+        detached,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! `xdpctl doctor`: settles the bpffs (finishes or undoes unfinished
+//! changes, removes leftovers), repairs what xdpctl left in a bad state,
+//! and reports what it found that is not xdpctl's.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    cli::DoctorArgs,
+    ctx::Ctx,
+    kernel::steps::{Real, read_manifest},
+    model::{
+        change::{self, Kernel, Step},
+        manifest::{LINKS_SUBDIR, MAPS_SUBDIR, PIN},
+    },
+    ops::{self, journal::now_ms, pending},
+    render::Tabular,
+};
+
+/// One finding.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    /// `repaired`, `ok`, `pending`, `foreign` or `problem`.
+    pub status: &'static str,
+    /// What it is.
+    pub what: String,
+    /// Where.
+    pub path: PathBuf,
+}
+
+impl Tabular for Finding {
+    const HEADERS: &'static [&'static str] = &["STATUS", "WHAT", "PATH"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.status.to_owned(),
+            self.what.clone(),
+            self.path.display().to_string(),
+        ]
+    }
+}
+
+/// Directories an xdpctl before the journal left beside a load.
+fn legacy(name: &str) -> bool {
+    name.starts_with("_xdpctl-stage-") || name.starts_with("_xdpctl-rollback-")
+}
+
+fn walk(
+    dir: &Path,
+    root: &Path,
+    repair: bool,
+    journal: &mut ops::Journal,
+    out: &mut Vec<Finding>,
+) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(ty) = entry.file_type() else { continue };
+        if dir == root && name == pinfs::STATE_DIR {
+            continue;
+        }
+        if ty.is_dir() && legacy(&name) {
+            if repair {
+                journal.run(&[Step::RemoveTree { path: path.clone() }])?;
+            }
+            out.push(Finding {
+                status: if repair { "repaired" } else { "problem" },
+                what: "removed the leftover of an older xdpctl's interrupted change".into(),
+                path,
+            });
+            continue;
+        }
+        if ty.is_dir() {
+            match read_manifest(&path) {
+                Ok(Some(m)) => {
+                    check_load(&path, &m, repair, journal, out)?;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    out.push(Finding {
+                        status: "problem",
+                        what: format!("{e:#}"),
+                        path: path.clone(),
+                    });
+                    continue;
+                }
+            }
+            walk(&path, root, repair, journal, out)?;
+        } else if !name.ends_with(".debug") {
+            let what = match pinfs::pin_info(&path) {
+                Ok(pin) => format!("{} {}, outside any xdpctl load directory", pin.kind, pin.id),
+                Err(_) => "not a BPF object".into(),
+            };
+            out.push(Finding {
+                status: "foreign",
+                what,
+                path,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_load(
+    dir: &Path,
+    m: &crate::model::manifest::Manifest,
+    repair: bool,
+    journal: &mut ops::Journal,
+    out: &mut Vec<Finding>,
+) -> Result<()> {
+    let mut problems = 0;
+    for p in &m.programs {
+        if pinfs::pin_info(&dir.join(&p.name)).map_or(true, |pin| pin.id != p.id) {
+            problems += 1;
+            out.push(Finding {
+                status: "problem",
+                what: format!("program {} of the manifest is not pinned as it was", p.name),
+                path: dir.join(&p.name),
+            });
+        }
+    }
+    for map in &m.maps {
+        let path = dir.join(MAPS_SUBDIR).join(&map.pin);
+        if pinfs::pin_info(&path).map_or(true, |pin| pin.id != map.id) {
+            problems += 1;
+            out.push(Finding {
+                status: "problem",
+                what: format!("map {} of the manifest is not pinned as it was", map.name),
+                path,
+            });
+        }
+    }
+    let links = dir.join(&m.links);
+    let mut real = Real;
+    for pin in pinfs::list(&links).unwrap_or_default() {
+        if pin.kind != pinfs::Kind::Link {
+            continue;
+        }
+        let attached = real.link(pin.id)?.is_some_and(|l| l.attached);
+        if !attached {
+            problems += 1;
+            if repair {
+                journal.run(&[Step::UnpinIfDetached {
+                    path: pin.path.clone(),
+                }])?;
+            }
+            out.push(Finding {
+                status: if repair { "repaired" } else { "problem" },
+                what: format!("link {} was no longer attached: unpinned", pin.id),
+                path: pin.path,
+            });
+        }
+    }
+    let _ = (PIN, LINKS_SUBDIR);
+    if problems == 0 {
+        out.push(Finding {
+            status: "ok",
+            what: format!(
+                "load of {} ({} program(s), {} map(s))",
+                m.object,
+                m.programs.len(),
+                m.maps.len()
+            ),
+            path: dir.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// `xdpctl doctor`.
+pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
+    let root = ctx.resolve(args.dir.as_deref().unwrap_or(Path::new("")));
+    if !root.is_dir() || !pinfs::is_bpffs(&root).unwrap_or(false) {
+        anyhow::bail!(
+            "{} is not a mounted bpffs; nothing of xdpctl's can be there",
+            root.display()
+        );
+    }
+    let mut out = Vec::new();
+    let (mut journal, notes) = ops::begin(&root)?;
+    for note in notes {
+        out.push(Finding {
+            status: if note.starts_with("warning") {
+                "problem"
+            } else {
+                "repaired"
+            },
+            what: note,
+            path: journal.state().dir.clone(),
+        });
+    }
+    for (key, p) in pending::all(journal.state()) {
+        let path = journal.state().sub("pending").join(&key);
+        out.push(match p {
+            Ok(p) => Finding {
+                status: "pending",
+                what: format!(
+                    "the {} waits for `xdpctl confirm` ({}s left, watcher {})",
+                    p.what,
+                    p.deadline_ms.saturating_sub(now_ms()) / 1000,
+                    if pending::watcher_alive(p.watcher, &key) {
+                        "running"
+                    } else {
+                        "gone"
+                    }
+                ),
+                path,
+            },
+            Err(e) => Finding {
+                status: "problem",
+                what: format!("{e:#}"),
+                path,
+            },
+        });
+    }
+    let _ = change::check_inside;
+    walk(&root, &root, !args.check, &mut journal, &mut out)?;
+    let problems = out
+        .iter()
+        .filter(|f| f.status == "problem" || (args.check && f.status == "repaired"))
+        .count();
+    ctx.out.result(&out)?;
+    if problems > 0 {
+        anyhow::bail!(
+            "{problems} problem(s) under {}{}",
+            root.display(),
+            if args.check {
+                " (run `xdpctl doctor` without --check to repair what can be)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! `xdpctl load --replace`: the hitless upgrade, as a journaled change.
+//!
+//! The new object reuses the load directory's pinned maps where they are
+//! compatible, so state such as the blocklist carries over. Its pins are
+//! staged (the link pins and other pins of the directory, such as guard's
+//! state, re-pinned beside them); then every attachment of an old program
+//! — each link pinned in the directory, each netlink attachment in any
+//! known namespace — is switched to the new program of the same name
+//! atomically (`BPF_LINK_UPDATE` / `XDP_FLAGS_REPLACE`, each checking the
+//! program it replaces), so the device never runs without a program; last,
+//! the staged directory and the load directory are exchanged in one rename.
+//!
+//! The journal record says all of this before the first step. Killed while
+//! staging, the change is undone; killed after, it is finished (or, under
+//! `--confirm-within`, undone): never a device that runs a program pinned
+//! only in a staging directory.
+
+use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::load::{
+    ObjectFile, build_manifest, check_reuse, load_into_kernel, map_mismatch, print_loaded,
+    stage_object, write_manifest,
+};
+use crate::{
+    cli::LoadArgs,
+    cmd::confirm,
+    ctx::Ctx,
+    kernel::{
+        layout,
+        links::{self, XdpAttach},
+        netlink::Rtnl,
+        netns, sys,
+    },
+    model::{
+        change::{Change, Dev, Phase, Step, Switch},
+        manifest::{self, MAPS_SUBDIR},
+    },
+    ops::{self, loaddir::LoadDir, pending},
+};
+
+/// The XDP mode flag for a mode as rtnetlink reports it.
+pub fn mode_flag_of(mode: &str) -> u32 {
+    match mode {
+        "driver" => sys::xdp_flags::DRV_MODE,
+        "generic" => sys::xdp_flags::SKB_MODE,
+        _ => sys::xdp_flags::HW_MODE,
+    }
+}
+
+/// Every netlink attachment of a program in `progs`, in this namespace
+/// and every one under /run/netns: the device and the program.
+pub fn netlink_attachments(progs: &[u32]) -> Result<Vec<(Dev, String, u32)>> {
+    let links = links::XdpLinks::load(&HashMap::new())?;
+    let mut out = Vec::new();
+    for ns in netns::all()? {
+        // A namespace deleted meanwhile holds nothing.
+        let Ok(entered) = netns::enter(ns.as_deref()) else {
+            continue;
+        };
+        let ino = netns::current_inode()?;
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        for dev in rtnl.devices().context("listing devices")? {
+            for (mode, prog) in dev.xdp.attached() {
+                if !progs.contains(&prog) {
+                    continue;
+                }
+                match links.find(dev.ifindex, prog)? {
+                    XdpAttach::Netlink => {}
+                    XdpAttach::Link(_) => continue,
+                    XdpAttach::Ambiguous => bail!(
+                        "{} runs program {prog}, and whether by a link or over netlink cannot be \
+                         told apart from devices in other namespaces; nothing was changed",
+                        dev.name
+                    ),
+                }
+                out.push((
+                    Dev {
+                        netns: ino,
+                        ifindex: dev.ifindex,
+                        mode: mode_flag_of(mode),
+                    },
+                    dev.name.clone(),
+                    prog,
+                ));
+            }
+        }
+        drop(entered);
+    }
+    Ok(out)
+}
+
+/// The kernel id of the program `name` in a loaded object.
+fn prog_id(ebpf: &aya::Ebpf, name: &str) -> Result<u32> {
+    let fd = ebpf.program(name).expect("loaded").fd()?;
+    Ok(pinfs::obj_info(fd.as_fd())?.id)
+}
+
+/// Checks that the pins of a load directory are the objects its manifest
+/// names (nobody swapped a pin behind xdpctl's back); returns the old
+/// programs by id.
+fn check_pins(load: &LoadDir) -> Result<HashMap<u32, String>> {
+    let mut progs = HashMap::new();
+    for p in &load.manifest.programs {
+        let path = load.path.join(&p.name);
+        let pin = pinfs::pin_info(&path)
+            .with_context(|| format!("the load's program {} is missing", p.name))?;
+        if pin.kind != pinfs::Kind::Prog || pin.id != p.id {
+            bail!(
+                "{} is {} {}, but the manifest of {} says program {}; it was changed by hand \
+                 (unload and load again)",
+                path.display(),
+                pin.kind,
+                pin.id,
+                load.path.display(),
+                p.id
+            );
+        }
+        progs.insert(p.id, p.name.clone());
+    }
+    for m in &load.manifest.maps {
+        let path = load.path.join(MAPS_SUBDIR).join(&m.pin);
+        let pin = pinfs::pin_info(&path)
+            .with_context(|| format!("the load's map {} is missing", m.name))?;
+        if pin.kind != pinfs::Kind::Map || pin.id != m.id {
+            bail!(
+                "{} is {} {}, but the manifest of {} says map {}; it was changed by hand \
+                 (unload and load again)",
+                path.display(),
+                pin.kind,
+                pin.id,
+                load.path.display(),
+                m.id
+            );
+        }
+    }
+    Ok(progs)
+}
+
+/// `xdpctl load --replace`.
+pub fn replace(
+    ctx: &Ctx,
+    args: &LoadArgs,
+    object: &ObjectFile<'_>,
+    target: &pinfs::PinPath,
+) -> Result<()> {
+    LoadDir::open(&target.path).context("--replace upgrades an existing load")?;
+    let (mut journal, notes) = ops::begin(&target.path)?;
+    ctx.out.notes(notes);
+    // Again under the lock: recovery may have changed it.
+    let load = LoadDir::open(&target.path)?;
+    if args.confirm_within.is_some() {
+        pending::check_none(&journal)?;
+    }
+    let old_progs = check_pins(&load)?;
+
+    // Maps: explicit --map first, then the directory's own by name.
+    let mut reuse: Vec<(String, PathBuf)> = Vec::new();
+    let mut reset = Vec::new();
+    for m in &args.maps {
+        reuse.push((m.name.clone(), check_reuse(ctx, object, m)?));
+    }
+    let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
+    map_names.sort();
+    for name in map_names {
+        if reuse.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let Some(entry) = load.manifest.map(&name.replace('.', "_")) else {
+            continue;
+        };
+        let path = load.path.join(MAPS_SUBDIR).join(&entry.pin);
+        let fd = pinfs::obj_get(&path)?;
+        let info = sys::map_info(fd.as_fd())
+            .with_context(|| format!("reading the map pinned at {}", path.display()))?;
+        match map_mismatch(&object.parsed.maps[name], &info) {
+            None => reuse.push((name.clone(), path)),
+            Some(diff) if args.reset_maps => reset.push(format!("{name} ({diff})")),
+            Some(diff) => bail!(
+                "map {name} in {} does not fit {}: {diff}; its contents cannot carry over \
+                 (use --reset-maps to start it empty)",
+                load.path.display(),
+                object.label
+            ),
+        }
+    }
+
+    let (ebpf, names) = load_into_kernel(object, &reuse, args.verifier_log.as_deref())?;
+
+    // Plan every switch before touching anything.
+    let mut switches = Vec::new();
+    let mut link_pins = Vec::new();
+    let links_dir = load.links_dir();
+    let pins = pinfs::list(&load.path)?;
+    for pin in pins.iter().filter(|p| p.kind == pinfs::Kind::Link) {
+        if !pin.path.starts_with(&links_dir) {
+            continue;
+        }
+        let fd = pinfs::obj_get(&pin.path)?;
+        let info = sys::link_info(fd.as_fd())
+            .with_context(|| format!("reading link {}", pin.path.display()))?;
+        link_pins.push((pin.path.clone(), fd));
+        let Some(prog) = old_progs.get(&info.prog_id) else {
+            continue;
+        };
+        if !names.contains(prog) {
+            bail!(
+                "the link pinned at {} runs {prog}, which {} does not have; nothing was changed",
+                pin.path.display(),
+                object.label
+            );
+        }
+        switches.push(Switch::Link {
+            link: pin.id,
+            from: info.prog_id,
+            to: prog_id(&ebpf, prog)?,
+        });
+    }
+    let old_ids: Vec<u32> = old_progs.keys().copied().collect();
+    let mut netlink_names = Vec::new();
+    for (dev, name, prog) in netlink_attachments(&old_ids)? {
+        let prog_name = &old_progs[&prog];
+        if !names.contains(prog_name) {
+            bail!(
+                "{name} runs {prog_name}, which {} does not have; nothing was changed",
+                object.label
+            );
+        }
+        netlink_names.push(name);
+        switches.push(Switch::Netlink {
+            dev,
+            from: prog,
+            to: prog_id(&ebpf, prog_name)?,
+        });
+    }
+
+    let stage = journal.scratch("stage");
+    let keep = args
+        .confirm_within
+        .is_some()
+        .then(|| journal.scratch("rollback"));
+    let old_gen = load.manifest.generation;
+    let new_gen = layout::random_id();
+    let change = |phase| Change::Replace {
+        dir: load.path.clone(),
+        stage: stage.clone(),
+        old_gen,
+        new_gen,
+        phase,
+        switches: switches.clone(),
+        keep: keep.clone(),
+        undo_on_crash: args.confirm_within.is_some(),
+    };
+    let mut entry = journal.begin(change(Phase::Staging))?;
+
+    // Stage the new pins (invisible until the exchange), the links, and
+    // pins that are not the object's (guard's state, say) as they are.
+    let staged = (|| -> Result<()> {
+        let mut staging = pinfs::Staging::begin(target, &stage)?;
+        stage_object(&mut staging, &ebpf, &names)?;
+        let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+        let manifest = build_manifest(
+            object,
+            staging.dir(),
+            &names,
+            load.manifest.load_id,
+            new_gen,
+            &kept,
+        )?;
+        write_manifest(&mut staging, &manifest)?;
+        for (path, fd) in &link_pins {
+            let rel = path.strip_prefix(&load.path).expect("below the load");
+            staging.pin(&rel.display().to_string(), fd.as_fd())?;
+        }
+        for pin in &pins {
+            let rel = pin.path.strip_prefix(&load.path).unwrap_or(&pin.path);
+            let first = rel.components().next().map(|c| c.as_os_str().to_owned());
+            let own = first.as_deref().is_some_and(|f| {
+                f == MAPS_SUBDIR || f == load.manifest.links.as_str() || f == manifest::PIN
+            }) || load
+                .manifest
+                .programs
+                .iter()
+                .any(|p| rel == p.name.as_str());
+            if own {
+                continue;
+            }
+            let fd = pinfs::obj_get(&pin.path)?;
+            staging.pin(&rel.display().to_string(), fd.as_fd())?;
+        }
+        staging.keep();
+        Ok(())
+    })();
+    if let Err(e) = staged {
+        journal.abandon(entry, &[])?;
+        return Err(e);
+    }
+    journal.update(&mut entry, change(Phase::Switching))?;
+    if let Err(e) = journal.run_forward(&entry) {
+        // Not a crash: undo what was switched, whatever the mode.
+        let mut undo_change = change(Phase::Switching);
+        if let Change::Replace { undo_on_crash, .. } = &mut undo_change {
+            *undo_on_crash = true;
+        }
+        let undo = undo_change.recovery().1;
+        journal.abandon(entry, &undo)?;
+        return Err(e.context("the old programs are back in place"));
+    }
+    if let (Some(within), Some(keep)) = (args.confirm_within, &keep) {
+        let mut rollback: Vec<Step> = switches
+            .iter()
+            .map(|s| match s {
+                Switch::Link { link, from, to } => Step::LinkSwap {
+                    link: *link,
+                    from: *to,
+                    to: *from,
+                },
+                Switch::Netlink { dev, from, to } => Step::XdpSwap {
+                    dev: dev.clone(),
+                    from: *to,
+                    to: Some(*from),
+                },
+            })
+            .collect();
+        rollback.push(Step::Exchange {
+            dir: load.path.clone(),
+            generation: new_gen,
+            other: keep.clone(),
+        });
+        let expect = switches
+            .iter()
+            .map(|s| match s {
+                Switch::Link { link, to, .. } => pending::Expect::Link {
+                    link: *link,
+                    prog: *to,
+                },
+                Switch::Netlink { dev, to, .. } => pending::Expect::Netlink {
+                    dev: dev.clone(),
+                    prog: *to,
+                },
+            })
+            .collect();
+        confirm::arm(
+            ctx,
+            &journal,
+            pending::load_key(load.manifest.load_id),
+            format!("upgrade of {}", load.path.display()),
+            within,
+            expect,
+            rollback,
+            vec![keep.clone()],
+        )?;
+        ctx.out.note(format_args!(
+            "this upgrade is rolled back in {} unless you run: xdpctl confirm {}",
+            humane(within),
+            load.path.display()
+        ));
+    }
+    journal.finish(entry)?;
+    let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+    ctx.out.note(format_args!(
+        "upgraded {} to {}: {} attachment(s) switched{}; maps kept: {}{}",
+        load.path.display(),
+        object.label,
+        switches.len(),
+        if netlink_names.is_empty() {
+            String::new()
+        } else {
+            format!(" (over netlink on {})", netlink_names.join(", "))
+        },
+        if kept.is_empty() {
+            "none".to_owned()
+        } else {
+            kept.join(", ")
+        },
+        if reset.is_empty() {
+            String::new()
+        } else {
+            format!("; maps reset: {}", reset.join(", "))
+        }
+    ));
+    print_loaded(ctx, load.path)
+}
+
+/// A duration for messages: `30s`, `2m30s`.
+pub fn humane(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
+}

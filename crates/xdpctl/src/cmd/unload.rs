@@ -1,0 +1,203 @@
+//! `xdpctl unload`: detach everything a load directory attached, then
+//! remove its pins — as one journaled change. The directory is moved into
+//! `_xdpctl/trash/` in one rename before its pins are removed, so it
+//! vanishes whole; a crash anywhere is finished by the next command.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use crate::{
+    cli::UnloadArgs,
+    cmd::{attach::Attachment, replace::netlink_attachments},
+    ctx::Ctx,
+    kernel::{
+        layout, objects,
+        sys::{self, IdKind},
+    },
+    model::change::Change,
+    ops::{self, loaddir::LoadDir, pending},
+    render::{self, Human, Tabular},
+};
+
+/// What an unload detached and removed.
+#[derive(Debug, Serialize)]
+pub struct Unloaded {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Attachments taken off devices first.
+    pub detached: Vec<Attachment>,
+    /// The pins removed.
+    pub removed: Vec<RemovedRow>,
+}
+
+/// One removed pin.
+#[derive(Debug, Serialize)]
+pub struct RemovedRow {
+    /// `prog`, `map` or `link`.
+    pub kind: &'static str,
+    /// The kernel id it had.
+    pub id: u32,
+    /// Where it was pinned.
+    pub pinned: PathBuf,
+}
+
+impl Tabular for RemovedRow {
+    const HEADERS: &'static [&'static str] = &["KIND", "ID", "UNPINNED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.kind.to_owned(),
+            self.id.to_string(),
+            self.pinned.display().to_string(),
+        ]
+    }
+}
+
+impl Human for Unloaded {
+    fn human(&self) -> String {
+        if self.removed.is_empty() {
+            String::new()
+        } else {
+            render::table(&self.removed)
+        }
+    }
+}
+
+/// `xdpctl unload`.
+pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
+    let dir = ctx.resolve(&args.dir);
+    let target = match pinfs::validate(&dir) {
+        Ok(target) => target,
+        // A bpffs root that is not mounted holds nothing: nothing to do.
+        Err(pinfs::Error::NotBpffs { .. }) if !dir.exists() => {
+            return nothing_pinned(ctx, dir);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !target.exists() {
+        return nothing_pinned(ctx, target.path);
+    }
+    if target.path == layout::mount_root(&target.path)? {
+        bail!(
+            "{} is the root of a bpffs mount; refusing to remove every pin on it (name the load \
+             directory instead)",
+            target.path.display()
+        );
+    }
+    LoadDir::open(&dir)?;
+    let (mut journal, notes) = ops::begin(&target.path)?;
+    ctx.out.notes(notes);
+    let load = LoadDir::open(&dir)?;
+    if pending::read(journal.state(), &pending::load_key(load.manifest.load_id))?.is_some() {
+        bail!(
+            "an upgrade of {} is waiting for confirmation; run `xdpctl confirm {}` (or let it \
+             roll back) first",
+            load.path.display(),
+            load.path.display()
+        );
+    }
+
+    // Detach first: an attached program keeps running after its pins are gone.
+    let pins = pinfs::list(&load.path)?;
+    let prog_ids: Vec<u32> = load.manifest.programs.iter().map(|p| p.id).collect();
+    let mut detached = Vec::new();
+    let mut links = Vec::new();
+    let links_dir = load.links_dir();
+    for pin in pins
+        .iter()
+        .filter(|p| p.kind == pinfs::Kind::Link && p.path.starts_with(&links_dir))
+    {
+        let Ok(fd) = sys::fd_by_id(IdKind::Link, pin.id) else {
+            continue;
+        };
+        let info = sys::link_info(std::os::fd::AsFd::as_fd(&fd))?;
+        links.push(pin.id);
+        // NB: the link may be in another namespace, where the ifindex
+        // means another device; its pin's name is the device as attach
+        // named it.
+        detached.push(Attachment {
+            device: pin
+                .path
+                .file_name()
+                .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
+            ifindex: sys::xdp_link_ifindex(&info).unwrap_or(0),
+            netns: None,
+            mode: "-".into(),
+            prog_id: info.prog_id,
+            prog_name: objects::describe(pinfs::Kind::Prog, info.prog_id)
+                .map_or_else(|_| "?".into(), |d| d.name),
+            attach: "link",
+            link_id: Some(pin.id),
+            link_pinned: vec![pin.path.clone()],
+        });
+    }
+    let mut netlink = Vec::new();
+    for (dev, name, prog) in netlink_attachments(&prog_ids)? {
+        detached.push(Attachment {
+            device: name,
+            ifindex: dev.ifindex,
+            netns: None,
+            mode: crate::cmd::attach::mode_name_of_flag(dev.mode).to_owned(),
+            prog_id: prog,
+            prog_name: objects::describe(pinfs::Kind::Prog, prog)
+                .map_or_else(|_| "?".into(), |d| d.name),
+            attach: "netlink",
+            link_id: None,
+            link_pinned: Vec::new(),
+        });
+        netlink.push((dev, prog));
+    }
+    let entry = journal.begin(Change::Unload {
+        dir: load.path.clone(),
+        generation: load.manifest.generation,
+        trash: journal.scratch("trash"),
+        links,
+        netlink,
+    })?;
+    journal.run_forward(&entry)?;
+    journal.finish(entry)?;
+    for d in &detached {
+        ctx.out.note(format_args!(
+            "detached program {} ({}) from {} ({})",
+            d.prog_id,
+            d.prog_name,
+            d.device,
+            d.link_id.map_or_else(
+                || format!("netlink, {} mode", d.mode),
+                |l| format!("link {l}")
+            )
+        ));
+    }
+    ctx.out.note(format_args!(
+        "unpinned {} object(s) from {}",
+        pins.len(),
+        load.path.display()
+    ));
+    let removed = pins
+        .into_iter()
+        .map(|p| RemovedRow {
+            kind: p.kind.as_str(),
+            id: p.id,
+            pinned: p.path,
+        })
+        .collect();
+    ctx.out.result(&Unloaded {
+        dir: load.path,
+        detached,
+        removed,
+    })?;
+    Ok(())
+}
+
+/// Unload of a directory that does not exist: nothing to do, not an error.
+fn nothing_pinned(ctx: &Ctx, dir: PathBuf) -> Result<()> {
+    ctx.out
+        .note(format_args!("nothing is pinned at {}", dir.display()));
+    ctx.out.result(&Unloaded {
+        dir,
+        detached: Vec::new(),
+        removed: Vec::new(),
+    })?;
+    Ok(())
+}

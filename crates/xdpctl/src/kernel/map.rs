@@ -1,0 +1,237 @@
+//! Maps as typed handles: an open map that knows its `bpf_map_info` and
+//! checks every buffer against it before a syscall (aya's `check_kv_size`).
+//! A caller that passes a key or value of the wrong length gets an error
+//! naming the map and both sizes, never a kernel write past a buffer.
+
+use std::{
+    io,
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
+    path::Path,
+};
+
+use aya_obj::generated::{bpf_map_info, bpf_map_type};
+
+use crate::kernel::sys;
+
+/// Map types whose values have one slot per possible CPU.
+pub fn is_per_cpu(map_type: u32) -> bool {
+    use bpf_map_type::*;
+    [
+        BPF_MAP_TYPE_PERCPU_HASH,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        bpf_map_type::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+    ]
+    .iter()
+    .any(|t| *t as u32 == map_type)
+}
+
+/// An open map.
+#[derive(Debug)]
+pub struct MapHandle {
+    fd: OwnedFd,
+    info: bpf_map_info,
+    /// Possible CPUs for per-CPU maps, else 1.
+    cpus: usize,
+    /// Bytes per CPU slot (the value size rounded up to 8 for per-CPU maps).
+    stride: usize,
+}
+
+fn size_error(map: &MapHandle, what: &str, have: usize, want: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "map {} (id {}): {what} is {have} bytes, the map's is {want}",
+            map.name(),
+            map.info.id
+        ),
+    )
+}
+
+impl MapHandle {
+    /// A handle for the map behind `fd` (fails if it is not a map).
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        let info = sys::map_info(fd.as_fd())?;
+        let value_size = info.value_size as usize;
+        let (cpus, stride) = if is_per_cpu(info.type_) {
+            (sys::possible_cpus()?, value_size.div_ceil(8) * 8)
+        } else {
+            (1, value_size)
+        };
+        Ok(MapHandle {
+            fd,
+            info,
+            cpus,
+            stride,
+        })
+    }
+
+    /// The map pinned at `path`.
+    pub fn open_pinned(path: &Path) -> io::Result<Self> {
+        let fd = pinfs::obj_get(path).map_err(io::Error::other)?;
+        Self::from_fd(fd)
+    }
+
+    /// The kernel's info on the map.
+    pub fn info(&self) -> &bpf_map_info {
+        &self.info
+    }
+
+    /// The map's fd, for aya and for pinning.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The kernel's name for the map.
+    pub fn name(&self) -> String {
+        sys::c_name(&self.info.name)
+    }
+
+    /// Bytes of a key.
+    pub fn key_size(&self) -> usize {
+        self.info.key_size as usize
+    }
+
+    /// Possible CPUs, for per-CPU maps (1 otherwise).
+    pub fn cpus(&self) -> usize {
+        self.cpus
+    }
+
+    /// Bytes between two CPUs' slots of a per-CPU value.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Whether values have a slot per CPU.
+    pub fn per_cpu(&self) -> bool {
+        is_per_cpu(self.info.type_)
+    }
+
+    /// Bytes of a whole value as the syscalls move it (all CPUs).
+    pub fn value_len(&self) -> usize {
+        self.stride * self.cpus
+    }
+
+    fn check_key(&self, key: &[u8]) -> io::Result<()> {
+        if key.len() != self.key_size() {
+            return Err(size_error(self, "the key", key.len(), self.key_size()));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, value: &[u8]) -> io::Result<()> {
+        if value.len() != self.value_len() {
+            return Err(size_error(self, "the value", value.len(), self.value_len()));
+        }
+        Ok(())
+    }
+
+    /// Looks `key` up into `value`; `Ok(false)` when absent.
+    pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+        self.check_key(key)?;
+        self.check_value(value)?;
+        sys::map_lookup(self.fd(), key, value)
+    }
+
+    /// Writes one element.
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+        self.check_key(key)?;
+        self.check_value(value)?;
+        sys::map_update(self.fd(), key, value, flags)
+    }
+
+    /// Deletes one element; `Ok(false)` when it was absent.
+    pub fn delete(&self, key: &[u8]) -> io::Result<bool> {
+        self.check_key(key)?;
+        sys::map_delete(self.fd(), key)
+    }
+
+    /// The key after `key` (the first key with `None`); `Ok(false)` at the end.
+    pub fn next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+        if let Some(key) = key {
+            self.check_key(key)?;
+        }
+        self.check_key(next)?;
+        sys::map_next_key(self.fd(), key, next)
+    }
+
+    /// One `BPF_MAP_LOOKUP_BATCH` call of up to `count` elements; see
+    /// [`sys`]. The cursors must hold a key and at least 8 bytes.
+    pub fn lookup_batch(
+        &self,
+        token: Option<&[u8]>,
+        next: &mut [u8],
+        keys: &mut [u8],
+        values: &mut [u8],
+        count: u32,
+    ) -> io::Result<(u32, bool)> {
+        let cursor = self.key_size().max(8);
+        if token.is_some_and(|t| t.len() < cursor) || next.len() < cursor {
+            return Err(size_error(self, "a batch cursor", next.len(), cursor));
+        }
+        let n = count as usize;
+        if keys.len() != n * self.key_size() {
+            return Err(size_error(
+                self,
+                "the keys",
+                keys.len(),
+                n * self.key_size(),
+            ));
+        }
+        if values.len() != n * self.value_len() {
+            return Err(size_error(
+                self,
+                "the values",
+                values.len(),
+                n * self.value_len(),
+            ));
+        }
+        sys::map_lookup_batch(self.fd(), token, next, keys, values, count)
+    }
+
+    /// `BPF_MAP_UPDATE_BATCH` of `count` packed keys and values; returns how
+    /// many were written before an error, with the error.
+    pub fn update_batch(
+        &self,
+        keys: &[u8],
+        values: &[u8],
+        count: u32,
+        flags: u64,
+    ) -> (u32, io::Result<()>) {
+        let n = count as usize;
+        if keys.len() != n * self.key_size() {
+            return (
+                0,
+                Err(size_error(
+                    self,
+                    "the keys",
+                    keys.len(),
+                    n * self.key_size(),
+                )),
+            );
+        }
+        if values.len() != n * self.value_len() {
+            return (
+                0,
+                Err(size_error(
+                    self,
+                    "the values",
+                    values.len(),
+                    n * self.value_len(),
+                )),
+            );
+        }
+        sys::map_update_batch(self.fd(), keys, values, count, flags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_cpu_types_follow_the_uapi() {
+        assert!(is_per_cpu(5) && is_per_cpu(6) && is_per_cpu(10) && is_per_cpu(21));
+        assert!(!is_per_cpu(1) && !is_per_cpu(2) && !is_per_cpu(11));
+    }
+}

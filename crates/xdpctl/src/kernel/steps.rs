@@ -1,0 +1,200 @@
+//! The journal's steps against the real kernel: [`model::change::Kernel`]
+//! implemented with `bpf(2)`, rtnetlink and bpffs renames.
+//!
+//! Before it renames or removes anything it checks that the path's parent
+//! has no symlink in it: a record (validated to lie inside the bpffs) can
+//! then not be turned into a removal elsewhere by a symlink on the way.
+
+use std::{
+    fs,
+    os::fd::{AsFd, AsRawFd},
+    path::Path,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    kernel::{
+        netlink::Rtnl,
+        netns, store,
+        sys::{self, IdKind, xdp_flags},
+    },
+    model::{
+        change::{Dev, Kernel, LinkState},
+        manifest::{self, Manifest},
+    },
+};
+
+/// The real kernel.
+#[derive(Debug, Default)]
+pub struct Real;
+
+/// Refuses a path whose parent resolves elsewhere (a symlink on the way).
+fn plain(path: &Path) -> Result<()> {
+    let Some(parent) = path.parent() else {
+        bail!("{} has no parent", path.display());
+    };
+    let resolved =
+        fs::canonicalize(parent).with_context(|| format!("resolving {}", parent.display()))?;
+    if resolved != parent {
+        bail!(
+            "{} leads through a symlink to {}; refusing to change it",
+            path.display(),
+            resolved.display()
+        );
+    }
+    Ok(())
+}
+
+fn mode_name(flag: u32) -> &'static str {
+    match flag {
+        xdp_flags::SKB_MODE => "generic",
+        xdp_flags::HW_MODE => "offload",
+        _ => "driver",
+    }
+}
+
+/// The manifest of the load directory `dir`, if it is one.
+pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let Some(bytes) = store::read(&dir.join(manifest::PIN), store::Kind::Manifest)? else {
+        return Ok(None);
+    };
+    Manifest::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("the manifest of {} is {e}", dir.display()))
+}
+
+impl Kernel for Real {
+    fn link(&mut self, link: u32) -> Result<Option<LinkState>> {
+        let fd = match sys::fd_by_id(IdKind::Link, link) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("opening link {link}")),
+        };
+        let info = sys::link_info(fd.as_fd()).with_context(|| format!("reading link {link}"))?;
+        Ok(Some(LinkState {
+            prog: info.prog_id,
+            // NB: a detached XDP link keeps existing while held, with
+            // ifindex 0 and no program.
+            attached: sys::xdp_link_ifindex(&info).is_none_or(|i| i != 0) && info.prog_id != 0,
+        }))
+    }
+
+    fn link_update(&mut self, link: u32, to: u32, from: u32) -> Result<()> {
+        let l =
+            sys::fd_by_id(IdKind::Link, link).with_context(|| format!("opening link {link}"))?;
+        let new =
+            sys::fd_by_id(IdKind::Prog, to).with_context(|| format!("opening program {to}"))?;
+        let old =
+            sys::fd_by_id(IdKind::Prog, from).with_context(|| format!("opening program {from}"))?;
+        sys::link_update(l.as_fd(), new.as_fd(), Some(old.as_fd()))
+            .with_context(|| format!("switching link {link} from program {from} to {to}"))
+    }
+
+    fn link_detach(&mut self, link: u32) -> Result<()> {
+        let l =
+            sys::fd_by_id(IdKind::Link, link).with_context(|| format!("opening link {link}"))?;
+        sys::link_detach(l.as_fd()).with_context(|| format!("detaching link {link}"))
+    }
+
+    fn xdp(&mut self, dev: &Dev) -> Result<Option<u32>> {
+        let Ok(_entered) = netns::enter_inode(dev.netns)? else {
+            return Ok(None);
+        };
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        let Some(d) = rtnl
+            .devices()
+            .context("listing devices")?
+            .into_iter()
+            .find(|d| d.ifindex == dev.ifindex)
+        else {
+            return Ok(None);
+        };
+        Ok(d.xdp
+            .attached()
+            .into_iter()
+            .find(|(mode, _)| *mode == mode_name(dev.mode))
+            .map(|(_, id)| id))
+    }
+
+    fn xdp_replace(&mut self, dev: &Dev, to: Option<u32>, from: u32) -> Result<()> {
+        let Ok(_entered) = netns::enter_inode(dev.netns)? else {
+            bail!("network namespace {} is gone", dev.netns);
+        };
+        let old =
+            sys::fd_by_id(IdKind::Prog, from).with_context(|| format!("opening program {from}"))?;
+        let new = to
+            .map(|id| {
+                sys::fd_by_id(IdKind::Prog, id).with_context(|| format!("opening program {id}"))
+            })
+            .transpose()?;
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        rtnl.set_xdp(
+            dev.ifindex,
+            new.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+            dev.mode | xdp_flags::REPLACE,
+            Some(old.as_raw_fd()),
+        )
+        .with_context(|| format!("replacing program {from} on ifindex {}", dev.ifindex))
+    }
+
+    fn generation(&mut self, dir: &Path) -> Result<Option<u64>> {
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        Ok(read_manifest(dir)?.map(|m| m.generation))
+    }
+
+    fn exists(&mut self, path: &Path) -> Result<bool> {
+        Ok(fs::symlink_metadata(path).is_ok())
+    }
+
+    fn exchange(&mut self, a: &Path, b: &Path) -> Result<()> {
+        plain(a)?;
+        plain(b)?;
+        Ok(pinfs::exchange_dirs(a, b)?)
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path) -> Result<()> {
+        plain(from)?;
+        plain(to)?;
+        Ok(pinfs::rename_noreplace(from, to)?)
+    }
+
+    fn remove_tree(&mut self, path: &Path) -> Result<()> {
+        if fs::symlink_metadata(path).is_err() {
+            return Ok(());
+        }
+        plain(path)?;
+        pinfs::remove_all(path)?;
+        Ok(())
+    }
+
+    fn rmdir_if_empty(&mut self, path: &Path) -> Result<()> {
+        if fs::symlink_metadata(path).is_err() {
+            return Ok(());
+        }
+        plain(path)?;
+        pinfs::remove_dir_if_empty(path)?;
+        Ok(())
+    }
+
+    fn pinned_link(&mut self, path: &Path) -> Result<Option<u32>> {
+        match pinfs::pin_info(path) {
+            Ok(pin) if pin.kind == pinfs::Kind::Link => Ok(Some(pin.id)),
+            Ok(_) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn unpin(&mut self, path: &Path) -> Result<()> {
+        plain(path)?;
+        pinfs::failpoint::step("unlink");
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("unpinning {}", path.display())),
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! A fake kernel for the journal's unit tests (aya's `sys/fake.rs`
+//! pattern): links, netlink attachments and a bpffs tree in memory, and a
+//! budget of state changes after which it "dies".
+//!
+//! The tests run each change's steps against it with the budget set to
+//! 0, 1, 2... (a SIGKILL before each state-changing call in turn), then run
+//! the change's recovery with no budget, and check that the state is
+//! exactly the before or the after.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+};
+
+use super::*;
+
+/// A node of the fake bpffs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Dir,
+    /// A pinned link, by id.
+    Link(u32),
+    /// Any other pin, by a label.
+    Pin(String),
+    /// A load directory's manifest, with its generation.
+    Manifest(u64),
+}
+
+/// The fake kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fake {
+    pub links: BTreeMap<u32, LinkState>,
+    pub xdp: HashMap<Dev, u32>,
+    pub fs: BTreeMap<PathBuf, Node>,
+    /// State changes left before the crash; `None`: never.
+    pub budget: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("killed")]
+pub struct Killed;
+
+impl Fake {
+    fn spend(&mut self) -> anyhow::Result<()> {
+        match &mut self.budget {
+            Some(0) => Err(Killed.into()),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Adds a directory and its parents.
+    pub fn mkdir(&mut self, path: &str) {
+        let mut p = PathBuf::new();
+        for c in Path::new(path).components() {
+            p.push(c);
+            if p != Path::new("/") {
+                self.fs.entry(p.clone()).or_insert(Node::Dir);
+            }
+        }
+    }
+
+    /// Adds a node (and its parent directories).
+    pub fn put(&mut self, path: &str, node: Node) {
+        if let Some(parent) = Path::new(path).parent() {
+            self.mkdir(&parent.display().to_string());
+        }
+        self.fs.insert(path.into(), node);
+    }
+
+    fn subtree(&self, root: &Path) -> Vec<PathBuf> {
+        self.fs
+            .keys()
+            .filter(|p| p.starts_with(root))
+            .cloned()
+            .collect()
+    }
+
+    fn move_tree(&mut self, from: &Path, to: &Path) {
+        for p in self.subtree(from) {
+            let node = self.fs.remove(&p).unwrap();
+            let rel = p.strip_prefix(from).unwrap();
+            let dest = if rel.as_os_str().is_empty() {
+                to.to_owned()
+            } else {
+                to.join(rel)
+            };
+            self.fs.insert(dest, node);
+        }
+    }
+
+    /// The state without the budget, for comparisons.
+    pub fn state(&self) -> Fake {
+        Fake {
+            budget: None,
+            ..self.clone()
+        }
+    }
+}
+
+impl Kernel for Fake {
+    fn link(&mut self, link: u32) -> anyhow::Result<Option<LinkState>> {
+        Ok(self.links.get(&link).copied())
+    }
+    fn link_update(&mut self, link: u32, to: u32, from: u32) -> anyhow::Result<()> {
+        self.spend()?;
+        let l = self.links.get_mut(&link).expect("link exists");
+        anyhow::ensure!(l.prog == from, "EPERM: link runs another program");
+        l.prog = to;
+        Ok(())
+    }
+    fn link_detach(&mut self, link: u32) -> anyhow::Result<()> {
+        self.spend()?;
+        self.links.get_mut(&link).expect("link exists").attached = false;
+        Ok(())
+    }
+    fn xdp(&mut self, dev: &Dev) -> anyhow::Result<Option<u32>> {
+        Ok(self.xdp.get(dev).copied())
+    }
+    fn xdp_replace(&mut self, dev: &Dev, to: Option<u32>, from: u32) -> anyhow::Result<()> {
+        self.spend()?;
+        anyhow::ensure!(self.xdp.get(dev) == Some(&from), "EEXIST");
+        match to {
+            Some(to) => self.xdp.insert(dev.clone(), to),
+            None => self.xdp.remove(dev),
+        };
+        Ok(())
+    }
+    fn generation(&mut self, dir: &Path) -> anyhow::Result<Option<u64>> {
+        Ok(match self.fs.get(&dir.join("manifest")) {
+            Some(Node::Manifest(g)) => Some(*g),
+            _ => None,
+        })
+    }
+    fn exists(&mut self, path: &Path) -> anyhow::Result<bool> {
+        Ok(self.fs.contains_key(path))
+    }
+    fn exchange(&mut self, a: &Path, b: &Path) -> anyhow::Result<()> {
+        self.spend()?;
+        let tmp = Path::new("/exchange-tmp");
+        self.move_tree(a, tmp);
+        self.move_tree(b, a);
+        self.move_tree(tmp, b);
+        Ok(())
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> anyhow::Result<()> {
+        self.spend()?;
+        anyhow::ensure!(!self.fs.contains_key(to), "EEXIST");
+        self.move_tree(from, to);
+        Ok(())
+    }
+    fn remove_tree(&mut self, path: &Path) -> anyhow::Result<()> {
+        // One unlink at a time, deepest first, like the real one.
+        let mut nodes = self.subtree(path);
+        nodes.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for p in nodes {
+            self.spend()?;
+            self.fs.remove(&p);
+        }
+        Ok(())
+    }
+    fn rmdir_if_empty(&mut self, path: &Path) -> anyhow::Result<()> {
+        if self.fs.get(path) == Some(&Node::Dir) && self.subtree(path).len() == 1 {
+            self.spend()?;
+            self.fs.remove(path);
+        }
+        Ok(())
+    }
+    fn pinned_link(&mut self, path: &Path) -> anyhow::Result<Option<u32>> {
+        Ok(match self.fs.get(path) {
+            Some(Node::Link(id)) => Some(*id),
+            _ => None,
+        })
+    }
+    fn unpin(&mut self, path: &Path) -> anyhow::Result<()> {
+        self.spend()?;
+        if let Some(Node::Link(id)) = self.fs.remove(path) {
+            // An unpinned link nothing else holds is released: detached.
+            if let Some(l) = self.links.get_mut(&id) {
+                l.attached = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `prepare` then the change's forward steps with every possible
+/// crash point, recovers, and checks the state is `before` or `after`.
+/// Returns (crash points, outcomes that were the before, the after).
+fn crash_everywhere(
+    initial: &Fake,
+    change: &Change,
+    prepare: impl Fn(&mut Fake) -> anyhow::Result<()>,
+    before: &Fake,
+    after: &Fake,
+) -> (usize, usize, usize) {
+    let (mut points, mut befores, mut afters) = (0, 0, 0);
+    for budget in 0.. {
+        let mut k = initial.clone();
+        k.budget = Some(budget);
+        let result = prepare(&mut k).and_then(|()| {
+            for step in change.forward() {
+                run(&mut k, &step)?;
+            }
+            Ok(())
+        });
+        let completed = result.is_ok();
+        k.budget = None;
+        let (_, steps) = change.recovery();
+        if !completed {
+            for step in &steps {
+                run(&mut k, step).unwrap();
+            }
+        }
+        let state = k.state();
+        if state == *before {
+            befores += 1;
+        } else if state == *after {
+            afters += 1;
+        } else {
+            panic!(
+                "{}: crash before state change {budget} left neither the before nor the after:\n{state:#?}",
+                change.describe()
+            );
+        }
+        points += 1;
+        if completed {
+            assert_eq!(state, *after, "a completed change ends in the after");
+            break;
+        }
+        // Recovery is idempotent: running it again changes nothing.
+        let mut again = state.clone();
+        for step in &steps {
+            run(&mut again, step).unwrap();
+        }
+        assert_eq!(again, state, "recovery run twice differs");
+    }
+    (points, befores, afters)
+}
+
+fn dev() -> Dev {
+    Dev {
+        netns: 4026531840,
+        ifindex: 3,
+        mode: 4,
+    }
+}
+
+fn loaded(k: &mut Fake, dir: &str, generation: u64, prog: &str) {
+    k.put(&format!("{dir}/manifest"), Node::Manifest(generation));
+    k.put(&format!("{dir}/xdp_fw"), Node::Pin(prog.into()));
+    k.put(
+        &format!("{dir}/maps/blocklist"),
+        Node::Pin("blocklist".into()),
+    );
+}
+
+#[test]
+fn a_replace_killed_anywhere_ends_before_or_after() {
+    let mut initial = Fake::default();
+    initial.mkdir("/b/_xdpctl/stage");
+    loaded(&mut initial, "/b/fw", 1, "old");
+    initial.put("/b/fw/links/eth1@9", Node::Link(10));
+    initial.links.insert(
+        10,
+        LinkState {
+            prog: 100,
+            attached: true,
+        },
+    );
+    initial.xdp.insert(dev(), 100);
+    let change = Change::Replace {
+        dir: "/b/fw".into(),
+        stage: "/b/_xdpctl/stage/r1".into(),
+        old_gen: 1,
+        new_gen: 2,
+        phase: Phase::Switching,
+        switches: vec![
+            Switch::Link {
+                link: 10,
+                from: 100,
+                to: 200,
+            },
+            Switch::Netlink {
+                dev: dev(),
+                from: 100,
+                to: 200,
+            },
+        ],
+        keep: None,
+        undo_on_crash: false,
+    };
+    let stage = |k: &mut Fake| -> anyhow::Result<()> {
+        k.spend()?;
+        loaded(k, "/b/_xdpctl/stage/r1", 2, "new");
+        k.spend()?;
+        k.put("/b/_xdpctl/stage/r1/links/eth1@9", Node::Link(10));
+        Ok(())
+    };
+    let mut after = initial.clone();
+    after.fs.retain(|p, _| !p.starts_with("/b/fw"));
+    loaded(&mut after, "/b/fw", 2, "new");
+    after.put("/b/fw/links/eth1@9", Node::Link(10));
+    after.links.get_mut(&10).unwrap().prog = 200;
+    after.xdp.insert(dev(), 200);
+
+    // Killed while staging: undone.
+    let staging = Change::Replace {
+        phase: Phase::Staging,
+        ..change.clone()
+    };
+    for budget in 0..2 {
+        let mut k = initial.clone();
+        k.budget = Some(budget);
+        assert!(stage(&mut k).is_err());
+        k.budget = None;
+        for step in staging.recovery().1 {
+            run(&mut k, &step).unwrap();
+        }
+        assert_eq!(k.state(), initial, "killed while staging");
+    }
+    // Killed while switching: finished.
+    let (points, befores, afters) = crash_everywhere(
+        &initial,
+        &change,
+        |k| {
+            stage(k).map(|()| {
+                k.budget = None;
+            })
+        },
+        &initial,
+        &after,
+    );
+    assert!(points >= 5, "{points}");
+    assert_eq!(befores, 0, "a switching replace is always finished");
+    assert_eq!(afters, points);
+
+    // Under --confirm-within it is undone instead, wherever it died.
+    let careful = Change::Replace {
+        undo_on_crash: true,
+        ..change.clone()
+    };
+    let mut k = initial.clone();
+    stage(&mut k).unwrap();
+    let (_, befores, _) = crash_everywhere(&k, &careful, |_| Ok(()), &initial, &after);
+    assert!(befores > 0);
+}
+
+#[test]
+fn an_unload_killed_anywhere_is_finished() {
+    let mut initial = Fake::default();
+    initial.mkdir("/b/_xdpctl/trash");
+    loaded(&mut initial, "/b/fw", 7, "p");
+    initial.put("/b/fw/links/eth1@9", Node::Link(10));
+    initial.links.insert(
+        10,
+        LinkState {
+            prog: 100,
+            attached: true,
+        },
+    );
+    initial.xdp.insert(dev(), 100);
+    let change = Change::Unload {
+        dir: "/b/fw".into(),
+        generation: 7,
+        trash: "/b/_xdpctl/trash/u1".into(),
+        links: vec![10],
+        netlink: vec![(dev(), 100)],
+    };
+    let mut after = initial.clone();
+    after.fs.retain(|p, _| !p.starts_with("/b/fw"));
+    after.links.get_mut(&10).unwrap().attached = false;
+    after.xdp.clear();
+    let (points, _, afters) = crash_everywhere(&initial, &change, |_| Ok(()), &initial, &after);
+    assert_eq!(afters, points);
+}
+
+#[test]
+fn a_detach_killed_anywhere_leaves_no_pin_of_a_dead_link() {
+    let mut initial = Fake::default();
+    initial.put("/b/fw/links/eth1@9", Node::Link(10));
+    initial.links.insert(
+        10,
+        LinkState {
+            prog: 100,
+            attached: true,
+        },
+    );
+    let change = Change::Detach {
+        pin: "/b/fw/links/eth1@9".into(),
+        link: 10,
+    };
+    let mut after = initial.clone();
+    after.fs.remove(Path::new("/b/fw/links/eth1@9"));
+    after.links.get_mut(&10).unwrap().attached = false;
+    let (points, _, afters) = crash_everywhere(&initial, &change, |_| Ok(()), &initial, &after);
+    assert_eq!((points, afters), (3, 3));
+}
+
+#[test]
+fn a_load_killed_anywhere_leaves_nothing_or_the_load() {
+    let mut initial = Fake::default();
+    initial.mkdir("/b/_xdpctl/stage");
+    let change = Change::Load {
+        dir: "/b/a/fw".into(),
+        stage: "/b/_xdpctl/stage/l1".into(),
+        generation: 3,
+        parents: vec!["/b/a".into()],
+    };
+    let prepare = |k: &mut Fake| -> anyhow::Result<()> {
+        k.spend()?;
+        k.mkdir("/b/a");
+        k.spend()?;
+        k.mkdir("/b/_xdpctl/stage/l1");
+        k.spend()?;
+        loaded(k, "/b/_xdpctl/stage/l1", 3, "p");
+        k.rename(Path::new("/b/_xdpctl/stage/l1"), Path::new("/b/a/fw"))
+    };
+    let mut after = initial.clone();
+    after.mkdir("/b/a");
+    loaded(&mut after, "/b/a/fw", 3, "p");
+    let (points, befores, afters) = crash_everywhere(&initial, &change, prepare, &initial, &after);
+    assert_eq!((points, befores, afters), (5, 4, 1));
+}
+
+#[test]
+fn an_attach_killed_after_the_pin_of_a_dead_link_is_undone() {
+    let mut k = Fake::default();
+    k.put("/b/fw/links/eth1@9", Node::Link(10));
+    k.links.insert(
+        10,
+        LinkState {
+            prog: 100,
+            attached: false,
+        },
+    );
+    let change = Change::Attach {
+        pin: "/b/fw/links/eth1@9".into(),
+        links_dir: "/b/fw/links".into(),
+        undo: false,
+    };
+    for step in change.recovery().1 {
+        run(&mut k, &step).unwrap();
+    }
+    assert!(!k.fs.contains_key(Path::new("/b/fw/links")));
+    // A live one stays.
+    let mut k = Fake::default();
+    k.put("/b/fw/links/eth1@9", Node::Link(10));
+    k.links.insert(
+        10,
+        LinkState {
+            prog: 100,
+            attached: true,
+        },
+    );
+    let before = k.clone();
+    for step in change.recovery().1 {
+        run(&mut k, &step).unwrap();
+    }
+    assert_eq!(k, before);
+}
+
+#[test]
+fn forged_records_are_refused() {
+    let root = Path::new("/sys/fs/bpf");
+    let state = Path::new("/sys/fs/bpf/_xdpctl");
+    let ok = Change::Unload {
+        dir: "/sys/fs/bpf/fw".into(),
+        generation: 1,
+        trash: "/sys/fs/bpf/_xdpctl/trash/x".into(),
+        links: vec![],
+        netlink: vec![],
+    };
+    assert_eq!(ok.validate(root, state), Ok(()));
+    for (dir, trash) in [
+        ("/etc", "/sys/fs/bpf/_xdpctl/trash/x"),
+        ("/sys/fs/bpf/../../etc", "/sys/fs/bpf/_xdpctl/trash/x"),
+        ("/sys/fs/bpf/fw", "/sys/fs/bpf/other"),
+        ("/sys/fs/bpf/fw", "/sys/fs/bpf/_xdpctl"),
+        ("/sys/fs/bpf", "/sys/fs/bpf/_xdpctl/trash/x"),
+        ("relative", "/sys/fs/bpf/_xdpctl/trash/x"),
+    ] {
+        let forged = Change::Unload {
+            dir: dir.into(),
+            generation: 1,
+            trash: trash.into(),
+            links: vec![],
+            netlink: vec![],
+        };
+        assert!(forged.validate(root, state).is_err(), "{dir} {trash}");
+    }
+    let steps = Change::Steps {
+        what: "x".into(),
+        steps: vec![Step::RemoveTree {
+            path: "/root".into(),
+        }],
+    };
+    assert!(steps.validate(root, state).is_err());
+}
+
+#[test]
+fn an_attach_under_confirm_killed_before_its_watcher_is_undone() {
+    let mut k = Fake::default();
+    k.put("/b/fw/links/eth1@9", Node::Link(10));
+    k.links.insert(
+        10,
+        LinkState {
+            prog: 100,
+            attached: true,
+        },
+    );
+    let change = Change::Attach {
+        pin: "/b/fw/links/eth1@9".into(),
+        links_dir: "/b/fw/links".into(),
+        undo: true,
+    };
+    for step in change.recovery().1 {
+        run(&mut k, &step).unwrap();
+    }
+    assert!(!k.fs.contains_key(Path::new("/b/fw/links")));
+    assert!(!k.links[&10].attached);
+}

@@ -1,0 +1,120 @@
+//! Load directories: a directory on bpffs whose manifest (pinned with the
+//! pins, see [`manifest`](crate::model::manifest)) says xdpctl loaded it.
+//! Commands that change a load work on load directories only; any other
+//! directory is refused, naming the nearest load directory if there is one.
+
+use std::{
+    fs,
+    path::{Component, Path, PathBuf},
+};
+
+use anyhow::{Result, bail};
+
+use crate::{
+    kernel::{layout, steps::read_manifest},
+    model::manifest::Manifest,
+};
+
+/// An xdpctl load directory and its manifest.
+#[derive(Clone, Debug)]
+pub struct LoadDir {
+    /// The directory (no symlinks on the way).
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// `path` without `.` components (it is absolute and has no `..`:
+/// [`pinfs::validate`] checked).
+fn lexical(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+/// The closest directory at or above `path` (on the same bpffs) that has a
+/// manifest.
+pub fn nearest(path: &Path) -> Option<PathBuf> {
+    let root = layout::mount_root(path.ancestors().find(|p| p.exists())?).ok()?;
+    path.ancestors()
+        .take_while(|p| p.starts_with(&root) && *p != root)
+        .find(|p| p.is_dir() && read_manifest(p).ok().flatten().is_some())
+        .map(Path::to_owned)
+}
+
+impl LoadDir {
+    /// Opens the load directory at `path` (absolute).
+    pub fn open(path: &Path) -> Result<Self> {
+        let target = pinfs::validate(path)?;
+        if target.path != lexical(path) {
+            bail!(
+                "{} resolves through a symlink to {}; give the load directory's real path",
+                path.display(),
+                target.path.display()
+            );
+        }
+        if !target.exists() {
+            bail!(
+                "nothing is loaded at {} (see `xdpctl prog show` for what is)",
+                path.display()
+            );
+        }
+        let meta = fs::symlink_metadata(&target.path)?;
+        if !meta.is_dir() {
+            bail!(
+                "{} is a single pin, not a load directory{}",
+                path.display(),
+                inside(&target.path)
+            );
+        }
+        match read_manifest(&target.path) {
+            Ok(Some(manifest)) => Ok(LoadDir {
+                path: target.path,
+                manifest,
+            }),
+            Ok(None) => bail!(
+                "{} is not an xdpctl load directory (it has no manifest){}",
+                path.display(),
+                match nearest(&target.path) {
+                    Some(_) => inside(&target.path),
+                    None => "; it was loaded by another tool (or by an xdpctl before 0.2: \
+                             unload it with that tool, or remove the pins by hand, and load again)"
+                        .to_owned(),
+                }
+            ),
+            Err(e) => bail!("{} is not a usable load directory: {e:#}", path.display()),
+        }
+    }
+
+    /// Where a link of this load to `name` is pinned.
+    pub fn links_dir(&self) -> PathBuf {
+        self.path.join(&self.manifest.links)
+    }
+}
+
+/// `; it is inside the load directory X` when it is.
+fn inside(path: &Path) -> String {
+    match nearest(path.parent().unwrap_or(path)) {
+        Some(dir) => format!(
+            "; it is inside the load directory {} (name that instead)",
+            dir.display()
+        ),
+        None => String::new(),
+    }
+}
+
+/// Refuses a new load directory at `path` if a load directory already
+/// holds it.
+pub fn check_new(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent()
+        && let Some(dir) = nearest(parent)
+    {
+        bail!(
+            "{} is inside the load directory {}; a load cannot hold another (choose a path \
+             outside it)",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}

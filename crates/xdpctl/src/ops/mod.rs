@@ -1,0 +1,36 @@
+//! Changes to the kernel's state that take more than one step, made
+//! crash-safe: load directories that know themselves (their manifest), the
+//! journal every change writes before it starts, and the records of
+//! changes waiting for `xdpctl confirm`.
+
+pub mod journal;
+pub mod loaddir;
+pub mod pending;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+pub use journal::Journal;
+
+/// Takes the change lock of the bpffs `path` is on and brings it to a
+/// settled state first: finishes or undoes unfinished changes, rolls back
+/// expired confirmations whose watcher died, removes leftovers nothing
+/// refers to. Returns the journal and what recovery did, for stderr.
+pub fn begin(path: &Path) -> Result<(Journal, Vec<String>)> {
+    let mut journal = Journal::lock(path)?;
+    let mut notes = journal.recover()?;
+    notes.extend(pending::expire(&mut journal)?);
+    notes.extend(journal.sweep()?);
+    Ok((journal, notes))
+}
+
+/// For commands that only read: settles the bpffs `path` is on if a
+/// change was left unfinished there, and does nothing (takes no lock)
+/// otherwise.
+pub fn settle(path: &Path) -> Result<Vec<String>> {
+    if !journal::has_records(path) && !pending::has_expired(path) {
+        return Ok(Vec::new());
+    }
+    Ok(begin(path)?.1)
+}
