@@ -1,7 +1,7 @@
 //! pinfs on a real, private bpffs: staging, commit, cleanup, enumeration,
 //! mounting.
 
-use std::{fs, os::fd::AsFd, path::Path, process::Command};
+use std::{fs, os::fd::AsFd, process::Command};
 
 use aya::{Ebpf, programs::Xdp};
 use xdpctl_tests::{Bpffs, fixture, require_privileges, xdpctl_bin};
@@ -26,7 +26,7 @@ fn a_staged_change_that_is_dropped_leaves_nothing() {
     let target = pinfs::validate(&fs.path().join("a/b/load")).unwrap();
     assert_eq!(target.missing.len(), 3);
     {
-        let mut staging = pinfs::Staging::begin(&target).unwrap();
+        let mut staging = pinfs::Staging::begin(&target, &fs.path().join("stage")).unwrap();
         staging.pin("prog", prog_fd(&ebpf)).unwrap();
         let map_path = staging.prepare("maps/ethertypes").unwrap();
         ebpf.map("ethertypes").unwrap().pin(&map_path).unwrap();
@@ -36,7 +36,7 @@ fn a_staged_change_that_is_dropped_leaves_nothing() {
     assert_eq!(
         fs.snapshot(),
         Vec::<String>::new(),
-        "the parents a/ and a/b/ must go too"
+        "the parents a/ and a/b/ and the stage must go too"
     );
 }
 
@@ -46,7 +46,8 @@ fn commit_makes_every_pin_appear_with_its_kind_and_id() {
     let fs = Bpffs::new();
     let ebpf = program();
     let target = pinfs::validate(&fs.path().join("load")).unwrap();
-    let mut staging = pinfs::Staging::begin(&target).unwrap();
+    let stage = fs.path().join("stage");
+    let mut staging = pinfs::Staging::begin(&target, &stage).unwrap();
     let final_path = staging.pin("prog", prog_fd(&ebpf)).unwrap();
     assert_eq!(final_path, target.path.join("prog"));
     assert!(!final_path.exists(), "nothing appears before commit");
@@ -73,13 +74,15 @@ fn commit_makes_every_pin_appear_with_its_kind_and_id() {
     );
     let info = pinfs::obj_info(prog_fd(&ebpf)).unwrap();
     assert_eq!(pins[1].id, info.id, "the pin is the loaded program");
-    assert!(fs.snapshot().iter().all(|e| !e.contains("xdpctl-stage")));
+    assert!(!stage.exists(), "the stage became the load");
 
     // A second change into the same place is refused, naming the pins.
-    match pinfs::Staging::begin(&target) {
+    let again = pinfs::Staging::begin(&target, &stage).unwrap();
+    match again.commit() {
         Err(pinfs::Error::Occupied { pins, .. }) => assert_eq!(pins, 2),
         other => panic!("expected Occupied, got {other:?}"),
     }
+    assert!(!stage.exists(), "a refused commit leaves no stage");
 
     let removed = pinfs::remove_all(&dir).unwrap();
     assert_eq!(removed.len(), 2);
@@ -91,34 +94,31 @@ fn commit_makes_every_pin_appear_with_its_kind_and_id() {
 }
 
 #[test]
-fn stale_staging_of_a_dead_process_is_cleaned_up() {
+fn remove_all_never_leaves_its_mount() {
     require_privileges!();
     let fs = Bpffs::new();
-    // A pid that does not exist (pid_max is at most 2^22).
-    let dead = (4_000_000..4_194_304)
-        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
-        .unwrap();
-    let stale = fs.path().join(format!("_xdpctl-stage-{dead}-load"));
-    fs::create_dir(&stale).unwrap();
-    let alive = fs
-        .path()
-        .join(format!("_xdpctl-stage-{}-other", std::process::id()));
-    fs::create_dir(&alive).unwrap();
-
-    let target = pinfs::validate(&fs.path().join("load")).unwrap();
-    drop(pinfs::Staging::begin(&target).unwrap());
-    assert!(
-        !stale.exists(),
-        "the dead process's staging dir must be removed"
-    );
-    assert!(alive.exists(), "a live process's staging dir must be kept");
-    // Listing never reports staging directories.
-    assert!(
-        pinfs::list(fs.path())
-            .unwrap()
-            .iter()
-            .all(|p| !p.path.starts_with(&alive))
-    );
+    let other = Bpffs::new();
+    let ebpf = program();
+    pinfs::obj_pin(prog_fd(&ebpf), &other.path().join("theirs")).unwrap();
+    fs::create_dir(fs.path().join("dir")).unwrap();
+    // A symlink to another bpffs, and another bpffs mounted below.
+    std::os::unix::fs::symlink(other.path(), fs.path().join("dir/link")).unwrap();
+    let mounted = fs.path().join("dir/mnt");
+    fs::create_dir(&mounted).unwrap();
+    nix::mount::mount(
+        Some("bpf"),
+        &mounted,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    pinfs::obj_pin(prog_fd(&ebpf), &mounted.join("inner")).unwrap();
+    let err = pinfs::remove_all(&fs.path().join("dir")).unwrap_err();
+    assert!(matches!(err, pinfs::Error::OtherMount { .. }), "{err}");
+    assert!(other.path().join("theirs").exists(), "followed a symlink");
+    assert!(mounted.join("inner").exists(), "crossed into a mount");
+    nix::mount::umount2(&mounted, nix::mount::MntFlags::MNT_DETACH).unwrap();
 }
 
 #[test]

@@ -18,6 +18,9 @@ use std::sync::{
 
 /// The environment variable that arms the crash point.
 pub const ENV: &str = "XDPCTL_FAILPOINT";
+/// Passed on as [`ENV`] to the `--confirm-within` watcher only (and not to
+/// the command that starts it).
+pub const WATCHER_ENV: &str = "XDPCTL_FAILPOINT_WATCHER";
 
 static ARMED: OnceLock<Option<u32>> = OnceLock::new();
 static COUNT: AtomicU32 = AtomicU32::new(0);

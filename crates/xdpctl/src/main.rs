@@ -20,6 +20,15 @@ use crate::{cli::Command, ctx::Ctx};
 
 fn run(cli: &cli::Cli) -> anyhow::Result<()> {
     let ctx = Ctx::new(cli);
+    // Every command first settles a change a killed xdpctl left unfinished
+    // on the bpffs it works on (commands that change something do so under
+    // the lock, as they start).
+    if !matches!(cli.command, Command::Completions(_))
+        && ctx.bpffs.is_dir()
+        && pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false)
+    {
+        ctx.out.notes(ops::settle(&ctx.bpffs)?);
+    }
     match &cli.command {
         Command::Load(args) => cmd::load::load(&ctx, args),
         Command::Unload(args) => cmd::unload::unload(&ctx, args),

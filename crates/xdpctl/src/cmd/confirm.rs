@@ -53,6 +53,11 @@ pub fn arm(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // The crash points of the tests: the watcher gets its own.
+    cmd.env_remove(pinfs::failpoint::ENV);
+    if let Some(n) = std::env::var_os(pinfs::failpoint::WATCHER_ENV) {
+        cmd.env(pinfs::failpoint::ENV, n);
+    }
     crate::kernel::process::detach_session(&mut cmd);
     let child = cmd.spawn().context("starting the rollback watcher")?;
     let deadline_ms = now_ms() + within.as_millis().min(u128::from(u64::MAX / 2)) as u64;

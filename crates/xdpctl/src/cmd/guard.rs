@@ -57,9 +57,13 @@ fn state_key(src: Source) -> [u8; 16] {
 
 fn from_state_key(k: &[u8]) -> Source {
     if k[..10].iter().all(|b| *b == 0) && k[10] == 0xff && k[11] == 0xff {
-        Source::V4(k[12..16].try_into().unwrap())
+        Source::V4(
+            k.get(12..16)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or_default(),
+        )
     } else {
-        Source::V6(k.try_into().unwrap())
+        Source::V6(k.try_into().unwrap_or_default())
     }
 }
 
@@ -100,10 +104,7 @@ impl State {
     fn all(&self) -> Result<HashMap<Source, u64>> {
         let mut out = HashMap::new();
         self.map.for_each(|k, v| {
-            out.insert(
-                from_state_key(k),
-                u64::from_ne_bytes(v[..8].try_into().unwrap()),
-            );
+            out.insert(from_state_key(k), stats::ne_u64(v));
             Ok(true)
         })?;
         Ok(out)

@@ -73,6 +73,25 @@ impl fmt::Display for Source {
     }
 }
 
+/// The built-in firewall's object, parsed once: its map definitions are
+/// what a firewall load's pinned maps must look like.
+fn firewall_object() -> Result<&'static aya_obj::Object> {
+    static OBJECT: std::sync::OnceLock<Option<aya_obj::Object>> = std::sync::OnceLock::new();
+    OBJECT
+        .get_or_init(|| aya_obj::Object::parse(xdpfw::OBJECT).ok())
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the built-in firewall object does not parse"))
+}
+
+/// The native-endian u64 at the start of `bytes` (zero-padded if shorter:
+/// the map shapes were checked, so it never is).
+pub fn ne_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_ne_bytes(b)
+}
+
 /// A load of the built-in firewall, by its pinned maps.
 pub struct Firewall {
     /// The load directory.
@@ -103,13 +122,13 @@ impl Firewall {
         let dir = match dir {
             Some(d) => ctx.resolve(d),
             None => {
-                let loads = if pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false) {
+                let mut loads = if pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false) {
                     find_loads(&ctx.bpffs)
                 } else {
                     Vec::new()
                 };
                 match loads.len() {
-                    1 => loads.into_iter().next().unwrap(),
+                    1 => loads.swap_remove(0),
                     0 => bail!(
                         "no firewall is loaded under {}; load it with `xdpctl load --pin DIR`, or name its DIR",
                         ctx.bpffs.display()
@@ -142,7 +161,21 @@ impl Firewall {
                     dir.display()
                 );
             }
-            maps.insert(name, OpenMap::at(&path)?);
+            let map = OpenMap::at(&path)?;
+            // NB: a directory with the firewall's map names but other
+            // shapes (another object, a forged load) must not be read with
+            // the firewall's layouts.
+            if let Some(def) = firewall_object()?.maps.get(name)
+                && let Some(diff) = crate::cmd::load::map_mismatch(def, map.handle().info())
+            {
+                bail!(
+                    "{}: map {name} is not the built-in firewall's: {diff}; is {} a load of \
+                     another object?",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            maps.insert(name, map);
         }
         Ok(Firewall { dir, maps })
     }
@@ -165,8 +198,8 @@ impl Firewall {
                 continue;
             }
             let sum = stats.folded(&value);
-            let packets = u64::from_ne_bytes(sum[0..8].try_into().unwrap());
-            let bytes = u64::from_ne_bytes(sum[8..16].try_into().unwrap());
+            let packets = ne_u64(sum.get(0..8).unwrap_or_default());
+            let bytes = ne_u64(sum.get(8..16).unwrap_or_default());
             out.push((o, packets, bytes));
         }
         Ok(out)
@@ -182,14 +215,11 @@ impl Firewall {
             let map = self.map(name);
             let stride = map.value_len() / map.cpus().max(1);
             map.for_each(|k, v| {
-                let total: u64 = v
-                    .chunks_exact(stride)
-                    .map(|slot| u64::from_ne_bytes(slot[..8].try_into().unwrap()))
-                    .sum();
+                let total: u64 = v.chunks_exact(stride).map(ne_u64).sum();
                 let src = if v6 {
-                    Source::V6(k.try_into().unwrap())
+                    Source::V6(k.try_into().unwrap_or_default())
                 } else {
-                    Source::V4(k.try_into().unwrap())
+                    Source::V4(k.try_into().unwrap_or_default())
                 };
                 all.push((src, total));
                 Ok(true)

@@ -91,11 +91,6 @@ impl StateDir {
         Ok(())
     }
 
-    /// Whether the state directory exists (nothing of ours is here if not).
-    pub fn exists(&self) -> bool {
-        self.dir.is_dir()
-    }
-
     /// Takes the exclusive lock (creating the directory first); blocks while
     /// another xdpctl change on this bpffs runs.
     pub fn lock(&self) -> Result<pinfs::DirLock> {

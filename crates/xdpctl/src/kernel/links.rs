@@ -42,21 +42,17 @@ pub fn all() -> Result<Vec<LinkEntry>> {
         let Ok(info) = sys::link_info(fd.as_fd()) else {
             continue;
         };
-        // SAFETY: the union member read matches the link type the kernel reported.
-        let target = unsafe {
-            match info.type_ {
-                sys::LINK_TYPE_XDP => Target::Xdp {
-                    ifindex: info.__bindgen_anon_1.xdp.ifindex,
-                },
-                sys::LINK_TYPE_NETFILTER => {
-                    let nf = info.__bindgen_anon_1.netfilter;
-                    Target::Netfilter {
-                        pf: nf.pf,
-                        hooknum: nf.hooknum,
-                        priority: nf.priority,
-                    }
-                }
-                other => Target::Other { link_type: other },
+        let target = if let Some(ifindex) = sys::xdp_link_ifindex(&info) {
+            Target::Xdp { ifindex }
+        } else if let Some((pf, hooknum, priority)) = sys::netfilter_link(&info) {
+            Target::Netfilter {
+                pf,
+                hooknum,
+                priority,
+            }
+        } else {
+            Target::Other {
+                link_type: info.type_,
             }
         };
         links.push(LinkEntry {

@@ -43,13 +43,6 @@ pub struct Entry {
     record: Record,
 }
 
-impl Entry {
-    /// The change.
-    pub fn change(&self) -> &Change {
-        &self.record.change
-    }
-}
-
 /// The journal of one bpffs, locked.
 pub struct Journal {
     state: StateDir,

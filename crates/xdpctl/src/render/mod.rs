@@ -70,11 +70,6 @@ impl Out {
         Out { format }
     }
 
-    /// The format results are rendered in.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     /// A message for the person at the terminal (stderr), prefixed with
     /// `xdpctl: `.
     pub fn note(&self, message: impl std::fmt::Display) {
@@ -88,19 +83,9 @@ impl Out {
         }
     }
 
-    /// A line on stderr as it is (a log line of a long-running command).
-    pub fn log_line(&self, line: &str) {
-        eprintln!("{line}");
-    }
-
     /// The result, in the chosen format, on stdout.
     pub fn result<T: Human>(&self, value: &T) -> io::Result<()> {
         print(self.format, value)
-    }
-
-    /// A JSON result (compact or indented by the format) on stdout.
-    pub fn json(&self, value: &serde_json::Value) -> io::Result<()> {
-        print_json(self.format, value)
     }
 
     /// A JSON result only when JSON was asked for (the human rendering of

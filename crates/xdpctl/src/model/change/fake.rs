@@ -308,10 +308,10 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     after.xdp.insert(dev(), 200);
 
     // Killed while staging: undone.
-    let staging = Change::Replace {
-        phase: Phase::Staging,
-        ..change.clone()
-    };
+    let mut staging = change.clone();
+    if let Change::Replace { phase, .. } = &mut staging {
+        *phase = Phase::Staging;
+    }
     for budget in 0..2 {
         let mut k = initial.clone();
         k.budget = Some(budget);
@@ -339,10 +339,10 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     assert_eq!(afters, points);
 
     // Under --confirm-within it is undone instead, wherever it died.
-    let careful = Change::Replace {
-        undo_on_crash: true,
-        ..change.clone()
-    };
+    let mut careful = change.clone();
+    if let Change::Replace { undo_on_crash, .. } = &mut careful {
+        *undo_on_crash = true;
+    }
     let mut k = initial.clone();
     stage(&mut k).unwrap();
     let (_, befores, _) = crash_everywhere(&k, &careful, |_| Ok(()), &initial, &after);
