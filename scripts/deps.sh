@@ -24,6 +24,8 @@ have_cmd fish || need+=(fish)
 have_cmd groff || need+=(groff-base)
 # The benchmark compares with these peers and measures with these tools.
 have_cmd bpftool || need+=(bpftool)
+# The crash tests inject real syscall faults, as the issue reproduces them.
+have_cmd strace || need+=(strace)
 have_cmd nft || need+=(nftables)
 have_cmd ethtool || need+=(ethtool)
 have_cmd xdp-filter || need+=(xdp-tools)

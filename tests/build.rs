@@ -16,6 +16,7 @@ const FIXTURES: &[&str] = &[
     "xdp_drop",
     "trafficgen",
     "dissect",
+    "fake_fw",
 ];
 
 fn main() {

@@ -644,7 +644,7 @@ fn hitless_upgrade_keeps_blocking_under_traffic() {
     // The load directory holds exactly the new load and the link.
     assert_eq!(
         pins_below(&fs.path().join("fw")).len(),
-        xdp_progs::xdpfw::maps::ALL.len() + 2
+        xdp_progs::xdpfw::maps::ALL.len() + 3
     );
 }
 
@@ -655,35 +655,33 @@ fn upgrade_refuses_incompatible_maps_unless_reset() {
     let obj = fixture("user_xdp");
     let obj = obj.to_str().unwrap();
     xdpctl(&fs, ["load", obj, "--pin", "u"]).ok();
-    // Make the pinned map differ from the object's definition: swap in a
-    // map of another shape under the same name.
+    // A pin swapped by hand is not the load's: refused, never adopted.
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     std::fs::remove_file(fs.path().join("u/maps/ethertypes")).unwrap();
-    std::fs::hard_link(
-        fs.path().join("fw/maps/udp_ports"),
-        fs.path().join("u/maps/ethertypes"),
-    )
-    .ok();
-    if !fs.path().join("u/maps/ethertypes").exists() {
-        // bpffs has no hard links: pin the other map there instead.
-        let fd = pinfs::obj_get(&fs.path().join("fw/maps/udp_ports")).unwrap();
-        use std::os::fd::AsFd;
-        pinfs::obj_pin(fd.as_fd(), &fs.path().join("u/maps/ethertypes")).unwrap();
-    }
+    let fd = pinfs::obj_get(&fs.path().join("fw/maps/udp_ports")).unwrap();
+    use std::os::fd::AsFd;
+    pinfs::obj_pin(fd.as_fd(), &fs.path().join("u/maps/ethertypes")).unwrap();
     let before = fs.snapshot();
     xdpctl(&fs, ["load", obj, "--pin", "u", "--replace"]).fails_with(&[
-        "map ethertypes",
-        "value size is 1, the object wants 8",
+        "maps/ethertypes",
+        "the manifest",
+        "changed by hand",
+    ]);
+    assert_eq!(fs.snapshot(), before);
+
+    // An object whose map of the same name has another shape.
+    let fake = fixture("fake_fw");
+    xdpctl(&fs, ["load", fake.to_str().unwrap(), "--pin", "f"]).ok();
+    let before = fs.snapshot();
+    xdpctl(&fs, ["load", "--pin", "f", "--replace"]).fails_with(&[
+        "map blocklist",
+        "value size is 8, the object wants 1",
         "--reset-maps",
     ]);
     assert_eq!(fs.snapshot(), before);
-    let out = xdpctl(
-        &fs,
-        ["load", obj, "--pin", "u", "--replace", "--reset-maps"],
-    )
-    .ok();
+    let out = xdpctl(&fs, ["load", "--pin", "f", "--replace", "--reset-maps"]).ok();
     assert!(
-        out.stderr.contains("maps reset: ethertypes"),
+        out.stderr.contains("maps reset: blocklist"),
         "{}",
         out.stderr
     );

@@ -13,6 +13,8 @@ fn xdpfw_pins() -> Vec<String> {
         .map(|m| format!("maps/{m}"))
         .collect();
     pins.push(xdpfw::PROGRAM.to_owned());
+    // The load directory's manifest: what was loaded, pinned with it.
+    pins.push("manifest".to_owned());
     pins.sort();
     pins
 }
@@ -107,7 +109,11 @@ fn builtin_firewall_is_pinned_like_loadall_and_matches_show() {
         .iter()
         .filter(|m| !m["pinned"].as_array().unwrap().is_empty())
         .count();
-    assert_eq!(pinned_here, xdpfw::maps::ALL.len());
+    assert_eq!(
+        pinned_here,
+        xdpfw::maps::ALL.len() + 1,
+        "the maps and the manifest"
+    );
 
     // The human table names the same objects.
     let table = xdpctl(&fs, ["prog", "show", "xdpfw/xdp_fw"]).ok().stdout;
@@ -136,7 +142,15 @@ fn user_object_is_loaded_and_pinned() {
     let obj = fixture("user_xdp");
     let out = xdpctl(&fs, ["-j", "load", obj.to_str().unwrap(), "--pin", "mine"]).ok();
     let names: Vec<String> = pins_below(&fs.path().join("mine")).into_keys().collect();
-    assert_eq!(names, ["count_types", "maps/blocklist", "maps/ethertypes"]);
+    assert_eq!(
+        names,
+        [
+            "count_types",
+            "manifest",
+            "maps/blocklist",
+            "maps/ethertypes"
+        ]
+    );
     let objects = out.json()["objects"].as_array().unwrap().clone();
     let prog = objects.iter().find(|o| o["kind"] == "prog").unwrap();
     assert_eq!(prog["name"], "count_types");

@@ -199,7 +199,9 @@ pub struct GuardArgs {
 /// attach and load --replace with --confirm-within DURATION roll the change
 /// back by themselves unless confirmed in time, even if the session that
 /// made it is gone, like a router's "commit confirmed". Name the device
-/// (attach) or the load directory (load --replace).
+/// (attach) or the load directory (load --replace). One change at a time
+/// waits for confirmation on a bpffs; a rollback acts only if the state is
+/// still what the change made.
 ///
 /// Example: xdpctl confirm ens5
 #[derive(Debug, Args)]
@@ -354,10 +356,13 @@ impl Shell {
 /// Load a BPF object and pin its programs and maps.
 ///
 /// Without OBJECT, loads xdpctl's built-in XDP firewall. Programs are pinned
-/// at DIR/<program name>, maps at DIR/maps/<map name>. The pins appear all
-/// at once or not at all: a load that fails (verifier, permissions, a bad
-/// --map) leaves nothing behind, not even an empty directory. A DIR that
-/// already holds pins is refused, unless --replace upgrades it in place.
+/// at DIR/<program name>, maps at DIR/maps/<map name>, and DIR/manifest says
+/// what was loaded: DIR is a load directory, which the commands that change
+/// a load insist on. The pins appear all at once or not at all: a load that
+/// fails (verifier, permissions, a bad --map) leaves nothing behind, not
+/// even an empty directory, and one that is killed is cleaned up by the next
+/// xdpctl command. A DIR that already holds pins, or lies inside another
+/// load directory, is refused; --replace upgrades a load in place.
 ///
 /// Example: xdpctl load --pin /sys/fs/bpf/xdpfw
 #[derive(Debug, Args)]
@@ -390,8 +395,9 @@ pub struct LoadArgs {
     /// Upgrade the load in DIR without a gap: reuse its compatible maps
     /// (state such as the blocklist carries over), switch every attachment
     /// made from DIR to the new program of the same name atomically, then
-    /// swap the pins. A map whose definition changed is an error unless
-    /// --reset-maps.
+    /// swap the pins in one rename. A map whose definition changed is an
+    /// error unless --reset-maps. Killed midway, the upgrade is finished by
+    /// the next xdpctl command.
     #[arg(long)]
     pub replace: bool,
 
@@ -410,9 +416,11 @@ pub struct LoadArgs {
 ///
 /// First detaches every link pinned under DIR/links and every netlink
 /// attachment of DIR's programs (in this network namespace and every one
-/// under /run/netns), then
-/// removes everything pinned under DIR, and DIR. Idempotent: a directory that does not exist is reported and is not an
-/// error. Refuses to remove the root of a bpffs mount.
+/// under /run/netns), then removes everything pinned under DIR, and DIR.
+/// Idempotent: a directory that does not exist is reported and is not an
+/// error. Refuses the root of a bpffs mount, a directory that is not a load
+/// directory, and a path through a symlink. Killed midway, the unload is
+/// finished by the next xdpctl command.
 ///
 /// Example: xdpctl unload /sys/fs/bpf/xdpfw
 #[derive(Debug, Args)]
@@ -425,9 +433,11 @@ pub struct UnloadArgs {
 /// Attach a pinned XDP program to a network device.
 ///
 /// The attachment outlives xdpctl: by default it is a bpf_link pinned at
-/// <load dir>/links/<device>, which other tools cannot silently replace;
-/// --netlink attaches the legacy way instead (visible to and removable by
-/// `ip link set dev DEV xdp off`). The mode actually in effect is printed.
+/// <load dir>/links/<device>@<netns inode>, which other tools cannot
+/// silently replace (only a program of an xdpctl load directory can be
+/// attached this way); --netlink attaches any XDP program the legacy way
+/// instead (visible to and removable by `ip link set dev DEV xdp off`). The
+/// mode actually in effect is printed.
 ///
 /// The default mode is native: XDP's point is to run in the driver, and a
 /// silent fall back to generic mode would hide a several-fold slowdown. If

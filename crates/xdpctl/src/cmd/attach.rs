@@ -579,13 +579,12 @@ fn arm_attach(
 ) -> Result<()> {
     let mut keep = Vec::new();
     if let Some(old) = previous {
-        let path = journal.scratch("rollback");
+        let path = journal.scratch("rollback")?;
         let fd = sys::fd_by_id(IdKind::Prog, old)?;
         pinfs::obj_pin(fd.as_fd(), &path)?;
         keep.push(path);
     }
     confirm::arm(
-        ctx,
         journal,
         pending::dev_key(dev.netns, dev.ifindex),
         format!("attach to {name}"),

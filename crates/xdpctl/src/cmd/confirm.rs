@@ -31,12 +31,7 @@ use crate::{
 /// Starts the watcher for `key`, then records the pending change (the
 /// watcher waits for the record, so a change whose arming died never
 /// rolls back on its own — its journal record undoes it instead).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the fields of one record, from its two kinds of change"
-)]
 pub fn arm(
-    ctx: &Ctx,
     journal: &Journal,
     key: String,
     what: String,
@@ -70,11 +65,8 @@ pub fn arm(
         rollback,
         keep,
     };
-    if let Err(e) = pending::arm(journal, &record) {
-        // The watcher finds no record and leaves.
-        return Err(e);
-    }
-    let _ = ctx;
+    // On failure the watcher finds no record and leaves.
+    pending::arm(journal, &record)?;
     Ok(())
 }
 

@@ -15,8 +15,8 @@ use crate::{
     ctx::Ctx,
     kernel::steps::{Real, read_manifest},
     model::{
-        change::{self, Kernel, Step},
-        manifest::{LINKS_SUBDIR, MAPS_SUBDIR, PIN},
+        change::{Kernel, Step},
+        manifest::MAPS_SUBDIR,
     },
     ops::{self, journal::now_ms, pending},
     render::Tabular,
@@ -161,7 +161,6 @@ fn check_load(
             });
         }
     }
-    let _ = (PIN, LINKS_SUBDIR);
     if problems == 0 {
         out.push(Finding {
             status: "ok",
@@ -223,7 +222,6 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
             },
         });
     }
-    let _ = change::check_inside;
     walk(&root, &root, !args.check, &mut journal, &mut out)?;
     let problems = out
         .iter()

@@ -256,7 +256,7 @@ pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
     pinfs::check_free(&target.path)?;
     let (ebpf, names) = load_into_kernel(&object, &reuse, args.verifier_log.as_deref())?;
     let generation = layout::random_id();
-    let stage = journal.scratch("stage");
+    let stage = journal.scratch("stage")?;
     let parents_missing = target.missing.len().saturating_sub(1);
     let mut parents = Vec::new();
     let mut p = target.existing.clone();

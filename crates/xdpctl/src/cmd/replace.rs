@@ -51,8 +51,9 @@ pub fn mode_flag_of(mode: &str) -> u32 {
 
 /// Every netlink attachment of a program in `progs`, in this namespace
 /// and every one under /run/netns: the device and the program.
-pub fn netlink_attachments(progs: &[u32]) -> Result<Vec<(Dev, String, u32)>> {
-    let links = links::XdpLinks::load(&HashMap::new())?;
+pub fn netlink_attachments(ctx: &Ctx, progs: &[u32]) -> Result<Vec<(Dev, String, u32)>> {
+    // Link pins name their namespace: they tell a link from netlink.
+    let links = links::XdpLinks::load(&ctx.link_pin_index()?)?;
     let mut out = Vec::new();
     for ns in netns::all()? {
         // A namespace deleted meanwhile holds nothing.
@@ -219,7 +220,7 @@ pub fn replace(
     }
     let old_ids: Vec<u32> = old_progs.keys().copied().collect();
     let mut netlink_names = Vec::new();
-    for (dev, name, prog) in netlink_attachments(&old_ids)? {
+    for (dev, name, prog) in netlink_attachments(ctx, &old_ids)? {
         let prog_name = &old_progs[&prog];
         if !names.contains(prog_name) {
             bail!(
@@ -235,11 +236,11 @@ pub fn replace(
         });
     }
 
-    let stage = journal.scratch("stage");
-    let keep = args
-        .confirm_within
-        .is_some()
-        .then(|| journal.scratch("rollback"));
+    let stage = journal.scratch("stage")?;
+    let keep = match args.confirm_within {
+        Some(_) => Some(journal.scratch("rollback")?),
+        None => None,
+    };
     let old_gen = load.manifest.generation;
     let new_gen = layout::random_id();
     let change = |phase| Change::Replace {
@@ -342,7 +343,6 @@ pub fn replace(
             })
             .collect();
         confirm::arm(
-            ctx,
             &journal,
             pending::load_key(load.manifest.load_id),
             format!("upgrade of {}", load.path.display()),

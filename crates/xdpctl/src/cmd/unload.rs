@@ -133,7 +133,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         });
     }
     let mut netlink = Vec::new();
-    for (dev, name, prog) in netlink_attachments(&prog_ids)? {
+    for (dev, name, prog) in netlink_attachments(ctx, &prog_ids)? {
         detached.push(Attachment {
             device: name,
             ifindex: dev.ifindex,
@@ -151,7 +151,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
     let entry = journal.begin(Change::Unload {
         dir: load.path.clone(),
         generation: load.manifest.generation,
-        trash: journal.scratch("trash"),
+        trash: journal.scratch("trash")?,
         links,
         netlink,
     })?;

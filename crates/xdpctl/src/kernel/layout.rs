@@ -12,11 +12,13 @@
 //! _xdpctl/rollback/<id>  the old pins of an upgrade waiting for confirmation
 //! ```
 //!
-//! Every change holds an exclusive `flock` on `_xdpctl/` from before its
-//! journal record is written until it is removed; a process that dies
-//! drops the lock, so the next one to take it finds the record and knows
-//! nobody is still working on it. Listings of pins leave `_xdpctl/` out;
-//! `xdpctl doctor` shows it.
+//! Every change holds an exclusive `flock` on the mount point of the bpffs
+//! from before its journal record is written until it is removed; a
+//! process that dies drops the lock, so the next one to take it finds the
+//! record and knows nobody is still working on it. `_xdpctl/` is made when
+//! a change first needs it and removed again when a change leaves it empty,
+//! so a command that fails leaves the bpffs exactly as it was. Listings of
+//! pins leave `_xdpctl/` out; `xdpctl doctor` shows it.
 
 use std::{
     fs,
@@ -91,11 +93,26 @@ impl StateDir {
         Ok(())
     }
 
-    /// Takes the exclusive lock (creating the directory first); blocks while
-    /// another xdpctl change on this bpffs runs.
+    /// Takes the exclusive lock; blocks while another xdpctl change on this
+    /// bpffs runs.
+    ///
+    /// NB: on the mount point, not on `_xdpctl/`: a directory that may be
+    /// removed cannot be a lock (a waiter would end up holding the lock of
+    /// a deleted directory while a newcomer locks its successor).
     pub fn lock(&self) -> Result<pinfs::DirLock> {
-        self.ensure()?;
-        Ok(pinfs::DirLock::exclusive(&self.dir)?)
+        Ok(pinfs::DirLock::exclusive(&self.root)?)
+    }
+
+    /// Removes the state directory if nothing is in it (under the lock).
+    pub fn remove_if_empty(&self) -> Result<()> {
+        if !self.dir.is_dir() {
+            return Ok(());
+        }
+        for sub in SUBDIRS {
+            pinfs::remove_dir_if_empty(&self.sub(sub))?;
+        }
+        pinfs::remove_dir_if_empty(&self.dir)?;
+        Ok(())
     }
 
     /// `_xdpctl/<sub>`.

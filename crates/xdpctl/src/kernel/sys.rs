@@ -151,8 +151,12 @@ pub fn link_info(fd: BorrowedFd<'_>) -> io::Result<bpf_link_info> {
 /// The ifindex an XDP link is attached to (0 once it is detached), or
 /// `None` for another kind of link.
 pub fn xdp_link_ifindex(info: &bpf_link_info) -> Option<u32> {
-    // SAFETY: the union member read matches the link type the kernel reported.
-    (info.type_ == LINK_TYPE_XDP).then(|| unsafe { info.__bindgen_anon_1.xdp.ifindex })
+    if info.type_ == LINK_TYPE_XDP {
+        // SAFETY: the union member read matches the link type the kernel reported.
+        Some(unsafe { info.__bindgen_anon_1.xdp.ifindex })
+    } else {
+        None
+    }
 }
 
 /// A netfilter link's family, hook and priority, or `None` for another kind.

@@ -180,7 +180,6 @@ impl Change {
                 dir,
                 stage,
                 old_gen,
-                new_gen,
                 switches,
                 keep,
                 ..
@@ -192,16 +191,14 @@ impl Change {
                     other: stage.clone(),
                 });
                 // After the exchange the old pins are in `stage`.
-                match keep {
-                    Some(keep) => steps.push(Step::Move {
+                if let Some(keep) = keep {
+                    steps.push(Step::Move {
                         from: stage.clone(),
                         generation: Some(*old_gen),
                         to: keep.clone(),
-                    }),
-                    None => {}
+                    });
                 }
                 // Whatever is left in the stage is the old load, or nothing.
-                let _ = new_gen;
                 steps.push(Step::RemoveTree {
                     path: stage.clone(),
                 });
@@ -276,19 +273,25 @@ impl Change {
                 stage,
                 new_gen,
                 switches,
+                keep,
                 undo_on_crash: true,
                 ..
             } => {
                 let mut steps: Vec<Step> = switches.iter().map(|s| s.step(true)).collect();
-                // If the exchange happened, the new pins are in `dir`.
-                steps.push(Step::Exchange {
-                    dir: dir.clone(),
-                    generation: *new_gen,
-                    other: stage.clone(),
-                });
-                steps.push(Step::RemoveTree {
-                    path: stage.clone(),
-                });
+                // If the exchange happened, the new pins are in `dir` and
+                // the old ones in `stage`, or already moved to `keep`.
+                for old in std::iter::once(stage).chain(keep) {
+                    steps.push(Step::Exchange {
+                        dir: dir.clone(),
+                        generation: *new_gen,
+                        other: old.clone(),
+                    });
+                }
+                for scratch in std::iter::once(stage).chain(keep) {
+                    steps.push(Step::RemoveTree {
+                        path: scratch.clone(),
+                    });
+                }
                 (Outcome::Undo, steps)
             }
             Change::Replace { .. } | Change::Unload { .. } | Change::Detach { .. } => {

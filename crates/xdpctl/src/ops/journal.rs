@@ -65,6 +65,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Still under the lock (the field drops after this).
+        let _ = self.state.remove_if_empty();
+    }
+}
+
 impl Journal {
     /// Takes the change lock of the bpffs `path` (an existing path) is on.
     pub fn lock(path: &Path) -> Result<Self> {
@@ -82,11 +89,13 @@ impl Journal {
         &self.state
     }
 
-    /// A fresh path in `_xdpctl/<sub>`.
-    pub fn scratch(&self, sub: &str) -> PathBuf {
-        self.state
+    /// A fresh path in `_xdpctl/<sub>` (which it creates).
+    pub fn scratch(&self, sub: &str) -> Result<PathBuf> {
+        self.state.ensure()?;
+        Ok(self
+            .state
             .sub(sub)
-            .join(format!("{:016x}", layout::random_id()))
+            .join(format!("{:016x}", layout::random_id())))
     }
 
     /// Records `change` before its first step.
@@ -101,6 +110,7 @@ impl Journal {
             started_ms: now_ms(),
             change,
         };
+        self.state.ensure()?;
         let path = self.state.sub("journal").join(&id);
         store::write_new(&path, store::Kind::Journal, &serde_json::to_vec(&record)?)
             .with_context(|| format!("writing the journal record {}", path.display()))?;

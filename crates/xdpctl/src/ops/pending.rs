@@ -161,6 +161,7 @@ pub fn check_none(journal: &Journal) -> Result<()> {
 pub fn arm(journal: &Journal, pending: &Pending) -> Result<()> {
     let state = journal.state();
     pending.validate(state, &pending.key)?;
+    state.ensure()?;
     let path = path_of(state, &pending.key)?;
     store::write_new(&path, store::Kind::Pending, &serde_json::to_vec(pending)?)
         .with_context(|| format!("recording the pending change at {}", path.display()))

@@ -326,10 +326,12 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     let (points, befores, afters) = crash_everywhere(
         &initial,
         &change,
+        // The record says "switching" only once staging is complete.
         |k| {
-            stage(k).map(|()| {
-                k.budget = None;
-            })
+            let budget = k.budget.take();
+            stage(k)?;
+            k.budget = budget;
+            Ok(())
         },
         &initial,
         &after,
@@ -338,15 +340,38 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     assert_eq!(befores, 0, "a switching replace is always finished");
     assert_eq!(afters, points);
 
-    // Under --confirm-within it is undone instead, wherever it died.
+    // Under --confirm-within the old pins are kept for the rollback, and
+    // a crash is undone instead, wherever it happened.
     let mut careful = change.clone();
-    if let Change::Replace { undo_on_crash, .. } = &mut careful {
+    if let Change::Replace {
+        undo_on_crash,
+        keep,
+        ..
+    } = &mut careful
+    {
         *undo_on_crash = true;
+        *keep = Some("/b/_xdpctl/rollback/k".into());
     }
-    let mut k = initial.clone();
-    stage(&mut k).unwrap();
-    let (_, befores, _) = crash_everywhere(&k, &careful, |_| Ok(()), &initial, &after);
-    assert!(befores > 0);
+    let mut careful_before = initial.clone();
+    careful_before.mkdir("/b/_xdpctl/rollback");
+    let mut staged = careful_before.clone();
+    stage(&mut staged).unwrap();
+    let mut careful_after = after.clone();
+    careful_after.mkdir("/b/_xdpctl/rollback");
+    loaded(&mut careful_after, "/b/_xdpctl/rollback/k", 1, "old");
+    careful_after.put("/b/_xdpctl/rollback/k/links/eth1@9", Node::Link(10));
+    let (points, befores, afters) = crash_everywhere(
+        &staged,
+        &careful,
+        |_| Ok(()),
+        &careful_before,
+        &careful_after,
+    );
+    assert_eq!(
+        afters, 1,
+        "only the run that was not killed ends in the after"
+    );
+    assert_eq!(befores + 1, points);
 }
 
 #[test]
