@@ -1,20 +1,16 @@
 //! What every command needs: the output format and the bpffs root.
 
-use std::{
-    collections::HashMap,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
-use pinfs::Kind;
+use anyhow::Result;
 
 use crate::{
     cli::Cli,
+    kernel::objects,
     render::{Format, Out},
 };
 
-/// Pinned paths by object kind and kernel id.
-pub type PinIndex = HashMap<(Kind, u32), Vec<PathBuf>>;
+pub use crate::kernel::objects::PinIndex;
 
 /// Global options, validated.
 #[derive(Debug)]
@@ -70,28 +66,12 @@ impl Ctx {
     /// Pinned paths below the bpffs root, by object kind and id. Empty when
     /// the root is not a bpffs (nothing can be pinned there).
     pub fn pin_index(&self) -> Result<PinIndex> {
-        self.pin_index_matching(|_| true)
+        objects::pin_index(&self.bpffs, |_| true)
     }
 
     /// The pins of links xdpctl made (`<dev>@<netns inode>`): found without
     /// opening every other pin on the bpffs.
     pub fn link_pin_index(&self) -> Result<PinIndex> {
-        self.pin_index_matching(|name| name.as_encoded_bytes().contains(&b'@'))
-    }
-
-    fn pin_index_matching(
-        &self,
-        wanted: impl Fn(&std::ffi::OsStr) -> bool + Copy,
-    ) -> Result<PinIndex> {
-        let mut index = PinIndex::new();
-        if !self.bpffs.is_dir() || !pinfs::is_bpffs(&self.bpffs)? {
-            return Ok(index);
-        }
-        let pins = pinfs::list_matching(&self.bpffs, wanted)
-            .with_context(|| format!("listing pins under {}", self.bpffs.display()))?;
-        for pin in pins {
-            index.entry((pin.kind, pin.id)).or_default().push(pin.path);
-        }
-        Ok(index)
+        objects::pin_index(&self.bpffs, |name| name.as_encoded_bytes().contains(&b'@'))
     }
 }

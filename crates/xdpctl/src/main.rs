@@ -38,7 +38,7 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Prog(cmd) => cmd::prog::run(&ctx, cmd),
         Command::Map(cmd) => cmd::map::run(&ctx, cmd),
         Command::Stats(args) => cmd::stats::stats(&ctx, args),
-        Command::Top(args) => cmd::stats::top(&ctx, args),
+        Command::Top(args) => cmd::top::top(&ctx, args),
         Command::Guard(args) => cmd::guard::guard(&ctx, args),
         Command::Confirm(args) => cmd::confirm::confirm(&ctx, args),
         Command::Doctor(args) => cmd::doctor::doctor(&ctx, args),

@@ -8,6 +8,8 @@ mod docs;
 use std::{path::PathBuf, str::FromStr};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use crate::model::{guard::Cidr, handle::Handle, xdp::XdpMode};
 use clap_complete::engine::ArgValueCompleter;
 
 const EXIT_STATUS: &str = "\
@@ -240,36 +242,6 @@ pub struct DoctorArgs {
     pub check: bool,
 }
 
-/// An address or CIDR.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    /// The address.
-    pub addr: std::net::IpAddr,
-    /// Prefix length.
-    pub len: u8,
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, len) = s.split_once('/').map_or((s, None), |(a, l)| (a, Some(l)));
-        let addr: std::net::IpAddr = addr
-            .parse()
-            .map_err(|_| format!("'{s}' is not an address or CIDR (like 10.0.0.0/8)"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = match len {
-            None => max,
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("'{s}': prefix length must be 0 to {max}"))?,
-        };
-        Ok(Cidr { addr, len })
-    }
-}
-
 /// `500ms`, `30s`, `10m`, `1h`, or seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = s
@@ -486,20 +458,6 @@ pub struct AttachArgs {
     /// session is gone by then.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub confirm_within: Option<std::time::Duration>,
-}
-
-/// XDP attach modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum XdpMode {
-    /// In the driver (xdpdrv); fastest, needs driver support.
-    #[value(alias = "drv", alias = "driver")]
-    Native,
-    /// After skb allocation (xdpgeneric); works on every device.
-    #[value(alias = "skb")]
-    Generic,
-    /// On the NIC (xdpoffload); needs an offload-capable NIC.
-    #[value(alias = "hw")]
-    Offload,
 }
 
 /// Take the XDP program off a network device, whatever attached it.
@@ -747,42 +705,6 @@ pub struct UpdateArgs {
     /// Keys and values as raw bytes, ignoring BTF.
     #[arg(long)]
     pub raw: bool,
-}
-
-/// How an object is named on the command line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Handle {
-    /// By kernel id: `42` or `id:42`.
-    Id(u32),
-    /// By pinned path (anything with a `/`; relative: under --bpffs).
-    Path(PathBuf),
-    /// By name: a pin's file name under --bpffs, else the kernel's name.
-    Name(String),
-}
-
-impl FromStr for Handle {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s.strip_prefix("id:").unwrap_or(s);
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            return digits
-                .parse()
-                .map(Handle::Id)
-                .map_err(|_| format!("id {digits} is out of range (ids are 32-bit)"));
-        }
-        if s.starts_with("id:") {
-            return Err(format!("'{s}' is not an id; write id:<number>"));
-        }
-        if s.is_empty() {
-            return Err("empty handle; give an id, a name or a pinned path".into());
-        }
-        if s.contains('/') {
-            Ok(Handle::Path(PathBuf::from(s)))
-        } else {
-            Ok(Handle::Name(s.to_owned()))
-        }
-    }
 }
 
 /// `--map NAME=PINNED_PATH`.

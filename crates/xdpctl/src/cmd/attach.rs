@@ -101,7 +101,7 @@ pub fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
             (objects::open_pinned(&path, Kind::Prog)?, load_of(&path))
         }
         Handle::Id(_) | Handle::Name(_) => {
-            let (fd, _) = objects::resolve(ctx, handle, Kind::Prog)?;
+            let (fd, _) = objects::resolve(&ctx.bpffs, handle, Kind::Prog)?;
             let id = pinfs::obj_info(fd.as_fd())?.id;
             let pins = ctx.pin_index()?;
             let load = pins
@@ -140,41 +140,6 @@ pub(crate) fn device(rtnl: &mut Rtnl, name: &str, netns: Option<&str>) -> Result
             "no device named {name} (see `ip link`; use --netns for another namespace)"
         ),
     })
-}
-
-/// The mode name for an XDP mode flag, as rtnetlink reports it.
-pub fn mode_name_of_flag(flag: u32) -> &'static str {
-    match flag {
-        xdp_flags::SKB_MODE => "generic",
-        xdp_flags::HW_MODE => "offload",
-        _ => "driver",
-    }
-}
-
-fn mode_flag(mode: XdpMode) -> u32 {
-    match mode {
-        XdpMode::Native => xdp_flags::DRV_MODE,
-        XdpMode::Generic => xdp_flags::SKB_MODE,
-        XdpMode::Offload => xdp_flags::HW_MODE,
-    }
-}
-
-/// The mode name as `net show` prints it, for the mode in the device state.
-fn mode_name(mode: XdpMode) -> &'static str {
-    match mode {
-        XdpMode::Native => "driver",
-        XdpMode::Generic => "generic",
-        XdpMode::Offload => "offload",
-    }
-}
-
-/// The attach flag for a mode as [`XdpState::attached`](crate::kernel::netlink::XdpState::attached) names it.
-pub fn state_mode_flag(mode: &str) -> u32 {
-    match mode {
-        "driver" => xdp_flags::DRV_MODE,
-        "generic" => xdp_flags::SKB_MODE,
-        _ => xdp_flags::HW_MODE,
-    }
 }
 
 pub(crate) fn mode_of(dev: &Device, prog_id: u32) -> Option<&'static str> {
@@ -233,13 +198,20 @@ pub(crate) fn detach_netlink(
     mode: &str,
     prog_id: u32,
 ) -> Result<()> {
-    rtnl.set_xdp(dev.ifindex, -1, state_mode_flag(mode), None)
-        .with_context(|| {
-            format!(
-                "detaching program {prog_id} from {} ({mode} mode)",
-                dev.name
-            )
-        })
+    rtnl.set_xdp(
+        dev.ifindex,
+        -1,
+        XdpMode::from_state_name(mode)
+            .unwrap_or(XdpMode::Offload)
+            .flag(),
+        None,
+    )
+    .with_context(|| {
+        format!(
+            "detaching program {prog_id} from {} ({mode} mode)",
+            dev.name
+        )
+    })
 }
 
 impl Tabular for Attachment {
@@ -255,7 +227,7 @@ impl Tabular for Attachment {
             self.attach.to_owned(),
             self.link_id
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
-            crate::cmd::prog::pinned_cell(&self.link_pinned),
+            crate::render::pinned_cell(&self.link_pinned),
         ]
     }
 }
@@ -281,8 +253,8 @@ fn attach_error(
         )),
         _ => None,
     };
-    let base =
-        anyhow::Error::new(err).context(format!("attaching to {dev} in {} mode", mode_name(mode)));
+    let base = anyhow::Error::new(err)
+        .context(format!("attaching to {dev} in {} mode", mode.state_name()));
     match hint {
         Some(h) => base.context(h),
         None => base,
@@ -327,7 +299,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
     });
     let pins = ctx.pin_index()?;
     let links = links::XdpLinks::load(&pins)?;
-    let flag = mode_flag(args.mode);
+    let flag = args.mode.flag();
     let ndev = Dev {
         netns: ns_ino,
         ifindex: dev.ifindex,
@@ -361,13 +333,13 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
                 dev.name
             );
         }
-        if existing.len() > 1 || mode != mode_name(args.mode) {
+        if existing.len() > 1 || mode != args.mode.state_name() {
             bail!(
                 "{} runs program {old_id} in {mode} mode, and --replace swaps within one mode; \
                  detach it first (xdpctl detach {}) or use --mode {}",
                 dev.name,
                 dev.name,
-                if mode == "driver" { "native" } else { mode }
+                XdpMode::from_state_name(mode).map_or(mode, XdpMode::arg_name)
             );
         }
         previous = Some(old_id);

@@ -23,15 +23,12 @@ use xdp_progs::xdpfw;
 use crate::{
     cli::{Cidr, GuardArgs},
     cmd::map::OpenMap,
-    cmd::stats::{self, Firewall, Source},
+    cmd::stats::{self, Firewall},
     ctx::Ctx,
     kernel::sys::{self, update_flags},
+    model::guard::{Blocklist, Event, GUARD_MARK, Guard, Inserted, Settings, Source},
     render::{self, Format},
 };
-
-/// The blocklist value guard writes: non-zero (drops), and not the `1` an
-/// operator types.
-pub const GUARD_MARK: u8 = 0x67;
 
 /// The pin of guard's state in the load directory.
 const STATE_PIN: &str = "guard";
@@ -137,37 +134,6 @@ fn blocklist_value(fw: &Firewall, src: Source) -> Result<Option<u8>> {
     Ok(map.handle().lookup(&key, &mut value)?.then(|| value[0]))
 }
 
-fn in_cidr(addr: IpAddr, cidr: &Cidr) -> bool {
-    match (addr, cidr.addr) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let bits = u32::from(cidr.len);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits = u32::from(cidr.len);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
-fn ip(src: Source) -> IpAddr {
-    match src {
-        Source::V4(a) => IpAddr::from(a),
-        Source::V6(a) => IpAddr::from(a),
-    }
-}
-
 /// The address of the SSH client this runs under, if any: never blocked.
 fn ssh_client() -> Option<Cidr> {
     let conn = std::env::var("SSH_CONNECTION")
@@ -185,14 +151,8 @@ struct Log {
 }
 
 impl Log {
-    fn event(
-        &self,
-        action: &str,
-        src: Source,
-        rate: Option<f64>,
-        expiry: Option<u64>,
-        why: &str,
-    ) -> io::Result<()> {
+    fn event(&self, e: &Event) -> io::Result<()> {
+        let (action, src, rate, expiry, why) = (e.action, e.src, e.rate, e.expiry, e.why);
         let now = stats::now_ms();
         let mut out = render::stdout();
         match self.format {
@@ -226,16 +186,63 @@ impl Log {
     }
 }
 
-/// Removes guard's block of `src`: the blocklist entry only if it is still
-/// guard's (an operator may have taken it over), and the record.
-fn unblock(fw: &Firewall, state: &State, src: Source) -> Result<bool> {
-    let mine = blocklist_value(fw, src)? == Some(GUARD_MARK);
-    if mine {
-        let (map, key) = blocklist_for(fw, src);
-        map.handle().delete(&key)?;
+/// The firewall's blocklist and guard's records, for [`Guard`]'s rules.
+struct Maps<'a> {
+    fw: &'a Firewall,
+    state: &'a State,
+}
+
+impl Blocklist for Maps<'_> {
+    fn entry(&mut self, src: Source) -> Result<Option<u8>> {
+        blocklist_value(self.fw, src)
     }
-    state.remove(src)?;
-    Ok(mine)
+
+    fn block(&mut self, src: Source, expiry_ms: u64) -> Result<Inserted> {
+        let (map, key) = blocklist_for(self.fw, src);
+        // The record first: a guard killed in between resumes a block it
+        // may not have made, and removes it at expiry only if it carries
+        // guard's mark.
+        self.state.set(src, expiry_ms)?;
+        let mut value = vec![0u8; map.value_len()];
+        value[0] = GUARD_MARK;
+        match map.handle().update(&key, &value, update_flags::NOEXIST) {
+            Ok(()) => Ok(Inserted::Blocked),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.state.remove(src)?;
+                Ok(Inserted::Taken)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
+                self.state.remove(src)?;
+                Ok(Inserted::Full)
+            }
+            Err(e) => Err(e).context(format!("blocking {src}")),
+        }
+    }
+
+    fn unblock(&mut self, src: Source) -> Result<bool> {
+        let mine = blocklist_value(self.fw, src)? == Some(GUARD_MARK);
+        if mine {
+            let (map, key) = blocklist_for(self.fw, src);
+            map.handle().delete(&key)?;
+        }
+        self.state.remove(src)?;
+        Ok(mine)
+    }
+}
+
+/// A dry run reads the blocklist and changes nothing.
+struct ReadOnly<'a>(&'a Firewall);
+
+impl Blocklist for ReadOnly<'_> {
+    fn entry(&mut self, src: Source) -> Result<Option<u8>> {
+        blocklist_value(self.0, src)
+    }
+    fn block(&mut self, _: Source, _: u64) -> Result<Inserted> {
+        bail!("a dry run blocks nothing")
+    }
+    fn unblock(&mut self, _: Source) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// `xdpctl guard`.
@@ -254,19 +261,31 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         allow.push(ssh);
     }
     let state = State::open(&fw.dir, args.dry_run)?;
-    let block_for = args.block_for.as_millis() as u64;
+    let settings = Settings {
+        threshold: args.threshold,
+        block_for_ms: args.block_for.as_millis().min(u128::from(u64::MAX)) as u64,
+        allow,
+        max_blocks: args.max_blocks,
+        dry_run: args.dry_run,
+    };
     stats::handle_signals()?;
+    let mut maps: Box<dyn Blocklist> = match &state {
+        Some(state) => Box::new(Maps { fw: &fw, state }),
+        None => Box::new(ReadOnly(&fw)),
+    };
 
     // A restart picks up its own unexpired blocks (and drops expired ones
     // below, on the first pass).
-    let mut active: HashMap<Source, u64> = match &state {
-        Some(s) => s.all()?,
-        None => HashMap::new(),
+    let mut guard = Guard {
+        active: match &state {
+            Some(s) => s.all()?,
+            None => HashMap::new(),
+        },
     };
-    if !active.is_empty() {
+    if !guard.active.is_empty() {
         ctx.out.note(format_args!(
             "guard: resuming {} block(s) from {}",
-            active.len(),
+            guard.active.len(),
             fw.dir.join(STATE_PIN).display()
         ));
     }
@@ -287,19 +306,9 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     let mut prev_at = Instant::now();
     let mut passes = 0u64;
     loop {
-        let now_ms = stats::now_ms();
         // Expiry first: it frees room under --max-blocks.
-        let expired: Vec<Source> = active
-            .iter()
-            .filter(|(_, e)| **e <= now_ms)
-            .map(|(s, _)| *s)
-            .collect();
-        for src in expired {
-            active.remove(&src);
-            if let Some(state) = &state {
-                unblock(&fw, state, src)?;
-            }
-            log.event("unblock", src, None, None, "expired")?;
+        for e in guard.expire(maps.as_mut(), stats::now_ms())? {
+            log.event(&e)?;
         }
         if args.count.is_some_and(|c| passes >= c) || !stats::sleep_until(prev_at + args.interval) {
             break;
@@ -307,62 +316,25 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         let sample = fw.sources()?;
         let dt = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();
-        let now_ms = stats::now_ms();
-        for (src, rate, _) in stats::rates(&prev, &sample, dt, args.threshold) {
-            if active.contains_key(&src) || allow.iter().any(|c| in_cidr(ip(src), c)) {
-                continue;
-            }
-            // An entry an operator made (blocking or not) is theirs.
-            if blocklist_value(&fw, src)?.is_some() {
-                continue;
-            }
-            if active.len() >= args.max_blocks {
-                log.event("skip", src, Some(rate), None, "--max-blocks reached")?;
-                continue;
-            }
-            let expiry = now_ms + block_for;
-            if let Some(state) = &state {
-                let (map, key) = blocklist_for(&fw, src);
-                state.set(src, expiry)?;
-                match map
-                    .handle()
-                    .update(&key, &[GUARD_MARK], update_flags::NOEXIST)
-                {
-                    Ok(()) => {}
-                    // Added by someone else in the meantime: theirs.
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        state.remove(src)?;
-                        continue;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
-                        state.remove(src)?;
-                        log.event("skip", src, Some(rate), None, "the blocklist is full")?;
-                        continue;
-                    }
-                    Err(e) => return Err(e).context(format!("blocking {src}")),
-                }
-                active.insert(src, expiry);
-                log.event("block", src, Some(rate), Some(expiry), "")?;
-            } else {
-                log.event("would-block", src, Some(rate), Some(expiry), "dry run")?;
-            }
+        let rates: Vec<(Source, f64)> = stats::rates(&prev, &sample, dt, args.threshold)
+            .into_iter()
+            .map(|(src, rate, _)| (src, rate))
+            .collect();
+        for e in guard.pass(maps.as_mut(), &settings, &rates, stats::now_ms())? {
+            log.event(&e)?;
         }
         prev = sample;
         passes += 1;
     }
 
-    if let Some(state) = &state {
-        if args.keep_blocks {
-            ctx.out.note(format_args!(
-                "guard: stopping; keeping {} block(s) (--keep-blocks)",
-                active.len()
-            ));
-        } else {
-            for src in active.keys().copied().collect::<Vec<_>>() {
-                unblock(&fw, state, src)?;
-                log.event("unblock", src, None, None, "guard stopped")?;
-            }
-        }
+    if args.keep_blocks && state.is_some() {
+        ctx.out.note(format_args!(
+            "guard: stopping; keeping {} block(s) (--keep-blocks)",
+            guard.active.len()
+        ));
+    }
+    for e in guard.stop(maps.as_mut(), args.keep_blocks)? {
+        log.event(&e)?;
     }
     Ok(())
 }
@@ -379,15 +351,5 @@ mod tests {
         ] {
             assert_eq!(from_state_key(&state_key(src)), src);
         }
-    }
-
-    #[test]
-    fn cidr_membership() {
-        let net: Cidr = "10.1.0.0/16".parse().unwrap();
-        assert!(in_cidr("10.1.200.3".parse().unwrap(), &net));
-        assert!(!in_cidr("10.2.0.1".parse().unwrap(), &net));
-        assert!(!in_cidr("2001:db8::1".parse().unwrap(), &net));
-        let all: Cidr = "::/0".parse().unwrap();
-        assert!(in_cidr("2001:db8::1".parse().unwrap(), &all));
     }
 }

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 use crate::{
     cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
-    cmd::prog::pinned_cell,
     ctx::{Ctx, PinIndex},
     kernel::map::MapHandle,
     kernel::objects,
@@ -59,7 +58,7 @@ impl OpenMap {
     }
 
     fn open(ctx: &Ctx, handle: &Handle, raw: bool) -> Result<Self> {
-        let (fd, label) = objects::resolve(ctx, handle, Kind::Map)?;
+        let (fd, label) = objects::resolve(&ctx.bpffs, handle, Kind::Map)?;
         Self::from_fd(fd, label, raw)
     }
 
@@ -349,7 +348,7 @@ impl Tabular for MapRow {
                     .map_or_else(|| "?".to_owned(), |n| n.to_string()),
                 self.max_entries
             ),
-            pinned_cell(&self.pinned),
+            render::pinned_cell(&self.pinned),
         ]
     }
 }

@@ -47,19 +47,9 @@ impl Tabular for ProgRow {
             self.name.clone(),
             self.tag.clone(),
             render::list(&self.map_ids),
-            pinned_cell(&self.pinned),
+            render::pinned_cell(&self.pinned),
         ]
     }
-}
-
-/// Pinned paths for a table cell.
-pub fn pinned_cell(paths: &[PathBuf]) -> String {
-    render::list(
-        &paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>(),
-    )
 }
 
 /// Boot time in Unix seconds, to turn the kernel's monotonic load time into
@@ -198,7 +188,7 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
     let pins = ctx.pin_index()?;
     let rows = match handle {
         Some(handle) => vec![row(
-            objects::resolve(ctx, handle, Kind::Prog)?.0.as_fd(),
+            objects::resolve(&ctx.bpffs, handle, Kind::Prog)?.0.as_fd(),
             &pins,
         )?],
         None => {

@@ -19,7 +19,7 @@ use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::load::{
+use super::object::{
     ObjectFile, build_manifest, check_reuse, load_into_kernel, map_mismatch, print_loaded,
     stage_object, write_manifest,
 };
@@ -36,18 +36,10 @@ use crate::{
     model::{
         change::{Change, Dev, Phase, Step, Switch},
         manifest::{self, MAPS_SUBDIR},
+        xdp::XdpMode,
     },
     ops::{self, loaddir::LoadDir, pending},
 };
-
-/// The XDP mode flag for a mode as rtnetlink reports it.
-pub fn mode_flag_of(mode: &str) -> u32 {
-    match mode {
-        "driver" => sys::xdp_flags::DRV_MODE,
-        "generic" => sys::xdp_flags::SKB_MODE,
-        _ => sys::xdp_flags::HW_MODE,
-    }
-}
 
 /// Every netlink attachment of a program in `progs`, in this namespace
 /// and every one under /run/netns: the device and the program.
@@ -80,7 +72,9 @@ pub fn netlink_attachments(ctx: &Ctx, progs: &[u32]) -> Result<Vec<(Dev, String,
                     Dev {
                         netns: ino,
                         ifindex: dev.ifindex,
-                        mode: mode_flag_of(mode),
+                        mode: XdpMode::from_state_name(mode)
+                            .unwrap_or(XdpMode::Offload)
+                            .flag(),
                     },
                     dev.name.clone(),
                     prog,

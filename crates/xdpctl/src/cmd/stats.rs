@@ -1,11 +1,10 @@
-//! Operating the built-in firewall: its counters (`stats`), its top talkers
-//! (`top`), read from a load directory's pinned maps.
+//! `xdpctl stats`: the built-in firewall's counters, read from a load
+//! directory's pinned maps — and the reading of those maps that `top` and
+//! `guard` share (per-source counts and their rates).
 
 use std::{
     collections::HashMap,
-    fmt,
-    io::{self, IsTerminal, Write},
-    net::{Ipv4Addr, Ipv6Addr},
+    io::Write,
     path::{Path, PathBuf},
     sync::atomic::Ordering,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -17,7 +16,7 @@ use serde_json::json;
 use xdp_progs::xdpfw::{self, Outcome};
 
 use crate::{
-    cli::{StatsArgs, TopArgs},
+    cli::StatsArgs,
     cmd::map::OpenMap,
     ctx::Ctx,
     render::{self, Format, Tabular},
@@ -55,23 +54,7 @@ impl FromIterator<(Source, u64)> for Counts {
     }
 }
 
-/// A source address, as the per-source counters key it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    /// IPv4.
-    V4([u8; 4]),
-    /// IPv6.
-    V6([u8; 16]),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::V4(a) => Ipv4Addr::from(*a).fmt(f),
-            Source::V6(a) => Ipv6Addr::from(*a).fmt(f),
-        }
-    }
-}
+pub use crate::model::guard::Source;
 
 /// The built-in firewall's object, parsed once: its map definitions are
 /// what a firewall load's pinned maps must look like.
@@ -166,7 +149,7 @@ impl Firewall {
             // shapes (another object, a forged load) must not be read with
             // the firewall's layouts.
             if let Some(def) = firewall_object()?.maps.get(name)
-                && let Some(diff) = crate::cmd::load::map_mismatch(def, map.handle().info())
+                && let Some(diff) = crate::cmd::object::map_mismatch(def, map.handle().info())
             {
                 bail!(
                     "{}: map {name} is not the built-in firewall's: {diff}; is {} a load of \
@@ -398,25 +381,6 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
     Ok(())
 }
 
-/// A source in `top`.
-#[derive(Debug, Serialize)]
-struct TalkerRow {
-    source: String,
-    pps: f64,
-    packets: u64,
-}
-
-impl Tabular for TalkerRow {
-    const HEADERS: &'static [&'static str] = &["SOURCE", "PPS", "PACKETS"];
-    fn cells(&self) -> Vec<String> {
-        vec![
-            self.source.clone(),
-            format!("{:.0}", self.pps),
-            self.packets.to_string(),
-        ]
-    }
-}
-
 /// Per-source rates between two samples of the counters, for the sources
 /// whose rate is above `floor`, highest first. A count that went down (the
 /// LRU evicted the source, then it came back) counts from zero.
@@ -435,57 +399,6 @@ pub fn rates(prev: &Counts, now: &Counts, dt: f64, floor: f64) -> Vec<(Source, f
     }
     out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out
-}
-
-/// `xdpctl top`.
-pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
-    let fw = Firewall::open(ctx, args.dir.as_deref())?;
-    handle_signals()?;
-    let tty = io::stdout().is_terminal() && ctx.format == Format::Human;
-    let period = Duration::from_secs_f64(args.interval);
-    let mut prev = fw.sources()?;
-    let mut prev_at = Instant::now();
-    let mut samples = 0u64;
-    while args.count.is_none_or(|c| samples < c) && sleep_until(prev_at + period) {
-        let now = fw.sources()?;
-        let dt = prev_at.elapsed().as_secs_f64();
-        prev_at = Instant::now();
-        let rows: Vec<TalkerRow> = rates(&prev, &now, dt, 0.0)
-            .into_iter()
-            .take(args.limit)
-            .map(|(s, pps, packets)| TalkerRow {
-                source: s.to_string(),
-                pps,
-                packets,
-            })
-            .collect();
-        let mut out = ctx.out.stdout();
-        match ctx.format {
-            Format::Human => {
-                if tty {
-                    // Refresh in place: home the cursor and clear the screen.
-                    out.write_all(b"\x1b[H\x1b[2J")?;
-                }
-                writeln!(
-                    out,
-                    "{}  {} sources, top {} by packet rate",
-                    rfc3339(now_ms()),
-                    now.len(),
-                    rows.len()
-                )?;
-                out.write_all(render::table(&rows).as_bytes())?;
-            }
-            _ => writeln!(
-                out,
-                "{}",
-                json!({"time": rfc3339(now_ms()), "interval": dt, "sources": now.len(), "top": rows})
-            )?,
-        }
-        out.flush()?;
-        prev = now;
-        samples += 1;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

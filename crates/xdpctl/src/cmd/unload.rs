@@ -138,7 +138,9 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
             device: name,
             ifindex: dev.ifindex,
             netns: None,
-            mode: crate::cmd::attach::mode_name_of_flag(dev.mode).to_owned(),
+            mode: crate::model::xdp::XdpMode::from_flag(dev.mode)
+                .map_or("?", |m| m.state_name())
+                .to_owned(),
             prog_id: prog,
             prog_name: objects::describe(pinfs::Kind::Prog, prog)
                 .map_or_else(|_| "?".into(), |d| d.name),

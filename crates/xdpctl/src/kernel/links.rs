@@ -87,12 +87,12 @@ pub enum XdpAttach {
 /// counted against the links.
 pub struct XdpLinks {
     links: Vec<LinkEntry>,
-    pins: crate::ctx::PinIndex,
+    pins: crate::kernel::objects::PinIndex,
 }
 
 impl XdpLinks {
     /// Reads every link; `pins` tells which are pinned where.
-    pub fn load(pins: &crate::ctx::PinIndex) -> Result<Self> {
+    pub fn load(pins: &crate::kernel::objects::PinIndex) -> Result<Self> {
         Ok(XdpLinks {
             links: all()?,
             pins: pins.clone(),

@@ -2,14 +2,37 @@
 //! describing what a load pinned.
 
 use std::{
+    collections::HashMap,
+    ffi::OsStr,
     os::fd::{AsFd, OwnedFd},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::{Context as _, Result, bail};
 use pinfs::Kind;
 
-use crate::kernel::sys::{self, IdKind};
+use crate::{
+    kernel::sys::{self, IdKind},
+    model::handle::Handle,
+};
+
+/// Pinned paths by object kind and kernel id.
+pub type PinIndex = HashMap<(Kind, u32), Vec<PathBuf>>;
+
+/// The pins below `root` whose file name `wanted` accepts, by kind and id.
+/// Empty when `root` is not a bpffs (nothing can be pinned there).
+pub fn pin_index(root: &Path, wanted: impl Fn(&OsStr) -> bool + Copy) -> Result<PinIndex> {
+    let mut index = PinIndex::new();
+    if !root.is_dir() || !pinfs::is_bpffs(root)? {
+        return Ok(index);
+    }
+    let pins = pinfs::list_matching(root, wanted)
+        .with_context(|| format!("listing pins under {}", root.display()))?;
+    for pin in pins {
+        index.entry((pin.kind, pin.id)).or_default().push(pin.path);
+    }
+    Ok(index)
+}
 
 /// An object's kernel name and type name.
 #[derive(Debug)]
@@ -90,12 +113,7 @@ pub fn open_pinned(path: &Path, want: Kind) -> Result<OwnedFd> {
 /// messages. A name is looked up among the pins under the bpffs root (by
 /// file name) first, then among the kernel's object names; several matches
 /// are an error that lists them.
-pub fn resolve(
-    ctx: &crate::ctx::Ctx,
-    handle: &crate::cli::Handle,
-    kind: Kind,
-) -> Result<(OwnedFd, String)> {
-    use crate::cli::Handle;
+pub fn resolve(root: &Path, handle: &Handle, kind: Kind) -> Result<(OwnedFd, String)> {
     let id_kind = match kind {
         Kind::Prog => IdKind::Prog,
         Kind::Map => IdKind::Map,
@@ -104,19 +122,18 @@ pub fn resolve(
     };
     match handle {
         // A bare name that is a path under the bpffs root is that path.
-        Handle::Name(name) if ctx.bpffs.join(name).exists() => {
-            let path = ctx.bpffs.join(name);
+        Handle::Name(name) if root.join(name).exists() => {
+            let path = root.join(name);
             Ok((open_pinned(&path, kind)?, path.display().to_string()))
         }
         Handle::Id(id) => Ok((open_id(id_kind, *id)?, format!("{kind} id {id}"))),
         Handle::Path(path) => {
-            let path = ctx.resolve(path);
+            let path = root.join(path);
             Ok((open_pinned(&path, kind)?, path.display().to_string()))
         }
         Handle::Name(name) => {
             let what = if kind == Kind::Map { "map" } else { "program" };
-            let mut pinned: Vec<(u32, std::path::PathBuf)> = ctx
-                .pin_index()?
+            let mut pinned: Vec<(u32, std::path::PathBuf)> = pin_index(root, |_| true)?
                 .into_iter()
                 .filter(|((k, _), _)| *k == kind)
                 .flat_map(|((_, id), paths)| paths.into_iter().map(move |p| (id, p)))
@@ -161,7 +178,7 @@ pub fn resolve(
                 0 => bail!(
                     "no {what} named {name}: none is pinned under {} and no loaded {what} has that name \
                      (see `xdpctl {} show`)",
-                    ctx.bpffs.display(),
+                    root.display(),
                     if kind == Kind::Map { "map" } else { "prog" }
                 ),
                 n => bail!(

@@ -22,6 +22,7 @@ use crate::{
     model::{
         change::{Dev, Kernel, LinkState},
         manifest::{self, Manifest},
+        xdp::XdpMode,
     },
 };
 
@@ -44,14 +45,6 @@ fn plain(path: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn mode_name(flag: u32) -> &'static str {
-    match flag {
-        xdp_flags::SKB_MODE => "generic",
-        xdp_flags::HW_MODE => "offload",
-        _ => "driver",
-    }
 }
 
 /// The manifest of the load directory `dir`, if it is one.
@@ -113,7 +106,7 @@ impl Kernel for Real {
         Ok(d.xdp
             .attached()
             .into_iter()
-            .find(|(mode, _)| *mode == mode_name(dev.mode))
+            .find(|(mode, _)| Some(*mode) == XdpMode::from_flag(dev.mode).map(XdpMode::state_name))
             .map(|(_, id)| id))
     }
 

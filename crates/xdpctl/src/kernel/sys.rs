@@ -2,7 +2,7 @@
 //! `bpf_attr` bindings: enumerating objects by id, reading their info,
 //! links, map elements, test runs. The raw call is private to this file;
 //! map element access is `pub(super)`: the rest of xdpctl goes through
-//! [`MapHandle`](super::map::MapHandle), which checks every buffer against
+//! `kernel::map::MapHandle`, which checks every buffer against
 //! the map's info first.
 
 use std::{
@@ -198,12 +198,6 @@ pub mod xdp_flags {
     use aya_obj::generated as g;
     /// Fail if a program is already attached (netlink only).
     pub const UPDATE_IF_NOEXIST: u32 = g::XDP_FLAGS_UPDATE_IF_NOEXIST;
-    /// Generic (skb) mode.
-    pub const SKB_MODE: u32 = g::XDP_FLAGS_SKB_MODE;
-    /// Native (driver) mode.
-    pub const DRV_MODE: u32 = g::XDP_FLAGS_DRV_MODE;
-    /// Offload (hardware) mode.
-    pub const HW_MODE: u32 = g::XDP_FLAGS_HW_MODE;
     /// Replace the program given as expected (netlink only).
     pub const REPLACE: u32 = g::XDP_FLAGS_REPLACE;
 }

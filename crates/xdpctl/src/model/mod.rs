@@ -4,6 +4,9 @@
 pub mod btf;
 pub mod change;
 pub mod codec;
+pub mod guard;
+pub mod handle;
 pub mod manifest;
 pub mod packet;
 pub mod verifier;
+pub mod xdp;

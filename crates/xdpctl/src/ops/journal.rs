@@ -222,9 +222,9 @@ impl Journal {
 
     /// Removes staging, trash and rollback directories that no record
     /// refers to (a change killed before its record was written, or after
-    /// it was removed). Runs after recovery, under the lock.
-    pub fn sweep(&mut self) -> Result<Vec<String>> {
-        let kept: HashSet<PathBuf> = crate::ops::pending::referenced(self)?;
+    /// it was removed) — all but `kept`, which pending changes keep. Runs
+    /// after recovery, under the lock.
+    pub fn sweep(&mut self, kept: &HashSet<PathBuf>) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         for sub in ["stage", "trash", "rollback"] {
             for path in self.state.entries(sub)? {

@@ -21,7 +21,8 @@ pub fn begin(path: &Path) -> Result<(Journal, Vec<String>)> {
     let mut journal = Journal::lock(path)?;
     let mut notes = journal.recover()?;
     notes.extend(pending::expire(&mut journal)?);
-    notes.extend(journal.sweep()?);
+    let kept = pending::referenced(&journal)?;
+    notes.extend(journal.sweep(&kept)?);
     Ok((journal, notes))
 }
 

@@ -150,6 +150,16 @@ pub fn print_json_or_nothing(format: Format, value: &serde_json::Value) -> io::R
     }
 }
 
+/// Pinned paths for a table cell.
+pub fn pinned_cell(paths: &[std::path::PathBuf]) -> String {
+    list(
+        &paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// `a, b, c` or `-` for nothing.
 pub fn list<T: ToString>(items: &[T]) -> String {
     if items.is_empty() {

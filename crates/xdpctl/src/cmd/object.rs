@@ -1,0 +1,412 @@
+//! BPF objects for `load` and `load --replace`: reading and checking an
+//! ELF, loading it into the kernel with aya, staging its pins and its
+//! manifest, and the rows that report a load.
+
+use std::{
+    borrow::Cow,
+    fs,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::{EbpfLoader, programs::Program};
+use aya_obj::{Object, ProgramSection};
+use serde::Serialize;
+use xdp_progs::xdpfw;
+
+use crate::{
+    cli::MapReuse,
+    ctx::Ctx,
+    kernel::{
+        map::MapHandle,
+        objects::{self, Described},
+        store, sys,
+    },
+    model::{
+        manifest::{self, LINKS_SUBDIR, MAPS_SUBDIR, Manifest, MapEntry, ProgEntry},
+        verifier::Rejection,
+    },
+    render::{self, Human, Tabular},
+};
+
+const EM_BPF: u16 = 247;
+
+/// A BPF object from the command line or the built-in firewall, checked.
+pub(crate) struct ObjectFile<'a> {
+    pub(crate) label: String,
+    bytes: Cow<'a, [u8]>,
+    pub(crate) parsed: Object,
+}
+
+pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
+    let (label, bytes) = match path {
+        None => (
+            format!("built-in {}", xdpfw::NAME),
+            Cow::Borrowed(xdpfw::OBJECT),
+        ),
+        Some(path) => {
+            let bytes =
+                fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            (path.display().to_string(), Cow::Owned(bytes))
+        }
+    };
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        bail!(
+            "{label} is not an ELF file; give a BPF object compiled with `clang -O2 -g -target bpf -c`"
+        );
+    }
+    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
+    let machine_be = u16::from_be_bytes([bytes[18], bytes[19]]);
+    if machine != EM_BPF && machine_be != EM_BPF {
+        bail!(
+            "{label} is an ELF file for another machine (e_machine {machine}), not a BPF object; \
+             compile it with `clang -target bpf`"
+        );
+    }
+    let parsed = Object::parse(&bytes).map_err(|e| {
+        anyhow::anyhow!("{label} is not a valid BPF object (truncated or corrupt?): {e}")
+    })?;
+    if parsed.programs.is_empty() {
+        bail!("{label} contains no programs; put the XDP function in a SEC(\"xdp\") section");
+    }
+    let mut names: Vec<&String> = parsed.programs.keys().collect();
+    names.sort();
+    for name in names {
+        if manifest::RESERVED.contains(&name.as_str()) {
+            bail!(
+                "{label}: a program is named {name}, which a load directory keeps for itself \
+                 ({}); rename the function",
+                manifest::RESERVED.join(", ")
+            );
+        }
+        let section = &parsed.programs[name].section;
+        if !matches!(
+            section,
+            ProgramSection::Xdp { .. } | ProgramSection::SchedClassifier
+        ) {
+            bail!(
+                "{label}: program {name} is a {} program; xdpctl loads XDP (SEC(\"xdp\")) and \
+                 tc (SEC(\"classifier\")) programs",
+                section_kind(section)
+            );
+        }
+    }
+    Ok(ObjectFile {
+        label,
+        bytes,
+        parsed,
+    })
+}
+
+fn section_kind(section: &ProgramSection) -> String {
+    let debug = format!("{section:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or("unknown")
+        .to_lowercase()
+}
+
+/// A map given with `--map`, checked against the object's definition.
+pub(crate) fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<PathBuf> {
+    let Some(def) = obj.parsed.maps.get(&reuse.name) else {
+        let mut names: Vec<&str> = obj.parsed.maps.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        bail!(
+            "--map {}: {} has no map named {}; its maps are: {}",
+            reuse.name,
+            obj.label,
+            reuse.name,
+            names.join(", ")
+        );
+    };
+    let path = ctx.resolve(&reuse.path);
+    let pin = pinfs::validate(&path).with_context(|| format!("--map {}", reuse.name))?;
+    if !pin.exists() {
+        bail!(
+            "--map {}: nothing is pinned at {}",
+            reuse.name,
+            path.display()
+        );
+    }
+    let fd = pinfs::obj_get(&pin.path).with_context(|| format!("--map {}", reuse.name))?;
+    let kind = pinfs::obj_info(fd.as_fd())
+        .with_context(|| format!("--map {}: {}", reuse.name, path.display()))?
+        .kind;
+    if kind != pinfs::Kind::Map {
+        bail!(
+            "--map {}: {} is a pinned {kind}, not a map",
+            reuse.name,
+            path.display()
+        );
+    }
+    let info = sys::map_info(fd.as_fd()).with_context(|| {
+        format!(
+            "--map {}: reading the map at {}",
+            reuse.name,
+            path.display()
+        )
+    })?;
+    if let Some(diff) = map_mismatch(def, &info) {
+        bail!(
+            "--map {}: the map pinned at {} does not match {}'s definition: {diff}",
+            reuse.name,
+            path.display(),
+            obj.label
+        );
+    }
+    Ok(pin.path)
+}
+
+/// What a load pinned.
+#[derive(Debug, Serialize)]
+pub struct Loaded {
+    /// The load directory.
+    pub dir: PathBuf,
+    /// Every object pinned there.
+    pub objects: Vec<PinRow>,
+}
+
+/// One pinned object.
+#[derive(Debug, Serialize)]
+pub struct PinRow {
+    /// `prog`, `map` or `link`.
+    pub kind: &'static str,
+    /// The kernel id.
+    pub id: u32,
+    /// The kernel's name for the object.
+    pub name: String,
+    /// Program or map type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Where it is pinned.
+    pub pinned: PathBuf,
+}
+
+impl Tabular for PinRow {
+    const HEADERS: &'static [&'static str] = &["KIND", "ID", "NAME", "TYPE", "PINNED"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.kind.to_owned(),
+            self.id.to_string(),
+            self.name.clone(),
+            self.type_.clone(),
+            self.pinned.display().to_string(),
+        ]
+    }
+}
+
+impl PinRow {
+    fn from_pin(pin: pinfs::Pin) -> Self {
+        let (name, type_) = match objects::describe(pin.kind, pin.id) {
+            Ok(Described { name, type_ }) => (name, type_),
+            Err(_) => ("-".into(), "-".into()),
+        };
+        PinRow {
+            kind: pin.kind.as_str(),
+            id: pin.id,
+            name,
+            type_,
+            pinned: pin.path,
+        }
+    }
+}
+
+impl Human for Loaded {
+    fn human(&self) -> String {
+        render::table(&self.objects)
+    }
+}
+
+/// Prints the pins of a load directory.
+pub(crate) fn print_loaded(ctx: &Ctx, dir: PathBuf) -> Result<()> {
+    let objects = pinfs::list(&dir)?
+        .into_iter()
+        .map(PinRow::from_pin)
+        .collect();
+    ctx.out.result(&Loaded { dir, objects })?;
+    Ok(())
+}
+
+/// The manifest of what `names` and the object's maps are, as staged in
+/// `staged` (ids are read back from the staged pins).
+pub(crate) fn build_manifest(
+    object: &ObjectFile<'_>,
+    staged: &Path,
+    names: &[String],
+    load_id: u64,
+    generation: u64,
+    reused: &[&str],
+) -> Result<Manifest> {
+    let mut programs = Vec::new();
+    for name in names {
+        let pin = pinfs::pin_info(&staged.join(name))?;
+        let kind = match object.parsed.programs[name].section {
+            ProgramSection::Xdp { .. } => "xdp",
+            _ => "tc",
+        };
+        programs.push(ProgEntry {
+            name: name.clone(),
+            id: pin.id,
+            kind: kind.to_owned(),
+        });
+    }
+    let mut maps = Vec::new();
+    let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
+    map_names.sort();
+    for name in map_names {
+        let pin = name.replace('.', "_");
+        let handle = MapHandle::open_pinned(&staged.join(MAPS_SUBDIR).join(&pin))
+            .with_context(|| format!("reading back the staged map {name}"))?;
+        let info = handle.info();
+        maps.push(MapEntry {
+            name: name.clone(),
+            pin,
+            id: info.id,
+            map_type: info.type_,
+            key_size: info.key_size,
+            value_size: info.value_size,
+            max_entries: info.max_entries,
+            flags: info.map_flags,
+            reused: reused.contains(&name.as_str()),
+        });
+    }
+    Ok(Manifest {
+        format: manifest::FORMAT,
+        tool: concat!("xdpctl ", env!("CARGO_PKG_VERSION")).to_owned(),
+        load_id,
+        generation,
+        object: object.label.clone(),
+        loaded_at_ms: crate::ops::journal::now_ms(),
+        programs,
+        maps,
+        links: LINKS_SUBDIR.to_owned(),
+    })
+}
+
+/// Pins the manifest into a staged load.
+pub(crate) fn write_manifest(staging: &mut pinfs::Staging, manifest: &Manifest) -> Result<()> {
+    let path = staging.prepare(manifest::PIN)?;
+    store::write_new(&path, store::Kind::Manifest, &manifest.to_bytes())
+}
+
+/// Loads the object's maps (reusing the pinned ones in `reuse`) and
+/// programs; returns them with the program names, sorted.
+pub(crate) fn load_into_kernel(
+    object: &ObjectFile<'_>,
+    reuse: &[(String, PathBuf)],
+    verifier_log: Option<&Path>,
+) -> Result<(aya::Ebpf, Vec<String>)> {
+    let mut loader = EbpfLoader::new();
+    // The kernel's BTF (parsing /sys/kernel/btf/vmlinux takes a while) is
+    // only needed to relocate CO-RE accesses; most XDP objects have none.
+    if !object.parsed.has_btf_relocations() {
+        loader.btf(None);
+    }
+    for (name, path) in reuse {
+        loader.map_pin_path(name, path.as_path());
+    }
+    let mut ebpf = loader
+        .load(&object.bytes)
+        .with_context(|| format!("loading {} into the kernel", object.label))?;
+
+    let mut names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
+    names.sort();
+    for name in &names {
+        let program = ebpf.program_mut(name).expect("listed above");
+        let result = match program {
+            Program::Xdp(p) => p.load(),
+            Program::SchedClassifier(p) => p.load(),
+            _ => unreachable!("read_object admits only XDP and tc programs"),
+        };
+        if let Err(err) = result {
+            return Err(rejection(name, err, verifier_log));
+        }
+    }
+    Ok((ebpf, names))
+}
+
+/// Pins programs at `<name>` and maps at `maps/<name>` in a staged change.
+pub(crate) fn stage_object(
+    staging: &mut pinfs::Staging,
+    ebpf: &aya::Ebpf,
+    names: &[String],
+) -> Result<()> {
+    for name in names {
+        let fd = ebpf.program(name).expect("loaded").fd()?;
+        staging.pin(name, fd.as_fd())?;
+    }
+    let mut maps: Vec<(&str, &aya::maps::Map)> = ebpf.maps().collect();
+    maps.sort_by_key(|(n, _)| *n);
+    for (name, map) in maps {
+        // NB: global data maps are named `.rodata`, `.data`, `.bss`; bpffs
+        // refuses dots, so they are pinned as `_rodata` etc.
+        let file = name.replace('.', "_");
+        let staged = staging.prepare(&format!("{MAPS_SUBDIR}/{file}"))?;
+        // NB: aya pins with its own bpf(2) call: mark the crash point here.
+        pinfs::failpoint::step("BPF_OBJ_PIN");
+        map.pin(&staged)
+            .with_context(|| format!("pinning map {name} at {}", staged.display()))?;
+    }
+    Ok(())
+}
+
+/// How a pinned map differs from an object's definition, if it does.
+pub(crate) fn map_mismatch(
+    def: &aya_obj::Map,
+    info: &aya_obj::generated::bpf_map_info,
+) -> Option<String> {
+    let fields = [
+        ("type", def.map_type(), info.type_, true),
+        ("key size", def.key_size(), info.key_size, false),
+        ("value size", def.value_size(), info.value_size, false),
+        ("max entries", def.max_entries(), info.max_entries, false),
+        ("flags", def.map_flags(), info.map_flags, false),
+    ];
+    fields
+        .into_iter()
+        .find(|(_, want, have, _)| want != have)
+        .map(|(what, want, have, is_type)| {
+            let show = |v: u32| {
+                if is_type {
+                    sys::map_type_name(v)
+                } else {
+                    v.to_string()
+                }
+            };
+            format!("{what} is {}, the object wants {}", show(have), show(want))
+        })
+}
+
+fn rejection(
+    name: &str,
+    err: aya::programs::ProgramError,
+    log_file: Option<&Path>,
+) -> anyhow::Error {
+    let aya::programs::ProgramError::LoadError {
+        io_error,
+        verifier_log,
+    } = err
+    else {
+        return anyhow::Error::new(err).context(format!("loading program {name}"));
+    };
+    let log = verifier_log.to_string();
+    let mut saved_to = None;
+    if let Some(path) = log_file {
+        match fs::write(path, &log) {
+            Ok(()) => saved_to = Some(path.to_owned()),
+            Err(e) => eprintln!(
+                "xdpctl: cannot write the verifier log to {}: {e}",
+                path.display()
+            ),
+        }
+    }
+    Rejection {
+        program: name.to_owned(),
+        error: io_error,
+        log,
+        saved_to,
+    }
+    .into()
+}
