@@ -13,7 +13,7 @@
 
 use std::{
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -33,6 +33,7 @@ use crate::{
     model::{
         change::{Change, Dev, Step},
         manifest,
+        xdp::XdpAttachment,
     },
     ops::{self, loaddir::LoadDir, pending},
     render::Tabular,
@@ -159,18 +160,9 @@ pub struct Attachment {
     pub ifindex: u32,
     /// Network namespace as given with --netns, if any.
     pub netns: Option<String>,
-    /// `driver`, `generic` or `offload`: the mode in effect.
-    pub mode: String,
-    /// Program id.
-    pub prog_id: u32,
-    /// Program name.
-    pub prog_name: String,
-    /// `link` or `netlink`.
-    pub attach: &'static str,
-    /// The bpf_link id, for a link.
-    pub link_id: Option<u32>,
-    /// Where the link is pinned.
-    pub link_pinned: Vec<PathBuf>,
+    /// The program and how it is attached.
+    #[serde(flatten)]
+    pub xdp: XdpAttachment,
 }
 
 impl Attachment {
@@ -180,13 +172,15 @@ impl Attachment {
             device: dev.name.clone(),
             ifindex: dev.ifindex,
             netns: netns.map(str::to_owned),
-            mode: mode.to_owned(),
-            prog_id,
-            prog_name: objects::describe(Kind::Prog, prog_id)
-                .map_or_else(|_| "?".into(), |d| d.name),
-            attach: "netlink",
-            link_id: None,
-            link_pinned: Vec::new(),
+            xdp: XdpAttachment {
+                mode: mode.to_owned(),
+                prog_id,
+                prog_name: objects::describe(Kind::Prog, prog_id)
+                    .map_or_else(|_| "?".into(), |d| d.name),
+                attach: "netlink",
+                link_id: None,
+                link_pinned: Vec::new(),
+            },
         }
     }
 }
@@ -221,13 +215,14 @@ impl Tabular for Attachment {
     fn cells(&self) -> Vec<String> {
         vec![
             self.device.clone(),
-            self.mode.clone(),
-            self.prog_id.to_string(),
-            self.prog_name.clone(),
-            self.attach.to_owned(),
-            self.link_id
+            self.xdp.mode.clone(),
+            self.xdp.prog_id.to_string(),
+            self.xdp.prog_name.clone(),
+            self.xdp.attach.to_owned(),
+            self.xdp
+                .link_id
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
-            crate::render::pinned_cell(&self.link_pinned),
+            crate::render::pinned_cell(&self.xdp.link_pinned),
         ]
     }
 }
@@ -504,12 +499,14 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
         device: after.name,
         ifindex: after.ifindex,
         netns: args.netns.clone(),
-        mode,
-        prog_id: prog.id,
-        prog_name: prog.name,
-        attach: if link_id.is_some() { "link" } else { "netlink" },
-        link_id,
-        link_pinned,
+        xdp: XdpAttachment {
+            mode,
+            prog_id: prog.id,
+            prog_name: prog.name,
+            attach: if link_id.is_some() { "link" } else { "netlink" },
+            link_id,
+            link_pinned,
+        },
     };
     ctx.out.note(format_args!(
         "{} program {} ({}) on {} in {} mode{}",
@@ -518,11 +515,11 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
         } else {
             "attached"
         },
-        row.prog_id,
-        row.prog_name,
+        row.xdp.prog_id,
+        row.xdp.prog_name,
         row.device,
-        row.mode,
-        match (&row.link_id, row.link_pinned.first()) {
+        row.xdp.mode,
+        match (&row.xdp.link_id, row.xdp.link_pinned.first()) {
             (Some(id), Some(pin)) => format!(" as bpf_link {id}, pinned at {}", pin.display()),
             (Some(id), None) => format!(" as bpf_link {id}"),
             _ => " over netlink".to_owned(),

@@ -100,9 +100,9 @@ pub fn detach_device(
                     p.display()
                 ));
             }
-            row.attach = "link";
-            row.link_id = Some(l.id);
-            row.link_pinned = mine;
+            row.xdp.attach = "link";
+            row.xdp.link_id = Some(l.id);
+            row.xdp.link_pinned = mine;
         } else {
             detach_netlink(rtnl, dev, mode, prog_id)?;
         }
@@ -145,7 +145,7 @@ pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
         for d in &detached {
             ctx.out.note(format_args!(
                 "detached program {} ({}) from {} ({} mode, {})",
-                d.prog_id, d.prog_name, d.device, d.mode, d.attach
+                d.xdp.prog_id, d.xdp.prog_name, d.device, d.xdp.mode, d.xdp.attach
             ));
         }
     }

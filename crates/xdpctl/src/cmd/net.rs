@@ -57,22 +57,7 @@ pub struct DeviceRow {
     pub tc_egress: Vec<TcRow>,
 }
 
-/// An XDP program on a device.
-#[derive(Debug, Serialize)]
-pub struct XdpRow {
-    /// `driver`, `generic` or `offload`.
-    pub mode: String,
-    /// Program id.
-    pub prog_id: u32,
-    /// Program name.
-    pub prog_name: String,
-    /// `link` or `netlink`.
-    pub attach: &'static str,
-    /// The link id, for a link.
-    pub link_id: Option<u32>,
-    /// Where the link is pinned under the bpffs root.
-    pub link_pinned: Vec<PathBuf>,
-}
+pub use crate::model::xdp::XdpAttachment as XdpRow;
 
 /// A tcx program.
 #[derive(Debug, Serialize)]

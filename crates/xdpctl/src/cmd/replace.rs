@@ -96,39 +96,29 @@ fn prog_id(ebpf: &aya::Ebpf, name: &str) -> Result<u32> {
 /// names (nobody swapped a pin behind xdpctl's back); returns the old
 /// programs by id.
 fn check_pins(load: &LoadDir) -> Result<HashMap<u32, String>> {
-    let mut progs = HashMap::new();
-    for p in &load.manifest.programs {
-        let path = load.path.join(&p.name);
+    let check = |path: PathBuf, kind: pinfs::Kind, id: u32, name: &str| -> Result<()> {
         let pin = pinfs::pin_info(&path)
-            .with_context(|| format!("the load's program {} is missing", p.name))?;
-        if pin.kind != pinfs::Kind::Prog || pin.id != p.id {
+            .with_context(|| format!("the load's {kind} {name} is missing"))?;
+        if pin.kind != kind || pin.id != id {
             bail!(
-                "{} is {} {}, but the manifest of {} says program {}; it was changed by hand \
+                "{} is {} {}, but the manifest of {} says {kind} {id}; it was changed by hand \
                  (unload and load again)",
                 path.display(),
                 pin.kind,
                 pin.id,
                 load.path.display(),
-                p.id
             );
         }
+        Ok(())
+    };
+    let mut progs = HashMap::new();
+    for p in &load.manifest.programs {
+        check(load.path.join(&p.name), pinfs::Kind::Prog, p.id, &p.name)?;
         progs.insert(p.id, p.name.clone());
     }
     for m in &load.manifest.maps {
         let path = load.path.join(MAPS_SUBDIR).join(&m.pin);
-        let pin = pinfs::pin_info(&path)
-            .with_context(|| format!("the load's map {} is missing", m.name))?;
-        if pin.kind != pinfs::Kind::Map || pin.id != m.id {
-            bail!(
-                "{} is {} {}, but the manifest of {} says map {}; it was changed by hand \
-                 (unload and load again)",
-                path.display(),
-                pin.kind,
-                pin.id,
-                load.path.display(),
-                m.id
-            );
-        }
+        check(path, pinfs::Kind::Map, m.id, &m.name)?;
     }
     Ok(progs)
 }

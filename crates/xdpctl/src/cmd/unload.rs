@@ -16,7 +16,7 @@ use crate::{
         layout, objects,
         sys::{self, IdKind},
     },
-    model::change::Change,
+    model::{change::Change, xdp::XdpAttachment},
     ops::{self, loaddir::LoadDir, pending},
     render::{self, Human, Tabular},
 };
@@ -123,13 +123,15 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
                 .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
             ifindex: sys::xdp_link_ifindex(&info).unwrap_or(0),
             netns: None,
-            mode: "-".into(),
-            prog_id: info.prog_id,
-            prog_name: objects::describe(pinfs::Kind::Prog, info.prog_id)
-                .map_or_else(|_| "?".into(), |d| d.name),
-            attach: "link",
-            link_id: Some(pin.id),
-            link_pinned: vec![pin.path.clone()],
+            xdp: XdpAttachment {
+                mode: "-".into(),
+                prog_id: info.prog_id,
+                prog_name: objects::describe(pinfs::Kind::Prog, info.prog_id)
+                    .map_or_else(|_| "?".into(), |d| d.name),
+                attach: "link",
+                link_id: Some(pin.id),
+                link_pinned: vec![pin.path.clone()],
+            },
         });
     }
     let mut netlink = Vec::new();
@@ -138,15 +140,17 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
             device: name,
             ifindex: dev.ifindex,
             netns: None,
-            mode: crate::model::xdp::XdpMode::from_flag(dev.mode)
-                .map_or("?", |m| m.state_name())
-                .to_owned(),
-            prog_id: prog,
-            prog_name: objects::describe(pinfs::Kind::Prog, prog)
-                .map_or_else(|_| "?".into(), |d| d.name),
-            attach: "netlink",
-            link_id: None,
-            link_pinned: Vec::new(),
+            xdp: XdpAttachment {
+                mode: crate::model::xdp::XdpMode::from_flag(dev.mode)
+                    .map_or("?", |m| m.state_name())
+                    .to_owned(),
+                prog_id: prog,
+                prog_name: objects::describe(pinfs::Kind::Prog, prog)
+                    .map_or_else(|_| "?".into(), |d| d.name),
+                attach: "netlink",
+                link_id: None,
+                link_pinned: Vec::new(),
+            },
         });
         netlink.push((dev, prog));
     }
@@ -162,11 +166,11 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
     for d in &detached {
         ctx.out.note(format_args!(
             "detached program {} ({}) from {} ({})",
-            d.prog_id,
-            d.prog_name,
+            d.xdp.prog_id,
+            d.xdp.prog_name,
             d.device,
-            d.link_id.map_or_else(
-                || format!("netlink, {} mode", d.mode),
+            d.xdp.link_id.map_or_else(
+                || format!("netlink, {} mode", d.xdp.mode),
                 |l| format!("link {l}")
             )
         ));

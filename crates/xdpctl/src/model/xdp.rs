@@ -2,7 +2,10 @@
 //! flags the kernel takes, and the names rtnetlink reports (`IFLA_XDP`'s
 //! attached mode) and `net show` prints.
 
+use std::path::PathBuf;
+
 use aya_obj::generated as g;
+use serde::Serialize;
 
 /// XDP attach modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +61,25 @@ impl XdpMode {
             XdpMode::Offload => "offload",
         }
     }
+}
+
+/// An XDP program on a device and how it got there: the row `net show`
+/// lists for each mode in use, and the one attach, detach and unload report
+/// (with the device around it).
+#[derive(Clone, Debug, Serialize)]
+pub struct XdpAttachment {
+    /// `driver`, `generic` or `offload`: the mode in effect.
+    pub mode: String,
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+    /// `link` or `netlink`.
+    pub attach: &'static str,
+    /// The bpf_link id, for a link.
+    pub link_id: Option<u32>,
+    /// Where the link is pinned.
+    pub link_pinned: Vec<PathBuf>,
 }
 
 #[cfg(test)]
