@@ -27,7 +27,15 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         && ctx.bpffs.is_dir()
         && pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false)
     {
-        ctx.out.notes(ops::settle(&ctx.bpffs)?);
+        // NB: a reader without the rights to settle still gets to read.
+        match ops::settle(&ctx.bpffs) {
+            Ok(notes) => ctx.out.notes(notes),
+            Err(e) => ctx.out.note(format_args!(
+                "warning: a change left unfinished on {} could not be settled: {}",
+                ctx.bpffs.display(),
+                render_chain(&e)
+            )),
+        }
     }
     match &cli.command {
         Command::Load(args) => cmd::load::load(&ctx, args),
