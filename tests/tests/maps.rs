@@ -387,10 +387,14 @@ fn bad_input_is_refused_and_changes_nothing() {
     }
     xdpctl(&fs, ["map", "update", "t/maps/tiny", "10.0.0.9", "1"])
         .fails_with(&["is full (4 entries)"]);
-    // Lookup and delete of a missing key: exit status 3, null in JSON.
+    // Lookup and delete of a missing key: exit status 3, and under -j the
+    // error document every failure prints.
     let miss = xdpctl(&fs, ["-j", "map", "lookup", "blocklist", "8.8.8.8"]);
     assert_eq!(miss.code, 3, "{miss:?}");
-    assert_eq!(miss.json(), Value::Null);
+    assert_eq!(miss.json()["error"]["exit_code"], 3);
+    let miss = xdpctl(&fs, ["-j", "map", "delete", "blocklist", "8.8.8.8"]);
+    assert_eq!(miss.code, 3, "{miss:?}");
+    assert_eq!(miss.json()["error"]["exit_code"], 3);
     assert!(miss.stderr.contains("not found"), "{}", miss.stderr);
     assert_eq!(
         xdpctl(&fs, ["map", "delete", "blocklist", "8.8.8.8"]).code,

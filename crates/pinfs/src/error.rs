@@ -16,12 +16,14 @@ pub enum Error {
     },
 
     /// The path is not on a bpffs mount.
-    #[error("{path} is not on a bpffs mount (mount one with: mount -t bpf bpf {mountpoint})")]
+    #[error("{path} is not on a bpffs mount ({})", mount_hint(mountpoint))]
     NotBpffs {
         /// The path as given.
         path: PathBuf,
-        /// Where a bpffs would have to be mounted for the path to work.
-        mountpoint: PathBuf,
+        /// Where a bpffs would have to be mounted for the path to work, if
+        /// mounting one there is safe (an empty directory): never a
+        /// directory with contents, which a mount would hide.
+        mountpoint: Option<PathBuf>,
     },
 
     /// The path has a `..` component.
@@ -100,6 +102,17 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn mount_hint(mountpoint: &Option<PathBuf>) -> String {
+    match mountpoint {
+        Some(m) => format!("mount one with: mount -t bpf bpf {}", m.display()),
+        None => format!(
+            "pin below a bpffs such as {} instead; mounting one here would hide what the \
+             directory holds",
+            crate::DEFAULT_ROOT
+        ),
+    }
+}
 
 impl Error {
     pub(crate) fn syscall(

@@ -20,7 +20,7 @@ pub const DEFAULT_ROOT: &str = "/sys/fs/bpf";
 pub fn is_bpffs(path: &Path) -> Result<bool> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::NotBpffs {
         path: path.to_owned(),
-        mountpoint: path.to_owned(),
+        mountpoint: None,
     })?;
     let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: `c` is a valid C string and `st` is large enough for statfs.
@@ -59,7 +59,7 @@ pub fn ensure_mounted(root: &Path, may_mount: bool) -> Result<bool> {
     if !may_mount {
         return Err(Error::NotBpffs {
             path: root.to_owned(),
-            mountpoint: root.to_owned(),
+            mountpoint: safe_mountpoint(root),
         });
     }
     if !exists {
@@ -67,6 +67,16 @@ pub fn ensure_mounted(root: &Path, may_mount: bool) -> Result<bool> {
     }
     mount_bpffs(root)?;
     Ok(true)
+}
+
+/// `dir` if mounting a bpffs on it hides nothing: it is the conventional
+/// root, or an empty directory, or does not exist yet.
+fn safe_mountpoint(dir: &Path) -> Option<PathBuf> {
+    let empty = match fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    };
+    (empty || dir == Path::new(DEFAULT_ROOT)).then(|| dir.to_owned())
 }
 
 /// A pin path that was checked to lie on bpffs.
@@ -149,7 +159,7 @@ pub fn validate(path: &Path) -> Result<PinPath> {
         } else {
             Error::NotBpffs {
                 path: path.to_owned(),
-                mountpoint: existing,
+                mountpoint: safe_mountpoint(&existing),
             }
         });
     }
@@ -194,7 +204,7 @@ mod tests {
         let target = dir.path().join("a/b");
         match validate(&target) {
             Err(Error::NotBpffs { mountpoint, .. }) => {
-                assert_eq!(mountpoint, fs::canonicalize(dir.path()).unwrap())
+                assert_eq!(mountpoint, Some(fs::canonicalize(dir.path()).unwrap()))
             }
             other => panic!("expected NotBpffs, got {other:?}"),
         }
@@ -204,11 +214,20 @@ mod tests {
     fn error_messages_name_the_path_and_the_fix() {
         let err = Error::NotBpffs {
             path: "/tmp/x/y".into(),
-            mountpoint: "/tmp/x".into(),
+            mountpoint: Some("/tmp/x".into()),
         };
         assert_eq!(
             err.to_string(),
             "/tmp/x/y is not on a bpffs mount (mount one with: mount -t bpf bpf /tmp/x)"
         );
+        // Never over a directory with contents.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("precious"), "x").unwrap();
+        match validate(&dir.path().join("fw")) {
+            Err(e @ Error::NotBpffs { mountpoint: None, .. }) => {
+                assert!(!e.to_string().contains("mount -t bpf"), "{e}")
+            }
+            other => panic!("expected NotBpffs without a mount point, got {other:?}"),
+        }
     }
 }

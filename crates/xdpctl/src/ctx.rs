@@ -37,7 +37,7 @@ impl Ctx {
         };
         Ctx {
             format,
-            out: Out::new(format),
+            out: Out::new(format, &cli.bpffs),
             bpffs: cli.bpffs.clone(),
             // NB: only the conventional root is ever mounted automatically;
             // a --bpffs that is not a bpffs is a mistake to report.

@@ -14,8 +14,6 @@ mod render;
 
 use std::{io, process::ExitCode};
 
-use clap::Parser;
-
 use crate::{cli::Command, ctx::Ctx};
 
 fn run(cli: &cli::Cli) -> anyhow::Result<()> {
@@ -121,7 +119,19 @@ fn main() -> ExitCode {
         .bin("xdpctl")
         .completer("xdpctl")
         .complete();
-    let cli = cli::Cli::parse();
+    let format = requested_format(&args);
+    let cli = match <cli::Cli as clap::Parser>::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+                render::json_error(format, first, Some("see --help"), 2);
+            }
+            e.exit();
+        }
+    };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `xdpctl map show | head` closing the pipe early is not a failure.
@@ -133,18 +143,48 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
-        Err(err) if err.downcast_ref::<cmd::map::NotFound>().is_some() => {
-            eprintln!("xdpctl: {err}");
-            ExitCode::from(3)
-        }
         Err(err) => {
-            eprintln!("xdpctl: {}", render_chain(&err));
-            if let Some(hint) = permission_hint(&err) {
+            let code = if err.downcast_ref::<cmd::map::NotFound>().is_some() {
+                3
+            } else {
+                1
+            };
+            let message = if code == 3 {
+                err.to_string()
+            } else {
+                render_chain(&err)
+            };
+            let hint = permission_hint(&err);
+            eprintln!("xdpctl: {message}");
+            if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::from(1)
+            render::json_error(format, &message, hint, code);
+            ExitCode::from(code)
         }
     }
+}
+
+/// The output format the raw arguments ask for, before they are parsed (a
+/// usage error under `-j` is reported in JSON too).
+fn requested_format(args: &[std::ffi::OsString]) -> render::Format {
+    let mut format = render::Format::Human;
+    for arg in args.iter().skip(1) {
+        let Some(arg) = arg.to_str() else { continue };
+        if arg == "--" {
+            break;
+        }
+        let short = arg
+            .strip_prefix('-')
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b == b'j' || b == b'p'));
+        if arg == "--pretty" || short.is_some_and(|s| s.contains('p')) {
+            return render::Format::PrettyJson;
+        }
+        if arg == "--json" || short.is_some() {
+            format = render::Format::Json;
+        }
+    }
+    format
 }
 
 #[cfg(test)]

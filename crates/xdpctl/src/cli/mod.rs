@@ -59,6 +59,7 @@ pub struct Cli {
         global = true,
         env = "XDPCTL_BPFFS",
         value_name = "DIR",
+        value_parser = path_arg,
         default_value = pinfs::DEFAULT_ROOT
     )]
     pub bpffs: PathBuf,
@@ -113,13 +114,13 @@ Examples:
   xdpctl stats --prometheus > /var/lib/node_exporter/textfile/xdpctl.prom")]
 pub struct StatsArgs {
     /// The firewall's load directory.
-    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: Option<PathBuf>,
     /// Print rates every S seconds.
-    #[arg(long, value_name = "S", value_parser = positive_secs)]
+    #[arg(long, value_name = "S", value_parser = interval_secs)]
     pub interval: Option<f64>,
     /// Stop after N intervals.
-    #[arg(long, value_name = "N", requires = "interval")]
+    #[arg(long, value_name = "N", requires = "interval", value_parser = count)]
     pub count: Option<u64>,
     /// Prometheus text format (a snapshot).
     #[arg(long, conflicts_with = "interval")]
@@ -135,16 +136,16 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// The firewall's load directory.
-    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: Option<PathBuf>,
     /// Seconds between refreshes.
-    #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = interval_secs)]
     pub interval: f64,
     /// Sources shown.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = size)]
     pub limit: usize,
     /// Stop after N refreshes.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count)]
     pub count: Option<u64>,
 }
 
@@ -168,22 +169,22 @@ Examples:
   xdpctl guard --threshold 10000 --dry-run")]
 pub struct GuardArgs {
     /// The firewall's load directory.
-    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: Option<PathBuf>,
     /// Packets per second above which a source is blocked.
-    #[arg(long, value_name = "PPS")]
+    #[arg(long, value_name = "PPS", value_parser = rate)]
     pub threshold: f64,
     /// How often to look.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = interval)]
     pub interval: std::time::Duration,
     /// How long a block lasts.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = at_least_a_second)]
     pub block_for: std::time::Duration,
     /// Never block these sources (address or CIDR); may be repeated.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<Cidr>,
     /// At most this many of guard's blocks at once.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = size)]
     pub max_blocks: usize,
     /// Log what would be blocked; change nothing.
     #[arg(long)]
@@ -192,7 +193,7 @@ pub struct GuardArgs {
     #[arg(long)]
     pub keep_blocks: bool,
     /// Stop after N intervals (for scripts and tests).
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(long, value_name = "N", hide = true, value_parser = count)]
     pub count: Option<u64>,
 }
 
@@ -209,10 +210,10 @@ pub struct GuardArgs {
 #[derive(Debug, Args)]
 pub struct ConfirmArgs {
     /// The device or load directory of the pending change.
-    #[arg(value_name = "DEV|DIR")]
+    #[arg(value_name = "DEV|DIR", value_parser = name_arg)]
     pub target: String,
     /// The network namespace of the device.
-    #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
+    #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
 }
 
@@ -235,36 +236,122 @@ Examples:
   xdpctl -j doctor /sys/fs/bpf/xdpfw")]
 pub struct DoctorArgs {
     /// Where to look: a directory on bpffs (default: the --bpffs root).
-    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: Option<PathBuf>,
     /// Report what needs repair without repairing it.
     #[arg(long)]
     pub check: bool,
 }
 
-/// `500ms`, `30s`, `10m`, `1h`, or seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+/// The longest duration any flag takes: a year.
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// A duration of at least `min` (and at most a year): `500ms`, `30s`,
+/// `10m`, `1h`, or seconds.
+fn duration_within(s: &str, min: std::time::Duration) -> Result<std::time::Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((s, ""), |i| s.split_at(i));
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a duration (like 500ms, 30s, 10m, 1h)"))?;
+        .map_err(|_| format!("'{}' is not a duration (like 500ms, 30s, 10m, 1h)", s.escape_debug()))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
+        _ => {
+            return Err(format!(
+                "'{}': unknown unit '{}' (ms, s, m, h)",
+                s.escape_debug(),
+                unit.escape_debug()
+            ));
+        }
     };
-    if secs <= 0.0 || !secs.is_finite() {
-        return Err(format!("'{s}': a duration must be above zero"));
+    let d = std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("'{s}' is too long: at most a year (8760h)"))?;
+    if d < min {
+        return Err(format!("'{s}' is too short: at least {min:?}"));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
-fn positive_secs(s: &str) -> Result<f64, String> {
-    parse_duration(s).map(|d| d.as_secs_f64())
+/// Seconds between two reports or samples: 10ms to a year.
+fn interval_secs(s: &str) -> Result<f64, String> {
+    interval(s).map(|d| d.as_secs_f64())
+}
+
+/// An interval between two samples: 10ms to a year (shorter ones measure
+/// only the timer).
+fn interval(s: &str) -> Result<std::time::Duration, String> {
+    duration_within(s, std::time::Duration::from_millis(10))
+}
+
+/// How long a change waits for confirmation, or a block lasts: 1s to a
+/// year (no person confirms faster).
+fn at_least_a_second(s: &str) -> Result<std::time::Duration, String> {
+    duration_within(s, std::time::Duration::from_secs(1))
+}
+
+/// A packet rate: a finite number above zero, at most 10^12 pps.
+fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{}' is not a rate in packets per second", s.escape_debug()))?;
+    if !r.is_finite() || r <= 0.0 || r > 1e12 {
+        return Err(format!(
+            "'{s}': a rate must be a number above 0 and at most 1e12 pps"
+        ));
+    }
+    Ok(r)
+}
+
+/// A count: 1 to 10^12.
+fn count(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| (1..=1_000_000_000_000).contains(n))
+        .ok_or_else(|| format!("'{}' is not a count from 1 to 10^12", s.escape_debug()))
+}
+
+/// A count that sizes something in memory: 1 to 10^8.
+fn size(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=100_000_000).contains(n))
+        .ok_or_else(|| format!("'{}' is not a number from 1 to 10^8", s.escape_debug()))
+}
+
+/// Why a name or path from the command line is refused, if it is: empty,
+/// or holding a control character (a newline in a pin name would break
+/// every listing that prints it).
+pub fn bad_text(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("is empty".to_owned());
+    }
+    s.chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("holds the control character {:?}", c))
+}
+
+/// A path argument.
+fn path_arg(s: &str) -> Result<PathBuf, String> {
+    match bad_text(s) {
+        Some(why) => Err(format!("the path {:?} {why}", s)),
+        None => Ok(PathBuf::from(s)),
+    }
+}
+
+/// A device, namespace or file name argument.
+fn name_arg(s: &str) -> Result<String, String> {
+    match bad_text(s) {
+        Some(why) => Err(format!("{:?} {why}", s)),
+        None if s.len() > 4096 => Err(format!("a name of {} bytes is too long", s.len())),
+        None => Ok(s.to_owned()),
+    }
 }
 
 /// Print the shell completion script for SHELL.
@@ -347,11 +434,11 @@ Examples:
   xdpctl load ./xdpfw-v2.o --pin /sys/fs/bpf/xdpfw --replace     (hitless upgrade)")]
 pub struct LoadArgs {
     /// BPF object file (ELF, from `clang -target bpf`); default: the built-in firewall.
-    #[arg(value_name = "OBJECT")]
+    #[arg(value_name = "OBJECT", value_parser = path_arg)]
     pub object: Option<PathBuf>,
 
     /// Directory to pin into; a relative path is taken under --bpffs.
-    #[arg(long, value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(long, value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub pin: PathBuf,
 
     /// Use the map pinned at PINNED_PATH for the object's map NAME instead of
@@ -361,7 +448,7 @@ pub struct LoadArgs {
     pub maps: Vec<MapReuse>,
 
     /// Write the verifier's full log to FILE when a program is rejected.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub verifier_log: Option<PathBuf>,
 
     /// Upgrade the load in DIR without a gap: reuse its compatible maps
@@ -380,7 +467,7 @@ pub struct LoadArgs {
 
     /// With --replace: roll the upgrade back unless `xdpctl confirm DIR`
     /// runs within DURATION.
-    #[arg(long, value_name = "DURATION", requires = "replace", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", requires = "replace", value_parser = at_least_a_second)]
     pub confirm_within: Option<std::time::Duration>,
 }
 
@@ -398,7 +485,7 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct UnloadArgs {
     /// The directory a load pinned into; a relative path is taken under --bpffs.
-    #[arg(value_name = "DIR", add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: PathBuf,
 }
 
@@ -432,7 +519,7 @@ pub struct AttachArgs {
     pub prog: Handle,
 
     /// The network device.
-    #[arg(value_name = "DEV", add = ArgValueCompleter::new(complete::devices))]
+    #[arg(value_name = "DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::devices))]
     pub dev: String,
 
     /// Where the program runs: native (in the driver), generic (after the
@@ -442,7 +529,7 @@ pub struct AttachArgs {
 
     /// The network namespace of DEV: a name from `ip netns list` or a path
     /// such as /proc/PID/ns/net. Entered with setns(2), so pins stay visible.
-    #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
+    #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
 
     /// Replace the XDP program DEV runs (same mode), atomically.
@@ -456,7 +543,7 @@ pub struct AttachArgs {
     /// Roll the attach back (detach, or put the replaced program back)
     /// unless `xdpctl confirm DEV` runs within DURATION, even if this
     /// session is gone by then.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = at_least_a_second)]
     pub confirm_within: Option<std::time::Duration>,
 }
 
@@ -470,11 +557,11 @@ pub struct AttachArgs {
 #[derive(Debug, Args)]
 pub struct DetachArgs {
     /// The network device.
-    #[arg(value_name = "DEV", add = ArgValueCompleter::new(complete::devices))]
+    #[arg(value_name = "DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::devices))]
     pub dev: String,
 
     /// The network namespace of DEV (a name or a path).
-    #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
+    #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
 }
 
@@ -489,11 +576,11 @@ pub enum NetCommand {
     #[command(visible_alias = "list")]
     Show {
         /// Only this device (shown even with nothing attached).
-        #[arg(value_name = "DEV", add = ArgValueCompleter::new(complete::devices))]
+        #[arg(value_name = "DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::devices))]
         dev: Option<String>,
 
         /// The network namespace to look in (a name or a path).
-        #[arg(long, value_name = "NAME|PATH", add = ArgValueCompleter::new(complete::namespaces))]
+        #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
         netns: Option<String>,
     },
 }
@@ -546,10 +633,10 @@ pub struct RunArgs {
     )]
     pub packet: Option<crate::model::packet::Spec>,
     /// The packet as raw bytes, or packets from a pcap capture.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub data: Option<PathBuf>,
     /// Run this many times (the time printed is the average).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
     pub repeat: u32,
 }
 
@@ -635,13 +722,13 @@ pub struct DumpArgs {
     #[arg(value_name = "MAP", add = ArgValueCompleter::new(complete::maps))]
     pub map: Handle,
     /// Print at most N entries.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count)]
     pub limit: Option<u64>,
     /// Order by value, largest first.
     #[arg(long, value_enum, value_name = "FIELD")]
     pub sort_by: Option<SortBy>,
     /// Only the N entries with the largest values, largest first.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = size)]
     pub top: Option<usize>,
     /// Show per-CPU values one by one instead of summed.
     #[arg(long)]
@@ -694,7 +781,7 @@ pub struct UpdateArgs {
     )]
     pub value: Option<String>,
     /// Read entries from FILE (- for stdin).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "value"])]
+    #[arg(long, value_name = "FILE", value_parser = name_arg, conflicts_with_all = ["key", "value"])]
     pub from_file: Option<String>,
     /// Only change existing keys.
     #[arg(long, conflicts_with = "if_absent")]
@@ -766,16 +853,28 @@ mod tests {
     #[test]
     fn durations_and_cidrs_parse() {
         assert_eq!(
-            parse_duration("10m"),
+            interval("10m"),
             Ok(std::time::Duration::from_secs(600))
         );
         assert_eq!(
-            parse_duration("500ms"),
+            interval("500ms"),
             Ok(std::time::Duration::from_millis(500))
         );
-        assert_eq!(parse_duration("3"), Ok(std::time::Duration::from_secs(3)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+        assert_eq!(interval("3"), Ok(std::time::Duration::from_secs(3)));
+        assert!(interval("0s").is_err());
+        assert!(interval("5d").unwrap_err().contains("unknown unit"));
+        for huge in ["99999999999999999999999h", "1e300", "inf", "NaN", "8761h"] {
+            assert!(interval(huge).is_err(), "{huge}");
+        }
+        assert!(interval("0.0000000001").unwrap_err().contains("too short"));
+        assert!(at_least_a_second("500ms").is_err());
+        for bad in ["NaN", "inf", "-1", "0", "1e13", ""] {
+            assert!(rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(rate("5000"), Ok(5000.0));
+        assert!(count("0").is_err() && count("-1").is_err() && count("1").is_ok());
+        assert!(bad_text("a\nb").is_some() && bad_text("").is_some() && bad_text("ok").is_none());
+        assert!(path_arg("/sys/fs/bpf/x\u{1}y").is_err());
         assert_eq!("10.0.0.1".parse::<Cidr>().unwrap().len, 32);
         assert_eq!("2001:db8::/32".parse::<Cidr>().unwrap().len, 32);
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());

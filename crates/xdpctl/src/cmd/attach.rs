@@ -171,7 +171,7 @@ impl Attachment {
         Attachment {
             device: dev.name.clone(),
             ifindex: dev.ifindex,
-            netns: netns.map(str::to_owned),
+            netns: netns.map(netns::display),
             xdp: XdpAttachment {
                 mode: mode.to_owned(),
                 prog_id,
@@ -209,10 +209,11 @@ pub(crate) fn detach_netlink(
 }
 
 impl Tabular for Attachment {
-    const HEADERS: &'static [&'static str] = &[
-        "DEVICE", "MODE", "PROG_ID", "NAME", "ATTACH", "LINK", "PINNED",
-    ];
-    fn cells(&self) -> Vec<String> {
+    const HEADERS: &'static [&'static str] =
+        &["DEVICE", "MODE", "PROG", "NAME", "ATTACH", "LINK", "PINNED"];
+    // NB: LINK says it: an id for a link, `-` for netlink.
+    const OPTIONAL: &'static [&'static str] = &["ATTACH"];
+    fn cells(&self, view: &crate::render::View) -> Vec<String> {
         vec![
             self.device.clone(),
             self.xdp.mode.clone(),
@@ -222,7 +223,7 @@ impl Tabular for Attachment {
             self.xdp
                 .link_id
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
-            crate::render::pinned_cell(&self.xdp.link_pinned),
+            view.paths(&self.xdp.link_pinned),
         ]
     }
 }
@@ -498,7 +499,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
     let row = Attachment {
         device: after.name,
         ifindex: after.ifindex,
-        netns: args.netns.clone(),
+        netns: args.netns.as_deref().map(netns::display),
         xdp: XdpAttachment {
             mode,
             prog_id: prog.id,

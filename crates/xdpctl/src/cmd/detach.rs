@@ -37,11 +37,11 @@ pub struct Detached {
 }
 
 impl Human for Detached {
-    fn human(&self) -> String {
+    fn human(&self, view: &render::View) -> String {
         if self.detached.is_empty() {
             String::new()
         } else {
-            render::table(&self.detached)
+            view.table(&self.detached)
         }
     }
 }

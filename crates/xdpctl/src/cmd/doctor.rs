@@ -34,14 +34,25 @@ pub struct Finding {
 }
 
 impl Tabular for Finding {
-    const HEADERS: &'static [&'static str] = &["STATUS", "WHAT", "PATH"];
-    fn cells(&self) -> Vec<String> {
+    // NB: the path first: the description is free text, and wraps last.
+    const HEADERS: &'static [&'static str] = &["STATUS", "PATH", "WHAT"];
+    fn cells(&self, view: &crate::render::View) -> Vec<String> {
         vec![
             self.status.to_owned(),
+            view.path(&self.path),
             self.what.clone(),
-            self.path.display().to_string(),
         ]
     }
+}
+
+/// Whether an error comes from missing rights.
+fn permission(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .or_else(|| c.downcast_ref::<pinfs::Error>().and_then(pinfs::Error::raw_os_error))
+            .is_some_and(|n| n == libc::EACCES || n == libc::EPERM)
+    })
 }
 
 /// Directories an xdpctl before the journal left beside a load.
@@ -86,6 +97,8 @@ fn walk(
                     continue;
                 }
                 Ok(None) => {}
+                // Without the rights to read it, nothing can be told.
+                Err(e) if permission(&e) => return Err(e),
                 Err(e) => {
                     out.push(Finding {
                         status: "problem",
@@ -165,10 +178,10 @@ fn check_load(
         out.push(Finding {
             status: "ok",
             what: format!(
-                "load of {} ({} program(s), {} map(s))",
+                "load of {} ({}, {})",
                 m.object,
-                m.programs.len(),
-                m.maps.len()
+                crate::render::count(m.programs.len(), "program", "programs"),
+                crate::render::count(m.maps.len(), "map", "maps")
             ),
             path: dir.to_owned(),
         });
@@ -230,7 +243,8 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
     ctx.out.result(&out)?;
     if problems > 0 {
         anyhow::bail!(
-            "{problems} problem(s) under {}{}",
+            "{} under {}{}",
+            crate::render::count(problems, "problem", "problems"),
             root.display(),
             if args.check {
                 " (run `xdpctl doctor` without --check to repair what can be)"

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    build_manifest, check_reuse, load_into_kernel, print_loaded, read_object, stage_object,
+    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, stage_object,
     write_manifest,
 };
 use crate::{
@@ -40,10 +40,7 @@ pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
     }
     pinfs::check_free(&target.path)?;
     loaddir::check_new(&target.path)?;
-    let mut reuse = Vec::new();
-    for m in &args.maps {
-        reuse.push((m.name.clone(), check_reuse(ctx, &object, m)?));
-    }
+    let reuse = reuse_plan(ctx, &object, &args.maps)?;
 
     let (mut journal, notes) = ops::begin(&target.existing)?;
     ctx.out.notes(notes);

@@ -2,7 +2,7 @@
 //! and values printed and parsed by their BTF types.
 
 use std::{
-    collections::BinaryHeap,
+    collections::{BinaryHeap, HashMap, HashSet},
     fs,
     io::{self, BufRead, Write},
     os::fd::OwnedFd,
@@ -84,6 +84,12 @@ impl OpenMap {
                 }
             }
         }
+        // NB: the messages say "map {label}"; labels from `objects::resolve`
+        // ("map .rodata (id 5)", "map id 5") would say it twice.
+        let label = label
+            .strip_prefix("map ")
+            .map(str::to_owned)
+            .unwrap_or(label);
         let label = if label.contains(&map.name()) {
             label
         } else {
@@ -335,7 +341,9 @@ pub struct MapRow {
 impl Tabular for MapRow {
     const HEADERS: &'static [&'static str] =
         &["ID", "TYPE", "NAME", "KEY", "VALUE", "ENTRIES", "PINNED"];
-    fn cells(&self) -> Vec<String> {
+    // NB: a struct value's type alone can take 40 characters.
+    const OPTIONAL: &'static [&'static str] = &["VALUE", "KEY"];
+    fn cells(&self, view: &render::View) -> Vec<String> {
         vec![
             self.id.to_string(),
             self.type_.clone(),
@@ -348,7 +356,7 @@ impl Tabular for MapRow {
                     .map_or_else(|| "?".to_owned(), |n| n.to_string()),
                 self.max_entries
             ),
-            render::pinned_cell(&self.pinned),
+            view.paths(&self.pinned),
         ]
     }
 }
@@ -406,7 +414,7 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
             rows
         }
     };
-    render::print(ctx.format, &rows)?;
+    ctx.out.result(&rows)?;
     Ok(())
 }
 
@@ -569,8 +577,11 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     }
     let count = printer.finish()?;
     if ctx.format == Format::Human {
-        ctx.out
-            .note(format_args!("{count} entries of map {}", map.label));
+        ctx.out.note(format_args!(
+            "{} of map {}",
+            render::count(count, "entry", "entries"),
+            map.label
+        ));
     }
     Ok(())
 }
@@ -584,9 +595,6 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Re
         .lookup(&key_bytes, &mut value)
         .with_context(|| format!("looking up {key} in map {}", map.label))?;
     if !found {
-        if ctx.format != Format::Human {
-            render::print_json(ctx.format, &Value::Null)?;
-        }
         return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
     }
     match ctx.format {
@@ -638,7 +646,12 @@ fn clear(ctx: &Ctx, handle: &Handle) -> Result<()> {
             n += 1;
         }
         ctx.out.note(format_args!(
-            "set all {n} entries of array map {} to zero",
+            "set {} of array map {} to zero",
+            if n == 1 {
+                "its one entry".to_owned()
+            } else {
+                format!("all {n} entries")
+            },
             map.label
         ));
     } else {
@@ -651,8 +664,11 @@ fn clear(ctx: &Ctx, handle: &Handle) -> Result<()> {
                 n += 1;
             }
         }
-        ctx.out
-            .note(format_args!("deleted {n} entries from map {}", map.label));
+        ctx.out.note(format_args!(
+            "deleted {} from map {}",
+            render::count(n, "entry", "entries"),
+            map.label
+        ));
     }
     render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "cleared": n}))?;
     Ok(())
@@ -810,18 +826,119 @@ fn update_from_file(ctx: &Ctx, map: &OpenMap, file: &str, flags: u64) -> Result<
             map.info().max_entries
         );
     }
-    let written = write_all(map, &entries, flags)?;
+    // What the file's keys hold now: to check room and flags before writing
+    // anything, and to put it back if a write fails anyway.
+    let before = Before::read(map, &entries)?;
+    before.check(map, &entries, name, flags)?;
+    let written = match write_all(map, &entries, flags) {
+        Ok(n) => n,
+        Err((err, n)) => {
+            let restored = before.restore(map, &entries[..n as usize]);
+            return Err(match restored {
+                Ok(()) => err.context(format!(
+                    "{n} entries had been written before it and were put back: nothing changed"
+                )),
+                Err(e) => err.context(format!(
+                    "{n} entries had been written before it, and putting them back failed too: {e:#}"
+                )),
+            });
+        }
+    };
     ctx.out.note(format_args!(
-        "wrote {written} entries to map {} from {name}",
+        "wrote {written} {} to map {} from {name}",
+        if written == 1 { "entry" } else { "entries" },
         map.label
     ));
     render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "written": written}))?;
     Ok(())
 }
 
+/// The values the keys of a file held before it is written, and how many
+/// entries the map held.
+struct Before {
+    old: HashMap<Vec<u8>, Vec<u8>>,
+    count: u64,
+}
+
+impl Before {
+    fn read(map: &OpenMap, entries: &[Entry]) -> Result<Self> {
+        let keys: HashSet<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
+        let mut old = HashMap::new();
+        let mut count = 0u64;
+        map.for_each(|k, v| {
+            count += 1;
+            if keys.contains(k) {
+                old.insert(k.to_vec(), v.to_vec());
+            }
+            Ok(true)
+        })?;
+        Ok(Before { old, count })
+    }
+
+    /// Refuses a file that cannot be written whole: no room for its new
+    /// keys, a key that exists under --if-absent, one missing under
+    /// --if-exists.
+    fn check(&self, map: &OpenMap, entries: &[Entry], name: &str, flags: u64) -> Result<()> {
+        let t = map.info().type_;
+        let new: HashSet<&[u8]> = entries
+            .iter()
+            .map(|(k, _)| k.as_slice())
+            .filter(|k| !self.old.contains_key(*k))
+            .collect();
+        let lru = [
+            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_HASH as u32,
+            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH as u32,
+        ]
+        .contains(&t);
+        if !is_array(t) && !lru && self.count + new.len() as u64 > u64::from(map.info().max_entries)
+        {
+            bail!(
+                "map {} has room for {} more entries, and {name} adds {} new keys; nothing was written",
+                map.label,
+                u64::from(map.info().max_entries).saturating_sub(self.count),
+                new.len()
+            );
+        }
+        if flags == update_flags::NOEXIST
+            && let Some((k, _)) = entries.iter().find(|(k, _)| self.old.contains_key(k))
+        {
+            bail!(
+                "key {} already exists in map {} (--if-absent); nothing was written",
+                codec::to_text(&map.key, k),
+                map.label
+            );
+        }
+        if flags == update_flags::EXIST
+            && let Some(k) = new.iter().next()
+        {
+            bail!(
+                "key {} is not in map {} (--if-exists); nothing was written",
+                codec::to_text(&map.key, k),
+                map.label
+            );
+        }
+        Ok(())
+    }
+
+    /// Puts back what `written` changed: old values where there were some,
+    /// no entry where there was none.
+    fn restore(&self, map: &OpenMap, written: &[Entry]) -> Result<()> {
+        for (k, _) in written {
+            match self.old.get(k) {
+                Some(v) => map.handle().update(k, v, update_flags::ANY)?,
+                None => {
+                    map.handle().delete(k)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Writes entries with `BPF_MAP_UPDATE_BATCH`, one element at a time where
-/// the map type has no batch support.
-fn write_all(map: &OpenMap, entries: &[Entry], flags: u64) -> Result<u64> {
+/// the map type has no batch support. On failure, says how many were
+/// written before it.
+fn write_all(map: &OpenMap, entries: &[Entry], flags: u64) -> Result<u64, (anyhow::Error, u64)> {
     const CHUNK: usize = 8192;
     let mut written = 0u64;
     let mut batch = true;
@@ -850,23 +967,19 @@ fn write_all(map: &OpenMap, entries: &[Entry], flags: u64) -> Result<u64> {
                 Err(e) => {
                     let at = written + u64::from(n);
                     let key = codec::to_text(&map.key, &chunk[n as usize].0);
-                    return Err(partial(write_error(map, e, flags, &key), at));
+                    return Err((write_error(map, e, flags, &key), at));
                 }
             }
         }
         for (k, v) in chunk {
-            map.handle().update(k, v, flags).map_err(|e| {
-                partial(
+            if let Err(e) = map.handle().update(k, v, flags) {
+                return Err((
                     write_error(map, e, flags, &codec::to_text(&map.key, k)),
                     written,
-                )
-            })?;
+                ));
+            }
             written += 1;
         }
     }
     Ok(written)
-}
-
-fn partial(err: anyhow::Error, written: u64) -> anyhow::Error {
-    anyhow::anyhow!("{err:#}; {written} entries had been written before it")
 }

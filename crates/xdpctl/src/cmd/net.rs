@@ -128,8 +128,8 @@ struct HookLine {
 }
 
 impl Tabular for HookLine {
-    const HEADERS: &'static [&'static str] = &["HOOK", "PROG_ID", "NAME", "ATTACH", "DETAILS"];
-    fn cells(&self) -> Vec<String> {
+    const HEADERS: &'static [&'static str] = &["HOOK", "PROG", "NAME", "ATTACH", "DETAILS"];
+    fn cells(&self, _view: &render::View) -> Vec<String> {
         vec![
             self.hook.clone(),
             self.prog_id.to_string(),
@@ -140,26 +140,26 @@ impl Tabular for HookLine {
     }
 }
 
-fn link_details(id: Option<u32>, pinned: &[PathBuf]) -> (String, String) {
+fn link_details(id: Option<u32>, pinned: &[PathBuf], view: &render::View) -> (String, String) {
     match id {
         Some(id) => (
             format!("link {id}"),
             pinned
                 .first()
-                .map_or_else(String::new, |p| format!("pinned {}", p.display())),
+                .map_or_else(String::new, |p| format!("pinned {}", view.path(p))),
         ),
         None => ("netlink".to_owned(), String::new()),
     }
 }
 
 impl Human for NetShow {
-    fn human(&self) -> String {
+    fn human(&self, view: &render::View) -> String {
         let mut out = String::new();
         for dev in &self.devices {
             out.push_str(&format!("{} (ifindex {}):\n", dev.name, dev.ifindex));
             let mut lines = Vec::new();
             for x in &dev.xdp {
-                let (attach, details) = link_details(x.link_id, &x.link_pinned);
+                let (attach, details) = link_details(x.link_id, &x.link_pinned, view);
                 lines.push(HookLine {
                     hook: format!("xdp/{}", x.mode),
                     prog_id: x.prog_id,
@@ -174,7 +174,7 @@ impl Human for NetShow {
             }
             for (dir, rows) in [("ingress", &dev.tcx_ingress), ("egress", &dev.tcx_egress)] {
                 for t in rows {
-                    let (attach, details) = link_details(t.link_id, &t.link_pinned);
+                    let (attach, details) = link_details(t.link_id, &t.link_pinned, view);
                     lines.push(HookLine {
                         hook: format!("tcx/{dir}"),
                         prog_id: t.prog_id,
@@ -216,7 +216,7 @@ impl Human for NetShow {
             if lines.is_empty() {
                 out.push_str("  nothing attached\n");
             } else {
-                for line in render::table(&lines).lines() {
+                for line in view.indented(2).table(&lines).lines() {
                     out.push_str("  ");
                     out.push_str(line);
                     out.push('\n');
@@ -432,7 +432,7 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
         })
         .collect();
     Ok(NetShow {
-        netns: netns.map(str::to_owned),
+        netns: netns.map(crate::kernel::netns::display),
         devices: rows,
         flow_dissector,
         netfilter,
@@ -446,7 +446,7 @@ pub fn run(ctx: &Ctx, cmd: &NetCommand) -> Result<()> {
             let entered = netns::enter(ns.as_deref())?;
             let shown = gather(ctx, dev.as_deref(), ns.as_deref())?;
             drop(entered);
-            render::print(ctx.format, &shown)?;
+            ctx.out.result(&shown)?;
             Ok(())
         }
     }

@@ -64,6 +64,23 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
              compile it with `clang -target bpf`"
         );
     }
+    match bytes[4] {
+        2 => {}
+        1 => bail!(
+            "{label} is a 32-bit ELF file; BPF objects are 64-bit ELF (compile with `clang -target bpf`)"
+        ),
+        class => bail!("{label} is not a valid ELF file (ELF class {class}); is it truncated?"),
+    }
+    let host_le = cfg!(target_endian = "little");
+    if (bytes[5] == 1) != host_le {
+        bail!(
+            "{label} is a {}-endian BPF object, and this host is {}-endian; compile it with \
+             `clang -target {}`",
+            if bytes[5] == 1 { "little" } else { "big" },
+            if host_le { "little" } else { "big" },
+            if host_le { "bpfel" } else { "bpfeb" }
+        );
+    }
     let parsed = Object::parse(&bytes).map_err(|e| {
         anyhow::anyhow!("{label} is not a valid BPF object (truncated or corrupt?): {e}")
     })?;
@@ -108,8 +125,29 @@ fn section_kind(section: &ProgramSection) -> String {
         .to_lowercase()
 }
 
+/// The maps given with `--map`, checked: each named once, each pinned and
+/// fitting the object's definition.
+pub(crate) fn reuse_plan(
+    ctx: &Ctx,
+    obj: &ObjectFile<'_>,
+    maps: &[MapReuse],
+) -> Result<Vec<(String, PathBuf)>> {
+    let mut seen = std::collections::HashSet::new();
+    for m in maps {
+        if !seen.insert(m.name.as_str()) {
+            bail!(
+                "--map {} is given twice; give each map once",
+                m.name
+            );
+        }
+    }
+    maps.iter()
+        .map(|m| Ok((m.name.clone(), check_reuse(ctx, obj, m)?)))
+        .collect()
+}
+
 /// A map given with `--map`, checked against the object's definition.
-pub(crate) fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<PathBuf> {
+fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<PathBuf> {
     let Some(def) = obj.parsed.maps.get(&reuse.name) else {
         let mut names: Vec<&str> = obj.parsed.maps.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -186,13 +224,13 @@ pub struct PinRow {
 
 impl Tabular for PinRow {
     const HEADERS: &'static [&'static str] = &["KIND", "ID", "NAME", "TYPE", "PINNED"];
-    fn cells(&self) -> Vec<String> {
+    fn cells(&self, view: &render::View) -> Vec<String> {
         vec![
             self.kind.to_owned(),
             self.id.to_string(),
             self.name.clone(),
             self.type_.clone(),
-            self.pinned.display().to_string(),
+            view.path(&self.pinned),
         ]
     }
 }
@@ -214,8 +252,8 @@ impl PinRow {
 }
 
 impl Human for Loaded {
-    fn human(&self) -> String {
-        render::table(&self.objects)
+    fn human(&self, view: &render::View) -> String {
+        view.table(&self.objects)
     }
 }
 

@@ -40,14 +40,16 @@ pub struct ProgRow {
 
 impl Tabular for ProgRow {
     const HEADERS: &'static [&'static str] = &["ID", "TYPE", "NAME", "TAG", "MAPS", "PINNED"];
-    fn cells(&self) -> Vec<String> {
+    // NB: the firewall's eleven map ids alone take 65 characters.
+    const OPTIONAL: &'static [&'static str] = &["MAPS", "TAG"];
+    fn cells(&self, view: &render::View) -> Vec<String> {
         vec![
             self.id.to_string(),
             self.type_.clone(),
             self.name.clone(),
             self.tag.clone(),
             render::list(&self.map_ids),
-            render::pinned_cell(&self.pinned),
+            view.paths(&self.pinned),
         ]
     }
 }
@@ -125,7 +127,7 @@ pub struct RunRow {
 impl Tabular for RunRow {
     const HEADERS: &'static [&'static str] =
         &["PACKET", "VERDICT", "NS/RUN", "RUNS", "LEN", "OUTPUT"];
-    fn cells(&self) -> Vec<String> {
+    fn cells(&self, _view: &render::View) -> Vec<String> {
         vec![
             self.packet.to_string(),
             self.verdict.clone(),
@@ -153,7 +155,11 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     // The same program handles as attach: a pin, a load directory, an id or a name.
     let prog = crate::cmd::attach::resolve_prog(ctx, &args.prog)?;
     let (fd, label) = (prog.fd, format!("program {} ({})", prog.id, prog.name));
-    let mut rows = Vec::new();
+    // Every packet is checked before the first run: a run counts in the
+    // program's maps, so a refusal halfway would leave some counted.
+    // NB: the kernel runs an XDP test on one page: 4096 bytes less its
+    // headroom (256) and the skb_shared_info it reserves (320).
+    const MAX_LEN: usize = 3520;
     for (i, data) in packets.iter().enumerate() {
         if data.len() < 14 {
             bail!(
@@ -162,6 +168,17 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
                 data.len()
             );
         }
+        if data.len() > MAX_LEN {
+            bail!(
+                "packet {} has {} bytes; an XDP test run takes at most {MAX_LEN} (one page less \
+                 headroom); cut the frame shorter",
+                i + 1,
+                data.len()
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, data) in packets.iter().enumerate() {
         let r = sys::prog_test_run(fd.as_fd(), data, args.repeat)
             .with_context(|| format!("running {label} on packet {}", i + 1))?;
         let modified = r.data_out != *data;
@@ -178,9 +195,10 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     }
     let runs = u64::from(args.repeat) * packets.len() as u64;
     ctx.out.note(format_args!(
-        "note: {label} ran on its real maps; its counters now include {runs} run(s) of these packets"
+        "note: {label} ran on its real maps; its counters now include {} of these packets",
+        render::count(runs, "run", "runs")
     ));
-    render::print(ctx.format, &rows)?;
+    ctx.out.result(&rows)?;
     Ok(())
 }
 
@@ -203,6 +221,6 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
             rows
         }
     };
-    render::print(ctx.format, &rows)?;
+    ctx.out.result(&rows)?;
     Ok(())
 }

@@ -20,7 +20,7 @@ use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    ObjectFile, build_manifest, check_reuse, load_into_kernel, map_mismatch, print_loaded,
+    ObjectFile, build_manifest, reuse_plan, load_into_kernel, map_mismatch, print_loaded,
     stage_object, write_manifest,
 };
 use crate::{
@@ -41,9 +41,21 @@ use crate::{
     ops::{self, loaddir::LoadDir, pending},
 };
 
+/// A netlink attachment found on a device.
+pub struct NetlinkAttachment {
+    /// The device, for the journal.
+    pub dev: Dev,
+    /// Its name.
+    pub name: String,
+    /// Its namespace as outputs name it (`None`: xdpctl's own).
+    pub netns: Option<String>,
+    /// The program.
+    pub prog: u32,
+}
+
 /// Every netlink attachment of a program in `progs`, in this namespace
 /// and every one under /run/netns: the device and the program.
-pub fn netlink_attachments(ctx: &Ctx, progs: &[u32]) -> Result<Vec<(Dev, String, u32)>> {
+pub fn netlink_attachments(ctx: &Ctx, progs: &[u32]) -> Result<Vec<NetlinkAttachment>> {
     // Link pins name their namespace: they tell a link from netlink.
     let links = links::XdpLinks::load(&ctx.link_pin_index()?)?;
     let mut out = Vec::new();
@@ -68,17 +80,18 @@ pub fn netlink_attachments(ctx: &Ctx, progs: &[u32]) -> Result<Vec<(Dev, String,
                         dev.name
                     ),
                 }
-                out.push((
-                    Dev {
+                out.push(NetlinkAttachment {
+                    dev: Dev {
                         netns: ino,
                         ifindex: dev.ifindex,
                         mode: XdpMode::from_state_name(mode)
                             .unwrap_or(XdpMode::Offload)
                             .flag(),
                     },
-                    dev.name.clone(),
+                    name: dev.name.clone(),
+                    netns: ns.as_deref().map(netns::display),
                     prog,
-                ));
+                });
             }
         }
         drop(entered);
@@ -141,11 +154,8 @@ pub fn replace(
     let old_progs = check_pins(&load)?;
 
     // Maps: explicit --map first, then the directory's own by name.
-    let mut reuse: Vec<(String, PathBuf)> = Vec::new();
+    let mut reuse: Vec<(String, PathBuf)> = reuse_plan(ctx, object, &args.maps)?;
     let mut reset = Vec::new();
-    for m in &args.maps {
-        reuse.push((m.name.clone(), check_reuse(ctx, object, m)?));
-    }
     let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
     map_names.sort();
     for name in map_names {
@@ -204,7 +214,10 @@ pub fn replace(
     }
     let old_ids: Vec<u32> = old_progs.keys().copied().collect();
     let mut netlink_names = Vec::new();
-    for (dev, name, prog) in netlink_attachments(ctx, &old_ids)? {
+    for NetlinkAttachment {
+        dev, name, prog, ..
+    } in netlink_attachments(ctx, &old_ids)?
+    {
         let prog_name = &old_progs[&prog];
         if !names.contains(prog_name) {
             bail!(

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 use serde_json::json;
 use xdp_progs::xdpfw::{self, Outcome};
@@ -83,9 +83,9 @@ pub struct Firewall {
 }
 
 /// Load directories under the root that hold the firewall's maps.
-fn find_loads(root: &Path) -> Vec<PathBuf> {
+fn find_loads(root: &Path) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = pinfs::list_matching(root, |n| n == "stats")
-        .unwrap_or_default()
+        .with_context(|| format!("looking for firewall loads under {}", root.display()))?
         .into_iter()
         .filter_map(|p| {
             let maps = p.path.parent()?;
@@ -95,7 +95,7 @@ fn find_loads(root: &Path) -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     dirs.dedup();
-    dirs
+    Ok(dirs)
 }
 
 impl Firewall {
@@ -106,7 +106,7 @@ impl Firewall {
             Some(d) => ctx.resolve(d),
             None => {
                 let mut loads = if pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false) {
-                    find_loads(&ctx.bpffs)
+                    find_loads(&ctx.bpffs)?
                 } else {
                     Vec::new()
                 };
@@ -138,11 +138,15 @@ impl Firewall {
             xdpfw::maps::BLOCKLIST6,
         ] {
             let path = dir.join("maps").join(name);
-            if !path.exists() {
-                bail!(
+            match std::fs::symlink_metadata(&path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
                     "{} holds no firewall map {name}; is it a load of the built-in firewall?",
                     dir.display()
-                );
+                ),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("reading {}", path.display())));
+                }
             }
             let map = OpenMap::at(&path)?;
             // NB: a directory with the firewall's map names but other
@@ -266,7 +270,7 @@ struct OutcomeRow {
 
 impl Tabular for OutcomeRow {
     const HEADERS: &'static [&'static str] = &["OUTCOME", "PACKETS", "BYTES", "PPS", "BITS/S"];
-    fn cells(&self) -> Vec<String> {
+    fn cells(&self, _view: &render::View) -> Vec<String> {
         let rate = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
         vec![
             self.outcome.to_owned(),
@@ -314,6 +318,9 @@ pub fn prometheus(dir: &Path, outcomes: &[(Outcome, u64, u64)]) -> String {
 
 /// `xdpctl stats`.
 pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
+    if args.prometheus && ctx.format != Format::Human {
+        bail!("--prometheus prints Prometheus text, -j JSON: choose one");
+    }
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
     if args.prometheus {
         ctx.out.text(&prometheus(&fw.dir, &fw.outcomes()?))?;
@@ -331,7 +338,7 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
                 bps: None,
             })
             .collect();
-        return render::print(ctx.format, &rows).map_err(Into::into);
+        return ctx.out.result(&rows).map_err(Into::into);
     };
     handle_signals()?;
     let period = Duration::from_secs_f64(interval);
@@ -362,7 +369,7 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
         match ctx.format {
             Format::Human => {
                 writeln!(out, "{}", rfc3339(now_ms()))?;
-                out.write_all(render::table(&rows).as_bytes())?;
+                out.write_all(ctx.out.view().table(&rows).as_bytes())?;
             }
             _ => {
                 // JSON lines: one object per interval.

@@ -27,7 +27,7 @@ struct TalkerRow {
 
 impl Tabular for TalkerRow {
     const HEADERS: &'static [&'static str] = &["SOURCE", "PPS", "PACKETS"];
-    fn cells(&self) -> Vec<String> {
+    fn cells(&self, _view: &render::View) -> Vec<String> {
         vec![
             self.source.clone(),
             format!("{:.0}", self.pps),
@@ -72,7 +72,7 @@ pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
                     now.len(),
                     rows.len()
                 )?;
-                out.write_all(render::table(&rows).as_bytes())?;
+                out.write_all(ctx.out.view().table(&rows).as_bytes())?;
             }
             _ => writeln!(
                 out,

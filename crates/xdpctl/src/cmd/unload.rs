@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use crate::{
     cli::UnloadArgs,
-    cmd::{attach::Attachment, replace::netlink_attachments},
+    cmd::{
+        attach::Attachment,
+        replace::{NetlinkAttachment, netlink_attachments},
+    },
     ctx::Ctx,
     kernel::{
         layout, objects,
@@ -45,21 +48,21 @@ pub struct RemovedRow {
 
 impl Tabular for RemovedRow {
     const HEADERS: &'static [&'static str] = &["KIND", "ID", "UNPINNED"];
-    fn cells(&self) -> Vec<String> {
+    fn cells(&self, view: &render::View) -> Vec<String> {
         vec![
             self.kind.to_owned(),
             self.id.to_string(),
-            self.pinned.display().to_string(),
+            view.path(&self.pinned),
         ]
     }
 }
 
 impl Human for Unloaded {
-    fn human(&self) -> String {
+    fn human(&self, view: &render::View) -> String {
         if self.removed.is_empty() {
             String::new()
         } else {
-            render::table(&self.removed)
+            view.table(&self.removed)
         }
     }
 }
@@ -135,11 +138,17 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         });
     }
     let mut netlink = Vec::new();
-    for (dev, name, prog) in netlink_attachments(ctx, &prog_ids)? {
+    for NetlinkAttachment {
+        dev,
+        name,
+        netns,
+        prog,
+    } in netlink_attachments(ctx, &prog_ids)?
+    {
         detached.push(Attachment {
             device: name,
             ifindex: dev.ifindex,
-            netns: None,
+            netns,
             xdp: XdpAttachment {
                 mode: crate::model::xdp::XdpMode::from_flag(dev.mode)
                     .map_or("?", |m| m.state_name())
@@ -176,8 +185,8 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         ));
     }
     ctx.out.note(format_args!(
-        "unpinned {} object(s) from {}",
-        pins.len(),
+        "unpinned {} from {}",
+        render::count(pins.len(), "object", "objects"),
         load.path.display()
     ));
     let removed = pins

@@ -22,6 +22,15 @@ pub fn path_of(spec: &str) -> PathBuf {
     }
 }
 
+/// How outputs name a namespace given as `spec`: its name when it is one
+/// under /run/netns (given as a name or as that path), else the path.
+pub fn display(spec: &str) -> String {
+    match Path::new(spec).strip_prefix("/run/netns") {
+        Ok(name) if name.components().count() == 1 => name.display().to_string(),
+        _ => spec.to_owned(),
+    }
+}
+
 /// While alive, this thread is in another network namespace; dropping it
 /// returns to the original one.
 pub struct Entered {
@@ -49,8 +58,15 @@ pub fn enter(spec: Option<&str>) -> Result<Option<Entered>> {
     })?;
     let original =
         File::open("/proc/thread-self/ns/net").context("opening the current network namespace")?;
-    setns(&target, CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("entering network namespace {spec} ({})", path.display()))?;
+    setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| match e {
+        nix::errno::Errno::EINVAL => anyhow::anyhow!(
+            "{} is not a network namespace (give a name from `ip netns list` or a path such as \
+             /proc/PID/ns/net)",
+            path.display()
+        ),
+        e => anyhow::Error::new(std::io::Error::from(e))
+            .context(format!("entering network namespace {spec} ({})", path.display())),
+    })?;
     Ok(Some(Entered { original }))
 }
 

@@ -91,7 +91,17 @@ pub fn open_pinned(path: &Path, want: Kind) -> Result<OwnedFd> {
     if pin.path.is_dir() {
         bail!("{} is a directory, not a pinned {want}", path.display());
     }
-    let fd = pinfs::obj_get(&pin.path)?;
+    let fd = match pinfs::obj_get(&pin.path) {
+        Ok(fd) => fd,
+        // NB: bpffs files that are not pins (the kernel's own `maps.debug`
+        // and `progs.debug` iterators) exist but are no objects.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => bail!(
+            "{} exists but is not a pinned BPF object (the kernel's iterator files such as \
+             maps.debug are read with cat)",
+            path.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let info =
         pinfs::obj_info(fd.as_fd()).with_context(|| format!("reading {}", path.display()))?;
     if info.kind != want {

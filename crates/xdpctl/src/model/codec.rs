@@ -692,6 +692,26 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
             chars,
         } => {
             if *chars {
+                // A label is text: a list, null or an object is a mistake,
+                // not an empty label; NUL would cut it short when read.
+                if !matches!(v, Value::String(_) | Value::Number(_)) {
+                    return Err(format!(
+                        "{label}expected a string of at most {} characters, not {}",
+                        len - 1,
+                        match v {
+                            Value::Null => "null",
+                            Value::Array(_) => "a list",
+                            Value::Object(_) => "an object",
+                            _ => "a boolean",
+                        }
+                    ));
+                }
+                if text.contains('\0') {
+                    return Err(format!(
+                        "{label}{:?} holds a NUL character, which would end the string",
+                        text
+                    ));
+                }
                 let s = text.as_bytes();
                 if s.len() >= *len {
                     return Err(format!(
@@ -801,6 +821,25 @@ mod tests {
         assert_eq!(to_text(&Shape::Ipv4, &[203, 0, 113, 5]), "203.0.113.5");
         let e = parse(&Shape::Ipv4, "203.0.113.256").unwrap_err();
         assert!(e.contains("not an IPv4 address"), "{e}");
+    }
+
+    #[test]
+    fn char_arrays_take_strings_only_and_no_nul() {
+        let label = Shape::Array {
+            elem: Box::new(Shape::Uint { size: 1 }),
+            len: 8,
+            elem_size: 1,
+            chars: true,
+        };
+        assert_eq!(
+            from_json(&label, &json!("web"), "label").unwrap(),
+            b"web\0\0\0\0\0"
+        );
+        for bad in [json!(null), json!(["w"]), json!({"a": 1}), json!("a\u{0}b")] {
+            let e = from_json(&label, &bad, "label").unwrap_err();
+            assert!(e.contains("label"), "{e}");
+        }
+        assert!(from_json(&label, &json!("12345678"), "label").is_err());
     }
 
     #[test]

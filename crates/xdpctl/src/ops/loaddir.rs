@@ -82,7 +82,7 @@ impl LoadDir {
                         .to_owned(),
                 }
             ),
-            Err(e) => bail!("{} is not a usable load directory: {e:#}", path.display()),
+            Err(e) => Err(e.context(format!("{} is not a usable load directory", path.display()))),
         }
     }
 
