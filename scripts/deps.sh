@@ -22,6 +22,7 @@ have_cmd make || need+=(make)
 have_cmd zsh || need+=(zsh)
 have_cmd fish || need+=(fish)
 have_cmd groff || need+=(groff-base)
+have_cmd man || need+=(man-db)
 # The benchmark compares with these peers and measures with these tools.
 have_cmd bpftool || need+=(bpftool)
 # The crash tests inject real syscall faults, as the issue reproduces them.

@@ -47,6 +47,9 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Top(args) => cmd::top::top(&ctx, args),
         Command::Guard(args) => cmd::guard::guard(&ctx, args),
         Command::Confirm(args) => cmd::confirm::confirm(&ctx, args),
+        Command::Apply(args) => cmd::apply::apply(&ctx, args),
+        Command::Save(args) => cmd::save::save(&ctx, args),
+        Command::Agent(args) => cmd::agent::agent(&ctx, args),
         Command::Doctor(args) => cmd::doctor::doctor(&ctx, args),
         Command::Completions(args) => {
             let mut out = io::stdout().lock();
@@ -70,23 +73,9 @@ fn permission_hint(err: &anyhow::Error) -> Option<&'static str> {
         .then_some("xdpctl needs CAP_BPF and CAP_NET_ADMIN (or root); run it as root or with sudo")
 }
 
-/// The error and its causes, `: `-separated, skipping a cause whose text its
-/// parent already includes (libraries often repeat their source's message).
+/// The error and its causes, as one line.
 fn render_chain(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut last = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if last.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-        last = text;
-    }
-    out
+    render::chain_text(err)
 }
 
 /// Writes the completion script for `shell`: it calls `xdpctl` back with

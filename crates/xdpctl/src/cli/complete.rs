@@ -5,6 +5,11 @@
 //!
 //! Completion only reads: it opens pins and asks netlink, never changes
 //! anything. Errors (no privileges, no bpffs) just mean no candidates.
+//!
+//! bash splits `--netns=blue` and `id:42` into several words before it asks
+//! (at the `=` and `:` in its `COMP_WORDBREAKS`); requests from bash are
+//! answered here, on the words glued back together (see [`rejoin`]), so
+//! that the registration script stays clap's own.
 
 use std::{
     collections::BTreeSet,
@@ -342,14 +347,20 @@ pub fn progs(current: &OsStr) -> Vec<CompletionCandidate> {
     matching(current, names)
 }
 
-/// Directories under the root that hold pinned programs (of type `only` if
-/// given): load directories.
+/// Whether `dir` is an xdpctl load directory (it has a manifest).
+fn is_load_dir(dir: &Path) -> bool {
+    matches!(read_manifest(dir), Ok(Some(_)))
+}
+
+/// Load directories under the root (that hold a program of type `only`,
+/// if given).
 fn load_dirs(current: &OsStr, only: Option<u32>) -> Vec<(String, Option<String>)> {
     let root = bpffs_root();
     let mut dirs = BTreeSet::new();
     for pin in pins_of(Kind::Prog, only) {
         if let Some(dir) = pin.path.parent()
             && dir != root
+            && is_load_dir(dir)
         {
             dirs.insert(shown(dir, &root, current));
         }
@@ -381,7 +392,7 @@ fn free_dirs(current: &OsStr) -> Vec<(String, Option<String>)> {
             }
             if pinfs::is_empty_dir(&path).unwrap_or(false) {
                 out.push(path);
-            } else if !matches!(read_manifest(&path), Ok(Some(_))) {
+            } else if !is_load_dir(&path) {
                 walk(&path, root, dev, out);
             }
         }

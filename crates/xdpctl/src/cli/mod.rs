@@ -30,6 +30,10 @@ Examples:
   xdpctl -j map show | jq .                JSON for scripts
   xdpctl unload /sys/fs/bpf/xdpfw          remove what the load pinned";
 
+/// The help heading of the options every command takes, listed after a
+/// command's own.
+pub const GLOBAL_OPTIONS: &str = "Global options";
+
 /// Load, pin and inspect XDP programs and their maps.
 ///
 /// xdpctl loads BPF objects (its built-in XDP firewall or one you compiled)
@@ -45,11 +49,11 @@ Examples:
 )]
 pub struct Cli {
     /// Print JSON instead of a table (one document per command).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL_OPTIONS)]
     pub json: bool,
 
     /// Print indented JSON (implies --json).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL_OPTIONS)]
     pub pretty: bool,
 
     /// Root of the bpffs to use: relative pin paths are taken from here and
@@ -57,6 +61,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL_OPTIONS,
         env = "XDPCTL_BPFFS",
         value_name = "DIR",
         value_parser = path_arg,
@@ -66,7 +71,7 @@ pub struct Cli {
 
     /// Never mount a bpffs. By default, when nothing is mounted at
     /// /sys/fs/bpf, a command that pins mounts one there (as bpftool does).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL_OPTIONS)]
     pub no_mount: bool,
 
     #[command(subcommand)]
@@ -93,6 +98,9 @@ pub enum Command {
     Top(TopArgs),
     Guard(GuardArgs),
     Confirm(ConfirmArgs),
+    Apply(ApplyArgs),
+    Save(SaveArgs),
+    Agent(AgentArgs),
     Doctor(DoctorArgs),
     Completions(CompletionsArgs),
 }
@@ -215,6 +223,91 @@ pub struct ConfirmArgs {
     /// The network namespace of the device.
     #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
+}
+
+/// Make the live state what a policy file says, changing only what differs.
+///
+/// The policy (YAML; see the README for the schema) names the load
+/// directory and its object, the devices to attach it to, the firewall's
+/// rules and guard's settings. apply reads the live state, prints the plan
+/// (what it loads, attaches, detaches, and the entries it adds to and
+/// removes from each rule map), and applies it: the rules through the
+/// journal, so a crash midway is finished by the next xdpctl command. A
+/// second apply of the same file changes nothing and says so. With
+/// --dry-run it prints the plan only. With --confirm-within, a plan of rule
+/// changes and new attachments is rolled back unless confirmed
+/// (`xdpctl confirm DIR`).
+///
+/// Example: xdpctl apply -f /etc/xdpctl/policy.yaml
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl apply -f policy.yaml --dry-run
+  xdpctl apply -f policy.yaml
+  xdpctl save > policy.yaml                 (the live state, as a policy)
+  xdpctl apply -f policy.yaml --confirm-within 2m")]
+pub struct ApplyArgs {
+    /// The policy file.
+    #[arg(short = 'f', long = "file", value_name = "POLICY", value_parser = path_arg)]
+    pub file: PathBuf,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Roll the rule changes and new attachments back unless
+    /// `xdpctl confirm DIR` runs within DURATION.
+    #[arg(long, value_name = "DURATION", value_parser = at_least_a_second)]
+    pub confirm_within: Option<std::time::Duration>,
+}
+
+/// Print the live state of a load as a policy (YAML; JSON with -j).
+///
+/// What is loaded in DIR, where it is attached, and what its rule maps
+/// hold (guard's own blocks left out), in the format `apply -f` takes:
+/// `save` on one host and `apply` on another gives the same state.
+///
+/// Example: xdpctl save xdpfw > policy.yaml
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The load directory; default: the only one under --bpffs.
+    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
+    pub dir: Option<PathBuf>,
+}
+
+/// Keep this host on a policy: apply it, watch it, report what drifts.
+///
+/// Applies POLICY, then re-applies it within 2 seconds of the file changing
+/// (inotify) and every --resync; a change made by hand is reported, and
+/// put back when the policy says `drift: correct`. Runs guard when the
+/// policy has a guard section. Serves Prometheus metrics at /metrics and
+/// health at /healthz on --listen. Stops cleanly on SIGTERM or SIGINT,
+/// leaving the firewall as it is (a restart picks up without a gap).
+///
+/// Example: xdpctl agent --policy /etc/xdpctl/policy.yaml
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl agent --policy /etc/xdpctl/policy.yaml
+  xdpctl agent --policy policy.yaml --listen 0.0.0.0:9470 --resync 10s
+  curl -s localhost:9470/metrics")]
+pub struct AgentArgs {
+    /// The policy file.
+    #[arg(long, value_name = "FILE", value_parser = path_arg)]
+    pub policy: PathBuf,
+    /// Where to serve /metrics and /healthz.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9470", value_parser = listen_addr)]
+    pub listen: std::net::SocketAddr,
+    /// How often to compare the live state with the policy.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = at_least_a_second)]
+    pub resync: std::time::Duration,
+    /// Stop after N reconciles (for scripts and tests).
+    #[arg(long, value_name = "N", hide = true, value_parser = count)]
+    pub count: Option<u64>,
+}
+
+/// An address to listen on.
+fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("'{}' is not an address and port (like 127.0.0.1:9470)", s.escape_debug()))
 }
 
 /// Settle the bpffs, repair xdpctl's leftovers, report what is not xdpctl's.

@@ -259,6 +259,13 @@ fn attach_error(
 
 /// `xdpctl attach`.
 pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
+    let row = attach_one(ctx, args)?;
+    ctx.out.result(&vec![row])?;
+    Ok(())
+}
+
+/// `attach` without printing the result.
+pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let prog = resolve_prog(ctx, &args.prog)?;
     // Where a link would be pinned; checked before anything changes.
     let load = match (&prog.load, args.netlink) {
@@ -526,8 +533,7 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
             _ => " over netlink".to_owned(),
         }
     ));
-    ctx.out.result(&vec![row])?;
-    Ok(())
+    Ok(row)
 }
 
 /// Records a pending attach and starts its watcher; `previous` is the

@@ -113,6 +113,14 @@ pub fn detach_device(
 
 /// `xdpctl detach`.
 pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
+    let (device, detached) = detach_one(ctx, &args.dev, args.netns.as_deref())?;
+    ctx.out.result(&Detached { device, detached })?;
+    Ok(())
+}
+
+/// `detach` without printing the result: the device's name and what was
+/// taken off it.
+pub fn detach_one(ctx: &Ctx, name: &str, netns_arg: Option<&str>) -> Result<(String, Vec<Attachment>)> {
     // Settle and lock the bpffs where xdpctl keeps links, if there is one.
     let mut journal = if ctx.bpffs.is_dir() && pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false) {
         let (journal, notes) = ops::begin(&ctx.bpffs)?;
@@ -121,12 +129,11 @@ pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
     } else {
         None
     };
-    let entered = netns::enter(args.netns.as_deref())?;
+    let entered = netns::enter(netns_arg)?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-    let dev = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
-    let (detached, notes) =
-        detach_device(ctx, &mut journal, &mut rtnl, &dev, args.netns.as_deref())?;
-    let after = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
+    let dev = device(&mut rtnl, name, netns_arg)?;
+    let (detached, notes) = detach_device(ctx, &mut journal, &mut rtnl, &dev, netns_arg)?;
+    let after = device(&mut rtnl, name, netns_arg)?;
     drop(entered);
     ctx.out.notes(notes);
     if let Some((mode, id)) = after.xdp.attached().first() {
@@ -149,9 +156,5 @@ pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
             ));
         }
     }
-    ctx.out.result(&Detached {
-        device: dev.name,
-        detached,
-    })?;
-    Ok(())
+    Ok((dev.name, detached))
 }

@@ -20,6 +20,13 @@ use crate::{
 
 /// `xdpctl load`: plan, then load and pin through the journal.
 pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
+    let dir = load_dir(ctx, args)?;
+    print_loaded(ctx, dir)
+}
+
+/// `load` without printing the result: the load directory it made (or
+/// upgraded, with `--replace`).
+pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     let object = read_object(args.object.as_deref())?;
 
     let dir = ctx.resolve(&args.pin);
@@ -90,5 +97,5 @@ pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
         object.label,
         dir.display()
     ));
-    print_loaded(ctx, dir)
+    Ok(dir)
 }

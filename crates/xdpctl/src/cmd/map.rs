@@ -220,79 +220,10 @@ impl OpenMap {
 
     /// Calls `f` for every entry, in batches where the map type allows.
     /// `f` returns false to stop.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
-        let key_size = self.info().key_size as usize;
-        let value_len = self.value_len();
-        let mut count: usize = 16384;
-        let cursor_len = key_size.max(8);
-        let mut token = vec![0u8; cursor_len];
-        let mut next = vec![0u8; cursor_len];
-        let mut started = false;
-        let mut keys = vec![0u8; key_size * count];
-        let mut values = vec![0u8; value_len * count];
-        loop {
-            let result = self.map.lookup_batch(
-                started.then_some(token.as_slice()),
-                &mut next,
-                &mut keys,
-                &mut values,
-                count as u32,
-            );
-            match result {
-                Ok((n, done)) => {
-                    for i in 0..n as usize {
-                        if !f(
-                            &keys[i * key_size..(i + 1) * key_size],
-                            &values[i * value_len..(i + 1) * value_len],
-                        )? {
-                            return Ok(());
-                        }
-                    }
-                    if done {
-                        return Ok(());
-                    }
-                    std::mem::swap(&mut token, &mut next);
-                    started = true;
-                }
-                // A hash bucket larger than the batch: retry with room.
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && count < 1 << 20 => {
-                    count *= 2;
-                    keys.resize(key_size * count, 0);
-                    values.resize(value_len * count, 0);
-                }
-                // No batch support for this map type (LPM trie, ...).
-                Err(e)
-                    if !started
-                        && matches!(
-                            e.raw_os_error(),
-                            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
-                        ) =>
-                {
-                    return self.for_each_slow(f);
-                }
-                Err(e) => return Err(e).with_context(|| format!("reading map {}", self.label)),
-            }
-        }
-    }
-
-    fn for_each_slow(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
-        let mut key = vec![0u8; self.info().key_size as usize];
-        let mut next = key.clone();
-        let mut value = vec![0u8; self.value_len()];
-        let mut first = true;
-        while self
-            .map
-            .next_key((!first).then_some(key.as_slice()), &mut next)
-            .with_context(|| format!("reading map {}", self.label))?
-        {
-            first = false;
-            std::mem::swap(&mut key, &mut next);
-            // An entry deleted between the two calls is skipped.
-            if self.map.lookup(&key, &mut value)? && !f(&key, &value)? {
-                break;
-            }
-        }
-        Ok(())
+    pub(crate) fn for_each(&self, f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        self.map
+            .for_each(f)
+            .with_context(|| format!("reading map {}", self.label))
     }
 
     fn entries(&self) -> Result<u64> {

@@ -2,6 +2,8 @@
 //! it through the kernel layer (multi-step changes through the journal in
 //! `ops`), and hand the result to `render`.
 
+pub mod agent;
+pub mod apply;
 pub mod attach;
 pub mod confirm;
 pub mod detach;
@@ -13,6 +15,7 @@ pub mod net;
 pub mod object;
 pub mod prog;
 pub mod replace;
+pub mod save;
 pub mod stats;
 pub mod top;
 pub mod unload;

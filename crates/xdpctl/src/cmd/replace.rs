@@ -20,7 +20,7 @@ use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    ObjectFile, build_manifest, reuse_plan, load_into_kernel, map_mismatch, print_loaded,
+    ObjectFile, build_manifest, reuse_plan, load_into_kernel, map_mismatch,
     stage_object, write_manifest,
 };
 use crate::{
@@ -38,66 +38,13 @@ use crate::{
         manifest::{self, MAPS_SUBDIR},
         xdp::XdpMode,
     },
-    ops::{self, loaddir::LoadDir, pending},
+    ops::{
+        self,
+        live::{NetlinkAttachment, netlink_attachments},
+        loaddir::LoadDir,
+        pending,
+    },
 };
-
-/// A netlink attachment found on a device.
-pub struct NetlinkAttachment {
-    /// The device, for the journal.
-    pub dev: Dev,
-    /// Its name.
-    pub name: String,
-    /// Its namespace as outputs name it (`None`: xdpctl's own).
-    pub netns: Option<String>,
-    /// The program.
-    pub prog: u32,
-}
-
-/// Every netlink attachment of a program in `progs`, in this namespace
-/// and every one under /run/netns: the device and the program.
-pub fn netlink_attachments(ctx: &Ctx, progs: &[u32]) -> Result<Vec<NetlinkAttachment>> {
-    // Link pins name their namespace: they tell a link from netlink.
-    let links = links::XdpLinks::load(&ctx.link_pin_index()?)?;
-    let mut out = Vec::new();
-    for ns in netns::all()? {
-        // A namespace deleted meanwhile holds nothing.
-        let Ok(entered) = netns::enter(ns.as_deref()) else {
-            continue;
-        };
-        let ino = netns::current_inode()?;
-        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-        for dev in rtnl.devices().context("listing devices")? {
-            for (mode, prog) in dev.xdp.attached() {
-                if !progs.contains(&prog) {
-                    continue;
-                }
-                match links.find(dev.ifindex, prog)? {
-                    XdpAttach::Netlink => {}
-                    XdpAttach::Link(_) => continue,
-                    XdpAttach::Ambiguous => bail!(
-                        "{} runs program {prog}, and whether by a link or over netlink cannot be \
-                         told apart from devices in other namespaces; nothing was changed",
-                        dev.name
-                    ),
-                }
-                out.push(NetlinkAttachment {
-                    dev: Dev {
-                        netns: ino,
-                        ifindex: dev.ifindex,
-                        mode: XdpMode::from_state_name(mode)
-                            .unwrap_or(XdpMode::Offload)
-                            .flag(),
-                    },
-                    name: dev.name.clone(),
-                    netns: ns.as_deref().map(netns::display),
-                    prog,
-                });
-            }
-        }
-        drop(entered);
-    }
-    Ok(out)
-}
 
 /// The kernel id of the program `name` in a loaded object.
 fn prog_id(ebpf: &aya::Ebpf, name: &str) -> Result<u32> {
@@ -142,7 +89,7 @@ pub fn replace(
     args: &LoadArgs,
     object: &ObjectFile<'_>,
     target: &pinfs::PinPath,
-) -> Result<()> {
+) -> Result<PathBuf> {
     LoadDir::open(&target.path).context("--replace upgrades an existing load")?;
     let (mut journal, notes) = ops::begin(&target.path)?;
     ctx.out.notes(notes);
@@ -216,7 +163,7 @@ pub fn replace(
     let mut netlink_names = Vec::new();
     for NetlinkAttachment {
         dev, name, prog, ..
-    } in netlink_attachments(ctx, &old_ids)?
+    } in netlink_attachments(&ctx.link_pin_index()?, &old_ids)?
     {
         let prog_name = &old_progs[&prog];
         if !names.contains(prog_name) {
@@ -377,7 +324,7 @@ pub fn replace(
             format!("; maps reset: {}", reset.join(", "))
         }
     ));
-    print_loaded(ctx, load.path)
+    Ok(load.path)
 }
 
 /// A duration for messages: `30s`, `2m30s`.

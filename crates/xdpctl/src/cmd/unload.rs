@@ -12,7 +12,7 @@ use crate::{
     cli::UnloadArgs,
     cmd::{
         attach::Attachment,
-        replace::{NetlinkAttachment, netlink_attachments},
+
     },
     ctx::Ctx,
     kernel::{
@@ -20,7 +20,12 @@ use crate::{
         sys::{self, IdKind},
     },
     model::{change::Change, xdp::XdpAttachment},
-    ops::{self, loaddir::LoadDir, pending},
+    ops::{
+        self,
+        live::{NetlinkAttachment, netlink_attachments},
+        loaddir::LoadDir,
+        pending,
+    },
     render::{self, Human, Tabular},
 };
 
@@ -143,7 +148,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         name,
         netns,
         prog,
-    } in netlink_attachments(ctx, &prog_ids)?
+    } in netlink_attachments(&ctx.link_pin_index()?, &prog_ids)?
     {
         detached.push(Attachment {
             device: name,

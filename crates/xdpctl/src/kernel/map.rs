@@ -225,6 +225,126 @@ impl MapHandle {
     }
 }
 
+/// The kernel-internal "not supported" errno that batch operations on map
+/// types without batch support return to userspace.
+const ENOTSUPP: i32 = 524;
+
+impl MapHandle {
+    /// Calls `f` for every entry, in batches where the map type allows
+    /// (`BPF_MAP_LOOKUP_BATCH`), one by one where it does not (an LPM trie).
+    /// `f` returns false to stop.
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let key_size = self.key_size();
+        let value_len = self.value_len();
+        let mut count: usize = 16384;
+        let cursor_len = key_size.max(8);
+        let mut token = vec![0u8; cursor_len];
+        let mut next = vec![0u8; cursor_len];
+        let mut started = false;
+        let mut keys = vec![0u8; key_size * count];
+        let mut values = vec![0u8; value_len * count];
+        loop {
+            let result = self.lookup_batch(
+                started.then_some(token.as_slice()),
+                &mut next,
+                &mut keys,
+                &mut values,
+                count as u32,
+            );
+            match result {
+                Ok((n, done)) => {
+                    for i in 0..n as usize {
+                        if !f(
+                            &keys[i * key_size..(i + 1) * key_size],
+                            &values[i * value_len..(i + 1) * value_len],
+                        )? {
+                            return Ok(());
+                        }
+                    }
+                    if done {
+                        return Ok(());
+                    }
+                    std::mem::swap(&mut token, &mut next);
+                    started = true;
+                }
+                // A hash bucket larger than the batch: retry with room.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && count < 1 << 20 => {
+                    count *= 2;
+                    keys.resize(key_size * count, 0);
+                    values.resize(value_len * count, 0);
+                }
+                // No batch support for this map type (LPM trie, ...).
+                Err(e)
+                    if !started
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+                        ) =>
+                {
+                    return self.for_each_slow(f);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn for_each_slow(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let mut key = vec![0u8; self.key_size()];
+        let mut next = key.clone();
+        let mut value = vec![0u8; self.value_len()];
+        let mut first = true;
+        while self.next_key((!first).then_some(key.as_slice()), &mut next)? {
+            first = false;
+            std::mem::swap(&mut key, &mut next);
+            // An entry deleted between the two calls is skipped.
+            if self.lookup(&key, &mut value)? && !f(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry, keys to values.
+    pub fn entries(&self) -> anyhow::Result<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut out = std::collections::BTreeMap::new();
+        self.for_each(|k, v| {
+            out.insert(k.to_vec(), v.to_vec());
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Writes `entries`: in batches where the map type allows, one by one
+    /// where it does not.
+    pub fn put_all(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+        for chunk in entries.chunks(8192) {
+            let keys: Vec<u8> = chunk.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+            let values: Vec<u8> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            match self.update_batch(&keys, &values, chunk.len() as u32, sys::update_flags::ANY) {
+                (_, Ok(())) => {}
+                (0, Err(e))
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+                    ) =>
+                {
+                    for (k, v) in chunk {
+                        self.update(k, v, sys::update_flags::ANY)?;
+                    }
+                }
+                (_, Err(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,13 +15,16 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     kernel::{
+        map::MapHandle,
         netlink::Rtnl,
         netns, store,
         sys::{self, IdKind, xdp_flags},
     },
     model::{
         change::{Dev, Kernel, LinkState},
+        guard::GUARD_MARK,
         manifest::{self, Manifest},
+        policy,
         xdp::XdpMode,
     },
 };
@@ -179,6 +182,30 @@ impl Kernel for Real {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn sync_rules(&mut self, dir: &Path, desired: &Path) -> Result<()> {
+        let Some(bytes) = store::read_big(desired, store::Kind::Desired)? else {
+            // Already done and cleaned up.
+            return Ok(());
+        };
+        let want = policy::decode(&bytes)
+            .with_context(|| format!("{} is damaged", desired.display()))?;
+        for (name, entries) in &want {
+            let path = dir.join(manifest::MAPS_SUBDIR).join(name);
+            let map = MapHandle::open_pinned(&path)
+                .with_context(|| format!("opening the rule map {}", path.display()))?;
+            let live = map.entries()?;
+            let keep = name.starts_with("blocklist").then_some(GUARD_MARK);
+            let d = policy::delta(&live, entries, keep);
+            map.put_all(&d.put)
+                .with_context(|| format!("writing map {}", path.display()))?;
+            for k in &d.remove {
+                map.delete(k)
+                    .with_context(|| format!("removing from map {}", path.display()))?;
+            }
+        }
+        Ok(())
     }
 
     fn unpin(&mut self, path: &Path) -> Result<()> {

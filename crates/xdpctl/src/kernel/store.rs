@@ -31,6 +31,8 @@ pub enum Kind {
     Journal,
     /// A change waiting for confirmation.
     Pending,
+    /// What an apply writes into the rule maps (many chunks).
+    Desired,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::Manifest => "xdpctl_manifest",
             Kind::Journal => "xdpctl_journal",
             Kind::Pending => "xdpctl_pending",
+            Kind::Desired => "xdpctl_desired",
         }
     }
 }
@@ -139,4 +142,63 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind) -> Res
     serde_json::from_slice(&bytes)
         .map(Some)
         .with_context(|| format!("{} is damaged or from another version", path.display()))
+}
+
+/// Pins a document of any size at `path` (which must not exist): an array
+/// of 64 KiB chunks, the first starting with the length. Written whole
+/// before it is pinned, like [`write_new`].
+pub fn write_big(path: &Path, kind: Kind, doc: &[u8]) -> Result<()> {
+    let chunk = VALUE_SIZE as usize;
+    let total = doc.len() + 8;
+    let chunks = total.div_ceil(chunk).max(1);
+    let fd = sys::map_create(
+        bpf_map_type::BPF_MAP_TYPE_ARRAY,
+        kind.map_name(),
+        4,
+        VALUE_SIZE,
+        chunks as u32,
+    )
+    .with_context(|| format!("creating a map of {chunks} chunks for {}", kind.map_name()))?;
+    let map = MapHandle::from_fd(fd)?;
+    let mut all = Vec::with_capacity(chunks * chunk);
+    all.extend((doc.len() as u64).to_le_bytes());
+    all.extend(doc);
+    all.resize(chunks * chunk, 0);
+    for (i, part) in all.chunks(chunk).enumerate() {
+        map.update(&(i as u32).to_ne_bytes(), part, sys::update_flags::ANY)?;
+    }
+    pinfs::obj_pin(map.fd(), path)?;
+    Ok(())
+}
+
+/// Reads a document written by [`write_big`]; `Ok(None)` if nothing is
+/// pinned at `path`.
+pub fn read_big(path: &Path, kind: Kind) -> Result<Option<Vec<u8>>> {
+    let fd = match pinfs::obj_get(path) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let map = MapHandle::from_fd(fd)?;
+    let info = map.info();
+    if info.type_ != bpf_map_type::BPF_MAP_TYPE_ARRAY as u32
+        || info.key_size != 4
+        || info.value_size != VALUE_SIZE
+        || map.name() != kind.map_name()
+    {
+        bail!("{} is not an xdpctl {}", path.display(), kind.map_name());
+    }
+    let mut all = Vec::with_capacity(info.max_entries as usize * VALUE_SIZE as usize);
+    let mut part = vec![0u8; VALUE_SIZE as usize];
+    for i in 0..info.max_entries {
+        map.lookup(&i.to_ne_bytes(), &mut part)?;
+        all.extend_from_slice(&part);
+    }
+    let len = u64::from_le_bytes(all[..8].try_into().expect("8 bytes")) as usize;
+    if len > all.len() - 8 {
+        bail!("{} is damaged (length {len})", path.display());
+    }
+    all.truncate(8 + len);
+    all.drain(..8);
+    Ok(Some(all))
 }

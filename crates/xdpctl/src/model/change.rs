@@ -69,6 +69,10 @@ pub enum Step {
     UnpinIfDetached { path: PathBuf },
     /// Detach the link pinned at `path`, if any, and unpin it.
     DetachPinned { path: PathBuf },
+    /// Make the rule maps of the load `dir` hold what `desired` (a stored
+    /// [`policy::RuleMaps`](crate::model::policy::RuleMaps)) says: write
+    /// what differs, remove what is not there (guard's entries stay).
+    SyncRules { dir: PathBuf, desired: PathBuf },
 }
 
 /// How far a replace got: before its first switch the staged directory may
@@ -354,6 +358,7 @@ impl Change {
                         | Step::UnpinLink { path, .. }
                         | Step::UnpinIfDetached { path }
                         | Step::DetachPinned { path } => out.push(path),
+                        Step::SyncRules { dir, desired } => out.extend([dir.as_path(), desired]),
                         Step::LinkSwap { .. } | Step::XdpSwap { .. } | Step::LinkDetach { .. } => {}
                     }
                 }
@@ -470,6 +475,9 @@ pub trait Kernel {
     fn pinned_link(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
     /// Removes the pin at `path`.
     fn unpin(&mut self, path: &Path) -> anyhow::Result<()>;
+    /// Syncs the rule maps of `dir` with the stored `desired` rules (each
+    /// write idempotent).
+    fn sync_rules(&mut self, dir: &Path, desired: &Path) -> anyhow::Result<()>;
 }
 
 /// Runs one step. A step whose precondition does not hold does nothing.
@@ -526,6 +534,7 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
                 kernel.unpin(path)?;
             }
         }
+        Step::SyncRules { dir, desired } => kernel.sync_rules(dir, desired)?,
         Step::DetachPinned { path } => {
             if let Some(link) = kernel.pinned_link(path)? {
                 if kernel.link(link)?.is_some_and(|l| l.attached) {

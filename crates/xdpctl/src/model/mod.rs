@@ -8,5 +8,6 @@ pub mod guard;
 pub mod handle;
 pub mod manifest;
 pub mod packet;
+pub mod policy;
 pub mod verifier;
 pub mod xdp;

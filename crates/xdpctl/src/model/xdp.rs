@@ -8,7 +8,7 @@ use aya_obj::generated as g;
 use serde::Serialize;
 
 /// XDP attach modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum XdpMode {
     /// In the driver (xdpdrv); fastest, needs driver support.
     #[value(alias = "drv", alias = "driver")]

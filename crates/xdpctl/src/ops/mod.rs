@@ -4,6 +4,7 @@
 //! changes waiting for `xdpctl confirm`.
 
 pub mod journal;
+pub mod live;
 pub mod loaddir;
 pub mod pending;
 

@@ -276,6 +276,25 @@ impl Out {
     }
 }
 
+/// An error and its causes, `: `-separated, skipping a cause whose text its
+/// parent already includes (libraries often repeat their source's message).
+pub fn chain_text(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if last.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        last = text;
+    }
+    out
+}
+
 /// Under `-j`, a failure is a JSON document on stdout too, so that stdout
 /// always holds JSON: `{"error": {"message", "hint", "exit_code"}}` (one
 /// more line for the commands that print JSON lines).

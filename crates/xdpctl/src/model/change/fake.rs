@@ -175,6 +175,14 @@ impl Kernel for Fake {
             _ => None,
         })
     }
+    fn sync_rules(&mut self, dir: &Path, desired: &Path) -> anyhow::Result<()> {
+        self.spend()?;
+        let synced = self.fs.get(desired).cloned();
+        if let Some(Node::Pin(rules)) = synced {
+            self.fs.insert(dir.join("rules"), Node::Pin(rules));
+        }
+        Ok(())
+    }
     fn unpin(&mut self, path: &Path) -> anyhow::Result<()> {
         self.spend()?;
         if let Some(Node::Link(id)) = self.fs.remove(path) {

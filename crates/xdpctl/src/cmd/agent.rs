@@ -1,0 +1,419 @@
+//! `xdpctl agent --policy FILE`: keeps a host on a policy.
+//!
+//! - Applies the policy at start (finishing first whatever a killed agent
+//!   or command left in the journal), then whenever the file changes: the
+//!   directory is watched with inotify, so an editor's rename and a
+//!   Kubernetes ConfigMap's symlink swap are both seen, within 2 seconds.
+//! - Every `--resync`, compares the live state with the policy: a
+//!   difference is drift, made by hand; it is reported (log and metrics),
+//!   and put back when the policy says `drift: correct`.
+//! - Runs guard (`xdpctl guard ... --keep-blocks`) as a child when the
+//!   policy has a guard section, and restarts it if it dies.
+//! - Serves Prometheus metrics at /metrics and health at /healthz.
+//! - Stops on SIGTERM or SIGINT and leaves the firewall as it is: a
+//!   restarted agent finds it applied, so protection has no gap.
+
+use std::{
+    os::unix::ffi::OsStrExt,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+use crate::{
+    cli::AgentArgs,
+    cmd::{
+        apply::{self, read_policy},
+        stats::{self, Firewall},
+    },
+    ctx::Ctx,
+    kernel::process::STOP,
+    model::policy::{Drift, Policy},
+    ops::live,
+};
+
+/// What the agent has done, for /metrics and /healthz.
+#[derive(Default)]
+struct Status {
+    reconciles_ok: AtomicU64,
+    reconciles_error: AtomicU64,
+    changes: AtomicU64,
+    drift: AtomicU64,
+    corrected: AtomicU64,
+    policy_errors: AtomicU64,
+    guard_restarts: AtomicU64,
+    last_ok_ms: AtomicU64,
+    /// The last error, while the last reconcile failed.
+    last_error: Mutex<Option<String>>,
+    /// The policy in force.
+    policy: Mutex<Option<Policy>>,
+}
+
+/// Why a reconcile runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// Start, or the file changed: apply.
+    Apply,
+    /// The timer: look for drift.
+    Resync,
+}
+
+/// `xdpctl agent`.
+pub fn agent(ctx: &Ctx, args: &AgentArgs) -> Result<()> {
+    stats::handle_signals()?;
+    let status = Status::default();
+    let server = tiny_http::Server::http(args.listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    ctx.out.note(format_args!(
+        "agent: keeping this host on {}; metrics at http://{}/metrics",
+        args.policy.display(),
+        args.listen
+    ));
+    let dir = args
+        .policy
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+        .context("starting inotify")?;
+    inotify
+        .add_watch(
+            &dir,
+            AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_DELETE
+                | AddWatchFlags::IN_ATTRIB,
+        )
+        .with_context(|| format!("watching {}", dir.display()))?;
+
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(|| serve(ctx, &server, &status));
+        let result = run(ctx, args, &inotify, &status);
+        STOP.store(true, Ordering::SeqCst);
+        result
+    })
+}
+
+/// The reconcile loop.
+fn run(ctx: &Ctx, args: &AgentArgs, inotify: &Inotify, status: &Status) -> Result<()> {
+    let mut guard: Option<Child> = None;
+    let mut last_text: Option<Vec<u8>> = None;
+    let mut next_resync = Instant::now() + args.resync;
+    let mut why = Some(Why::Apply);
+    let mut done = 0u64;
+    while !STOP.load(Ordering::SeqCst) {
+        // The file: re-read on any event in its directory, applied if its
+        // text changed.
+        let mut changed = false;
+        while let Ok(events) = inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            changed |= events.iter().any(|e| {
+                e.name.is_none()
+                    || e.name.as_ref().is_some_and(|n| {
+                        n.as_bytes() == args.policy.file_name().map_or(&[][..], |f| f.as_bytes())
+                            || n.as_bytes().starts_with(b"..")
+                    })
+            });
+        }
+        if changed {
+            let text = std::fs::read(&args.policy).ok();
+            if text != last_text {
+                why = Some(Why::Apply);
+            }
+        }
+        if Instant::now() >= next_resync {
+            why = why.or(Some(Why::Resync));
+            next_resync = Instant::now() + args.resync;
+        }
+        if let Some(w) = why.take() {
+            if w == Why::Apply {
+                last_text = std::fs::read(&args.policy).ok();
+            }
+            reconcile(ctx, args, w, status);
+            done += 1;
+            keep_guard(ctx, args, status, &mut guard);
+            if args.count.is_some_and(|c| done >= c) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(child) = &mut guard
+            && let Ok(Some(exit)) = child.try_wait()
+        {
+            ctx.out.note(format_args!("agent: guard stopped ({exit}); restarting it"));
+            status.guard_restarts.fetch_add(1, Ordering::Relaxed);
+            guard = None;
+            keep_guard(ctx, args, status, &mut guard);
+        }
+    }
+    if let Some(mut child) = guard {
+        // Guard keeps its blocks (--keep-blocks): the next agent's guard
+        // resumes them.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = child.wait();
+    }
+    ctx.out.note("agent: stopped; the firewall stays as it is");
+    Ok(())
+}
+
+/// One reconcile: apply the policy (`Why::Apply`), or look for drift and
+/// correct it if the policy says so.
+fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
+    let result = (|| -> Result<()> {
+        let policy = match read_policy(&args.policy) {
+            Ok(p) => p,
+            Err(e) => {
+                status.policy_errors.fetch_add(1, Ordering::Relaxed);
+                // Keep the last good policy in force.
+                return Err(e.context("the policy was not applied; the last good one stays"));
+            }
+        };
+        let file = args.policy.display().to_string();
+        let mut plan = apply::plan(ctx, &policy, &file)?;
+        if plan.changes > 0 {
+            let correct = why == Why::Apply || policy.drift == Drift::Correct;
+            if why == Why::Resync {
+                status.drift.fetch_add(1, Ordering::Relaxed);
+                ctx.out.note(format_args!(
+                    "agent: drift: {} change(s) from {file} were made by hand ({}){}",
+                    plan.changes,
+                    describe(&plan),
+                    if correct { "; putting the policy back" } else { "; reported only (drift: report)" }
+                ));
+            }
+            if correct {
+                apply::execute(ctx, &policy, &mut plan, None)?;
+                status
+                    .changes
+                    .fetch_add(plan.changes as u64, Ordering::Relaxed);
+                if why == Why::Resync {
+                    status.corrected.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    ctx.out.note(format_args!(
+                        "agent: applied {} change(s) from {file}",
+                        plan.changes
+                    ));
+                }
+            }
+        }
+        *status.policy.lock().expect("not poisoned") = Some(policy);
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            status.reconciles_ok.fetch_add(1, Ordering::Relaxed);
+            status.last_ok_ms.store(stats::now_ms(), Ordering::Relaxed);
+            *status.last_error.lock().expect("not poisoned") = None;
+        }
+        Err(e) => {
+            status.reconciles_error.fetch_add(1, Ordering::Relaxed);
+            let text = crate::render::chain_text(&e);
+            ctx.out.note(format_args!("agent: {text}"));
+            *status.last_error.lock().expect("not poisoned") = Some(text);
+        }
+    }
+}
+
+/// A short account of a plan, for the drift log.
+fn describe(plan: &apply::Plan) -> String {
+    let mut parts = Vec::new();
+    if plan.load != "keep" {
+        parts.push(format!("{} needed", plan.load));
+    }
+    for d in &plan.attach {
+        parts.push(format!("{} not attached", d.name));
+    }
+    for d in &plan.detach {
+        parts.push(format!("{} attached by hand", d.name));
+    }
+    for r in &plan.rules {
+        parts.push(format!("{} +{} -{}", r.map, r.put, r.remove));
+    }
+    parts.join(", ")
+}
+
+/// Starts guard if the policy has a guard section and it is not running.
+fn keep_guard(ctx: &Ctx, _args: &AgentArgs, status: &Status, guard: &mut Option<Child>) {
+    if guard.is_some() {
+        return;
+    }
+    let Some(policy) = status.policy.lock().expect("not poisoned").clone() else {
+        return;
+    };
+    let Some(g) = &policy.guard else { return };
+    let dir = ctx.resolve(&policy.load.pin);
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg("--bpffs")
+        .arg(&ctx.bpffs)
+        .arg("guard")
+        .arg(&dir)
+        .args(["--threshold", &g.threshold.to_string()])
+        .args(["--interval", &g.interval])
+        .args(["--block-for", &g.block_for])
+        .args(["--max-blocks", &g.max_blocks.to_string()])
+        .arg("--keep-blocks")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for a in &g.allow {
+        cmd.args(["--allow", &format!("{}/{}", a.addr, a.len)]);
+    }
+    match cmd.spawn() {
+        Ok(child) => *guard = Some(child),
+        Err(e) => ctx.out.note(format_args!("agent: cannot start guard: {e}")),
+    }
+}
+
+/// Serves /metrics and /healthz until the agent stops.
+fn serve(ctx: &Ctx, server: &tiny_http::Server, status: &Status) {
+    while !STOP.load(Ordering::SeqCst) {
+        let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let (code, body, kind) = match request.url() {
+            "/metrics" => (200, metrics(ctx, status), "text/plain; version=0.0.4"),
+            "/healthz" => match status.last_error.lock().expect("not poisoned").clone() {
+                None if status.reconciles_ok.load(Ordering::Relaxed) > 0 => {
+                    (200, "ok\n".to_owned(), "text/plain")
+                }
+                None => (503, "starting\n".to_owned(), "text/plain"),
+                Some(e) => (503, format!("{e}\n"), "text/plain"),
+            },
+            _ => (404, "not found: try /metrics or /healthz\n".to_owned(), "text/plain"),
+        };
+        let header = tiny_http::Header::from_bytes("Content-Type", kind).expect("a valid header");
+        let _ = request.respond(
+            tiny_http::Response::from_string(body)
+                .with_status_code(code)
+                .with_header(header),
+        );
+    }
+}
+
+/// The metrics, in Prometheus' text format.
+fn metrics(ctx: &Ctx, status: &Status) -> String {
+    let mut out = String::new();
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    };
+    out.push_str(
+        "# HELP xdpctl_agent_reconciles_total Reconciles of the live state with the policy, by result.\n\
+         # TYPE xdpctl_agent_reconciles_total counter\n",
+    );
+    out.push_str(&format!(
+        "xdpctl_agent_reconciles_total{{result=\"ok\"}} {}\nxdpctl_agent_reconciles_total{{result=\"error\"}} {}\n",
+        status.reconciles_ok.load(Ordering::Relaxed),
+        status.reconciles_error.load(Ordering::Relaxed)
+    ));
+    counter(
+        &mut out,
+        "xdpctl_agent_changes_total",
+        "Changes the agent applied.",
+        status.changes.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "xdpctl_agent_drift_total",
+        "Resyncs that found the live state changed by hand.",
+        status.drift.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "xdpctl_agent_drift_corrected_total",
+        "Drifts the agent put back (drift: correct).",
+        status.corrected.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "xdpctl_agent_policy_errors_total",
+        "Policy files that did not parse or check; the last good policy stayed.",
+        status.policy_errors.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "xdpctl_agent_guard_restarts_total",
+        "Times guard stopped and was started again.",
+        status.guard_restarts.load(Ordering::Relaxed),
+    );
+    out.push_str(&format!(
+        "# HELP xdpctl_agent_last_reconcile_timestamp_seconds When the last reconcile succeeded.\n\
+         # TYPE xdpctl_agent_last_reconcile_timestamp_seconds gauge\n\
+         xdpctl_agent_last_reconcile_timestamp_seconds {}\n",
+        status.last_ok_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    ));
+    let Some(policy) = status.policy.lock().expect("not poisoned").clone() else {
+        return out;
+    };
+    let dir = ctx.resolve(&policy.load.pin);
+    // Attach state per device of the policy.
+    out.push_str(
+        "# HELP xdpctl_agent_attached Whether a device of the policy runs the load's program (1) or not (0).\n\
+         # TYPE xdpctl_agent_attached gauge\n",
+    );
+    let live_devices = crate::ops::loaddir::LoadDir::open(&dir)
+        .ok()
+        .and_then(|l| live::devices(&l, &ctx.link_pin_index().ok()?).ok())
+        .unwrap_or_default();
+    for d in &policy.devices {
+        let ns = d.netns.as_deref().map(crate::kernel::netns::display);
+        let up = live_devices
+            .iter()
+            .any(|l| l.name == d.name && l.netns == ns && l.mode == Some(d.mode));
+        out.push_str(&format!(
+            "xdpctl_agent_attached{{device=\"{}\",netns=\"{}\",mode=\"{}\"}} {}\n",
+            escape(&d.name),
+            escape(ns.as_deref().unwrap_or("")),
+            d.mode.arg_name(),
+            u8::from(up)
+        ));
+    }
+    // Rule counts, and guard's blocks.
+    if let Ok(rules) = live::rules(&dir) {
+        out.push_str(
+            "# HELP xdpctl_agent_rules Entries in each rule map of the firewall.\n\
+             # TYPE xdpctl_agent_rules gauge\n",
+        );
+        for (name, entries) in &rules {
+            out.push_str(&format!(
+                "xdpctl_agent_rules{{map=\"{name}\"}} {}\n",
+                entries.len()
+            ));
+        }
+    }
+    let guard_blocks = crate::kernel::map::MapHandle::open_pinned(&dir.join("guard"))
+        .and_then(|m| m.entries().map_err(std::io::Error::other))
+        .map_or(0, |e| e.len());
+    out.push_str(&format!(
+        "# HELP xdpctl_guard_blocks Sources guard blocks now.\n# TYPE xdpctl_guard_blocks gauge\nxdpctl_guard_blocks {guard_blocks}\n"
+    ));
+    // Per-outcome counters, as `stats --prometheus` prints them.
+    if let Ok(fw) = Firewall::open(ctx, Some(&dir))
+        && let Ok(outcomes) = fw.outcomes()
+    {
+        out.push_str(&stats::prometheus(&fw.dir, &outcomes));
+    }
+    out
+}
+
+/// A label value, escaped for the text format.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,362 @@
+//! `xdpctl apply -f POLICY`: read the live state, compute the difference
+//! from the policy, print the plan, and apply only the difference — the
+//! load or upgrade and the attachments through their own journaled
+//! changes, the rule maps through one journal record whose steps write
+//! exactly the entries that differ. The agent reconciles with the same
+//! code.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+
+use crate::{
+    cli::{ApplyArgs, AttachArgs, Handle, LoadArgs},
+    cmd::{attach, confirm, detach, load},
+    ctx::Ctx,
+    kernel::store,
+    model::{
+        change::{Change, Step},
+        guard::GUARD_MARK,
+        policy::{self, DeviceSpec, MapDelta, Policy, RuleMaps},
+    },
+    ops::{
+        self,
+        live::{self, LiveDevice},
+        loaddir::LoadDir,
+        pending,
+    },
+    render::Human,
+};
+
+/// Reads and checks a policy file.
+pub fn read_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy {}", path.display()))?;
+    Ok(policy::parse(&path.display().to_string(), &text)?)
+}
+
+/// The changes of one rule map.
+#[derive(Debug, Serialize)]
+pub struct RuleChange {
+    /// The map.
+    pub map: String,
+    /// Entries written (new or changed).
+    pub put: usize,
+    /// Entries removed.
+    pub remove: usize,
+}
+
+/// What apply does.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// The policy file.
+    pub policy: String,
+    /// The load directory.
+    pub dir: PathBuf,
+    /// `keep`, `load` or `replace`.
+    pub load: &'static str,
+    /// Devices to attach to.
+    pub attach: Vec<DeviceSpec>,
+    /// Attachments of this load to take off.
+    pub detach: Vec<LiveDevice>,
+    /// Rule maps that change.
+    pub rules: Vec<RuleChange>,
+    /// How many changes in all (a map's entries count one by one).
+    pub changes: usize,
+    /// Whether it was applied (false for --dry-run and for no changes).
+    pub applied: bool,
+    #[serde(skip)]
+    deltas: Vec<(String, MapDelta)>,
+    #[serde(skip)]
+    desired: RuleMaps,
+}
+
+impl Human for Plan {
+    fn human(&self, _view: &crate::render::View) -> String {
+        let mut out = String::new();
+        if self.changes == 0 {
+            out.push_str(&format!(
+                "nothing to change: {} is as {} says\n",
+                self.dir.display(),
+                self.policy
+            ));
+            return out;
+        }
+        let verb = if self.applied { "applied" } else { "plan" };
+        out.push_str(&format!("{verb}: {} from {}\n", self.dir.display(), self.policy));
+        if self.load != "keep" {
+            out.push_str(&format!("  {:<8} {}\n", self.load, self.dir.display()));
+        }
+        for d in &self.detach {
+            out.push_str(&format!("  detach   {}{}\n", d.name, in_ns(d.netns.as_deref())));
+        }
+        for d in &self.attach {
+            out.push_str(&format!(
+                "  attach   {} ({}){}\n",
+                d.name,
+                d.mode.arg_name(),
+                in_ns(d.netns.as_deref())
+            ));
+        }
+        for r in &self.rules {
+            out.push_str(&format!("  {:<10} +{} -{}\n", r.map, r.put, r.remove));
+        }
+        out
+    }
+}
+
+fn in_ns(ns: Option<&str>) -> String {
+    ns.map_or_else(String::new, |n| format!(" in netns {n}"))
+}
+
+/// The object label a load of `policy` has in its manifest.
+fn object_label(p: &Policy) -> String {
+    if p.is_builtin() {
+        format!("built-in {}", xdp_progs::xdpfw::NAME)
+    } else {
+        p.load.object.clone()
+    }
+}
+
+/// The difference between the live state and `policy`.
+pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
+    let dir = ctx.resolve(&policy.load.pin);
+    let load = if dir.exists() {
+        Some(LoadDir::open(&dir).context("load.pin")?)
+    } else {
+        None
+    };
+    let load_action = match &load {
+        None => "load",
+        Some(l) if l.manifest.object == object_label(policy) => "keep",
+        Some(_) => "replace",
+    };
+    let live_devices = match &load {
+        Some(l) => live::devices(l, &ctx.link_pin_index()?)?,
+        None => Vec::new(),
+    };
+    let same = |d: &DeviceSpec, l: &LiveDevice| {
+        d.name == l.name
+            && d.netns.as_deref().map(crate::kernel::netns::display) == l.netns
+    };
+    let attach: Vec<DeviceSpec> = policy
+        .devices
+        .iter()
+        .filter(|d| {
+            !live_devices
+                .iter()
+                .any(|l| same(d, l) && l.mode == Some(d.mode))
+        })
+        .cloned()
+        .collect();
+    let detach: Vec<LiveDevice> = live_devices
+        .iter()
+        .filter(|l| {
+            !policy
+                .devices
+                .iter()
+                .any(|d| same(d, l) && l.mode == Some(d.mode))
+        })
+        .cloned()
+        .collect();
+
+    let desired = policy.rule_maps();
+    let live_rules = match &load {
+        Some(l) if policy.is_builtin() || live::rules(&l.path).is_ok() => live::rules(&l.path)?,
+        // After a load every rule map is empty and every switch off.
+        _ => desired
+            .keys()
+            .map(|name| {
+                let empty = if name == "config" {
+                    [(0u32.to_ne_bytes().to_vec(), vec![0u8, 0])].into()
+                } else {
+                    Default::default()
+                };
+                (name.clone(), empty)
+            })
+            .collect(),
+    };
+    let mut deltas = Vec::new();
+    let mut rules = Vec::new();
+    for (name, want) in &desired {
+        let keep = name.starts_with("blocklist").then_some(GUARD_MARK);
+        let empty = Default::default();
+        let d = policy::delta(live_rules.get(name).unwrap_or(&empty), want, keep);
+        if !d.is_empty() {
+            rules.push(RuleChange {
+                map: name.clone(),
+                put: d.put.len(),
+                remove: d.remove.len(),
+            });
+            deltas.push((name.clone(), d));
+        }
+    }
+    let changes = usize::from(load_action != "keep")
+        + attach.len()
+        + detach.len()
+        + rules.iter().map(|r| r.put + r.remove).sum::<usize>();
+    Ok(Plan {
+        policy: file.to_owned(),
+        dir,
+        load: load_action,
+        attach,
+        detach,
+        rules,
+        changes,
+        applied: false,
+        deltas,
+        desired,
+    })
+}
+
+/// Carries a plan out. With `confirm`, arms a rollback of the rule
+/// changes and the new attachments (the plan may then do nothing else).
+pub fn execute(
+    ctx: &Ctx,
+    policy: &Policy,
+    plan: &mut Plan,
+    confirm: Option<std::time::Duration>,
+) -> Result<()> {
+    if confirm.is_some() && (plan.load != "keep" || !plan.detach.is_empty()) {
+        bail!(
+            "with --confirm-within, apply rolls back rule changes and new attachments only, and \
+             this plan also {}; apply it without --confirm-within first",
+            if plan.load != "keep" {
+                format!("{}s {}", plan.load, plan.dir.display())
+            } else {
+                "detaches devices".to_owned()
+            }
+        );
+    }
+    if plan.load != "keep" {
+        let args = LoadArgs {
+            object: (!policy.is_builtin()).then(|| PathBuf::from(&policy.load.object)),
+            pin: plan.dir.clone(),
+            maps: Vec::new(),
+            verifier_log: None,
+            replace: plan.load == "replace",
+            reset_maps: false,
+            confirm_within: None,
+        };
+        load::load_dir(ctx, &args)?;
+    }
+    let mut rollback = Vec::new();
+    let mut keep = Vec::new();
+    let mut expect = Vec::new();
+    if !plan.deltas.is_empty() {
+        live::check_rule_maps(&plan.dir, &plan.desired)?;
+        let (mut journal, notes) = ops::begin(&plan.dir)?;
+        ctx.out.notes(notes);
+        if confirm.is_some() {
+            pending::check_none(&journal)?;
+            // What the changed maps hold now, to put back.
+            let now = live::rules(&plan.dir)?;
+            let old: RuleMaps = plan
+                .deltas
+                .iter()
+                .filter_map(|(name, _)| Some((name.clone(), now.get(name)?.clone())))
+                .collect();
+            let path = journal.scratch("rollback")?;
+            store::write_big(&path, store::Kind::Desired, &policy::encode(&old))?;
+            rollback.push(Step::SyncRules {
+                dir: plan.dir.clone(),
+                desired: path.clone(),
+            });
+            keep.push(path);
+        }
+        let want: RuleMaps = plan
+            .deltas
+            .iter()
+            .filter_map(|(name, _)| Some((name.clone(), plan.desired.get(name)?.clone())))
+            .collect();
+        let desired = journal.scratch("stage")?;
+        store::write_big(&desired, store::Kind::Desired, &policy::encode(&want))
+            .context("recording the rules to write")?;
+        let entry = journal.begin(Change::Steps {
+            what: format!("apply of the rules of {}", plan.policy),
+            steps: vec![
+                Step::SyncRules {
+                    dir: plan.dir.clone(),
+                    desired: desired.clone(),
+                },
+                Step::RemoveTree { path: desired },
+            ],
+        })?;
+        journal.run_forward(&entry)?;
+        journal.finish(entry)?;
+    }
+    for d in &plan.detach {
+        let ns = d.netns.as_deref().map(|n| {
+            crate::kernel::netns::path_of(n)
+                .display()
+                .to_string()
+        });
+        detach::detach_one(ctx, &d.name, ns.as_deref())?;
+    }
+    for d in &plan.attach {
+        let row = attach::attach_one(
+            ctx,
+            &AttachArgs {
+                prog: Handle::Path(plan.dir.clone()),
+                dev: d.name.clone(),
+                mode: d.mode,
+                netns: d.netns.clone(),
+                replace: false,
+                netlink: false,
+                confirm_within: None,
+            },
+        )?;
+        if let (Some(link), Some(pin)) = (row.xdp.link_id, row.xdp.link_pinned.first()) {
+            rollback.push(Step::LinkDetach { link });
+            rollback.push(Step::UnpinLink {
+                path: pin.clone(),
+                link,
+            });
+            expect.push(pending::Expect::Link {
+                link,
+                prog: row.xdp.prog_id,
+            });
+        }
+    }
+    if let Some(within) = confirm {
+        let (journal, _) = ops::begin(&plan.dir)?;
+        let load = LoadDir::open(&plan.dir)?;
+        confirm::arm(
+            &journal,
+            pending::load_key(load.manifest.load_id),
+            format!("apply of {}", plan.policy),
+            within,
+            expect,
+            rollback,
+            keep,
+        )?;
+        ctx.out.note(format_args!(
+            "this apply is rolled back in {} unless you run: xdpctl confirm {}",
+            crate::cmd::replace::humane(within),
+            plan.dir.display()
+        ));
+    }
+    plan.applied = true;
+    Ok(())
+}
+
+/// `xdpctl apply`.
+pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
+    let policy = read_policy(&args.file)?;
+    let file = args.file.display().to_string();
+    let mut plan = plan(ctx, &policy, &file)?;
+    if plan.changes == 0 {
+        // The plan says so.
+    } else if args.dry_run {
+        ctx.out.note("dry run: nothing was changed");
+    } else {
+        execute(ctx, &policy, &mut plan, args.confirm_within)?;
+        ctx.out.note(format_args!(
+            "applied {} change(s) from {file}",
+            plan.changes
+        ));
+    }
+    ctx.out.result(&plan)?;
+    Ok(())
+}

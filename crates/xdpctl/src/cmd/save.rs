@@ -1,0 +1,101 @@
+//! `xdpctl save`: the live state of a load as a policy, in the format
+//! `apply -f` takes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use crate::{
+    cli::SaveArgs,
+    ctx::Ctx,
+    model::{
+        guard::GUARD_MARK,
+        policy::{self, DeviceSpec, Drift, LoadSpec, Policy, VERSION},
+    },
+    ops::{live, loaddir::LoadDir},
+    render::Human,
+};
+
+/// A saved policy: YAML for people, the same document as JSON with -j.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Saved(Policy);
+
+impl Human for Saved {
+    fn human(&self, _view: &crate::render::View) -> String {
+        format!(
+            "# xdpctl policy, saved from the live state\n{}",
+            serde_norway::to_string(&self.0).unwrap_or_default()
+        )
+    }
+}
+
+/// The only load directory under the bpffs root.
+fn only_load(root: &Path) -> Result<PathBuf> {
+    let mut found = Vec::new();
+    for pin in pinfs::list_matching(root, |n| n == crate::model::manifest::PIN)? {
+        if let Some(dir) = pin.path.parent()
+            && LoadDir::open(dir).is_ok()
+        {
+            found.push(dir.to_owned());
+        }
+    }
+    match found.len() {
+        1 => Ok(found.swap_remove(0)),
+        0 => bail!("nothing is loaded under {}; name the load directory", root.display()),
+        n => bail!(
+            "{n} load directories are under {}: {}; name one",
+            root.display(),
+            found
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `xdpctl save`.
+pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
+    let dir = match &args.dir {
+        Some(d) => ctx.resolve(d),
+        None => only_load(&ctx.bpffs)?,
+    };
+    let load = LoadDir::open(&dir)?;
+    let builtin = load.manifest.object == format!("built-in {}", xdp_progs::xdpfw::NAME);
+    let devices = live::devices(&load, &ctx.link_pin_index()?)?
+        .into_iter()
+        .map(|d| DeviceSpec {
+            name: d.name,
+            netns: d.netns,
+            mode: d.mode.unwrap_or(crate::model::xdp::XdpMode::Native),
+        })
+        .collect();
+    let rules = match live::rules(&load.path) {
+        Ok(maps) => policy::rules_of(&maps, GUARD_MARK),
+        Err(_) if !builtin => policy::Rules::default(),
+        Err(e) => return Err(e),
+    };
+    let pin = load
+        .path
+        .strip_prefix(&ctx.bpffs)
+        .map_or_else(|_| load.path.clone(), Path::to_owned);
+    let saved = Policy {
+        version: VERSION,
+        load: LoadSpec {
+            pin,
+            object: if builtin {
+                policy::BUILTIN.to_owned()
+            } else {
+                load.manifest.object.clone()
+            },
+        },
+        devices,
+        rules,
+        guard: None,
+        drift: Drift::Report,
+    };
+    ctx.out.result(&Saved(saved))?;
+    Ok(())
+}
