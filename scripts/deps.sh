@@ -22,6 +22,8 @@ have_cmd make || need+=(make)
 have_cmd zsh || need+=(zsh)
 have_cmd fish || need+=(fish)
 have_cmd groff || need+=(groff-base)
+# The table test runs xdpctl in a real terminal.
+have_cmd tmux || need+=(tmux)
 have_cmd man || need+=(man-db)
 # The benchmark compares with these peers and measures with these tools.
 have_cmd bpftool || need+=(bpftool)

@@ -304,6 +304,22 @@ pub struct AgentArgs {
     pub count: Option<u64>,
 }
 
+/// `NAME=N` for --max-entries: N from 1 to 2^28.
+fn max_entries(s: &str) -> Result<(String, u32), String> {
+    let (name, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{}' is not NAME=N (like blocklist=1048576)", s.escape_debug()))?;
+    if let Some(why) = bad_text(name) {
+        return Err(format!("the map name {name:?} {why}"));
+    }
+    let n = n
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=1 << 28).contains(n))
+        .ok_or_else(|| format!("'{}': N must be from 1 to 268435456", s.escape_debug()))?;
+    Ok((name.to_owned(), n))
+}
+
 /// An address to listen on.
 fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse()
@@ -539,6 +555,12 @@ pub struct LoadArgs {
     /// match). May be repeated.
     #[arg(long = "map", value_name = "NAME=PINNED_PATH")]
     pub maps: Vec<MapReuse>,
+
+    /// Give the object's map NAME room for N entries instead of its own
+    /// max_entries (a blocklist of a million sources, say). May be
+    /// repeated. `load --replace` keeps the sizes the load has unless given.
+    #[arg(long = "max-entries", value_name = "NAME=N", value_parser = max_entries)]
+    pub max_entries: Vec<(String, u32)>,
 
     /// Write the verifier's full log to FILE when a program is rejected.
     #[arg(long, value_name = "FILE", value_parser = path_arg)]

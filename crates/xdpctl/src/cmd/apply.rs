@@ -234,6 +234,12 @@ pub fn execute(
             object: (!policy.is_builtin()).then(|| PathBuf::from(&policy.load.object)),
             pin: plan.dir.clone(),
             maps: Vec::new(),
+            max_entries: policy
+                .load
+                .max_entries
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             verifier_log: None,
             replace: plan.load == "replace",
             reset_maps: false,

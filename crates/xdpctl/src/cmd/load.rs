@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, stage_object,
+    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, sizes_plan, stage_object,
     write_manifest,
 };
 use crate::{
@@ -48,12 +48,13 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     pinfs::check_free(&target.path)?;
     loaddir::check_new(&target.path)?;
     let reuse = reuse_plan(ctx, &object, &args.maps)?;
+    let sizes = sizes_plan(&object, &args.max_entries)?;
 
     let (mut journal, notes) = ops::begin(&target.existing)?;
     ctx.out.notes(notes);
     // Under the lock: somebody may have loaded there meanwhile.
     pinfs::check_free(&target.path)?;
-    let (ebpf, names) = load_into_kernel(&object, &reuse, args.verifier_log.as_deref())?;
+    let (ebpf, names) = load_into_kernel(&object, &reuse, &sizes, args.verifier_log.as_deref())?;
     let generation = layout::random_id();
     let stage = journal.scratch("stage")?;
     let parents_missing = target.missing.len().saturating_sub(1);

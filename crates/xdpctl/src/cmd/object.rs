@@ -4,6 +4,7 @@
 
 use std::{
     borrow::Cow,
+    collections::BTreeMap,
     fs,
     os::fd::AsFd,
     path::{Path, PathBuf},
@@ -125,6 +126,30 @@ fn section_kind(section: &ProgramSection) -> String {
         .to_lowercase()
 }
 
+/// The sizes given with `--max-entries`, checked: each a map of the object,
+/// each once.
+pub(crate) fn sizes_plan(
+    obj: &ObjectFile<'_>,
+    sizes: &[(String, u32)],
+) -> Result<BTreeMap<String, u32>> {
+    let mut out = BTreeMap::new();
+    for (name, n) in sizes {
+        if !obj.parsed.maps.contains_key(name) {
+            let mut names: Vec<&str> = obj.parsed.maps.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            bail!(
+                "--max-entries {name}: {} has no map named {name}; its maps are: {}",
+                obj.label,
+                names.join(", ")
+            );
+        }
+        if out.insert(name.clone(), *n).is_some() {
+            bail!("--max-entries {name} is given twice; give each map once");
+        }
+    }
+    Ok(out)
+}
+
 /// The maps given with `--map`, checked: each named once, each pinned and
 /// fitting the object's definition.
 pub(crate) fn reuse_plan(
@@ -186,7 +211,7 @@ fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<Path
             path.display()
         )
     })?;
-    if let Some(diff) = map_mismatch(def, &info) {
+    if let Some(diff) = map_mismatch(def, &info, None) {
         bail!(
             "--map {}: the map pinned at {} does not match {}'s definition: {diff}",
             reuse.name,
@@ -334,9 +359,13 @@ pub(crate) fn write_manifest(staging: &mut pinfs::Staging, manifest: &Manifest) 
 pub(crate) fn load_into_kernel(
     object: &ObjectFile<'_>,
     reuse: &[(String, PathBuf)],
+    sizes: &BTreeMap<String, u32>,
     verifier_log: Option<&Path>,
 ) -> Result<(aya::Ebpf, Vec<String>)> {
     let mut loader = EbpfLoader::new();
+    for (name, n) in sizes {
+        loader.map_max_entries(name, *n);
+    }
     // The kernel's BTF (parsing /sys/kernel/btf/vmlinux takes a while) is
     // only needed to relocate CO-RE accesses; most XDP objects have none.
     if !object.parsed.has_btf_relocations() {
@@ -394,12 +423,18 @@ pub(crate) fn stage_object(
 pub(crate) fn map_mismatch(
     def: &aya_obj::Map,
     info: &aya_obj::generated::bpf_map_info,
+    max_entries: Option<u32>,
 ) -> Option<String> {
     let fields = [
         ("type", def.map_type(), info.type_, true),
         ("key size", def.key_size(), info.key_size, false),
         ("value size", def.value_size(), info.value_size, false),
-        ("max entries", def.max_entries(), info.max_entries, false),
+        (
+            "max entries",
+            max_entries.unwrap_or(def.max_entries()),
+            info.max_entries,
+            false,
+        ),
         ("flags", def.map_flags(), info.map_flags, false),
     ];
     fields

@@ -20,7 +20,7 @@ use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    ObjectFile, build_manifest, reuse_plan, load_into_kernel, map_mismatch,
+    ObjectFile, build_manifest, reuse_plan, sizes_plan, load_into_kernel, map_mismatch,
     stage_object, write_manifest,
 };
 use crate::{
@@ -28,15 +28,11 @@ use crate::{
     cmd::confirm,
     ctx::Ctx,
     kernel::{
-        layout,
-        links::{self, XdpAttach},
-        netlink::Rtnl,
-        netns, sys,
+        layout, sys,
     },
     model::{
-        change::{Change, Dev, Phase, Step, Switch},
+        change::{Change, Phase, Step, Switch},
         manifest::{self, MAPS_SUBDIR},
-        xdp::XdpMode,
     },
     ops::{
         self,
@@ -102,6 +98,16 @@ pub fn replace(
 
     // Maps: explicit --map first, then the directory's own by name.
     let mut reuse: Vec<(String, PathBuf)> = reuse_plan(ctx, object, &args.maps)?;
+    // Sizes: as given, else as the load has them.
+    let mut sizes = sizes_plan(object, &args.max_entries)?;
+    for m in &load.manifest.maps {
+        if let Some(def) = object.parsed.maps.get(&m.name)
+            && def.max_entries() != m.max_entries
+            && !sizes.contains_key(&m.name)
+        {
+            sizes.insert(m.name.clone(), m.max_entries);
+        }
+    }
     let mut reset = Vec::new();
     let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
     map_names.sort();
@@ -116,7 +122,7 @@ pub fn replace(
         let fd = pinfs::obj_get(&path)?;
         let info = sys::map_info(fd.as_fd())
             .with_context(|| format!("reading the map pinned at {}", path.display()))?;
-        match map_mismatch(&object.parsed.maps[name], &info) {
+        match map_mismatch(&object.parsed.maps[name], &info, sizes.get(name).copied()) {
             None => reuse.push((name.clone(), path)),
             Some(diff) if args.reset_maps => reset.push(format!("{name} ({diff})")),
             Some(diff) => bail!(
@@ -128,7 +134,7 @@ pub fn replace(
         }
     }
 
-    let (ebpf, names) = load_into_kernel(object, &reuse, args.verifier_log.as_deref())?;
+    let (ebpf, names) = load_into_kernel(object, &reuse, &sizes, args.verifier_log.as_deref())?;
 
     // Plan every switch before touching anything.
     let mut switches = Vec::new();

@@ -77,6 +77,23 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         Err(_) if !builtin => policy::Rules::default(),
         Err(e) => return Err(e),
     };
+    // Sizes the load chose over the object's own.
+    let max_entries = if builtin {
+        let object = crate::cmd::stats::firewall_object()?;
+        load.manifest
+            .maps
+            .iter()
+            .filter(|m| {
+                object
+                    .maps
+                    .get(&m.name)
+                    .is_some_and(|d| d.max_entries() != m.max_entries)
+            })
+            .map(|m| (m.name.clone(), m.max_entries))
+            .collect()
+    } else {
+        Default::default()
+    };
     let pin = load
         .path
         .strip_prefix(&ctx.bpffs)
@@ -90,6 +107,7 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             } else {
                 load.manifest.object.clone()
             },
+            max_entries,
         },
         devices,
         rules,

@@ -58,7 +58,7 @@ pub use crate::model::guard::Source;
 
 /// The built-in firewall's object, parsed once: its map definitions are
 /// what a firewall load's pinned maps must look like.
-fn firewall_object() -> Result<&'static aya_obj::Object> {
+pub(crate) fn firewall_object() -> Result<&'static aya_obj::Object> {
     static OBJECT: std::sync::OnceLock<Option<aya_obj::Object>> = std::sync::OnceLock::new();
     OBJECT
         .get_or_init(|| aya_obj::Object::parse(xdpfw::OBJECT).ok())
@@ -153,7 +153,12 @@ impl Firewall {
             // shapes (another object, a forged load) must not be read with
             // the firewall's layouts.
             if let Some(def) = firewall_object()?.maps.get(name)
-                && let Some(diff) = crate::cmd::object::map_mismatch(def, map.handle().info())
+                && let Some(diff) = crate::cmd::object::map_mismatch(
+                    def,
+                    map.handle().info(),
+                    // Sizes are the load's to choose (--max-entries).
+                    Some(map.handle().info().max_entries),
+                )
             {
                 bail!(
                     "{}: map {name} is not the built-in firewall's: {diff}; is {} a load of \

@@ -8,6 +8,8 @@
 //! load:
 //!   pin: xdpfw               # the load directory (relative: under --bpffs)
 //!   object: builtin          # or the path of a BPF object
+//!   max_entries:             # optional: room in the object's maps
+//!     blocklist: 1048576
 //! devices:
 //!   - name: eth0
 //!     mode: native           # native (default), generic or offload
@@ -78,6 +80,10 @@ pub struct LoadSpec {
     /// `builtin`, or the path of a BPF object.
     #[serde(default = "builtin")]
     pub object: String,
+    /// Room in the object's maps, where its own is not enough (a blocklist
+    /// of a million sources): map name → entries.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_entries: BTreeMap<String, u32>,
 }
 
 fn builtin() -> String {
@@ -226,11 +232,23 @@ pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
     let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
-        let line = inner.location().map(|l| l.line());
+        let at = inner.location().map(|l| l.line());
+        // A custom error (a bad mode, a bad prefix) is located at the
+        // mapping that holds the field: point at the field's own line.
+        let line = match (at, line_of_from(text, &field, at.unwrap_or(1))) {
+            (_, Some(l)) => Some(l),
+            (at, None) => at,
+        };
         let mut message = inner.to_string();
-        // serde_norway appends " at line L column C": the line is said once.
+        // serde_norway appends " at line L column C" and may start with
+        // the path: each is said once.
         if let Some(at) = message.find(" at line ") {
             message.truncate(at);
+        }
+        if let Some((path, rest)) = message.split_once(": ")
+            && field.starts_with(path)
+        {
+            message = rest.to_owned();
         }
         PolicyError {
             file: file.to_owned(),
@@ -251,6 +269,11 @@ pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
 /// The line a field's key is on, found by its last name (good enough to
 /// point a person at it).
 fn line_of(text: &str, field: &str) -> Option<usize> {
+    line_of_from(text, field, 1)
+}
+
+/// The first line from `from` on that holds the key of `field`.
+fn line_of_from(text: &str, field: &str, from: usize) -> Option<usize> {
     let key = field
         .rsplit('.')
         .next()?
@@ -258,11 +281,13 @@ fn line_of(text: &str, field: &str) -> Option<usize> {
         .next()
         .filter(|k| !k.is_empty())?;
     text.lines()
-        .position(|l| {
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| {
             let l = l.trim_start().trim_start_matches("- ");
             l.starts_with(&format!("{key}:"))
         })
-        .map(|i| i + 1)
+        .map(|(i, _)| i + 1)
 }
 
 /// Parses a duration of the policy (`500ms`, `30s`, `10m`, `1h`).
