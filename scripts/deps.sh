@@ -35,6 +35,11 @@ have_cmd xdp-filter || need+=(xdp-tools)
 have_file /usr/bin/time || need+=(time)
 # The stats test checks the Prometheus output with the reference parser.
 have_file /usr/lib/python3/dist-packages/prometheus_client || need+=(python3 python3-prometheus-client)
+# The deploy tests verify contrib/'s systemd unit, and check deploy/ with
+# kubernetes-validate from PyPI, in a venv (Debian's python refuses pip
+# installs outside one).
+have_cmd systemd-analyze || need+=(systemd)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -45,6 +50,19 @@ if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# kubernetes-validate, pinned (it carries the schemas of Kubernetes 1.25 to
+# 1.37), in target/venv where tests/tests/deploy.rs looks for it.
+kv_version=1.37.0
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
+venv="$target/venv"
+if [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$kv_version" ]; then
+    echo "installing kubernetes-validate $kv_version in $venv" >&2
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$kv_version"
 fi
 
 if ! have_cmd cargo; then

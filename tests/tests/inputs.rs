@@ -61,7 +61,12 @@ const fn case(
 
 /// DEV and NS stand for the test's device and namespace.
 const CASES: &[Case] = &[
-    case("load", "OBJECT", &["load", "{}", "--pin", "new"], Kind::Text),
+    case(
+        "load",
+        "OBJECT",
+        &["load", "{}", "--pin", "new"],
+        Kind::Text,
+    ),
     case("load", "--pin", &["load", "--pin", "{}"], Kind::TextOnly),
     case(
         "load",
@@ -82,29 +87,87 @@ const CASES: &[Case] = &[
         Kind::Number,
     ),
     case("unload", "DIR", &["unload", "{}"], Kind::TextOnly),
-    case("attach", "PROG", &["attach", "{}", "DEV", "--netns", "NS"], Kind::Text),
-    case("attach", "DEV", &["attach", "fw", "{}", "--netns", "NS"], Kind::Text),
+    case(
+        "attach",
+        "PROG",
+        &["attach", "{}", "DEV", "--netns", "NS"],
+        Kind::Text,
+    ),
+    case(
+        "attach",
+        "DEV",
+        &["attach", "fw", "{}", "--netns", "NS"],
+        Kind::Text,
+    ),
     case(
         "attach",
         "--mode",
         &["attach", "fw", "DEV", "--netns", "NS", "--mode", "{}"],
         Kind::Text,
     ),
-    case("attach", "--netns", &["attach", "fw", "DEV", "--netns", "{}"], Kind::Text),
+    case(
+        "attach",
+        "--netns",
+        &["attach", "fw", "DEV", "--netns", "{}"],
+        Kind::Text,
+    ),
     case(
         "attach",
         "--confirm-within",
-        &["attach", "fw", "DEV", "--netns", "NS", "--confirm-within", "{}"],
+        &[
+            "attach",
+            "fw",
+            "DEV",
+            "--netns",
+            "NS",
+            "--confirm-within",
+            "{}",
+        ],
         Kind::Number,
     ),
-    case("detach", "DEV", &["detach", "{}", "--netns", "NS"], Kind::Text),
-    case("detach", "--netns", &["detach", "DEV", "--netns", "{}"], Kind::Text),
-    case("net show", "DEV", &["net", "show", "{}", "--netns", "NS"], Kind::Text),
-    case("net show", "--netns", &["net", "show", "--netns", "{}"], Kind::Text),
+    case(
+        "detach",
+        "DEV",
+        &["detach", "{}", "--netns", "NS"],
+        Kind::Text,
+    ),
+    case(
+        "detach",
+        "--netns",
+        &["detach", "DEV", "--netns", "{}"],
+        Kind::Text,
+    ),
+    case(
+        "net show",
+        "DEV",
+        &["net", "show", "{}", "--netns", "NS"],
+        Kind::Text,
+    ),
+    case(
+        "net show",
+        "--netns",
+        &["net", "show", "--netns", "{}"],
+        Kind::Text,
+    ),
     case("prog show", "PROG", &["prog", "show", "{}"], Kind::Text),
-    case("prog run", "PROG", &["prog", "run", "{}", "--packet", "udp"], Kind::Text),
-    case("prog run", "--packet", &["prog", "run", "fw", "--packet", "{}"], Kind::Text),
-    case("prog run", "--data", &["prog", "run", "fw", "--data", "{}"], Kind::Text),
+    case(
+        "prog run",
+        "PROG",
+        &["prog", "run", "{}", "--packet", "udp"],
+        Kind::Text,
+    ),
+    case(
+        "prog run",
+        "--packet",
+        &["prog", "run", "fw", "--packet", "{}"],
+        Kind::Text,
+    ),
+    case(
+        "prog run",
+        "--data",
+        &["prog", "run", "fw", "--data", "{}"],
+        Kind::Text,
+    ),
     case(
         "prog run",
         "--repeat",
@@ -131,10 +194,30 @@ const CASES: &[Case] = &[
         &["map", "dump", "blocklist", "--top", "{}"],
         Kind::Number,
     ),
-    case("map lookup", "MAP", &["map", "lookup", "{}", "1.2.3.4"], Kind::Text),
-    case("map lookup", "KEY", &["map", "lookup", "blocklist", "{}"], Kind::Text),
-    case("map update", "MAP", &["map", "update", "{}", "1.2.3.4", "1"], Kind::Text),
-    case("map update", "KEY", &["map", "update", "blocklist", "{}", "1"], Kind::Text),
+    case(
+        "map lookup",
+        "MAP",
+        &["map", "lookup", "{}", "1.2.3.4"],
+        Kind::Text,
+    ),
+    case(
+        "map lookup",
+        "KEY",
+        &["map", "lookup", "blocklist", "{}"],
+        Kind::Text,
+    ),
+    case(
+        "map update",
+        "MAP",
+        &["map", "update", "{}", "1.2.3.4", "1"],
+        Kind::Text,
+    ),
+    case(
+        "map update",
+        "KEY",
+        &["map", "update", "blocklist", "{}", "1"],
+        Kind::Text,
+    ),
     case(
         "map update",
         "VALUE",
@@ -148,11 +231,26 @@ const CASES: &[Case] = &[
         &["map", "update", "blocklist", "--from-file", "{}"],
         Kind::Text,
     ),
-    case("map delete", "MAP", &["map", "delete", "{}", "1.2.3.4"], Kind::Text),
-    case("map delete", "KEY", &["map", "delete", "blocklist", "{}"], Kind::Text),
+    case(
+        "map delete",
+        "MAP",
+        &["map", "delete", "{}", "1.2.3.4"],
+        Kind::Text,
+    ),
+    case(
+        "map delete",
+        "KEY",
+        &["map", "delete", "blocklist", "{}"],
+        Kind::Text,
+    ),
     case("map clear", "MAP", &["map", "clear", "{}"], Kind::Text),
     case("stats", "DIR", &["stats", "{}"], Kind::Text),
-    case("stats", "--interval", &["stats", "fw", "--interval", "{}"], Kind::Number),
+    case(
+        "stats",
+        "--interval",
+        &["stats", "fw", "--interval", "{}"],
+        Kind::Number,
+    ),
     case(
         "stats",
         "--count",
@@ -160,9 +258,24 @@ const CASES: &[Case] = &[
         Kind::Number,
     ),
     case("top", "DIR", &["top", "{}", "--count", "1"], Kind::Text),
-    case("top", "--interval", &["top", "fw", "--count", "1", "--interval", "{}"], Kind::Number),
-    case("top", "--limit", &["top", "fw", "--count", "1", "--limit", "{}"], Kind::Number),
-    case("top", "--count", &["top", "fw", "--count", "{}"], Kind::Number),
+    case(
+        "top",
+        "--interval",
+        &["top", "fw", "--count", "1", "--interval", "{}"],
+        Kind::Number,
+    ),
+    case(
+        "top",
+        "--limit",
+        &["top", "fw", "--count", "1", "--limit", "{}"],
+        Kind::Number,
+    ),
+    case(
+        "top",
+        "--count",
+        &["top", "fw", "--count", "{}"],
+        Kind::Number,
+    ),
     case(
         "guard",
         "DIR",
@@ -178,32 +291,83 @@ const CASES: &[Case] = &[
     case(
         "guard",
         "--interval",
-        &["guard", "fw", "--threshold", "9", "--count", "1", "--interval", "{}"],
+        &[
+            "guard",
+            "fw",
+            "--threshold",
+            "9",
+            "--count",
+            "1",
+            "--interval",
+            "{}",
+        ],
         Kind::Number,
     ),
     case(
         "guard",
         "--block-for",
-        &["guard", "fw", "--threshold", "9", "--count", "1", "--block-for", "{}"],
+        &[
+            "guard",
+            "fw",
+            "--threshold",
+            "9",
+            "--count",
+            "1",
+            "--block-for",
+            "{}",
+        ],
         Kind::Number,
     ),
     case(
         "guard",
         "--allow",
-        &["guard", "fw", "--threshold", "9", "--count", "1", "--allow", "{}"],
+        &[
+            "guard",
+            "fw",
+            "--threshold",
+            "9",
+            "--count",
+            "1",
+            "--allow",
+            "{}",
+        ],
         Kind::Text,
     ),
     case(
         "guard",
         "--max-blocks",
-        &["guard", "fw", "--threshold", "9", "--count", "1", "--max-blocks", "{}"],
+        &[
+            "guard",
+            "fw",
+            "--threshold",
+            "9",
+            "--count",
+            "1",
+            "--max-blocks",
+            "{}",
+        ],
         Kind::Number,
     ),
-    case("confirm", "DEV|DIR", &["confirm", "{}", "--netns", "NS"], Kind::Text),
-    case("confirm", "--netns", &["confirm", "DEV", "--netns", "{}"], Kind::Text),
+    case(
+        "confirm",
+        "DEV|DIR",
+        &["confirm", "{}", "--netns", "NS"],
+        Kind::Text,
+    ),
+    case(
+        "confirm",
+        "--netns",
+        &["confirm", "DEV", "--netns", "{}"],
+        Kind::Text,
+    ),
     case("doctor", "DIR", &["doctor", "{}"], Kind::Text),
     case("completions", "SHELL", &["completions", "{}"], Kind::Text),
-    case("(global)", "--bpffs", &["--bpffs", "{}", "prog", "show"], Kind::TextOnly),
+    case(
+        "(global)",
+        "--bpffs",
+        &["--bpffs", "{}", "prog", "show"],
+        Kind::TextOnly,
+    ),
 ];
 
 /// What a run must not change: the pins, and what is attached.
@@ -377,10 +541,7 @@ fn messages_name_the_real_problem() {
 
     // Objects that are not for this machine.
     let fixture = std::fs::read(xdpctl_tests::fixture("xdp_drop")).unwrap();
-    for (byte, value, needle) in [
-        (4, 1u8, "32-bit ELF"),
-        (5, 2u8, "big-endian BPF object"),
-    ] {
+    for (byte, value, needle) in [(4, 1u8, "32-bit ELF"), (5, 2u8, "big-endian BPF object")] {
         let mut bytes = fixture.clone();
         bytes[byte] = value;
         let path = dir.path().join(format!("patched{byte}.o"));
@@ -424,14 +585,20 @@ fn messages_name_the_real_problem() {
     .fails_with(&["is not on a bpffs mount"]);
     assert!(!out.stderr.contains("mount -t bpf"), "{}", out.stderr);
     // --replace on the root of the bpffs.
-    let out = xdpctl(&fs, ["load", "--pin", fs.path().to_str().unwrap(), "--replace"])
-        .fails_with(&["not an xdpctl load directory"]);
+    let out = xdpctl(
+        &fs,
+        ["load", "--pin", fs.path().to_str().unwrap(), "--replace"],
+    )
+    .fails_with(&["not an xdpctl load directory"]);
     assert!(!out.stderr.contains("CAP_BPF"), "{}", out.stderr);
     assert_eq!(fs.snapshot(), before);
 
     // Without privileges: told so, not that nothing is there.
-    std::fs::set_permissions(fs.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        fs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let ns = pair.b.name();
     for args in [
         vec!["stats"],
@@ -476,7 +643,13 @@ fn a_file_that_does_not_fit_a_map_writes_nothing() {
     std::fs::write(&file, "10.0.0.2 2\n10.0.0.3 3\n10.0.0.4 4\n").unwrap();
     xdpctl(
         &fs,
-        ["map", "update", "t/maps/tiny", "--from-file", file.to_str().unwrap()],
+        [
+            "map",
+            "update",
+            "t/maps/tiny",
+            "--from-file",
+            file.to_str().unwrap(),
+        ],
     )
     .fails_with(&["has room for 2 more entries", "nothing was written"]);
     assert_eq!(dump(&fs), before);
@@ -514,7 +687,13 @@ fn a_file_that_does_not_fit_a_map_writes_nothing() {
     std::fs::write(&file, "10.0.0.1 5\n10.0.0.2 2\n10.0.0.3 3\n").unwrap();
     xdpctl(
         &fs,
-        ["map", "update", "t/maps/tiny", "--from-file", file.to_str().unwrap()],
+        [
+            "map",
+            "update",
+            "t/maps/tiny",
+            "--from-file",
+            file.to_str().unwrap(),
+        ],
     )
     .ok();
     assert_eq!(dump(&fs).as_array().unwrap().len(), 4);

@@ -30,9 +30,8 @@ fn json_lines(run: &Run) -> Vec<Value> {
     run.stdout
         .lines()
         .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| {
-                panic!("`xdpctl {}`: a line is not JSON ({e}): {l}", run.args)
-            })
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("`xdpctl {}`: a line is not JSON ({e}): {l}", run.args))
         })
         .collect()
 }
@@ -58,7 +57,13 @@ fn every_command_prints_json_under_j_on_success_and_failure() {
         vec!["net", "show", dev, "--netns", ns],
         vec!["prog", "show"],
         vec!["prog", "show", "fw/xdp_fw"],
-        vec!["prog", "run", "fw", "--packet", "udp src=203.0.113.5 dport=53"],
+        vec![
+            "prog",
+            "run",
+            "fw",
+            "--packet",
+            "udp src=203.0.113.5 dport=53",
+        ],
         vec!["map", "show"],
         vec!["map", "show", "fw/maps/blocklist"],
         vec!["map", "update", "fw/maps/blocklist", "203.0.113.5", "1"],
@@ -69,7 +74,17 @@ fn every_command_prints_json_under_j_on_success_and_failure() {
         vec!["stats", "fw"],
         vec!["doctor"],
         vec!["detach", dev, "--netns", ns],
-        vec!["attach", "fw", dev, "--netns", ns, "--mode", "generic", "--confirm-within", "1m"],
+        vec![
+            "attach",
+            "fw",
+            dev,
+            "--netns",
+            ns,
+            "--mode",
+            "generic",
+            "--confirm-within",
+            "1m",
+        ],
         vec!["confirm", dev, "--netns", ns],
         vec!["detach", dev, "--netns", ns],
         vec!["unload", "u"],
@@ -84,7 +99,16 @@ fn every_command_prints_json_under_j_on_success_and_failure() {
     for args in [
         vec!["stats", "fw", "--interval", "0.1", "--count", "2"],
         vec!["top", "fw", "--interval", "0.1", "--count", "2"],
-        vec!["guard", "fw", "--threshold", "1", "--interval", "0.1", "--count", "2"],
+        vec![
+            "guard",
+            "fw",
+            "--threshold",
+            "1",
+            "--interval",
+            "0.1",
+            "--count",
+            "2",
+        ],
     ] {
         let run = j(&args).ok();
         let lines = json_lines(&run);

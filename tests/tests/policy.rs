@@ -67,11 +67,17 @@ fn apply_makes_exactly_the_policy_and_a_second_apply_changes_nothing() {
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "p.yaml", &policy(&pair, "203.0.113.5, 2001:db8::5", "report"));
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        &policy(&pair, "203.0.113.5, 2001:db8::5", "report"),
+    );
 
     // A dry run changes nothing.
     let before = fs.snapshot();
-    let plan = xdpctl(&fs, ["-j", "apply", "-f", &file, "--dry-run"]).ok().json();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", &file, "--dry-run"])
+        .ok()
+        .json();
     assert_eq!(plan["load"], "load");
     assert_eq!(plan["applied"], false);
     assert!(plan["changes"].as_u64().unwrap() >= 8, "{plan}");
@@ -80,9 +86,12 @@ fn apply_makes_exactly_the_policy_and_a_second_apply_changes_nothing() {
     let applied = xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json();
     assert_eq!(applied["applied"], true);
     // Exactly the policy: attached, and each map holds what it says.
-    let shown = xdpctl(&fs, ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()])
-        .ok()
-        .json();
+    let shown = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
     assert_eq!(shown["devices"][0]["xdp"][0]["prog_name"], "xdp_fw");
     assert_eq!(shown["devices"][0]["xdp"][0]["mode"], "generic");
     let dump = |map: &str| {
@@ -100,7 +109,9 @@ fn apply_makes_exactly_the_policy_and_a_second_apply_changes_nothing() {
     assert_eq!(dump("udp_ports").len(), 2);
     assert_eq!(dump("tcp_ports"), ["23"]);
     assert_eq!(dump("cidr4"), ["\"198.51.100.0/24\""]);
-    let config = xdpctl(&fs, ["-j", "map", "lookup", "fw/maps/config", "0"]).ok().json();
+    let config = xdpctl(&fs, ["-j", "map", "lookup", "fw/maps/config", "0"])
+        .ok()
+        .json();
     assert_eq!(config["value"]["drop_icmp"], 1);
     // Traffic: ICMP from a to b is dropped now.
     assert_eq!(pair.ping_b_from_a(2), 0, "drop_icmp is applied to traffic");
@@ -112,24 +123,49 @@ fn apply_makes_exactly_the_policy_and_a_second_apply_changes_nothing() {
     assert!(text.contains("nothing to change"), "{text}");
 
     // A change by hand is put back, and guard's own entries are left alone.
-    xdpctl(&fs, ["map", "update", "fw/maps/blocklist", "192.0.2.9", "1"]).ok();
-    xdpctl(&fs, ["map", "update", "fw/maps/blocklist", "192.0.2.67", "0x67"]).ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "fw/maps/blocklist", "192.0.2.9", "1"],
+    )
+    .ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "fw/maps/blocklist", "192.0.2.67", "0x67"],
+    )
+    .ok();
     let plan = xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json();
     assert_eq!(plan["changes"], 1, "{plan}");
     assert!(!blocked(&fs, "192.0.2.9"));
     assert!(blocked(&fs, "192.0.2.67"), "guard's block was removed");
 
     // An edited policy: only the difference is written.
-    let file = write(dir.path(), "p.yaml", &policy(&pair, "203.0.113.6, 2001:db8::5", "report"));
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        &policy(&pair, "203.0.113.6, 2001:db8::5", "report"),
+    );
     let plan = xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json();
     assert_eq!(plan["changes"], 2, "{plan}");
     assert_eq!(plan["rules"][0]["map"], "blocklist");
-    assert_eq!((plan["rules"][0]["put"].as_u64(), plan["rules"][0]["remove"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            plan["rules"][0]["put"].as_u64(),
+            plan["rules"][0]["remove"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     assert!(blocked(&fs, "203.0.113.6") && !blocked(&fs, "203.0.113.5"));
 
     // A device left out of the policy is detached.
     let no_devices = policy(&pair, "203.0.113.6, 2001:db8::5", "report")
-        .replace(&format!("  - name: {}\n    netns: {}\n    mode: generic\n", pair.dev_b, pair.b.name()), "")
+        .replace(
+            &format!(
+                "  - name: {}\n    netns: {}\n    mode: generic\n",
+                pair.dev_b,
+                pair.b.name()
+            ),
+            "",
+        )
         .replace("devices:\n", "devices: []\n");
     let file = write(dir.path(), "p.yaml", &no_devices);
     let plan = xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json();
@@ -144,7 +180,10 @@ fn save_on_one_host_and_apply_on_another_give_the_same_state() {
     let pair = VethPair::new();
     let dir = tempfile::tempdir().unwrap();
     let mut text = policy(&pair, "203.0.113.5, 2001:db8::5", "report");
-    text = text.replace("  pin: fw\n", "  pin: fw\n  max_entries:\n    blocklist: 100000\n");
+    text = text.replace(
+        "  pin: fw\n",
+        "  pin: fw\n  max_entries:\n    blocklist: 100000\n",
+    );
     let file = write(dir.path(), "p.yaml", &text);
     xdpctl(&one, ["apply", "-f", &file]).ok();
     let saved_text = xdpctl(&one, ["save", "fw"]).ok().stdout;
@@ -200,12 +239,30 @@ fn a_bad_policy_names_the_line_and_field_and_changes_nothing() {
     let good = policy(&pair, "203.0.113.5", "report");
     let before = fs.snapshot();
     for (bad, needles) in [
-        (good.replace("203.0.113.5", "203.0.113.500"), vec![":9:", "rules.blocklist"]),
-        (good.replace("drift:", "drfit:"), vec!["unknown field `drfit`"]),
-        (good.replace("mode: generic", "mode: turbo"), vec![":7:", "mode", "turbo"]),
-        (good.replace("198.51.100.0/24", "198.51.100.1/24"), vec![":10:", "host bits", "198.51.100.0/24"]),
-        (good.replace("version: 1", "version: 7"), vec![":1:", "version"]),
-        (good.replace("udp_ports: [53, 9999]", "udp_ports: [53, 99999]"), vec!["rules.udp_ports"]),
+        (
+            good.replace("203.0.113.5", "203.0.113.500"),
+            vec![":9:", "rules.blocklist"],
+        ),
+        (
+            good.replace("drift:", "drfit:"),
+            vec!["unknown field `drfit`"],
+        ),
+        (
+            good.replace("mode: generic", "mode: turbo"),
+            vec![":7:", "mode", "turbo"],
+        ),
+        (
+            good.replace("198.51.100.0/24", "198.51.100.1/24"),
+            vec![":10:", "host bits", "198.51.100.0/24"],
+        ),
+        (
+            good.replace("version: 1", "version: 7"),
+            vec![":1:", "version"],
+        ),
+        (
+            good.replace("udp_ports: [53, 9999]", "udp_ports: [53, 99999]"),
+            vec!["rules.udp_ports"],
+        ),
         ("load: [".to_owned(), vec!["p.yaml"]),
     ] {
         let file = write(dir.path(), "p.yaml", &bad);
@@ -224,12 +281,22 @@ struct Agent {
 impl Agent {
     fn start(fs: &Bpffs, file: &str, extra: &[&str]) -> Agent {
         static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        let port = 20000 + (std::process::id() % 20000) as u16 + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20000
+            + (std::process::id() % 20000) as u16
+            + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut cmd = command(fs);
-        cmd.args(["agent", "--policy", file, "--listen", &format!("127.0.0.1:{port}"), "--resync", "1s"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "agent",
+            "--policy",
+            file,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--resync",
+            "1s",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let child = cmd.spawn().expect("starting the agent");
         let agent = Agent { child, port };
         wait_for("the agent to be healthy", Duration::from_secs(20), || {
@@ -258,7 +325,12 @@ impl Agent {
         )
         .unwrap();
         let mut err = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         let status = self.child.wait().unwrap();
         let code = status.code().unwrap_or(-1);
         std::mem::forget(self);
@@ -288,34 +360,60 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "policy.yaml", &policy(&pair, "203.0.113.5", "report"));
+    let file = write(
+        dir.path(),
+        "policy.yaml",
+        &policy(&pair, "203.0.113.5", "report"),
+    );
     let agent = Agent::start(&fs, &file, &[]);
     assert!(blocked(&fs, "203.0.113.5"));
 
     // An edit is applied within 2 seconds.
-    write(dir.path(), "policy.yaml", &policy(&pair, "203.0.113.5, 203.0.113.7", "report"));
-    let took = wait_for("the edit to be applied", Duration::from_secs(5), || blocked(&fs, "203.0.113.7"));
+    write(
+        dir.path(),
+        "policy.yaml",
+        &policy(&pair, "203.0.113.5, 203.0.113.7", "report"),
+    );
+    let took = wait_for("the edit to be applied", Duration::from_secs(5), || {
+        blocked(&fs, "203.0.113.7")
+    });
     assert!(took < Duration::from_secs(2), "took {took:?}");
 
     // A change by hand under `drift: report`: reported, not corrected.
     xdpctl(&fs, ["map", "delete", "fw/maps/blocklist", "203.0.113.7"]).ok();
     wait_for("drift to be reported", Duration::from_secs(5), || {
-        agent.get("/metrics").is_some_and(|(_, m)| m.contains("xdpctl_agent_drift_total 1"))
+        agent
+            .get("/metrics")
+            .is_some_and(|(_, m)| m.contains("xdpctl_agent_drift_total 1"))
     });
     assert!(!blocked(&fs, "203.0.113.7"), "drift: report corrected it");
 
     // Under `drift: correct`: put back.
-    write(dir.path(), "policy.yaml", &policy(&pair, "203.0.113.5, 203.0.113.7", "correct"));
-    wait_for("the policy to be back", Duration::from_secs(5), || blocked(&fs, "203.0.113.7"));
+    write(
+        dir.path(),
+        "policy.yaml",
+        &policy(&pair, "203.0.113.5, 203.0.113.7", "correct"),
+    );
+    wait_for("the policy to be back", Duration::from_secs(5), || {
+        blocked(&fs, "203.0.113.7")
+    });
     xdpctl(&fs, ["map", "delete", "fw/maps/blocklist", "203.0.113.5"]).ok();
-    wait_for("drift to be corrected", Duration::from_secs(5), || blocked(&fs, "203.0.113.5"));
+    wait_for("drift to be corrected", Duration::from_secs(5), || {
+        blocked(&fs, "203.0.113.5")
+    });
 
     // A bad edit: the last good policy stays, the error is counted, and
     // health says why.
     write(dir.path(), "policy.yaml", "version: 1\nload: [\n");
-    wait_for("the bad policy to be refused", Duration::from_secs(5), || {
-        agent.get("/healthz").is_some_and(|(code, body)| code == 503 && body.contains("policy.yaml"))
-    });
+    wait_for(
+        "the bad policy to be refused",
+        Duration::from_secs(5),
+        || {
+            agent
+                .get("/healthz")
+                .is_some_and(|(code, body)| code == 503 && body.contains("policy.yaml"))
+        },
+    );
     assert!(blocked(&fs, "203.0.113.5"));
 
     // Metrics parse with Prometheus' own parser.
@@ -327,7 +425,11 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    py.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    py.stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
     let out = py.wait_with_output().unwrap();
     assert!(out.status.success(), "the parser refused:\n{metrics}");
     let names = String::from_utf8_lossy(&out.stdout);
@@ -347,10 +449,16 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
     let (code, err) = agent.stop();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("stopped"), "{err}");
-    let shown = xdpctl(&fs, ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()])
-        .ok()
-        .json();
-    assert_eq!(shown["devices"][0]["xdp"][0]["prog_name"], "xdp_fw", "no gap");
+    let shown = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        shown["devices"][0]["xdp"][0]["prog_name"], "xdp_fw",
+        "no gap"
+    );
 }
 
 #[test]
@@ -358,7 +466,9 @@ fn an_agent_killed_in_the_middle_of_an_apply_is_finished_by_the_next_start() {
     require_privileges!();
     let pair = VethPair::new();
     let dir = tempfile::tempdir().unwrap();
-    let many: Vec<String> = (0..2000).map(|i| format!("10.9.{}.{}", i / 250, i % 250 + 1)).collect();
+    let many: Vec<String> = (0..2000)
+        .map(|i| format!("10.9.{}.{}", i / 250, i % 250 + 1))
+        .collect();
     let text = policy(&pair, &many.join(", "), "report");
     let file = write(dir.path(), "policy.yaml", &text);
     let mut kills = 0;
@@ -366,8 +476,15 @@ fn an_agent_killed_in_the_middle_of_an_apply_is_finished_by_the_next_start() {
         let fs = Bpffs::new();
         xdpctl(&fs, ["load", "--pin", "fw"]).ok();
         let mut cmd = command(&fs);
-        cmd.env("XDPCTL_FAILPOINT", n.to_string())
-            .args(["agent", "--policy", &file, "--listen", "127.0.0.1:0", "--count", "1"]);
+        cmd.env("XDPCTL_FAILPOINT", n.to_string()).args([
+            "agent",
+            "--policy",
+            &file,
+            "--listen",
+            "127.0.0.1:0",
+            "--count",
+            "1",
+        ]);
         let out = cmd.output().unwrap();
         use std::os::unix::process::ExitStatusExt;
         if out.status.signal() == Some(9) {
@@ -375,10 +492,24 @@ fn an_agent_killed_in_the_middle_of_an_apply_is_finished_by_the_next_start() {
         }
         // The next start finishes it.
         let mut cmd = command(&fs);
-        cmd.args(["agent", "--policy", &file, "--listen", "127.0.0.1:0", "--count", "1"]);
+        cmd.args([
+            "agent",
+            "--policy",
+            &file,
+            "--listen",
+            "127.0.0.1:0",
+            "--count",
+            "1",
+        ]);
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let plan = xdpctl(&fs, ["-j", "apply", "-f", &file, "--dry-run"]).ok().json();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan = xdpctl(&fs, ["-j", "apply", "-f", &file, "--dry-run"])
+            .ok()
+            .json();
         assert_eq!(plan["changes"], 0, "killed before state change {n}: {plan}");
         xdpctl(&fs, ["detach", &pair.dev_b, "--netns", pair.b.name()]).ok();
     }

@@ -224,7 +224,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("precious"), "x").unwrap();
         match validate(&dir.path().join("fw")) {
-            Err(e @ Error::NotBpffs { mountpoint: None, .. }) => {
+            Err(
+                e @ Error::NotBpffs {
+                    mountpoint: None, ..
+                },
+            ) => {
                 assert!(!e.to_string().contains("mount -t bpf"), "{e}")
             }
             other => panic!("expected NotBpffs without a mount point, got {other:?}"),

@@ -115,7 +115,11 @@ fn main() -> ExitCode {
             use clap::error::ErrorKind;
             if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let text = e.to_string();
-                let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
                 render::json_error(format, first, Some("see --help"), 2);
             }
             e.exit();

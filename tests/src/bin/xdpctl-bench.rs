@@ -694,6 +694,136 @@ fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
         "<= 1x bpftool",
         Some(o <= t),
     ));
+
+    apply_policy(sizes, rows);
+}
+
+/// `BPF_MAP_UPDATE_BATCH` of `keys` (4 bytes each) with value 1 into the
+/// map pinned at `path`, in process: the floor of writing a blocklist.
+fn raw_batch_update(path: &std::path::Path, keys: &[u8]) -> f64 {
+    use std::os::fd::AsRawFd;
+    let fd = pinfs::obj_get(path).expect("opening the map");
+    let n = keys.len() / 4;
+    let values = vec![1u8; n];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let c = 8192.min(n - i);
+        let mut attr = pinfs::zeroed_attr();
+        attr.batch.keys = keys[i * 4..].as_ptr() as u64;
+        attr.batch.values = values[i..].as_ptr() as u64;
+        attr.batch.count = c as u32;
+        attr.batch.map_fd = fd.as_raw_fd() as u32;
+        // SAFETY: keys and values hold `c` entries from `i` on, and outlive
+        // the call.
+        unsafe { pinfs::bpf(aya_obj::generated::bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr) }
+            .expect("BPF_MAP_UPDATE_BATCH");
+        i += c;
+    }
+    secs(start.elapsed())
+}
+
+/// `apply -f` of a policy with N blocklist entries, against the raw batch
+/// update of the same entries (measured in the same run), and a change of
+/// N/1000 of them, which must write only those.
+fn apply_policy(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let n = sizes.entries as usize;
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let room = (n.next_power_of_two()).max(65_536).to_string();
+    let ips: Vec<[u8; 4]> = (0..n as u32)
+        .map(|i| (0x0b00_0000u32 + i * 7).to_be_bytes())
+        .collect();
+    let mut keys = Vec::with_capacity(n * 4);
+    for ip in &ips {
+        keys.extend(ip);
+    }
+    let write_policy = |ips: &[[u8; 4]]| {
+        let mut text = format!(
+            "version: 1\nload:\n  pin: pol\n  max_entries:\n    blocklist: {room}\nrules:\n  blocklist:\n"
+        );
+        for [a, b, c, d] in ips {
+            writeln!(text, "  - {a}.{b}.{c}.{d}").unwrap();
+        }
+        let path = dir.path().join("policy.yaml");
+        fs::write(&path, text).unwrap();
+        path
+    };
+    let policy = write_policy(&ips);
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..sizes.load_runs {
+        xdpctl(
+            &fs,
+            [
+                "load",
+                "--pin",
+                "pol",
+                "--max-entries",
+                &format!("blocklist={room}"),
+            ],
+        )
+        .ok();
+        xdpctl(
+            &fs,
+            [
+                "load",
+                "--pin",
+                "raw",
+                "--max-entries",
+                &format!("blocklist={room}"),
+            ],
+        )
+        .ok();
+        ours.push(time_cmd(
+            1,
+            || {
+                let mut c = Command::new(xdpctl_bin());
+                c.args(["apply", "-f"])
+                    .arg(&policy)
+                    .env("XDPCTL_BPFFS", fs.path())
+                    .stdout(Stdio::null());
+                c
+            },
+            || {},
+        ));
+        floor.push(raw_batch_update(
+            &fs.path().join("raw/maps/blocklist"),
+            &keys,
+        ));
+        xdpctl(&fs, ["unload", "pol"]).ok();
+        xdpctl(&fs, ["unload", "raw"]).ok();
+    }
+    let (o, f) = (median(ours), median(floor));
+    rows.push(Row {
+        what: format!("apply a policy of {n} blocklist entries (s)"),
+        ours: format!("{o:.3}"),
+        peer: format!("raw batch {f:.3}"),
+        ratio: format!("{:.2}x floor", o / f),
+        goal: "<= 2x raw batch".into(),
+        met: Some(o / f <= 2.0),
+    });
+    // A change of n/1000 entries writes only those.
+    xdpctl(&fs, ["apply", "-f", policy.to_str().unwrap()]).ok();
+    let change = (n / 1000).max(1);
+    let mut edited = ips.clone();
+    for ip in edited.iter_mut().take(change) {
+        ip[0] = 12;
+    }
+    let policy = write_policy(&edited);
+    let start = Instant::now();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", policy.to_str().unwrap()])
+        .ok()
+        .json();
+    let took = secs(start.elapsed());
+    let written = plan["changes"].as_u64().unwrap_or(0) as usize;
+    rows.push(Row {
+        what: format!("apply: {change} of {n} entries changed (s)"),
+        ours: format!("{took:.3}"),
+        peer: "-".into(),
+        ratio: format!("{written} writes"),
+        goal: format!("writes only the {change} changed (+{change} -{change})"),
+        met: Some(written == 2 * change),
+    });
 }
 
 fn render(rows: &[Row]) -> String {

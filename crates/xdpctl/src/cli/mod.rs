@@ -306,9 +306,12 @@ pub struct AgentArgs {
 
 /// `NAME=N` for --max-entries: N from 1 to 2^28.
 fn max_entries(s: &str) -> Result<(String, u32), String> {
-    let (name, n) = s
-        .split_once('=')
-        .ok_or_else(|| format!("'{}' is not NAME=N (like blocklist=1048576)", s.escape_debug()))?;
+    let (name, n) = s.split_once('=').ok_or_else(|| {
+        format!(
+            "'{}' is not NAME=N (like blocklist=1048576)",
+            s.escape_debug()
+        )
+    })?;
     if let Some(why) = bad_text(name) {
         return Err(format!("the map name {name:?} {why}"));
     }
@@ -322,8 +325,12 @@ fn max_entries(s: &str) -> Result<(String, u32), String> {
 
 /// An address to listen on.
 fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("'{}' is not an address and port (like 127.0.0.1:9470)", s.escape_debug()))
+    s.parse().map_err(|_| {
+        format!(
+            "'{}' is not an address and port (like 127.0.0.1:9470)",
+            s.escape_debug()
+        )
+    })
 }
 
 /// Settle the bpffs, repair xdpctl's leftovers, report what is not xdpctl's.
@@ -361,9 +368,12 @@ fn duration_within(s: &str, min: std::time::Duration) -> Result<std::time::Durat
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((s, ""), |i| s.split_at(i));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{}' is not a duration (like 500ms, 30s, 10m, 1h)", s.escape_debug()))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!(
+            "'{}' is not a duration (like 500ms, 30s, 10m, 1h)",
+            s.escape_debug()
+        )
+    })?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
@@ -967,14 +977,8 @@ mod tests {
 
     #[test]
     fn durations_and_cidrs_parse() {
-        assert_eq!(
-            interval("10m"),
-            Ok(std::time::Duration::from_secs(600))
-        );
-        assert_eq!(
-            interval("500ms"),
-            Ok(std::time::Duration::from_millis(500))
-        );
+        assert_eq!(interval("10m"), Ok(std::time::Duration::from_secs(600)));
+        assert_eq!(interval("500ms"), Ok(std::time::Duration::from_millis(500)));
         assert_eq!(interval("3"), Ok(std::time::Duration::from_secs(3)));
         assert!(interval("0s").is_err());
         assert!(interval("5d").unwrap_err().contains("unknown unit"));

@@ -151,7 +151,8 @@ fn run(ctx: &Ctx, args: &AgentArgs, inotify: &Inotify, status: &Status) -> Resul
         if let Some(child) = &mut guard
             && let Ok(Some(exit)) = child.try_wait()
         {
-            ctx.out.note(format_args!("agent: guard stopped ({exit}); restarting it"));
+            ctx.out
+                .note(format_args!("agent: guard stopped ({exit}); restarting it"));
             status.guard_restarts.fetch_add(1, Ordering::Relaxed);
             guard = None;
             keep_guard(ctx, args, status, &mut guard);
@@ -192,7 +193,11 @@ fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
                     "agent: drift: {} change(s) from {file} were made by hand ({}){}",
                     plan.changes,
                     describe(&plan),
-                    if correct { "; putting the policy back" } else { "; reported only (drift: report)" }
+                    if correct {
+                        "; putting the policy back"
+                    } else {
+                        "; reported only (drift: report)"
+                    }
                 ));
             }
             if correct {
@@ -295,7 +300,11 @@ fn serve(ctx: &Ctx, server: &tiny_http::Server, status: &Status) {
                 None => (503, "starting\n".to_owned(), "text/plain"),
                 Some(e) => (503, format!("{e}\n"), "text/plain"),
             },
-            _ => (404, "not found: try /metrics or /healthz\n".to_owned(), "text/plain"),
+            _ => (
+                404,
+                "not found: try /metrics or /healthz\n".to_owned(),
+                "text/plain",
+            ),
         };
         let header = tiny_http::Header::from_bytes("Content-Type", kind).expect("a valid header");
         let _ = request.respond(
@@ -415,5 +424,7 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
 
 /// A label value, escaped for the text format.
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -18,6 +18,7 @@ use crate::{
     model::{
         change::{Change, Step},
         guard::GUARD_MARK,
+        manifest,
         policy::{self, DeviceSpec, MapDelta, Policy, RuleMaps},
     },
     ops::{
@@ -68,6 +69,9 @@ pub struct Plan {
     pub applied: bool,
     #[serde(skip)]
     deltas: Vec<(String, MapDelta)>,
+    /// What puts the maps back as they were.
+    #[serde(skip)]
+    undo: Vec<(String, MapDelta)>,
     #[serde(skip)]
     desired: RuleMaps,
 }
@@ -84,12 +88,20 @@ impl Human for Plan {
             return out;
         }
         let verb = if self.applied { "applied" } else { "plan" };
-        out.push_str(&format!("{verb}: {} from {}\n", self.dir.display(), self.policy));
+        out.push_str(&format!(
+            "{verb}: {} from {}\n",
+            self.dir.display(),
+            self.policy
+        ));
         if self.load != "keep" {
             out.push_str(&format!("  {:<8} {}\n", self.load, self.dir.display()));
         }
         for d in &self.detach {
-            out.push_str(&format!("  detach   {}{}\n", d.name, in_ns(d.netns.as_deref())));
+            out.push_str(&format!(
+                "  detach   {}{}\n",
+                d.name,
+                in_ns(d.netns.as_deref())
+            ));
         }
         for d in &self.attach {
             out.push_str(&format!(
@@ -110,12 +122,18 @@ fn in_ns(ns: Option<&str>) -> String {
     ns.map_or_else(String::new, |n| format!(" in netns {n}"))
 }
 
-/// The object label a load of `policy` has in its manifest.
-fn object_label(p: &Policy) -> String {
+/// The object label a load of `policy` has in its manifest, and the digest
+/// of the object's bytes now.
+fn object_of(p: &Policy) -> Result<(String, String)> {
     if p.is_builtin() {
-        format!("built-in {}", xdp_progs::xdpfw::NAME)
+        Ok((
+            format!("built-in {}", xdp_progs::xdpfw::NAME),
+            manifest::digest(xdp_progs::xdpfw::OBJECT),
+        ))
     } else {
-        p.load.object.clone()
+        let bytes = std::fs::read(&p.load.object)
+            .with_context(|| format!("load.object: cannot read {}", p.load.object))?;
+        Ok((p.load.object.clone(), manifest::digest(&bytes)))
     }
 }
 
@@ -127,9 +145,12 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     } else {
         None
     };
+    // A new xdpctl's built-in firewall, or a changed object file, is an
+    // upgrade: `load --replace`, without a gap.
+    let (label, digest) = object_of(policy)?;
     let load_action = match &load {
         None => "load",
-        Some(l) if l.manifest.object == object_label(policy) => "keep",
+        Some(l) if l.manifest.object == label && l.manifest.object_digest == digest => "keep",
         Some(_) => "replace",
     };
     let live_devices = match &load {
@@ -137,8 +158,7 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         None => Vec::new(),
     };
     let same = |d: &DeviceSpec, l: &LiveDevice| {
-        d.name == l.name
-            && d.netns.as_deref().map(crate::kernel::netns::display) == l.netns
+        d.name == l.name && d.netns.as_deref().map(crate::kernel::netns::display) == l.netns
     };
     let attach: Vec<DeviceSpec> = policy
         .devices
@@ -168,22 +188,24 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         _ => desired
             .keys()
             .map(|name| {
-                let empty = if name == "config" {
-                    [(0u32.to_ne_bytes().to_vec(), vec![0u8, 0])].into()
-                } else {
-                    Default::default()
-                };
+                let want = &desired[name];
+                let mut empty = policy::Entries::new(want.key_size, want.value_size);
+                if name == "config" {
+                    empty.push(&0u32.to_ne_bytes(), &[0, 0]);
+                }
                 (name.clone(), empty)
             })
             .collect(),
     };
     let mut deltas = Vec::new();
+    let mut undo = Vec::new();
     let mut rules = Vec::new();
     for (name, want) in &desired {
         let keep = name.starts_with("blocklist").then_some(GUARD_MARK);
-        let empty = Default::default();
-        let d = policy::delta(live_rules.get(name).unwrap_or(&empty), want, keep);
+        let empty = policy::Entries::new(want.key_size, want.value_size);
+        let (d, u) = policy::delta(live_rules.get(name).unwrap_or(&empty), want, keep);
         if !d.is_empty() {
+            undo.push((name.clone(), u));
             rules.push(RuleChange {
                 map: name.clone(),
                 put: d.put.len(),
@@ -206,6 +228,7 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         changes,
         applied: false,
         deltas,
+        undo,
         desired,
     })
 }
@@ -256,29 +279,21 @@ pub fn execute(
         ctx.out.notes(notes);
         if confirm.is_some() {
             pending::check_none(&journal)?;
-            // What the changed maps hold now, to put back.
-            let now = live::rules(&plan.dir)?;
-            let old: RuleMaps = plan
-                .deltas
-                .iter()
-                .filter_map(|(name, _)| Some((name.clone(), now.get(name)?.clone())))
-                .collect();
             let path = journal.scratch("rollback")?;
-            store::write_big(&path, store::Kind::Desired, &policy::encode(&old))?;
+            store::write_big(&path, store::Kind::Desired, &policy::encode(&plan.undo))?;
             rollback.push(Step::SyncRules {
                 dir: plan.dir.clone(),
                 desired: path.clone(),
             });
             keep.push(path);
         }
-        let want: RuleMaps = plan
-            .deltas
-            .iter()
-            .filter_map(|(name, _)| Some((name.clone(), plan.desired.get(name)?.clone())))
-            .collect();
         let desired = journal.scratch("stage")?;
-        store::write_big(&desired, store::Kind::Desired, &policy::encode(&want))
-            .context("recording the rules to write")?;
+        store::write_big(
+            &desired,
+            store::Kind::Desired,
+            &policy::encode(&plan.deltas),
+        )
+        .context("recording the rules to write")?;
         let entry = journal.begin(Change::Steps {
             what: format!("apply of the rules of {}", plan.policy),
             steps: vec![
@@ -293,11 +308,10 @@ pub fn execute(
         journal.finish(entry)?;
     }
     for d in &plan.detach {
-        let ns = d.netns.as_deref().map(|n| {
-            crate::kernel::netns::path_of(n)
-                .display()
-                .to_string()
-        });
+        let ns = d
+            .netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
         detach::detach_one(ctx, &d.name, ns.as_deref())?;
     }
     for d in &plan.attach {

@@ -120,7 +120,11 @@ pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
 
 /// `detach` without printing the result: the device's name and what was
 /// taken off it.
-pub fn detach_one(ctx: &Ctx, name: &str, netns_arg: Option<&str>) -> Result<(String, Vec<Attachment>)> {
+pub fn detach_one(
+    ctx: &Ctx,
+    name: &str,
+    netns_arg: Option<&str>,
+) -> Result<(String, Vec<Attachment>)> {
     // Settle and lock the bpffs where xdpctl keeps links, if there is one.
     let mut journal = if ctx.bpffs.is_dir() && pinfs::is_bpffs(&ctx.bpffs).unwrap_or(false) {
         let (journal, notes) = ops::begin(&ctx.bpffs)?;

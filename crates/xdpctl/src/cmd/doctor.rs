@@ -50,7 +50,10 @@ fn permission(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::raw_os_error)
-            .or_else(|| c.downcast_ref::<pinfs::Error>().and_then(pinfs::Error::raw_os_error))
+            .or_else(|| {
+                c.downcast_ref::<pinfs::Error>()
+                    .and_then(pinfs::Error::raw_os_error)
+            })
             .is_some_and(|n| n == libc::EACCES || n == libc::EPERM)
     })
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, sizes_plan, stage_object,
-    write_manifest,
+    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, sizes_plan,
+    stage_object, write_manifest,
 };
 use crate::{
     cli::LoadArgs,

@@ -160,10 +160,7 @@ pub(crate) fn reuse_plan(
     let mut seen = std::collections::HashSet::new();
     for m in maps {
         if !seen.insert(m.name.as_str()) {
-            bail!(
-                "--map {} is given twice; give each map once",
-                m.name
-            );
+            bail!("--map {} is given twice; give each map once", m.name);
         }
     }
     maps.iter()
@@ -341,6 +338,7 @@ pub(crate) fn build_manifest(
         load_id,
         generation,
         object: object.label.clone(),
+        object_digest: manifest::digest(&object.bytes),
         loaded_at_ms: crate::ops::journal::now_ms(),
         programs,
         maps,

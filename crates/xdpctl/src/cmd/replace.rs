@@ -20,16 +20,14 @@ use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    ObjectFile, build_manifest, reuse_plan, sizes_plan, load_into_kernel, map_mismatch,
+    ObjectFile, build_manifest, load_into_kernel, map_mismatch, reuse_plan, sizes_plan,
     stage_object, write_manifest,
 };
 use crate::{
     cli::LoadArgs,
     cmd::confirm,
     ctx::Ctx,
-    kernel::{
-        layout, sys,
-    },
+    kernel::{layout, sys},
     model::{
         change::{Change, Phase, Step, Switch},
         manifest::{self, MAPS_SUBDIR},

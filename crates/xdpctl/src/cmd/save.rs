@@ -43,7 +43,10 @@ fn only_load(root: &Path) -> Result<PathBuf> {
     }
     match found.len() {
         1 => Ok(found.swap_remove(0)),
-        0 => bail!("nothing is loaded under {}; name the load directory", root.display()),
+        0 => bail!(
+            "nothing is loaded under {}; name the load directory",
+            root.display()
+        ),
         n => bail!(
             "{n} load directories are under {}: {}; name one",
             root.display(),

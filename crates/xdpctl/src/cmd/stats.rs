@@ -145,7 +145,9 @@ impl Firewall {
                     dir.display()
                 ),
                 Err(e) => {
-                    return Err(anyhow::Error::new(e).context(format!("reading {}", path.display())));
+                    return Err(
+                        anyhow::Error::new(e).context(format!("reading {}", path.display()))
+                    );
                 }
             }
             let map = OpenMap::at(&path)?;

@@ -10,10 +10,7 @@ use serde::Serialize;
 
 use crate::{
     cli::UnloadArgs,
-    cmd::{
-        attach::Attachment,
-
-    },
+    cmd::attach::Attachment,
     ctx::Ctx,
     kernel::{
         layout, objects,

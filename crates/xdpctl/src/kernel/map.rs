@@ -11,7 +11,7 @@ use std::{
 
 use aya_obj::generated::{bpf_map_info, bpf_map_type};
 
-use crate::kernel::sys;
+use crate::{kernel::sys, model::policy::Entries};
 
 /// Map types whose values have one slot per possible CPU.
 pub fn is_per_cpu(map_type: u32) -> bool {
@@ -310,23 +310,28 @@ impl MapHandle {
         Ok(())
     }
 
-    /// Every entry, keys to values.
-    pub fn entries(&self) -> anyhow::Result<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
-        let mut out = std::collections::BTreeMap::new();
+    /// Every entry, packed and sorted by key.
+    pub fn entries(&self) -> anyhow::Result<Entries> {
+        let mut out = Entries::new(self.key_size(), self.value_len());
         self.for_each(|k, v| {
-            out.insert(k.to_vec(), v.to_vec());
+            out.push(k, v);
             Ok(true)
         })?;
-        Ok(out)
+        Ok(out.sorted())
     }
 
-    /// Writes `entries`: in batches where the map type allows, one by one
-    /// where it does not.
-    pub fn put_all(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
-        for chunk in entries.chunks(8192) {
-            let keys: Vec<u8> = chunk.iter().flat_map(|(k, _)| k.iter().copied()).collect();
-            let values: Vec<u8> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-            match self.update_batch(&keys, &values, chunk.len() as u32, sys::update_flags::ANY) {
+    /// Writes packed entries: in batches where the map type allows, one by
+    /// one where it does not.
+    pub fn put_all(&self, entries: &Entries) -> io::Result<()> {
+        const CHUNK: usize = 8192;
+        let n = entries.len();
+        let (ks, vs) = (entries.key_size, entries.value_size);
+        let mut i = 0;
+        while i < n {
+            let c = CHUNK.min(n - i);
+            let keys = &entries.keys[i * ks..(i + c) * ks];
+            let values = &entries.values[i * vs..(i + c) * vs];
+            match self.update_batch(keys, values, c as u32, sys::update_flags::ANY) {
                 (_, Ok(())) => {}
                 (0, Err(e))
                     if matches!(
@@ -334,12 +339,22 @@ impl MapHandle {
                         Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
                     ) =>
                 {
-                    for (k, v) in chunk {
-                        self.update(k, v, sys::update_flags::ANY)?;
+                    for j in i..i + c {
+                        self.update(entries.key(j), entries.value(j), sys::update_flags::ANY)?;
                     }
                 }
                 (_, Err(e)) => return Err(e),
             }
+            i += c;
+        }
+        Ok(())
+    }
+
+    /// Removes packed keys: in batches where the map type allows, one by
+    /// one where it does not; a key that is not there is no error.
+    pub fn delete_all(&self, keys: &Entries) -> io::Result<()> {
+        for j in 0..keys.len() {
+            self.delete(keys.key(j))?;
         }
         Ok(())
     }

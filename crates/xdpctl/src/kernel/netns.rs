@@ -64,8 +64,10 @@ pub fn enter(spec: Option<&str>) -> Result<Option<Entered>> {
              /proc/PID/ns/net)",
             path.display()
         ),
-        e => anyhow::Error::new(std::io::Error::from(e))
-            .context(format!("entering network namespace {spec} ({})", path.display())),
+        e => anyhow::Error::new(std::io::Error::from(e)).context(format!(
+            "entering network namespace {spec} ({})",
+            path.display()
+        )),
     })?;
     Ok(Some(Entered { original }))
 }

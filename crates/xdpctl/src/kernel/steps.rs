@@ -22,7 +22,6 @@ use crate::{
     },
     model::{
         change::{Dev, Kernel, LinkState},
-        guard::GUARD_MARK,
         manifest::{self, Manifest},
         policy,
         xdp::XdpMode,
@@ -189,21 +188,18 @@ impl Kernel for Real {
             // Already done and cleaned up.
             return Ok(());
         };
-        let want = policy::decode(&bytes)
-            .with_context(|| format!("{} is damaged", desired.display()))?;
-        for (name, entries) in &want {
+        let deltas =
+            policy::decode(&bytes).with_context(|| format!("{} is damaged", desired.display()))?;
+        for (name, d) in &deltas {
             let path = dir.join(manifest::MAPS_SUBDIR).join(name);
             let map = MapHandle::open_pinned(&path)
                 .with_context(|| format!("opening the rule map {}", path.display()))?;
-            let live = map.entries()?;
-            let keep = name.starts_with("blocklist").then_some(GUARD_MARK);
-            let d = policy::delta(&live, entries, keep);
+            // Writing a value again and removing a key that is gone are
+            // no-ops: the delta can be run again after a crash.
             map.put_all(&d.put)
                 .with_context(|| format!("writing map {}", path.display()))?;
-            for k in &d.remove {
-                map.delete(k)
-                    .with_context(|| format!("removing from map {}", path.display()))?;
-            }
+            map.delete_all(&d.remove)
+                .with_context(|| format!("removing from map {}", path.display()))?;
         }
         Ok(())
     }

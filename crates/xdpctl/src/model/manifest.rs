@@ -29,6 +29,10 @@ pub struct Manifest {
     pub generation: u64,
     /// The object, as given (`built-in xdpfw` or its path).
     pub object: String,
+    /// A digest of the object's bytes ([`digest`]): tells whether a file
+    /// (or a newer xdpctl's built-in firewall) is the object loaded here.
+    #[serde(default)]
+    pub object_digest: String,
     /// When, in Unix milliseconds.
     pub loaded_at_ms: u64,
     /// The programs, pinned at `<dir>/<name>`.
@@ -68,6 +72,17 @@ pub struct MapEntry {
     /// Whether the map came from another pin (`--map`) or an earlier
     /// generation of this load, rather than being created by this load.
     pub reused: bool,
+}
+
+/// The digest of an object's bytes: 64-bit FNV-1a, in hex. A change
+/// detector, not a signature.
+pub fn digest(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
 }
 
 impl Manifest {
@@ -115,6 +130,7 @@ mod tests {
             load_id: 1,
             generation: 2,
             object: "built-in xdpfw".into(),
+            object_digest: digest(b"x"),
             loaded_at_ms: 0,
             programs: vec![ProgEntry {
                 name: "xdp_fw".into(),

@@ -11,3 +11,4 @@ pub mod packet;
 pub mod policy;
 pub mod verifier;
 pub mod xdp;
+pub mod yaml_subset;

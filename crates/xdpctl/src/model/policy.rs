@@ -228,6 +228,42 @@ pub struct PolicyError {
 
 /// Parses a policy, naming the line and field of the first problem.
 pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
+    // NB: JSON is YAML, and `xdpctl -j save` writes it: a JSON document is
+    // read by the JSON parser, many times faster on a large blocklist.
+    if text.trim_start().starts_with('{') {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let policy: Policy = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            PolicyError {
+                file: file.to_owned(),
+                line: Some(inner.line()),
+                field: if field.is_empty() { ".".into() } else { field },
+                message: inner
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            }
+        })?;
+        policy.check().map_err(|(field, message)| PolicyError {
+            file: file.to_owned(),
+            line: None,
+            field,
+            message,
+        })?;
+        return Ok(policy);
+    }
+    // The plain YAML policies are written in is read by a fast reader; a
+    // file it does not read, or that is no valid policy, is read again by
+    // the full parser, whose errors name the line.
+    if let Some(value) = crate::model::yaml_subset::parse(text)
+        && let Ok(policy) = serde_json::from_value::<Policy>(value)
+        && policy.check().is_ok()
+    {
+        return Ok(policy);
+    }
     let de = serde_norway::Deserializer::from_str(text);
     let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -315,7 +351,10 @@ impl Policy {
         if self.version != VERSION {
             return bad(
                 "version",
-                format!("version {} is not one this xdpctl reads ({VERSION})", self.version),
+                format!(
+                    "version {} is not one this xdpctl reads ({VERSION})",
+                    self.version
+                ),
             );
         }
         let pin = self.load.pin.to_string_lossy();
@@ -354,17 +393,17 @@ impl Policy {
             ("tcp_ports", &self.rules.tcp_ports),
         ] {
             if let Some(i) = ports.iter().position(|p| *p == 0) {
-                return bad(
-                    &format!("rules.{name}[{i}]"),
-                    "port 0 is not a port".into(),
-                );
+                return bad(&format!("rules.{name}[{i}]"), "port 0 is not a port".into());
             }
         }
         if let Some(g) = &self.guard {
             if !g.threshold.is_finite() || g.threshold <= 0.0 || g.threshold > 1e12 {
                 return bad("guard.threshold", "a rate above 0 and at most 1e12".into());
             }
-            for (field, v) in [("guard.interval", &g.interval), ("guard.block_for", &g.block_for)] {
+            for (field, v) in [
+                ("guard.interval", &g.interval),
+                ("guard.block_for", &g.block_for),
+            ] {
                 if duration(v).is_none() {
                     return bad(
                         field,
@@ -384,37 +423,143 @@ impl Policy {
         self.load.object == BUILTIN
     }
 
-    /// The rule maps this policy means: name → key → value.
+    /// The rule maps this policy means: name → entries sorted by key.
     pub fn rule_maps(&self) -> RuleMaps {
         let r = &self.rules;
         let mut maps: RuleMaps = BTreeMap::new();
-        let one = vec![1u8];
-        for name in RULE_MAPS {
-            maps.insert(name.to_owned(), BTreeMap::new());
-        }
+        let mut map = |name: &str, key_size, value_size| {
+            maps.insert(name.to_owned(), Entries::new(key_size, value_size));
+        };
+        map("blocklist", 4, 1);
+        map("blocklist6", 16, 1);
+        map("cidr4", 8, 1);
+        map("cidr6", 20, 1);
+        map("udp_ports", 2, 1);
+        map("tcp_ports", 2, 1);
+        map("config", 4, 2);
+        let mut put = |name: &str, key: &[u8], value: &[u8]| {
+            maps.get_mut(name).expect("listed").push(key, value);
+        };
         for ip in &r.blocklist {
-            let (map, key) = match ip {
-                IpAddr::V4(a) => ("blocklist", a.octets().to_vec()),
-                IpAddr::V6(a) => ("blocklist6", a.octets().to_vec()),
-            };
-            maps.get_mut(map).expect("listed").insert(key, one.clone());
-        }
-        for c in &r.cidr {
-            let (map, key) = cidr_key(c);
-            maps.get_mut(map).expect("listed").insert(key, one.clone());
-        }
-        for (map, ports) in [("udp_ports", &r.udp_ports), ("tcp_ports", &r.tcp_ports)] {
-            for p in ports {
-                maps.get_mut(map)
-                    .expect("listed")
-                    .insert(p.to_be_bytes().to_vec(), one.clone());
+            match ip {
+                IpAddr::V4(a) => put("blocklist", &a.octets(), &[1]),
+                IpAddr::V6(a) => put("blocklist6", &a.octets(), &[1]),
             }
         }
-        maps.get_mut("config").expect("listed").insert(
-            0u32.to_ne_bytes().to_vec(),
-            vec![u8::from(r.drop_icmp), u8::from(r.drop_icmp6_echo)],
+        for c in &r.cidr {
+            let (name, key) = cidr_key(c);
+            put(name, &key, &[1]);
+        }
+        for (name, ports) in [("udp_ports", &r.udp_ports), ("tcp_ports", &r.tcp_ports)] {
+            for p in ports {
+                put(name, &p.to_be_bytes(), &[1]);
+            }
+        }
+        put(
+            "config",
+            &0u32.to_ne_bytes(),
+            &[u8::from(r.drop_icmp), u8::from(r.drop_icmp6_echo)],
         );
-        maps
+        maps.into_iter().map(|(n, e)| (n, e.sorted())).collect()
+    }
+}
+
+/// A map's entries, packed: keys of one size, values of one size, in two
+/// buffers (as `BPF_MAP_*_BATCH` takes them). Sorted by key once
+/// [`sorted`](Entries::sorted).
+///
+/// NB: packed rather than a vector of small vectors: a million-entry
+/// blocklist is then two allocations, not two million.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entries {
+    /// Bytes of a key.
+    pub key_size: usize,
+    /// Bytes of a value (0 for a list of keys).
+    pub value_size: usize,
+    /// The keys, back to back.
+    pub keys: Vec<u8>,
+    /// The values, back to back.
+    pub values: Vec<u8>,
+}
+
+impl Entries {
+    /// No entries yet.
+    pub fn new(key_size: usize, value_size: usize) -> Self {
+        Entries {
+            key_size,
+            value_size,
+            keys: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.keys.len().checked_div(self.key_size).unwrap_or(0)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The `i`th key.
+    pub fn key(&self, i: usize) -> &[u8] {
+        &self.keys[i * self.key_size..(i + 1) * self.key_size]
+    }
+
+    /// The `i`th value.
+    pub fn value(&self, i: usize) -> &[u8] {
+        &self.values[i * self.value_size..(i + 1) * self.value_size]
+    }
+
+    /// Appends one.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) {
+        self.keys.extend_from_slice(key);
+        self.values.extend_from_slice(value);
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        (0..self.len()).map(|i| (self.key(i), self.value(i)))
+    }
+
+    /// Sorted by key; of equal keys, the last pushed stays.
+    pub fn sorted(self) -> Self {
+        let n = self.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        if self.key_size <= 8 {
+            // Keys as big-endian integers: no byte-by-byte compare.
+            let num = |i: u32| {
+                let mut b = [0u8; 8];
+                b[..self.key_size].copy_from_slice(self.key(i as usize));
+                u64::from_be_bytes(b)
+            };
+            let mut keyed: Vec<(u64, std::cmp::Reverse<u32>)> = order
+                .iter()
+                .map(|&i| (num(i), std::cmp::Reverse(i)))
+                .collect();
+            keyed.sort_unstable();
+            keyed.dedup_by_key(|(k, _)| *k);
+            order = keyed
+                .into_iter()
+                .map(|(_, std::cmp::Reverse(i))| i)
+                .collect();
+        } else {
+            order.sort_unstable_by(|&a, &b| {
+                self.key(a as usize)
+                    .cmp(self.key(b as usize))
+                    .then(b.cmp(&a))
+            });
+            order.dedup_by(|a, b| self.key(*a as usize) == self.key(*b as usize));
+        }
+        let mut out = Entries::new(self.key_size, self.value_size);
+        out.keys.reserve(order.len() * self.key_size);
+        out.values.reserve(order.len() * self.value_size);
+        for i in order {
+            out.push(self.key(i as usize), self.value(i as usize));
+        }
+        out
     }
 }
 
@@ -429,8 +574,8 @@ pub const RULE_MAPS: [&str; 7] = [
     "config",
 ];
 
-/// Map name → key → value.
-pub type RuleMaps = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
+/// Map name → entries.
+pub type RuleMaps = BTreeMap<String, Entries>;
 
 /// The LPM key of a prefix: prefix length (host order), then the address.
 fn cidr_key(c: &Cidr) -> (&'static str, Vec<u8>) {
@@ -454,9 +599,9 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
     let keys = |name: &str| {
         maps.get(name)
             .into_iter()
-            .flatten()
+            .flat_map(Entries::iter)
             .filter(|(_, v)| v.first().is_some_and(|b| *b != 0 && *b != skip))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.to_vec())
             .collect::<Vec<_>>()
     };
     for k in keys("blocklist") {
@@ -483,14 +628,17 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
             r.cidr.push(Cidr { addr, len });
         }
     }
-    for (map, out) in [("udp_ports", &mut r.udp_ports), ("tcp_ports", &mut r.tcp_ports)] {
+    for (map, out) in [
+        ("udp_ports", &mut r.udp_ports),
+        ("tcp_ports", &mut r.tcp_ports),
+    ] {
         for k in keys(map) {
             if let Ok(p) = <[u8; 2]>::try_from(k.as_slice()) {
                 out.push(u16::from_be_bytes(p));
             }
         }
     }
-    if let Some(v) = maps.get("config").and_then(|m| m.values().next()) {
+    if let Some((_, v)) = maps.get("config").and_then(|m| m.iter().next()) {
         r.drop_icmp = v.first().is_some_and(|b| *b != 0);
         r.drop_icmp6_echo = v.get(1).is_some_and(|b| *b != 0);
     }
@@ -501,90 +649,126 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
 }
 
 /// How one map must change to hold what the policy says.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MapDelta {
-    /// Keys to add or to change, with their values.
-    pub put: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Keys to remove.
-    pub remove: Vec<Vec<u8>>,
+    /// Entries to write (new or changed).
+    pub put: Entries,
+    /// Keys to remove (`value_size` 0).
+    pub remove: Entries,
 }
 
 impl MapDelta {
+    fn new(key_size: usize, value_size: usize) -> Self {
+        MapDelta {
+            put: Entries::new(key_size, value_size),
+            remove: Entries::new(key_size, 0),
+        }
+    }
+
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
         self.put.is_empty() && self.remove.is_empty()
     }
 }
 
-/// The difference between what a map holds (`live`) and what it should.
-/// Entries whose value is `keep` are another writer's (guard's) and stay.
-pub fn delta(
-    live: &BTreeMap<Vec<u8>, Vec<u8>>,
-    want: &BTreeMap<Vec<u8>, Vec<u8>>,
-    keep: Option<u8>,
-) -> MapDelta {
-    let mut d = MapDelta::default();
-    for (k, v) in want {
-        if live.get(k) != Some(v) {
-            d.put.push((k.clone(), v.clone()));
+/// The difference between what a map holds (`live`) and what it should
+/// (`want`), both sorted by key. Entries whose value is `keep` are another
+/// writer's (guard's) and stay. Also returns the inverse: what puts the map
+/// back as it was.
+pub fn delta(live: &Entries, want: &Entries, keep: Option<u8>) -> (MapDelta, MapDelta) {
+    let (ks, vs) = (
+        want.key_size.max(live.key_size),
+        want.value_size.max(live.value_size),
+    );
+    let mut d = MapDelta::new(ks, vs);
+    let mut undo = MapDelta::new(ks, vs);
+    let (nl, nw) = (live.len(), want.len());
+    let (mut i, mut j) = (0, 0);
+    while i < nl || j < nw {
+        let order = match (i < nl, j < nw) {
+            (true, true) => live.key(i).cmp(want.key(j)),
+            (true, false) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Equal => {
+                if live.value(i) != want.value(j) {
+                    d.put.push(want.key(j), want.value(j));
+                    undo.put.push(live.key(i), live.value(i));
+                }
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                if keep.is_none_or(|m| live.value(i).first() != Some(&m)) {
+                    d.remove.push(live.key(i), &[]);
+                    undo.put.push(live.key(i), live.value(i));
+                }
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                d.put.push(want.key(j), want.value(j));
+                undo.remove.push(want.key(j), &[]);
+                j += 1;
+            }
         }
     }
-    for (k, v) in live {
-        let theirs = keep.is_some_and(|m| v.first() == Some(&m));
-        if !want.contains_key(k) && !theirs {
-            d.remove.push(k.clone());
-        }
-    }
-    d
+    (d, undo)
 }
 
-/// The desired rule maps as bytes, to keep in a journal's scratch while an
-/// apply runs: `name\0 key_len value_len count (key value)*` per map.
-pub fn encode(maps: &RuleMaps) -> Vec<u8> {
+/// Changes to rule maps as bytes, kept in a journal's scratch while an
+/// apply runs: per map `name\0`, then the puts (`key_size value_size count`,
+/// the keys, the values) and the removes (`key_size count`, the keys).
+pub fn encode(deltas: &[(String, MapDelta)]) -> Vec<u8> {
     let mut out = Vec::new();
-    for (name, entries) in maps {
+    let u32_ = |out: &mut Vec<u8>, n: usize| out.extend((n as u32).to_le_bytes());
+    for (name, d) in deltas {
         out.extend(name.as_bytes());
         out.push(0);
-        let (kl, vl) = entries
-            .iter()
-            .next()
-            .map_or((0, 0), |(k, v)| (k.len(), v.len()));
-        out.extend((kl as u32).to_le_bytes());
-        out.extend((vl as u32).to_le_bytes());
-        out.extend((entries.len() as u32).to_le_bytes());
-        for (k, v) in entries {
-            out.extend(k);
-            out.extend(v);
-        }
+        u32_(&mut out, d.put.key_size);
+        u32_(&mut out, d.put.value_size);
+        u32_(&mut out, d.put.len());
+        out.extend(&d.put.keys);
+        out.extend(&d.put.values);
+        u32_(&mut out, d.remove.key_size);
+        u32_(&mut out, d.remove.len());
+        out.extend(&d.remove.keys);
     }
     out
 }
 
 /// The inverse of [`encode`].
-pub fn decode(mut b: &[u8]) -> Option<RuleMaps> {
-    let mut maps = RuleMaps::new();
-    let take = |b: &mut &[u8], n: usize| -> Option<Vec<u8>> {
-        let (head, rest) = (b.get(..n)?, b.get(n..)?);
-        *b = rest;
-        Some(head.to_vec())
-    };
-    let u32_ = |b: &mut &[u8]| -> Option<usize> {
+pub fn decode(mut b: &[u8]) -> Option<Vec<(String, MapDelta)>> {
+    fn take(b: &mut &[u8], n: usize) -> Option<Vec<u8>> {
+        let head = b.get(..n)?.to_vec();
+        *b = &b[n..];
+        Some(head)
+    }
+    fn u32_(b: &mut &[u8]) -> Option<usize> {
         Some(u32::from_le_bytes(take(b, 4)?.try_into().ok()?) as usize)
-    };
+    }
+    let mut out = Vec::new();
     while !b.is_empty() {
         let end = b.iter().position(|c| *c == 0)?;
         let name = String::from_utf8(take(&mut b, end)?).ok()?;
         take(&mut b, 1)?;
-        let (kl, vl, n) = (u32_(&mut b)?, u32_(&mut b)?, u32_(&mut b)?);
-        let mut entries = BTreeMap::new();
-        for _ in 0..n {
-            let k = take(&mut b, kl)?;
-            let v = take(&mut b, vl)?;
-            entries.insert(k, v);
-        }
-        maps.insert(name, entries);
+        let (ks, vs, n) = (u32_(&mut b)?, u32_(&mut b)?, u32_(&mut b)?);
+        let put = Entries {
+            key_size: ks,
+            value_size: vs,
+            keys: take(&mut b, ks.checked_mul(n)?)?,
+            values: take(&mut b, vs.checked_mul(n)?)?,
+        };
+        let (ks, n) = (u32_(&mut b)?, u32_(&mut b)?);
+        let remove = Entries {
+            key_size: ks,
+            value_size: 0,
+            keys: take(&mut b, ks.checked_mul(n)?)?,
+            values: Vec::new(),
+        };
+        out.push((name, MapDelta { put, remove }));
     }
-    Some(maps)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -620,15 +804,40 @@ drift: correct
         let maps = p.rule_maps();
         assert_eq!(maps["blocklist"].len(), 1);
         assert_eq!(maps["blocklist6"].len(), 1);
-        assert!(maps["cidr4"].contains_key(&[24, 0, 0, 0, 198, 51, 100, 0][..]));
-        assert!(maps["udp_ports"].contains_key(&[0, 53][..]));
-        assert_eq!(maps["config"].values().next().unwrap(), &vec![1, 0]);
+        assert_eq!(maps["cidr4"].key(0), [24, 0, 0, 0, 198, 51, 100, 0]);
+        assert_eq!(maps["udp_ports"].key(0), [0, 53]);
+        assert_eq!(maps["config"].value(0), [1, 0]);
         // And back.
         let rules = rules_of(&maps, 0x67);
         assert_eq!(rules.cidr, p.rules.cidr);
         assert_eq!(rules.udp_ports, vec![53]);
         assert!(rules.drop_icmp && !rules.drop_icmp6_echo);
-        assert_eq!(decode(&encode(&maps)).unwrap(), maps);
+        let deltas: Vec<(String, MapDelta)> = maps
+            .iter()
+            .map(|(n, e)| {
+                (
+                    n.clone(),
+                    delta(&Entries::new(e.key_size, e.value_size), e, None).0,
+                )
+            })
+            .collect();
+        assert_eq!(decode(&encode(&deltas)).unwrap(), deltas);
+    }
+
+    #[test]
+    fn the_fast_reader_reads_the_example_as_the_full_parser_does() {
+        let fast = crate::model::yaml_subset::parse(EXAMPLE).expect("read by the fast reader");
+        let full: serde_json::Value = serde_norway::from_str(EXAMPLE).unwrap();
+        assert_eq!(fast, full);
+    }
+
+    #[test]
+    fn a_json_policy_is_read_the_same() {
+        let yaml = parse("p.yaml", EXAMPLE).unwrap();
+        let json = serde_json::to_string(&yaml).unwrap();
+        assert_eq!(parse("p.json", &json).unwrap(), yaml);
+        let e = parse("p.json", &json.replace("203.0.113.5", "1.2.3.999")).unwrap_err();
+        assert!(e.field.starts_with("rules.blocklist"), "{e}");
     }
 
     #[test]
@@ -641,12 +850,20 @@ drift: correct
         assert!(e.message.contains("unknown field `drfit`"), "{e}");
         let e = parse("p.yaml", &EXAMPLE.replace("/24", "/33")).unwrap_err();
         assert!(e.field.starts_with("rules.cidr"), "{e}");
-        let e = parse("p.yaml", &EXAMPLE.replace("198.51.100.0/24", "198.51.100.1/24")).unwrap_err();
+        let e = parse(
+            "p.yaml",
+            &EXAMPLE.replace("198.51.100.0/24", "198.51.100.1/24"),
+        )
+        .unwrap_err();
         assert!(e.message.contains("host bits"), "{e}");
         assert_eq!(e.line, Some(11), "{e}");
         let e = parse("p.yaml", &EXAMPLE.replace("mode: generic", "mode: turbo")).unwrap_err();
         assert!(e.field.contains("mode"), "{e}");
-        let e = parse("p.yaml", &EXAMPLE.replace("threshold: 5000", "threshold: .nan")).unwrap_err();
+        let e = parse(
+            "p.yaml",
+            &EXAMPLE.replace("threshold: 5000", "threshold: .nan"),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "guard.threshold", "{e}");
         let e = parse("p.yaml", "version: 2\nload: {pin: x}\n").unwrap_err();
         assert_eq!((e.field.as_str(), e.line), ("version", Some(1)), "{e}");
@@ -654,18 +871,32 @@ drift: correct
 
     #[test]
     fn the_delta_leaves_guards_entries_and_touches_only_what_differs() {
-        let live: BTreeMap<Vec<u8>, Vec<u8>> = [
-            (vec![1], vec![1]),
-            (vec![2], vec![0x67]),
-            (vec![3], vec![1]),
-            (vec![4], vec![0]),
-        ]
-        .into();
-        let want: BTreeMap<Vec<u8>, Vec<u8>> =
-            [(vec![1], vec![1]), (vec![4], vec![1]), (vec![5], vec![1])].into();
-        let d = delta(&live, &want, Some(0x67));
-        assert_eq!(d.put, vec![(vec![4], vec![1]), (vec![5], vec![1])]);
-        assert_eq!(d.remove, vec![vec![3]]);
-        assert!(delta(&want, &want, None).is_empty());
+        let entries = |v: &[(u8, u8)]| {
+            let mut e = Entries::new(1, 1);
+            for (k, val) in v {
+                e.push(&[*k], &[*val]);
+            }
+            e.sorted()
+        };
+        let live = entries(&[(1, 1), (2, 0x67), (3, 1), (4, 0)]);
+        let want = entries(&[(1, 1), (4, 1), (5, 1)]);
+        let (d, undo) = delta(&live, &want, Some(0x67));
+        assert_eq!(d.put, entries(&[(4, 1), (5, 1)]));
+        assert_eq!(d.remove.keys, vec![3]);
+        // The inverse puts back what was there.
+        assert_eq!(undo.put, entries(&[(3, 1), (4, 0)]));
+        assert_eq!(undo.remove.keys, vec![5]);
+        assert!(delta(&want, &want, None).0.is_empty());
+        // Sorted, the last of equal keys kept, long keys too.
+        assert_eq!(
+            entries(&[(2, 1), (1, 1), (2, 9)]),
+            entries(&[(1, 1), (2, 9)])
+        );
+        let mut long = Entries::new(20, 1);
+        long.push(&[9; 20], &[1]);
+        long.push(&[1; 20], &[1]);
+        long.push(&[9; 20], &[2]);
+        let long = long.sorted();
+        assert_eq!((long.len(), long.value(1)), (2, &[2][..]));
     }
 }

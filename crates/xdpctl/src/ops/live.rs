@@ -137,7 +137,9 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
         let Some((dev, ino)) = name.rsplit_once('@') else {
             continue;
         };
-        let Ok(ino) = ino.parse::<u64>() else { continue };
+        let Ok(ino) = ino.parse::<u64>() else {
+            continue;
+        };
         let Ok(fd) = sys::fd_by_id(sys::IdKind::Link, pin.id) else {
             continue;
         };
@@ -145,7 +147,10 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
         if sys::xdp_link_ifindex(&info).is_none_or(|i| i == 0) {
             continue; // detached: not an attachment
         }
-        let netns = spaces.iter().find(|(i, _)| *i == ino).map(|(_, n)| n.clone());
+        let netns = spaces
+            .iter()
+            .find(|(i, _)| *i == ino)
+            .map(|(_, n)| n.clone());
         let mode = match &netns {
             Some(ns) => mode_of(ns.as_deref(), dev, info.prog_id)?,
             None => None,
@@ -213,16 +218,16 @@ pub fn check_rule_maps(dir: &Path, want: &RuleMaps) -> Result<()> {
                 dir.display()
             )
         })?;
-        if let Some((k, v)) = entries.iter().next()
-            && (k.len() != map.key_size() || v.len() != map.value_len())
+        if !entries.is_empty()
+            && (entries.key_size != map.key_size() || entries.value_size != map.value_len())
         {
             bail!(
                 "{}: map {name} has keys of {} and values of {} bytes, the policy's rules {} and {}",
                 dir.display(),
                 map.key_size(),
                 map.value_len(),
-                k.len(),
-                v.len()
+                entries.key_size,
+                entries.value_size
             );
         }
         if entries.len() as u64 > u64::from(map.info().max_entries) {
