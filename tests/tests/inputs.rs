@@ -361,6 +361,38 @@ const CASES: &[Case] = &[
         Kind::Text,
     ),
     case("doctor", "DIR", &["doctor", "{}"], Kind::Text),
+    case(
+        "load",
+        "--max-entries",
+        &["load", "--pin", "new", "--max-entries", "{}"],
+        Kind::Text,
+    ),
+    case("apply", "--file", &["apply", "--file", "{}"], Kind::Text),
+    case(
+        "apply",
+        "--confirm-within",
+        &["apply", "-f", "/nonexistent.yaml", "--confirm-within", "{}"],
+        Kind::Number,
+    ),
+    case("save", "DIR", &["save", "{}"], Kind::Text),
+    case(
+        "agent",
+        "--policy",
+        &["agent", "--policy", "{}", "--listen", "127.0.0.1:0"],
+        Kind::Text,
+    ),
+    case(
+        "agent",
+        "--listen",
+        &["agent", "--policy", "/nonexistent.yaml", "--listen", "{}"],
+        Kind::Text,
+    ),
+    case(
+        "agent",
+        "--resync",
+        &["agent", "--policy", "/nonexistent.yaml", "--resync", "{}"],
+        Kind::Number,
+    ),
     case("completions", "SHELL", &["completions", "{}"], Kind::Text),
     case(
         "(global)",
@@ -499,6 +531,9 @@ fn every_value_a_help_lists_is_in_the_table() {
         "guard",
         "confirm",
         "doctor",
+        "apply",
+        "save",
+        "agent",
         "completions",
     ];
     let mut table: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();

@@ -515,3 +515,98 @@ fn an_agent_killed_in_the_middle_of_an_apply_is_finished_by_the_next_start() {
     }
     assert!(kills >= 3, "only {kills} runs were killed midway");
 }
+
+/// A changed object (or a newer xdpctl's built-in firewall) is an upgrade:
+/// apply replaces the load, without a gap, and then has nothing to change.
+#[test]
+fn a_changed_object_is_upgraded_by_apply() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let obj = dir.path().join("drop.o");
+    let bytes = std::fs::read(xdpctl_tests::fixture("xdp_drop")).unwrap();
+    std::fs::write(&obj, &bytes).unwrap();
+    let text = format!(
+        "version: 1\nload:\n  pin: d\n  object: {}\ndevices:\n  - name: {}\n    netns: {}\n    mode: generic\n",
+        obj.display(),
+        pair.dev_b,
+        pair.b.name()
+    );
+    let file = write(dir.path(), "p.yaml", &text);
+    xdpctl(&fs, ["apply", "-f", &file]).ok();
+    let id = |fs: &Bpffs| {
+        xdpctl(
+            fs,
+            ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+        )
+        .ok()
+        .json()["devices"][0]["xdp"][0]["prog_id"]
+            .as_u64()
+    };
+    let before = id(&fs);
+    assert!(before.is_some());
+    assert_eq!(
+        xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json()["changes"],
+        0
+    );
+    // The same programs, other bytes: a new build of the object.
+    let mut rebuilt = bytes.clone();
+    rebuilt.extend_from_slice(b"\0rebuilt");
+    std::fs::write(&obj, &rebuilt).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", &file, "--dry-run"])
+        .ok()
+        .json();
+    assert_eq!(plan["load"], "replace", "{plan}");
+    xdpctl(&fs, ["apply", "-f", &file]).ok();
+    let after = id(&fs);
+    assert!(after.is_some() && after != before, "the new program runs");
+    assert_eq!(
+        xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json()["changes"],
+        0
+    );
+}
+
+/// `apply --confirm-within`: the rule changes and new attachments roll back
+/// unless confirmed.
+#[test]
+fn an_unconfirmed_apply_rolls_back_and_a_confirmed_one_stays() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "fw/maps/blocklist", "192.0.2.1", "1"],
+    )
+    .ok();
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        &policy(&pair, "203.0.113.5", "report"),
+    );
+    let attached = |fs: &Bpffs| {
+        xdpctl(fs, ["-j", "net", "show", "--netns", pair.b.name()])
+            .ok()
+            .json()["devices"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    };
+    let out = xdpctl(&fs, ["apply", "-f", &file, "--confirm-within", "2s"]).ok();
+    assert!(out.stderr.contains("xdpctl confirm"), "{}", out.stderr);
+    assert!(blocked(&fs, "203.0.113.5") && !blocked(&fs, "192.0.2.1") && attached(&fs));
+    wait_for("the apply to roll back", Duration::from_secs(8), || {
+        !blocked(&fs, "203.0.113.5") && blocked(&fs, "192.0.2.1") && !attached(&fs)
+    });
+    // Confirmed: it stays.
+    xdpctl(&fs, ["apply", "-f", &file, "--confirm-within", "2s"]).ok();
+    xdpctl(&fs, ["confirm", "fw"]).ok();
+    thread::sleep(Duration::from_secs(3));
+    assert!(blocked(&fs, "203.0.113.5") && attached(&fs));
+    assert!(
+        fs.snapshot().iter().all(|e| !e.starts_with("f _xdpctl/")),
+        "{:?}",
+        fs.snapshot()
+    );
+}

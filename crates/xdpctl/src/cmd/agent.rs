@@ -67,6 +67,9 @@ enum Why {
 
 /// `xdpctl agent`.
 pub fn agent(ctx: &Ctx, args: &AgentArgs) -> Result<()> {
+    // A policy that cannot be read at start is an error to exit on (a
+    // service manager shows it); later, a bad edit keeps the last good one.
+    read_policy(&args.policy)?;
     stats::handle_signals()?;
     let status = Status::default();
     let server = tiny_http::Server::http(args.listen)

@@ -271,41 +271,10 @@ pub fn execute(
         load::load_dir(ctx, &args)?;
     }
     let mut rollback = Vec::new();
-    let mut keep = Vec::new();
     let mut expect = Vec::new();
-    if !plan.deltas.is_empty() {
-        live::check_rule_maps(&plan.dir, &plan.desired)?;
-        let (mut journal, notes) = ops::begin(&plan.dir)?;
-        ctx.out.notes(notes);
-        if confirm.is_some() {
-            pending::check_none(&journal)?;
-            let path = journal.scratch("rollback")?;
-            store::write_big(&path, store::Kind::Desired, &policy::encode(&plan.undo))?;
-            rollback.push(Step::SyncRules {
-                dir: plan.dir.clone(),
-                desired: path.clone(),
-            });
-            keep.push(path);
-        }
-        let desired = journal.scratch("stage")?;
-        store::write_big(
-            &desired,
-            store::Kind::Desired,
-            &policy::encode(&plan.deltas),
-        )
-        .context("recording the rules to write")?;
-        let entry = journal.begin(Change::Steps {
-            what: format!("apply of the rules of {}", plan.policy),
-            steps: vec![
-                Step::SyncRules {
-                    dir: plan.dir.clone(),
-                    desired: desired.clone(),
-                },
-                Step::RemoveTree { path: desired },
-            ],
-        })?;
-        journal.run_forward(&entry)?;
-        journal.finish(entry)?;
+    if confirm.is_some() {
+        let (journal, _) = ops::begin(&plan.dir)?;
+        pending::check_none(&journal)?;
     }
     for d in &plan.detach {
         let ns = d
@@ -339,8 +308,49 @@ pub fn execute(
             });
         }
     }
+    // The rules last, under one lock with the arming of the rollback: what
+    // the rollback keeps is referred to by its record from the start (a
+    // sweep would take it for a leftover otherwise).
+    if !plan.deltas.is_empty() {
+        live::check_rule_maps(&plan.dir, &plan.desired)?;
+    }
+    let (mut journal, notes) = ops::begin(&plan.dir)?;
+    ctx.out.notes(notes);
+    if !plan.deltas.is_empty() {
+        let desired = journal.scratch("stage")?;
+        store::write_big(
+            &desired,
+            store::Kind::Desired,
+            &policy::encode(&plan.deltas),
+        )
+        .context("recording the rules to write")?;
+        let entry = journal.begin(Change::Steps {
+            what: format!("apply of the rules of {}", plan.policy),
+            steps: vec![
+                Step::SyncRules {
+                    dir: plan.dir.clone(),
+                    desired: desired.clone(),
+                },
+                Step::RemoveTree { path: desired },
+            ],
+        })?;
+        journal.run_forward(&entry)?;
+        journal.finish(entry)?;
+    }
     if let Some(within) = confirm {
-        let (journal, _) = ops::begin(&plan.dir)?;
+        let mut keep = Vec::new();
+        if !plan.undo.is_empty() {
+            let path = journal.scratch("rollback")?;
+            store::write_big(&path, store::Kind::Desired, &policy::encode(&plan.undo))?;
+            rollback.insert(
+                0,
+                Step::SyncRules {
+                    dir: plan.dir.clone(),
+                    desired: path.clone(),
+                },
+            );
+            keep.push(path);
+        }
         let load = LoadDir::open(&plan.dir)?;
         confirm::arm(
             &journal,
@@ -357,6 +367,7 @@ pub fn execute(
             plan.dir.display()
         ));
     }
+    drop(journal);
     plan.applied = true;
     Ok(())
 }
