@@ -345,6 +345,26 @@ impl Drop for Agent {
     }
 }
 
+/// The command lines of a process's children.
+fn children_of(pid: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // pid (comm) state ppid ...
+            let ppid: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+            (ppid == pid).then(|| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                    .unwrap_or_default()
+            })
+        })
+        .collect()
+}
+
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !ok() {
@@ -360,19 +380,26 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let dir = tempfile::tempdir().unwrap();
+    let with_guard = |p: String| format!("{p}guard:\n  threshold: 1000000\n  interval: 500ms\n");
     let file = write(
         dir.path(),
         "policy.yaml",
-        &policy(&pair, "203.0.113.5", "report"),
+        &with_guard(policy(&pair, "203.0.113.5", "report")),
     );
     let agent = Agent::start(&fs, &file, &[]);
     assert!(blocked(&fs, "203.0.113.5"));
+    // It runs guard on this load, keeping its blocks across restarts.
+    wait_for("guard to run", Duration::from_secs(5), || {
+        children_of(agent.child.id())
+            .iter()
+            .any(|cmd| cmd.contains("guard") && cmd.contains("--keep-blocks") && cmd.contains("fw"))
+    });
 
     // An edit is applied within 2 seconds.
     write(
         dir.path(),
         "policy.yaml",
-        &policy(&pair, "203.0.113.5, 203.0.113.7", "report"),
+        &with_guard(policy(&pair, "203.0.113.5, 203.0.113.7", "report")),
     );
     let took = wait_for("the edit to be applied", Duration::from_secs(5), || {
         blocked(&fs, "203.0.113.7")
@@ -392,7 +419,7 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
     write(
         dir.path(),
         "policy.yaml",
-        &policy(&pair, "203.0.113.5, 203.0.113.7", "correct"),
+        &with_guard(policy(&pair, "203.0.113.5, 203.0.113.7", "correct")),
     );
     wait_for("the policy to be back", Duration::from_secs(5), || {
         blocked(&fs, "203.0.113.7")

@@ -13,7 +13,98 @@
 //! decimal integers and decimals are numbers, `true`/`false` booleans,
 //! `null`/`~` null, everything else a string.
 
-use serde_json::{Map, Number, Value};
+use serde::de::{self, IntoDeserializer, Visitor};
+
+/// What the reader reads: scalars borrowed from the text (a million-entry
+/// blocklist is then a million slices, not a million strings).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node<'a> {
+    /// A string.
+    Str(&'a str),
+    /// An integer.
+    Int(i64),
+    /// A decimal.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`, `~`, or nothing.
+    Null,
+    /// A sequence.
+    Seq(Vec<Node<'a>>),
+    /// A mapping, in order.
+    Map(Vec<(&'a str, Node<'a>)>),
+}
+
+impl Node<'_> {
+    /// As JSON (for comparing with the full parser).
+    pub fn to_value(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Str(s) => Value::String((*s).to_owned()),
+            Node::Int(i) => Value::from(*i),
+            Node::Float(f) => Value::from(*f),
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Null => Value::Null,
+            Node::Seq(items) => Value::Array(items.iter().map(Node::to_value).collect()),
+            Node::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &'de Node<'de> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Node::Str(s) => v.visit_borrowed_str(s),
+            Node::Int(i) => v.visit_i64(*i),
+            Node::Float(f) => v.visit_f64(*f),
+            Node::Bool(b) => v.visit_bool(*b),
+            Node::Null => v.visit_unit(),
+            Node::Seq(items) => v.visit_seq(de::value::SeqDeserializer::new(items.iter())),
+            Node::Map(entries) => v.visit_map(de::value::MapDeserializer::new(
+                entries.iter().map(|(k, n)| (*k, n)),
+            )),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Node::Null => v.visit_none(),
+            _ => v.visit_some(self),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self {
+            Node::Str(s) => v.visit_enum((*s).into_deserializer()),
+            _ => Err(de::Error::custom("expected a string")),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct identifier ignored_any
+    }
+}
+
+impl<'de> IntoDeserializer<'de, de::value::Error> for &'de Node<'de> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
 
 /// A line: its indentation and its content without the comment.
 struct Line<'a> {
@@ -22,7 +113,7 @@ struct Line<'a> {
 }
 
 /// Reads `text`, or `None` if it uses anything beyond the subset.
-pub fn parse(text: &str) -> Option<Value> {
+pub fn parse(text: &str) -> Option<Node<'_>> {
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         if raw.contains('\t') {
@@ -68,7 +159,7 @@ fn strip_comment(line: &str) -> Option<&str> {
 }
 
 /// A block (mapping or sequence) whose lines are indented by `indent`.
-fn block(lines: &[Line<'_>], pos: &mut usize, indent: usize) -> Option<Value> {
+fn block<'a>(lines: &[Line<'a>], pos: &mut usize, indent: usize) -> Option<Node<'a>> {
     let first = lines.get(*pos)?;
     if first.indent != indent {
         return None;
@@ -80,7 +171,7 @@ fn block(lines: &[Line<'_>], pos: &mut usize, indent: usize) -> Option<Value> {
     }
 }
 
-fn sequence(lines: &[Line<'_>], pos: &mut usize, indent: usize) -> Option<Value> {
+fn sequence<'a>(lines: &[Line<'a>], pos: &mut usize, indent: usize) -> Option<Node<'a>> {
     let mut items = Vec::new();
     while let Some(line) = lines.get(*pos) {
         if line.indent < indent {
@@ -111,22 +202,22 @@ fn sequence(lines: &[Line<'_>], pos: &mut usize, indent: usize) -> Option<Value>
             *pos += 1;
         }
     }
-    Some(Value::Array(items))
+    Some(Node::Seq(items))
 }
 
-fn mapping(lines: &[Line<'_>], pos: &mut usize, indent: usize) -> Option<Value> {
+fn mapping<'a>(lines: &[Line<'a>], pos: &mut usize, indent: usize) -> Option<Node<'a>> {
     mapping_from(lines, pos, indent, None)
 }
 
 /// A mapping at `indent`; `first` is a first entry already on a sequence
 /// item's line.
-fn mapping_from(
-    lines: &[Line<'_>],
+fn mapping_from<'a>(
+    lines: &[Line<'a>],
     pos: &mut usize,
     indent: usize,
-    mut first: Option<&str>,
-) -> Option<Value> {
-    let mut map = Map::new();
+    mut first: Option<&'a str>,
+) -> Option<Node<'a>> {
+    let mut map: Vec<(&'a str, Node<'a>)> = Vec::new();
     loop {
         let text = match first.take() {
             Some(t) => t,
@@ -154,14 +245,15 @@ fn mapping_from(
                 {
                     sequence(lines, pos, indent)?
                 }
-                _ => Value::Null,
+                _ => Node::Null,
             },
         };
-        if map.insert(key.to_owned(), value).is_some() {
+        if map.iter().any(|(k, _)| *k == key) {
             return None; // a duplicate key: the full parser says so
         }
+        map.push((key, value));
     }
-    Some(Value::Object(map))
+    Some(Node::Map(map))
 }
 
 /// `key: value` or `key:`, with a plain key.
@@ -184,40 +276,40 @@ fn key_value(text: &str) -> Option<(&str, Option<&str>)> {
 }
 
 /// A scalar, or a one-line flow sequence of scalars.
-fn scalar_or_flow(text: &str) -> Option<Value> {
+fn scalar_or_flow(text: &str) -> Option<Node<'_>> {
     if let Some(inner) = text.strip_prefix('[') {
         let inner = inner.strip_suffix(']')?;
         if inner.trim().is_empty() {
-            return Some(Value::Array(Vec::new()));
+            return Some(Node::Seq(Vec::new()));
         }
         return inner
             .split(',')
             .map(|s| scalar(s.trim()))
             .collect::<Option<Vec<_>>>()
-            .map(Value::Array);
+            .map(Node::Seq);
     }
     scalar(text)
 }
 
-fn scalar(text: &str) -> Option<Value> {
+fn scalar(text: &str) -> Option<Node<'_>> {
     if text.is_empty() {
         return None;
     }
     for q in ['"', '\''] {
         if let Some(inner) = text.strip_prefix(q) {
             let inner = inner.strip_suffix(q)?;
-            return (!inner.contains(q)).then(|| Value::String(inner.to_owned()));
+            return (!inner.contains(q)).then_some(Node::Str(inner));
         }
     }
     match text {
-        "true" => return Some(Value::Bool(true)),
-        "false" => return Some(Value::Bool(false)),
-        "null" | "~" => return Some(Value::Null),
+        "true" => return Some(Node::Bool(true)),
+        "false" => return Some(Node::Bool(false)),
+        "null" | "~" => return Some(Node::Null),
         _ => {}
     }
     let digits = text.strip_prefix('-').unwrap_or(text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse::<i64>().ok().map(|n| Value::Number(n.into()));
+        return text.parse::<i64>().ok().map(Node::Int);
     }
     if let Some((a, b)) = digits.split_once('.')
         && !a.is_empty()
@@ -227,8 +319,8 @@ fn scalar(text: &str) -> Option<Value> {
         return text
             .parse::<f64>()
             .ok()
-            .and_then(Number::from_f64)
-            .map(Value::Number);
+            .filter(|f| f.is_finite())
+            .map(Node::Float);
     }
     // A plain string of the characters policies use; anything else (a
     // leading indicator, `: `, `{`, `&`, `*`, `!`, `|`, `>`...) is the full
@@ -248,7 +340,7 @@ fn scalar(text: &str) -> Option<Value> {
     let word = ["true", "false", "null", "yes", "no", "on", "off", "y", "n"]
         .iter()
         .any(|w| text.eq_ignore_ascii_case(w));
-    (plain && starts_well && !number_like && !word).then(|| Value::String(text.to_owned()))
+    (plain && starts_well && !number_like && !word).then_some(Node::Str(text))
 }
 
 #[cfg(test)]
@@ -270,8 +362,8 @@ mod tests {
         ];
         for doc in docs {
             let fast = parse(doc).unwrap_or_else(|| panic!("not read:\n{doc}"));
-            let full: Value = serde_norway::from_str(doc).unwrap();
-            assert_eq!(fast, full, "{doc}");
+            let full: serde_json::Value = serde_norway::from_str(doc).unwrap();
+            assert_eq!(fast.to_value(), full, "{doc}");
         }
     }
 
