@@ -793,6 +793,15 @@ struct Before {
 
 impl Before {
     fn read(map: &OpenMap, entries: &[Entry]) -> Result<Self> {
+        // NB: the common bulk load goes into an empty map: one probe, and
+        // no set of a million keys to build.
+        let mut probe = vec![0u8; map.info().key_size as usize];
+        if !map.handle().next_key(None, &mut probe)? {
+            return Ok(Before {
+                old: HashMap::new(),
+                count: 0,
+            });
+        }
         let keys: HashSet<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
         let mut old = HashMap::new();
         let mut count = 0u64;
@@ -811,22 +820,37 @@ impl Before {
     /// --if-exists.
     fn check(&self, map: &OpenMap, entries: &[Entry], name: &str, flags: u64) -> Result<()> {
         let t = map.info().type_;
-        let new: HashSet<&[u8]> = entries
-            .iter()
-            .map(|(k, _)| k.as_slice())
-            .filter(|k| !self.old.contains_key(*k))
-            .collect();
+        let max = u64::from(map.info().max_entries);
+        // Into an empty map every key is new: the file's length bounds
+        // their count, and the exact count is needed only past the room.
+        let new: HashSet<&[u8]> = if self.old.is_empty() && entries.len() as u64 <= max {
+            entries
+                .first()
+                .map(|(k, _)| k.as_slice())
+                .into_iter()
+                .collect()
+        } else {
+            entries
+                .iter()
+                .map(|(k, _)| k.as_slice())
+                .filter(|k| !self.old.contains_key(*k))
+                .collect()
+        };
+        let adds = if self.old.is_empty() && entries.len() as u64 <= max {
+            entries.len() as u64
+        } else {
+            new.len() as u64
+        };
         let lru = [
             aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_HASH as u32,
             aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH as u32,
         ]
         .contains(&t);
-        if !is_array(t) && !lru && self.count + new.len() as u64 > u64::from(map.info().max_entries)
-        {
+        if !is_array(t) && !lru && self.count + adds > max {
             bail!(
                 "map {} has room for {} more entries, and {name} adds {} new keys; nothing was written",
                 map.label,
-                u64::from(map.info().max_entries).saturating_sub(self.count),
+                max.saturating_sub(self.count),
                 new.len()
             );
         }
