@@ -740,12 +740,38 @@ fn update_from_file(ctx: &Ctx, map: &OpenMap, file: &str, flags: u64) -> Result<
             );
         }
     } else {
-        for (i, line) in lines {
-            let line = line.with_context(|| format!("reading {name}"))?;
-            match parse_line(map, &line) {
-                Ok(Some(e)) => entries.push(e),
-                Ok(None) => {}
-                Err(e) => bail!("{name}:{}: {e}; nothing was written", i + 1),
+        let lines: Vec<(usize, String)> = lines
+            .map(|(i, l)| Ok((i, l.with_context(|| format!("reading {name}"))?)))
+            .collect::<Result<_>>()?;
+        // NB: parsing a million lines is most of a bulk load's own time;
+        // both cores share it, and the first bad line (by number) is said.
+        let half = lines.len().div_ceil(2).max(1);
+        let parsed: Vec<Result<Vec<Entry>, (usize, String)>> = std::thread::scope(|s| {
+            let workers: Vec<_> = lines
+                .chunks(half)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let mut out = Vec::with_capacity(chunk.len());
+                        for (i, line) in chunk {
+                            match parse_line(map, line) {
+                                Ok(Some(e)) => out.push(e),
+                                Ok(None) => {}
+                                Err(e) => return Err((*i, e)),
+                            }
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a parser thread does not panic"))
+                .collect()
+        });
+        for part in parsed {
+            match part {
+                Ok(mut e) => entries.append(&mut e),
+                Err((i, e)) => bail!("{name}:{}: {e}; nothing was written", i + 1),
             }
         }
     }
