@@ -152,6 +152,10 @@ fn directories_that_are_not_load_directories_are_refused() {
             vec!["unload", "fw/maps/blocklist"],
             "inside the load directory",
         ),
+        (
+            vec!["load", "--pin", "_xdpctl/x"],
+            "xdpctl's own state directory",
+        ),
     ];
     for (args, needle) in cases {
         let out = xdpctl(&fs, &args).fails_with(&[needle]);

@@ -45,6 +45,14 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
             target.path.join("xdpfw").display()
         );
     }
+    let state = layout::mount_root(&target.existing)?.join(pinfs::STATE_DIR);
+    if target.path.starts_with(&state) {
+        bail!(
+            "{} is inside xdpctl's own state directory {}; load somewhere else",
+            target.path.display(),
+            state.display()
+        );
+    }
     pinfs::check_free(&target.path)?;
     loaddir::check_new(&target.path)?;
     let reuse = reuse_plan(ctx, &object, &args.maps)?;
