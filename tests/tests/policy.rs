@@ -637,3 +637,46 @@ fn an_unconfirmed_apply_rolls_back_and_a_confirmed_one_stays() {
         fs.snapshot()
     );
 }
+
+/// A misspelt device or namespace is refused before anything changes: the
+/// firewall stays on the device it protects.
+#[test]
+fn a_misspelt_device_changes_nothing() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let good = policy(&pair, "203.0.113.5", "report");
+    let file = write(dir.path(), "p.yaml", &good);
+    xdpctl(&fs, ["apply", "-f", &file]).ok();
+    let before = fs.snapshot();
+    for bad in [
+        good.replace(&format!("name: {}", pair.dev_b), "name: nosuch0"),
+        good.replace(&format!("netns: {}", pair.b.name()), "netns: nosuchns"),
+        good.replace(
+            "  pin: fw\n",
+            "  pin: fw\n  max_entries:\n    blocklist: 2048\n",
+        ),
+        good.replace(
+            "  pin: fw\n",
+            "  pin: fw\n  max_entries:\n    blocklst: 10\n",
+        ),
+    ] {
+        let file = write(dir.path(), "p.yaml", &bad);
+        xdpctl(&fs, ["apply", "-f", &file, "--dry-run"]).fails_with(&[]);
+        let out = xdpctl(&fs, ["apply", "-f", &file]).fails_with(&[]);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert_eq!(fs.snapshot(), before, "{}", out.stderr);
+        let shown = xdpctl(
+            &fs,
+            ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+        )
+        .ok()
+        .json();
+        assert_eq!(
+            shown["devices"][0]["xdp"][0]["prog_name"], "xdp_fw",
+            "{}",
+            out.stderr
+        );
+    }
+}

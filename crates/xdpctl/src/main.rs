@@ -114,13 +114,17 @@ fn main() -> ExitCode {
         Err(e) => {
             use clap::error::ErrorKind;
             if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                // The message: clap's text up to its usage lines, as one line.
                 let text = e.to_string();
-                let first = text
+                let message = text
                     .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ");
-                render::json_error(format, first, Some("see --help"), 2);
+                    .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let message = message.trim_start_matches("error: ");
+                render::json_error(format, message, Some("see --help"), 2);
             }
             e.exit();
         }

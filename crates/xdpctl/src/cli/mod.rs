@@ -227,7 +227,8 @@ pub struct ConfirmArgs {
 
 /// Make the live state what a policy file says, changing only what differs.
 ///
-/// The policy (YAML; see the README for the schema) names the load
+/// The policy (YAML; the README and contrib/policy.example.yaml give the
+/// schema, every field explained) names the load
 /// directory and its object, the devices to attach it to, the firewall's
 /// rules and guard's settings. apply reads the live state, prints the plan
 /// (what it loads, attaches, detaches, and the entries it adds to and
@@ -236,7 +237,9 @@ pub struct ConfirmArgs {
 /// second apply of the same file changes nothing and says so. With
 /// --dry-run it prints the plan only. With --confirm-within, a plan of rule
 /// changes and new attachments is rolled back unless confirmed
-/// (`xdpctl confirm DIR`).
+/// (`xdpctl confirm DIR`); a plan that also loads, upgrades or detaches is
+/// refused with it (apply that part first). Every device to attach must
+/// exist before anything changes.
 ///
 /// Example: xdpctl apply -f /etc/xdpctl/policy.yaml
 #[derive(Debug, Args)]

@@ -178,13 +178,19 @@ fn run(ctx: &Ctx, args: &AgentArgs, inotify: &Inotify, status: &Status) -> Resul
 /// correct it if the policy says so.
 fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
     let result = (|| -> Result<()> {
-        let policy = match read_policy(&args.policy) {
-            Ok(p) => p,
-            Err(e) => {
-                status.policy_errors.fetch_add(1, Ordering::Relaxed);
-                // Keep the last good policy in force.
-                return Err(e.context("the policy was not applied; the last good one stays"));
-            }
+        // A resync checks the policy in force; only a change of the file
+        // reads it again (a bad file is counted once, and the last good
+        // policy stays in force, drift checks included).
+        let last = status.policy.lock().expect("not poisoned").clone();
+        let policy = match (why, last) {
+            (Why::Resync, Some(p)) => p,
+            _ => match read_policy(&args.policy) {
+                Ok(p) => p,
+                Err(e) => {
+                    status.policy_errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(e.context("the policy was not applied; the last good one stays"));
+                }
+            },
         };
         let file = args.policy.display().to_string();
         let mut plan = apply::plan(ctx, &policy, &file)?;
@@ -193,7 +199,7 @@ fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
             if why == Why::Resync {
                 status.drift.fetch_add(1, Ordering::Relaxed);
                 ctx.out.note(format_args!(
-                    "agent: drift: {} change(s) from {file} were made by hand ({}){}",
+                    "agent: drift: the live state differs from {file} in {} place(s), changed by hand (to put back: {}){}",
                     plan.changes,
                     describe(&plan),
                     if correct {

@@ -214,6 +214,54 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
             deltas.push((name.clone(), d));
         }
     }
+    // Everything the plan would attach to must exist before anything is
+    // changed: a misspelt device must not cost the firewall on another.
+    for d in &attach {
+        let spec = d
+            .netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
+        let _in = crate::kernel::netns::enter(spec.as_deref())
+            .with_context(|| format!("devices: {}", d.name))?;
+        let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
+        if rtnl.device(&d.name)?.is_none() {
+            bail!(
+                "devices: no device named {}{}; nothing was changed (fix the policy)",
+                d.name,
+                d.netns
+                    .as_deref()
+                    .map_or_else(String::new, |n| format!(" in network namespace {n}"))
+            );
+        }
+    }
+    // Sizes: a map of the object, at least one entry, and not a resize of
+    // a map that holds entries (which would empty it).
+    if policy.is_builtin() {
+        for name in policy.load.max_entries.keys() {
+            if !xdp_progs::xdpfw::maps::ALL.contains(&name.as_str()) {
+                bail!(
+                    "load.max_entries: the built-in firewall has no map {name}; its maps are: {}",
+                    xdp_progs::xdpfw::maps::ALL.join(", ")
+                );
+            }
+        }
+    }
+    if let Some(l) = &load {
+        for (name, n) in &policy.load.max_entries {
+            if let Some(m) = l.manifest.maps.iter().find(|m| &m.name == name)
+                && m.max_entries != *n
+            {
+                bail!(
+                    "load.max_entries.{name} is {n}, but the map in {} has room for {}: a \
+                     resize empties the map, so apply does not do it (unload and apply again, \
+                     or `xdpctl load --pin {} --replace --reset-maps --max-entries {name}={n}`)",
+                    l.path.display(),
+                    m.max_entries,
+                    l.path.display()
+                );
+            }
+        }
+    }
     let changes = usize::from(load_action != "keep")
         + attach.len()
         + detach.len()
@@ -233,14 +281,8 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     })
 }
 
-/// Carries a plan out. With `confirm`, arms a rollback of the rule
-/// changes and the new attachments (the plan may then do nothing else).
-pub fn execute(
-    ctx: &Ctx,
-    policy: &Policy,
-    plan: &mut Plan,
-    confirm: Option<std::time::Duration>,
-) -> Result<()> {
+/// Under --confirm-within, the plan may only change rules and attach.
+fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> Result<()> {
     if confirm.is_some() && (plan.load != "keep" || !plan.detach.is_empty()) {
         bail!(
             "with --confirm-within, apply rolls back rule changes and new attachments only, and \
@@ -252,6 +294,18 @@ pub fn execute(
             }
         );
     }
+    Ok(())
+}
+
+/// Carries a plan out. With `confirm`, arms a rollback of the rule
+/// changes and the new attachments (the plan may then do nothing else).
+pub fn execute(
+    ctx: &Ctx,
+    policy: &Policy,
+    plan: &mut Plan,
+    confirm: Option<std::time::Duration>,
+) -> Result<()> {
+    check_confirmable(plan, confirm)?;
     if plan.load != "keep" {
         let args = LoadArgs {
             object: (!policy.is_builtin()).then(|| PathBuf::from(&policy.load.object)),
@@ -380,6 +434,7 @@ pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
     if plan.changes == 0 {
         // The plan says so.
     } else if args.dry_run {
+        check_confirmable(&plan, args.confirm_within)?;
         ctx.out.note("dry run: nothing was changed");
     } else {
         execute(ctx, &policy, &mut plan, args.confirm_within)?;

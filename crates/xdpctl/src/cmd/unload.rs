@@ -108,6 +108,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
     let prog_ids: Vec<u32> = load.manifest.programs.iter().map(|p| p.id).collect();
     let mut detached = Vec::new();
     let mut links = Vec::new();
+    let spaces = crate::ops::live::namespaces()?;
     let links_dir = load.links_dir();
     for pin in pins
         .iter()
@@ -121,13 +122,28 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         // NB: the link may be in another namespace, where the ifindex
         // means another device; its pin's name is the device as attach
         // named it.
+        // The pin is `<device>@<netns inode>`: named back as outputs name
+        // devices and namespaces.
+        let pin_name = pin
+            .path
+            .file_name()
+            .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned());
+        let (device, netns) = match pin_name.rsplit_once('@') {
+            Some((dev, ino)) => (
+                dev.to_owned(),
+                ino.parse::<u64>().ok().and_then(|ino| {
+                    spaces
+                        .iter()
+                        .find(|(i, _)| *i == ino)
+                        .and_then(|(_, n)| n.clone())
+                }),
+            ),
+            None => (pin_name.clone(), None),
+        };
         detached.push(Attachment {
-            device: pin
-                .path
-                .file_name()
-                .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
+            device,
             ifindex: sys::xdp_link_ifindex(&info).unwrap_or(0),
-            netns: None,
+            netns,
             xdp: XdpAttachment {
                 mode: "-".into(),
                 prog_id: info.prog_id,
@@ -176,10 +192,13 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
     journal.finish(entry)?;
     for d in &detached {
         ctx.out.note(format_args!(
-            "detached program {} ({}) from {} ({})",
+            "detached program {} ({}) from {}{} ({})",
             d.xdp.prog_id,
             d.xdp.prog_name,
             d.device,
+            d.netns
+                .as_deref()
+                .map_or_else(String::new, |n| format!(" in netns {n}")),
             d.xdp.link_id.map_or_else(
                 || format!("netlink, {} mode", d.xdp.mode),
                 |l| format!("link {l}")

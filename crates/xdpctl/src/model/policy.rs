@@ -396,9 +396,32 @@ impl Policy {
                 return bad(&format!("rules.{name}[{i}]"), "port 0 is not a port".into());
             }
         }
+        for (name, n) in &self.load.max_entries {
+            if *n == 0 || *n > 1 << 28 {
+                return bad(
+                    &format!("load.max_entries.{name}"),
+                    format!("{n} entries: give 1 to 268435456"),
+                );
+            }
+        }
         if let Some(g) = &self.guard {
+            for (i, c) in g.allow.iter().enumerate() {
+                if c.canonical() != *c {
+                    let canon = c.canonical();
+                    return bad(
+                        &format!("guard.allow[{i}]"),
+                        format!(
+                            "{}/{} has host bits set; write {}/{}",
+                            c.addr, c.len, canon.addr, canon.len
+                        ),
+                    );
+                }
+            }
             if !g.threshold.is_finite() || g.threshold <= 0.0 || g.threshold > 1e12 {
-                return bad("guard.threshold", "a rate above 0 and at most 1e12".into());
+                return bad(
+                    "guard.threshold",
+                    format!("{} is not a rate above 0 and at most 1e12 pps", g.threshold),
+                );
             }
             for (field, v) in [
                 ("guard.interval", &g.interval),

@@ -105,7 +105,7 @@ fn mode_name<S: serde::Serializer>(m: &Option<XdpMode>, s: S) -> Result<S::Ok, S
 
 /// The namespaces xdpctl knows (its own and those under /run/netns), by
 /// inode, with how outputs name them.
-fn namespaces() -> Result<Vec<(u64, Option<String>)>> {
+pub fn namespaces() -> Result<Vec<(u64, Option<String>)>> {
     let mut out = Vec::new();
     for ns in netns::all()? {
         let ino = match &ns {
