@@ -239,7 +239,8 @@ pub struct ConfirmArgs {
 /// changes and new attachments is rolled back unless confirmed
 /// (`xdpctl confirm DIR`); a plan that also loads, upgrades or detaches is
 /// refused with it (apply that part first). Every device to attach must
-/// exist before anything changes.
+/// exist before anything changes; --dry-run only warns about a missing
+/// one, so a policy can be checked away from its host.
 ///
 /// Example: xdpctl apply -f /etc/xdpctl/policy.yaml
 #[derive(Debug, Args)]

@@ -214,26 +214,6 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
             deltas.push((name.clone(), d));
         }
     }
-    // Everything the plan would attach to must exist before anything is
-    // changed: a misspelt device must not cost the firewall on another.
-    for d in &attach {
-        let spec = d
-            .netns
-            .as_deref()
-            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
-        let _in = crate::kernel::netns::enter(spec.as_deref())
-            .with_context(|| format!("devices: {}", d.name))?;
-        let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
-        if rtnl.device(&d.name)?.is_none() {
-            bail!(
-                "devices: no device named {}{}; nothing was changed (fix the policy)",
-                d.name,
-                d.netns
-                    .as_deref()
-                    .map_or_else(String::new, |n| format!(" in network namespace {n}"))
-            );
-        }
-    }
     // Sizes: a map of the object, at least one entry, and not a resize of
     // a map that holds entries (which would empty it).
     if policy.is_builtin() {
@@ -281,6 +261,30 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     })
 }
 
+/// Everything the plan would attach to must exist before anything is
+/// changed: a misspelt device must not cost the firewall on another.
+fn check_devices(plan: &Plan) -> Result<()> {
+    for d in &plan.attach {
+        let spec = d
+            .netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
+        let _in = crate::kernel::netns::enter(spec.as_deref())
+            .with_context(|| format!("devices: {}", d.name))?;
+        let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
+        if rtnl.device(&d.name)?.is_none() {
+            bail!(
+                "devices: no device named {}{}; nothing was changed (fix the policy)",
+                d.name,
+                d.netns
+                    .as_deref()
+                    .map_or_else(String::new, |n| format!(" in network namespace {n}"))
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Under --confirm-within, the plan may only change rules and attach.
 fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> Result<()> {
     if confirm.is_some() && (plan.load != "keep" || !plan.detach.is_empty()) {
@@ -306,6 +310,7 @@ pub fn execute(
     confirm: Option<std::time::Duration>,
 ) -> Result<()> {
     check_confirmable(plan, confirm)?;
+    check_devices(plan)?;
     if plan.load != "keep" {
         let args = LoadArgs {
             object: (!policy.is_builtin()).then(|| PathBuf::from(&policy.load.object)),
@@ -435,6 +440,14 @@ pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
         // The plan says so.
     } else if args.dry_run {
         check_confirmable(&plan, args.confirm_within)?;
+        // A plan may be checked away from the host it is for: say what
+        // would stop it here, without failing.
+        if let Err(e) = check_devices(&plan) {
+            ctx.out.note(format_args!(
+                "warning: on this host, apply would stop at: {}",
+                crate::render::chain_text(&e)
+            ));
+        }
         ctx.out.note("dry run: nothing was changed");
     } else {
         execute(ctx, &policy, &mut plan, args.confirm_within)?;
