@@ -235,6 +235,24 @@ where
     run(cmd)
 }
 
+/// `xdpctl attach PIN DEV --netns NS --mode generic` on the pair's B
+/// side, which must succeed.
+pub fn attach_generic(bpffs: &Bpffs, pin: &str, pair: &VethPair) -> Run {
+    xdpctl(
+        bpffs,
+        [
+            "attach",
+            pin,
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+            "--mode",
+            "generic",
+        ],
+    )
+    .ok()
+}
+
 /// A `Command` for xdpctl with `XDPCTL_BPFFS` set to the private mount.
 pub fn command(bpffs: &Bpffs) -> Command {
     let mut cmd = Command::new(xdpctl_bin());

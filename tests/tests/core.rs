@@ -5,7 +5,7 @@
 use std::{fs, path::Path, process::Command, thread, time::Duration};
 
 use serde_json::json;
-use xdpctl_tests::{Bpffs, VethPair, fixture, require_privileges, sh, xdpctl};
+use xdpctl_tests::{Bpffs, VethPair, attach_generic, fixture, require_privileges, sh, xdpctl};
 
 /// Creates a map pinned at `path` with bpftool.
 fn bpftool_map(path: &Path, kind: &str, key: u32, value: u32, entries: u32, name: &str) {
@@ -310,19 +310,7 @@ fn a_replace_killed_by_strace_at_each_rename_keeps_the_firewall_armed() {
             ["map", "update", "fw/maps/blocklist", "203.0.113.5", "1"],
         )
         .ok();
-        xdpctl(
-            &fs,
-            [
-                "attach",
-                "fw",
-                &pair.dev_b,
-                "--netns",
-                ns,
-                "--mode",
-                "generic",
-            ],
-        )
-        .ok();
+        attach_generic(&fs, "fw", &pair);
         let out = Command::new("strace")
             .args([
                 "-f",

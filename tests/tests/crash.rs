@@ -20,7 +20,7 @@ use std::{
 };
 
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, VethPair, command, require_privileges, run, xdpctl};
+use xdpctl_tests::{Bpffs, VethPair, attach_generic, command, require_privileges, run, xdpctl};
 
 const BLOCKED: &str = "203.0.113.5";
 
@@ -131,19 +131,7 @@ fn setup(fs: &Bpffs, pair: &VethPair, attach: bool) {
     xdpctl(fs, ["load", "--pin", "fw"]).ok();
     xdpctl(fs, ["map", "update", "fw/maps/blocklist", BLOCKED, "1"]).ok();
     if attach {
-        xdpctl(
-            fs,
-            [
-                "attach",
-                "fw",
-                &pair.dev_b,
-                "--netns",
-                pair.b.name(),
-                "--mode",
-                "generic",
-            ],
-        )
-        .ok();
+        attach_generic(fs, "fw", pair);
     }
 }
 
@@ -225,19 +213,7 @@ fn substitute(args: &[&str], pair: &VethPair) -> Vec<String> {
 /// Detach and attach again work (no stale pin in the way).
 fn reattach(fs: &Bpffs, pair: &VethPair) {
     xdpctl(fs, ["detach", &pair.dev_b, "--netns", pair.b.name()]).ok();
-    xdpctl(
-        fs,
-        [
-            "attach",
-            "fw",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--mode",
-            "generic",
-        ],
-    )
-    .ok();
+    attach_generic(fs, "fw", pair);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::{
 };
 
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, VethPair, fixture, flood, xdpctl, xdpctl_bin};
+use xdpctl_tests::{Bpffs, VethPair, attach_generic, fixture, flood, xdpctl, xdpctl_bin};
 
 struct Sizes {
     flood: u32,
@@ -304,19 +304,7 @@ fn data_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
     xdpctl(&fs, ["detach", &pair.dev_b, "--netns", ns]).ok();
 
     // 4. Generic mode.
-    xdpctl(
-        &fs,
-        [
-            "attach",
-            "fw",
-            &pair.dev_b,
-            "--netns",
-            ns,
-            "--mode",
-            "generic",
-        ],
-    )
-    .ok();
+    attach_generic(&fs, "fw", &pair);
     let fw_generic = flood_rate(&generator, &pair, &frame, sizes, || {
         stat_packets(&fs, "fw", 1)
     });
@@ -609,19 +597,7 @@ fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
 
     // net show, in a namespace with an attachment, through nsenter for both.
     let pair = VethPair::new();
-    xdpctl(
-        &fs,
-        [
-            "attach",
-            "a0/typed",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--mode",
-            "generic",
-        ],
-    )
-    .ok();
+    attach_generic(&fs, "a0/typed", &pair);
     let ns_arg = format!("--net={}", pair.b.path().display());
     let o = time_cmd(
         sizes.cli_runs,

@@ -459,17 +459,23 @@ fn a_load_killed_anywhere_leaves_nothing_or_the_load() {
     assert_eq!((points, befores, afters), (5, 4, 1));
 }
 
-#[test]
-fn an_attach_killed_after_the_pin_of_a_dead_link_is_undone() {
+/// A kernel with link 10 (of program 100) pinned at /b/fw/links/eth1@9.
+fn pinned_link(attached: bool) -> Fake {
     let mut k = Fake::default();
     k.put("/b/fw/links/eth1@9", Node::Link(10));
     k.links.insert(
         10,
         LinkState {
             prog: 100,
-            attached: false,
+            attached,
         },
     );
+    k
+}
+
+#[test]
+fn an_attach_killed_after_the_pin_of_a_dead_link_is_undone() {
+    let mut k = pinned_link(false);
     let change = Change::Attach {
         pin: "/b/fw/links/eth1@9".into(),
         links_dir: "/b/fw/links".into(),
@@ -480,15 +486,7 @@ fn an_attach_killed_after_the_pin_of_a_dead_link_is_undone() {
     }
     assert!(!k.fs.contains_key(Path::new("/b/fw/links")));
     // A live one stays.
-    let mut k = Fake::default();
-    k.put("/b/fw/links/eth1@9", Node::Link(10));
-    k.links.insert(
-        10,
-        LinkState {
-            prog: 100,
-            attached: true,
-        },
-    );
+    let mut k = pinned_link(true);
     let before = k.clone();
     for step in change.recovery().1 {
         run(&mut k, &step).unwrap();
@@ -536,15 +534,7 @@ fn forged_records_are_refused() {
 
 #[test]
 fn an_attach_under_confirm_killed_before_its_watcher_is_undone() {
-    let mut k = Fake::default();
-    k.put("/b/fw/links/eth1@9", Node::Link(10));
-    k.links.insert(
-        10,
-        LinkState {
-            prog: 100,
-            attached: true,
-        },
-    );
+    let mut k = pinned_link(true);
     let change = Change::Attach {
         pin: "/b/fw/links/eth1@9".into(),
         links_dir: "/b/fw/links".into(),
