@@ -12,7 +12,10 @@ use aya::{
     },
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use xdp_progs::xdpfw::{self, Config, Counter, Outcome};
+use xdp_progs::{
+    cidr4_index::Index,
+    xdpfw::{self, Config, Counter, Ctl, Outcome},
+};
 use xdpctl_tests::{
     model::{self, Judgement, Pool, Rng, Rules, Source},
     require_privileges,
@@ -23,6 +26,8 @@ const XDP_PASS: u32 = 2;
 
 struct Fw {
     ebpf: Ebpf,
+    /// The CIDR index last written (all zero after load).
+    index: Index,
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut aya::maps::Map {
@@ -53,7 +58,10 @@ impl Fw {
             .try_into()
             .unwrap();
         prog.load().expect("the verifier accepts xdp_fw");
-        Fw { ebpf }
+        Fw {
+            ebpf,
+            index: Index::build(&[]),
+        }
     }
 
     fn run(&self, data: &[u8]) -> u32 {
@@ -109,6 +117,43 @@ impl Fw {
             out.insert(Source::V6(k), v.iter().sum());
         }
         out
+    }
+
+    /// Writes the CIDR index of `rules` (only what changed since the last
+    /// one) and turns it on, as xdpctl does; or turns it off.
+    fn set_index(&mut self, rules: &Rules, on: bool) {
+        let mut ctl: Array<_, u64> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
+        ctl.set(Ctl::Cidr4Mode as u32, xdpfw::CIDR4_TRIE, 0)
+            .unwrap();
+        if !on {
+            return;
+        }
+        let list: Vec<(u32, u8, u8)> = rules
+            .cidr4
+            .iter()
+            .map(|((p, l), v)| (u32::from_be_bytes(*p), *l, *v))
+            .collect();
+        let new = Index::build(&list);
+        let mut l1: Array<_, u32> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::CIDR4_L1)).unwrap();
+        for (i, (a, b)) in self.index.l1.iter().zip(&new.l1).enumerate() {
+            if a != b {
+                l1.set(i as u32, *b, 0).unwrap();
+            }
+        }
+        let mut chunks: Array<_, u32> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::CIDR4_CHUNKS)).unwrap();
+        for (i, b) in new.chunks.iter().enumerate() {
+            if self.index.chunks.get(i) != Some(b) {
+                chunks.set(i as u32, *b, 0).unwrap();
+            }
+        }
+        let mut ctl: Array<_, u64> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
+        ctl.set(Ctl::Cidr4Mode as u32, xdpfw::CIDR4_INDEX, 0)
+            .unwrap();
+        self.index = new;
     }
 
     /// Makes the maps hold exactly `rules`, and empties the counters of
@@ -204,6 +249,8 @@ fn differential_against_the_reference_model() {
     for set in 0..RULE_SETS {
         let rules = model::random_rules(&mut rng, &pool);
         fw.set(&rules);
+        // Every other rule set through the CIDR index, as xdpctl sets it.
+        fw.set_index(&rules, set % 2 == 1);
         let frames: Vec<Vec<u8>> = (0..FRAMES)
             .map(|_| {
                 let f = model::random_frame(&mut rng, &pool);
@@ -276,6 +323,17 @@ fn differential_against_the_reference_model() {
             fw.counted(),
             model::counts(&judged),
             "seed {seed:#x}, rule set {set}: per-source counts"
+        );
+        // The datapath's cross-check would hide a wrong index by turning
+        // it off: it must still be on, and have found nothing.
+        let ctl: Array<_, u64> = Array::try_from(fw.ebpf.map(xdpfw::maps::CTL).unwrap()).unwrap();
+        assert_eq!(
+            (
+                ctl.get(&(Ctl::Cidr4Mode as u32), 0).unwrap(),
+                ctl.get(&(Ctl::Cidr4Drift as u32), 0).unwrap()
+            ),
+            (u64::from(set % 2 == 1), 0),
+            "seed {seed:#x}, rule set {set}: CIDR index mode and drift"
         );
     }
     // The generator must reach every outcome, or the proof proves less.

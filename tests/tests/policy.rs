@@ -109,6 +109,11 @@ fn apply_makes_exactly_the_policy_and_a_second_apply_changes_nothing() {
     assert_eq!(dump("udp_ports").len(), 2);
     assert_eq!(dump("tcp_ports"), ["23"]);
     assert_eq!(dump("cidr4"), ["\"198.51.100.0/24\""]);
+    // apply's rule writes rebuild the CIDR index and turn it on.
+    let mode = xdpctl(&fs, ["-j", "map", "lookup", "fw/maps/ctl", "0"])
+        .ok()
+        .json();
+    assert_eq!(mode["value"], 1, "the CIDR index is in use after apply");
     let config = xdpctl(&fs, ["-j", "map", "lookup", "fw/maps/config", "0"])
         .ok()
         .json();

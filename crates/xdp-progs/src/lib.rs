@@ -42,11 +42,37 @@ pub mod xdpfw {
         pub const CONFIG: &str = "config";
         /// PERCPU_ARRAY indexed by [`Outcome`](super::Outcome), value [`Counter`](super::Counter).
         pub const STATS: &str = "stats";
+        /// ARRAY `__u32` → `__u32`: the CIDR index's first level (see [`cidr4_index`](super::cidr4_index)).
+        pub const CIDR4_L1: &str = "cidr4_l1";
+        /// ARRAY `__u32` → `__u32`: the CIDR index's chunks of 256 entries.
+        pub const CIDR4_CHUNKS: &str = "cidr4_chunks";
+        /// ARRAY `__u32` → `__u64`: control words, indexed by [`Ctl`](super::Ctl).
+        pub const CTL: &str = "ctl";
+        /// PERCPU_ARRAY, one entry: the per-source sketch's epoch and totals.
+        pub const SKETCH_HDR: &str = "sketch_hdr";
+        /// PERCPU_ARRAY: the per-source count-min sketch.
+        pub const SKETCH: &str = "sketch";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
-            BLOCKLIST, BLOCKLIST6, CIDR4, CIDR6, PPS, PPS6, UDP_PORTS, TCP_PORTS, ICMP_DROPS,
-            CONFIG, STATS,
+            BLOCKLIST,
+            BLOCKLIST6,
+            CIDR4,
+            CIDR6,
+            PPS,
+            PPS6,
+            UDP_PORTS,
+            TCP_PORTS,
+            ICMP_DROPS,
+            CONFIG,
+            STATS,
+            CIDR4_L1,
+            CIDR4_CHUNKS,
+            CTL,
+            SKETCH_HDR,
+            SKETCH,
         ];
+        /// Maps the firewall derives or keeps for itself: no rules in them.
+        pub const INTERNAL: &[&str] = &[CIDR4_L1, CIDR4_CHUNKS, CTL, SKETCH_HDR, SKETCH];
     }
 
     /// What the firewall did with a packet: the index into the `stats` map.
@@ -149,6 +175,164 @@ pub mod xdpfw {
 
     // SAFETY: plain old data of two u8.
     unsafe impl aya::Pod for Config {}
+
+    /// Words of the `ctl` map, as `enum xdpfw_ctl` in C.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u32)]
+    pub enum Ctl {
+        /// [`CIDR4_TRIE`] or [`CIDR4_INDEX`]: what the datapath looks up.
+        Cidr4Mode = 0,
+        /// Differences between the index and `cidr4` the datapath found.
+        Cidr4Drift = 1,
+        /// 0, or the most packets per epoch a new source needs to be
+        /// counted in `pps` under a flood (guard sets it from its threshold).
+        AdmitCap = 2,
+    }
+
+    /// `ctl[Cidr4Mode]`: the datapath looks up `cidr4` itself.
+    pub const CIDR4_TRIE: u64 = 0;
+    /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`.
+    pub const CIDR4_INDEX: u64 = 1;
+    /// Nanoseconds in the sketch's epoch (`1 << XDPFW_EPOCH_SHIFT`).
+    pub const EPOCH_NS: u64 = 1 << 30;
+}
+
+/// The firewall's CIDR index: `cidr4`'s longest-prefix matches expanded into
+/// a three-level table (the address's top 16 bits, then 8, then 8), which
+/// the datapath reads in at most three array lookups whatever the number of
+/// prefixes. Its layout is `xdpfw.h`'s; xdpctl builds it here and writes it.
+pub mod cidr4_index {
+    use std::collections::BTreeMap;
+
+    /// Entries in the first level (`cidr4_l1`).
+    pub const L1: usize = 65_536;
+    /// Entries per chunk of `cidr4_chunks`.
+    pub const CHUNK: usize = 256;
+    /// Chunks in `cidr4_chunks` as compiled (`load --max-entries` may change it).
+    pub const CHUNKS: usize = 4096;
+    /// An entry covered by a prefix: `MATCH | value`.
+    pub const MATCH: u32 = 0x8000_0000;
+    /// An entry that continues in chunk `n`: `POINTER | n`.
+    pub const POINTER: u32 = 0x4000_0000;
+    /// The bits of a chunk number.
+    pub const POINTER_MASK: u32 = 0x00ff_ffff;
+
+    /// The index for a rule set.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Index {
+        /// `cidr4_l1`, all of it.
+        pub l1: Vec<u32>,
+        /// `cidr4_chunks`, the chunks in use, one after the other.
+        pub chunks: Vec<u32>,
+    }
+
+    /// A prefix: address (host order), length in bits, value.
+    pub type Rule = (u32, u8, u8);
+
+    impl Index {
+        /// Builds the index of `rules` (a prefix given twice: the last wins;
+        /// lengths over 32 count as 32, addresses are masked to their length).
+        pub fn build(rules: &[Rule]) -> Index {
+            let mut sorted: Vec<(u8, u32, u8)> = rules
+                .iter()
+                .map(|&(addr, len, value)| {
+                    let len = len.min(32);
+                    (len, addr & mask(len), value)
+                })
+                .collect();
+            // Shorter prefixes first: a longer one overwrites what it covers.
+            // Stable, so of duplicates the last given wins.
+            sorted.sort_by_key(|&(len, addr, _)| (len, addr));
+            let mut dedup: BTreeMap<(u8, u32), u8> = BTreeMap::new();
+            for (len, addr, value) in sorted {
+                dedup.insert((len, addr), value);
+            }
+            let mut index = Index {
+                l1: vec![0; L1],
+                chunks: Vec::new(),
+            };
+            for ((len, addr), value) in dedup {
+                index.paint(addr, len, MATCH | u32::from(value));
+            }
+            index
+        }
+
+        /// Chunks in use.
+        pub fn chunk_count(&self) -> usize {
+            self.chunks.len() / CHUNK
+        }
+
+        fn new_chunk(&mut self, fill: u32) -> u32 {
+            let n = self.chunk_count() as u32;
+            self.chunks.extend(std::iter::repeat_n(fill, CHUNK));
+            POINTER | n
+        }
+
+        /// The chunk under the entry at `slot` (in `l1` if `level` is 1,
+        /// else in `chunks`), made from the entry's value if needed.
+        fn descend(&mut self, level: u8, slot: usize) -> usize {
+            let entry = if level == 1 {
+                self.l1[slot]
+            } else {
+                self.chunks[slot]
+            };
+            let pointer = if entry & POINTER != 0 {
+                entry
+            } else {
+                let p = self.new_chunk(entry);
+                if level == 1 {
+                    self.l1[slot] = p;
+                } else {
+                    self.chunks[slot] = p;
+                }
+                p
+            };
+            (pointer & POINTER_MASK) as usize * CHUNK
+        }
+
+        fn paint(&mut self, addr: u32, len: u8, entry: u32) {
+            if len <= 16 {
+                let first = (addr >> 16) as usize;
+                let count = 1usize << (16 - len);
+                // Shortest first: nothing here points to a chunk yet.
+                self.l1[first..first + count].fill(entry);
+                return;
+            }
+            let base = self.descend(1, (addr >> 16) as usize);
+            if len <= 24 {
+                let first = ((addr >> 8) & 0xff) as usize;
+                let count = 1usize << (24 - len);
+                self.chunks[base + first..base + first + count].fill(entry);
+                return;
+            }
+            let base = self.descend(2, base + ((addr >> 8) & 0xff) as usize);
+            let first = (addr & 0xff) as usize;
+            let count = 1usize << (32 - len);
+            self.chunks[base + first..base + first + count].fill(entry);
+        }
+
+        /// The value of the longest prefix covering `addr` (host order).
+        pub fn lookup(&self, addr: u32) -> Option<u8> {
+            let mut e = self.l1[(addr >> 16) as usize];
+            for shift in [8, 0] {
+                if e & POINTER == 0 {
+                    break;
+                }
+                let base = (e & POINTER_MASK) as usize * CHUNK;
+                e = self.chunks[base + ((addr >> shift) & 0xff) as usize];
+            }
+            (e & MATCH != 0).then_some(e as u8)
+        }
+    }
+
+    /// The netmask of a prefix length, host order.
+    pub fn mask(len: u8) -> u32 {
+        if len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(len.min(32)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +354,58 @@ mod tests {
         assert_eq!(maps, expected, "maps in the object vs in xdpfw::maps::ALL");
         let progs: Vec<&str> = obj.programs.keys().map(String::as_str).collect();
         assert_eq!(progs, vec![xdpfw::PROGRAM]);
+    }
+
+    /// The index agrees with a naive longest-prefix match on random rules,
+    /// duplicates and nested prefixes included.
+    #[test]
+    fn cidr4_index_is_longest_prefix_match() {
+        use super::cidr4_index::{Index, Rule, mask};
+        let mut state = 0x1234_5678_9abc_def0_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20 {
+            let n = [0, 1, 10, 300, 3000][round % 5];
+            let rules: Vec<Rule> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    // Few /8s, so that prefixes nest.
+                    let addr = ((r as u32) & 0x03ff_ffff) | 0x0a00_0000;
+                    (addr, (r >> 32) as u8 % 33, (r >> 40) as u8 % 3)
+                })
+                .collect();
+            let index = Index::build(&rules);
+            let naive = |a: u32| {
+                let mut best: Option<(u8, u8)> = None;
+                for &(p, l, v) in &rules {
+                    if a & mask(l) == p & mask(l) && best.is_none_or(|(bl, _)| l >= bl) {
+                        best = Some((l, v));
+                    }
+                }
+                best.map(|(_, v)| v)
+            };
+            for _ in 0..5000 {
+                let r = next() as u32;
+                let a = if r & 1 == 0 {
+                    (r & 0x03ff_ffff) | 0x0a00_0000
+                } else {
+                    r
+                };
+                assert_eq!(index.lookup(a), naive(a), "round {round}, {a:#x}");
+            }
+            for &(p, _, _) in &rules {
+                assert_eq!(index.lookup(p), naive(p));
+            }
+        }
+        let empty = Index::build(&[]);
+        assert_eq!(empty.chunk_count(), 0);
+        assert_eq!(empty.lookup(0x0a00_0001), None);
+        let one = Index::build(&[(0, 0, 1)]);
+        assert_eq!((one.lookup(0), one.lookup(u32::MAX)), (Some(1), Some(1)));
     }
 
     /// The Rust mirrors of the C structs have the sizes the object declares.

@@ -6,18 +6,19 @@
  * (options skipped) or IPv6 (hop-by-hop, routing, destination options and
  * fragment headers walked, at most XDPFW_MAX_EXTHDR of them).
  *
- * Per packet, in this order:
+ * Per packet, in this order, every drop rule before any per-source state
+ * (so a flood that a rule drops costs a few lookups and no writes):
  *   1. a source in `blocklist` / `blocklist6` is dropped, then a source in
- *      `cidr4` / `cidr6`: before any other work, so a flood from a blocked
- *      source costs one or two lookups per packet;
- *   2. the source's packet count in `pps` / `pps6` is bumped (per-CPU, so
- *      RX queues on different CPUs never contend on a hot counter);
- *   3. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
+ *      `cidr4` / `cidr6` (IPv4 through the CIDR index, see xdpfw.h);
+ *   2. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
  *      `icmp_drops`); ICMPv6 echo request and reply when
  *      `config.drop_icmp6_echo` is set (never neighbour discovery);
- *   4. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
+ *   3. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
  *      dropped;
- *   5. everything else is passed.
+ *   4. everything else is passed, and its source counted in `pps` / `pps6`
+ *      (per-CPU, so RX queues on different CPUs never contend on a hot
+ *      counter; under a flood, new sources first go through a sketch: see
+ *      xdpfw.h).
  *
  * Fragments: only the first fragment carries the L4 header, so port rules
  * and the ICMPv6 echo rule see only first fragments; later fragments are
@@ -103,6 +104,41 @@ struct {
 } cidr6 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* the address's top 16 bits */
+	__type(value, __u32); /* 0, MATCH | value or CHUNK | chunk: see xdpfw.h */
+	__uint(max_entries, XDPFW_CIDR4_L1);
+} cidr4_l1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* chunk * 256 + the address's next 8 bits */
+	__type(value, __u32); /* as in cidr4_l1 */
+	__uint(max_entries, XDPFW_CIDR4_CHUNKS * XDPFW_CIDR4_CHUNK_ENTRIES);
+} cidr4_chunks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* enum xdpfw_ctl */
+	__type(value, __u64);
+	__uint(max_entries, XDPFW_CTL_SLOTS);
+} ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpfw_sketch_hdr);
+	__uint(max_entries, 1);
+} sketch_hdr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32); /* row * XDPFW_SKETCH_WIDTH + hash */
+	__type(value, struct xdpfw_sketch_cell);
+	__uint(max_entries, XDPFW_SKETCH_ROWS * XDPFW_SKETCH_WIDTH);
+} sketch SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__type(key, __be32);  /* IPv4 source address, network order */
 	__type(value, __u64); /* packets seen from that source */
@@ -167,16 +203,85 @@ static __always_inline int account(struct xdp_md *ctx, enum xdpfw_outcome outcom
 #define PASS(outcome) account(ctx, outcome, XDP_PASS)
 #define DROP(outcome) account(ctx, outcome, XDP_DROP)
 
-static __always_inline void count(void *map, void *src)
+static __always_inline __u64 *ctl_word(__u32 word)
+{
+	return bpf_map_lookup_elem(&ctl, &word);
+}
+
+/* Bumps one sketch cell for `hash` in `row`; returns its count. */
+static __always_inline __u32 sketch_bump(__u32 row, __u32 hash, __u32 epoch)
+{
+	__u32 key = row * XDPFW_SKETCH_WIDTH + (hash >> (32 - XDPFW_SKETCH_WIDTH_BITS));
+	struct xdpfw_sketch_cell *c = bpf_map_lookup_elem(&sketch, &key);
+
+	if (!c)
+		return 0;
+	if (c->epoch != epoch) {
+		c->epoch = epoch;
+		c->count = 0;
+	}
+	c->count += 1;
+	return c->count;
+}
+
+/*
+ * Whether a source not yet in `pps` enters it now. `folded` is its
+ * address folded to 32 bits.
+ */
+static __always_inline int admit(__u32 folded)
+{
+	__u32 zero = 0;
+	struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+
+	if (!h)
+		return 1;
+	__u64 epoch = bpf_ktime_get_coarse_ns() >> XDPFW_EPOCH_SHIFT;
+
+	if (h->epoch != epoch) {
+		h->prev = h->epoch + 1 == epoch ? h->seen : 0;
+		h->seen = 0;
+		h->epoch = epoch;
+		/* Odd multipliers, new every epoch: collisions cannot be aimed. */
+		h->seed[0] = bpf_get_prandom_u32() | 1;
+		h->seed[1] = bpf_get_prandom_u32() | 1;
+	}
+	h->seen += 1;
+
+	__u64 *cap = ctl_word(XDPFW_CTL_ADMIT_CAP);
+	__u64 need = h->prev >> XDPFW_SKETCH_SHIFT;
+
+	if (cap && *cap && need > *cap)
+		need = *cap;
+	if (h->prev < XDPFW_SKETCH_FLOOR && !(cap && *cap))
+		return 1;
+	if (need <= 1)
+		return 1;
+
+	__u32 a = sketch_bump(0, folded * h->seed[0], (__u32)epoch);
+	__u32 b = sketch_bump(1, folded * h->seed[1], (__u32)epoch);
+
+	return (a < b ? a : b) >= need;
+}
+
+/* Counts a passed packet from a source (key of `map`, folded to 32 bits). */
+static __always_inline void count(void *map, void *src, __u32 folded)
 {
 	__u64 one = 1;
 	__u64 *n = bpf_map_lookup_elem(map, src);
 
-	if (n)
+	if (n) {
 		*n += 1;
-	else
+		return;
+	}
+	if (admit(folded))
 		/* BPF_NOEXIST: a concurrent first packet on another CPU wins, fine. */
 		bpf_map_update_elem(map, src, &one, BPF_NOEXIST);
+}
+
+static __always_inline __u32 fold6(const struct in6_addr *a)
+{
+	return a->in6_u.u6_addr32[0] ^ a->in6_u.u6_addr32[1] ^ a->in6_u.u6_addr32[2] ^
+	       a->in6_u.u6_addr32[3];
 }
 
 static __always_inline int blocked(void *map, void *key)
@@ -194,27 +299,122 @@ static __always_inline struct xdpfw_config *get_config(void)
 }
 
 /*
- * UDP/TCP port rules. `l4` is the L4 header, `room` the bytes the IP
- * header says follow it.
+ * cidr4's verdict for `src` from the index: -1 if no prefix covers it, the
+ * longest covering prefix's value otherwise, -2 if the index is damaged.
  */
-static __always_inline int ports(struct xdp_md *ctx, void *l4, void *data_end, __u8 proto, __u32 room)
+static __always_inline int cidr4_index(__be32 src)
+{
+	__u32 a = bpf_ntohl(src);
+	__u32 key = a >> 16;
+	__u32 *e = bpf_map_lookup_elem(&cidr4_l1, &key);
+
+	if (!e)
+		return -2;
+	__u32 v = *e;
+
+	if (v & XDPFW_CIDR4_CHUNK) {
+		key = ((v & XDPFW_CIDR4_CHUNK_MASK) << 8) | ((a >> 8) & 0xff);
+		e = bpf_map_lookup_elem(&cidr4_chunks, &key);
+		if (!e)
+			return -2;
+		v = *e;
+		if (v & XDPFW_CIDR4_CHUNK) {
+			key = ((v & XDPFW_CIDR4_CHUNK_MASK) << 8) | (a & 0xff);
+			e = bpf_map_lookup_elem(&cidr4_chunks, &key);
+			if (!e)
+				return -2;
+			v = *e;
+			if (v & XDPFW_CIDR4_CHUNK)
+				return -2;
+		}
+	}
+	return v & XDPFW_CIDR4_MATCH ? (int)(v & 0xff) : -1;
+}
+
+/* Whether cidr4 drops `src`: through the index when xdpctl built it. */
+static __always_inline int cidr4_blocked(__be32 src)
+{
+	struct xdpfw_cidr4 prefix = { .prefixlen = 32, .addr = src };
+	__u64 *mode = ctl_word(XDPFW_CTL_CIDR4_MODE);
+
+	if (mode && *mode == XDPFW_CIDR4_INDEX) {
+		int v = cidr4_index(src);
+
+		if (v != -2) {
+			int drop = v > 0;
+
+			__u32 zero = 0;
+			struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+
+			if (h && (++h->lookups & (XDPFW_CIDR4_CHECK_EVERY - 1)) == 0) {
+				int trie = blocked(&cidr4, &prefix);
+
+				if (trie != drop) {
+					/* Changed behind xdpctl's back: the trie is the truth. */
+					__u64 *drift = ctl_word(XDPFW_CTL_CIDR4_DRIFT);
+
+					if (drift)
+						__sync_fetch_and_add(drift, 1);
+					*mode = XDPFW_CIDR4_TRIE;
+					return trie;
+				}
+			}
+			return drop;
+		}
+	}
+	return blocked(&cidr4, &prefix);
+}
+
+/*
+ * UDP/TCP port rules: the outcome for the L4 header at `l4`, `room` the
+ * bytes the IP header says follow it.
+ */
+static __always_inline int ports(void *l4, void *data_end, __u8 proto, __u32 room)
 {
 	if (proto == IPPROTO_UDP) {
 		struct udphdr *udp = l4;
 
 		if ((void *)(udp + 1) > data_end || room < sizeof(*udp))
-			return PASS(XDPFW_MALFORMED);
+			return XDPFW_MALFORMED;
 		if (blocked(&udp_ports, &udp->dest))
-			return DROP(XDPFW_DROP_UDP_PORT);
+			return XDPFW_DROP_UDP_PORT;
 	} else if (proto == IPPROTO_TCP) {
 		struct tcphdr *tcp = l4;
 
 		if ((void *)(tcp + 1) > data_end || room < sizeof(*tcp))
-			return PASS(XDPFW_MALFORMED);
+			return XDPFW_MALFORMED;
 		if (blocked(&tcp_ports, &tcp->dest))
-			return DROP(XDPFW_DROP_TCP_PORT);
+			return XDPFW_DROP_TCP_PORT;
 	}
-	return PASS(XDPFW_PASSED);
+	return XDPFW_PASSED;
+}
+
+static __always_inline int is_drop(int outcome)
+{
+	return outcome == XDPFW_DROP_UDP_PORT || outcome == XDPFW_DROP_TCP_PORT ||
+	       outcome == XDPFW_DROP_ICMP || outcome == XDPFW_DROP_ICMP6;
+}
+
+/* The stateless rules after the source's: ICMPv4, fragments, ports. */
+static __always_inline int outcome4(struct iphdr *ip, void *data_end, __u32 hdr_len, __u32 tot_len)
+{
+	if (ip->protocol == IPPROTO_ICMP) {
+		struct xdpfw_config *cfg = get_config();
+
+		if (cfg && cfg->drop_icmp) {
+			__u32 zero = 0;
+			__u64 *n = bpf_map_lookup_elem(&icmp_drops, &zero);
+
+			if (n)
+				*n += 1;
+			return XDPFW_DROP_ICMP;
+		}
+		return XDPFW_PASSED;
+	}
+	/* A later fragment has no L4 header: never read its payload as one. */
+	if (bpf_ntohs(ip->frag_off) & 0x1fff)
+		return XDPFW_PASSED;
+	return ports((void *)ip + hdr_len, data_end, ip->protocol, tot_len - hdr_len);
 }
 
 static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end, __u32 off, __u32 frame_len)
@@ -233,34 +433,87 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 		return PASS(XDPFW_MALFORMED);
 
 	__be32 src = ip->saddr;
-	struct xdpfw_cidr4 prefix = { .prefixlen = 32, .addr = src };
 
 	if (blocked(&blocklist, &src))
 		return DROP(XDPFW_DROP_BLOCKLIST);
-	if (blocked(&cidr4, &prefix))
+	if (cidr4_blocked(src))
 		return DROP(XDPFW_DROP_CIDR);
 
-	count(&pps, &src);
+	int outcome = outcome4(ip, data_end, hdr_len, tot_len);
 
-	if (ip->protocol == IPPROTO_ICMP) {
-		struct xdpfw_config *cfg = get_config();
+	if (is_drop(outcome))
+		return DROP(outcome);
+	count(&pps, &src, src);
+	return PASS(outcome);
+}
 
-		if (cfg && cfg->drop_icmp) {
-			__u32 zero = 0;
-			__u64 *n = bpf_map_lookup_elem(&icmp_drops, &zero);
+/*
+ * The stateless rules after the source's for IPv6: extension headers
+ * walked, then ICMPv6 echo and ports.
+ */
+static __always_inline int outcome6(struct ipv6hdr *ip6, void *data_end, __u32 payload)
+{
+	__u8 nexthdr = ip6->nexthdr;
+	void *p = ip6 + 1;
+	__u32 used = 0; /* bytes of extension headers, within `payload` */
+	int first_fragment = 1;
+	int done = 0;
 
-			if (n)
-				*n += 1;
-			return DROP(XDPFW_DROP_ICMP);
+	for (int i = 0; i < XDPFW_MAX_EXTHDR; i++) {
+		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS) {
+			struct ipv6_opt_hdr *h = p;
+
+			if ((void *)(h + 1) > data_end)
+				return XDPFW_MALFORMED;
+			__u32 len = (h->hdrlen + 1) * 8;
+
+			used += len;
+			if (used > payload)
+				return XDPFW_MALFORMED;
+			nexthdr = h->nexthdr;
+			p += len;
+		} else if (nexthdr == IPPROTO_FRAGMENT) {
+			struct ipv6_frag_hdr *f = p;
+
+			if ((void *)(f + 1) > data_end)
+				return XDPFW_MALFORMED;
+			used += sizeof(*f);
+			if (used > payload)
+				return XDPFW_MALFORMED;
+			nexthdr = f->nexthdr;
+			p += sizeof(*f);
+			if (bpf_ntohs(f->frag_off) & 0xfff8) {
+				/* A later fragment: what follows is payload. */
+				first_fragment = 0;
+				done = 1;
+				break;
+			}
+		} else {
+			done = 1;
+			break;
 		}
-		return PASS(XDPFW_PASSED);
+	}
+	if (!done)
+		return XDPFW_UNPARSED;
+	if (!first_fragment)
+		return XDPFW_PASSED;
+
+	if (nexthdr == IPPROTO_ICMPV6) {
+		struct icmp_head *icmp = p;
+
+		if ((void *)(icmp + 1) > data_end || payload - used < sizeof(*icmp))
+			return XDPFW_MALFORMED;
+		/* 128/129: echo request and reply. Neighbour discovery (133-137) never matches. */
+		if (icmp->type == 128 || icmp->type == 129) {
+			struct xdpfw_config *cfg = get_config();
+
+			if (cfg && cfg->drop_icmp6_echo)
+				return XDPFW_DROP_ICMP6;
+		}
+		return XDPFW_PASSED;
 	}
 
-	/* A later fragment has no L4 header: never read its payload as one. */
-	if (bpf_ntohs(ip->frag_off) & 0x1fff)
-		return PASS(XDPFW_PASSED);
-
-	return ports(ctx, (void *)ip + hdr_len, data_end, ip->protocol, tot_len - hdr_len);
+	return ports(p, data_end, nexthdr, payload - used);
 }
 
 static __always_inline int fw_ipv6(struct xdp_md *ctx, void *cur, void *data_end, __u32 off, __u32 frame_len)
@@ -285,69 +538,12 @@ static __always_inline int fw_ipv6(struct xdp_md *ctx, void *cur, void *data_end
 	if (blocked(&cidr6, &prefix))
 		return DROP(XDPFW_DROP_CIDR);
 
-	count(&pps6, &src);
+	int outcome = outcome6(ip6, data_end, payload);
 
-	__u8 nexthdr = ip6->nexthdr;
-	void *p = ip6 + 1;
-	__u32 used = 0; /* bytes of extension headers, within `payload` */
-	int first_fragment = 1;
-	int done = 0;
-
-	for (int i = 0; i < XDPFW_MAX_EXTHDR; i++) {
-		if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING || nexthdr == IPPROTO_DSTOPTS) {
-			struct ipv6_opt_hdr *h = p;
-
-			if ((void *)(h + 1) > data_end)
-				return PASS(XDPFW_MALFORMED);
-			__u32 len = (h->hdrlen + 1) * 8;
-
-			used += len;
-			if (used > payload)
-				return PASS(XDPFW_MALFORMED);
-			nexthdr = h->nexthdr;
-			p += len;
-		} else if (nexthdr == IPPROTO_FRAGMENT) {
-			struct ipv6_frag_hdr *f = p;
-
-			if ((void *)(f + 1) > data_end)
-				return PASS(XDPFW_MALFORMED);
-			used += sizeof(*f);
-			if (used > payload)
-				return PASS(XDPFW_MALFORMED);
-			nexthdr = f->nexthdr;
-			p += sizeof(*f);
-			if (bpf_ntohs(f->frag_off) & 0xfff8) {
-				/* A later fragment: what follows is payload. */
-				first_fragment = 0;
-				done = 1;
-				break;
-			}
-		} else {
-			done = 1;
-			break;
-		}
-	}
-	if (!done)
-		return PASS(XDPFW_UNPARSED);
-	if (!first_fragment)
-		return PASS(XDPFW_PASSED);
-
-	if (nexthdr == IPPROTO_ICMPV6) {
-		struct icmp_head *icmp = p;
-
-		if ((void *)(icmp + 1) > data_end || payload - used < sizeof(*icmp))
-			return PASS(XDPFW_MALFORMED);
-		/* 128/129: echo request and reply. Neighbour discovery (133-137) never matches. */
-		if (icmp->type == 128 || icmp->type == 129) {
-			struct xdpfw_config *cfg = get_config();
-
-			if (cfg && cfg->drop_icmp6_echo)
-				return DROP(XDPFW_DROP_ICMP6);
-		}
-		return PASS(XDPFW_PASSED);
-	}
-
-	return ports(ctx, p, data_end, nexthdr, payload - used);
+	if (is_drop(outcome))
+		return DROP(outcome);
+	count(&pps6, &src, fold6(&src));
+	return PASS(outcome);
 }
 
 SEC("xdp")

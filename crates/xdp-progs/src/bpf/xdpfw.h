@@ -16,6 +16,72 @@
 #define XDPFW_PPS6_MAX 262144
 #define XDPFW_PORTS_MAX 65536
 
+/*
+ * The CIDR index (`cidr4_l1`, `cidr4_chunks`): cidr4's longest-prefix
+ * matches expanded into a three-level table (16, 8 and 8 bits of the
+ * address), so a lookup costs at most three array reads whatever the
+ * number of prefixes. xdpctl derives it from `cidr4` on every change it
+ * makes; the trie stays the rule store and the fallback.
+ *
+ * An entry: 0 = no prefix covers it; MATCH | value = the longest prefix
+ * covering it has that value; CHUNK | n = look in chunk n (256 entries at
+ * n * 256 in `cidr4_chunks`), indexed by the next 8 bits.
+ */
+#define XDPFW_CIDR4_L1 65536
+#define XDPFW_CIDR4_CHUNK_ENTRIES 256
+#define XDPFW_CIDR4_CHUNKS 4096
+#define XDPFW_CIDR4_MATCH 0x80000000u
+#define XDPFW_CIDR4_CHUNK 0x40000000u
+#define XDPFW_CIDR4_CHUNK_MASK 0x00ffffffu
+/* In index mode, one lookup in this many (a power of two) on each CPU is
+ * also made in the trie: a difference (a rule written by another tool) turns the
+ * index off and is counted in ctl[XDPFW_CTL_CIDR4_DRIFT]. */
+#define XDPFW_CIDR4_CHECK_EVERY 128
+
+/* Words of the `ctl` array. */
+enum xdpfw_ctl {
+	XDPFW_CTL_CIDR4_MODE = 0,  /* XDPFW_CIDR4_TRIE or XDPFW_CIDR4_INDEX */
+	XDPFW_CTL_CIDR4_DRIFT = 1, /* mismatches the datapath found */
+	XDPFW_CTL_ADMIT_CAP = 2,   /* 0, or the most packets per epoch before admission */
+};
+#define XDPFW_CTL_SLOTS 8
+
+enum xdpfw_cidr4_mode {
+	XDPFW_CIDR4_TRIE = 0,  /* look up cidr4 itself (after load, during changes) */
+	XDPFW_CIDR4_INDEX = 1, /* the index matches cidr4 */
+};
+
+/*
+ * Per-source counting under a flood. A source already in `pps` is counted
+ * there exactly. A new one is counted exactly from its first packet while
+ * this CPU saw fewer than XDPFW_SKETCH_FLOOR packets in the last epoch (2^30
+ * ns); above that, it first goes through a count-min sketch (per CPU,
+ * XDPFW_SKETCH_ROWS rows of XDPFW_SKETCH_WIDTH counters, seeds renewed every
+ * epoch) and enters `pps` once it sent more than (last epoch's packets >>
+ * XDPFW_SKETCH_SHIFT) packets this epoch (at most ctl[XDPFW_CTL_ADMIT_CAP]
+ * when guard sets it). A spoofed flood then costs a few array writes per
+ * packet, not an insert into the LRU.
+ */
+#define XDPFW_EPOCH_SHIFT 30
+#define XDPFW_SKETCH_FLOOR (1u << 18)
+#define XDPFW_SKETCH_SHIFT 12
+#define XDPFW_SKETCH_ROWS 2
+#define XDPFW_SKETCH_WIDTH_BITS 14
+#define XDPFW_SKETCH_WIDTH (1u << XDPFW_SKETCH_WIDTH_BITS)
+
+struct xdpfw_sketch_hdr {
+	__u64 epoch; /* ktime >> XDPFW_EPOCH_SHIFT */
+	__u64 seen;  /* packets counted per source this epoch */
+	__u64 prev;  /* ... in the epoch before, if it was the one before */
+	__u32 seed[XDPFW_SKETCH_ROWS];
+	__u64 lookups; /* index lookups on this CPU: every CHECK_EVERY-th is cross-checked */
+};
+
+struct xdpfw_sketch_cell {
+	__u32 epoch; /* low bits of the epoch the count belongs to */
+	__u32 count;
+};
+
 /* VLAN tags parsed (802.1Q and 802.1ad); a frame with more is not parsed. */
 #define XDPFW_MAX_VLAN 2
 /* IPv6 extension headers walked before giving up on finding the L4 header. */

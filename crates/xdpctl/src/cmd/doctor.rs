@@ -9,11 +9,15 @@ use std::{
 
 use anyhow::Result;
 use serde::Serialize;
+use xdp_progs::xdpfw;
 
 use crate::{
     cli::DoctorArgs,
     ctx::Ctx,
-    kernel::steps::{Real, read_manifest},
+    kernel::{
+        cidr4,
+        steps::{Real, read_manifest},
+    },
     model::{
         change::{Kernel, Step},
         manifest::MAPS_SUBDIR,
@@ -177,6 +181,7 @@ fn check_load(
             });
         }
     }
+    problems += check_cidr4_index(dir, repair, out)?;
     if problems == 0 {
         out.push(Finding {
             status: "ok",
@@ -190,6 +195,55 @@ fn check_load(
         });
     }
     Ok(())
+}
+
+/// The firewall's CIDR index: off while `cidr4` holds prefixes (a change
+/// was interrupted, or another tool wrote `cidr4` and the datapath noticed)
+/// is a problem, and rebuilding it the repair.
+fn check_cidr4_index(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usize> {
+    let maps = dir.join(MAPS_SUBDIR);
+    let Some(index) = cidr4::Target::open(&maps)? else {
+        return Ok(0);
+    };
+    let status = index.status()?;
+    if status.in_use || index.prefixes()? == 0 {
+        return Ok(0);
+    }
+    let why = if status.drift > 0 {
+        format!(
+            "cidr4 was changed outside xdpctl: the datapath found {} and looks up the trie",
+            crate::render::count(
+                status.drift as usize,
+                "difference from the CIDR index",
+                "differences from the CIDR index"
+            )
+        )
+    } else {
+        "the CIDR index is off (a change to cidr4 was interrupted, or it outgrew the index): \
+         the datapath looks up the trie"
+            .to_owned()
+    };
+    if !repair {
+        out.push(Finding {
+            status: "problem",
+            what: why,
+            path: maps.join(xdpfw::maps::CIDR4),
+        });
+        return Ok(1);
+    }
+    match index.sync()? {
+        cidr4::Synced::InUse { prefixes, .. } => out.push(Finding {
+            status: "repaired",
+            what: format!("{why}; rebuilt the index from {prefixes} prefixes"),
+            path: maps.join(xdpfw::maps::CIDR4),
+        }),
+        cidr4::Synced::TooBig { needed, room } => out.push(Finding {
+            status: "problem",
+            what: cidr4::too_big(&maps, needed, room),
+            path: maps.join(xdpfw::maps::CIDR4),
+        }),
+    }
+    Ok(1)
 }
 
 /// `xdpctl doctor`.

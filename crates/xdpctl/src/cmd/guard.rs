@@ -25,7 +25,10 @@ use crate::{
     cmd::map::OpenMap,
     cmd::stats::{self, Firewall},
     ctx::Ctx,
-    kernel::sys::{self, update_flags},
+    kernel::{
+        cidr4,
+        sys::{self, update_flags},
+    },
     model::guard::{Blocklist, Event, GUARD_MARK, Guard, Inserted, Settings, Source},
     render::{self, Format},
 };
@@ -261,6 +264,13 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         allow.push(ssh);
     }
     let state = State::open(&fw.dir, args.dry_run)?;
+    // Under a flood the firewall counts a new source once it is heavy
+    // enough; guard makes sure "heavy enough" is well below its threshold.
+    let maps_dir = fw.dir.join("maps");
+    if !args.dry_run {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        cidr4::set_admit_cap(&maps_dir, cidr4::admit_cap(args.threshold, cpus))?;
+    }
     let settings = Settings {
         threshold: args.threshold,
         block_for_ms: args.block_for.as_millis().min(u128::from(u64::MAX)) as u64,
@@ -335,6 +345,9 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     }
     for e in guard.stop(maps.as_mut(), args.keep_blocks)? {
         log.event(&e)?;
+    }
+    if !args.dry_run {
+        cidr4::set_admit_cap(&maps_dir, 0)?;
     }
     Ok(())
 }

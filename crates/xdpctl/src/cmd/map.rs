@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::{
     cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
     ctx::{Ctx, PinIndex},
+    kernel::cidr4::Indexes,
     kernel::map::MapHandle,
     kernel::objects,
     kernel::sys::{self, IdKind, update_flags},
@@ -321,10 +322,32 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
             per_cpu,
             raw,
         } => lookup(ctx, map, key, *per_cpu, *raw),
-        MapCommand::Update(args) => update(ctx, args),
-        MapCommand::Delete { map, key, raw } => delete(ctx, map, key, *raw),
-        MapCommand::Clear { map } => clear(ctx, map),
+        MapCommand::Update(args) => indexed(ctx, &args.map, || update(ctx, args)),
+        MapCommand::Delete { map, key, raw } => indexed(ctx, map, || delete(ctx, map, key, *raw)),
+        MapCommand::Clear { map } => indexed(ctx, map, || clear(ctx, map)),
     }
+}
+
+/// Runs a change to the map `handle`; if it is a firewall's `cidr4`, the
+/// CIDR index derived from it is turned off first and rebuilt after (see
+/// `ops::cidr4`), whether the change worked or not.
+fn indexed(ctx: &Ctx, handle: &Handle, change: impl FnOnce() -> Result<()>) -> Result<()> {
+    let Ok((fd, _)) = objects::resolve(&ctx.bpffs, handle, Kind::Map) else {
+        // The change itself says what is wrong.
+        return change();
+    };
+    let trie = MapHandle::from_fd(fd)?;
+    let pinned = match handle {
+        Handle::Path(p) => Some(ctx.bpffs.join(p)),
+        Handle::Name(n) if ctx.bpffs.join(n).exists() => Some(ctx.bpffs.join(n)),
+        _ => None,
+    };
+    let indexes = Indexes::of(&ctx.bpffs, &trie, pinned.as_deref())?;
+    indexes.suspend()?;
+    let result = change();
+    let notes = indexes.sync(&trie)?;
+    ctx.out.notes(notes);
+    result
 }
 
 fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {

@@ -306,6 +306,15 @@ pub fn replace(
         ));
     }
     journal.finish(entry)?;
+    // Rules kept from the old load: the new firewall indexes them (until
+    // then it looks them up in the trie, which is right, only slower).
+    if let Some(index) = crate::kernel::cidr4::Target::open(&load.path.join("maps"))?
+        && index.prefixes()? > 0
+        && let crate::kernel::cidr4::Synced::TooBig { needed, room } = index.sync()?
+    {
+        ctx.out
+            .note(crate::kernel::cidr4::too_big(&index.dir, needed, room));
+    }
     let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
     ctx.out.note(format_args!(
         "upgraded {} to {}: {} attachment(s) switched{}; maps kept: {}{}",

@@ -12,9 +12,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use xdp_progs::xdpfw;
 
 use crate::{
     kernel::{
+        cidr4,
         map::MapHandle,
         netlink::Rtnl,
         netns, store,
@@ -190,6 +192,16 @@ impl Kernel for Real {
         };
         let deltas =
             policy::decode(&bytes).with_context(|| format!("{} is damaged", desired.display()))?;
+        // cidr4's index is off while the trie changes, rebuilt after; a
+        // crash in between leaves it off (the trie is right, only slower).
+        let index = if deltas.iter().any(|(n, _)| n == xdpfw::maps::CIDR4) {
+            cidr4::Target::open(&dir.join(manifest::MAPS_SUBDIR))?
+        } else {
+            None
+        };
+        if let Some(t) = &index {
+            t.suspend()?;
+        }
         for (name, d) in &deltas {
             let path = dir.join(manifest::MAPS_SUBDIR).join(name);
             let map = MapHandle::open_pinned(&path)
@@ -200,6 +212,10 @@ impl Kernel for Real {
                 .with_context(|| format!("writing map {}", path.display()))?;
             map.delete_all(&d.remove)
                 .with_context(|| format!("removing from map {}", path.display()))?;
+        }
+        if let Some(t) = &index {
+            // Too big for the index: the trie it is, as the firewall says.
+            t.sync()?;
         }
         Ok(())
     }

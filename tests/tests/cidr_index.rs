@@ -1,0 +1,380 @@
+//! The firewall's CIDR index, through the built binary on a pinned
+//! firewall: 100,000 prefixes against an independent model (a hash per
+//! prefix length), rules changed by xdpctl while packets run, and a rule
+//! written behind xdpctl's back by bpftool.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya_obj::programs::XdpAttachType;
+use xdp_progs::{cidr4_index::Index, xdpfw::Ctl};
+use xdpctl_tests::{Bpffs, flood, model::Rng, require_privileges, sh, xdpctl};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// cidr4's rules: (masked address, length) → value.
+type Rules = HashMap<(u32, u8), u8>;
+
+fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
+}
+
+/// The model: for each length from the longest, a hash lookup.
+fn drops(rules: &Rules, addr: u32) -> bool {
+    (0..=32u8)
+        .rev()
+        .find_map(|len| rules.get(&(addr & mask(len), len)))
+        .is_some_and(|v| *v != 0)
+}
+
+fn frame(src: u32) -> Vec<u8> {
+    flood::udp64([2; 6], [4; 6], src.to_be_bytes(), [192, 0, 2, 1], 53)
+}
+
+fn run(prog: &Xdp, f: &[u8]) -> u32 {
+    let opts = TestRunOptions {
+        data_in: Some(f),
+        ..Default::default()
+    };
+    prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+}
+
+fn verdict(drop: bool) -> u32 {
+    if drop { XDP_DROP } else { XDP_PASS }
+}
+
+/// Random prefixes that nest: a few hundred /8s and /12s, many /16-/32.
+fn random_rules(rng: &mut Rng, n: usize) -> Rules {
+    let mut rules = Rules::new();
+    while rules.len() < n {
+        let addr = (rng.bits() as u32 & 0x3fff_ffff) | 0x4000_0000;
+        let len = match rng.below(100) {
+            0 => 8,
+            1..=2 => 12,
+            3..=20 => 16 + rng.below(8) as u8,
+            21..=70 => 24,
+            _ => 25 + rng.below(8) as u8,
+        };
+        let value = u8::from(rng.below(10) != 0);
+        rules.insert((addr & mask(len), len), value);
+    }
+    rules
+}
+
+fn rules_file(dir: &std::path::Path, name: &str, rules: &Rules) -> String {
+    let mut text = String::new();
+    for ((a, l), v) in rules {
+        text.push_str(&format!("{}/{l} {v}\n", std::net::Ipv4Addr::from(*a)));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Addresses to try: inside random rules (host bits random) and anywhere.
+fn probes(rng: &mut Rng, rules: &Rules, n: usize) -> Vec<u32> {
+    let keys: Vec<&(u32, u8)> = rules.keys().collect();
+    (0..n)
+        .map(|i| {
+            let r = rng.bits() as u32;
+            if i % 2 == 0 {
+                let (a, l) = keys[rng.below(keys.len())];
+                a | (r & !mask(*l))
+            } else {
+                r
+            }
+        })
+        .collect()
+}
+
+fn ctl(fs: &Bpffs, word: Ctl) -> u64 {
+    let out = xdpctl(
+        fs,
+        [
+            "-j",
+            "map",
+            "lookup",
+            "fw/maps/ctl",
+            &(word as u32).to_string(),
+        ],
+    )
+    .ok()
+    .json();
+    out["value"].as_u64().unwrap()
+}
+
+#[test]
+fn index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(0x00c1_d4a5);
+    let rules = random_rules(&mut rng, 100_000);
+    let list: Vec<(u32, u8, u8)> = rules.iter().map(|((a, l), v)| (*a, *l, *v)).collect();
+    let chunks = Index::build(&list).chunk_count();
+    // Room for the rules after the change below, too.
+    let room = (chunks + 4096).next_power_of_two() * 256;
+    xdpctl(
+        &fs,
+        [
+            "load",
+            "--pin",
+            "fw",
+            "--max-entries",
+            "cidr4=200000",
+            "--max-entries",
+            &format!("cidr4_chunks={room}"),
+        ],
+    )
+    .ok();
+    let file = rules_file(tmp.path(), "all.txt", &rules);
+    xdpctl(&fs, ["map", "update", "cidr4", "--from-file", &file]).ok();
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1, "the index is in use");
+
+    let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
+    let addrs = probes(&mut rng, &rules, 20_000);
+    let mut mismatches = 0;
+    for a in &addrs {
+        if run(&prog, &frame(*a)) != verdict(drops(&rules, *a)) {
+            mismatches += 1;
+        }
+    }
+    assert_eq!(mismatches, 0, "of {} probes", addrs.len());
+
+    // Changes while packets run: 2000 new prefixes (inside old ones and
+    // not), 2000 values flipped, then a few deletions one by one. xdpctl
+    // writes a trie entry at a time, so any subset of the changes covering
+    // an address may be in place when a packet comes: its verdict must be
+    // that of one such subset.
+    let mut change = Rules::new();
+    for (k, v) in rules.iter().take(2000) {
+        change.insert(*k, 1 - v);
+    }
+    change.extend(random_rules(&mut rng, 2000));
+    let deleted: Vec<(u32, u8)> = rules
+        .keys()
+        .filter(|k| !change.contains_key(k))
+        .take(5)
+        .copied()
+        .collect();
+    let mut next = rules.clone();
+    next.extend(change.iter().map(|(k, v)| (*k, *v)));
+    for k in &deleted {
+        next.remove(k);
+    }
+    let mut hot = probes(&mut rng, &change, 2000);
+    hot.extend(deleted.iter().map(|(a, l)| a | (0x5a5a_5a5a & !mask(*l))));
+    let covers = |a: u32, (p, l): (u32, u8)| a & mask(l) == p;
+    let allowed: Vec<(u32, bool, bool)> = hot
+        .iter()
+        .map(|a| {
+            let edits: Vec<((u32, u8), Option<u8>)> = change
+                .iter()
+                .filter(|(k, _)| covers(*a, **k))
+                .map(|(k, v)| (*k, Some(*v)))
+                .chain(
+                    deleted
+                        .iter()
+                        .filter(|k| covers(*a, **k))
+                        .map(|k| (*k, None)),
+                )
+                .collect();
+            assert!(edits.len() < 12, "{} changes cover {a:#x}", edits.len());
+            let mut seen = (false, false);
+            for subset in 0..1u32 << edits.len() {
+                let applied: HashMap<(u32, u8), Option<u8>> = edits
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| subset & (1 << i) != 0)
+                    .map(|(_, e)| *e)
+                    .collect();
+                let value = (0..=32u8).rev().find_map(|len| {
+                    let k = (*a & mask(len), len);
+                    match applied.get(&k) {
+                        Some(v) => *v,
+                        None => rules.get(&k).copied(),
+                    }
+                });
+                if value.is_some_and(|v| v != 0) {
+                    seen.0 = true;
+                } else {
+                    seen.1 = true;
+                }
+            }
+            (*a, seen.0, seen.1)
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let (ran, bad) = std::thread::scope(|s| {
+        let runner = s.spawn(|| {
+            let prog =
+                Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
+            let (mut ran, mut bad) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                for (a, may_drop, may_pass) in &allowed {
+                    let v = run(&prog, &frame(*a));
+                    ran += 1;
+                    if (v == XDP_DROP && !may_drop) || (v == XDP_PASS && !may_pass) {
+                        bad.push((*a, v));
+                    }
+                }
+            }
+            (ran, bad)
+        });
+        let file = rules_file(tmp.path(), "change.txt", &change);
+        xdpctl(&fs, ["map", "update", "cidr4", "--from-file", &file]).ok();
+        for (a, l) in &deleted {
+            let key = format!("{}/{l}", std::net::Ipv4Addr::from(*a));
+            xdpctl(&fs, ["map", "delete", "cidr4", &key]).ok();
+        }
+        stop.store(true, Ordering::Relaxed);
+        runner.join().unwrap()
+    });
+    assert!(
+        ran > allowed.len() as u64,
+        "packets ran during the change: {ran}"
+    );
+    assert!(
+        bad.is_empty(),
+        "{} verdicts of no rule set: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1, "the index is in use again");
+    assert_eq!(
+        ctl(&fs, Ctl::Cidr4Drift),
+        0,
+        "xdpctl's own changes are no drift"
+    );
+    let mut mismatches = 0;
+    for a in addrs.iter().chain(&hot) {
+        if run(&prog, &frame(*a)) != verdict(drops(&next, *a)) {
+            mismatches += 1;
+        }
+    }
+    assert_eq!(mismatches, 0, "after the change");
+}
+
+#[test]
+fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.0/24", "1"]).ok();
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1);
+    let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
+    let victim = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 9));
+    assert_eq!(run(&prog, &frame(victim)), XDP_PASS);
+
+    // bpftool adds 203.0.113.0/24: key = prefix length (u32, host order)
+    // then the address.
+    let pin = fs.path().join("fw/maps/cidr4");
+    sh(
+        "bpftool",
+        &[
+            "map",
+            "update",
+            "pinned",
+            pin.to_str().unwrap(),
+            "key",
+            "24",
+            "0",
+            "0",
+            "0",
+            "203",
+            "0",
+            "113",
+            "0",
+            "value",
+            "1",
+        ],
+    );
+    // The datapath cross-checks one packet in 128 against the trie: within
+    // a few thousand packets it finds the difference and uses the trie.
+    let verdicts: Vec<u32> = (0..5000).map(|_| run(&prog, &frame(victim))).collect();
+    let first = verdicts
+        .iter()
+        .position(|v| *v == XDP_DROP)
+        .expect("the datapath found the rule bpftool wrote");
+    assert!(
+        verdicts[first..].iter().all(|v| *v == XDP_DROP),
+        "once found, the rule holds"
+    );
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 0, "the index is off");
+    assert!(ctl(&fs, Ctl::Cidr4Drift) >= 1, "the drift is counted");
+    let stats = xdpctl(&fs, ["stats"]).ok();
+    assert!(
+        stats.stderr.contains("cidr4 was changed outside xdpctl")
+            && stats.stderr.contains("xdpctl doctor"),
+        "stats says so: {}",
+        stats.stderr
+    );
+    let doctor = xdpctl(&fs, ["doctor"]).ok();
+    assert!(
+        doctor.stdout.contains("repaired") && doctor.stdout.contains("rebuilt the index"),
+        "doctor rebuilds the index: {}",
+        doctor.stdout
+    );
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1, "the index is on again");
+    for a in [victim, u32::from(std::net::Ipv4Addr::new(198, 51, 100, 7))] {
+        assert_eq!(run(&prog, &frame(a)), XDP_DROP, "{a:#x} through the index");
+    }
+    assert!(
+        !xdpctl(&fs, ["stats"])
+            .ok()
+            .stderr
+            .contains("outside xdpctl")
+    );
+}
+
+#[test]
+fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.0/24", "1"]).ok();
+    // Killed before each state-changing step of a cidr4 change, the
+    // firewall must drop exactly what the trie says: old or new rule.
+    let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
+    let new = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 9));
+    let mut n = 1;
+    loop {
+        let mut cmd = xdpctl_tests::command(&fs);
+        cmd.args(["map", "update", "cidr4", "203.0.113.0/24", "1"])
+            .env("XDPCTL_FAILPOINT", n.to_string());
+        let out = cmd.output().unwrap();
+        let killed = out.status.code().is_none();
+        let in_trie = xdpctl(&fs, ["-j", "map", "lookup", "cidr4", "203.0.113.0/24"]).code == 0;
+        for _ in 0..300 {
+            assert_eq!(
+                run(&prog, &frame(new)),
+                verdict(in_trie),
+                "killed at step {n}: the verdict follows the trie"
+            );
+        }
+        if !killed {
+            break;
+        }
+        if ctl(&fs, Ctl::Cidr4Mode) == 0 {
+            let doctor = xdpctl(&fs, ["doctor"]).ok();
+            assert!(
+                doctor.stdout.contains("rebuilt the index"),
+                "{}",
+                doctor.stdout
+            );
+        }
+        assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1);
+        xdpctl(&fs, ["map", "delete", "cidr4", "203.0.113.0/24"]);
+        n += 1;
+        assert!(n < 50, "the change never finished");
+    }
+    assert!(n > 3, "the change has several steps: {n}");
+}
