@@ -78,7 +78,11 @@ impl Config {
             Sources::AsIs => (0, 0, 0, 0),
             Sources::RoundRobin { base, count } => (1, u32::from(base), count.max(1), 0),
             Sources::Random { base, bits } => {
-                let mask = if bits >= 32 { u32::MAX } else { (1 << bits) - 1 };
+                let mask = if bits >= 32 {
+                    u32::MAX
+                } else {
+                    (1 << bits) - 1
+                };
                 (2, u32::from(base), 0, mask)
             }
         };

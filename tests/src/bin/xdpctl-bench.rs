@@ -2,12 +2,15 @@
 //! on this machine, in one run: one table, and BENCHMARKS.md.
 //!
 //! - per-packet cost with BPF_PROG_TEST_RUN: bare XDP_DROP vs the firewall's
-//!   paths;
-//! - packets dropped per second on a veth pair flooded by an in-kernel
-//!   generator: bare XDP_DROP, the firewall (native, loaded rule maps,
-//!   generic), nftables netdev ingress, xdp-filter;
-//! - control plane: dumping and bulk-loading a million entries, net show
-//!   and load, against Debian's bpftool.
+//!   paths, and a passed packet with 10,000 CIDR rules vs none;
+//! - packets per second on a veth pair flooded by an in-kernel generator
+//!   from one, 256, 65,536 or 2^24 spoofed sources: the firewall, nftables
+//!   netdev ingress and xdp-filter, each as a ratio to a bare XDP_DROP (or,
+//!   for passed packets, a bare XDP_PASS) under the same flood, measured
+//!   in turn in the same runs;
+//! - control plane: dumping a million entries and one top/guard interval
+//!   as ratios to a raw BPF_MAP_LOOKUP_BATCH of the same map, bulk-loading,
+//!   apply, net show and load, against Debian's bpftool or a raw floor.
 //!
 //! It changes no kernel-wide setting and works in namespaces and a private
 //! bpffs it creates and removes. `--smoke` runs it with tiny sizes, for the
@@ -1290,22 +1293,35 @@ fn main() {
             );
         let doc = format!(
             "# Benchmarks\n\nMeasured {date} on {} by `make bench` in {:.0} s. Ratios compare with the\n\
-             peer in the same run; absolute figures depend on the machine.\n\n{table}\n\
+             floor or peer measured in the same runs; absolute figures depend on the machine.\n\n{table}\n\
              ## How to reproduce\n\n```sh\nmake bench        # as root: builds in release mode, runs tests/src/bin/xdpctl-bench.rs\n```\n\n\
-             - Per-packet cost: `xdpctl prog run` (BPF_PROG_TEST_RUN) with {} repeats, median of 5; the firewall's\n  \
+             - Per-packet cost: `xdpctl prog run` (BPF_PROG_TEST_RUN) with {repeat} repeats, median of 5; the firewall's\n  \
              blocked path is a blocklisted source, the CIDR path a source in a /24 of `cidr4`, the passed path UDP from\n  \
-             a source no rule matches.\n\
-             - Data plane: two network namespaces joined by a veth pair; {} 64-byte UDP frames per run sent from one side\n  \
-             by an XDP_TX program run with BPF_PROG_TEST_RUN and BPF_F_TEST_XDP_LIVE_FRAMES; Mpps is the receiver's\n  \
-             drop counter (veth `xdp_drops`, the firewall's `stats`, the nftables rule counter) over the run's time,\n  \
-             median of 5 runs. Native XDP unless said.\n\
-             - Control plane: {} entries; bpftool is Debian's; wall time of the whole process, median of the runs;\n  \
-             peak memory from wait4's maximum resident set size.\n",
+             a source no rule matches; the 10,000-CIDR row runs that packet through a firewall with 10,000 /24s in\n  \
+             `cidr4` and one without, in turn.\n\
+             - Data plane: two network namespaces joined by a veth pair; {flood} 64-byte UDP frames per run sent from one\n  \
+             side by an XDP_TX program (tests/bpf/trafficgen.bpf.c) run with BPF_PROG_TEST_RUN and\n  \
+             BPF_F_TEST_XDP_LIVE_FRAMES. The generator rewrites each frame's IPv4 source (and the header checksum):\n  \
+             one address, 256 or 65,536 in turn, or 10.0.0.0/8 with 24 random bits (spoofed), set through its config\n  \
+             map between runs. Floods go to UDP port {BLOCKED_PORT}, which the firewall (`udp_ports`) and nftables\n  \
+             (`udp dport {BLOCKED_PORT} counter drop` on netdev ingress) drop, or to the open port {OPEN_PORT}, bound by a\n  \
+             socket in the receiver (rp_filter off). Mpps is what the receiver counted over the sender's time: veth\n  \
+             `xdp_drops` for the bare XDP_DROP and xdp-filter, the firewall's `stats` outcome, the nftables rule counter;\n  \
+             passed packets are IP deliveries in the receiver's namespace (`InDelivers`) for the bare XDP_PASS and the\n  \
+             firewall alike. The floors and the contenders under a flood take turns in each of {runs} runs, each\n  \
+             attached natively (unless said) just for its run; Mpps is the median over runs, a ratio the median of the\n  \
+             per-run ratios. The firewall with rules has 65,536 blocklist entries and 10,000 CIDRs, none matching.\n\
+             - Control plane: {entries} entries; bpftool is Debian's; wall time of the whole process, median of the runs;\n  \
+             the dump floor is a raw BPF_MAP_LOOKUP_BATCH (16,384 a call) of the same hash in process with no output,\n  \
+             the top/guard floor the same of the per-CPU LRU map `pps`; one top interval is half the difference of\n  \
+             `xdpctl top --interval 10ms` with 3 samples and with 1, less the interval; peak memory from the maximum\n  \
+             resident set size (`/usr/bin/time`). `--only test-run|data-plane|control-plane` runs one section.\n",
             machine(),
             took.as_secs_f64(),
-            sizes.test_run_repeat,
-            sizes.flood,
-            sizes.entries
+            repeat = sizes.test_run_repeat,
+            flood = sizes.flood,
+            runs = sizes.runs,
+            entries = sizes.entries
         );
         fs::write(&path, doc).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         eprintln!("xdpctl-bench: wrote {}", path.display());
