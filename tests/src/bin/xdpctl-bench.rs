@@ -382,15 +382,15 @@ fn data_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
     fs::write(&block, &text).unwrap();
     fs::write(&cidr, cidr_rules(10_000)).unwrap();
 
-    // Programs: the floors and two firewalls, `fw` without source rules
-    // and `fwr` with 65,536 blocklist entries and 10,000 CIDRs (none of
-    // them matching a flood's sources); both drop UDP to BLOCKED_PORT, and
-    // `fw` blocklists BLOCKLISTED.
+    // Programs: the floors and three firewalls, all dropping UDP to
+    // BLOCKED_PORT: `fw` without source rules, `fwr` with 65,536 blocklist
+    // entries and 10,000 CIDRs (none matching a flood's sources), and
+    // `fwb` blocklisting `bad`.
     let bad = Ipv4Addr::new(203, 0, 113, 5);
     for (prog, pin) in [("xdp_drop", "bare"), ("xdp_pass", "pass")] {
         xdpctl(&fs, ["load", fixture(prog).to_str().unwrap(), "--pin", pin]).ok();
     }
-    for pin in ["fw", "fwr"] {
+    for pin in ["fw", "fwr", "fwb"] {
         xdpctl(&fs, ["load", "--pin", pin]).ok();
         let ports = format!("{pin}/maps/udp_ports");
         xdpctl(
@@ -401,7 +401,7 @@ fn data_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
     }
     xdpctl(
         &fs,
-        ["map", "update", "fw/maps/blocklist", &bad.to_string(), "1"],
+        ["map", "update", "fwb/maps/blocklist", &bad.to_string(), "1"],
     )
     .ok();
     for (map, file) in [("fwr/maps/blocklist", &block), ("fwr/maps/cidr4", &cidr)] {
@@ -436,8 +436,12 @@ fn data_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
     let bare_pass = xdp_receiver(attach("pass", "native"), detach, delivered);
     let fw_port = xdp_receiver(attach("fw", "native"), detach, stat("fw", DROP_UDP_PORT));
     let fwr_port = xdp_receiver(attach("fwr", "native"), detach, stat("fwr", DROP_UDP_PORT));
-    let fw_blocklist = xdp_receiver(attach("fw", "native"), detach, stat("fw", DROP_BLOCKLIST));
-    let fw_generic = xdp_receiver(attach("fw", "generic"), detach, stat("fw", DROP_BLOCKLIST));
+    let fw_blocklist = xdp_receiver(attach("fwb", "native"), detach, stat("fwb", DROP_BLOCKLIST));
+    let fw_generic = xdp_receiver(
+        attach("fwb", "generic"),
+        detach,
+        stat("fwb", DROP_BLOCKLIST),
+    );
     // The firewall's passes are counted where the bare XDP_PASS's are: IP
     // delivered to UDP in the receiver's stack. Its own `passed` counter
     // is checked against that below.
