@@ -1260,7 +1260,7 @@ fn main() {
         }
     } else {
         Sizes {
-            flood: 1_000_000,
+            flood: 500_000,
             runs: 5,
             test_run_repeat: 2_000_000,
             entries: 1_000_000,
