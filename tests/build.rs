@@ -14,6 +14,7 @@ const FIXTURES: &[&str] = &[
     "tc_pass",
     "typed_maps",
     "xdp_drop",
+    "xdp_pass",
     "trafficgen",
     "dissect",
     "fake_fw",

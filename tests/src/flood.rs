@@ -2,18 +2,119 @@
 //! returns XDP_TX, run with `BPF_PROG_TEST_RUN` and
 //! `BPF_F_TEST_XDP_LIVE_FRAMES`, sends each frame out of a device for real.
 //!
+//! The IPv4 source can vary per packet ([`Sources`]): one address,
+//! round-robin over N, or random bits under a base (a spoofed flood). The
+//! program rewrites the source and the header checksum, so a packet the
+//! receiver passes reaches its stack intact.
+//!
 //! NB: written here because Debian's xdp-trafficgen 1.3.1 fails to start on
 //! newer kernels (a tracepoint it needs is gone); the kernel mechanism is
 //! the same one it uses.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
 
 use aya::{
     Ebpf,
+    maps::Array,
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 
 use crate::{NetNs, fixture};
+
+/// The IPv4 sources of a flood.
+#[derive(Clone, Copy, Debug)]
+pub enum Sources {
+    /// The frame's own source, untouched.
+    AsIs,
+    /// `count` addresses from `base` on, in turn.
+    RoundRobin {
+        /// The first address.
+        base: Ipv4Addr,
+        /// How many (at least 1).
+        count: u32,
+    },
+    /// `base` with its low `bits` bits random per packet.
+    Random {
+        /// The fixed high bits.
+        base: Ipv4Addr,
+        /// How many low bits are random (at most 32).
+        bits: u32,
+    },
+}
+
+impl Sources {
+    /// One fixed address, rewritten into every packet like the others (so
+    /// the generator does the same work for one source as for many).
+    pub fn one(addr: Ipv4Addr) -> Self {
+        Sources::RoundRobin {
+            base: addr,
+            count: 1,
+        }
+    }
+}
+
+/// The generator's `config` (struct trafficgen_config in
+/// tests/bpf/trafficgen.bpf.c).
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+struct Config {
+    mode: u32,
+    base: u32,
+    count: u32,
+    mask: u32,
+    sum: u32,
+    seq: u32,
+}
+
+// SAFETY: repr(C), only u32 fields, no padding: any bytes are a valid value.
+unsafe impl aya::Pod for Config {}
+
+impl Config {
+    fn new(frame: &[u8], sources: Sources) -> Self {
+        let (mode, base, count, mask) = match sources {
+            Sources::AsIs => (0, 0, 0, 0),
+            Sources::RoundRobin { base, count } => (1, u32::from(base), count.max(1), 0),
+            Sources::Random { base, bits } => {
+                let mask = if bits >= 32 {
+                    u32::MAX
+                } else {
+                    (1 << bits) - 1
+                };
+                (2, u32::from(base), 0, mask)
+            }
+        };
+        Config {
+            mode,
+            base,
+            count,
+            mask,
+            sum: header_sum_without_source(frame),
+            seq: 0,
+        }
+    }
+}
+
+/// The one's-complement sum (folded to 16 bits) of the IPv4 header's
+/// 16-bit words after the Ethernet header, leaving out the checksum and the
+/// source address; words are taken in memory order (native endianness),
+/// as the program adds the new source.
+fn header_sum_without_source(frame: &[u8]) -> u32 {
+    let ip = &frame[14..34];
+    let mut sum = 0u32;
+    for (i, w) in ip.chunks(2).enumerate() {
+        // Words 5 (checksum), 6 and 7 (source).
+        if !(5..=7).contains(&i) {
+            sum += u32::from(u16::from_ne_bytes([w[0], w[1]]));
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
 
 /// A loaded generator, ready to send from a device in a namespace.
 pub struct Flood {
@@ -31,8 +132,22 @@ impl Flood {
     }
 
     /// Sends `count` copies of `frame` out of `dev` in `ns` as fast as the
-    /// kernel can; returns how long it took.
-    pub fn send(&self, ns: &NetNs, dev: &str, frame: &[u8], count: u32) -> Duration {
+    /// kernel can, each from a source of `sources`; returns how long it
+    /// took.
+    pub fn send(
+        &mut self,
+        ns: &NetNs,
+        dev: &str,
+        frame: &[u8],
+        sources: Sources,
+        count: u32,
+    ) -> Duration {
+        let mut config: Array<_, Config> =
+            Array::try_from(self.ebpf.map_mut("config").expect("the generator's config"))
+                .expect("config is an array");
+        config
+            .set(0, Config::new(frame, sources), 0)
+            .expect("writing the generator's config");
         let _inside = ns.enter();
         let ifindex = nix::net::if_::if_nametoindex(dev).expect("the sending device");
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
@@ -117,4 +232,71 @@ pub fn ethtool_sum(ns: &NetNs, dev: &str, suffix: &str) -> u64 {
         .filter(|(k, _)| k.ends_with(suffix))
         .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
         .sum()
+}
+
+/// A counter of `/proc/net/snmp` in `ns`: `group` is the line's prefix
+/// (`Ip`, `Udp`), `field` the column (`InDelivers`).
+pub fn snmp(ns: &NetNs, group: &str, field: &str) -> u64 {
+    let text = ns.exec(&["cat", "/proc/net/snmp"]);
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let (names, values) = (lines.next(), lines.next());
+    names
+        .zip(values)
+        .and_then(|(n, v)| {
+            n.split_whitespace()
+                .zip(v.split_whitespace())
+                .find(|(k, _)| *k == field)
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no {group} {field} in /proc/net/snmp:\n{text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the program writes: the checksum from the sum userspace gives
+    /// it and the new source, as in tests/bpf/trafficgen.bpf.c.
+    fn program_checksum(config: &Config, src: Ipv4Addr) -> [u8; 2] {
+        let saddr = u32::from_ne_bytes(src.octets());
+        let mut sum = config.sum + (saddr & 0xffff) + (saddr >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        (!(sum as u16)).to_ne_bytes()
+    }
+
+    #[test]
+    fn rewritten_source_keeps_the_ipv4_checksum_right() {
+        let frame = udp64([2; 6], [4; 6], [10, 250, 3, 1], [10, 250, 3, 2], 9);
+        let config = Config::new(&frame, Sources::one(Ipv4Addr::new(10, 1, 0, 0)));
+        for src in [
+            Ipv4Addr::new(10, 250, 3, 1),
+            Ipv4Addr::new(10, 1, 0, 0),
+            Ipv4Addr::new(10, 255, 255, 255),
+            Ipv4Addr::new(203, 0, 113, 5),
+            Ipv4Addr::new(0, 0, 0, 0),
+            Ipv4Addr::new(255, 255, 255, 255),
+        ] {
+            let want = udp64([2; 6], [4; 6], src.octets(), [10, 250, 3, 2], 9);
+            assert_eq!(
+                program_checksum(&config, src),
+                [want[24], want[25]],
+                "checksum for source {src}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_sources_mask_the_low_bits() {
+        let frame = udp64([2; 6], [4; 6], [1, 2, 3, 4], [5, 6, 7, 8], 9);
+        let c = Config::new(
+            &frame,
+            Sources::Random {
+                base: Ipv4Addr::new(10, 0, 0, 0),
+                bits: 24,
+            },
+        );
+        assert_eq!((c.mode, c.base, c.mask), (2, 0x0a00_0000, 0x00ff_ffff));
+    }
 }

@@ -23,15 +23,26 @@ fn benchmark_harness_runs_in_smoke_mode() {
         .filter(|l| l.starts_with("| ") && !l.starts_with("| what"))
         .collect();
     for what in [
-        "bare XDP_DROP",
+        "test-run ns/packet: bare XDP_DROP",
         "firewall, blocked source",
         "firewall, passed packet",
-        "(2) firewall, native",
-        "(5) nftables",
-        "(6) xdp-filter",
+        "passed packet, 10,000 CIDR rules",
+        "one source, UDP to blocked port 9: bare XDP_DROP (floor)",
+        "256 sources, UDP to blocked port 9: firewall",
+        "65,536 sources, UDP to blocked port 9: firewall",
+        "spoofed 2^24 sources, UDP to blocked port 9: firewall, no source rules",
+        "spoofed 2^24 sources, UDP to blocked port 9: nftables",
+        "firewall + 65,536 blocklist + 10,000 CIDR",
+        "open port 7777: bare XDP_PASS (floor)",
+        "open port 7777: firewall",
+        "one blocklisted source 203.0.113.5: firewall, native",
+        "xdp-filter",
         "bulk load",
-        "dump",
+        "raw BPF_MAP_LOOKUP_BATCH",
+        "map dump of a 5000-entry hash, table",
+        "map dump of a 5000-entry hash, -j",
         "peak memory",
+        "guard/top interval",
         "net show",
         "load + pin",
     ] {
@@ -45,7 +56,7 @@ fn benchmark_harness_runs_in_smoke_mode() {
     // Every data-plane receiver saw the flood.
     for row in rows
         .iter()
-        .filter(|r| r.contains("Mpps:") && !r.contains("did not run"))
+        .filter(|r| r.starts_with("| veth Mpps") && !r.contains("did not run"))
     {
         let mpps: f64 = row
             .split(" | ")
