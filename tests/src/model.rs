@@ -153,13 +153,6 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         return malformed;
     }
     let src: [u8; 4] = ip[12..16].try_into().unwrap();
-    if rules.blocklist.get(&src).is_some_and(|v| *v != 0) {
-        return Judgement::new(Outcome::DropBlocklist);
-    }
-    if lpm(&rules.cidr4, &src) {
-        return Judgement::new(Outcome::DropCidr);
-    }
-    let counted = Some(Source::V4(src));
     let proto = ip[9];
     let outcome = if proto == 1 {
         if rules.drop_icmp {
@@ -172,7 +165,20 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
     } else {
         port_rule(rules, proto, &f[at + header..], total - header)
     };
-    Judgement { outcome, counted }
+    // The cheap rules (protocol, port) first, then the source's.
+    if outcome.drops() {
+        return Judgement::new(outcome);
+    }
+    if rules.blocklist.get(&src).is_some_and(|v| *v != 0) {
+        return Judgement::new(Outcome::DropBlocklist);
+    }
+    if lpm(&rules.cidr4, &src) {
+        return Judgement::new(Outcome::DropCidr);
+    }
+    Judgement {
+        outcome,
+        counted: Some(Source::V4(src)),
+    }
 }
 
 fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
@@ -188,15 +194,26 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         return malformed;
     }
     let src: [u8; 16] = ip[8..24].try_into().unwrap();
+    let outcome = ipv6_l4(rules, f, at, ip[6], payload);
+    // The cheap rules (protocol, port) first, then the source's.
+    if outcome.drops() {
+        return Judgement::new(outcome);
+    }
     if rules.blocklist6.get(&src).is_some_and(|v| *v != 0) {
         return Judgement::new(Outcome::DropBlocklist);
     }
     if lpm(&rules.cidr6, &src) {
         return Judgement::new(Outcome::DropCidr);
     }
-    let counted = Some(Source::V6(src));
-    let with = |outcome| Judgement { outcome, counted };
-    let mut next = ip[6];
+    Judgement {
+        outcome,
+        counted: Some(Source::V6(src)),
+    }
+}
+
+/// The outcome of an IPv6 packet's extension headers and L4 rules.
+fn ipv6_l4(rules: &Rules, f: &[u8], at: usize, first: u8, payload: usize) -> Outcome {
+    let mut next = first;
     let mut pos = at + 40;
     let mut used = 0;
     let mut done = false;
@@ -204,29 +221,29 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         match next {
             0 | 43 | 60 => {
                 let Some(h) = f.get(pos..pos + 2) else {
-                    return with(Outcome::Malformed);
+                    return Outcome::Malformed;
                 };
                 let len = (usize::from(h[1]) + 1) * 8;
                 used += len;
                 if used > payload {
-                    return with(Outcome::Malformed);
+                    return Outcome::Malformed;
                 }
                 next = h[0];
                 pos += len;
             }
             44 => {
                 let Some(h) = f.get(pos..pos + 8) else {
-                    return with(Outcome::Malformed);
+                    return Outcome::Malformed;
                 };
                 used += 8;
                 if used > payload {
-                    return with(Outcome::Malformed);
+                    return Outcome::Malformed;
                 }
                 next = h[0];
                 pos += 8;
                 if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
                     // A later fragment: passed without looking further.
-                    return with(Outcome::Passed);
+                    return Outcome::Passed;
                 }
             }
             _ => {
@@ -236,21 +253,21 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         }
     }
     if !done {
-        return with(Outcome::Unparsed);
+        return Outcome::Unparsed;
     }
     let l4 = f.get(pos..).unwrap_or(&[]);
     if next == 58 {
         if l4.len() < 4 || payload - used < 4 {
-            return with(Outcome::Malformed);
+            return Outcome::Malformed;
         }
         let echo = l4[0] == 128 || l4[0] == 129;
-        return with(if echo && rules.drop_icmp6_echo {
+        return if echo && rules.drop_icmp6_echo {
             Outcome::DropIcmp6
         } else {
             Outcome::Passed
-        });
+        };
     }
-    with(port_rule(rules, next, l4, payload - used))
+    port_rule(rules, next, l4, payload - used)
 }
 
 /// A small, seeded xorshift generator: the differential test must be

@@ -10,7 +10,10 @@ use std::{
 
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya_obj::programs::XdpAttachType;
-use xdp_progs::{cidr4_index::Index, xdpfw::Ctl};
+use xdp_progs::{
+    cidr4_index::Index,
+    xdpfw::{CIDR4_INDEX, CIDR4_TRIE, Ctl},
+};
 use xdpctl_tests::{Bpffs, flood, model::Rng, require_privileges, sh, xdpctl};
 
 const XDP_DROP: u32 = 1;
@@ -137,7 +140,7 @@ fn index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
     .ok();
     let file = rules_file(tmp.path(), "all.txt", &rules);
     xdpctl(&fs, ["map", "update", "cidr4", "--from-file", &file]).ok();
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1, "the index is in use");
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX, "the index is in use");
 
     let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
     let addrs = probes(&mut rng, &rules, 20_000);
@@ -248,7 +251,7 @@ fn index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
         bad.len(),
         &bad[..bad.len().min(5)]
     );
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1, "the index is in use again");
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX, "the index is in use again");
     assert_eq!(
         ctl(&fs, Ctl::Cidr4Drift),
         0,
@@ -269,7 +272,7 @@ fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
     let fs = Bpffs::new();
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.0/24", "1"]).ok();
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1);
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX);
     let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
     let victim = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 9));
     assert_eq!(run(&prog, &frame(victim)), XDP_PASS);
@@ -308,7 +311,7 @@ fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
         verdicts[first..].iter().all(|v| *v == XDP_DROP),
         "once found, the rule holds"
     );
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 0, "the index is off");
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_TRIE, "the index is off");
     assert!(ctl(&fs, Ctl::Cidr4Drift) >= 1, "the drift is counted");
     let stats = xdpctl(&fs, ["stats"]).ok();
     assert!(
@@ -323,7 +326,7 @@ fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
         "doctor rebuilds the index: {}",
         doctor.stdout
     );
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1, "the index is on again");
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX, "the index is on again");
     for a in [victim, u32::from(std::net::Ipv4Addr::new(198, 51, 100, 7))] {
         assert_eq!(run(&prog, &frame(a)), XDP_DROP, "{a:#x} through the index");
     }
@@ -363,7 +366,7 @@ fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
         if !killed {
             break;
         }
-        if ctl(&fs, Ctl::Cidr4Mode) == 0 {
+        if ctl(&fs, Ctl::Cidr4Mode) == CIDR4_TRIE {
             let doctor = xdpctl(&fs, ["doctor"]).ok();
             assert!(
                 doctor.stdout.contains("rebuilt the index"),
@@ -371,7 +374,7 @@ fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
                 doctor.stdout
             );
         }
-        assert_eq!(ctl(&fs, Ctl::Cidr4Mode), 1);
+        assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX);
         xdpctl(&fs, ["map", "delete", "cidr4", "203.0.113.0/24"]);
         n += 1;
         assert!(n < 50, "the change never finished");

@@ -332,7 +332,14 @@ fn differential_against_the_reference_model() {
                 ctl.get(&(Ctl::Cidr4Mode as u32), 0).unwrap(),
                 ctl.get(&(Ctl::Cidr4Drift as u32), 0).unwrap()
             ),
-            (u64::from(set % 2 == 1), 0),
+            (
+                if set % 2 == 1 {
+                    xdpfw::CIDR4_INDEX
+                } else {
+                    xdpfw::CIDR4_TRIE
+                },
+                0
+            ),
             "seed {seed:#x}, rule set {set}: CIDR index mode and drift"
         );
     }

@@ -113,7 +113,7 @@ fn apply_makes_exactly_the_policy_and_a_second_apply_changes_nothing() {
     let mode = xdpctl(&fs, ["-j", "map", "lookup", "fw/maps/ctl", "0"])
         .ok()
         .json();
-    assert_eq!(mode["value"], 1, "the CIDR index is in use after apply");
+    assert_eq!(mode["value"], 0, "the CIDR index is in use after apply");
     let config = xdpctl(&fs, ["-j", "map", "lookup", "fw/maps/config", "0"])
         .ok()
         .json();

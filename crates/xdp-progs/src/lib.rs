@@ -50,8 +50,10 @@ pub mod xdpfw {
         pub const CTL: &str = "ctl";
         /// PERCPU_ARRAY, one entry: the per-source sketch's epoch and totals.
         pub const SKETCH_HDR: &str = "sketch_hdr";
-        /// PERCPU_ARRAY: the per-source count-min sketch.
+        /// PERCPU_ARRAY: the per-source sketch.
         pub const SKETCH: &str = "sketch";
+        /// ARRAY: a direct-mapped cache of the sources in `pps`/`pps6`.
+        pub const HEAVY: &str = "heavy";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -70,9 +72,11 @@ pub mod xdpfw {
             CTL,
             SKETCH_HDR,
             SKETCH,
+            HEAVY,
         ];
         /// Maps the firewall derives or keeps for itself: no rules in them.
-        pub const INTERNAL: &[&str] = &[CIDR4_L1, CIDR4_CHUNKS, CTL, SKETCH_HDR, SKETCH];
+        pub const INTERNAL: &[&str] =
+            &[CIDR4_L1, CIDR4_CHUNKS, CTL, SKETCH_HDR, SKETCH, HEAVY];
     }
 
     /// What the firewall did with a packet: the index into the `stats` map.
@@ -189,10 +193,12 @@ pub mod xdpfw {
         AdmitCap = 2,
     }
 
-    /// `ctl[Cidr4Mode]`: the datapath looks up `cidr4` itself.
-    pub const CIDR4_TRIE: u64 = 0;
-    /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`.
-    pub const CIDR4_INDEX: u64 = 1;
+    /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`
+    /// (both are empty after load).
+    pub const CIDR4_INDEX: u64 = 0;
+    /// `ctl[Cidr4Mode]`: the datapath looks up `cidr4` itself (while xdpctl
+    /// changes it, and after the datapath found a rule the index lacks).
+    pub const CIDR4_TRIE: u64 = 1;
     /// Nanoseconds in the sketch's epoch (`1 << XDPFW_EPOCH_SHIFT`).
     pub const EPOCH_NS: u64 = 1 << 30;
 }

@@ -7,18 +7,20 @@
  * fragment headers walked, at most XDPFW_MAX_EXTHDR of them).
  *
  * Per packet, in this order, every drop rule before any per-source state
- * (so a flood that a rule drops costs a few lookups and no writes):
- *   1. a source in `blocklist` / `blocklist6` is dropped, then a source in
- *      `cidr4` / `cidr6` (IPv4 through the CIDR index, see xdpfw.h);
- *   2. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
+ * (so a flood that a rule drops costs a few lookups and no writes), and the
+ * cheap rules (small tables) before the source's (big tables):
+ *   1. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
  *      `icmp_drops`); ICMPv6 echo request and reply when
  *      `config.drop_icmp6_echo` is set (never neighbour discovery);
- *   3. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
+ *   2. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
  *      dropped;
+ *   3. a source in `blocklist` / `blocklist6` is dropped, then a source in
+ *      `cidr4` / `cidr6` (IPv4 through the CIDR index, see xdpfw.h);
  *   4. everything else is passed, and its source counted in `pps` / `pps6`
  *      (per-CPU, so RX queues on different CPUs never contend on a hot
  *      counter; under a flood, new sources first go through a sketch: see
  *      xdpfw.h).
+ * A packet two rules would drop is counted under the first.
  *
  * Fragments: only the first fragment carries the L4 header, so port rules
  * and the ICMPv6 echo rule see only first fragments; later fragments are
@@ -133,10 +135,17 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32); /* row * XDPFW_SKETCH_WIDTH + hash */
+	__type(key, __u32); /* hash of the source */
 	__type(value, struct xdpfw_sketch_cell);
-	__uint(max_entries, XDPFW_SKETCH_ROWS * XDPFW_SKETCH_WIDTH);
+	__uint(max_entries, XDPFW_SKETCH_WIDTH);
 } sketch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* hash of the source */
+	__type(value, __u32); /* a source in pps/pps6 (folded to 32 bits) */
+	__uint(max_entries, 1 << XDPFW_HEAVY_BITS);
+} heavy SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
@@ -208,74 +217,89 @@ static __always_inline __u64 *ctl_word(__u32 word)
 	return bpf_map_lookup_elem(&ctl, &word);
 }
 
-/* Bumps one sketch cell for `hash` in `row`; returns its count. */
-static __always_inline __u32 sketch_bump(__u32 row, __u32 hash, __u32 epoch)
+/* The slot of a (folded) source in `heavy`. */
+static __always_inline __u32 heavy_slot(__u32 folded)
 {
-	__u32 key = row * XDPFW_SKETCH_WIDTH + (hash >> (32 - XDPFW_SKETCH_WIDTH_BITS));
-	struct xdpfw_sketch_cell *c = bpf_map_lookup_elem(&sketch, &key);
+	return (folded * 2654435761u) >> (32 - XDPFW_HEAVY_BITS);
+}
 
-	if (!c)
+/* Counts a packet from a source in `map` if it is there, and remembers it
+ * in `heavy` (slot `c`) so that a flood need not look it up. */
+static __always_inline int bump(void *map, void *src, __u32 *c, __u32 folded)
+{
+	__u64 *n = bpf_map_lookup_elem(map, src);
+
+	if (!n)
 		return 0;
-	if (c->epoch != epoch) {
-		c->epoch = epoch;
-		c->count = 0;
-	}
-	c->count += 1;
-	return c->count;
+	*n += 1;
+	if (c && *c != folded)
+		*c = folded;
+	return 1;
 }
 
 /*
- * Whether a source not yet in `pps` enters it now. `folded` is its
- * address folded to 32 bits.
+ * Counts a passed packet from a source (key of `map`, folded to 32 bits):
+ * exactly, in `map`, unless the CPU is flooded by new sources and this one
+ * is not heavy enough yet (see xdpfw.h).
  */
-static __always_inline int admit(__u32 folded)
+static __always_inline void count(void *map, void *src, __u32 folded)
 {
 	__u32 zero = 0;
 	struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+	__u32 slot = heavy_slot(folded);
+	__u32 *c = bpf_map_lookup_elem(&heavy, &slot);
+	__u64 one = 1;
 
 	if (!h)
-		return 1;
+		return;
+	int flood = h->prev >= XDPFW_SKETCH_FLOOR || h->seen >= XDPFW_SKETCH_FLOOR;
+
+	/* Calm: look every source up. Flooded: only those `heavy` knows, so a
+	 * spoofed packet never probes the big LRU. */
+	if ((!flood || (c && *c == folded)) && bump(map, src, c, folded))
+		return;
+
 	__u64 epoch = bpf_ktime_get_coarse_ns() >> XDPFW_EPOCH_SHIFT;
 
 	if (h->epoch != epoch) {
 		h->prev = h->epoch + 1 == epoch ? h->seen : 0;
 		h->seen = 0;
 		h->epoch = epoch;
-		/* Odd multipliers, new every epoch: collisions cannot be aimed. */
-		h->seed[0] = bpf_get_prandom_u32() | 1;
-		h->seed[1] = bpf_get_prandom_u32() | 1;
+		/* An odd multiplier, new every epoch: collisions cannot be aimed. */
+		h->seed = bpf_get_prandom_u32() | 1;
 	}
 	h->seen += 1;
 
-	__u64 *cap = ctl_word(XDPFW_CTL_ADMIT_CAP);
-	__u64 need = h->prev >> XDPFW_SKETCH_SHIFT;
+	/* The flood's size: the last epoch's, or this one's so far if more (a
+	 * flood that just started must not insert for a whole epoch). */
+	__u64 volume = h->prev > h->seen ? h->prev : h->seen;
 
-	if (cap && *cap && need > *cap)
-		need = *cap;
-	if (h->prev < XDPFW_SKETCH_FLOOR && !(cap && *cap))
-		return 1;
-	if (need <= 1)
-		return 1;
+	if (volume >= XDPFW_SKETCH_FLOOR) {
+		__u64 *cap = ctl_word(XDPFW_CTL_ADMIT_CAP);
+		__u64 need = volume >> XDPFW_SKETCH_SHIFT;
 
-	__u32 a = sketch_bump(0, folded * h->seed[0], (__u32)epoch);
-	__u32 b = sketch_bump(1, folded * h->seed[1], (__u32)epoch);
+		if (cap && *cap && need > *cap)
+			need = *cap;
+		__u32 key = (folded * h->seed) >> (32 - XDPFW_SKETCH_WIDTH_BITS);
+		struct xdpfw_sketch_cell *cell = bpf_map_lookup_elem(&sketch, &key);
 
-	return (a < b ? a : b) >= need;
-}
-
-/* Counts a passed packet from a source (key of `map`, folded to 32 bits). */
-static __always_inline void count(void *map, void *src, __u32 folded)
-{
-	__u64 one = 1;
-	__u64 *n = bpf_map_lookup_elem(map, src);
-
-	if (n) {
-		*n += 1;
-		return;
+		if (!cell)
+			return;
+		if (cell->epoch != (__u32)epoch) {
+			cell->epoch = (__u32)epoch;
+			cell->count = 0;
+		}
+		cell->count += 1;
+		if (cell->count < need)
+			return;
+		/* Heavy, and maybe in `map` already (`heavy` lost it). */
+		if (bump(map, src, c, folded))
+			return;
 	}
-	if (admit(folded))
-		/* BPF_NOEXIST: a concurrent first packet on another CPU wins, fine. */
-		bpf_map_update_elem(map, src, &one, BPF_NOEXIST);
+	/* BPF_NOEXIST: a concurrent first packet on another CPU wins, fine. */
+	bpf_map_update_elem(map, src, &one, BPF_NOEXIST);
+	if (c)
+		*c = folded;
 }
 
 static __always_inline __u32 fold6(const struct in6_addr *a)
@@ -433,16 +457,14 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 		return PASS(XDPFW_MALFORMED);
 
 	__be32 src = ip->saddr;
-
-	if (blocked(&blocklist, &src))
-		return DROP(XDPFW_DROP_BLOCKLIST);
-	if (cidr4_blocked(src))
-		return DROP(XDPFW_DROP_CIDR);
-
 	int outcome = outcome4(ip, data_end, hdr_len, tot_len);
 
 	if (is_drop(outcome))
 		return DROP(outcome);
+	if (blocked(&blocklist, &src))
+		return DROP(XDPFW_DROP_BLOCKLIST);
+	if (cidr4_blocked(src))
+		return DROP(XDPFW_DROP_CIDR);
 	count(&pps, &src, src);
 	return PASS(outcome);
 }
@@ -532,16 +554,14 @@ static __always_inline int fw_ipv6(struct xdp_md *ctx, void *cur, void *data_end
 
 	struct in6_addr src = ip6->saddr;
 	struct xdpfw_cidr6 prefix = { .prefixlen = 128, .addr = src };
-
-	if (blocked(&blocklist6, &src))
-		return DROP(XDPFW_DROP_BLOCKLIST);
-	if (blocked(&cidr6, &prefix))
-		return DROP(XDPFW_DROP_CIDR);
-
 	int outcome = outcome6(ip6, data_end, payload);
 
 	if (is_drop(outcome))
 		return DROP(outcome);
+	if (blocked(&blocklist6, &src))
+		return DROP(XDPFW_DROP_BLOCKLIST);
+	if (blocked(&cidr6, &prefix))
+		return DROP(XDPFW_DROP_CIDR);
 	count(&pps6, &src, fold6(&src));
 	return PASS(outcome);
 }

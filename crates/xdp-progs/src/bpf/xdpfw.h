@@ -47,33 +47,38 @@ enum xdpfw_ctl {
 #define XDPFW_CTL_SLOTS 8
 
 enum xdpfw_cidr4_mode {
-	XDPFW_CIDR4_TRIE = 0,  /* look up cidr4 itself (after load, during changes) */
-	XDPFW_CIDR4_INDEX = 1, /* the index matches cidr4 */
+	XDPFW_CIDR4_INDEX = 0, /* the index matches cidr4 (both empty after load) */
+	XDPFW_CIDR4_TRIE = 1,  /* look up cidr4 itself (during changes, after drift) */
 };
 
 /*
- * Per-source counting under a flood. A source already in `pps` is counted
- * there exactly. A new one is counted exactly from its first packet while
- * this CPU saw fewer than XDPFW_SKETCH_FLOOR packets in the last epoch (2^30
- * ns); above that, it first goes through a count-min sketch (per CPU,
- * XDPFW_SKETCH_ROWS rows of XDPFW_SKETCH_WIDTH counters, seeds renewed every
- * epoch) and enters `pps` once it sent more than (last epoch's packets >>
- * XDPFW_SKETCH_SHIFT) packets this epoch (at most ctl[XDPFW_CTL_ADMIT_CAP]
- * when guard sets it). A spoofed flood then costs a few array writes per
- * packet, not an insert into the LRU.
+ * Per-source counting under a flood. Calm (fewer than XDPFW_SKETCH_FLOOR
+ * packets from sources not in `pps` on this CPU in the last epoch of 2^30
+ * ns, and so far in this one), every source is counted exactly in `pps`
+ * from its first packet. Flooded, a packet probes `pps` only if its source
+ * is remembered in `heavy` (a direct-mapped cache of the sources in `pps`);
+ * the others go through a sketch (per CPU, XDPFW_SKETCH_WIDTH counters
+ * reset each epoch, hash seed renewed each epoch so collisions cannot be
+ * aimed), and a source enters `pps` once its counter reaches
+ * 1/2^XDPFW_SKETCH_SHIFT of the flood (the last epoch's new-source packets
+ * or this one's so far, whichever is more), and at most
+ * ctl[XDPFW_CTL_ADMIT_CAP] when guard sets it. A spoofed packet then costs
+ * two small array reads and a write, not a probe of (or an insert into)
+ * the big LRU.
  */
 #define XDPFW_EPOCH_SHIFT 30
-#define XDPFW_SKETCH_FLOOR (1u << 18)
+#define XDPFW_SKETCH_FLOOR (1u << 16)
 #define XDPFW_SKETCH_SHIFT 12
-#define XDPFW_SKETCH_ROWS 2
 #define XDPFW_SKETCH_WIDTH_BITS 14
 #define XDPFW_SKETCH_WIDTH (1u << XDPFW_SKETCH_WIDTH_BITS)
+#define XDPFW_HEAVY_BITS 16
 
 struct xdpfw_sketch_hdr {
-	__u64 epoch; /* ktime >> XDPFW_EPOCH_SHIFT */
-	__u64 seen;  /* packets counted per source this epoch */
-	__u64 prev;  /* ... in the epoch before, if it was the one before */
-	__u32 seed[XDPFW_SKETCH_ROWS];
+	__u64 epoch;   /* ktime >> XDPFW_EPOCH_SHIFT */
+	__u64 seen;    /* packets from sources not in pps, this epoch */
+	__u64 prev;    /* ... in the epoch before, if it was the one before */
+	__u32 seed;    /* the sketch's hash multiplier, odd */
+	__u32 pad;
 	__u64 lookups; /* index lookups on this CPU: every CHECK_EVERY-th is cross-checked */
 };
 
