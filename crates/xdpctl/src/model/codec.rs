@@ -382,29 +382,79 @@ pub fn to_text(shape: &Shape, bytes: &[u8]) -> String {
 /// (`map dump` prints millions of them); the rest goes through JSON.
 pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut String) {
     match shape {
-        Shape::Ipv4 => {
-            let _ = write!(
-                out,
-                "{}",
-                Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
-            );
-        }
-        Shape::Port => {
-            let _ = write!(out, "{}", u16::from_be_bytes([bytes[0], bytes[1]]));
-        }
-        Shape::Uint { size } => {
-            let _ = write!(out, "{}", uint(&bytes[..*size]));
-        }
-        Shape::Int { size } => {
-            let _ = write!(out, "{}", sint(&bytes[..*size]));
-        }
-        Shape::Raw { .. } => out.push_str(&hex(bytes)),
+        Shape::Ipv4 => push_ipv4(out, bytes),
+        Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
+        Shape::Uint { size } => push_int(out, uint(&bytes[..*size])),
+        Shape::Int { size } => push_int(out, sint(&bytes[..*size])),
+        Shape::Raw { .. } => push_hex(out, bytes),
         _ => match to_json(shape, bytes) {
             Value::String(s) => out.push_str(&s),
             other => {
                 let _ = write!(out, "{other}");
             }
         },
+    }
+}
+
+/// Appends the compact JSON of `bytes`, exactly as serde_json writes
+/// [`to_json`]'s value, without building that value for the scalars
+/// `map dump -j` prints millions of.
+pub fn write_json(shape: &Shape, bytes: &[u8], out: &mut String) {
+    match shape {
+        Shape::Ipv4 => {
+            out.push('"');
+            push_ipv4(out, bytes);
+            out.push('"');
+        }
+        Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
+        Shape::BigEndian { size } => {
+            push_int(
+                out,
+                bytes[..*size]
+                    .iter()
+                    .fold(0u64, |v, b| (v << 8) | u64::from(*b)),
+            );
+        }
+        Shape::Uint { .. } => push_int(out, uint(bytes)),
+        Shape::Int { .. } => push_int(out, sint(bytes)),
+        Shape::Bool => out.push_str(if bytes[0] != 0 { "true" } else { "false" }),
+        Shape::Raw { .. } => {
+            out.push('"');
+            push_hex(out, bytes);
+            out.push('"');
+        }
+        // NB: strings that may need escaping (enum names, char arrays) and
+        // nested values go through serde_json.
+        _ => {
+            let _ = write!(out, "{}", to_json(shape, bytes));
+        }
+    }
+}
+
+/// `a.b.c.d`, as `Ipv4Addr`'s `Display` writes it.
+fn push_ipv4(out: &mut String, bytes: &[u8]) {
+    let mut buf = itoa::Buffer::new();
+    for (i, b) in bytes[..4].iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(buf.format(*b));
+    }
+}
+
+fn push_int(out: &mut String, v: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+/// Appends [`hex`] of `bytes`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
 }
 
@@ -948,5 +998,68 @@ mod tests {
         assert_eq!(to_text(&shape, &2u32.to_ne_bytes()), "PASS");
         assert_eq!(parse(&shape, "DROP").unwrap(), 1u32.to_ne_bytes().to_vec());
         assert!(parse(&shape, "MAYBE").unwrap_err().contains("PASS, DROP"));
+    }
+
+    #[test]
+    fn written_json_and_text_are_what_serde_json_and_display_write() {
+        let label = Shape::Array {
+            elem: Box::new(Shape::Uint { size: 1 }),
+            len: 8,
+            elem_size: 1,
+            chars: true,
+        };
+        let shapes_and_bytes: Vec<(Shape, Vec<u8>)> = vec![
+            (Shape::Ipv4, vec![203, 0, 113, 5]),
+            (Shape::Ipv4, vec![0, 0, 0, 0]),
+            (Shape::Ipv4, vec![255, 255, 255, 255]),
+            (
+                Shape::Ipv6,
+                [0x20, 1, 0x0d, 0xb8]
+                    .into_iter()
+                    .chain([0; 11])
+                    .chain([1])
+                    .collect(),
+            ),
+            (Shape::Port, vec![0x27, 0x0f]),
+            (Shape::BigEndian { size: 8 }, vec![1, 2, 3, 4, 5, 6, 7, 8]),
+            (Shape::Uint { size: 1 }, vec![255]),
+            (Shape::Uint { size: 8 }, u64::MAX.to_ne_bytes().to_vec()),
+            (Shape::Uint { size: 8 }, 0u64.to_ne_bytes().to_vec()),
+            (Shape::Int { size: 4 }, (-5i32).to_ne_bytes().to_vec()),
+            (Shape::Int { size: 8 }, i64::MIN.to_ne_bytes().to_vec()),
+            (Shape::Bool, vec![1]),
+            (Shape::Bool, vec![0]),
+            (Shape::Raw { size: 3 }, vec![0xcb, 0, 0x71]),
+            (Shape::Raw { size: 0 }, vec![]),
+            (
+                Shape::Cidr { v6: false },
+                [24u32.to_ne_bytes().as_slice(), &[10, 0, 0, 0]].concat(),
+            ),
+            (label.clone(), b"a\"b\\\n\x01\0\0\0".to_vec()),
+            (
+                Shape::Enum {
+                    size: 4,
+                    signed: false,
+                    values: vec![("PA\"SS".into(), 2)],
+                },
+                2u32.to_ne_bytes().to_vec(),
+            ),
+        ];
+        for (shape, bytes) in &shapes_and_bytes {
+            let mut json = String::new();
+            write_json(shape, bytes, &mut json);
+            assert_eq!(
+                json,
+                serde_json::to_string(&to_json(shape, bytes)).unwrap(),
+                "{shape:?}"
+            );
+            serde_json::from_str::<Value>(&json).unwrap();
+        }
+        assert_eq!(to_text(&Shape::Ipv4, &[10, 200, 3, 44]), "10.200.3.44");
+        assert_eq!(to_text(&Shape::Raw { size: 2 }, &[0xab, 1]), "ab 01");
+        assert_eq!(to_text(&Shape::Int { size: 1 }, &[0xff]), "-1");
+        let mut hexed = String::new();
+        push_hex(&mut hexed, &[0, 0x7f, 0x80, 0xff]);
+        assert_eq!(hexed, hex(&[0, 0x7f, 0x80, 0xff]));
     }
 }
