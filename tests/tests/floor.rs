@@ -27,21 +27,37 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// CPU seconds (user and system) of this thread, or of the children
+/// waited for so far.
+fn cpu(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(who, &mut u) }, 0);
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(u.ru_utime) + s(u.ru_stime)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
 /// Reads every entry of the map pinned at `path` with `BPF_MAP_LOOKUP_BATCH`
-/// into reused buffers, `batch` entries a call; seconds, and how many.
-fn raw_batch_read(path: &Path, key_size: usize, value_len: usize, batch: usize) -> (f64, usize) {
+/// into reused buffers, `batch` entries a call; seconds (wall and CPU),
+/// and how many.
+fn raw_batch_read(
+    path: &Path,
+    key_size: usize,
+    value_len: usize,
+    batch: usize,
+) -> (f64, f64, usize) {
     let fd = pinfs::obj_get(path).expect("opening the map");
     let mut keys = vec![0u8; key_size * batch];
     let mut values = vec![0u8; value_len * batch];
     let mut token = vec![0u8; key_size.max(8)];
     let mut next = vec![0u8; key_size.max(8)];
     let mut total = 0;
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_THREAD));
     let mut first = true;
     loop {
         let mut attr = pinfs::zeroed_attr();
@@ -64,35 +80,43 @@ fn raw_batch_read(path: &Path, key_size: usize, value_len: usize, batch: usize) 
         std::mem::swap(&mut token, &mut next);
         first = false;
     }
-    (start.elapsed().as_secs_f64(), total)
+    (
+        start.elapsed().as_secs_f64(),
+        cpu(libc::RUSAGE_THREAD) - cpu0,
+        total,
+    )
 }
 
-/// The best of the raw floors over a few batch sizes.
-fn floor(path: &Path, key_size: usize, value_len: usize, n: usize) -> f64 {
+/// The best of the raw floors over a few batch sizes: wall and CPU seconds.
+fn floor(path: &Path, key_size: usize, value_len: usize, n: usize) -> (f64, f64) {
     [16_384, 65_536]
         .into_iter()
         .map(|b| {
-            let (t, got) = raw_batch_read(path, key_size, value_len, b);
+            let (t, c, got) = raw_batch_read(path, key_size, value_len, b);
             assert!(got + got / 50 >= n, "read {got} of about {n} entries");
-            t
+            (t, c)
         })
-        .fold(f64::INFINITY, f64::min)
+        .fold((f64::INFINITY, f64::INFINITY), |a, b| {
+            (a.0.min(b.0), a.1.min(b.1))
+        })
 }
 
-fn time(mut cmd: Command) -> f64 {
-    let start = Instant::now();
+/// Wall and CPU seconds of a command.
+fn time(mut cmd: Command) -> (f64, f64) {
+    let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_CHILDREN));
     let out = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .unwrap();
     let t = start.elapsed().as_secs_f64();
+    let c = cpu(libc::RUSAGE_CHILDREN) - cpu0;
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    t
+    (t, c)
 }
 
 /// Peak RSS in KiB, under /usr/bin/time (not this large process's rusage).
@@ -108,6 +132,19 @@ fn peak_rss(args: &[&str], bpffs: &Bpffs) -> u64 {
     let err = String::from_utf8_lossy(&out.stderr);
     err.lines().last().unwrap().trim().parse().unwrap()
 }
+
+/// guard watching, changing nothing: one interval.
+const GUARD: &[&str] = &[
+    "guard",
+    "fw",
+    "--threshold",
+    "1e12",
+    "--interval",
+    "10ms",
+    "--count",
+    "1",
+    "--dry-run",
+];
 
 #[test]
 #[ignore = "a benchmark: run with --ignored --nocapture, in release"]
@@ -148,16 +185,20 @@ fn dump_and_interval_against_the_raw_batch_floor() {
     }
     fs::write(&file, text).unwrap();
     for map in ["fw/maps/blocklist", "fw/maps/pps"] {
-        xdpctl(&fs_, ["map", "update", map, "--from-file", file.to_str().unwrap()]).ok();
+        xdpctl(
+            &fs_,
+            ["map", "update", map, "--from-file", file.to_str().unwrap()],
+        )
+        .ok();
     }
     let block = fs_.path().join("fw/maps/blocklist");
     let pps = fs_.path().join("fw/maps/pps");
     let interval = 0.01;
-    let (mut table, mut json, mut top, mut guard) = (vec![], vec![], vec![], vec![]);
+    // Per round, xdpctl's wall and CPU time over the floor's.
+    let mut ratios: Vec<[f64; 8]> = Vec::new();
     let (mut f_block, mut f_pps) = (vec![], vec![]);
     for _ in 0..runs {
         let fb = floor(&block, 4, 1, n);
-        let fp = floor(&pps, 4, 8 * cpus, n);
         let dump = |json: bool| {
             let mut c = command(&fs_);
             if json {
@@ -168,67 +209,54 @@ fn dump_and_interval_against_the_raw_batch_floor() {
         };
         let t = dump(false);
         let j = dump(true);
+        let fp = floor(&pps, 4, 8 * cpus, n);
+        // top and guard read the counters twice (a baseline and a sample).
+        let per_read = |(w, c): (f64, f64)| ((w - interval) / 2.0, c / 2.0);
         let mut c = command(&fs_);
         c.args(["top", "fw", "--interval", "10ms", "--count", "1"]);
-        // top reads the counters twice (a baseline and a sample).
-        let tp = (time(c) - interval) / 2.0;
+        let tp = per_read(time(c));
         let mut c = command(&fs_);
-        c.args([
-            "guard",
-            "fw",
-            "--threshold",
-            "1e12",
-            "--interval",
-            "10ms",
-            "--count",
-            "1",
-            "--dry-run",
-        ]);
-        let g = (time(c) - interval) / 2.0;
+        c.args(GUARD);
+        let g = per_read(time(c));
         eprintln!(
-            "round: floor blocklist {fb:.3}s table {t:.3}s ({:.2}x) json {j:.3}s ({:.2}x); \
-             floor pps {fp:.3}s top read {tp:.3}s ({:.2}x) guard read {g:.3}s ({:.2}x)",
-            t / fb,
-            j / fb,
-            tp / fp,
-            g / fp
+            "round (wall/cpu s): floor blocklist {:.3}/{:.3} table {:.3}/{:.3} json {:.3}/{:.3}; \
+             floor pps {:.3}/{:.3} top read {:.3}/{:.3} guard read {:.3}/{:.3}",
+            fb.0, fb.1, t.0, t.1, j.0, j.1, fp.0, fp.1, tp.0, tp.1, g.0, g.1
         );
-        table.push(t / fb);
-        json.push(j / fb);
-        top.push(tp / fp);
-        guard.push(g / fp);
-        f_block.push(fb);
-        f_pps.push(fp);
+        ratios.push([
+            t.0 / fb.0,
+            t.1 / fb.1,
+            j.0 / fb.0,
+            j.1 / fb.1,
+            tp.0 / fp.0,
+            tp.1 / fp.1,
+            g.0 / fp.0,
+            g.1 / fp.1,
+        ]);
+        f_block.push(fb.0);
+        f_pps.push(fp.0);
     }
+    let m = |i: usize| median(ratios.iter().map(|r| r[i]).collect());
     let rss_t = peak_rss(&["map", "dump", "fw/maps/blocklist"], &fs_);
     let rss_j = peak_rss(&["-j", "map", "dump", "fw/maps/blocklist"], &fs_);
-    let rss_g = peak_rss(
-        &[
-            "guard",
-            "fw",
-            "--threshold",
-            "1e12",
-            "--interval",
-            "10ms",
-            "--count",
-            "1",
-            "--dry-run",
-        ],
-        &fs_,
-    );
+    let rss_g = peak_rss(GUARD, &fs_);
     println!(
-        "{n} entries, {runs} rounds, medians of per-round ratios:\n\
-         map dump (table) {:.2}x floor {:.3}s\n\
-         map dump -j      {:.2}x\n\
-         top interval     {:.2}x floor {:.3}s\n\
-         guard interval   {:.2}x\n\
+        "{n} entries, {runs} rounds, medians of per-round ratios to the raw floor (wall, CPU):\n\
+         map dump (table) {:.2}x {:.2}x (floor {:.3}s)\n\
+         map dump -j      {:.2}x {:.2}x\n\
+         top interval     {:.2}x {:.2}x (floor {:.3}s)\n\
+         guard interval   {:.2}x {:.2}x\n\
          peak RSS: dump {:.1} MB, dump -j {:.1} MB, guard {:.1} MB",
-        median(table),
+        m(0),
+        m(1),
         median(f_block),
-        median(json),
-        median(top),
+        m(2),
+        m(3),
+        m(4),
+        m(5),
         median(f_pps),
-        median(guard),
+        m(6),
+        m(7),
         rss_t as f64 / 1024.0,
         rss_j as f64 / 1024.0,
         rss_g as f64 / 1024.0,
