@@ -198,33 +198,33 @@ impl OpenMap {
         key: &[u8],
         value: &[u8],
         per_cpu: bool,
-        out: &mut String,
+        out: &mut Vec<u8>,
         folded: &mut Vec<u8>,
     ) {
         self.fold_into(value, folded);
-        out.push_str("{\"key\":");
+        out.extend_from_slice(b"{\"key\":");
         codec::write_json(&self.key, key, out);
-        out.push_str(",\"value\":");
+        out.extend_from_slice(b",\"value\":");
         codec::write_json(&self.value, folded, out);
         if self.per_cpu() {
-            out.push_str(",\"values\":[");
+            out.extend_from_slice(b",\"values\":[");
             for (i, slot) in self.slots(value).iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 codec::write_json(&self.value, slot, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        out.push_str(",\"key_hex\":\"");
+        out.extend_from_slice(b",\"key_hex\":\"");
         codec::push_hex(out, key);
-        out.push('"');
+        out.push(b'"');
         if !per_cpu {
-            out.push_str(",\"value_hex\":\"");
+            out.extend_from_slice(b",\"value_hex\":\"");
             codec::push_hex(out, folded);
-            out.push('"');
+            out.push(b'"');
         }
-        out.push('}');
+        out.push(b'}');
     }
 
     fn entry_json(&self, key: &[u8], value: &[u8], per_cpu: bool) -> Value {
@@ -254,27 +254,27 @@ impl OpenMap {
     }
 
     fn value_text(&self, value: &[u8], per_cpu: bool) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         self.write_value_text(value, per_cpu, &mut out, &mut Vec::new());
-        out
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     fn write_value_text(
         &self,
         value: &[u8],
         per_cpu: bool,
-        out: &mut String,
+        out: &mut Vec<u8>,
         folded: &mut Vec<u8>,
     ) {
         if per_cpu && self.per_cpu() {
-            out.push('[');
+            out.push(b'[');
             for (i, slot) in self.slots(value).iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.extend_from_slice(b", ");
                 }
                 codec::write_text(&self.value, slot, out);
             }
-            out.push(']');
+            out.push(b']');
         } else if self.per_cpu() {
             self.fold_into(value, folded);
             codec::write_text(&self.value, folded, out);
@@ -433,7 +433,7 @@ struct Printer<'a> {
     count: u64,
     key_width: usize,
     /// Reused: text of many entries, written to `out` in one go.
-    text: String,
+    text: Vec<u8>,
     /// Reused: a value summed over CPUs.
     folded: Vec<u8>,
 }
@@ -442,7 +442,7 @@ struct Printer<'a> {
 const FLUSH_AT: usize = 1 << 18;
 
 /// Padding for the KEY column, sliced.
-const SPACES: &str = "                                                  ";
+const SPACES: &[u8; 48] = b"                                                ";
 
 impl<'a> Printer<'a> {
     fn new(map: &'a OpenMap, format: Format, per_cpu: bool) -> Self {
@@ -462,7 +462,7 @@ impl<'a> Printer<'a> {
             out: render::stdout(),
             count: 0,
             key_width,
-            text: String::with_capacity(2 * FLUSH_AT),
+            text: Vec::with_capacity(2 * FLUSH_AT),
             folded: Vec::new(),
         }
     }
@@ -472,57 +472,56 @@ impl<'a> Printer<'a> {
         match self.format {
             Format::Human => {
                 if self.count == 0 {
-                    text.push_str(&format!("{:<w$}  VALUE\n", "KEY", w = self.key_width));
+                    text.extend_from_slice(
+                        format!("{:<w$}  VALUE\n", "KEY", w = self.key_width).as_bytes(),
+                    );
                 }
                 let start = text.len();
                 codec::write_text(&self.map.key, key, text);
                 let pad = self.key_width.saturating_sub(text.len() - start) + 2;
                 match SPACES.get(..pad) {
-                    Some(spaces) => text.push_str(spaces),
-                    None => text.extend(std::iter::repeat_n(' ', pad)),
+                    Some(spaces) => text.extend_from_slice(spaces),
+                    None => text.extend(std::iter::repeat_n(b' ', pad)),
                 }
                 self.map
                     .write_value_text(value, self.per_cpu, text, &mut self.folded);
-                text.push('\n');
+                text.push(b'\n');
             }
             Format::Json => {
-                text.push(if self.count == 0 { '[' } else { ',' });
+                text.push(if self.count == 0 { b'[' } else { b',' });
                 self.map
                     .write_entry_json(key, value, self.per_cpu, text, &mut self.folded);
             }
             Format::PrettyJson => {
-                text.push_str(if self.count == 0 { "[\n" } else { ",\n" });
+                text.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
                 let pretty =
                     serde_json::to_string_pretty(&self.map.entry_json(key, value, self.per_cpu))?;
                 for (i, line) in pretty.lines().enumerate() {
                     if i > 0 {
-                        text.push('\n');
+                        text.push(b'\n');
                     }
-                    text.push_str("  ");
-                    text.push_str(line);
+                    text.extend_from_slice(b"  ");
+                    text.extend_from_slice(line.as_bytes());
                 }
             }
         }
         self.count += 1;
         if text.len() >= FLUSH_AT {
-            self.out.write_all(text.as_bytes())?;
+            self.out.write_all(text)?;
             text.clear();
         }
         Ok(())
     }
 
     fn finish(mut self) -> io::Result<u64> {
-        match self.format {
-            Format::Human => {}
-            Format::Json => self
-                .text
-                .push_str(if self.count == 0 { "[]\n" } else { "]\n" }),
-            Format::PrettyJson => {
-                self.text
-                    .push_str(if self.count == 0 { "[]\n" } else { "\n]\n" })
-            }
-        }
-        self.out.write_all(self.text.as_bytes())?;
+        let end: &[u8] = match (self.format, self.count) {
+            (Format::Human, _) => b"",
+            (_, 0) => b"[]\n",
+            (Format::Json, _) => b"]\n",
+            (Format::PrettyJson, _) => b"\n]\n",
+        };
+        self.text.extend_from_slice(end);
+        self.out.write_all(&self.text)?;
         self.out.flush()?;
         Ok(self.count)
     }

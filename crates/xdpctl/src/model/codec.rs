@@ -373,14 +373,15 @@ pub fn to_json(shape: &Shape, bytes: &[u8]) -> Value {
 
 /// The text people read: strings unquoted, everything else as compact JSON.
 pub fn to_text(shape: &Shape, bytes: &[u8]) -> String {
-    let mut s = String::new();
+    let mut s = Vec::new();
     write_text(shape, bytes, &mut s);
-    s
+    String::from_utf8_lossy(&s).into_owned()
 }
 
 /// Appends the text of `bytes` to `out`. Scalars are written directly
-/// (`map dump` prints millions of them); the rest goes through JSON.
-pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut String) {
+/// (`map dump` prints millions of them, into bytes: no UTF-8 checks); the
+/// rest goes through JSON.
+pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut Vec<u8>) {
     match shape {
         Shape::Ipv4 => push_ipv4(out, bytes),
         Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
@@ -388,10 +389,8 @@ pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut String) {
         Shape::Int { size } => push_int(out, sint(&bytes[..*size])),
         Shape::Raw { .. } => push_hex(out, bytes),
         _ => match to_json(shape, bytes) {
-            Value::String(s) => out.push_str(&s),
-            other => {
-                let _ = write!(out, "{other}");
-            }
+            Value::String(s) => out.extend_from_slice(s.as_bytes()),
+            other => out.extend_from_slice(other.to_string().as_bytes()),
         },
     }
 }
@@ -399,12 +398,12 @@ pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut String) {
 /// Appends the compact JSON of `bytes`, exactly as serde_json writes
 /// [`to_json`]'s value, without building that value for the scalars
 /// `map dump -j` prints millions of.
-pub fn write_json(shape: &Shape, bytes: &[u8], out: &mut String) {
+pub fn write_json(shape: &Shape, bytes: &[u8], out: &mut Vec<u8>) {
     match shape {
         Shape::Ipv4 => {
-            out.push('"');
+            out.push(b'"');
             push_ipv4(out, bytes);
-            out.push('"');
+            out.push(b'"');
         }
         Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
         Shape::BigEndian { size } => {
@@ -417,44 +416,82 @@ pub fn write_json(shape: &Shape, bytes: &[u8], out: &mut String) {
         }
         Shape::Uint { .. } => push_int(out, uint(bytes)),
         Shape::Int { .. } => push_int(out, sint(bytes)),
-        Shape::Bool => out.push_str(if bytes[0] != 0 { "true" } else { "false" }),
+        Shape::Bool => out.extend_from_slice(if bytes[0] != 0 { b"true" } else { b"false" }),
         Shape::Raw { .. } => {
-            out.push('"');
+            out.push(b'"');
             push_hex(out, bytes);
-            out.push('"');
+            out.push(b'"');
         }
         // NB: strings that may need escaping (enum names, char arrays) and
         // nested values go through serde_json.
-        _ => {
-            let _ = write!(out, "{}", to_json(shape, bytes));
-        }
+        _ => out.extend_from_slice(to_json(shape, bytes).to_string().as_bytes()),
     }
 }
+
+/// Each byte's decimal digits and a dot, left-aligned, and how many of
+/// those bytes there are: `push_ipv4` copies four bytes a part.
+const OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut b = 0;
+    while b < 256 {
+        let (d, n): ([u8; 3], u8) = if b >= 100 {
+            (
+                [
+                    b'0' + (b / 100) as u8,
+                    b'0' + (b / 10 % 10) as u8,
+                    b'0' + (b % 10) as u8,
+                ],
+                3,
+            )
+        } else if b >= 10 {
+            ([b'0' + (b / 10) as u8, b'0' + (b % 10) as u8, 0], 2)
+        } else {
+            ([b'0' + b as u8, 0, 0], 1)
+        };
+        let mut part = [0u8; 4];
+        let mut i = 0;
+        while i < n as usize {
+            part[i] = d[i];
+            i += 1;
+        }
+        part[n as usize] = b'.';
+        t[b] = (part, n + 1);
+        b += 1;
+    }
+    t
+};
 
 /// `a.b.c.d`, as `Ipv4Addr`'s `Display` writes it.
-fn push_ipv4(out: &mut String, bytes: &[u8]) {
-    let mut buf = itoa::Buffer::new();
-    for (i, b) in bytes[..4].iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        out.push_str(buf.format(*b));
+fn push_ipv4(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    for &b in &bytes[..4] {
+        let (part, len) = &OCTETS[usize::from(b)];
+        buf[n..n + 4].copy_from_slice(part);
+        n += usize::from(*len);
     }
+    // Without the last part's dot.
+    out.extend_from_slice(&buf[..n - 1]);
 }
 
-fn push_int(out: &mut String, v: impl itoa::Integer) {
-    out.push_str(itoa::Buffer::new().format(v));
+fn push_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Appends [`hex`] of `bytes`.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
+    // NB: through a stack buffer, 16 bytes at a time: a push per character
+    // costs more than the rest of a dump's line.
+    let mut buf = [0u8; 48];
+    for (c, chunk) in bytes.chunks(16).enumerate() {
+        for (i, b) in chunk.iter().enumerate() {
+            buf[3 * i] = b' ';
+            buf[3 * i + 1] = DIGITS[usize::from(b >> 4)];
+            buf[3 * i + 2] = DIGITS[usize::from(b & 15)];
         }
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+        let from = usize::from(c == 0);
+        out.extend_from_slice(&buf[from..3 * chunk.len()]);
     }
 }
 
@@ -1046,8 +1083,9 @@ mod tests {
             ),
         ];
         for (shape, bytes) in &shapes_and_bytes {
-            let mut json = String::new();
+            let mut json = Vec::new();
             write_json(shape, bytes, &mut json);
+            let json = String::from_utf8(json).unwrap();
             assert_eq!(
                 json,
                 serde_json::to_string(&to_json(shape, bytes)).unwrap(),
@@ -1058,8 +1096,19 @@ mod tests {
         assert_eq!(to_text(&Shape::Ipv4, &[10, 200, 3, 44]), "10.200.3.44");
         assert_eq!(to_text(&Shape::Raw { size: 2 }, &[0xab, 1]), "ab 01");
         assert_eq!(to_text(&Shape::Int { size: 1 }, &[0xff]), "-1");
-        let mut hexed = String::new();
+        let mut hexed = Vec::new();
         push_hex(&mut hexed, &[0, 0x7f, 0x80, 0xff]);
-        assert_eq!(hexed, hex(&[0, 0x7f, 0x80, 0xff]));
+        assert_eq!(hexed, hex(&[0, 0x7f, 0x80, 0xff]).as_bytes());
+        let long: Vec<u8> = (0..=255).collect();
+        hexed.clear();
+        push_hex(&mut hexed, &long);
+        assert_eq!(hexed, hex(&long).as_bytes());
+        for a in 0..=255u8 {
+            let bytes = [a, 255 - a, a / 2, 7];
+            assert_eq!(
+                to_text(&Shape::Ipv4, &bytes),
+                Ipv4Addr::from(bytes).to_string()
+            );
+        }
     }
 }
