@@ -7,7 +7,8 @@
 //! Run it with
 //! `cargo test --release -p xdpctl-tests --test floor -- --ignored --nocapture`
 //! (`XDPCTL_FLOOR_N` entries, default a million; `XDPCTL_FLOOR_RUNS`
-//! rounds, default 7).
+//! rounds, default 7; `XDPCTL_FLOOR_VERBOSE` prints the floor of each batch
+//! size; `XDPCTL_BIN` times another build, e.g. main's, in the same way).
 
 use std::{
     fmt::Write as _,
@@ -89,10 +90,13 @@ fn raw_batch_read(
 
 /// The best of the raw floors over a few batch sizes: wall and CPU seconds.
 fn floor(path: &Path, key_size: usize, value_len: usize, n: usize) -> (f64, f64) {
-    [16_384, 65_536]
+    [4096, 16_384, 65_536]
         .into_iter()
         .map(|b| {
             let (t, c, got) = raw_batch_read(path, key_size, value_len, b);
+            if std::env::var_os("XDPCTL_FLOOR_VERBOSE").is_some() {
+                eprintln!("floor, {b} a batch: {t:.3}s wall, {c:.3}s CPU");
+            }
             assert!(got + got / 50 >= n, "read {got} of about {n} entries");
             (t, c)
         })
