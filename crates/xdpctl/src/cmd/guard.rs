@@ -312,7 +312,8 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         }
     ));
 
-    let mut prev = fw.sources()?;
+    let (mut prev, mut sample) = (stats::Counts::default(), stats::Counts::default());
+    fw.sample(&mut prev)?;
     let mut prev_at = Instant::now();
     let mut passes = 0u64;
     loop {
@@ -323,17 +324,18 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         if args.count.is_some_and(|c| passes >= c) || !stats::sleep_until(prev_at + args.interval) {
             break;
         }
-        let sample = fw.sources()?;
+        fw.sample(&mut sample)?;
         let dt = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();
-        let rates: Vec<(Source, f64)> = stats::rates(&prev, &sample, dt, args.threshold)
-            .into_iter()
-            .map(|(src, rate, _)| (src, rate))
-            .collect();
+        let rates: Vec<(Source, f64)> =
+            stats::rates(&prev, &sample, dt, args.threshold, usize::MAX)
+                .into_iter()
+                .map(|(src, rate, _)| (src, rate))
+                .collect();
         for e in guard.pass(maps.as_mut(), &settings, &rates, stats::now_ms())? {
             log.event(&e)?;
         }
-        prev = sample;
+        std::mem::swap(&mut prev, &mut sample);
         passes += 1;
     }
 

@@ -18,7 +18,7 @@ use crate::{
     cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
     ctx::{Ctx, PinIndex},
     kernel::cidr4::Indexes,
-    kernel::map::MapHandle,
+    kernel::map::{Batch, MapHandle},
     kernel::objects,
     kernel::sys::{self, IdKind, update_flags},
     model::codec::{self, Shape},
@@ -170,6 +170,64 @@ impl OpenMap {
         }
     }
 
+    /// [`Self::folded`] into a reused buffer: no allocation for the
+    /// integer values `map dump` prints millions of.
+    fn fold_into(&self, value: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let size = self.info().value_size as usize;
+        match self.value {
+            Shape::Uint { size: n } | Shape::Int { size: n } if self.per_cpu() && n <= 8 => {
+                let total = value
+                    .chunks_exact(self.map.stride())
+                    .map(|s| {
+                        let mut b = [0u8; 8];
+                        b[..n].copy_from_slice(&s[..n]);
+                        u64::from_ne_bytes(b)
+                    })
+                    .fold(0u64, u64::wrapping_add);
+                out.extend_from_slice(&total.to_ne_bytes()[..n]);
+            }
+            _ if self.per_cpu() => out.extend_from_slice(&self.folded(value)),
+            _ => out.extend_from_slice(&value[..size]),
+        }
+    }
+
+    /// Appends [`Self::entry_json`] as compact JSON, byte for byte what
+    /// serde_json writes for it, without building it.
+    fn write_entry_json(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        per_cpu: bool,
+        out: &mut Vec<u8>,
+        folded: &mut Vec<u8>,
+    ) {
+        self.fold_into(value, folded);
+        out.extend_from_slice(b"{\"key\":");
+        codec::write_json(&self.key, key, out);
+        out.extend_from_slice(b",\"value\":");
+        codec::write_json(&self.value, folded, out);
+        if self.per_cpu() {
+            out.extend_from_slice(b",\"values\":[");
+            for (i, slot) in self.slots(value).iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                codec::write_json(&self.value, slot, out);
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b",\"key_hex\":\"");
+        codec::push_hex(out, key);
+        out.push(b'"');
+        if !per_cpu {
+            out.extend_from_slice(b",\"value_hex\":\"");
+            codec::push_hex(out, folded);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+
     fn entry_json(&self, key: &[u8], value: &[u8], per_cpu: bool) -> Value {
         let mut obj = serde_json::Map::new();
         obj.insert("key".into(), codec::to_json(&self.key, key));
@@ -197,23 +255,30 @@ impl OpenMap {
     }
 
     fn value_text(&self, value: &[u8], per_cpu: bool) -> String {
-        let mut out = String::new();
-        self.write_value_text(value, per_cpu, &mut out);
-        out
+        let mut out = Vec::new();
+        self.write_value_text(value, per_cpu, &mut out, &mut Vec::new());
+        String::from_utf8_lossy(&out).into_owned()
     }
 
-    fn write_value_text(&self, value: &[u8], per_cpu: bool, out: &mut String) {
+    fn write_value_text(
+        &self,
+        value: &[u8],
+        per_cpu: bool,
+        out: &mut Vec<u8>,
+        folded: &mut Vec<u8>,
+    ) {
         if per_cpu && self.per_cpu() {
-            out.push('[');
+            out.push(b'[');
             for (i, slot) in self.slots(value).iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.extend_from_slice(b", ");
                 }
                 codec::write_text(&self.value, slot, out);
             }
-            out.push(']');
+            out.push(b']');
         } else if self.per_cpu() {
-            codec::write_text(&self.value, &self.folded(value), out);
+            self.fold_into(value, folded);
+            codec::write_text(&self.value, folded, out);
         } else {
             codec::write_text(&self.value, &value[..self.info().value_size as usize], out);
         }
@@ -224,6 +289,14 @@ impl OpenMap {
     pub(crate) fn for_each(&self, f: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
         self.map
             .for_each(f)
+            .with_context(|| format!("reading map {}", self.label))
+    }
+
+    /// Calls `f` for every batch of entries, read on a second thread while
+    /// `f` works; `f` returns false to stop.
+    pub(crate) fn for_each_batch(&self, f: impl FnMut(&Batch) -> Result<bool>) -> Result<()> {
+        self.map
+            .for_each_batch(f)
             .with_context(|| format!("reading map {}", self.label))
     }
 
@@ -377,12 +450,22 @@ struct Printer<'a> {
     map: &'a OpenMap,
     format: Format,
     per_cpu: bool,
-    out: io::BufWriter<io::StdoutLock<'static>>,
+    /// NB: no `BufWriter`: `text` is the buffer, and a large write goes
+    /// through stdout's own line buffering without a copy.
+    out: io::StdoutLock<'static>,
     count: u64,
     key_width: usize,
-    /// Reused for every line: no allocation per entry.
-    line: String,
+    /// Reused: text of many entries, written to `out` in one go.
+    text: Vec<u8>,
+    /// Reused: a value summed over CPUs.
+    folded: Vec<u8>,
 }
+
+/// Text gathered before it is written.
+const FLUSH_AT: usize = 1 << 18;
+
+/// Padding for the KEY column, sliced.
+const SPACES: &[u8; 48] = b"                                                ";
 
 impl<'a> Printer<'a> {
     fn new(map: &'a OpenMap, format: Format, per_cpu: bool) -> Self {
@@ -399,64 +482,69 @@ impl<'a> Printer<'a> {
             map,
             format,
             per_cpu,
-            out: io::BufWriter::with_capacity(1 << 16, render::stdout()),
+            out: render::stdout(),
             count: 0,
             key_width,
-            line: String::new(),
+            text: Vec::with_capacity(2 * FLUSH_AT),
+            folded: Vec::new(),
         }
     }
 
     fn entry(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        let text = &mut self.text;
         match self.format {
             Format::Human => {
                 if self.count == 0 {
-                    writeln!(self.out, "{:<w$}  VALUE", "KEY", w = self.key_width)?;
+                    text.extend_from_slice(
+                        format!("{:<w$}  VALUE\n", "KEY", w = self.key_width).as_bytes(),
+                    );
                 }
-                let line = &mut self.line;
-                line.clear();
-                codec::write_text(&self.map.key, key, line);
-                let pad = self.key_width.saturating_sub(line.len());
-                line.extend(std::iter::repeat_n(' ', pad + 2));
-                self.map.write_value_text(value, self.per_cpu, line);
-                line.push('\n');
-                self.out.write_all(line.as_bytes())?;
+                let start = text.len();
+                codec::write_text(&self.map.key, key, text);
+                let pad = self.key_width.saturating_sub(text.len() - start) + 2;
+                match SPACES.get(..pad) {
+                    Some(spaces) => text.extend_from_slice(spaces),
+                    None => text.extend(std::iter::repeat_n(b' ', pad)),
+                }
+                self.map
+                    .write_value_text(value, self.per_cpu, text, &mut self.folded);
+                text.push(b'\n');
             }
             Format::Json => {
-                self.out
-                    .write_all(if self.count == 0 { b"[" } else { b"," })?;
-                serde_json::to_writer(
-                    &mut self.out,
-                    &self.map.entry_json(key, value, self.per_cpu),
-                )?;
+                text.push(if self.count == 0 { b'[' } else { b',' });
+                self.map
+                    .write_entry_json(key, value, self.per_cpu, text, &mut self.folded);
             }
             Format::PrettyJson => {
-                self.out
-                    .write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
-                let text =
+                text.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
+                let pretty =
                     serde_json::to_string_pretty(&self.map.entry_json(key, value, self.per_cpu))?;
-                for (i, line) in text.lines().enumerate() {
+                for (i, line) in pretty.lines().enumerate() {
                     if i > 0 {
-                        self.out.write_all(b"\n")?;
+                        text.push(b'\n');
                     }
-                    write!(self.out, "  {line}")?;
+                    text.extend_from_slice(b"  ");
+                    text.extend_from_slice(line.as_bytes());
                 }
             }
         }
         self.count += 1;
+        if text.len() >= FLUSH_AT {
+            self.out.write_all(text)?;
+            text.clear();
+        }
         Ok(())
     }
 
     fn finish(mut self) -> io::Result<u64> {
-        match self.format {
-            Format::Human => {}
-            Format::Json => self
-                .out
-                .write_all(if self.count == 0 { b"[]\n" } else { b"]\n" })?,
-            Format::PrettyJson => {
-                self.out
-                    .write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?
-            }
-        }
+        let end: &[u8] = match (self.format, self.count) {
+            (Format::Human, _) => b"",
+            (_, 0) => b"[]\n",
+            (Format::Json, _) => b"]\n",
+            (Format::PrettyJson, _) => b"\n]\n",
+        };
+        self.text.extend_from_slice(end);
+        self.out.write_all(&self.text)?;
         self.out.flush()?;
         Ok(self.count)
     }
@@ -520,13 +608,15 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
         }
     } else {
         let mut n = 0u64;
-        map.for_each(|k, v| {
-            if n >= limit {
-                return Ok(false);
+        map.for_each_batch(|batch| {
+            for (k, v) in batch.iter() {
+                if n >= limit {
+                    return Ok(false);
+                }
+                printer.entry(k, v)?;
+                n += 1;
             }
-            printer.entry(k, v)?;
-            n += 1;
-            Ok(true)
+            Ok(n < limit)
         })?;
     }
     let count = printer.finish()?;

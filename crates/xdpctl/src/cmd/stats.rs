@@ -22,35 +22,51 @@ use crate::{
     render::{self, Format, Tabular},
 };
 
-/// Packet counts by source, sorted by source.
+/// Packet counts by source, in the order the kernel hands them out.
 ///
-/// NB: a sorted vector, not a hash map: guard and top read up to a million
-/// sources every interval, and pushing then sorting them, then merging two
-/// samples, costs a fraction of hashing each one twice.
+/// NB: not sorted, and not a hash map: guard and top read up to a million
+/// sources every interval. A hash map's batch order is its bucket order,
+/// which does not change between two samples except where sources came or
+/// went, so [`rates`] pairs two samples by walking them side by side, and
+/// only the few sources that do not line up are looked up by hashing. The
+/// vectors are reused from one interval to the next.
 #[derive(Debug, Default, PartialEq)]
-pub struct Counts(Vec<(Source, u64)>);
+pub struct Counts {
+    v4: Vec<([u8; 4], u64)>,
+    v6: Vec<([u8; 16], u64)>,
+}
 
 impl Counts {
     /// How many sources.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.v4.len() + self.v6.len()
     }
 
     /// The count of one source.
     #[cfg(test)]
     pub fn get(&self, src: &Source) -> Option<u64> {
-        self.0
-            .binary_search_by(|(s, _)| s.cmp(src))
-            .ok()
-            .map(|i| self.0[i].1)
+        match src {
+            Source::V4(a) => self.v4.iter().find(|(k, _)| k == a).map(|e| e.1),
+            Source::V6(a) => self.v6.iter().find(|(k, _)| k == a).map(|e| e.1),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
     }
 }
 
 impl FromIterator<(Source, u64)> for Counts {
     fn from_iter<I: IntoIterator<Item = (Source, u64)>>(iter: I) -> Self {
-        let mut v: Vec<(Source, u64)> = iter.into_iter().collect();
-        v.sort_unstable_by_key(|e| e.0);
-        Counts(v)
+        let mut c = Counts::default();
+        for (src, n) in iter {
+            match src {
+                Source::V4(a) => c.v4.push((a, n)),
+                Source::V6(a) => c.v6.push((a, n)),
+            }
+        }
+        c
     }
 }
 
@@ -199,28 +215,33 @@ impl Firewall {
         Ok(out)
     }
 
-    /// Packets counted per source (IPv4 and IPv6), summed over CPUs.
+    /// Packets counted per source (IPv4 and IPv6), summed over CPUs, into
+    /// `counts` (emptied first; its room is reused).
     ///
     /// NB: guard and top call this every interval on maps of up to a million
-    /// sources: no allocation per entry, and a cheap hash.
-    pub fn sources(&self) -> Result<Counts> {
-        let mut all = Vec::new();
-        for (name, v6) in [(xdpfw::maps::PPS, false), (xdpfw::maps::PPS6, true)] {
-            let map = self.map(name);
-            let stride = map.value_len() / map.cpus().max(1);
-            map.for_each(|k, v| {
-                let total: u64 = v.chunks_exact(stride).map(ne_u64).sum();
-                let src = if v6 {
-                    Source::V6(k.try_into().unwrap_or_default())
-                } else {
-                    Source::V4(k.try_into().unwrap_or_default())
-                };
-                all.push((src, total));
-                Ok(true)
-            })?;
-        }
-        Ok(all.into_iter().collect())
+    /// sources: the sums are made while the kernel copies the next batch,
+    /// with no allocation per entry.
+    pub fn sample(&self, counts: &mut Counts) -> Result<()> {
+        counts.clear();
+        sample_into(self.map(xdpfw::maps::PPS), &mut counts.v4)?;
+        sample_into(self.map(xdpfw::maps::PPS6), &mut counts.v6)
     }
+}
+
+/// Every key of a per-CPU `u64` counter map, with its sum over CPUs.
+fn sample_into<const N: usize>(map: &OpenMap, out: &mut Vec<([u8; N], u64)>) -> Result<()> {
+    let stride = map.handle().stride();
+    map.for_each_batch(|batch| {
+        out.reserve(batch.len());
+        for (k, v) in batch.iter() {
+            let total = v
+                .chunks_exact(stride)
+                .map(ne_u64)
+                .fold(0u64, u64::wrapping_add);
+            out.push((k.try_into().unwrap_or([0; N]), total));
+        }
+        Ok(true)
+    })
 }
 
 pub use crate::kernel::process::{STOP, handle_signals};
@@ -401,23 +422,75 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
 }
 
 /// Per-source rates between two samples of the counters, for the sources
-/// whose rate is above `floor`, highest first. A count that went down (the
-/// LRU evicted the source, then it came back) counts from zero.
-pub fn rates(prev: &Counts, now: &Counts, dt: f64, floor: f64) -> Vec<(Source, f64, u64)> {
+/// whose rate is above `floor`, highest first, at most `limit` of them. A
+/// count that went down (the LRU evicted the source, then it came back)
+/// counts from zero.
+pub fn rates(
+    prev: &Counts,
+    now: &Counts,
+    dt: f64,
+    floor: f64,
+    limit: usize,
+) -> Vec<(Source, f64, u64)> {
     let mut out = Vec::new();
-    let mut before = prev.0.iter().peekable();
-    for (src, n) in &now.0 {
-        // Both are sorted by source: a merge, not a lookup per source.
-        while before.next_if(|(s, _)| s < src).is_some() {}
-        let was = before.next_if(|(s, _)| s == src).map_or(0, |(_, c)| *c);
-        let delta = if *n >= was { n - was } else { *n };
+    let mut each = |src: Source, n: u64, was: u64| {
+        let delta = if n >= was { n - was } else { n };
         let rate = delta as f64 / dt;
         if rate > floor {
-            out.push((*src, rate, *n));
+            out.push((src, rate, n));
+        }
+    };
+    pair(&prev.v4, &now.v4, |k, n, was| each(Source::V4(k), n, was));
+    pair(&prev.v6, &now.v6, |k, n, was| each(Source::V6(k), n, was));
+    let order =
+        |a: &(Source, f64, u64), b: &(Source, f64, u64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if out.len() > limit {
+        // `top` shows a few of what may be a million sources.
+        out.select_nth_unstable_by(limit, order);
+        out.truncate(limit);
+    }
+    out.sort_unstable_by(order);
+    out
+}
+
+/// How far ahead in the previous sample a source is looked for before it
+/// is left to the hash lookup: sources evicted since then, one hash bucket.
+const LOOKAHEAD: usize = 8;
+
+/// Calls `f(key, count now, count before)` for every key of `now`, the
+/// count before being 0 for a key `prev` does not have. Both samples are
+/// in the kernel's order, the same for the keys they share: they are
+/// walked side by side, and only keys that do not line up (new, or moved
+/// within their bucket) are looked up among the keys of `prev` left over.
+/// Keys are unique within a sample (one batch read holds each bucket once).
+fn pair<K: Copy + Eq + std::hash::Hash>(
+    prev: &[(K, u64)],
+    now: &[(K, u64)],
+    mut f: impl FnMut(K, u64, u64),
+) {
+    let mut j = 0;
+    let mut unpaired = Vec::new();
+    let mut left = Vec::new();
+    for (i, &(k, n)) in now.iter().enumerate() {
+        let ahead = &prev[j..prev.len().min(j + LOOKAHEAD)];
+        match ahead.iter().position(|(p, _)| *p == k) {
+            Some(d) => {
+                left.extend(j..j + d);
+                f(k, n, prev[j + d].1);
+                j += d + 1;
+            }
+            None => unpaired.push(i),
         }
     }
-    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out
+    if unpaired.is_empty() {
+        return;
+    }
+    left.extend(j..prev.len());
+    let before: HashMap<K, u64> = left.into_iter().map(|i| prev[i]).collect();
+    for i in unpaired {
+        let (k, n) = now[i];
+        f(k, n, before.get(&k).copied().unwrap_or(0));
+    }
 }
 
 #[cfg(test)]
@@ -438,12 +511,53 @@ mod tests {
         let c = Source::V6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         let prev = Counts::from_iter([(b, 1000), (a, 100)]);
         let now = Counts::from_iter([(a, 300), (b, 50), (c, 10), (Source::V4([1, 1, 1, 1]), 0)]);
-        let r = rates(&prev, &now, 2.0, 0.0);
+        let r = rates(&prev, &now, 2.0, 0.0, usize::MAX);
         assert_eq!(r, vec![(a, 100.0, 300), (b, 25.0, 50), (c, 5.0, 10)]);
-        assert_eq!(rates(&prev, &now, 2.0, 30.0), vec![(a, 100.0, 300)]);
+        assert_eq!(
+            rates(&prev, &now, 2.0, 30.0, usize::MAX),
+            vec![(a, 100.0, 300)]
+        );
+        assert_eq!(rates(&prev, &now, 2.0, 0.0, 2), r[..2]);
         assert_eq!(now.get(&b), Some(50));
         assert_eq!(now.len(), 4);
         assert_eq!(c.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn samples_pair_up_whatever_came_went_or_moved() {
+        // The kernel's order is kept for shared keys, mostly: keys come
+        // and go anywhere, and some move (an LRU re-adds a key at the head
+        // of its bucket).
+        let before: Vec<(u32, u64)> = (0..10_000u32).map(|k| (k, u64::from(k))).collect();
+        let mut after: Vec<(u32, u64)> = before
+            .iter()
+            .filter(|(k, _)| k % 7 != 3)
+            .map(|&(k, n)| (k, n + 5))
+            .collect();
+        for i in (0..after.len()).step_by(100) {
+            after.insert(i, (100_000 + i as u32, 1));
+        }
+        after.swap(10, 8_000);
+        after[20..60].reverse();
+        let mut seen = HashMap::new();
+        pair(&before, &after, |k, n, was| {
+            assert!(seen.insert(k, (n, was)).is_none(), "{k} twice");
+        });
+        assert_eq!(seen.len(), after.len());
+        for (k, (n, was)) in seen {
+            if k >= 100_000 {
+                assert_eq!((n, was), (1, 0), "{k} is new");
+            } else {
+                assert_eq!((n, was), (u64::from(k) + 5, u64::from(k)), "{k}");
+            }
+        }
+        // Nothing in common, in no common order.
+        let mut count = 0;
+        pair(&before[..50], &before[50..100], |_, _, was| {
+            assert_eq!(was, 0);
+            count += 1;
+        });
+        assert_eq!(count, 50);
     }
 
     #[test]

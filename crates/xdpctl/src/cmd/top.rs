@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::{
     cli::TopArgs,
-    cmd::stats::{Firewall, handle_signals, now_ms, rates, rfc3339, sleep_until},
+    cmd::stats::{Counts, Firewall, handle_signals, now_ms, rates, rfc3339, sleep_until},
     ctx::Ctx,
     render::{self, Format, Tabular},
 };
@@ -42,16 +42,16 @@ pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
     handle_signals()?;
     let tty = std::io::stdout().is_terminal() && ctx.format == Format::Human;
     let period = Duration::from_secs_f64(args.interval);
-    let mut prev = fw.sources()?;
+    let (mut prev, mut now) = (Counts::default(), Counts::default());
+    fw.sample(&mut prev)?;
     let mut prev_at = Instant::now();
     let mut samples = 0u64;
     while args.count.is_none_or(|c| samples < c) && sleep_until(prev_at + period) {
-        let now = fw.sources()?;
+        fw.sample(&mut now)?;
         let dt = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();
-        let rows: Vec<TalkerRow> = rates(&prev, &now, dt, 0.0)
+        let rows: Vec<TalkerRow> = rates(&prev, &now, dt, 0.0, args.limit)
             .into_iter()
-            .take(args.limit)
             .map(|(s, pps, packets)| TalkerRow {
                 source: s.to_string(),
                 pps,
@@ -81,7 +81,7 @@ pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
             )?,
         }
         out.flush()?;
-        prev = now;
+        std::mem::swap(&mut prev, &mut now);
         samples += 1;
     }
     Ok(())

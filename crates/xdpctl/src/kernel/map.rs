@@ -229,7 +229,70 @@ impl MapHandle {
 /// types without batch support return to userspace.
 const ENOTSUPP: i32 = 524;
 
+/// Entries read in one go: packed keys and whole (all-CPU) values.
+#[derive(Debug)]
+pub struct Batch {
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    key_size: usize,
+    value_len: usize,
+    /// Entries it has room for.
+    room: usize,
+    len: usize,
+}
+
+impl Batch {
+    fn new(key_size: usize, value_len: usize, room: usize) -> Self {
+        Batch {
+            keys: vec![0u8; key_size * room],
+            values: vec![0u8; value_len * room],
+            key_size,
+            value_len,
+            room,
+            len: 0,
+        }
+    }
+
+    fn grow(&mut self, room: usize) {
+        self.keys.resize(self.key_size * room, 0);
+        self.values.resize(self.value_len * room, 0);
+        self.room = room;
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Entry `i`: its key and whole value.
+    pub fn get(&self, i: usize) -> (&[u8], &[u8]) {
+        (
+            &self.keys[i * self.key_size..(i + 1) * self.key_size],
+            &self.values[i * self.value_len..(i + 1) * self.value_len],
+        )
+    }
+
+    /// Every entry, in the kernel's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        (0..self.len).map(|i| self.get(i))
+    }
+}
+
+/// Buffers in flight between the reader thread and the caller: one being
+/// filled, one waiting, one being processed.
+const BUFFERS: usize = 3;
+
+/// The most bytes of entries one batch holds: big enough that the syscalls
+/// cost nothing next to the copying, small enough that a map of huge values
+/// keeps memory bounded.
+const BATCH_BYTES: usize = 2 << 20;
+
 impl MapHandle {
+    /// Entries per batch: [`BATCH_BYTES`] worth, from 64 up to 16384.
+    fn batch_room(&self) -> usize {
+        (BATCH_BYTES / (self.key_size() + self.value_len()).max(1)).clamp(64, 16_384)
+    }
+
     /// Calls `f` for every entry, in batches where the map type allows
     /// (`BPF_MAP_LOOKUP_BATCH`), one by one where it does not (an LPM trie).
     /// `f` returns false to stop.
@@ -237,44 +300,107 @@ impl MapHandle {
         &self,
         mut f: impl FnMut(&[u8], &[u8]) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
-        let key_size = self.key_size();
-        let value_len = self.value_len();
-        let mut count: usize = 16384;
+        self.for_each_batch(|batch| {
+            for (k, v) in batch.iter() {
+                if !f(k, v)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Calls `f` for every batch of entries, in the kernel's order; `f`
+    /// returns false to stop.
+    ///
+    /// NB: the reading happens on a second thread, into a few reused
+    /// buffers handed over a bounded channel, so that `f` works on one
+    /// batch while the kernel copies the next: a million-entry dump costs
+    /// about what reading the map alone does, and memory stays at
+    /// [`BUFFERS`] batches. The reader may read a batch or two past where
+    /// `f` stops.
+    pub fn for_each_batch(
+        &self,
+        mut f: impl FnMut(&Batch) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(BUFFERS - 1);
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Batch>(BUFFERS);
+        std::thread::scope(|s| {
+            s.spawn(move || self.read_batches(&full_tx, &free_rx));
+            let result = (|| {
+                for batch in &full_rx {
+                    let batch = batch?;
+                    if !f(&batch)? {
+                        return Ok(());
+                    }
+                    // The reader may have finished: a buffer it no longer
+                    // wants is simply dropped.
+                    let _ = free_tx.try_send(batch);
+                }
+                Ok(())
+            })();
+            // Stops a reader still at work: its next send or wait fails.
+            drop(full_rx);
+            drop(free_tx);
+            result
+        })
+    }
+
+    /// The reader thread of [`Self::for_each_batch`]: sends batches until
+    /// the map is read, an error (sent too), or the caller hangs up.
+    fn read_batches(
+        &self,
+        full: &std::sync::mpsc::SyncSender<io::Result<Batch>>,
+        free: &std::sync::mpsc::Receiver<Batch>,
+    ) {
+        let (key_size, value_len) = (self.key_size(), self.value_len());
+        let mut room = self.batch_room();
+        let mut made = 0;
+        let mut take = |room: usize| -> Option<Batch> {
+            let mut b = match free.try_recv() {
+                Ok(b) => b,
+                Err(_) if made < BUFFERS => {
+                    made += 1;
+                    Batch::new(key_size, value_len, room)
+                }
+                Err(_) => free.recv().ok()?,
+            };
+            if b.room < room {
+                b.grow(room);
+            }
+            b.len = 0;
+            Some(b)
+        };
         let cursor_len = key_size.max(8);
         let mut token = vec![0u8; cursor_len];
         let mut next = vec![0u8; cursor_len];
         let mut started = false;
-        let mut keys = vec![0u8; key_size * count];
-        let mut values = vec![0u8; value_len * count];
+        let Some(mut batch) = take(room) else { return };
         loop {
             let result = self.lookup_batch(
                 started.then_some(token.as_slice()),
                 &mut next,
-                &mut keys,
-                &mut values,
-                count as u32,
+                &mut batch.keys[..key_size * room],
+                &mut batch.values[..value_len * room],
+                room as u32,
             );
             match result {
                 Ok((n, done)) => {
-                    for i in 0..n as usize {
-                        if !f(
-                            &keys[i * key_size..(i + 1) * key_size],
-                            &values[i * value_len..(i + 1) * value_len],
-                        )? {
-                            return Ok(());
-                        }
-                    }
-                    if done {
-                        return Ok(());
+                    batch.len = n as usize;
+                    if full.send(Ok(batch)).is_err() || done {
+                        return;
                     }
                     std::mem::swap(&mut token, &mut next);
                     started = true;
+                    match take(room) {
+                        Some(b) => batch = b,
+                        None => return,
+                    }
                 }
                 // A hash bucket larger than the batch: retry with room.
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && count < 1 << 20 => {
-                    count *= 2;
-                    keys.resize(key_size * count, 0);
-                    values.resize(value_len * count, 0);
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && room < 1 << 20 => {
+                    room *= 2;
+                    batch.grow(room);
                 }
                 // No batch support for this map type (LPM trie, ...).
                 Err(e)
@@ -284,30 +410,65 @@ impl MapHandle {
                             Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
                         ) =>
                 {
-                    return self.for_each_slow(f);
+                    return self.read_one_by_one(batch, full, take);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let _ = full.send(Err(e));
+                    return;
+                }
             }
         }
     }
 
-    fn for_each_slow(
+    /// The reader for map types without batch lookups: `next_key` and
+    /// `lookup`, gathered into batches all the same.
+    fn read_one_by_one(
         &self,
-        mut f: impl FnMut(&[u8], &[u8]) -> anyhow::Result<bool>,
-    ) -> anyhow::Result<()> {
-        let mut key = vec![0u8; self.key_size()];
+        mut batch: Batch,
+        full: &std::sync::mpsc::SyncSender<io::Result<Batch>>,
+        mut take: impl FnMut(usize) -> Option<Batch>,
+    ) {
+        let (key_size, value_len) = (self.key_size(), self.value_len());
+        let room = batch.room;
+        let mut key = vec![0u8; key_size];
         let mut next = key.clone();
-        let mut value = vec![0u8; self.value_len()];
         let mut first = true;
-        while self.next_key((!first).then_some(key.as_slice()), &mut next)? {
+        loop {
+            let found = match self.next_key((!first).then_some(key.as_slice()), &mut next) {
+                Ok(found) => found,
+                Err(e) => {
+                    let _ = full.send(Err(e));
+                    return;
+                }
+            };
             first = false;
-            std::mem::swap(&mut key, &mut next);
-            // An entry deleted between the two calls is skipped.
-            if self.lookup(&key, &mut value)? && !f(&key, &value)? {
-                break;
+            if found {
+                std::mem::swap(&mut key, &mut next);
+                let i = batch.len;
+                let value = &mut batch.values[i * value_len..(i + 1) * value_len];
+                // An entry deleted between the two calls is skipped.
+                match self.lookup(&key, value) {
+                    Ok(true) => {
+                        batch.keys[i * key_size..(i + 1) * key_size].copy_from_slice(&key);
+                        batch.len += 1;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        let _ = full.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if !found || batch.len == room {
+                if full.send(Ok(batch)).is_err() || !found {
+                    return;
+                }
+                match take(room) {
+                    Some(b) => batch = b,
+                    None => return,
+                }
             }
         }
-        Ok(())
     }
 
     /// Every entry, packed and sorted by key.

@@ -373,38 +373,125 @@ pub fn to_json(shape: &Shape, bytes: &[u8]) -> Value {
 
 /// The text people read: strings unquoted, everything else as compact JSON.
 pub fn to_text(shape: &Shape, bytes: &[u8]) -> String {
-    let mut s = String::new();
+    let mut s = Vec::new();
     write_text(shape, bytes, &mut s);
-    s
+    String::from_utf8_lossy(&s).into_owned()
 }
 
 /// Appends the text of `bytes` to `out`. Scalars are written directly
-/// (`map dump` prints millions of them); the rest goes through JSON.
-pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut String) {
+/// (`map dump` prints millions of them, into bytes: no UTF-8 checks); the
+/// rest goes through JSON.
+pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut Vec<u8>) {
+    match shape {
+        Shape::Ipv4 => push_ipv4(out, bytes),
+        Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
+        Shape::Uint { size } => push_int(out, uint(&bytes[..*size])),
+        Shape::Int { size } => push_int(out, sint(&bytes[..*size])),
+        Shape::Raw { .. } => push_hex(out, bytes),
+        _ => match to_json(shape, bytes) {
+            Value::String(s) => out.extend_from_slice(s.as_bytes()),
+            other => out.extend_from_slice(other.to_string().as_bytes()),
+        },
+    }
+}
+
+/// Appends the compact JSON of `bytes`, exactly as serde_json writes
+/// [`to_json`]'s value, without building that value for the scalars
+/// `map dump -j` prints millions of.
+pub fn write_json(shape: &Shape, bytes: &[u8], out: &mut Vec<u8>) {
     match shape {
         Shape::Ipv4 => {
-            let _ = write!(
+            out.push(b'"');
+            push_ipv4(out, bytes);
+            out.push(b'"');
+        }
+        Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
+        Shape::BigEndian { size } => {
+            push_int(
                 out,
-                "{}",
-                Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
+                bytes[..*size]
+                    .iter()
+                    .fold(0u64, |v, b| (v << 8) | u64::from(*b)),
             );
         }
-        Shape::Port => {
-            let _ = write!(out, "{}", u16::from_be_bytes([bytes[0], bytes[1]]));
+        Shape::Uint { .. } => push_int(out, uint(bytes)),
+        Shape::Int { .. } => push_int(out, sint(bytes)),
+        Shape::Bool => out.extend_from_slice(if bytes[0] != 0 { b"true" } else { b"false" }),
+        Shape::Raw { .. } => {
+            out.push(b'"');
+            push_hex(out, bytes);
+            out.push(b'"');
         }
-        Shape::Uint { size } => {
-            let _ = write!(out, "{}", uint(&bytes[..*size]));
+        // NB: strings that may need escaping (enum names, char arrays) and
+        // nested values go through serde_json.
+        _ => out.extend_from_slice(to_json(shape, bytes).to_string().as_bytes()),
+    }
+}
+
+/// Each byte's decimal digits and a dot, left-aligned, and how many of
+/// those bytes there are: `push_ipv4` copies four bytes a part.
+const OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut b = 0;
+    while b < 256 {
+        let (d, n): ([u8; 3], u8) = if b >= 100 {
+            (
+                [
+                    b'0' + (b / 100) as u8,
+                    b'0' + (b / 10 % 10) as u8,
+                    b'0' + (b % 10) as u8,
+                ],
+                3,
+            )
+        } else if b >= 10 {
+            ([b'0' + (b / 10) as u8, b'0' + (b % 10) as u8, 0], 2)
+        } else {
+            ([b'0' + b as u8, 0, 0], 1)
+        };
+        let mut part = [0u8; 4];
+        let mut i = 0;
+        while i < n as usize {
+            part[i] = d[i];
+            i += 1;
         }
-        Shape::Int { size } => {
-            let _ = write!(out, "{}", sint(&bytes[..*size]));
+        part[n as usize] = b'.';
+        t[b] = (part, n + 1);
+        b += 1;
+    }
+    t
+};
+
+/// `a.b.c.d`, as `Ipv4Addr`'s `Display` writes it.
+fn push_ipv4(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    for &b in &bytes[..4] {
+        let (part, len) = &OCTETS[usize::from(b)];
+        buf[n..n + 4].copy_from_slice(part);
+        n += usize::from(*len);
+    }
+    // Without the last part's dot.
+    out.extend_from_slice(&buf[..n - 1]);
+}
+
+fn push_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Appends [`hex`] of `bytes`.
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // NB: through a stack buffer, 16 bytes at a time: a push per character
+    // costs more than the rest of a dump's line.
+    let mut buf = [0u8; 48];
+    for (c, chunk) in bytes.chunks(16).enumerate() {
+        for (i, b) in chunk.iter().enumerate() {
+            buf[3 * i] = b' ';
+            buf[3 * i + 1] = DIGITS[usize::from(b >> 4)];
+            buf[3 * i + 2] = DIGITS[usize::from(b & 15)];
         }
-        Shape::Raw { .. } => out.push_str(&hex(bytes)),
-        _ => match to_json(shape, bytes) {
-            Value::String(s) => out.push_str(&s),
-            other => {
-                let _ = write!(out, "{other}");
-            }
-        },
+        let from = usize::from(c == 0);
+        out.extend_from_slice(&buf[from..3 * chunk.len()]);
     }
 }
 
@@ -948,5 +1035,80 @@ mod tests {
         assert_eq!(to_text(&shape, &2u32.to_ne_bytes()), "PASS");
         assert_eq!(parse(&shape, "DROP").unwrap(), 1u32.to_ne_bytes().to_vec());
         assert!(parse(&shape, "MAYBE").unwrap_err().contains("PASS, DROP"));
+    }
+
+    #[test]
+    fn written_json_and_text_are_what_serde_json_and_display_write() {
+        let label = Shape::Array {
+            elem: Box::new(Shape::Uint { size: 1 }),
+            len: 8,
+            elem_size: 1,
+            chars: true,
+        };
+        let shapes_and_bytes: Vec<(Shape, Vec<u8>)> = vec![
+            (Shape::Ipv4, vec![203, 0, 113, 5]),
+            (Shape::Ipv4, vec![0, 0, 0, 0]),
+            (Shape::Ipv4, vec![255, 255, 255, 255]),
+            (
+                Shape::Ipv6,
+                [0x20, 1, 0x0d, 0xb8]
+                    .into_iter()
+                    .chain([0; 11])
+                    .chain([1])
+                    .collect(),
+            ),
+            (Shape::Port, vec![0x27, 0x0f]),
+            (Shape::BigEndian { size: 8 }, vec![1, 2, 3, 4, 5, 6, 7, 8]),
+            (Shape::Uint { size: 1 }, vec![255]),
+            (Shape::Uint { size: 8 }, u64::MAX.to_ne_bytes().to_vec()),
+            (Shape::Uint { size: 8 }, 0u64.to_ne_bytes().to_vec()),
+            (Shape::Int { size: 4 }, (-5i32).to_ne_bytes().to_vec()),
+            (Shape::Int { size: 8 }, i64::MIN.to_ne_bytes().to_vec()),
+            (Shape::Bool, vec![1]),
+            (Shape::Bool, vec![0]),
+            (Shape::Raw { size: 3 }, vec![0xcb, 0, 0x71]),
+            (Shape::Raw { size: 0 }, vec![]),
+            (
+                Shape::Cidr { v6: false },
+                [24u32.to_ne_bytes().as_slice(), &[10, 0, 0, 0]].concat(),
+            ),
+            (label.clone(), b"a\"b\\\n\x01\0\0\0".to_vec()),
+            (
+                Shape::Enum {
+                    size: 4,
+                    signed: false,
+                    values: vec![("PA\"SS".into(), 2)],
+                },
+                2u32.to_ne_bytes().to_vec(),
+            ),
+        ];
+        for (shape, bytes) in &shapes_and_bytes {
+            let mut json = Vec::new();
+            write_json(shape, bytes, &mut json);
+            let json = String::from_utf8(json).unwrap();
+            assert_eq!(
+                json,
+                serde_json::to_string(&to_json(shape, bytes)).unwrap(),
+                "{shape:?}"
+            );
+            serde_json::from_str::<Value>(&json).unwrap();
+        }
+        assert_eq!(to_text(&Shape::Ipv4, &[10, 200, 3, 44]), "10.200.3.44");
+        assert_eq!(to_text(&Shape::Raw { size: 2 }, &[0xab, 1]), "ab 01");
+        assert_eq!(to_text(&Shape::Int { size: 1 }, &[0xff]), "-1");
+        let mut hexed = Vec::new();
+        push_hex(&mut hexed, &[0, 0x7f, 0x80, 0xff]);
+        assert_eq!(hexed, hex(&[0, 0x7f, 0x80, 0xff]).as_bytes());
+        let long: Vec<u8> = (0..=255).collect();
+        hexed.clear();
+        push_hex(&mut hexed, &long);
+        assert_eq!(hexed, hex(&long).as_bytes());
+        for a in 0..=255u8 {
+            let bytes = [a, 255 - a, a / 2, 7];
+            assert_eq!(
+                to_text(&Shape::Ipv4, &bytes),
+                Ipv4Addr::from(bytes).to_string()
+            );
+        }
     }
 }
