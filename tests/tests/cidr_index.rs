@@ -12,7 +12,7 @@ use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya_obj::programs::XdpAttachType;
 use xdp_progs::{
     cidr4_index::Index,
-    xdpfw::{CIDR4_INDEX, CIDR4_TRIE, Ctl},
+    xdpfw::{Ctl, INDEX_OFF, INDEX_ON},
 };
 use xdpctl_tests::{Bpffs, flood, model::Rng, require_privileges, sh, xdpctl};
 
@@ -140,7 +140,7 @@ fn index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
     .ok();
     let file = rules_file(tmp.path(), "all.txt", &rules);
     xdpctl(&fs, ["map", "update", "cidr4", "--from-file", &file]).ok();
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX, "the index is in use");
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), INDEX_ON, "the index is in use");
 
     let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
     let addrs = probes(&mut rng, &rules, 20_000);
@@ -251,7 +251,11 @@ fn index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
         bad.len(),
         &bad[..bad.len().min(5)]
     );
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX, "the index is in use again");
+    assert_eq!(
+        ctl(&fs, Ctl::Cidr4Mode),
+        INDEX_ON,
+        "the index is in use again"
+    );
     assert_eq!(
         ctl(&fs, Ctl::Cidr4Drift),
         0,
@@ -272,7 +276,7 @@ fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
     let fs = Bpffs::new();
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.0/24", "1"]).ok();
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX);
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), INDEX_ON);
     let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
     let victim = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 9));
     assert_eq!(run(&prog, &frame(victim)), XDP_PASS);
@@ -311,7 +315,7 @@ fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
         verdicts[first..].iter().all(|v| *v == XDP_DROP),
         "once found, the rule holds"
     );
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_TRIE, "the index is off");
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), INDEX_OFF, "the index is off");
     assert!(ctl(&fs, Ctl::Cidr4Drift) >= 1, "the drift is counted");
     let stats = xdpctl(&fs, ["stats"]).ok();
     assert!(
@@ -326,7 +330,7 @@ fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
         "doctor rebuilds the index: {}",
         doctor.stdout
     );
-    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX, "the index is on again");
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), INDEX_ON, "the index is on again");
     for a in [victim, u32::from(std::net::Ipv4Addr::new(198, 51, 100, 7))] {
         assert_eq!(run(&prog, &frame(a)), XDP_DROP, "{a:#x} through the index");
     }
@@ -366,7 +370,7 @@ fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
         if !killed {
             break;
         }
-        if ctl(&fs, Ctl::Cidr4Mode) == CIDR4_TRIE {
+        if ctl(&fs, Ctl::Cidr4Mode) == INDEX_OFF {
             let doctor = xdpctl(&fs, ["doctor"]).ok();
             assert!(
                 doctor.stdout.contains("rebuilt the index"),
@@ -374,10 +378,42 @@ fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
                 doctor.stdout
             );
         }
-        assert_eq!(ctl(&fs, Ctl::Cidr4Mode), CIDR4_INDEX);
+        assert_eq!(ctl(&fs, Ctl::Cidr4Mode), INDEX_ON);
         xdpctl(&fs, ["map", "delete", "cidr4", "203.0.113.0/24"]);
         n += 1;
         assert!(n < 50, "the change never finished");
     }
     assert!(n > 3, "the change has several steps: {n}");
+}
+
+#[test]
+fn a_blocklist_entry_removed_behind_xdpctls_back_stops_dropping() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
+    let src = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 5));
+    xdpctl(&fs, ["map", "update", "blocklist", "203.0.113.5", "1"]).ok();
+    for _ in 0..10 {
+        assert_eq!(run(&prog, &frame(src)), XDP_DROP, "blocklisted (and cached)");
+    }
+    // Removed by xdpctl: the cache forgets it at once.
+    xdpctl(&fs, ["map", "delete", "blocklist", "203.0.113.5"]).ok();
+    assert_eq!(run(&prog, &frame(src)), XDP_PASS, "removed by xdpctl");
+    // Cached again, then removed by bpftool: the datapath's cross-check
+    // (one cache hit in 128) finds out within a few hundred packets.
+    xdpctl(&fs, ["map", "update", "blocklist", "203.0.113.5", "1"]).ok();
+    assert_eq!(run(&prog, &frame(src)), XDP_DROP);
+    let pin = fs.path().join("fw/maps/blocklist");
+    sh(
+        "bpftool",
+        &["map", "delete", "pinned", pin.to_str().unwrap(), "key", "203", "0", "113", "5"],
+    );
+    let verdicts: Vec<u32> = (0..1000).map(|_| run(&prog, &frame(src))).collect();
+    let first = verdicts
+        .iter()
+        .position(|v| *v == XDP_PASS)
+        .expect("the datapath noticed the removal");
+    assert!(first <= 256, "noticed after {first} packets");
+    assert!(verdicts[first..].iter().all(|v| *v == XDP_PASS), "and stays right");
 }

@@ -24,6 +24,14 @@ use xdpctl_tests::{
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
+/// One `struct xdpfw_port_bits`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct PortBits([u64; 1024]);
+
+// SAFETY: plain old data, no padding.
+unsafe impl aya::Pod for PortBits {}
+
 struct Fw {
     ebpf: Ebpf,
     /// The CIDR index last written (all zero after load).
@@ -119,13 +127,15 @@ impl Fw {
         out
     }
 
-    /// Writes the CIDR index of `rules` (only what changed since the last
-    /// one) and turns it on, as xdpctl does; or turns it off.
+    /// Writes the CIDR index and the port index of `rules` (of the CIDR
+    /// index only what changed since the last one) and turns them on, as
+    /// xdpctl does; or turns them off.
     fn set_index(&mut self, rules: &Rules, on: bool) {
         let mut ctl: Array<_, u64> =
             Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
-        ctl.set(Ctl::Cidr4Mode as u32, xdpfw::CIDR4_TRIE, 0)
-            .unwrap();
+        for word in [Ctl::Cidr4Mode, Ctl::PortsMode] {
+            ctl.set(word as u32, xdpfw::INDEX_OFF, 0).unwrap();
+        }
         if !on {
             return;
         }
@@ -149,11 +159,23 @@ impl Fw {
                 chunks.set(i as u32, *b, 0).unwrap();
             }
         }
+        self.index = new;
+        let mut bits: Array<_, PortBits> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::PORT_BITS)).unwrap();
+        for (slot, ports) in [&rules.udp_ports, &rules.tcp_ports].into_iter().enumerate() {
+            let mut b = PortBits([0; 1024]);
+            for (p, v) in ports {
+                if *v != 0 {
+                    b.0[usize::from(*p) / 64] |= 1 << (p % 64);
+                }
+            }
+            bits.set(slot as u32, b, 0).unwrap();
+        }
         let mut ctl: Array<_, u64> =
             Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
-        ctl.set(Ctl::Cidr4Mode as u32, xdpfw::CIDR4_INDEX, 0)
-            .unwrap();
-        self.index = new;
+        for word in [Ctl::Cidr4Mode, Ctl::PortsMode] {
+            ctl.set(word as u32, xdpfw::INDEX_ON, 0).unwrap();
+        }
     }
 
     /// Makes the maps hold exactly `rules`, and empties the counters of
@@ -166,6 +188,10 @@ impl Fw {
         for (k, v) in &rules.blocklist {
             m.insert(k, v, 0).unwrap();
         }
+        // Entries went: the datapath's cache of blocked sources is stale.
+        let mut ctl: Array<_, u64> = Array::try_from(map(e, xdpfw::maps::CTL)).unwrap();
+        let generation = ctl.get(&(Ctl::BlockGen as u32), 0).unwrap();
+        ctl.set(Ctl::BlockGen as u32, generation + 1, 0).unwrap();
         let mut m: HashMap<_, [u8; 16], u8> =
             HashMap::try_from(map(e, xdpfw::maps::BLOCKLIST6)).unwrap();
         clear(&mut m);
@@ -327,20 +353,21 @@ fn differential_against_the_reference_model() {
         // The datapath's cross-check would hide a wrong index by turning
         // it off: it must still be on, and have found nothing.
         let ctl: Array<_, u64> = Array::try_from(fw.ebpf.map(xdpfw::maps::CTL).unwrap()).unwrap();
+        let word = |w: Ctl| ctl.get(&(w as u32), 0).unwrap();
+        let mode = if set % 2 == 1 {
+            xdpfw::INDEX_ON
+        } else {
+            xdpfw::INDEX_OFF
+        };
         assert_eq!(
-            (
-                ctl.get(&(Ctl::Cidr4Mode as u32), 0).unwrap(),
-                ctl.get(&(Ctl::Cidr4Drift as u32), 0).unwrap()
-            ),
-            (
-                if set % 2 == 1 {
-                    xdpfw::CIDR4_INDEX
-                } else {
-                    xdpfw::CIDR4_TRIE
-                },
-                0
-            ),
-            "seed {seed:#x}, rule set {set}: CIDR index mode and drift"
+            [
+                word(Ctl::Cidr4Mode),
+                word(Ctl::Cidr4Drift),
+                word(Ctl::PortsMode),
+                word(Ctl::PortsDrift)
+            ],
+            [mode, 0, mode, 0],
+            "seed {seed:#x}, rule set {set}: index modes and drift"
         );
     }
     // The generator must reach every outcome, or the proof proves less.

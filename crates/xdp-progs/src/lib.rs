@@ -54,6 +54,10 @@ pub mod xdpfw {
         pub const SKETCH: &str = "sketch";
         /// ARRAY: a direct-mapped cache of the sources in `pps`/`pps6`.
         pub const HEAVY: &str = "heavy";
+        /// ARRAY of two bitmaps: the port index (UDP, TCP).
+        pub const PORT_BITS: &str = "port_bits";
+        /// ARRAY: a direct-mapped cache of blocklisted IPv4 sources.
+        pub const BLOCKED_CACHE: &str = "blocked_cache";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -73,10 +77,20 @@ pub mod xdpfw {
             SKETCH_HDR,
             SKETCH,
             HEAVY,
+            PORT_BITS,
+            BLOCKED_CACHE,
         ];
         /// Maps the firewall derives or keeps for itself: no rules in them.
-        pub const INTERNAL: &[&str] =
-            &[CIDR4_L1, CIDR4_CHUNKS, CTL, SKETCH_HDR, SKETCH, HEAVY];
+        pub const INTERNAL: &[&str] = &[
+            CIDR4_L1,
+            CIDR4_CHUNKS,
+            CTL,
+            SKETCH_HDR,
+            SKETCH,
+            HEAVY,
+            PORT_BITS,
+            BLOCKED_CACHE,
+        ];
     }
 
     /// What the firewall did with a packet: the index into the `stats` map.
@@ -184,21 +198,27 @@ pub mod xdpfw {
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[repr(u32)]
     pub enum Ctl {
-        /// [`CIDR4_TRIE`] or [`CIDR4_INDEX`]: what the datapath looks up.
+        /// [`INDEX_ON`] (the CIDR index) or [`INDEX_OFF`] (`cidr4` itself).
         Cidr4Mode = 0,
         /// Differences between the index and `cidr4` the datapath found.
         Cidr4Drift = 1,
         /// 0, or the most packets per epoch a new source needs to be
         /// counted in `pps` under a flood (guard sets it from its threshold).
         AdmitCap = 2,
+        /// [`INDEX_ON`] (`port_bits`) or [`INDEX_OFF`] (`udp_ports`/`tcp_ports`).
+        PortsMode = 3,
+        /// Differences between `port_bits` and the port maps the datapath found.
+        PortsDrift = 4,
+        /// Changed whenever blocklist entries go: `blocked_cache` is stale.
+        BlockGen = 5,
     }
 
     /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`
     /// (both are empty after load).
-    pub const CIDR4_INDEX: u64 = 0;
+    pub const INDEX_ON: u64 = 0;
     /// `ctl[Cidr4Mode]`: the datapath looks up `cidr4` itself (while xdpctl
     /// changes it, and after the datapath found a rule the index lacks).
-    pub const CIDR4_TRIE: u64 = 1;
+    pub const INDEX_OFF: u64 = 1;
     /// Nanoseconds in the sketch's epoch (`1 << XDPFW_EPOCH_SHIFT`).
     pub const EPOCH_NS: u64 = 1 << 30;
 }

@@ -1278,8 +1278,8 @@ fn main() {
         }
     } else {
         Sizes {
-            flood: 500_000,
-            runs: 5,
+            flood: 1_000_000,
+            runs: 7,
             test_run_repeat: 2_000_000,
             entries: 1_000_000,
             cli_runs: 10,

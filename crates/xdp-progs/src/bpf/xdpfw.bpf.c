@@ -136,7 +136,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32); /* hash of the source */
-	__type(value, struct xdpfw_sketch_cell);
+	__type(value, __u32); /* epoch << 24 | count */
 	__uint(max_entries, XDPFW_SKETCH_WIDTH);
 } sketch SEC(".maps");
 
@@ -146,6 +146,20 @@ struct {
 	__type(value, __u32); /* a source in pps/pps6 (folded to 32 bits) */
 	__uint(max_entries, 1 << XDPFW_HEAVY_BITS);
 } heavy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* hash of the source */
+	__type(value, __u64); /* (generation | MARK) << 32 | source: see xdpfw.h */
+	__uint(max_entries, 1 << XDPFW_BLOCKED_BITS);
+} blocked_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32); /* 0: UDP, 1: TCP */
+	__type(value, struct xdpfw_port_bits);
+	__uint(max_entries, 2);
+} port_bits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
@@ -259,15 +273,21 @@ static __always_inline void count(void *map, void *src, __u32 folded)
 	if ((!flood || (c && *c == folded)) && bump(map, src, c, folded))
 		return;
 
-	__u64 epoch = bpf_ktime_get_coarse_ns() >> XDPFW_EPOCH_SHIFT;
+	/* Flooded, the clock is read every 64th packet: an epoch starts at
+	 * most 64 packets late. */
+	if (!flood || (h->seen & 63) == 0) {
+		__u64 epoch = bpf_ktime_get_coarse_ns() >> XDPFW_EPOCH_SHIFT;
 
-	if (h->epoch != epoch) {
-		h->prev = h->epoch + 1 == epoch ? h->seen : 0;
-		h->seen = 0;
-		h->epoch = epoch;
-		/* An odd multiplier, new every epoch: collisions cannot be aimed. */
-		h->seed = bpf_get_prandom_u32() | 1;
+		if (h->epoch != epoch) {
+			h->prev = h->epoch + 1 == epoch ? h->seen : 0;
+			h->seen = 0;
+			h->epoch = epoch;
+			/* An odd multiplier, new every epoch: collisions cannot be aimed. */
+			h->seed = bpf_get_prandom_u32() | 1;
+		}
 	}
+	__u64 epoch = h->epoch;
+
 	h->seen += 1;
 
 	/* The flood's size: the last epoch's, or this one's so far if more (a
@@ -281,16 +301,17 @@ static __always_inline void count(void *map, void *src, __u32 folded)
 		if (cap && *cap && need > *cap)
 			need = *cap;
 		__u32 key = (folded * h->seed) >> (32 - XDPFW_SKETCH_WIDTH_BITS);
-		struct xdpfw_sketch_cell *cell = bpf_map_lookup_elem(&sketch, &key);
+		__u32 *cell = bpf_map_lookup_elem(&sketch, &key);
 
 		if (!cell)
 			return;
-		if (cell->epoch != (__u32)epoch) {
-			cell->epoch = (__u32)epoch;
-			cell->count = 0;
-		}
-		cell->count += 1;
-		if (cell->count < need)
+		__u32 tag = (__u32)epoch << 24;
+
+		if ((*cell & ~XDPFW_CELL_COUNT) != tag)
+			*cell = tag;
+		if ((*cell & XDPFW_CELL_COUNT) != XDPFW_CELL_COUNT)
+			*cell += 1;
+		if ((*cell & XDPFW_CELL_COUNT) < need)
 			return;
 		/* Heavy, and maybe in `map` already (`heavy` lost it). */
 		if (bump(map, src, c, folded))
@@ -361,7 +382,7 @@ static __always_inline int cidr4_blocked(__be32 src)
 	struct xdpfw_cidr4 prefix = { .prefixlen = 32, .addr = src };
 	__u64 *mode = ctl_word(XDPFW_CTL_CIDR4_MODE);
 
-	if (mode && *mode == XDPFW_CIDR4_INDEX) {
+	if (mode && *mode == XDPFW_INDEX_ON) {
 		int v = cidr4_index(src);
 
 		if (v != -2) {
@@ -370,7 +391,7 @@ static __always_inline int cidr4_blocked(__be32 src)
 			__u32 zero = 0;
 			struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
 
-			if (h && (++h->lookups & (XDPFW_CIDR4_CHECK_EVERY - 1)) == 0) {
+			if (h && (++h->checks[XDPFW_CHECK_CIDR4] & (XDPFW_CHECK_EVERY - 1)) == 0) {
 				int trie = blocked(&cidr4, &prefix);
 
 				if (trie != drop) {
@@ -379,7 +400,7 @@ static __always_inline int cidr4_blocked(__be32 src)
 
 					if (drift)
 						__sync_fetch_and_add(drift, 1);
-					*mode = XDPFW_CIDR4_TRIE;
+					*mode = XDPFW_INDEX_OFF;
 					return trie;
 				}
 			}
@@ -387,6 +408,67 @@ static __always_inline int cidr4_blocked(__be32 src)
 		}
 	}
 	return blocked(&cidr4, &prefix);
+}
+
+/* Whether `blocklist` drops `src`: through the `blocked` cache. */
+static __always_inline int blocklist4(__be32 src)
+{
+	__u32 slot = ((__u32)src * 2654435761u) >> (32 - XDPFW_BLOCKED_BITS);
+	__u64 *e = bpf_map_lookup_elem(&blocked_cache, &slot);
+	__u64 *gen = ctl_word(XDPFW_CTL_BLOCK_GEN);
+
+	if (!e || !gen)
+		return blocked(&blocklist, &src);
+	__u64 want = ((__u64)((__u32)*gen | XDPFW_BLOCKED_MARK) << 32) | (__u32)src;
+
+	if (*e == want) {
+		__u32 zero = 0;
+		struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+
+		if (h && (++h->checks[XDPFW_CHECK_BLOCKLIST] & (XDPFW_CHECK_EVERY - 1)) == 0 &&
+		    !blocked(&blocklist, &src)) {
+			/* Removed behind xdpctl's back: every cached entry is suspect. */
+			__sync_fetch_and_add(gen, 1);
+			return 0;
+		}
+		return 1;
+	}
+	if (!blocked(&blocklist, &src))
+		return 0;
+	*e = want;
+	return 1;
+}
+
+/*
+ * Whether the port rules in `hash` (which: 0 UDP, 1 TCP) drop `port`:
+ * through the port index when xdpctl built it, cross-checked like cidr4's.
+ */
+static __always_inline int port_blocked(void *hash, __u32 which, __be16 port)
+{
+	__u64 *mode = ctl_word(XDPFW_CTL_PORTS_MODE);
+
+	if (mode && *mode == XDPFW_INDEX_ON) {
+		struct xdpfw_port_bits *bits = bpf_map_lookup_elem(&port_bits, &which);
+
+		if (bits) {
+			__u32 p = bpf_ntohs(port);
+			int drop = (bits->word[(p >> 6) & 1023] >> (p & 63)) & 1;
+			__u32 zero = 0;
+			struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+
+			if (h && (++h->checks[XDPFW_CHECK_PORTS] & (XDPFW_CHECK_EVERY - 1)) == 0 &&
+			    blocked(hash, &port) != drop) {
+				__u64 *drift = ctl_word(XDPFW_CTL_PORTS_DRIFT);
+
+				if (drift)
+					__sync_fetch_and_add(drift, 1);
+				*mode = XDPFW_INDEX_OFF;
+				return !drop;
+			}
+			return drop;
+		}
+	}
+	return blocked(hash, &port);
 }
 
 /*
@@ -400,14 +482,14 @@ static __always_inline int ports(void *l4, void *data_end, __u8 proto, __u32 roo
 
 		if ((void *)(udp + 1) > data_end || room < sizeof(*udp))
 			return XDPFW_MALFORMED;
-		if (blocked(&udp_ports, &udp->dest))
+		if (port_blocked(&udp_ports, 0, udp->dest))
 			return XDPFW_DROP_UDP_PORT;
 	} else if (proto == IPPROTO_TCP) {
 		struct tcphdr *tcp = l4;
 
 		if ((void *)(tcp + 1) > data_end || room < sizeof(*tcp))
 			return XDPFW_MALFORMED;
-		if (blocked(&tcp_ports, &tcp->dest))
+		if (port_blocked(&tcp_ports, 1, tcp->dest))
 			return XDPFW_DROP_TCP_PORT;
 	}
 	return XDPFW_PASSED;
@@ -461,7 +543,7 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 
 	if (is_drop(outcome))
 		return DROP(outcome);
-	if (blocked(&blocklist, &src))
+	if (blocklist4(src))
 		return DROP(XDPFW_DROP_BLOCKLIST);
 	if (cidr4_blocked(src))
 		return DROP(XDPFW_DROP_CIDR);

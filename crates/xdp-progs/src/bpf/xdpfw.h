@@ -36,19 +36,45 @@
 /* In index mode, one lookup in this many (a power of two) on each CPU is
  * also made in the trie: a difference (a rule written by another tool) turns the
  * index off and is counted in ctl[XDPFW_CTL_CIDR4_DRIFT]. */
-#define XDPFW_CIDR4_CHECK_EVERY 128
+#define XDPFW_CHECK_EVERY 128
+enum xdpfw_check { XDPFW_CHECK_CIDR4, XDPFW_CHECK_PORTS, XDPFW_CHECK_BLOCKLIST, XDPFW_CHECK_KINDS };
 
 /* Words of the `ctl` array. */
 enum xdpfw_ctl {
-	XDPFW_CTL_CIDR4_MODE = 0,  /* XDPFW_CIDR4_TRIE or XDPFW_CIDR4_INDEX */
+	XDPFW_CTL_CIDR4_MODE = 0,  /* XDPFW_INDEX_ON (the CIDR index) or XDPFW_INDEX_OFF (cidr4) */
 	XDPFW_CTL_CIDR4_DRIFT = 1, /* mismatches the datapath found */
 	XDPFW_CTL_ADMIT_CAP = 2,   /* 0, or the most packets per epoch before admission */
+	XDPFW_CTL_PORTS_MODE = 3,  /* XDPFW_INDEX_ON (port_bits) or XDPFW_INDEX_OFF (the hashes) */
+	XDPFW_CTL_PORTS_DRIFT = 4, /* mismatches the datapath found */
+	XDPFW_CTL_BLOCK_GEN = 5,   /* changes when blocklist entries go: `blocked_cache` is stale */
 };
+
+/*
+ * `blocked_cache`: a direct-mapped cache of blocklisted IPv4 sources, so a flood
+ * from them costs an array read, not a hash lookup. An entry is
+ * (generation | BLOCKED_MARK) << 32 | source; xdpctl changes the
+ * generation (ctl[XDPFW_CTL_BLOCK_GEN]) whenever it removes or clears a
+ * blocklist entry, and one cache hit in XDPFW_CHECK_EVERY per CPU is
+ * checked against the blocklist itself (an entry another tool removed
+ * changes the generation there).
+ */
+#define XDPFW_BLOCKED_BITS 10
+#define XDPFW_BLOCKED_MARK 0x80000000u
 #define XDPFW_CTL_SLOTS 8
 
-enum xdpfw_cidr4_mode {
-	XDPFW_CIDR4_INDEX = 0, /* the index matches cidr4 (both empty after load) */
-	XDPFW_CIDR4_TRIE = 1,  /* look up cidr4 itself (during changes, after drift) */
+/*
+ * The port index (`port_bits`): udp_ports' and tcp_ports' drop verdicts as
+ * two bitmaps of 65,536 bits (entry 0 UDP, 1 TCP), kept by xdpctl like the
+ * CIDR index, so a port rule costs a bit test instead of a hash lookup.
+ */
+struct xdpfw_port_bits {
+	__u64 word[1024]; /* bit (port & 63) of word (port >> 6), host-order port */
+};
+
+/* A mode word: whether the datapath reads an index or the rule map. */
+enum xdpfw_index_mode {
+	XDPFW_INDEX_ON = 0,  /* the index matches the rules (both empty after load) */
+	XDPFW_INDEX_OFF = 1, /* look up the rule map itself (during changes, after drift) */
 };
 
 /*
@@ -67,11 +93,11 @@ enum xdpfw_cidr4_mode {
  * the big LRU.
  */
 #define XDPFW_EPOCH_SHIFT 30
-#define XDPFW_SKETCH_FLOOR (1u << 16)
-#define XDPFW_SKETCH_SHIFT 12
-#define XDPFW_SKETCH_WIDTH_BITS 14
+#define XDPFW_SKETCH_FLOOR (1u << 12)
+#define XDPFW_SKETCH_SHIFT 10
+#define XDPFW_SKETCH_WIDTH_BITS 12
 #define XDPFW_SKETCH_WIDTH (1u << XDPFW_SKETCH_WIDTH_BITS)
-#define XDPFW_HEAVY_BITS 16
+#define XDPFW_HEAVY_BITS 14
 
 struct xdpfw_sketch_hdr {
 	__u64 epoch;   /* ktime >> XDPFW_EPOCH_SHIFT */
@@ -79,13 +105,14 @@ struct xdpfw_sketch_hdr {
 	__u64 prev;    /* ... in the epoch before, if it was the one before */
 	__u32 seed;    /* the sketch's hash multiplier, odd */
 	__u32 pad;
-	__u64 lookups; /* index lookups on this CPU: every CHECK_EVERY-th is cross-checked */
+	/* Index and cache hits on this CPU, per kind: every CHECK_EVERY-th is
+	 * cross-checked against the rule map (one counter per kind, or two
+	 * kinds met by each packet would take turns and one never be checked). */
+	__u32 checks[XDPFW_CHECK_KINDS];
 };
 
-struct xdpfw_sketch_cell {
-	__u32 epoch; /* low bits of the epoch the count belongs to */
-	__u32 count;
-};
+/* A sketch counter: the low 8 bits of its epoch, then a 24-bit count. */
+#define XDPFW_CELL_COUNT 0x00ffffffu
 
 /* VLAN tags parsed (802.1Q and 802.1ad); a frame with more is not parsed. */
 #define XDPFW_MAX_VLAN 2

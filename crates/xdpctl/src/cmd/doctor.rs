@@ -9,13 +9,12 @@ use std::{
 
 use anyhow::Result;
 use serde::Serialize;
-use xdp_progs::xdpfw;
 
 use crate::{
     cli::DoctorArgs,
     ctx::Ctx,
     kernel::{
-        cidr4,
+        fwindex,
         steps::{Real, read_manifest},
     },
     model::{
@@ -181,7 +180,7 @@ fn check_load(
             });
         }
     }
-    problems += check_cidr4_index(dir, repair, out)?;
+    problems += check_indexes(dir, repair, out)?;
     if problems == 0 {
         out.push(Finding {
             status: "ok",
@@ -197,53 +196,52 @@ fn check_load(
     Ok(())
 }
 
-/// The firewall's CIDR index: off while `cidr4` holds prefixes (a change
-/// was interrupted, or another tool wrote `cidr4` and the datapath noticed)
-/// is a problem, and rebuilding it the repair.
-fn check_cidr4_index(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usize> {
+/// The firewall's indexes: one off while its rule maps hold entries (a
+/// change was interrupted, or another tool wrote them and the datapath
+/// noticed) is a problem, and rebuilding it the repair.
+fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usize> {
     let maps = dir.join(MAPS_SUBDIR);
-    let Some(index) = cidr4::Target::open(&maps)? else {
+    let Some(index) = fwindex::Target::open(&maps)? else {
         return Ok(0);
     };
-    let status = index.status()?;
-    if status.in_use || index.prefixes()? == 0 {
-        return Ok(0);
+    let mut problems = 0;
+    for rules in fwindex::Rules::ALL {
+        let status = index.status(rules)?;
+        if status.in_use || !index.has_rules(rules)? {
+            continue;
+        }
+        problems += 1;
+        let why = format!(
+            "the {} is off: {}",
+            rules.index_name(),
+            fwindex::why_off(rules, status)
+        );
+        let path = maps.join(rules.rules_name().split('/').next().unwrap_or_default());
+        if !repair {
+            out.push(Finding {
+                status: "problem",
+                what: why,
+                path,
+            });
+            continue;
+        }
+        match index.sync(rules)? {
+            fwindex::Synced::InUse { rules: n } => out.push(Finding {
+                status: "repaired",
+                what: format!(
+                    "{why}; rebuilt the index from {}",
+                    crate::render::count(n, "rule", "rules")
+                ),
+                path,
+            }),
+            fwindex::Synced::TooBig { needed, room } => out.push(Finding {
+                status: "problem",
+                what: fwindex::too_big(&maps, needed, room),
+                path,
+            }),
+        }
     }
-    let why = if status.drift > 0 {
-        format!(
-            "cidr4 was changed outside xdpctl: the datapath found {} and looks up the trie",
-            crate::render::count(
-                status.drift as usize,
-                "difference from the CIDR index",
-                "differences from the CIDR index"
-            )
-        )
-    } else {
-        "the CIDR index is off (a change to cidr4 was interrupted, or it outgrew the index): \
-         the datapath looks up the trie"
-            .to_owned()
-    };
-    if !repair {
-        out.push(Finding {
-            status: "problem",
-            what: why,
-            path: maps.join(xdpfw::maps::CIDR4),
-        });
-        return Ok(1);
-    }
-    match index.sync()? {
-        cidr4::Synced::InUse { prefixes, .. } => out.push(Finding {
-            status: "repaired",
-            what: format!("{why}; rebuilt the index from {prefixes} prefixes"),
-            path: maps.join(xdpfw::maps::CIDR4),
-        }),
-        cidr4::Synced::TooBig { needed, room } => out.push(Finding {
-            status: "problem",
-            what: cidr4::too_big(&maps, needed, room),
-            path: maps.join(xdpfw::maps::CIDR4),
-        }),
-    }
-    Ok(1)
+    Ok(problems)
 }
 
 /// `xdpctl doctor`.

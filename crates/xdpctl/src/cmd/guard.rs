@@ -26,7 +26,7 @@ use crate::{
     cmd::stats::{self, Firewall},
     ctx::Ctx,
     kernel::{
-        cidr4,
+        fwindex,
         sys::{self, update_flags},
     },
     model::guard::{Blocklist, Event, GUARD_MARK, Guard, Inserted, Settings, Source},
@@ -227,6 +227,10 @@ impl Blocklist for Maps<'_> {
         if mine {
             let (map, key) = blocklist_for(self.fw, src);
             map.handle().delete(&key)?;
+            // The datapath may still have it cached as blocked.
+            if let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))? {
+                t.forget_blocked()?;
+            }
         }
         self.state.remove(src)?;
         Ok(mine)
@@ -269,7 +273,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     let maps_dir = fw.dir.join("maps");
     if !args.dry_run {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        cidr4::set_admit_cap(&maps_dir, cidr4::admit_cap(args.threshold, cpus))?;
+        fwindex::set_admit_cap(&maps_dir, fwindex::admit_cap(args.threshold, cpus))?;
     }
     let settings = Settings {
         threshold: args.threshold,
@@ -349,7 +353,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         log.event(&e)?;
     }
     if !args.dry_run {
-        cidr4::set_admit_cap(&maps_dir, 0)?;
+        fwindex::set_admit_cap(&maps_dir, 0)?;
     }
     Ok(())
 }

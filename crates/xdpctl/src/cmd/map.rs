@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::{
     cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
     ctx::{Ctx, PinIndex},
-    kernel::cidr4::Indexes,
+    kernel::fwindex::Indexes,
     kernel::map::{Batch, MapHandle},
     kernel::objects,
     kernel::sys::{self, IdKind, update_flags},
@@ -401,24 +401,25 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
     }
 }
 
-/// Runs a change to the map `handle`; if it is a firewall's `cidr4`, the
-/// CIDR index derived from it is turned off first and rebuilt after (see
-/// `ops::cidr4`), whether the change worked or not.
+/// Runs a change to the map `handle`; if it is a firewall's rule map an
+/// index is derived from (`cidr4`, `udp_ports`, `tcp_ports`), the index is
+/// turned off first and rebuilt after (see `kernel::fwindex`), whether the
+/// change worked or not.
 fn indexed(ctx: &Ctx, handle: &Handle, change: impl FnOnce() -> Result<()>) -> Result<()> {
     let Ok((fd, _)) = objects::resolve(&ctx.bpffs, handle, Kind::Map) else {
         // The change itself says what is wrong.
         return change();
     };
-    let trie = MapHandle::from_fd(fd)?;
+    let map = MapHandle::from_fd(fd)?;
     let pinned = match handle {
         Handle::Path(p) => Some(ctx.bpffs.join(p)),
         Handle::Name(n) if ctx.bpffs.join(n).exists() => Some(ctx.bpffs.join(n)),
         _ => None,
     };
-    let indexes = Indexes::of(&ctx.bpffs, &trie, pinned.as_deref())?;
+    let indexes = Indexes::of(&ctx.bpffs, &map, pinned.as_deref())?;
     indexes.suspend()?;
     let result = change();
-    let notes = indexes.sync(&trie)?;
+    let notes = indexes.sync()?;
     ctx.out.notes(notes);
     result
 }

@@ -27,6 +27,7 @@ use crate::{
     cli::LoadArgs,
     cmd::confirm,
     ctx::Ctx,
+    kernel::fwindex,
     kernel::{layout, sys},
     model::{
         change::{Change, Phase, Step, Switch},
@@ -308,12 +309,14 @@ pub fn replace(
     journal.finish(entry)?;
     // Rules kept from the old load: the new firewall indexes them (until
     // then it looks them up in the trie, which is right, only slower).
-    if let Some(index) = crate::kernel::cidr4::Target::open(&load.path.join("maps"))?
-        && index.prefixes()? > 0
-        && let crate::kernel::cidr4::Synced::TooBig { needed, room } = index.sync()?
-    {
-        ctx.out
-            .note(crate::kernel::cidr4::too_big(&index.dir, needed, room));
+    if let Some(index) = fwindex::Target::open(&load.path.join("maps"))? {
+        for rules in fwindex::Rules::ALL {
+            if index.has_rules(rules)?
+                && let fwindex::Synced::TooBig { needed, room } = index.sync(rules)?
+            {
+                ctx.out.note(fwindex::too_big(&index.dir, needed, room));
+            }
+        }
     }
     let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
     ctx.out.note(format_args!(

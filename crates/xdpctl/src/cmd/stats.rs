@@ -350,10 +350,8 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
         bail!("--prometheus prints Prometheus text, -j JSON: choose one");
     }
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
-    if let Some(t) = crate::kernel::cidr4::Target::open(&fw.dir.join("maps"))?
-        && let Some(w) = t.warning()?
-    {
-        ctx.out.note(w);
+    if let Some(t) = crate::kernel::fwindex::Target::open(&fw.dir.join("maps"))? {
+        ctx.out.notes(t.warnings()?);
     }
     if args.prometheus {
         ctx.out.text(&prometheus(&fw.dir, &fw.outcomes()?))?;

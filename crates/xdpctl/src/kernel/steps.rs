@@ -12,11 +12,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use xdp_progs::xdpfw;
+
 
 use crate::{
     kernel::{
-        cidr4,
+        fwindex,
         map::MapHandle,
         netlink::Rtnl,
         netns, store,
@@ -192,15 +192,22 @@ impl Kernel for Real {
         };
         let deltas =
             policy::decode(&bytes).with_context(|| format!("{} is damaged", desired.display()))?;
-        // cidr4's index is off while the trie changes, rebuilt after; a
-        // crash in between leaves it off (the trie is right, only slower).
-        let index = if deltas.iter().any(|(n, _)| n == xdpfw::maps::CIDR4) {
-            cidr4::Target::open(&dir.join(manifest::MAPS_SUBDIR))?
-        } else {
+        // An index is off while its rules change, rebuilt after; a crash
+        // in between leaves it off (the rule map is right, only slower).
+        let mut touched: Vec<fwindex::Rules> = deltas
+            .iter()
+            .filter_map(|(n, _)| fwindex::Rules::of_name(n))
+            .collect();
+        touched.dedup();
+        let index = if touched.is_empty() {
             None
+        } else {
+            fwindex::Target::open(&dir.join(manifest::MAPS_SUBDIR))?
         };
         if let Some(t) = &index {
-            t.suspend()?;
+            for r in &touched {
+                t.suspend(*r)?;
+            }
         }
         for (name, d) in &deltas {
             let path = dir.join(manifest::MAPS_SUBDIR).join(name);
@@ -214,8 +221,10 @@ impl Kernel for Real {
                 .with_context(|| format!("removing from map {}", path.display()))?;
         }
         if let Some(t) = &index {
-            // Too big for the index: the trie it is, as the firewall says.
-            t.sync()?;
+            // Too big for the index: the trie it is, as `stats` says.
+            for r in &touched {
+                t.sync(*r)?;
+            }
         }
         Ok(())
     }

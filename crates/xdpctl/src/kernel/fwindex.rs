@@ -1,0 +1,569 @@
+//! Keeping the firewall's derived indexes in step with its rule maps, and
+//! its other control words.
+//!
+//! The datapath reads two kinds of rules from indexes xdpctl derives from
+//! the rule maps: `cidr4`'s verdicts from the CIDR index (`cidr4_l1`,
+//! `cidr4_chunks`: at most three array reads), `udp_ports`' and
+//! `tcp_ports`' from the port index (`port_bits`: a bit test). It reads an
+//! index only while its mode word in `ctl` says the index matches the
+//! rules. Every change xdpctl makes to a rule map goes: [`Indexes::suspend`]
+//! (mode: off), the change, [`Indexes::sync`] (index rebuilt from the rule
+//! map, then mode: on). A crash anywhere in between leaves the datapath on
+//! the rule map, which is always right, only slower; the next change,
+//! `xdpctl doctor` or `apply` rebuilds the index. A rule written by another
+//! tool while the index is in use is found by the datapath's sampled
+//! cross-check, which turns the index off and counts the drift (`xdpctl
+//! stats` says so).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use pinfs::Kind;
+use xdp_progs::{
+    cidr4_index::{self, Index},
+    xdpfw::{self, Ctl},
+};
+
+use super::{map::MapHandle, objects, sys::update_flags};
+
+const LPM_TRIE: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
+const HASH: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH as u32;
+
+/// Which rules an index is derived from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rules {
+    /// `cidr4`, into `cidr4_l1` and `cidr4_chunks`.
+    Cidr4,
+    /// `udp_ports` and `tcp_ports`, into `port_bits`.
+    Ports,
+    /// `blocklist`, cached in `blocked_cache`: no index to rebuild, a
+    /// generation to change so that no removed entry stays cached.
+    Blocklist,
+}
+
+impl Rules {
+    /// The rules with an index.
+    pub const ALL: [Rules; 2] = [Rules::Cidr4, Rules::Ports];
+
+    /// The rules a map of this name and type holds, if any index is
+    /// derived from it.
+    fn of(name: &str, map_type: u32) -> Option<Rules> {
+        match name {
+            xdpfw::maps::CIDR4 if map_type == LPM_TRIE => Some(Rules::Cidr4),
+            xdpfw::maps::UDP_PORTS | xdpfw::maps::TCP_PORTS if map_type == HASH => {
+                Some(Rules::Ports)
+            }
+            xdpfw::maps::BLOCKLIST if map_type == HASH => Some(Rules::Blocklist),
+            _ => None,
+        }
+    }
+
+    /// The rules a firewall's map of this name holds, if any index (or
+    /// cache) is derived from it.
+    pub fn of_name(name: &str) -> Option<Rules> {
+        Rules::of(
+            name,
+            if name == xdpfw::maps::CIDR4 {
+                LPM_TRIE
+            } else {
+                HASH
+            },
+        )
+    }
+
+    fn mode(self) -> Ctl {
+        match self {
+            Rules::Cidr4 => Ctl::Cidr4Mode,
+            Rules::Ports | Rules::Blocklist => Ctl::PortsMode,
+        }
+    }
+
+    fn drift(self) -> Ctl {
+        match self {
+            Rules::Cidr4 => Ctl::Cidr4Drift,
+            Rules::Ports | Rules::Blocklist => Ctl::PortsDrift,
+        }
+    }
+
+    /// The rule maps, by pin name.
+    fn maps(self) -> &'static [&'static str] {
+        match self {
+            Rules::Cidr4 => &[xdpfw::maps::CIDR4],
+            Rules::Ports => &[xdpfw::maps::UDP_PORTS, xdpfw::maps::TCP_PORTS],
+            Rules::Blocklist => &[xdpfw::maps::BLOCKLIST],
+        }
+    }
+
+    /// What the index is called in messages.
+    pub fn index_name(self) -> &'static str {
+        match self {
+            Rules::Cidr4 => "CIDR index",
+            Rules::Ports => "port index",
+            Rules::Blocklist => "blocklist cache",
+        }
+    }
+
+    /// The rule maps, for messages.
+    pub fn rules_name(self) -> &'static str {
+        match self {
+            Rules::Cidr4 => "cidr4",
+            Rules::Ports => "udp_ports/tcp_ports",
+            Rules::Blocklist => "blocklist",
+        }
+    }
+}
+
+/// One firewall's indexes: the maps in its `DIR/maps`.
+pub struct Target {
+    /// `DIR/maps`.
+    pub dir: PathBuf,
+    l1: MapHandle,
+    chunks: MapHandle,
+    bits: MapHandle,
+    ctl: MapHandle,
+}
+
+/// What [`Target::sync`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Synced {
+    /// The index matches the rules and is in use.
+    InUse {
+        /// Rules indexed.
+        rules: usize,
+    },
+    /// `cidr4` needs more chunks than `cidr4_chunks` holds: the datapath
+    /// keeps looking up the trie.
+    TooBig {
+        /// Chunks needed.
+        needed: usize,
+        /// Chunks there is room for.
+        room: usize,
+    },
+}
+
+/// The state of one index, for `stats` and `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Whether the datapath uses the index.
+    pub in_use: bool,
+    /// Differences between the index and its rules the datapath found.
+    pub drift: u64,
+}
+
+impl Target {
+    /// The indexes in the load directory whose maps are pinned in `maps`,
+    /// if it is a firewall with them.
+    pub fn open(maps: &Path) -> Result<Option<Target>> {
+        let pin = |name: &str| maps.join(name);
+        let names = [
+            xdpfw::maps::CIDR4_L1,
+            xdpfw::maps::CIDR4_CHUNKS,
+            xdpfw::maps::PORT_BITS,
+            xdpfw::maps::CTL,
+        ];
+        if !names.iter().all(|n| pin(n).exists()) {
+            return Ok(None);
+        }
+        let open = |name: &str| {
+            MapHandle::open_pinned(&pin(name))
+                .with_context(|| format!("opening {}", pin(name).display()))
+        };
+        let t = Target {
+            dir: maps.to_path_buf(),
+            l1: open(xdpfw::maps::CIDR4_L1)?,
+            chunks: open(xdpfw::maps::CIDR4_CHUNKS)?,
+            bits: open(xdpfw::maps::PORT_BITS)?,
+            ctl: open(xdpfw::maps::CTL)?,
+        };
+        let fits = |m: &MapHandle, key: usize, value: usize| {
+            m.key_size() == key && m.value_len() == value && !m.per_cpu()
+        };
+        if !fits(&t.l1, 4, 4)
+            || t.l1.info().max_entries as usize != cidr4_index::L1
+            || !fits(&t.chunks, 4, 4)
+            || !fits(&t.bits, 4, PORT_BITS_LEN)
+            || t.bits.info().max_entries < 2
+            || !fits(&t.ctl, 4, 8)
+            || t.ctl.info().max_entries <= Ctl::BlockGen as u32
+        {
+            bail!(
+                "{} holds index maps of other shapes than xdpctl's firewall; load the \
+                 firewall again (`xdpctl load --replace`)",
+                maps.display()
+            );
+        }
+        Ok(Some(t))
+    }
+
+    fn word(&self, w: Ctl) -> Result<u64> {
+        let mut v = [0u8; 8];
+        self.ctl.lookup(&(w as u32).to_ne_bytes(), &mut v)?;
+        Ok(u64::from_ne_bytes(v))
+    }
+
+    fn set_word(&self, w: Ctl, value: u64) -> Result<()> {
+        self.ctl.update(
+            &(w as u32).to_ne_bytes(),
+            &value.to_ne_bytes(),
+            update_flags::ANY,
+        )?;
+        Ok(())
+    }
+
+    /// Whether the datapath uses the index of `rules`, and the drift it
+    /// found.
+    pub fn status(&self, rules: Rules) -> Result<Status> {
+        Ok(Status {
+            in_use: self.word(rules.mode())? == xdpfw::INDEX_ON,
+            drift: self.word(rules.drift())?,
+        })
+    }
+
+    fn rule_map(&self, name: &str) -> Result<MapHandle> {
+        let path = self.dir.join(name);
+        MapHandle::open_pinned(&path).with_context(|| format!("opening {}", path.display()))
+    }
+
+    /// Whether the rule maps of `rules` hold any entry.
+    pub fn has_rules(&self, rules: Rules) -> Result<bool> {
+        for name in rules.maps() {
+            let map = self.rule_map(name)?;
+            let mut key = vec![0u8; map.key_size()];
+            if map.next_key(None, &mut key)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// What `xdpctl stats` warns about: an index off while its rule maps
+    /// hold entries.
+    pub fn warnings(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for rules in Rules::ALL {
+            let status = self.status(rules)?;
+            if status.in_use || !self.has_rules(rules)? {
+                continue;
+            }
+            out.push(format!(
+                "{}: the {} is off ({}): {} is looked up directly, which is slower; \
+                 `xdpctl doctor` rebuilds the index",
+                self.dir.display(),
+                rules.index_name(),
+                why_off(rules, status),
+                rules.rules_name(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Serializes changes to this firewall's rules and indexes: two xdpctl
+    /// processes changing rules at once must not turn on an index built
+    /// before the other's change.
+    fn lock(&self) -> Result<pinfs::DirLock> {
+        pinfs::DirLock::exclusive(&self.dir)
+            .with_context(|| format!("locking {}", self.dir.display()))
+    }
+
+    /// The datapath looks up the rule maps of `rules` from now on.
+    pub fn suspend(&self, rules: Rules) -> Result<()> {
+        if rules == Rules::Blocklist {
+            // Entries cached stay right until one is removed: see sync.
+            return Ok(());
+        }
+        pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+        self.set_word(rules.mode(), xdpfw::INDEX_OFF)
+    }
+
+    /// Rebuilds the index of `rules` from its rule maps and turns it on if
+    /// it fits.
+    pub fn sync(&self, rules: Rules) -> Result<Synced> {
+        let _lock = self.lock()?;
+        self.sync_locked(rules)
+    }
+
+    fn sync_locked(&self, rules: Rules) -> Result<Synced> {
+        if rules == Rules::Blocklist {
+            self.forget_blocked()?;
+            return Ok(Synced::InUse { rules: 0 });
+        }
+        self.suspend(rules)?;
+        let synced = match rules {
+            Rules::Cidr4 => self.write_cidr4()?,
+            Rules::Ports | Rules::Blocklist => self.write_ports()?,
+        };
+        if let Synced::InUse { .. } = synced {
+            pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+            self.set_word(rules.mode(), xdpfw::INDEX_ON)?;
+        }
+        Ok(synced)
+    }
+
+    /// After blocklist entries went (or may have): the datapath's cache of
+    /// blocked sources is stale from now on.
+    pub fn forget_blocked(&self) -> Result<()> {
+        let generation = self.word(Ctl::BlockGen)?;
+        pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+        self.set_word(Ctl::BlockGen, generation.wrapping_add(1))
+    }
+
+    fn write_cidr4(&self) -> Result<Synced> {
+        let trie = self.rule_map(xdpfw::maps::CIDR4)?;
+        if trie.key_size() != 8 || trie.value_len() < 1 {
+            bail!(
+                "{} is not the firewall's cidr4 (key {} bytes, the firewall's has 8)",
+                self.dir.join("cidr4").display(),
+                trie.key_size()
+            );
+        }
+        let mut rules = Vec::new();
+        trie.for_each(|k, v| {
+            let len = u32::from_ne_bytes(k[..4].try_into().unwrap_or_default());
+            let addr = u32::from_be_bytes(k[4..8].try_into().unwrap_or_default());
+            rules.push((addr, len.min(32) as u8, v[0]));
+            Ok(true)
+        })?;
+        let index = Index::build(&rules);
+        let room = self.chunks.info().max_entries as usize / cidr4_index::CHUNK;
+        if index.chunk_count() > room {
+            return Ok(Synced::TooBig {
+                needed: index.chunk_count(),
+                room,
+            });
+        }
+        // Chunks first, then the first level that points into them; the
+        // datapath reads neither until the mode word is set.
+        write_array(&self.chunks, &index.chunks)?;
+        write_array(&self.l1, &index.l1)?;
+        Ok(Synced::InUse { rules: rules.len() })
+    }
+
+    fn write_ports(&self) -> Result<Synced> {
+        let mut count = 0;
+        for (slot, name) in [xdpfw::maps::UDP_PORTS, xdpfw::maps::TCP_PORTS]
+            .into_iter()
+            .enumerate()
+        {
+            let map = self.rule_map(name)?;
+            if map.key_size() != 2 || map.value_len() < 1 {
+                bail!(
+                    "{} is not the firewall's {name} (key {} bytes, the firewall's has 2)",
+                    self.dir.join(name).display(),
+                    map.key_size()
+                );
+            }
+            let mut bits = vec![0u8; PORT_BITS_LEN];
+            map.for_each(|k, v| {
+                let port = usize::from(u16::from_be_bytes([k[0], k[1]]));
+                if v[0] != 0 {
+                    // Word port / 64 (native endian), bit port % 64.
+                    let word = port / 64 * 8;
+                    let mut w = u64::from_ne_bytes(bits[word..word + 8].try_into()?);
+                    w |= 1 << (port % 64);
+                    bits[word..word + 8].copy_from_slice(&w.to_ne_bytes());
+                }
+                count += 1;
+                Ok(true)
+            })?;
+            pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+            self.bits
+                .update(&(slot as u32).to_ne_bytes(), &bits, update_flags::ANY)?;
+        }
+        Ok(Synced::InUse { rules: count })
+    }
+}
+
+/// Bytes of one `struct xdpfw_port_bits`.
+const PORT_BITS_LEN: usize = 65_536 / 8;
+
+/// Why an index is off, for messages.
+pub fn why_off(rules: Rules, status: Status) -> String {
+    if status.drift > 0 {
+        format!(
+            "{} was changed outside xdpctl; differences from the index the datapath found: {}",
+            rules.rules_name(),
+            status.drift
+        )
+    } else {
+        format!(
+            "a change to {} was interrupted, or the rules outgrew the index",
+            rules.rules_name()
+        )
+    }
+}
+
+/// Sets the firewall's admission cap (`ctl[AdmitCap]`, 0: none): under a
+/// flood, a new source is counted in `pps` once it sent this many packets
+/// in an epoch on one CPU (see `xdpfw.h`).
+pub fn set_admit_cap(maps: &Path, packets_per_epoch: u64) -> Result<()> {
+    let path = maps.join(xdpfw::maps::CTL);
+    if !path.exists() {
+        // A firewall from before the sketch counts every source exactly.
+        return Ok(());
+    }
+    let ctl =
+        MapHandle::open_pinned(&path).with_context(|| format!("opening {}", path.display()))?;
+    if ctl.key_size() != 4 || ctl.value_len() != 8 || ctl.per_cpu() {
+        bail!("{} is not the firewall's ctl map", path.display());
+    }
+    ctl.update(
+        &(Ctl::AdmitCap as u32).to_ne_bytes(),
+        &packets_per_epoch.to_ne_bytes(),
+        update_flags::ANY,
+    )?;
+    Ok(())
+}
+
+/// The admission cap for guard's `threshold` (packets per second): a source
+/// at the threshold reaches it within a quarter of an epoch even if its
+/// packets are spread over all `cpus`.
+pub fn admit_cap(threshold: f64, cpus: usize) -> u64 {
+    let per_epoch = threshold * xdpfw::EPOCH_NS as f64 / 1e9;
+    ((per_epoch / (4.0 * cpus.max(1) as f64)).floor() as u64).max(1)
+}
+
+/// Writes `values` at indices 0.. of an array of u32, in batches.
+fn write_array(map: &MapHandle, values: &[u32]) -> Result<()> {
+    const BATCH: usize = 65_536;
+    let mut keys = Vec::with_capacity(BATCH * 4);
+    let mut vals = Vec::with_capacity(BATCH * 4);
+    for (n, part) in values.chunks(BATCH).enumerate() {
+        keys.clear();
+        vals.clear();
+        for (i, v) in part.iter().enumerate() {
+            keys.extend_from_slice(&((n * BATCH + i) as u32).to_ne_bytes());
+            vals.extend_from_slice(&v.to_ne_bytes());
+        }
+        pinfs::failpoint::step("BPF_MAP_UPDATE_BATCH");
+        let (_, result) = map.update_batch(&keys, &vals, part.len() as u32, update_flags::ANY);
+        if let Err(e) = result {
+            if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) {
+                return Err(e.into());
+            }
+            for (i, v) in part.iter().enumerate() {
+                map.update(
+                    &((n * BATCH + i) as u32).to_ne_bytes(),
+                    &v.to_ne_bytes(),
+                    update_flags::ANY,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The indexes derived from one rule map: one per firewall load directory
+/// under `root` that pins it (a map shared with `load --map` is pinned in
+/// each), each locked until this is dropped.
+pub struct Indexes {
+    rules: Option<Rules>,
+    targets: Vec<(Target, pinfs::DirLock)>,
+}
+
+impl Indexes {
+    /// Finds them for `map`, under `root` and at `pinned` (where the user
+    /// named the map, if by path); none if `map` is no rule map an index
+    /// is derived from.
+    pub fn of(root: &Path, map: &MapHandle, pinned: Option<&Path>) -> Result<Indexes> {
+        let info = map.info();
+        let name = map.name();
+        let Some(rules) = Rules::of(&name, info.type_) else {
+            return Ok(Indexes {
+                rules: None,
+                targets: Vec::new(),
+            });
+        };
+        let pins = objects::pin_index(root, |n| n == name.as_str())?;
+        let mut paths: Vec<PathBuf> = pins.get(&(Kind::Map, info.id)).cloned().unwrap_or_default();
+        paths.extend(pinned.map(Path::to_path_buf));
+        let mut dirs: Vec<PathBuf> = paths
+            .iter()
+            .filter_map(|p| {
+                let parent = p.parent()?;
+                Some(std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf()))
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let mut targets = Vec::new();
+        for dir in dirs {
+            if let Some(t) = Target::open(&dir)? {
+                let lock = t.lock()?;
+                targets.push((t, lock));
+            }
+        }
+        Ok(Indexes {
+            rules: Some(rules),
+            targets,
+        })
+    }
+
+    /// Before a change to the rule map: every firewall using it looks up
+    /// the rule map itself until [`sync`](Self::sync).
+    pub fn suspend(&self) -> Result<()> {
+        let Some(rules) = self.rules else {
+            return Ok(());
+        };
+        for (t, _) in &self.targets {
+            t.suspend(rules)?;
+        }
+        if !self.targets.is_empty() {
+            // A packet that read the mode word just before is done long
+            // before this: the datapath's cross-check will not see the
+            // change half made and call it drift.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
+    /// After a change: rebuilds each index. Returns a note for each one that
+    /// could not be turned on.
+    pub fn sync(&self) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        let Some(rules) = self.rules else {
+            return Ok(notes);
+        };
+        for (t, _) in &self.targets {
+            if let Synced::TooBig { needed, room } = t.sync_locked(rules)? {
+                notes.push(too_big(&t.dir, needed, room));
+            }
+        }
+        Ok(notes)
+    }
+}
+
+/// The note for a CIDR index that does not fit.
+pub fn too_big(dir: &Path, needed: usize, room: usize) -> String {
+    format!(
+        "{}: cidr4's prefixes need {needed} chunks of the CIDR index, which has room for {room}: \
+         the firewall looks them up in the trie (slower with many prefixes); \
+         load with `--max-entries cidr4_chunks={}` to index them",
+        dir.display(),
+        needed.next_power_of_two() * cidr4_index::CHUNK
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admission_cap_is_a_quarter_of_the_threshold_per_epoch_and_cpu() {
+        // 1000 pps: 1073 packets per epoch; a quarter over 2 CPUs: 134.
+        assert_eq!(admit_cap(1000.0, 2), 134);
+        assert_eq!(admit_cap(1.0, 64), 1);
+        assert_eq!(admit_cap(1e9, 0), 268_435_456);
+    }
+
+    #[test]
+    fn rule_maps_are_told_by_name_and_type() {
+        assert_eq!(Rules::of("cidr4", LPM_TRIE), Some(Rules::Cidr4));
+        assert_eq!(Rules::of("cidr4", HASH), None);
+        assert_eq!(Rules::of("udp_ports", HASH), Some(Rules::Ports));
+        assert_eq!(Rules::of("tcp_ports", HASH), Some(Rules::Ports));
+        assert_eq!(Rules::of("blocklist", HASH), None);
+    }
+}
