@@ -395,7 +395,11 @@ fn a_blocklist_entry_removed_behind_xdpctls_back_stops_dropping() {
     let src = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 5));
     xdpctl(&fs, ["map", "update", "blocklist", "203.0.113.5", "1"]).ok();
     for _ in 0..10 {
-        assert_eq!(run(&prog, &frame(src)), XDP_DROP, "blocklisted (and cached)");
+        assert_eq!(
+            run(&prog, &frame(src)),
+            XDP_DROP,
+            "blocklisted (and cached)"
+        );
     }
     // Removed by xdpctl: the cache forgets it at once.
     xdpctl(&fs, ["map", "delete", "blocklist", "203.0.113.5"]).ok();
@@ -407,7 +411,17 @@ fn a_blocklist_entry_removed_behind_xdpctls_back_stops_dropping() {
     let pin = fs.path().join("fw/maps/blocklist");
     sh(
         "bpftool",
-        &["map", "delete", "pinned", pin.to_str().unwrap(), "key", "203", "0", "113", "5"],
+        &[
+            "map",
+            "delete",
+            "pinned",
+            pin.to_str().unwrap(),
+            "key",
+            "203",
+            "0",
+            "113",
+            "5",
+        ],
     );
     let verdicts: Vec<u32> = (0..1000).map(|_| run(&prog, &frame(src))).collect();
     let first = verdicts
@@ -415,5 +429,62 @@ fn a_blocklist_entry_removed_behind_xdpctls_back_stops_dropping() {
         .position(|v| *v == XDP_PASS)
         .expect("the datapath noticed the removal");
     assert!(first <= 256, "noticed after {first} packets");
-    assert!(verdicts[first..].iter().all(|v| *v == XDP_PASS), "and stays right");
+    assert!(
+        verdicts[first..].iter().all(|v| *v == XDP_PASS),
+        "and stays right"
+    );
+}
+
+#[test]
+fn a_blocklist_entry_added_behind_xdpctls_back_is_found_and_repaired() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
+    let src = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 7));
+    assert_eq!(run(&prog, &frame(src)), XDP_PASS);
+    // bpftool adds it: the filter's bit is clear, so the datapath skips
+    // the lookup, except one in 128 per CPU, which finds it.
+    let pin = fs.path().join("fw/maps/blocklist");
+    sh(
+        "bpftool",
+        &[
+            "map",
+            "update",
+            "pinned",
+            pin.to_str().unwrap(),
+            "key",
+            "203",
+            "0",
+            "113",
+            "7",
+            "value",
+            "1",
+        ],
+    );
+    let verdicts: Vec<u32> = (0..1000).map(|_| run(&prog, &frame(src))).collect();
+    let first = verdicts
+        .iter()
+        .position(|v| *v == XDP_DROP)
+        .expect("the datapath found the entry bpftool added");
+    assert!(first <= 256, "found after {first} packets");
+    assert!(
+        verdicts[first..].iter().all(|v| *v == XDP_DROP),
+        "and it holds"
+    );
+    assert_eq!(ctl(&fs, Ctl::BloomMode), INDEX_OFF, "the filter is off");
+    let stats = xdpctl(&fs, ["stats"]).ok();
+    assert!(
+        stats.stderr.contains("blocklist filter is off"),
+        "{}",
+        stats.stderr
+    );
+    let doctor = xdpctl(&fs, ["doctor"]).ok();
+    assert!(
+        doctor.stdout.contains("rebuilt the index"),
+        "{}",
+        doctor.stdout
+    );
+    assert_eq!(ctl(&fs, Ctl::BloomMode), INDEX_ON, "rebuilt and on");
+    assert_eq!(run(&prog, &frame(src)), XDP_DROP);
 }

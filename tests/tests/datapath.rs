@@ -36,6 +36,8 @@ struct Fw {
     ebpf: Ebpf,
     /// The CIDR index last written (all zero after load).
     index: Index,
+    /// Whether the blocklist filter has bits set.
+    bloom_dirty: bool,
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut aya::maps::Map {
@@ -69,6 +71,7 @@ impl Fw {
         Fw {
             ebpf,
             index: Index::build(&[]),
+            bloom_dirty: false,
         }
     }
 
@@ -133,12 +136,25 @@ impl Fw {
     fn set_index(&mut self, rules: &Rules, on: bool) {
         let mut ctl: Array<_, u64> =
             Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
-        for word in [Ctl::Cidr4Mode, Ctl::PortsMode] {
+        for word in [Ctl::Cidr4Mode, Ctl::PortsMode, Ctl::BloomMode] {
             ctl.set(word as u32, xdpfw::INDEX_OFF, 0).unwrap();
         }
         if !on {
             return;
         }
+        let mut bloom: Array<_, u64> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::BLOCKLIST_BLOOM)).unwrap();
+        let mut words = vec![0u64; (xdpfw::BLOOM_BITS / 64) as usize];
+        for src in rules.blocklist.keys() {
+            let bit = xdpfw::bloom_bit(*src) as usize;
+            words[bit / 64] |= 1 << (bit % 64);
+        }
+        for (i, w) in words.iter().enumerate() {
+            if *w != 0 || self.bloom_dirty {
+                bloom.set(i as u32, *w, 0).unwrap();
+            }
+        }
+        self.bloom_dirty = words.iter().any(|w| *w != 0);
         let list: Vec<(u32, u8, u8)> = rules
             .cidr4
             .iter()
@@ -173,7 +189,7 @@ impl Fw {
         }
         let mut ctl: Array<_, u64> =
             Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
-        for word in [Ctl::Cidr4Mode, Ctl::PortsMode] {
+        for word in [Ctl::Cidr4Mode, Ctl::PortsMode, Ctl::BloomMode] {
             ctl.set(word as u32, xdpfw::INDEX_ON, 0).unwrap();
         }
     }
@@ -364,9 +380,11 @@ fn differential_against_the_reference_model() {
                 word(Ctl::Cidr4Mode),
                 word(Ctl::Cidr4Drift),
                 word(Ctl::PortsMode),
-                word(Ctl::PortsDrift)
+                word(Ctl::PortsDrift),
+                word(Ctl::BloomMode),
+                word(Ctl::BloomDrift),
             ],
-            [mode, 0, mode, 0],
+            [mode, 0, mode, 0, mode, 0],
             "seed {seed:#x}, rule set {set}: index modes and drift"
         );
     }

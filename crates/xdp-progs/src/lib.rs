@@ -58,6 +58,8 @@ pub mod xdpfw {
         pub const PORT_BITS: &str = "port_bits";
         /// ARRAY: a direct-mapped cache of blocklisted IPv4 sources.
         pub const BLOCKED_CACHE: &str = "blocked_cache";
+        /// ARRAY of u64: a one-hash Bloom filter of `blocklist`.
+        pub const BLOCKLIST_BLOOM: &str = "blocklist_bloom";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -79,6 +81,7 @@ pub mod xdpfw {
             HEAVY,
             PORT_BITS,
             BLOCKED_CACHE,
+            BLOCKLIST_BLOOM,
         ];
         /// Maps the firewall derives or keeps for itself: no rules in them.
         pub const INTERNAL: &[&str] = &[
@@ -90,6 +93,7 @@ pub mod xdpfw {
             HEAVY,
             PORT_BITS,
             BLOCKED_CACHE,
+            BLOCKLIST_BLOOM,
         ];
     }
 
@@ -211,6 +215,10 @@ pub mod xdpfw {
         PortsDrift = 4,
         /// Changed whenever blocklist entries go: `blocked_cache` is stale.
         BlockGen = 5,
+        /// [`INDEX_ON`] (`blocklist_bloom` filters lookups) or [`INDEX_OFF`].
+        BloomMode = 6,
+        /// Blocklisted sources the filter missed, found by the datapath.
+        BloomDrift = 7,
     }
 
     /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`
@@ -219,6 +227,15 @@ pub mod xdpfw {
     /// `ctl[Cidr4Mode]`: the datapath looks up `cidr4` itself (while xdpctl
     /// changes it, and after the datapath found a rule the index lacks).
     pub const INDEX_OFF: u64 = 1;
+    /// Bits in `blocklist_bloom`.
+    pub const BLOOM_BITS: u32 = 1 << 20;
+
+    /// The bit of `blocklist_bloom` for an IPv4 source (network order
+    /// bytes), as the datapath computes it.
+    pub fn bloom_bit(src: [u8; 4]) -> u32 {
+        u32::from_ne_bytes(src).wrapping_mul(0x9e37_79b1) >> (32 - 20)
+    }
+
     /// Nanoseconds in the sketch's epoch (`1 << XDPFW_EPOCH_SHIFT`).
     pub const EPOCH_NS: u64 = 1 << 30;
 }

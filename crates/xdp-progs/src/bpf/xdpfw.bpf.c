@@ -156,6 +156,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* word of the filter */
+	__type(value, __u64); /* 64 of its bits */
+	__uint(max_entries, (1 << XDPFW_BLOOM_BITS) / 64);
+} blocklist_bloom SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32); /* 0: UDP, 1: TCP */
 	__type(value, struct xdpfw_port_bits);
 	__uint(max_entries, 2);
@@ -410,9 +417,30 @@ static __always_inline int cidr4_blocked(__be32 src)
 	return blocked(&cidr4, &prefix);
 }
 
-/* Whether `blocklist` drops `src`: through the `blocked` cache. */
+/*
+ * Whether `blocklist` drops `src`: a clear bit in the filter says no (a
+ * spoofed flood stops there), the cache says yes (a flood from blocked
+ * sources stops there), and only the rest is looked up in the hash.
+ */
 static __always_inline int blocklist4(__be32 src)
 {
+	__u32 zero = 0;
+	struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+	__u64 *bloom_on = ctl_word(XDPFW_CTL_BLOOM_MODE);
+	int filtered = 0;
+
+	if (bloom_on && *bloom_on == XDPFW_INDEX_ON) {
+		__u32 bit = ((__u32)src * 0x9e3779b1u) >> (32 - XDPFW_BLOOM_BITS);
+		__u32 word = bit >> 6;
+		__u64 *w = bpf_map_lookup_elem(&blocklist_bloom, &word);
+
+		if (w && !((*w >> (bit & 63)) & 1)) {
+			if (!h || (++h->checks[XDPFW_CHECK_BLOOM] & (XDPFW_CHECK_EVERY - 1)) != 0)
+				return 0;
+			filtered = 1;
+		}
+	}
+
 	__u32 slot = ((__u32)src * 2654435761u) >> (32 - XDPFW_BLOCKED_BITS);
 	__u64 *e = bpf_map_lookup_elem(&blocked_cache, &slot);
 	__u64 *gen = ctl_word(XDPFW_CTL_BLOCK_GEN);
@@ -421,10 +449,7 @@ static __always_inline int blocklist4(__be32 src)
 		return blocked(&blocklist, &src);
 	__u64 want = ((__u64)((__u32)*gen | XDPFW_BLOCKED_MARK) << 32) | (__u32)src;
 
-	if (*e == want) {
-		__u32 zero = 0;
-		struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
-
+	if (!filtered && *e == want) {
 		if (h && (++h->checks[XDPFW_CHECK_BLOCKLIST] & (XDPFW_CHECK_EVERY - 1)) == 0 &&
 		    !blocked(&blocklist, &src)) {
 			/* Removed behind xdpctl's back: every cached entry is suspect. */
@@ -435,6 +460,14 @@ static __always_inline int blocklist4(__be32 src)
 	}
 	if (!blocked(&blocklist, &src))
 		return 0;
+	if (filtered && bloom_on) {
+		/* Written behind xdpctl's back: the filter is not to be trusted. */
+		__u64 *drift = ctl_word(XDPFW_CTL_BLOOM_DRIFT);
+
+		if (drift)
+			__sync_fetch_and_add(drift, 1);
+		*bloom_on = XDPFW_INDEX_OFF;
+	}
 	*e = want;
 	return 1;
 }

@@ -37,7 +37,13 @@
  * also made in the trie: a difference (a rule written by another tool) turns the
  * index off and is counted in ctl[XDPFW_CTL_CIDR4_DRIFT]. */
 #define XDPFW_CHECK_EVERY 128
-enum xdpfw_check { XDPFW_CHECK_CIDR4, XDPFW_CHECK_PORTS, XDPFW_CHECK_BLOCKLIST, XDPFW_CHECK_KINDS };
+enum xdpfw_check {
+	XDPFW_CHECK_CIDR4,
+	XDPFW_CHECK_PORTS,
+	XDPFW_CHECK_BLOCKLIST,
+	XDPFW_CHECK_BLOOM,
+	XDPFW_CHECK_KINDS
+};
 
 /* Words of the `ctl` array. */
 enum xdpfw_ctl {
@@ -47,7 +53,19 @@ enum xdpfw_ctl {
 	XDPFW_CTL_PORTS_MODE = 3,  /* XDPFW_INDEX_ON (port_bits) or XDPFW_INDEX_OFF (the hashes) */
 	XDPFW_CTL_PORTS_DRIFT = 4, /* mismatches the datapath found */
 	XDPFW_CTL_BLOCK_GEN = 5,   /* changes when blocklist entries go: `blocked_cache` is stale */
+	XDPFW_CTL_BLOOM_MODE = 6,  /* XDPFW_INDEX_ON (blocklist_bloom) or XDPFW_INDEX_OFF */
+	XDPFW_CTL_BLOOM_DRIFT = 7, /* blocklisted sources the filter missed */
 };
+
+/*
+ * `blocklist_bloom`: one bit per hash of an IPv4 source, set for every
+ * source in `blocklist` (xdpctl sets them; removals leave them set until
+ * the next rebuild). A clear bit proves the source is not blocklisted, so
+ * a spoofed flood skips the hash lookup; one skipped lookup in
+ * XDPFW_CHECK_EVERY per CPU is made anyway, and a blocklisted source the
+ * filter missed (written by another tool) turns it off.
+ */
+#define XDPFW_BLOOM_BITS 20
 
 /*
  * `blocked_cache`: a direct-mapped cache of blocklisted IPv4 sources, so a flood
@@ -95,9 +113,9 @@ enum xdpfw_index_mode {
 #define XDPFW_EPOCH_SHIFT 30
 #define XDPFW_SKETCH_FLOOR (1u << 12)
 #define XDPFW_SKETCH_SHIFT 10
-#define XDPFW_SKETCH_WIDTH_BITS 12
+#define XDPFW_SKETCH_WIDTH_BITS 14
 #define XDPFW_SKETCH_WIDTH (1u << XDPFW_SKETCH_WIDTH_BITS)
-#define XDPFW_HEAVY_BITS 14
+#define XDPFW_HEAVY_BITS 12
 
 struct xdpfw_sketch_hdr {
 	__u64 epoch;   /* ktime >> XDPFW_EPOCH_SHIFT */

@@ -208,6 +208,13 @@ impl Blocklist for Maps<'_> {
         self.state.set(src, expiry_ms)?;
         let mut value = vec![0u8; map.value_len()];
         value[0] = GUARD_MARK;
+        // The datapath's blocklist filter learns the source first, or it
+        // would not look the new entry up.
+        if let Source::V4(a) = src
+            && let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))?
+        {
+            t.blocklist_adding(&a)?;
+        }
         match map.handle().update(&key, &value, update_flags::NOEXIST) {
             Ok(()) => Ok(Inserted::Blocked),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {

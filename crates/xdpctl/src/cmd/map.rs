@@ -395,9 +395,9 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
             per_cpu,
             raw,
         } => lookup(ctx, map, key, *per_cpu, *raw),
-        MapCommand::Update(args) => indexed(ctx, &args.map, || update(ctx, args)),
-        MapCommand::Delete { map, key, raw } => indexed(ctx, map, || delete(ctx, map, key, *raw)),
-        MapCommand::Clear { map } => indexed(ctx, map, || clear(ctx, map)),
+        MapCommand::Update(args) => indexed(ctx, &args.map, |keys| update(ctx, args, keys)),
+        MapCommand::Delete { map, key, raw } => indexed(ctx, map, |_| delete(ctx, map, key, *raw)),
+        MapCommand::Clear { map } => indexed(ctx, map, |_| clear(ctx, map)),
     }
 }
 
@@ -405,10 +405,18 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
 /// index is derived from (`cidr4`, `udp_ports`, `tcp_ports`), the index is
 /// turned off first and rebuilt after (see `kernel::fwindex`), whether the
 /// change worked or not.
-fn indexed(ctx: &Ctx, handle: &Handle, change: impl FnOnce() -> Result<()>) -> Result<()> {
+///
+/// `change` gets a buffer for the keys it writes (packed), for the
+/// blocklist filter.
+fn indexed(
+    ctx: &Ctx,
+    handle: &Handle,
+    change: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let mut written = Vec::new();
     let Ok((fd, _)) = objects::resolve(&ctx.bpffs, handle, Kind::Map) else {
         // The change itself says what is wrong.
-        return change();
+        return change(&mut written);
     };
     let map = MapHandle::from_fd(fd)?;
     let pinned = match handle {
@@ -418,8 +426,8 @@ fn indexed(ctx: &Ctx, handle: &Handle, change: impl FnOnce() -> Result<()>) -> R
     };
     let indexes = Indexes::of(&ctx.bpffs, &map, pinned.as_deref())?;
     indexes.suspend()?;
-    let result = change();
-    let notes = indexes.sync()?;
+    let result = change(&mut written);
+    let notes = indexes.sync(&written)?;
     ctx.out.notes(notes);
     result
 }
@@ -746,7 +754,7 @@ fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Er
     anyhow::anyhow!(what)
 }
 
-fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
+fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
     let map = OpenMap::open(ctx, &args.map, args.raw)?;
     let flags = if args.if_exists {
         update_flags::EXIST
@@ -756,13 +764,14 @@ fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
         update_flags::ANY
     };
     if let Some(file) = &args.from_file {
-        return update_from_file(ctx, &map, file, flags);
+        return update_from_file(ctx, &map, file, flags, written);
     }
     let (Some(key), Some(value)) = (&args.key, &args.value) else {
         bail!("give KEY and VALUE, or --from-file FILE");
     };
     let key_bytes = map.parse_key(key)?;
     let value_bytes = map.parse_value(value)?;
+    written.extend_from_slice(&key_bytes);
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
@@ -819,7 +828,13 @@ fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
     Ok((k, map.spread(&b)))
 }
 
-fn update_from_file(ctx: &Ctx, map: &OpenMap, file: &str, flags: u64) -> Result<()> {
+fn update_from_file(
+    ctx: &Ctx,
+    map: &OpenMap,
+    file: &str,
+    flags: u64,
+    written_keys: &mut Vec<u8>,
+) -> Result<()> {
     let (name, reader): (&str, Box<dyn BufRead>) = if file == "-" {
         ("stdin", Box::new(io::stdin().lock()))
     } else {
@@ -901,6 +916,9 @@ fn update_from_file(ctx: &Ctx, map: &OpenMap, file: &str, flags: u64) -> Result<
     // anything, and to put it back if a write fails anyway.
     let before = Before::read(map, &entries)?;
     before.check(map, &entries, name, flags)?;
+    for (k, _) in &entries {
+        written_keys.extend_from_slice(k);
+    }
     let written = match write_all(map, &entries, flags) {
         Ok(n) => n,
         Err((err, n)) => {

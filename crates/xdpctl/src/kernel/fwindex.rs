@@ -39,14 +39,15 @@ pub enum Rules {
     Cidr4,
     /// `udp_ports` and `tcp_ports`, into `port_bits`.
     Ports,
-    /// `blocklist`, cached in `blocked_cache`: no index to rebuild, a
-    /// generation to change so that no removed entry stays cached.
+    /// `blocklist`, into `blocklist_bloom` (a filter: bits are added for
+    /// new entries, and cleared only by a rebuild) and `blocked_cache` (a
+    /// cache: a removal changes its generation).
     Blocklist,
 }
 
 impl Rules {
-    /// The rules with an index.
-    pub const ALL: [Rules; 2] = [Rules::Cidr4, Rules::Ports];
+    /// All of them.
+    pub const ALL: [Rules; 3] = [Rules::Cidr4, Rules::Ports, Rules::Blocklist];
 
     /// The rules a map of this name and type holds, if any index is
     /// derived from it.
@@ -77,14 +78,16 @@ impl Rules {
     fn mode(self) -> Ctl {
         match self {
             Rules::Cidr4 => Ctl::Cidr4Mode,
-            Rules::Ports | Rules::Blocklist => Ctl::PortsMode,
+            Rules::Ports => Ctl::PortsMode,
+            Rules::Blocklist => Ctl::BloomMode,
         }
     }
 
     fn drift(self) -> Ctl {
         match self {
             Rules::Cidr4 => Ctl::Cidr4Drift,
-            Rules::Ports | Rules::Blocklist => Ctl::PortsDrift,
+            Rules::Ports => Ctl::PortsDrift,
+            Rules::Blocklist => Ctl::BloomDrift,
         }
     }
 
@@ -102,7 +105,7 @@ impl Rules {
         match self {
             Rules::Cidr4 => "CIDR index",
             Rules::Ports => "port index",
-            Rules::Blocklist => "blocklist cache",
+            Rules::Blocklist => "blocklist filter",
         }
     }
 
@@ -270,10 +273,6 @@ impl Target {
 
     /// The datapath looks up the rule maps of `rules` from now on.
     pub fn suspend(&self, rules: Rules) -> Result<()> {
-        if rules == Rules::Blocklist {
-            // Entries cached stay right until one is removed: see sync.
-            return Ok(());
-        }
         pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
         self.set_word(rules.mode(), xdpfw::INDEX_OFF)
     }
@@ -286,14 +285,11 @@ impl Target {
     }
 
     fn sync_locked(&self, rules: Rules) -> Result<Synced> {
-        if rules == Rules::Blocklist {
-            self.forget_blocked()?;
-            return Ok(Synced::InUse { rules: 0 });
-        }
         self.suspend(rules)?;
         let synced = match rules {
             Rules::Cidr4 => self.write_cidr4()?,
-            Rules::Ports | Rules::Blocklist => self.write_ports()?,
+            Rules::Ports => self.write_ports()?,
+            Rules::Blocklist => self.write_bloom(None)?,
         };
         if let Synced::InUse { .. } = synced {
             pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
@@ -308,6 +304,71 @@ impl Target {
         let generation = self.word(Ctl::BlockGen)?;
         pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
         self.set_word(Ctl::BlockGen, generation.wrapping_add(1))
+    }
+
+    /// After blocklist entries were written (`added`; or, with `None`,
+    /// from scratch: every entry of the blocklist): their filter bits are
+    /// set and the cache forgets what it held.
+    fn write_bloom(&self, added: Option<&[u8]>) -> Result<Synced> {
+        let bloom = self.rule_map(xdpfw::maps::BLOCKLIST_BLOOM)?;
+        let words = (xdpfw::BLOOM_BITS / 64) as usize;
+        if bloom.key_size() != 4
+            || bloom.value_len() != 8
+            || bloom.info().max_entries as usize != words
+        {
+            bail!(
+                "{} is not the firewall's filter",
+                self.dir.join(xdpfw::maps::BLOCKLIST_BLOOM).display()
+            );
+        }
+        let mut bits = vec![0u64; words];
+        if added.is_some() {
+            bloom.for_each(|k, v| {
+                let i = u32::from_ne_bytes(k.try_into()?) as usize;
+                if let Some(w) = bits.get_mut(i) {
+                    *w = u64::from_ne_bytes(v.try_into()?);
+                }
+                Ok(true)
+            })?;
+        }
+        let mut set = |k: &[u8]| {
+            if let Ok(src) = <[u8; 4]>::try_from(k) {
+                let bit = xdpfw::bloom_bit(src) as usize;
+                bits[bit / 64] |= 1 << (bit % 64);
+            }
+        };
+        let count = match added {
+            Some(keys) => {
+                keys.chunks_exact(4).for_each(&mut set);
+                keys.len() / 4
+            }
+            None => {
+                let list = self.rule_map(xdpfw::maps::BLOCKLIST)?;
+                let mut n = 0;
+                list.for_each(|k, _| {
+                    set(k);
+                    n += 1;
+                    Ok(true)
+                })?;
+                n
+            }
+        };
+        let words: Vec<(u32, u64)> = bits
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (i as u32, *w))
+            .collect();
+        write_u64_array(&bloom, &words)?;
+        self.forget_blocked()?;
+        Ok(Synced::InUse { rules: count })
+    }
+
+    /// Sets the filter bits of blocklist entries about to be written
+    /// (`keys`, packed), under the lock: guard's blocks, apply's.
+    pub fn blocklist_adding(&self, keys: &[u8]) -> Result<()> {
+        let _lock = self.lock()?;
+        self.write_bloom(Some(keys))?;
+        Ok(())
     }
 
     fn write_cidr4(&self) -> Result<Synced> {
@@ -425,6 +486,20 @@ pub fn admit_cap(threshold: f64, cpus: usize) -> u64 {
     ((per_epoch / (4.0 * cpus.max(1) as f64)).floor() as u64).max(1)
 }
 
+/// Writes `(index, value)` pairs into an array of u64, in one batch.
+fn write_u64_array(map: &MapHandle, words: &[(u32, u64)]) -> Result<()> {
+    let mut keys = Vec::with_capacity(words.len() * 4);
+    let mut vals = Vec::with_capacity(words.len() * 8);
+    for (i, w) in words {
+        keys.extend_from_slice(&i.to_ne_bytes());
+        vals.extend_from_slice(&w.to_ne_bytes());
+    }
+    pinfs::failpoint::step("BPF_MAP_UPDATE_BATCH");
+    let (_, result) = map.update_batch(&keys, &vals, words.len() as u32, update_flags::ANY);
+    result?;
+    Ok(())
+}
+
 /// Writes `values` at indices 0.. of an array of u32, in batches.
 fn write_array(map: &MapHandle, values: &[u32]) -> Result<()> {
     const BATCH: usize = 65_536;
@@ -460,7 +535,9 @@ fn write_array(map: &MapHandle, values: &[u32]) -> Result<()> {
 /// each), each locked until this is dropped.
 pub struct Indexes {
     rules: Option<Rules>,
-    targets: Vec<(Target, pinfs::DirLock)>,
+    /// Each firewall, its lock, and whether its index was in use before
+    /// the change.
+    targets: Vec<(Target, pinfs::DirLock, bool)>,
 }
 
 impl Indexes {
@@ -492,7 +569,8 @@ impl Indexes {
         for dir in dirs {
             if let Some(t) = Target::open(&dir)? {
                 let lock = t.lock()?;
-                targets.push((t, lock));
+                let was_on = t.status(rules)?.in_use;
+                targets.push((t, lock, was_on));
             }
         }
         Ok(Indexes {
@@ -507,7 +585,7 @@ impl Indexes {
         let Some(rules) = self.rules else {
             return Ok(());
         };
-        for (t, _) in &self.targets {
+        for (t, _, _) in &self.targets {
             t.suspend(rules)?;
         }
         if !self.targets.is_empty() {
@@ -519,14 +597,21 @@ impl Indexes {
         Ok(())
     }
 
-    /// After a change: rebuilds each index. Returns a note for each one that
-    /// could not be turned on.
-    pub fn sync(&self) -> Result<Vec<String>> {
+    /// After a change that wrote the keys `added` (packed): rebuilds each
+    /// index (a blocklist filter that was in use only gets the new keys'
+    /// bits). Returns a note for each one that could not be turned on.
+    pub fn sync(&self, added: &[u8]) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         let Some(rules) = self.rules else {
             return Ok(notes);
         };
-        for (t, _) in &self.targets {
+        for (t, _, was_on) in &self.targets {
+            if rules == Rules::Blocklist && *was_on {
+                t.write_bloom(Some(added))?;
+                pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+                t.set_word(rules.mode(), xdpfw::INDEX_ON)?;
+                continue;
+            }
             if let Synced::TooBig { needed, room } = t.sync_locked(rules)? {
                 notes.push(too_big(&t.dir, needed, room));
             }

@@ -13,7 +13,6 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-
 use crate::{
     kernel::{
         fwindex,
@@ -204,9 +203,23 @@ impl Kernel for Real {
         } else {
             fwindex::Target::open(&dir.join(manifest::MAPS_SUBDIR))?
         };
+        // The blocklist filter, if in use, stays in use: the new entries'
+        // bits are set before they are written (removals leave bits set).
+        let mut filter_on = false;
         if let Some(t) = &index {
             for r in &touched {
-                t.suspend(*r)?;
+                if *r == fwindex::Rules::Blocklist && t.status(*r)?.in_use {
+                    filter_on = true;
+                    let mut keys = Vec::new();
+                    for (name, d) in &deltas {
+                        if fwindex::Rules::of_name(name) == Some(*r) {
+                            (0..d.put.len()).for_each(|j| keys.extend_from_slice(d.put.key(j)));
+                        }
+                    }
+                    t.blocklist_adding(&keys)?;
+                } else {
+                    t.suspend(*r)?;
+                }
             }
         }
         for (name, d) in &deltas {
@@ -221,9 +234,14 @@ impl Kernel for Real {
                 .with_context(|| format!("removing from map {}", path.display()))?;
         }
         if let Some(t) = &index {
-            // Too big for the index: the trie it is, as `stats` says.
             for r in &touched {
-                t.sync(*r)?;
+                if *r == fwindex::Rules::Blocklist && filter_on {
+                    // Removed entries must not stay cached as blocked.
+                    t.forget_blocked()?;
+                } else {
+                    // Too big for the index: the trie it is, as `stats` says.
+                    t.sync(*r)?;
+                }
             }
         }
         Ok(())
