@@ -167,25 +167,45 @@ impl Flood {
         // schedules it on the sending CPU): one fixed CPU for every run, or
         // runs that land on a busier CPU make the floors and the
         // contenders incomparable.
-        let all = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok();
-        let mut one = nix::sched::CpuSet::new();
-        let cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
-        let _ = one.set(cpu);
-        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one);
+        let pinned = Pinned::last_cpu();
         let start = Instant::now();
         let result = prog
             .test_run(opts)
             .expect("BPF_PROG_TEST_RUN with live frames");
         let took = start.elapsed();
-        if let Some(all) = all {
-            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all);
-        }
+        drop(pinned);
         assert_eq!(
             result.return_value, 0,
             "live frames run returned {}",
             result.return_value
         );
         took
+    }
+}
+
+/// The calling thread on the last CPU until dropped (then on the CPUs it
+/// had before).
+pub struct Pinned(Option<nix::sched::CpuSet>);
+
+impl Pinned {
+    /// Pins the calling thread to the last CPU.
+    pub fn last_cpu() -> Self {
+        let me = nix::unistd::Pid::from_raw(0);
+        let before = nix::sched::sched_getaffinity(me).ok();
+        let mut one = nix::sched::CpuSet::new();
+        let cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+        if one.set(cpu).is_ok() {
+            let _ = nix::sched::sched_setaffinity(me, &one);
+        }
+        Pinned(before)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(before) = &self.0 {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
+        }
     }
 }
 

@@ -116,6 +116,10 @@ fn ratio_row(what: &str, ours: f64, peer: f64, unit: &str, goal: &str, met: Opti
 }
 
 fn per_packet_cost(fs: &Bpffs, sizes: &Sizes, rows: &mut Vec<Row>) {
+    // NB: every test run on the same CPU (the xdpctl children inherit the
+    // affinity), or two runs that land on differently busy CPUs are not
+    // comparable.
+    let _pinned = flood::Pinned::last_cpu();
     xdpctl(
         fs,
         [
@@ -1279,7 +1283,7 @@ fn main() {
     } else {
         Sizes {
             flood: 1_000_000,
-            runs: 7,
+            runs: 9,
             test_run_repeat: 2_000_000,
             entries: 1_000_000,
             cli_runs: 10,

@@ -110,7 +110,10 @@ pub enum Command {
 /// Once by default; with --interval, every S seconds with rates (JSON: one
 /// object per interval, JSON lines). --prometheus prints the text
 /// exposition format for node_exporter's textfile collector. DIR is the
-/// firewall's load directory; default: the only one under --bpffs.
+/// firewall's load directory; default: the only one under --bpffs. Says on
+/// stderr when one of the firewall's indexes is off (a change was
+/// interrupted, or another tool wrote its rules; `xdpctl doctor` rebuilds
+/// it).
 ///
 /// Example: xdpctl stats --interval 1
 #[derive(Debug, Args)]
@@ -138,7 +141,9 @@ pub struct StatsArgs {
 /// Live top talkers by packet rate, from the per-source counters.
 ///
 /// Refreshes in place in a terminal; plain lines (or JSON lines with -j)
-/// otherwise. IPv4 and IPv6.
+/// otherwise. IPv4 and IPv6. Counts the packets the firewall passes; under
+/// a flood of new sources, a source is counted once it sends more than
+/// 1/1024 of the flood (see "Counting sources under a flood" in the README).
 ///
 /// Example: xdpctl top --limit 10
 #[derive(Debug, Args)]
@@ -166,7 +171,10 @@ pub struct TopArgs {
 /// it holds. Entries an operator added are never touched. Each block and
 /// unblock is one line (JSON with -j). SIGTERM or SIGINT stop it cleanly,
 /// removing its blocks unless --keep-blocks; a restart picks up its own
-/// unexpired blocks (kept in DIR/guard).
+/// unexpired blocks (kept in DIR/guard). While it runs, the firewall counts
+/// a new source under a flood once it sent a quarter of the threshold's
+/// packets in an epoch (about a second), so no source at the threshold goes
+/// uncounted.
 ///
 /// Example: xdpctl guard --threshold 10000 --block-for 10m
 #[derive(Debug, Args)]
@@ -343,9 +351,12 @@ fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
 /// undoes any change a killed xdpctl left unfinished (saying which), rolls
 /// back unconfirmed changes whose watcher died, and removes staging
 /// directories nothing refers to. Then it checks every load directory
-/// against its manifest, unpins links that are no longer attached, removes
-/// what older versions of xdpctl left, and lists pins that belong to other
-/// tools (which it never touches). Exit status 1 if a problem remains.
+/// against its manifest, unpins links that are no longer attached, rebuilds
+/// a firewall's indexes (CIDR, ports, blocklist filter) that are off
+/// because a change was interrupted or another tool wrote the rule maps,
+/// removes what older versions of xdpctl left, and lists pins that belong
+/// to other tools (which it never touches). Exit status 1 if a problem
+/// remains.
 ///
 /// Example: xdpctl doctor
 #[derive(Debug, Args)]
