@@ -202,7 +202,7 @@ fn shells_complete_maps_devices_and_subcommands() {
             );
         }
     }
-    let pinned = bash(&fs, &["xdpctl", "map", "dump", "xdpfw/maps/b"]);
+    let pinned = bash(&fs, &["xdpctl", "map", "dump", "xdpfw/maps/bloc"]);
     assert_eq!(pinned, ["xdpfw/maps/blocklist", "xdpfw/maps/blocklist6"]);
 
     for (shell, got) in [

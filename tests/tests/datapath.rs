@@ -143,7 +143,7 @@ impl Fw {
             return;
         }
         let mut bloom: Array<_, u64> =
-            Array::try_from(map(&mut self.ebpf, xdpfw::maps::BLOCKLIST_BLOOM)).unwrap();
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::BLOOM)).unwrap();
         let mut words = vec![0u64; (xdpfw::BLOOM_BITS / 64) as usize];
         for src in rules.blocklist.keys() {
             let bit = xdpfw::bloom_bit(*src) as usize;

@@ -57,9 +57,9 @@ pub mod xdpfw {
         /// ARRAY of two bitmaps: the port index (UDP, TCP).
         pub const PORT_BITS: &str = "port_bits";
         /// ARRAY: a direct-mapped cache of blocklisted IPv4 sources.
-        pub const BLOCKED_CACHE: &str = "blocked_cache";
+        pub const DROP_CACHE: &str = "drop_cache";
         /// ARRAY of u64: a one-hash Bloom filter of `blocklist`.
-        pub const BLOCKLIST_BLOOM: &str = "blocklist_bloom";
+        pub const BLOOM: &str = "bloom";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -80,8 +80,8 @@ pub mod xdpfw {
             SKETCH,
             HEAVY,
             PORT_BITS,
-            BLOCKED_CACHE,
-            BLOCKLIST_BLOOM,
+            DROP_CACHE,
+            BLOOM,
         ];
         /// Maps the firewall derives or keeps for itself: no rules in them.
         pub const INTERNAL: &[&str] = &[
@@ -92,8 +92,8 @@ pub mod xdpfw {
             SKETCH,
             HEAVY,
             PORT_BITS,
-            BLOCKED_CACHE,
-            BLOCKLIST_BLOOM,
+            DROP_CACHE,
+            BLOOM,
         ];
     }
 
@@ -213,9 +213,9 @@ pub mod xdpfw {
         PortsMode = 3,
         /// Differences between `port_bits` and the port maps the datapath found.
         PortsDrift = 4,
-        /// Changed whenever blocklist entries go: `blocked_cache` is stale.
+        /// Changed whenever blocklist entries go: `drop_cache` is stale.
         BlockGen = 5,
-        /// [`INDEX_ON`] (`blocklist_bloom` filters lookups) or [`INDEX_OFF`].
+        /// [`INDEX_ON`] (`bloom` filters lookups) or [`INDEX_OFF`].
         BloomMode = 6,
         /// Blocklisted sources the filter missed, found by the datapath.
         BloomDrift = 7,
@@ -227,10 +227,10 @@ pub mod xdpfw {
     /// `ctl[Cidr4Mode]`: the datapath looks up `cidr4` itself (while xdpctl
     /// changes it, and after the datapath found a rule the index lacks).
     pub const INDEX_OFF: u64 = 1;
-    /// Bits in `blocklist_bloom`.
+    /// Bits in `bloom`.
     pub const BLOOM_BITS: u32 = 1 << 20;
 
-    /// The bit of `blocklist_bloom` for an IPv4 source (network order
+    /// The bit of `bloom` for an IPv4 source (network order
     /// bytes), as the datapath computes it.
     pub fn bloom_bit(src: [u8; 4]) -> u32 {
         u32::from_ne_bytes(src).wrapping_mul(0x9e37_79b1) >> (32 - 20)

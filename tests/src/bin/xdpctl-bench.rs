@@ -610,8 +610,7 @@ fn data_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
     // One blocklisted source, native and generic, and xdp-filter.
     let spec = FloodSpec {
         what: format!("one blocklisted source {bad}"),
-        // NB: to the open port: the firewall checks ports before sources,
-        // and this row is about the blocklist.
+        // To the open port: the row is about the blocklist alone.
         dport: OPEN_PORT,
         sources: flood::Sources::one(bad),
     };

@@ -7,15 +7,16 @@
  * fragment headers walked, at most XDPFW_MAX_EXTHDR of them).
  *
  * Per packet, in this order, every drop rule before any per-source state
- * (so a flood that a rule drops costs a few lookups and no writes), and the
- * cheap rules (small tables) before the source's (big tables):
- *   1. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
+ * (so a flood that a rule drops costs a few lookups and no writes), each
+ * IPv4 rule through an index, a filter or a cache xdpctl keeps next to its
+ * map (see xdpfw.h), so that none costs a hash lookup in the common case:
+ *   1. a source in `blocklist` / `blocklist6` is dropped, then a source in
+ *      `cidr4` / `cidr6`;
+ *   2. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
  *      `icmp_drops`); ICMPv6 echo request and reply when
  *      `config.drop_icmp6_echo` is set (never neighbour discovery);
- *   2. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
+ *   3. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
  *      dropped;
- *   3. a source in `blocklist` / `blocklist6` is dropped, then a source in
- *      `cidr4` / `cidr6` (IPv4 through the CIDR index, see xdpfw.h);
  *   4. everything else is passed, and its source counted in `pps` / `pps6`
  *      (per-CPU, so RX queues on different CPUs never contend on a hot
  *      counter; under a flood, new sources first go through a sketch: see
@@ -152,14 +153,14 @@ struct {
 	__type(key, __u32);   /* hash of the source */
 	__type(value, __u64); /* (generation | MARK) << 32 | source: see xdpfw.h */
 	__uint(max_entries, 1 << XDPFW_BLOCKED_BITS);
-} blocked_cache SEC(".maps");
+} drop_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);   /* word of the filter */
 	__type(value, __u64); /* 64 of its bits */
 	__uint(max_entries, (1 << XDPFW_BLOOM_BITS) / 64);
-} blocklist_bloom SEC(".maps");
+} bloom SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -432,7 +433,7 @@ static __always_inline int blocklist4(__be32 src)
 	if (bloom_on && *bloom_on == XDPFW_INDEX_ON) {
 		__u32 bit = ((__u32)src * 0x9e3779b1u) >> (32 - XDPFW_BLOOM_BITS);
 		__u32 word = bit >> 6;
-		__u64 *w = bpf_map_lookup_elem(&blocklist_bloom, &word);
+		__u64 *w = bpf_map_lookup_elem(&bloom, &word);
 
 		if (w && !((*w >> (bit & 63)) & 1)) {
 			if (!h || (++h->checks[XDPFW_CHECK_BLOOM] & (XDPFW_CHECK_EVERY - 1)) != 0)
@@ -442,7 +443,7 @@ static __always_inline int blocklist4(__be32 src)
 	}
 
 	__u32 slot = ((__u32)src * 2654435761u) >> (32 - XDPFW_BLOCKED_BITS);
-	__u64 *e = bpf_map_lookup_elem(&blocked_cache, &slot);
+	__u64 *e = bpf_map_lookup_elem(&drop_cache, &slot);
 	__u64 *gen = ctl_word(XDPFW_CTL_BLOCK_GEN);
 
 	if (!e || !gen)
@@ -572,14 +573,16 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 		return PASS(XDPFW_MALFORMED);
 
 	__be32 src = ip->saddr;
-	int outcome = outcome4(ip, data_end, hdr_len, tot_len);
 
-	if (is_drop(outcome))
-		return DROP(outcome);
 	if (blocklist4(src))
 		return DROP(XDPFW_DROP_BLOCKLIST);
 	if (cidr4_blocked(src))
 		return DROP(XDPFW_DROP_CIDR);
+
+	int outcome = outcome4(ip, data_end, hdr_len, tot_len);
+
+	if (is_drop(outcome))
+		return DROP(outcome);
 	count(&pps, &src, src);
 	return PASS(outcome);
 }
@@ -669,14 +672,15 @@ static __always_inline int fw_ipv6(struct xdp_md *ctx, void *cur, void *data_end
 
 	struct in6_addr src = ip6->saddr;
 	struct xdpfw_cidr6 prefix = { .prefixlen = 128, .addr = src };
-	int outcome = outcome6(ip6, data_end, payload);
-
-	if (is_drop(outcome))
-		return DROP(outcome);
 	if (blocked(&blocklist6, &src))
 		return DROP(XDPFW_DROP_BLOCKLIST);
 	if (blocked(&cidr6, &prefix))
 		return DROP(XDPFW_DROP_CIDR);
+
+	int outcome = outcome6(ip6, data_end, payload);
+
+	if (is_drop(outcome))
+		return DROP(outcome);
 	count(&pps6, &src, fold6(&src));
 	return PASS(outcome);
 }

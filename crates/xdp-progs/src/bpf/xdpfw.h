@@ -52,13 +52,13 @@ enum xdpfw_ctl {
 	XDPFW_CTL_ADMIT_CAP = 2,   /* 0, or the most packets per epoch before admission */
 	XDPFW_CTL_PORTS_MODE = 3,  /* XDPFW_INDEX_ON (port_bits) or XDPFW_INDEX_OFF (the hashes) */
 	XDPFW_CTL_PORTS_DRIFT = 4, /* mismatches the datapath found */
-	XDPFW_CTL_BLOCK_GEN = 5,   /* changes when blocklist entries go: `blocked_cache` is stale */
-	XDPFW_CTL_BLOOM_MODE = 6,  /* XDPFW_INDEX_ON (blocklist_bloom) or XDPFW_INDEX_OFF */
+	XDPFW_CTL_BLOCK_GEN = 5,   /* changes when blocklist entries go: `drop_cache` is stale */
+	XDPFW_CTL_BLOOM_MODE = 6,  /* XDPFW_INDEX_ON (bloom) or XDPFW_INDEX_OFF */
 	XDPFW_CTL_BLOOM_DRIFT = 7, /* blocklisted sources the filter missed */
 };
 
 /*
- * `blocklist_bloom`: one bit per hash of an IPv4 source, set for every
+ * `bloom`: one bit per hash of an IPv4 source, set for every
  * source in `blocklist` (xdpctl sets them; removals leave them set until
  * the next rebuild). A clear bit proves the source is not blocklisted, so
  * a spoofed flood skips the hash lookup; one skipped lookup in
@@ -68,7 +68,7 @@ enum xdpfw_ctl {
 #define XDPFW_BLOOM_BITS 20
 
 /*
- * `blocked_cache`: a direct-mapped cache of blocklisted IPv4 sources, so a flood
+ * `drop_cache`: a direct-mapped cache of blocklisted IPv4 sources, so a flood
  * from them costs an array read, not a hash lookup. An entry is
  * (generation | BLOCKED_MARK) << 32 | source; xdpctl changes the
  * generation (ctl[XDPFW_CTL_BLOCK_GEN]) whenever it removes or clears a

@@ -39,8 +39,8 @@ pub enum Rules {
     Cidr4,
     /// `udp_ports` and `tcp_ports`, into `port_bits`.
     Ports,
-    /// `blocklist`, into `blocklist_bloom` (a filter: bits are added for
-    /// new entries, and cleared only by a rebuild) and `blocked_cache` (a
+    /// `blocklist`, into `bloom` (a filter: bits are added for
+    /// new entries, and cleared only by a rebuild) and `drop_cache` (a
     /// cache: a removal changes its generation).
     Blocklist,
 }
@@ -310,7 +310,7 @@ impl Target {
     /// from scratch: every entry of the blocklist): their filter bits are
     /// set and the cache forgets what it held.
     fn write_bloom(&self, added: Option<&[u8]>) -> Result<Synced> {
-        let bloom = self.rule_map(xdpfw::maps::BLOCKLIST_BLOOM)?;
+        let bloom = self.rule_map(xdpfw::maps::BLOOM)?;
         let words = (xdpfw::BLOOM_BITS / 64) as usize;
         if bloom.key_size() != 4
             || bloom.value_len() != 8
@@ -318,7 +318,7 @@ impl Target {
         {
             bail!(
                 "{} is not the firewall's filter",
-                self.dir.join(xdpfw::maps::BLOCKLIST_BLOOM).display()
+                self.dir.join(xdpfw::maps::BLOOM).display()
             );
         }
         let mut bits = vec![0u64; words];
@@ -649,6 +649,7 @@ mod tests {
         assert_eq!(Rules::of("cidr4", HASH), None);
         assert_eq!(Rules::of("udp_ports", HASH), Some(Rules::Ports));
         assert_eq!(Rules::of("tcp_ports", HASH), Some(Rules::Ports));
-        assert_eq!(Rules::of("blocklist", HASH), None);
+        assert_eq!(Rules::of("blocklist", HASH), Some(Rules::Blocklist));
+        assert_eq!(Rules::of("blocklist6", HASH), None);
     }
 }
