@@ -1320,7 +1320,8 @@ fn main() {
             "# Benchmarks\n\nMeasured {date} on {} by `make bench` in {:.0} s. Ratios compare with the\n\
              floor or peer measured in the same runs; absolute figures depend on the machine.\n\n{table}\n\
              ## How to reproduce\n\n```sh\nmake bench        # as root: builds in release mode, runs tests/src/bin/xdpctl-bench.rs\n```\n\n\
-             - Per-packet cost: `xdpctl prog run` (BPF_PROG_TEST_RUN) with {repeat} repeats, median of 5; the firewall's\n  \
+             - Per-packet cost: `xdpctl prog run` (BPF_PROG_TEST_RUN) with {repeat} repeats, median of {runs}, all on\n  \
+             one CPU; the firewall's\n  \
              blocked path is a blocklisted source, the CIDR path a source in a /24 of `cidr4`, the passed path UDP from\n  \
              a source no rule matches; the 10,000-CIDR row runs that packet through a firewall with 10,000 /24s in\n  \
              `cidr4` and one without, in turn.\n\
@@ -1335,7 +1336,11 @@ fn main() {
              passed packets are IP deliveries in the receiver's namespace (`InDelivers`) for the bare XDP_PASS and the\n  \
              firewall alike. The floors and the contenders under a flood take turns in each of {runs} runs, each\n  \
              attached natively (unless said) just for its run; Mpps is the median over runs, a ratio the median of the\n  \
-             per-run ratios. The firewall with rules has 65,536 blocklist entries and 10,000 CIDRs, none matching.\n\
+             per-run ratios (the machine's speed may differ from run to run, and both of a pair share it, so a\n  \
+             ratio of the two medians can differ). The firewall with rules has 65,536 blocklist entries and\n  \
+             10,000 CIDRs, none matching. The generator runs pinned to the last CPU, and veth runs the receiver's\n  \
+             NAPI on the sending CPU: a rate is the pair's, and a drop ratio to the bare program includes the\n  \
+             generator's own cost on both sides.\n\
              - Control plane: {entries} entries; bpftool is Debian's; wall time of the whole process, median of the runs;\n  \
              the dump floor is a raw BPF_MAP_LOOKUP_BATCH (16,384 a call) of the same hash in process with no output,\n  \
              the top/guard floor the same of the per-CPU LRU map `pps`; one top interval is half the difference of\n  \
