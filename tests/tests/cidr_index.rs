@@ -488,3 +488,34 @@ fn a_blocklist_entry_added_behind_xdpctls_back_is_found_and_repaired() {
     assert_eq!(ctl(&fs, Ctl::BloomMode), INDEX_ON, "rebuilt and on");
     assert_eq!(run(&prog, &frame(src)), XDP_DROP);
 }
+
+#[test]
+fn an_upgrade_with_fresh_index_maps_enforces_the_kept_rules_from_its_first_packet() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.128/25", "1"]).ok();
+    // A new size for the chunks: the upgrade starts them empty while the
+    // first level it keeps still points into them.
+    xdpctl(
+        &fs,
+        [
+            "load",
+            "--pin",
+            "fw",
+            "--replace",
+            "--reset-maps",
+            "--max-entries",
+            "cidr4_chunks=2097152",
+        ],
+    )
+    .ok();
+    let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
+    let src = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 200));
+    assert_eq!(
+        run(&prog, &frame(src)),
+        XDP_DROP,
+        "the first packet after the upgrade meets the kept rule"
+    );
+    assert_eq!(ctl(&fs, Ctl::Cidr4Mode), INDEX_ON);
+}

@@ -209,6 +209,18 @@ pub fn replace(
     let staged = (|| -> Result<()> {
         let mut staging = pinfs::Staging::begin(target, &stage)?;
         stage_object(&mut staging, &ebpf, &names)?;
+        // The new firewall's indexes hold the rules it keeps before any
+        // packet reaches it: its index maps may be new (an upgrade from a
+        // firewall without them), and empty ones would read as "no rule".
+        if let Some(index) = fwindex::Target::open(&staging.dir().join(MAPS_SUBDIR))? {
+            for rules in fwindex::Rules::ALL {
+                if index.has_rules(rules)?
+                    && let fwindex::Synced::TooBig { needed, room } = index.sync(rules)?
+                {
+                    ctx.out.note(fwindex::too_big(&load.path, needed, room));
+                }
+            }
+        }
         let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
         let manifest = build_manifest(
             object,
@@ -307,17 +319,6 @@ pub fn replace(
         ));
     }
     journal.finish(entry)?;
-    // Rules kept from the old load: the new firewall indexes them (until
-    // then it looks them up in the trie, which is right, only slower).
-    if let Some(index) = fwindex::Target::open(&load.path.join("maps"))? {
-        for rules in fwindex::Rules::ALL {
-            if index.has_rules(rules)?
-                && let fwindex::Synced::TooBig { needed, room } = index.sync(rules)?
-            {
-                ctx.out.note(fwindex::too_big(&index.dir, needed, room));
-            }
-        }
-    }
     let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
     ctx.out.note(format_args!(
         "upgraded {} to {}: {} attachment(s) switched{}; maps kept: {}{}",
