@@ -50,6 +50,21 @@ fn run(prog: &Xdp, f: &[u8]) -> u32 {
     prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
 }
 
+/// Runs `src`'s frame 1000 times: the verdict must turn to `to` within
+/// the first 256 runs (the datapath's cross-check) and then hold.
+fn turns_to(prog: &Xdp, src: u32, to: u32, what: &str) {
+    let verdicts: Vec<u32> = (0..1000).map(|_| run(prog, &frame(src))).collect();
+    let first = verdicts
+        .iter()
+        .position(|v| *v == to)
+        .unwrap_or_else(|| panic!("{what}: never"));
+    assert!(first <= 256, "{what}: after {first} packets");
+    assert!(
+        verdicts[first..].iter().all(|v| *v == to),
+        "{what}: and holds"
+    );
+}
+
 fn verdict(drop: bool) -> u32 {
     if drop { XDP_DROP } else { XDP_PASS }
 }
@@ -423,16 +438,7 @@ fn a_blocklist_entry_removed_behind_xdpctls_back_stops_dropping() {
             "5",
         ],
     );
-    let verdicts: Vec<u32> = (0..1000).map(|_| run(&prog, &frame(src))).collect();
-    let first = verdicts
-        .iter()
-        .position(|v| *v == XDP_PASS)
-        .expect("the datapath noticed the removal");
-    assert!(first <= 256, "noticed after {first} packets");
-    assert!(
-        verdicts[first..].iter().all(|v| *v == XDP_PASS),
-        "and stays right"
-    );
+    turns_to(&prog, src, XDP_PASS, "the datapath noticed the removal");
 }
 
 #[test]
@@ -462,15 +468,11 @@ fn a_blocklist_entry_added_behind_xdpctls_back_is_found_and_repaired() {
             "1",
         ],
     );
-    let verdicts: Vec<u32> = (0..1000).map(|_| run(&prog, &frame(src))).collect();
-    let first = verdicts
-        .iter()
-        .position(|v| *v == XDP_DROP)
-        .expect("the datapath found the entry bpftool added");
-    assert!(first <= 256, "found after {first} packets");
-    assert!(
-        verdicts[first..].iter().all(|v| *v == XDP_DROP),
-        "and it holds"
+    turns_to(
+        &prog,
+        src,
+        XDP_DROP,
+        "the datapath found the entry bpftool added",
     );
     assert_eq!(ctl(&fs, Ctl::BloomMode), INDEX_OFF, "the filter is off");
     let stats = xdpctl(&fs, ["stats"]).ok();

@@ -28,6 +28,7 @@ use xdp_progs::{
 };
 
 use super::{map::MapHandle, objects, sys::update_flags};
+use crate::model::policy::Entries;
 
 const LPM_TRIE: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
 const HASH: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH as u32;
@@ -353,12 +354,7 @@ impl Target {
                 n
             }
         };
-        let words: Vec<(u32, u64)> = bits
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (i as u32, *w))
-            .collect();
-        write_u64_array(&bloom, &words)?;
+        write_array(&bloom, bits.iter().map(|w| w.to_ne_bytes()))?;
         self.forget_blocked()?;
         Ok(Synced::InUse { rules: count })
     }
@@ -397,8 +393,8 @@ impl Target {
         }
         // Chunks first, then the first level that points into them; the
         // datapath reads neither until the mode word is set.
-        write_array(&self.chunks, &index.chunks)?;
-        write_array(&self.l1, &index.l1)?;
+        write_array(&self.chunks, index.chunks.iter().map(|v| v.to_ne_bytes()))?;
+        write_array(&self.l1, index.l1.iter().map(|v| v.to_ne_bytes()))?;
         Ok(Synced::InUse { rules: rules.len() })
     }
 
@@ -486,47 +482,18 @@ pub fn admit_cap(threshold: f64, cpus: usize) -> u64 {
     ((per_epoch / (4.0 * cpus.max(1) as f64)).floor() as u64).max(1)
 }
 
-/// Writes `(index, value)` pairs into an array of u64, in one batch.
-fn write_u64_array(map: &MapHandle, words: &[(u32, u64)]) -> Result<()> {
-    let mut keys = Vec::with_capacity(words.len() * 4);
-    let mut vals = Vec::with_capacity(words.len() * 8);
-    for (i, w) in words {
-        keys.extend_from_slice(&i.to_ne_bytes());
-        vals.extend_from_slice(&w.to_ne_bytes());
+/// Writes `values` at indices 0.. of an array, in batches
+/// ([`MapHandle::put_all`]).
+fn write_array<const N: usize>(
+    map: &MapHandle,
+    values: impl Iterator<Item = [u8; N]>,
+) -> Result<()> {
+    let mut entries = Entries::new(4, N);
+    for (i, v) in values.enumerate() {
+        entries.push(&(i as u32).to_ne_bytes(), &v);
     }
     pinfs::failpoint::step("BPF_MAP_UPDATE_BATCH");
-    let (_, result) = map.update_batch(&keys, &vals, words.len() as u32, update_flags::ANY);
-    result?;
-    Ok(())
-}
-
-/// Writes `values` at indices 0.. of an array of u32, in batches.
-fn write_array(map: &MapHandle, values: &[u32]) -> Result<()> {
-    const BATCH: usize = 65_536;
-    let mut keys = Vec::with_capacity(BATCH * 4);
-    let mut vals = Vec::with_capacity(BATCH * 4);
-    for (n, part) in values.chunks(BATCH).enumerate() {
-        keys.clear();
-        vals.clear();
-        for (i, v) in part.iter().enumerate() {
-            keys.extend_from_slice(&((n * BATCH + i) as u32).to_ne_bytes());
-            vals.extend_from_slice(&v.to_ne_bytes());
-        }
-        pinfs::failpoint::step("BPF_MAP_UPDATE_BATCH");
-        let (_, result) = map.update_batch(&keys, &vals, part.len() as u32, update_flags::ANY);
-        if let Err(e) = result {
-            if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) {
-                return Err(e.into());
-            }
-            for (i, v) in part.iter().enumerate() {
-                map.update(
-                    &((n * BATCH + i) as u32).to_ne_bytes(),
-                    &v.to_ne_bytes(),
-                    update_flags::ANY,
-                )?;
-            }
-        }
-    }
+    map.put_all(&entries)?;
     Ok(())
 }
 
