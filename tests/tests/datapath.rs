@@ -14,6 +14,7 @@ use aya::{
 };
 use xdp_progs::{
     cidr4_index::Index,
+    cidr6_index,
     xdpfw::{self, Config, Counter, Ctl, Outcome},
 };
 use xdpctl_tests::{
@@ -23,6 +24,14 @@ use xdpctl_tests::{
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
+
+/// The mode words of the indexes.
+const MODES: [Ctl; 4] = [
+    Ctl::Cidr4Mode,
+    Ctl::Cidr6Mode,
+    Ctl::PortsMode,
+    Ctl::BloomMode,
+];
 
 /// One `struct xdpfw_port_bits`.
 #[derive(Clone, Copy)]
@@ -130,13 +139,13 @@ impl Fw {
         out
     }
 
-    /// Writes the CIDR index and the port index of `rules` (of the CIDR
+    /// Writes the CIDR indexes, the port index and the blocklist filter of `rules` (of the CIDR
     /// index only what changed since the last one) and turns them on, as
     /// xdpctl does; or turns them off.
     fn set_index(&mut self, rules: &Rules, on: bool) {
         let mut ctl: Array<_, u64> =
             Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
-        for word in [Ctl::Cidr4Mode, Ctl::PortsMode, Ctl::BloomMode] {
+        for word in MODES {
             ctl.set(word as u32, xdpfw::INDEX_OFF, 0).unwrap();
         }
         if !on {
@@ -176,6 +185,27 @@ impl Fw {
             }
         }
         self.index = new;
+        // The IPv6 index: emptied, then written whole.
+        let six: Vec<cidr6_index::Rule> = rules
+            .cidr6
+            .iter()
+            .map(|((p, l), v)| (u128::from_be_bytes(*p), *l, *v))
+            .collect();
+        let six = cidr6_index::Index::build(&six);
+        let mut hash: HashMap<_, [u8; 20], u32> =
+            HashMap::try_from(map(&mut self.ebpf, xdpfw::maps::CIDR6_INDEX)).unwrap();
+        clear(&mut hash);
+        for (&(len, addr), v) in &six.entries {
+            hash.insert(cidr6_index::key(len, addr), v, 0).unwrap();
+        }
+        let mut filter: Array<_, u64> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::CIDR6_FILTER)).unwrap();
+        for (i, w) in cidr6_index::filter_words(&six).into_iter().enumerate() {
+            filter.set(i as u32, w, 0).unwrap();
+        }
+        let mut lens: Array<_, [u8; cidr6_index::LENS_VALUE]> =
+            Array::try_from(map(&mut self.ebpf, xdpfw::maps::CIDR6_LENS)).unwrap();
+        lens.set(0, six.lens_value(), 0).unwrap();
         let mut bits: Array<_, PortBits> =
             Array::try_from(map(&mut self.ebpf, xdpfw::maps::PORT_BITS)).unwrap();
         for (slot, ports) in [&rules.udp_ports, &rules.tcp_ports].into_iter().enumerate() {
@@ -189,7 +219,7 @@ impl Fw {
         }
         let mut ctl: Array<_, u64> =
             Array::try_from(map(&mut self.ebpf, xdpfw::maps::CTL)).unwrap();
-        for word in [Ctl::Cidr4Mode, Ctl::PortsMode, Ctl::BloomMode] {
+        for word in MODES {
             ctl.set(word as u32, xdpfw::INDEX_ON, 0).unwrap();
         }
     }
@@ -383,8 +413,10 @@ fn differential_against_the_reference_model() {
                 word(Ctl::PortsDrift),
                 word(Ctl::BloomMode),
                 word(Ctl::BloomDrift),
+                word(Ctl::Cidr6Mode),
+                word(Ctl::Cidr6Drift),
             ],
-            [mode, 0, mode, 0, mode, 0],
+            [mode, 0, mode, 0, mode, 0, mode, 0],
             "seed {seed:#x}, rule set {set}: index modes and drift"
         );
     }

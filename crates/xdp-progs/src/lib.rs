@@ -46,6 +46,14 @@ pub mod xdpfw {
         pub const CIDR4_L1: &str = "cidr4_l1";
         /// ARRAY `__u32` → `__u32`: the CIDR index's chunks of 256 entries.
         pub const CIDR4_CHUNKS: &str = "cidr4_chunks";
+        /// ARRAY, one `struct xdpfw_cidr6_lens`: the prefix lengths in
+        /// `cidr6` (see [`cidr6_index`](super::cidr6_index)).
+        pub const CIDR6_LENS: &str = "cidr6_lens";
+        /// HASH `{prefixlen, struct in6_addr}` → `__u32`: the IPv6 CIDR
+        /// index's prefixes and markers.
+        pub const CIDR6_INDEX: &str = "cidr6_index";
+        /// ARRAY of u64: a one-hash filter of `cidr6_index`'s keys.
+        pub const CIDR6_FILTER: &str = "cidr6_filter";
         /// ARRAY `__u32` → `__u64`: control words, indexed by [`Ctl`](super::Ctl).
         pub const CTL: &str = "ctl";
         /// PERCPU_ARRAY, one entry: the per-source sketch's epoch and totals.
@@ -75,6 +83,9 @@ pub mod xdpfw {
             STATS,
             CIDR4_L1,
             CIDR4_CHUNKS,
+            CIDR6_LENS,
+            CIDR6_INDEX,
+            CIDR6_FILTER,
             CTL,
             SKETCH_HDR,
             SKETCH,
@@ -87,6 +98,9 @@ pub mod xdpfw {
         pub const INTERNAL: &[&str] = &[
             CIDR4_L1,
             CIDR4_CHUNKS,
+            CIDR6_LENS,
+            CIDR6_INDEX,
+            CIDR6_FILTER,
             CTL,
             SKETCH_HDR,
             SKETCH,
@@ -219,6 +233,10 @@ pub mod xdpfw {
         BloomMode = 6,
         /// Blocklisted sources the filter missed, found by the datapath.
         BloomDrift = 7,
+        /// [`INDEX_ON`] (the IPv6 CIDR index) or [`INDEX_OFF`] (`cidr6` itself).
+        Cidr6Mode = 8,
+        /// Differences between the IPv6 index and `cidr6` the datapath found.
+        Cidr6Drift = 9,
     }
 
     /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`
@@ -378,6 +396,172 @@ pub mod cidr4_index {
     }
 }
 
+/// The firewall's IPv6 CIDR index: a binary search on the prefix lengths
+/// present in `cidr6` (Waldvogel et al., SIGCOMM 1997), over a hash of its
+/// prefixes and of markers that steer the search towards longer ones. The
+/// datapath probes at most [`PROBES`](cidr6_index::PROBES) lengths whatever
+/// the number of prefixes (one or two for the usual few lengths). Its
+/// layout is `xdpfw.h`'s; xdpctl builds it here and writes it.
+pub mod cidr6_index {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+    /// Hash lookups a search needs at most: 129 lengths, a binary search.
+    pub const PROBES: usize = 8;
+    /// Slots of `struct xdpfw_cidr6_lens`'s `len` array.
+    pub const LEN_SLOTS: usize = 256;
+    /// Bytes of `struct xdpfw_cidr6_lens`.
+    pub const LENS_VALUE: usize = 4 + LEN_SLOTS;
+    /// Entries `cidr6_index` holds as compiled (`load --max-entries` may change it).
+    pub const ENTRIES: usize = 262_144;
+    /// An entry covered by a prefix: `MATCH | value`.
+    pub const MATCH: u32 = 0x8000_0000;
+
+    /// A prefix: address (as a big-endian number), length in bits, value.
+    pub type Rule = (u128, u8, u8);
+
+    /// The index for a rule set.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Index {
+        /// The distinct prefix lengths, ascending.
+        pub lens: Vec<u8>,
+        /// (length, masked address) → 0 or `MATCH | value` of the longest
+        /// prefix covering it.
+        pub entries: BTreeMap<(u8, u128), u32>,
+    }
+
+    impl Index {
+        /// Builds the index of `rules` (a prefix given twice: the last wins;
+        /// lengths over 128 count as 128, addresses are masked to their
+        /// length).
+        pub fn build(rules: &[Rule]) -> Index {
+            let mut prefixes: HashMap<(u128, u8), u8> = HashMap::new();
+            for &(addr, len, value) in rules {
+                let len = len.min(128);
+                prefixes.insert((addr & mask(len), len), value);
+            }
+            let lens: Vec<u8> = prefixes
+                .keys()
+                .map(|&(_, l)| l)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            // By address, then length: a prefix comes after every prefix
+            // that covers it, so the ones open on a stack are exactly its
+            // covering prefixes, shortest first.
+            let mut sorted: Vec<((u128, u8), u8)> = prefixes.into_iter().collect();
+            sorted.sort_unstable();
+            let mut entries = BTreeMap::new();
+            let mut open: Vec<((u128, u8), u8)> = Vec::new();
+            for ((addr, len), value) in sorted {
+                while open.last().is_some_and(|&((a, l), _)| addr & mask(l) != a) {
+                    open.pop();
+                }
+                // The search's path to `len`: a marker wherever it turns
+                // longer, with the value of the longest prefix covering it.
+                let (mut lo, mut hi) = (0i32, lens.len() as i32 - 1);
+                while lo <= hi {
+                    let mid = (lo + hi) / 2;
+                    let m = lens[mid as usize];
+                    if m == len {
+                        break;
+                    }
+                    if m < len {
+                        let covering = open.iter().rev().find(|&&((_, l), _)| l <= m);
+                        let e = covering.map_or(0, |&(_, v)| MATCH | u32::from(v));
+                        entries.insert((m, addr & mask(m)), e);
+                        lo = mid + 1;
+                    } else {
+                        hi = mid - 1;
+                    }
+                }
+                entries.insert((len, addr), MATCH | u32::from(value));
+                open.push(((addr, len), value));
+            }
+            Index { lens, entries }
+        }
+
+        /// The value of the longest prefix covering `addr`, searched as the
+        /// datapath searches.
+        pub fn lookup(&self, addr: u128) -> Option<u8> {
+            let (mut lo, mut hi) = (0i32, self.lens.len() as i32 - 1);
+            let mut best = None;
+            for _ in 0..PROBES {
+                if lo > hi {
+                    break;
+                }
+                let mid = (lo + hi) / 2;
+                let len = self.lens[mid as usize];
+                match self.entries.get(&(len, addr & mask(len))) {
+                    Some(&e) => {
+                        if e & MATCH != 0 {
+                            best = Some(e as u8);
+                        }
+                        lo = mid + 1;
+                    }
+                    None => hi = mid - 1,
+                }
+            }
+            best
+        }
+
+        /// The `cidr6_lens` value.
+        pub fn lens_value(&self) -> [u8; LENS_VALUE] {
+            let mut v = [0u8; LENS_VALUE];
+            v[..4].copy_from_slice(&(self.lens.len() as u32).to_ne_bytes());
+            v[4..4 + self.lens.len()].copy_from_slice(&self.lens);
+            v
+        }
+    }
+
+    /// Bits in `cidr6_filter`.
+    pub const FILTER_BITS: u32 = 1 << 20;
+
+    /// The bit of `cidr6_filter` for an index key, as the datapath
+    /// computes it.
+    pub fn filter_bit(len: u8, addr: u128) -> u32 {
+        let b = addr.to_be_bytes();
+        let word =
+            |i: usize| u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+        let mut h = u32::from(len).wrapping_mul(0x1656_67b1);
+        for (i, k) in [0x9e37_79b1u32, 0x85eb_ca6b, 0xc2b2_ae35, 0x27d4_eb2f]
+            .into_iter()
+            .enumerate()
+        {
+            h = h.wrapping_add(word(i).wrapping_mul(k));
+        }
+        h ^= h >> 15;
+        h = h.wrapping_mul(0x2c1b_3c6d);
+        h >> (32 - 20)
+    }
+
+    /// The `cidr6_filter` words of the index.
+    pub fn filter_words(index: &Index) -> Vec<u64> {
+        let mut words = vec![0u64; (FILTER_BITS / 64) as usize];
+        for &(len, addr) in index.entries.keys() {
+            let bit = filter_bit(len, addr) as usize;
+            words[bit / 64] |= 1 << (bit % 64);
+        }
+        words
+    }
+
+    /// A `cidr6`/`cidr6_index` key: length (native order), then the address.
+    pub fn key(len: u8, addr: u128) -> [u8; 20] {
+        let mut k = [0u8; 20];
+        k[..4].copy_from_slice(&u32::from(len).to_ne_bytes());
+        k[4..].copy_from_slice(&addr.to_be_bytes());
+        k
+    }
+
+    /// The netmask of a prefix length.
+    pub fn mask(len: u8) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(len.min(128)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::xdpfw;
@@ -451,6 +635,75 @@ mod tests {
         assert_eq!((one.lookup(0), one.lookup(u32::MAX)), (Some(1), Some(1)));
     }
 
+    /// The IPv6 index agrees with a naive longest-prefix match, nested
+    /// prefixes of many lengths included, and never needs more probes.
+    #[test]
+    fn cidr6_index_is_longest_prefix_match() {
+        use super::cidr6_index::{Index, Rule, mask};
+        let mut state = 0x0fed_cba9_8765_4321_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Addresses under a few /32s, so that prefixes nest.
+        let addr = |r: u64, s: u64| {
+            let base = [0x2001_0db8u128, 0xfd00_0000, 0x2a00_1450][(r % 3) as usize] << 96;
+            base | (u128::from(r) << 40 | u128::from(s)) & ((1 << 96) - 1)
+        };
+        for round in 0..20 {
+            let n = [0, 1, 10, 300, 3000][round % 5];
+            let rules: Vec<Rule> = (0..n)
+                .map(|i| {
+                    let r = next();
+                    let len = if round % 2 == 0 {
+                        (r >> 32) as u8 % 129
+                    } else {
+                        [32, 48, 56, 64, 128][i % 5]
+                    };
+                    (addr(r, next()), len, (r >> 48) as u8 % 3)
+                })
+                .collect();
+            let index = Index::build(&rules);
+            let naive = |a: u128| {
+                let mut best: Option<(u8, u8)> = None;
+                for &(p, l, v) in &rules {
+                    if a & mask(l) == p & mask(l) && best.is_none_or(|(bl, _)| l >= bl) {
+                        best = Some((l, v));
+                    }
+                }
+                best.map(|(_, v)| v)
+            };
+            for _ in 0..3000 {
+                let a = addr(next(), next());
+                assert_eq!(index.lookup(a), naive(a), "round {round}, {a:#x}");
+            }
+            for &(p, l, _) in &rules {
+                assert_eq!(index.lookup(p), naive(p), "round {round}, {p:#x}/{l}");
+                // Near a prefix: the markers steer these.
+                let near = p ^ (1 << (next() % 128));
+                assert_eq!(index.lookup(near), naive(near), "round {round}, {near:#x}");
+            }
+        }
+        let all = Index::build(&(0..=128).map(|l| (u128::MAX, l, l)).collect::<Vec<_>>());
+        assert_eq!(
+            all.lens.len(),
+            129,
+            "129 lengths fit {} probes",
+            super::cidr6_index::PROBES
+        );
+        for l in 0..=128u8 {
+            let a = if l == 128 {
+                u128::MAX
+            } else {
+                u128::MAX ^ (1 << (127 - l))
+            };
+            assert_eq!(all.lookup(a), Some(l));
+        }
+        assert_eq!(Index::build(&[]).lookup(1), None);
+    }
+
     /// The Rust mirrors of the C structs have the sizes the object declares.
     #[test]
     fn value_sizes_match_object() {
@@ -461,6 +714,14 @@ mod tests {
         assert_eq!(
             obj.maps[xdpfw::maps::STATS].max_entries(),
             xdpfw::OUTCOME_SLOTS
+        );
+        assert_eq!(
+            size(xdpfw::maps::CIDR6_LENS),
+            super::cidr6_index::LENS_VALUE
+        );
+        assert_eq!(
+            obj.maps[xdpfw::maps::CIDR6_INDEX].max_entries() as usize,
+            super::cidr6_index::ENTRIES
         );
     }
 }

@@ -223,6 +223,54 @@ fn per_packet_cost(fs: &Bpffs, sizes: &Sizes, rows: &mut Vec<Row>) {
         goal: "<= 1.1x".into(),
         met: Some(r <= 1.1),
     });
+
+    // The same for IPv6: 10,000 prefixes of four lengths in `cidr6`.
+    let cidr6 = dir.path().join("cidr6.txt");
+    fs::write(&cidr6, cidr6_rules(10_000)).unwrap();
+    xdpctl(
+        fs,
+        [
+            "map",
+            "update",
+            "fwc/maps/cidr6",
+            "--from-file",
+            cidr6.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let passed6 = "udp src=2001:db8::1 dport=53";
+    let (mut none, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..sizes.runs.max(3) {
+        none.push(ns_once("fw0", passed6));
+        with.push(ns_once("fwc", passed6));
+    }
+    let r = ratio_of(&with, &none);
+    rows.push(Row {
+        what: "test-run ns/packet: firewall, passed IPv6 packet, 10,000 CIDR6 rules".into(),
+        ours: format!("{:.0} ns", median(with)),
+        peer: format!("{:.0} ns (no rules)", median(none)),
+        ratio: format!("{r:.2}x no rules"),
+        goal: "<= 1.1x".into(),
+        met: Some(r <= 1.1),
+    });
+}
+
+/// `n` prefixes under 2001:db8:8000::/33 for `cidr6`, of /48, /56, /64
+/// and /128 in turn, one `PREFIX 1` a line: none holds a source the bench
+/// sends from.
+fn cidr6_rules(n: u32) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        let net = 0x8000 | (i & 0x7fff);
+        let prefix = match i % 4 {
+            0 => format!("2001:db8:{net:x}::/48"),
+            1 => format!("2001:db8:{net:x}:ab00::/56"),
+            2 => format!("2001:db8:{net:x}:cd::/64"),
+            _ => format!("2001:db8:{net:x}::{i:x}/128"),
+        };
+        writeln!(text, "{prefix} 1").unwrap();
+    }
+    text
 }
 
 /// `n` /24 prefixes of 100.0.0.0/10 for `cidr4`, one `PREFIX 1` a line:
@@ -1324,7 +1372,7 @@ fn main() {
              one CPU; the firewall's\n  \
              blocked path is a blocklisted source, the CIDR path a source in a /24 of `cidr4`, the passed path UDP from\n  \
              a source no rule matches; the 10,000-CIDR row runs that packet through a firewall with 10,000 /24s in\n  \
-             `cidr4` and one without, in turn.\n\
+             `cidr4` and one without, in turn; the IPv6 row the same with 10,000 /48s, /56s, /64s and /128s in `cidr6`.\n\
              - Data plane: two network namespaces joined by a veth pair; {flood} 64-byte UDP frames per run sent from one\n  \
              side by an XDP_TX program (tests/bpf/trafficgen.bpf.c) run with BPF_PROG_TEST_RUN and\n  \
              BPF_F_TEST_XDP_LIVE_FRAMES. The generator rewrites each frame's IPv4 source (and the header checksum):\n  \

@@ -9,7 +9,9 @@
  * Per packet, in this order, every drop rule before any per-source state
  * (so a flood that a rule drops costs a few lookups and no writes), each
  * IPv4 rule through an index, a filter or a cache xdpctl keeps next to its
- * map (see xdpfw.h), so that none costs a hash lookup in the common case:
+ * map (see xdpfw.h), so that none costs a hash lookup in the common case,
+ * and cidr6 through an index whose cost does not grow with its prefixes
+ * (blocklist6 is one hash lookup already):
  *   1. a source in `blocklist` / `blocklist6` is dropped, then a source in
  *      `cidr4` / `cidr6`;
  *   2. ICMPv4 is dropped when `config.drop_icmp` is set (counted in
@@ -119,6 +121,28 @@ struct {
 	__type(value, __u32); /* as in cidr4_l1 */
 	__uint(max_entries, XDPFW_CIDR4_CHUNKS * XDPFW_CIDR4_CHUNK_ENTRIES);
 } cidr4_chunks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpfw_cidr6_lens);
+	__uint(max_entries, 1);
+} cidr6_lens SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xdpfw_cidr6); /* a prefix or marker, address masked */
+	__type(value, __u32);		 /* 0 or MATCH | value: see xdpfw.h */
+	__uint(max_entries, XDPFW_CIDR6_INDEX_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} cidr6_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* word of the filter */
+	__type(value, __u64); /* 64 of its bits */
+	__uint(max_entries, (1 << XDPFW_CIDR6_FILTER_BITS) / 64);
+} cidr6_filter SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -399,7 +423,7 @@ static __always_inline int cidr4_blocked(__be32 src)
 			__u32 zero = 0;
 			struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
 
-			if (h && (++h->checks[XDPFW_CHECK_CIDR4] & (XDPFW_CHECK_EVERY - 1)) == 0) {
+			if (h && (++h->checks[XDPFW_CHECK_CIDR] & (XDPFW_CHECK_EVERY - 1)) == 0) {
 				int trie = blocked(&cidr4, &prefix);
 
 				if (trie != drop) {
@@ -416,6 +440,115 @@ static __always_inline int cidr4_blocked(__be32 src)
 		}
 	}
 	return blocked(&cidr4, &prefix);
+}
+
+/* `src` masked to its first `len` bits. */
+static __always_inline void mask6(struct in6_addr *out, const struct in6_addr *src, __u32 len)
+{
+	for (int i = 0; i < 4; i++) {
+		__u32 start = i * 32;
+		__u32 w = src->in6_u.u6_addr32[i];
+
+		if (len <= start)
+			w = 0;
+		else if (len < start + 32)
+			w &= bpf_htonl(~0u << (start + 32 - len));
+		out->in6_u.u6_addr32[i] = w;
+	}
+}
+
+/* The bit of `cidr6_filter` for an index key (xdpctl computes the same). */
+static __always_inline __u32 cidr6_filter_bit(const struct xdpfw_cidr6 *k)
+{
+	__u32 h = k->prefixlen * 0x165667b1u;
+
+	h += k->addr.in6_u.u6_addr32[0] * 0x9e3779b1u;
+	h += k->addr.in6_u.u6_addr32[1] * 0x85ebca6bu;
+	h += k->addr.in6_u.u6_addr32[2] * 0xc2b2ae35u;
+	h += k->addr.in6_u.u6_addr32[3] * 0x27d4eb2fu;
+	h ^= h >> 15;
+	h *= 0x2c1b3c6du;
+	return h >> (32 - XDPFW_CIDR6_FILTER_BITS);
+}
+
+/* Whether the index may hold `k`: a clear filter bit says it does not. */
+static __always_inline __u32 *cidr6_probe(const struct xdpfw_cidr6 *k)
+{
+	__u32 bit = cidr6_filter_bit(k);
+	__u32 word = bit >> 6;
+	__u64 *w = bpf_map_lookup_elem(&cidr6_filter, &word);
+
+	if (w && !((*w >> (bit & 63)) & 1))
+		return 0;
+	return bpf_map_lookup_elem(&cidr6_index, k);
+}
+
+/*
+ * cidr6's verdict for `src` from the index: -1 if no prefix covers it, the
+ * longest covering prefix's value otherwise, -2 if the index is damaged.
+ */
+static __always_inline int cidr6_index_lookup(const struct in6_addr *src)
+{
+	__u32 zero = 0;
+	struct xdpfw_cidr6_lens *lens = bpf_map_lookup_elem(&cidr6_lens, &zero);
+	struct xdpfw_cidr6 key;
+	int best = -1;
+
+	if (!lens || lens->count > 129)
+		return -2;
+	int lo = 0, hi = (int)lens->count - 1;
+
+	for (int i = 0; i < XDPFW_CIDR6_PROBES; i++) {
+		if (lo > hi)
+			return best;
+		int mid = (lo + hi) >> 1;
+		__u32 len = lens->len[mid & (XDPFW_CIDR6_LEN_SLOTS - 1)];
+
+		key.prefixlen = len;
+		mask6(&key.addr, src, len);
+		__u32 *e = cidr6_probe(&key);
+
+		if (e) {
+			if (*e & XDPFW_CIDR4_MATCH)
+				best = *e & 0xff;
+			lo = mid + 1;
+		} else {
+			hi = mid - 1;
+		}
+	}
+	return lo > hi ? best : -2;
+}
+
+/* Whether cidr6 drops `src`: through the index when xdpctl built it. */
+static __always_inline int cidr6_blocked(const struct in6_addr *src)
+{
+	struct xdpfw_cidr6 prefix = { .prefixlen = 128, .addr = *src };
+	__u64 *mode = ctl_word(XDPFW_CTL_CIDR6_MODE);
+
+	if (mode && *mode == XDPFW_INDEX_ON) {
+		int v = cidr6_index_lookup(src);
+
+		if (v != -2) {
+			int drop = v > 0;
+			__u32 zero = 0;
+			struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+
+			if (h && (++h->checks[XDPFW_CHECK_CIDR] & (XDPFW_CHECK_EVERY - 1)) == 0) {
+				int trie = blocked(&cidr6, &prefix);
+
+				if (trie != drop) {
+					__u64 *drift = ctl_word(XDPFW_CTL_CIDR6_DRIFT);
+
+					if (drift)
+						__sync_fetch_and_add(drift, 1);
+					*mode = XDPFW_INDEX_OFF;
+					return trie;
+				}
+			}
+			return drop;
+		}
+	}
+	return blocked(&cidr6, &prefix);
 }
 
 /*
@@ -671,10 +804,10 @@ static __always_inline int fw_ipv6(struct xdp_md *ctx, void *cur, void *data_end
 		return PASS(XDPFW_MALFORMED);
 
 	struct in6_addr src = ip6->saddr;
-	struct xdpfw_cidr6 prefix = { .prefixlen = 128, .addr = src };
+
 	if (blocked(&blocklist6, &src))
 		return DROP(XDPFW_DROP_BLOCKLIST);
-	if (blocked(&cidr6, &prefix))
+	if (cidr6_blocked(&src))
 		return DROP(XDPFW_DROP_CIDR);
 
 	int outcome = outcome6(ip6, data_end, payload);

@@ -33,12 +33,38 @@
 #define XDPFW_CIDR4_MATCH 0x80000000u
 #define XDPFW_CIDR4_CHUNK 0x40000000u
 #define XDPFW_CIDR4_CHUNK_MASK 0x00ffffffu
+/*
+ * The IPv6 CIDR index (`cidr6_index`, `cidr6_lens`): a binary search on
+ * the prefix lengths present in `cidr6` (Waldvogel, Varghese, Turner and
+ * Plattner, "Scalable High Speed IP Routing Lookups", SIGCOMM 1997).
+ * `cidr6_lens` holds the distinct lengths, sorted; `cidr6_index` is a hash
+ * keyed like `cidr6` (length, address masked to it) holding each prefix and
+ * a marker for it at each shorter length where the search turns towards
+ * longer ones. Every entry carries the value of the longest prefix that
+ * covers it (MATCH | value), or 0 if none does. A hit means "look longer",
+ * a miss "look shorter", and the last hit's value is the answer: at most
+ * 8 hash lookups (129 possible lengths) whatever the number of prefixes,
+ * one or two for the usual few lengths (/32, /48, /64). A filter in front
+ * (`cidr6_filter`) answers most misses with an array read.
+ */
+#define XDPFW_CIDR6_LEN_SLOTS 256
+/* `cidr6_filter`: one bit per hash of each `cidr6_index` key, so that a
+ * probe that would miss (most of them, for a packet no prefix covers)
+ * costs an array read, not a hash lookup. */
+#define XDPFW_CIDR6_FILTER_BITS 20
+#define XDPFW_CIDR6_PROBES 8
+#define XDPFW_CIDR6_INDEX_MAX 262144
+struct xdpfw_cidr6_lens {
+	__u32 count;			   /* lengths in use, at most 129 */
+	__u8 len[XDPFW_CIDR6_LEN_SLOTS]; /* ascending */
+};
+
 /* In index mode, one lookup in this many (a power of two) on each CPU is
  * also made in the trie: a difference (a rule written by another tool) turns the
  * index off and is counted in ctl[XDPFW_CTL_CIDR4_DRIFT]. */
 #define XDPFW_CHECK_EVERY 128
 enum xdpfw_check {
-	XDPFW_CHECK_CIDR4,
+	XDPFW_CHECK_CIDR, /* cidr4 or cidr6: no packet meets both */
 	XDPFW_CHECK_PORTS,
 	XDPFW_CHECK_BLOCKLIST,
 	XDPFW_CHECK_BLOOM,
@@ -55,6 +81,8 @@ enum xdpfw_ctl {
 	XDPFW_CTL_BLOCK_GEN = 5,   /* changes when blocklist entries go: `drop_cache` is stale */
 	XDPFW_CTL_BLOOM_MODE = 6,  /* XDPFW_INDEX_ON (bloom) or XDPFW_INDEX_OFF */
 	XDPFW_CTL_BLOOM_DRIFT = 7, /* blocklisted sources the filter missed */
+	XDPFW_CTL_CIDR6_MODE = 8,  /* XDPFW_INDEX_ON (the IPv6 CIDR index) or XDPFW_INDEX_OFF (cidr6) */
+	XDPFW_CTL_CIDR6_DRIFT = 9, /* mismatches the datapath found */
 };
 
 /*
@@ -78,7 +106,7 @@ enum xdpfw_ctl {
  */
 #define XDPFW_BLOCKED_BITS 10
 #define XDPFW_BLOCKED_MARK 0x80000000u
-#define XDPFW_CTL_SLOTS 8
+#define XDPFW_CTL_SLOTS 16
 
 /*
  * The port index (`port_bits`): udp_ports' and tcp_ports' drop verdicts as

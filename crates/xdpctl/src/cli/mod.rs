@@ -595,7 +595,9 @@ pub struct LoadArgs {
     /// (state such as the blocklist carries over), switch every attachment
     /// made from DIR to the new program of the same name atomically, then
     /// swap the pins in one rename. A map whose definition changed is an
-    /// error unless --reset-maps. Killed midway, the upgrade is finished by
+    /// error unless --reset-maps (the built-in firewall's own indexes,
+    /// caches and control words start anew by themselves, rebuilt from the
+    /// kept rules). Killed midway, the upgrade is finished by
     /// the next xdpctl command.
     #[arg(long)]
     pub replace: bool,

@@ -207,7 +207,7 @@ fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usi
     let mut problems = 0;
     for rules in fwindex::Rules::ALL {
         let status = index.status(rules)?;
-        if status.in_use || !index.has_rules(rules)? {
+        if !index.has_index(rules) || status.in_use || !index.has_rules(rules)? {
             continue;
         }
         problems += 1;
@@ -236,9 +236,10 @@ fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usi
             }),
             fwindex::Synced::TooBig { needed, room } => out.push(Finding {
                 status: "problem",
-                what: fwindex::too_big(&maps, needed, room),
+                what: fwindex::too_big(&maps, rules, needed, room),
                 path,
             }),
+            fwindex::Synced::Absent => {}
         }
     }
     Ok(problems)

@@ -19,6 +19,8 @@ use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 
+use xdp_progs::xdpfw;
+
 use super::object::{
     ObjectFile, build_manifest, load_into_kernel, map_mismatch, reuse_plan, sizes_plan,
     stage_object, write_manifest,
@@ -97,12 +99,22 @@ pub fn replace(
 
     // Maps: explicit --map first, then the directory's own by name.
     let mut reuse: Vec<(String, PathBuf)> = reuse_plan(ctx, object, &args.maps)?;
+    // The firewall's own state (indexes, caches, control words) is
+    // rebuilt from the rules it keeps while staging: where its shape
+    // changed between versions, it starts anew rather than refusing the
+    // upgrade; `ctl`'s size is the number of control words the program
+    // has, never the operator's.
+    let firewall = xdpfw::maps::ALL
+        .iter()
+        .all(|n| object.parsed.maps.contains_key(*n));
+    let derived = |name: &str| firewall && xdpfw::maps::INTERNAL.contains(&name);
     // Sizes: as given, else as the load has them.
     let mut sizes = sizes_plan(object, &args.max_entries)?;
     for m in &load.manifest.maps {
         if let Some(def) = object.parsed.maps.get(&m.name)
             && def.max_entries() != m.max_entries
             && !sizes.contains_key(&m.name)
+            && !(firewall && m.name == xdpfw::maps::CTL)
         {
             sizes.insert(m.name.clone(), m.max_entries);
         }
@@ -123,7 +135,9 @@ pub fn replace(
             .with_context(|| format!("reading the map pinned at {}", path.display()))?;
         match map_mismatch(&object.parsed.maps[name], &info, sizes.get(name).copied()) {
             None => reuse.push((name.clone(), path)),
-            Some(diff) if args.reset_maps => reset.push(format!("{name} ({diff})")),
+            Some(diff) if args.reset_maps || derived(name) => {
+                reset.push(format!("{name} ({diff})"))
+            }
             Some(diff) => bail!(
                 "map {name} in {} does not fit {}: {diff}; its contents cannot carry over \
                  (use --reset-maps to start it empty)",
@@ -212,12 +226,13 @@ pub fn replace(
         // The new firewall's indexes hold the rules it keeps before any
         // packet reaches it: its index maps may be new (an upgrade from a
         // firewall without them), and empty ones would read as "no rule".
+        // Each is rebuilt, with rules or without: a control map that
+        // started anew says "in use" for indexes it did not build.
         if let Some(index) = fwindex::Target::open(&staging.dir().join(MAPS_SUBDIR))? {
             for rules in fwindex::Rules::ALL {
-                if index.has_rules(rules)?
-                    && let fwindex::Synced::TooBig { needed, room } = index.sync(rules)?
-                {
-                    ctx.out.note(fwindex::too_big(&load.path, needed, room));
+                if let fwindex::Synced::TooBig { needed, room } = index.sync(rules)? {
+                    ctx.out
+                        .note(fwindex::too_big(&load.path, rules, needed, room));
                 }
             }
         }

@@ -1,10 +1,12 @@
 //! Keeping the firewall's derived indexes in step with its rule maps, and
 //! its other control words.
 //!
-//! The datapath reads two kinds of rules from indexes xdpctl derives from
+//! The datapath reads three kinds of rules from indexes xdpctl derives from
 //! the rule maps: `cidr4`'s verdicts from the CIDR index (`cidr4_l1`,
-//! `cidr4_chunks`: at most three array reads), `udp_ports`' and
-//! `tcp_ports`' from the port index (`port_bits`: a bit test). It reads an
+//! `cidr4_chunks`: at most three array reads), `cidr6`'s from the IPv6 CIDR
+//! index (`cidr6_lens`, `cidr6_index`: at most eight hash lookups),
+//! `udp_ports`' and `tcp_ports`' from the port index (`port_bits`: a bit
+//! test); and `blocklist`'s through a filter and a cache. It reads an
 //! index only while its mode word in `ctl` says the index matches the
 //! rules. Every change xdpctl makes to a rule map goes: [`Indexes::suspend`]
 //! (mode: off), the change, [`Indexes::sync`] (index rebuilt from the rule
@@ -24,6 +26,7 @@ use anyhow::{Context as _, Result, bail};
 use pinfs::Kind;
 use xdp_progs::{
     cidr4_index::{self, Index},
+    cidr6_index,
     xdpfw::{self, Ctl},
 };
 
@@ -38,6 +41,8 @@ const HASH: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH as u32;
 pub enum Rules {
     /// `cidr4`, into `cidr4_l1` and `cidr4_chunks`.
     Cidr4,
+    /// `cidr6`, into `cidr6_lens` and `cidr6_index`.
+    Cidr6,
     /// `udp_ports` and `tcp_ports`, into `port_bits`.
     Ports,
     /// `blocklist`, into `bloom` (a filter: bits are added for
@@ -48,13 +53,14 @@ pub enum Rules {
 
 impl Rules {
     /// All of them.
-    pub const ALL: [Rules; 3] = [Rules::Cidr4, Rules::Ports, Rules::Blocklist];
+    pub const ALL: [Rules; 4] = [Rules::Cidr4, Rules::Cidr6, Rules::Ports, Rules::Blocklist];
 
     /// The rules a map of this name and type holds, if any index is
     /// derived from it.
     fn of(name: &str, map_type: u32) -> Option<Rules> {
         match name {
             xdpfw::maps::CIDR4 if map_type == LPM_TRIE => Some(Rules::Cidr4),
+            xdpfw::maps::CIDR6 if map_type == LPM_TRIE => Some(Rules::Cidr6),
             xdpfw::maps::UDP_PORTS | xdpfw::maps::TCP_PORTS if map_type == HASH => {
                 Some(Rules::Ports)
             }
@@ -68,7 +74,7 @@ impl Rules {
     pub fn of_name(name: &str) -> Option<Rules> {
         Rules::of(
             name,
-            if name == xdpfw::maps::CIDR4 {
+            if name == xdpfw::maps::CIDR4 || name == xdpfw::maps::CIDR6 {
                 LPM_TRIE
             } else {
                 HASH
@@ -79,6 +85,7 @@ impl Rules {
     fn mode(self) -> Ctl {
         match self {
             Rules::Cidr4 => Ctl::Cidr4Mode,
+            Rules::Cidr6 => Ctl::Cidr6Mode,
             Rules::Ports => Ctl::PortsMode,
             Rules::Blocklist => Ctl::BloomMode,
         }
@@ -87,6 +94,7 @@ impl Rules {
     fn drift(self) -> Ctl {
         match self {
             Rules::Cidr4 => Ctl::Cidr4Drift,
+            Rules::Cidr6 => Ctl::Cidr6Drift,
             Rules::Ports => Ctl::PortsDrift,
             Rules::Blocklist => Ctl::BloomDrift,
         }
@@ -96,6 +104,7 @@ impl Rules {
     fn maps(self) -> &'static [&'static str] {
         match self {
             Rules::Cidr4 => &[xdpfw::maps::CIDR4],
+            Rules::Cidr6 => &[xdpfw::maps::CIDR6],
             Rules::Ports => &[xdpfw::maps::UDP_PORTS, xdpfw::maps::TCP_PORTS],
             Rules::Blocklist => &[xdpfw::maps::BLOCKLIST],
         }
@@ -105,6 +114,7 @@ impl Rules {
     pub fn index_name(self) -> &'static str {
         match self {
             Rules::Cidr4 => "CIDR index",
+            Rules::Cidr6 => "IPv6 CIDR index",
             Rules::Ports => "port index",
             Rules::Blocklist => "blocklist filter",
         }
@@ -114,6 +124,7 @@ impl Rules {
     pub fn rules_name(self) -> &'static str {
         match self {
             Rules::Cidr4 => "cidr4",
+            Rules::Cidr6 => "cidr6",
             Rules::Ports => "udp_ports/tcp_ports",
             Rules::Blocklist => "blocklist",
         }
@@ -128,6 +139,15 @@ pub struct Target {
     chunks: MapHandle,
     bits: MapHandle,
     ctl: MapHandle,
+    /// `cidr6_lens`, `cidr6_index` and `cidr6_filter`, unless the
+    /// firewall was loaded before they existed.
+    cidr6: Option<Cidr6Maps>,
+}
+
+struct Cidr6Maps {
+    lens: MapHandle,
+    index: MapHandle,
+    filter: MapHandle,
 }
 
 /// What [`Target::sync`] did.
@@ -138,14 +158,18 @@ pub enum Synced {
         /// Rules indexed.
         rules: usize,
     },
-    /// `cidr4` needs more chunks than `cidr4_chunks` holds: the datapath
-    /// keeps looking up the trie.
+    /// The rules need more room than the index has (chunks of
+    /// `cidr4_chunks`, entries of `cidr6_index`): the datapath keeps
+    /// looking up the trie.
     TooBig {
-        /// Chunks needed.
+        /// Chunks (entries) needed.
         needed: usize,
-        /// Chunks there is room for.
+        /// Chunks (entries) there is room for.
         room: usize,
     },
+    /// The firewall was loaded before this index existed: the datapath
+    /// looks up the rule map (`load --replace` adds the index).
+    Absent,
 }
 
 /// The state of one index, for `stats` and `doctor`.
@@ -181,6 +205,7 @@ impl Target {
             chunks: open(xdpfw::maps::CIDR4_CHUNKS)?,
             bits: open(xdpfw::maps::PORT_BITS)?,
             ctl: open(xdpfw::maps::CTL)?,
+            cidr6: None,
         };
         let fits = |m: &MapHandle, key: usize, value: usize| {
             m.key_size() == key && m.value_len() == value && !m.per_cpu()
@@ -198,6 +223,32 @@ impl Target {
                  firewall again (`xdpctl load --replace`)",
                 maps.display()
             );
+        }
+        let mut t = t;
+        let six = [
+            xdpfw::maps::CIDR6_LENS,
+            xdpfw::maps::CIDR6_INDEX,
+            xdpfw::maps::CIDR6_FILTER,
+        ];
+        if six.iter().all(|n| pin(n).exists()) && t.ctl.info().max_entries > Ctl::Cidr6Drift as u32
+        {
+            let six = Cidr6Maps {
+                lens: open(xdpfw::maps::CIDR6_LENS)?,
+                index: open(xdpfw::maps::CIDR6_INDEX)?,
+                filter: open(xdpfw::maps::CIDR6_FILTER)?,
+            };
+            if !fits(&six.lens, 4, cidr6_index::LENS_VALUE)
+                || !fits(&six.index, 20, 4)
+                || !fits(&six.filter, 4, 8)
+                || six.filter.info().max_entries != cidr6_index::FILTER_BITS / 64
+            {
+                bail!(
+                    "{} holds IPv6 index maps of other shapes than xdpctl's firewall; load \
+                     the firewall again (`xdpctl load --replace`)",
+                    maps.display()
+                );
+            }
+            t.cidr6 = Some(six);
         }
         Ok(Some(t))
     }
@@ -217,9 +268,21 @@ impl Target {
         Ok(())
     }
 
+    /// Whether this firewall has the index of `rules` (one loaded before
+    /// the IPv6 CIDR index has no such index, and looks `cidr6` up).
+    pub fn has_index(&self, rules: Rules) -> bool {
+        rules != Rules::Cidr6 || self.cidr6.is_some()
+    }
+
     /// Whether the datapath uses the index of `rules`, and the drift it
     /// found.
     pub fn status(&self, rules: Rules) -> Result<Status> {
+        if !self.has_index(rules) {
+            return Ok(Status {
+                in_use: false,
+                drift: 0,
+            });
+        }
         Ok(Status {
             in_use: self.word(rules.mode())? == xdpfw::INDEX_ON,
             drift: self.word(rules.drift())?,
@@ -249,7 +312,7 @@ impl Target {
         let mut out = Vec::new();
         for rules in Rules::ALL {
             let status = self.status(rules)?;
-            if status.in_use || !self.has_rules(rules)? {
+            if !self.has_index(rules) || status.in_use || !self.has_rules(rules)? {
                 continue;
             }
             out.push(format!(
@@ -274,6 +337,9 @@ impl Target {
 
     /// The datapath looks up the rule maps of `rules` from now on.
     pub fn suspend(&self, rules: Rules) -> Result<()> {
+        if !self.has_index(rules) {
+            return Ok(());
+        }
         pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
         self.set_word(rules.mode(), xdpfw::INDEX_OFF)
     }
@@ -286,9 +352,13 @@ impl Target {
     }
 
     fn sync_locked(&self, rules: Rules) -> Result<Synced> {
+        if !self.has_index(rules) {
+            return Ok(Synced::Absent);
+        }
         self.suspend(rules)?;
         let synced = match rules {
             Rules::Cidr4 => self.write_cidr4()?,
+            Rules::Cidr6 => self.write_cidr6()?,
             Rules::Ports => self.write_ports()?,
             Rules::Blocklist => self.write_bloom(None)?,
         };
@@ -395,6 +465,64 @@ impl Target {
         // datapath reads neither until the mode word is set.
         write_array(&self.chunks, index.chunks.iter().map(|v| v.to_ne_bytes()))?;
         write_array(&self.l1, index.l1.iter().map(|v| v.to_ne_bytes()))?;
+        Ok(Synced::InUse { rules: rules.len() })
+    }
+
+    fn write_cidr6(&self) -> Result<Synced> {
+        let Some(Cidr6Maps {
+            lens,
+            index: hash,
+            filter,
+        }) = &self.cidr6
+        else {
+            return Ok(Synced::Absent);
+        };
+        let trie = self.rule_map(xdpfw::maps::CIDR6)?;
+        if trie.key_size() != 20 || trie.value_len() < 1 {
+            bail!(
+                "{} is not the firewall's cidr6 (key {} bytes, the firewall's has 20)",
+                self.dir.join("cidr6").display(),
+                trie.key_size()
+            );
+        }
+        let mut rules = Vec::new();
+        trie.for_each(|k, v| {
+            let len = u32::from_ne_bytes(k[..4].try_into()?);
+            let addr = u128::from_be_bytes(k[4..20].try_into()?);
+            rules.push((addr, len.min(128) as u8, v[0]));
+            Ok(true)
+        })?;
+        let index = cidr6_index::Index::build(&rules);
+        let room = hash.info().max_entries as usize;
+        if index.entries.len() > room {
+            return Ok(Synced::TooBig {
+                needed: index.entries.len(),
+                room,
+            });
+        }
+        // Only the difference: entries that went, then every entry (the
+        // datapath reads neither until the mode word is set).
+        let mut stale = Entries::new(20, 0);
+        hash.for_each(|k, _| {
+            let len = u32::from_ne_bytes(k[..4].try_into()?);
+            let addr = u128::from_be_bytes(k[4..20].try_into()?);
+            if len > 128 || !index.entries.contains_key(&(len as u8, addr)) {
+                stale.push(k, &[]);
+            }
+            Ok(true)
+        })?;
+        pinfs::failpoint::step("BPF_MAP_DELETE_ELEM");
+        hash.delete_all(&stale)?;
+        let mut entries = Entries::new(20, 4);
+        for (&(len, addr), v) in &index.entries {
+            entries.push(&cidr6_index::key(len, addr), &v.to_ne_bytes());
+        }
+        pinfs::failpoint::step("BPF_MAP_UPDATE_BATCH");
+        hash.put_all(&entries)?;
+        let words = cidr6_index::filter_words(&index);
+        write_array(filter, words.iter().map(|w| w.to_ne_bytes()))?;
+        pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+        lens.update(&0u32.to_ne_bytes(), &index.lens_value(), update_flags::ANY)?;
         Ok(Synced::InUse { rules: rules.len() })
     }
 
@@ -580,7 +708,7 @@ impl Indexes {
                 continue;
             }
             if let Synced::TooBig { needed, room } = t.sync_locked(rules)? {
-                notes.push(too_big(&t.dir, needed, room));
+                notes.push(too_big(&t.dir, rules, needed, room));
             }
         }
         Ok(notes)
@@ -588,7 +716,16 @@ impl Indexes {
 }
 
 /// The note for a CIDR index that does not fit.
-pub fn too_big(dir: &Path, needed: usize, room: usize) -> String {
+pub fn too_big(dir: &Path, rules: Rules, needed: usize, room: usize) -> String {
+    if rules == Rules::Cidr6 {
+        return format!(
+            "{}: cidr6's prefixes need {needed} entries of the IPv6 CIDR index, which has room \
+             for {room}: the firewall looks them up in the trie (slower with many prefixes); \
+             load with `--max-entries cidr6_index={}` to index them",
+            dir.display(),
+            needed.next_power_of_two()
+        );
+    }
     format!(
         "{}: cidr4's prefixes need {needed} chunks of the CIDR index, which has room for {room}: \
          the firewall looks them up in the trie (slower with many prefixes); \
@@ -618,5 +755,7 @@ mod tests {
         assert_eq!(Rules::of("tcp_ports", HASH), Some(Rules::Ports));
         assert_eq!(Rules::of("blocklist", HASH), Some(Rules::Blocklist));
         assert_eq!(Rules::of("blocklist6", HASH), None);
+        assert_eq!(Rules::of("cidr6", LPM_TRIE), Some(Rules::Cidr6));
+        assert_eq!(Rules::of_name("cidr6"), Some(Rules::Cidr6));
     }
 }
