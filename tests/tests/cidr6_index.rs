@@ -348,14 +348,12 @@ fn an_upgrade_from_a_firewall_without_the_ipv6_index_adds_it() {
     let doctor = xdpctl(&fs, ["doctor"]).ok();
     assert!(!doctor.stdout.contains("problem"), "{}", doctor.stdout);
 
-    // The upgrade needs no --reset-maps: the control words start anew and
-    // every index is rebuilt from the rules kept before the switch.
-    let out = xdpctl(&fs, ["load", "--pin", "fw", "--replace"]).ok();
-    assert!(
-        out.stdout.contains("ctl"),
-        "the reset is said: {}",
-        out.stdout
-    );
+    // Guard's admission cap (set as guard sets it) carries over.
+    xdpctl(&fs, ["map", "update", "fw/maps/ctl", "2", "77"]).ok();
+    // The upgrade needs no --reset-maps: the firewall's own maps start
+    // anew and every index is rebuilt from the rules kept before the
+    // switch.
+    xdpctl(&fs, ["load", "--pin", "fw", "--replace"]).ok();
     assert_eq!(ctl(&fs, Ctl::Cidr6Mode), INDEX_ON);
     assert_eq!(
         run(&prog(&fs), src),
@@ -366,4 +364,5 @@ fn an_upgrade_from_a_firewall_without_the_ipv6_index_adds_it() {
         .ok()
         .json();
     assert_eq!(map[0]["max_entries"], 16, "{map}");
+    assert_eq!(ctl(&fs, Ctl::AdmitCap), 77, "the admission cap carried over");
 }

@@ -99,11 +99,12 @@ pub fn replace(
 
     // Maps: explicit --map first, then the directory's own by name.
     let mut reuse: Vec<(String, PathBuf)> = reuse_plan(ctx, object, &args.maps)?;
-    // The firewall's own state (indexes, caches, control words) is
-    // rebuilt from the rules it keeps while staging: where its shape
-    // changed between versions, it starts anew rather than refusing the
-    // upgrade; `ctl`'s size is the number of control words the program
-    // has, never the operator's.
+    // The firewall's own state (indexes, caches, control words) is never
+    // shared with the old program: the new one's starts anew and is
+    // rebuilt from the rules it keeps while staging, before any switch
+    // (rebuilt in place, an index the old program still reads would
+    // change under it). `ctl`'s size is the number of control words the
+    // program has, never the operator's.
     let firewall = xdpfw::maps::ALL
         .iter()
         .all(|n| object.parsed.maps.contains_key(*n));
@@ -123,7 +124,7 @@ pub fn replace(
     let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
     map_names.sort();
     for name in map_names {
-        if reuse.iter().any(|(n, _)| n == name) {
+        if reuse.iter().any(|(n, _)| n == name) || derived(name) {
             continue;
         }
         let Some(entry) = load.manifest.map(&name.replace('.', "_")) else {
@@ -135,9 +136,7 @@ pub fn replace(
             .with_context(|| format!("reading the map pinned at {}", path.display()))?;
         match map_mismatch(&object.parsed.maps[name], &info, sizes.get(name).copied()) {
             None => reuse.push((name.clone(), path)),
-            Some(diff) if args.reset_maps || derived(name) => {
-                reset.push(format!("{name} ({diff})"))
-            }
+            Some(diff) if args.reset_maps => reset.push(format!("{name} ({diff})")),
             Some(diff) => bail!(
                 "map {name} in {} does not fit {}: {diff}; its contents cannot carry over \
                  (use --reset-maps to start it empty)",
@@ -224,17 +223,19 @@ pub fn replace(
         let mut staging = pinfs::Staging::begin(target, &stage)?;
         stage_object(&mut staging, &ebpf, &names)?;
         // The new firewall's indexes hold the rules it keeps before any
-        // packet reaches it: its index maps may be new (an upgrade from a
-        // firewall without them), and empty ones would read as "no rule".
-        // Each is rebuilt, with rules or without: a control map that
-        // started anew says "in use" for indexes it did not build.
-        if let Some(index) = fwindex::Target::open(&staging.dir().join(MAPS_SUBDIR))? {
+        // packet reaches it: its index maps are new, and empty ones would
+        // read as "no rule" (its fresh control words say "in use"). Guard's
+        // admission cap carries over.
+        let staged_maps = staging.dir().join(MAPS_SUBDIR);
+        if let Some(index) = fwindex::Target::open(&staged_maps)? {
             for rules in fwindex::Rules::ALL {
                 if let fwindex::Synced::TooBig { needed, room } = index.sync(rules)? {
                     ctx.out
                         .note(fwindex::too_big(&load.path, rules, needed, room));
                 }
             }
+            let cap = fwindex::admit_cap_of(&load.path.join(MAPS_SUBDIR))?;
+            fwindex::set_admit_cap(&staged_maps, cap)?;
         }
         let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
         let manifest = build_manifest(

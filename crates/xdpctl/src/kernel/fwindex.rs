@@ -602,6 +602,22 @@ pub fn set_admit_cap(maps: &Path, packets_per_epoch: u64) -> Result<()> {
     Ok(())
 }
 
+/// The firewall's admission cap (0: none, or a firewall without one).
+pub fn admit_cap_of(maps: &Path) -> Result<u64> {
+    let path = maps.join(xdpfw::maps::CTL);
+    if !path.exists() {
+        return Ok(0);
+    }
+    let ctl =
+        MapHandle::open_pinned(&path).with_context(|| format!("opening {}", path.display()))?;
+    if ctl.key_size() != 4 || ctl.value_len() != 8 || ctl.per_cpu() {
+        return Ok(0);
+    }
+    let mut v = [0u8; 8];
+    ctl.lookup(&(Ctl::AdmitCap as u32).to_ne_bytes(), &mut v)?;
+    Ok(u64::from_ne_bytes(v))
+}
+
 /// The admission cap for guard's `threshold` (packets per second): a source
 /// at the threshold reaches it within a quarter of an epoch even if its
 /// packets are spread over all `cpus`.
