@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, sizes_plan,
-    stage_object, write_manifest,
+    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, shared_plan,
+    sizes_plan, stage_object, write_manifest,
 };
 use crate::{
     cli::LoadArgs,
     ctx::Ctx,
     kernel::layout,
-    model::change::Change,
+    model::change::{Change, SharedPin, Step},
     ops::{self, loaddir},
 };
 
@@ -62,7 +62,46 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     ctx.out.notes(notes);
     // Under the lock: somebody may have loaded there meanwhile.
     pinfs::check_free(&target.path)?;
-    let (ebpf, names) = load_into_kernel(&object, &reuse, &sizes, args.verifier_log.as_deref())?;
+
+    let shared = shared_plan(ctx, &object, &reuse, &sizes, &target)?;
+    let shared_stage = if shared.iter().any(|s| s.existing.is_none()) {
+        let p = journal.scratch("stage")?;
+        pinfs::mkdir_0700(&p).with_context(|| format!("creating {}", p.display()))?;
+        Some(p)
+    } else {
+        None
+    };
+    let loaded = load_into_kernel(
+        &object,
+        &reuse,
+        &sizes,
+        args.verifier_log.as_deref(),
+        &shared,
+        shared_stage.as_deref(),
+    );
+    let (ebpf, names) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            // What aya pinned there (before a program was rejected) goes.
+            if let Some(p) = &shared_stage {
+                journal.run(&[Step::RemoveTree { path: p.clone() }])?;
+            }
+            return Err(e);
+        }
+    };
+    let mut created = Vec::new();
+    for s in shared.iter().filter(|s| s.existing.is_none()) {
+        let staged = shared_stage.as_ref().expect("made above").join(&s.name);
+        created.push((
+            staged.clone(),
+            SharedPin {
+                path: s.path.clone(),
+                map: pinfs::pin_info(&staged)
+                    .with_context(|| format!("reading back the staged map {}", s.name))?
+                    .id,
+            },
+        ));
+    }
     let generation = layout::random_id();
     let stage = journal.scratch("stage")?;
     let parents_missing = target.missing.len().saturating_sub(1);
@@ -77,6 +116,8 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
         stage: stage.clone(),
         generation,
         parents,
+        shared: created.iter().map(|(_, s)| s.clone()).collect(),
+        shared_stage: shared_stage.clone(),
     })?;
     let staged = (|| -> Result<PathBuf> {
         let mut staging = pinfs::Staging::begin(&target, &stage)?;
@@ -89,8 +130,19 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
             layout::random_id(),
             generation,
             &kept,
+            &shared,
         )?;
         write_manifest(&mut staging, &manifest)?;
+        // The shared pins first, then the load: recovery keeps them only
+        // if the load's rename happened.
+        for (staged, pin) in &created {
+            pinfs::rename_noreplace(staged, &pin.path).with_context(|| {
+                format!(
+                    "pinning the shared map at {} (something else pinned it meanwhile?)",
+                    pin.path.display()
+                )
+            })?;
+        }
         Ok(staging.commit()?)
     })();
     let dir = match staged {
@@ -100,7 +152,22 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
             return Err(e);
         }
     };
+    if let Some(p) = &shared_stage {
+        journal.run(&[Step::RemoveTree { path: p.clone() }])?;
+    }
     journal.finish(entry)?;
+    for s in &shared {
+        ctx.out.note(format_args!(
+            "{} map {} pinned by name at {}",
+            if s.existing.is_some() {
+                "reused the"
+            } else {
+                "shared the"
+            },
+            s.name,
+            s.path.display()
+        ));
+    }
     ctx.out.note(format_args!(
         "loaded {} and pinned it at {}",
         object.label,
