@@ -82,9 +82,7 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
             if host_le { "bpfel" } else { "bpfeb" }
         );
     }
-    let parsed = Object::parse(&bytes).map_err(|e| {
-        anyhow::anyhow!("{label} is not a valid BPF object (truncated or corrupt?): {e}")
-    })?;
+    let parsed = Object::parse(&bytes).map_err(|e| parse_error(&label, &bytes, e))?;
     if parsed.programs.is_empty() {
         bail!("{label} contains no programs; put the XDP function in a SEC(\"xdp\") section");
     }
@@ -98,15 +96,17 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
                 manifest::RESERVED.join(", ")
             );
         }
-        let section = &parsed.programs[name].section;
+        let program = &parsed.programs[name];
         if !matches!(
-            section,
+            program.section,
             ProgramSection::Xdp { .. } | ProgramSection::SchedClassifier
         ) {
+            let kind = section_kind(&program.section);
             bail!(
-                "{label}: program {name} is a {} program; xdpctl loads XDP (SEC(\"xdp\")) and \
-                 tc (SEC(\"classifier\")) programs",
-                section_kind(section)
+                "{label}: section `{}`: program {name} is {} {kind} program; xdpctl loads XDP \
+                 (SEC(\"xdp\")) and tc (SEC(\"classifier\")) programs",
+                section_name(&bytes, program.section_index),
+                article(&kind)
             );
         }
     }
@@ -115,6 +115,84 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
         bytes,
         parsed,
     })
+}
+
+/// "a" or "an", for a word.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// The name of section `index` of the ELF file, for messages.
+fn section_name(bytes: &[u8], index: usize) -> String {
+    use object::{Object as _, ObjectSection as _};
+    object::File::parse(bytes)
+        .ok()
+        .and_then(|f| {
+            f.section_by_index(object::SectionIndex(index))
+                .ok()
+                .and_then(|s| s.name().ok().map(str::to_owned))
+        })
+        .unwrap_or_else(|| format!("#{index}"))
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// aya's parse errors, said in terms of the object: the section, what is
+/// wrong with it, and what to do.
+fn parse_error(label: &str, bytes: &[u8], e: aya_obj::ParseError) -> anyhow::Error {
+    use aya_obj::ParseError as P;
+    match e {
+        P::UnknownSymbol {
+            section_index,
+            address,
+        } => anyhow::anyhow!(
+            "{label}: section `{}`: the code at offset {address:#x} has no function symbol \
+             with a size (clang before 10 marks functions NOTYPE with size 0, and aya needs \
+             FUNC symbols); rebuild the object with a current clang",
+            section_name(bytes, section_index)
+        ),
+        P::InvalidProgramSection { section } => anyhow::anyhow!(
+            "{label}: section `{section}` is not a program type that aya knows; xdpctl loads \
+             XDP (SEC(\"xdp\")) and tc (SEC(\"classifier\")) programs"
+        ),
+        P::InvalidMapDefinition { name } => anyhow::anyhow!(
+            "{label}: section `maps`: the legacy map definition {} cannot be read (each must \
+             be a global, named struct bpf_map_def); declare maps with BTF in SEC(\".maps\")",
+            if name.is_empty() {
+                "without a symbol name".to_owned()
+            } else {
+                format!("`{name}`")
+            }
+        ),
+        P::MapSymbolNameNotFound { i } => anyhow::anyhow!(
+            "{label}: section `maps`: legacy map number {i} has no symbol name; declare maps \
+             with BTF in SEC(\".maps\")"
+        ),
+        P::BtfError(e) => anyhow::anyhow!(
+            "{label}: section `.BTF`: its type information cannot be used ({}); rebuild the \
+             object with a current clang and `-g`",
+            chain(&e)
+        ),
+        e @ (P::ElfError(_) | P::SectionError { .. }) => anyhow::anyhow!(
+            "{label} is not a valid BPF object (truncated or corrupt?): {}",
+            chain(&e)
+        ),
+        e => anyhow::anyhow!("{label} is not a BPF object xdpctl can load: {}", chain(&e)),
+    }
 }
 
 fn section_kind(section: &ProgramSection) -> String {
