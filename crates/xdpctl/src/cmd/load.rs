@@ -64,44 +64,6 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     pinfs::check_free(&target.path)?;
 
     let shared = shared_plan(ctx, &object, &reuse, &sizes, &target)?;
-    let shared_stage = if shared.iter().any(|s| s.existing.is_none()) {
-        let p = journal.scratch("stage")?;
-        pinfs::mkdir_0700(&p).with_context(|| format!("creating {}", p.display()))?;
-        Some(p)
-    } else {
-        None
-    };
-    let loaded = load_into_kernel(
-        &object,
-        &reuse,
-        &sizes,
-        args.verifier_log.as_deref(),
-        &shared,
-        shared_stage.as_deref(),
-    );
-    let (ebpf, names) = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            // What aya pinned there (before a program was rejected) goes.
-            if let Some(p) = &shared_stage {
-                journal.run(&[Step::RemoveTree { path: p.clone() }])?;
-            }
-            return Err(e);
-        }
-    };
-    let mut created = Vec::new();
-    for s in shared.iter().filter(|s| s.existing.is_none()) {
-        let staged = shared_stage.as_ref().expect("made above").join(&s.name);
-        created.push((
-            staged.clone(),
-            SharedPin {
-                path: s.path.clone(),
-                map: pinfs::pin_info(&staged)
-                    .with_context(|| format!("reading back the staged map {}", s.name))?
-                    .id,
-            },
-        ));
-    }
     let generation = layout::random_id();
     let stage = journal.scratch("stage")?;
     let parents_missing = target.missing.len().saturating_sub(1);
@@ -111,14 +73,65 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
         p.push(name);
         parents.push(p.clone());
     }
-    let entry = journal.begin(Change::Load {
+    let shared_stage = shared
+        .iter()
+        .any(|s| s.existing.is_none())
+        .then(|| journal.scratch("stage"))
+        .transpose()?;
+    let mut change = Change::Load {
         dir: target.path.clone(),
         stage: stage.clone(),
         generation,
         parents,
-        shared: created.iter().map(|(_, s)| s.clone()).collect(),
+        shared: Vec::new(),
         shared_stage: shared_stage.clone(),
-    })?;
+    };
+    // NB: recorded before aya pins the new shared maps in their stage, so
+    // that a crash while loading leaves a record whose recovery removes it.
+    let mut entry = journal.begin(change.clone())?;
+    let loaded = (|| {
+        if let Some(p) = &shared_stage {
+            pinfs::mkdir_0700(p).with_context(|| format!("creating {}", p.display()))?;
+        }
+        let (ebpf, names) = load_into_kernel(
+            &object,
+            &reuse,
+            &sizes,
+            args.verifier_log.as_deref(),
+            &shared,
+            shared_stage.as_deref(),
+        )?;
+        let mut created = Vec::new();
+        for s in shared.iter().filter(|s| s.existing.is_none()) {
+            let staged = shared_stage.as_ref().expect("made above").join(&s.name);
+            let map = pinfs::pin_info(&staged)
+                .with_context(|| format!("reading back the staged map {}", s.name))?
+                .id;
+            created.push((
+                staged,
+                SharedPin {
+                    path: s.path.clone(),
+                    map,
+                },
+            ));
+        }
+        anyhow::Ok((ebpf, names, created))
+    })();
+    let (ebpf, names, created) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            // What aya pinned in the stage (before a program was rejected)
+            // goes with the record.
+            journal.abandon(entry, &[])?;
+            return Err(e);
+        }
+    };
+    if let Change::Load { shared, .. } = &mut change {
+        *shared = created.iter().map(|(_, s)| s.clone()).collect();
+    }
+    if !created.is_empty() {
+        journal.update(&mut entry, change)?;
+    }
     let staged = (|| -> Result<PathBuf> {
         let mut staging = pinfs::Staging::begin(&target, &stage)?;
         stage_object(&mut staging, &ebpf, &names)?;
