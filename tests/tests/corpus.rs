@@ -382,7 +382,11 @@ fn maps_pinned_by_name_are_shared_and_go_with_the_last_load() {
     assert_eq!(pin_id(&p.join("b/maps/filter_ports")), Some(shared));
     // Unloading one keeps what the other uses.
     let a = xdpctl(&fs, ["unload", "a"]).ok();
-    assert!(a.stderr.contains("kept the map filter_ports"), "{}", a.stderr);
+    assert!(
+        a.stderr.contains("kept the map filter_ports"),
+        "{}",
+        a.stderr
+    );
     assert_eq!(pin_id(&p.join("filter_ports")), Some(shared));
     // The last one takes it away.
     let b = xdpctl(&fs, ["-j", "unload", "b"]).ok();
@@ -393,7 +397,9 @@ fn maps_pinned_by_name_are_shared_and_go_with_the_last_load() {
         .map(|r| r["pinned"].as_str().unwrap().to_owned())
         .collect();
     assert!(
-        removed.iter().any(|r| r.ends_with("/filter_ports") && !r.contains("/b/")),
+        removed
+            .iter()
+            .any(|r| r.ends_with("/filter_ports") && !r.contains("/b/")),
         "{removed:?}"
     );
     assert_eq!(fs.snapshot(), Vec::<String>::new());
@@ -410,8 +416,19 @@ fn a_pin_by_name_of_another_layout_is_refused_and_another_tools_pin_stays() {
     sh(
         "bpftool",
         &[
-            "map", "create", foreign_s, "type", "array", "key", "4", "value", "4", "entries",
-            "1", "name", "filter_ports",
+            "map",
+            "create",
+            foreign_s,
+            "type",
+            "array",
+            "key",
+            "4",
+            "value",
+            "4",
+            "entries",
+            "1",
+            "name",
+            "filter_ports",
         ],
     );
     let before = fs.snapshot();
@@ -429,14 +446,17 @@ fn a_pin_by_name_of_another_layout_is_refused_and_another_tools_pin_stays() {
     let id = pin_id(&foreign).unwrap();
     sh(
         "bpftool",
-        &["map", "pin", "id", &id.to_string(), p.join("keep").to_str().unwrap()],
+        &[
+            "map",
+            "pin",
+            "id",
+            &id.to_string(),
+            p.join("keep").to_str().unwrap(),
+        ],
     );
     xdpctl(&fs, ["unload", "a"]).ok();
     assert_eq!(pin_id(&foreign), None);
-    sh(
-        "bpftool",
-        &["map", "pin", "id", &id.to_string(), foreign_s],
-    );
+    sh("bpftool", &["map", "pin", "id", &id.to_string(), foreign_s]);
     std::fs::remove_file(p.join("keep")).unwrap();
     xdpctl(&fs, ["load", &deny, "--pin", "a"]).ok();
     assert_eq!(pin_id(&p.join("a/maps/filter_ports")), Some(id));
