@@ -15,7 +15,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use xdpctl_tests::{Bpffs, command, require_privileges, sh, xdpctl};
+use xdpctl_tests::{Bpffs, command, require_privileges, run, sh, xdpctl, xdpctl_bin};
 
 /// What an object should do.
 #[derive(Clone, Copy, Debug)]
@@ -380,6 +380,26 @@ fn maps_pinned_by_name_are_shared_and_go_with_the_last_load() {
         b.stderr
     );
     assert_eq!(pin_id(&p.join("b/maps/filter_ports")), Some(shared));
+    // doctor knows the shared pins for what they are.
+    let doctor = xdpctl(&fs, ["-j", "doctor"]).ok().json();
+    let finding = doctor
+        .as_array()
+        .or_else(|| doctor["findings"].as_array())
+        .and_then(|f| {
+            f.iter()
+                .find(|x| {
+                    x["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/filter_ports") || p == "filter_ports")
+                })
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("doctor does not list filter_ports: {doctor}"));
+    assert_eq!(finding["status"], "ok", "{finding}");
+    // An upgrade keeps sharing them.
+    xdpctl(&fs, ["load", &deny, "--pin", "b", "--replace"]).ok();
+    assert_eq!(pin_id(&p.join("b/maps/filter_ports")), Some(shared));
+    assert_eq!(pin_id(&p.join("filter_ports")), Some(shared));
     // Unloading one keeps what the other uses.
     let a = xdpctl(&fs, ["unload", "a"]).ok();
     assert!(
@@ -530,4 +550,56 @@ fn a_load_sharing_maps_killed_anywhere_leaves_nothing_or_the_load() {
     }
     println!("crash points: {points}, before: {befores}, after: {afters}");
     assert!(points > 5 && afters >= 1 && befores >= 1);
+}
+
+#[test]
+fn a_load_failing_at_any_bpf_call_leaves_no_shared_pin() {
+    require_privileges!();
+    let deny = require_xdp_tools!(xdpfilt("dny_tcp"));
+    let fs = Bpffs::new();
+    let empty = fs.snapshot();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let (mut failed, mut n) = (0, 0);
+    loop {
+        n += 1;
+        let mut cmd = std::process::Command::new("strace");
+        cmd.args(["-f", "-qq", "-o"])
+            .arg(log.path())
+            .args(["-e", "trace=bpf", "-e"])
+            .arg(format!("inject=bpf:error=EPERM:when={n}"))
+            .arg(xdpctl_bin())
+            .args(["load", &deny, "--pin", "a"])
+            .env("XDPCTL_BPFFS", fs.path());
+        let out = run(cmd);
+        let injected = std::fs::read_to_string(log.path())
+            .unwrap()
+            .contains("INJECTED");
+        if out.code == 0 {
+            xdpctl(&fs, ["unload", "a"]).ok();
+        } else {
+            assert_eq!(out.code, 1, "bpf call {n} failed: {}", out.stderr);
+            if fs.path().join("a").exists() {
+                // Failed after the commit (printing what it pinned): the
+                // load is whole, and said so.
+                assert!(out.stderr.contains("xdpctl: loaded "), "{}", out.stderr);
+                xdpctl(&fs, ["unload", "a"]).ok();
+            } else {
+                failed += 1;
+            }
+        }
+        assert_eq!(
+            settled(&fs, &format!("bpf call {n} failed")),
+            empty,
+            "bpf call {n} failed: {}",
+            out.stderr
+        );
+        if !injected {
+            break;
+        }
+    }
+    println!("bpf calls: {}, loads that failed: {failed}", n - 1);
+    assert!(
+        failed >= 5,
+        "only {failed} of {n} injected failures failed the load"
+    );
 }

@@ -129,8 +129,11 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     if let Change::Load { shared, .. } = &mut change {
         *shared = created.iter().map(|(_, s)| s.clone()).collect();
     }
-    if !created.is_empty() {
-        journal.update(&mut entry, change)?;
+    if !created.is_empty()
+        && let Err(e) = journal.update(&mut entry, change)
+    {
+        journal.abandon(entry, &[])?;
+        return Err(e);
     }
     let staged = (|| -> Result<PathBuf> {
         let mut staging = pinfs::Staging::begin(&target, &stage)?;

@@ -340,7 +340,11 @@ pub fn replace(
         ));
     }
     journal.finish(entry)?;
-    let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+    let kept: Vec<&str> = reuse
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(shared.iter().map(|s| s.name.as_str()))
+        .collect();
     ctx.out.note(format_args!(
         "upgraded {} to {}: {} attachment(s) switched{}; maps kept: {}{}",
         load.path.display(),
