@@ -603,3 +603,31 @@ fn a_load_failing_at_any_bpf_call_leaves_no_shared_pin() {
         "only {failed} of {n} injected failures failed the load"
     );
 }
+
+#[test]
+fn shared_maps_that_would_land_on_another_bpffs_are_refused() {
+    require_privileges!();
+    let deny = require_xdp_tools!(xdpfilt("dny_tcp"));
+    let fs = Bpffs::new();
+    let other = Bpffs::new();
+    let before = (fs.snapshot(), other.snapshot());
+    // --bpffs is the other mount: the load directory is not on it.
+    let dir = fs.path().join("a");
+    xdpctl(
+        &fs,
+        [
+            "--bpffs",
+            other.path().to_str().unwrap(),
+            "load",
+            &deny,
+            "--pin",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .fails_with(&[
+        &deny,
+        "pins maps by name (LIBBPF_PIN_BY_NAME)",
+        "is on another bpffs",
+    ]);
+    assert_eq!((fs.snapshot(), other.snapshot()), before);
+}
