@@ -65,6 +65,34 @@ if [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$kv_version"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$kv_version"
 fi
 
+# The corpus test (tests/tests/corpus.rs) loads third-party BPF objects:
+# xdp-tools' (installed above) and cilium/ebpf's test ELFs, from Debian's
+# golang-github-cilium-ebpf-dev — downloaded and unpacked into
+# target/corpus, not installed (it is a Go source package). Never committed.
+corpus="$target/corpus"
+cilium_pkg=golang-github-cilium-ebpf-dev
+if [ ! -s "$corpus/$cilium_pkg.version" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "the corpus test needs $cilium_pkg unpacked in $corpus; run as root to fetch it" >&2
+        exit 1
+    fi
+    echo "fetching $cilium_pkg into $corpus" >&2
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    # NB: apt downloads as the _apt user when it can; the directory must be
+    # writable by it.
+    chmod 0755 "$tmp"
+    chown _apt "$tmp" 2>/dev/null || true
+    if ! (cd "$tmp" && apt-get download -qq "$cilium_pkg" >/dev/null 2>&1); then
+        apt-get update -qq
+        (cd "$tmp" && apt-get download -qq "$cilium_pkg" >/dev/null)
+    fi
+    rm -rf "$corpus/cilium-ebpf"
+    mkdir -p "$corpus"
+    dpkg-deb -x "$tmp"/"$cilium_pkg"_*.deb "$corpus/cilium-ebpf"
+    dpkg-deb -f "$tmp"/"$cilium_pkg"_*.deb Version >"$corpus/$cilium_pkg.version"
+fi
+
 if ! have_cmd cargo; then
     echo "cargo is missing: install Rust 1.95 or newer (https://rustup.rs), then run this again" >&2
     exit 1

@@ -11,6 +11,7 @@ const FIXTURES: &[&str] = &[
     "user_xdp",
     "bad_bounds",
     "bad_null",
+    "bad_value_size",
     "tc_pass",
     "typed_maps",
     "xdp_drop",

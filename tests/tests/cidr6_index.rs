@@ -364,5 +364,9 @@ fn an_upgrade_from_a_firewall_without_the_ipv6_index_adds_it() {
         .ok()
         .json();
     assert_eq!(map[0]["max_entries"], 16, "{map}");
-    assert_eq!(ctl(&fs, Ctl::AdmitCap), 77, "the admission cap carried over");
+    assert_eq!(
+        ctl(&fs, Ctl::AdmitCap),
+        77,
+        "the admission cap carried over"
+    );
 }

@@ -256,6 +256,29 @@ fn unchecked_map_lookup_gets_the_null_hint() {
 }
 
 #[test]
+fn a_value_size_overrun_gets_the_value_size_hint_not_the_null_one() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let before = fs.snapshot();
+    let out = xdpctl(
+        &fs,
+        [
+            "load",
+            fixture("bad_value_size").to_str().unwrap(),
+            "--pin",
+            "bad",
+        ],
+    )
+    .fails_with(&[
+        "the verifier rejected program value_overrun",
+        "value_size=4",
+        "hint: a map value is accessed out of its bounds",
+    ]);
+    assert!(!out.stderr.contains("NULL check"), "{}", out.stderr);
+    assert_eq!(fs.snapshot(), before);
+}
+
+#[test]
 fn bad_paths_and_files_are_refused_with_nothing_changed() {
     require_privileges!();
     let fs = Bpffs::new();

@@ -557,6 +557,13 @@ impl Shell {
 /// xdpctl command. A DIR that already holds pins, or lies inside another
 /// load directory, is refused; --replace upgrades a load in place.
 ///
+/// Maps the object pins by name (LIBBPF_PIN_BY_NAME, as xdp-filter's do)
+/// are shared at <--bpffs>/<map name>, where libbpf pins them, as well as
+/// in DIR/maps: a map already pinned there is reused if its type, sizes,
+/// max entries and flags fit (else the load is refused, naming the field),
+/// and unload removes such a pin with the last load that uses it, unless
+/// another tool made it.
+///
 /// Example: xdpctl load --pin /sys/fs/bpf/xdpfw
 #[derive(Debug, Args)]
 #[command(after_help = "\

@@ -116,15 +116,42 @@ fn walk(
             }
             walk(&path, root, repair, journal, out)?;
         } else if !name.ends_with(".debug") {
-            let what = match pinfs::pin_info(&path) {
-                Ok(pin) => format!("{} {}, outside any xdpctl load directory", pin.kind, pin.id),
-                Err(_) => "not a BPF object".into(),
+            let pin = pinfs::pin_info(&path).ok();
+            // A map pinned by name and shared by loads is theirs.
+            let users: Vec<String> = match &pin {
+                Some(p) if p.kind == pinfs::Kind::Map => crate::ops::loaddir::all(root)?
+                    .into_iter()
+                    .filter(|l| {
+                        l.manifest.maps.iter().any(|m| {
+                            m.id == p.id && m.shared.as_ref().is_some_and(|s| s.path == path)
+                        })
+                    })
+                    .map(|l| {
+                        l.path
+                            .strip_prefix(root)
+                            .unwrap_or(&l.path)
+                            .display()
+                            .to_string()
+                    })
+                    .collect(),
+                _ => Vec::new(),
             };
-            out.push(Finding {
-                status: "foreign",
-                what,
-                path,
-            });
+            let (status, what) = match pin {
+                Some(pin) if !users.is_empty() => (
+                    "ok",
+                    format!(
+                        "map {}, pinned by name and shared by {}",
+                        pin.id,
+                        users.join(", ")
+                    ),
+                ),
+                Some(pin) => (
+                    "foreign",
+                    format!("{} {}, outside any xdpctl load directory", pin.kind, pin.id),
+                ),
+                None => ("foreign", "not a BPF object".into()),
+            };
+            out.push(Finding { status, what, path });
         }
     }
     Ok(())

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, sizes_plan,
-    stage_object, write_manifest,
+    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, shared_plan,
+    sizes_plan, stage_object, write_manifest,
 };
 use crate::{
     cli::LoadArgs,
     ctx::Ctx,
     kernel::layout,
-    model::change::Change,
+    model::change::{Change, SharedPin, Step},
     ops::{self, loaddir},
 };
 
@@ -62,7 +62,8 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     ctx.out.notes(notes);
     // Under the lock: somebody may have loaded there meanwhile.
     pinfs::check_free(&target.path)?;
-    let (ebpf, names) = load_into_kernel(&object, &reuse, &sizes, args.verifier_log.as_deref())?;
+
+    let shared = shared_plan(ctx, &object, &reuse, &sizes, &target)?;
     let generation = layout::random_id();
     let stage = journal.scratch("stage")?;
     let parents_missing = target.missing.len().saturating_sub(1);
@@ -72,12 +73,68 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
         p.push(name);
         parents.push(p.clone());
     }
-    let entry = journal.begin(Change::Load {
+    let shared_stage = shared
+        .iter()
+        .any(|s| s.existing.is_none())
+        .then(|| journal.scratch("stage"))
+        .transpose()?;
+    let mut change = Change::Load {
         dir: target.path.clone(),
         stage: stage.clone(),
         generation,
         parents,
-    })?;
+        shared: Vec::new(),
+        shared_stage: shared_stage.clone(),
+    };
+    // NB: recorded before aya pins the new shared maps in their stage, so
+    // that a crash while loading leaves a record whose recovery removes it.
+    let mut entry = journal.begin(change.clone())?;
+    let loaded = (|| {
+        if let Some(p) = &shared_stage {
+            pinfs::mkdir_0700(p).with_context(|| format!("creating {}", p.display()))?;
+        }
+        let (ebpf, names) = load_into_kernel(
+            &object,
+            &reuse,
+            &sizes,
+            args.verifier_log.as_deref(),
+            &shared,
+            shared_stage.as_deref(),
+        )?;
+        let mut created = Vec::new();
+        for s in shared.iter().filter(|s| s.existing.is_none()) {
+            let staged = shared_stage.as_ref().expect("made above").join(&s.name);
+            let map = pinfs::pin_info(&staged)
+                .with_context(|| format!("reading back the staged map {}", s.name))?
+                .id;
+            created.push((
+                staged,
+                SharedPin {
+                    path: s.path.clone(),
+                    map,
+                },
+            ));
+        }
+        anyhow::Ok((ebpf, names, created))
+    })();
+    let (ebpf, names, created) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            // What aya pinned in the stage (before a program was rejected)
+            // goes with the record.
+            journal.abandon(entry, &[])?;
+            return Err(e);
+        }
+    };
+    if let Change::Load { shared, .. } = &mut change {
+        *shared = created.iter().map(|(_, s)| s.clone()).collect();
+    }
+    if !created.is_empty()
+        && let Err(e) = journal.update(&mut entry, change)
+    {
+        journal.abandon(entry, &[])?;
+        return Err(e);
+    }
     let staged = (|| -> Result<PathBuf> {
         let mut staging = pinfs::Staging::begin(&target, &stage)?;
         stage_object(&mut staging, &ebpf, &names)?;
@@ -89,8 +146,19 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
             layout::random_id(),
             generation,
             &kept,
+            &shared,
         )?;
         write_manifest(&mut staging, &manifest)?;
+        // The shared pins first, then the load: recovery keeps them only
+        // if the load's rename happened.
+        for (staged, pin) in &created {
+            pinfs::rename_noreplace(staged, &pin.path).with_context(|| {
+                format!(
+                    "pinning the shared map at {} (something else pinned it meanwhile?)",
+                    pin.path.display()
+                )
+            })?;
+        }
         Ok(staging.commit()?)
     })();
     let dir = match staged {
@@ -100,7 +168,22 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
             return Err(e);
         }
     };
+    if let Some(p) = &shared_stage {
+        journal.run(&[Step::RemoveTree { path: p.clone() }])?;
+    }
     journal.finish(entry)?;
+    for s in &shared {
+        ctx.out.note(format_args!(
+            "{} map {} pinned by name at {}",
+            if s.existing.is_some() {
+                "reused the"
+            } else {
+                "shared the"
+            },
+            s.name,
+            s.path.display()
+        ));
+    }
     ctx.out.note(format_args!(
         "loaded {} and pinned it at {}",
         object.label,

@@ -82,9 +82,7 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
             if host_le { "bpfel" } else { "bpfeb" }
         );
     }
-    let parsed = Object::parse(&bytes).map_err(|e| {
-        anyhow::anyhow!("{label} is not a valid BPF object (truncated or corrupt?): {e}")
-    })?;
+    let parsed = Object::parse(&bytes).map_err(|e| parse_error(&label, &bytes, e))?;
     if parsed.programs.is_empty() {
         bail!("{label} contains no programs; put the XDP function in a SEC(\"xdp\") section");
     }
@@ -98,15 +96,17 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
                 manifest::RESERVED.join(", ")
             );
         }
-        let section = &parsed.programs[name].section;
+        let program = &parsed.programs[name];
         if !matches!(
-            section,
+            program.section,
             ProgramSection::Xdp { .. } | ProgramSection::SchedClassifier
         ) {
+            let kind = section_kind(&program.section);
             bail!(
-                "{label}: program {name} is a {} program; xdpctl loads XDP (SEC(\"xdp\")) and \
-                 tc (SEC(\"classifier\")) programs",
-                section_kind(section)
+                "{label}: section `{}`: program {name} is {} {kind} program; xdpctl loads XDP \
+                 (SEC(\"xdp\")) and tc (SEC(\"classifier\")) programs",
+                section_name(&bytes, program.section_index),
+                article(&kind)
             );
         }
     }
@@ -115,6 +115,84 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
         bytes,
         parsed,
     })
+}
+
+/// "a" or "an", for a word.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// The name of section `index` of the ELF file, for messages.
+fn section_name(bytes: &[u8], index: usize) -> String {
+    use object::{Object as _, ObjectSection as _};
+    object::File::parse(bytes)
+        .ok()
+        .and_then(|f| {
+            f.section_by_index(object::SectionIndex(index))
+                .ok()
+                .and_then(|s| s.name().ok().map(str::to_owned))
+        })
+        .unwrap_or_else(|| format!("#{index}"))
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// aya's parse errors, said in terms of the object: the section, what is
+/// wrong with it, and what to do.
+fn parse_error(label: &str, bytes: &[u8], e: aya_obj::ParseError) -> anyhow::Error {
+    use aya_obj::ParseError as P;
+    match e {
+        P::UnknownSymbol {
+            section_index,
+            address,
+        } => anyhow::anyhow!(
+            "{label}: section `{}`: the code at offset {address:#x} has no function symbol \
+             with a size (clang before 10 marks functions NOTYPE with size 0, and aya needs \
+             FUNC symbols); rebuild the object with a current clang",
+            section_name(bytes, section_index)
+        ),
+        P::InvalidProgramSection { section } => anyhow::anyhow!(
+            "{label}: section `{section}` is not a program type that aya knows; xdpctl loads \
+             XDP (SEC(\"xdp\")) and tc (SEC(\"classifier\")) programs"
+        ),
+        P::InvalidMapDefinition { name } => anyhow::anyhow!(
+            "{label}: section `maps`: the legacy map definition {} cannot be read (each must \
+             be a global, named struct bpf_map_def); declare maps with BTF in SEC(\".maps\")",
+            if name.is_empty() {
+                "without a symbol name".to_owned()
+            } else {
+                format!("`{name}`")
+            }
+        ),
+        P::MapSymbolNameNotFound { i } => anyhow::anyhow!(
+            "{label}: section `maps`: legacy map number {i} has no symbol name; declare maps \
+             with BTF in SEC(\".maps\")"
+        ),
+        P::BtfError(e) => anyhow::anyhow!(
+            "{label}: section `.BTF`: its type information cannot be used ({}); rebuild the \
+             object with a current clang and `-g`",
+            chain(&e)
+        ),
+        e @ (P::ElfError(_) | P::SectionError { .. }) => anyhow::anyhow!(
+            "{label} is not a valid BPF object (truncated or corrupt?): {}",
+            chain(&e)
+        ),
+        e => anyhow::anyhow!("{label} is not a BPF object xdpctl can load: {}", chain(&e)),
+    }
 }
 
 fn section_kind(section: &ProgramSection) -> String {
@@ -219,6 +297,131 @@ fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<Path
     Ok(pin.path)
 }
 
+/// A map the object asks to pin by name (`LIBBPF_PIN_BY_NAME`): shared
+/// at `<--bpffs>/<name>` by every load of an object that asks for it, as
+/// libbpf shares it at `<pin root>/<name>` (its pin root is /sys/fs/bpf,
+/// the default --bpffs, so xdpctl and libbpf tools share the same pins).
+#[derive(Clone, Debug)]
+pub(crate) struct SharedMap {
+    /// The map's name in the object.
+    pub(crate) name: String,
+    /// `<--bpffs>/<name>`.
+    pub(crate) path: PathBuf,
+    /// The id of the map already pinned there (then reused), if any.
+    pub(crate) existing: Option<u32>,
+    /// Whether xdpctl made the pin: this load will, or a load directory
+    /// says an xdpctl load did.
+    pub(crate) owned: bool,
+}
+
+/// The maps the object pins by name (those not given with `--map`),
+/// checked against what is pinned at their shared paths: a pin there is
+/// reused only if it is a map that fits the object's definition. They must
+/// be on the bpffs of the load `target` (one journal covers both).
+pub(crate) fn shared_plan(
+    ctx: &Ctx,
+    obj: &ObjectFile<'_>,
+    reuse: &[(String, PathBuf)],
+    sizes: &BTreeMap<String, u32>,
+    target: &pinfs::PinPath,
+) -> Result<Vec<SharedMap>> {
+    let wanted = obj.parsed.maps.iter().any(|(n, m)| {
+        m.pinning() == aya_obj::maps::PinningType::ByName && !reuse.iter().any(|(r, _)| r == n)
+    });
+    if !wanted {
+        return Ok(Vec::new());
+    }
+    let root = crate::kernel::layout::mount_root(&target.existing)?;
+    let shared_root = ctx
+        .bpffs
+        .exists()
+        .then(|| crate::kernel::layout::mount_root(&ctx.bpffs).ok())
+        .flatten();
+    if shared_root.as_deref() != Some(root.as_path()) {
+        bail!(
+            "{} pins maps by name (LIBBPF_PIN_BY_NAME), which xdpctl shares under --bpffs {}, \
+             but --pin {} is on another bpffs; load below {} or give --bpffs on the bpffs of \
+             the load",
+            obj.label,
+            ctx.bpffs.display(),
+            target.path.display(),
+            ctx.bpffs.display()
+        );
+    }
+    let loads = crate::ops::loaddir::all(&root)?;
+    let mut names: Vec<&String> = obj
+        .parsed
+        .maps
+        .iter()
+        .filter(|(n, m)| {
+            m.pinning() == aya_obj::maps::PinningType::ByName && !reuse.iter().any(|(r, _)| r == *n)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let path = ctx.bpffs.join(name);
+        let why = || {
+            format!(
+                "{}: map {name} is pinned by name (LIBBPF_PIN_BY_NAME) at {}",
+                obj.label,
+                path.display()
+            )
+        };
+        if name.contains(['.', '/']) || name.is_empty() {
+            bail!("{}, which is not a valid pin name", why());
+        }
+        let pin = pinfs::validate(&path).with_context(why)?;
+        if !pin.exists() {
+            out.push(SharedMap {
+                name: name.clone(),
+                path: pin.path,
+                existing: None,
+                owned: true,
+            });
+            continue;
+        }
+        if pin.path.is_dir() {
+            bail!(
+                "{}, but that is a directory; move it away or load with another --bpffs",
+                why()
+            );
+        }
+        let fd = pinfs::obj_get(&pin.path).with_context(why)?;
+        let kind = pinfs::obj_info(fd.as_fd()).with_context(why)?.kind;
+        if kind != pinfs::Kind::Map {
+            bail!(
+                "{}, but a {kind} is pinned there; unpin it or load with another --bpffs",
+                why()
+            );
+        }
+        let info = sys::map_info(fd.as_fd()).with_context(why)?;
+        if let Some(diff) = map_mismatch(&obj.parsed.maps[name], &info, sizes.get(name).copied()) {
+            bail!(
+                "{}, where another map is pinned whose {diff}; unpin it if nothing uses it, or \
+                 load with another --bpffs",
+                why()
+            );
+        }
+        let owned = loads.iter().any(|l| {
+            l.manifest.maps.iter().any(|m| {
+                m.id == info.id
+                    && m.shared
+                        .as_ref()
+                        .is_some_and(|s| s.owned && s.path == pin.path)
+            })
+        });
+        out.push(SharedMap {
+            name: name.clone(),
+            path: pin.path,
+            existing: Some(info.id),
+            owned,
+        });
+    }
+    Ok(out)
+}
+
 /// What a load pinned.
 #[derive(Debug, Serialize)]
 pub struct Loaded {
@@ -279,12 +482,21 @@ impl Human for Loaded {
     }
 }
 
-/// Prints the pins of a load directory.
+/// Prints the pins of a load directory, and the maps it shares outside.
 pub(crate) fn print_loaded(ctx: &Ctx, dir: PathBuf) -> Result<()> {
-    let objects = pinfs::list(&dir)?
+    let mut objects: Vec<PinRow> = pinfs::list(&dir)?
         .into_iter()
         .map(PinRow::from_pin)
         .collect();
+    if let Some(manifest) = crate::kernel::steps::read_manifest(&dir)? {
+        for m in &manifest.maps {
+            if let Some(shared) = &m.shared
+                && let Ok(pin) = pinfs::pin_info(&shared.path)
+            {
+                objects.push(PinRow::from_pin(pin));
+            }
+        }
+    }
     ctx.out.result(&Loaded { dir, objects })?;
     Ok(())
 }
@@ -298,6 +510,7 @@ pub(crate) fn build_manifest(
     load_id: u64,
     generation: u64,
     reused: &[&str],
+    shared: &[SharedMap],
 ) -> Result<Manifest> {
     let mut programs = Vec::new();
     for name in names {
@@ -329,7 +542,17 @@ pub(crate) fn build_manifest(
             value_size: info.value_size,
             max_entries: info.max_entries,
             flags: info.map_flags,
-            reused: reused.contains(&name.as_str()),
+            reused: reused.contains(&name.as_str())
+                || shared
+                    .iter()
+                    .any(|s| &s.name == name && s.existing.is_some()),
+            shared: shared
+                .iter()
+                .find(|s| &s.name == name)
+                .map(|s| manifest::Shared {
+                    path: s.path.clone(),
+                    owned: s.owned,
+                }),
         });
     }
     Ok(Manifest {
@@ -352,15 +575,32 @@ pub(crate) fn write_manifest(staging: &mut pinfs::Staging, manifest: &Manifest) 
     store::write_new(&path, store::Kind::Manifest, &manifest.to_bytes())
 }
 
-/// Loads the object's maps (reusing the pinned ones in `reuse`) and
-/// programs; returns them with the program names, sorted.
+/// Loads the object's maps (reusing the pinned ones in `reuse` and the
+/// shared ones that exist) and programs; returns them with the program
+/// names, sorted. Maps pinned by name that do not exist yet are created and
+/// pinned in `shared_stage` (which must exist if there are any).
 pub(crate) fn load_into_kernel(
     object: &ObjectFile<'_>,
     reuse: &[(String, PathBuf)],
     sizes: &BTreeMap<String, u32>,
     verifier_log: Option<&Path>,
+    shared: &[SharedMap],
+    shared_stage: Option<&Path>,
 ) -> Result<(aya::Ebpf, Vec<String>)> {
     let mut loader = EbpfLoader::new();
+    // NB: aya pins maps the object pins by name itself, at
+    // /sys/fs/bpf/<name> unless told otherwise: never let it pin outside
+    // the stage (a map --map or `shared` names is opened, not pinned).
+    let stage_dir = shared_stage.map_or_else(
+        || PathBuf::from("/nonexistent/xdpctl-stage"),
+        Path::to_path_buf,
+    );
+    loader.default_map_pin_directory(&stage_dir);
+    for s in shared {
+        if s.existing.is_some() {
+            loader.map_pin_path(&s.name, s.path.as_path());
+        }
+    }
     for (name, n) in sizes {
         loader.map_max_entries(name, *n);
     }

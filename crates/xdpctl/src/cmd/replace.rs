@@ -22,8 +22,8 @@ use anyhow::{Context as _, Result, bail};
 use xdp_progs::xdpfw;
 
 use super::object::{
-    ObjectFile, build_manifest, load_into_kernel, map_mismatch, reuse_plan, sizes_plan,
-    stage_object, write_manifest,
+    ObjectFile, build_manifest, load_into_kernel, map_mismatch, reuse_plan, shared_plan,
+    sizes_plan, stage_object, write_manifest,
 };
 use crate::{
     cli::LoadArgs,
@@ -120,11 +120,27 @@ pub fn replace(
             sizes.insert(m.name.clone(), m.max_entries);
         }
     }
+    // Maps pinned by name: the pins the load shares are reused; a new one
+    // would need its own commit, which an upgrade does not have.
+    let shared = shared_plan(ctx, object, &reuse, &sizes, target)?;
+    if let Some(s) = shared.iter().find(|s| s.existing.is_none()) {
+        bail!(
+            "{}: map {} is pinned by name, and nothing is pinned at {}; --replace reuses shared \
+             maps but does not create them (unload {} and load it again)",
+            object.label,
+            s.name,
+            s.path.display(),
+            load.path.display()
+        );
+    }
     let mut reset = Vec::new();
     let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
     map_names.sort();
     for name in map_names {
-        if reuse.iter().any(|(n, _)| n == name) || derived(name) {
+        if reuse.iter().any(|(n, _)| n == name)
+            || shared.iter().any(|s| &s.name == name)
+            || derived(name)
+        {
             continue;
         }
         let Some(entry) = load.manifest.map(&name.replace('.', "_")) else {
@@ -146,7 +162,14 @@ pub fn replace(
         }
     }
 
-    let (ebpf, names) = load_into_kernel(object, &reuse, &sizes, args.verifier_log.as_deref())?;
+    let (ebpf, names) = load_into_kernel(
+        object,
+        &reuse,
+        &sizes,
+        args.verifier_log.as_deref(),
+        &shared,
+        None,
+    )?;
 
     // Plan every switch before touching anything.
     let mut switches = Vec::new();
@@ -245,6 +268,7 @@ pub fn replace(
             load.manifest.load_id,
             new_gen,
             &kept,
+            &shared,
         )?;
         write_manifest(&mut staging, &manifest)?;
         for (path, fd) in &link_pins {
@@ -335,7 +359,11 @@ pub fn replace(
         ));
     }
     journal.finish(entry)?;
-    let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+    let kept: Vec<&str> = reuse
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(shared.iter().map(|s| s.name.as_str()))
+        .collect();
     ctx.out.note(format_args!(
         "upgraded {} to {}: {} attachment(s) switched{}; maps kept: {}{}",
         load.path.display(),

@@ -16,7 +16,10 @@ use crate::{
         layout, objects,
         sys::{self, IdKind},
     },
-    model::{change::Change, xdp::XdpAttachment},
+    model::{
+        change::{Change, SharedPin},
+        xdp::XdpAttachment,
+    },
     ops::{
         self,
         live::{NetlinkAttachment, netlink_attachments},
@@ -181,12 +184,56 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         });
         netlink.push((dev, prog));
     }
+    // Maps shared by name: the last load that uses a pin xdpctl made
+    // removes it; a pin another tool made, or one another load still uses,
+    // stays.
+    let others: Vec<LoadDir> = crate::ops::loaddir::all(&layout::mount_root(&load.path)?)?
+        .into_iter()
+        .filter(|l| l.path != load.path)
+        .collect();
+    let mut shared = Vec::new();
+    for m in &load.manifest.maps {
+        let Some(s) = &m.shared else { continue };
+        let users: Vec<String> = others
+            .iter()
+            .filter(|o| {
+                o.manifest
+                    .maps
+                    .iter()
+                    .any(|om| om.id == m.id && om.shared.as_ref().is_some_and(|x| x.path == s.path))
+            })
+            .map(|o| o.path.display().to_string())
+            .collect();
+        let pinned = pinfs::pin_info(&s.path)
+            .ok()
+            .filter(|p| p.kind == pinfs::Kind::Map && p.id == m.id);
+        if !users.is_empty() {
+            ctx.out.note(format_args!(
+                "kept the map {} shared at {}: {} uses it",
+                m.name,
+                s.path.display(),
+                users.join(", ")
+            ));
+        } else if !s.owned {
+            ctx.out.note(format_args!(
+                "kept the map {} shared at {}: another tool pinned it",
+                m.name,
+                s.path.display()
+            ));
+        } else if pinned.is_some() {
+            shared.push(SharedPin {
+                path: s.path.clone(),
+                map: m.id,
+            });
+        }
+    }
     let entry = journal.begin(Change::Unload {
         dir: load.path.clone(),
         generation: load.manifest.generation,
         trash: journal.scratch("trash")?,
         links,
         netlink,
+        shared: shared.clone(),
     })?;
     journal.run_forward(&entry)?;
     journal.finish(entry)?;
@@ -217,6 +264,11 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
             id: p.id,
             pinned: p.path,
         })
+        .chain(shared.into_iter().map(|s| RemovedRow {
+            kind: "map",
+            id: s.map,
+            pinned: s.path,
+        }))
         .collect();
     ctx.out.result(&Unloaded {
         dir: load.path,

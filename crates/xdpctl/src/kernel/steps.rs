@@ -184,6 +184,15 @@ impl Kernel for Real {
         }
     }
 
+    fn pinned_map(&mut self, path: &Path) -> Result<Option<u32>> {
+        match pinfs::pin_info(path) {
+            Ok(pin) if pin.kind == pinfs::Kind::Map => Ok(Some(pin.id)),
+            Ok(_) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn sync_rules(&mut self, dir: &Path, desired: &Path) -> Result<()> {
         let Some(bytes) = store::read_big(desired, store::Kind::Desired)? else {
             // Already done and cleaned up.

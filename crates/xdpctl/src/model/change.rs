@@ -69,6 +69,15 @@ pub enum Step {
     UnpinIfDetached { path: PathBuf },
     /// Detach the link pinned at `path`, if any, and unpin it.
     DetachPinned { path: PathBuf },
+    /// Unpin `path` if map `map` is pinned there — unless `unless` names a
+    /// load directory that holds that generation (the load that shares the
+    /// map was committed, so the pin stays).
+    UnpinMap {
+        path: PathBuf,
+        map: u32,
+        #[serde(default)]
+        unless: Option<(PathBuf, u64)>,
+    },
     /// Make the rule maps of the load `dir` hold what `desired` (a stored
     /// [`policy::RuleMaps`](crate::model::policy::RuleMaps)) says: write
     /// what differs, remove what is not there (guard's entries stay).
@@ -98,6 +107,15 @@ pub enum Switch {
     Netlink { dev: Dev, from: u32, to: u32 },
 }
 
+/// A map pinned outside the load directory because the object asks for
+/// it by name (`LIBBPF_PIN_BY_NAME`), shared by every load of such an
+/// object: where, and which map (its kernel id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedPin {
+    pub path: PathBuf,
+    pub map: u32,
+}
+
 /// What a change means to do: its journal record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -110,6 +128,13 @@ pub enum Change {
         generation: u64,
         /// Parents of `dir` the load may create, outermost first.
         parents: Vec<PathBuf>,
+        /// Maps pinned by name that this load creates: staged in
+        /// `shared_stage`, renamed to their paths right before `stage` is
+        /// renamed to `dir`.
+        #[serde(default)]
+        shared: Vec<SharedPin>,
+        #[serde(default)]
+        shared_stage: Option<PathBuf>,
     },
     /// `load --replace`: new pins staged in `stage`, attachments switched
     /// from the old programs to the new, then the directories exchanged.
@@ -135,6 +160,9 @@ pub enum Change {
         trash: PathBuf,
         links: Vec<u32>,
         netlink: Vec<(Dev, u32)>,
+        /// Maps pinned by name that no other load uses: unpinned last.
+        #[serde(default)]
+        shared: Vec<SharedPin>,
     },
     /// `attach` by a link pinned at `pin` (made in `links_dir`, which the
     /// attach may create). With `undo`, recovery takes the attachment off
@@ -214,6 +242,7 @@ impl Change {
                 trash,
                 links,
                 netlink,
+                shared,
             } => {
                 let mut steps: Vec<Step> = links
                     .iter()
@@ -232,6 +261,11 @@ impl Change {
                 steps.push(Step::RemoveTree {
                     path: trash.clone(),
                 });
+                steps.extend(shared.iter().map(|s| Step::UnpinMap {
+                    path: s.path.clone(),
+                    map: s.map,
+                    unless: None,
+                }));
                 steps
             }
             Change::Detach { pin, link } => vec![
@@ -250,10 +284,31 @@ impl Change {
         match self {
             // The rename is the commit: if it happened, the stage is gone
             // and the parents are in use; if not, both go.
-            Change::Load { stage, parents, .. } => {
-                let mut steps = vec![Step::RemoveTree {
+            // Shared pins moved into place stay only if the rename happened.
+            Change::Load {
+                dir,
+                stage,
+                generation,
+                parents,
+                shared,
+                shared_stage,
+            } => {
+                let mut steps: Vec<Step> = shared
+                    .iter()
+                    .map(|s| Step::UnpinMap {
+                        path: s.path.clone(),
+                        map: s.map,
+                        unless: Some((dir.clone(), *generation)),
+                    })
+                    .collect();
+                steps.push(Step::RemoveTree {
                     path: stage.clone(),
-                }];
+                });
+                steps.extend(
+                    shared_stage
+                        .iter()
+                        .map(|p| Step::RemoveTree { path: p.clone() }),
+                );
                 steps.extend(
                     parents
                         .iter()
@@ -332,10 +387,14 @@ impl Change {
                 dir,
                 stage,
                 parents,
+                shared,
+                shared_stage,
                 ..
             } => {
                 out.extend([dir.as_path(), stage.as_path()]);
                 out.extend(parents.iter().map(PathBuf::as_path));
+                out.extend(shared.iter().map(|s| s.path.as_path()));
+                out.extend(shared_stage.as_deref());
             }
             Change::Replace {
                 dir, stage, keep, ..
@@ -343,7 +402,12 @@ impl Change {
                 out.extend([dir.as_path(), stage.as_path()]);
                 out.extend(keep.as_deref());
             }
-            Change::Unload { dir, trash, .. } => out.extend([dir.as_path(), trash.as_path()]),
+            Change::Unload {
+                dir, trash, shared, ..
+            } => {
+                out.extend([dir.as_path(), trash.as_path()]);
+                out.extend(shared.iter().map(|s| s.path.as_path()));
+            }
             Change::Attach { pin, links_dir, .. } => {
                 out.extend([pin.as_path(), links_dir.as_path()])
             }
@@ -358,6 +422,10 @@ impl Change {
                         | Step::UnpinLink { path, .. }
                         | Step::UnpinIfDetached { path }
                         | Step::DetachPinned { path } => out.push(path),
+                        Step::UnpinMap { path, unless, .. } => {
+                            out.push(path);
+                            out.extend(unless.as_ref().map(|(d, _)| d.as_path()));
+                        }
                         Step::SyncRules { dir, desired } => out.extend([dir.as_path(), desired]),
                         Step::LinkSwap { .. } | Step::XdpSwap { .. } | Step::LinkDetach { .. } => {}
                     }
@@ -371,7 +439,15 @@ impl Change {
     /// xdpctl's own state directory.
     fn scratch_paths(&self) -> Vec<&Path> {
         match self {
-            Change::Load { stage, .. } => vec![stage],
+            Change::Load {
+                stage,
+                shared_stage,
+                ..
+            } => {
+                let mut v = vec![stage.as_path()];
+                v.extend(shared_stage.as_deref());
+                v
+            }
             Change::Replace { stage, keep, .. } => {
                 let mut v = vec![stage.as_path()];
                 v.extend(keep.as_deref());
@@ -473,6 +549,8 @@ pub trait Kernel {
     fn rmdir_if_empty(&mut self, path: &Path) -> anyhow::Result<()>;
     /// The id of the link pinned at `path`, if a link is pinned there.
     fn pinned_link(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
+    /// The id of the map pinned at `path`, if a map is pinned there.
+    fn pinned_map(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
     /// Removes the pin at `path`.
     fn unpin(&mut self, path: &Path) -> anyhow::Result<()>;
     /// Syncs the rule maps of `dir` with the stored `desired` rules (each
@@ -535,6 +613,15 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
             }
         }
         Step::SyncRules { dir, desired } => kernel.sync_rules(dir, desired)?,
+        Step::UnpinMap { path, map, unless } => {
+            let committed = match unless {
+                Some((dir, generation)) => kernel.generation(dir)? == Some(*generation),
+                None => false,
+            };
+            if !committed && kernel.pinned_map(path)? == Some(*map) {
+                kernel.unpin(path)?;
+            }
+        }
         Step::DetachPinned { path } => {
             if let Some(link) = kernel.pinned_link(path)? {
                 if kernel.link(link)?.is_some_and(|l| l.attached) {

@@ -72,6 +72,21 @@ pub struct MapEntry {
     /// Whether the map came from another pin (`--map`) or an earlier
     /// generation of this load, rather than being created by this load.
     pub reused: bool,
+    /// Set when the object pins the map by name (`LIBBPF_PIN_BY_NAME`):
+    /// it is also pinned outside the load, where every load of such an
+    /// object shares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<Shared>,
+}
+
+/// Where a map pinned by name is shared, and whether xdpctl made that pin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shared {
+    /// `<--bpffs>/<name>`.
+    pub path: std::path::PathBuf,
+    /// Whether an xdpctl load made the pin (so the last load that uses it
+    /// removes it); a pin another tool made is never removed.
+    pub owned: bool,
 }
 
 /// The digest of an object's bytes: 64-bit FNV-1a, in hex. A change
@@ -108,6 +123,15 @@ impl Manifest {
         for map in &m.maps {
             if map.pin.is_empty() || map.pin.contains('/') || map.pin.contains('.') {
                 return Err(format!("a map is pinned as {:?}", map.pin));
+            }
+            if let Some(shared) = &map.shared
+                && (!shared.path.is_absolute()
+                    || shared
+                        .path
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir)))
+            {
+                return Err(format!("a map is shared at {}", shared.path.display()));
             }
         }
         Ok(m)

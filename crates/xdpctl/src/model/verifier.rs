@@ -88,18 +88,25 @@ pub fn hint(log: &str) -> Option<&'static str> {
         ),
         (
             &["invalid access to map value", "value_size="],
-            "a map value is accessed out of its bounds: check the offset against \
-             the value size",
+            "a map value is accessed out of its bounds (value_size= in the log is \
+             the map's): check the offset against the value size, and if the map \
+             was reused (--map, or pinned by name) that its value size is the one \
+             the program was compiled for",
         ),
         (
             &["unknown func", "program of this type cannot use helper"],
             "the program calls a helper that this program type or kernel does not offer",
         ),
     ];
-    HINTS
-        .iter()
-        .find(|(needles, _)| needles.iter().any(|n| log.contains(n)))
-        .map(|(_, h)| *h)
+    // NB: the line where the verifier gave up says why; register states
+    // above it mention `map_value_or_null` and the like in passing. So the
+    // lines are tried from the last one up.
+    tail(log).iter().rev().find_map(|line| {
+        HINTS
+            .iter()
+            .find(|(needles, _)| needles.iter().any(|n| line.contains(n)))
+            .map(|(_, h)| *h)
+    })
 }
 
 #[cfg(test)]
@@ -138,5 +145,22 @@ processed 3 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_stat
                 .contains("loop")
         );
         assert_eq!(hint("something else entirely"), None);
+    }
+
+    #[test]
+    fn the_hint_follows_the_line_where_it_gave_up() {
+        // A reused map with a smaller value than the program expects: the
+        // NULL check is there, the register states above say or_null.
+        let log = "\
+5: (85) call bpf_map_lookup_elem#1    ; R0_w=map_value_or_null(id=1,off=0,ks=4,vs=4,imm=0)
+6: (15) if r0 == 0x0 goto pc+2        ; R0_w=map_value(off=0,ks=4,vs=4,imm=0)
+7: (79) r1 = *(u64 *)(r0 +8)
+invalid access to map value, value_size=4 off=8 size=8
+R0 min value is outside of the allowed memory range
+processed 8 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+";
+        let h = hint(log).unwrap();
+        assert!(h.contains("value size"), "{h}");
+        assert!(!h.contains("NULL"), "{h}");
     }
 }

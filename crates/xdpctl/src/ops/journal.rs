@@ -120,11 +120,20 @@ impl Journal {
     /// Rewrites the record of a change under way (a new phase).
     pub fn update(&mut self, entry: &mut Entry, change: Change) -> Result<()> {
         entry.record.change = change;
-        store::replace(
+        let written = store::replace(
             &entry.path,
             store::Kind::Journal,
             &serde_json::to_vec(&entry.record)?,
-        )
+        );
+        if written.is_err() {
+            // The record stands as it was; its half-written successor goes
+            // (recovery would remove it too, but a failed change leaves
+            // nothing).
+            let mut next = entry.path.as_os_str().to_owned();
+            next.push("_next");
+            let _ = pinfs::remove_all(Path::new(&next));
+        }
+        written
     }
 
     /// Runs steps.

@@ -118,3 +118,34 @@ pub fn check_new(path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every load directory on the bpffs mounted at `root` (not looking inside
+/// load directories, xdpctl's state directory or other mounts).
+pub fn all(root: &Path) -> Result<Vec<LoadDir>> {
+    use std::os::unix::fs::MetadataExt as _;
+    fn walk(dir: &Path, dev: u64, out: &mut Vec<LoadDir>) -> Result<()> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_dir() || meta.dev() != dev || entry.file_name() == pinfs::STATE_DIR {
+                continue;
+            }
+            match read_manifest(&path) {
+                Ok(Some(manifest)) => out.push(LoadDir { path, manifest }),
+                // A damaged manifest still marks a load directory.
+                Err(_) => {}
+                Ok(None) => walk(&path, dev, out)?,
+            }
+        }
+        Ok(())
+    }
+    let dev = fs::metadata(root)?.dev();
+    let mut out = Vec::new();
+    walk(root, dev, &mut out)?;
+    Ok(out)
+}

@@ -20,6 +20,8 @@ pub enum Node {
     Dir,
     /// A pinned link, by id.
     Link(u32),
+    /// A pinned map, by id.
+    Map(u32),
     /// Any other pin, by a label.
     Pin(String),
     /// A load directory's manifest, with its generation.
@@ -172,6 +174,12 @@ impl Kernel for Fake {
     fn pinned_link(&mut self, path: &Path) -> anyhow::Result<Option<u32>> {
         Ok(match self.fs.get(path) {
             Some(Node::Link(id)) => Some(*id),
+            _ => None,
+        })
+    }
+    fn pinned_map(&mut self, path: &Path) -> anyhow::Result<Option<u32>> {
+        Ok(match self.fs.get(path) {
+            Some(Node::Map(id)) => Some(*id),
             _ => None,
         })
     }
@@ -402,9 +410,15 @@ fn an_unload_killed_anywhere_is_finished() {
         trash: "/b/_xdpctl/trash/u1".into(),
         links: vec![10],
         netlink: vec![(dev(), 100)],
+        shared: vec![SharedPin {
+            path: "/b/stats".into(),
+            map: 40,
+        }],
     };
+    initial.put("/b/stats", Node::Map(40));
     let mut after = initial.clone();
     after.fs.retain(|p, _| !p.starts_with("/b/fw"));
+    after.fs.remove(Path::new("/b/stats"));
     after.links.get_mut(&10).unwrap().attached = false;
     after.xdp.clear();
     let (points, _, afters) = crash_everywhere(&initial, &change, |_| Ok(()), &initial, &after);
@@ -442,6 +456,8 @@ fn a_load_killed_anywhere_leaves_nothing_or_the_load() {
         stage: "/b/_xdpctl/stage/l1".into(),
         generation: 3,
         parents: vec!["/b/a".into()],
+        shared: Vec::new(),
+        shared_stage: None,
     };
     let prepare = |k: &mut Fake| -> anyhow::Result<()> {
         k.spend()?;
@@ -457,6 +473,61 @@ fn a_load_killed_anywhere_leaves_nothing_or_the_load() {
     loaded(&mut after, "/b/a/fw", 3, "p");
     let (points, befores, afters) = crash_everywhere(&initial, &change, prepare, &initial, &after);
     assert_eq!((points, befores, afters), (5, 4, 1));
+}
+
+#[test]
+fn a_load_with_shared_maps_killed_anywhere_leaves_nothing_or_the_load() {
+    let mut initial = Fake::default();
+    initial.mkdir("/b/_xdpctl/stage");
+    // Another tool's pin of the same id-less name stays whatever happens.
+    initial.put("/b/other", Node::Map(7));
+    let change = Change::Load {
+        dir: "/b/fw".into(),
+        stage: "/b/_xdpctl/stage/l1".into(),
+        generation: 3,
+        parents: vec![],
+        shared: vec![
+            SharedPin {
+                path: "/b/stats".into(),
+                map: 40,
+            },
+            SharedPin {
+                path: "/b/ports".into(),
+                map: 41,
+            },
+        ],
+        shared_stage: Some("/b/_xdpctl/stage/s1".into()),
+    };
+    let prepare = |k: &mut Fake| -> anyhow::Result<()> {
+        k.spend()?;
+        k.mkdir("/b/_xdpctl/stage/s1");
+        k.spend()?;
+        k.put("/b/_xdpctl/stage/s1/stats", Node::Map(40));
+        k.spend()?;
+        k.put("/b/_xdpctl/stage/s1/ports", Node::Map(41));
+        k.spend()?;
+        k.mkdir("/b/_xdpctl/stage/l1");
+        k.spend()?;
+        loaded(k, "/b/_xdpctl/stage/l1", 3, "p");
+        k.rename(
+            Path::new("/b/_xdpctl/stage/s1/stats"),
+            Path::new("/b/stats"),
+        )?;
+        k.rename(
+            Path::new("/b/_xdpctl/stage/s1/ports"),
+            Path::new("/b/ports"),
+        )?;
+        k.rename(Path::new("/b/_xdpctl/stage/l1"), Path::new("/b/fw"))?;
+        k.remove_tree(Path::new("/b/_xdpctl/stage/s1"))
+    };
+    let mut after = initial.clone();
+    loaded(&mut after, "/b/fw", 3, "p");
+    after.put("/b/stats", Node::Map(40));
+    after.put("/b/ports", Node::Map(41));
+    let (points, befores, afters) = crash_everywhere(&initial, &change, prepare, &initial, &after);
+    // Killed after the commit (the rename of the load), before the stage
+    // was removed: that is the after too.
+    assert_eq!((points, befores, afters), (10, 8, 2));
 }
 
 /// A kernel with link 10 (of program 100) pinned at /b/fw/links/eth1@9.
@@ -504,6 +575,7 @@ fn forged_records_are_refused() {
         trash: "/sys/fs/bpf/_xdpctl/trash/x".into(),
         links: vec![],
         netlink: vec![],
+        shared: vec![],
     };
     assert_eq!(ok.validate(root, state), Ok(()));
     for (dir, trash) in [
@@ -520,9 +592,33 @@ fn forged_records_are_refused() {
             trash: trash.into(),
             links: vec![],
             netlink: vec![],
+            shared: vec![],
         };
         assert!(forged.validate(root, state).is_err(), "{dir} {trash}");
     }
+    // A shared pin outside the bpffs, or a shared stage outside the state
+    // directory, is refused.
+    let forged = Change::Unload {
+        dir: "/sys/fs/bpf/fw".into(),
+        generation: 1,
+        trash: "/sys/fs/bpf/_xdpctl/trash/x".into(),
+        links: vec![],
+        netlink: vec![],
+        shared: vec![SharedPin {
+            path: "/etc/passwd".into(),
+            map: 1,
+        }],
+    };
+    assert!(forged.validate(root, state).is_err());
+    let forged = Change::Load {
+        dir: "/sys/fs/bpf/fw".into(),
+        stage: "/sys/fs/bpf/_xdpctl/stage/x".into(),
+        generation: 1,
+        parents: vec![],
+        shared: vec![],
+        shared_stage: Some("/sys/fs/bpf/elsewhere".into()),
+    };
+    assert!(forged.validate(root, state).is_err());
     let steps = Change::Steps {
         what: "x".into(),
         steps: vec![Step::RemoveTree {
