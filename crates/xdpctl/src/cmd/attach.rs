@@ -319,12 +319,13 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let (link_id, link_pinned, rollback, expect) = if let Some(&(mode, old_id)) = existing.first() {
         let old_name =
             objects::describe(Kind::Prog, old_id).map_or_else(|_| "?".into(), |d| d.name);
-        let (old_link, how) = match links.find(dev.ifindex, old_id)? {
+        let (old_link, how) = match links.find(dev.ifindex, mode, old_id)? {
             XdpAttach::Link(l) => (Some(l), format!("a bpf_link (link {})", l.id)),
             XdpAttach::Netlink => (None, "netlink".to_owned()),
-            XdpAttach::Ambiguous => bail!(
-                "{} runs program {old_id} ({old_name}), but whether by a link or over netlink \
-                 cannot be told apart from devices in other namespaces; detach it first",
+            XdpAttach::UnknownLink => bail!(
+                "{} runs program {old_id} ({old_name}) by a bpf_link, but several links of \
+                 devices with its ifindex in other namespaces run that program and the kernel \
+                 does not say which is this one's; detach it with the tool that attached it",
                 dev.name
             ),
         };

@@ -72,7 +72,16 @@ pub fn detach_device(
     let mut notes = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
         let mut row = Attachment::netlink(dev, netns, mode, prog_id);
-        if let XdpAttach::Link(l) = links.find(dev.ifindex, prog_id)? {
+        let found = links.find(dev.ifindex, mode, prog_id)?;
+        if found == XdpAttach::UnknownLink {
+            bail!(
+                "{} runs program {prog_id} by a bpf_link, but several links of devices with its \
+                 ifindex in other namespaces run that program and the kernel does not say which \
+                 is this one's; nothing was detached (detach it with the tool that attached it)",
+                dev.name
+            );
+        }
+        if let XdpAttach::Link(l) = found {
             let pinned: Vec<PathBuf> = pins.get(&(Kind::Link, l.id)).cloned().unwrap_or_default();
             let (mine, foreign): (Vec<PathBuf>, Vec<PathBuf>) =
                 pinned.iter().cloned().partition(|p| ours(p));

@@ -4,7 +4,8 @@
 //! XDP comes from rtnetlink (`IFLA_XDP`: program per mode), matched with
 //! the kernel's XDP links to tell a link from a netlink attachment; tcx
 //! from `BPF_PROG_QUERY` (`BPF_TCX_INGRESS`/`EGRESS`), in order, with link
-//! ids; tc from rtnetlink filter dumps on clsact ingress and egress; the
+//! ids; tc from rtnetlink filter dumps on clsact ingress and egress (or a
+//! legacy `ingress` qdisc's one hook); the
 //! flow dissector from `BPF_PROG_QUERY` on the namespace; netfilter from
 //! the kernel's netfilter links.
 
@@ -19,7 +20,7 @@ use crate::{
     cli::NetCommand,
     ctx::{Ctx, PinIndex},
     kernel::links::{Target, XdpAttach, XdpLinks},
-    kernel::netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, Rtnl},
+    kernel::netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, IngressQdisc, Rtnl},
     kernel::netns,
     kernel::sys::{self, IdKind, QueryTarget},
     render::{self, Human, Tabular},
@@ -51,7 +52,7 @@ pub struct DeviceRow {
     pub tcx_ingress: Vec<TcxRow>,
     /// tcx egress programs, in the order they run.
     pub tcx_egress: Vec<TcxRow>,
-    /// cls_bpf filters on clsact ingress.
+    /// cls_bpf filters on ingress (of a clsact or a legacy ingress qdisc).
     pub tc_ingress: Vec<TcRow>,
     /// cls_bpf filters on clsact egress.
     pub tc_egress: Vec<TcRow>,
@@ -77,6 +78,9 @@ pub struct TcxRow {
 /// A tc cls_bpf filter.
 #[derive(Debug, Serialize)]
 pub struct TcRow {
+    /// The qdisc it hangs from: `clsact`, or `ingress` (the legacy
+    /// ingress-only qdisc).
+    pub qdisc: &'static str,
     /// Filter priority.
     pub priority: u16,
     /// Filter handle.
@@ -164,10 +168,9 @@ impl Human for NetShow {
                     hook: format!("xdp/{}", x.mode),
                     prog_id: x.prog_id,
                     name: x.prog_name.clone(),
-                    attach: if x.attach == "netlink" {
-                        "netlink".into()
-                    } else {
-                        attach
+                    attach: match (x.attach, x.link_id) {
+                        ("link", None) => "link ?".into(),
+                        _ => attach,
                     },
                     details,
                 });
@@ -195,7 +198,10 @@ impl Human for NetShow {
             for (dir, rows) in [("ingress", &dev.tc_ingress), ("egress", &dev.tc_egress)] {
                 for t in rows {
                     lines.push(HookLine {
-                        hook: format!("clsact/{dir}"),
+                        hook: match t.qdisc {
+                            "clsact" => format!("clsact/{dir}"),
+                            other => other.to_owned(),
+                        },
                         prog_id: t.prog_id,
                         name: t.prog_name.clone(),
                         attach: "tc filter".into(),
@@ -295,16 +301,17 @@ fn tcx(
 fn device_row(
     rtnl: &mut Rtnl,
     dev: &Device,
+    qdisc: Option<IngressQdisc>,
     links: &XdpLinks,
     names: &mut Names,
     pins: &PinIndex,
 ) -> Result<DeviceRow> {
     let mut xdp = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
-        let (attach, link) = match links.find(dev.ifindex, prog_id)? {
+        let (attach, link) = match links.find(dev.ifindex, mode, prog_id)? {
             XdpAttach::Link(l) => ("link", Some(l)),
             XdpAttach::Netlink => ("netlink", None),
-            XdpAttach::Ambiguous => ("link or netlink", None),
+            XdpAttach::UnknownLink => ("link", None),
         };
         xdp.push(XdpRow {
             mode: mode.to_owned(),
@@ -317,12 +324,13 @@ fn device_row(
                 .unwrap_or_default(),
         });
     }
-    let mut tc = |parent| -> Result<Vec<TcRow>> {
+    let mut tc = |parent, qdisc| -> Result<Vec<TcRow>> {
         Ok(rtnl
             .tc_bpf_filters(dev.ifindex, parent)
             .with_context(|| format!("listing tc filters of {}", dev.name))?
             .into_iter()
             .map(|f| TcRow {
+                qdisc,
                 priority: f.priority,
                 handle: f.handle,
                 name: f.name,
@@ -332,8 +340,13 @@ fn device_row(
             })
             .collect())
     };
-    let tc_ingress = tc(CLSACT_INGRESS)?;
-    let tc_egress = tc(CLSACT_EGRESS)?;
+    // NB: a legacy ingress qdisc answers a dump on clsact's egress parent
+    // with its ingress filters: ask it for ingress only.
+    let (tc_ingress, tc_egress) = match qdisc {
+        Some(IngressQdisc::Clsact) => (tc(CLSACT_INGRESS, "clsact")?, tc(CLSACT_EGRESS, "clsact")?),
+        Some(IngressQdisc::Ingress) => (tc(CLSACT_INGRESS, "ingress")?, Vec::new()),
+        None => (Vec::new(), Vec::new()),
+    };
     Ok(DeviceRow {
         name: dev.name.clone(),
         ifindex: dev.ifindex,
@@ -369,9 +382,8 @@ fn nf_hook(hooknum: u32) -> String {
 
 /// Gathers the picture for the current namespace.
 pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetShow> {
-    // NB: only the pins of xdpctl's links are looked for (bpftool shows no
-    // pins at all); opening every pin on a busy bpffs would cost more than
-    // the rest of net show.
+    // NB: the pins of xdpctl's links first (their names say so); opening
+    // every pin on a busy bpffs costs more than the rest of net show.
     let pins = ctx.link_pin_index()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let links = XdpLinks::load(&pins)?;
@@ -391,11 +403,45 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
         },
         None => rtnl.devices().context("listing devices")?,
     };
+    let qdiscs = rtnl
+        .ingress_qdiscs()
+        .context("listing ingress and clsact qdiscs")?;
     let mut rows = Vec::new();
     for dev in &devices {
-        let row = device_row(&mut rtnl, dev, &links, &mut names, &pins)?;
+        let qdisc = qdiscs.get(&dev.ifindex).copied();
+        let row = device_row(&mut rtnl, dev, qdisc, &links, &mut names, &pins)?;
         if only.is_some() || !is_empty(&row) {
             rows.push(row);
+        }
+    }
+    // Links other tools pinned (`bpftool link pin`, anywhere under the
+    // bpffs) are looked for only when a link shown has no xdpctl pin: that
+    // walk opens every pin.
+    let unpinned = |r: &DeviceRow| {
+        r.xdp
+            .iter()
+            .any(|x| x.link_id.is_some() && x.link_pinned.is_empty())
+            || r.tcx_ingress
+                .iter()
+                .chain(&r.tcx_egress)
+                .any(|t| t.link_id.is_some() && t.link_pinned.is_empty())
+    };
+    if rows.iter().any(unpinned) {
+        let all = ctx.pin_index()?;
+        let pinned = |id: Option<u32>, to: &mut Vec<PathBuf>| {
+            if let Some(id) = id
+                && to.is_empty()
+            {
+                to.clone_from(all.get(&(Kind::Link, id)).unwrap_or(&Vec::new()));
+            }
+        };
+        for row in &mut rows {
+            for x in &mut row.xdp {
+                pinned(x.link_id, &mut x.link_pinned);
+            }
+            for t in row.tcx_ingress.iter_mut().chain(&mut row.tcx_egress) {
+                pinned(t.link_id, &mut t.link_pinned);
+            }
         }
     }
     let ns = File::open("/proc/thread-self/ns/net").context("opening the network namespace")?;
