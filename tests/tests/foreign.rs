@@ -15,14 +15,28 @@ fn net_show(fs: &Bpffs, ns: &str, dev: &str) -> Value {
         .clone()
 }
 
-/// Runs a host command inside `ns` with nsenter, which (unlike `ip netns
-/// exec`) keeps the test's bpffs mount visible.
+/// Runs another tool inside `ns` with the test's bpffs at /sys/fs/bpf.
+///
+/// NB: iproute2, xdp-filter and libxdp pin under /sys/fs/bpf, or when that
+/// is no bpffs into the first one in /proc/mounts: another test's. So the
+/// tool runs in a private mount namespace with the test's bpffs bound at
+/// /sys/fs/bpf, entered with nsenter (`ip netns exec` would remount /sys).
 #[track_caller]
-fn in_ns(ns: &NetNs, cmd: &[&str]) -> String {
-    let net = format!("--net={}", ns.path().display());
-    let mut args = vec![net.as_str()];
+fn in_ns(fs: &Bpffs, ns: &NetNs, cmd: &[&str]) -> String {
+    let mut args = vec![
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" /sys/fs/bpf && net=\"$1\" && shift && exec nsenter --net=\"$net\" \"$@\"",
+    ];
+    let root = s(fs.path()).to_owned();
+    let net = ns.path().display().to_string();
+    args.push(&root);
+    args.push(&net);
     args.extend_from_slice(cmd);
-    sh("nsenter", &args)
+    sh("unshare", &args)
 }
 
 fn ifindex_in(ns: &NetNs, dev: &str) -> u32 {
@@ -194,6 +208,7 @@ fn link_and_netlink_on_same_ifindex_in_two_namespaces_are_told_apart() {
         ],
     );
     in_ns(
+        &fs,
         b,
         &[
             "ip",
@@ -252,4 +267,212 @@ fn link_and_netlink_on_same_ifindex_in_two_namespaces_are_told_apart() {
     assert_eq!(out.json()["detached"][0]["attach"], "netlink");
     assert_eq!(net_show(&fs, b.name(), dev_b)["xdp"], Value::Array(vec![]));
     drop(prog);
+}
+
+const DISPATCHER_OBJ: &str = "/usr/lib/x86_64-linux-gnu/bpf/xdp-dispatcher.o";
+
+/// `struct xdp_dispatcher_config` as the installed libxdp's dispatcher
+/// object declares it (its BTF, dumped by bpftool): size and byte offset
+/// of each member. The test fills the configuration from this, not from
+/// xdpctl's idea of the layout.
+fn dispatcher_layout() -> (usize, std::collections::HashMap<String, usize>) {
+    let dump: Value = serde_json::from_str(&sh(
+        "bpftool",
+        &["-j", "btf", "dump", "file", DISPATCHER_OBJ],
+    ))
+    .unwrap();
+    let config = dump["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "xdp_dispatcher_config")
+        .expect("xdp_dispatcher_config in the dispatcher's BTF");
+    let offsets = config["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_owned(),
+                m["bits_offset"].as_u64().unwrap() as usize / 8,
+            )
+        })
+        .collect();
+    (config["size"].as_u64().unwrap() as usize, offsets)
+}
+
+/// libxdp's dispatcher, as xdp-loader leaves it: the real dispatcher
+/// program from the installed libxdp, with a configuration for two
+/// programs, attached over netlink, and its programs pinned where libxdp
+/// pins them. net show lists each program with its priority and chain
+/// actions, as `xdp-loader status` does.
+///
+/// NB: this kernel refuses freplace programs (lockdown), so libxdp cannot
+/// build a dispatcher here (xdp-loader with two programs fails, with one it
+/// falls back to a plain program). The programs pinned in the slots are
+/// plain XDP programs and no `progN-link` exists; the dispatcher's stubs
+/// are not replaced.
+#[test]
+fn libxdp_dispatcher_programs_are_shown_with_priorities_and_actions() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let (ns, dev) = (&pair.b, pair.dev_b.as_str());
+
+    let (size, at) = dispatcher_layout();
+    let mut conf = vec![0u8; size];
+    conf[at["magic"]] = 236;
+    conf[at["dispatcher_version"]] = 2;
+    conf[at["num_progs_enabled"]] = 2;
+    let put = |conf: &mut Vec<u8>, field: &str, slot: usize, v: u32| {
+        let o = at[field] + 4 * slot;
+        conf[o..o + 4].copy_from_slice(&v.to_ne_bytes());
+    };
+    let retval = 1 << 31;
+    put(&mut conf, "chain_call_actions", 0, (1 << 2) | retval); // XDP_PASS
+    put(
+        &mut conf,
+        "chain_call_actions",
+        1,
+        (1 << 1) | (1 << 2) | retval,
+    );
+    put(&mut conf, "run_prios", 0, 10);
+    put(&mut conf, "run_prios", 1, 20);
+
+    let mut obj = aya::EbpfLoader::new()
+        .override_global("conf", conf.as_slice(), true)
+        .load_file(DISPATCHER_OBJ)
+        .unwrap();
+    let disp: &mut Xdp = obj
+        .program_mut("xdp_dispatcher")
+        .unwrap()
+        .try_into()
+        .unwrap();
+    disp.load().unwrap();
+    let disp_pin = fs.path().join("disp");
+    disp.pin(&disp_pin).unwrap();
+    drop(obj);
+    in_ns(
+        &fs,
+        ns,
+        &[
+            "ip",
+            "link",
+            "set",
+            "dev",
+            dev,
+            "xdpgeneric",
+            "pinned",
+            s(&disp_pin),
+        ],
+    );
+    let d = net_show(&fs, ns.name(), dev);
+    let did = d["xdp"][0]["prog_id"].as_u64().unwrap();
+    let ifindex = ifindex_in(ns, dev);
+    let dir = fs.path().join(format!("xdp/dispatch-{ifindex}-{did}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ids = Vec::new();
+    for (slot, stem) in [(0, "user_xdp"), (1, "xdp_pass")] {
+        let pin = dir.join(format!("prog{slot}-prog"));
+        sh(
+            "bpftool",
+            &["prog", "load", s(&fixture(stem)), s(&pin), "type", "xdp"],
+        );
+        ids.push(
+            xdpctl(&fs, ["-j", "prog", "show", s(&pin)]).ok().json()[0]["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+
+    let d = net_show(&fs, ns.name(), dev);
+    let x = &d["xdp"][0];
+    assert_eq!(x["prog_name"], "xdp_dispatcher", "{d}");
+    assert_eq!(x["attach"], "netlink", "{d}");
+    let disp = &x["dispatcher"];
+    assert_eq!(disp["version"], 2, "{d}");
+    assert_eq!(disp["pinned"], s(&dir), "{d}");
+    let progs = disp["programs"].as_array().unwrap();
+    assert_eq!(progs.len(), 2, "{d}");
+    assert_eq!(progs[0]["slot"], 0);
+    assert_eq!(progs[0]["prog_id"], ids[0], "{d}");
+    assert_eq!(progs[0]["prog_name"], "count_types", "{d}");
+    assert_eq!(progs[0]["priority"], 10, "{d}");
+    assert_eq!(
+        progs[0]["chain_call_actions"],
+        serde_json::json!(["XDP_PASS"])
+    );
+    assert_eq!(progs[1]["prog_id"], ids[1], "{d}");
+    assert_eq!(progs[1]["priority"], 20, "{d}");
+    assert_eq!(
+        progs[1]["chain_call_actions"],
+        serde_json::json!(["XDP_DROP", "XDP_PASS"])
+    );
+    assert_eq!(progs[1]["link_id"], Value::Null);
+
+    let text = xdpctl(&fs, ["net", "show", dev, "--netns", ns.name()])
+        .ok()
+        .stdout;
+    for needle in [
+        "libxdp dispatcher v2, 2 programs",
+        "prog0",
+        "count_types",
+        "prio 10, chain XDP_PASS",
+        "prio 20, chain XDP_DROP,XDP_PASS",
+    ] {
+        assert!(text.contains(needle), "lacks {needle:?}:\n{text}");
+    }
+
+    // libxdp reads the same: xdp-loader status lists the programs in the
+    // same order with the same priorities.
+    let status = in_ns(&fs, ns, &["xdp-loader", "status", dev]);
+    let rows: Vec<&str> = status
+        .lines()
+        .filter(|l| l.contains("count_types") || l.contains("xdp_pass"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{status}");
+    assert!(
+        rows[0].contains("count_types") && rows[0].contains(" 10 "),
+        "{status}"
+    );
+    assert!(rows[1].contains(" 20 "), "{status}");
+
+    // Detach takes the dispatcher off; libxdp's pins are not xdpctl's.
+    let before = fs.snapshot();
+    xdpctl(&fs, ["detach", dev, "--netns", ns.name()]).ok();
+    assert_eq!(net_show(&fs, ns.name(), dev)["xdp"], Value::Array(vec![]));
+    assert_eq!(fs.snapshot(), before);
+}
+
+/// What xdp-filter does on this kernel: with freplace refused it loads its
+/// program without a dispatcher, over netlink (and where freplace works,
+/// behind a dispatcher). Either way net show names xdp-filter's program,
+/// and detach takes it off.
+#[test]
+fn xdp_filter_program_is_shown_and_detached() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let (ns, dev) = (&pair.b, pair.dev_b.as_str());
+    in_ns(&fs, ns, &["xdp-filter", "load", dev, "-m", "skb"]);
+    let d = net_show(&fs, ns.name(), dev);
+    let x = &d["xdp"][0];
+    let names: Vec<&str> = match x.get("dispatcher") {
+        Some(disp) => disp["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["prog_name"].as_str().unwrap_or("?"))
+            .collect(),
+        None => vec![x["prog_name"].as_str().unwrap()],
+    };
+    assert!(
+        names.len() == 1 && names[0].starts_with("xdpfilt_"),
+        "xdp-filter's one program: {d}"
+    );
+    assert_eq!(x["mode"], "generic", "{d}");
+    xdpctl(&fs, ["detach", dev, "--netns", ns.name()]).ok();
+    assert_eq!(net_show(&fs, ns.name(), dev)["xdp"], Value::Array(vec![]));
+    // xdp-filter's own pins (its maps, under xdp-filter/) are its own.
+    assert!(fs.path().join("xdp-filter").is_dir());
 }

@@ -180,6 +180,7 @@ impl Attachment {
                 attach: "netlink",
                 link_id: None,
                 link_pinned: Vec::new(),
+                dispatcher: None,
             },
         }
     }
@@ -515,6 +516,7 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
             attach: if link_id.is_some() { "link" } else { "netlink" },
             link_id,
             link_pinned,
+            dispatcher: None,
         },
     };
     ctx.out.note(format_args!(

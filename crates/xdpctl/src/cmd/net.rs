@@ -21,8 +21,8 @@ use crate::{
     ctx::{Ctx, PinIndex},
     kernel::links::{Target, XdpAttach, XdpLinks},
     kernel::netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, IngressQdisc, Rtnl},
-    kernel::netns,
     kernel::sys::{self, IdKind, QueryTarget},
+    kernel::{dispatcher, netns},
     render::{self, Human, Tabular},
 };
 
@@ -125,7 +125,7 @@ pub struct NetfilterRow {
 #[derive(Serialize)]
 struct HookLine {
     hook: String,
-    prog_id: u32,
+    prog_id: Option<u32>,
     name: String,
     attach: String,
     details: String,
@@ -136,7 +136,8 @@ impl Tabular for HookLine {
     fn cells(&self, _view: &render::View) -> Vec<String> {
         vec![
             self.hook.clone(),
-            self.prog_id.to_string(),
+            self.prog_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
             self.name.clone(),
             self.attach.clone(),
             self.details.clone(),
@@ -166,21 +167,49 @@ impl Human for NetShow {
                 let (attach, details) = link_details(x.link_id, &x.link_pinned, view);
                 lines.push(HookLine {
                     hook: format!("xdp/{}", x.mode),
-                    prog_id: x.prog_id,
+                    prog_id: Some(x.prog_id),
                     name: x.prog_name.clone(),
                     attach: match (x.attach, x.link_id) {
                         ("link", None) => "link ?".into(),
                         _ => attach,
                     },
-                    details,
+                    details: match &x.dispatcher {
+                        Some(d) => format!(
+                            "libxdp dispatcher v{}, {} program{}",
+                            d.version,
+                            d.programs.len(),
+                            if d.programs.len() == 1 { "" } else { "s" }
+                        ),
+                        None => details,
+                    },
                 });
+                for p in x.dispatcher.iter().flat_map(|d| &d.programs) {
+                    lines.push(HookLine {
+                        hook: format!("  prog{}", p.slot),
+                        prog_id: p.prog_id,
+                        name: p.prog_name.clone().unwrap_or_else(|| "?".into()),
+                        attach: p
+                            .link_id
+                            .map_or_else(|| "freplace".into(), |l| format!("link {l}")),
+                        details: format!(
+                            "prio {}, chain {}{}",
+                            p.priority,
+                            if p.chain_call_actions.is_empty() {
+                                "-".to_owned()
+                            } else {
+                                p.chain_call_actions.join(",")
+                            },
+                            if p.frags { ", frags" } else { "" }
+                        ),
+                    });
+                }
             }
             for (dir, rows) in [("ingress", &dev.tcx_ingress), ("egress", &dev.tcx_egress)] {
                 for t in rows {
                     let (attach, details) = link_details(t.link_id, &t.link_pinned, view);
                     lines.push(HookLine {
                         hook: format!("tcx/{dir}"),
-                        prog_id: t.prog_id,
+                        prog_id: Some(t.prog_id),
                         name: t.prog_name.clone(),
                         attach: if t.link_id.is_some() {
                             attach
@@ -202,7 +231,7 @@ impl Human for NetShow {
                             "clsact" => format!("clsact/{dir}"),
                             other => other.to_owned(),
                         },
-                        prog_id: t.prog_id,
+                        prog_id: Some(t.prog_id),
                         name: t.prog_name.clone(),
                         attach: "tc filter".into(),
                         details: format!(
@@ -298,6 +327,10 @@ fn tcx(
         .collect())
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the gathered state of the namespace, passed down once"
+)]
 fn device_row(
     rtnl: &mut Rtnl,
     dev: &Device,
@@ -305,6 +338,8 @@ fn device_row(
     links: &XdpLinks,
     names: &mut Names,
     pins: &PinIndex,
+    bpffs: &std::path::Path,
+    notes: &mut Vec<String>,
 ) -> Result<DeviceRow> {
     let mut xdp = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
@@ -322,6 +357,13 @@ fn device_row(
             link_pinned: link
                 .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
                 .unwrap_or_default(),
+            dispatcher: match dispatcher::read(prog_id, dev.ifindex, bpffs) {
+                Ok(d) => d,
+                Err(e) => {
+                    notes.push(format!("{}: {:#}", dev.name, anyhow::Error::new(e)));
+                    None
+                }
+            },
         });
     }
     let mut tc = |parent, qdisc| -> Result<Vec<TcRow>> {
@@ -388,6 +430,7 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let links = XdpLinks::load(&pins)?;
     let mut names = Names::default();
+    let mut notes = Vec::new();
     let devices = match only {
         Some(name) => match rtnl
             .device(name)
@@ -409,7 +452,9 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
     let mut rows = Vec::new();
     for dev in &devices {
         let qdisc = qdiscs.get(&dev.ifindex).copied();
-        let row = device_row(&mut rtnl, dev, qdisc, &links, &mut names, &pins)?;
+        let row = device_row(
+            &mut rtnl, dev, qdisc, &links, &mut names, &pins, &ctx.bpffs, &mut notes,
+        )?;
         if only.is_some() || !is_empty(&row) {
             rows.push(row);
         }
@@ -477,6 +522,7 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
             _ => None,
         })
         .collect();
+    ctx.out.notes(notes);
     Ok(NetShow {
         netns: netns.map(crate::kernel::netns::display),
         devices: rows,
