@@ -476,3 +476,120 @@ fn xdp_filter_program_is_shown_and_detached() {
     // xdp-filter's own pins (its maps, under xdp-filter/) are its own.
     assert!(fs.path().join("xdp-filter").is_dir());
 }
+
+/// A program another tool pinned gets its link pinned in xdpctl's own
+/// `_xdpctl/links/`, never in that tool's directory, and detach leaves the
+/// bpffs as it was. A program of a load gets it in that load's `links/`,
+/// which goes with the last link; a directory above a load is no load.
+#[test]
+fn link_pins_live_with_their_load_or_in_xdpctls_own_directory() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let (ns, dev) = (&pair.b, pair.dev_b.as_str());
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(ns.path()).unwrap());
+    std::fs::create_dir(fs.path().join("bt")).unwrap();
+    let prog = fs.path().join("bt/count");
+    sh(
+        "bpftool",
+        &[
+            "prog",
+            "load",
+            s(&fixture("user_xdp")),
+            s(&prog),
+            "type",
+            "xdp",
+        ],
+    );
+    let before = fs.snapshot();
+
+    let att = xdpctl(
+        &fs,
+        [
+            "-j",
+            "attach",
+            "bt/count",
+            dev,
+            "--netns",
+            ns.name(),
+            "--mode",
+            "generic",
+        ],
+    )
+    .ok()
+    .json();
+    let pin = fs.path().join(format!("_xdpctl/links/{dev}@{ino}"));
+    assert_eq!(att[0]["attach"], "link", "{att}");
+    assert_eq!(att[0]["link_pinned"][0], s(&pin), "{att}");
+    assert!(pin.exists());
+    assert!(
+        !fs.path().join("bt/links").exists(),
+        "nothing in bpftool's directory"
+    );
+    let d = net_show(&fs, ns.name(), dev);
+    assert_eq!(d["xdp"][0]["link_pinned"][0], s(&pin), "{d}");
+    assert_eq!(d["xdp"][0]["link_id"], att[0]["link_id"], "{d}");
+
+    let out = xdpctl(&fs, ["-j", "detach", dev, "--netns", ns.name()]).ok();
+    assert_eq!(out.json()["detached"][0]["link_pinned"][0], s(&pin));
+    assert_eq!(net_show(&fs, ns.name(), dev)["xdp"], Value::Array(vec![]));
+    assert_eq!(fs.snapshot(), before, "detach removes what attach made");
+
+    // A load below a plain directory: the directory is not the load.
+    xdpctl(&fs, ["load", "--pin", "par/child"]).ok();
+    let loaded = fs.snapshot();
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "par",
+            dev,
+            "--netns",
+            ns.name(),
+            "--mode",
+            "generic",
+        ],
+    )
+    .fails_with(&["par is not an xdpctl load directory"]);
+    assert_eq!(fs.snapshot(), loaded);
+    let att = xdpctl(
+        &fs,
+        [
+            "-j",
+            "attach",
+            "par/child",
+            dev,
+            "--netns",
+            ns.name(),
+            "--mode",
+            "generic",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        att[0]["link_pinned"][0],
+        s(&fs.path().join(format!("par/child/links/{dev}@{ino}")))
+    );
+    xdpctl(&fs, ["detach", dev, "--netns", ns.name()]).ok();
+    assert_eq!(fs.snapshot(), loaded, "links/ goes with its last link");
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "par/child",
+            dev,
+            "--netns",
+            ns.name(),
+            "--mode",
+            "generic",
+        ],
+    )
+    .ok();
+    xdpctl(&fs, ["unload", "par/child"]).ok();
+    assert_eq!(
+        net_show(&fs, ns.name(), dev)["xdp"],
+        Value::Array(vec![]),
+        "unload detaches its load's link"
+    );
+}

@@ -2,14 +2,16 @@
 //!
 //! An attachment must outlive xdpctl. By default it is a bpf_link pinned at
 //! `<load dir>/links/<device>@<netns inode>`: a link cannot be replaced by
-//! other tools behind our back, and detaching is removing it. Only programs
-//! of an xdpctl load directory are attached this way (the link belongs to
-//! the load). `--netlink` attaches the legacy way instead, visible to and
-//! removable by `ip link`, for any XDP program.
+//! other tools behind our back, and detaching is removing it; `unload`
+//! detaches it with the load. A program no load directory holds (another
+//! tool's) gets its link pinned in xdpctl's own `_xdpctl/links/` at the root
+//! of the bpffs, never in the other tool's directory. `--netlink` attaches
+//! the legacy way instead, visible to and removable by `ip link`.
 //!
 //! A link is created, then pinned: killed before the pin, the kernel drops
 //! the link with the process. The journal record written first lets the
-//! next command remove what a crash could leave (an empty `links/`).
+//! next command remove what a crash could leave (an empty `links/`);
+//! detach removes `links/` with its last link.
 
 use std::{
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
@@ -268,20 +270,21 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
 /// `attach` without printing the result.
 pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let prog = resolve_prog(ctx, &args.prog)?;
-    // Where a link would be pinned; checked before anything changes.
-    let load = match (&prog.load, args.netlink) {
+    // Where a link is pinned: in the load directory that holds the program,
+    // or, for a program no load holds (another tool's), in xdpctl's own
+    // `_xdpctl/links/` at the root of the bpffs. Never in another tool's
+    // directory.
+    let links_dir = match (&prog.load, args.netlink) {
         (_, true) => None,
-        (Some(load), false) => Some(load.clone()),
-        (None, false) => bail!(
-            "program {} ({}) is not a program of an xdpctl load directory, so its link has \
-             nowhere to live; attach it with --netlink, or load it with `xdpctl load`",
-            prog.id,
-            prog.name,
-        ),
+        (Some(load), false) => Some(load.links_dir()),
+        (None, false) => {
+            ctx.ensure_bpffs()?;
+            Some(ctx.own_links_dir()?)
+        }
     };
-    let lock_on = match &load {
-        Some(load) => load.path.clone(),
-        None => {
+    let lock_on = match &prog.load {
+        Some(load) if !args.netlink => load.path.clone(),
+        _ => {
             ctx.ensure_bpffs()?;
             ctx.bpffs.clone()
         }
@@ -297,10 +300,9 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let dev = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
     // NB: named `<dev>@<netns inode>`: link info does not say the namespace.
-    let link_pin = load.as_ref().map(|l| {
-        l.links_dir()
-            .join(format!("{}@{ns_ino}", dev.name.replace('.', "_")))
-    });
+    let link_pin = links_dir
+        .as_ref()
+        .map(|d| d.join(format!("{}@{ns_ino}", dev.name.replace('.', "_"))));
     let pins = ctx.pin_index()?;
     let links = links::XdpLinks::load(&pins)?;
     let flag = args.mode.flag();
@@ -399,8 +401,8 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
                 )
             }
         }
-    } else if let (Some(load), Some(pin)) = (&load, &link_pin) {
-        let links_dir = load.links_dir();
+    } else if let (Some(links_dir), Some(pin)) = (&links_dir, &link_pin) {
+        let links_dir = links_dir.clone();
         let entry = journal.begin(Change::Attach {
             pin: pin.clone(),
             links_dir: links_dir.clone(),

@@ -46,15 +46,17 @@ impl Human for Detached {
     }
 }
 
-/// Whether `path` is a link pin of an xdpctl load directory.
-fn ours(path: &std::path::Path) -> bool {
+/// Whether `path` is a link pin xdpctl made: in a load directory's links,
+/// or in `_xdpctl/links/` (links of programs no load holds).
+fn ours(ctx: &Ctx, path: &std::path::Path) -> bool {
     let Some(links_dir) = path.parent() else {
         return false;
     };
-    links_dir
-        .parent()
-        .and_then(|d| crate::ops::loaddir::LoadDir::open(d).ok())
-        .is_some_and(|l| l.links_dir() == links_dir)
+    ctx.own_links_dir().is_ok_and(|own| own == links_dir)
+        || links_dir
+            .parent()
+            .and_then(|d| crate::ops::loaddir::LoadDir::open(d).ok())
+            .is_some_and(|l| l.links_dir() == links_dir)
 }
 
 /// Takes every XDP program off `dev` (in the current namespace), whatever
@@ -84,7 +86,7 @@ pub fn detach_device(
         if let XdpAttach::Link(l) = found {
             let pinned: Vec<PathBuf> = pins.get(&(Kind::Link, l.id)).cloned().unwrap_or_default();
             let (mine, foreign): (Vec<PathBuf>, Vec<PathBuf>) =
-                pinned.iter().cloned().partition(|p| ours(p));
+                pinned.iter().cloned().partition(|p| ours(ctx, p));
             match (mine.first(), journal.as_mut()) {
                 (Some(pin), Some(journal)) => {
                     let entry = journal.begin(Change::Detach {
