@@ -439,9 +439,19 @@ fn libxdp_dispatcher_programs_are_shown_with_priorities_and_actions() {
 
     // Detach takes the dispatcher off; libxdp's pins are not xdpctl's.
     let before = fs.snapshot();
-    xdpctl(&fs, ["detach", dev, "--netns", ns.name()]).ok();
+    let out = xdpctl(&fs, ["detach", dev, "--netns", ns.name()]).ok();
+    assert!(
+        out.stderr
+            .contains(&format!("dispatcher's programs stay at {}", dir.display())),
+        "{}",
+        out.stderr
+    );
     assert_eq!(net_show(&fs, ns.name(), dev)["xdp"], Value::Array(vec![]));
     assert_eq!(fs.snapshot(), before);
+    // The way out the note names works.
+    assert!(out.stderr.contains(&format!("xdp-loader clean {dev}")));
+    in_ns(&fs, ns, &["xdp-loader", "clean", dev]);
+    assert!(!dir.exists(), "xdp-loader clean removes libxdp's pins");
 }
 
 /// What xdp-filter does on this kernel: with freplace refused it loads its

@@ -17,6 +17,7 @@ use crate::{
     cmd::attach::{Attachment, detach_netlink, device},
     ctx::Ctx,
     kernel::{
+        dispatcher,
         links::{self, XdpAttach},
         netlink::{Device, Rtnl},
         netns,
@@ -74,6 +75,17 @@ pub fn detach_device(
     let mut notes = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
         let mut row = Attachment::netlink(dev, netns, mode, prog_id);
+        // libxdp's pins of a dispatcher's programs are libxdp's: say so.
+        if let Ok(Some(d)) = dispatcher::read(prog_id, dev.ifindex, &ctx.bpffs)
+            && let Some(dir) = d.pinned
+        {
+            notes.push(format!(
+                "libxdp's pins of the dispatcher's programs stay at {} (not xdpctl's; remove \
+                 them with: xdp-loader clean {})",
+                dir.display(),
+                dev.name
+            ));
+        }
         let found = links.find(dev.ifindex, mode, prog_id)?;
         if found == XdpAttach::UnknownLink {
             bail!(
