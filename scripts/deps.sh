@@ -25,7 +25,9 @@ have_cmd groff || need+=(groff-base)
 # The table test runs xdpctl in a real terminal.
 have_cmd tmux || need+=(tmux)
 have_cmd man || need+=(man-db)
-# The benchmark compares with these peers and measures with these tools.
+# The benchmark compares with these peers and measures with these tools;
+# the interoperability tests (tests/tests/foreign.rs) make state with
+# bpftool, xdp-loader, xdp-filter and libxdp's dispatcher object.
 have_cmd bpftool || need+=(bpftool)
 # The crash tests inject real syscall faults, as the issue reproduces them.
 have_cmd strace || need+=(strace)

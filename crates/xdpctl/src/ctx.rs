@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::{
     cli::Cli,
@@ -66,12 +66,39 @@ impl Ctx {
     /// Pinned paths below the bpffs root, by object kind and id. Empty when
     /// the root is not a bpffs (nothing can be pinned there).
     pub fn pin_index(&self) -> Result<PinIndex> {
-        objects::pin_index(&self.bpffs, |_| true)
+        let mut index = objects::pin_index(&self.bpffs, |_| true)?;
+        self.add_own_links(&mut index)?;
+        Ok(index)
     }
 
     /// The pins of links xdpctl made (`<dev>@<netns inode>`): found without
     /// opening every other pin on the bpffs.
     pub fn link_pin_index(&self) -> Result<PinIndex> {
-        objects::pin_index(&self.bpffs, |name| name.as_encoded_bytes().contains(&b'@'))
+        let mut index =
+            objects::pin_index(&self.bpffs, |name| name.as_encoded_bytes().contains(&b'@'))?;
+        self.add_own_links(&mut index)?;
+        Ok(index)
+    }
+
+    /// Where `attach` pins the links of programs no load directory holds:
+    /// `_xdpctl/links/` at the root of the bpffs mount.
+    pub fn own_links_dir(&self) -> Result<PathBuf> {
+        Ok(crate::kernel::layout::StateDir::of(&self.bpffs)?.sub("links"))
+    }
+
+    /// Adds the pins in [`Self::own_links_dir`], which listings of the
+    /// bpffs leave out with the rest of `_xdpctl/`.
+    fn add_own_links(&self, index: &mut PinIndex) -> Result<()> {
+        if !self.bpffs.is_dir() || !pinfs::is_bpffs(&self.bpffs)? {
+            return Ok(());
+        }
+        let dir = self.own_links_dir()?;
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        for pin in pinfs::list(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            index.entry((pin.kind, pin.id)).or_default().push(pin.path);
+        }
+        Ok(())
     }
 }

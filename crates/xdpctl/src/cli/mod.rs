@@ -640,12 +640,14 @@ pub struct UnloadArgs {
 
 /// Attach a pinned XDP program to a network device.
 ///
-/// The attachment outlives xdpctl: by default it is a bpf_link pinned at
-/// <load dir>/links/<device>@<netns inode>, which other tools cannot
-/// silently replace (only a program of an xdpctl load directory can be
-/// attached this way); --netlink attaches any XDP program the legacy way
-/// instead (visible to and removable by `ip link set dev DEV xdp off`). The
-/// mode actually in effect is printed.
+/// The attachment outlives xdpctl: by default it is a bpf_link, which other
+/// tools cannot silently replace, pinned at
+/// <load dir>/links/<device>@<netns inode> when an xdpctl load directory
+/// holds the program (`unload` detaches it), else (another tool's program)
+/// at <bpffs root>/_xdpctl/links/<device>@<netns inode>; never in another
+/// tool's directory. `detach` removes the pin and a `links/` left empty.
+/// --netlink attaches the legacy way instead (visible to and removable by
+/// `ip link set dev DEV xdp off`). The mode actually in effect is printed.
 ///
 /// The default mode is native: XDP's point is to run in the driver, and a
 /// silent fall back to generic mode would hide a several-fold slowdown. If
@@ -698,8 +700,11 @@ pub struct AttachArgs {
 
 /// Take the XDP program off a network device, whatever attached it.
 ///
-/// Removes our pinned links (and their pins), links other tools made, and
-/// netlink attachments in any mode. A device with nothing attached is
+/// Removes our pinned links (and their pins, and a `links/` directory they
+/// leave empty), links other tools made (their pins stay, named), and
+/// netlink attachments in any mode; a link is told from a netlink
+/// attachment by asking the device, also when another namespace has a
+/// device with the same ifindex. A device with nothing attached is
 /// reported and is not an error.
 ///
 /// Example: xdpctl detach ens5
@@ -718,7 +723,9 @@ pub struct DetachArgs {
 #[derive(Debug, Subcommand)]
 pub enum NetCommand {
     /// Everything attached to network devices: XDP (mode, program, link or
-    /// netlink), tcx ingress/egress, tc clsact cls_bpf filters, plus the
+    /// netlink, the link's pins wherever they are; the programs of a libxdp
+    /// dispatcher with priority and chain actions), tcx ingress/egress, tc
+    /// cls_bpf filters (clsact, or the legacy ingress qdisc), plus the
     /// namespace's flow dissector and netfilter BPF links.
     ///
     /// Example: xdpctl net show ens5

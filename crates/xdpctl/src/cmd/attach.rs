@@ -2,14 +2,16 @@
 //!
 //! An attachment must outlive xdpctl. By default it is a bpf_link pinned at
 //! `<load dir>/links/<device>@<netns inode>`: a link cannot be replaced by
-//! other tools behind our back, and detaching is removing it. Only programs
-//! of an xdpctl load directory are attached this way (the link belongs to
-//! the load). `--netlink` attaches the legacy way instead, visible to and
-//! removable by `ip link`, for any XDP program.
+//! other tools behind our back, and detaching is removing it; `unload`
+//! detaches it with the load. A program no load directory holds (another
+//! tool's) gets its link pinned in xdpctl's own `_xdpctl/links/` at the root
+//! of the bpffs, never in the other tool's directory. `--netlink` attaches
+//! the legacy way instead, visible to and removable by `ip link`.
 //!
 //! A link is created, then pinned: killed before the pin, the kernel drops
 //! the link with the process. The journal record written first lets the
-//! next command remove what a crash could leave (an empty `links/`).
+//! next command remove what a crash could leave (an empty `links/`);
+//! detach removes `links/` with its last link.
 
 use std::{
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
@@ -180,6 +182,7 @@ impl Attachment {
                 attach: "netlink",
                 link_id: None,
                 link_pinned: Vec::new(),
+                dispatcher: None,
             },
         }
     }
@@ -267,20 +270,21 @@ pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
 /// `attach` without printing the result.
 pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let prog = resolve_prog(ctx, &args.prog)?;
-    // Where a link would be pinned; checked before anything changes.
-    let load = match (&prog.load, args.netlink) {
+    // Where a link is pinned: in the load directory that holds the program,
+    // or, for a program no load holds (another tool's), in xdpctl's own
+    // `_xdpctl/links/` at the root of the bpffs. Never in another tool's
+    // directory.
+    let links_dir = match (&prog.load, args.netlink) {
         (_, true) => None,
-        (Some(load), false) => Some(load.clone()),
-        (None, false) => bail!(
-            "program {} ({}) is not a program of an xdpctl load directory, so its link has \
-             nowhere to live; attach it with --netlink, or load it with `xdpctl load`",
-            prog.id,
-            prog.name,
-        ),
+        (Some(load), false) => Some(load.links_dir()),
+        (None, false) => {
+            ctx.ensure_bpffs()?;
+            Some(ctx.own_links_dir()?)
+        }
     };
-    let lock_on = match &load {
-        Some(load) => load.path.clone(),
-        None => {
+    let lock_on = match &prog.load {
+        Some(load) if !args.netlink => load.path.clone(),
+        _ => {
             ctx.ensure_bpffs()?;
             ctx.bpffs.clone()
         }
@@ -296,10 +300,9 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let dev = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
     // NB: named `<dev>@<netns inode>`: link info does not say the namespace.
-    let link_pin = load.as_ref().map(|l| {
-        l.links_dir()
-            .join(format!("{}@{ns_ino}", dev.name.replace('.', "_")))
-    });
+    let link_pin = links_dir
+        .as_ref()
+        .map(|d| d.join(format!("{}@{ns_ino}", dev.name.replace('.', "_"))));
     let pins = ctx.pin_index()?;
     let links = links::XdpLinks::load(&pins)?;
     let flag = args.mode.flag();
@@ -319,12 +322,13 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let (link_id, link_pinned, rollback, expect) = if let Some(&(mode, old_id)) = existing.first() {
         let old_name =
             objects::describe(Kind::Prog, old_id).map_or_else(|_| "?".into(), |d| d.name);
-        let (old_link, how) = match links.find(dev.ifindex, old_id)? {
+        let (old_link, how) = match links.find(dev.ifindex, mode, old_id)? {
             XdpAttach::Link(l) => (Some(l), format!("a bpf_link (link {})", l.id)),
             XdpAttach::Netlink => (None, "netlink".to_owned()),
-            XdpAttach::Ambiguous => bail!(
-                "{} runs program {old_id} ({old_name}), but whether by a link or over netlink \
-                 cannot be told apart from devices in other namespaces; detach it first",
+            XdpAttach::UnknownLink => bail!(
+                "{} runs program {old_id} ({old_name}) by a bpf_link, but several links of \
+                 devices with its ifindex in other namespaces run that program and the kernel \
+                 does not say which is this one's; detach it with the tool that attached it",
                 dev.name
             ),
         };
@@ -397,8 +401,8 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
                 )
             }
         }
-    } else if let (Some(load), Some(pin)) = (&load, &link_pin) {
-        let links_dir = load.links_dir();
+    } else if let (Some(links_dir), Some(pin)) = (&links_dir, &link_pin) {
+        let links_dir = links_dir.clone();
         let entry = journal.begin(Change::Attach {
             pin: pin.clone(),
             links_dir: links_dir.clone(),
@@ -514,6 +518,7 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
             attach: if link_id.is_some() { "link" } else { "netlink" },
             link_id,
             link_pinned,
+            dispatcher: None,
         },
     };
     ctx.out.note(format_args!(

@@ -17,6 +17,7 @@ use crate::{
     cmd::attach::{Attachment, detach_netlink, device},
     ctx::Ctx,
     kernel::{
+        dispatcher,
         links::{self, XdpAttach},
         netlink::{Device, Rtnl},
         netns,
@@ -46,15 +47,17 @@ impl Human for Detached {
     }
 }
 
-/// Whether `path` is a link pin of an xdpctl load directory.
-fn ours(path: &std::path::Path) -> bool {
+/// Whether `path` is a link pin xdpctl made: in a load directory's links,
+/// or in `_xdpctl/links/` (links of programs no load holds).
+fn ours(ctx: &Ctx, path: &std::path::Path) -> bool {
     let Some(links_dir) = path.parent() else {
         return false;
     };
-    links_dir
-        .parent()
-        .and_then(|d| crate::ops::loaddir::LoadDir::open(d).ok())
-        .is_some_and(|l| l.links_dir() == links_dir)
+    ctx.own_links_dir().is_ok_and(|own| own == links_dir)
+        || links_dir
+            .parent()
+            .and_then(|d| crate::ops::loaddir::LoadDir::open(d).ok())
+            .is_some_and(|l| l.links_dir() == links_dir)
 }
 
 /// Takes every XDP program off `dev` (in the current namespace), whatever
@@ -72,10 +75,30 @@ pub fn detach_device(
     let mut notes = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
         let mut row = Attachment::netlink(dev, netns, mode, prog_id);
-        if let XdpAttach::Link(l) = links.find(dev.ifindex, prog_id)? {
+        // libxdp's pins of a dispatcher's programs are libxdp's: say so.
+        if let Ok(Some(d)) = dispatcher::read(prog_id, dev.ifindex, &ctx.bpffs)
+            && let Some(dir) = d.pinned
+        {
+            notes.push(format!(
+                "libxdp's pins of the dispatcher's programs stay at {} (not xdpctl's; remove \
+                 them with: xdp-loader clean {})",
+                dir.display(),
+                dev.name
+            ));
+        }
+        let found = links.find(dev.ifindex, mode, prog_id)?;
+        if found == XdpAttach::UnknownLink {
+            bail!(
+                "{} runs program {prog_id} by a bpf_link, but several links of devices with its \
+                 ifindex in other namespaces run that program and the kernel does not say which \
+                 is this one's; nothing was detached (detach it with the tool that attached it)",
+                dev.name
+            );
+        }
+        if let XdpAttach::Link(l) = found {
             let pinned: Vec<PathBuf> = pins.get(&(Kind::Link, l.id)).cloned().unwrap_or_default();
             let (mine, foreign): (Vec<PathBuf>, Vec<PathBuf>) =
-                pinned.iter().cloned().partition(|p| ours(p));
+                pinned.iter().cloned().partition(|p| ours(ctx, p));
             match (mine.first(), journal.as_mut()) {
                 (Some(pin), Some(journal)) => {
                     let entry = journal.begin(Change::Detach {

@@ -4,7 +4,8 @@
 //! XDP comes from rtnetlink (`IFLA_XDP`: program per mode), matched with
 //! the kernel's XDP links to tell a link from a netlink attachment; tcx
 //! from `BPF_PROG_QUERY` (`BPF_TCX_INGRESS`/`EGRESS`), in order, with link
-//! ids; tc from rtnetlink filter dumps on clsact ingress and egress; the
+//! ids; tc from rtnetlink filter dumps on clsact ingress and egress (or a
+//! legacy `ingress` qdisc's one hook); the
 //! flow dissector from `BPF_PROG_QUERY` on the namespace; netfilter from
 //! the kernel's netfilter links.
 
@@ -19,9 +20,9 @@ use crate::{
     cli::NetCommand,
     ctx::{Ctx, PinIndex},
     kernel::links::{Target, XdpAttach, XdpLinks},
-    kernel::netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, Rtnl},
-    kernel::netns,
+    kernel::netlink::{CLSACT_EGRESS, CLSACT_INGRESS, Device, IngressQdisc, Rtnl},
     kernel::sys::{self, IdKind, QueryTarget},
+    kernel::{dispatcher, netns},
     render::{self, Human, Tabular},
 };
 
@@ -51,7 +52,7 @@ pub struct DeviceRow {
     pub tcx_ingress: Vec<TcxRow>,
     /// tcx egress programs, in the order they run.
     pub tcx_egress: Vec<TcxRow>,
-    /// cls_bpf filters on clsact ingress.
+    /// cls_bpf filters on ingress (of a clsact or a legacy ingress qdisc).
     pub tc_ingress: Vec<TcRow>,
     /// cls_bpf filters on clsact egress.
     pub tc_egress: Vec<TcRow>,
@@ -77,6 +78,9 @@ pub struct TcxRow {
 /// A tc cls_bpf filter.
 #[derive(Debug, Serialize)]
 pub struct TcRow {
+    /// The qdisc it hangs from: `clsact`, or `ingress` (the legacy
+    /// ingress-only qdisc).
+    pub qdisc: &'static str,
     /// Filter priority.
     pub priority: u16,
     /// Filter handle.
@@ -121,7 +125,7 @@ pub struct NetfilterRow {
 #[derive(Serialize)]
 struct HookLine {
     hook: String,
-    prog_id: u32,
+    prog_id: Option<u32>,
     name: String,
     attach: String,
     details: String,
@@ -132,7 +136,8 @@ impl Tabular for HookLine {
     fn cells(&self, _view: &render::View) -> Vec<String> {
         vec![
             self.hook.clone(),
-            self.prog_id.to_string(),
+            self.prog_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
             self.name.clone(),
             self.attach.clone(),
             self.details.clone(),
@@ -162,22 +167,49 @@ impl Human for NetShow {
                 let (attach, details) = link_details(x.link_id, &x.link_pinned, view);
                 lines.push(HookLine {
                     hook: format!("xdp/{}", x.mode),
-                    prog_id: x.prog_id,
+                    prog_id: Some(x.prog_id),
                     name: x.prog_name.clone(),
-                    attach: if x.attach == "netlink" {
-                        "netlink".into()
-                    } else {
-                        attach
+                    attach: match (x.attach, x.link_id) {
+                        ("link", None) => "link ?".into(),
+                        _ => attach,
                     },
-                    details,
+                    details: match &x.dispatcher {
+                        Some(d) => format!(
+                            "libxdp dispatcher v{}, {} program{}",
+                            d.version,
+                            d.programs.len(),
+                            if d.programs.len() == 1 { "" } else { "s" }
+                        ),
+                        None => details,
+                    },
                 });
+                for p in x.dispatcher.iter().flat_map(|d| &d.programs) {
+                    lines.push(HookLine {
+                        hook: format!("  prog{}", p.slot),
+                        prog_id: p.prog_id,
+                        name: p.prog_name.clone().unwrap_or_else(|| "?".into()),
+                        attach: p
+                            .link_id
+                            .map_or_else(|| "freplace".into(), |l| format!("link {l}")),
+                        details: format!(
+                            "prio {}, chain {}{}",
+                            p.priority,
+                            if p.chain_call_actions.is_empty() {
+                                "-".to_owned()
+                            } else {
+                                p.chain_call_actions.join(",")
+                            },
+                            if p.frags { ", frags" } else { "" }
+                        ),
+                    });
+                }
             }
             for (dir, rows) in [("ingress", &dev.tcx_ingress), ("egress", &dev.tcx_egress)] {
                 for t in rows {
                     let (attach, details) = link_details(t.link_id, &t.link_pinned, view);
                     lines.push(HookLine {
                         hook: format!("tcx/{dir}"),
-                        prog_id: t.prog_id,
+                        prog_id: Some(t.prog_id),
                         name: t.prog_name.clone(),
                         attach: if t.link_id.is_some() {
                             attach
@@ -195,8 +227,11 @@ impl Human for NetShow {
             for (dir, rows) in [("ingress", &dev.tc_ingress), ("egress", &dev.tc_egress)] {
                 for t in rows {
                     lines.push(HookLine {
-                        hook: format!("clsact/{dir}"),
-                        prog_id: t.prog_id,
+                        hook: match t.qdisc {
+                            "clsact" => format!("clsact/{dir}"),
+                            other => other.to_owned(),
+                        },
+                        prog_id: Some(t.prog_id),
                         name: t.prog_name.clone(),
                         attach: "tc filter".into(),
                         details: format!(
@@ -292,19 +327,26 @@ fn tcx(
         .collect())
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the gathered state of the namespace, passed down once"
+)]
 fn device_row(
     rtnl: &mut Rtnl,
     dev: &Device,
+    qdisc: Option<IngressQdisc>,
     links: &XdpLinks,
     names: &mut Names,
     pins: &PinIndex,
+    bpffs: &std::path::Path,
+    notes: &mut Vec<String>,
 ) -> Result<DeviceRow> {
     let mut xdp = Vec::new();
     for (mode, prog_id) in dev.xdp.attached() {
-        let (attach, link) = match links.find(dev.ifindex, prog_id)? {
+        let (attach, link) = match links.find(dev.ifindex, mode, prog_id)? {
             XdpAttach::Link(l) => ("link", Some(l)),
             XdpAttach::Netlink => ("netlink", None),
-            XdpAttach::Ambiguous => ("link or netlink", None),
+            XdpAttach::UnknownLink => ("link", None),
         };
         xdp.push(XdpRow {
             mode: mode.to_owned(),
@@ -315,14 +357,22 @@ fn device_row(
             link_pinned: link
                 .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
                 .unwrap_or_default(),
+            dispatcher: match dispatcher::read(prog_id, dev.ifindex, bpffs) {
+                Ok(d) => d,
+                Err(e) => {
+                    notes.push(format!("{}: {:#}", dev.name, anyhow::Error::new(e)));
+                    None
+                }
+            },
         });
     }
-    let mut tc = |parent| -> Result<Vec<TcRow>> {
+    let mut tc = |parent, qdisc| -> Result<Vec<TcRow>> {
         Ok(rtnl
             .tc_bpf_filters(dev.ifindex, parent)
             .with_context(|| format!("listing tc filters of {}", dev.name))?
             .into_iter()
             .map(|f| TcRow {
+                qdisc,
                 priority: f.priority,
                 handle: f.handle,
                 name: f.name,
@@ -332,8 +382,13 @@ fn device_row(
             })
             .collect())
     };
-    let tc_ingress = tc(CLSACT_INGRESS)?;
-    let tc_egress = tc(CLSACT_EGRESS)?;
+    // NB: a legacy ingress qdisc answers a dump on clsact's egress parent
+    // with its ingress filters: ask it for ingress only.
+    let (tc_ingress, tc_egress) = match qdisc {
+        Some(IngressQdisc::Clsact) => (tc(CLSACT_INGRESS, "clsact")?, tc(CLSACT_EGRESS, "clsact")?),
+        Some(IngressQdisc::Ingress) => (tc(CLSACT_INGRESS, "ingress")?, Vec::new()),
+        None => (Vec::new(), Vec::new()),
+    };
     Ok(DeviceRow {
         name: dev.name.clone(),
         ifindex: dev.ifindex,
@@ -369,13 +424,13 @@ fn nf_hook(hooknum: u32) -> String {
 
 /// Gathers the picture for the current namespace.
 pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetShow> {
-    // NB: only the pins of xdpctl's links are looked for (bpftool shows no
-    // pins at all); opening every pin on a busy bpffs would cost more than
-    // the rest of net show.
+    // NB: the pins of xdpctl's links first (their names say so); opening
+    // every pin on a busy bpffs costs more than the rest of net show.
     let pins = ctx.link_pin_index()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let links = XdpLinks::load(&pins)?;
     let mut names = Names::default();
+    let mut notes = Vec::new();
     let devices = match only {
         Some(name) => match rtnl
             .device(name)
@@ -391,11 +446,47 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
         },
         None => rtnl.devices().context("listing devices")?,
     };
+    let qdiscs = rtnl
+        .ingress_qdiscs()
+        .context("listing ingress and clsact qdiscs")?;
     let mut rows = Vec::new();
     for dev in &devices {
-        let row = device_row(&mut rtnl, dev, &links, &mut names, &pins)?;
+        let qdisc = qdiscs.get(&dev.ifindex).copied();
+        let row = device_row(
+            &mut rtnl, dev, qdisc, &links, &mut names, &pins, &ctx.bpffs, &mut notes,
+        )?;
         if only.is_some() || !is_empty(&row) {
             rows.push(row);
+        }
+    }
+    // Links other tools pinned (`bpftool link pin`, anywhere under the
+    // bpffs) are looked for only when a link shown has no xdpctl pin: that
+    // walk opens every pin.
+    let unpinned = |r: &DeviceRow| {
+        r.xdp
+            .iter()
+            .any(|x| x.link_id.is_some() && x.link_pinned.is_empty())
+            || r.tcx_ingress
+                .iter()
+                .chain(&r.tcx_egress)
+                .any(|t| t.link_id.is_some() && t.link_pinned.is_empty())
+    };
+    if rows.iter().any(unpinned) {
+        let all = ctx.pin_index()?;
+        let pinned = |id: Option<u32>, to: &mut Vec<PathBuf>| {
+            if let Some(id) = id
+                && to.is_empty()
+            {
+                to.clone_from(all.get(&(Kind::Link, id)).unwrap_or(&Vec::new()));
+            }
+        };
+        for row in &mut rows {
+            for x in &mut row.xdp {
+                pinned(x.link_id, &mut x.link_pinned);
+            }
+            for t in row.tcx_ingress.iter_mut().chain(&mut row.tcx_egress) {
+                pinned(t.link_id, &mut t.link_pinned);
+            }
         }
     }
     let ns = File::open("/proc/thread-self/ns/net").context("opening the network namespace")?;
@@ -431,6 +522,7 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
             _ => None,
         })
         .collect();
+    ctx.out.notes(notes);
     Ok(NetShow {
         netns: netns.map(crate::kernel::netns::display),
         devices: rows,

@@ -155,6 +155,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
                 attach: "link",
                 link_id: Some(pin.id),
                 link_pinned: vec![pin.path.clone()],
+                dispatcher: None,
             },
         });
     }
@@ -180,6 +181,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
                 attach: "netlink",
                 link_id: None,
                 link_pinned: Vec::new(),
+                dispatcher: None,
             },
         });
         netlink.push((dev, prog));

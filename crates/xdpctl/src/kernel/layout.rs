@@ -10,6 +10,9 @@
 //! _xdpctl/stage/<id>     pins being staged by a load or replace
 //! _xdpctl/trash/<id>     a load being removed by unload
 //! _xdpctl/rollback/<id>  the old pins of an upgrade waiting for confirmation
+//! _xdpctl/links/<dev>@<netns inode>
+//!                        links `attach` made for programs that no load
+//!                        directory holds (another tool's, or unpinned)
 //! ```
 //!
 //! Every change holds an exclusive `flock` on the mount point of the bpffs
@@ -55,7 +58,7 @@ pub fn mount_root(path: &Path) -> Result<PathBuf> {
 }
 
 /// The subdirectories of the state directory.
-pub const SUBDIRS: [&str; 5] = ["journal", "pending", "stage", "trash", "rollback"];
+pub const SUBDIRS: [&str; 6] = ["journal", "pending", "stage", "trash", "rollback", "links"];
 
 impl StateDir {
     /// The state directory of the bpffs that `path` (an existing path) is on.

@@ -71,9 +71,10 @@ pub enum XdpAttach {
     Link(LinkEntry),
     /// Over netlink (no link holds it).
     Netlink,
-    /// A link with the same ifindex and program exists, but devices in other
-    /// namespaces match too, and the kernel does not say which one it is on.
-    Ambiguous,
+    /// By a link, which the kernel says (it refuses a netlink change), but
+    /// several links of devices with this ifindex in other namespaces run
+    /// the same program and nothing tells which one is this device's.
+    UnknownLink,
 }
 
 /// The kernel's XDP links, for telling a link attachment from a netlink
@@ -82,9 +83,12 @@ pub enum XdpAttach {
 /// NB: XDP link info has the ifindex but not the network namespace, and
 /// ifindexes repeat across namespaces (every container's eth0 may be 2).
 /// A link pinned by xdpctl carries its namespace in its name
-/// (`<dev>@<netns inode>`); for other links, the devices in every known
-/// namespace (this one and /run/netns) with that ifindex and program are
-/// counted against the links.
+/// (`<dev>@<netns inode>`). For any other link with the device's ifindex
+/// and program, the device itself is asked: a netlink request that would
+/// replace its program with the same program is refused with EBUSY ("Can't
+/// replace active BPF XDP link") exactly when a link holds it, and is a
+/// no-op otherwise (the kernel does not even call the driver when the
+/// program does not change).
 pub struct XdpLinks {
     links: Vec<LinkEntry>,
     pins: crate::kernel::objects::PinIndex,
@@ -104,9 +108,10 @@ impl XdpLinks {
         &self.links
     }
 
-    /// How `prog_id` is attached to the device `ifindex` of the calling
+    /// How `prog_id` is attached in `mode` (a state name: `driver`,
+    /// `generic`, `offload`) to the device `ifindex` of the calling
     /// thread's network namespace.
-    pub fn find(&self, ifindex: u32, prog_id: u32) -> Result<XdpAttach> {
+    pub fn find(&self, ifindex: u32, mode: &str, prog_id: u32) -> Result<XdpAttach> {
         let mut candidates: Vec<LinkEntry> = self
             .links
             .iter()
@@ -122,44 +127,20 @@ impl XdpLinks {
         for l in &candidates {
             match self.pinned_ns(l.id) {
                 Some(ino) if ino == here => return Ok(XdpAttach::Link(*l)),
-                Some(ino) => placed_elsewhere.push((l.id, ino)),
+                Some(_) => placed_elsewhere.push(l.id),
                 None => {}
             }
         }
-        candidates.retain(|l| !placed_elsewhere.iter().any(|(id, _)| *id == l.id));
+        candidates.retain(|l| !placed_elsewhere.contains(&l.id));
         if candidates.is_empty() {
             return Ok(XdpAttach::Netlink);
         }
-        // Devices elsewhere that could own the remaining links.
-        let mut elsewhere = 0;
-        for ns in crate::kernel::netns::all()?.into_iter().flatten() {
-            // A namespace deleted meanwhile has no devices to count.
-            let Ok(ino) = crate::kernel::netns::inode_of(std::path::Path::new(&ns)) else {
-                continue;
-            };
-            if ino == here || placed_elsewhere.iter().any(|(_, i)| *i == ino) {
-                continue;
-            }
-            let Ok(_entered) = crate::kernel::netns::enter(Some(&ns)) else {
-                continue;
-            };
-            let Ok(devices) = crate::kernel::netlink::Rtnl::open()
-                .map_err(anyhow::Error::from)
-                .and_then(|mut r| Ok(r.devices()?))
-            else {
-                continue;
-            };
-            elsewhere += devices
-                .iter()
-                .filter(|d| {
-                    d.ifindex == ifindex && d.xdp.attached().iter().any(|(_, id)| *id == prog_id)
-                })
-                .count();
+        if !held_by_link(ifindex, mode, prog_id)? {
+            return Ok(XdpAttach::Netlink);
         }
-        Ok(if elsewhere == 0 || candidates.len() > elsewhere {
-            XdpAttach::Link(candidates[0])
-        } else {
-            XdpAttach::Ambiguous
+        Ok(match candidates.as_slice() {
+            [one] => XdpAttach::Link(*one),
+            _ => XdpAttach::UnknownLink,
         })
     }
 
@@ -173,4 +154,25 @@ impl XdpLinks {
                 name.rsplit_once('@')?.1.parse().ok()
             })
     }
+}
+
+/// Whether a link holds the XDP program `prog_id` of device `ifindex` (in
+/// `mode`) in the calling thread's namespace: asks the kernel to replace
+/// the program with itself over netlink (see [`XdpLinks`]).
+fn held_by_link(ifindex: u32, mode: &str, prog_id: u32) -> Result<bool> {
+    use anyhow::Context as _;
+    use std::os::fd::AsRawFd;
+
+    use crate::{kernel::netlink::Rtnl, model::xdp::XdpMode};
+
+    let flag = XdpMode::from_state_name(mode)
+        .with_context(|| format!("unknown XDP mode {mode}"))?
+        .flag();
+    let prog = sys::fd_by_id(IdKind::Prog, prog_id)
+        .with_context(|| format!("opening program {prog_id}"))?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    rtnl.xdp_held_by_link(ifindex, prog.as_raw_fd(), flag)
+        .with_context(|| {
+            format!("asking device {ifindex} whether a link holds its XDP program {prog_id}")
+        })
 }

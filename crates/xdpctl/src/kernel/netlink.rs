@@ -101,7 +101,20 @@ pub struct TcBpfFilter {
     pub direct_action: bool,
 }
 
-/// clsact's ingress and egress parents.
+/// The qdisc a device's ingress filters hang from (handle `ffff:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngressQdisc {
+    /// `tc qdisc add dev X clsact`: ingress and egress filters.
+    Clsact,
+    /// The legacy `tc qdisc add dev X ingress`: ingress filters only.
+    ///
+    /// NB: it answers a filter dump for any minor, so a dump on clsact's
+    /// egress parent lists its ingress filters again.
+    Ingress,
+}
+
+/// clsact's ingress and egress parents (an `ingress` qdisc's filters are
+/// found under the first too).
 pub const CLSACT_INGRESS: TcHandle = TcHandle {
     major: 0xffff,
     minor: 0xfff2,
@@ -221,6 +234,61 @@ impl Rtnl {
         pinfs::failpoint::step("RTM_SETLINK");
         self.exchange(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK)
             .map(drop)
+    }
+
+    /// Whether a bpf_link holds the XDP program of a device in the mode of
+    /// `mode_flag`: asks to replace the program `prog_fd` (the one attached)
+    /// with itself. The kernel refuses any netlink change of a program a
+    /// link holds (EBUSY, "Can't replace active BPF XDP link") before it
+    /// looks at anything else, and otherwise, the program being the same,
+    /// changes nothing and does not call the driver.
+    pub fn xdp_held_by_link(
+        &mut self,
+        ifindex: u32,
+        prog_fd: RawFd,
+        mode_flag: u32,
+    ) -> Result<bool, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        msg.attributes.push(LinkAttribute::Xdp(vec![
+            LinkXdp::Fd(prog_fd),
+            LinkXdp::Flags(mode_flag | crate::kernel::sys::xdp_flags::REPLACE),
+            LinkXdp::ExpectedFd(prog_fd as u32),
+        ]));
+        match self.exchange(RouteNetlinkMessage::SetLink(msg), NLM_F_ACK) {
+            Ok(_) => Ok(false),
+            Err(e) if e.errno == libc::EBUSY => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ingress qdisc (`clsact` or `ingress`) of every device that has
+    /// one, by ifindex.
+    pub fn ingress_qdiscs(
+        &mut self,
+    ) -> Result<std::collections::HashMap<u32, IngressQdisc>, NetlinkError> {
+        let replies = self.exchange(
+            RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
+            NLM_F_DUMP,
+        )?;
+        let mut found = std::collections::HashMap::new();
+        for reply in replies {
+            let RouteNetlinkMessage::NewQueueDiscipline(q) = reply else {
+                continue;
+            };
+            if q.header.handle.major != 0xffff {
+                continue;
+            }
+            let kind = q.attributes.iter().find_map(|a| match a {
+                TcAttribute::Kind(k) if k == "clsact" => Some(IngressQdisc::Clsact),
+                TcAttribute::Kind(k) if k == "ingress" => Some(IngressQdisc::Ingress),
+                _ => None,
+            });
+            if let (Some(kind), Ok(ifindex)) = (kind, u32::try_from(q.header.index)) {
+                found.insert(ifindex, kind);
+            }
+        }
+        Ok(found)
     }
 
     /// The `cls_bpf` filters under a parent (clsact ingress or egress) of a

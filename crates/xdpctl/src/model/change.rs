@@ -268,11 +268,15 @@ impl Change {
                 }));
                 steps
             }
+            // The links directory goes with its last link: attach made it.
             Change::Detach { pin, link } => vec![
                 Step::LinkDetach { link: *link },
                 Step::UnpinLink {
                     path: pin.clone(),
                     link: *link,
+                },
+                Step::RmdirIfEmpty {
+                    path: pin.parent().map(Path::to_owned).unwrap_or_default(),
                 },
             ],
             Change::Steps { steps, .. } => steps.clone(),

@@ -55,14 +55,9 @@ pub fn netlink_attachments(link_pins: &PinIndex, progs: &[u32]) -> Result<Vec<Ne
                 if !progs.contains(&prog) {
                     continue;
                 }
-                match links.find(dev.ifindex, prog)? {
+                match links.find(dev.ifindex, mode, prog)? {
                     XdpAttach::Netlink => {}
-                    XdpAttach::Link(_) => continue,
-                    XdpAttach::Ambiguous => bail!(
-                        "{} runs program {prog}, and whether by a link or over netlink cannot be \
-                         told apart from devices in other namespaces; nothing was changed",
-                        dev.name
-                    ),
+                    XdpAttach::Link(_) | XdpAttach::UnknownLink => continue,
                 }
                 out.push(NetlinkAttachment {
                     dev: Dev {
