@@ -357,35 +357,36 @@ fn a_rule_written_behind_xdpctls_back_is_found_and_repaired() {
     );
 }
 
-#[test]
-fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
-    require_privileges!();
+/// Kills `map update MAP KEY 1` before each of its state-changing steps:
+/// every packet from `src` (to UDP port 53) must get the verdict of the
+/// rule map as it is, and the index (`mode`) is on again after the next
+/// `doctor` (or at once).
+fn killed_changes_follow_the_rule_map(map: &str, key: &str, mode: Ctl, src: u32) {
     let fs = Bpffs::new();
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.0/24", "1"]).ok();
-    // Killed before each state-changing step of a cidr4 change, the
-    // firewall must drop exactly what the trie says: old or new rule.
+    xdpctl(&fs, ["map", "update", "blocklist", "198.51.100.77", "1"]).ok();
+    xdpctl(&fs, ["map", "update", "udp_ports", "5353", "1"]).ok();
     let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();
-    let new = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 9));
     let mut n = 1;
     loop {
         let mut cmd = xdpctl_tests::command(&fs);
-        cmd.args(["map", "update", "cidr4", "203.0.113.0/24", "1"])
+        cmd.args(["map", "update", map, key, "1"])
             .env("XDPCTL_FAILPOINT", n.to_string());
         let out = cmd.output().unwrap();
         let killed = out.status.code().is_none();
-        let in_trie = xdpctl(&fs, ["-j", "map", "lookup", "cidr4", "203.0.113.0/24"]).code == 0;
+        let in_map = xdpctl(&fs, ["-j", "map", "lookup", map, key]).code == 0;
         for _ in 0..300 {
             assert_eq!(
-                run(&prog, &frame(new)),
-                verdict(in_trie),
-                "killed at step {n}: the verdict follows the trie"
+                run(&prog, &frame(src)),
+                verdict(in_map),
+                "{map}: killed at step {n}: the verdict follows the rule map"
             );
         }
         if !killed {
             break;
         }
-        if ctl(&fs, Ctl::Cidr4Mode) == INDEX_OFF {
+        if ctl(&fs, mode) == INDEX_OFF {
             let doctor = xdpctl(&fs, ["doctor"]).ok();
             assert!(
                 doctor.stdout.contains("rebuilt the index"),
@@ -393,12 +394,27 @@ fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
                 doctor.stdout
             );
         }
-        assert_eq!(ctl(&fs, Ctl::Cidr4Mode), INDEX_ON);
-        xdpctl(&fs, ["map", "delete", "cidr4", "203.0.113.0/24"]);
+        assert_eq!(ctl(&fs, mode), INDEX_ON, "{map}: step {n}");
+        xdpctl(&fs, ["map", "delete", map, key]);
         n += 1;
-        assert!(n < 50, "the change never finished");
+        assert!(n < 50, "{map}: the change never finished");
     }
-    assert!(n > 3, "the change has several steps: {n}");
+    assert!(n > 3, "{map}: the change has several steps: {n}");
+}
+
+#[test]
+fn an_interrupted_change_leaves_the_trie_in_charge_until_repaired() {
+    require_privileges!();
+    let src = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 9));
+    killed_changes_follow_the_rule_map("cidr4", "203.0.113.0/24", Ctl::Cidr4Mode, src);
+}
+
+#[test]
+fn an_interrupted_port_or_blocklist_change_leaves_the_rule_map_in_charge() {
+    require_privileges!();
+    let src = u32::from(std::net::Ipv4Addr::new(203, 0, 113, 9));
+    killed_changes_follow_the_rule_map("udp_ports", "53", Ctl::PortsMode, src);
+    killed_changes_follow_the_rule_map("blocklist", "203.0.113.9", Ctl::BloomMode, src);
 }
 
 #[test]
