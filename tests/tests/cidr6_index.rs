@@ -1,5 +1,5 @@
 //! The firewall's IPv6 CIDR index, through the built binary on a pinned
-//! firewall: 50,000 prefixes of many lengths against an independent model
+//! firewall: 100,000 prefixes of many lengths against an independent model
 //! (a hash per prefix length), rules changed by xdpctl while packets run,
 //! a rule written behind xdpctl's back by bpftool, a change killed at each
 //! step, and an upgrade from a firewall without the index.
@@ -130,16 +130,30 @@ fn prog(fs: &Bpffs) -> Xdp {
 }
 
 #[test]
-fn ipv6_index_matches_the_model_with_50k_prefixes_and_changes_under_traffic() {
+fn ipv6_index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
     require_privileges!();
     let fs = Bpffs::new();
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = Rng::new(0x0006_c1d4);
-    let rules = random_rules(&mut rng, 50_000);
+    let rules = random_rules(&mut rng, 100_000);
     let list: Vec<Rule> = rules.iter().map(|((a, l), v)| (*a, *l, *v)).collect();
     let index = Index::build(&list);
     assert!(index.lens.len() > 60, "many lengths: {}", index.lens.len());
-    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    // Room for the rules, and for their markers in the index.
+    let room = (index.entries.len() + 50_000).next_power_of_two();
+    xdpctl(
+        &fs,
+        [
+            "load",
+            "--pin",
+            "fw",
+            "--max-entries",
+            "cidr6=200000",
+            "--max-entries",
+            &format!("cidr6_index={room}"),
+        ],
+    )
+    .ok();
     let file = rules_file(tmp.path(), "all.txt", &rules);
     xdpctl(&fs, ["map", "update", "cidr6", "--from-file", &file]).ok();
     assert_eq!(ctl(&fs, Ctl::Cidr6Mode), INDEX_ON, "the index is in use");
