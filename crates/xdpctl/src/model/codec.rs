@@ -123,7 +123,16 @@ impl Shape {
     pub fn summable(&self) -> bool {
         match self {
             Shape::Uint { .. } | Shape::Int { .. } => true,
-            Shape::Struct { fields, .. } => fields.iter().all(|f| f.shape.summable()),
+            // Union members that alias one counter add up; differently
+            // shaped views of the same bytes do not.
+            Shape::Struct { fields, .. } => fields.iter().enumerate().all(|(i, f)| {
+                f.shape.summable()
+                    && fields[..i].iter().all(|g| {
+                        let apart = g.offset + g.shape.size() <= f.offset
+                            || f.offset + f.shape.size() <= g.offset;
+                        apart || (g.offset == f.offset && g.shape == f.shape)
+                    })
+            }),
             Shape::Array { elem, chars, .. } => !chars && elem.summable(),
             _ => false,
         }
@@ -198,7 +207,7 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
             name,
             size,
             members,
-            union,
+            ..
         } => {
             if name == "in_addr" && *size == 4 {
                 return Some(Shape::Ipv4);
@@ -206,10 +215,9 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
             if name == "in6_addr" && *size == 16 {
                 return Some(Shape::Ipv6);
             }
-            if *union
-                || members
-                    .iter()
-                    .any(|m| m.bitfield_size != 0 || m.bit_offset % 8 != 0)
+            if members
+                .iter()
+                .any(|m| m.bitfield_size != 0 || m.bit_offset % 8 != 0)
             {
                 return Some(Shape::Raw {
                     size: *size as usize,
@@ -217,14 +225,53 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
             }
             let mut fields = Vec::new();
             for (i, m) in members.iter().enumerate() {
+                let offset = (m.bit_offset / 8) as usize;
+                let shape = shape_of(btf, m.ty, depth + 1)?;
+                // An anonymous struct or union's members are the parent's,
+                // as in C (`rec.packets`): bpftool prints them under "".
+                if m.name.is_empty()
+                    && let Shape::Struct { fields: inner, .. } = &shape
+                    && matches!(btf.get(strip(btf, m.ty).0), Some(Type::Struct { .. }))
+                {
+                    fields.extend(inner.iter().map(|f| Field {
+                        offset: f.offset + offset,
+                        ..f.clone()
+                    }));
+                    continue;
+                }
                 fields.push(Field {
                     name: if m.name.is_empty() {
                         format!("_{i}")
                     } else {
                         m.name.clone()
                     },
-                    offset: (m.bit_offset / 8) as usize,
-                    shape: shape_of(btf, m.ty, depth + 1)?,
+                    offset,
+                    shape,
+                });
+            }
+            // NB: a union's members all start at 0; every one is decoded,
+            // as bpftool does, and they share bytes (see `from_json`).
+            Shape::Struct {
+                size: *size as usize,
+                fields,
+            }
+        }
+        Type::Datasec { size, vars, .. } => {
+            // Global data: one field per variable, by name.
+            let mut fields = Vec::new();
+            for v in vars {
+                let Some(Type::Var { name, ty }) = btf.get(v.ty) else {
+                    continue;
+                };
+                let size = v.size as usize;
+                let shape = match shape_of(btf, *ty, depth + 1) {
+                    Some(s) if s.size() == size => s,
+                    _ => Shape::Raw { size },
+                };
+                fields.push(Field {
+                    name: name.clone(),
+                    offset: v.offset as usize,
+                    shape,
                 });
             }
             Shape::Struct {
@@ -232,6 +279,7 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
                 fields,
             }
         }
+        Type::Var { ty, .. } => return shape_of(btf, *ty, depth + 1),
         Type::Array { elem, len } => {
             let (elem_base, _) = strip(btf, *elem);
             // NB: clang marks `char` by its name, not with BTF's CHAR encoding.
@@ -759,6 +807,9 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                 }
             }
             let mut out = vec![0u8; *size];
+            // Which given field wrote each byte: union members share bytes,
+            // and two that disagree are a mistake, not "last one wins".
+            let mut owner: Vec<Option<&str>> = vec![None; *size];
             for f in fields {
                 // Missing fields are zero.
                 let Some(fv) = obj.get(&f.name) else { continue };
@@ -768,7 +819,20 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                     format!("{path}.{}", f.name)
                 };
                 let bytes = from_json(&f.shape, fv, &sub)?;
-                out[f.offset..f.offset + bytes.len()].copy_from_slice(&bytes);
+                for (i, b) in bytes.iter().enumerate() {
+                    let at = f.offset + i;
+                    if let Some(other) = owner[at]
+                        && out[at] != *b
+                    {
+                        return Err(format!(
+                            "{label}fields '{other}' and '{}' share bytes (a union) and their \
+                             values disagree; give one of them",
+                            f.name
+                        ));
+                    }
+                    out[at] = *b;
+                    owner[at] = Some(&f.name);
+                }
             }
             Ok(out)
         }
@@ -1110,5 +1174,183 @@ mod tests {
                 Ipv4Addr::from(bytes).to_string()
             );
         }
+    }
+
+    use crate::model::btf::{Member, SecVar};
+
+    fn member(name: &str, ty: u32, bit_offset: u32) -> Member {
+        Member {
+            name: name.into(),
+            ty,
+            bit_offset,
+            bitfield_size: 0,
+        }
+    }
+
+    /// xdp-filter's `struct xdp_stats_record`: two anonymous unions of
+    /// two `__u64` aliases each; and a `.rodata` with two variables.
+    fn xdp_tools_btf() -> Btf {
+        let u64_ = Type::Int {
+            name: "unsigned long long".into(),
+            size: 8,
+            signed: false,
+            bool: false,
+            char: false,
+        };
+        Btf::from_types([
+            // 1
+            u64_,
+            // 2
+            Type::Typedef {
+                name: "__u64".into(),
+                ty: 1,
+            },
+            // 3
+            Type::Struct {
+                name: String::new(),
+                size: 8,
+                members: vec![member("packets", 2, 0), member("rx_packets", 2, 0)],
+                union: true,
+            },
+            // 4
+            Type::Struct {
+                name: String::new(),
+                size: 8,
+                members: vec![member("bytes", 2, 0), member("rx_bytes", 2, 0)],
+                union: true,
+            },
+            // 5
+            Type::Struct {
+                name: "xdp_stats_record".into(),
+                size: 16,
+                members: vec![member("", 3, 0), member("", 4, 64)],
+                union: false,
+            },
+            // 6
+            Type::Int {
+                name: "int".into(),
+                size: 4,
+                signed: true,
+                bool: false,
+                char: false,
+            },
+            // 7
+            Type::Modifier { ty: 6 },
+            // 8
+            Type::Var {
+                name: "refcnt".into(),
+                ty: 7,
+            },
+            // 9
+            Type::Var {
+                name: "limit".into(),
+                ty: 2,
+            },
+            // 10
+            Type::Datasec {
+                name: ".rodata".into(),
+                size: 16,
+                vars: vec![
+                    SecVar {
+                        ty: 8,
+                        offset: 0,
+                        size: 4,
+                    },
+                    SecVar {
+                        ty: 9,
+                        offset: 8,
+                        size: 8,
+                    },
+                ],
+            },
+        ])
+    }
+
+    #[test]
+    fn anonymous_unions_decode_every_member_as_the_parents() {
+        let btf = xdp_tools_btf();
+        let shape = Shape::from_btf(&btf, 5, 16, false);
+        let mut b = 3u64.to_ne_bytes().to_vec();
+        b.extend(180u64.to_ne_bytes());
+        assert_eq!(
+            to_json(&shape, &b),
+            json!({"packets": 3, "rx_packets": 3, "bytes": 180, "rx_bytes": 180})
+        );
+        assert!(shape.summable(), "aliases of one counter add up");
+        // What a dump prints loads back; one alias is enough.
+        let all = r#"{"packets":3,"rx_packets":3,"bytes":180,"rx_bytes":180}"#;
+        assert_eq!(parse(&shape, all).unwrap(), b);
+        assert_eq!(parse(&shape, r#"{"rx_packets":3,"bytes":180}"#).unwrap(), b);
+        let e = parse(&shape, r#"{"packets":3,"rx_packets":4}"#).unwrap_err();
+        assert!(e.contains("'packets' and 'rx_packets'"), "{e}");
+    }
+
+    #[test]
+    fn a_named_union_is_an_object_of_all_its_members() {
+        let mut types: Vec<Type> = (1..=4)
+            .map(|i| xdp_tools_btf().get(i).unwrap().clone())
+            .collect();
+        // 5: struct { union { u64 packets; u64 rx_packets; } u; }
+        types.push(Type::Struct {
+            name: "s".into(),
+            size: 8,
+            members: vec![member("u", 3, 0)],
+            union: false,
+        });
+        let btf = Btf::from_types(types);
+        let shape = Shape::from_btf(&btf, 5, 8, false);
+        assert_eq!(
+            to_json(&shape, &7u64.to_ne_bytes()),
+            json!({"u": {"packets": 7, "rx_packets": 7}})
+        );
+    }
+
+    #[test]
+    fn a_datasec_is_its_variables_by_name() {
+        let btf = xdp_tools_btf();
+        assert_eq!(btf.datasec(".rodata"), Some(10));
+        assert_eq!(btf.datasec(".bss"), None);
+        let shape = Shape::from_btf(&btf, 10, 16, false);
+        let mut b = 1i32.to_ne_bytes().to_vec();
+        b.extend([0xee; 4]);
+        b.extend(5u64.to_ne_bytes());
+        assert_eq!(to_json(&shape, &b), json!({"refcnt": 1, "limit": 5}));
+        assert_eq!(shape.describe(), "{refcnt:s32,limit:u64}");
+        // A DATASEC whose size is not the map's is not trusted.
+        assert_eq!(
+            Shape::from_btf(&btf, 10, 24, false),
+            Shape::Raw { size: 24 }
+        );
+    }
+
+    #[test]
+    fn only_integers_that_alias_exactly_are_summable() {
+        let v6 = Shape::Struct {
+            size: 16,
+            fields: vec![
+                Field {
+                    name: "u6_addr8".into(),
+                    offset: 0,
+                    shape: Shape::Array {
+                        elem: Box::new(Shape::Uint { size: 1 }),
+                        len: 16,
+                        elem_size: 1,
+                        chars: false,
+                    },
+                },
+                Field {
+                    name: "u6_addr32".into(),
+                    offset: 0,
+                    shape: Shape::Array {
+                        elem: Box::new(Shape::Uint { size: 4 }),
+                        len: 4,
+                        elem_size: 4,
+                        chars: false,
+                    },
+                },
+            ],
+        };
+        assert!(!v6.summable());
+        assert!(!Shape::Ipv4.summable());
     }
 }
