@@ -62,7 +62,13 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     ctx.out.notes(notes);
     // Under the lock: somebody may have loaded there meanwhile.
     pinfs::check_free(&target.path)?;
-    let (ebpf, names) = load_into_kernel(&object, &reuse, &sizes, args.verifier_log.as_deref())?;
+    let (ebpf, names) = load_into_kernel(
+        &object,
+        &reuse,
+        &sizes,
+        args.verifier_log.as_deref(),
+        &journal.scratch("stage")?,
+    )?;
     let generation = layout::random_id();
     let stage = journal.scratch("stage")?;
     let parents_missing = target.missing.len().saturating_sub(1);

@@ -353,14 +353,23 @@ pub(crate) fn write_manifest(staging: &mut pinfs::Staging, manifest: &Manifest) 
 }
 
 /// Loads the object's maps (reusing the pinned ones in `reuse`) and
-/// programs; returns them with the program names, sorted.
+/// programs; returns them with the program names, sorted. `scratch` is a
+/// fresh path on the bpffs for the global-data maps made with their BTF
+/// (see `kernel::datamaps`); nothing is left there.
 pub(crate) fn load_into_kernel(
     object: &ObjectFile<'_>,
     reuse: &[(String, PathBuf)],
     sizes: &BTreeMap<String, u32>,
     verifier_log: Option<&Path>,
+    scratch: &Path,
 ) -> Result<(aya::Ebpf, Vec<String>)> {
     let mut loader = EbpfLoader::new();
+    let reused: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+    let data_maps = crate::kernel::datamaps::create(&object.bytes, scratch, &reused)
+        .with_context(|| format!("creating the global-data maps of {}", object.label))?;
+    for (name, path) in data_maps.pins() {
+        loader.map_pin_path(name, path.as_path());
+    }
     for (name, n) in sizes {
         loader.map_max_entries(name, *n);
     }

@@ -133,7 +133,13 @@ pub fn replace(
         }
     }
 
-    let (ebpf, names) = load_into_kernel(object, &reuse, &sizes, args.verifier_log.as_deref())?;
+    let (ebpf, names) = load_into_kernel(
+        object,
+        &reuse,
+        &sizes,
+        args.verifier_log.as_deref(),
+        &journal.scratch("stage")?,
+    )?;
 
     // Plan every switch before touching anything.
     let mut switches = Vec::new();

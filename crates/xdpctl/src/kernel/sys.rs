@@ -439,6 +439,64 @@ pub fn map_create(
     Ok(owned(fd))
 }
 
+/// Loads BTF into the kernel (`BPF_BTF_LOAD`).
+pub fn btf_load(data: &[u8]) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a zeroed bpf_attr is a valid value of every member.
+    let load = unsafe { &mut attr.__bindgen_anon_7 };
+    load.btf = data.as_ptr() as u64;
+    load.btf_size =
+        u32::try_from(data.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    // SAFETY: `data` outlives the call; the kernel only reads it.
+    let fd = unsafe { bpf(bpf_cmd::BPF_BTF_LOAD, &mut attr) }?;
+    Ok(owned(fd))
+}
+
+/// What [`map_create_typed`] creates.
+#[derive(Debug)]
+pub struct MapSpec<'a> {
+    /// `bpf_map_type`.
+    pub map_type: u32,
+    /// The kernel's name (15 bytes are kept).
+    pub name: &'a str,
+    /// Key bytes.
+    pub key_size: u32,
+    /// Value bytes.
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub flags: u32,
+    /// The BTF the types are in.
+    pub btf: BorrowedFd<'a>,
+    /// Key type id (0: none, as for global data).
+    pub key_type: u32,
+    /// Value type id.
+    pub value_type: u32,
+}
+
+/// Creates a map whose key and value types are in `spec.btf`, as libbpf
+/// does, so every tool that reads the map sees its types.
+pub fn map_create_typed(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a zeroed bpf_attr is a valid value of every member.
+    let create = unsafe { &mut attr.__bindgen_anon_1 };
+    create.map_type = spec.map_type;
+    create.key_size = spec.key_size;
+    create.value_size = spec.value_size;
+    create.max_entries = spec.max_entries;
+    create.map_flags = spec.flags;
+    create.btf_fd = spec.btf.as_raw_fd() as u32;
+    create.btf_key_type_id = spec.key_type;
+    create.btf_value_type_id = spec.value_type;
+    for (dst, src) in create.map_name.iter_mut().zip(spec.name.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: no pointers in attr; the BTF fd is open for the call.
+    let fd = unsafe { bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr) }?;
+    Ok(owned(fd))
+}
+
 /// What one `BPF_PROG_TEST_RUN` returned.
 #[derive(Debug)]
 pub struct TestRun {
