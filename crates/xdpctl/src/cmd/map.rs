@@ -51,6 +51,48 @@ pub struct OpenMap {
     value: Shape,
 }
 
+/// How per-CPU values are shown (`--sum`, `--per-cpu`, neither).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fold {
+    /// Summed if the value is a counter ([`Shape::is_counter`]), else CPU
+    /// by CPU.
+    Auto,
+    /// Summed (integers only).
+    Sum,
+    /// CPU by CPU.
+    PerCpu,
+}
+
+impl Fold {
+    fn of(sum: bool, per_cpu: bool) -> Self {
+        match (sum, per_cpu) {
+            (true, _) => Fold::Sum,
+            (_, true) => Fold::PerCpu,
+            _ => Fold::Auto,
+        }
+    }
+}
+
+/// Map types whose keys are u32 indexes, BTF or not.
+fn u32_indexed(map_type: u32) -> bool {
+    use aya_obj::generated::bpf_map_type::*;
+    [
+        BPF_MAP_TYPE_ARRAY,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_PROG_ARRAY,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+        BPF_MAP_TYPE_CGROUP_ARRAY,
+        BPF_MAP_TYPE_ARRAY_OF_MAPS,
+        BPF_MAP_TYPE_DEVMAP,
+        BPF_MAP_TYPE_CPUMAP,
+        BPF_MAP_TYPE_XSKMAP,
+        BPF_MAP_TYPE_SOCKMAP,
+        BPF_MAP_TYPE_REUSEPORT_SOCKARRAY,
+    ]
+    .iter()
+    .any(|t| *t as u32 == map_type)
+}
+
 impl OpenMap {
     /// The map pinned at `path`.
     pub(crate) fn at(path: &std::path::Path) -> Result<Self> {
@@ -84,6 +126,10 @@ impl OpenMap {
                     value = Shape::from_btf(&b, info.btf_value_type_id, value_size, false);
                 }
             }
+        }
+        if !raw && key_size == 4 && matches!(key, Shape::Raw { .. }) && u32_indexed(info.type_) {
+            // Global data and fd arrays carry no key type: it is an index.
+            key = Shape::Uint { size: 4 };
         }
         // NB: the messages say "map {label}"; labels from `objects::resolve`
         // ("map .rodata (id 5)", "map id 5") would say it twice.
@@ -129,6 +175,24 @@ impl OpenMap {
 
     fn per_cpu(&self) -> bool {
         self.map.per_cpu()
+    }
+
+    /// Whether values are shown summed over CPUs, as `fold` asks.
+    fn sums(&self, fold: Fold) -> Result<bool> {
+        if !self.per_cpu() {
+            return Ok(false);
+        }
+        match fold {
+            Fold::PerCpu => Ok(false),
+            Fold::Auto => Ok(self.value.is_counter()),
+            Fold::Sum if self.value.summable() => Ok(true),
+            Fold::Sum => bail!(
+                "map {}: its values ({}) are not integers and cannot be summed over CPUs; \
+                 drop --sum to see each CPU's",
+                self.label,
+                self.value.describe()
+            ),
+        }
     }
 
     fn parse_key(&self, text: &str) -> Result<Vec<u8>> {
@@ -198,16 +262,21 @@ impl OpenMap {
         &self,
         key: &[u8],
         value: &[u8],
-        per_cpu: bool,
+        sum: bool,
         out: &mut Vec<u8>,
         folded: &mut Vec<u8>,
     ) {
-        self.fold_into(value, folded);
         out.extend_from_slice(b"{\"key\":");
         codec::write_json(&self.key, key, out);
-        out.extend_from_slice(b",\"value\":");
-        codec::write_json(&self.value, folded, out);
+        if !self.per_cpu() || sum {
+            self.fold_into(value, folded);
+            out.extend_from_slice(b",\"value\":");
+            codec::write_json(&self.value, folded, out);
+        }
         if self.per_cpu() {
+            if sum {
+                out.extend_from_slice(b",\"summed\":true");
+            }
             out.extend_from_slice(b",\"values\":[");
             for (i, slot) in self.slots(value).iter().enumerate() {
                 if i > 0 {
@@ -220,7 +289,7 @@ impl OpenMap {
         out.extend_from_slice(b",\"key_hex\":\"");
         codec::push_hex(out, key);
         out.push(b'"');
-        if !per_cpu {
+        if !self.per_cpu() {
             out.extend_from_slice(b",\"value_hex\":\"");
             codec::push_hex(out, folded);
             out.push(b'"');
@@ -228,14 +297,20 @@ impl OpenMap {
         out.push(b'}');
     }
 
-    fn entry_json(&self, key: &[u8], value: &[u8], per_cpu: bool) -> Value {
+    fn entry_json(&self, key: &[u8], value: &[u8], sum: bool) -> Value {
         let mut obj = serde_json::Map::new();
         obj.insert("key".into(), codec::to_json(&self.key, key));
-        obj.insert(
-            "value".into(),
-            codec::to_json(&self.value, &self.folded(value)),
-        );
+        if !self.per_cpu() || sum {
+            obj.insert(
+                "value".into(),
+                codec::to_json(&self.value, &self.folded(value)),
+            );
+        }
         if self.per_cpu() {
+            if sum {
+                // Says that "value" is not in the map as such.
+                obj.insert("summed".into(), Value::Bool(true));
+            }
             // Always present for per-CPU maps, so a dump loads back exactly.
             obj.insert(
                 "values".into(),
@@ -248,26 +323,20 @@ impl OpenMap {
             );
         }
         obj.insert("key_hex".into(), json!(codec::hex(key)));
-        if !per_cpu {
+        if !self.per_cpu() {
             obj.insert("value_hex".into(), json!(codec::hex(&self.folded(value))));
         }
         Value::Object(obj)
     }
 
-    fn value_text(&self, value: &[u8], per_cpu: bool) -> String {
+    fn value_text(&self, value: &[u8], sum: bool) -> String {
         let mut out = Vec::new();
-        self.write_value_text(value, per_cpu, &mut out, &mut Vec::new());
+        self.write_value_text(value, sum, &mut out, &mut Vec::new());
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    fn write_value_text(
-        &self,
-        value: &[u8],
-        per_cpu: bool,
-        out: &mut Vec<u8>,
-        folded: &mut Vec<u8>,
-    ) {
-        if per_cpu && self.per_cpu() {
+    fn write_value_text(&self, value: &[u8], sum: bool, out: &mut Vec<u8>, folded: &mut Vec<u8>) {
+        if !sum && self.per_cpu() {
             out.push(b'[');
             for (i, slot) in self.slots(value).iter().enumerate() {
                 if i > 0 {
@@ -393,8 +462,9 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
             map,
             key,
             per_cpu,
+            sum,
             raw,
-        } => lookup(ctx, map, key, *per_cpu, *raw),
+        } => lookup(ctx, map, key, Fold::of(*sum, *per_cpu), *raw),
         MapCommand::Update(args) => indexed(ctx, &args.map, |keys| update(ctx, args, keys)),
         MapCommand::Delete { map, key, raw } => indexed(ctx, map, |_| delete(ctx, map, key, *raw)),
         MapCommand::Clear { map } => indexed(ctx, map, |_| clear(ctx, map)),
@@ -458,7 +528,8 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
 struct Printer<'a> {
     map: &'a OpenMap,
     format: Format,
-    per_cpu: bool,
+    /// Per-CPU values summed.
+    sum: bool,
     /// NB: no `BufWriter`: `text` is the buffer, and a large write goes
     /// through stdout's own line buffering without a copy.
     out: io::StdoutLock<'static>,
@@ -477,7 +548,7 @@ const FLUSH_AT: usize = 1 << 18;
 const SPACES: &[u8; 48] = b"                                                ";
 
 impl<'a> Printer<'a> {
-    fn new(map: &'a OpenMap, format: Format, per_cpu: bool) -> Self {
+    fn new(map: &'a OpenMap, format: Format, sum: bool) -> Self {
         let key_width = match map.key {
             Shape::Ipv4 => 15,
             Shape::Ipv6 => 39,
@@ -490,7 +561,7 @@ impl<'a> Printer<'a> {
         Printer {
             map,
             format,
-            per_cpu,
+            sum,
             out: render::stdout(),
             count: 0,
             key_width,
@@ -504,8 +575,15 @@ impl<'a> Printer<'a> {
         match self.format {
             Format::Human => {
                 if self.count == 0 {
+                    let value = match (self.map.per_cpu(), self.sum) {
+                        (false, _) => "VALUE".to_owned(),
+                        (true, true) => format!("VALUE (sum of {} CPUs)", self.map.cpus()),
+                        (true, false) => {
+                            format!("VALUE PER CPU (CPU 0 to {})", self.map.cpus() - 1)
+                        }
+                    };
                     text.extend_from_slice(
-                        format!("{:<w$}  VALUE\n", "KEY", w = self.key_width).as_bytes(),
+                        format!("{:<w$}  {value}\n", "KEY", w = self.key_width).as_bytes(),
                     );
                 }
                 let start = text.len();
@@ -516,18 +594,18 @@ impl<'a> Printer<'a> {
                     None => text.extend(std::iter::repeat_n(b' ', pad)),
                 }
                 self.map
-                    .write_value_text(value, self.per_cpu, text, &mut self.folded);
+                    .write_value_text(value, self.sum, text, &mut self.folded);
                 text.push(b'\n');
             }
             Format::Json => {
                 text.push(if self.count == 0 { b'[' } else { b',' });
                 self.map
-                    .write_entry_json(key, value, self.per_cpu, text, &mut self.folded);
+                    .write_entry_json(key, value, self.sum, text, &mut self.folded);
             }
             Format::PrettyJson => {
                 text.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
                 let pretty =
-                    serde_json::to_string_pretty(&self.map.entry_json(key, value, self.per_cpu))?;
+                    serde_json::to_string_pretty(&self.map.entry_json(key, value, self.sum))?;
                 for (i, line) in pretty.lines().enumerate() {
                     if i > 0 {
                         text.push(b'\n');
@@ -589,9 +667,23 @@ impl Ord for Ranked {
 
 fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     let map = OpenMap::open(ctx, &args.map, args.raw)?;
-    let mut printer = Printer::new(&map, ctx.format, args.per_cpu);
+    let ranked = args.top.is_some() || args.sort_by.is_some();
+    // Ranking a per-CPU map ranks by the sum, and shows it.
+    let fold = match Fold::of(args.sum, args.per_cpu) {
+        Fold::Auto if ranked => Fold::Sum,
+        f => f,
+    };
+    if ranked && map.per_cpu() && !map.value.summable() {
+        bail!(
+            "map {}: its values ({}) are not integers, so they cannot be ranked by their sum over CPUs",
+            map.label,
+            map.value.describe()
+        );
+    }
+    let sum = map.sums(fold)?;
+    let mut printer = Printer::new(&map, ctx.format, sum);
     let limit = args.limit.unwrap_or(u64::MAX);
-    if args.top.is_some() || args.sort_by.is_some() {
+    if ranked {
         // Ranking needs all entries, but --top keeps only N of them.
         let keep = args.top.unwrap_or(usize::MAX);
         let mut heap = BinaryHeap::new();
@@ -639,8 +731,9 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     Ok(())
 }
 
-fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Result<()> {
+fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
+    let sum = map.sums(fold)?;
     let key_bytes = map.parse_key(key)?;
     let mut value = vec![0u8; map.value_len()];
     let found = map
@@ -653,9 +746,15 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Re
     match ctx.format {
         Format::Human => {
             let mut out = ctx.out.stdout();
-            writeln!(out, "{}", map.value_text(&value, per_cpu))?;
+            writeln!(out, "{}", map.value_text(&value, sum))?;
+            if sum {
+                ctx.out.note(format_args!(
+                    "the sum of {} CPUs' values (--per-cpu shows each)",
+                    map.cpus()
+                ));
+            }
         }
-        _ => render::print_json(ctx.format, &map.entry_json(&key_bytes, &value, per_cpu))?,
+        _ => render::print_json(ctx.format, &map.entry_json(&key_bytes, &value, sum))?,
     }
     Ok(())
 }

@@ -138,6 +138,26 @@ impl Shape {
         }
     }
 
+    /// Whether per-CPU values of this shape are counters, summed without
+    /// being asked: a struct whose every integer is unsigned and named like
+    /// a counter (see [`COUNTER_WORDS`]). A bare integer has no name to
+    /// tell a counter from a flag, so it is not one.
+    pub fn is_counter(&self) -> bool {
+        fn leaf_ok(name: &str, shape: &Shape) -> bool {
+            match shape {
+                Shape::Uint { .. } => counter_name(name),
+                Shape::Array {
+                    elem, chars: false, ..
+                } => matches!(**elem, Shape::Uint { .. }) && counter_name(name),
+                Shape::Struct { fields, .. } => {
+                    !fields.is_empty() && fields.iter().all(|f| leaf_ok(&f.name, &f.shape))
+                }
+                _ => false,
+            }
+        }
+        matches!(self, Shape::Struct { .. }) && leaf_ok("", self) && self.summable()
+    }
+
     /// Derives the shape of BTF type `id`, checked against the size the
     /// kernel reports; falls back to raw bytes when they disagree.
     pub fn from_btf(btf: &Btf, id: u32, size: usize, lpm_key: bool) -> Shape {
@@ -151,6 +171,18 @@ impl Shape {
             _ => Shape::Raw { size },
         }
     }
+}
+
+/// Words that make a field a counter, alone or as part of a name split
+/// at `_` (`packets`, `rx_bytes`, `drop_count`).
+pub const COUNTER_WORDS: &[&str] = &[
+    "packets", "pkts", "bytes", "count", "cnt", "counter", "drops", "dropped", "hits", "misses",
+    "errors", "errs", "events", "calls",
+];
+
+fn counter_name(name: &str) -> bool {
+    name.split('_')
+        .any(|w| COUNTER_WORDS.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 fn strip(btf: &Btf, mut id: u32) -> (u32, Option<String>) {
@@ -1352,5 +1384,30 @@ mod tests {
         };
         assert!(!v6.summable());
         assert!(!Shape::Ipv4.summable());
+    }
+
+    #[test]
+    fn counters_are_structs_of_unsigned_fields_named_like_counters() {
+        let btf = xdp_tools_btf();
+        assert!(Shape::from_btf(&btf, 5, 16, false).is_counter());
+        // A bare __u64 may be a flag (xdp-filter's filter_ipv4) or a count.
+        assert!(!Shape::Uint { size: 8 }.is_counter());
+        let mode = Shape::Struct {
+            size: 16,
+            fields: vec![
+                Field {
+                    name: "packets".into(),
+                    offset: 0,
+                    shape: Shape::Uint { size: 8 },
+                },
+                Field {
+                    name: "mode".into(),
+                    offset: 8,
+                    shape: Shape::Uint { size: 8 },
+                },
+            ],
+        };
+        assert!(!mode.is_counter(), "one field is not a counter");
+        assert!(mode.summable(), "but --sum may still add it up");
     }
 }
