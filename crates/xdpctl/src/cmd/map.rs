@@ -22,6 +22,7 @@ use crate::{
     kernel::objects,
     kernel::sys::{self, IdKind, update_flags},
     model::codec::{self, Shape},
+    model::maptype::{self, Reading},
     render::{self, Format, Tabular},
 };
 
@@ -665,8 +666,179 @@ impl Ord for Ranked {
     }
 }
 
+/// One entry of a map that holds kernel objects: a program array, a map of
+/// maps, a devmap or a cpumap.
+#[derive(Debug, Serialize)]
+struct SlotRow {
+    /// The index or key.
+    key: Value,
+    /// What the slot holds, by name.
+    value: Value,
+    #[serde(skip)]
+    text: String,
+}
+
+impl Tabular for SlotRow {
+    const HEADERS: &'static [&'static str] = &["KEY", "VALUE"];
+    fn cells(&self, _: &render::View) -> Vec<String> {
+        vec![
+            match &self.key {
+                Value::String(s) => s.clone(),
+                k => k.to_string(),
+            },
+            self.text.clone(),
+        ]
+    }
+}
+
+fn u32_at(v: &[u8], at: usize) -> Option<u32> {
+    v.get(at..at + 4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The program or map with this id, by name.
+fn object_json(kind: Kind, id: u32) -> (Value, String) {
+    let what = if kind == Kind::Prog { "prog" } else { "map" };
+    match objects::describe(kind, id) {
+        Ok(d) => (
+            json!({format!("{what}_id"): id, format!("{what}_name"): d.name, format!("{what}_type"): d.type_}),
+            format!("{what} {id} {} ({})", d.name, d.type_),
+        ),
+        Err(_) => (json!({format!("{what}_id"): id}), format!("{what} {id}")),
+    }
+}
+
+/// What a slot of a special map holds.
+fn slot(reading: &Reading, value: &[u8]) -> (Value, String) {
+    let first = u32_at(value, 0).unwrap_or(0);
+    let prog = u32_at(value, 4).filter(|id| *id != 0);
+    let with_prog = |mut v: Value, mut text: String| {
+        if let Some(id) = prog {
+            let (p, t) = object_json(Kind::Prog, id);
+            if let (Value::Object(o), Value::Object(p)) = (&mut v, p) {
+                o.extend(p);
+            }
+            text.push_str(&format!(", then {t}"));
+        }
+        (v, text)
+    };
+    match reading {
+        Reading::ProgIds => object_json(Kind::Prog, first),
+        Reading::MapIds => object_json(Kind::Map, first),
+        Reading::Devices => {
+            let dev = sys::ifname(first);
+            let text = format!(
+                "ifindex {first} ({})",
+                dev.as_deref().unwrap_or("not in this netns")
+            );
+            with_prog(json!({"ifindex": first, "dev": dev}), text)
+        }
+        _ => with_prog(json!({"qsize": first}), format!("queue of {first}")),
+    }
+}
+
+/// `map dump` of the map types that are not plain keys and values; false
+/// for those that are.
+fn dump_special(ctx: &Ctx, map: &OpenMap, limit: u64) -> Result<bool> {
+    let info = *map.info();
+    let reading = maptype::reading(info.type_, &map.label);
+    match &reading {
+        Reading::Entries => Ok(false),
+        Reading::Refused(why) => bail!("{why}"),
+        Reading::Peek => {
+            let mut value = vec![0u8; map.value_len()];
+            let found = map
+                .handle()
+                .peek(&mut value)
+                .with_context(|| format!("peeking at map {}", map.label))?;
+            let head = found.then(|| codec::to_json(&map.value, &value));
+            let kind = sys::map_type_name(info.type_);
+            render::print_json_or_nothing(
+                ctx.format,
+                &json!({"map": map.name(), "type": kind, "max_entries": info.max_entries, "head": head}),
+            )?;
+            if ctx.format == Format::Human {
+                let mut out = ctx.out.stdout();
+                match found {
+                    true => writeln!(out, "HEAD  {}", codec::to_text(&map.value, &value))?,
+                    false => writeln!(out, "(empty)")?,
+                }
+            }
+            ctx.out.note(format_args!(
+                "map {} is a {kind}: only its next element can be read without taking it \
+                 (shown: peeked, left in place)",
+                map.label
+            ));
+            Ok(true)
+        }
+        Reading::Ring => {
+            let (consumer, producer) = map
+                .handle()
+                .ring_positions()
+                .with_context(|| format!("reading the positions of ring buffer {}", map.label))?;
+            let pending = producer.saturating_sub(consumer);
+            render::print_json_or_nothing(
+                ctx.format,
+                &json!({"map": map.name(), "type": sys::map_type_name(info.type_), "size": info.max_entries,
+                        "consumer_pos": consumer, "producer_pos": producer, "pending_bytes": pending}),
+            )?;
+            if ctx.format == Format::Human {
+                writeln!(
+                    ctx.out.stdout(),
+                    "{pending} of {} bytes wait to be read (producer at {producer}, consumer at {consumer})",
+                    info.max_entries
+                )?;
+            }
+            ctx.out.note(format_args!(
+                "map {} is a ring buffer: reading a record consumes it, so xdpctl only measures it",
+                map.label
+            ));
+            Ok(true)
+        }
+        _ => {
+            let mut rows = Vec::new();
+            map.for_each(|k, v| {
+                let (value, text) = slot(&reading, v);
+                rows.push(SlotRow {
+                    key: codec::to_json(&map.key, k),
+                    value,
+                    text,
+                });
+                Ok((rows.len() as u64) < limit)
+            })?;
+            ctx.out.result(&rows)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Says why reading failed when the kernel does not support it for this
+/// map type, instead of a bare errno.
+fn unsupported(map: &OpenMap, e: anyhow::Error) -> anyhow::Error {
+    let errno = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error);
+    match errno {
+        Some(n @ (libc::EOPNOTSUPP | ENOTSUPP)) => anyhow::anyhow!(
+            "{}: a {} map cannot be read from user space (the kernel returns {})",
+            map.label,
+            sys::map_type_name(map.info().type_),
+            if n == ENOTSUPP {
+                "ENOTSUPP"
+            } else {
+                "EOPNOTSUPP"
+            }
+        ),
+        _ => e,
+    }
+}
+
 fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     let map = OpenMap::open(ctx, &args.map, args.raw)?;
+    if dump_special(ctx, &map, args.limit.unwrap_or(u64::MAX)).map_err(|e| unsupported(&map, e))? {
+        return Ok(());
+    }
     let ranked = args.top.is_some() || args.sort_by.is_some();
     // Ranking a per-CPU map ranks by the sum, and shows it.
     let fold = match Fold::of(args.sum, args.per_cpu) {
@@ -698,7 +870,8 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
                 heap.pop();
             }
             Ok(true)
-        })?;
+        })
+        .map_err(|e| unsupported(&map, e))?;
         // into_sorted_vec is ascending by Ord, i.e. descending by rank.
         for r in heap
             .into_sorted_vec()
@@ -718,7 +891,8 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
                 n += 1;
             }
             Ok(n < limit)
-        })?;
+        })
+        .map_err(|e| unsupported(&map, e))?;
     }
     let count = printer.finish()?;
     if ctx.format == Format::Human {
@@ -734,12 +908,16 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
 fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
     let sum = map.sums(fold)?;
+    if let Reading::Refused(why) = maptype::reading(map.info().type_, &map.label) {
+        bail!("{why}");
+    }
     let key_bytes = map.parse_key(key)?;
     let mut value = vec![0u8; map.value_len()];
     let found = map
         .handle()
         .lookup(&key_bytes, &mut value)
-        .with_context(|| format!("looking up {key} in map {}", map.label))?;
+        .with_context(|| format!("looking up {key} in map {}", map.label))
+        .map_err(|e| unsupported(&map, e))?;
     if !found {
         return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
     }

@@ -344,6 +344,54 @@ pub(super) fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
     }
 }
 
+/// The next element of a queue or stack, left in place (a lookup without
+/// a key is a peek); `Ok(false)` when it is empty.
+pub(super) fn map_peek(map: BorrowedFd<'_>, value: &mut [u8]) -> io::Result<bool> {
+    let mut attr = elem_attr(map, std::ptr::null(), value.as_mut_ptr(), 0);
+    // SAFETY: MapHandle checked the value against the map's value size.
+    match unsafe { bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A ring buffer's consumer and producer positions, read from its first
+/// two pages mapped read-only: nothing is consumed.
+pub(super) fn ringbuf_positions(map: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let read_at = |offset: usize| -> io::Result<u64> {
+        // SAFETY: a fresh read-only shared mapping of one page of the map,
+        // unmapped below; the kernel keeps the position at its start.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                map.as_raw_fd(),
+                offset as libc::off_t,
+            );
+            if p == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            let v = std::ptr::read_volatile(p as *const u64);
+            libc::munmap(p, page);
+            Ok(v)
+        }
+    };
+    Ok((read_at(0)?, read_at(page)?))
+}
+
+/// The name of the device with this index in this network namespace.
+pub fn ifname(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname needs.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    (!p.is_null()).then(|| c_name(&buf))
+}
+
 /// The key after `key` (the first key with `None`); `Ok(false)` at the end.
 pub(super) fn map_next_key(
     map: BorrowedFd<'_>,
