@@ -18,6 +18,7 @@ const FIXTURES: &[&str] = &[
     "trafficgen",
     "dissect",
     "fake_fw",
+    "globals",
 ];
 
 fn main() {

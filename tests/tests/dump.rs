@@ -1,0 +1,562 @@
+//! How maps made by other tools read: global data by variable, unions by
+//! every member, per-CPU values CPU by CPU unless they are counters, and
+//! map types that are not keys and values described or refused. Where
+//! bpftool decodes the same map from its BTF, xdpctl's typed JSON is
+//! compared with bpftool's `formatted` output value by value.
+
+use std::{
+    fs,
+    net::Ipv6Addr,
+    path::Path,
+    process::{Child, Command},
+    time::Duration,
+};
+
+use serde_json::{Map, Value, json};
+use xdpctl_tests::{Bpffs, Run, fixture, require_privileges, run, sh, xdpctl, xdpctl_bin};
+
+/// xdp-tools' objects, as Debian installs them.
+const XDP_TOOLS: &str = "/usr/lib/x86_64-linux-gnu/bpf";
+
+fn num_cpus() -> usize {
+    let text = fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
+    let last = text.trim().rsplit(['-', ',']).next().unwrap();
+    last.parse::<usize>().unwrap() + 1
+}
+
+/// A private mount namespace, held by a sleeping process and gone with it:
+/// xdp-filter's objects pin maps by name under /sys/fs/bpf, which must not
+/// be the host's.
+struct MountNs {
+    holder: Child,
+}
+
+impl MountNs {
+    fn new() -> Self {
+        let holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "600"])
+            .spawn()
+            .expect("running unshare");
+        let ns = MountNs { holder };
+        let mine = fs::read_link("/proc/self/ns/mnt").unwrap();
+        for _ in 0..500 {
+            let theirs = fs::read_link(format!("/proc/{}/ns/mnt", ns.holder.id()));
+            if theirs.is_ok_and(|t| t != mine) {
+                let r = ns.run("mount", &["-t", "bpf", "bpf", "/sys/fs/bpf"]);
+                assert_eq!(r.code, 0, "mounting a bpffs in the namespace: {}", r.stderr);
+                return ns;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("unshare did not enter a mount namespace");
+    }
+
+    fn run(&self, program: impl AsRef<Path>, args: &[&str]) -> Run {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.holder.id().to_string(), "-m", "--"])
+            .arg(program.as_ref())
+            .args(args)
+            .env("XDPCTL_BPFFS", "/sys/fs/bpf");
+        run(cmd)
+    }
+
+    fn xdpctl(&self, args: &[&str]) -> Run {
+        self.run(xdpctl_bin(), args)
+    }
+
+    #[track_caller]
+    fn bpftool(&self, args: &[&str]) -> String {
+        let r = self.run("bpftool", args);
+        assert_eq!(r.code, 0, "bpftool {args:?}: {}", r.stderr);
+        r.stdout
+    }
+}
+
+impl Drop for MountNs {
+    fn drop(&mut self) {
+        // The namespace, its bpffs and every pin in it go with the holder.
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// bpftool's JSON with its anonymous members (`"": {...}`, repeated in one
+/// object, which a JSON parser would collapse to the last) merged into
+/// their parent, as xdpctl shows them.
+fn bpftool_json(text: &str) -> Value {
+    let mut renamed = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut n = 0;
+    // NB: `"":` can only be a key: a string value is followed by , } or ].
+    while let Some(i) = rest.find("\"\":") {
+        renamed.push_str(&rest[..i]);
+        renamed.push_str(&format!("\"\\u0000{n}\":"));
+        n += 1;
+        rest = &rest[i + 3..];
+    }
+    renamed.push_str(rest);
+    let v: Value = serde_json::from_str(&renamed)
+        .unwrap_or_else(|e| panic!("bpftool printed invalid JSON ({e}):\n{text}"));
+    merge_anonymous(v)
+}
+
+fn merge_anonymous(v: Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut out = Map::new();
+            for (k, v) in o {
+                match merge_anonymous(v) {
+                    Value::Object(inner) if k.starts_with('\0') => out.extend(inner),
+                    v => {
+                        out.insert(k, v);
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(merge_anonymous).collect()),
+        v => v,
+    }
+}
+
+/// bpftool's value of a global-data map, `{".rodata": [{"a": 1}, {"b":
+/// 2}]}`, as one object of variables.
+fn datasec_vars(v: &Value) -> Option<Value> {
+    let (name, vars) = v.as_object()?.iter().next()?;
+    if !name.starts_with('.') {
+        return None;
+    }
+    let mut out = Map::new();
+    for var in vars.as_array()? {
+        out.extend(var.as_object()?.clone());
+    }
+    Some(Value::Object(out))
+}
+
+/// Whether xdpctl's key is bpftool's: the same JSON, or an IPv6 address
+/// that bpftool shows as `struct in6_addr`.
+fn same_key(ours: &Value, theirs: &Value) -> bool {
+    if let Some(a) = ours.as_str().and_then(|s| s.parse::<Ipv6Addr>().ok()) {
+        return theirs["in6_u"]["u6_addr8"] == json!(a.octets());
+    }
+    ours == theirs
+}
+
+/// Compares `xdpctl -j map dump --per-cpu` with `bpftool -j map dump`
+/// entry by entry, value by value (every CPU's for per-CPU maps); panics
+/// with both on a difference. Returns how many entries were compared.
+#[track_caller]
+fn compare(map: &str, ours: &Value, theirs: &Value) -> usize {
+    let (ours, theirs) = (ours.as_array().unwrap(), theirs.as_array().unwrap());
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "{map}: entries\nxdpctl {ours:?}\nbpftool {theirs:?}"
+    );
+    for t in theirs {
+        let f = t
+            .get("formatted")
+            .unwrap_or_else(|| panic!("{map}: bpftool has no BTF to format with: {t}"));
+        let o = match f.get("key") {
+            Some(k) => ours
+                .iter()
+                .find(|o| same_key(&o["key"], k))
+                .unwrap_or_else(|| panic!("{map}: xdpctl lacks key {k}\n{ours:?}")),
+            // A global-data map: no key type, one entry.
+            None => &ours[0],
+        };
+        match f.get("values") {
+            Some(Value::Array(per_cpu)) => {
+                let mine = o["values"].as_array().unwrap();
+                assert_eq!(mine.len(), per_cpu.len(), "{map}: CPUs\n{o}\n{t}");
+                for (cpu, v) in per_cpu.iter().enumerate() {
+                    assert_eq!(
+                        mine[cpu], v["value"],
+                        "{map}: CPU {cpu} of {}\n{o}\n{t}",
+                        o["key"]
+                    );
+                }
+            }
+            _ => {
+                let want = datasec_vars(&f["value"]).unwrap_or_else(|| f["value"].clone());
+                assert_eq!(o["value"], want, "{map}: value of {}", o["key"]);
+            }
+        }
+    }
+    theirs.len()
+}
+
+#[test]
+fn xdp_filter_maps_read_as_bpftool_reads_them() {
+    require_privileges!();
+    let ns = MountNs::new();
+    let cpus = num_cpus();
+    let obj = format!("{XDP_TOOLS}/xdpfilt_alw_all.o");
+    ns.xdpctl(&["load", &obj, "--pin", "f"]).ok();
+    let m = |name: &str| format!("/sys/fs/bpf/f/maps/{name}");
+
+    // A mode flag (xdp-filter's "deny the source") on every CPU.
+    ns.bpftool(&[
+        "map",
+        "update",
+        "pinned",
+        &m("filter_ipv4"),
+        "key",
+        "1",
+        "2",
+        "3",
+        "4",
+        "value",
+        "2",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]);
+    ns.xdpctl(&["map", "update", &m("filter_ipv6"), "2001:db8::1", "1"])
+        .ok();
+    ns.xdpctl(&[
+        "map",
+        "update",
+        &m("filter_ethernet"),
+        r#"{"addr":[2,0,0,0,0,1]}"#,
+        "3",
+    ])
+    .ok();
+    // Counters that differ by CPU, written through an anonymous union's
+    // member names.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stats.json");
+    let values: Vec<Value> = (0..cpus)
+        .map(|c| json!({"packets": 3 + c, "bytes": 180 + 60 * c}))
+        .collect();
+    fs::write(&file, json!({"key": 1, "values": values}).to_string()).unwrap();
+    ns.xdpctl(&[
+        "map",
+        "update",
+        &m("xdp_stats_map"),
+        "--from-file",
+        file.to_str().unwrap(),
+    ])
+    .ok();
+
+    let mut compared = 0;
+    for name in [
+        "xdp_stats_map",
+        "filter_ipv4",
+        "filter_ipv6",
+        "filter_ethernet",
+    ] {
+        let ours = ns
+            .xdpctl(&["-j", "map", "dump", &m(name), "--per-cpu"])
+            .ok()
+            .json();
+        let theirs = bpftool_json(&ns.bpftool(&["-j", "map", "dump", "pinned", &m(name)]));
+        compared += compare(name, &ours, &theirs);
+    }
+    assert_eq!(compared, 5 + 1 + 1 + 1);
+
+    // The union reads by every member name.
+    let stats = ns
+        .xdpctl(&["-j", "map", "lookup", &m("xdp_stats_map"), "1"])
+        .ok()
+        .json();
+    let packets: usize = (0..cpus).map(|c| 3 + c).sum();
+    let bytes: usize = (0..cpus).map(|c| 180 + 60 * c).sum();
+    // Counters by name: summed, and said to be.
+    assert_eq!(
+        stats["value"],
+        json!({"packets": packets, "rx_packets": packets, "bytes": bytes, "rx_bytes": bytes}),
+        "{stats}"
+    );
+    assert_eq!(stats["summed"], true, "{stats}");
+    // A bare __u64 may be a flag: shown CPU by CPU, never added up.
+    let flag = ns
+        .xdpctl(&["-j", "map", "dump", &m("filter_ipv4")])
+        .ok()
+        .json();
+    assert_eq!(flag[0]["values"], json!(vec![2; cpus]), "{flag}");
+    assert!(flag[0].get("value").is_none(), "{flag}");
+    let text = ns.xdpctl(&["map", "dump", &m("filter_ipv4")]).ok().stdout;
+    let two = format!("[{}]", vec!["2"; cpus].join(", "));
+    assert!(
+        text.contains("VALUE PER CPU") && text.contains(&two),
+        "{text}"
+    );
+    // --sum adds it up when asked, and says so in the header.
+    let text = ns
+        .xdpctl(&["map", "dump", &m("filter_ipv4"), "--sum"])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains(&format!("VALUE (sum of {cpus} CPUs)"))
+            && text.contains(&(2 * cpus).to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn global_data_is_typed_for_xdpctl_and_for_bpftool() {
+    require_privileges!();
+    let fs_ = Bpffs::new();
+    let before = fs_.snapshot();
+    xdpctl(
+        &fs_,
+        ["load", fixture("globals").to_str().unwrap(), "--pin", "g"],
+    )
+    .ok();
+    let pin = |name: &str| fs_.path().join("g/maps").join(name);
+
+    let rodata = xdpctl(&fs_, ["-j", "map", "dump", "g/maps/_rodata"])
+        .ok()
+        .json();
+    assert_eq!(
+        rodata[0]["value"],
+        json!({
+            "refcnt": 1,
+            "conf": {"port": 53, "name": "dns", "packets": 9, "rx_packets": 9},
+            "mode": 2,
+        }),
+        "{rodata}"
+    );
+    let data = xdpctl(&fs_, ["-j", "map", "dump", "g/maps/_data"])
+        .ok()
+        .json();
+    assert_eq!(
+        data[0]["value"],
+        json!({"hits": 7, "ports": [80, 443, 8080]})
+    );
+    // A variable's value is written by name.
+    xdpctl(&fs_, ["map", "update", "g/maps/_bss", "0", r#"{"seen":5}"#]).ok();
+
+    let mut compared = 0;
+    for name in ["_rodata", "_data", "_bss"] {
+        let path = pin(name);
+        let path = path.to_str().unwrap();
+        let shown: Value =
+            serde_json::from_str(&sh("bpftool", &["-j", "map", "show", "pinned", path])).unwrap();
+        assert_ne!(
+            shown["btf_id"].as_u64().unwrap_or(0),
+            0,
+            "{name} has BTF: {shown}"
+        );
+        let ours = xdpctl(&fs_, ["-j", "map", "dump", path]).ok().json();
+        let theirs = bpftool_json(&sh("bpftool", &["-j", "map", "dump", "pinned", path]));
+        compared += compare(name, &ours, &theirs);
+        if name == "_rodata" {
+            // Still frozen, as the loader leaves a constant section.
+            assert_eq!(shown["frozen"], 1, "{shown}");
+        }
+    }
+    assert_eq!(compared, 3);
+    // The scratch pins that handed the typed maps to the loader are gone.
+    let after = fs_.snapshot();
+    let made: Vec<&String> = after.iter().filter(|e| !before.contains(e)).collect();
+    assert!(
+        made.iter()
+            .all(|e| e.contains(" g") || e.starts_with("d g") || e.starts_with("f g/")),
+        "only the load directory is new: {made:?}"
+    );
+}
+
+#[test]
+fn map_types_that_are_not_keys_and_values_are_described_or_refused() {
+    require_privileges!();
+    let fs_ = Bpffs::new();
+    xdpctl(
+        &fs_,
+        ["load", fixture("xdp_pass").to_str().unwrap(), "--pin", "p"],
+    )
+    .ok();
+    let at = |name: &str| fs_.path().join(name).to_str().unwrap().to_owned();
+    let create = |name: &str, spec: &[&str]| {
+        let mut args = vec!["map", "create"];
+        let path = at(name);
+        args.push(&path);
+        args.extend(spec);
+        sh("bpftool", &args);
+    };
+    create(
+        "xsk",
+        &[
+            "type", "xskmap", "key", "4", "value", "4", "entries", "4", "name", "xsks_map",
+        ],
+    );
+    create(
+        "perf",
+        &[
+            "type",
+            "perf_event_array",
+            "key",
+            "4",
+            "value",
+            "4",
+            "entries",
+            "2",
+            "name",
+            "events",
+        ],
+    );
+    create(
+        "bloom",
+        &[
+            "type",
+            "bloom_filter",
+            "key",
+            "0",
+            "value",
+            "4",
+            "entries",
+            "16",
+            "name",
+            "bl",
+        ],
+    );
+    create(
+        "jmp",
+        &[
+            "type",
+            "prog_array",
+            "key",
+            "4",
+            "value",
+            "4",
+            "entries",
+            "4",
+            "name",
+            "jmp",
+        ],
+    );
+    create(
+        "inner",
+        &[
+            "type", "array", "key", "4", "value", "4", "entries", "1", "name", "inner",
+        ],
+    );
+    let inner = at("inner");
+    create(
+        "outer",
+        &[
+            "type",
+            "array_of_maps",
+            "key",
+            "4",
+            "value",
+            "4",
+            "entries",
+            "2",
+            "name",
+            "outer",
+            "inner_map",
+            "pinned",
+            &inner,
+        ],
+    );
+    create(
+        "tx",
+        &[
+            "type", "devmap", "key", "4", "value", "8", "entries", "4", "name", "tx_ports",
+        ],
+    );
+    create(
+        "q",
+        &[
+            "type", "queue", "key", "0", "value", "4", "entries", "4", "name", "q",
+        ],
+    );
+    create(
+        "rb",
+        &[
+            "type", "ringbuf", "key", "0", "value", "0", "entries", "4096", "name", "rb",
+        ],
+    );
+    let prog = at("p/xdp_pass");
+    for (map, args) in [
+        (
+            "jmp",
+            vec!["key", "2", "0", "0", "0", "value", "pinned", prog.as_str()],
+        ),
+        (
+            "outer",
+            vec!["key", "1", "0", "0", "0", "value", "pinned", inner.as_str()],
+        ),
+        (
+            "tx",
+            vec![
+                "key", "0", "0", "0", "0", "value", "1", "0", "0", "0", "0", "0", "0", "0",
+            ],
+        ),
+    ] {
+        let path = at(map);
+        let mut all = vec!["map", "update", "pinned", path.as_str()];
+        all.extend(args);
+        sh("bpftool", &all);
+    }
+    for v in ["7", "8"] {
+        sh(
+            "bpftool",
+            &["map", "push", "pinned", &at("q"), "value", v, "0", "0", "0"],
+        );
+    }
+    let snapshot = fs_.snapshot();
+
+    // Refused: one line naming the map, its type and why; valid JSON.
+    for (map, needles) in [
+        (
+            "xsk",
+            &[
+                "xsks_map",
+                "an XSKMAP cannot be read from user space",
+                "EOPNOTSUPP",
+                "queue ids",
+            ][..],
+        ),
+        (
+            "perf",
+            &["events", "a perf event array cannot be read", "ENOTSUPP"],
+        ),
+        ("bloom", &["a Bloom filter cannot be listed"]),
+    ] {
+        let r = xdpctl(&fs_, ["map", "dump", map]).fails_with(needles);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+        assert!(!r.stderr.contains("os error"), "{}", r.stderr);
+        xdpctl(&fs_, ["-j", "map", "dump", map]).json();
+    }
+    xdpctl(&fs_, ["map", "lookup", "xsk", "0"]).fails_with(&["an XSKMAP cannot be read"]);
+
+    let pid = xdpctl(&fs_, ["-j", "prog", "show", "p/xdp_pass"])
+        .ok()
+        .json()[0]["id"]
+        .clone();
+    let jmp = xdpctl(&fs_, ["-j", "map", "dump", "jmp"]).ok().json();
+    assert_eq!(
+        jmp,
+        json!([{"key": 2, "value": {"prog_id": pid, "prog_name": "xdp_pass", "prog_type": "xdp"}}])
+    );
+    let outer = xdpctl(&fs_, ["-j", "map", "dump", "outer"]).ok().json();
+    assert_eq!(outer[0]["key"], 1);
+    assert_eq!(outer[0]["value"]["map_name"], "inner", "{outer}");
+    let tx = xdpctl(&fs_, ["-j", "map", "dump", "tx"]).ok().json();
+    assert_eq!(
+        tx,
+        json!([{"key": 0, "value": {"ifindex": 1, "dev": "lo"}}])
+    );
+    let text = xdpctl(&fs_, ["map", "dump", "jmp"]).ok().stdout;
+    assert!(text.contains("xdp_pass"), "{text}");
+
+    // A queue's head is peeked, not taken: twice the same, then bpftool
+    // still pops it.
+    for _ in 0..2 {
+        let q = xdpctl(&fs_, ["-j", "map", "dump", "q"]).ok().json();
+        assert_eq!(q["head"], "07 00 00 00", "{q}");
+    }
+    let popped = sh("bpftool", &["-j", "map", "pop", "pinned", &at("q")]);
+    assert!(popped.contains("\"0x07\""), "{popped}");
+    let rb = xdpctl(&fs_, ["-j", "map", "dump", "rb"]).ok().json();
+    assert_eq!(rb["size"], 4096);
+    assert_eq!(rb["pending_bytes"], 0, "{rb}");
+    assert_eq!(fs_.snapshot(), snapshot, "reading changed nothing");
+}
