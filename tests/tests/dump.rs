@@ -329,8 +329,20 @@ fn global_data_is_typed_for_xdpctl_and_for_bpftool() {
         data[0]["value"],
         json!({"hits": 7, "ports": [80, 443, 8080]})
     );
-    // A variable's value is written by name.
+    // A variable is written by name; the others keep their values.
     xdpctl(&fs_, ["map", "update", "g/maps/_bss", "0", r#"{"seen":5}"#]).ok();
+    xdpctl(
+        &fs_,
+        ["map", "update", "g/maps/_data", "0", r#"{"hits":100}"#],
+    )
+    .ok();
+    let data = xdpctl(&fs_, ["-j", "map", "dump", "g/maps/_data"])
+        .ok()
+        .json();
+    assert_eq!(
+        data[0]["value"],
+        json!({"hits": 100, "ports": [80, 443, 8080]})
+    );
 
     let mut compared = 0;
     for name in ["_rodata", "_data", "_bss"] {

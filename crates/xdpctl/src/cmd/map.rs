@@ -50,6 +50,8 @@ pub struct OpenMap {
     label: String,
     key: Shape,
     value: Shape,
+    /// The value is a DATASEC: global variables, set one at a time.
+    global_data: bool,
 }
 
 /// How per-CPU values are shown (`--sum`, `--per-cpu`, neither).
@@ -115,6 +117,7 @@ impl OpenMap {
             Shape::Raw { size: key_size },
             Shape::Raw { size: value_size },
         );
+        let mut global_data = false;
         if !raw && info.btf_id != 0 {
             // Without usable BTF, keys and values are raw bytes; that is
             // not an error.
@@ -125,6 +128,10 @@ impl OpenMap {
                 }
                 if info.btf_value_type_id != 0 {
                     value = Shape::from_btf(&b, info.btf_value_type_id, value_size, false);
+                    global_data = matches!(
+                        b.get(info.btf_value_type_id),
+                        Some(crate::model::btf::Type::Datasec { .. })
+                    );
                 }
             }
         }
@@ -148,6 +155,7 @@ impl OpenMap {
             label,
             key,
             value,
+            global_data,
         })
     }
 
@@ -1047,7 +1055,17 @@ fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
         bail!("give KEY and VALUE, or --from-file FILE");
     };
     let key_bytes = map.parse_key(key)?;
-    let value_bytes = map.parse_value(value)?;
+    let value_bytes = if map.global_data {
+        // Global variables: the ones not named keep their values.
+        let mut base = vec![0u8; map.value_len()];
+        map.handle()
+            .lookup(&key_bytes, &mut base)
+            .with_context(|| format!("reading map {}", map.label))?;
+        codec::parse_over(&map.value, value, &base)
+            .map_err(|e| anyhow::anyhow!("value for map {}: {e}", map.label))?
+    } else {
+        map.parse_value(value)?
+    };
     written.extend_from_slice(&key_bytes);
     map.handle()
         .update(&key_bytes, &value_bytes, flags)

@@ -594,6 +594,24 @@ pub fn parse(shape: &Shape, text: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Parses `text` like [`parse`], but where it is a JSON object for a
+/// struct, only the fields it names are written over `base` (the value the
+/// map holds): for global data, where one variable is set at a time.
+pub fn parse_over(shape: &Shape, text: &str, base: &[u8]) -> Result<Vec<u8>, String> {
+    let given = parse(shape, text)?;
+    let (Shape::Struct { fields, .. }, Ok(Value::Object(obj))) =
+        (shape, serde_json::from_str::<Value>(text.trim()))
+    else {
+        return Ok(given);
+    };
+    let mut out = base.to_vec();
+    for f in fields.iter().filter(|f| obj.contains_key(&f.name)) {
+        let r = f.offset..f.offset + f.shape.size();
+        out[r.clone()].copy_from_slice(&given[r]);
+    }
+    Ok(out)
+}
+
 fn kind_word(shape: &Shape) -> &'static str {
     match shape {
         Shape::Struct { .. } => "object",
@@ -1409,5 +1427,17 @@ mod tests {
         };
         assert!(!mode.is_counter(), "one field is not a counter");
         assert!(mode.summable(), "but --sum may still add it up");
+    }
+
+    #[test]
+    fn global_data_updates_keep_the_variables_not_given() {
+        let btf = xdp_tools_btf();
+        let shape = Shape::from_btf(&btf, 10, 16, false);
+        let mut base = 1i32.to_ne_bytes().to_vec();
+        base.extend([0; 4]);
+        base.extend(5u64.to_ne_bytes());
+        let out = parse_over(&shape, r#"{"limit":9}"#, &base).unwrap();
+        assert_eq!(to_json(&shape, &out), json!({"refcnt": 1, "limit": 9}));
+        assert!(parse_over(&shape, r#"{"nope":9}"#, &base).is_err());
     }
 }
