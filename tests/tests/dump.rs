@@ -593,6 +593,13 @@ fn map_types_that_are_not_keys_and_values_are_described_or_refused() {
     );
     let text = xdpctl(&fs_, ["map", "dump", "jmp"]).ok().stdout;
     assert!(text.contains("xdp_pass"), "{text}");
+    let one = xdpctl(&fs_, ["-j", "map", "lookup", "jmp", "2"])
+        .ok()
+        .json();
+    assert_eq!(one, jmp[0]);
+    let empty = xdpctl(&fs_, ["map", "lookup", "jmp", "1"]);
+    assert_eq!(empty.code, 3, "an empty slot is not found: {empty:?}");
+    xdpctl(&fs_, ["map", "lookup", "q", "0"]).fails_with(&["a queue: it has no keys"]);
 
     // A queue's head is peeked, not taken: twice the same, then bpftool
     // still pops it.

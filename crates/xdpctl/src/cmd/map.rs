@@ -916,8 +916,16 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
 fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
     let sum = map.sums(fold)?;
-    if let Reading::Refused(why) = maptype::reading(map.info().type_, &map.label) {
-        bail!("{why}");
+    let reading = maptype::reading(map.info().type_, &map.label);
+    match &reading {
+        Reading::Refused(why) => bail!("{why}"),
+        Reading::Peek | Reading::Ring => bail!(
+            "map {} is a {}: it has no keys to look up; `xdpctl map dump` shows what can be \
+             read of it",
+            map.label,
+            sys::map_type_name(map.info().type_)
+        ),
+        _ => {}
     }
     let key_bytes = map.parse_key(key)?;
     let mut value = vec![0u8; map.value_len()];
@@ -928,6 +936,20 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Resul
         .map_err(|e| unsupported(&map, e))?;
     if !found {
         return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+    }
+    if matches!(
+        reading,
+        Reading::ProgIds | Reading::MapIds | Reading::Devices | Reading::Cpus
+    ) {
+        let (value, text) = slot(&reading, &value);
+        match ctx.format {
+            Format::Human => writeln!(ctx.out.stdout(), "{text}")?,
+            _ => render::print_json(
+                ctx.format,
+                &json!({"key": codec::to_json(&map.key, &key_bytes), "value": value}),
+            )?,
+        }
+        return Ok(());
     }
     match ctx.format {
         Format::Human => {
