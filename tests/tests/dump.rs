@@ -614,3 +614,71 @@ fn map_types_that_are_not_keys_and_values_are_described_or_refused() {
     assert_eq!(rb["pending_bytes"], 0, "{rb}");
     assert_eq!(fs_.snapshot(), snapshot, "reading changed nothing");
 }
+
+/// Whether `xdpctl ARGS` died at its `n`-th state change
+/// (`XDPCTL_FAILPOINT`, see `tests/crash.rs`).
+fn killed_at(fs: &Bpffs, n: u32, args: &[&str]) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let mut cmd = xdpctl_tests::command(fs);
+    let out = cmd
+        .env("XDPCTL_FAILPOINT", n.to_string())
+        .args(args)
+        .output()
+        .unwrap();
+    match out.status.signal() {
+        Some(9) => true,
+        _ => {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+    }
+}
+
+#[test]
+fn a_killed_load_of_global_data_leaves_nothing_or_the_whole_load() {
+    require_privileges!();
+    let obj = fixture("globals");
+    let obj = obj.to_str().unwrap();
+    for n in 1.. {
+        assert!(n < 100, "more than 100 crash points?");
+        let fs_ = Bpffs::new();
+        let was_killed = killed_at(&fs_, n, &["load", obj, "--pin", "g"]);
+        // The next ordinary command settles the bpffs.
+        xdpctl(&fs_, ["prog", "show"]).ok();
+        let left: Vec<String> = fs_
+            .snapshot()
+            .into_iter()
+            .filter(|e| {
+                e.contains("_xdpctl/")
+                    && e.split(' ')
+                        .nth(1)
+                        .is_some_and(|p| p.matches('/').count() > 1)
+            })
+            .collect();
+        assert!(
+            left.is_empty(),
+            "killed before state change {n}: left behind {left:?}"
+        );
+        let loaded = fs_.path().join("g").exists();
+        if loaded {
+            let data = xdpctl(&fs_, ["-j", "map", "dump", "g/maps/_data"])
+                .ok()
+                .json();
+            assert_eq!(
+                data[0]["value"]["hits"], 7,
+                "killed before state change {n}"
+            );
+        }
+        if !was_killed {
+            assert!(loaded);
+            // The journal record, the typed maps' scratch pins and their
+            // removal, the staged load and its commit.
+            assert!(n > 10, "only {n} crash points");
+            break;
+        }
+    }
+}

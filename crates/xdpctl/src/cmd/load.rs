@@ -67,7 +67,7 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
         &reuse,
         &sizes,
         args.verifier_log.as_deref(),
-        &journal.scratch("stage")?,
+        &mut journal,
     )?;
     let generation = layout::random_id();
     let stage = journal.scratch("stage")?;

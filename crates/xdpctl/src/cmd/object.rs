@@ -20,14 +20,17 @@ use crate::{
     cli::MapReuse,
     ctx::Ctx,
     kernel::{
+        datamaps,
         map::MapHandle,
         objects::{self, Described},
         store, sys,
     },
     model::{
+        change::{Change, Step},
         manifest::{self, LINKS_SUBDIR, MAPS_SUBDIR, Manifest, MapEntry, ProgEntry},
         verifier::Rejection,
     },
+    ops::Journal,
     render::{self, Human, Tabular},
 };
 
@@ -353,21 +356,52 @@ pub(crate) fn write_manifest(staging: &mut pinfs::Staging, manifest: &Manifest) 
 }
 
 /// Loads the object's maps (reusing the pinned ones in `reuse`) and
-/// programs; returns them with the program names, sorted. `scratch` is a
-/// fresh path on the bpffs for the global-data maps made with their BTF
-/// (see `kernel::datamaps`); nothing is left there.
+/// programs; returns them with the program names, sorted.
+///
+/// Global-data maps are made with their BTF first (see `kernel::datamaps`)
+/// and handed to the loader through scratch pins in the journal's staging
+/// area, recorded so that recovery removes them if this dies.
 pub(crate) fn load_into_kernel(
     object: &ObjectFile<'_>,
     reuse: &[(String, PathBuf)],
     sizes: &BTreeMap<String, u32>,
     verifier_log: Option<&Path>,
-    scratch: &Path,
+    journal: &mut Journal,
+) -> Result<(aya::Ebpf, Vec<String>)> {
+    let reused: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+    if !datamaps::wanted(&object.parsed, &reused) {
+        return load_with(object, reuse, sizes, verifier_log, None);
+    }
+    let scratch = journal.scratch("stage")?;
+    let entry = journal.begin(Change::Steps {
+        what: format!(
+            "the global-data maps of {}, made for the loader",
+            object.label
+        ),
+        steps: vec![Step::RemoveTree {
+            path: scratch.clone(),
+        }],
+    })?;
+    let loaded = datamaps::create(&object.bytes, &scratch, &reused)
+        .with_context(|| format!("creating the global-data maps of {}", object.label))
+        .and_then(|maps| {
+            let loaded = load_with(object, reuse, sizes, verifier_log, Some(&maps));
+            drop(maps);
+            loaded
+        });
+    journal.finish(entry)?;
+    loaded
+}
+
+fn load_with(
+    object: &ObjectFile<'_>,
+    reuse: &[(String, PathBuf)],
+    sizes: &BTreeMap<String, u32>,
+    verifier_log: Option<&Path>,
+    data_maps: Option<&datamaps::DataMaps>,
 ) -> Result<(aya::Ebpf, Vec<String>)> {
     let mut loader = EbpfLoader::new();
-    let reused: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
-    let data_maps = crate::kernel::datamaps::create(&object.bytes, scratch, &reused)
-        .with_context(|| format!("creating the global-data maps of {}", object.label))?;
-    for (name, path) in data_maps.pins() {
+    for (name, path) in data_maps.map(datamaps::DataMaps::pins).unwrap_or_default() {
         loader.map_pin_path(name, path.as_path());
     }
     for (name, n) in sizes {

@@ -138,7 +138,7 @@ pub fn replace(
         &reuse,
         &sizes,
         args.verifier_log.as_deref(),
-        &journal.scratch("stage")?,
+        &mut journal,
     )?;
 
     // Plan every switch before touching anything.

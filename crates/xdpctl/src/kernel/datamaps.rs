@@ -8,9 +8,9 @@
 //! path. So the maps are made here and pinned in a scratch directory that
 //! the loader is pointed at (`EbpfLoader::map_pin_path`): aya opens them,
 //! writes the section's initial bytes and freezes `.rodata`, as for maps
-//! it made itself. The scratch pins go away on drop; a process killed
-//! before that leaves them in xdpctl's staging area, which the next
-//! command sweeps.
+//! it made itself. The scratch pins go away on drop; the caller records
+//! the scratch directory in the journal first, so that recovery removes
+//! it when the process dies before that.
 
 use std::{
     os::fd::{AsFd, OwnedFd},
@@ -58,10 +58,27 @@ impl DataMaps {
 impl Drop for DataMaps {
     fn drop(&mut self) {
         for (_, pin) in &self.pins {
+            pinfs::failpoint::step("unlink");
             let _ = std::fs::remove_file(pin);
         }
+        pinfs::failpoint::step("rmdir");
         let _ = std::fs::remove_dir(&self.dir);
     }
+}
+
+fn is_data(m: &aya_obj::Map) -> bool {
+    matches!(
+        m.section_kind(),
+        EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
+    )
+}
+
+/// Whether `object` has global-data maps other than those in `skip`.
+pub fn wanted(object: &Object, skip: &[&str]) -> bool {
+    object
+        .maps
+        .iter()
+        .any(|(name, m)| is_data(m) && !skip.contains(&name.as_str()))
 }
 
 /// Creates the global-data maps of the object `bytes` with their BTF and
@@ -77,12 +94,7 @@ pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, D
     let mut wanted: Vec<(String, aya_obj::Map)> = object
         .maps
         .iter()
-        .filter(|(name, m)| {
-            matches!(
-                m.section_kind(),
-                EbpfSectionKind::Data | EbpfSectionKind::Rodata | EbpfSectionKind::Bss
-            ) && !skip.contains(&name.as_str())
-        })
+        .filter(|(name, m)| is_data(m) && !skip.contains(&name.as_str()))
         .map(|(n, m)| (n.clone(), m.clone()))
         .collect();
     if wanted.is_empty() {
@@ -137,6 +149,7 @@ pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, D
         source,
     })?;
     for (name, pin, fd) in made {
+        pinfs::failpoint::step("BPF_OBJ_PIN");
         pinfs::obj_pin(fd.as_fd(), &pin).map_err(|e| DataMapError::Syscall {
             call: "BPF_OBJ_PIN",
             what: format!("map {name} at {}", pin.display()),
