@@ -14,9 +14,15 @@ struct limits {
 	};
 };
 
+struct opts {
+	__u32 verbose : 1, level : 3, queue : 12;
+	__u32 rest;
+};
+
 volatile const int refcnt = 1;
 volatile const struct limits conf = { .port = 53, .name = "dns", .packets = 9 };
 volatile const __u8 mode = 2;
+volatile const struct opts opts = { .verbose = 1, .level = 5, .queue = 300, .rest = 4 };
 __u64 hits = 7;
 __u16 ports[3] = { 80, 443, 8080 };
 __u64 seen;
@@ -25,7 +31,7 @@ SEC("xdp")
 int xdp_globals(struct xdp_md *ctx)
 {
 	hits++;
-	seen += refcnt + conf.port + mode + ports[0];
+	seen += refcnt + conf.port + mode + ports[0] + opts.level;
 	return XDP_PASS;
 }
 

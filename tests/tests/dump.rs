@@ -82,7 +82,7 @@ impl Drop for MountNs {
 
 /// bpftool's JSON with its anonymous members (`"": {...}`, repeated in one
 /// object, which a JSON parser would collapse to the last) merged into
-/// their parent, as xdpctl shows them.
+/// their parent, as xdpctl shows them, and its hex bitfields as numbers.
 fn bpftool_json(text: &str) -> Value {
     let mut renamed = String::with_capacity(text.len());
     let mut rest = text;
@@ -115,6 +115,11 @@ fn merge_anonymous(v: Value) -> Value {
             Value::Object(out)
         }
         Value::Array(a) => Value::Array(a.into_iter().map(merge_anonymous).collect()),
+        // bpftool prints bitfields in hex, xdpctl as the integers other
+        // fields are.
+        Value::String(s) if s.starts_with("0x") && u64::from_str_radix(&s[2..], 16).is_ok() => {
+            json!(u64::from_str_radix(&s[2..], 16).unwrap())
+        }
         v => v,
     }
 }
@@ -354,6 +359,7 @@ fn global_data_is_typed_for_xdpctl_and_for_bpftool() {
             "refcnt": 1,
             "conf": {"port": 53, "name": "dns", "packets": 9, "rx_packets": 9},
             "mode": 2,
+            "opts": {"verbose": 1, "level": 5, "queue": 300, "rest": 4},
         }),
         "{rodata}"
     );
