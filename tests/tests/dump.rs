@@ -597,7 +597,10 @@ fn map_types_that_are_not_keys_and_values_are_described_or_refused() {
             "perf",
             &["events", "a perf event array cannot be read", "ENOTSUPP"],
         ),
-        ("bloom", &["a Bloom filter cannot be listed"]),
+        (
+            "bloom",
+            &["a Bloom filter cannot be listed", "map lookup MAP VALUE"],
+        ),
     ] {
         let r = xdpctl(&fs_, ["map", "dump", map]).fails_with(needles);
         assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
@@ -605,6 +608,27 @@ fn map_types_that_are_not_keys_and_values_are_described_or_refused() {
         xdpctl(&fs_, ["-j", "map", "dump", map]).json();
     }
     xdpctl(&fs_, ["map", "lookup", "xsk", "0"]).fails_with(&["an XSKMAP cannot be read"]);
+    // A Bloom filter answers for one value at a time.
+    sh(
+        "bpftool",
+        &[
+            "map",
+            "push",
+            "pinned",
+            &at("bloom"),
+            "value",
+            "1",
+            "2",
+            "3",
+            "4",
+        ],
+    );
+    let maybe = xdpctl(&fs_, ["-j", "map", "lookup", "bloom", "1 2 3 4"])
+        .ok()
+        .json();
+    assert_eq!(maybe["maybe_present"], true, "{maybe}");
+    let absent = xdpctl(&fs_, ["map", "lookup", "bloom", "9 9 9 9"]);
+    assert_eq!(absent.code, 3, "{absent:?}");
 
     let pid = xdpctl(&fs_, ["-j", "prog", "show", "p/xdp_pass"])
         .ok()

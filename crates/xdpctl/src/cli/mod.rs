@@ -865,7 +865,8 @@ pub enum MapCommand {
 /// Map types user space cannot list are described or refused with the
 /// reason: program arrays list program ids and names, maps of maps their
 /// inner map ids, queues and stacks their head (peeked, not taken), ring
-/// buffers how many bytes wait to be read.
+/// buffers how many bytes wait to be read; a Bloom filter answers `map
+/// lookup MAP VALUE` (maybe present, or exit status 3).
 ///
 /// Example: xdpctl map dump pps --top 10
 #[derive(Debug, Args)]

@@ -749,10 +749,15 @@ fn slot(reading: &Reading, value: &[u8]) -> (Value, String) {
 /// for those that are.
 fn dump_special(ctx: &Ctx, map: &OpenMap, limit: u64) -> Result<bool> {
     let info = *map.info();
-    let reading = maptype::reading(info.type_, &map.label);
+    let reading = maptype::reading(info.type_, &map.label, info.value_size);
     match &reading {
         Reading::Entries => Ok(false),
         Reading::Refused(why) => bail!("{why}"),
+        Reading::Membership => bail!(
+            "{}: a Bloom filter cannot be listed: it keeps hashes of its values, not the values; \
+             test one with `xdpctl map lookup MAP VALUE`",
+            map.label
+        ),
         Reading::Peek => {
             let mut value = vec![0u8; map.value_len()];
             let found = map
@@ -916,9 +921,10 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
 fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
     let sum = map.sums(fold)?;
-    let reading = maptype::reading(map.info().type_, &map.label);
+    let reading = maptype::reading(map.info().type_, &map.label, map.info().value_size);
     match &reading {
         Reading::Refused(why) => bail!("{why}"),
+        Reading::Membership => return bloom_test(ctx, &map, key),
         Reading::Peek | Reading::Ring => bail!(
             "map {} is a {}: it has no keys to look up; `xdpctl map dump` shows what can be \
              read of it",
@@ -963,6 +969,31 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Resul
             }
         }
         _ => render::print_json(ctx.format, &map.entry_json(&key_bytes, &value, sum))?,
+    }
+    Ok(())
+}
+
+/// `map lookup` of a Bloom filter: whether `text`, a value, may be in it.
+fn bloom_test(ctx: &Ctx, map: &OpenMap, text: &str) -> Result<()> {
+    let mut value = codec::parse(&map.value, text)
+        .map_err(|e| anyhow::anyhow!("value for Bloom filter {}: {e}", map.label))?;
+    // NB: for a Bloom filter the kernel reads the value and writes nothing.
+    let maybe = map
+        .handle()
+        .peek(&mut value)
+        .with_context(|| format!("testing {text} in Bloom filter {}", map.label))?;
+    if !maybe {
+        return Err(NotFound(format!("{text} is not in Bloom filter {}", map.label)).into());
+    }
+    match ctx.format {
+        Format::Human => writeln!(
+            ctx.out.stdout(),
+            "maybe present (a Bloom filter errs on yes, never on no)"
+        )?,
+        _ => render::print_json(
+            ctx.format,
+            &json!({"value": codec::to_json(&map.value, &value), "maybe_present": true}),
+        )?,
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ pub enum Reading {
     Peek,
     /// Only how much is waiting: reading a record consumes it.
     Ring,
+    /// No entries to list; a value can be tested (a Bloom filter).
+    Membership,
     /// Not readable from user space; the reason, a full sentence.
     Refused(String),
 }
@@ -33,8 +35,9 @@ fn is(t: u32, types: &[bpf_map_type]) -> bool {
     types.iter().any(|x| *x as u32 == t)
 }
 
-/// How the map `name` of type `t` is read.
-pub fn reading(t: u32, name: &str) -> Reading {
+/// How the map `name` of type `t`, with values of `value_size` bytes, is
+/// read.
+pub fn reading(t: u32, name: &str, value_size: u32) -> Reading {
     let refuse = |what: &str, why: &str| Reading::Refused(format!("{name}: {what} {why}"));
     if is(t, &[BPF_MAP_TYPE_PROG_ARRAY]) {
         Reading::ProgIds
@@ -67,9 +70,12 @@ pub fn reading(t: u32, name: &str) -> Reading {
              cgroup fds",
         )
     } else if is(t, &[BPF_MAP_TYPE_BLOOM_FILTER]) {
+        Reading::Membership
+    } else if is(t, &[BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_SOCKHASH]) && value_size != 8 {
         refuse(
-            "a Bloom filter",
-            "cannot be listed: it keeps hashes of its values, not the values",
+            "a socket map",
+            "with 4-byte values cannot be read from user space: the kernel shows its sockets' \
+             cookies only in 8-byte values",
         )
     } else if is(
         t,
@@ -102,13 +108,22 @@ mod tests {
     #[test]
     fn special_types_are_described_or_refused_by_name() {
         let t = |x: bpf_map_type| x as u32;
-        assert_eq!(reading(t(BPF_MAP_TYPE_HASH), "m"), Reading::Entries);
-        assert_eq!(reading(t(BPF_MAP_TYPE_PROG_ARRAY), "m"), Reading::ProgIds);
-        assert_eq!(reading(t(BPF_MAP_TYPE_HASH_OF_MAPS), "m"), Reading::MapIds);
-        assert_eq!(reading(t(BPF_MAP_TYPE_DEVMAP_HASH), "m"), Reading::Devices);
-        assert_eq!(reading(t(BPF_MAP_TYPE_STACK), "m"), Reading::Peek);
-        assert_eq!(reading(t(BPF_MAP_TYPE_RINGBUF), "m"), Reading::Ring);
-        let Reading::Refused(why) = reading(t(BPF_MAP_TYPE_XSKMAP), "xsks_map") else {
+        assert_eq!(reading(t(BPF_MAP_TYPE_HASH), "m", 4), Reading::Entries);
+        assert_eq!(
+            reading(t(BPF_MAP_TYPE_PROG_ARRAY), "m", 4),
+            Reading::ProgIds
+        );
+        assert_eq!(
+            reading(t(BPF_MAP_TYPE_HASH_OF_MAPS), "m", 4),
+            Reading::MapIds
+        );
+        assert_eq!(
+            reading(t(BPF_MAP_TYPE_DEVMAP_HASH), "m", 4),
+            Reading::Devices
+        );
+        assert_eq!(reading(t(BPF_MAP_TYPE_STACK), "m", 4), Reading::Peek);
+        assert_eq!(reading(t(BPF_MAP_TYPE_RINGBUF), "m", 4), Reading::Ring);
+        let Reading::Refused(why) = reading(t(BPF_MAP_TYPE_XSKMAP), "xsks_map", 4) else {
             panic!("an XSKMAP cannot be read");
         };
         assert_eq!(
@@ -116,13 +131,18 @@ mod tests {
             "xsks_map: an XSKMAP cannot be read from user space (the kernel returns \
              EOPNOTSUPP); its keys are queue ids and its values AF_XDP sockets"
         );
+        assert_eq!(
+            reading(t(BPF_MAP_TYPE_BLOOM_FILTER), "m", 4),
+            Reading::Membership
+        );
+        assert_eq!(reading(t(BPF_MAP_TYPE_SOCKHASH), "m", 8), Reading::Entries);
         for x in [
             BPF_MAP_TYPE_PERF_EVENT_ARRAY,
-            BPF_MAP_TYPE_BLOOM_FILTER,
+            BPF_MAP_TYPE_SOCKMAP,
             BPF_MAP_TYPE_SK_STORAGE,
             BPF_MAP_TYPE_ARENA,
         ] {
-            let Reading::Refused(why) = reading(t(x), "events") else {
+            let Reading::Refused(why) = reading(t(x), "events", 4) else {
                 panic!("{x:?} is refused");
             };
             assert!(why.starts_with("events: ") && !why.contains('\n'), "{why}");
