@@ -385,6 +385,19 @@ pub(crate) fn load_into_kernel(
     let loaded = datamaps::create(&object.bytes, &scratch, &reused)
         .with_context(|| format!("creating the global-data maps of {}", object.label))
         .and_then(|maps| {
+            for e in maps.untyped() {
+                // NB: the maps still work; only their types are missing.
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    why.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                eprintln!(
+                    "xdpctl: global data of {} stays untyped: {why}",
+                    object.label
+                );
+            }
             let loaded = load_with(object, reuse, sizes, verifier_log, Some(&maps));
             drop(maps);
             loaded

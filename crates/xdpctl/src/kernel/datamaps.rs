@@ -46,12 +46,19 @@ pub enum DataMapError {
 pub struct DataMaps {
     dir: PathBuf,
     pins: Vec<(String, PathBuf)>,
+    untyped: Vec<DataMapError>,
 }
 
 impl DataMaps {
     /// The maps by object map name (`.rodata`) and scratch pin path.
     pub fn pins(&self) -> &[(String, PathBuf)] {
         &self.pins
+    }
+
+    /// Why some global-data maps could not be made with their types: the
+    /// loader makes those without, as aya does.
+    pub fn untyped(&self) -> &[DataMapError] {
+        &self.untyped
     }
 }
 
@@ -83,13 +90,30 @@ pub fn wanted(object: &Object, skip: &[&str]) -> bool {
 
 /// Creates the global-data maps of the object `bytes` with their BTF and
 /// pins them below `scratch` (a fresh path on a bpffs), all but those named
-/// in `skip` (maps the caller reuses). Sections without a DATASEC are left
-/// to the loader.
+/// in `skip` (maps the caller reuses). Sections without a DATASEC, and
+/// those whose types the kernel refuses ([`DataMaps::untyped`]), are left
+/// to the loader; only failing to pin is an error.
 pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, DataMapError> {
     let mut maps = DataMaps {
         dir: scratch.to_owned(),
         pins: Vec::new(),
+        untyped: Vec::new(),
     };
+    match typed(bytes, skip, &mut maps.untyped) {
+        Ok(made) if !made.is_empty() => pin_all(&mut maps, made)?,
+        Ok(_) => {}
+        Err(e) => maps.untyped.push(e),
+    }
+    Ok(maps)
+}
+
+/// The global-data maps of `bytes` made with their BTF, by name; a map the
+/// kernel refuses is noted in `untyped` and left out.
+fn typed(
+    bytes: &[u8],
+    skip: &[&str],
+    untyped: &mut Vec<DataMapError>,
+) -> Result<Vec<(String, OwnedFd)>, DataMapError> {
     let mut object = Object::parse(bytes).map_err(|e| DataMapError::Btf(e.to_string()))?;
     let mut wanted: Vec<(String, aya_obj::Map)> = object
         .maps
@@ -98,7 +122,7 @@ pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, D
         .map(|(n, m)| (n.clone(), m.clone()))
         .collect();
     if wanted.is_empty() {
-        return Ok(maps);
+        return Ok(Vec::new());
     }
     wanted.sort_by(|a, b| a.0.cmp(&b.0));
     // The kernel this runs on (6.x) takes every BTF kind; the fixups that
@@ -108,7 +132,7 @@ pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, D
         .fixup_and_sanitize_btf(&features)
         .map_err(|e| DataMapError::Btf(e.to_string()))?
     else {
-        return Ok(maps);
+        return Ok(Vec::new());
     };
     let raw = btf.to_bytes();
     let types = Btf::parse(&raw).map_err(DataMapError::Btf)?;
@@ -117,12 +141,12 @@ pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, D
         what: "the object's BTF".into(),
         source,
     })?;
-    let mut made: Vec<(String, PathBuf, OwnedFd)> = Vec::new();
+    let mut made = Vec::new();
     for (name, def) in &wanted {
         let Some(datasec) = types.datasec(name) else {
             continue;
         };
-        let fd = sys::map_create_typed(&sys::MapSpec {
+        let created = sys::map_create_typed(&sys::MapSpec {
             map_type: def.map_type(),
             name,
             key_size: def.key_size(),
@@ -132,23 +156,29 @@ pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, D
             btf: btf_fd.as_fd(),
             key_type: 0,
             value_type: datasec,
-        })
-        .map_err(|source| DataMapError::Syscall {
-            call: "BPF_MAP_CREATE",
-            what: format!("map {name}"),
-            source,
-        })?;
-        made.push((name.clone(), scratch.join(name.replace('.', "_")), fd));
+        });
+        match created {
+            Ok(fd) => made.push((name.clone(), fd)),
+            Err(source) => untyped.push(DataMapError::Syscall {
+                call: "BPF_MAP_CREATE",
+                what: format!("map {name} with its BTF"),
+                source,
+            }),
+        }
     }
-    if made.is_empty() {
-        return Ok(maps);
-    }
-    pinfs::mkdir_0700(scratch).map_err(|source| DataMapError::Syscall {
+    Ok(made)
+}
+
+/// Pins `made` in the scratch directory, for the loader.
+fn pin_all(maps: &mut DataMaps, made: Vec<(String, OwnedFd)>) -> Result<(), DataMapError> {
+    let scratch = maps.dir.clone();
+    pinfs::mkdir_0700(&scratch).map_err(|source| DataMapError::Syscall {
         call: "mkdir",
         what: scratch.display().to_string(),
         source,
     })?;
-    for (name, pin, fd) in made {
+    for (name, fd) in made {
+        let pin = scratch.join(name.replace('.', "_"));
         pinfs::failpoint::step("BPF_OBJ_PIN");
         pinfs::obj_pin(fd.as_fd(), &pin).map_err(|e| DataMapError::Syscall {
             call: "BPF_OBJ_PIN",
@@ -157,5 +187,5 @@ pub fn create(bytes: &[u8], scratch: &Path, skip: &[&str]) -> Result<DataMaps, D
         })?;
         maps.pins.push((name, pin));
     }
-    Ok(maps)
+    Ok(())
 }
