@@ -19,6 +19,7 @@ const FIXTURES: &[&str] = &[
     "trafficgen",
     "dissect",
     "fake_fw",
+    "globals",
 ];
 
 fn main() {

@@ -34,7 +34,7 @@ fn prog_id(fs: &Bpffs, path: &str) -> u64 {
 }
 
 fn icmp_drops(fs: &Bpffs) -> u64 {
-    xdpctl(fs, ["-j", "map", "lookup", "icmp_drops", "0"])
+    xdpctl(fs, ["-j", "map", "lookup", "icmp_drops", "0", "--sum"])
         .ok()
         .json()["value"]
         .as_u64()

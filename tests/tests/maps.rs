@@ -74,7 +74,7 @@ fn blocklist_update_writes_network_order_and_drops_that_source() {
         "deleting the entry lets it through again"
     );
     // Per-source counters saw the pings that passed.
-    let pps = xdpctl(&fs, ["-j", "map", "lookup", "pps", &pair.ip_a])
+    let pps = xdpctl(&fs, ["-j", "map", "lookup", "pps", &pair.ip_a, "--sum"])
         .ok()
         .json();
     assert!(pps["value"].as_u64().unwrap() >= 4, "{pps}");
@@ -124,21 +124,30 @@ fn typed_round_trips() {
     ];
     for (map, key, value, jkey, jvalue) in cases {
         xdpctl(&fs, ["map", "update", map, key, value]).ok();
-        let got = xdpctl(&fs, ["-j", "map", "lookup", map, key]).ok().json();
+        // A per-CPU value is summed when asked, and says so.
+        let sum = map == "t/maps/percpu";
+        let mut args = vec!["-j", "map", "lookup", map, key];
+        if sum {
+            args.push("--sum");
+        }
+        let got = xdpctl(&fs, args).ok().json();
         assert_eq!(got["key"], jkey, "{map}");
         assert_eq!(got["value"], jvalue, "{map}: {got}");
+        assert_eq!(got.get("summed"), sum.then_some(&json!(true)), "{got}");
     }
-    // Per-CPU: every CPU got the value; --per-cpu shows them one by one.
-    let per = xdpctl(
-        &fs,
-        ["-j", "map", "lookup", "t/maps/percpu", "8080", "--per-cpu"],
-    )
-    .ok()
-    .json();
-    assert_eq!(
-        per["values"],
-        Value::Array(vec![json!(5); num_cpus() as usize])
-    );
+    // Per-CPU: every CPU got the value, shown one by one; a bare integer
+    // is no counter, so without --sum there is no "value" to mistake for
+    // what the map holds.
+    for flags in [&["--per-cpu"][..], &[]] {
+        let mut args = vec!["-j", "map", "lookup", "t/maps/percpu", "8080"];
+        args.extend(flags);
+        let per = xdpctl(&fs, args).ok().json();
+        assert_eq!(
+            per["values"],
+            Value::Array(vec![json!(5); num_cpus() as usize])
+        );
+        assert!(per.get("value").is_none(), "{per}");
+    }
     // LPM lookups are by prefix, as the kernel matches them.
     xdpctl(&fs, ["map", "lookup", "t/maps/cidr4", "203.0.113.0/24"]).ok();
     // map show names the types.

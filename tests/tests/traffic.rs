@@ -129,7 +129,7 @@ fn ipv6_traffic_is_filtered_as_configured() {
     assert!(tcp_connects(&pair, &b6, 9005));
     assert!(!tcp_connects(&pair, &pair.ip_b, 9004), "and over IPv4");
 
-    let pps6 = xdpctl(&fs, ["-j", "map", "lookup", "pps6", &a6])
+    let pps6 = xdpctl(&fs, ["-j", "map", "lookup", "pps6", &a6, "--sum"])
         .ok()
         .json();
     assert!(pps6["value"].as_u64().unwrap() > 5, "{pps6}");

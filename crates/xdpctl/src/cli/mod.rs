@@ -803,9 +803,14 @@ pub struct RunArgs {
 /// a loaded map's name. Keys and values are read and written by their BTF
 /// types: IPv4/IPv6 addresses, CIDRs (LPM tries), ports (__be16), integers
 /// (decimal or 0x hex), enums by name, structs as JSON objects, arrays as
-/// JSON lists. Without BTF, or with --raw, bytes as bpftool takes them
-/// ("203 0 113 5", "hex cb 00 71 05"). Per-CPU values are summed unless
-/// --per-cpu; an update sets every CPU.
+/// JSON lists; unions show every member, anonymous members as their
+/// parent's; global data (.rodata, .data, .bss) by variable name. Without
+/// BTF, or with --raw, bytes as bpftool takes them ("203 0 113 5",
+/// "hex cb 00 71 05"). Per-CPU values are shown CPU by CPU, and summed only
+/// with --sum or when the value is a counter: a struct whose fields are
+/// unsigned integers named like counters (packets, bytes, rx_packets,
+/// drops, ...). A sum says so ("summed": true; "VALUE (sum of N CPUs)").
+/// An update sets every CPU.
 #[derive(Debug, Subcommand)]
 pub enum MapCommand {
     /// Show maps: id, type, name, key and value types, entries used / max,
@@ -830,9 +835,12 @@ pub enum MapCommand {
         /// The key, in its typed form.
         #[arg(value_name = "KEY", allow_hyphen_values = true)]
         key: String,
-        /// Show per-CPU values one by one instead of summed.
-        #[arg(long)]
+        /// Show a per-CPU value CPU by CPU, even a counter.
+        #[arg(long, conflicts_with = "sum")]
         per_cpu: bool,
+        /// Sum a per-CPU value over the CPUs (integers only).
+        #[arg(long)]
+        sum: bool,
         /// Keys and values as raw bytes, ignoring BTF.
         #[arg(long)]
         raw: bool,
@@ -867,9 +875,14 @@ pub enum MapCommand {
 /// Streamed with BPF_MAP_LOOKUP_BATCH (one element at a time for map types
 /// without batch support), so memory stays bounded whatever the size;
 /// --top and --sort-by value rank by the value (or a struct's first
-/// integer field). JSON entries carry the typed key and value, their raw
-/// bytes, and for per-CPU maps every CPU's value, so `map update
-/// --from-file` loads a dump back exactly.
+/// integer field; per-CPU values by their sum). JSON entries carry the
+/// typed key and value, their raw bytes, and for per-CPU maps every CPU's
+/// value ("values"), so `map update --from-file` loads a dump back exactly.
+/// Map types user space cannot list are described or refused with the
+/// reason: program arrays list program ids and names, maps of maps their
+/// inner map ids, queues and stacks their head (peeked, not taken), ring
+/// buffers how many bytes wait to be read; a Bloom filter answers `map
+/// lookup MAP VALUE` (maybe present, or exit status 3).
 ///
 /// Example: xdpctl map dump pps --top 10
 #[derive(Debug, Args)]
@@ -886,9 +899,12 @@ pub struct DumpArgs {
     /// Only the N entries with the largest values, largest first.
     #[arg(long, value_name = "N", value_parser = size)]
     pub top: Option<usize>,
-    /// Show per-CPU values one by one instead of summed.
-    #[arg(long)]
+    /// Show per-CPU values CPU by CPU, even counters.
+    #[arg(long, conflicts_with = "sum")]
     pub per_cpu: bool,
+    /// Sum per-CPU values over the CPUs (integers only).
+    #[arg(long)]
+    pub sum: bool,
     /// Keys and values as raw bytes, ignoring BTF.
     #[arg(long)]
     pub raw: bool,

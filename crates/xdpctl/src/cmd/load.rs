@@ -100,6 +100,7 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
             args.verifier_log.as_deref(),
             &shared,
             shared_stage.as_deref(),
+            &mut journal,
         )?;
         let mut created = Vec::new();
         for s in shared.iter().filter(|s| s.existing.is_none()) {

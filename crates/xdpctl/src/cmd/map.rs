@@ -22,6 +22,7 @@ use crate::{
     kernel::objects,
     kernel::sys::{self, IdKind, update_flags},
     model::codec::{self, Shape},
+    model::maptype::{self, Reading},
     render::{self, Format, Tabular},
 };
 
@@ -49,6 +50,50 @@ pub struct OpenMap {
     label: String,
     key: Shape,
     value: Shape,
+    /// The value is a DATASEC: global variables, set one at a time.
+    global_data: bool,
+}
+
+/// How per-CPU values are shown (`--sum`, `--per-cpu`, neither).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fold {
+    /// Summed if the value is a counter ([`Shape::is_counter`]), else CPU
+    /// by CPU.
+    Auto,
+    /// Summed (integers only).
+    Sum,
+    /// CPU by CPU.
+    PerCpu,
+}
+
+impl Fold {
+    fn of(sum: bool, per_cpu: bool) -> Self {
+        match (sum, per_cpu) {
+            (true, _) => Fold::Sum,
+            (_, true) => Fold::PerCpu,
+            _ => Fold::Auto,
+        }
+    }
+}
+
+/// Map types whose keys are u32 indexes, BTF or not.
+fn u32_indexed(map_type: u32) -> bool {
+    use aya_obj::generated::bpf_map_type::*;
+    [
+        BPF_MAP_TYPE_ARRAY,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_PROG_ARRAY,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+        BPF_MAP_TYPE_CGROUP_ARRAY,
+        BPF_MAP_TYPE_ARRAY_OF_MAPS,
+        BPF_MAP_TYPE_DEVMAP,
+        BPF_MAP_TYPE_CPUMAP,
+        BPF_MAP_TYPE_XSKMAP,
+        BPF_MAP_TYPE_SOCKMAP,
+        BPF_MAP_TYPE_REUSEPORT_SOCKARRAY,
+    ]
+    .iter()
+    .any(|t| *t as u32 == map_type)
 }
 
 impl OpenMap {
@@ -72,6 +117,7 @@ impl OpenMap {
             Shape::Raw { size: key_size },
             Shape::Raw { size: value_size },
         );
+        let mut global_data = false;
         if !raw && info.btf_id != 0 {
             // Without usable BTF, keys and values are raw bytes; that is
             // not an error.
@@ -82,8 +128,16 @@ impl OpenMap {
                 }
                 if info.btf_value_type_id != 0 {
                     value = Shape::from_btf(&b, info.btf_value_type_id, value_size, false);
+                    global_data = matches!(
+                        b.get(info.btf_value_type_id),
+                        Some(crate::model::btf::Type::Datasec { .. })
+                    );
                 }
             }
+        }
+        if !raw && key_size == 4 && matches!(key, Shape::Raw { .. }) && u32_indexed(info.type_) {
+            // Global data and fd arrays carry no key type: it is an index.
+            key = Shape::Uint { size: 4 };
         }
         // NB: the messages say "map {label}"; labels from `objects::resolve`
         // ("map .rodata (id 5)", "map id 5") would say it twice.
@@ -101,6 +155,7 @@ impl OpenMap {
             label,
             key,
             value,
+            global_data,
         })
     }
 
@@ -129,6 +184,24 @@ impl OpenMap {
 
     fn per_cpu(&self) -> bool {
         self.map.per_cpu()
+    }
+
+    /// Whether values are shown summed over CPUs, as `fold` asks.
+    fn sums(&self, fold: Fold) -> Result<bool> {
+        if !self.per_cpu() {
+            return Ok(false);
+        }
+        match fold {
+            Fold::PerCpu => Ok(false),
+            Fold::Auto => Ok(self.value.is_counter()),
+            Fold::Sum if self.value.summable() => Ok(true),
+            Fold::Sum => bail!(
+                "map {}: its values ({}) are not integers and cannot be summed over CPUs; \
+                 drop --sum to see each CPU's",
+                self.label,
+                self.value.describe()
+            ),
+        }
     }
 
     fn parse_key(&self, text: &str) -> Result<Vec<u8>> {
@@ -198,16 +271,21 @@ impl OpenMap {
         &self,
         key: &[u8],
         value: &[u8],
-        per_cpu: bool,
+        sum: bool,
         out: &mut Vec<u8>,
         folded: &mut Vec<u8>,
     ) {
-        self.fold_into(value, folded);
         out.extend_from_slice(b"{\"key\":");
         codec::write_json(&self.key, key, out);
-        out.extend_from_slice(b",\"value\":");
-        codec::write_json(&self.value, folded, out);
+        if !self.per_cpu() || sum {
+            self.fold_into(value, folded);
+            out.extend_from_slice(b",\"value\":");
+            codec::write_json(&self.value, folded, out);
+        }
         if self.per_cpu() {
+            if sum {
+                out.extend_from_slice(b",\"summed\":true");
+            }
             out.extend_from_slice(b",\"values\":[");
             for (i, slot) in self.slots(value).iter().enumerate() {
                 if i > 0 {
@@ -220,7 +298,7 @@ impl OpenMap {
         out.extend_from_slice(b",\"key_hex\":\"");
         codec::push_hex(out, key);
         out.push(b'"');
-        if !per_cpu {
+        if !self.per_cpu() {
             out.extend_from_slice(b",\"value_hex\":\"");
             codec::push_hex(out, folded);
             out.push(b'"');
@@ -228,14 +306,20 @@ impl OpenMap {
         out.push(b'}');
     }
 
-    fn entry_json(&self, key: &[u8], value: &[u8], per_cpu: bool) -> Value {
+    fn entry_json(&self, key: &[u8], value: &[u8], sum: bool) -> Value {
         let mut obj = serde_json::Map::new();
         obj.insert("key".into(), codec::to_json(&self.key, key));
-        obj.insert(
-            "value".into(),
-            codec::to_json(&self.value, &self.folded(value)),
-        );
+        if !self.per_cpu() || sum {
+            obj.insert(
+                "value".into(),
+                codec::to_json(&self.value, &self.folded(value)),
+            );
+        }
         if self.per_cpu() {
+            if sum {
+                // Says that "value" is not in the map as such.
+                obj.insert("summed".into(), Value::Bool(true));
+            }
             // Always present for per-CPU maps, so a dump loads back exactly.
             obj.insert(
                 "values".into(),
@@ -248,26 +332,20 @@ impl OpenMap {
             );
         }
         obj.insert("key_hex".into(), json!(codec::hex(key)));
-        if !per_cpu {
+        if !self.per_cpu() {
             obj.insert("value_hex".into(), json!(codec::hex(&self.folded(value))));
         }
         Value::Object(obj)
     }
 
-    fn value_text(&self, value: &[u8], per_cpu: bool) -> String {
+    fn value_text(&self, value: &[u8], sum: bool) -> String {
         let mut out = Vec::new();
-        self.write_value_text(value, per_cpu, &mut out, &mut Vec::new());
+        self.write_value_text(value, sum, &mut out, &mut Vec::new());
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    fn write_value_text(
-        &self,
-        value: &[u8],
-        per_cpu: bool,
-        out: &mut Vec<u8>,
-        folded: &mut Vec<u8>,
-    ) {
-        if per_cpu && self.per_cpu() {
+    fn write_value_text(&self, value: &[u8], sum: bool, out: &mut Vec<u8>, folded: &mut Vec<u8>) {
+        if !sum && self.per_cpu() {
             out.push(b'[');
             for (i, slot) in self.slots(value).iter().enumerate() {
                 if i > 0 {
@@ -393,8 +471,9 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
             map,
             key,
             per_cpu,
+            sum,
             raw,
-        } => lookup(ctx, map, key, *per_cpu, *raw),
+        } => lookup(ctx, map, key, Fold::of(*sum, *per_cpu), *raw),
         MapCommand::Update(args) => indexed(ctx, &args.map, |keys| update(ctx, args, keys)),
         MapCommand::Delete { map, key, raw } => indexed(ctx, map, |_| delete(ctx, map, key, *raw)),
         MapCommand::Clear { map } => indexed(ctx, map, |_| clear(ctx, map)),
@@ -458,7 +537,8 @@ fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
 struct Printer<'a> {
     map: &'a OpenMap,
     format: Format,
-    per_cpu: bool,
+    /// Per-CPU values summed.
+    sum: bool,
     /// NB: no `BufWriter`: `text` is the buffer, and a large write goes
     /// through stdout's own line buffering without a copy.
     out: io::StdoutLock<'static>,
@@ -477,7 +557,7 @@ const FLUSH_AT: usize = 1 << 18;
 const SPACES: &[u8; 48] = b"                                                ";
 
 impl<'a> Printer<'a> {
-    fn new(map: &'a OpenMap, format: Format, per_cpu: bool) -> Self {
+    fn new(map: &'a OpenMap, format: Format, sum: bool) -> Self {
         let key_width = match map.key {
             Shape::Ipv4 => 15,
             Shape::Ipv6 => 39,
@@ -490,7 +570,7 @@ impl<'a> Printer<'a> {
         Printer {
             map,
             format,
-            per_cpu,
+            sum,
             out: render::stdout(),
             count: 0,
             key_width,
@@ -504,8 +584,15 @@ impl<'a> Printer<'a> {
         match self.format {
             Format::Human => {
                 if self.count == 0 {
+                    let value = match (self.map.per_cpu(), self.sum) {
+                        (false, _) => "VALUE".to_owned(),
+                        (true, true) => format!("VALUE (sum of {} CPUs)", self.map.cpus()),
+                        (true, false) => {
+                            format!("VALUE PER CPU (CPU 0 to {})", self.map.cpus() - 1)
+                        }
+                    };
                     text.extend_from_slice(
-                        format!("{:<w$}  VALUE\n", "KEY", w = self.key_width).as_bytes(),
+                        format!("{:<w$}  {value}\n", "KEY", w = self.key_width).as_bytes(),
                     );
                 }
                 let start = text.len();
@@ -516,18 +603,18 @@ impl<'a> Printer<'a> {
                     None => text.extend(std::iter::repeat_n(b' ', pad)),
                 }
                 self.map
-                    .write_value_text(value, self.per_cpu, text, &mut self.folded);
+                    .write_value_text(value, self.sum, text, &mut self.folded);
                 text.push(b'\n');
             }
             Format::Json => {
                 text.push(if self.count == 0 { b'[' } else { b',' });
                 self.map
-                    .write_entry_json(key, value, self.per_cpu, text, &mut self.folded);
+                    .write_entry_json(key, value, self.sum, text, &mut self.folded);
             }
             Format::PrettyJson => {
                 text.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
                 let pretty =
-                    serde_json::to_string_pretty(&self.map.entry_json(key, value, self.per_cpu))?;
+                    serde_json::to_string_pretty(&self.map.entry_json(key, value, self.sum))?;
                 for (i, line) in pretty.lines().enumerate() {
                     if i > 0 {
                         text.push(b'\n');
@@ -587,11 +674,201 @@ impl Ord for Ranked {
     }
 }
 
+/// One entry of a map that holds kernel objects: a program array, a map of
+/// maps, a devmap or a cpumap.
+#[derive(Debug, Serialize)]
+struct SlotRow {
+    /// The index or key.
+    key: Value,
+    /// What the slot holds, by name.
+    value: Value,
+    #[serde(skip)]
+    text: String,
+}
+
+impl Tabular for SlotRow {
+    const HEADERS: &'static [&'static str] = &["KEY", "VALUE"];
+    fn cells(&self, _: &render::View) -> Vec<String> {
+        vec![
+            match &self.key {
+                Value::String(s) => s.clone(),
+                k => k.to_string(),
+            },
+            self.text.clone(),
+        ]
+    }
+}
+
+fn u32_at(v: &[u8], at: usize) -> Option<u32> {
+    v.get(at..at + 4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The program or map with this id, by name.
+fn object_json(kind: Kind, id: u32) -> (Value, String) {
+    let what = if kind == Kind::Prog { "prog" } else { "map" };
+    match objects::describe(kind, id) {
+        Ok(d) => (
+            json!({format!("{what}_id"): id, format!("{what}_name"): d.name, format!("{what}_type"): d.type_}),
+            format!("{what} {id} {} ({})", d.name, d.type_),
+        ),
+        Err(_) => (json!({format!("{what}_id"): id}), format!("{what} {id}")),
+    }
+}
+
+/// What a slot of a special map holds.
+fn slot(reading: &Reading, value: &[u8]) -> (Value, String) {
+    let first = u32_at(value, 0).unwrap_or(0);
+    let prog = u32_at(value, 4).filter(|id| *id != 0);
+    let with_prog = |mut v: Value, mut text: String| {
+        if let Some(id) = prog {
+            let (p, t) = object_json(Kind::Prog, id);
+            if let (Value::Object(o), Value::Object(p)) = (&mut v, p) {
+                o.extend(p);
+            }
+            text.push_str(&format!(", then {t}"));
+        }
+        (v, text)
+    };
+    match reading {
+        Reading::ProgIds => object_json(Kind::Prog, first),
+        Reading::MapIds => object_json(Kind::Map, first),
+        Reading::Devices => {
+            let dev = sys::ifname(first);
+            let text = format!(
+                "ifindex {first} ({})",
+                dev.as_deref().unwrap_or("not in this netns")
+            );
+            with_prog(json!({"ifindex": first, "dev": dev}), text)
+        }
+        _ => with_prog(json!({"qsize": first}), format!("queue of {first}")),
+    }
+}
+
+/// `map dump` of the map types that are not plain keys and values; false
+/// for those that are.
+fn dump_special(ctx: &Ctx, map: &OpenMap, limit: u64) -> Result<bool> {
+    let info = *map.info();
+    let reading = maptype::reading(info.type_, &map.label, info.value_size);
+    match &reading {
+        Reading::Entries => Ok(false),
+        Reading::Refused(why) => bail!("{why}"),
+        Reading::Membership => bail!(
+            "{}: a Bloom filter cannot be listed: it keeps hashes of its values, not the values; \
+             test one with `xdpctl map lookup MAP VALUE`",
+            map.label
+        ),
+        Reading::Peek => {
+            let mut value = vec![0u8; map.value_len()];
+            let found = map
+                .handle()
+                .peek(&mut value)
+                .with_context(|| format!("peeking at map {}", map.label))?;
+            let head = found.then(|| codec::to_json(&map.value, &value));
+            let kind = sys::map_type_name(info.type_);
+            render::print_json_or_nothing(
+                ctx.format,
+                &json!({"map": map.name(), "type": kind, "max_entries": info.max_entries, "head": head}),
+            )?;
+            if ctx.format == Format::Human {
+                let mut out = ctx.out.stdout();
+                match found {
+                    true => writeln!(out, "HEAD  {}", codec::to_text(&map.value, &value))?,
+                    false => writeln!(out, "(empty)")?,
+                }
+            }
+            ctx.out.note(format_args!(
+                "map {} is a {kind}: only its next element can be read without taking it \
+                 (shown: peeked, left in place)",
+                map.label
+            ));
+            Ok(true)
+        }
+        Reading::Ring => {
+            let (consumer, producer) = map
+                .handle()
+                .ring_positions()
+                .with_context(|| format!("reading the positions of ring buffer {}", map.label))?;
+            let pending = producer.saturating_sub(consumer);
+            render::print_json_or_nothing(
+                ctx.format,
+                &json!({"map": map.name(), "type": sys::map_type_name(info.type_), "size": info.max_entries,
+                        "consumer_pos": consumer, "producer_pos": producer, "pending_bytes": pending}),
+            )?;
+            if ctx.format == Format::Human {
+                writeln!(
+                    ctx.out.stdout(),
+                    "{pending} of {} bytes wait to be read (producer at {producer}, consumer at {consumer})",
+                    info.max_entries
+                )?;
+            }
+            ctx.out.note(format_args!(
+                "map {} is a ring buffer: reading a record consumes it, so xdpctl only measures it",
+                map.label
+            ));
+            Ok(true)
+        }
+        _ => {
+            let mut rows = Vec::new();
+            map.for_each(|k, v| {
+                let (value, text) = slot(&reading, v);
+                rows.push(SlotRow {
+                    key: codec::to_json(&map.key, k),
+                    value,
+                    text,
+                });
+                Ok((rows.len() as u64) < limit)
+            })?;
+            ctx.out.result(&rows)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Says why reading failed when the kernel does not support it for this
+/// map type, instead of a bare errno.
+fn unsupported(map: &OpenMap, e: anyhow::Error) -> anyhow::Error {
+    let errno = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error);
+    match errno {
+        Some(n @ (libc::EOPNOTSUPP | ENOTSUPP)) => anyhow::anyhow!(
+            "{}: a {} map cannot be read from user space (the kernel returns {})",
+            map.label,
+            sys::map_type_name(map.info().type_),
+            if n == ENOTSUPP {
+                "ENOTSUPP"
+            } else {
+                "EOPNOTSUPP"
+            }
+        ),
+        _ => e,
+    }
+}
+
 fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     let map = OpenMap::open(ctx, &args.map, args.raw)?;
-    let mut printer = Printer::new(&map, ctx.format, args.per_cpu);
+    if dump_special(ctx, &map, args.limit.unwrap_or(u64::MAX)).map_err(|e| unsupported(&map, e))? {
+        return Ok(());
+    }
+    let ranked = args.top.is_some() || args.sort_by.is_some();
+    // Ranking a per-CPU map ranks by the sum, and shows it.
+    let fold = match Fold::of(args.sum, args.per_cpu) {
+        Fold::Auto if ranked => Fold::Sum,
+        f => f,
+    };
+    if ranked && map.per_cpu() && !map.value.summable() {
+        bail!(
+            "map {}: its values ({}) are not integers, so they cannot be ranked by their sum over CPUs",
+            map.label,
+            map.value.describe()
+        );
+    }
+    let sum = map.sums(fold)?;
+    let mut printer = Printer::new(&map, ctx.format, sum);
     let limit = args.limit.unwrap_or(u64::MAX);
-    if args.top.is_some() || args.sort_by.is_some() {
+    if ranked {
         // Ranking needs all entries, but --top keeps only N of them.
         let keep = args.top.unwrap_or(usize::MAX);
         let mut heap = BinaryHeap::new();
@@ -606,7 +883,8 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
                 heap.pop();
             }
             Ok(true)
-        })?;
+        })
+        .map_err(|e| unsupported(&map, e))?;
         // into_sorted_vec is ascending by Ord, i.e. descending by rank.
         for r in heap
             .into_sorted_vec()
@@ -626,7 +904,8 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
                 n += 1;
             }
             Ok(n < limit)
-        })?;
+        })
+        .map_err(|e| unsupported(&map, e))?;
     }
     let count = printer.finish()?;
     if ctx.format == Format::Human {
@@ -639,23 +918,82 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     Ok(())
 }
 
-fn lookup(ctx: &Ctx, handle: &Handle, key: &str, per_cpu: bool, raw: bool) -> Result<()> {
+fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
+    let sum = map.sums(fold)?;
+    let reading = maptype::reading(map.info().type_, &map.label, map.info().value_size);
+    match &reading {
+        Reading::Refused(why) => bail!("{why}"),
+        Reading::Membership => return bloom_test(ctx, &map, key),
+        Reading::Peek | Reading::Ring => bail!(
+            "map {} is a {}: it has no keys to look up; `xdpctl map dump` shows what can be \
+             read of it",
+            map.label,
+            sys::map_type_name(map.info().type_)
+        ),
+        _ => {}
+    }
     let key_bytes = map.parse_key(key)?;
     let mut value = vec![0u8; map.value_len()];
     let found = map
         .handle()
         .lookup(&key_bytes, &mut value)
-        .with_context(|| format!("looking up {key} in map {}", map.label))?;
+        .with_context(|| format!("looking up {key} in map {}", map.label))
+        .map_err(|e| unsupported(&map, e))?;
     if !found {
         return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+    }
+    if matches!(
+        reading,
+        Reading::ProgIds | Reading::MapIds | Reading::Devices | Reading::Cpus
+    ) {
+        let (value, text) = slot(&reading, &value);
+        match ctx.format {
+            Format::Human => writeln!(ctx.out.stdout(), "{text}")?,
+            _ => render::print_json(
+                ctx.format,
+                &json!({"key": codec::to_json(&map.key, &key_bytes), "value": value}),
+            )?,
+        }
+        return Ok(());
     }
     match ctx.format {
         Format::Human => {
             let mut out = ctx.out.stdout();
-            writeln!(out, "{}", map.value_text(&value, per_cpu))?;
+            writeln!(out, "{}", map.value_text(&value, sum))?;
+            if sum {
+                ctx.out.note(format_args!(
+                    "the sum of {} CPUs' values (--per-cpu shows each)",
+                    map.cpus()
+                ));
+            }
         }
-        _ => render::print_json(ctx.format, &map.entry_json(&key_bytes, &value, per_cpu))?,
+        _ => render::print_json(ctx.format, &map.entry_json(&key_bytes, &value, sum))?,
+    }
+    Ok(())
+}
+
+/// `map lookup` of a Bloom filter: whether `text`, a value, may be in it.
+fn bloom_test(ctx: &Ctx, map: &OpenMap, text: &str) -> Result<()> {
+    let mut value = codec::parse(&map.value, text)
+        .map_err(|e| anyhow::anyhow!("value for Bloom filter {}: {e}", map.label))?;
+    // NB: for a Bloom filter the kernel reads the value and writes nothing.
+    let maybe = map
+        .handle()
+        .peek(&mut value)
+        .with_context(|| format!("testing {text} in Bloom filter {}", map.label))?;
+    if !maybe {
+        return Err(NotFound(format!("{text} is not in Bloom filter {}", map.label)).into());
+    }
+    match ctx.format {
+        Format::Human => writeln!(
+            ctx.out.stdout(),
+            "maybe present (a Bloom filter errs on yes, never on no)"
+        )?,
+        _ => render::print_json(
+            ctx.format,
+            &json!({"value": codec::to_json(&map.value, &value), "maybe_present": true}),
+        )?,
     }
     Ok(())
 }
@@ -770,7 +1108,17 @@ fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
         bail!("give KEY and VALUE, or --from-file FILE");
     };
     let key_bytes = map.parse_key(key)?;
-    let value_bytes = map.parse_value(value)?;
+    let value_bytes = if map.global_data {
+        // Global variables: the ones not named keep their values.
+        let mut base = vec![0u8; map.value_len()];
+        map.handle()
+            .lookup(&key_bytes, &mut base)
+            .with_context(|| format!("reading map {}", map.label))?;
+        codec::parse_over(&map.value, value, &base)
+            .map_err(|e| anyhow::anyhow!("value for map {}: {e}", map.label))?
+    } else {
+        map.parse_value(value)?
+    };
     written.extend_from_slice(&key_bytes);
     map.handle()
         .update(&key_bytes, &value_bytes, flags)

@@ -20,14 +20,17 @@ use crate::{
     cli::MapReuse,
     ctx::Ctx,
     kernel::{
+        datamaps,
         map::MapHandle,
         objects::{self, Described},
         store, sys,
     },
     model::{
+        change::{Change, Step},
         manifest::{self, LINKS_SUBDIR, MAPS_SUBDIR, Manifest, MapEntry, ProgEntry},
         verifier::Rejection,
     },
+    ops::Journal,
     render::{self, Human, Tabular},
 };
 
@@ -579,6 +582,10 @@ pub(crate) fn write_manifest(staging: &mut pinfs::Staging, manifest: &Manifest) 
 /// shared ones that exist) and programs; returns them with the program
 /// names, sorted. Maps pinned by name that do not exist yet are created and
 /// pinned in `shared_stage` (which must exist if there are any).
+///
+/// Global-data maps are made with their BTF first (see `kernel::datamaps`)
+/// and handed to the loader through scratch pins in the journal's staging
+/// area, recorded so that recovery removes them if this dies.
 pub(crate) fn load_into_kernel(
     object: &ObjectFile<'_>,
     reuse: &[(String, PathBuf)],
@@ -586,6 +593,65 @@ pub(crate) fn load_into_kernel(
     verifier_log: Option<&Path>,
     shared: &[SharedMap],
     shared_stage: Option<&Path>,
+    journal: &mut Journal,
+) -> Result<(aya::Ebpf, Vec<String>)> {
+    let with = |data_maps: Option<&datamaps::DataMaps>| {
+        load_with(
+            object,
+            reuse,
+            sizes,
+            verifier_log,
+            shared,
+            shared_stage,
+            data_maps,
+        )
+    };
+    let reused: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
+    if !datamaps::wanted(&object.parsed, &reused) {
+        return with(None);
+    }
+    let scratch = journal.scratch("stage")?;
+    let entry = journal.begin(Change::Steps {
+        what: format!(
+            "the global-data maps of {}, made for the loader",
+            object.label
+        ),
+        steps: vec![Step::RemoveTree {
+            path: scratch.clone(),
+        }],
+    })?;
+    let loaded = datamaps::create(&object.bytes, &scratch, &reused)
+        .with_context(|| format!("creating the global-data maps of {}", object.label))
+        .and_then(|maps| {
+            for e in maps.untyped() {
+                // NB: the maps still work; only their types are missing.
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    why.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                eprintln!(
+                    "xdpctl: global data of {} stays untyped: {why}",
+                    object.label
+                );
+            }
+            let loaded = with(Some(&maps));
+            drop(maps);
+            loaded
+        });
+    journal.finish(entry)?;
+    loaded
+}
+
+fn load_with(
+    object: &ObjectFile<'_>,
+    reuse: &[(String, PathBuf)],
+    sizes: &BTreeMap<String, u32>,
+    verifier_log: Option<&Path>,
+    shared: &[SharedMap],
+    shared_stage: Option<&Path>,
+    data_maps: Option<&datamaps::DataMaps>,
 ) -> Result<(aya::Ebpf, Vec<String>)> {
     let mut loader = EbpfLoader::new();
     // NB: aya pins maps the object pins by name itself, at
@@ -600,6 +666,9 @@ pub(crate) fn load_into_kernel(
         if s.existing.is_some() {
             loader.map_pin_path(&s.name, s.path.as_path());
         }
+    }
+    for (name, path) in data_maps.map(datamaps::DataMaps::pins).unwrap_or_default() {
+        loader.map_pin_path(name, path.as_path());
     }
     for (name, n) in sizes {
         loader.map_max_entries(name, *n);

@@ -169,6 +169,7 @@ pub fn replace(
         args.verifier_log.as_deref(),
         &shared,
         None,
+        &mut journal,
     )?;
 
     // Plan every switch before touching anything.

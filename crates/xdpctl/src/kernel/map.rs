@@ -126,6 +126,19 @@ impl MapHandle {
         Ok(())
     }
 
+    /// The next element of a queue or stack into `value`, without taking
+    /// it; `Ok(false)` when empty.
+    pub fn peek(&self, value: &mut [u8]) -> io::Result<bool> {
+        self.check_value(value)?;
+        sys::map_peek(self.fd(), value)
+    }
+
+    /// A ring buffer's consumer and producer positions (bytes), read
+    /// without consuming anything.
+    pub fn ring_positions(&self) -> io::Result<(u64, u64)> {
+        sys::ringbuf_positions(self.fd())
+    }
+
     /// Looks `key` up into `value`; `Ok(false)` when absent.
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
         self.check_key(key)?;

@@ -344,6 +344,54 @@ pub(super) fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> io::Result<bool> {
     }
 }
 
+/// The next element of a queue or stack, left in place (a lookup without
+/// a key is a peek); `Ok(false)` when it is empty.
+pub(super) fn map_peek(map: BorrowedFd<'_>, value: &mut [u8]) -> io::Result<bool> {
+    let mut attr = elem_attr(map, std::ptr::null(), value.as_mut_ptr(), 0);
+    // SAFETY: MapHandle checked the value against the map's value size.
+    match unsafe { bpf(bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A ring buffer's consumer and producer positions, read from its first
+/// two pages mapped read-only: nothing is consumed.
+pub(super) fn ringbuf_positions(map: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let read_at = |offset: usize| -> io::Result<u64> {
+        // SAFETY: a fresh read-only shared mapping of one page of the map,
+        // unmapped below; the kernel keeps the position at its start.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                map.as_raw_fd(),
+                offset as libc::off_t,
+            );
+            if p == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            let v = std::ptr::read_volatile(p as *const u64);
+            libc::munmap(p, page);
+            Ok(v)
+        }
+    };
+    Ok((read_at(0)?, read_at(page)?))
+}
+
+/// The name of the device with this index in this network namespace.
+pub fn ifname(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname needs.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    (!p.is_null()).then(|| c_name(&buf))
+}
+
 /// The key after `key` (the first key with `None`); `Ok(false)` at the end.
 pub(super) fn map_next_key(
     map: BorrowedFd<'_>,
@@ -435,6 +483,64 @@ pub fn map_create(
         *dst = src as libc::c_char;
     }
     // SAFETY: no pointers in attr.
+    let fd = unsafe { bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr) }?;
+    Ok(owned(fd))
+}
+
+/// Loads BTF into the kernel (`BPF_BTF_LOAD`).
+pub fn btf_load(data: &[u8]) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a zeroed bpf_attr is a valid value of every member.
+    let load = unsafe { &mut attr.__bindgen_anon_7 };
+    load.btf = data.as_ptr() as u64;
+    load.btf_size =
+        u32::try_from(data.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    // SAFETY: `data` outlives the call; the kernel only reads it.
+    let fd = unsafe { bpf(bpf_cmd::BPF_BTF_LOAD, &mut attr) }?;
+    Ok(owned(fd))
+}
+
+/// What [`map_create_typed`] creates.
+#[derive(Debug)]
+pub struct MapSpec<'a> {
+    /// `bpf_map_type`.
+    pub map_type: u32,
+    /// The kernel's name (15 bytes are kept).
+    pub name: &'a str,
+    /// Key bytes.
+    pub key_size: u32,
+    /// Value bytes.
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub flags: u32,
+    /// The BTF the types are in.
+    pub btf: BorrowedFd<'a>,
+    /// Key type id (0: none, as for global data).
+    pub key_type: u32,
+    /// Value type id.
+    pub value_type: u32,
+}
+
+/// Creates a map whose key and value types are in `spec.btf`, as libbpf
+/// does, so every tool that reads the map sees its types.
+pub fn map_create_typed(spec: &MapSpec<'_>) -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: a zeroed bpf_attr is a valid value of every member.
+    let create = unsafe { &mut attr.__bindgen_anon_1 };
+    create.map_type = spec.map_type;
+    create.key_size = spec.key_size;
+    create.value_size = spec.value_size;
+    create.max_entries = spec.max_entries;
+    create.map_flags = spec.flags;
+    create.btf_fd = spec.btf.as_raw_fd() as u32;
+    create.btf_key_type_id = spec.key_type;
+    create.btf_value_type_id = spec.value_type;
+    for (dst, src) in create.map_name.iter_mut().zip(spec.name.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: no pointers in attr; the BTF fd is open for the call.
     let fd = unsafe { bpf(bpf_cmd::BPF_MAP_CREATE, &mut attr) }?;
     Ok(owned(fd))
 }

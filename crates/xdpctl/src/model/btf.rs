@@ -69,6 +69,34 @@ pub enum Type {
         /// Bytes.
         size: u32,
     },
+    /// A global variable (what a DATASEC lists).
+    Var {
+        /// Its name in the C source.
+        name: String,
+        /// Its type.
+        ty: u32,
+    },
+    /// A data section (`.rodata`, `.data`, `.bss`): the variables in it and
+    /// where. A global-data map's value type.
+    Datasec {
+        /// The section's name.
+        name: String,
+        /// Bytes.
+        size: u32,
+        /// The variables, by offset.
+        vars: Vec<SecVar>,
+    },
+}
+
+/// One variable of a DATASEC.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecVar {
+    /// The VAR type's id.
+    pub ty: u32,
+    /// Byte offset in the section.
+    pub offset: u32,
+    /// Bytes.
+    pub size: u32,
 }
 
 /// A struct member.
@@ -228,11 +256,25 @@ impl Btf {
                 }
                 14 => {
                     off += 4; // var linkage
-                    Type::Void
+                    Type::Var {
+                        name: name(name_off),
+                        ty: size_or_type,
+                    }
                 }
                 15 => {
-                    off += 12 * vlen; // datasec entries
-                    Type::Void
+                    let mut vars = Vec::with_capacity(vlen);
+                    for _ in 0..vlen {
+                        let ty = u32_at(off).ok_or("truncated datasec")?;
+                        let offset = u32_at(off + 4).ok_or("truncated datasec")?;
+                        let size = u32_at(off + 8).ok_or("truncated datasec")?;
+                        off += 12;
+                        vars.push(SecVar { ty, offset, size });
+                    }
+                    Type::Datasec {
+                        name: name(name_off),
+                        size: size_or_type,
+                        vars,
+                    }
                 }
                 16 => Type::Float { size: size_or_type },
                 17 => {
@@ -249,5 +291,22 @@ impl Btf {
     /// The type with this id.
     pub fn get(&self, id: u32) -> Option<&Type> {
         self.types.get(id as usize)
+    }
+
+    /// BTF made of these types, with ids from 1 (for tests and for types
+    /// built by hand).
+    #[cfg(test)]
+    pub fn from_types(types: impl IntoIterator<Item = Type>) -> Self {
+        Btf {
+            types: std::iter::once(Type::Void).chain(types).collect(),
+        }
+    }
+
+    /// The id of the DATASEC named `name` (`.rodata`, `.bss`, ...).
+    pub fn datasec(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .position(|t| matches!(t, Type::Datasec { name: n, .. } if n == name))
+            .and_then(|i| u32::try_from(i).ok())
     }
 }

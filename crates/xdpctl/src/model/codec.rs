@@ -49,6 +49,14 @@ pub enum Shape {
     },
     /// An LPM trie key `{ __u32 prefixlen; <address> }`: `addr/len`.
     Cidr { v6: bool },
+    /// A bitfield: `bits` bits from bit `shift` of the first of `span`
+    /// bytes (little-endian bit order, as BTF numbers them).
+    Bits {
+        shift: u32,
+        bits: u32,
+        signed: bool,
+        span: usize,
+    },
     /// Bytes without type information.
     Raw { size: usize },
 }
@@ -79,6 +87,7 @@ impl Shape {
             | Shape::Enum { size, .. }
             | Shape::Struct { size, .. }
             | Shape::Raw { size } => *size,
+            Shape::Bits { span, .. } => *span,
             Shape::Array { len, elem_size, .. } => len * elem_size,
         }
     }
@@ -116,6 +125,9 @@ impl Shape {
             Shape::Cidr { v6: false } => "ipv4 cidr".into(),
             Shape::Cidr { v6: true } => "ipv6 cidr".into(),
             Shape::Raw { size } => format!("{size} bytes"),
+            Shape::Bits { bits, signed, .. } => {
+                format!("{}{bits}", if *signed { "s" } else { "u" })
+            }
         }
     }
 
@@ -123,10 +135,39 @@ impl Shape {
     pub fn summable(&self) -> bool {
         match self {
             Shape::Uint { .. } | Shape::Int { .. } => true,
-            Shape::Struct { fields, .. } => fields.iter().all(|f| f.shape.summable()),
+            // Union members that alias one counter add up; differently
+            // shaped views of the same bytes do not.
+            Shape::Struct { fields, .. } => fields.iter().enumerate().all(|(i, f)| {
+                f.shape.summable()
+                    && fields[..i].iter().all(|g| {
+                        let apart = g.offset + g.shape.size() <= f.offset
+                            || f.offset + f.shape.size() <= g.offset;
+                        apart || (g.offset == f.offset && g.shape == f.shape)
+                    })
+            }),
             Shape::Array { elem, chars, .. } => !chars && elem.summable(),
             _ => false,
         }
+    }
+
+    /// Whether per-CPU values of this shape are counters, summed without
+    /// being asked: a struct whose every integer is unsigned and named like
+    /// a counter (see [`COUNTER_WORDS`]). A bare integer has no name to
+    /// tell a counter from a flag, so it is not one.
+    pub fn is_counter(&self) -> bool {
+        fn leaf_ok(name: &str, shape: &Shape) -> bool {
+            match shape {
+                Shape::Uint { .. } => counter_name(name),
+                Shape::Array {
+                    elem, chars: false, ..
+                } => matches!(**elem, Shape::Uint { .. }) && counter_name(name),
+                Shape::Struct { fields, .. } => {
+                    !fields.is_empty() && fields.iter().all(|f| leaf_ok(&f.name, &f.shape))
+                }
+                _ => false,
+            }
+        }
+        matches!(self, Shape::Struct { .. }) && leaf_ok("", self) && self.summable()
     }
 
     /// Derives the shape of BTF type `id`, checked against the size the
@@ -142,6 +183,18 @@ impl Shape {
             _ => Shape::Raw { size },
         }
     }
+}
+
+/// Words that make a field a counter, alone or as part of a name split
+/// at `_` (`packets`, `rx_bytes`, `drop_count`).
+pub const COUNTER_WORDS: &[&str] = &[
+    "packets", "pkts", "bytes", "count", "cnt", "counter", "drops", "dropped", "hits", "misses",
+    "errors", "errs", "events", "calls",
+];
+
+fn counter_name(name: &str) -> bool {
+    name.split('_')
+        .any(|w| COUNTER_WORDS.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 fn strip(btf: &Btf, mut id: u32) -> (u32, Option<String>) {
@@ -198,7 +251,7 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
             name,
             size,
             members,
-            union,
+            ..
         } => {
             if name == "in_addr" && *size == 4 {
                 return Some(Shape::Ipv4);
@@ -206,10 +259,11 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
             if name == "in6_addr" && *size == 16 {
                 return Some(Shape::Ipv6);
             }
-            if *union
-                || members
-                    .iter()
-                    .any(|m| m.bitfield_size != 0 || m.bit_offset % 8 != 0)
+            // NB: bitfields without BTF's kind flag keep their size in the
+            // INT type, which this reader does not keep: raw bytes.
+            if members
+                .iter()
+                .any(|m| m.bitfield_size == 0 && m.bit_offset % 8 != 0)
             {
                 return Some(Shape::Raw {
                     size: *size as usize,
@@ -217,14 +271,67 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
             }
             let mut fields = Vec::new();
             for (i, m) in members.iter().enumerate() {
+                let offset = (m.bit_offset / 8) as usize;
+                let shape = if m.bitfield_size != 0 {
+                    let signed = match btf.get(strip(btf, m.ty).0) {
+                        Some(Type::Int { signed, .. } | Type::Enum { signed, .. }) => *signed,
+                        _ => return None,
+                    };
+                    let shift = m.bit_offset % 8;
+                    Shape::Bits {
+                        shift,
+                        bits: m.bitfield_size,
+                        signed,
+                        span: (shift + m.bitfield_size).div_ceil(8) as usize,
+                    }
+                } else {
+                    shape_of(btf, m.ty, depth + 1)?
+                };
+                // An anonymous struct or union's members are the parent's,
+                // as in C (`rec.packets`): bpftool prints them under "".
+                if m.name.is_empty()
+                    && let Shape::Struct { fields: inner, .. } = &shape
+                    && matches!(btf.get(strip(btf, m.ty).0), Some(Type::Struct { .. }))
+                {
+                    fields.extend(inner.iter().map(|f| Field {
+                        offset: f.offset + offset,
+                        ..f.clone()
+                    }));
+                    continue;
+                }
                 fields.push(Field {
                     name: if m.name.is_empty() {
                         format!("_{i}")
                     } else {
                         m.name.clone()
                     },
-                    offset: (m.bit_offset / 8) as usize,
-                    shape: shape_of(btf, m.ty, depth + 1)?,
+                    offset,
+                    shape,
+                });
+            }
+            // NB: a union's members all start at 0; every one is decoded,
+            // as bpftool does, and they share bytes (see `from_json`).
+            Shape::Struct {
+                size: *size as usize,
+                fields,
+            }
+        }
+        Type::Datasec { size, vars, .. } => {
+            // Global data: one field per variable, by name.
+            let mut fields = Vec::new();
+            for v in vars {
+                let Some(Type::Var { name, ty }) = btf.get(v.ty) else {
+                    continue;
+                };
+                let size = v.size as usize;
+                let shape = match shape_of(btf, *ty, depth + 1) {
+                    Some(s) if s.size() == size => s,
+                    _ => Shape::Raw { size },
+                };
+                fields.push(Field {
+                    name: name.clone(),
+                    offset: v.offset as usize,
+                    shape,
                 });
             }
             Shape::Struct {
@@ -232,6 +339,7 @@ fn shape_of(btf: &Btf, id: u32, depth: u32) -> Option<Shape> {
                 fields,
             }
         }
+        Type::Var { ty, .. } => return shape_of(btf, *ty, depth + 1),
         Type::Array { elem, len } => {
             let (elem_base, _) = strip(btf, *elem);
             // NB: clang marks `char` by its name, not with BTF's CHAR encoding.
@@ -285,6 +393,28 @@ fn sint(bytes: &[u8]) -> i64 {
     } else {
         ((v << (64 - bits)) as i64) >> (64 - bits)
     }
+}
+
+/// The `bits` bits at bit `shift` of `bytes` (at most 16 of them).
+fn bits_of(bytes: &[u8], shift: u32, bits: u32) -> u128 {
+    let mut buf = [0u8; 16];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    let v = u128::from_le_bytes(buf) >> shift;
+    if bits >= 128 {
+        v
+    } else {
+        v & ((1u128 << bits) - 1)
+    }
+}
+
+/// The bytes a bitfield of this shape covers, set where its bits are.
+fn bits_mask(shift: u32, bits: u32, span: usize) -> Vec<u8> {
+    let mask = if bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    } << shift;
+    mask.to_le_bytes()[..span].to_vec()
 }
 
 /// Lowercase hex, space-separated bytes (`cb 00 71 05`).
@@ -368,6 +498,19 @@ pub fn to_json(shape: &Shape, bytes: &[u8]) -> Value {
             json!(format!("{addr}/{len}"))
         }
         Shape::Raw { .. } => json!(hex(bytes)),
+        Shape::Bits {
+            shift,
+            bits,
+            signed,
+            span,
+        } => {
+            let v = bits_of(&bytes[..*span], *shift, *bits);
+            if *signed && *bits < 128 && v >> (bits - 1) & 1 == 1 {
+                json!((v | (u128::MAX << bits)) as i128 as i64)
+            } else {
+                json!(v as u64)
+            }
+        }
     }
 }
 
@@ -512,6 +655,32 @@ pub fn parse(shape: &Shape, text: &str) -> Result<Vec<u8>, String> {
         Shape::Raw { size } => parse_raw(text, *size),
         _ => from_json(shape, &Value::String(text.to_owned()), ""),
     }
+}
+
+/// Parses `text` like [`parse`], but where it is a JSON object for a
+/// struct, only the fields it names are written over `base` (the value the
+/// map holds): for global data, where one variable is set at a time.
+pub fn parse_over(shape: &Shape, text: &str, base: &[u8]) -> Result<Vec<u8>, String> {
+    let given = parse(shape, text)?;
+    let (Shape::Struct { fields, .. }, Ok(Value::Object(obj))) =
+        (shape, serde_json::from_str::<Value>(text.trim()))
+    else {
+        return Ok(given);
+    };
+    let mut out = base.to_vec();
+    for f in fields.iter().filter(|f| obj.contains_key(&f.name)) {
+        let r = f.offset..f.offset + f.shape.size();
+        let mask = match &f.shape {
+            Shape::Bits {
+                shift, bits, span, ..
+            } => bits_mask(*shift, *bits, *span),
+            _ => vec![0xff; r.len()],
+        };
+        for ((o, g), m) in out[r.clone()].iter_mut().zip(&given[r]).zip(&mask) {
+            *o = (*o & !m) | (g & m);
+        }
+    }
+    Ok(out)
 }
 
 fn kind_word(shape: &Shape) -> &'static str {
@@ -759,6 +928,9 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                 }
             }
             let mut out = vec![0u8; *size];
+            // Which given field wrote each byte: union members share bytes,
+            // and two that disagree are a mistake, not "last one wins".
+            let mut owner: Vec<Option<&str>> = vec![None; *size];
             for f in fields {
                 // Missing fields are zero.
                 let Some(fv) = obj.get(&f.name) else { continue };
@@ -768,7 +940,32 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                     format!("{path}.{}", f.name)
                 };
                 let bytes = from_json(&f.shape, fv, &sub)?;
-                out[f.offset..f.offset + bytes.len()].copy_from_slice(&bytes);
+                if let Shape::Bits {
+                    shift, bits, span, ..
+                } = &f.shape
+                {
+                    // Bitfields share bytes with their neighbours.
+                    let mask = bits_mask(*shift, *bits, *span);
+                    for (i, (b, m)) in bytes.iter().zip(&mask).enumerate() {
+                        let at = f.offset + i;
+                        out[at] = (out[at] & !m) | b;
+                    }
+                    continue;
+                }
+                for (i, b) in bytes.iter().enumerate() {
+                    let at = f.offset + i;
+                    if let Some(other) = owner[at]
+                        && out[at] != *b
+                    {
+                        return Err(format!(
+                            "{label}fields '{other}' and '{}' share bytes (a union) and their \
+                             values disagree; give one of them",
+                            f.name
+                        ));
+                    }
+                    out[at] = *b;
+                    owner[at] = Some(&f.name);
+                }
             }
             Ok(out)
         }
@@ -826,7 +1023,45 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
             Ok(out)
         }
         Shape::Raw { size } => parse_raw(&text, *size).map_err(|e| format!("{label}{e}")),
+        Shape::Bits {
+            shift,
+            bits,
+            signed,
+            span,
+        } => {
+            let (lo, hi) = if *signed {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1i128 << bits) - 1)
+            };
+            let v = parse_i128(&text)
+                .filter(|v| (lo..=hi).contains(v))
+                .ok_or_else(|| {
+                    format!("{label}'{text}' is not a {bits}-bit integer ({lo} to {hi})")
+                })?;
+            let raw = ((v as u128) << shift)
+                & u128::from_le_bytes({
+                    let mut m = [0u8; 16];
+                    let b = bits_mask(*shift, *bits, *span);
+                    m[..b.len()].copy_from_slice(&b);
+                    m
+                });
+            Ok(raw.to_le_bytes()[..*span].to_vec())
+        }
     }
+}
+
+/// An integer in decimal or `0x` hex, possibly negative.
+fn parse_i128(text: &str) -> Option<i128> {
+    let (neg, t) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text),
+    };
+    let v = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => i128::from_str_radix(h, 16).ok()?,
+        None => t.parse::<i128>().ok()?,
+    };
+    Some(if neg { -v } else { v })
 }
 
 fn cidr_example(v6: bool) -> &'static str {
@@ -1110,5 +1345,271 @@ mod tests {
                 Ipv4Addr::from(bytes).to_string()
             );
         }
+    }
+
+    use crate::model::btf::{Member, SecVar};
+
+    fn member(name: &str, ty: u32, bit_offset: u32) -> Member {
+        Member {
+            name: name.into(),
+            ty,
+            bit_offset,
+            bitfield_size: 0,
+        }
+    }
+
+    /// xdp-filter's `struct xdp_stats_record`: two anonymous unions of
+    /// two `__u64` aliases each; and a `.rodata` with two variables.
+    fn xdp_tools_btf() -> Btf {
+        let u64_ = Type::Int {
+            name: "unsigned long long".into(),
+            size: 8,
+            signed: false,
+            bool: false,
+            char: false,
+        };
+        Btf::from_types([
+            // 1
+            u64_,
+            // 2
+            Type::Typedef {
+                name: "__u64".into(),
+                ty: 1,
+            },
+            // 3
+            Type::Struct {
+                name: String::new(),
+                size: 8,
+                members: vec![member("packets", 2, 0), member("rx_packets", 2, 0)],
+                union: true,
+            },
+            // 4
+            Type::Struct {
+                name: String::new(),
+                size: 8,
+                members: vec![member("bytes", 2, 0), member("rx_bytes", 2, 0)],
+                union: true,
+            },
+            // 5
+            Type::Struct {
+                name: "xdp_stats_record".into(),
+                size: 16,
+                members: vec![member("", 3, 0), member("", 4, 64)],
+                union: false,
+            },
+            // 6
+            Type::Int {
+                name: "int".into(),
+                size: 4,
+                signed: true,
+                bool: false,
+                char: false,
+            },
+            // 7
+            Type::Modifier { ty: 6 },
+            // 8
+            Type::Var {
+                name: "refcnt".into(),
+                ty: 7,
+            },
+            // 9
+            Type::Var {
+                name: "limit".into(),
+                ty: 2,
+            },
+            // 10
+            Type::Datasec {
+                name: ".rodata".into(),
+                size: 16,
+                vars: vec![
+                    SecVar {
+                        ty: 8,
+                        offset: 0,
+                        size: 4,
+                    },
+                    SecVar {
+                        ty: 9,
+                        offset: 8,
+                        size: 8,
+                    },
+                ],
+            },
+        ])
+    }
+
+    #[test]
+    fn anonymous_unions_decode_every_member_as_the_parents() {
+        let btf = xdp_tools_btf();
+        let shape = Shape::from_btf(&btf, 5, 16, false);
+        let mut b = 3u64.to_ne_bytes().to_vec();
+        b.extend(180u64.to_ne_bytes());
+        assert_eq!(
+            to_json(&shape, &b),
+            json!({"packets": 3, "rx_packets": 3, "bytes": 180, "rx_bytes": 180})
+        );
+        assert!(shape.summable(), "aliases of one counter add up");
+        // What a dump prints loads back; one alias is enough.
+        let all = r#"{"packets":3,"rx_packets":3,"bytes":180,"rx_bytes":180}"#;
+        assert_eq!(parse(&shape, all).unwrap(), b);
+        assert_eq!(parse(&shape, r#"{"rx_packets":3,"bytes":180}"#).unwrap(), b);
+        let e = parse(&shape, r#"{"packets":3,"rx_packets":4}"#).unwrap_err();
+        assert!(e.contains("'packets' and 'rx_packets'"), "{e}");
+    }
+
+    #[test]
+    fn a_named_union_is_an_object_of_all_its_members() {
+        let mut types: Vec<Type> = (1..=4)
+            .map(|i| xdp_tools_btf().get(i).unwrap().clone())
+            .collect();
+        // 5: struct { union { u64 packets; u64 rx_packets; } u; }
+        types.push(Type::Struct {
+            name: "s".into(),
+            size: 8,
+            members: vec![member("u", 3, 0)],
+            union: false,
+        });
+        let btf = Btf::from_types(types);
+        let shape = Shape::from_btf(&btf, 5, 8, false);
+        assert_eq!(
+            to_json(&shape, &7u64.to_ne_bytes()),
+            json!({"u": {"packets": 7, "rx_packets": 7}})
+        );
+    }
+
+    #[test]
+    fn a_datasec_is_its_variables_by_name() {
+        let btf = xdp_tools_btf();
+        assert_eq!(btf.datasec(".rodata"), Some(10));
+        assert_eq!(btf.datasec(".bss"), None);
+        let shape = Shape::from_btf(&btf, 10, 16, false);
+        let mut b = 1i32.to_ne_bytes().to_vec();
+        b.extend([0xee; 4]);
+        b.extend(5u64.to_ne_bytes());
+        assert_eq!(to_json(&shape, &b), json!({"refcnt": 1, "limit": 5}));
+        assert_eq!(shape.describe(), "{refcnt:s32,limit:u64}");
+        // A DATASEC whose size is not the map's is not trusted.
+        assert_eq!(
+            Shape::from_btf(&btf, 10, 24, false),
+            Shape::Raw { size: 24 }
+        );
+    }
+
+    #[test]
+    fn only_integers_that_alias_exactly_are_summable() {
+        let v6 = Shape::Struct {
+            size: 16,
+            fields: vec![
+                Field {
+                    name: "u6_addr8".into(),
+                    offset: 0,
+                    shape: Shape::Array {
+                        elem: Box::new(Shape::Uint { size: 1 }),
+                        len: 16,
+                        elem_size: 1,
+                        chars: false,
+                    },
+                },
+                Field {
+                    name: "u6_addr32".into(),
+                    offset: 0,
+                    shape: Shape::Array {
+                        elem: Box::new(Shape::Uint { size: 4 }),
+                        len: 4,
+                        elem_size: 4,
+                        chars: false,
+                    },
+                },
+            ],
+        };
+        assert!(!v6.summable());
+        assert!(!Shape::Ipv4.summable());
+    }
+
+    #[test]
+    fn counters_are_structs_of_unsigned_fields_named_like_counters() {
+        let btf = xdp_tools_btf();
+        assert!(Shape::from_btf(&btf, 5, 16, false).is_counter());
+        // A bare __u64 may be a flag (xdp-filter's filter_ipv4) or a count.
+        assert!(!Shape::Uint { size: 8 }.is_counter());
+        let mode = Shape::Struct {
+            size: 16,
+            fields: vec![
+                Field {
+                    name: "packets".into(),
+                    offset: 0,
+                    shape: Shape::Uint { size: 8 },
+                },
+                Field {
+                    name: "mode".into(),
+                    offset: 8,
+                    shape: Shape::Uint { size: 8 },
+                },
+            ],
+        };
+        assert!(!mode.is_counter(), "one field is not a counter");
+        assert!(mode.summable(), "but --sum may still add it up");
+    }
+
+    #[test]
+    fn global_data_updates_keep_the_variables_not_given() {
+        let btf = xdp_tools_btf();
+        let shape = Shape::from_btf(&btf, 10, 16, false);
+        let mut base = 1i32.to_ne_bytes().to_vec();
+        base.extend([0; 4]);
+        base.extend(5u64.to_ne_bytes());
+        let out = parse_over(&shape, r#"{"limit":9}"#, &base).unwrap();
+        assert_eq!(to_json(&shape, &out), json!({"refcnt": 1, "limit": 9}));
+        assert!(parse_over(&shape, r#"{"nope":9}"#, &base).is_err());
+    }
+
+    #[test]
+    fn bitfields_read_and_write_their_own_bits() {
+        let int = |name: &str, signed: bool| Type::Int {
+            name: name.into(),
+            size: 4,
+            signed,
+            bool: false,
+            char: false,
+        };
+        let bitfield = |name: &str, ty: u32, bit_offset: u32, bits: u32| Member {
+            name: name.into(),
+            ty,
+            bit_offset,
+            bitfield_size: bits,
+        };
+        // struct { unsigned a:3, b:7; int c:4; unsigned d; }
+        let btf = Btf::from_types([
+            int("unsigned int", false),
+            int("int", true),
+            Type::Struct {
+                name: "flags".into(),
+                size: 8,
+                members: vec![
+                    bitfield("a", 1, 0, 3),
+                    bitfield("b", 1, 3, 7),
+                    bitfield("c", 2, 10, 4),
+                    member("d", 1, 32),
+                ],
+                union: false,
+            },
+        ]);
+        let shape = Shape::from_btf(&btf, 3, 8, false);
+        let b = parse(&shape, r#"{"a":5,"b":100,"c":-3,"d":7}"#).unwrap();
+        let raw = 5u32 | 100 << 3 | (((-3i32) as u32) & 0xf) << 10;
+        assert_eq!(b[..4], raw.to_le_bytes());
+        assert_eq!(
+            to_json(&shape, &b),
+            json!({"a": 5, "b": 100, "c": -3, "d": 7})
+        );
+        assert_eq!(shape.describe(), "{a:u3,b:u7,c:s4,d:u32}");
+        let e = parse(&shape, r#"{"a":8}"#).unwrap_err();
+        assert!(e.contains("3-bit"), "{e}");
+        // Setting one leaves its neighbours.
+        let over = parse_over(&shape, r#"{"b":1}"#, &b).unwrap();
+        assert_eq!(
+            to_json(&shape, &over),
+            json!({"a": 5, "b": 1, "c": -3, "d": 7})
+        );
+        assert!(!shape.summable());
     }
 }

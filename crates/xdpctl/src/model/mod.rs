@@ -7,6 +7,7 @@ pub mod codec;
 pub mod guard;
 pub mod handle;
 pub mod manifest;
+pub mod maptype;
 pub mod packet;
 pub mod policy;
 pub mod verifier;
