@@ -121,16 +121,12 @@ const CILIUM: &[(&str, Expect)] = &[
     ("subprog_reloc-el.elf", Loads),
 ];
 
-/// Maps whose `map dump` fails today (object, map pin): special map types
-/// the DUMP part of issue 12 makes dumpable. Listed so the test still
-/// checks everything else; each must still fail — once it dumps, remove it
-/// here.
-const KNOWN_TO_BE_FIXED_BY_DUMP: &[(&str, &str)] = &[
-    // perf_event_array: lookups fail with ENOTSUPP (524).
-    ("xdpdump_xdp.o", "xdpdump_perf_map"),
-    // xskmap: lookups fail with EOPNOTSUPP.
-    ("xsk_def_xdp_prog.o", "xsks_map"),
-    ("xsk_def_xdp_prog_5.3.o", "xsks_map"),
+/// Maps whose entries the kernel does not let user space read: `map dump`
+/// refuses them in one line naming the map, its type and why.
+const REFUSED_DUMPS: &[(&str, &str, &str)] = &[
+    ("xdpdump_xdp.o", "xdpdump_perf_map", "a perf event array cannot be read"),
+    ("xsk_def_xdp_prog.o", "xsks_map", "an XSKMAP cannot be read"),
+    ("xsk_def_xdp_prog_5.3.o", "xsks_map", "an XSKMAP cannot be read"),
 ];
 
 /// Whether the corpus may be missing here (a developer's machine without
@@ -244,20 +240,20 @@ fn check_object(fs: &Bpffs, object: &Path, expect: Expect) {
                 let show = xdpctl(fs, ["-j", "map", "show", pin]).ok();
                 show.json();
                 let dump = xdpctl(fs, ["-j", "map", "dump", pin]);
-                let known = KNOWN_TO_BE_FIXED_BY_DUMP
+                let refused = REFUSED_DUMPS
                     .iter()
-                    .any(|(o, m)| *o == name && map.ends_with(m));
-                if known {
-                    assert_ne!(
-                        dump.code, 0,
-                        "{name}: `map dump` of {pin} works now: remove it from \
-                         KNOWN_TO_BE_FIXED_BY_DUMP"
+                    .find(|(o, m, _)| *o == name && map.ends_with(m));
+                if let Some((_, m, why)) = refused {
+                    assert_ne!(dump.code, 0, "{name}: `map dump` of {pin}");
+                    let line = dump.stderr.trim_end();
+                    assert!(
+                        line.lines().count() == 1 && line.contains(m) && line.contains(why),
+                        "{name}: {line}"
                     );
                     assert_eq!(
-                        dump.stderr.trim_end().lines().count(),
-                        1,
-                        "{name}: {}",
-                        dump.stderr
+                        dump.json()["error"]["message"].as_str(),
+                        line.strip_prefix("xdpctl: "),
+                        "{name}: the same refusal in JSON"
                     );
                 } else {
                     let dump = dump.ok();
