@@ -358,7 +358,7 @@ pub fn random_rules(rng: &mut Rng, pool: &Pool) -> Rules {
     }
     for _ in 0..rng.below(4) {
         let a = rng.pick(&pool.v6);
-        let len = rng.pick(&[32u8, 40, 48, 64, 120, 128]);
+        let len = rng.pick(&[0u8, 8, 16, 32, 40, 48, 64, 120, 128]);
         r.cidr6.insert((mask(&a, len), len), value(rng));
     }
     for p in &pool.ports {

@@ -68,6 +68,8 @@ fn random_rules(rng: &mut Rng, n: usize) -> Rules {
         let addr =
             base | (u128::from(rng.bits()) << 40 | u128::from(rng.bits())) & ((1 << 104) - 1);
         let len = match rng.below(100) {
+            // Short ones, /0 included, now and then: few distinct.
+            0 if rng.below(4) == 0 => rng.below(24) as u8,
             0..=4 => 24 + rng.below(8) as u8,
             5..=14 => 32,
             15..=34 => 48,
@@ -202,7 +204,7 @@ fn ipv6_index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
         .map(|a| (a, drops(&rules, a), drops(&next, a)))
         .collect();
     assert!(hot.len() > 500, "judged meanwhile: {}", hot.len());
-    let stop = AtomicBool::new(false);
+    let (started, stop) = (AtomicBool::new(false), AtomicBool::new(false));
     let (ran, bad) = std::thread::scope(|s| {
         let runner = s.spawn(|| {
             let prog = self::prog(&fs);
@@ -215,9 +217,14 @@ fn ipv6_index_matches_the_model_with_100k_prefixes_and_changes_under_traffic() {
                         bad.push((*a, v));
                     }
                 }
+                started.store(true, Ordering::Relaxed);
             }
             (ran, bad)
         });
+        // Packets run before the change starts, and on during it.
+        while !started.load(Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
         let file = rules_file(tmp.path(), "change.txt", &change);
         xdpctl(&fs, ["map", "update", "cidr6", "--from-file", &file]).ok();
         for (a, l) in &deleted {
@@ -276,7 +283,9 @@ fn an_ipv6_rule_written_behind_xdpctls_back_is_found_and_repaired() {
         .iter()
         .position(|v| *v == XDP_DROP)
         .expect("the datapath found the rule bpftool wrote");
-    assert!(first <= 256, "found after {first} packets");
+    // One check in 128 per CPU: the thread may move between CPUs.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!(first <= 128 * cpus + 128, "found after {first} packets");
     assert!(
         verdicts[first..].iter().all(|v| *v == XDP_DROP),
         "and holds"
@@ -339,7 +348,9 @@ fn an_interrupted_ipv6_change_leaves_the_trie_in_charge_until_repaired() {
             );
         }
         assert_eq!(ctl(&fs, Ctl::Cidr6Mode), INDEX_ON);
-        xdpctl(&fs, ["map", "delete", "cidr6", "2001:db8:2::/48"]);
+        if in_trie {
+            xdpctl(&fs, ["map", "delete", "cidr6", "2001:db8:2::/48"]).ok();
+        }
         n += 1;
         assert!(n < 50, "the change never finished");
     }
@@ -358,7 +369,13 @@ fn an_upgrade_from_a_firewall_without_the_ipv6_index_adds_it() {
     let src = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 5));
     assert_eq!(run(&prog(&fs), src), XDP_DROP, "through the trie");
     let stats = xdpctl(&fs, ["stats"]).ok();
-    assert!(!stats.stderr.contains("index is off"), "{}", stats.stderr);
+    assert!(
+        !stats.stderr.contains("index is off")
+            && stats.stderr.contains("no IPv6 CIDR index")
+            && stats.stderr.contains("`xdpctl load --replace` adds it"),
+        "{}",
+        stats.stderr
+    );
     let doctor = xdpctl(&fs, ["doctor"]).ok();
     assert!(!doctor.stdout.contains("problem"), "{}", doctor.stdout);
 
@@ -374,6 +391,13 @@ fn an_upgrade_from_a_firewall_without_the_ipv6_index_adds_it() {
         XDP_DROP,
         "the first packet after the upgrade meets the kept rule"
     );
+    assert!(
+        !xdpctl(&fs, ["stats"])
+            .ok()
+            .stderr
+            .contains("IPv6 CIDR index"),
+        "nothing to say after the upgrade"
+    );
     let map = xdpctl(&fs, ["-j", "map", "show", "fw/maps/ctl"])
         .ok()
         .json();
@@ -383,4 +407,59 @@ fn an_upgrade_from_a_firewall_without_the_ipv6_index_adds_it() {
         77,
         "the admission cap carried over"
     );
+}
+
+#[test]
+fn a_firewall_given_rule_maps_with_rules_indexes_them_before_its_first_packet() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["map", "update", "cidr6", "2001:db8:1::/48", "1"]).ok();
+    xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.0/24", "1"]).ok();
+    let maps = fs.path().join("fw/maps");
+    let share = |name: &str| format!("{name}={}", maps.join(name).display());
+    xdpctl(
+        &fs,
+        [
+            "load",
+            "--pin",
+            "fw2",
+            "--map",
+            &share("cidr6"),
+            "--map",
+            &share("cidr4"),
+        ],
+    )
+    .ok();
+    let prog = Xdp::from_pin(fs.path().join("fw2/xdp_fw"), XdpAttachType::Interface).unwrap();
+    let src = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 5));
+    assert_eq!(run(&prog, src), XDP_DROP, "the first packet meets the rule");
+    let ctl2 = |w: Ctl| {
+        xdpctl(
+            &fs,
+            [
+                "-j",
+                "map",
+                "lookup",
+                "fw2/maps/ctl",
+                &(w as u32).to_string(),
+            ],
+        )
+        .ok()
+        .json()["value"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(ctl2(Ctl::Cidr6Mode), INDEX_ON);
+    assert_eq!(ctl2(Ctl::Cidr4Mode), INDEX_ON);
+    assert_eq!(ctl2(Ctl::Cidr6Drift), 0, "and no drift was needed");
+
+    // The firewall's own maps are its own: never shared.
+    let before = fs.snapshot();
+    xdpctl(
+        &fs,
+        ["load", "--pin", "fw3", "--map", &share("cidr6_index")],
+    )
+    .fails_with(&["--map cidr6_index", "derives"]);
+    assert_eq!(fs.snapshot(), before);
 }

@@ -124,9 +124,17 @@ const CILIUM: &[(&str, Expect)] = &[
 /// Maps whose entries the kernel does not let user space read: `map dump`
 /// refuses them in one line naming the map, its type and why.
 const REFUSED_DUMPS: &[(&str, &str, &str)] = &[
-    ("xdpdump_xdp.o", "xdpdump_perf_map", "a perf event array cannot be read"),
+    (
+        "xdpdump_xdp.o",
+        "xdpdump_perf_map",
+        "a perf event array cannot be read",
+    ),
     ("xsk_def_xdp_prog.o", "xsks_map", "an XSKMAP cannot be read"),
-    ("xsk_def_xdp_prog_5.3.o", "xsks_map", "an XSKMAP cannot be read"),
+    (
+        "xsk_def_xdp_prog_5.3.o",
+        "xsks_map",
+        "an XSKMAP cannot be read",
+    ),
 ];
 
 /// Whether the corpus may be missing here (a developer's machine without

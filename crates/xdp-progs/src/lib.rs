@@ -94,6 +94,15 @@ pub mod xdpfw {
             DROP_CACHE,
             BLOOM,
         ];
+        /// Whether an object with these maps is the firewall (of this
+        /// version or another): it has the firewall's control words and
+        /// CIDR index.
+        pub fn is_firewall(has: impl Fn(&str) -> bool) -> bool {
+            has(CTL) && has(CIDR4_L1)
+        }
+        /// The maps of [`INTERNAL`] whose size the operator may choose
+        /// (`load --max-entries`): the room of the CIDR indexes.
+        pub const TUNABLE: &[&str] = &[CIDR4_CHUNKS, CIDR6_INDEX];
         /// Maps the firewall derives or keeps for itself: no rules in them.
         pub const INTERNAL: &[&str] = &[
             CIDR4_L1,

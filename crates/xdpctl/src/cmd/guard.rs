@@ -209,13 +209,17 @@ impl Blocklist for Maps<'_> {
         let mut value = vec![0u8; map.value_len()];
         value[0] = GUARD_MARK;
         // The datapath's blocklist filter learns the source first, or it
-        // would not look the new entry up.
+        // would not look the new entry up; the lock is held until the entry
+        // is written.
+        let mut lock = None;
         if let Source::V4(a) = src
             && let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))?
         {
-            t.blocklist_adding(&a)?;
+            lock = Some(t.blocklist_adding(&a)?);
         }
-        match map.handle().update(&key, &value, update_flags::NOEXIST) {
+        let written = map.handle().update(&key, &value, update_flags::NOEXIST);
+        drop(lock);
+        match written {
             Ok(()) => Ok(Inserted::Blocked),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 self.state.remove(src)?;

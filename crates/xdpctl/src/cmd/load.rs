@@ -13,8 +13,11 @@ use super::object::{
 use crate::{
     cli::LoadArgs,
     ctx::Ctx,
-    kernel::layout,
-    model::change::{Change, SharedPin, Step},
+    kernel::{fwindex, layout},
+    model::{
+        change::{Change, SharedPin, Step},
+        manifest::MAPS_SUBDIR,
+    },
     ops::{self, loaddir},
 };
 
@@ -139,6 +142,13 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     let staged = (|| -> Result<PathBuf> {
         let mut staging = pinfs::Staging::begin(&target, &stage)?;
         stage_object(&mut staging, &ebpf, &names)?;
+        // A firewall given rule maps that hold rules (`--map`) indexes them
+        // before its first packet: its empty indexes say "in use".
+        ctx.out.notes(fwindex::rebuild(
+            &staging.dir().join(MAPS_SUBDIR),
+            &target.path,
+            false,
+        )?);
         let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
         let manifest = build_manifest(
             &object,

@@ -262,6 +262,16 @@ fn check_reuse(ctx: &Ctx, obj: &ObjectFile<'_>, reuse: &MapReuse) -> Result<Path
             names.join(", ")
         );
     };
+    if xdpfw::maps::is_firewall(|n| obj.parsed.maps.contains_key(n))
+        && xdpfw::maps::INTERNAL.contains(&reuse.name.as_str())
+    {
+        bail!(
+            "--map {}: the firewall derives {} from its rules and keeps it itself; \
+             share its rule maps (blocklist, cidr4, ...) instead",
+            reuse.name,
+            reuse.name
+        );
+    }
     let path = ctx.resolve(&reuse.path);
     let pin = pinfs::validate(&path).with_context(|| format!("--map {}", reuse.name))?;
     if !pin.exists() {

@@ -99,15 +99,12 @@ pub fn replace(
 
     // Maps: explicit --map first, then the directory's own by name.
     let mut reuse: Vec<(String, PathBuf)> = reuse_plan(ctx, object, &args.maps)?;
-    // The firewall's own state (indexes, caches, control words) is never
-    // shared with the old program: the new one's starts anew and is
-    // rebuilt from the rules it keeps while staging, before any switch
-    // (rebuilt in place, an index the old program still reads would
-    // change under it). `ctl`'s size is the number of control words the
-    // program has, never the operator's.
-    let firewall = xdpfw::maps::ALL
-        .iter()
-        .all(|n| object.parsed.maps.contains_key(*n));
+    // The firewall's own state (indexes, caches, control words) is shared
+    // with the old program as a whole, or not at all: where any of it
+    // changed shape (another version, another size), the new program's
+    // starts anew, and is rebuilt from the rules it keeps while staging,
+    // before any switch. Of its sizes only the operator's carry over.
+    let firewall = xdpfw::maps::is_firewall(|n| object.parsed.maps.contains_key(n));
     let derived = |name: &str| firewall && xdpfw::maps::INTERNAL.contains(&name);
     // Sizes: as given, else as the load has them.
     let mut sizes = sizes_plan(object, &args.max_entries)?;
@@ -115,7 +112,7 @@ pub fn replace(
         if let Some(def) = object.parsed.maps.get(&m.name)
             && def.max_entries() != m.max_entries
             && !sizes.contains_key(&m.name)
-            && !(firewall && m.name == xdpfw::maps::CTL)
+            && (!derived(&m.name) || xdpfw::maps::TUNABLE.contains(&m.name.as_str()))
         {
             sizes.insert(m.name.clone(), m.max_entries);
         }
@@ -136,21 +133,27 @@ pub fn replace(
     let mut reset = Vec::new();
     let mut map_names: Vec<&String> = object.parsed.maps.keys().collect();
     map_names.sort();
+    // The firewall's own maps that fit, and whether all of them do.
+    let (mut own, mut own_fit) = (Vec::new(), true);
     for name in map_names {
-        if reuse.iter().any(|(n, _)| n == name)
-            || shared.iter().any(|s| &s.name == name)
-            || derived(name)
-        {
+        if reuse.iter().any(|(n, _)| n == name) || shared.iter().any(|s| &s.name == name) {
             continue;
         }
         let Some(entry) = load.manifest.map(&name.replace('.', "_")) else {
+            own_fit &= !derived(name);
             continue;
         };
         let path = load.path.join(MAPS_SUBDIR).join(&entry.pin);
         let fd = pinfs::obj_get(&path)?;
         let info = sys::map_info(fd.as_fd())
             .with_context(|| format!("reading the map pinned at {}", path.display()))?;
-        match map_mismatch(&object.parsed.maps[name], &info, sizes.get(name).copied()) {
+        let mismatch = map_mismatch(&object.parsed.maps[name], &info, sizes.get(name).copied());
+        if derived(name) {
+            own_fit &= mismatch.is_none();
+            own.push((name.clone(), path));
+            continue;
+        }
+        match mismatch {
             None => reuse.push((name.clone(), path)),
             Some(diff) if args.reset_maps => reset.push(format!("{name} ({diff})")),
             Some(diff) => bail!(
@@ -160,6 +163,10 @@ pub fn replace(
                 object.label
             ),
         }
+    }
+    let fresh_own = !own_fit;
+    if own_fit {
+        reuse.extend(own);
     }
 
     let (ebpf, names) = load_into_kernel(
@@ -241,26 +248,34 @@ pub fn replace(
     };
     let mut entry = journal.begin(change(Phase::Staging))?;
 
+    // Rule changes (`map update`, guard's blocks) wait for the switch: one
+    // made after the new indexes are built would reach only the old ones.
+    let live_maps = load.path.join(MAPS_SUBDIR);
+    let live_lock = pinfs::DirLock::exclusive(&live_maps)
+        .with_context(|| format!("locking {}", live_maps.display()))?;
+
     // Stage the new pins (invisible until the exchange), the links, and
     // pins that are not the object's (guard's state, say) as they are.
     let staged = (|| -> Result<()> {
         let mut staging = pinfs::Staging::begin(target, &stage)?;
         stage_object(&mut staging, &ebpf, &names)?;
+        // Indexes of its own the old program keeps reading rules through
+        // until the switch, and after a rollback, when changes made
+        // meanwhile reached only the new ones: off, so it reads the rule
+        // maps (right, only slower) until the next change or `doctor`.
+        if fresh_own && let Ok(Some(old)) = fwindex::Target::open(&live_maps) {
+            for rules in fwindex::Rules::ALL {
+                old.suspend(rules)?;
+            }
+        }
         // The new firewall's indexes hold the rules it keeps before any
-        // packet reaches it: its index maps are new, and empty ones would
-        // read as "no rule" (its fresh control words say "in use"). Guard's
+        // packet reaches it: where its index maps are new, empty ones would
+        // read as "no rule" (fresh control words say "in use"). Guard's
         // admission cap carries over.
         let staged_maps = staging.dir().join(MAPS_SUBDIR);
-        if let Some(index) = fwindex::Target::open(&staged_maps)? {
-            for rules in fwindex::Rules::ALL {
-                if let fwindex::Synced::TooBig { needed, room } = index.sync(rules)? {
-                    ctx.out
-                        .note(fwindex::too_big(&load.path, rules, needed, room));
-                }
-            }
-            let cap = fwindex::admit_cap_of(&load.path.join(MAPS_SUBDIR))?;
-            fwindex::set_admit_cap(&staged_maps, cap)?;
-        }
+        ctx.out
+            .notes(fwindex::rebuild(&staged_maps, &load.path, true)?);
+        fwindex::set_admit_cap(&staged_maps, fwindex::admit_cap_of(&live_maps)?)?;
         let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
         let manifest = build_manifest(
             object,
@@ -310,6 +325,7 @@ pub fn replace(
         journal.abandon(entry, &undo)?;
         return Err(e.context("the old programs are back in place"));
     }
+    drop(live_lock);
     if let (Some(within), Some(keep)) = (args.confirm_within, &keep) {
         let mut rollback: Vec<Step> = switches
             .iter()

@@ -237,18 +237,15 @@ impl Target {
                 index: open(xdpfw::maps::CIDR6_INDEX)?,
                 filter: open(xdpfw::maps::CIDR6_FILTER)?,
             };
-            if !fits(&six.lens, 4, cidr6_index::LENS_VALUE)
-                || !fits(&six.index, 20, 4)
-                || !fits(&six.filter, 4, 8)
-                || six.filter.info().max_entries != cidr6_index::FILTER_BITS / 64
+            // Of other shapes (loaded with odd sizes): as if absent, the
+            // datapath looks cidr6 up in the trie.
+            if fits(&six.lens, 4, cidr6_index::LENS_VALUE)
+                && fits(&six.index, 20, 4)
+                && fits(&six.filter, 4, 8)
+                && six.filter.info().max_entries == cidr6_index::FILTER_BITS / 64
             {
-                bail!(
-                    "{} holds IPv6 index maps of other shapes than xdpctl's firewall; load \
-                     the firewall again (`xdpctl load --replace`)",
-                    maps.display()
-                );
+                t.cidr6 = Some(six);
             }
-            t.cidr6 = Some(six);
         }
         Ok(Some(t))
     }
@@ -310,6 +307,14 @@ impl Target {
     /// hold entries.
     pub fn warnings(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
+        if !self.has_index(Rules::Cidr6) && self.has_rules(Rules::Cidr6)? {
+            out.push(format!(
+                "{}: cidr6 is looked up in its trie, whose cost grows with its prefixes: this \
+                 firewall has no IPv6 CIDR index (loaded by an older xdpctl, or with odd map \
+                 sizes); `xdpctl load --replace` adds it",
+                self.dir.display()
+            ));
+        }
         for rules in Rules::ALL {
             let status = self.status(rules)?;
             if !self.has_index(rules) || status.in_use || !self.has_rules(rules)? {
@@ -430,11 +435,13 @@ impl Target {
     }
 
     /// Sets the filter bits of blocklist entries about to be written
-    /// (`keys`, packed), under the lock: guard's blocks, apply's.
-    pub fn blocklist_adding(&self, keys: &[u8]) -> Result<()> {
-        let _lock = self.lock()?;
+    /// (`keys`, packed): guard's blocks, apply's. Returns the lock, to be
+    /// held until they are written (a `load --replace` meanwhile would
+    /// build its filter without them).
+    pub fn blocklist_adding(&self, keys: &[u8]) -> Result<pinfs::DirLock> {
+        let lock = self.lock()?;
         self.write_bloom(Some(keys))?;
-        Ok(())
+        Ok(lock)
     }
 
     fn write_cidr4(&self) -> Result<Synced> {
@@ -729,6 +736,24 @@ impl Indexes {
         }
         Ok(notes)
     }
+}
+
+/// Rebuilds the indexes of the firewall whose maps are pinned in `maps`
+/// (if it is one): all of them, or (`all` false) those whose rules are not
+/// empty. Returns a note for each that does not fit, naming `dir`.
+pub fn rebuild(maps: &Path, dir: &Path, all: bool) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    let Some(index) = Target::open(maps)? else {
+        return Ok(notes);
+    };
+    for rules in Rules::ALL {
+        if (all || index.has_rules(rules)?)
+            && let Synced::TooBig { needed, room } = index.sync(rules)?
+        {
+            notes.push(too_big(dir, rules, needed, room));
+        }
+    }
+    Ok(notes)
 }
 
 /// The note for a CIDR index that does not fit.

@@ -225,7 +225,8 @@ impl Kernel for Real {
                             (0..d.put.len()).for_each(|j| keys.extend_from_slice(d.put.key(j)));
                         }
                     }
-                    t.blocklist_adding(&keys)?;
+                    // `apply` holds the journal: no upgrade runs meanwhile.
+                    drop(t.blocklist_adding(&keys)?);
                 } else {
                     t.suspend(*r)?;
                 }
