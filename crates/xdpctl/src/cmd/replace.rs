@@ -251,8 +251,14 @@ pub fn replace(
     // Rule changes (`map update`, guard's blocks) wait for the switch: one
     // made after the new indexes are built would reach only the old ones.
     let live_maps = load.path.join(MAPS_SUBDIR);
-    let live_lock = pinfs::DirLock::exclusive(&live_maps)
-        .with_context(|| format!("locking {}", live_maps.display()))?;
+    let live_lock = if live_maps.is_dir() {
+        Some(
+            pinfs::DirLock::exclusive(&live_maps)
+                .with_context(|| format!("locking {}", live_maps.display()))?,
+        )
+    } else {
+        None
+    };
 
     // Stage the new pins (invisible until the exchange), the links, and
     // pins that are not the object's (guard's state, say) as they are.
