@@ -79,8 +79,8 @@ step xdpctl map update config 0 '{"drop_icmp":1}'
 loss=$(ping_loss 4)
 echo "$loss"
 [ "$loss" = "100% packet loss" ] || fail "expected 100% loss with the firewall, got $loss"
-step xdpctl map lookup icmp_drops 0
-drops=$(xdpctl map lookup icmp_drops 0)
+step xdpctl map lookup icmp_drops 0 --sum
+drops=$(xdpctl map lookup icmp_drops 0 --sum)
 [ "$drops" = 4 ] || fail "expected the ICMP counter to read 4, got $drops"
 echo "icmp_drops = $drops: one per echo request of ping -c 4"
 
