@@ -26,7 +26,7 @@ have_cmd groff || need+=(groff-base)
 have_cmd tmux || need+=(tmux)
 have_cmd man || need+=(man-db)
 # The benchmark compares with these peers and measures with these tools;
-# the interoperability tests (tests/tests/foreign.rs) make state with
+# the interoperability tests (tests/tests/suite/foreign.rs) make state with
 # bpftool, xdp-loader, xdp-filter and libxdp's dispatcher object.
 have_cmd bpftool || need+=(bpftool)
 # The crash tests inject real syscall faults, as the issue reproduces them.
@@ -55,7 +55,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # kubernetes-validate, pinned (it carries the schemas of Kubernetes 1.25 to
-# 1.37), in target/venv where tests/tests/deploy.rs looks for it.
+# 1.37), in target/venv where tests/tests/suite/deploy.rs looks for it.
 kv_version=1.37.0
 root="$(cd "$(dirname "$0")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-target}"
@@ -67,7 +67,7 @@ if [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$kv_version"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$kv_version"
 fi
 
-# The corpus test (tests/tests/corpus.rs) loads third-party BPF objects:
+# The corpus test (tests/tests/suite/corpus.rs) loads third-party BPF objects:
 # xdp-tools' (installed above) and cilium/ebpf's test ELFs, from Debian's
 # golang-github-cilium-ebpf-dev — downloaded and unpacked into
 # target/corpus, not installed (it is a Go source package). Never committed.

@@ -17,6 +17,8 @@ const FIXTURES: &[&str] = &[
     "xdp_drop",
     "xdp_pass",
     "trafficgen",
+    "seed_drop_udp",
+    "seed_count_drop",
     "dissect",
     "fake_fw",
     "globals",

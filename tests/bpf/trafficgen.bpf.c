@@ -1,8 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * The benchmark's traffic generator: run with BPF_PROG_TEST_RUN and
- * BPF_F_TEST_XDP_LIVE_FRAMES, every frame it returns XDP_TX for is sent
- * out of the device named in the run's context.
+ * The benchmark's traffic generators, two programs sharing one `config`:
+ *
+ * - `trafficgen`, run with BPF_PROG_TEST_RUN and
+ *   BPF_F_TEST_XDP_LIVE_FRAMES: every frame it returns XDP_TX for is sent
+ *   out of the device named in the run's context (where the kernel allows
+ *   live frames; a locked-down kernel refuses them to root too);
+ * - `floodrun`, run with plain BPF_PROG_TEST_RUN and `repeat`: it rewrites
+ *   the source the same way, then tail-calls the program under test in
+ *   slot 0 of `target` and returns that program's verdict, so each repeat
+ *   is one packet judged by it, and the kernel's time per repeat is the
+ *   generator's (a few ns, the same for every program compared) plus the
+ *   program's own. Returns XDP_ABORTED if the slot is empty.
  *
  * The frame (Ethernet + IPv4, from userspace) is sent as given, except for
  * its IPv4 source, which `config` can vary per packet: round-robin over
@@ -44,8 +53,15 @@ struct {
 	__uint(max_entries, 1);
 } config SEC(".maps");
 
-SEC("xdp")
-int trafficgen(struct xdp_md *ctx)
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} target SEC(".maps");
+
+/* Rewrites the frame's IPv4 source as `config` says. */
+static __always_inline void rewrite_source(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -55,14 +71,14 @@ int trafficgen(struct xdp_md *ctx)
 	__u32 src;
 
 	if (!cfg || (void *)(ip + 1) > data_end)
-		return XDP_TX;
+		return;
 	if (cfg->mode == TRAFFICGEN_ROUND_ROBIN) {
 		src = cfg->base + (cfg->count ? cfg->seq % cfg->count : 0);
 		cfg->seq += 1;
 	} else if (cfg->mode == TRAFFICGEN_RANDOM) {
 		src = cfg->base | (bpf_get_prandom_u32() & cfg->mask);
 	} else {
-		return XDP_TX;
+		return;
 	}
 
 	__be32 saddr = bpf_htonl(src);
@@ -73,7 +89,21 @@ int trafficgen(struct xdp_md *ctx)
 	sum = (sum & 0xffff) + (sum >> 16);
 	ip->saddr = saddr;
 	ip->check = (__sum16)~sum;
+}
+
+SEC("xdp")
+int trafficgen(struct xdp_md *ctx)
+{
+	rewrite_source(ctx);
 	return XDP_TX;
+}
+
+SEC("xdp")
+int floodrun(struct xdp_md *ctx)
+{
+	rewrite_source(ctx);
+	bpf_tail_call(ctx, &target, 0);
+	return XDP_ABORTED;
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";

@@ -1,6 +1,15 @@
-//! An in-kernel traffic generator for the benchmark: an XDP program that
-//! returns XDP_TX, run with `BPF_PROG_TEST_RUN` and
-//! `BPF_F_TEST_XDP_LIVE_FRAMES`, sends each frame out of a device for real.
+//! In-kernel traffic generators for the benchmark and the flood tests
+//! (tests/bpf/trafficgen.bpf.c):
+//!
+//! - [`TestRunFlood`], portable: a program run with plain
+//!   `BPF_PROG_TEST_RUN` and `repeat` rewrites the frame's source and
+//!   tail-calls the program under test (a pinned program, in slot 0 of a
+//!   one-slot program array), so every repeat is one packet judged by that
+//!   program, with its maps, and the kernel times it. Works on a locked-down
+//!   kernel, where live frames are refused to root too.
+//! - [`Flood`]: an XDP program that returns XDP_TX, run with
+//!   `BPF_F_TEST_XDP_LIVE_FRAMES`, sends each frame out of a device for
+//!   real, where the kernel allows it ([`live_frames_allowed`]).
 //!
 //! The IPv4 source can vary per packet ([`Sources`]): one address,
 //! round-robin over N, or random bits under a base (a spoofed flood). The
@@ -16,9 +25,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::path::Path;
+
 use aya::{
     Ebpf,
-    maps::Array,
+    maps::{Array, ProgramArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 
@@ -114,6 +125,121 @@ fn header_sum_without_source(frame: &[u8]) -> u32 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     sum
+}
+
+/// What one [`TestRunFlood::run`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Judged {
+    /// The verdict of the last packet (`XDP_DROP` = 1, `XDP_PASS` = 2).
+    pub verdict: u32,
+    /// Nanoseconds per packet, generator included, as the kernel timed
+    /// them: its average is whole ns, truncated, so this is that + 0.5.
+    /// The kernel stops its clock while the run is preempted, so another
+    /// busy process on the CPU does not count (wall time would).
+    pub ns: f64,
+    /// The run's wall time over its repeats (preemption included).
+    pub wall_ns: f64,
+}
+
+/// The portable flood: `floodrun` tail-calls a pinned XDP program for
+/// every packet of a `BPF_PROG_TEST_RUN` with `repeat`.
+pub struct TestRunFlood {
+    ebpf: Ebpf,
+}
+
+impl TestRunFlood {
+    /// Loads the generator, with an empty target slot.
+    pub fn new() -> Self {
+        let mut ebpf =
+            Ebpf::load_file(fixture("trafficgen")).expect("loading the traffic generator");
+        let prog: &mut Xdp = ebpf.program_mut("floodrun").unwrap().try_into().unwrap();
+        prog.load().expect("loading floodrun");
+        TestRunFlood { ebpf }
+    }
+
+    /// Puts the XDP program pinned at `pin` in the target slot.
+    ///
+    /// # Errors
+    /// Why the kernel refused it (not an XDP program, or one a tail call
+    /// cannot reach, e.g. loaded with XDP frags).
+    pub fn target(&mut self, pin: &Path) -> Result<(), String> {
+        let prog = Xdp::from_pin(pin, aya_obj::programs::XdpAttachType::Interface)
+            .map_err(|e| format!("opening {}: {e}", pin.display()))?;
+        let fd = prog.fd().map_err(|e| e.to_string())?;
+        let mut slot = ProgramArray::try_from(self.ebpf.map_mut("target").expect("target"))
+            .expect("target is a program array");
+        slot.set(0, fd, 0)
+            .map_err(|e| format!("tail-calling {}: {e}", pin.display()))
+    }
+
+    /// Runs `repeat` packets: `frame` with sources from `sources`, each
+    /// judged by the target program. The calling thread's CPU and
+    /// namespace are the packets'.
+    pub fn run(&mut self, frame: &[u8], sources: Sources, repeat: u32) -> Judged {
+        let mut config: Array<_, Config> =
+            Array::try_from(self.ebpf.map_mut("config").expect("the generator's config"))
+                .expect("config is an array");
+        let config_value = if frame.len() >= 34 && frame[12..14] == [0x08, 0x00] {
+            Config::new(frame, sources)
+        } else {
+            Config::default()
+        };
+        config
+            .set(0, config_value, 0)
+            .expect("writing the generator's config");
+        let prog: &Xdp = self.ebpf.program("floodrun").unwrap().try_into().unwrap();
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let result = prog.test_run(opts).expect("BPF_PROG_TEST_RUN of floodrun");
+        let took = start.elapsed();
+        assert_ne!(
+            result.return_value, 0,
+            "floodrun returned XDP_ABORTED: no program in its target slot"
+        );
+        Judged {
+            verdict: result.return_value,
+            ns: result.duration.as_nanos() as f64 + 0.5,
+            wall_ns: took.as_secs_f64() * 1e9 / f64::from(repeat.max(1)),
+        }
+    }
+}
+
+impl Default for TestRunFlood {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether this kernel runs `BPF_PROG_TEST_RUN` with live frames (a
+/// locked-down kernel refuses them with EPERM, to root too): tried once
+/// with one frame out of a loopback device of a fresh namespace.
+pub fn live_frames_allowed() -> Result<(), String> {
+    let ns = NetNs::new();
+    ns.exec(&["ip", "link", "set", "lo", "up"]);
+    let mut ebpf =
+        Ebpf::load_file(fixture("trafficgen")).map_err(|e| format!("loading trafficgen: {e}"))?;
+    let prog: &mut Xdp = ebpf.program_mut("trafficgen").unwrap().try_into().unwrap();
+    prog.load()
+        .map_err(|e| format!("loading trafficgen: {e}"))?;
+    let frame = udp64([0; 6], [0; 6], [127, 0, 0, 1], [127, 0, 0, 1], 9);
+    let _inside = ns.enter();
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&1u32.to_ne_bytes());
+    let opts = TestRunOptions {
+        data_in: Some(&frame),
+        ctx_in: Some(&ctx),
+        repeat: 1,
+        attrs: TestRunAttrs::new().xdp_live_frames(1),
+        ..Default::default()
+    };
+    prog.test_run(opts)
+        .map(|_| ())
+        .map_err(|e| format!("BPF_PROG_TEST_RUN with live frames: {e}"))
 }
 
 /// A loaded generator, ready to send from a device in a namespace.

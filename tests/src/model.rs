@@ -153,12 +153,6 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         return malformed;
     }
     let src: [u8; 4] = ip[12..16].try_into().unwrap();
-    if rules.blocklist.get(&src).is_some_and(|v| *v != 0) {
-        return Judgement::new(Outcome::DropBlocklist);
-    }
-    if lpm(&rules.cidr4, &src) {
-        return Judgement::new(Outcome::DropCidr);
-    }
     let proto = ip[9];
     let outcome = if proto == 1 {
         if rules.drop_icmp {
@@ -171,6 +165,16 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
     } else {
         port_rule(rules, proto, &f[at + header..], total - header)
     };
+    // The stateless rules first, then the source's.
+    if outcome.drops() {
+        return Judgement::new(outcome);
+    }
+    if rules.blocklist.get(&src).is_some_and(|v| *v != 0) {
+        return Judgement::new(Outcome::DropBlocklist);
+    }
+    if lpm(&rules.cidr4, &src) {
+        return Judgement::new(Outcome::DropCidr);
+    }
     Judgement {
         outcome,
         counted: Some(Source::V4(src)),
@@ -190,6 +194,11 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         return malformed;
     }
     let src: [u8; 16] = ip[8..24].try_into().unwrap();
+    let outcome = ipv6_l4(rules, f, at, ip[6], payload);
+    // The stateless rules first, then the source's.
+    if outcome.drops() {
+        return Judgement::new(outcome);
+    }
     if rules.blocklist6.get(&src).is_some_and(|v| *v != 0) {
         return Judgement::new(Outcome::DropBlocklist);
     }
@@ -197,7 +206,7 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         return Judgement::new(Outcome::DropCidr);
     }
     Judgement {
-        outcome: ipv6_l4(rules, f, at, ip[6], payload),
+        outcome,
         counted: Some(Source::V6(src)),
     }
 }

@@ -68,6 +68,8 @@ pub mod xdpfw {
         pub const DROP_CACHE: &str = "drop_cache";
         /// ARRAY of u64: a one-hash Bloom filter of `blocklist`.
         pub const BLOOM: &str = "bloom";
+        /// HASH: the CIDR index's chunks past `cidr4_chunks`' room.
+        pub const CIDR4_SPILL: &str = "cidr4_spill";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -93,6 +95,7 @@ pub mod xdpfw {
             PORT_BITS,
             DROP_CACHE,
             BLOOM,
+            CIDR4_SPILL,
         ];
         /// Whether an object with these maps is the firewall (of this
         /// version or another): it has the firewall's control words and
@@ -117,6 +120,7 @@ pub mod xdpfw {
             PORT_BITS,
             DROP_CACHE,
             BLOOM,
+            CIDR4_SPILL,
         ];
     }
 
@@ -246,6 +250,11 @@ pub mod xdpfw {
         Cidr6Mode = 8,
         /// Differences between the IPv6 index and `cidr6` the datapath found.
         Cidr6Drift = 9,
+        /// [`INDEX_EMPTY`] (the datapath skips `blocklist6`) or not (it
+        /// looks it up).
+        Blocklist6Mode = 10,
+        /// Rules the datapath found in a `blocklist6` marked empty.
+        Blocklist6Drift = 11,
     }
 
     /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`
@@ -254,6 +263,9 @@ pub mod xdpfw {
     /// `ctl[Cidr4Mode]`: the datapath looks up `cidr4` itself (while xdpctl
     /// changes it, and after the datapath found a rule the index lacks).
     pub const INDEX_OFF: u64 = 1;
+    /// A mode word: the kind's rule maps hold no rule, and the datapath
+    /// skips the kind (but for its sampled check of the rule maps).
+    pub const INDEX_EMPTY: u64 = 2;
     /// Bits in `bloom`.
     pub const BLOOM_BITS: u32 = 1 << 20;
 
@@ -421,7 +433,9 @@ pub mod cidr6_index {
     /// Bytes of `struct xdpfw_cidr6_lens`.
     pub const LENS_VALUE: usize = 4 + LEN_SLOTS;
     /// Entries `cidr6_index` holds as compiled (`load --max-entries` may change it).
-    pub const ENTRIES: usize = 262_144;
+    /// Every prefix `cidr6` can hold with a marker at each probe: room for any
+    /// rule set, allocated only as it fills.
+    pub const ENTRIES: usize = 65_536 * PROBES;
     /// An entry covered by a prefix: `MATCH | value`.
     pub const MATCH: u32 = 0x8000_0000;
 
@@ -543,14 +557,43 @@ pub mod cidr6_index {
         h >> (32 - 20)
     }
 
-    /// The `cidr6_filter` words of the index.
+    /// The length of the filter's cover keys (`XDPFW_CIDR6_COVER_LEN`):
+    /// no real length, so they hash apart from the index's keys.
+    pub const COVER_LEN: u8 = 200;
+
+    /// The length the cover keys mask addresses to: the shortest in use,
+    /// at most 64 (so the datapath hashes two words).
+    fn cover_len(index: &Index) -> u8 {
+        index.lens.first().copied().unwrap_or(0).min(64)
+    }
+
+    /// The `cidr6_filter` words of the index: a bit for each index key, and
+    /// a cover bit for each key's address masked to the cover length (a
+    /// clear cover bit proves no prefix covers an address).
     pub fn filter_words(index: &Index) -> Vec<u64> {
         let mut words = vec![0u64; (FILTER_BITS / 64) as usize];
+        let shortest = cover_len(index);
         for &(len, addr) in index.entries.keys() {
-            let bit = filter_bit(len, addr) as usize;
-            words[bit / 64] |= 1 << (bit % 64);
+            for bit in [
+                filter_bit(len, addr),
+                filter_bit(COVER_LEN, addr & mask(shortest)),
+            ] {
+                let bit = bit as usize;
+                words[bit / 64] |= 1 << (bit % 64);
+            }
         }
         words
+    }
+
+    /// Whether the datapath's cover test lets `addr` through to the search
+    /// (false: no prefix covers it), with the filter `words`.
+    pub fn may_cover(index: &Index, words: &[u64], addr: u128) -> bool {
+        if index.lens.is_empty() {
+            return false;
+        }
+        let shortest = cover_len(index);
+        let bit = filter_bit(COVER_LEN, addr & mask(shortest)) as usize;
+        words[bit / 64] >> (bit % 64) & 1 == 1
     }
 
     /// A `cidr6`/`cidr6_index` key: length (native order), then the address.
@@ -684,12 +727,22 @@ mod tests {
                 }
                 best.map(|(_, v)| v)
             };
+            // The datapath's cover test never turns away a covered address.
+            let words = super::cidr6_index::filter_words(&index);
+            let covered = |a: u128| rules.iter().any(|&(p, l, _)| a & mask(l) == p & mask(l));
             for _ in 0..3000 {
                 let a = addr(next(), next());
                 assert_eq!(index.lookup(a), naive(a), "round {round}, {a:#x}");
+                if covered(a) {
+                    assert!(super::cidr6_index::may_cover(&index, &words, a), "{a:#x}");
+                }
             }
             for &(p, l, _) in &rules {
                 assert_eq!(index.lookup(p), naive(p), "round {round}, {p:#x}/{l}");
+                assert!(
+                    super::cidr6_index::may_cover(&index, &words, p),
+                    "{p:#x}/{l}"
+                );
                 // Near a prefix: the markers steer these.
                 let near = p ^ (1 << (next() % 128));
                 assert_eq!(index.lookup(near), naive(near), "round {round}, {near:#x}");

@@ -30,6 +30,16 @@
 #define XDPFW_CIDR4_L1 65536
 #define XDPFW_CIDR4_CHUNK_ENTRIES 256
 #define XDPFW_CIDR4_CHUNKS 4096
+/*
+ * Chunks past the array's room spill into `cidr4_spill`, a hash that
+ * allocates as it fills (chunk number → its 256 entries), so a default
+ * load indexes every prefix cidr4 can hold (at most two chunks a prefix),
+ * paying a hash lookup only for addresses under a spilled chunk.
+ */
+#define XDPFW_CIDR4_SPILL (2 * XDPFW_CIDR_MAX)
+struct xdpfw_cidr4_chunk {
+	__u32 entry[XDPFW_CIDR4_CHUNK_ENTRIES];
+};
 #define XDPFW_CIDR4_MATCH 0x80000000u
 #define XDPFW_CIDR4_CHUNK 0x40000000u
 #define XDPFW_CIDR4_CHUNK_MASK 0x00ffffffu
@@ -53,23 +63,23 @@
  * costs an array read, not a hash lookup. */
 #define XDPFW_CIDR6_FILTER_BITS 20
 #define XDPFW_CIDR6_PROBES 8
-#define XDPFW_CIDR6_INDEX_MAX 262144
+#define XDPFW_CIDR6_INDEX_MAX (XDPFW_CIDR_MAX * XDPFW_CIDR6_PROBES)
+/* A key of this length in the filter: the address masked to the shortest
+ * length in use, set for every prefix. A clear bit proves that no prefix
+ * covers an address, in one array read. */
+#define XDPFW_CIDR6_COVER_LEN 200
 struct xdpfw_cidr6_lens {
 	__u32 count;			   /* lengths in use, at most 129 */
 	__u8 len[XDPFW_CIDR6_LEN_SLOTS]; /* ascending */
 };
 
-/* In index mode, one lookup in this many (a power of two) on each CPU is
- * also made in the trie: a difference (a rule written by another tool) turns the
- * index off and is counted in ctl[XDPFW_CTL_CIDR4_DRIFT]. */
+/* One packet in this many (a power of two) on each CPU is also judged by
+ * the rule maps themselves, for every kind of rule it meets: a difference
+ * from an index, or a rule in a map xdpctl marked empty (a rule written by
+ * another tool), turns the index off (the rule map is used from then on)
+ * and is counted in the kind's drift word. */
 #define XDPFW_CHECK_EVERY 128
-enum xdpfw_check {
-	XDPFW_CHECK_CIDR, /* cidr4 or cidr6: no packet meets both */
-	XDPFW_CHECK_PORTS,
-	XDPFW_CHECK_BLOCKLIST,
-	XDPFW_CHECK_BLOOM,
-	XDPFW_CHECK_KINDS
-};
+#define XDPFW_CHECK_KINDS 4
 
 /* Words of the `ctl` array. */
 enum xdpfw_ctl {
@@ -83,6 +93,8 @@ enum xdpfw_ctl {
 	XDPFW_CTL_BLOOM_DRIFT = 7, /* blocklisted sources the filter missed */
 	XDPFW_CTL_CIDR6_MODE = 8,  /* XDPFW_INDEX_ON (the IPv6 CIDR index) or XDPFW_INDEX_OFF (cidr6) */
 	XDPFW_CTL_CIDR6_DRIFT = 9, /* mismatches the datapath found */
+	XDPFW_CTL_BLOCKLIST6_MODE = 10, /* XDPFW_INDEX_EMPTY, or look blocklist6 up */
+	XDPFW_CTL_BLOCKLIST6_DRIFT = 11, /* rules found in a blocklist6 marked empty */
 };
 
 /*
@@ -117,10 +129,15 @@ struct xdpfw_port_bits {
 	__u64 word[1024]; /* bit (port & 63) of word (port >> 6), host-order port */
 };
 
-/* A mode word: whether the datapath reads an index or the rule map. */
+/* A mode word: whether the datapath reads an index or the rule map, or
+ * skips the kind because it holds no rule. xdpctl sets it at the end of
+ * every change (the rule → index protocol); the datapath only ever sets
+ * it to OFF (drift). A firewall is loaded with every word ON and empty
+ * indexes, which is right too. */
 enum xdpfw_index_mode {
-	XDPFW_INDEX_ON = 0,  /* the index matches the rules (both empty after load) */
-	XDPFW_INDEX_OFF = 1, /* look up the rule map itself (during changes, after drift) */
+	XDPFW_INDEX_ON = 0,    /* the index matches the rules (both empty after load) */
+	XDPFW_INDEX_OFF = 1,   /* look up the rule map itself (during changes, after drift) */
+	XDPFW_INDEX_EMPTY = 2, /* the rule maps hold no rule: the kind costs nothing */
 };
 
 /*
@@ -151,9 +168,8 @@ struct xdpfw_sketch_hdr {
 	__u64 prev;    /* ... in the epoch before, if it was the one before */
 	__u32 seed;    /* the sketch's hash multiplier, odd */
 	__u32 pad;
-	/* Index and cache hits on this CPU, per kind: every CHECK_EVERY-th is
-	 * cross-checked against the rule map (one counter per kind, or two
-	 * kinds met by each packet would take turns and one never be checked). */
+	/* checks[0]: packets on this CPU; every CHECK_EVERY-th is checked
+	 * against the rule maps (the rest is unused, kept for the layout). */
 	__u32 checks[XDPFW_CHECK_KINDS];
 };
 

@@ -234,15 +234,28 @@ fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usi
     let mut problems = 0;
     for rules in fwindex::Rules::ALL {
         let status = index.status(rules)?;
-        if !index.has_index(rules) || status.in_use || !index.has_rules(rules)? {
+        // Marked empty, yet holding rules: another tool wrote them. In
+        // use, yet not what the rules call for: the same, not noticed yet.
+        let skipped = status.empty && index.has_rules(rules)?;
+        let differs = if skipped { None } else { index.verify(rules)? };
+        if !skipped
+            && differs.is_none()
+            && (!index.has_index(rules) || status.in_use || !index.has_rules(rules)?)
+        {
             continue;
         }
         problems += 1;
-        let why = format!(
-            "the {} is off: {}",
-            rules.index_name(),
-            fwindex::why_off(rules, status)
-        );
+        let why = if skipped {
+            fwindex::skipped_rules(rules)
+        } else if let Some(why) = differs {
+            why
+        } else {
+            format!(
+                "the {} is off: {}",
+                rules.index_name(),
+                fwindex::why_off(rules, status)
+            )
+        };
         let path = maps.join(rules.rules_name().split('/').next().unwrap_or_default());
         if !repair {
             out.push(Finding {

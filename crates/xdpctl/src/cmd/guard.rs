@@ -211,11 +211,13 @@ impl Blocklist for Maps<'_> {
         // The datapath's blocklist filter learns the source first, or it
         // would not look the new entry up; the lock is held until the entry
         // is written.
+        // (blocklist6, if marked empty, is looked up from now on.)
         let mut lock = None;
-        if let Source::V4(a) = src
-            && let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))?
-        {
-            lock = Some(t.blocklist_adding(&a)?);
+        if let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))? {
+            lock = Some(match src {
+                Source::V4(a) => t.blocklist_adding(&a)?,
+                _ => t.blocklist6_adding()?,
+            });
         }
         let written = map.handle().update(&key, &value, update_flags::NOEXIST);
         drop(lock);

@@ -12,10 +12,17 @@
 //! (mode: off), the change, [`Indexes::sync`] (index rebuilt from the rule
 //! map, then mode: on). A crash anywhere in between leaves the datapath on
 //! the rule map, which is always right, only slower; the next change,
-//! `xdpctl doctor` or `apply` rebuilds the index. A rule written by another
-//! tool while the index is in use is found by the datapath's sampled
-//! cross-check, which turns the index off and counts the drift (`xdpctl
-//! stats` says so).
+//! `xdpctl doctor` or `apply` rebuilds the index.
+//!
+//! Sync also decides what a kind costs the datapath: a kind whose rule
+//! maps hold no rule is marked empty ([`xdpfw::INDEX_EMPTY`]) and skipped,
+//! so a packet pays only for the kinds of rules in use (`blocklist6`,
+//! which has no index, has a mode word for this alone). A rule written by
+//! another tool (bpftool) is found by the datapath's sampled check (one
+//! packet in 128 per CPU is judged by the rule maps too), which turns the
+//! index off or the kind on and counts the drift; `xdpctl stats` and
+//! `doctor --check` compare the rule maps with the mode words, and
+//! `doctor` repairs.
 
 use std::{
     path::{Path, PathBuf},
@@ -49,11 +56,20 @@ pub enum Rules {
     /// new entries, and cleared only by a rebuild) and `drop_cache` (a
     /// cache: a removal changes its generation).
     Blocklist,
+    /// `blocklist6`: no index (one hash lookup), only the mode word that
+    /// lets the datapath skip it while it is empty.
+    Blocklist6,
 }
 
 impl Rules {
     /// All of them.
-    pub const ALL: [Rules; 4] = [Rules::Cidr4, Rules::Cidr6, Rules::Ports, Rules::Blocklist];
+    pub const ALL: [Rules; 5] = [
+        Rules::Cidr4,
+        Rules::Cidr6,
+        Rules::Ports,
+        Rules::Blocklist,
+        Rules::Blocklist6,
+    ];
 
     /// The rules a map of this name and type holds, if any index is
     /// derived from it.
@@ -65,6 +81,7 @@ impl Rules {
                 Some(Rules::Ports)
             }
             xdpfw::maps::BLOCKLIST if map_type == HASH => Some(Rules::Blocklist),
+            xdpfw::maps::BLOCKLIST6 if map_type == HASH => Some(Rules::Blocklist6),
             _ => None,
         }
     }
@@ -88,6 +105,7 @@ impl Rules {
             Rules::Cidr6 => Ctl::Cidr6Mode,
             Rules::Ports => Ctl::PortsMode,
             Rules::Blocklist => Ctl::BloomMode,
+            Rules::Blocklist6 => Ctl::Blocklist6Mode,
         }
     }
 
@@ -97,6 +115,7 @@ impl Rules {
             Rules::Cidr6 => Ctl::Cidr6Drift,
             Rules::Ports => Ctl::PortsDrift,
             Rules::Blocklist => Ctl::BloomDrift,
+            Rules::Blocklist6 => Ctl::Blocklist6Drift,
         }
     }
 
@@ -107,6 +126,7 @@ impl Rules {
             Rules::Cidr6 => &[xdpfw::maps::CIDR6],
             Rules::Ports => &[xdpfw::maps::UDP_PORTS, xdpfw::maps::TCP_PORTS],
             Rules::Blocklist => &[xdpfw::maps::BLOCKLIST],
+            Rules::Blocklist6 => &[xdpfw::maps::BLOCKLIST6],
         }
     }
 
@@ -117,6 +137,7 @@ impl Rules {
             Rules::Cidr6 => "IPv6 CIDR index",
             Rules::Ports => "port index",
             Rules::Blocklist => "blocklist filter",
+            Rules::Blocklist6 => "blocklist6 switch",
         }
     }
 
@@ -127,6 +148,7 @@ impl Rules {
             Rules::Cidr6 => "cidr6",
             Rules::Ports => "udp_ports/tcp_ports",
             Rules::Blocklist => "blocklist",
+            Rules::Blocklist6 => "blocklist6",
         }
     }
 }
@@ -137,6 +159,8 @@ pub struct Target {
     pub dir: PathBuf,
     l1: MapHandle,
     chunks: MapHandle,
+    /// `cidr4_spill`, unless the firewall was loaded before it existed.
+    spill: Option<MapHandle>,
     bits: MapHandle,
     ctl: MapHandle,
     /// `cidr6_lens`, `cidr6_index` and `cidr6_filter`, unless the
@@ -175,8 +199,12 @@ pub enum Synced {
 /// The state of one index, for `stats` and `doctor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
-    /// Whether the datapath uses the index.
+    /// Whether the datapath uses the index (or, marked empty, skips the
+    /// kind: what xdpctl decided last, which matches the rules unless
+    /// another tool changed them since).
     pub in_use: bool,
+    /// Whether the kind is marked empty: the datapath skips it.
+    pub empty: bool,
     /// Differences between the index and its rules the datapath found.
     pub drift: u64,
 }
@@ -203,6 +231,7 @@ impl Target {
             dir: maps.to_path_buf(),
             l1: open(xdpfw::maps::CIDR4_L1)?,
             chunks: open(xdpfw::maps::CIDR4_CHUNKS)?,
+            spill: None,
             bits: open(xdpfw::maps::PORT_BITS)?,
             ctl: open(xdpfw::maps::CTL)?,
             cidr6: None,
@@ -225,6 +254,12 @@ impl Target {
             );
         }
         let mut t = t;
+        if pin(xdpfw::maps::CIDR4_SPILL).exists() {
+            let spill = open(xdpfw::maps::CIDR4_SPILL)?;
+            if fits(&spill, 4, 4 * cidr4_index::CHUNK) {
+                t.spill = Some(spill);
+            }
+        }
         let six = [
             xdpfw::maps::CIDR6_LENS,
             xdpfw::maps::CIDR6_INDEX,
@@ -268,7 +303,11 @@ impl Target {
     /// Whether this firewall has the index of `rules` (one loaded before
     /// the IPv6 CIDR index has no such index, and looks `cidr6` up).
     pub fn has_index(&self, rules: Rules) -> bool {
-        rules != Rules::Cidr6 || self.cidr6.is_some()
+        match rules {
+            Rules::Cidr6 => self.cidr6.is_some(),
+            Rules::Blocklist6 => self.ctl.info().max_entries > Ctl::Blocklist6Drift as u32,
+            _ => true,
+        }
     }
 
     /// Whether the datapath uses the index of `rules`, and the drift it
@@ -277,11 +316,14 @@ impl Target {
         if !self.has_index(rules) {
             return Ok(Status {
                 in_use: false,
+                empty: false,
                 drift: 0,
             });
         }
+        let mode = self.word(rules.mode())?;
         Ok(Status {
-            in_use: self.word(rules.mode())? == xdpfw::INDEX_ON,
+            in_use: mode == xdpfw::INDEX_ON || mode == xdpfw::INDEX_EMPTY,
+            empty: mode == xdpfw::INDEX_EMPTY,
             drift: self.word(rules.drift())?,
         })
     }
@@ -317,6 +359,10 @@ impl Target {
         }
         for rules in Rules::ALL {
             let status = self.status(rules)?;
+            if status.empty && self.has_rules(rules)? {
+                out.push(format!("{}: {}", self.dir.display(), skipped_rules(rules)));
+                continue;
+            }
             if !self.has_index(rules) || status.in_use || !self.has_rules(rules)? {
                 continue;
             }
@@ -330,6 +376,135 @@ impl Target {
             ));
         }
         Ok(out)
+    }
+
+    /// Whether the index of `rules`, which the datapath trusts (mode on),
+    /// still matches the rule maps: `Some(why)` if another tool changed
+    /// the rules since xdpctl derived it and the datapath has not noticed
+    /// yet. An index that is off, or a kind marked empty, is not compared
+    /// (see [`Status`] and [`skipped_rules`]).
+    pub fn verify(&self, rules: Rules) -> Result<Option<String>> {
+        let status = self.status(rules)?;
+        if !self.has_index(rules) || !status.in_use || status.empty {
+            return Ok(None);
+        }
+        let differ = |n: usize, what: &str| {
+            (n > 0).then(|| {
+                format!(
+                    "the {} differs from {} in {n} {what}: changed outside xdpctl, and the \
+                     datapath's sampled check has not met them yet; `xdpctl doctor` rebuilds it",
+                    rules.index_name(),
+                    rules.rules_name()
+                )
+            })
+        };
+        Ok(match rules {
+            Rules::Cidr4 => {
+                let want = self.cidr4_wanted()?;
+                let mut have = vec![0u32; cidr4_index::L1];
+                self.l1.for_each(|k, v| {
+                    let i = u32::from_ne_bytes(k.try_into()?) as usize;
+                    if let Some(slot) = have.get_mut(i) {
+                        *slot = u32::from_ne_bytes(v[..4].try_into()?);
+                    }
+                    Ok(true)
+                })?;
+                let mut n = want.l1.iter().zip(&have).filter(|(a, b)| a != b).count();
+                // The chunks the wanted first level points to.
+                let room = self.chunks.info().max_entries as usize / cidr4_index::CHUNK;
+                let mut entry = [0u8; 4];
+                let mut chunk = vec![0u8; 4 * cidr4_index::CHUNK];
+                for (c, wanted) in want.chunks.chunks_exact(cidr4_index::CHUNK).enumerate() {
+                    let got: Vec<u32> = if c < room {
+                        (0..cidr4_index::CHUNK)
+                            .map(|i| {
+                                let key = ((c * cidr4_index::CHUNK + i) as u32).to_ne_bytes();
+                                self.chunks.lookup(&key, &mut entry)?;
+                                Ok(u32::from_ne_bytes(entry))
+                            })
+                            .collect::<Result<_>>()?
+                    } else {
+                        let found = match &self.spill {
+                            Some(spill) => spill.lookup(&(c as u32).to_ne_bytes(), &mut chunk)?,
+                            None => false,
+                        };
+                        if !found {
+                            n += cidr4_index::CHUNK;
+                            continue;
+                        }
+                        chunk
+                            .chunks_exact(4)
+                            .map(|b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+                            .collect()
+                    };
+                    n += wanted.iter().zip(&got).filter(|(a, b)| a != b).count();
+                }
+                differ(n, "entries")
+            }
+            Rules::Cidr6 => {
+                let Some(six) = &self.cidr6 else {
+                    return Ok(None);
+                };
+                let want = self.cidr6_wanted()?;
+                let mut n = 0;
+                let mut seen = 0;
+                six.index.for_each(|k, v| {
+                    let len = u32::from_ne_bytes(k[..4].try_into()?);
+                    let addr = u128::from_be_bytes(k[4..20].try_into()?);
+                    let got = u32::from_ne_bytes(v[..4].try_into()?);
+                    match want.entries.get(&(len.min(255) as u8, addr)) {
+                        Some(&e) if e == got && len <= 128 => seen += 1,
+                        _ => n += 1,
+                    }
+                    Ok(true)
+                })?;
+                n += want.entries.len() - seen;
+                let mut lens = vec![0u8; cidr6_index::LENS_VALUE];
+                six.lens.lookup(&0u32.to_ne_bytes(), &mut lens)?;
+                if lens[..] != want.lens_value()[..] {
+                    n += 1;
+                }
+                differ(n, "entries")
+            }
+            Rules::Ports => {
+                let mut n = 0;
+                for (slot, want) in self.port_bits_wanted()?.iter().enumerate() {
+                    let mut have = vec![0u8; PORT_BITS_LEN];
+                    self.bits.lookup(&(slot as u32).to_ne_bytes(), &mut have)?;
+                    n += want
+                        .iter()
+                        .zip(&have)
+                        .map(|(a, b)| (a ^ b).count_ones() as usize)
+                        .sum::<usize>();
+                }
+                differ(n, "ports")
+            }
+            Rules::Blocklist => {
+                // A filter: every blocklisted source's bit must be set
+                // (bits of removed entries may stay).
+                let bloom = self.rule_map(xdpfw::maps::BLOOM)?;
+                let mut words = vec![0u64; (xdpfw::BLOOM_BITS / 64) as usize];
+                bloom.for_each(|k, v| {
+                    let i = u32::from_ne_bytes(k.try_into()?) as usize;
+                    if let Some(w) = words.get_mut(i) {
+                        *w = u64::from_ne_bytes(v[..8].try_into()?);
+                    }
+                    Ok(true)
+                })?;
+                let mut n = 0;
+                self.rule_map(xdpfw::maps::BLOCKLIST)?.for_each(|k, v| {
+                    if let Ok(src) = <[u8; 4]>::try_from(k) {
+                        let bit = xdpfw::bloom_bit(src) as usize;
+                        if v[0] != 0 && words[bit / 64] >> (bit % 64) & 1 == 0 {
+                            n += 1;
+                        }
+                    }
+                    Ok(true)
+                })?;
+                differ(n, "sources")
+            }
+            Rules::Blocklist6 => None,
+        })
     }
 
     /// Serializes changes to this firewall's rules and indexes: two xdpctl
@@ -366,12 +541,40 @@ impl Target {
             Rules::Cidr6 => self.write_cidr6()?,
             Rules::Ports => self.write_ports()?,
             Rules::Blocklist => self.write_bloom(None)?,
+            // No index: the datapath looks blocklist6 up unless it is empty.
+            Rules::Blocklist6 => Synced::InUse { rules: 0 },
         };
         if let Synced::InUse { .. } = synced {
-            pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
-            self.set_word(rules.mode(), xdpfw::INDEX_ON)?;
+            self.turn_on(rules)?;
         }
         Ok(synced)
+    }
+
+    /// The end of every change: the datapath reads the index from now on,
+    /// or skips the kind if its rule maps hold no rule.
+    fn turn_on(&self, rules: Rules) -> Result<()> {
+        let mode = if self.has_rules(rules)? {
+            xdpfw::INDEX_ON
+        } else {
+            xdpfw::INDEX_EMPTY
+        };
+        pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+        self.set_word(rules.mode(), mode)
+    }
+
+    /// Marks `rules` empty if their maps hold no rule (the index need not
+    /// be built: the datapath does not read it); true if it did.
+    fn mark_if_empty(&self, rules: Rules) -> Result<bool> {
+        if !self.has_index(rules) || self.has_rules(rules)? {
+            return Ok(false);
+        }
+        let _lock = self.lock()?;
+        if self.has_rules(rules)? {
+            return Ok(false);
+        }
+        pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+        self.set_word(rules.mode(), xdpfw::INDEX_EMPTY)?;
+        Ok(true)
     }
 
     /// After blocklist entries went (or may have): the datapath's cache of
@@ -441,10 +644,35 @@ impl Target {
     pub fn blocklist_adding(&self, keys: &[u8]) -> Result<pinfs::DirLock> {
         let lock = self.lock()?;
         self.write_bloom(Some(keys))?;
+        self.adding(Rules::Blocklist)?;
         Ok(lock)
     }
 
-    fn write_cidr4(&self) -> Result<Synced> {
+    /// Before blocklist6 entries are written outside a change (guard's
+    /// blocks): the datapath looks blocklist6 up from now on. Returns the
+    /// lock, to be held until they are written.
+    pub fn blocklist6_adding(&self) -> Result<pinfs::DirLock> {
+        let lock = self.lock()?;
+        self.adding(Rules::Blocklist6)?;
+        Ok(lock)
+    }
+
+    /// A kind marked empty is about to get rules: the datapath reads it
+    /// from now on (its index, built or extended before this, holds them).
+    fn adding(&self, rules: Rules) -> Result<()> {
+        if self.has_index(rules) && self.status(rules)?.empty {
+            pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+            self.set_word(rules.mode(), xdpfw::INDEX_ON)?;
+        }
+        Ok(())
+    }
+
+    /// The CIDR index `cidr4` calls for.
+    fn cidr4_wanted(&self) -> Result<Index> {
+        Ok(Index::build(&self.cidr4_rules()?))
+    }
+
+    fn cidr4_rules(&self) -> Result<Vec<cidr4_index::Rule>> {
         let trie = self.rule_map(xdpfw::maps::CIDR4)?;
         if trie.key_size() != 8 || trie.value_len() < 1 {
             bail!(
@@ -460,17 +688,50 @@ impl Target {
             rules.push((addr, len.min(32) as u8, v[0]));
             Ok(true)
         })?;
+        Ok(rules)
+    }
+
+    fn write_cidr4(&self) -> Result<Synced> {
+        let rules = self.cidr4_rules()?;
         let index = Index::build(&rules);
         let room = self.chunks.info().max_entries as usize / cidr4_index::CHUNK;
-        if index.chunk_count() > room {
+        let spill_room = self
+            .spill
+            .as_ref()
+            .map_or(0, |s| s.info().max_entries as usize);
+        if index.chunk_count() > room + spill_room {
             return Ok(Synced::TooBig {
                 needed: index.chunk_count(),
-                room,
+                room: room + spill_room,
             });
         }
-        // Chunks first, then the first level that points into them; the
-        // datapath reads neither until the mode word is set.
-        write_array(&self.chunks, index.chunks.iter().map(|v| v.to_ne_bytes()))?;
+        // Chunks first (the array's, then the spilled ones, stale spilled
+        // chunks removed), then the first level that points into them; the
+        // datapath reads none of it until the mode word is set.
+        let split = (room * cidr4_index::CHUNK).min(index.chunks.len());
+        let (fixed, spilled) = index.chunks.split_at(split);
+        write_array(&self.chunks, fixed.iter().map(|v| v.to_ne_bytes()))?;
+        if let Some(spill) = &self.spill {
+            let mut entries = Entries::new(4, 4 * cidr4_index::CHUNK);
+            let mut value = Vec::with_capacity(4 * cidr4_index::CHUNK);
+            for (i, chunk) in spilled.chunks_exact(cidr4_index::CHUNK).enumerate() {
+                value.clear();
+                chunk.iter().for_each(|v| value.extend(v.to_ne_bytes()));
+                entries.push(&((room + i) as u32).to_ne_bytes(), &value);
+            }
+            let mut stale = Entries::new(4, 0);
+            let used = (room + spilled.len() / cidr4_index::CHUNK) as u32;
+            spill.for_each(|k, _| {
+                if u32::from_ne_bytes(k.try_into()?) >= used {
+                    stale.push(k, &[]);
+                }
+                Ok(true)
+            })?;
+            pinfs::failpoint::step("BPF_MAP_DELETE_ELEM");
+            spill.delete_all(&stale)?;
+            pinfs::failpoint::step("BPF_MAP_UPDATE_BATCH");
+            spill.put_all(&entries)?;
+        }
         write_array(&self.l1, index.l1.iter().map(|v| v.to_ne_bytes()))?;
         Ok(Synced::InUse { rules: rules.len() })
     }
@@ -484,21 +745,7 @@ impl Target {
         else {
             return Ok(Synced::Absent);
         };
-        let trie = self.rule_map(xdpfw::maps::CIDR6)?;
-        if trie.key_size() != 20 || trie.value_len() < 1 {
-            bail!(
-                "{} is not the firewall's cidr6 (key {} bytes, the firewall's has 20)",
-                self.dir.join("cidr6").display(),
-                trie.key_size()
-            );
-        }
-        let mut rules = Vec::new();
-        trie.for_each(|k, v| {
-            let len = u32::from_ne_bytes(k[..4].try_into()?);
-            let addr = u128::from_be_bytes(k[4..20].try_into()?);
-            rules.push((addr, len.min(128) as u8, v[0]));
-            Ok(true)
-        })?;
+        let rules = self.cidr6_rules()?;
         let index = cidr6_index::Index::build(&rules);
         let room = hash.info().max_entries as usize;
         if index.entries.len() > room {
@@ -533,8 +780,48 @@ impl Target {
         Ok(Synced::InUse { rules: rules.len() })
     }
 
+    /// The IPv6 CIDR index `cidr6` calls for.
+    fn cidr6_wanted(&self) -> Result<cidr6_index::Index> {
+        Ok(cidr6_index::Index::build(&self.cidr6_rules()?))
+    }
+
+    fn cidr6_rules(&self) -> Result<Vec<cidr6_index::Rule>> {
+        let trie = self.rule_map(xdpfw::maps::CIDR6)?;
+        if trie.key_size() != 20 || trie.value_len() < 1 {
+            bail!(
+                "{} is not the firewall's cidr6 (key {} bytes, the firewall's has 20)",
+                self.dir.join("cidr6").display(),
+                trie.key_size()
+            );
+        }
+        let mut rules = Vec::new();
+        trie.for_each(|k, v| {
+            let len = u32::from_ne_bytes(k[..4].try_into()?);
+            let addr = u128::from_be_bytes(k[4..20].try_into()?);
+            rules.push((addr, len.min(128) as u8, v[0]));
+            Ok(true)
+        })?;
+        Ok(rules)
+    }
+
     fn write_ports(&self) -> Result<Synced> {
+        let (bits, count) = self.port_bits_counted()?;
+        for (slot, bits) in bits.iter().enumerate() {
+            pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+            self.bits
+                .update(&(slot as u32).to_ne_bytes(), bits, update_flags::ANY)?;
+        }
+        Ok(Synced::InUse { rules: count })
+    }
+
+    /// The port index the port maps call for: UDP's bitmap, then TCP's.
+    fn port_bits_wanted(&self) -> Result<[Vec<u8>; 2]> {
+        Ok(self.port_bits_counted()?.0)
+    }
+
+    fn port_bits_counted(&self) -> Result<([Vec<u8>; 2], usize)> {
         let mut count = 0;
+        let mut out = [vec![0u8; PORT_BITS_LEN], vec![0u8; PORT_BITS_LEN]];
         for (slot, name) in [xdpfw::maps::UDP_PORTS, xdpfw::maps::TCP_PORTS]
             .into_iter()
             .enumerate()
@@ -560,16 +847,24 @@ impl Target {
                 count += 1;
                 Ok(true)
             })?;
-            pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
-            self.bits
-                .update(&(slot as u32).to_ne_bytes(), &bits, update_flags::ANY)?;
+            out[slot] = bits;
         }
-        Ok(Synced::InUse { rules: count })
+        Ok((out, count))
     }
 }
 
 /// Bytes of one `struct xdpfw_port_bits`.
 const PORT_BITS_LEN: usize = 65_536 / 8;
+
+/// What `stats` and `doctor --check` say of a kind marked empty whose
+/// rule maps hold rules (written by another tool since xdpctl's last change).
+pub fn skipped_rules(rules: Rules) -> String {
+    format!(
+        "{} holds rules written outside xdpctl, which the datapath skips but for its sampled \
+         check (one packet in 128 per CPU) until `xdpctl doctor` turns them on",
+        rules.rules_name()
+    )
+}
 
 /// Why an index is off, for messages.
 pub fn why_off(rules: Rules, status: Status) -> String {
@@ -726,8 +1021,7 @@ impl Indexes {
         for (t, _, was_on) in &self.targets {
             if rules == Rules::Blocklist && *was_on {
                 t.write_bloom(Some(added))?;
-                pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
-                t.set_word(rules.mode(), xdpfw::INDEX_ON)?;
+                t.turn_on(rules)?;
                 continue;
             }
             if let Synced::TooBig { needed, room } = t.sync_locked(rules)? {
@@ -747,9 +1041,11 @@ pub fn rebuild(maps: &Path, dir: &Path, all: bool) -> Result<Vec<String>> {
         return Ok(notes);
     };
     for rules in Rules::ALL {
-        if (all || index.has_rules(rules)?)
-            && let Synced::TooBig { needed, room } = index.sync(rules)?
-        {
+        // Empty rules need no index: the datapath skips the kind.
+        if !all && index.mark_if_empty(rules)? {
+            continue;
+        }
+        if let Synced::TooBig { needed, room } = index.sync(rules)? {
             notes.push(too_big(dir, rules, needed, room));
         }
     }
@@ -795,7 +1091,8 @@ mod tests {
         assert_eq!(Rules::of("udp_ports", HASH), Some(Rules::Ports));
         assert_eq!(Rules::of("tcp_ports", HASH), Some(Rules::Ports));
         assert_eq!(Rules::of("blocklist", HASH), Some(Rules::Blocklist));
-        assert_eq!(Rules::of("blocklist6", HASH), None);
+        assert_eq!(Rules::of("blocklist6", HASH), Some(Rules::Blocklist6));
+        assert_eq!(Rules::of("pps", HASH), None);
         assert_eq!(Rules::of("cidr6", LPM_TRIE), Some(Rules::Cidr6));
         assert_eq!(Rules::of_name("cidr6"), Some(Rules::Cidr6));
     }

@@ -3,11 +3,16 @@
 //!
 //! - per-packet cost with BPF_PROG_TEST_RUN: bare XDP_DROP vs the firewall's
 //!   paths, and a passed packet with 10,000 CIDR rules vs none;
-//! - packets per second on a veth pair flooded by an in-kernel generator
-//!   from one, 256, 65,536 or 2^24 spoofed sources: the firewall, nftables
-//!   netdev ingress and xdp-filter, each as a ratio to a bare XDP_DROP (or,
-//!   for passed packets, a bare XDP_PASS) under the same flood, measured
-//!   in turn in the same runs;
+//! - floods on any kernel (floods.rs): a test-run generator rewrites each
+//!   packet's source and tail-calls the program under test, ns per packet
+//!   as the kernel times them: the firewall against the seed's two
+//!   programs, a bare XDP_DROP/XDP_PASS and xdp-filter;
+//! - where the kernel allows live frames (a locked-down one refuses them
+//!   to root too): packets per second on a veth pair flooded by an
+//!   in-kernel generator from one, 256, 65,536 or 2^24 spoofed sources: the
+//!   firewall, nftables netdev ingress and xdp-filter, each as a ratio to a
+//!   bare XDP_DROP (or, for passed packets, a bare XDP_PASS) under the same
+//!   flood, measured in turn in the same runs;
 //! - control plane: dumping a million entries and one top/guard interval
 //!   as ratios to a raw BPF_MAP_LOOKUP_BATCH of the same map, bulk-loading,
 //!   apply, net show and load, against Debian's bpftool or a raw floor.
@@ -26,6 +31,9 @@ use std::{
 };
 
 use serde_json::Value;
+
+mod floods;
+
 use xdpctl_tests::{Bpffs, VethPair, attach_generic, fixture, flood, xdpctl, xdpctl_bin};
 
 struct Sizes {
@@ -1320,7 +1328,7 @@ fn main() {
     }
     let sizes = if smoke {
         Sizes {
-            flood: 20_000,
+            flood: 200_000,
             runs: 1,
             test_run_repeat: 1000,
             entries: 5_000,
@@ -1343,9 +1351,26 @@ fn main() {
         eprintln!("xdpctl-bench: per-packet cost (BPF_PROG_TEST_RUN)");
         per_packet_cost(&Bpffs::new(), &sizes, &mut rows);
     }
+    if only.is_none_or(|o| o == "flood") {
+        eprintln!("xdpctl-bench: data plane (test-run floods through a tail call)");
+        floods::flood_cost(&sizes, &mut rows);
+    }
     if only.is_none_or(|o| o == "data-plane") {
-        eprintln!("xdpctl-bench: data plane (veth floods)");
-        data_plane(&sizes, &mut rows);
+        eprintln!("xdpctl-bench: data plane (veth floods with live frames)");
+        match flood::live_frames_allowed() {
+            Ok(()) => data_plane(&sizes, &mut rows),
+            Err(why) => {
+                eprintln!("xdpctl-bench:   not run: {why}");
+                rows.push(Row {
+                    what: "veth Mpps (live frames)".into(),
+                    ours: "-".into(),
+                    peer: format!("did not run: this kernel refuses live frames ({why})"),
+                    ratio: "-".into(),
+                    goal: "-".into(),
+                    met: None,
+                });
+            }
+        }
     }
     if only.is_none_or(|o| o == "control-plane") {
         eprintln!("xdpctl-bench: control plane (against raw batch floors and bpftool)");
@@ -1368,12 +1393,22 @@ fn main() {
             "# Benchmarks\n\nMeasured {date} on {} by `make bench` in {:.0} s. Ratios compare with the\n\
              floor or peer measured in the same runs; absolute figures depend on the machine.\n\n{table}\n\
              ## How to reproduce\n\n```sh\nmake bench        # as root: builds in release mode, runs tests/src/bin/xdpctl-bench.rs\n```\n\n\
+             - Floods (rows `flood ns/pkt`, every kernel): {flood} 64-byte frames per run, each through\n  \
+             `floodrun` (tests/bpf/trafficgen.bpf.c), which rewrites the IPv4 source (one address, or 10.0.0.0/8 with\n  \
+             24 random bits: spoofed) and tail-calls the program under test from a one-slot program array, run with\n  \
+             plain BPF_PROG_TEST_RUN and repeats; ns per packet is the kernel's own average (whole ns, + 0.5), the\n  \
+             generator's cost on both sides of every ratio. Contenders: the seed article's `xdp_drop_udp` and\n  \
+             `xdp_count_drop` (tests/bpf/seed_*.bpf.c), a bare XDP_DROP/XDP_PASS, xdp-filter's own objects from\n  \
+             Debian's xdp-tools (loaded and configured directly: libxdp's dispatcher needs `freplace`, which a\n  \
+             locked-down kernel refuses) and the firewall, default loads; `firewall + rules` holds 65,536 blocklist\n  \
+             entries and 10,000 prefixes of random /16, /20, /22 and /24 in `cidr4`, none matching. Every contender\n  \
+             of a row runs in turn in each of {runs} rounds on one CPU; a ratio is the median of per-round ratios.\n\
              - Per-packet cost: `xdpctl prog run` (BPF_PROG_TEST_RUN) with {repeat} repeats, median of {runs}, all on\n  \
              one CPU; the firewall's\n  \
              blocked path is a blocklisted source, the CIDR path a source in a /24 of `cidr4`, the passed path UDP from\n  \
              a source no rule matches; the 10,000-CIDR row runs that packet through a firewall with 10,000 /24s in\n  \
              `cidr4` and one without, in turn; the IPv6 row the same with 10,000 /48s, /56s, /64s and /128s in `cidr6`.\n\
-             - Data plane: two network namespaces joined by a veth pair; {flood} 64-byte UDP frames per run sent from one\n  \
+             - Data plane on veth, only where the kernel allows live frames: two network namespaces joined by a veth pair; {flood} 64-byte UDP frames per run sent from one\n  \
              side by an XDP_TX program (tests/bpf/trafficgen.bpf.c) run with BPF_PROG_TEST_RUN and\n  \
              BPF_F_TEST_XDP_LIVE_FRAMES. The generator rewrites each frame's IPv4 source (and the header checksum):\n  \
              one address, 256 or 65,536 in turn, or 10.0.0.0/8 with 24 random bits (spoofed), set through its config\n  \
@@ -1393,7 +1428,7 @@ fn main() {
              the dump floor is a raw BPF_MAP_LOOKUP_BATCH (16,384 a call) of the same hash in process with no output,\n  \
              the top/guard floor the same of the per-CPU LRU map `pps`; one top interval is half the difference of\n  \
              `xdpctl top --interval 10ms` with 3 samples and with 1, less the interval; peak memory from the maximum\n  \
-             resident set size (`/usr/bin/time`). `--only test-run|data-plane|control-plane` runs one section.\n",
+             resident set size (`/usr/bin/time`). `--only test-run|flood|data-plane|control-plane` runs one section.\n",
             machine(),
             took.as_secs_f64(),
             repeat = sizes.test_run_repeat,

@@ -27,16 +27,19 @@ fn benchmark_harness_runs_in_smoke_mode() {
         "firewall, blocked source",
         "firewall, passed packet",
         "passed packet, 10,000 CIDR rules",
-        "one source, UDP to blocked port 9: bare XDP_DROP (floor)",
-        "256 sources, UDP to blocked port 9: firewall",
-        "65,536 sources, UDP to blocked port 9: firewall",
-        "spoofed 2^24 sources, UDP to blocked port 9: firewall, no source rules",
-        "spoofed 2^24 sources, UDP to blocked port 9: nftables",
-        "firewall + 65,536 blocklist + 10,000 CIDR",
-        "open port 7777: bare XDP_PASS (floor)",
-        "open port 7777: firewall",
-        "one blocklisted source 203.0.113.5: firewall, native",
-        "xdp-filter",
+        // The portable flood (a test-run generator tail-calling each
+        // program), with the seed's programs and xdp-filter as peers.
+        "UDP to dropped port 9: the seed's xdp_drop_udp (floor)",
+        "UDP to dropped port 9: firewall, that rule only",
+        "UDP to dropped port 9: firewall + 65,536 blocklist + 10,000 mixed CIDR",
+        "UDP to dropped port 9: xdp-filter",
+        "one blocklisted source 203.0.113.5: firewall",
+        "one source, UDP to open port 7777, passed: the seed's xdp_count_drop",
+        "one source, UDP to open port 7777, passed: firewall, no rules",
+        "spoofed 2^24 sources, UDP to open port 7777, passed: firewall, no rules",
+        "IPv6 one source, passed: firewall + 10,000 CIDR6",
+        // Live frames on veth: measured, or said why not.
+        "veth Mpps",
         "bulk load",
         "raw BPF_MAP_LOOKUP_BATCH",
         "map dump of a 5000-entry hash, table",
@@ -52,6 +55,17 @@ fn benchmark_harness_runs_in_smoke_mode() {
             .unwrap_or_else(|| panic!("no row for {what}:\n{stdout}"));
         assert_eq!(row.matches(" | ").count(), 5, "six columns: {row}");
         assert!(!row.contains("NaN"), "{row}");
+    }
+    // Every flood row measured something.
+    for row in rows.iter().filter(|r| r.starts_with("| flood ns/pkt")) {
+        let ns: f64 = row
+            .split(" | ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(" ns")
+            .parse()
+            .unwrap_or_else(|_| panic!("no ns figure: {row}"));
+        assert!(ns > 0.0, "{row}");
     }
     // Every data-plane receiver saw the flood.
     for row in rows

@@ -1,0 +1,459 @@
+//! The data plane, measured on any kernel: floods of 64-byte frames run
+//! through each program with `BPF_PROG_TEST_RUN` (flood::TestRunFlood: a
+//! generator rewrites the source and tail-calls the program under test),
+//! ns per packet, the generator's few ns on both sides of every ratio.
+//!
+//! Every contender of a row runs in turn in each of `runs` rounds, on one
+//! CPU; a ratio is the median of the per-round ratios.
+
+use std::{fmt::Write as _, fs, net::Ipv4Addr, path::Path};
+
+use xdpctl_tests::{Bpffs, fixture, flood, xdpctl};
+
+use super::{BLOCKED_PORT, OPEN_PORT, Row, Sizes, cidr6_rules, median, ratio_of};
+
+/// The blocklisted source of the blocklist rows.
+const BAD: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
+
+/// xdp-tools' xdp-filter objects (Debian's xdp-tools), loaded and
+/// configured by hand: libxdp's dispatcher needs `freplace`, which a
+/// locked-down kernel refuses, so xdp-filter's own loader cannot run here.
+const XDP_FILTER_DIR: &str = "/usr/lib/x86_64-linux-gnu/bpf";
+
+/// A contender: a pinned program and what it is called in the table.
+struct Prog {
+    pin: &'static str,
+    what: &'static str,
+}
+
+/// One row's contenders measured in turn: per contender, ns per packet of
+/// each round.
+fn race(
+    fs: &Bpffs,
+    generator: &mut flood::TestRunFlood,
+    sizes: &Sizes,
+    frame: &[u8],
+    sources: flood::Sources,
+    progs: &[&Prog],
+    want: u32,
+) -> Vec<Vec<f64>> {
+    let mut ns = vec![Vec::new(); progs.len()];
+    for _ in 0..sizes.runs.max(3) {
+        for (p, out) in progs.iter().zip(ns.iter_mut()) {
+            generator
+                .target(&fs.path().join(p.pin))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.what));
+            let judged = generator.run(frame, sources, sizes.flood);
+            assert_eq!(
+                judged.verdict, want,
+                "{} gave verdict {} to the flood, not {want}",
+                p.what, judged.verdict
+            );
+            if std::env::var_os("XDPCTL_BENCH_DEBUG").is_some() {
+                eprintln!(
+                    "{}: {:.1} ns (wall {:.1})",
+                    p.what, judged.ns, judged.wall_ns
+                );
+            }
+            out.push(judged.ns);
+        }
+    }
+    ns
+}
+
+fn ns_row(what: String, ns: &[f64], against: Option<(&str, &[f64])>, goal: Option<f64>) -> Row {
+    let v = median(ns.to_vec());
+    match against {
+        None => Row {
+            what,
+            ours: format!("{v:.1} ns"),
+            peer: "-".into(),
+            ratio: "1.00x".into(),
+            goal: "floor".into(),
+            met: None,
+        },
+        Some((name, other)) => {
+            let r = ratio_of(ns, other);
+            Row {
+                what,
+                ours: format!("{v:.1} ns"),
+                peer: format!("{:.1} ns {name}", median(other.to_vec())),
+                ratio: format!("{r:.2}x"),
+                goal: goal.map_or_else(|| "-".into(), |g| format!("<= {g}x")),
+                met: goal.map(|g| r <= g),
+            }
+        }
+    }
+}
+
+/// A 64-byte IPv6/UDP frame from `src` to 2001:db8::2.
+fn udp6_64(src: [u8; 16], dport: u16) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+    f.extend_from_slice(&[0x60, 0, 0, 0, 0, 10, 17, 64]);
+    f.extend_from_slice(&src);
+    let mut dst = [0u8; 16];
+    dst[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    dst[15] = 2;
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&[0x30, 0x39]);
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&[0, 10, 0, 0, 0, 0]);
+    f.resize(64, 0);
+    f
+}
+
+/// `n` IPv4 prefixes of random length /16, /20, /22 or /24 at random
+/// addresses (a fixed seed), none inside 10.0.0.0/8 (the floods' sources)
+/// or 203.0.113.0/24; one `PREFIX 1` a line.
+pub fn mixed_cidr_rules(n: u32) -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut text = String::new();
+    while seen.len() < n as usize {
+        let r = next();
+        let len = [16u32, 20, 22, 24][(r & 3) as usize];
+        let addr = ((r >> 32) as u32) & (!0u32 << (32 - len));
+        let first = addr >> 24;
+        if first == 10 || first == 0 || first >= 224 || addr >> 8 == 0x00cb_0071 {
+            continue;
+        }
+        if seen.insert((addr, len)) {
+            writeln!(text, "{}/{len} 1", Ipv4Addr::from(addr)).unwrap();
+        }
+    }
+    text
+}
+
+fn update_from_file(fs: &Bpffs, map: &str, dir: &Path, name: &str, text: &str) {
+    let file = dir.join(name);
+    fs::write(&file, text).unwrap();
+    xdpctl(
+        fs,
+        ["map", "update", map, "--from-file", file.to_str().unwrap()],
+    )
+    .ok();
+}
+
+/// Loads an xdp-filter object under `pin` (its maps under `pin`/maps).
+/// None (with why) if xdp-tools is not installed.
+fn load_xdp_filter(fs: &Bpffs, variant: &str, pin: &str) -> Result<(), String> {
+    let obj = Path::new(XDP_FILTER_DIR).join(format!("xdpfilt_{variant}.o"));
+    if !obj.exists() {
+        return Err(format!(
+            "{} is missing (Debian package xdp-tools)",
+            obj.display()
+        ));
+    }
+    let run = xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", pin]);
+    if run.code != 0 {
+        return Err(run.stderr.trim().to_owned());
+    }
+    Ok(())
+}
+
+/// `bpftool map update` of a 4-byte key and a u64 value (every CPU).
+fn bpftool_update(fs: &Bpffs, map: &str, key: &[u8; 4], value: u64) -> Result<(), String> {
+    let hex = |b: &[u8]| b.iter().map(|b| format!("0x{b:02x}")).collect::<Vec<_>>();
+    let out = std::process::Command::new("bpftool")
+        .args(["map", "update", "pinned"])
+        .arg(fs.path().join(map))
+        .arg("key")
+        .args(hex(key))
+        .arg("value")
+        .args(hex(&value.to_ne_bytes()))
+        .output()
+        .map_err(|e| format!("bpftool: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Every round on one CPU: two CPUs of different load are incomparable.
+    let _pinned = flood::Pinned::last_cpu();
+    for (stem, pin) in [
+        ("xdp_drop", "bare"),
+        ("xdp_pass", "pass"),
+        ("seed_drop_udp", "seed_udp"),
+        ("seed_count_drop", "seed_count"),
+    ] {
+        xdpctl(&fs, ["load", fixture(stem).to_str().unwrap(), "--pin", pin]).ok();
+    }
+    // Firewalls, default loads: `fw` drops UDP to BLOCKED_PORT and holds
+    // no other rule; `fwr` the same with 65,536 blocklist entries and
+    // 10,000 mixed-length prefixes (none matching a flood's source);
+    // `fwb` blocklists BAD; `fw0` holds no rule at all; `fw6` 10,000
+    // IPv6 prefixes.
+    for pin in ["fw", "fwr", "fwb", "fw0", "fw6"] {
+        xdpctl(&fs, ["load", "--pin", pin]).ok();
+    }
+    for pin in ["fw", "fwr"] {
+        let ports = format!("{pin}/maps/udp_ports");
+        xdpctl(
+            &fs,
+            ["map", "update", &ports, &BLOCKED_PORT.to_string(), "1"],
+        )
+        .ok();
+    }
+    xdpctl(
+        &fs,
+        ["map", "update", "fwb/maps/blocklist", &BAD.to_string(), "1"],
+    )
+    .ok();
+    let mut block = String::new();
+    for i in 0..65_536u32 {
+        let [_, b, c, d] = i.to_be_bytes();
+        writeln!(block, "172.{}.{c}.{d} 1", 16 + b).unwrap();
+    }
+    update_from_file(&fs, "fwr/maps/blocklist", dir.path(), "block.txt", &block);
+    let mixed = mixed_cidr_rules(10_000);
+    update_from_file(&fs, "fwr/maps/cidr4", dir.path(), "cidr.txt", &mixed);
+    update_from_file(
+        &fs,
+        "fw6/maps/cidr6",
+        dir.path(),
+        "cidr6.txt",
+        &cidr6_rules(10_000),
+    );
+
+    // xdp-filter doing the same jobs: UDP to BLOCKED_PORT (its UDP-only
+    // program), and BAD as a source (its IP-only program).
+    // Their maps are per-CPU: bpftool writes a value to every CPU, as
+    // xdp-filter does.
+    let xf_port = load_xdp_filter(&fs, "alw_udp", "xf_udp").and_then(|()| {
+        // filter_ports: keyed by the port as the packet holds it (a __be16
+        // in a u32), the flags DST | UDP (xdp-tools' common_kern_user.h).
+        let [hi, lo] = BLOCKED_PORT.to_be_bytes();
+        bpftool_update(&fs, "xf_udp/maps/filter_ports", &[hi, lo, 0, 0], 10)
+    });
+    let xf_ip = load_xdp_filter(&fs, "alw_ip", "xf_ip")
+        .and_then(|()| bpftool_update(&fs, "xf_ip/maps/filter_ipv4", &BAD.octets(), 1));
+
+    let mut generator = flood::TestRunFlood::new();
+    let frame = |dport| flood::udp64([2; 6], [4; 6], [10, 1, 0, 0], [10, 250, 0, 2], dport);
+    let spoofed = flood::Sources::Random {
+        base: Ipv4Addr::new(10, 0, 0, 0),
+        bits: 24,
+    };
+    let one = flood::Sources::one(Ipv4Addr::new(10, 1, 0, 0));
+    let (drop, pass) = (1, 2);
+    let p = |pin, what| Prog { pin, what };
+    let (bare, bare_pass) = (
+        p("bare/xdp_drop", "bare XDP_DROP"),
+        p("pass/xdp_pass", "bare XDP_PASS"),
+    );
+    let seed_udp = p("seed_udp/seed_drop_udp", "the seed's xdp_drop_udp");
+    let seed_count = p("seed_count/seed_count_drop", "the seed's xdp_count_drop");
+    let (fw, fwr, fwb, fw0, fw6) = (
+        p("fw/xdp_fw", "firewall"),
+        p(
+            "fwr/xdp_fw",
+            "firewall + 65,536 blocklist + 10,000 mixed CIDR",
+        ),
+        p("fwb/xdp_fw", "firewall"),
+        p("fw0/xdp_fw", "firewall"),
+        p("fw6/xdp_fw", "firewall + 10,000 CIDR6"),
+    );
+    let (xf_udp, xf_ip_p) = (
+        p("xf_udp/xdpfilt_alw_udp", "xdp-filter (xdpfilt_alw_udp)"),
+        p("xf_ip/xdpfilt_alw_ip", "xdp-filter (xdpfilt_alw_ip)"),
+    );
+
+    // The generator alone, as near as it gets: a bare XDP_DROP behind it.
+    // 1. Spoofed flood to the dropped port, that rule only.
+    let what = format!("flood ns/pkt, spoofed 2^24 sources, UDP to dropped port {BLOCKED_PORT}");
+    let mut progs = vec![&seed_udp, &bare, &fw, &fwr];
+    if xf_port.is_ok() {
+        progs.push(&xf_udp);
+    }
+    let ns = race(
+        &fs,
+        &mut generator,
+        sizes,
+        &frame(BLOCKED_PORT),
+        spoofed,
+        &progs,
+        drop,
+    );
+    rows.push(ns_row(
+        format!("{what}: {} (floor)", seed_udp.what),
+        &ns[0],
+        None,
+        None,
+    ));
+    rows.push(ns_row(
+        format!("{what}: {}", bare.what),
+        &ns[1],
+        Some(("seed", &ns[0])),
+        None,
+    ));
+    rows.push(ns_row(
+        format!("{what}: firewall, that rule only"),
+        &ns[2],
+        Some(("seed", &ns[0])),
+        Some(1.3),
+    ));
+    rows.push(ns_row(
+        format!("{what}: {}", fwr.what),
+        &ns[3],
+        Some(("that rule only", &ns[2])),
+        Some(1.2),
+    ));
+    match &xf_port {
+        Ok(()) => {
+            rows.push(ns_row(
+                format!("{what}: {}", xf_udp.what),
+                &ns[4],
+                Some(("seed", &ns[0])),
+                None,
+            ));
+            rows.push(ahead_row(
+                format!("{what}: firewall vs xdp-filter"),
+                &ns[2],
+                &ns[4],
+            ));
+        }
+        Err(why) => rows.push(not_run(format!("{what}: xdp-filter"), why)),
+    }
+
+    // 2. One blocklisted source.
+    let what = format!("flood ns/pkt, one blocklisted source {BAD}");
+    let mut progs = vec![&bare, &fwb];
+    if xf_ip.is_ok() {
+        progs.push(&xf_ip_p);
+    }
+    let bad = flood::Sources::one(BAD);
+    let ns = race(
+        &fs,
+        &mut generator,
+        sizes,
+        &frame(OPEN_PORT),
+        bad,
+        &progs,
+        drop,
+    );
+    rows.push(ns_row(
+        format!("{what}: {} (floor)", bare.what),
+        &ns[0],
+        None,
+        None,
+    ));
+    rows.push(ns_row(
+        format!("{what}: firewall"),
+        &ns[1],
+        Some(("bare", &ns[0])),
+        Some(1.5),
+    ));
+    match &xf_ip {
+        Ok(()) => {
+            rows.push(ns_row(
+                format!("{what}: {}", xf_ip_p.what),
+                &ns[2],
+                Some(("bare", &ns[0])),
+                None,
+            ));
+            rows.push(ahead_row(
+                format!("{what}: firewall vs xdp-filter"),
+                &ns[1],
+                &ns[2],
+            ));
+        }
+        Err(why) => rows.push(not_run(format!("{what}: xdp-filter"), why)),
+    }
+
+    // 3. Passed packets, counted per source: one source, then spoofed.
+    for (label, sources, goal) in [
+        ("one source", one, 1.1),
+        ("spoofed 2^24 sources", spoofed, 0.1),
+    ] {
+        let what = format!("flood ns/pkt, {label}, UDP to open port {OPEN_PORT}, passed");
+        let ns = race(
+            &fs,
+            &mut generator,
+            sizes,
+            &frame(OPEN_PORT),
+            sources,
+            &[&seed_count, &fw0, &bare_pass],
+            pass,
+        );
+        rows.push(ns_row(
+            format!("{what}: {} (peer)", seed_count.what),
+            &ns[0],
+            None,
+            None,
+        ));
+        rows.push(ns_row(
+            format!("{what}: firewall, no rules"),
+            &ns[1],
+            Some(("seed count", &ns[0])),
+            Some(goal),
+        ));
+        rows.push(ns_row(
+            format!("{what}: {}", bare_pass.what),
+            &ns[2],
+            Some(("seed count", &ns[0])),
+            None,
+        ));
+    }
+
+    // 4. IPv6, one source passed, 10,000 prefixes in cidr6 or none.
+    let what = "flood ns/pkt, IPv6 one source, passed".to_owned();
+    let mut src6 = [0u8; 16];
+    src6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    src6[15] = 1;
+    let ns = race(
+        &fs,
+        &mut generator,
+        sizes,
+        &udp6_64(src6, OPEN_PORT),
+        flood::Sources::AsIs,
+        &[&fw0, &fw6],
+        pass,
+    );
+    rows.push(ns_row(
+        format!("{what}: firewall, no rules"),
+        &ns[0],
+        None,
+        None,
+    ));
+    rows.push(ns_row(
+        format!("{what}: {}", fw6.what),
+        &ns[1],
+        Some(("no rules", &ns[0])),
+        Some(1.05),
+    ));
+}
+
+/// The firewall against xdp-filter on the same flood: ahead means fewer ns.
+fn ahead_row(what: String, ours: &[f64], theirs: &[f64]) -> Row {
+    let r = ratio_of(ours, theirs);
+    Row {
+        what,
+        ours: format!("{:.1} ns", median(ours.to_vec())),
+        peer: format!("{:.1} ns", median(theirs.to_vec())),
+        ratio: format!("{r:.2}x"),
+        goal: "< 1x (ahead)".into(),
+        met: Some(r < 1.0),
+    }
+}
+
+fn not_run(what: String, why: &str) -> Row {
+    Row {
+        what,
+        ours: "-".into(),
+        peer: format!("did not run: {why}"),
+        ratio: "-".into(),
+        goal: "-".into(),
+        met: None,
+    }
+}
