@@ -18,6 +18,7 @@ use crate::{
     },
     model::{
         change::{Change, SharedPin},
+        linkpin::LinkPin,
         xdp::XdpAttachment,
     },
     ops::{
@@ -127,21 +128,20 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         // named it.
         // The pin is `<device>@<netns inode>`: named back as outputs name
         // devices and namespaces.
-        let pin_name = pin
-            .path
-            .file_name()
-            .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned());
-        let (device, netns) = match pin_name.rsplit_once('@') {
-            Some((dev, ino)) => (
-                dev.to_owned(),
-                ino.parse::<u64>().ok().and_then(|ino| {
-                    spaces
-                        .iter()
-                        .find(|(i, _)| *i == ino)
-                        .and_then(|(_, n)| n.clone())
-                }),
+        let (device, netns) = match LinkPin::parse(&pin.path) {
+            Some(p) => (
+                p.dev,
+                spaces
+                    .iter()
+                    .find(|(i, _)| *i == p.netns)
+                    .and_then(|(_, n)| n.clone()),
             ),
-            None => (pin_name.clone(), None),
+            None => (
+                pin.path
+                    .file_name()
+                    .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
+                None,
+            ),
         };
         detached.push(Attachment {
             device,

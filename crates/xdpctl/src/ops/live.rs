@@ -18,6 +18,7 @@ use crate::{
     },
     model::{
         change::Dev,
+        linkpin::LinkPin,
         manifest::MAPS_SUBDIR,
         policy::{RULE_MAPS, RuleMaps},
         xdp::XdpMode,
@@ -126,13 +127,10 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
         if pin.kind != pinfs::Kind::Link {
             continue;
         }
-        let Some(name) = pin.path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some((dev, ino)) = name.rsplit_once('@') else {
-            continue;
-        };
-        let Ok(ino) = ino.parse::<u64>() else {
+        let Some(LinkPin {
+            dev, netns: ino, ..
+        }) = LinkPin::parse(&pin.path)
+        else {
             continue;
         };
         let Ok(fd) = sys::fd_by_id(sys::IdKind::Link, pin.id) else {
@@ -147,11 +145,11 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
             .find(|(i, _)| *i == ino)
             .map(|(_, n)| n.clone());
         let mode = match &netns {
-            Some(ns) => mode_of(ns.as_deref(), dev, info.prog_id)?,
+            Some(ns) => mode_of(ns.as_deref(), &dev, info.prog_id)?,
             None => None,
         };
         out.push(LiveDevice {
-            name: dev.to_owned(),
+            name: dev,
             netns: netns.flatten(),
             mode,
             by: "link",
