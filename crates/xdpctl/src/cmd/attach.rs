@@ -297,6 +297,7 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
         pending::check_none(&journal)?;
     }
 
+    let ns = netns::Netns::of(args.netns.as_deref())?;
     let entered = netns::enter(args.netns.as_deref())?;
     let ns_ino = netns::current_inode()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
@@ -563,7 +564,7 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let row = Attachment {
         device: after.name,
         ifindex: after.ifindex,
-        netns: args.netns.as_deref().map(netns::display),
+        netns: ns.name,
         xdp: XdpAttachment {
             mode,
             prog_id: prog.id,

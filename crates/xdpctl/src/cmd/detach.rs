@@ -149,10 +149,12 @@ pub fn detach_one(
     } else {
         None
     };
+    // Named as outputs name namespaces (the current one included).
+    let ns_name = netns::Netns::of(netns_arg)?.name;
     let entered = netns::enter(netns_arg)?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let dev = device(&mut rtnl, name, netns_arg)?;
-    let (detached, notes) = detach_device(ctx, &mut journal, &mut rtnl, &dev, netns_arg)?;
+    let (detached, notes) = detach_device(ctx, &mut journal, &mut rtnl, &dev, ns_name.as_deref())?;
     let after = device(&mut rtnl, name, netns_arg)?;
     drop(entered);
     ctx.out.notes(notes);

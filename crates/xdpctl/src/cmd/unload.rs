@@ -112,7 +112,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
     let prog_ids: Vec<u32> = load.manifest.programs.iter().map(|p| p.id).collect();
     let mut detached = Vec::new();
     let mut links = Vec::new();
-    let spaces = crate::ops::live::namespaces()?;
+    let spaces = crate::kernel::netns::known()?;
     let links_dir = load.links_dir();
     for pin in pins
         .iter()
@@ -131,10 +131,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         let (device, netns) = match LinkPin::parse(&pin.path) {
             Some(p) => (
                 p.dev,
-                spaces
-                    .iter()
-                    .find(|(i, _)| *i == p.netns)
-                    .and_then(|(_, n)| n.clone()),
+                crate::kernel::netns::Netns::by_inode(p.netns, &spaces).name,
             ),
             None => (
                 pin.path
@@ -170,7 +167,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         detached.push(Attachment {
             device: name,
             ifindex: dev.ifindex,
-            netns,
+            netns: netns.name,
             xdp: XdpAttachment {
                 mode: crate::model::xdp::XdpMode::from_flag(dev.mode)
                     .map_or("?", |m| m.state_name())
