@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     cli::Cli,
     kernel::objects,
+    model::linkpin::{LinkPin, Owner},
     render::{Format, Out},
 };
 
@@ -74,8 +75,7 @@ impl Ctx {
     /// The pins of links xdpctl made (`<dev>@<netns inode>`): found without
     /// opening every other pin on the bpffs.
     pub fn link_pin_index(&self) -> Result<PinIndex> {
-        let mut index =
-            objects::pin_index(&self.bpffs, |name| name.as_encoded_bytes().contains(&b'@'))?;
+        let mut index = objects::pin_index(&self.bpffs, LinkPin::is_name)?;
         self.add_own_links(&mut index)?;
         Ok(index)
     }
@@ -83,7 +83,14 @@ impl Ctx {
     /// Where `attach` pins the links of programs no load directory holds:
     /// `_xdpctl/links/` at the root of the bpffs mount.
     pub fn own_links_dir(&self) -> Result<PathBuf> {
-        Ok(crate::kernel::layout::StateDir::of(&self.bpffs)?.sub("links"))
+        Ok(self.own_links()?.links_dir())
+    }
+
+    /// xdpctl as the owner of the links in [`Self::own_links_dir`].
+    pub fn own_links(&self) -> Result<Owner> {
+        Ok(Owner::Xdpctl(
+            crate::kernel::layout::StateDir::of(&self.bpffs)?.root,
+        ))
     }
 
     /// Adds the pins in [`Self::own_links_dir`], which listings of the

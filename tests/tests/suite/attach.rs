@@ -266,6 +266,85 @@ fn attaching_over_a_program_refuses_and_replace_swaps_it() {
     assert_eq!(dev_a["xdp"][0]["prog_name"], "count_types");
 }
 
+/// A replace moves the link to the new program's load: its pin moves to
+/// that load's `links/`, `unload` of the replaced load leaves it attached,
+/// and `unload` of the new one detaches it.
+#[test]
+fn replace_moves_the_link_to_the_new_programs_load() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let ns = pair.b.name();
+    xdpctl(
+        &fs,
+        [
+            "load",
+            fixture("xdp_pass").to_str().unwrap(),
+            "--pin",
+            "other",
+        ],
+    )
+    .ok();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    let attach = |prog: &str, replace: bool| {
+        let mut args = vec![
+            "-j",
+            "attach",
+            prog,
+            &pair.dev_b,
+            "--netns",
+            ns,
+            "--mode",
+            "generic",
+        ];
+        if replace {
+            args.push("--replace");
+        }
+        xdpctl(&fs, args).ok().json()[0].clone()
+    };
+    let first = attach("other/xdp_pass", false);
+    let link_id = first["link_id"].clone();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(pair.b.path()).unwrap());
+    let name = format!("{}@{ino}", pair.dev_b);
+    let fw_pin = fs.path().join("fw/links").join(&name);
+    let other_links = fs.path().join("other/links");
+
+    let replaced = attach("fw/xdp_fw", true);
+    assert_eq!(replaced["link_id"], link_id, "the same link, updated");
+    assert_eq!(replaced["link_pinned"], serde_json::json!([fw_pin]));
+    let dev = net_show(&fs, ns, &pair.dev_b);
+    assert_eq!(dev["xdp"][0]["prog_name"], "xdp_fw");
+    assert_eq!(dev["xdp"][0]["link_pinned"], serde_json::json!([fw_pin]));
+    assert!(fw_pin.exists());
+    assert!(
+        !other_links.exists(),
+        "the replaced load's links/ is left empty and goes"
+    );
+    xdpctl(&fs, ["doctor", "--check"]).ok();
+
+    // The replaced load is not the link's owner any more.
+    let out = xdpctl(&fs, ["unload", "other"]).ok();
+    assert!(!out.stderr.contains("detached"), "{}", out.stderr);
+    let dev = net_show(&fs, ns, &pair.dev_b);
+    assert_eq!(dev["xdp"][0]["prog_name"], "xdp_fw", "the firewall stays");
+    assert_eq!(dev["xdp"][0]["link_id"], link_id);
+
+    // The new one is: its unload detaches the firewall.
+    let out = xdpctl(&fs, ["unload", "fw"]).ok();
+    assert!(
+        out.stderr.contains("detached program") && out.stderr.contains("(xdp_fw)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        net_show(&fs, ns, &pair.dev_b)["xdp"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(fs.snapshot().is_empty(), "{:?}", fs.snapshot());
+}
+
 #[test]
 fn detach_removes_every_kind_of_attachment() {
     require_privileges!();

@@ -20,7 +20,9 @@ use std::{
 };
 
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, VethPair, attach_generic, command, require_privileges, run, xdpctl};
+use xdpctl_tests::{
+    Bpffs, VethPair, attach_generic, command, fixture, require_privileges, run, xdpctl,
+};
 
 const BLOCKED: &str = "203.0.113.5";
 
@@ -262,6 +264,56 @@ fn a_killed_attach_is_attached_or_not_and_leaves_no_dead_pin() {
         |fs, pair, _| reattach(fs, pair),
     );
     assert!(c.points >= 3 && c.before > 0 && c.after > 0);
+}
+
+/// `attach --replace` over another load's link: the link's pin moves to
+/// the firewall's load with the switch. Killed anywhere, the link runs the
+/// program of the load whose `links/` holds its pin: unloading the other
+/// load never takes the firewall off.
+#[test]
+fn a_killed_attach_replace_leaves_the_link_with_its_programs_load() {
+    require_privileges!();
+    let c = crash_everywhere(
+        "attach --replace",
+        |fs, pair| {
+            setup(fs, pair, false);
+            let pass = fixture("xdp_pass");
+            xdpctl(fs, ["load", pass.to_str().unwrap(), "--pin", "other"]).ok();
+            attach_generic(fs, "other", pair);
+        },
+        &[
+            "attach",
+            "fw",
+            "DEV",
+            "--netns",
+            "NS",
+            "--mode",
+            "generic",
+            "--replace",
+        ],
+        |fs, pair, now| {
+            let owner = if now.attached.as_deref() == Some("xdp_fw") {
+                "fw"
+            } else {
+                "other"
+            };
+            assert!(
+                now.pins
+                    .contains(&format!("f {owner}/links/<dev>@<netns> link")),
+                "{now:#?}"
+            );
+            xdpctl(fs, ["unload", "other"]).ok();
+            let left = state(fs, pair, None).attached;
+            assert_eq!(
+                left.as_deref(),
+                (owner == "fw").then_some("xdp_fw"),
+                "unload of the other load"
+            );
+            xdpctl(fs, ["unload", "fw"]).ok();
+            assert_eq!(state(fs, pair, None).attached, None, "unload of fw");
+        },
+    );
+    assert!(c.points >= 4 && c.before > 0 && c.after > 0);
 }
 
 #[test]

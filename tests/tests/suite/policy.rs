@@ -16,7 +16,7 @@ use std::{
 };
 
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, VethPair, command, require_privileges, xdpctl};
+use xdpctl_tests::{Bpffs, NetNs, VethPair, command, require_privileges, run, xdpctl, xdpctl_bin};
 
 fn policy(pair: &VethPair, blocklist: &str, drift: &str) -> String {
     format!(
@@ -281,15 +281,53 @@ fn a_bad_policy_names_the_line_and_field_and_changes_nothing() {
 struct Agent {
     child: Child,
     port: u16,
+    /// The namespace it runs in, if not the test's.
+    ns: Option<std::path::PathBuf>,
+}
+
+/// The calling thread is in the namespace at `path` while this lives.
+struct InNs(std::fs::File);
+
+impl Drop for InNs {
+    fn drop(&mut self) {
+        nix::sched::setns(&self.0, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns back");
+    }
+}
+
+fn enter_path(path: &Path) -> InNs {
+    let back = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+    let target = std::fs::File::open(path).unwrap();
+    nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    InNs(back)
+}
+
+/// xdpctl run inside the namespace `ns`, as
+/// `nsenter --net=/run/netns/NS xdpctl` (not `ip netns exec`, which
+/// remounts /sys).
+fn inside(fs: &Bpffs, ns: &NetNs) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", ns.path().display()))
+        .arg(xdpctl_bin())
+        .env("XDPCTL_BPFFS", fs.path());
+    cmd
 }
 
 impl Agent {
     fn start(fs: &Bpffs, file: &str, extra: &[&str]) -> Agent {
+        Self::start_in(fs, None, file, extra)
+    }
+
+    /// Starts it inside the namespace `ns` (entered with nsenter, as a
+    /// pod on that network would be), or in the test's own.
+    fn start_in(fs: &Bpffs, ns: Option<&NetNs>, file: &str, extra: &[&str]) -> Agent {
         static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
         let port = 20000
             + (std::process::id() % 20000) as u16
             + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut cmd = command(fs);
+        let mut cmd = match ns {
+            Some(ns) => inside(fs, ns),
+            None => command(fs),
+        };
         cmd.args([
             "agent",
             "--policy",
@@ -303,7 +341,11 @@ impl Agent {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
         let child = cmd.spawn().expect("starting the agent");
-        let agent = Agent { child, port };
+        let agent = Agent {
+            child,
+            port,
+            ns: ns.map(NetNs::path),
+        };
         wait_for("the agent to be healthy", Duration::from_secs(20), || {
             agent.get("/healthz").is_some_and(|(code, _)| code == 200)
         });
@@ -312,6 +354,8 @@ impl Agent {
 
     /// GET a path: status code and body.
     fn get(&self, path: &str) -> Option<(u16, String)> {
+        // Its loopback is the namespace's it runs in.
+        let _in = self.ns.as_ref().map(|p| enter_path(p));
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
@@ -590,7 +634,20 @@ fn a_changed_object_is_upgraded_by_apply() {
         .ok()
         .json();
     assert_eq!(plan["load"], "replace", "{plan}");
+    assert_eq!(plan["detach"], serde_json::json!([]), "{plan}");
+    assert_eq!(plan["attach"], serde_json::json!([]), "{plan}");
+    let link = |fs: &Bpffs| {
+        xdpctl(
+            fs,
+            ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+        )
+        .ok()
+        .json()["devices"][0]["xdp"][0]["link_id"]
+            .clone()
+    };
+    let link_before = link(&fs);
     xdpctl(&fs, ["apply", "-f", &file]).ok();
+    assert_eq!(link(&fs), link_before, "the same link runs the new program");
     let after = id(&fs);
     assert!(after.is_some() && after != before, "the new program runs");
     assert_eq!(
@@ -709,4 +766,203 @@ fn a_misspelt_device_changes_nothing() {
             out.stderr
         );
     }
+}
+
+/// The link id and program on the policy's device.
+fn attached(fs: &Bpffs, pair: &VethPair) -> (Value, Value) {
+    let x = xdpctl(
+        fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json()["devices"][0]["xdp"][0]
+        .clone();
+    (x["link_id"].clone(), x["prog_name"].clone())
+}
+
+/// `apply` inside the namespace its policy names, and outside it, sees
+/// the same devices: the second apply has nothing to do, and the link is
+/// the one the first made. The namespace is named the same from inside.
+#[test]
+fn apply_inside_or_outside_the_namespace_it_names_changes_nothing_twice() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        &policy(&pair, "203.0.113.5", "report"),
+    );
+    let apply_inside = || {
+        let mut cmd = inside(&fs, &pair.b);
+        cmd.args(["-j", "apply", "-f", &file]);
+        run(cmd).ok().json()
+    };
+    let first = apply_inside();
+    assert_eq!(first["applied"], true, "{first}");
+    let (link, prog) = attached(&fs, &pair);
+    assert_eq!(prog, "xdp_fw");
+    assert!(link.is_u64(), "attached by a link: {link}");
+
+    for (i, plan) in [
+        apply_inside(),
+        xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json(),
+        apply_inside(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(plan["changes"], 0, "apply {}: {plan}", i + 2);
+        assert_eq!(plan["attach"], serde_json::json!([]), "{plan}");
+        assert_eq!(plan["detach"], serde_json::json!([]), "{plan}");
+        assert_eq!(attached(&fs, &pair).0, link, "the same link");
+    }
+
+    // Named by its /run/netns name from inside, as from outside.
+    let mut cmd = inside(&fs, &pair.b);
+    cmd.args(["-j", "net", "show", &pair.dev_b]);
+    assert_eq!(run(cmd).ok().json()["netns"], pair.b.name());
+    let mut cmd = inside(&fs, &pair.b);
+    cmd.args(["-j", "save", "fw"]);
+    let saved_inside = run(cmd).ok().json();
+    assert_eq!(saved_inside["devices"][0]["netns"], pair.b.name());
+    let saved_outside = xdpctl(&fs, ["-j", "save", "fw"]).ok().json();
+    assert_eq!(saved_inside, saved_outside);
+}
+
+/// The agent run inside the namespace its policy names keeps the firewall
+/// attached: its resyncs find nothing to do, and it says it is attached.
+#[test]
+fn an_agent_inside_the_namespace_it_names_never_reattaches() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        &policy(&pair, "203.0.113.5", "correct"),
+    );
+    let agent = Agent::start_in(&fs, Some(&pair.b), &file, &[]);
+    let (link, prog) = attached(&fs, &pair);
+    assert_eq!(prog, "xdp_fw");
+    let line = format!(
+        "xdpctl_agent_attached{{device=\"{}\",netns=\"{}\",mode=\"generic\"}} 1",
+        pair.dev_b,
+        pair.b.name()
+    );
+    wait_for("attached to read 1", Duration::from_secs(5), || {
+        agent
+            .get("/metrics")
+            .is_some_and(|(_, m)| m.contains(&line))
+    });
+    let changes = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("xdpctl_agent_changes_total "))
+            .map(str::to_owned)
+    };
+    let at_start = changes(&agent.get("/metrics").unwrap().1);
+    assert!(at_start.is_some());
+    // Several resyncs (1 s each): no drift, no change, the same link.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(3500) {
+        assert_eq!(attached(&fs, &pair), (link.clone(), prog.clone()));
+        thread::sleep(Duration::from_millis(100));
+    }
+    let (_, metrics) = agent.get("/metrics").unwrap();
+    assert!(metrics.contains(&line), "{metrics}");
+    assert!(metrics.contains("xdpctl_agent_drift_total 0"), "{metrics}");
+    assert_eq!(changes(&metrics), at_start, "{metrics}");
+    let (code, err) = agent.stop();
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("drift"), "{err}");
+}
+
+/// A policy that puts another load's program on an attached device
+/// replaces it atomically: no detach in the plan, the device never without
+/// XDP, and the link (and its pin) now the new load's.
+#[test]
+fn apply_that_changes_the_program_replaces_it_without_a_gap() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(&pair, "203.0.113.5", "report");
+    let file = write(dir.path(), "p.yaml", &text);
+    xdpctl(&fs, ["apply", "-f", &file]).ok();
+    let (link, _) = attached(&fs, &pair);
+
+    // The same policy for a load in another directory.
+    let moved = write(
+        dir.path(),
+        "p2.yaml",
+        &text.replace("  pin: fw\n", "  pin: fw2\n"),
+    );
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", &moved, "--dry-run"])
+        .ok()
+        .json();
+    assert_eq!(plan["load"], "load", "{plan}");
+    assert_eq!(plan["detach"], serde_json::json!([]), "{plan}");
+    assert_eq!(plan["attach"], serde_json::json!([]), "{plan}");
+    assert_eq!(plan["replace"][0]["name"], pair.dev_b.as_str(), "{plan}");
+
+    // Watch the device while the apply runs.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        let (dev, ns) = (pair.dev_b.clone(), pair.b.name().to_owned());
+        let root = fs.path().to_owned();
+        thread::spawn(move || {
+            let mut samples = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || samples == 0 {
+                let out = Command::new(xdpctl_bin())
+                    .env("XDPCTL_BPFFS", &root)
+                    .args(["-j", "net", "show", &dev, "--netns", &ns])
+                    .output()
+                    .unwrap();
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                let xdp = v["devices"][0]["xdp"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                assert_eq!(xdp.len(), 1, "the device ran without XDP: {v}");
+                samples += 1;
+            }
+            samples
+        })
+    };
+    let applied = xdpctl(&fs, ["-j", "apply", "-f", &moved]).ok().json();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = watcher.join().expect("the device was always attached");
+    assert!(samples > 0);
+    assert_eq!(applied["detach"], serde_json::json!([]), "{applied}");
+
+    let x = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json()["devices"][0]["xdp"][0]
+        .clone();
+    let fw2 = xdpctl(&fs, ["-j", "prog", "show", "fw2/xdp_fw"])
+        .ok()
+        .json()[0]["id"]
+        .clone();
+    assert_eq!(x["prog_id"], fw2, "fw2's program runs");
+    assert_eq!(x["link_id"], link, "the same link, updated");
+    assert!(
+        x["link_pinned"][0]
+            .as_str()
+            .unwrap()
+            .contains("/fw2/links/"),
+        "{x}"
+    );
+    assert_eq!(
+        xdpctl(&fs, ["-j", "apply", "-f", &moved]).ok().json()["changes"],
+        0
+    );
+    // The old load no longer owns it.
+    xdpctl(&fs, ["unload", "fw"]).ok();
+    assert_eq!(attached(&fs, &pair), (link, Value::from("xdp_fw")));
 }

@@ -251,6 +251,9 @@ fn describe(plan: &apply::Plan) -> String {
     for d in &plan.attach {
         parts.push(format!("{} not attached", d.name));
     }
+    for d in &plan.replace {
+        parts.push(format!("{} runs another program", d.name));
+    }
     for d in &plan.detach {
         parts.push(format!("{} attached by hand", d.name));
     }
@@ -392,9 +395,10 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
         .unwrap_or_default();
     for d in &policy.devices {
         let ns = d.netns.as_deref().map(crate::kernel::netns::display);
+        // By identity: the agent may run inside the namespace it names.
         let up = live_devices
             .iter()
-            .any(|l| l.name == d.name && l.netns == ns && l.mode == Some(d.mode));
+            .any(|l| apply::same_device(d, l) && l.mode == Some(d.mode));
         out.push_str(&format!(
             "xdpctl_agent_attached{{device=\"{}\",netns=\"{}\",mode=\"{}\"}} {}\n",
             escape(&d.name),

@@ -14,7 +14,7 @@ use crate::{
     cli::{ApplyArgs, AttachArgs, Handle, LoadArgs},
     cmd::{attach, confirm, detach, load},
     ctx::Ctx,
-    kernel::store,
+    kernel::{netns::Netns, store},
     model::{
         change::{Change, Step},
         guard::GUARD_MARK,
@@ -59,6 +59,9 @@ pub struct Plan {
     pub load: &'static str,
     /// Devices to attach to.
     pub attach: Vec<DeviceSpec>,
+    /// Devices that run another XDP program in the policy's mode: the
+    /// load's program replaces it atomically (`attach --replace`).
+    pub replace: Vec<DeviceSpec>,
     /// Attachments of this load to take off.
     pub detach: Vec<LiveDevice>,
     /// Rule maps that change.
@@ -100,6 +103,14 @@ impl Human for Plan {
             out.push_str(&format!(
                 "  detach   {}{}\n",
                 d.name,
+                in_ns(d.netns.name.as_deref())
+            ));
+        }
+        for d in &self.replace {
+            out.push_str(&format!(
+                "  replace  {} ({}){}\n",
+                d.name,
+                d.mode.arg_name(),
                 in_ns(d.netns.as_deref())
             ));
         }
@@ -157,29 +168,39 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         Some(l) => live::devices(l, &ctx.link_pin_index()?)?,
         None => Vec::new(),
     };
-    let same = |d: &DeviceSpec, l: &LiveDevice| {
-        d.name == l.name && d.netns.as_deref().map(crate::kernel::netns::display) == l.netns
-    };
-    let attach: Vec<DeviceSpec> = policy
+    // Namespaces by identity, never by name: a policy naming `blue`
+    // applied from inside `blue` means the devices it is looking at.
+    let wanted: Vec<Option<Netns>> = policy
         .devices
         .iter()
-        .filter(|d| {
-            !live_devices
-                .iter()
-                .any(|l| same(d, l) && l.mode == Some(d.mode))
-        })
-        .cloned()
+        .map(|d| Netns::of(d.netns.as_deref()).ok())
+        .collect();
+    let same = |i: usize, l: &LiveDevice| {
+        let d = &policy.devices[i];
+        d.name == l.name && wanted[i].as_ref() == Some(&l.netns) && l.mode == Some(d.mode)
+    };
+    let missing: Vec<usize> = (0..policy.devices.len())
+        .filter(|&i| !live_devices.iter().any(|l| same(i, l)))
         .collect();
     let detach: Vec<LiveDevice> = live_devices
         .iter()
-        .filter(|l| {
-            !policy
-                .devices
-                .iter()
-                .any(|d| same(d, l) && l.mode == Some(d.mode))
-        })
+        .filter(|l| !(0..policy.devices.len()).any(|i| same(i, l)))
         .cloned()
         .collect();
+    // A device that runs another program in the policy's mode gets the
+    // load's by an atomic replace, never a detach and an attach.
+    let mut attach = Vec::new();
+    let mut replace = Vec::new();
+    for i in missing {
+        let d = policy.devices[i].clone();
+        let ours_elsewhere = detach
+            .iter()
+            .any(|l| l.name == d.name && wanted[i].as_ref() == Some(&l.netns));
+        match &wanted[i] {
+            Some(ns) if !ours_elsewhere && runs_xdp(ns, &d)? => replace.push(d),
+            _ => attach.push(d),
+        }
+    }
 
     let desired = policy.rule_maps();
     let live_rules = match &load {
@@ -244,6 +265,7 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     }
     let changes = usize::from(load_action != "keep")
         + attach.len()
+        + replace.len()
         + detach.len()
         + rules.iter().map(|r| r.put + r.remove).sum::<usize>();
     Ok(Plan {
@@ -251,6 +273,7 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         dir,
         load: load_action,
         attach,
+        replace,
         detach,
         rules,
         changes,
@@ -261,10 +284,35 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     })
 }
 
+/// Whether device `d` of namespace `ns` runs an XDP program in the mode
+/// `d` asks for. A namespace or device missing here runs nothing (a dry
+/// run may be away from its host; a real apply stops at
+/// [`check_devices`]).
+fn runs_xdp(ns: &Netns, d: &DeviceSpec) -> Result<bool> {
+    let Ok(Ok(_entered)) = ns.enter() else {
+        return Ok(false);
+    };
+    let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
+    Ok(rtnl.device(&d.name)?.is_some_and(|dev| {
+        dev.xdp
+            .attached()
+            .iter()
+            .any(|(mode, _)| *mode == d.mode.state_name())
+    }))
+}
+
+/// Whether a desired device is the live one: the same name in the same
+/// namespace (by identity), in the same mode.
+pub fn same_device(d: &DeviceSpec, l: &LiveDevice) -> bool {
+    d.name == l.name
+        && Netns::of(d.netns.as_deref()).is_ok_and(|n| n == l.netns)
+        && l.mode == Some(d.mode)
+}
+
 /// Everything the plan would attach to must exist before anything is
 /// changed: a misspelt device must not cost the firewall on another.
 fn check_devices(plan: &Plan) -> Result<()> {
-    for d in &plan.attach {
+    for d in plan.attach.iter().chain(&plan.replace) {
         let spec = d
             .netns
             .as_deref()
@@ -287,14 +335,18 @@ fn check_devices(plan: &Plan) -> Result<()> {
 
 /// Under --confirm-within, the plan may only change rules and attach.
 fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> Result<()> {
-    if confirm.is_some() && (plan.load != "keep" || !plan.detach.is_empty()) {
+    if confirm.is_some()
+        && (plan.load != "keep" || !plan.detach.is_empty() || !plan.replace.is_empty())
+    {
         bail!(
             "with --confirm-within, apply rolls back rule changes and new attachments only, and \
              this plan also {}; apply it without --confirm-within first",
             if plan.load != "keep" {
                 format!("{}s {}", plan.load, plan.dir.display())
-            } else {
+            } else if !plan.detach.is_empty() {
                 "detaches devices".to_owned()
+            } else {
+                "replaces other programs on devices".to_owned()
             }
         );
     }
@@ -335,12 +387,37 @@ pub fn execute(
         let (journal, _) = ops::begin(&plan.dir)?;
         pending::check_none(&journal)?;
     }
+    let here = Netns::current()?;
     for d in &plan.detach {
-        let ns = d
-            .netns
-            .as_deref()
-            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
+        let ns = if d.netns == here {
+            None
+        } else if let Some(name) = &d.netns.name {
+            Some(crate::kernel::netns::path_of(name).display().to_string())
+        } else {
+            bail!(
+                "{} is attached in a network namespace not named under /run/netns (inode {}), \
+                 which xdpctl cannot enter to detach it; detach it from inside that namespace \
+                 (nsenter --net=/proc/PID/ns/net xdpctl detach {})",
+                d.name,
+                d.netns.ino,
+                d.name
+            );
+        };
         detach::detach_one(ctx, &d.name, ns.as_deref())?;
+    }
+    for d in &plan.replace {
+        attach::attach_one(
+            ctx,
+            &AttachArgs {
+                prog: Handle::Path(plan.dir.clone()),
+                dev: d.name.clone(),
+                mode: d.mode,
+                netns: d.netns.clone(),
+                replace: true,
+                netlink: false,
+                confirm_within: None,
+            },
+        )?;
     }
     for d in &plan.attach {
         let row = attach::attach_one(

@@ -34,6 +34,7 @@ use crate::{
     },
     model::{
         change::{Change, Dev, Step},
+        linkpin::{LinkPin, Owner},
         manifest,
         xdp::XdpAttachment,
     },
@@ -274,14 +275,15 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     // or, for a program no load holds (another tool's), in xdpctl's own
     // `_xdpctl/links/` at the root of the bpffs. Never in another tool's
     // directory.
-    let links_dir = match (&prog.load, args.netlink) {
+    let owner = match (&prog.load, args.netlink) {
         (_, true) => None,
-        (Some(load), false) => Some(load.links_dir()),
+        (Some(load), false) => Some(Owner::Load(load.path.clone())),
         (None, false) => {
             ctx.ensure_bpffs()?;
-            Some(ctx.own_links_dir()?)
+            Some(ctx.own_links()?)
         }
     };
+    let links_dir = owner.as_ref().map(Owner::links_dir);
     let lock_on = match &prog.load {
         Some(load) if !args.netlink => load.path.clone(),
         _ => {
@@ -295,14 +297,14 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
         pending::check_none(&journal)?;
     }
 
+    let ns = netns::Netns::of(args.netns.as_deref())?;
     let entered = netns::enter(args.netns.as_deref())?;
     let ns_ino = netns::current_inode()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let dev = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
     // NB: named `<dev>@<netns inode>`: link info does not say the namespace.
-    let link_pin = links_dir
-        .as_ref()
-        .map(|d| d.join(format!("{}@{ns_ino}", dev.name.replace('.', "_"))));
+    let new_pin = owner.map(|o| LinkPin::new(o, &dev.name, ns_ino));
+    let link_pin = new_pin.as_ref().map(LinkPin::path);
     let pins = ctx.pin_index()?;
     let links = links::XdpLinks::load(&pins)?;
     let flag = args.mode.flag();
@@ -356,19 +358,71 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
             Some(l) => {
                 let link_fd =
                     sys::fd_by_id(IdKind::Link, l.id).context("opening the link being updated")?;
-                sys::link_update(link_fd.as_fd(), prog.fd.as_fd(), Some(old_fd.as_fd()))
-                    .with_context(|| {
-                        format!("swapping the program of link {} on {}", l.id, dev.name)
-                    })?;
-                let pinned = pins.get(&(Kind::Link, l.id)).cloned().unwrap_or_default();
+                // The link now belongs to the new program's owner: its
+                // xdpctl pin moves there (from the replaced load's links/,
+                // or from `_xdpctl/links/`) as one journaled change with
+                // the update, so unloading the replaced load leaves it be.
+                let mut pinned = pins.get(&(Kind::Link, l.id)).cloned().unwrap_or_default();
+                let moving = match &new_pin {
+                    Some(to) => pinned
+                        .iter()
+                        .find_map(|p| own_pin(ctx, p))
+                        .filter(|from| from.owner != to.owner)
+                        .map(|from| (from, to.clone())),
+                    None => None,
+                };
+                let moved = match &moving {
+                    Some((from, to)) => Some(begin_pin_move(
+                        &mut journal,
+                        from,
+                        to,
+                        l.id,
+                        prog.id,
+                        args.confirm_within.is_none(),
+                    )?),
+                    None => None,
+                };
+                let updated =
+                    sys::link_update(link_fd.as_fd(), prog.fd.as_fd(), Some(old_fd.as_fd()))
+                        .with_context(|| {
+                            format!("swapping the program of link {} on {}", l.id, dev.name)
+                        });
+                if let Some((entry, steps)) = moved {
+                    if let Err(e) = updated {
+                        journal.abandon(entry, &steps)?;
+                        return Err(e);
+                    }
+                    journal.run_forward(&entry)?;
+                    journal.finish(entry)?;
+                }
+                updated?;
+                let mut rollback = vec![Step::LinkSwap {
+                    link: l.id,
+                    from: prog.id,
+                    to: old_id,
+                }];
+                if let Some((from, to)) = &moving {
+                    for p in &mut pinned {
+                        if *p == from.path() {
+                            *p = to.path();
+                        }
+                    }
+                    // A rollback gives the link back to the replaced
+                    // program's owner.
+                    rollback.push(Step::MoveLinkPin {
+                        from: to.path(),
+                        to: from.path(),
+                        link: l.id,
+                        prog: old_id,
+                    });
+                    rollback.push(Step::RmdirIfEmpty {
+                        path: to.owner.links_dir(),
+                    });
+                }
                 (
                     Some(l.id),
                     pinned,
-                    vec![Step::LinkSwap {
-                        link: l.id,
-                        from: prog.id,
-                        to: old_id,
-                    }],
+                    rollback,
                     pending::Expect::Link {
                         link: l.id,
                         prog: prog.id,
@@ -510,7 +564,7 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     let row = Attachment {
         device: after.name,
         ifindex: after.ifindex,
-        netns: args.netns.as_deref().map(netns::display),
+        netns: ns.name,
         xdp: XdpAttachment {
             mode,
             prog_id: prog.id,
@@ -539,6 +593,66 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
         }
     ));
     Ok(row)
+}
+
+/// The link pin xdpctl made at `path`, if it is one: in a load
+/// directory's links (the load's manifest says so), or in
+/// `_xdpctl/links/` of this bpffs.
+pub(crate) fn own_pin(ctx: &Ctx, path: &Path) -> Option<LinkPin> {
+    let pin = LinkPin::parse(path)?;
+    let ours = match &pin.owner {
+        Owner::Xdpctl(_) => ctx.own_links().is_ok_and(|o| o == pin.owner),
+        Owner::Load(dir) => {
+            LoadDir::open(dir).is_ok_and(|l| Some(l.links_dir().as_path()) == path.parent())
+        }
+    };
+    ours.then_some(pin)
+}
+
+/// Records the move of link `link`'s pin from `from` to `to`, which
+/// happens once the link runs `prog` (`attach --replace`), and makes the
+/// directory of `to`. Returns the record and the steps that finish it or,
+/// if the link was not switched, undo it. `tidy`: remove the `links/` that
+/// the move leaves empty (not under `--confirm-within`, whose rollback
+/// moves the pin back).
+fn begin_pin_move(
+    journal: &mut ops::Journal,
+    from: &LinkPin,
+    to: &LinkPin,
+    link: u32,
+    prog: u32,
+    tidy: bool,
+) -> Result<(ops::journal::Entry, Vec<Step>)> {
+    let to_dir = to.owner.links_dir();
+    let mut steps = vec![Step::MoveLinkPin {
+        from: from.path(),
+        to: to.path(),
+        link,
+        prog,
+    }];
+    if tidy {
+        steps.push(Step::RmdirIfEmpty {
+            path: from.owner.links_dir(),
+        });
+    }
+    steps.push(Step::RmdirIfEmpty {
+        path: to_dir.clone(),
+    });
+    let entry = journal.begin(Change::Steps {
+        what: format!(
+            "replace on link {link}, whose pin moves from {} to {}",
+            from.path().display(),
+            to.path().display()
+        ),
+        steps: steps.clone(),
+    })?;
+    if !to_dir.exists()
+        && let Err(e) = pinfs::mkdir_0700(&to_dir)
+    {
+        journal.abandon(entry, &steps)?;
+        return Err(anyhow::Error::new(e).context(format!("mkdir {}", to_dir.display())));
+    }
+    Ok((entry, steps))
 }
 
 /// Records a pending attach and starts its watcher; `previous` is the

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     cli::DetachArgs,
-    cmd::attach::{Attachment, detach_netlink, device},
+    cmd::attach::{Attachment, detach_netlink, device, own_pin},
     ctx::Ctx,
     kernel::{
         dispatcher,
@@ -50,14 +50,7 @@ impl Human for Detached {
 /// Whether `path` is a link pin xdpctl made: in a load directory's links,
 /// or in `_xdpctl/links/` (links of programs no load holds).
 fn ours(ctx: &Ctx, path: &std::path::Path) -> bool {
-    let Some(links_dir) = path.parent() else {
-        return false;
-    };
-    ctx.own_links_dir().is_ok_and(|own| own == links_dir)
-        || links_dir
-            .parent()
-            .and_then(|d| crate::ops::loaddir::LoadDir::open(d).ok())
-            .is_some_and(|l| l.links_dir() == links_dir)
+    own_pin(ctx, path).is_some()
 }
 
 /// Takes every XDP program off `dev` (in the current namespace), whatever
@@ -156,10 +149,12 @@ pub fn detach_one(
     } else {
         None
     };
+    // Named as outputs name namespaces (the current one included).
+    let ns_name = netns::Netns::of(netns_arg)?.name;
     let entered = netns::enter(netns_arg)?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
     let dev = device(&mut rtnl, name, netns_arg)?;
-    let (detached, notes) = detach_device(ctx, &mut journal, &mut rtnl, &dev, netns_arg)?;
+    let (detached, notes) = detach_device(ctx, &mut journal, &mut rtnl, &dev, ns_name.as_deref())?;
     let after = device(&mut rtnl, name, netns_arg)?;
     drop(entered);
     ctx.out.notes(notes);

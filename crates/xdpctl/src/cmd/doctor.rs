@@ -192,7 +192,24 @@ fn check_load(
         if pin.kind != pinfs::Kind::Link {
             continue;
         }
-        let attached = real.link(pin.id)?.is_some_and(|l| l.attached);
+        let state = real.link(pin.id)?;
+        let attached = state.is_some_and(|l| l.attached);
+        if let Some(l) = state.filter(|l| l.attached && !m.programs.iter().any(|p| p.id == l.prog))
+        {
+            // An `attach --replace` before links moved with their program.
+            problems += 1;
+            out.push(Finding {
+                status: "problem",
+                what: format!(
+                    "link {} runs program {}, which is not this load's: unloading {} would \
+                     detach it (attach that program again with --replace, or detach it)",
+                    pin.id,
+                    l.prog,
+                    dir.display()
+                ),
+                path: pin.path.clone(),
+            });
+        }
         if !attached {
             problems += 1;
             if repair {

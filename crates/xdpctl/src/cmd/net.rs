@@ -29,7 +29,8 @@ use crate::{
 /// The whole picture for a namespace. This is the documented JSON shape.
 #[derive(Debug, Serialize)]
 pub struct NetShow {
-    /// The namespace as given with --netns; null for xdpctl's own.
+    /// The namespace, named as outputs name namespaces (the current one
+    /// too: by its /run/netns name; null when it has none).
     pub netns: Option<String>,
     /// Devices: every device with something attached, or the one asked for.
     pub devices: Vec<DeviceRow>,
@@ -524,7 +525,7 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
         .collect();
     ctx.out.notes(notes);
     Ok(NetShow {
-        netns: netns.map(crate::kernel::netns::display),
+        netns: crate::kernel::netns::Netns::of(netns)?.name,
         devices: rows,
         flow_dissector,
         netfilter,

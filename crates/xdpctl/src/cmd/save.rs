@@ -71,7 +71,7 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         .into_iter()
         .map(|d| DeviceSpec {
             name: d.name,
-            netns: d.netns,
+            netns: d.netns.name,
             mode: d.mode.unwrap_or(crate::model::xdp::XdpMode::Native),
         })
         .collect();

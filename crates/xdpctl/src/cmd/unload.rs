@@ -18,6 +18,7 @@ use crate::{
     },
     model::{
         change::{Change, SharedPin},
+        linkpin::LinkPin,
         xdp::XdpAttachment,
     },
     ops::{
@@ -111,7 +112,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
     let prog_ids: Vec<u32> = load.manifest.programs.iter().map(|p| p.id).collect();
     let mut detached = Vec::new();
     let mut links = Vec::new();
-    let spaces = crate::ops::live::namespaces()?;
+    let spaces = crate::kernel::netns::known()?;
     let links_dir = load.links_dir();
     for pin in pins
         .iter()
@@ -127,21 +128,17 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         // named it.
         // The pin is `<device>@<netns inode>`: named back as outputs name
         // devices and namespaces.
-        let pin_name = pin
-            .path
-            .file_name()
-            .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned());
-        let (device, netns) = match pin_name.rsplit_once('@') {
-            Some((dev, ino)) => (
-                dev.to_owned(),
-                ino.parse::<u64>().ok().and_then(|ino| {
-                    spaces
-                        .iter()
-                        .find(|(i, _)| *i == ino)
-                        .and_then(|(_, n)| n.clone())
-                }),
+        let (device, netns) = match LinkPin::parse(&pin.path) {
+            Some(p) => (
+                p.dev,
+                crate::kernel::netns::Netns::by_inode(p.netns, &spaces).name,
             ),
-            None => (pin_name.clone(), None),
+            None => (
+                pin.path
+                    .file_name()
+                    .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
+                None,
+            ),
         };
         detached.push(Attachment {
             device,
@@ -170,7 +167,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         detached.push(Attachment {
             device: name,
             ifindex: dev.ifindex,
-            netns,
+            netns: netns.name,
             xdp: XdpAttachment {
                 mode: crate::model::xdp::XdpMode::from_flag(dev.mode)
                     .map_or("?", |m| m.state_name())

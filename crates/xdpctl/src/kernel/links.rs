@@ -4,7 +4,10 @@ use std::os::fd::AsFd;
 
 use anyhow::Result;
 
-use crate::kernel::sys::{self, IdKind};
+use crate::{
+    kernel::sys::{self, IdKind},
+    model::linkpin::LinkPin,
+};
 
 /// What a link is attached to, as far as xdpctl needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,10 +152,7 @@ impl XdpLinks {
         self.pins
             .get(&(pinfs::Kind::Link, link_id))?
             .iter()
-            .find_map(|p| {
-                let name = p.file_name()?.to_str()?;
-                name.rsplit_once('@')?.1.parse().ok()
-            })
+            .find_map(|p| Some(LinkPin::parse(p)?.netns))
     }
 }
 

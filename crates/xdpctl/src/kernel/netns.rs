@@ -31,6 +31,126 @@ pub fn display(spec: &str) -> String {
     }
 }
 
+/// A network namespace: its identity — the inode of its nsfs file (nsfs is
+/// one file system, so the inode alone tells namespaces apart, and it is
+/// what link pins record) — and how outputs name it: its name under
+/// /run/netns when it has one, whether it is the current namespace or
+/// another and however it was given, else the path it was given as; an
+/// unnamed current namespace has no name (`null`).
+///
+/// Two `Netns` are equal when they are the same namespace, whatever their
+/// names: desired and live attachments are compared by identity.
+#[derive(Clone, Debug)]
+pub struct Netns {
+    /// The inode of the namespace.
+    pub ino: u64,
+    /// How outputs name it.
+    pub name: Option<String>,
+}
+
+impl PartialEq for Netns {
+    fn eq(&self, other: &Self) -> bool {
+        self.ino == other.ino
+    }
+}
+
+impl Eq for Netns {}
+
+impl serde::Serialize for Netns {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.name.serialize(s)
+    }
+}
+
+impl Netns {
+    /// The calling thread's namespace.
+    pub fn current() -> Result<Self> {
+        let ino = current_inode()?;
+        Ok(Netns {
+            ino,
+            name: run_netns_name(ino),
+        })
+    }
+
+    /// The namespace a `--netns` argument (or a policy's `netns:`) names;
+    /// `None`, the calling thread's.
+    pub fn of(spec: Option<&str>) -> Result<Self> {
+        let Some(spec) = spec else {
+            return Self::current();
+        };
+        let path = path_of(spec);
+        let ino = inode_of(&path)
+            .with_context(|| format!("network namespace {spec} (see `ip netns list`)"))?;
+        Ok(Netns {
+            ino,
+            name: run_netns_name(ino).or_else(|| Some(display(spec))),
+        })
+    }
+
+    /// The namespace with inode `ino` among `known` (see [`known`]); an
+    /// unknown one (gone, or unnamed elsewhere) has no name.
+    pub fn by_inode(ino: u64, known: &[Netns]) -> Self {
+        known
+            .iter()
+            .find(|n| n.ino == ino)
+            .cloned()
+            .unwrap_or(Netns { ino, name: None })
+    }
+
+    /// Enters it (nothing to do for the current one); `Ok(Err(()))` when no
+    /// known namespace has its inode.
+    pub fn enter(&self) -> Result<std::result::Result<Option<Entered>, ()>> {
+        enter_inode(self.ino)
+    }
+}
+
+/// The name under /run/netns of the namespace with inode `ino`, if it has
+/// one.
+fn run_netns_name(ino: u64) -> Option<String> {
+    named()
+        .into_iter()
+        .find_map(|(path, key)| (key.1 == ino).then(|| display(&path.display().to_string())))
+}
+
+/// The entries of /run/netns that are namespaces, sorted, with their nsfs
+/// (device, inode).
+fn named() -> Vec<(PathBuf, (u64, u64))> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(nsfs) = std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.dev()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return Vec::new();
+    };
+    let mut out: Vec<(PathBuf, (u64, u64))> = entries
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            // A namespace file is on nsfs, like our own; a stale name is not.
+            let m = std::fs::metadata(&path).ok()?;
+            (m.dev() == nsfs).then(|| (path, (m.dev(), m.ino())))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every namespace xdpctl knows, each once: the current one, then those
+/// named under /run/netns.
+pub fn known() -> Result<Vec<Netns>> {
+    let mut out = vec![Netns::current()?];
+    for (path, (_, ino)) in named() {
+        if out.iter().any(|n| n.ino == ino) {
+            continue;
+        }
+        out.push(Netns {
+            ino,
+            name: Some(display(&path.display().to_string())),
+        });
+    }
+    Ok(out)
+}
+
 /// While alive, this thread is in another network namespace; dropping it
 /// returns to the original one.
 pub struct Entered {

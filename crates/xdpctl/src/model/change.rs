@@ -69,6 +69,15 @@ pub enum Step {
     UnpinIfDetached { path: PathBuf },
     /// Detach the link pinned at `path`, if any, and unpin it.
     DetachPinned { path: PathBuf },
+    /// If link `link` is pinned at `from` and runs program `prog`, and
+    /// nothing is at `to`, rename the pin to `to`: a link's pin follows it
+    /// to the owner of the program it now runs.
+    MoveLinkPin {
+        from: PathBuf,
+        to: PathBuf,
+        link: u32,
+        prog: u32,
+    },
     /// Unpin `path` if map `map` is pinned there — unless `unless` names a
     /// load directory that holds that generation (the load that shares the
     /// map was committed, so the pin stays).
@@ -431,6 +440,7 @@ impl Change {
                             out.extend(unless.as_ref().map(|(d, _)| d.as_path()));
                         }
                         Step::SyncRules { dir, desired } => out.extend([dir.as_path(), desired]),
+                        Step::MoveLinkPin { from, to, .. } => out.extend([from.as_path(), to]),
                         Step::LinkSwap { .. } | Step::XdpSwap { .. } | Step::LinkDetach { .. } => {}
                     }
                 }
@@ -624,6 +634,19 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
             };
             if !committed && kernel.pinned_map(path)? == Some(*map) {
                 kernel.unpin(path)?;
+            }
+        }
+        Step::MoveLinkPin {
+            from,
+            to,
+            link,
+            prog,
+        } => {
+            if kernel.pinned_link(from)? == Some(*link)
+                && kernel.link(*link)?.is_some_and(|l| l.prog == *prog)
+                && !kernel.exists(to)?
+            {
+                kernel.rename(from, to)?;
             }
         }
         Step::DetachPinned { path } => {

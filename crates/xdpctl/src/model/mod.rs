@@ -6,6 +6,7 @@ pub mod change;
 pub mod codec;
 pub mod guard;
 pub mod handle;
+pub mod linkpin;
 pub mod manifest;
 pub mod maptype;
 pub mod packet;

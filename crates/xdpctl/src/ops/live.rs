@@ -12,12 +12,13 @@ use crate::{
         links::{self, XdpAttach},
         map::MapHandle,
         netlink::Rtnl,
-        netns,
+        netns::{self, Netns},
         objects::PinIndex,
         sys,
     },
     model::{
         change::Dev,
+        linkpin::LinkPin,
         manifest::MAPS_SUBDIR,
         policy::{RULE_MAPS, RuleMaps},
         xdp::XdpMode,
@@ -31,8 +32,8 @@ pub struct NetlinkAttachment {
     pub dev: Dev,
     /// Its name.
     pub name: String,
-    /// Its namespace as outputs name it (`None`: xdpctl's own).
-    pub netns: Option<String>,
+    /// Its namespace.
+    pub netns: Netns,
     /// The program.
     pub prog: u32,
 }
@@ -43,12 +44,11 @@ pub fn netlink_attachments(link_pins: &PinIndex, progs: &[u32]) -> Result<Vec<Ne
     // Link pins name their namespace: they tell a link from netlink.
     let links = links::XdpLinks::load(link_pins)?;
     let mut out = Vec::new();
-    for ns in netns::all()? {
+    for ns in netns::known()? {
         // A namespace deleted meanwhile holds nothing.
-        let Ok(entered) = netns::enter(ns.as_deref()) else {
+        let Ok(Ok(entered)) = ns.enter() else {
             continue;
         };
-        let ino = netns::current_inode()?;
         let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
         for dev in rtnl.devices().context("listing devices")? {
             for (mode, prog) in dev.xdp.attached() {
@@ -61,14 +61,14 @@ pub fn netlink_attachments(link_pins: &PinIndex, progs: &[u32]) -> Result<Vec<Ne
                 }
                 out.push(NetlinkAttachment {
                     dev: Dev {
-                        netns: ino,
+                        netns: ns.ino,
                         ifindex: dev.ifindex,
                         mode: XdpMode::from_state_name(mode)
                             .unwrap_or(XdpMode::Offload)
                             .flag(),
                     },
                     name: dev.name.clone(),
-                    netns: ns.as_deref().map(netns::display),
+                    netns: ns.clone(),
                     prog,
                 });
             }
@@ -83,8 +83,8 @@ pub fn netlink_attachments(link_pins: &PinIndex, progs: &[u32]) -> Result<Vec<Ne
 pub struct LiveDevice {
     /// The device.
     pub name: String,
-    /// Its namespace as outputs name it (`None`: xdpctl's own).
-    pub netns: Option<String>,
+    /// Its namespace (named as outputs name namespaces).
+    pub netns: Netns,
     /// The mode in effect.
     #[serde(serialize_with = "mode_name")]
     pub mode: Option<XdpMode>,
@@ -98,41 +98,21 @@ fn mode_name<S: serde::Serializer>(m: &Option<XdpMode>, s: S) -> Result<S::Ok, S
     s.serialize_str(m.map_or("?", XdpMode::arg_name))
 }
 
-/// The namespaces xdpctl knows (its own and those under /run/netns), by
-/// inode, with how outputs name them.
-pub fn namespaces() -> Result<Vec<(u64, Option<String>)>> {
-    let mut out = Vec::new();
-    for ns in netns::all()? {
-        let ino = match &ns {
-            None => netns::current_inode()?,
-            Some(path) => match netns::inode_of(Path::new(path)) {
-                Ok(ino) => ino,
-                Err(_) => continue,
-            },
-        };
-        out.push((ino, ns.as_deref().map(netns::display)));
-    }
-    Ok(out)
-}
-
 /// Where the load's programs are attached: its pinned links (their pins
 /// name the device and the namespace) and netlink attachments of its
 /// programs in every known namespace.
 pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> {
     let progs: Vec<u32> = load.manifest.programs.iter().map(|p| p.id).collect();
-    let spaces = namespaces()?;
+    let spaces = netns::known()?;
     let mut out = Vec::new();
     for pin in pinfs::list(&load.links_dir()).unwrap_or_default() {
         if pin.kind != pinfs::Kind::Link {
             continue;
         }
-        let Some(name) = pin.path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some((dev, ino)) = name.rsplit_once('@') else {
-            continue;
-        };
-        let Ok(ino) = ino.parse::<u64>() else {
+        let Some(LinkPin {
+            dev, netns: ino, ..
+        }) = LinkPin::parse(&pin.path)
+        else {
             continue;
         };
         let Ok(fd) = sys::fd_by_id(sys::IdKind::Link, pin.id) else {
@@ -142,17 +122,11 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
         if sys::xdp_link_ifindex(&info).is_none_or(|i| i == 0) {
             continue; // detached: not an attachment
         }
-        let netns = spaces
-            .iter()
-            .find(|(i, _)| *i == ino)
-            .map(|(_, n)| n.clone());
-        let mode = match &netns {
-            Some(ns) => mode_of(ns.as_deref(), dev, info.prog_id)?,
-            None => None,
-        };
+        let netns = Netns::by_inode(ino, &spaces);
+        let mode = mode_of(&netns, &dev, info.prog_id)?;
         out.push(LiveDevice {
-            name: dev.to_owned(),
-            netns: netns.flatten(),
+            name: dev,
+            netns,
             mode,
             by: "link",
             prog: info.prog_id,
@@ -167,14 +141,14 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
             prog: a.prog,
         });
     }
-    out.sort_by(|a, b| (&a.netns, &a.name).cmp(&(&b.netns, &b.name)));
+    out.sort_by(|a, b| (&a.netns.name, &a.name).cmp(&(&b.netns.name, &b.name)));
     Ok(out)
 }
 
-/// The mode `prog` runs in on `dev` of namespace `ns`.
-fn mode_of(ns: Option<&str>, dev: &str, prog: u32) -> Result<Option<XdpMode>> {
-    let spec = ns.map(|n| netns::path_of(n).display().to_string());
-    let Ok(_entered) = netns::enter(spec.as_deref()) else {
+/// The mode `prog` runs in on `dev` of namespace `ns`; `None` where that
+/// namespace cannot be entered (gone, or not named under /run/netns).
+fn mode_of(ns: &Netns, dev: &str, prog: u32) -> Result<Option<XdpMode>> {
+    let Ok(Ok(_entered)) = ns.enter() else {
         return Ok(None);
     };
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;

@@ -644,3 +644,47 @@ fn an_attach_under_confirm_killed_before_its_watcher_is_undone() {
     assert!(!k.fs.contains_key(Path::new("/b/fw/links")));
     assert!(!k.links[&10].attached);
 }
+
+#[test]
+fn a_link_pin_moved_by_attach_replace_killed_anywhere_stays_with_its_program() {
+    let mut initial = Fake::default();
+    initial.put("/b/other/links/eth1@9", Node::Link(10));
+    initial.mkdir("/b/fw");
+    initial.links.insert(
+        10,
+        LinkState {
+            prog: 100,
+            attached: true,
+        },
+    );
+    let change = Change::Steps {
+        what: "replace on link 10".into(),
+        steps: vec![
+            Step::MoveLinkPin {
+                from: "/b/other/links/eth1@9".into(),
+                to: "/b/fw/links/eth1@9".into(),
+                link: 10,
+                prog: 200,
+            },
+            Step::RmdirIfEmpty {
+                path: "/b/other/links".into(),
+            },
+            Step::RmdirIfEmpty {
+                path: "/b/fw/links".into(),
+            },
+        ],
+    };
+    let mut after = initial.clone();
+    after.fs.remove(Path::new("/b/other/links/eth1@9"));
+    after.fs.remove(Path::new("/b/other/links"));
+    after.put("/b/fw/links/eth1@9", Node::Link(10));
+    after.links.get_mut(&10).unwrap().prog = 200;
+    // Before the steps: the new links/ is made, then the link updated.
+    let prepare = |k: &mut Fake| {
+        k.spend()?;
+        k.mkdir("/b/fw/links");
+        k.link_update(10, 200, 100)
+    };
+    let (points, befores, afters) = crash_everywhere(&initial, &change, prepare, &initial, &after);
+    assert_eq!((points, befores, afters), (5, 2, 3));
+}

@@ -1,0 +1,139 @@
+//! The pins of the links `attach` makes: `<owner>/links/<device>@<netns inode>`.
+//!
+//! XDP link info names the device by ifindex only, and ifindexes repeat
+//! across network namespaces, so the pin's name says which device of which
+//! namespace the link is attached to; the directory says who owns it. This
+//! is the one place that name is made and read.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::manifest::LINKS_SUBDIR;
+
+/// Who a link pin belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A load directory: the link is the load's, `unload` detaches it.
+    Load(PathBuf),
+    /// xdpctl itself, for a program no load directory holds: the pin is in
+    /// `_xdpctl/links/` at the root of this bpffs mount.
+    Xdpctl(PathBuf),
+}
+
+impl Owner {
+    /// The directory the owner's link pins are in.
+    pub fn links_dir(&self) -> PathBuf {
+        match self {
+            Owner::Load(dir) => dir.join(LINKS_SUBDIR),
+            Owner::Xdpctl(root) => root.join(pinfs::STATE_DIR).join(LINKS_SUBDIR),
+        }
+    }
+}
+
+/// A link pin xdpctl made: its owner, the device and the namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkPin {
+    /// Who owns the link.
+    pub owner: Owner,
+    /// The device, as the name holds it (bpffs allows no `.` in names: a
+    /// `.` in the device's name is `_` here).
+    pub dev: String,
+    /// The inode of the device's network namespace.
+    pub netns: u64,
+}
+
+impl LinkPin {
+    /// The pin of a link of `owner` to device `dev` of namespace `netns`.
+    pub fn new(owner: Owner, dev: &str, netns: u64) -> Self {
+        LinkPin {
+            owner,
+            dev: dev.replace('.', "_"),
+            netns,
+        }
+    }
+
+    /// The pin's file name, `<device>@<netns inode>`.
+    pub fn name(&self) -> String {
+        format!("{}@{}", self.dev, self.netns)
+    }
+
+    /// Where it is pinned.
+    pub fn path(&self) -> PathBuf {
+        self.owner.links_dir().join(self.name())
+    }
+
+    /// Reads a pin's path back; `None` when it is not named as xdpctl names
+    /// link pins (`.../links/<device>@<netns inode>`). Whether the owner is
+    /// really a load directory is for the caller to check.
+    pub fn parse(path: &Path) -> Option<Self> {
+        let (dev, netns) = Self::parse_name(path.file_name()?.to_str()?)?;
+        let links = path.parent()?;
+        if links.file_name()? != LINKS_SUBDIR {
+            return None;
+        }
+        let dir = links.parent()?;
+        let owner = if dir.file_name()? == pinfs::STATE_DIR {
+            Owner::Xdpctl(dir.parent()?.to_owned())
+        } else {
+            Owner::Load(dir.to_owned())
+        };
+        Some(LinkPin {
+            owner,
+            dev: dev.to_owned(),
+            netns,
+        })
+    }
+
+    /// Whether a file name looks like a link pin's (for walks that look
+    /// for them without opening every pin).
+    pub fn is_name(name: &std::ffi::OsStr) -> bool {
+        name.to_str().is_some_and(|n| Self::parse_name(n).is_some())
+    }
+
+    fn parse_name(name: &str) -> Option<(&str, u64)> {
+        let (dev, ino) = name.rsplit_once('@')?;
+        if dev.is_empty() {
+            return None;
+        }
+        Some((dev, ino.parse().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_is_read_back_as_it_was_made() {
+        for owner in [
+            Owner::Load("/sys/fs/bpf/fw".into()),
+            Owner::Xdpctl("/sys/fs/bpf".into()),
+        ] {
+            let pin = LinkPin::new(owner, "eth0.100", 4026531840);
+            assert_eq!(pin.name(), "eth0_100@4026531840");
+            assert_eq!(LinkPin::parse(&pin.path()), Some(pin.clone()));
+        }
+        assert_eq!(
+            LinkPin::new(Owner::Load("/b/fw".into()), "v0", 7).path(),
+            Path::new("/b/fw/links/v0@7")
+        );
+        assert_eq!(
+            LinkPin::new(Owner::Xdpctl("/b".into()), "v0", 7).path(),
+            Path::new("/b/_xdpctl/links/v0@7")
+        );
+    }
+
+    #[test]
+    fn other_names_are_not_link_pins() {
+        for path in [
+            "/b/fw/links/v0",
+            "/b/fw/links/v0@x",
+            "/b/fw/links/@7",
+            "/b/fw/maps/v0@7",
+            "/v0@7",
+        ] {
+            assert_eq!(LinkPin::parse(Path::new(path)), None, "{path}");
+        }
+        assert!(LinkPin::is_name("v0@7".as_ref()));
+        assert!(!LinkPin::is_name("blocklist".as_ref()));
+    }
+}
