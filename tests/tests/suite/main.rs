@@ -20,6 +20,7 @@ mod floor;
 mod foreign;
 mod inputs;
 mod json;
+mod kinds;
 mod load;
 mod man;
 mod maps;

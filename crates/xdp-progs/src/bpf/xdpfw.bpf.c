@@ -772,11 +772,13 @@ static __always_inline int ports(struct pkt *pk, void *l4, void *data_end, __u8 
 }
 
 /* Whether an outcome of the stateless rules drops. */
+#define XDPFW_DROPS                                                                            \
+	(1u << XDPFW_DROP_UDP_PORT | 1u << XDPFW_DROP_TCP_PORT | 1u << XDPFW_DROP_ICMP |           \
+	 1u << XDPFW_DROP_ICMP6 | 1u << XDPFW_DROP_BLOCKLIST | 1u << XDPFW_DROP_CIDR)
+
 static __always_inline int is_drop(int outcome)
 {
-	return outcome == XDPFW_DROP_UDP_PORT || outcome == XDPFW_DROP_TCP_PORT ||
-	       outcome == XDPFW_DROP_ICMP || outcome == XDPFW_DROP_ICMP6 ||
-	       outcome == XDPFW_DROP_BLOCKLIST || outcome == XDPFW_DROP_CIDR;
+	return (XDPFW_DROPS >> (outcome & 31)) & 1;
 }
 
 /* The stateless rules after the source's: ICMPv4, fragments, ports. */

@@ -194,8 +194,14 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
     // 10,000 mixed-length prefixes (none matching a flood's source);
     // `fwb` blocklists BAD; `fw0` holds no rule at all; `fw6` 10,000
     // IPv6 prefixes.
+    // XDPCTL_BENCH_FW_OBJECT: a candidate firewall object (built from a
+    // changed xdpfw.bpf.c) measured in place of the built-in one.
+    let candidate = std::env::var("XDPCTL_BENCH_FW_OBJECT").ok();
     for pin in ["fw", "fwr", "fwb", "fw0", "fw6"] {
-        xdpctl(&fs, ["load", "--pin", pin]).ok();
+        match &candidate {
+            Some(obj) => xdpctl(&fs, ["load", obj, "--pin", pin]).ok(),
+            None => xdpctl(&fs, ["load", "--pin", pin]).ok(),
+        };
     }
     for pin in ["fw", "fwr"] {
         let ports = format!("{pin}/maps/udp_ports");
