@@ -28,8 +28,14 @@ use crate::{
 
 /// A lookup or delete that found nothing: exit status 3.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NotFound(pub String);
+#[error("{message}")]
+pub struct NotFound {
+    /// The one line for stderr.
+    pub message: String,
+    /// A lookup: under `-j` stdout holds `null`, the value of no entry,
+    /// rather than an error document.
+    pub lookup: bool,
+}
 
 /// Map types that always hold max_entries values (keys are indexes).
 fn is_array(map_type: u32) -> bool {
@@ -941,7 +947,11 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Resul
         .with_context(|| format!("looking up {key} in map {}", map.label))
         .map_err(|e| unsupported(&map, e))?;
     if !found {
-        return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+        return Err(NotFound {
+            message: format!("key {key} not found in map {}", map.label),
+            lookup: true,
+        }
+        .into());
     }
     if matches!(
         reading,
@@ -983,7 +993,11 @@ fn bloom_test(ctx: &Ctx, map: &OpenMap, text: &str) -> Result<()> {
         .peek(&mut value)
         .with_context(|| format!("testing {text} in Bloom filter {}", map.label))?;
     if !maybe {
-        return Err(NotFound(format!("{text} is not in Bloom filter {}", map.label)).into());
+        return Err(NotFound {
+            message: format!("{text} is not in Bloom filter {}", map.label),
+            lookup: true,
+        }
+        .into());
     }
     match ctx.format {
         Format::Human => writeln!(
@@ -1012,7 +1026,11 @@ fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
         .delete(&key_bytes)
         .with_context(|| format!("deleting {key} from map {}", map.label))?;
     if !found {
-        return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+        return Err(NotFound {
+            message: format!("key {key} not found in map {}", map.label),
+            lookup: false,
+        }
+        .into());
     }
     ctx.out
         .note(format_args!("deleted {key} from map {}", map.label));
