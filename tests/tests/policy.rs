@@ -710,3 +710,37 @@ fn a_misspelt_device_changes_nothing() {
         );
     }
 }
+
+/// `save` records an object file by its canonical path, so the saved
+/// policy applies from any directory, though `load` was given a relative
+/// path.
+#[test]
+fn a_saved_object_path_applies_from_any_directory() {
+    require_privileges!();
+    let (one, two) = (Bpffs::new(), Bpffs::new());
+    let (objdir, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::copy(
+        xdpctl_tests::fixture("xdp_drop"),
+        objdir.path().join("v2.o"),
+    )
+    .unwrap();
+    let in_dir = |fs: &Bpffs, dir: &Path, args: &[&str]| {
+        let mut cmd = command(fs);
+        cmd.current_dir(dir).args(args);
+        xdpctl_tests::run(cmd)
+    };
+    in_dir(&one, objdir.path(), &["load", "v2.o", "--pin", "d"]).ok();
+    let saved_text = in_dir(&one, elsewhere.path(), &["save", "d"]).ok().stdout;
+    let canonical = objdir.path().join("v2.o").canonicalize().unwrap();
+    assert!(
+        saved_text.contains(&format!("object: {}\n", canonical.display())),
+        "{saved_text}"
+    );
+    let file = write(elsewhere.path(), "saved.yaml", &saved_text);
+    // From another directory, on another host and on this one.
+    in_dir(&two, elsewhere.path(), &["apply", "-f", &file]).ok();
+    let again = in_dir(&one, elsewhere.path(), &["-j", "apply", "-f", &file]).ok();
+    assert_eq!(again.json()["changes"], 0, "{}", again.stdout);
+    xdpctl(&one, ["unload", "d"]).ok();
+    xdpctl(&two, ["unload", "d"]).ok();
+}

@@ -133,7 +133,8 @@ fn object_of(p: &Policy) -> Result<(String, String)> {
     } else {
         let bytes = std::fs::read(&p.load.object)
             .with_context(|| format!("load.object: cannot read {}", p.load.object))?;
-        Ok((p.load.object.clone(), manifest::digest(&bytes)))
+        let path = std::path::Path::new(&p.load.object);
+        Ok((super::object::object_source(path), manifest::digest(&bytes)))
     }
 }
 
