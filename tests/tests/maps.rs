@@ -158,6 +158,65 @@ fn typed_round_trips() {
     assert_eq!(shown[0]["entries"], 1);
 }
 
+/// A struct value given in part sets the fields it names; the others keep
+/// their values (a key not there yet: zeros), as global data does.
+#[test]
+fn a_struct_given_in_part_keeps_the_fields_it_does_not_name() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "config", "0", r#"{"drop_icmp6_echo":1}"#],
+    )
+    .ok();
+    xdpctl(&fs, ["map", "update", "config", "0", r#"{"drop_icmp":1}"#]).ok();
+    let config = xdpctl(&fs, ["-j", "map", "lookup", "config", "0"])
+        .ok()
+        .json();
+    assert_eq!(
+        config["value"],
+        json!({"drop_icmp": 1, "drop_icmp6_echo": 1}),
+        "{config}"
+    );
+    load_typed(&fs);
+    let full =
+        json!({"verdict":"VERDICT_DROP","weight":65535,"offset":-4,"label":"web","ports":[80,443]});
+    xdpctl(
+        &fs,
+        ["map", "update", "t/maps/rules", "3", &full.to_string()],
+    )
+    .ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "t/maps/rules", "3", r#"{"weight":7}"#],
+    )
+    .ok();
+    let mut want = full.clone();
+    want["weight"] = json!(7);
+    let got = xdpctl(&fs, ["-j", "map", "lookup", "t/maps/rules", "3"])
+        .ok()
+        .json();
+    assert_eq!(got["value"], want, "{got}");
+    xdpctl(
+        &fs,
+        ["map", "update", "t/maps/rules", "4", r#"{"weight":7}"#],
+    )
+    .ok();
+    let got = xdpctl(&fs, ["-j", "map", "lookup", "t/maps/rules", "4"])
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            &got["value"]["weight"],
+            &got["value"]["offset"],
+            &got["value"]["label"]
+        ),
+        (&json!(7), &json!(0), &json!("")),
+        "{got}"
+    );
+}
+
 fn num_cpus() -> u64 {
     let text = fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
     let last = text.trim().rsplit(['-', ',']).next().unwrap();

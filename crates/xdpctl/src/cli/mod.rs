@@ -919,6 +919,10 @@ pub enum SortBy {
 
 /// Set one key, or many from a file.
 ///
+/// A struct given as a JSON object sets the fields it names, and the others
+/// keep their values (a key not there yet: zeros), as global data's
+/// variables do: '{"drop_icmp":1}' leaves drop_icmp6_echo as it is.
+///
 /// With --from-file, each line is `KEY VALUE` (`#` starts a comment) or a
 /// JSON object {"key": ..., "value": ...}; the output of `map dump -j` is
 /// accepted as is. The whole file is checked before anything is written,

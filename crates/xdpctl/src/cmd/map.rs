@@ -56,8 +56,6 @@ pub struct OpenMap {
     label: String,
     key: Shape,
     value: Shape,
-    /// The value is a DATASEC: global variables, set one at a time.
-    global_data: bool,
 }
 
 /// How per-CPU values are shown (`--sum`, `--per-cpu`, neither).
@@ -123,7 +121,6 @@ impl OpenMap {
             Shape::Raw { size: key_size },
             Shape::Raw { size: value_size },
         );
-        let mut global_data = false;
         if !raw && info.btf_id != 0 {
             // Without usable BTF, keys and values are raw bytes; that is
             // not an error.
@@ -134,10 +131,6 @@ impl OpenMap {
                 }
                 if info.btf_value_type_id != 0 {
                     value = Shape::from_btf(&b, info.btf_value_type_id, value_size, false);
-                    global_data = matches!(
-                        b.get(info.btf_value_type_id),
-                        Some(crate::model::btf::Type::Datasec { .. })
-                    );
                 }
             }
         }
@@ -161,7 +154,6 @@ impl OpenMap {
             label,
             key,
             value,
-            global_data,
         })
     }
 
@@ -225,10 +217,22 @@ impl OpenMap {
         out
     }
 
-    fn parse_value(&self, text: &str) -> Result<Vec<u8>> {
+    /// A value as written over `base`, the whole value the map holds for
+    /// the key (zeros for none): a struct given as a JSON object sets the
+    /// fields it names, and the others keep their values.
+    fn parse_value_over(&self, text: &str, base: &[u8]) -> Result<Vec<u8>> {
         let one = codec::parse(&self.value, text)
             .map_err(|e| anyhow::anyhow!("value for map {}: {e}", self.label))?;
-        Ok(self.spread(&one))
+        let mask = codec::written_mask(&self.value, text);
+        let given = self.spread(&one);
+        let stride = self.map.stride();
+        let mut out = base.to_vec();
+        for cpu in 0..self.cpus() {
+            let r = cpu * stride..cpu * stride + one.len();
+            let slot = codec::overlay(&base[r.clone()], &given[r.clone()], &mask);
+            out[r].copy_from_slice(&slot);
+        }
+        Ok(out)
     }
 
     /// The slots of a whole value, one per CPU.
@@ -1126,17 +1130,18 @@ fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
         bail!("give KEY and VALUE, or --from-file FILE");
     };
     let key_bytes = map.parse_key(key)?;
-    let value_bytes = if map.global_data {
-        // Global variables: the ones not named keep their values.
-        let mut base = vec![0u8; map.value_len()];
-        map.handle()
+    // A struct's fields (global data: the variables) not named keep their
+    // values; a key not there yet has zeros for them.
+    let mut base = vec![0u8; map.value_len()];
+    if codec::written_mask(&map.value, value).contains(&0)
+        && !map
+            .handle()
             .lookup(&key_bytes, &mut base)
-            .with_context(|| format!("reading map {}", map.label))?;
-        codec::parse_over(&map.value, value, &base)
-            .map_err(|e| anyhow::anyhow!("value for map {}: {e}", map.label))?
-    } else {
-        map.parse_value(value)?
-    };
+            .with_context(|| format!("reading map {}", map.label))?
+    {
+        base.fill(0);
+    }
+    let value_bytes = map.parse_value_over(value, &base)?;
     written.extend_from_slice(&key_bytes);
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
