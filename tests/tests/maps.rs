@@ -114,13 +114,7 @@ fn typed_round_trips() {
             json!(3),
             json!({"verdict":"VERDICT_DROP","weight":65535,"offset":-4,"label":"web","ports":[80,443]}),
         ),
-        (
-            "t/maps/percpu",
-            "8080",
-            "5",
-            json!(8080),
-            json!(5 * num_cpus()),
-        ),
+        ("t/maps/percpu", "8080", "5", json!(8080), json!(5)),
     ];
     for (map, key, value, jkey, jvalue) in cases {
         xdpctl(&fs, ["map", "update", map, key, value]).ok();
@@ -135,17 +129,16 @@ fn typed_round_trips() {
         assert_eq!(got["value"], jvalue, "{map}: {got}");
         assert_eq!(got.get("summed"), sum.then_some(&json!(true)), "{got}");
     }
-    // Per-CPU: every CPU got the value, shown one by one; a bare integer
-    // is no counter, so without --sum there is no "value" to mistake for
-    // what the map holds.
+    // Per-CPU: CPU 0 got the value and the others 0, so the sum reads what
+    // was written; shown one by one; a bare integer is no counter, so
+    // without --sum there is no "value" to mistake for what the map holds.
+    let mut one_cpu = vec![json!(0); num_cpus() as usize];
+    one_cpu[0] = json!(5);
     for flags in [&["--per-cpu"][..], &[]] {
         let mut args = vec!["-j", "map", "lookup", "t/maps/percpu", "8080"];
         args.extend(flags);
         let per = xdpctl(&fs, args).ok().json();
-        assert_eq!(
-            per["values"],
-            Value::Array(vec![json!(5); num_cpus() as usize])
-        );
+        assert_eq!(per["values"], Value::Array(one_cpu.clone()));
         assert!(per.get("value").is_none(), "{per}");
     }
     // LPM lookups are by prefix, as the kernel matches them.
@@ -214,6 +207,44 @@ fn a_struct_given_in_part_keeps_the_fields_it_does_not_name() {
         ),
         (&json!(7), &json!(0), &json!("")),
         "{got}"
+    );
+}
+
+/// A per-CPU write means what its sum then reads: the value on CPU 0, 0 on
+/// the others (a struct's fields not named keep theirs on every CPU).
+#[test]
+fn a_per_cpu_write_reads_back_as_its_sum() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["map", "update", "icmp_drops", "0", "5"]).ok();
+    let sum = xdpctl(&fs, ["-j", "map", "lookup", "icmp_drops", "0", "--sum"])
+        .ok()
+        .json();
+    assert_eq!(sum["value"], 5, "{sum}");
+    let mut one_cpu = vec![json!(0); num_cpus() as usize];
+    one_cpu[0] = json!(5);
+    let per = xdpctl(&fs, ["-j", "map", "lookup", "icmp_drops", "0"])
+        .ok()
+        .json();
+    assert_eq!(per["values"], Value::Array(one_cpu), "{per}");
+    // Each CPU's own value, from a file, is written exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stats.json");
+    let values: Vec<Value> = (0..num_cpus())
+        .map(|c| json!({"packets": 1 + c, "bytes": 100}))
+        .collect();
+    fs::write(&file, json!({"key": 1, "values": values}).to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    xdpctl(&fs, ["map", "update", "stats", "--from-file", file]).ok();
+    xdpctl(&fs, ["map", "update", "stats", "1", r#"{"packets":7}"#]).ok();
+    let stats = xdpctl(&fs, ["-j", "map", "lookup", "stats", "1"])
+        .ok()
+        .json();
+    assert_eq!(
+        stats["value"],
+        json!({"packets": 7, "bytes": 100 * num_cpus()}),
+        "{stats}"
     );
 }
 

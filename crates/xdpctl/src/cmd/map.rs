@@ -207,13 +207,13 @@ impl OpenMap {
             .map_err(|e| anyhow::anyhow!("key for map {}: {e}", self.label))
     }
 
-    /// A value as written: the same for every CPU of a per-CPU map.
+    /// A value as written: for a per-CPU map, on CPU 0 and zero on the
+    /// others, so that the sum reads what was written (`5` to a per-CPU
+    /// counter reads 5 with `--sum`, not 5 times the CPUs). Per-CPU values
+    /// CPU by CPU are written exactly from `--from-file` ("values").
     fn spread(&self, one: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; self.value_len()];
-        let stride = self.map.stride();
-        for cpu in 0..self.cpus() {
-            out[cpu * stride..cpu * stride + one.len()].copy_from_slice(one);
-        }
+        out[..one.len()].copy_from_slice(one);
         out
     }
 
