@@ -370,6 +370,8 @@ fn bad_input_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bad_file = dir.path().join("bad.txt");
     fs::write(&bad_file, "1.1.1.1 1\n2.2.2.2 1\n3.3.3.300 1\n4.4.4.4 1\n").unwrap();
+    let host_bits = dir.path().join("host_bits.txt");
+    fs::write(&host_bits, "198.51.100.0/24 1\n198.51.100.7/24 1\n").unwrap();
     let too_many = dir.path().join("many.txt");
     fs::write(
         &too_many,
@@ -382,6 +384,8 @@ fn bad_input_is_refused_and_changes_nothing() {
         [
             "blocklist",
             "udp_ports",
+            "tcp_ports",
+            "fw/maps/cidr4",
             "config",
             "t/maps/cidr4",
             "t/maps/cidr6",
@@ -409,6 +413,27 @@ fn bad_input_is_refused_and_changes_nothing() {
         (
             vec!["udp_ports", "70000", "1"],
             "is not a port (0 to 65535)",
+        ),
+        // The rules apply keeps, kept by map update too.
+        (
+            vec!["fw/maps/cidr4", "198.51.100.7/24", "1"],
+            "198.51.100.7/24 has host bits set; use 198.51.100.0/24",
+        ),
+        (
+            vec!["t/maps/cidr6", "2001:db8::1/32", "1"],
+            "2001:db8::1/32 has host bits set; use 2001:db8::/32",
+        ),
+        (
+            vec!["fw/maps/cidr4", "--from-file", host_bits.to_str().unwrap()],
+            "host_bits.txt:2: key: 198.51.100.7/24 has host bits set; use 198.51.100.0/24",
+        ),
+        (
+            vec!["udp_ports", "0", "1"],
+            "port 0 is not a port; give 1 to 65535",
+        ),
+        (
+            vec!["tcp_ports", "0", "1"],
+            "port 0 is not a port; give 1 to 65535",
         ),
         (
             vec!["t/maps/cidr4", "10.0.0.0/33", "1"],

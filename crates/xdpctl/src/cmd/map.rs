@@ -23,6 +23,7 @@ use crate::{
     kernel::sys::{self, IdKind, update_flags},
     model::codec::{self, Shape},
     model::maptype::{self, Reading},
+    model::{guard::Cidr, policy},
     render::{self, Format, Tabular},
 };
 
@@ -205,6 +206,19 @@ impl OpenMap {
     fn parse_key(&self, text: &str) -> Result<Vec<u8>> {
         codec::parse(&self.key, text)
             .map_err(|e| anyhow::anyhow!("key for map {}: {e}", self.label))
+    }
+
+    /// The rules `apply` keeps for the keys it writes, kept by every write:
+    /// an LPM-trie prefix without host bits, a port of the firewall's port
+    /// maps from 1.
+    fn check_rule_key(&self, key: &[u8]) -> Result<(), String> {
+        match self.key {
+            Shape::Cidr { .. } => Cidr::from_lpm_key(key).map_or(Ok(()), |c| c.check_rule()),
+            Shape::Port if policy::PORT_MAPS.contains(&self.name().as_str()) => {
+                policy::check_rule_port(u16::from_be_bytes([key[0], key[1]]))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A value as written: for a per-CPU map, on CPU 0 and zero on the
@@ -1130,6 +1144,8 @@ fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
         bail!("give KEY and VALUE, or --from-file FILE");
     };
     let key_bytes = map.parse_key(key)?;
+    map.check_rule_key(&key_bytes)
+        .map_err(|e| anyhow::anyhow!("key for map {}: {e}", map.label))?;
     // A struct's fields (global data: the variables) not named keep their
     // values; a key not there yet has zeros for them.
     let mut base = vec![0u8; map.value_len()];
@@ -1169,6 +1185,7 @@ fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
         "expected KEY VALUE (or a JSON object with \"key\" and \"value\")".to_owned()
     })?;
     let k = codec::parse(&map.key, key).map_err(|e| format!("key: {e}"))?;
+    map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
     let v = codec::parse(&map.value, value).map_err(|e| format!("value: {e}"))?;
     Ok(Some((k, map.spread(&v))))
 }
@@ -1176,6 +1193,7 @@ fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
 fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
     let key = v.get("key").ok_or("no \"key\"")?;
     let k = codec::from_json(&map.key, key, "").map_err(|e| format!("key: {e}"))?;
+    map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
     // Per-CPU values, when given, are written exactly, CPU by CPU.
     if let (true, Some(Value::Array(values))) = (map.per_cpu(), v.get("values")) {
         if values.len() != map.cpus() {
