@@ -744,3 +744,38 @@ fn a_saved_object_path_applies_from_any_directory() {
     xdpctl(&one, ["unload", "d"]).ok();
     xdpctl(&two, ["unload", "d"]).ok();
 }
+
+/// A policy takes `mode: driver` as the command line takes `--mode
+/// driver`, and the live state and `save` call it `native`.
+#[test]
+fn a_mode_has_every_name_in_and_one_name_out() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(&pair, "203.0.113.5", "report").replace("mode: generic", "mode: driver");
+    let file = write(dir.path(), "p.yaml", &text);
+    xdpctl(&fs, ["apply", "-f", &file]).ok();
+    let shown = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    assert_eq!(shown["devices"][0]["xdp"][0]["mode"], "native", "{shown}");
+    assert_eq!(
+        xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json()["changes"],
+        0,
+        "driver is native"
+    );
+    assert_eq!(
+        xdpctl(&fs, ["-j", "save", "fw"]).ok().json()["devices"][0]["mode"],
+        "native"
+    );
+    let saved = xdpctl(&fs, ["save", "fw"]).ok().stdout;
+    assert!(
+        saved.contains("mode: native") && !saved.contains("driver"),
+        "{saved}"
+    );
+    xdpctl(&fs, ["unload", "fw"]).ok();
+}

@@ -673,8 +673,9 @@ pub struct AttachArgs {
     #[arg(value_name = "DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::devices))]
     pub dev: String,
 
-    /// Where the program runs: native (in the driver), generic (after the
-    /// kernel allocates an skb; any device), offload (on the NIC).
+    /// Where the program runs: native (in the driver; `driver` and `drv`
+    /// name it too), generic (after the kernel allocates an skb; any
+    /// device), offload (on the NIC). Outputs call it by its first name.
     #[arg(long, value_enum, default_value_t = XdpMode::Native)]
     pub mode: XdpMode,
 

@@ -107,7 +107,7 @@ impl Human for Plan {
             out.push_str(&format!(
                 "  attach   {} ({}){}\n",
                 d.name,
-                d.mode.arg_name(),
+                d.mode,
                 in_ns(d.netns.as_deref())
             ));
         }

@@ -12,7 +12,7 @@
 //!     blocklist: 1048576
 //! devices:
 //!   - name: eth0
-//!     mode: native           # native (default), generic or offload
+//!     mode: native           # native (default; or driver), generic or offload
 //!     netns: blue            # optional: a name under /run/netns or a path
 //! rules:
 //!   blocklist: [203.0.113.5, 2001:db8::5]
@@ -114,15 +114,11 @@ mod mode_name {
     use crate::model::xdp::XdpMode;
 
     pub fn serialize<S: Serializer>(m: &XdpMode, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(m.arg_name())
+        s.serialize_str(m.name())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<XdpMode, D::Error> {
-        let s = String::deserialize(d)?;
-        XdpMode::ALL
-            .into_iter()
-            .find(|m| m.arg_name() == s)
-            .ok_or_else(|| D::Error::custom(format!("{s:?} is not native, generic or offload")))
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
     }
 }
 
@@ -815,6 +811,14 @@ drift: correct
         assert!(p.is_builtin());
         assert_eq!(p.devices[0].mode, XdpMode::Native);
         assert_eq!(p.devices[1].mode, XdpMode::Generic);
+        // `driver`, as --mode takes it, is native, and written so.
+        let p = parse("p.yaml", &EXAMPLE.replace("mode: generic", "mode: driver")).unwrap();
+        assert_eq!(p.devices[1].mode, XdpMode::Native);
+        let saved = serde_norway::to_string(&p).unwrap();
+        assert!(
+            !saved.contains("driver") && saved.contains("mode: native"),
+            "{saved}"
+        );
         assert_eq!(p.drift, Drift::Correct);
         let maps = p.rule_maps();
         assert_eq!(maps["blocklist"].len(), 1);
