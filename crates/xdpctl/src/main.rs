@@ -156,7 +156,13 @@ fn main() -> ExitCode {
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }
-            render::json_error(format, &message, hint, code);
+            match err.downcast_ref::<cmd::map::NotFound>() {
+                // NB: a closed stdout has nobody to tell.
+                Some(nf) if nf.lookup && format != render::Format::Human => {
+                    let _ = render::print_json(format, &serde_json::Value::Null);
+                }
+                _ => render::json_error(format, &message, hint, code),
+            }
             ExitCode::from(code)
         }
     }

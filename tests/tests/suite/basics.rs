@@ -346,3 +346,38 @@ fn a_replace_killed_by_strace_at_each_rename_keeps_the_firewall_armed() {
         );
     }
 }
+
+/// `doctor --check` reports a pin of a link that is no longer attached as
+/// what it would do, and leaves it; `doctor` unpins it and says so.
+#[test]
+fn doctor_check_says_what_it_would_unpin_and_unpins_nothing() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    let pair = VethPair::new();
+    attach_generic(&fs, "fw", &pair);
+    // The device goes with its namespaces (the kernel tears them down in
+    // the background); the link stays pinned, detached.
+    drop(pair);
+    let links = fs.path().join("fw/links");
+    let pins = || fs::read_dir(&links).map_or(0, |d| d.count());
+    assert_eq!(pins(), 1);
+    let mut check = xdpctl(&fs, ["doctor", "--check"]);
+    for _ in 0..100 {
+        if check.code != 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+        check = xdpctl(&fs, ["doctor", "--check"]);
+    }
+    assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains("would unpin") && !check.stdout.contains("unpinned"),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(pins(), 1, "--check unpinned the link");
+    let repair = xdpctl(&fs, ["doctor"]).ok();
+    assert!(repair.stdout.contains("unpinned"), "{}", repair.stdout);
+    assert_eq!(pins(), 0);
+}

@@ -1,7 +1,8 @@
 //! The `-j` rule, for every command: stdout holds exactly one JSON document
 //! (commands that report every interval — `stats --interval`, `top`,
 //! `guard` — one JSON document per line), on success and on failure alike;
-//! a failure's document is `{"error": {"message", "hint", "exit_code"}}`.
+//! a failure's document is `{"error": {"message", "hint", "exit_code"}}`,
+//! but for `map lookup` of a missing key, whose document is `null`.
 //! The exceptions are text by nature: `--help`, `--version` and
 //! `completions`.
 
@@ -120,7 +121,6 @@ fn every_command_prints_json_under_j_on_success_and_failure() {
         vec!["load", "--pin", "fw"],
         vec!["unload", "fw/maps"],
         vec!["attach", "fw", "nope0", "--netns", ns],
-        vec!["map", "lookup", "blocklist", "8.8.8.8"],
         vec!["map", "delete", "blocklist", "8.8.8.8"],
         vec!["prog", "show", "id:999999"],
         vec!["confirm", dev, "--netns", ns],
@@ -132,4 +132,10 @@ fn every_command_prints_json_under_j_on_success_and_failure() {
         assert_ne!(run.code, 0, "`xdpctl {}` should fail", run.args);
         one_document(&run);
     }
+    // A lookup of a missing key: `null`, the value of no entry, exit 3 and
+    // the one line on stderr.
+    let run = j(&["map", "lookup", "blocklist", "8.8.8.8"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout, "null\n", "{run:?}");
+    assert!(run.stderr.contains("not found"), "{run:?}");
 }

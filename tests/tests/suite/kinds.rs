@@ -125,7 +125,9 @@ fn a_rule_bpftool_writes_into_an_empty_kind_is_found_reported_and_enforced() {
     let check = xdpctl(&fs, ["doctor", "--check"]);
     assert_ne!(check.code, 0, "doctor --check finds it: {}", check.stdout);
     assert!(
-        check.stdout.contains("udp_ports/tcp_ports holds rules written outside xdpctl"),
+        check
+            .stdout
+            .contains("udp_ports/tcp_ports holds rules written outside xdpctl"),
         "{}",
         check.stdout
     );
@@ -185,7 +187,9 @@ fn a_port_bpftool_adds_behind_an_index_in_use_is_reported_and_repaired() {
     let check = xdpctl(&fs, ["doctor", "--check"]);
     assert_ne!(check.code, 0);
     assert!(
-        check.stdout.contains("port index differs from udp_ports/tcp_ports in 1 ports"),
+        check
+            .stdout
+            .contains("port index differs from udp_ports/tcp_ports in 1 ports"),
         "{}",
         check.stdout
     );

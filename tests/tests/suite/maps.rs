@@ -114,13 +114,7 @@ fn typed_round_trips() {
             json!(3),
             json!({"verdict":"VERDICT_DROP","weight":65535,"offset":-4,"label":"web","ports":[80,443]}),
         ),
-        (
-            "t/maps/percpu",
-            "8080",
-            "5",
-            json!(8080),
-            json!(5 * num_cpus()),
-        ),
+        ("t/maps/percpu", "8080", "5", json!(8080), json!(5)),
     ];
     for (map, key, value, jkey, jvalue) in cases {
         xdpctl(&fs, ["map", "update", map, key, value]).ok();
@@ -135,17 +129,16 @@ fn typed_round_trips() {
         assert_eq!(got["value"], jvalue, "{map}: {got}");
         assert_eq!(got.get("summed"), sum.then_some(&json!(true)), "{got}");
     }
-    // Per-CPU: every CPU got the value, shown one by one; a bare integer
-    // is no counter, so without --sum there is no "value" to mistake for
-    // what the map holds.
+    // Per-CPU: CPU 0 got the value and the others 0, so the sum reads what
+    // was written; shown one by one; a bare integer is no counter, so
+    // without --sum there is no "value" to mistake for what the map holds.
+    let mut one_cpu = vec![json!(0); num_cpus() as usize];
+    one_cpu[0] = json!(5);
     for flags in [&["--per-cpu"][..], &[]] {
         let mut args = vec!["-j", "map", "lookup", "t/maps/percpu", "8080"];
         args.extend(flags);
         let per = xdpctl(&fs, args).ok().json();
-        assert_eq!(
-            per["values"],
-            Value::Array(vec![json!(5); num_cpus() as usize])
-        );
+        assert_eq!(per["values"], Value::Array(one_cpu.clone()));
         assert!(per.get("value").is_none(), "{per}");
     }
     // LPM lookups are by prefix, as the kernel matches them.
@@ -156,6 +149,103 @@ fn typed_round_trips() {
         .json();
     assert_eq!(shown[0]["key"], "ipv4 cidr");
     assert_eq!(shown[0]["entries"], 1);
+}
+
+/// A struct value given in part sets the fields it names; the others keep
+/// their values (a key not there yet: zeros), as global data does.
+#[test]
+fn a_struct_given_in_part_keeps_the_fields_it_does_not_name() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "config", "0", r#"{"drop_icmp6_echo":1}"#],
+    )
+    .ok();
+    xdpctl(&fs, ["map", "update", "config", "0", r#"{"drop_icmp":1}"#]).ok();
+    let config = xdpctl(&fs, ["-j", "map", "lookup", "config", "0"])
+        .ok()
+        .json();
+    assert_eq!(
+        config["value"],
+        json!({"drop_icmp": 1, "drop_icmp6_echo": 1}),
+        "{config}"
+    );
+    load_typed(&fs);
+    let full =
+        json!({"verdict":"VERDICT_DROP","weight":65535,"offset":-4,"label":"web","ports":[80,443]});
+    xdpctl(
+        &fs,
+        ["map", "update", "t/maps/rules", "3", &full.to_string()],
+    )
+    .ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "t/maps/rules", "3", r#"{"weight":7}"#],
+    )
+    .ok();
+    let mut want = full.clone();
+    want["weight"] = json!(7);
+    let got = xdpctl(&fs, ["-j", "map", "lookup", "t/maps/rules", "3"])
+        .ok()
+        .json();
+    assert_eq!(got["value"], want, "{got}");
+    xdpctl(
+        &fs,
+        ["map", "update", "t/maps/rules", "4", r#"{"weight":7}"#],
+    )
+    .ok();
+    let got = xdpctl(&fs, ["-j", "map", "lookup", "t/maps/rules", "4"])
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            &got["value"]["weight"],
+            &got["value"]["offset"],
+            &got["value"]["label"]
+        ),
+        (&json!(7), &json!(0), &json!("")),
+        "{got}"
+    );
+}
+
+/// A per-CPU write means what its sum then reads: the value on CPU 0, 0 on
+/// the others (a struct's fields not named keep theirs on every CPU).
+#[test]
+fn a_per_cpu_write_reads_back_as_its_sum() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["map", "update", "icmp_drops", "0", "5"]).ok();
+    let sum = xdpctl(&fs, ["-j", "map", "lookup", "icmp_drops", "0", "--sum"])
+        .ok()
+        .json();
+    assert_eq!(sum["value"], 5, "{sum}");
+    let mut one_cpu = vec![json!(0); num_cpus() as usize];
+    one_cpu[0] = json!(5);
+    let per = xdpctl(&fs, ["-j", "map", "lookup", "icmp_drops", "0"])
+        .ok()
+        .json();
+    assert_eq!(per["values"], Value::Array(one_cpu), "{per}");
+    // Each CPU's own value, from a file, is written exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stats.json");
+    let values: Vec<Value> = (0..num_cpus())
+        .map(|c| json!({"packets": 1 + c, "bytes": 100}))
+        .collect();
+    fs::write(&file, json!({"key": 1, "values": values}).to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    xdpctl(&fs, ["map", "update", "stats", "--from-file", file]).ok();
+    xdpctl(&fs, ["map", "update", "stats", "1", r#"{"packets":7}"#]).ok();
+    let stats = xdpctl(&fs, ["-j", "map", "lookup", "stats", "1"])
+        .ok()
+        .json();
+    assert_eq!(
+        stats["value"],
+        json!({"packets": 7, "bytes": 100 * num_cpus()}),
+        "{stats}"
+    );
 }
 
 fn num_cpus() -> u64 {
@@ -280,6 +370,8 @@ fn bad_input_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let bad_file = dir.path().join("bad.txt");
     fs::write(&bad_file, "1.1.1.1 1\n2.2.2.2 1\n3.3.3.300 1\n4.4.4.4 1\n").unwrap();
+    let host_bits = dir.path().join("host_bits.txt");
+    fs::write(&host_bits, "198.51.100.0/24 1\n198.51.100.7/24 1\n").unwrap();
     let too_many = dir.path().join("many.txt");
     fs::write(
         &too_many,
@@ -292,6 +384,8 @@ fn bad_input_is_refused_and_changes_nothing() {
         [
             "blocklist",
             "udp_ports",
+            "tcp_ports",
+            "fw/maps/cidr4",
             "config",
             "t/maps/cidr4",
             "t/maps/cidr6",
@@ -319,6 +413,27 @@ fn bad_input_is_refused_and_changes_nothing() {
         (
             vec!["udp_ports", "70000", "1"],
             "is not a port (0 to 65535)",
+        ),
+        // The rules apply keeps, kept by map update too.
+        (
+            vec!["fw/maps/cidr4", "198.51.100.7/24", "1"],
+            "198.51.100.7/24 has host bits set; use 198.51.100.0/24",
+        ),
+        (
+            vec!["t/maps/cidr6", "2001:db8::1/32", "1"],
+            "2001:db8::1/32 has host bits set; use 2001:db8::/32",
+        ),
+        (
+            vec!["fw/maps/cidr4", "--from-file", host_bits.to_str().unwrap()],
+            "host_bits.txt:2: key: 198.51.100.7/24 has host bits set; use 198.51.100.0/24",
+        ),
+        (
+            vec!["udp_ports", "0", "1"],
+            "port 0 is not a port; give 1 to 65535",
+        ),
+        (
+            vec!["tcp_ports", "0", "1"],
+            "port 0 is not a port; give 1 to 65535",
         ),
         (
             vec!["t/maps/cidr4", "10.0.0.0/33", "1"],
@@ -396,11 +511,13 @@ fn bad_input_is_refused_and_changes_nothing() {
     }
     xdpctl(&fs, ["map", "update", "t/maps/tiny", "10.0.0.9", "1"])
         .fails_with(&["is full (4 entries)"]);
-    // Lookup and delete of a missing key: exit status 3, and under -j the
-    // error document every failure prints.
+    // Lookup and delete of a missing key: exit status 3; under -j a lookup
+    // prints `null` (the value of no entry), a delete the error document
+    // every failure prints.
     let miss = xdpctl(&fs, ["-j", "map", "lookup", "blocklist", "8.8.8.8"]);
     assert_eq!(miss.code, 3, "{miss:?}");
-    assert_eq!(miss.json()["error"]["exit_code"], 3);
+    assert_eq!(miss.json(), Value::Null, "{miss:?}");
+    assert!(miss.stderr.contains("not found"), "{}", miss.stderr);
     let miss = xdpctl(&fs, ["-j", "map", "delete", "blocklist", "8.8.8.8"]);
     assert_eq!(miss.code, 3, "{miss:?}");
     assert_eq!(miss.json()["error"]["exit_code"], 3);

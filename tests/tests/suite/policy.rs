@@ -966,3 +966,72 @@ fn apply_that_changes_the_program_replaces_it_without_a_gap() {
     xdpctl(&fs, ["unload", "fw"]).ok();
     assert_eq!(attached(&fs, &pair), (link, Value::from("xdp_fw")));
 }
+
+/// `save` records an object file by its canonical path, so the saved
+/// policy applies from any directory, though `load` was given a relative
+/// path.
+#[test]
+fn a_saved_object_path_applies_from_any_directory() {
+    require_privileges!();
+    let (one, two) = (Bpffs::new(), Bpffs::new());
+    let (objdir, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::copy(
+        xdpctl_tests::fixture("xdp_drop"),
+        objdir.path().join("v2.o"),
+    )
+    .unwrap();
+    let in_dir = |fs: &Bpffs, dir: &Path, args: &[&str]| {
+        let mut cmd = command(fs);
+        cmd.current_dir(dir).args(args);
+        xdpctl_tests::run(cmd)
+    };
+    in_dir(&one, objdir.path(), &["load", "v2.o", "--pin", "d"]).ok();
+    let saved_text = in_dir(&one, elsewhere.path(), &["save", "d"]).ok().stdout;
+    let canonical = objdir.path().join("v2.o").canonicalize().unwrap();
+    assert!(
+        saved_text.contains(&format!("object: {}\n", canonical.display())),
+        "{saved_text}"
+    );
+    let file = write(elsewhere.path(), "saved.yaml", &saved_text);
+    // From another directory, on another host and on this one.
+    in_dir(&two, elsewhere.path(), &["apply", "-f", &file]).ok();
+    let again = in_dir(&one, elsewhere.path(), &["-j", "apply", "-f", &file]).ok();
+    assert_eq!(again.json()["changes"], 0, "{}", again.stdout);
+    xdpctl(&one, ["unload", "d"]).ok();
+    xdpctl(&two, ["unload", "d"]).ok();
+}
+
+/// A policy takes `mode: driver` as the command line takes `--mode
+/// driver`, and the live state and `save` call it `native`.
+#[test]
+fn a_mode_has_every_name_in_and_one_name_out() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let text = policy(&pair, "203.0.113.5", "report").replace("mode: generic", "mode: driver");
+    let file = write(dir.path(), "p.yaml", &text);
+    xdpctl(&fs, ["apply", "-f", &file]).ok();
+    let shown = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    assert_eq!(shown["devices"][0]["xdp"][0]["mode"], "native", "{shown}");
+    assert_eq!(
+        xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json()["changes"],
+        0,
+        "driver is native"
+    );
+    assert_eq!(
+        xdpctl(&fs, ["-j", "save", "fw"]).ok().json()["devices"][0]["mode"],
+        "native"
+    );
+    let saved = xdpctl(&fs, ["save", "fw"]).ok().stdout;
+    assert!(
+        saved.contains("mode: native") && !saved.contains("driver"),
+        "{saved}"
+    );
+    xdpctl(&fs, ["unload", "fw"]).ok();
+}

@@ -673,8 +673,9 @@ pub struct AttachArgs {
     #[arg(value_name = "DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::devices))]
     pub dev: String,
 
-    /// Where the program runs: native (in the driver), generic (after the
-    /// kernel allocates an skb; any device), offload (on the NIC).
+    /// Where the program runs: native (in the driver; `driver` and `drv`
+    /// name it too), generic (after the kernel allocates an skb; any
+    /// device), offload (on the NIC). Outputs call it by its first name.
     #[arg(long, value_enum, default_value_t = XdpMode::Native)]
     pub mode: XdpMode,
 
@@ -810,7 +811,8 @@ pub struct RunArgs {
 /// with --sum or when the value is a counter: a struct whose fields are
 /// unsigned integers named like counters (packets, bytes, rx_packets,
 /// drops, ...). A sum says so ("summed": true; "VALUE (sum of N CPUs)").
-/// An update sets every CPU.
+/// An update of a per-CPU map writes the value on CPU 0 and 0 on the
+/// others, so that its sum reads what was written.
 #[derive(Debug, Subcommand)]
 pub enum MapCommand {
     /// Show maps: id, type, name, key and value types, entries used / max,
@@ -918,6 +920,16 @@ pub enum SortBy {
 }
 
 /// Set one key, or many from a file.
+///
+/// A struct given as a JSON object sets the fields it names, and the others
+/// keep their values (a key not there yet: zeros), as global data's
+/// variables do: '{"drop_icmp":1}' leaves drop_icmp6_echo as it is.
+///
+/// A per-CPU map's value is written on CPU 0, and 0 on the other CPUs (a
+/// struct's fields not named keep their values on each), so that the sum
+/// (`map lookup --sum`) reads what was written: `5` to a per-CPU counter
+/// reads 5, not 5 times the CPUs. To set each CPU, give the JSON lines of
+/// `map dump -j` with "values", one per CPU, to --from-file.
 ///
 /// With --from-file, each line is `KEY VALUE` (`#` starts a comment) or a
 /// JSON object {"key": ..., "value": ...}; the output of `map dump -j` is

@@ -403,7 +403,7 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
             "xdpctl_agent_attached{{device=\"{}\",netns=\"{}\",mode=\"{}\"}} {}\n",
             escape(&d.name),
             escape(ns.as_deref().unwrap_or("")),
-            d.mode.arg_name(),
+            d.mode,
             u8::from(up)
         ));
     }

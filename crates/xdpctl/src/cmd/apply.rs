@@ -110,7 +110,7 @@ impl Human for Plan {
             out.push_str(&format!(
                 "  replace  {} ({}){}\n",
                 d.name,
-                d.mode.arg_name(),
+                d.mode,
                 in_ns(d.netns.as_deref())
             ));
         }
@@ -118,7 +118,7 @@ impl Human for Plan {
             out.push_str(&format!(
                 "  attach   {} ({}){}\n",
                 d.name,
-                d.mode.arg_name(),
+                d.mode,
                 in_ns(d.netns.as_deref())
             ));
         }
@@ -144,7 +144,8 @@ fn object_of(p: &Policy) -> Result<(String, String)> {
     } else {
         let bytes = std::fs::read(&p.load.object)
             .with_context(|| format!("load.object: cannot read {}", p.load.object))?;
-        Ok((p.load.object.clone(), manifest::digest(&bytes)))
+        let path = std::path::Path::new(&p.load.object);
+        Ok((super::object::object_source(path), manifest::digest(&bytes)))
     }
 }
 
@@ -293,12 +294,9 @@ fn runs_xdp(ns: &Netns, d: &DeviceSpec) -> Result<bool> {
         return Ok(false);
     };
     let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
-    Ok(rtnl.device(&d.name)?.is_some_and(|dev| {
-        dev.xdp
-            .attached()
-            .iter()
-            .any(|(mode, _)| *mode == d.mode.state_name())
-    }))
+    Ok(rtnl
+        .device(&d.name)?
+        .is_some_and(|dev| dev.xdp.attached().iter().any(|(mode, _)| *mode == d.mode)))
 }
 
 /// Whether a desired device is the live one: the same name in the same

@@ -146,7 +146,7 @@ pub(crate) fn device(rtnl: &mut Rtnl, name: &str, netns: Option<&str>) -> Result
     })
 }
 
-pub(crate) fn mode_of(dev: &Device, prog_id: u32) -> Option<&'static str> {
+pub(crate) fn mode_of(dev: &Device, prog_id: u32) -> Option<XdpMode> {
     dev.xdp
         .attached()
         .into_iter()
@@ -170,13 +170,13 @@ pub struct Attachment {
 
 impl Attachment {
     /// A netlink attachment of `prog_id` on `dev` in `mode`.
-    pub(crate) fn netlink(dev: &Device, netns: Option<&str>, mode: &str, prog_id: u32) -> Self {
+    pub(crate) fn netlink(dev: &Device, netns: Option<&str>, mode: XdpMode, prog_id: u32) -> Self {
         Attachment {
             device: dev.name.clone(),
             ifindex: dev.ifindex,
             netns: netns.map(netns::display),
             xdp: XdpAttachment {
-                mode: mode.to_owned(),
+                mode: mode.to_string(),
                 prog_id,
                 prog_name: objects::describe(Kind::Prog, prog_id)
                     .map_or_else(|_| "?".into(), |d| d.name),
@@ -193,23 +193,16 @@ impl Attachment {
 pub(crate) fn detach_netlink(
     rtnl: &mut Rtnl,
     dev: &Device,
-    mode: &str,
+    mode: XdpMode,
     prog_id: u32,
 ) -> Result<()> {
-    rtnl.set_xdp(
-        dev.ifindex,
-        -1,
-        XdpMode::from_state_name(mode)
-            .unwrap_or(XdpMode::Offload)
-            .flag(),
-        None,
-    )
-    .with_context(|| {
-        format!(
-            "detaching program {prog_id} from {} ({mode} mode)",
-            dev.name
-        )
-    })
+    rtnl.set_xdp(dev.ifindex, -1, mode.flag(), None)
+        .with_context(|| {
+            format!(
+                "detaching program {prog_id} from {} ({mode} mode)",
+                dev.name
+            )
+        })
 }
 
 impl Tabular for Attachment {
@@ -253,8 +246,7 @@ fn attach_error(
         )),
         _ => None,
     };
-    let base = anyhow::Error::new(err)
-        .context(format!("attaching to {dev} in {} mode", mode.state_name()));
+    let base = anyhow::Error::new(err).context(format!("attaching to {dev} in {mode} mode"));
     match hint {
         Some(h) => base.context(h),
         None => base,
@@ -342,13 +334,13 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
                 dev.name
             );
         }
-        if existing.len() > 1 || mode != args.mode.state_name() {
+        if existing.len() > 1 || mode != args.mode {
             bail!(
                 "{} runs program {old_id} in {mode} mode, and --replace swaps within one mode; \
                  detach it first (xdpctl detach {}) or use --mode {}",
                 dev.name,
                 dev.name,
-                XdpMode::from_state_name(mode).map_or(mode, XdpMode::arg_name)
+                mode
             );
         }
         previous = Some(old_id);
@@ -559,7 +551,7 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
     }
 
     let after = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
-    let mode = mode_of(&after, prog.id).unwrap_or("unknown").to_owned();
+    let mode = mode_of(&after, prog.id).map_or_else(|| "unknown".to_owned(), |m| m.to_string());
     drop(entered);
     let row = Attachment {
         device: after.name,

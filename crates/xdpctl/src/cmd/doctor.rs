@@ -91,7 +91,11 @@ fn walk(
             }
             out.push(Finding {
                 status: if repair { "repaired" } else { "problem" },
-                what: "removed the leftover of an older xdpctl's interrupted change".into(),
+                what: if repair {
+                    "removed the leftover of an older xdpctl's interrupted change".into()
+                } else {
+                    "the leftover of an older xdpctl's interrupted change: would remove it".into()
+                },
                 path,
             });
             continue;
@@ -219,7 +223,11 @@ fn check_load(
             }
             out.push(Finding {
                 status: if repair { "repaired" } else { "problem" },
-                what: format!("link {} was no longer attached: unpinned", pin.id),
+                what: if repair {
+                    format!("link {} was no longer attached: unpinned", pin.id)
+                } else {
+                    format!("link {} is no longer attached: would unpin", pin.id)
+                },
                 path: pin.path,
             });
         }

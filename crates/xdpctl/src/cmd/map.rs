@@ -23,13 +23,20 @@ use crate::{
     kernel::sys::{self, IdKind, update_flags},
     model::codec::{self, Shape},
     model::maptype::{self, Reading},
+    model::{guard::Cidr, policy},
     render::{self, Format, Tabular},
 };
 
 /// A lookup or delete that found nothing: exit status 3.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NotFound(pub String);
+#[error("{message}")]
+pub struct NotFound {
+    /// The one line for stderr.
+    pub message: String,
+    /// A lookup: under `-j` stdout holds `null`, the value of no entry,
+    /// rather than an error document.
+    pub lookup: bool,
+}
 
 /// Map types that always hold max_entries values (keys are indexes).
 fn is_array(map_type: u32) -> bool {
@@ -50,8 +57,6 @@ pub struct OpenMap {
     label: String,
     key: Shape,
     value: Shape,
-    /// The value is a DATASEC: global variables, set one at a time.
-    global_data: bool,
 }
 
 /// How per-CPU values are shown (`--sum`, `--per-cpu`, neither).
@@ -117,7 +122,6 @@ impl OpenMap {
             Shape::Raw { size: key_size },
             Shape::Raw { size: value_size },
         );
-        let mut global_data = false;
         if !raw && info.btf_id != 0 {
             // Without usable BTF, keys and values are raw bytes; that is
             // not an error.
@@ -128,10 +132,6 @@ impl OpenMap {
                 }
                 if info.btf_value_type_id != 0 {
                     value = Shape::from_btf(&b, info.btf_value_type_id, value_size, false);
-                    global_data = matches!(
-                        b.get(info.btf_value_type_id),
-                        Some(crate::model::btf::Type::Datasec { .. })
-                    );
                 }
             }
         }
@@ -155,7 +155,6 @@ impl OpenMap {
             label,
             key,
             value,
-            global_data,
         })
     }
 
@@ -209,20 +208,45 @@ impl OpenMap {
             .map_err(|e| anyhow::anyhow!("key for map {}: {e}", self.label))
     }
 
-    /// A value as written: the same for every CPU of a per-CPU map.
+    /// The rules `apply` keeps for the keys it writes, kept by every write:
+    /// an LPM-trie prefix without host bits, a port of the firewall's port
+    /// maps from 1.
+    fn check_rule_key(&self, key: &[u8]) -> Result<(), String> {
+        match self.key {
+            Shape::Cidr { .. } => Cidr::from_lpm_key(key).map_or(Ok(()), |c| c.check_rule()),
+            Shape::Port if policy::PORT_MAPS.contains(&self.name().as_str()) => {
+                policy::check_rule_port(u16::from_be_bytes([key[0], key[1]]))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A value as written: for a per-CPU map, on CPU 0 and zero on the
+    /// others, so that the sum reads what was written (`5` to a per-CPU
+    /// counter reads 5 with `--sum`, not 5 times the CPUs). Per-CPU values
+    /// CPU by CPU are written exactly from `--from-file` ("values").
     fn spread(&self, one: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; self.value_len()];
-        let stride = self.map.stride();
-        for cpu in 0..self.cpus() {
-            out[cpu * stride..cpu * stride + one.len()].copy_from_slice(one);
-        }
+        out[..one.len()].copy_from_slice(one);
         out
     }
 
-    fn parse_value(&self, text: &str) -> Result<Vec<u8>> {
+    /// A value as written over `base`, the whole value the map holds for
+    /// the key (zeros for none): a struct given as a JSON object sets the
+    /// fields it names, and the others keep their values.
+    fn parse_value_over(&self, text: &str, base: &[u8]) -> Result<Vec<u8>> {
         let one = codec::parse(&self.value, text)
             .map_err(|e| anyhow::anyhow!("value for map {}: {e}", self.label))?;
-        Ok(self.spread(&one))
+        let mask = codec::written_mask(&self.value, text);
+        let given = self.spread(&one);
+        let stride = self.map.stride();
+        let mut out = base.to_vec();
+        for cpu in 0..self.cpus() {
+            let r = cpu * stride..cpu * stride + one.len();
+            let slot = codec::overlay(&base[r.clone()], &given[r.clone()], &mask);
+            out[r].copy_from_slice(&slot);
+        }
+        Ok(out)
     }
 
     /// The slots of a whole value, one per CPU.
@@ -941,7 +965,11 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Resul
         .with_context(|| format!("looking up {key} in map {}", map.label))
         .map_err(|e| unsupported(&map, e))?;
     if !found {
-        return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+        return Err(NotFound {
+            message: format!("key {key} not found in map {}", map.label),
+            lookup: true,
+        }
+        .into());
     }
     if matches!(
         reading,
@@ -983,7 +1011,11 @@ fn bloom_test(ctx: &Ctx, map: &OpenMap, text: &str) -> Result<()> {
         .peek(&mut value)
         .with_context(|| format!("testing {text} in Bloom filter {}", map.label))?;
     if !maybe {
-        return Err(NotFound(format!("{text} is not in Bloom filter {}", map.label)).into());
+        return Err(NotFound {
+            message: format!("{text} is not in Bloom filter {}", map.label),
+            lookup: true,
+        }
+        .into());
     }
     match ctx.format {
         Format::Human => writeln!(
@@ -1012,7 +1044,11 @@ fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
         .delete(&key_bytes)
         .with_context(|| format!("deleting {key} from map {}", map.label))?;
     if !found {
-        return Err(NotFound(format!("key {key} not found in map {}", map.label)).into());
+        return Err(NotFound {
+            message: format!("key {key} not found in map {}", map.label),
+            lookup: false,
+        }
+        .into());
     }
     ctx.out
         .note(format_args!("deleted {key} from map {}", map.label));
@@ -1108,17 +1144,20 @@ fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
         bail!("give KEY and VALUE, or --from-file FILE");
     };
     let key_bytes = map.parse_key(key)?;
-    let value_bytes = if map.global_data {
-        // Global variables: the ones not named keep their values.
-        let mut base = vec![0u8; map.value_len()];
-        map.handle()
+    map.check_rule_key(&key_bytes)
+        .map_err(|e| anyhow::anyhow!("key for map {}: {e}", map.label))?;
+    // A struct's fields (global data: the variables) not named keep their
+    // values; a key not there yet has zeros for them.
+    let mut base = vec![0u8; map.value_len()];
+    if codec::written_mask(&map.value, value).contains(&0)
+        && !map
+            .handle()
             .lookup(&key_bytes, &mut base)
-            .with_context(|| format!("reading map {}", map.label))?;
-        codec::parse_over(&map.value, value, &base)
-            .map_err(|e| anyhow::anyhow!("value for map {}: {e}", map.label))?
-    } else {
-        map.parse_value(value)?
-    };
+            .with_context(|| format!("reading map {}", map.label))?
+    {
+        base.fill(0);
+    }
+    let value_bytes = map.parse_value_over(value, &base)?;
     written.extend_from_slice(&key_bytes);
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
@@ -1146,6 +1185,7 @@ fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
         "expected KEY VALUE (or a JSON object with \"key\" and \"value\")".to_owned()
     })?;
     let k = codec::parse(&map.key, key).map_err(|e| format!("key: {e}"))?;
+    map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
     let v = codec::parse(&map.value, value).map_err(|e| format!("value: {e}"))?;
     Ok(Some((k, map.spread(&v))))
 }
@@ -1153,6 +1193,7 @@ fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
 fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
     let key = v.get("key").ok_or("no \"key\"")?;
     let k = codec::from_json(&map.key, key, "").map_err(|e| format!("key: {e}"))?;
+    map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
     // Per-CPU values, when given, are written exactly, CPU by CPU.
     if let (true, Some(Value::Array(values))) = (map.per_cpu(), v.get("values")) {
         if values.len() != map.cpus() {

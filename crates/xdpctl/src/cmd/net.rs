@@ -350,7 +350,7 @@ fn device_row(
             XdpAttach::UnknownLink => ("link", None),
         };
         xdp.push(XdpRow {
-            mode: mode.to_owned(),
+            mode: mode.to_string(),
             prog_id,
             prog_name: names.get(prog_id),
             attach,

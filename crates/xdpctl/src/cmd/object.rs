@@ -38,21 +38,38 @@ const EM_BPF: u16 = 247;
 
 /// A BPF object from the command line or the built-in firewall, checked.
 pub(crate) struct ObjectFile<'a> {
+    /// The object as given, for messages.
     pub(crate) label: String,
+    /// The object as the manifest records it: `built-in xdpfw`, or the
+    /// file's canonical path, which names it from any directory.
+    pub(crate) source: String,
     bytes: Cow<'a, [u8]>,
     pub(crate) parsed: Object,
 }
 
+/// The object file at `path` as a manifest records it: its canonical
+/// path, so that `save` writes a path `apply` reads from any directory.
+pub(crate) fn object_source(path: &Path) -> String {
+    fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
 pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
-    let (label, bytes) = match path {
-        None => (
-            format!("built-in {}", xdpfw::NAME),
-            Cow::Borrowed(xdpfw::OBJECT),
-        ),
+    let (label, source, bytes) = match path {
+        None => {
+            let label = format!("built-in {}", xdpfw::NAME);
+            (label.clone(), label, Cow::Borrowed(xdpfw::OBJECT))
+        }
         Some(path) => {
             let bytes =
                 fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            (path.display().to_string(), Cow::Owned(bytes))
+            (
+                path.display().to_string(),
+                object_source(path),
+                Cow::Owned(bytes),
+            )
         }
     };
     if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
@@ -115,6 +132,7 @@ pub(crate) fn read_object(path: Option<&Path>) -> Result<ObjectFile<'static>> {
     }
     Ok(ObjectFile {
         label,
+        source,
         bytes,
         parsed,
     })
@@ -573,7 +591,7 @@ pub(crate) fn build_manifest(
         tool: concat!("xdpctl ", env!("CARGO_PKG_VERSION")).to_owned(),
         load_id,
         generation,
-        object: object.label.clone(),
+        object: object.source.clone(),
         object_digest: manifest::digest(&object.bytes),
         loaded_at_ms: crate::ops::journal::now_ms(),
         programs,

@@ -170,7 +170,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
             netns: netns.name,
             xdp: XdpAttachment {
                 mode: crate::model::xdp::XdpMode::from_flag(dev.mode)
-                    .map_or("?", |m| m.state_name())
+                    .map_or("?", |m| m.name())
                     .to_owned(),
                 prog_id: prog,
                 prog_name: objects::describe(pinfs::Kind::Prog, prog)

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::{
     kernel::sys::{self, IdKind},
-    model::linkpin::LinkPin,
+    model::{linkpin::LinkPin, xdp::XdpMode},
 };
 
 /// What a link is attached to, as far as xdpctl needs to know.
@@ -111,10 +111,9 @@ impl XdpLinks {
         &self.links
     }
 
-    /// How `prog_id` is attached in `mode` (a state name: `driver`,
-    /// `generic`, `offload`) to the device `ifindex` of the calling
-    /// thread's network namespace.
-    pub fn find(&self, ifindex: u32, mode: &str, prog_id: u32) -> Result<XdpAttach> {
+    /// How `prog_id` is attached in `mode` to the device `ifindex` of the
+    /// calling thread's network namespace.
+    pub fn find(&self, ifindex: u32, mode: XdpMode, prog_id: u32) -> Result<XdpAttach> {
         let mut candidates: Vec<LinkEntry> = self
             .links
             .iter()
@@ -159,15 +158,13 @@ impl XdpLinks {
 /// Whether a link holds the XDP program `prog_id` of device `ifindex` (in
 /// `mode`) in the calling thread's namespace: asks the kernel to replace
 /// the program with itself over netlink (see [`XdpLinks`]).
-fn held_by_link(ifindex: u32, mode: &str, prog_id: u32) -> Result<bool> {
+fn held_by_link(ifindex: u32, mode: XdpMode, prog_id: u32) -> Result<bool> {
     use anyhow::Context as _;
     use std::os::fd::AsRawFd;
 
-    use crate::{kernel::netlink::Rtnl, model::xdp::XdpMode};
+    use crate::kernel::netlink::Rtnl;
 
-    let flag = XdpMode::from_state_name(mode)
-        .with_context(|| format!("unknown XDP mode {mode}"))?
-        .flag();
+    let flag = mode.flag();
     let prog = sys::fd_by_id(IdKind::Prog, prog_id)
         .with_context(|| format!("opening program {prog_id}"))?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;

@@ -14,6 +14,8 @@ use netlink_packet_route::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
+use crate::model::xdp::XdpMode;
+
 /// A failed netlink request: the errno and the kernel's message, if any.
 #[derive(Debug)]
 pub struct NetlinkError {
@@ -62,12 +64,12 @@ pub struct XdpState {
 }
 
 impl XdpState {
-    /// `(mode name, program id)` for every mode with a program.
-    pub fn attached(&self) -> Vec<(&'static str, u32)> {
+    /// `(mode, program id)` for every mode with a program.
+    pub fn attached(&self) -> Vec<(XdpMode, u32)> {
         [
-            ("driver", self.driver),
-            ("generic", self.generic),
-            ("offload", self.offload),
+            (XdpMode::Native, self.driver),
+            (XdpMode::Generic, self.generic),
+            (XdpMode::Offload, self.offload),
         ]
         .into_iter()
         .filter(|(_, id)| *id != 0)

@@ -109,7 +109,7 @@ impl Kernel for Real {
         Ok(d.xdp
             .attached()
             .into_iter()
-            .find(|(mode, _)| Some(*mode) == XdpMode::from_flag(dev.mode).map(XdpMode::state_name))
+            .find(|(mode, _)| Some(*mode) == XdpMode::from_flag(dev.mode))
             .map(|(_, id)| id))
     }
 

@@ -657,30 +657,40 @@ pub fn parse(shape: &Shape, text: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Parses `text` like [`parse`], but where it is a JSON object for a
-/// struct, only the fields it names are written over `base` (the value the
-/// map holds): for global data, where one variable is set at a time.
-pub fn parse_over(shape: &Shape, text: &str, base: &[u8]) -> Result<Vec<u8>, String> {
-    let given = parse(shape, text)?;
+/// The bytes of a `shape` value that `text` (which [`parse`] accepts)
+/// writes, as a mask: where it is a JSON object for a struct, the fields it
+/// names (a bitfield: its bits), else every byte. An update lays them over
+/// the value the map holds ([`overlay`]), so the fields (global data: the
+/// variables) not named keep their values.
+pub fn written_mask(shape: &Shape, text: &str) -> Vec<u8> {
     let (Shape::Struct { fields, .. }, Ok(Value::Object(obj))) =
         (shape, serde_json::from_str::<Value>(text.trim()))
     else {
-        return Ok(given);
+        return vec![0xff; shape.size()];
     };
-    let mut out = base.to_vec();
+    let mut mask = vec![0u8; shape.size()];
     for f in fields.iter().filter(|f| obj.contains_key(&f.name)) {
         let r = f.offset..f.offset + f.shape.size();
-        let mask = match &f.shape {
+        let bits = match &f.shape {
             Shape::Bits {
                 shift, bits, span, ..
             } => bits_mask(*shift, *bits, *span),
             _ => vec![0xff; r.len()],
         };
-        for ((o, g), m) in out[r.clone()].iter_mut().zip(&given[r]).zip(&mask) {
-            *o = (*o & !m) | (g & m);
+        for (m, b) in mask[r].iter_mut().zip(&bits) {
+            *m |= b;
         }
     }
-    Ok(out)
+    mask
+}
+
+/// `base` with the bits of `mask` taken from `given`.
+pub fn overlay(base: &[u8], given: &[u8], mask: &[u8]) -> Vec<u8> {
+    let mut out = base.to_vec();
+    for ((o, g), m) in out.iter_mut().zip(given).zip(mask) {
+        *o = (*o & !m) | (g & m);
+    }
+    out
 }
 
 fn kind_word(shape: &Shape) -> &'static str {
@@ -1133,6 +1143,12 @@ pub fn rank(shape: &Shape, bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `text` written over `base` as `map update` writes it.
+    fn parse_over(shape: &Shape, text: &str, base: &[u8]) -> Result<Vec<u8>, String> {
+        let given = parse(shape, text)?;
+        Ok(overlay(base, &given, &written_mask(shape, text)))
+    }
 
     #[test]
     fn ipv4_keys_are_network_order() {

@@ -82,6 +82,34 @@ impl FromStr for Cidr {
 }
 
 impl Cidr {
+    /// The prefix of an LPM-trie key (`{prefixlen, address}`: 8 bytes for
+    /// IPv4, 20 for IPv6), if it is one.
+    pub fn from_lpm_key(key: &[u8]) -> Option<Cidr> {
+        let len = u32::from_ne_bytes(key.get(..4)?.try_into().ok()?);
+        let addr = match key.len() {
+            8 => IpAddr::from(<[u8; 4]>::try_from(&key[4..]).ok()?),
+            20 => IpAddr::from(<[u8; 16]>::try_from(&key[4..]).ok()?),
+            _ => return None,
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = u8::try_from(len).ok().filter(|l| *l <= max)?;
+        Some(Cidr { addr, len })
+    }
+
+    /// The rule for a prefix in a rule (the policy's, `map update`'s): no
+    /// host bits set, which a trie keeps but never matches on. The error
+    /// names the prefix, the reason and the fix.
+    pub fn check_rule(&self) -> Result<(), String> {
+        let canon = self.canonical();
+        if canon == *self {
+            return Ok(());
+        }
+        Err(format!(
+            "{}/{} has host bits set; use {}/{}",
+            self.addr, self.len, canon.addr, canon.len
+        ))
+    }
+
     /// The prefix with its host bits cleared.
     pub fn canonical(&self) -> Cidr {
         let addr = match self.addr {

@@ -27,7 +27,8 @@ pub struct Manifest {
     pub load_id: u64,
     /// New with every load and replace: which pins these are.
     pub generation: u64,
-    /// The object, as given (`built-in xdpfw` or its path).
+    /// The object: `built-in xdpfw`, or its canonical path (older
+    /// versions recorded the path as given).
     pub object: String,
     /// A digest of the object's bytes ([`digest`]): tells whether a file
     /// (or a newer xdpctl's built-in firewall) is the object loaded here.

@@ -12,7 +12,7 @@
 //!     blocklist: 1048576
 //! devices:
 //!   - name: eth0
-//!     mode: native           # native (default), generic or offload
+//!     mode: native           # native (default; or driver), generic or offload
 //!     netns: blue            # optional: a name under /run/netns or a path
 //! rules:
 //!   blocklist: [203.0.113.5, 2001:db8::5]
@@ -114,15 +114,11 @@ mod mode_name {
     use crate::model::xdp::XdpMode;
 
     pub fn serialize<S: Serializer>(m: &XdpMode, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(m.arg_name())
+        s.serialize_str(m.name())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<XdpMode, D::Error> {
-        let s = String::deserialize(d)?;
-        XdpMode::ALL
-            .into_iter()
-            .find(|m| m.arg_name() == s)
-            .ok_or_else(|| D::Error::custom(format!("{s:?} is not native, generic or offload")))
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
     }
 }
 
@@ -377,23 +373,15 @@ impl Policy {
             }
         }
         for (i, c) in self.rules.cidr.iter().enumerate() {
-            if c.canonical() != *c {
-                let canon = c.canonical();
-                return bad(
-                    &format!("rules.cidr[{i}]"),
-                    format!(
-                        "{}/{} has host bits set; write {}/{}",
-                        c.addr, c.len, canon.addr, canon.len
-                    ),
-                );
-            }
+            c.check_rule()
+                .or_else(|e| bad(&format!("rules.cidr[{i}]"), e))?;
         }
         for (name, ports) in [
             ("udp_ports", &self.rules.udp_ports),
             ("tcp_ports", &self.rules.tcp_ports),
         ] {
-            if let Some(i) = ports.iter().position(|p| *p == 0) {
-                return bad(&format!("rules.{name}[{i}]"), "port 0 is not a port".into());
+            for (i, p) in ports.iter().enumerate() {
+                check_rule_port(*p).or_else(|e| bad(&format!("rules.{name}[{i}]"), e))?;
             }
         }
         for (name, n) in &self.load.max_entries {
@@ -406,16 +394,8 @@ impl Policy {
         }
         if let Some(g) = &self.guard {
             for (i, c) in g.allow.iter().enumerate() {
-                if c.canonical() != *c {
-                    let canon = c.canonical();
-                    return bad(
-                        &format!("guard.allow[{i}]"),
-                        format!(
-                            "{}/{} has host bits set; write {}/{}",
-                            c.addr, c.len, canon.addr, canon.len
-                        ),
-                    );
-                }
+                c.check_rule()
+                    .or_else(|e| bad(&format!("guard.allow[{i}]"), e))?;
             }
             if !g.threshold.is_finite() || g.threshold <= 0.0 || g.threshold > 1e12 {
                 return bad(
@@ -586,6 +566,20 @@ impl Entries {
     }
 }
 
+/// The rule for a port in a rule (the policy's `udp_ports` and
+/// `tcp_ports`, `map update`'s of those maps): 1 to 65535. The error names
+/// the port, the reason and the fix.
+pub fn check_rule_port(port: u16) -> Result<(), String> {
+    if port == 0 {
+        return Err("port 0 is not a port; give 1 to 65535".into());
+    }
+    Ok(())
+}
+
+/// The firewall's maps whose keys are ports, which [`check_rule_port`]
+/// rules.
+pub const PORT_MAPS: [&str; 2] = ["udp_ports", "tcp_ports"];
+
 /// The firewall's rule maps that a policy sets.
 pub const RULE_MAPS: [&str; 7] = [
     "blocklist",
@@ -642,13 +636,7 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
             if k.len() != 4 + size {
                 continue;
             }
-            let len = u32::from_ne_bytes(k[..4].try_into().expect("4 bytes")) as u8;
-            let addr = if size == 4 {
-                IpAddr::from(<[u8; 4]>::try_from(&k[4..]).expect("4 bytes"))
-            } else {
-                IpAddr::from(<[u8; 16]>::try_from(&k[4..]).expect("16 bytes"))
-            };
-            r.cidr.push(Cidr { addr, len });
+            r.cidr.extend(Cidr::from_lpm_key(&k));
         }
     }
     for (map, out) in [
@@ -823,6 +811,14 @@ drift: correct
         assert!(p.is_builtin());
         assert_eq!(p.devices[0].mode, XdpMode::Native);
         assert_eq!(p.devices[1].mode, XdpMode::Generic);
+        // `driver`, as --mode takes it, is native, and written so.
+        let p = parse("p.yaml", &EXAMPLE.replace("mode: generic", "mode: driver")).unwrap();
+        assert_eq!(p.devices[1].mode, XdpMode::Native);
+        let saved = serde_norway::to_string(&p).unwrap();
+        assert!(
+            !saved.contains("driver") && saved.contains("mode: native"),
+            "{saved}"
+        );
         assert_eq!(p.drift, Drift::Correct);
         let maps = p.rule_maps();
         assert_eq!(maps["blocklist"].len(), 1);
@@ -882,8 +878,18 @@ drift: correct
             &EXAMPLE.replace("198.51.100.0/24", "198.51.100.1/24"),
         )
         .unwrap_err();
-        assert!(e.message.contains("host bits"), "{e}");
+        assert_eq!(
+            e.message, "198.51.100.1/24 has host bits set; use 198.51.100.0/24",
+            "{e}"
+        );
         assert_eq!(e.line, Some(11), "{e}");
+        let e = parse(
+            "p.yaml",
+            &EXAMPLE.replace("udp_ports: [53]", "udp_ports: [53, 0]"),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "rules.udp_ports[1]", "{e}");
+        assert_eq!(e.message, "port 0 is not a port; give 1 to 65535", "{e}");
         let e = parse("p.yaml", &EXAMPLE.replace("mode: generic", "mode: turbo")).unwrap_err();
         assert!(e.field.contains("mode"), "{e}");
         let e = parse(
@@ -894,6 +900,34 @@ drift: correct
         assert_eq!(e.field, "guard.threshold", "{e}");
         let e = parse("p.yaml", "version: 2\nload: {pin: x}\n").unwrap_err();
         assert_eq!((e.field.as_str(), e.line), ("version", Some(1)), "{e}");
+    }
+
+    /// One rule for a rule's prefix and port, the policy's and `map
+    /// update`'s, read back from the map keys `apply` writes.
+    #[test]
+    fn prefixes_without_host_bits_and_ports_from_1_are_the_rule() {
+        let c = |s: &str| s.parse::<Cidr>().unwrap();
+        assert_eq!(c("198.51.100.0/24").check_rule(), Ok(()));
+        assert_eq!(
+            c("198.51.100.7/24").check_rule().unwrap_err(),
+            "198.51.100.7/24 has host bits set; use 198.51.100.0/24"
+        );
+        assert_eq!(
+            c("2001:db8::1/32").check_rule().unwrap_err(),
+            "2001:db8::1/32 has host bits set; use 2001:db8::/32"
+        );
+        assert_eq!(c("203.0.113.5").check_rule(), Ok(()));
+        assert_eq!(check_rule_port(1), Ok(()));
+        assert_eq!(
+            check_rule_port(0).unwrap_err(),
+            "port 0 is not a port; give 1 to 65535"
+        );
+        for cidr in ["198.51.100.0/24", "2001:db8:1::/48", "0.0.0.0/0"] {
+            let (_, key) = cidr_key(&c(cidr));
+            assert_eq!(Cidr::from_lpm_key(&key), Some(c(cidr)));
+        }
+        assert_eq!(Cidr::from_lpm_key(&[33, 0, 0, 0, 1, 2, 3, 4]), None);
+        assert_eq!(Cidr::from_lpm_key(&[8, 0, 0, 0, 1, 2, 3]), None);
     }
 
     #[test]

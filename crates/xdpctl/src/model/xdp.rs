@@ -1,8 +1,8 @@
-//! XDP attach modes: one type for the command line (`--mode`), the attach
-//! flags the kernel takes, and the names rtnetlink reports (`IFLA_XDP`'s
-//! attached mode) and `net show` prints.
+//! XDP attach modes: one type for the command line (`--mode`), policies,
+//! the attach flags the kernel takes and rtnetlink's attached modes, with
+//! one name each in every output.
 
-use std::path::PathBuf;
+use std::{fmt, path::PathBuf, str::FromStr};
 
 use aya_obj::generated as g;
 use serde::Serialize;
@@ -39,22 +39,9 @@ impl XdpMode {
         Self::ALL.into_iter().find(|m| m.flag() == flag)
     }
 
-    /// The name rtnetlink's state gives it, as `net show` prints it.
-    pub const fn state_name(self) -> &'static str {
-        match self {
-            XdpMode::Native => "driver",
-            XdpMode::Generic => "generic",
-            XdpMode::Offload => "offload",
-        }
-    }
-
-    /// The mode of a state name.
-    pub fn from_state_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.state_name() == name)
-    }
-
-    /// The name `--mode` takes.
-    pub const fn arg_name(self) -> &'static str {
+    /// Its one name, printed in tables, JSON and saved policies: the one
+    /// `--mode` takes (`native`, not rtnetlink's `driver`).
+    pub const fn name(self) -> &'static str {
         match self {
             XdpMode::Native => "native",
             XdpMode::Generic => "generic",
@@ -63,12 +50,42 @@ impl XdpMode {
     }
 }
 
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for XdpMode {
+    type Err = String;
+
+    /// Every name a mode goes by, on the command line (clap's aliases say
+    /// the same) and in a policy: its own, and the kernel's and
+    /// iproute2's (`driver`, `drv`, `skb`, `hw`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" | "driver" | "drv" => Ok(XdpMode::Native),
+            "generic" | "skb" => Ok(XdpMode::Generic),
+            "offload" | "hw" => Ok(XdpMode::Offload),
+            _ => Err(format!(
+                "{s:?} is not an XDP mode: native (or driver), generic or offload"
+            )),
+        }
+    }
+}
+
+impl Serialize for XdpMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// An XDP program on a device and how it got there: the row `net show`
 /// lists for each mode in use, and the one attach, detach and unload report
 /// (with the device around it).
 #[derive(Clone, Debug, Serialize)]
 pub struct XdpAttachment {
-    /// `driver`, `generic` or `offload`: the mode in effect.
+    /// `native`, `generic` or `offload`: the mode in effect.
     pub mode: String,
     /// Program id.
     pub prog_id: u32,
@@ -342,8 +359,17 @@ mod tests {
     fn every_mode_round_trips_through_its_flag_and_name() {
         for m in XdpMode::ALL {
             assert_eq!(XdpMode::from_flag(m.flag()), Some(m));
-            assert_eq!(XdpMode::from_state_name(m.state_name()), Some(m));
+            assert_eq!(m.to_string().parse::<XdpMode>(), Ok(m));
+            // The command line and a policy take the same names.
+            let value = clap::ValueEnum::to_possible_value(&m).unwrap();
+            assert_eq!(value.get_name(), m.name());
+            for name in value.get_name_and_aliases() {
+                assert_eq!(name.parse::<XdpMode>(), Ok(m), "{name}");
+            }
         }
+        assert_eq!("driver".parse::<XdpMode>(), Ok(XdpMode::Native));
+        assert_eq!(XdpMode::Native.to_string(), "native");
+        assert!("turbo".parse::<XdpMode>().is_err());
         assert_eq!(XdpMode::Native.flag(), 4);
         assert_eq!(XdpMode::from_flag(0), None);
     }

@@ -63,9 +63,7 @@ pub fn netlink_attachments(link_pins: &PinIndex, progs: &[u32]) -> Result<Vec<Ne
                     dev: Dev {
                         netns: ns.ino,
                         ifindex: dev.ifindex,
-                        mode: XdpMode::from_state_name(mode)
-                            .unwrap_or(XdpMode::Offload)
-                            .flag(),
+                        mode: mode.flag(),
                     },
                     name: dev.name.clone(),
                     netns: ns.clone(),
@@ -95,7 +93,7 @@ pub struct LiveDevice {
 }
 
 fn mode_name<S: serde::Serializer>(m: &Option<XdpMode>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(m.map_or("?", XdpMode::arg_name))
+    s.serialize_str(m.map_or("?", XdpMode::name))
 }
 
 /// Where the load's programs are attached: its pinned links (their pins
@@ -152,16 +150,13 @@ fn mode_of(ns: &Netns, dev: &str, prog: u32) -> Result<Option<XdpMode>> {
         return Ok(None);
     };
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-    Ok(rtnl
-        .device(dev)?
-        .and_then(|d| {
-            d.xdp
-                .attached()
-                .into_iter()
-                .find(|(_, id)| *id == prog)
-                .map(|(m, _)| m)
-        })
-        .and_then(XdpMode::from_state_name))
+    Ok(rtnl.device(dev)?.and_then(|d| {
+        d.xdp
+            .attached()
+            .into_iter()
+            .find(|(_, id)| *id == prog)
+            .map(|(m, _)| m)
+    }))
 }
 
 /// What the firewall's rule maps of a load hold.
