@@ -228,6 +228,20 @@ fn a_per_cpu_write_reads_back_as_its_sum() {
         .ok()
         .json();
     assert_eq!(per["values"], Value::Array(one_cpu), "{per}");
+    // A flag every CPU must see: --every-cpu.
+    xdpctl(
+        &fs,
+        ["map", "update", "icmp_drops", "0", "2", "--every-cpu"],
+    )
+    .ok();
+    let every = xdpctl(&fs, ["-j", "map", "lookup", "icmp_drops", "0"])
+        .ok()
+        .json();
+    assert_eq!(
+        every["values"],
+        Value::Array(vec![json!(2); num_cpus() as usize]),
+        "{every}"
+    );
     // Each CPU's own value, from a file, is written exactly.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("stats.json");

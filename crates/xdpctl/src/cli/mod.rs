@@ -976,6 +976,11 @@ pub struct UpdateArgs {
     /// Keys and values as raw bytes, ignoring BTF.
     #[arg(long)]
     pub raw: bool,
+    /// For a per-CPU map: write the value on every CPU (flags and modes,
+    /// such as xdp-filter's), not on CPU 0 with 0 on the others (counters,
+    /// whose sum then reads what was written).
+    #[arg(long)]
+    pub every_cpu: bool,
 }
 
 /// `--map NAME=PINNED_PATH`.

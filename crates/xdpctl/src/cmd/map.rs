@@ -57,6 +57,9 @@ pub struct OpenMap {
     label: String,
     key: Shape,
     value: Shape,
+    /// A value written to a per-CPU map goes on every CPU
+    /// (`--every-cpu`), not on CPU 0 alone.
+    every_cpu: bool,
 }
 
 /// How per-CPU values are shown (`--sum`, `--per-cpu`, neither).
@@ -155,6 +158,7 @@ impl OpenMap {
             label,
             key,
             value,
+            every_cpu: false,
         })
     }
 
@@ -225,9 +229,14 @@ impl OpenMap {
     /// others, so that the sum reads what was written (`5` to a per-CPU
     /// counter reads 5 with `--sum`, not 5 times the CPUs). Per-CPU values
     /// CPU by CPU are written exactly from `--from-file` ("values").
+    /// With `--every-cpu`, the same value on every CPU.
     fn spread(&self, one: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; self.value_len()];
-        out[..one.len()].copy_from_slice(one);
+        let cpus = if self.every_cpu { self.cpus() } else { 1 };
+        let stride = self.map.stride();
+        for cpu in 0..cpus {
+            out[cpu * stride..cpu * stride + one.len()].copy_from_slice(one);
+        }
         out
     }
 
@@ -1129,7 +1138,8 @@ fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Er
 }
 
 fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
-    let map = OpenMap::open(ctx, &args.map, args.raw)?;
+    let mut map = OpenMap::open(ctx, &args.map, args.raw)?;
+    map.every_cpu = args.every_cpu;
     let flags = if args.if_exists {
         update_flags::EXIST
     } else if args.if_absent {
