@@ -232,16 +232,24 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         &cidr6_rules(10_000),
     );
 
-    // xdp-filter doing the same jobs: UDP to BLOCKED_PORT (its UDP-only
-    // program), and BAD as a source (its IP-only program).
-    // Their maps are per-CPU: bpftool writes a value to every CPU, as
-    // xdp-filter does.
-    let xf_port = load_xdp_filter(&fs, "alw_udp", "xf_udp").and_then(|()| {
-        // filter_ports: keyed by the port as the packet holds it (a __be16
-        // in a u32), the flags DST | UDP (xdp-tools' common_kern_user.h).
-        let [hi, lo] = BLOCKED_PORT.to_be_bytes();
-        bpftool_update(&fs, "xf_udp/maps/filter_ports", &[hi, lo, 0, 0], 10)
+    // xdp-filter doing the same jobs: dropping UDP to BLOCKED_PORT and BAD
+    // as a source. As `xdp-filter load` runs it (all features: the
+    // program `xdp-filter port`/`ip` then configure), and each job's
+    // single-feature build (`xdp-filter load -f udp` or `-f ipv4`), which
+    // compiles out everything else: that one is a floor of its own, like
+    // the seed's single-purpose program. Their maps are per-CPU: bpftool
+    // writes a value to every CPU, as xdp-filter does.
+    // filter_ports: keyed by the port as the packet holds it (a __be16 in
+    // a u32), the flags DST | UDP (xdp-tools' common_kern_user.h);
+    // filter_ipv4: the address, the flag SRC.
+    let [hi, lo] = BLOCKED_PORT.to_be_bytes();
+    let port_key = [hi, lo, 0, 0];
+    let xf_all = load_xdp_filter(&fs, "alw_all", "xf_all").and_then(|()| {
+        bpftool_update(&fs, "xf_all/maps/filter_ports", &port_key, 10)?;
+        bpftool_update(&fs, "xf_all/maps/filter_ipv4", &BAD.octets(), 1)
     });
+    let xf_port = load_xdp_filter(&fs, "alw_udp", "xf_udp")
+        .and_then(|()| bpftool_update(&fs, "xf_udp/maps/filter_ports", &port_key, 10));
     let xf_ip = load_xdp_filter(&fs, "alw_ip", "xf_ip")
         .and_then(|()| bpftool_update(&fs, "xf_ip/maps/filter_ipv4", &BAD.octets(), 1));
 
@@ -270,15 +278,28 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         p("fw0/xdp_fw", "firewall"),
         p("fw6/xdp_fw", "firewall + 10,000 CIDR6"),
     );
-    let (xf_udp, xf_ip_p) = (
-        p("xf_udp/xdpfilt_alw_udp", "xdp-filter (xdpfilt_alw_udp)"),
-        p("xf_ip/xdpfilt_alw_ip", "xdp-filter (xdpfilt_alw_ip)"),
+    let (xf_all_p, xf_udp, xf_ip_p) = (
+        p(
+            "xf_all/xdpfilt_alw_all",
+            "xdp-filter as loaded by default (xdpfilt_alw_all)",
+        ),
+        p(
+            "xf_udp/xdpfilt_alw_udp",
+            "xdp-filter built for UDP ports only (xdpfilt_alw_udp)",
+        ),
+        p(
+            "xf_ip/xdpfilt_alw_ip",
+            "xdp-filter built for IP addresses only (xdpfilt_alw_ip)",
+        ),
     );
 
     // The generator alone, as near as it gets: a bare XDP_DROP behind it.
     // 1. Spoofed flood to the dropped port, that rule only.
     let what = format!("flood ns/pkt, spoofed 2^24 sources, UDP to dropped port {BLOCKED_PORT}");
     let mut progs = vec![&seed_udp, &bare, &fw, &fwr];
+    if xf_all.is_ok() {
+        progs.push(&xf_all_p);
+    }
     if xf_port.is_ok() {
         progs.push(&xf_udp);
     }
@@ -315,26 +336,20 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         Some(("that rule only", &ns[2])),
         Some(1.2),
     ));
-    match &xf_port {
-        Ok(()) => {
-            rows.push(ns_row(
-                format!("{what}: {}", xf_udp.what),
-                &ns[4],
-                Some(("seed", &ns[0])),
-                None,
-            ));
-            rows.push(ahead_row(
-                format!("{what}: firewall vs xdp-filter"),
-                &ns[2],
-                &ns[4],
-            ));
-        }
-        Err(why) => rows.push(not_run(format!("{what}: xdp-filter"), why)),
-    }
+    let mut next = 4;
+    peer_rows(
+        rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[2], true,
+    );
+    peer_rows(
+        rows, &what, &xf_port, &xf_udp, &ns, &mut next, &ns[2], false,
+    );
 
     // 2. One blocklisted source.
     let what = format!("flood ns/pkt, one blocklisted source {BAD}");
     let mut progs = vec![&bare, &fwb];
+    if xf_all.is_ok() {
+        progs.push(&xf_all_p);
+    }
     if xf_ip.is_ok() {
         progs.push(&xf_ip_p);
     }
@@ -360,22 +375,11 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         Some(("bare", &ns[0])),
         Some(1.5),
     ));
-    match &xf_ip {
-        Ok(()) => {
-            rows.push(ns_row(
-                format!("{what}: {}", xf_ip_p.what),
-                &ns[2],
-                Some(("bare", &ns[0])),
-                None,
-            ));
-            rows.push(ahead_row(
-                format!("{what}: firewall vs xdp-filter"),
-                &ns[1],
-                &ns[2],
-            ));
-        }
-        Err(why) => rows.push(not_run(format!("{what}: xdp-filter"), why)),
-    }
+    let mut next = 2;
+    peer_rows(
+        rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[1], true,
+    );
+    peer_rows(rows, &what, &xf_ip, &xf_ip_p, &ns, &mut next, &ns[1], false);
 
     // 3. Passed packets, counted per source: one source, then spoofed.
     for (label, sources, goal) in [
@@ -438,6 +442,39 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         Some(("no rules", &ns[0])),
         Some(1.05),
     ));
+}
+
+/// An xdp-filter build's rows, if it ran (its figures at `ns[*next]`):
+/// its ns per packet, and the firewall (`ours`) against it, with the goal
+/// to be ahead where `goal` (the default build; a single-feature build is
+/// a floor of its own, shown as such).
+#[allow(clippy::too_many_arguments)]
+fn peer_rows(
+    rows: &mut Vec<Row>,
+    what: &str,
+    ran: &Result<(), String>,
+    peer: &Prog,
+    ns: &[Vec<f64>],
+    next: &mut usize,
+    ours: &[f64],
+    goal: bool,
+) {
+    match ran {
+        Ok(()) => {
+            let theirs = &ns[*next];
+            *next += 1;
+            let mut row = ns_row(format!("{what}: {}", peer.what), theirs, None, None);
+            (row.ratio, row.goal) = ("-".into(), "peer".into());
+            rows.push(row);
+            let mut row = ahead_row(format!("{what}: firewall vs {}", peer.what), ours, theirs);
+            if !goal {
+                row.goal = "- (a single-feature build: a floor)".into();
+                row.met = None;
+            }
+            rows.push(row);
+        }
+        Err(why) => rows.push(not_run(format!("{what}: {}", peer.what), why)),
+    }
 }
 
 /// The firewall against xdp-filter on the same flood: ahead means fewer ns.
