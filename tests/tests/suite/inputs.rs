@@ -402,10 +402,13 @@ const CASES: &[Case] = &[
     ),
 ];
 
-/// What a run must not change: the pins, and what is attached.
-fn world(fs: &Bpffs, pair: &VethPair) -> (Vec<String>, String) {
+/// What a run must not change: the pins, what is attached, and the
+/// firewall's bookkeeping (its control words: index modes, the blocklist
+/// cache's generation), which a refused change must not touch either.
+fn world(fs: &Bpffs, pair: &VethPair) -> (Vec<String>, String, String) {
     let shown = xdpctl(fs, ["-j", "net", "show", "--netns", pair.b.name()]).stdout;
-    (fs.snapshot(), shown)
+    let ctl = xdpctl(fs, ["-j", "map", "dump", "fw/maps/ctl"]).ok().stdout;
+    (fs.snapshot(), shown, ctl)
 }
 
 #[test]

@@ -243,6 +243,11 @@ impl Blocklist for Maps<'_> {
             // The datapath may still have it cached as blocked.
             if let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))? {
                 t.forget_blocked()?;
+                // The last block gone: the kind is skipped again.
+                t.settle(match src {
+                    Source::V4(_) => fwindex::Rules::Blocklist,
+                    _ => fwindex::Rules::Blocklist6,
+                })?;
             }
         }
         self.state.remove(src)?;

@@ -507,28 +507,34 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
             sum,
             raw,
         } => lookup(ctx, map, key, Fold::of(*sum, *per_cpu), *raw),
-        MapCommand::Update(args) => indexed(ctx, &args.map, |keys| update(ctx, args, keys)),
-        MapCommand::Delete { map, key, raw } => indexed(ctx, map, |_| delete(ctx, map, key, *raw)),
-        MapCommand::Clear { map } => indexed(ctx, map, |_| clear(ctx, map)),
+        MapCommand::Update(args) => {
+            indexed(ctx, &args.map, |keys, arm| update(ctx, args, keys, arm))
+        }
+        MapCommand::Delete { map, key, raw } => {
+            indexed(ctx, map, |_, arm| delete(ctx, map, key, *raw, arm))
+        }
+        MapCommand::Clear { map } => indexed(ctx, map, |_, arm| clear(ctx, map, arm)),
     }
 }
 
 /// Runs a change to the map `handle`; if it is a firewall's rule map an
-/// index is derived from (`cidr4`, `udp_ports`, `tcp_ports`), the index is
-/// turned off first and rebuilt after (see `kernel::fwindex`), whether the
-/// change worked or not.
+/// index is derived from (`cidr4`, `udp_ports`, `tcp_ports`, ...), the
+/// index is turned off right before the change's first write and rebuilt
+/// after it (see `kernel::fwindex`), whether the write worked or not. A
+/// change refused before it writes (bad input, a missing key) touches
+/// nothing, not even the index's words.
 ///
 /// `change` gets a buffer for the keys it writes (packed), for the
-/// blocklist filter.
+/// blocklist filter, and `arm`, which it calls before its first write.
 fn indexed(
     ctx: &Ctx,
     handle: &Handle,
-    change: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    change: impl FnOnce(&mut Vec<u8>, &mut dyn FnMut() -> Result<()>) -> Result<()>,
 ) -> Result<()> {
     let mut written = Vec::new();
     let Ok((fd, _)) = objects::resolve(&ctx.bpffs, handle, Kind::Map) else {
         // The change itself says what is wrong.
-        return change(&mut written);
+        return change(&mut written, &mut || Ok(()));
     };
     let map = MapHandle::from_fd(fd)?;
     let pinned = match handle {
@@ -537,10 +543,18 @@ fn indexed(
         _ => None,
     };
     let indexes = Indexes::of(&ctx.bpffs, &map, pinned.as_deref())?;
-    indexes.suspend()?;
-    let result = change(&mut written);
-    let notes = indexes.sync(&written)?;
-    ctx.out.notes(notes);
+    let armed = std::cell::Cell::new(false);
+    let result = change(&mut written, &mut || {
+        if !armed.get() {
+            indexes.suspend()?;
+            armed.set(true);
+        }
+        Ok(())
+    });
+    if armed.get() {
+        let notes = indexes.sync(&written)?;
+        ctx.out.notes(notes);
+    }
     result
 }
 
@@ -1039,7 +1053,13 @@ fn bloom_test(ctx: &Ctx, map: &OpenMap, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
+fn delete(
+    ctx: &Ctx,
+    handle: &Handle,
+    key: &str,
+    raw: bool,
+    arm: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
     if is_array(map.info().type_) {
         bail!(
@@ -1048,10 +1068,16 @@ fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
         );
     }
     let key_bytes = map.parse_key(key)?;
-    let found = map
-        .handle()
-        .delete(&key_bytes)
-        .with_context(|| format!("deleting {key} from map {}", map.label))?;
+    // A missing key is refused before anything is touched (a map that
+    // cannot be read is left to the delete to say).
+    let mut probe = vec![0u8; map.value_len()];
+    let there = map.handle().lookup(&key_bytes, &mut probe).unwrap_or(true);
+    let found = there && {
+        arm()?;
+        map.handle()
+            .delete(&key_bytes)
+            .with_context(|| format!("deleting {key} from map {}", map.label))?
+    };
     if !found {
         return Err(NotFound {
             message: format!("key {key} not found in map {}", map.label),
@@ -1065,13 +1091,14 @@ fn delete(ctx: &Ctx, handle: &Handle, key: &str, raw: bool) -> Result<()> {
     Ok(())
 }
 
-fn clear(ctx: &Ctx, handle: &Handle) -> Result<()> {
+fn clear(ctx: &Ctx, handle: &Handle, arm: &mut dyn FnMut() -> Result<()>) -> Result<()> {
     let map = OpenMap::open(ctx, handle, true)?;
     let mut keys = Vec::new();
     map.for_each(|k, _| {
         keys.push(k.to_vec());
         Ok(true)
     })?;
+    arm()?;
     let mut n = 0u64;
     if is_array(map.info().type_) {
         let zero = vec![0u8; map.value_len()];
@@ -1137,7 +1164,12 @@ fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Er
     anyhow::anyhow!(what)
 }
 
-fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
+fn update(
+    ctx: &Ctx,
+    args: &UpdateArgs,
+    written: &mut Vec<u8>,
+    arm: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let mut map = OpenMap::open(ctx, &args.map, args.raw)?;
     map.every_cpu = args.every_cpu;
     let flags = if args.if_exists {
@@ -1148,7 +1180,7 @@ fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
         update_flags::ANY
     };
     if let Some(file) = &args.from_file {
-        return update_from_file(ctx, &map, file, flags, written);
+        return update_from_file(ctx, &map, file, flags, written, arm);
     }
     let (Some(key), Some(value)) = (&args.key, &args.value) else {
         bail!("give KEY and VALUE, or --from-file FILE");
@@ -1168,7 +1200,24 @@ fn update(ctx: &Ctx, args: &UpdateArgs, written: &mut Vec<u8>) -> Result<()> {
         base.fill(0);
     }
     let value_bytes = map.parse_value_over(value, &base)?;
+    // Refused before anything is written: a key that is there under
+    // --if-absent, or missing under --if-exists.
+    // (A map that cannot be read is left to the write to refuse.)
+    let mut probe = vec![0u8; map.value_len()];
+    if flags != update_flags::ANY
+        && let Ok(there) = map.handle().lookup(&key_bytes, &mut probe)
+    {
+        if there != (flags == update_flags::EXIST) {
+            return Err(write_error(
+                &map,
+                std::io::Error::from_raw_os_error(if there { libc::EEXIST } else { libc::ENOENT }),
+                flags,
+                key,
+            ));
+        }
+    }
     written.extend_from_slice(&key_bytes);
+    arm()?;
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
@@ -1233,6 +1282,7 @@ fn update_from_file(
     file: &str,
     flags: u64,
     written_keys: &mut Vec<u8>,
+    arm: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
     let (name, reader): (&str, Box<dyn BufRead>) = if file == "-" {
         ("stdin", Box::new(io::stdin().lock()))
@@ -1318,6 +1368,7 @@ fn update_from_file(
     for (k, _) in &entries {
         written_keys.extend_from_slice(k);
     }
+    arm()?;
     let written = match write_all(map, &entries, flags) {
         Ok(n) => n,
         Err((err, n)) => {

@@ -550,6 +550,20 @@ impl Target {
         Ok(synced)
     }
 
+    /// After entries went from rules whose index stayed in use (the
+    /// blocklist filter's): the kind is skipped from now on if its maps
+    /// hold no rule left, under the lock every change takes.
+    pub fn settle(&self, rules: Rules) -> Result<()> {
+        if !self.has_index(rules) {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
+        if self.status(rules)?.in_use {
+            self.turn_on(rules)?;
+        }
+        Ok(())
+    }
+
     /// The end of every change: the datapath reads the index from now on,
     /// or skips the kind if its rule maps hold no rule.
     fn turn_on(&self, rules: Rules) -> Result<()> {

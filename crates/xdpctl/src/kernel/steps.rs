@@ -246,8 +246,10 @@ impl Kernel for Real {
         if let Some(t) = &index {
             for r in &touched {
                 if *r == fwindex::Rules::Blocklist && filter_on {
-                    // Removed entries must not stay cached as blocked.
+                    // Removed entries must not stay cached as blocked; a
+                    // blocklist left empty is skipped from now on.
                     t.forget_blocked()?;
+                    t.settle(*r)?;
                 } else {
                     // Too big for the index: the trie it is, as `stats` says.
                     t.sync(*r)?;
