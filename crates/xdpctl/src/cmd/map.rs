@@ -1206,15 +1206,15 @@ fn update(
     let mut probe = vec![0u8; map.value_len()];
     if flags != update_flags::ANY
         && let Ok(there) = map.handle().lookup(&key_bytes, &mut probe)
+        && there != (flags == update_flags::EXIST)
     {
-        if there != (flags == update_flags::EXIST) {
-            return Err(write_error(
-                &map,
-                std::io::Error::from_raw_os_error(if there { libc::EEXIST } else { libc::ENOENT }),
-                flags,
-                key,
-            ));
-        }
+        let errno = if there { libc::EEXIST } else { libc::ENOENT };
+        return Err(write_error(
+            &map,
+            std::io::Error::from_raw_os_error(errno),
+            flags,
+            key,
+        ));
     }
     written.extend_from_slice(&key_bytes);
     arm()?;
