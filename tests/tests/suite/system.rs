@@ -22,7 +22,9 @@
 //!    rules written by bpftool (before it, the old or the new verdict);
 //! 4. `save` then `apply -f` of what it printed plans no change;
 //! 5. `doctor --check` fails exactly while a rule written by bpftool is not
-//!    yet indexed.
+//!    yet indexed (checked after every step that can change that, while
+//!    such a write is pending, and every tenth step otherwise: it reads
+//!    every index, the most expensive check).
 //!
 //! `XDPCTL_SYSTEM_SEED` picks another sequence, `XDPCTL_SYSTEM_STEPS`
 //! another length. A failure prints the seed and the steps, then replays
@@ -58,6 +60,8 @@ const TARGET: Duration = Duration::from_secs(120);
 /// Time and replays the shrinker may spend on a failure.
 const SHRINK_TIME: Duration = Duration::from_secs(150);
 const SHRINK_TRIES: usize = 40;
+/// A shrinking replay checks the invariants after its last this many steps.
+const REPLAY_CHECKED: usize = 50;
 
 /// KNOWN BUG: `save` leaves out rule entries whose value is 0 ("present
 /// but not blocking"), and `apply` of what it printed then deletes them,
@@ -93,6 +97,21 @@ const KNOWN_BUG_SAVE_DROPS_VALUE_ZERO_RULES: bool = true;
 /// While it is true, the generator never runs `doctor DIR`.
 const KNOWN_BUG_DOCTOR_DIR_SEES_ITS_LOAD_AS_FOREIGN: bool = true;
 
+/// KNOWN BUG: `xdpctl -j doctor --check` that finds a problem prints two
+/// JSON documents on stdout, the report and then the error
+/// (`[{"status":"problem",...}]` and `{"error":{...}}` on the next line),
+/// where the README promises exactly one. Minimal reproduction:
+///
+/// ```sh
+/// xdpctl load --pin A
+/// bpftool map update pinned $BPFFS/A/maps/udp_ports key 0x1e 0x61 value 1
+/// xdpctl -j doctor --check | jq -s length    # 2
+/// ```
+///
+/// While it is true, the generator runs `-j doctor --check` only when no
+/// bpftool write is pending (the invariants run it without `-j`).
+const KNOWN_BUG_JSON_DOCTOR_CHECK_PRINTS_TWO_DOCUMENTS: bool = true;
+
 const LOADS: [&str; 2] = ["A", "B"];
 
 // The rules the generator writes: few, so that they meet.
@@ -118,6 +137,8 @@ const CIDR6: [([u8; 16], u8); 2] = [
     ),
 ];
 const PORTS: [u16; 3] = [7777, 53, 23];
+/// How many probe packets `probes()` makes.
+const PROBES: usize = 81;
 
 /// One rule map entry of the pools above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -721,7 +742,7 @@ fn generate(rng: &mut Rng, m: &Model, devs: usize) -> Op {
             },
             3 => Op::Probe {
                 load: l,
-                probe: rng.below(81),
+                probe: rng.below(PROBES),
             },
             4 | 5 => Op::Attach {
                 load: l,
@@ -747,6 +768,9 @@ fn generate(rng: &mut Rng, m: &Model, devs: usize) -> Op {
             8 => Op::ApplySaved(rng.below(4)),
             9 => Op::Bpftool { load: l, rule },
             10 => Op::Doctor,
+            11 if KNOWN_BUG_JSON_DOCTOR_CHECK_PRINTS_TWO_DOCUMENTS && m.pending.is_some() => {
+                continue;
+            }
             11 => Op::DoctorCheck,
             12 => Op::LoadAgain(l),
             13 => Op::Load(l),
@@ -786,6 +810,9 @@ struct World {
     steps: usize,
     /// A `doctor --check` the step ran, for the invariants.
     doctor_run: Option<Run>,
+    /// Whether the invariants are checked after each step (a shrinking
+    /// replay checks only its last steps; the steps' own checks stay).
+    checking: bool,
     /// Steps and time taken, by kind.
     timing: std::collections::BTreeMap<&'static str, (u32, Duration)>,
 }
@@ -871,6 +898,7 @@ impl World {
         fs::create_dir(dir.path().join("saves")).unwrap();
         fs::create_dir(dir.path().join("other")).unwrap();
         let probes = probes();
+        assert_eq!(probes.len(), PROBES);
         let pcap_path = dir.path().join("probes.pcap");
         let frames: Vec<&[u8]> = probes.iter().map(|p| &p.frame[..]).collect();
         fs::write(&pcap_path, pcap(&frames)).unwrap();
@@ -887,6 +915,7 @@ impl World {
             saves: 0,
             steps: 0,
             doctor_run: None,
+            checking: true,
             timing: Default::default(),
         }
     }
@@ -933,6 +962,11 @@ impl World {
         let t = Instant::now();
         self.act(m, op)?;
         self.time(op.kind(), t.elapsed());
+        if !self.checking {
+            self.steps += 1;
+            self.doctor_run = None;
+            return Ok(());
+        }
         let t = Instant::now();
         let checked = self.check(m, op, &before);
         self.time("(checks)", t.elapsed());
@@ -1274,22 +1308,17 @@ impl World {
         Ok(())
     }
 
-    fn net_show(&self, ns: usize) -> Result<Value, String> {
-        json(&code(
-            self.x(["-j", "net", "show", "--netns", self.ns(ns).name()]),
-            0,
-        )?)
-    }
-
     fn check(&mut self, m: &mut Model, op: &Op, before: &[Option<usize>]) -> Check {
-        // doctor --check reads every index (tens of milliseconds): after
-        // every step that can change what it says, while a bpftool write
-        // is pending, and after every fourth step otherwise.
+        // doctor --check reads every index (a hundred milliseconds on a
+        // busy machine): after every step that can change what it says
+        // (bpftool, doctor, loads, stale applies), while a bpftool write is
+        // pending, and after every tenth step otherwise (xdpctl's own
+        // rule writes, attachments).
         self.steps += 1;
         let doctor = self.doctor_run.take();
         let run_doctor = doctor.is_none()
             && (m.pending.is_some()
-                || self.steps.is_multiple_of(4)
+                || self.steps.is_multiple_of(10)
                 || matches!(
                     op,
                     Op::Bpftool { .. }
@@ -1298,22 +1327,71 @@ impl World {
                         | Op::Load(_)
                         | Op::Replace(_)
                         | Op::Unload(_)
-                        | Op::Save { .. }
                         | Op::ApplySaved(_)
                 ));
-        // Devices and doctor first (before the probes can trip the
-        // datapath's sampled check), side by side.
+        // Every command side by side; doctor first only where the probes
+        // could make what it must report go away (the datapath's sampled
+        // check switching on a kind without an index).
         let this: &World = self;
-        let (shows, doctor) = std::thread::scope(|s| {
-            let a = s.spawn(|| this.net_show(0));
-            let b = s.spawn(|| this.net_show(1));
+        let loaded: Vec<usize> = (0..2).filter(|l| m.fw[*l].is_some()).collect();
+        let doctor_first = m
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.sure && p.sure_until_probed);
+        let doctor_cmd = || timed(|| this.x(["doctor", "--check"]));
+        let mut doctor = doctor.map(|r| (r, Duration::ZERO));
+        if run_doctor && doctor_first {
+            doctor = Some(doctor_cmd());
+        }
+        let (shows, doctor, runs) = std::thread::scope(|s| {
+            let shows: Vec<_> = (0..2)
+                .map(|ns| {
+                    s.spawn(move || {
+                        timed(|| this.x(["-j", "net", "show", "--netns", this.ns(ns).name()]))
+                    })
+                })
+                .collect();
+            let runs: Vec<_> = loaded
+                .iter()
+                .map(|l| {
+                    let prog = format!("{}/xdp_fw", LOADS[*l]);
+                    s.spawn(move || {
+                        timed(|| {
+                            this.x([
+                                "-j",
+                                "prog",
+                                "run",
+                                &prog,
+                                "--data",
+                                this.pcap.to_str().unwrap(),
+                            ])
+                        })
+                    })
+                })
+                .collect();
             let doctor = match doctor {
-                Some(r) => Some(r),
-                None => run_doctor.then(|| this.x(["doctor", "--check"])),
+                None if run_doctor => Some(doctor_cmd()),
+                other => other,
             };
-            ([a.join().unwrap(), b.join().unwrap()], doctor)
+            let join = |h: Vec<std::thread::ScopedJoinHandle<'_, (Run, Duration)>>| {
+                h.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+            };
+            (join(shows), doctor, join(runs))
         });
-        let shows = [shows[0].clone()?, shows[1].clone()?];
+        for (what, t) in shows
+            .iter()
+            .map(|(_, t)| ("check: net show", t))
+            .chain(runs.iter().map(|(_, t)| ("check: prog run", t)))
+            .chain(doctor.iter().map(|(_, t)| ("check: doctor --check", t)))
+        {
+            self.time(what, *t);
+        }
+        let doctor = doctor.map(|(r, _)| r);
+        let mut parsed = Vec::new();
+        for (r, _) in shows {
+            parsed.push(json(&code(r, 0)?)?);
+        }
+        let shows = parsed;
         let observed: Vec<Option<&Value>> = self
             .devs
             .iter()
@@ -1430,22 +1508,7 @@ impl World {
         }
 
         // 3: the datapath's verdicts are the model's.
-        let loaded: Vec<usize> = (0..2).filter(|l| m.fw[*l].is_some()).collect();
-        let this: &World = self;
-        let runs: Vec<Run> = std::thread::scope(|s| {
-            let handles: Vec<_> = loaded
-                .iter()
-                .map(|l| {
-                    let prog = format!("{}/xdp_fw", LOADS[*l]);
-                    let pcap = this.pcap.clone();
-                    s.spawn(move || {
-                        this.x(["-j", "prog", "run", &prog, "--data", pcap.to_str().unwrap()])
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        for (l, r) in loaded.iter().zip(runs) {
+        for (l, (r, _)) in loaded.iter().zip(runs) {
             let r = code(r, 0)?;
             let out = json(&r)?;
             let out = out.as_array().cloned().unwrap_or_default();
@@ -1492,6 +1555,12 @@ impl World {
     }
 }
 
+fn timed(f: impl FnOnce() -> Run) -> (Run, Duration) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed())
+}
+
 fn verdict(drop: bool) -> &'static str {
     if drop { "XDP_DROP" } else { "XDP_PASS" }
 }
@@ -1525,7 +1594,8 @@ fn guarded(world: &mut World, m: &mut Model, op: &Op) -> Check {
 }
 
 /// Runs the steps from scratch in a fresh sandbox, skipping those the
-/// state does not allow.
+/// state does not allow; the invariants are checked after the last
+/// `REPLAY_CHECKED` steps only (the steps check their own results always).
 fn replay(ops: &[Op]) -> Result<(), Failure> {
     let mut world = World::new();
     let mut m = Model::new(world.devs.len());
@@ -1533,6 +1603,7 @@ fn replay(ops: &[Op]) -> Result<(), Failure> {
         if !m.valid(op) {
             continue;
         }
+        world.checking = i + REPLAY_CHECKED >= ops.len();
         guarded(&mut world, &mut m, op).map_err(|message| Failure { step: i, message })?;
     }
     Ok(())
