@@ -3,7 +3,8 @@
 //! Two firewall loads (`A`, `B`) in a private bpffs and four devices in
 //! two network namespaces (the fixture's veth pair and a second pair
 //! between the same namespaces) go through random sequences of `load`,
-//! `load --replace`, `unload`, `attach` (plain and `--replace`), `detach`,
+//! `load --replace`, `unload`, `attach` (by link or `--netlink`, plain and
+//! `--replace`), `detach`,
 //! rule writes by `xdpctl map` and by `bpftool` (then `doctor`), `save` and
 //! `apply` (from another working directory, dry run, from inside a
 //! namespace, and stale files applied later), `prog run` probes and
