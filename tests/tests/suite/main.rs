@@ -26,5 +26,6 @@ mod man;
 mod maps;
 mod operate;
 mod policy;
+mod system;
 mod tables;
 mod traffic;
