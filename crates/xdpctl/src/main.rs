@@ -161,6 +161,8 @@ fn main() -> ExitCode {
                 Some(nf) if nf.lookup && format != render::Format::Human => {
                     let _ = render::print_json(format, &serde_json::Value::Null);
                 }
+                // The result on stdout already is the one document.
+                _ if err.downcast_ref::<render::Reported>().is_some() => {}
                 _ => render::json_error(format, &message, hint, code),
             }
             ExitCode::from(code)

@@ -111,7 +111,7 @@ const KNOWN_BUG_DOCTOR_DIR_SEES_ITS_LOAD_AS_FOREIGN: bool = true;
 ///
 /// While it is true, the generator runs `-j doctor --check` only when no
 /// bpftool write is pending (the invariants run it without `-j`).
-const KNOWN_BUG_JSON_DOCTOR_CHECK_PRINTS_TWO_DOCUMENTS: bool = true;
+const KNOWN_BUG_JSON_DOCTOR_CHECK_PRINTS_TWO_DOCUMENTS: bool = false;
 
 /// KNOWN BUG: `attach PROG DEV --replace --netlink` over a device whose
 /// XDP program is xdpctl's link updates the link to PROG but leaves its pin
@@ -131,7 +131,7 @@ const KNOWN_BUG_JSON_DOCTOR_CHECK_PRINTS_TWO_DOCUMENTS: bool = true;
 ///
 /// While it is true, the generator gives `--netlink` to `attach --replace`
 /// only where no link is attached.
-const KNOWN_BUG_REPLACE_WITH_NETLINK_FLAG_LEAVES_LINK_PIN: bool = true;
+const KNOWN_BUG_REPLACE_WITH_NETLINK_FLAG_LEAVES_LINK_PIN: bool = false;
 
 /// KNOWN BUG: an `apply` that empties a rule kind (removes the last
 /// `blocklist` entry, say) leaves the kind's mode word in `ctl` "in use"
@@ -153,7 +153,7 @@ const KNOWN_BUG_REPLACE_WITH_NETLINK_FLAG_LEAVES_LINK_PIN: bool = true;
 ///
 /// While it is true, the generator writes no `blocklist`/`blocklist6`
 /// rule with bpftool into a kind an apply emptied (until xdpctl writes it).
-const KNOWN_BUG_APPLY_LEAVES_EMPTIED_KIND_IN_USE: bool = true;
+const KNOWN_BUG_APPLY_LEAVES_EMPTIED_KIND_IN_USE: bool = false;
 
 const LOADS: [&str; 2] = ["A", "B"];
 

@@ -355,7 +355,18 @@ pub fn attach_one(ctx: &Ctx, args: &AttachArgs) -> Result<Attachment> {
                 // or from `_xdpctl/links/`) as one journaled change with
                 // the update, so unloading the replaced load leaves it be.
                 let mut pinned = pins.get(&(Kind::Link, l.id)).cloned().unwrap_or_default();
-                let moving = match &new_pin {
+                // NB: the link stays a link under --netlink too: its pin
+                // goes to the program's owner all the same.
+                let link_owner_pin = match (&new_pin, &prog.load) {
+                    (Some(p), _) => Some(p.clone()),
+                    (None, Some(load)) => Some(LinkPin::new(
+                        Owner::Load(load.path.clone()),
+                        &dev.name,
+                        ns_ino,
+                    )),
+                    (None, None) => Some(LinkPin::new(ctx.own_links()?, &dev.name, ns_ino)),
+                };
+                let moving = match &link_owner_pin {
                     Some(to) => pinned
                         .iter()
                         .find_map(|p| own_pin(ctx, p))

@@ -363,7 +363,7 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
         .count();
     ctx.out.result(&out)?;
     if problems > 0 {
-        anyhow::bail!(
+        return Err(crate::render::Reported(format!(
             "{} under {}{}",
             crate::render::count(problems, "problem", "problems"),
             root.display(),
@@ -372,7 +372,8 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
             } else {
                 ""
             }
-        );
+        ))
+        .into());
     }
     Ok(())
 }

@@ -295,6 +295,20 @@ pub fn chain_text(err: &anyhow::Error) -> String {
     out
 }
 
+/// A failure whose result was already written to stdout (a report that
+/// found problems): the exit status says so and stderr has the line, but
+/// no JSON error document follows the result (`-j` prints one document).
+#[derive(Debug)]
+pub struct Reported(pub String);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
 /// Under `-j`, a failure is a JSON document on stdout too, so that stdout
 /// always holds JSON: `{"error": {"message", "hint", "exit_code"}}` (one
 /// more line for the commands that print JSON lines).
