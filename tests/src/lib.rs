@@ -273,6 +273,24 @@ pub fn run(mut cmd: Command) -> Run {
     Run::from(args, out)
 }
 
+/// Word `word` of the `ctl` map of the firewall loaded at `dir` (under
+/// the bpffs), read with `xdpctl map lookup`.
+pub fn fw_ctl(fs: &Bpffs, dir: &str, word: u32) -> u64 {
+    let out = xdpctl(
+        fs,
+        [
+            "-j",
+            "map",
+            "lookup",
+            &format!("{dir}/maps/ctl"),
+            &word.to_string(),
+        ],
+    )
+    .ok()
+    .json();
+    out["value"].as_u64().unwrap()
+}
+
 /// A compiled test fixture from `tests/bpf/<stem>.bpf.c`.
 pub fn fixture(stem: &str) -> PathBuf {
     PathBuf::from(env!("OUT_DIR")).join(format!("{stem}.bpf.o"))

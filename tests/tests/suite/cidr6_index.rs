@@ -111,20 +111,9 @@ fn probes(rng: &mut Rng, rules: &Rules, n: usize) -> Vec<u128> {
         .collect()
 }
 
+/// The firewall `fw`'s control word `word`.
 fn ctl(fs: &Bpffs, word: Ctl) -> u64 {
-    let out = xdpctl(
-        fs,
-        [
-            "-j",
-            "map",
-            "lookup",
-            "fw/maps/ctl",
-            &(word as u32).to_string(),
-        ],
-    )
-    .ok()
-    .json();
-    out["value"].as_u64().unwrap()
+    xdpctl_tests::fw_ctl(fs, "fw", word as u32)
 }
 
 fn prog(fs: &Bpffs) -> Xdp {

@@ -22,20 +22,9 @@ const KINDS: [Ctl; 5] = [
     Ctl::Cidr6Mode,
 ];
 
+/// The firewall `fw`'s control word `word`.
 fn ctl(fs: &Bpffs, word: Ctl) -> u64 {
-    let out = xdpctl(
-        fs,
-        [
-            "-j",
-            "map",
-            "lookup",
-            "fw/maps/ctl",
-            &(word as u32).to_string(),
-        ],
-    )
-    .ok()
-    .json();
-    out["value"].as_u64().unwrap()
+    xdpctl_tests::fw_ctl(fs, "fw", word as u32)
 }
 
 fn modes(fs: &Bpffs) -> Vec<u64> {

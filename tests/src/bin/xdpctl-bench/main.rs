@@ -1328,7 +1328,7 @@ fn main() {
     }
     let sizes = if smoke {
         Sizes {
-            flood: 200_000,
+            flood: 50_000,
             runs: 1,
             test_run_repeat: 1000,
             entries: 5_000,
