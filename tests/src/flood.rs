@@ -127,6 +127,50 @@ fn header_sum_without_source(frame: &[u8]) -> u32 {
     sum
 }
 
+/// The generator object with its program `name` loaded.
+fn load_generator(name: &str) -> Result<Ebpf, String> {
+    let mut ebpf = Ebpf::load_file(fixture("trafficgen"))
+        .map_err(|e| format!("loading the traffic generator: {e}"))?;
+    let prog: &mut Xdp = ebpf.program_mut(name).unwrap().try_into().unwrap();
+    prog.load().map_err(|e| format!("loading {name}: {e}"))?;
+    Ok(ebpf)
+}
+
+/// Sets the generator's `config` for `frame` and `sources` (a frame that
+/// is not Ethernet + IPv4 is sent as it is).
+fn write_config(ebpf: &mut Ebpf, frame: &[u8], sources: Sources) {
+    let mut config: Array<_, Config> =
+        Array::try_from(ebpf.map_mut("config").expect("the generator's config"))
+            .expect("config is an array");
+    let value = if frame.len() >= 34 && frame[12..14] == [0x08, 0x00] {
+        Config::new(frame, sources)
+    } else {
+        Config::default()
+    };
+    config
+        .set(0, value, 0)
+        .expect("writing the generator's config");
+}
+
+/// The verdict `prog` gives `frame` (one plain `BPF_PROG_TEST_RUN`).
+pub fn verdict(prog: &Xdp, frame: &[u8]) -> u32 {
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        ..Default::default()
+    };
+    prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+}
+
+/// The `struct xdp_md` of a live-frames run: data_end the frame's length
+/// (NB: the kernel wants it so), ingress_ifindex the sending device.
+fn live_ctx(frame: &[u8], ifindex: u32) -> [u8; 24] {
+    // data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    ctx
+}
+
 /// What one [`TestRunFlood::run`] measured.
 #[derive(Clone, Copy, Debug)]
 pub struct Judged {
@@ -150,11 +194,9 @@ pub struct TestRunFlood {
 impl TestRunFlood {
     /// Loads the generator, with an empty target slot.
     pub fn new() -> Self {
-        let mut ebpf =
-            Ebpf::load_file(fixture("trafficgen")).expect("loading the traffic generator");
-        let prog: &mut Xdp = ebpf.program_mut("floodrun").unwrap().try_into().unwrap();
-        prog.load().expect("loading floodrun");
-        TestRunFlood { ebpf }
+        TestRunFlood {
+            ebpf: load_generator("floodrun").unwrap_or_else(|e| panic!("{e}")),
+        }
     }
 
     /// Puts the XDP program pinned at `pin` in the target slot.
@@ -176,17 +218,7 @@ impl TestRunFlood {
     /// judged by the target program. The calling thread's CPU and
     /// namespace are the packets'.
     pub fn run(&mut self, frame: &[u8], sources: Sources, repeat: u32) -> Judged {
-        let mut config: Array<_, Config> =
-            Array::try_from(self.ebpf.map_mut("config").expect("the generator's config"))
-                .expect("config is an array");
-        let config_value = if frame.len() >= 34 && frame[12..14] == [0x08, 0x00] {
-            Config::new(frame, sources)
-        } else {
-            Config::default()
-        };
-        config
-            .set(0, config_value, 0)
-            .expect("writing the generator's config");
+        write_config(&mut self.ebpf, frame, sources);
         let prog: &Xdp = self.ebpf.program("floodrun").unwrap().try_into().unwrap();
         let opts = TestRunOptions {
             data_in: Some(frame),
@@ -220,16 +252,11 @@ impl Default for TestRunFlood {
 pub fn live_frames_allowed() -> Result<(), String> {
     let ns = NetNs::new();
     ns.exec(&["ip", "link", "set", "lo", "up"]);
-    let mut ebpf =
-        Ebpf::load_file(fixture("trafficgen")).map_err(|e| format!("loading trafficgen: {e}"))?;
-    let prog: &mut Xdp = ebpf.program_mut("trafficgen").unwrap().try_into().unwrap();
-    prog.load()
-        .map_err(|e| format!("loading trafficgen: {e}"))?;
+    let ebpf = load_generator("trafficgen")?;
+    let prog: &Xdp = ebpf.program("trafficgen").unwrap().try_into().unwrap();
     let frame = udp64([0; 6], [0; 6], [127, 0, 0, 1], [127, 0, 0, 1], 9);
     let _inside = ns.enter();
-    let mut ctx = [0u8; 24];
-    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-    ctx[12..16].copy_from_slice(&1u32.to_ne_bytes());
+    let ctx = live_ctx(&frame, 1);
     let opts = TestRunOptions {
         data_in: Some(&frame),
         ctx_in: Some(&ctx),
@@ -250,11 +277,9 @@ pub struct Flood {
 impl Flood {
     /// Loads the generator program.
     pub fn new() -> Self {
-        let mut ebpf =
-            Ebpf::load_file(fixture("trafficgen")).expect("loading the traffic generator");
-        let prog: &mut Xdp = ebpf.program_mut("trafficgen").unwrap().try_into().unwrap();
-        prog.load().expect("loading trafficgen");
-        Flood { ebpf }
+        Flood {
+            ebpf: load_generator("trafficgen").unwrap_or_else(|e| panic!("{e}")),
+        }
     }
 
     /// Sends `count` copies of `frame` out of `dev` in `ns` as fast as the
@@ -268,19 +293,10 @@ impl Flood {
         sources: Sources,
         count: u32,
     ) -> Duration {
-        let mut config: Array<_, Config> =
-            Array::try_from(self.ebpf.map_mut("config").expect("the generator's config"))
-                .expect("config is an array");
-        config
-            .set(0, Config::new(frame, sources), 0)
-            .expect("writing the generator's config");
+        write_config(&mut self.ebpf, frame, sources);
         let _inside = ns.enter();
         let ifindex = nix::net::if_::if_nametoindex(dev).expect("the sending device");
-        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
-        // NB: the kernel wants data_end to be the frame's length.
-        let mut ctx = [0u8; 24];
-        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let ctx = live_ctx(frame, ifindex);
         let prog: &Xdp = self.ebpf.program("trafficgen").unwrap().try_into().unwrap();
         let opts = TestRunOptions {
             data_in: Some(frame),

@@ -10,7 +10,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::Xdp;
 use aya_obj::programs::XdpAttachType;
 use xdp_progs::{
     cidr6_index::{Index, Rule, mask},
@@ -43,12 +43,7 @@ fn frame(src: u128) -> Vec<u8> {
 }
 
 fn run(prog: &Xdp, src: u128) -> u32 {
-    let f = frame(src);
-    let opts = TestRunOptions {
-        data_in: Some(&f),
-        ..Default::default()
-    };
-    prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+    xdpctl_tests::flood::verdict(prog, &frame(src))
 }
 
 fn verdict(drop: bool) -> u32 {

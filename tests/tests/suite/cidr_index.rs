@@ -8,7 +8,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::Xdp;
 use aya_obj::programs::XdpAttachType;
 use xdp_progs::{
     cidr4_index::Index,
@@ -43,11 +43,7 @@ fn frame(src: u32) -> Vec<u8> {
 }
 
 fn run(prog: &Xdp, f: &[u8]) -> u32 {
-    let opts = TestRunOptions {
-        data_in: Some(f),
-        ..Default::default()
-    };
-    prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+    flood::verdict(prog, f)
 }
 
 /// Runs `src`'s frame 1000 times: the verdict must turn to `to` within

@@ -5,7 +5,7 @@
 //! datapath's sampled check, reported by `doctor --check`, and enforced at
 //! once by `doctor`.
 
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::Xdp;
 use aya_obj::programs::XdpAttachType;
 use xdp_progs::xdpfw::{Ctl, INDEX_EMPTY, INDEX_OFF, INDEX_ON};
 use xdpctl_tests::{Bpffs, flood, require_privileges, sh, xdpctl};
@@ -36,11 +36,7 @@ fn udp(src: [u8; 4], dport: u16) -> Vec<u8> {
 }
 
 fn run(prog: &Xdp, f: &[u8]) -> u32 {
-    let opts = TestRunOptions {
-        data_in: Some(f),
-        ..Default::default()
-    };
-    prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
+    flood::verdict(prog, f)
 }
 
 fn bpftool_update(fs: &Bpffs, map: &str, key: &[&str], value: &[&str]) {
