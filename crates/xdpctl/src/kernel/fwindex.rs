@@ -401,20 +401,28 @@ impl Target {
         Ok(match rules {
             Rules::Cidr4 => {
                 let want = self.cidr4_wanted()?;
-                let have = read_u32_array(&self.l1)?;
+                let mut have = vec![0u32; cidr4_index::L1];
+                self.l1.for_each(|k, v| {
+                    let i = u32::from_ne_bytes(k.try_into()?) as usize;
+                    if let Some(slot) = have.get_mut(i) {
+                        *slot = u32::from_ne_bytes(v[..4].try_into()?);
+                    }
+                    Ok(true)
+                })?;
                 let mut n = want.l1.iter().zip(&have).filter(|(a, b)| a != b).count();
-                // The chunks the wanted first level points to: the array's
-                // read whole (in batches), the spilled ones one by one.
+                // The chunks the wanted first level points to.
                 let room = self.chunks.info().max_entries as usize / cidr4_index::CHUNK;
-                let fixed = if want.chunk_count() > 0 {
-                    read_u32_array(&self.chunks)?
-                } else {
-                    Vec::new()
-                };
+                let mut entry = [0u8; 4];
                 let mut chunk = vec![0u8; 4 * cidr4_index::CHUNK];
                 for (c, wanted) in want.chunks.chunks_exact(cidr4_index::CHUNK).enumerate() {
                     let got: Vec<u32> = if c < room {
-                        fixed[c * cidr4_index::CHUNK..(c + 1) * cidr4_index::CHUNK].to_vec()
+                        (0..cidr4_index::CHUNK)
+                            .map(|i| {
+                                let key = ((c * cidr4_index::CHUNK + i) as u32).to_ne_bytes();
+                                self.chunks.lookup(&key, &mut entry)?;
+                                Ok(u32::from_ne_bytes(entry))
+                            })
+                            .collect::<Result<_>>()?
                     } else {
                         let found = match &self.spill {
                             Some(spill) => spill.lookup(&(c as u32).to_ne_bytes(), &mut chunk)?,
@@ -857,20 +865,6 @@ impl Target {
         }
         Ok((out, count))
     }
-}
-
-/// Every entry of an array of u32 (`cidr4_l1`, `cidr4_chunks`), read in
-/// batches.
-fn read_u32_array(map: &MapHandle) -> Result<Vec<u32>> {
-    let mut out = vec![0u32; map.info().max_entries as usize];
-    map.for_each(|k, v| {
-        let i = u32::from_ne_bytes(k.try_into()?) as usize;
-        if let Some(slot) = out.get_mut(i) {
-            *slot = u32::from_ne_bytes(v[..4].try_into()?);
-        }
-        Ok(true)
-    })?;
-    Ok(out)
 }
 
 /// Bytes of one `struct xdpfw_port_bits`.
