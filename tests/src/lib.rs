@@ -257,7 +257,24 @@ pub fn attach_generic(bpffs: &Bpffs, pin: &str, pair: &VethPair) -> Run {
 pub fn command(bpffs: &Bpffs) -> Command {
     let mut cmd = Command::new(xdpctl_bin());
     cmd.env("XDPCTL_BPFFS", bpffs.path());
+    if !DEFAULT_SIZES.load(std::sync::atomic::Ordering::Relaxed) {
+        cmd.env("XDPCTL_MAX_ENTRIES", TEST_SIZES);
+    }
     cmd
+}
+
+/// The flow tables' sizes for the tests' loads (XDPCTL_MAX_ENTRIES): a
+/// per-CPU LRU map of the default million entries takes the kernel about
+/// two seconds to create here, most of a firewall load; no test but the
+/// ones that say so needs that room.
+pub const TEST_SIZES: &str = "pps=65536,pps6=16384";
+
+static DEFAULT_SIZES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, this process's xdpctl runs load with the objects' own
+/// sizes (the bench measures the default load).
+pub fn use_default_sizes() {
+    DEFAULT_SIZES.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs a prepared command.

@@ -29,20 +29,20 @@ pub struct Ctx {
 impl Ctx {
     /// From the parsed command line.
     pub fn new(cli: &Cli) -> Self {
-        let format = if cli.pretty {
+        let format = if cli.globals.pretty {
             Format::PrettyJson
-        } else if cli.json {
+        } else if cli.globals.json {
             Format::Json
         } else {
             Format::Human
         };
         Ctx {
             format,
-            out: Out::new(format, &cli.bpffs),
-            bpffs: cli.bpffs.clone(),
+            out: Out::new(format, &cli.globals.bpffs),
+            bpffs: cli.globals.bpffs.clone(),
             // NB: only the conventional root is ever mounted automatically;
             // a --bpffs that is not a bpffs is a mistake to report.
-            may_mount: !cli.no_mount && cli.bpffs == Path::new(pinfs::DEFAULT_ROOT),
+            may_mount: !cli.globals.no_mount && cli.globals.bpffs == Path::new(pinfs::DEFAULT_ROOT),
         }
     }
 

@@ -109,7 +109,21 @@ fn main() -> ExitCode {
         .completer("xdpctl")
         .complete();
     let format = requested_format(&args);
-    let cli = match <cli::Cli as clap::Parser>::try_parse_from(&args) {
+    // The fast tree first (only the subcommand used is made); anything but a
+    // plain parse (help, version, a usage error) again with the whole tree,
+    // which renders it.
+    let mut fast = cli::parser();
+    let parsed = fast
+        .try_get_matches_from_mut(&args)
+        .ok()
+        .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m).ok());
+    // NB: freeing the tree at exit costs more than keeping it.
+    std::mem::forget(fast);
+    let parsed = match parsed {
+        Some(cli) => Ok(cli),
+        None => <cli::Cli as clap::Parser>::try_parse_from(&args),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;

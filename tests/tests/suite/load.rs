@@ -4,7 +4,9 @@ use std::{fs, os::unix::fs::symlink, process::Stdio};
 
 use serde_json::Value;
 use xdp_progs::xdpfw;
-use xdpctl_tests::{Bpffs, command, fixture, pins_below, require_privileges, xdpctl};
+use xdpctl_tests::{
+    Bpffs, TEST_SIZES, command, fixture, pins_below, require_privileges, run, xdpctl,
+};
 
 /// What a load of the built-in firewall pins: its program and every map.
 fn xdpfw_pins() -> Vec<String> {
@@ -28,7 +30,11 @@ fn builtin_firewall_is_pinned_like_loadall_and_matches_show() {
     require_privileges!();
     let fs = Bpffs::new();
     let dir = fs.path().join("xdpfw");
-    let out = xdpctl(&fs, ["-j", "load", "--pin", dir.to_str().unwrap()]).ok();
+    // The object's own sizes: without the tests' XDPCTL_MAX_ENTRIES.
+    let mut cmd = command(&fs);
+    cmd.env_remove("XDPCTL_MAX_ENTRIES")
+        .args(["-j", "load", "--pin", dir.to_str().unwrap()]);
+    let out = run(cmd).ok();
     let loaded = out.json();
     assert_eq!(loaded["dir"], Value::from(dir.to_str().unwrap()));
 
@@ -602,4 +608,42 @@ fn json_output_is_valid_for_every_command() {
             xdpctl(&fs, &args).ok().json();
         }
     }
+}
+
+/// XDPCTL_MAX_ENTRIES sizes the maps of those names an object has, for
+/// every load; --max-entries wins; a bad value is one line and no load.
+#[test]
+fn max_entries_from_the_environment_sizes_every_load() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let max = |pin: &str, map: &str| {
+        xdpctl(&fs, ["-j", "map", "show", &format!("{pin}/maps/{map}")])
+            .ok()
+            .json()[0]["max_entries"]
+            .clone()
+    };
+    // The harness sets XDPCTL_MAX_ENTRIES to TEST_SIZES for every run.
+    assert!(TEST_SIZES.contains("pps=65536"), "{TEST_SIZES}");
+    xdpctl(&fs, ["load", "--pin", "a"]).ok();
+    assert_eq!(max("a", "pps"), 65536);
+    assert_eq!(max("a", "blocklist"), 65536);
+    xdpctl(&fs, ["load", "--pin", "b", "--max-entries", "pps=4096"]).ok();
+    assert_eq!(max("b", "pps"), 4096);
+    // An object without such maps loads as it is.
+    let pass = fixture("xdp_pass");
+    xdpctl(&fs, ["load", pass.to_str().unwrap(), "--pin", "c"]).ok();
+    // A replace keeps the load's sizes, whatever the environment says now.
+    let mut cmd = command(&fs);
+    cmd.env("XDPCTL_MAX_ENTRIES", "pps=8192")
+        .args(["load", "--pin", "b", "--replace"]);
+    run(cmd).ok();
+    assert_eq!(max("b", "pps"), 4096);
+
+    let before = pins_below(fs.path());
+    let mut cmd = command(&fs);
+    cmd.env("XDPCTL_MAX_ENTRIES", "pps=lots")
+        .args(["load", "--pin", "d"]);
+    let out = run(cmd).fails_with(&["XDPCTL_MAX_ENTRIES", "pps=lots", "unset it"]);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert_eq!(pins_below(fs.path()), before);
 }

@@ -170,9 +170,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32); /* hash of the source */
-	__type(value, __u32); /* epoch << 24 | count */
-	__uint(max_entries, XDPFW_SKETCH_WIDTH);
+	__type(key, __u32); /* the top bits of the source's hash */
+	__type(value, struct xdpfw_sketch_slab);
+	__uint(max_entries, XDPFW_SKETCH_WIDTH / XDPFW_SKETCH_SLAB);
 } sketch SEC(".maps");
 
 struct {
@@ -365,10 +365,12 @@ static __always_inline void count(struct xdpfw_sketch_hdr *h, void *map, void *s
 		if (cap && *cap && need > *cap)
 			need = *cap;
 		__u32 key = (folded * h->seed) >> (32 - XDPFW_SKETCH_WIDTH_BITS);
-		__u32 *cell = bpf_map_lookup_elem(&sketch, &key);
+		__u32 slab_no = key >> XDPFW_SKETCH_SLAB_BITS;
+		struct xdpfw_sketch_slab *slab = bpf_map_lookup_elem(&sketch, &slab_no);
 
-		if (!cell)
+		if (!slab)
 			return;
+		__u32 *cell = &slab->cell[key & (XDPFW_SKETCH_SLAB - 1)];
 		__u32 tag = (__u32)epoch << 24;
 
 		if ((*cell & ~XDPFW_CELL_COUNT) != tag)
@@ -616,11 +618,17 @@ static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *
 		__u32 zero = 0;
 		struct xdpfw_cidr6_lens *lens = bpf_map_lookup_elem(&cidr6_lens, &zero);
 
-		/* Most passed packets end here, in line, without the search. */
-		if (!pk->tick && lens && lens->count <= 129 &&
-		    (lens->count == 0 || !cidr6_may_cover(lens, src)))
-			return 0;
-		int v = cidr6_index_lookup(src);
+		/* Most passed packets end here, in line, without the search (a
+		 * sampled one too: the cover bit is the index's own answer). */
+		int v;
+
+		if (lens && lens->count <= 129 && (lens->count == 0 || !cidr6_may_cover(lens, src))) {
+			if (!pk->tick)
+				return 0;
+			v = -1;
+		} else {
+			v = cidr6_index_lookup(src);
+		}
 
 		if (v != -2) {
 			int drop = v > 0;
@@ -660,9 +668,44 @@ static __always_inline int blocklist6_blocked(struct pkt *pk, struct in6_addr *s
  * stops there), and only the rest is looked up in the hash; nothing at all
  * while xdpctl found the blocklist empty.
  */
-static __always_inline int blocklist4(struct pkt *pk, __be32 src)
+static __always_inline __u32 drop_cache_slot(__be32 src)
 {
-	__u64 *bloom_on = ctl_word(XDPFW_CTL_BLOOM_MODE);
+	return ((__u32)src * 2654435761u) >> (32 - XDPFW_BLOCKED_BITS);
+}
+
+/* The drop cache's entry for `src` while the blocklist drops it. */
+static __always_inline __u64 drop_cache_want(__u64 gen, __be32 src)
+{
+	return ((__u64)((__u32)gen | XDPFW_BLOCKED_MARK) << 32) | (__u32)src;
+}
+
+/* Whether the drop cache says the blocklist drops `src` (checked with
+ * the hash on a tick: an entry removed behind xdpctl's back voids the
+ * cache). */
+static __always_inline int blocklist4_cached(struct pkt *pk, __be32 src)
+{
+	__u32 slot = drop_cache_slot(src);
+	__u64 *e = bpf_map_lookup_elem(&drop_cache, &slot);
+	__u64 *gen = ctl_word(XDPFW_CTL_BLOCK_GEN);
+
+	if (!e || !gen || *e != drop_cache_want(*gen, src))
+		return 0;
+	if (pk->tick && !blocked(&blocklist, &src)) {
+		/* Removed behind xdpctl's back: every cached entry is suspect. */
+		__sync_fetch_and_add(gen, 1);
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether `blocklist` drops `src` (the drop cache missed): a clear bit in
+ * the filter says no (a spoofed flood stops there), and only the rest is
+ * looked up in the hash; nothing at all while xdpctl found the blocklist
+ * empty.
+ */
+static __always_inline int blocklist4(struct pkt *pk, __u64 *bloom_on, __be32 src)
+{
 	__u64 m = mode_of(bloom_on);
 	int filtered = 0;
 
@@ -672,24 +715,7 @@ static __always_inline int blocklist4(struct pkt *pk, __be32 src)
 		drifted(bloom_on, XDPFW_CTL_BLOOM_DRIFT);
 		return 1;
 	}
-	/* The cache first: a flood from blocked sources stops at one read. */
-	__u32 slot = ((__u32)src * 2654435761u) >> (32 - XDPFW_BLOCKED_BITS);
-	__u64 *e = bpf_map_lookup_elem(&drop_cache, &slot);
-	__u64 *gen = ctl_word(XDPFW_CTL_BLOCK_GEN);
-	__u64 want = 0;
-
-	if (e && gen) {
-		want = ((__u64)((__u32)*gen | XDPFW_BLOCKED_MARK) << 32) | (__u32)src;
-		if (*e == want) {
-			if (pk->tick && !blocked(&blocklist, &src)) {
-				/* Removed behind xdpctl's back: every cached entry is suspect. */
-				__sync_fetch_and_add(gen, 1);
-				return 0;
-			}
-			return 1;
-		}
-	}
-	/* Then the filter: a spoofed flood stops at a clear bit. */
+	/* The filter: a spoofed flood stops at a clear bit. */
 	if (m == XDPFW_INDEX_ON) {
 		__u32 bit = ((__u32)src * 0x9e3779b1u) >> (32 - XDPFW_BLOOM_BITS);
 		__u32 word = bit >> 6;
@@ -706,8 +732,12 @@ static __always_inline int blocklist4(struct pkt *pk, __be32 src)
 	if (filtered && bloom_on)
 		/* Written behind xdpctl's back: the filter is not to be trusted. */
 		drifted(bloom_on, XDPFW_CTL_BLOOM_DRIFT);
+	__u32 slot = drop_cache_slot(src);
+	__u64 *e = bpf_map_lookup_elem(&drop_cache, &slot);
+	__u64 *gen = ctl_word(XDPFW_CTL_BLOCK_GEN);
+
 	if (e && gen)
-		*e = want;
+		*e = drop_cache_want(*gen, src);
 	return 1;
 }
 
@@ -833,13 +863,18 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 
 	__be32 src = ip->saddr;
 	struct pkt pk = packet();
-	/* The cheap stateless rules first (a bit test each): a flood they drop
-	 * never pays for the source rules. */
+	__u64 *bloom_on = ctl_word(XDPFW_CTL_BLOOM_MODE);
+
+	/* A source the blocklist dropped before: one read drops its flood. */
+	if (mode_of(bloom_on) != XDPFW_INDEX_EMPTY && blocklist4_cached(&pk, src))
+		return DROP(XDPFW_DROP_BLOCKLIST);
+	/* The cheap stateless rules next (a bit test each): a flood they drop
+	 * never pays for the other source rules. */
 	int outcome = outcome4(&pk, ip, data_end, hdr_len, tot_len);
 
 	if (is_drop(outcome))
 		return DROP(outcome);
-	if (blocklist4(&pk, src))
+	if (blocklist4(&pk, bloom_on, src))
 		return DROP(XDPFW_DROP_BLOCKLIST);
 	if (cidr4_blocked(&pk, src))
 		return DROP(XDPFW_DROP_CIDR);

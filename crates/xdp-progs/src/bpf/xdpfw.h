@@ -160,6 +160,16 @@ enum xdpfw_index_mode {
 #define XDPFW_SKETCH_SHIFT 10
 #define XDPFW_SKETCH_WIDTH_BITS 14
 #define XDPFW_SKETCH_WIDTH (1u << XDPFW_SKETCH_WIDTH_BITS)
+/* The sketch's counters come in slabs of 4,096 (one per-CPU value each),
+ * not one per-CPU value a counter: a counter is then one read away from
+ * the map's few slab pointers, not behind a pointer of its own (a second
+ * cache miss per spoofed packet). */
+#define XDPFW_SKETCH_SLAB_BITS 12
+#define XDPFW_SKETCH_SLAB (1u << XDPFW_SKETCH_SLAB_BITS)
+
+struct xdpfw_sketch_slab {
+	__u32 cell[XDPFW_SKETCH_SLAB]; /* epoch << 24 | count, see below */
+};
 #define XDPFW_HEAVY_BITS 12
 
 struct xdpfw_sketch_hdr {

@@ -34,20 +34,9 @@ Examples:
 /// command's own.
 pub const GLOBAL_OPTIONS: &str = "Global options";
 
-/// Load, pin and inspect XDP programs and their maps.
-///
-/// xdpctl loads BPF objects (its built-in XDP firewall or one you compiled)
-/// and pins their programs and maps under bpffs, so that later invocations
-/// can find and change them.
-#[derive(Debug, Parser)]
-#[command(
-    name = "xdpctl",
-    version,
-    propagate_version = true,
-    after_help = format!("{GLOBAL_EXAMPLES}\n\n{EXIT_STATUS}"),
-    max_term_width = 100
-)]
-pub struct Cli {
+/// The options every command takes.
+#[derive(Debug, Args)]
+pub struct Globals {
     /// Print JSON instead of a table (one document per command).
     #[arg(short, long, global = true, help_heading = GLOBAL_OPTIONS)]
     pub json: bool,
@@ -73,10 +62,103 @@ pub struct Cli {
     /// /sys/fs/bpf, a command that pins mounts one there (as bpftool does).
     #[arg(long, global = true, help_heading = GLOBAL_OPTIONS)]
     pub no_mount: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
+
+/// The top level's text and settings, once for both structs below.
+macro_rules! top_level {
+    ($(#[$doc:meta])* $vis:vis struct $name:ident { $($body:tt)* }) => {
+        /// Load, pin and inspect XDP programs and their maps.
+        ///
+        /// xdpctl loads BPF objects (its built-in XDP firewall or one you compiled)
+        /// and pins their programs and maps under bpffs, so that later invocations
+        /// can find and change them.
+        #[derive(Debug, Parser)]
+        #[command(
+            name = "xdpctl",
+            version,
+            propagate_version = true,
+            after_help = format!("{GLOBAL_EXAMPLES}\n\n{EXIT_STATUS}"),
+            max_term_width = 100
+        )]
+        $vis struct $name { $($body)* }
+    };
+}
+
+top_level! {
+    pub struct Cli {
+        #[command(flatten)]
+        pub globals: Globals,
+
+        #[command(subcommand)]
+        pub command: Command,
+    }
+}
+
+top_level! {
+    struct Top {
+        #[command(flatten)]
+        globals: Globals,
+    }
+}
+
+/// The command line to parse with: [`Cli`]'s, but each subcommand's
+/// arguments are made only when it is the one used (clap's `defer`). Making
+/// every subcommand's took a third of a `net show`. Help, version and usage
+/// errors are rendered from the whole [`Cli`] instead (main.rs): a listing
+/// of the subcommands needs every one's text. A test checks the two trees
+/// are the same.
+pub fn parser() -> clap::Command {
+    use clap::{CommandFactory as _, Subcommand as _};
+    type Make = fn(clap::Command) -> clap::Command;
+    let leaf = |name: &'static str, make: Make| clap::Command::new(name).defer(make);
+    // NB: a group's text is its variant's doc comment in `Command` (which
+    // wins over its enum's): here after the enum's, and before, for the
+    // listing of the top level.
+    let group = |name: &'static str, about: &'static str, make: Make| {
+        clap::Command::new(name)
+            .about(about)
+            .defer(make)
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+    };
+    Top::command()
+        .subcommand(leaf("load", LoadArgs::augment_args))
+        .subcommand(leaf("unload", UnloadArgs::augment_args))
+        .subcommand(leaf("attach", AttachArgs::augment_args))
+        .subcommand(leaf("detach", DetachArgs::augment_args))
+        .subcommand(group("net", NET_ABOUT, |c| {
+            NetCommand::augment_subcommands(c)
+                .about(NET_ABOUT)
+                .long_about(None)
+        }))
+        .subcommand(group("prog", PROG_ABOUT, |c| {
+            ProgCommand::augment_subcommands(c)
+                .about(PROG_ABOUT)
+                .long_about(None)
+        }))
+        .subcommand(group("map", MAP_ABOUT, |c| {
+            MapCommand::augment_subcommands(c)
+                .about(MAP_ABOUT)
+                .long_about(None)
+        }))
+        .subcommand(leaf("stats", StatsArgs::augment_args))
+        .subcommand(leaf("top", TopArgs::augment_args))
+        .subcommand(leaf("guard", GuardArgs::augment_args))
+        .subcommand(leaf("confirm", ConfirmArgs::augment_args))
+        .subcommand(leaf("apply", ApplyArgs::augment_args))
+        .subcommand(leaf("save", SaveArgs::augment_args))
+        .subcommand(leaf("agent", AgentArgs::augment_args))
+        .subcommand(leaf("doctor", DoctorArgs::augment_args))
+        .subcommand(leaf("completions", CompletionsArgs::augment_args))
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+}
+
+// The groups' doc comments in `Command`, as clap shows them (without the
+// final period).
+const NET_ABOUT: &str = "Show what is attached to network devices: XDP, tcx and tc";
+const PROG_ABOUT: &str = "Show programs, and run them on test packets";
+const MAP_ABOUT: &str = "Show, dump and change maps";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -317,7 +399,7 @@ pub struct AgentArgs {
 }
 
 /// `NAME=N` for --max-entries: N from 1 to 2^28.
-fn max_entries(s: &str) -> Result<(String, u32), String> {
+pub(crate) fn max_entries(s: &str) -> Result<(String, u32), String> {
     let (name, n) = s.split_once('=').ok_or_else(|| {
         format!(
             "'{}' is not NAME=N (like blocklist=1048576)",
@@ -591,6 +673,9 @@ pub struct LoadArgs {
     /// Give the object's map NAME room for N entries instead of its own
     /// max_entries (a blocklist of a million sources, say). May be
     /// repeated. `load --replace` keeps the sizes the load has unless given.
+    /// XDPCTL_MAX_ENTRIES=NAME=N[,NAME=N...] gives defaults for every load
+    /// (apply and agent included), for the maps of those names an object
+    /// has; this option wins over it.
     #[arg(long = "max-entries", value_name = "NAME=N", value_parser = max_entries)]
     pub max_entries: Vec<(String, u32)>,
 
@@ -1017,6 +1102,35 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        parser().debug_assert();
+    }
+
+    /// Every command's help, by path, from a built tree.
+    fn helps(mut cmd: clap::Command) -> Vec<(String, String)> {
+        fn walk(cmd: &mut clap::Command, path: String, out: &mut Vec<(String, String)>) {
+            out.push((path.clone(), cmd.render_long_help().to_string()));
+            out.push((path.clone(), cmd.render_usage().to_string()));
+            // NB: not clap's `help` subcommand, whose tree is a copy made
+            // before the deferred parts are (`xdpctl help ...` is rendered
+            // by the whole tree anyway).
+            for sub in cmd.get_subcommands_mut().filter(|s| s.get_name() != "help") {
+                let p = format!("{path} {}", sub.get_name());
+                walk(sub, p, out);
+            }
+        }
+        cmd.build();
+        let mut out = Vec::new();
+        walk(&mut cmd, "xdpctl".into(), &mut out);
+        out
+    }
+
+    #[test]
+    fn the_deferred_parser_is_the_whole_cli() {
+        let (whole, fast) = (helps(Cli::command()), helps(parser()));
+        assert_eq!(whole.len(), fast.len());
+        for (w, f) in whole.iter().zip(&fast) {
+            assert_eq!(w, f);
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 
 use super::object::{
-    build_manifest, load_into_kernel, print_loaded, read_object, reuse_plan, shared_plan,
-    sizes_plan, stage_object, write_manifest,
+    build_manifest, env_sizes, load_into_kernel, print_loaded, read_object, reuse_plan,
+    shared_plan, sizes_plan, stage_object, write_manifest,
 };
 use crate::{
     cli::LoadArgs,
@@ -59,7 +59,8 @@ pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
     pinfs::check_free(&target.path)?;
     loaddir::check_new(&target.path)?;
     let reuse = reuse_plan(ctx, &object, &args.maps)?;
-    let sizes = sizes_plan(&object, &args.max_entries)?;
+    let mut sizes = sizes_plan(&object, &args.max_entries)?;
+    env_sizes(&object, &mut sizes)?;
 
     let (mut journal, notes) = ops::begin(&target.existing)?;
     ctx.out.notes(notes);

@@ -249,6 +249,29 @@ pub(crate) fn sizes_plan(
     Ok(out)
 }
 
+/// The environment variable with default sizes for every load.
+pub(crate) const SIZES_ENV: &str = "XDPCTL_MAX_ENTRIES";
+
+/// Adds the sizes XDPCTL_MAX_ENTRIES gives (`NAME=N,NAME=N`) for the maps
+/// of `obj` that `sizes` does not size yet: the operator's defaults for a
+/// machine (smaller flow tables on a small one, say). Names the object
+/// lacks are skipped: the defaults are for every object.
+pub(crate) fn env_sizes(obj: &ObjectFile<'_>, sizes: &mut BTreeMap<String, u32>) -> Result<()> {
+    let Some(text) = std::env::var_os(SIZES_ENV) else {
+        return Ok(());
+    };
+    let text = text.to_string_lossy();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, n) = crate::cli::max_entries(item).map_err(|why| {
+            anyhow::anyhow!("{SIZES_ENV}: {why}; give NAME=N[,NAME=N...] or unset it")
+        })?;
+        if obj.parsed.maps.contains_key(&name) {
+            sizes.entry(name).or_insert(n);
+        }
+    }
+    Ok(())
+}
+
 /// The maps given with `--map`, checked: each named once, each pinned and
 /// fitting the object's definition.
 pub(crate) fn reuse_plan(

@@ -15,14 +15,19 @@
 //! `--confirm-within`, undone): never a device that runs a program pinned
 //! only in a staging directory.
 
-use std::{collections::HashMap, os::fd::AsFd, path::PathBuf, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    os::fd::AsFd,
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, bail};
 
 use xdp_progs::xdpfw;
 
 use super::object::{
-    ObjectFile, build_manifest, load_into_kernel, map_mismatch, reuse_plan, shared_plan,
+    ObjectFile, build_manifest, env_sizes, load_into_kernel, map_mismatch, reuse_plan, shared_plan,
     sizes_plan, stage_object, write_manifest,
 };
 use crate::{
@@ -115,6 +120,15 @@ pub fn replace(
             && (!derived(&m.name) || xdpfw::maps::TUNABLE.contains(&m.name.as_str()))
         {
             sizes.insert(m.name.clone(), m.max_entries);
+        }
+    }
+    // XDPCTL_MAX_ENTRIES sizes only the maps the load did not have: the
+    // load keeps its own sizes.
+    let mut defaults = BTreeMap::new();
+    env_sizes(object, &mut defaults)?;
+    for (name, n) in defaults {
+        if !load.manifest.maps.iter().any(|m| m.name == name) {
+            sizes.entry(name).or_insert(n);
         }
     }
     // Maps pinned by name: the pins the load shares are reused; a new one

@@ -294,154 +294,172 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
     );
 
     // The generator alone, as near as it gets: a bare XDP_DROP behind it.
-    // 1. Spoofed flood to the dropped port, that rule only.
-    let what = format!("flood ns/pkt, spoofed 2^24 sources, UDP to dropped port {BLOCKED_PORT}");
-    let mut progs = vec![&seed_udp, &bare, &fw, &fwr];
-    if xf_all.is_ok() {
-        progs.push(&xf_all_p);
-    }
-    if xf_port.is_ok() {
-        progs.push(&xf_udp);
-    }
-    let ns = race(
-        &fs,
-        &mut generator,
-        sizes,
-        &frame(BLOCKED_PORT),
-        spoofed,
-        &progs,
-        drop,
-    );
-    rows.push(ns_row(
-        format!("{what}: {} (floor)", seed_udp.what),
-        &ns[0],
-        None,
-        None,
-    ));
-    rows.push(ns_row(
-        format!("{what}: {}", bare.what),
-        &ns[1],
-        Some(("seed", &ns[0])),
-        None,
-    ));
-    rows.push(ns_row(
-        format!("{what}: firewall, that rule only"),
-        &ns[2],
-        Some(("seed", &ns[0])),
-        Some(1.3),
-    ));
-    rows.push(ns_row(
-        format!("{what}: {}", fwr.what),
-        &ns[3],
-        Some(("that rule only", &ns[2])),
-        Some(1.2),
-    ));
-    let mut next = 4;
-    peer_rows(
-        rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[2], true,
-    );
-    peer_rows(
-        rows, &what, &xf_port, &xf_udp, &ns, &mut next, &ns[2], false,
-    );
-
-    // 2. One blocklisted source.
-    let what = format!("flood ns/pkt, one blocklisted source {BAD}");
-    let mut progs = vec![&bare, &fwb];
-    if xf_all.is_ok() {
-        progs.push(&xf_all_p);
-    }
-    if xf_ip.is_ok() {
-        progs.push(&xf_ip_p);
-    }
-    let bad = flood::Sources::one(BAD);
-    let ns = race(
-        &fs,
-        &mut generator,
-        sizes,
-        &frame(OPEN_PORT),
-        bad,
-        &progs,
-        drop,
-    );
-    rows.push(ns_row(
-        format!("{what}: {} (floor)", bare.what),
-        &ns[0],
-        None,
-        None,
-    ));
-    rows.push(ns_row(
-        format!("{what}: firewall"),
-        &ns[1],
-        Some(("bare", &ns[0])),
-        Some(1.5),
-    ));
-    let mut next = 2;
-    peer_rows(
-        rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[1], true,
-    );
-    peer_rows(rows, &what, &xf_ip, &xf_ip_p, &ns, &mut next, &ns[1], false);
-
-    // 3. Passed packets, counted per source: one source, then spoofed.
-    for (label, sources, goal) in [
-        ("one source", one, 1.1),
-        ("spoofed 2^24 sources", spoofed, 0.1),
-    ] {
-        let what = format!("flood ns/pkt, {label}, UDP to open port {OPEN_PORT}, passed");
+    if wanted(1) {
+        // 1. Spoofed flood to the dropped port, that rule only.
+        let what =
+            format!("flood ns/pkt, spoofed 2^24 sources, UDP to dropped port {BLOCKED_PORT}");
+        let mut progs = vec![&seed_udp, &bare, &fw, &fwr];
+        if xf_all.is_ok() {
+            progs.push(&xf_all_p);
+        }
+        if xf_port.is_ok() {
+            progs.push(&xf_udp);
+        }
         let ns = race(
             &fs,
             &mut generator,
             sizes,
-            &frame(OPEN_PORT),
-            sources,
-            &[&seed_count, &fw0, &bare_pass],
-            pass,
+            &frame(BLOCKED_PORT),
+            spoofed,
+            &progs,
+            drop,
         );
         rows.push(ns_row(
-            format!("{what}: {} (peer)", seed_count.what),
+            format!("{what}: {} (floor)", seed_udp.what),
             &ns[0],
             None,
             None,
         ));
         rows.push(ns_row(
-            format!("{what}: firewall, no rules"),
+            format!("{what}: {}", bare.what),
             &ns[1],
-            Some(("seed count", &ns[0])),
-            Some(goal),
-        ));
-        rows.push(ns_row(
-            format!("{what}: {}", bare_pass.what),
-            &ns[2],
-            Some(("seed count", &ns[0])),
+            Some(("seed", &ns[0])),
             None,
         ));
+        rows.push(ns_row(
+            format!("{what}: firewall, that rule only"),
+            &ns[2],
+            Some(("seed", &ns[0])),
+            Some(1.3),
+        ));
+        rows.push(ns_row(
+            format!("{what}: {}", fwr.what),
+            &ns[3],
+            Some(("that rule only", &ns[2])),
+            Some(1.2),
+        ));
+        let mut next = 4;
+        peer_rows(
+            rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[2], true,
+        );
+        peer_rows(
+            rows, &what, &xf_port, &xf_udp, &ns, &mut next, &ns[2], false,
+        );
     }
 
-    // 4. IPv6, one source passed, 10,000 prefixes in cidr6 or none.
-    let what = "flood ns/pkt, IPv6 one source, passed".to_owned();
-    let mut src6 = [0u8; 16];
-    src6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
-    src6[15] = 1;
-    let ns = race(
-        &fs,
-        &mut generator,
-        sizes,
-        &udp6_64(src6, OPEN_PORT),
-        flood::Sources::AsIs,
-        &[&fw0, &fw6],
-        pass,
-    );
-    rows.push(ns_row(
-        format!("{what}: firewall, no rules"),
-        &ns[0],
-        None,
-        None,
-    ));
-    rows.push(ns_row(
-        format!("{what}: {}", fw6.what),
-        &ns[1],
-        Some(("no rules", &ns[0])),
-        Some(1.05),
-    ));
+    if wanted(2) {
+        // 2. One blocklisted source.
+        let what = format!("flood ns/pkt, one blocklisted source {BAD}");
+        let mut progs = vec![&bare, &fwb];
+        if xf_all.is_ok() {
+            progs.push(&xf_all_p);
+        }
+        if xf_ip.is_ok() {
+            progs.push(&xf_ip_p);
+        }
+        let bad = flood::Sources::one(BAD);
+        let ns = race(
+            &fs,
+            &mut generator,
+            sizes,
+            &frame(OPEN_PORT),
+            bad,
+            &progs,
+            drop,
+        );
+        rows.push(ns_row(
+            format!("{what}: {} (floor)", bare.what),
+            &ns[0],
+            None,
+            None,
+        ));
+        rows.push(ns_row(
+            format!("{what}: firewall"),
+            &ns[1],
+            Some(("bare", &ns[0])),
+            Some(1.5),
+        ));
+        let mut next = 2;
+        peer_rows(
+            rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[1], true,
+        );
+        peer_rows(rows, &what, &xf_ip, &xf_ip_p, &ns, &mut next, &ns[1], false);
+    }
+
+    if wanted(3) {
+        // 3. Passed packets, counted per source: one source, then spoofed.
+        for (label, sources, goal) in [
+            ("one source", one, 1.1),
+            ("spoofed 2^24 sources", spoofed, 0.1),
+        ] {
+            let what = format!("flood ns/pkt, {label}, UDP to open port {OPEN_PORT}, passed");
+            let ns = race(
+                &fs,
+                &mut generator,
+                sizes,
+                &frame(OPEN_PORT),
+                sources,
+                &[&seed_count, &fw0, &bare_pass],
+                pass,
+            );
+            rows.push(ns_row(
+                format!("{what}: {} (peer)", seed_count.what),
+                &ns[0],
+                None,
+                None,
+            ));
+            rows.push(ns_row(
+                format!("{what}: firewall, no rules"),
+                &ns[1],
+                Some(("seed count", &ns[0])),
+                Some(goal),
+            ));
+            rows.push(ns_row(
+                format!("{what}: {}", bare_pass.what),
+                &ns[2],
+                Some(("seed count", &ns[0])),
+                None,
+            ));
+        }
+    }
+
+    if wanted(4) {
+        // 4. IPv6, one source passed, 10,000 prefixes in cidr6 or none.
+        let what = "flood ns/pkt, IPv6 one source, passed".to_owned();
+        let mut src6 = [0u8; 16];
+        src6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        src6[15] = 1;
+        let ns = race(
+            &fs,
+            &mut generator,
+            sizes,
+            &udp6_64(src6, OPEN_PORT),
+            flood::Sources::AsIs,
+            &[&fw0, &fw6],
+            pass,
+        );
+        rows.push(ns_row(
+            format!("{what}: firewall, no rules"),
+            &ns[0],
+            None,
+            None,
+        ));
+        rows.push(ns_row(
+            format!("{what}: {}", fw6.what),
+            &ns[1],
+            Some(("no rules", &ns[0])),
+            Some(1.05),
+        ));
+    }
+}
+
+/// Whether section `n` of the floods runs: all, unless
+/// XDPCTL_BENCH_SECTIONS lists some (`2,3`), for whoever works on one.
+fn wanted(n: u32) -> bool {
+    match std::env::var("XDPCTL_BENCH_SECTIONS") {
+        Ok(v) => v.split(',').any(|s| s.trim() == n.to_string()),
+        Err(_) => true,
+    }
 }
 
 /// An xdp-filter build's rows, if it ran (its figures at `ns[*next]`):

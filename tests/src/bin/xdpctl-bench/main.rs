@@ -1310,6 +1310,11 @@ fn machine() -> String {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
+    if !smoke {
+        // The figures are of default loads (the smoke test only checks the
+        // harness runs, with the tests' small flow tables).
+        xdpctl_tests::use_default_sizes();
+    }
     let out = args
         .iter()
         .position(|a| a == "--out")
@@ -1337,8 +1342,15 @@ fn main() {
         }
     } else {
         Sizes {
-            flood: 1_000_000,
-            runs: 9,
+            flood: std::env::var("XDPCTL_BENCH_FLOOD")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(1_000_000),
+            // XDPCTL_BENCH_RUNS: more rounds where the machine is noisy.
+            runs: std::env::var("XDPCTL_BENCH_RUNS")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(9),
             test_run_repeat: 2_000_000,
             entries: 1_000_000,
             cli_runs: 10,
