@@ -2,6 +2,8 @@
 .PHONY: demo test lint fmt build deps docs install bench
 
 PREFIX ?= /usr/local
+# The release binary scripts/build.sh makes: static, for the host.
+BIN = target/$(shell rustc -vV | sed -n 's/^host: //p')/release/xdpctl
 
 demo:
 	scripts/demo.sh
@@ -17,7 +19,7 @@ fmt:
 	cargo fmt --all
 
 build:
-	cargo build --locked --release -p xdpctl
+	scripts/build.sh >/dev/null
 
 deps:
 	scripts/deps.sh
@@ -27,7 +29,7 @@ docs:
 	XDPCTL_BLESS=1 cargo test --locked -p xdpctl docs
 
 install: build
-	install -D -m 0755 target/release/xdpctl $(DESTDIR)$(PREFIX)/bin/xdpctl
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/xdpctl
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -D -m 0644 completions/xdpctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/xdpctl
@@ -36,6 +38,6 @@ install: build
 
 # Benchmarks side by side with bpftool, nftables and a bare XDP_DROP (as
 # root); refreshes BENCHMARKS.md.
-bench: deps
-	cargo build --locked --release -p xdpctl -p xdpctl-tests --bin xdpctl --bin xdpctl-bench
-	target/release/xdpctl-bench --out BENCHMARKS.md
+bench: deps build
+	cargo build --locked --release -p xdpctl-tests --bin xdpctl-bench
+	XDPCTL_BIN=$(BIN) target/release/xdpctl-bench --out BENCHMARKS.md

@@ -106,17 +106,49 @@ fn port_rule(rules: &Rules, proto: u8, l4: &[u8], room: usize) -> Outcome {
     }
 }
 
-/// Judges one frame. Only a passed packet's source is counted: every drop
-/// rule comes before any per-source state.
+/// Judges one frame, by a firewall whose drop cache is empty (every
+/// verdict, and every outcome but for IPv4 sources the blocklist dropped
+/// before: see [`DropCache`]). Only a passed packet's source is counted:
+/// every drop rule comes before any per-source state.
 pub fn judge(rules: &Rules, f: &[u8]) -> Judgement {
-    let mut j = judge_rules(rules, f);
+    judge_cached(rules, f, &mut DropCache::default())
+}
+
+/// The datapath's drop cache (`drop_cache`, direct-mapped): the IPv4
+/// sources the blocklist dropped since the blocklist last changed. A
+/// packet from one of them is dropped as a blocklist drop at once, before
+/// the ICMP and port rules that come first for the others; the verdict is
+/// the same either way, the counter may differ.
+#[derive(Clone, Debug, Default)]
+pub struct DropCache(HashMap<u32, [u8; 4]>);
+
+impl DropCache {
+    /// The slot of `src` (the datapath's hash of the address as it is in
+    /// memory, XDPFW_BLOCKED_BITS bits).
+    fn slot(src: &[u8; 4]) -> u32 {
+        u32::from_ne_bytes(*src).wrapping_mul(2_654_435_761) >> (32 - 10)
+    }
+
+    fn holds(&self, src: &[u8; 4]) -> bool {
+        self.0.get(&Self::slot(src)) == Some(src)
+    }
+
+    fn remember(&mut self, src: &[u8; 4]) {
+        self.0.insert(Self::slot(src), *src);
+    }
+}
+
+/// Judges one frame by a firewall whose drop cache is `cache`, and updates
+/// the cache as the datapath does.
+pub fn judge_cached(rules: &Rules, f: &[u8], cache: &mut DropCache) -> Judgement {
+    let mut j = judge_rules(rules, f, cache);
     if j.outcome.drops() {
         j.counted = None;
     }
     j
 }
 
-fn judge_rules(rules: &Rules, f: &[u8]) -> Judgement {
+fn judge_rules(rules: &Rules, f: &[u8], cache: &mut DropCache) -> Judgement {
     let Some(mut ethertype) = be16(f, 12) else {
         return Judgement::new(Outcome::Malformed);
     };
@@ -132,13 +164,13 @@ fn judge_rules(rules: &Rules, f: &[u8]) -> Judgement {
         at += 4;
     }
     match ethertype {
-        0x0800 => ipv4(rules, f, at),
+        0x0800 => ipv4(rules, f, at, cache),
         0x86dd => ipv6(rules, f, at),
         _ => Judgement::new(Outcome::Unparsed),
     }
 }
 
-fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
+fn ipv4(rules: &Rules, f: &[u8], at: usize, cache: &mut DropCache) -> Judgement {
     let malformed = Judgement::new(Outcome::Malformed);
     let Some(ip) = f.get(at..at + 20) else {
         return malformed;
@@ -153,6 +185,10 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         return malformed;
     }
     let src: [u8; 4] = ip[12..16].try_into().unwrap();
+    let blocklisted = rules.blocklist.get(&src).is_some_and(|v| *v != 0);
+    if blocklisted && cache.holds(&src) {
+        return Judgement::new(Outcome::DropBlocklist);
+    }
     let proto = ip[9];
     let outcome = if proto == 1 {
         if rules.drop_icmp {
@@ -169,7 +205,8 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize) -> Judgement {
     if outcome.drops() {
         return Judgement::new(outcome);
     }
-    if rules.blocklist.get(&src).is_some_and(|v| *v != 0) {
+    if blocklisted {
+        cache.remember(&src);
         return Judgement::new(Outcome::DropBlocklist);
     }
     if lpm(&rules.cidr4, &src) {
