@@ -40,4 +40,4 @@ install: build
 # root); refreshes BENCHMARKS.md.
 bench: deps build
 	cargo build --locked --release -p xdpctl-tests --bin xdpctl-bench
-	XDPCTL_BIN=$(BIN) target/release/xdpctl-bench --out BENCHMARKS.md
+	XDPCTL_BIN=$(CURDIR)/$(BIN) target/release/xdpctl-bench --out BENCHMARKS.md
