@@ -138,6 +138,12 @@ fn main() -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(" ");
                 let message = message.trim_start_matches("error: ");
+                // A group without its subcommand: clap's text is the help.
+                let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    "a subcommand is missing"
+                } else {
+                    message
+                };
                 render::json_error(format, message, Some("see --help"), 2);
             }
             e.exit();

@@ -640,10 +640,36 @@ fn max_entries_from_the_environment_sizes_every_load() {
     assert_eq!(max("b", "pps"), 4096);
 
     let before = pins_below(fs.path());
-    let mut cmd = command(&fs);
-    cmd.env("XDPCTL_MAX_ENTRIES", "pps=lots")
-        .args(["load", "--pin", "d"]);
-    let out = run(cmd).fails_with(&["XDPCTL_MAX_ENTRIES", "pps=lots", "unset it"]);
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    for (value, needles) in [
+        (
+            "pps=lots",
+            &["XDPCTL_MAX_ENTRIES", "pps=lots", "unset it"][..],
+        ),
+        (
+            "pps=1,pps=2",
+            &["XDPCTL_MAX_ENTRIES", "pps is given twice"][..],
+        ),
+        // The firewall's own maps have the sizes its program is built for.
+        (
+            "ctl=1",
+            &["XDPCTL_MAX_ENTRIES", "ctl has the size its program"][..],
+        ),
+        (
+            "stats=1",
+            &["XDPCTL_MAX_ENTRIES", "stats has the size its program"][..],
+        ),
+    ] {
+        let mut cmd = command(&fs);
+        cmd.env("XDPCTL_MAX_ENTRIES", value)
+            .args(["load", "--pin", "d"]);
+        let out = run(cmd).fails_with(needles);
+        assert_eq!(out.stderr.lines().count(), 1, "{value}: {}", out.stderr);
+        assert_eq!(pins_below(fs.path()), before, "{value}");
+    }
+    xdpctl(&fs, ["load", "--pin", "d", "--max-entries", "bloom=64"]).fails_with(&[
+        "--max-entries bloom",
+        "bloom has the size its program",
+        "pps6",
+    ]);
     assert_eq!(pins_below(fs.path()), before);
 }

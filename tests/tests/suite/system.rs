@@ -82,8 +82,8 @@ const REPLAY_CHECKED: usize = 50;
 /// value 0 (it deletes one such rule instead).
 const KNOWN_BUG_SAVE_DROPS_VALUE_ZERO_RULES: bool = true;
 
-/// KNOWN BUG: `doctor DIR` given a load directory does not check it as
-/// one: it lists every pin of the load as `foreign` ("outside any xdpctl
+/// FIXED (kept for the record; false turns the step on): `doctor DIR`
+/// given a load directory did not check it as one: it lists every pin of the load as `foreign` ("outside any xdpctl
 /// load directory") and misses its problems, so `doctor A --check` exits 0
 /// while `doctor --check` reports the index of A that bpftool made stale,
 /// and `doctor A` does not repair it. Minimal reproduction:
@@ -96,7 +96,7 @@ const KNOWN_BUG_SAVE_DROPS_VALUE_ZERO_RULES: bool = true;
 /// ```
 ///
 /// While it is true, the generator never runs `doctor DIR`.
-const KNOWN_BUG_DOCTOR_DIR_SEES_ITS_LOAD_AS_FOREIGN: bool = true;
+const KNOWN_BUG_DOCTOR_DIR_SEES_ITS_LOAD_AS_FOREIGN: bool = false;
 
 /// KNOWN BUG: `xdpctl -j doctor --check` that finds a problem prints two
 /// JSON documents on stdout, the report and then the error

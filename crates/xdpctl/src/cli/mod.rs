@@ -12,6 +12,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use crate::model::{guard::Cidr, handle::Handle, xdp::XdpMode};
 use clap_complete::engine::ArgValueCompleter;
 
+const ENVIRONMENT: &str = "\
+Environment:
+  XDPCTL_BPFFS        the bpffs to use (as --bpffs)
+  XDPCTL_MAX_ENTRIES  NAME=N[,NAME=N...]: sizes for every load (load, apply,
+                      the agent) of the maps of those names an object has;
+                      --max-entries wins, load --replace keeps its sizes";
+
 const EXIT_STATUS: &str = "\
 Exit status:
   0  success
@@ -77,7 +84,7 @@ macro_rules! top_level {
             name = "xdpctl",
             version,
             propagate_version = true,
-            after_help = format!("{GLOBAL_EXAMPLES}\n\n{EXIT_STATUS}"),
+            after_help = format!("{GLOBAL_EXAMPLES}\n\n{ENVIRONMENT}\n\n{EXIT_STATUS}"),
             max_term_width = 100
         )]
         $vis struct $name { $($body)* }

@@ -356,7 +356,13 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<()> {
             },
         });
     }
-    walk(&root, &root, !args.check, &mut journal, &mut out)?;
+    // DIR may be a load directory itself: checked as one, not walked (its
+    // pins would look like no load's).
+    match read_manifest(&root) {
+        Ok(Some(m)) => check_load(&root, &m, !args.check, &mut journal, &mut out)?,
+        Ok(None) => walk(&root, &root, !args.check, &mut journal, &mut out)?,
+        Err(e) => return Err(e),
+    }
     let problems = out
         .iter()
         .filter(|f| f.status == "problem" || (args.check && f.status == "repaired"))

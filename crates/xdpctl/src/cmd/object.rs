@@ -242,11 +242,36 @@ pub(crate) fn sizes_plan(
                 names.join(", ")
             );
         }
+        if let Some(why) = fixed_size(obj, name) {
+            bail!("--max-entries {name}: {why}");
+        }
         if out.insert(name.clone(), *n).is_some() {
             bail!("--max-entries {name} is given twice; give each map once");
         }
     }
     Ok(out)
+}
+
+/// Why the map `name` of `obj` cannot be given a size, if it cannot: the
+/// firewall's own maps have the sizes its program is built for (only the
+/// rule maps, the per-source tables and the CIDR indexes' room may change).
+fn fixed_size(obj: &ObjectFile<'_>, name: &str) -> Option<String> {
+    let firewall = xdpfw::maps::is_firewall(|n| obj.parsed.maps.contains_key(n));
+    let own = xdpfw::maps::INTERNAL.contains(&name)
+        || [
+            xdpfw::maps::STATS,
+            xdpfw::maps::CONFIG,
+            xdpfw::maps::ICMP_DROPS,
+        ]
+        .contains(&name);
+    (firewall && own && !xdpfw::maps::TUNABLE.contains(&name)).then(|| {
+        format!(
+            "the firewall's {name} has the size its program is built for; size its rule maps, \
+             pps, pps6, {} or {} instead",
+            xdpfw::maps::TUNABLE[0],
+            xdpfw::maps::TUNABLE[1]
+        )
+    })
 }
 
 /// The environment variable with default sizes for every load.
@@ -261,10 +286,17 @@ pub(crate) fn env_sizes(obj: &ObjectFile<'_>, sizes: &mut BTreeMap<String, u32>)
         return Ok(());
     };
     let text = text.to_string_lossy();
+    let mut seen = std::collections::HashSet::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (name, n) = crate::cli::max_entries(item).map_err(|why| {
             anyhow::anyhow!("{SIZES_ENV}: {why}; give NAME=N[,NAME=N...] or unset it")
         })?;
+        if !seen.insert(name.clone()) {
+            bail!("{SIZES_ENV}: {name} is given twice; give each map once");
+        }
+        if let Some(why) = fixed_size(obj, &name) {
+            bail!("{SIZES_ENV}: {why}");
+        }
         if obj.parsed.maps.contains_key(&name) {
             sizes.entry(name).or_insert(n);
         }
