@@ -651,8 +651,8 @@ fn max_entries_from_the_environment_sizes_every_load() {
         ),
         // The firewall's own maps have the sizes its program is built for.
         (
-            "ctl=1",
-            &["XDPCTL_MAX_ENTRIES", "ctl has the size its program"][..],
+            "heavy=1",
+            &["XDPCTL_MAX_ENTRIES", "heavy has the size its program"][..],
         ),
         (
             "stats=1",
