@@ -123,18 +123,12 @@ pub fn judge(rules: &Rules, f: &[u8]) -> Judgement {
 pub struct DropCache(HashMap<u32, [u8; 4]>);
 
 impl DropCache {
-    /// The slot of `src` (the datapath's hash of the address as it is in
-    /// memory, XDPFW_BLOCKED_BITS bits).
-    fn slot(src: &[u8; 4]) -> u32 {
-        u32::from_ne_bytes(*src).wrapping_mul(2_654_435_761) >> (32 - 10)
-    }
-
     fn holds(&self, src: &[u8; 4]) -> bool {
-        self.0.get(&Self::slot(src)) == Some(src)
+        self.0.get(&xdp_progs::xdpfw::drop_cache_slot(*src)) == Some(src)
     }
 
     fn remember(&mut self, src: &[u8; 4]) {
-        self.0.insert(Self::slot(src), *src);
+        self.0.insert(xdp_progs::xdpfw::drop_cache_slot(*src), *src);
     }
 }
 

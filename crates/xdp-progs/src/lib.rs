@@ -106,6 +106,16 @@ pub mod xdpfw {
         /// The maps of [`INTERNAL`] whose size the operator may choose
         /// (`load --max-entries`): the room of the CIDR indexes.
         pub const TUNABLE: &[&str] = &[CIDR4_CHUNKS, CIDR6_INDEX];
+        /// Whether the operator may give the firewall's map `name` another
+        /// size (`load --max-entries`): its rule maps, the per-source
+        /// tables, the [`TUNABLE`] indexes, and `ctl` (fewer words: an
+        /// older firewall's shape, which works); not the maps whose size
+        /// its program is built for.
+        pub fn sizeable(name: &str) -> bool {
+            name == CTL
+                || TUNABLE.contains(&name)
+                || !(INTERNAL.contains(&name) || [STATS, CONFIG, ICMP_DROPS].contains(&name))
+        }
         /// Maps the firewall derives or keeps for itself: no rules in them.
         pub const INTERNAL: &[&str] = &[
             CIDR4_L1,
@@ -273,6 +283,12 @@ pub mod xdpfw {
     /// bytes), as the datapath computes it.
     pub fn bloom_bit(src: [u8; 4]) -> u32 {
         u32::from_ne_bytes(src).wrapping_mul(0x9e37_79b1) >> (32 - 20)
+    }
+
+    /// The slot of `drop_cache` for an IPv4 source (network order bytes),
+    /// as the datapath computes it (`XDPFW_BLOCKED_BITS` bits).
+    pub fn drop_cache_slot(src: [u8; 4]) -> u32 {
+        u32::from_ne_bytes(src).wrapping_mul(2_654_435_761) >> (32 - 10)
     }
 
     /// Nanoseconds in the sketch's epoch (`1 << XDPFW_EPOCH_SHIFT`).

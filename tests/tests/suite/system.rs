@@ -1338,11 +1338,7 @@ impl World {
                     LOADS[load],
                     p.spec,
                     verdict(got),
-                    allowed
-                        .iter()
-                        .map(|v| verdict(*v))
-                        .collect::<Vec<_>>()
-                        .join(" or "),
+                    verdicts_text(&allowed),
                     rules_text(&m.fw[load].as_ref().unwrap().rules)
                 );
                 if let Some(p) = m.pending.as_mut().filter(|p| p.load == load) {
@@ -1644,11 +1640,7 @@ impl World {
                             "'{}': {} (model: {})",
                             p.spec,
                             verdict(got),
-                            allowed
-                                .iter()
-                                .map(|v| verdict(*v))
-                                .collect::<Vec<_>>()
-                                .join(" or ")
+                            verdicts_text(&allowed)
                         )
                     })
                 })
@@ -1677,6 +1669,15 @@ fn timed(f: impl FnOnce() -> Run) -> (Run, Duration) {
 
 fn verdict(drop: bool) -> &'static str {
     if drop { "XDP_DROP" } else { "XDP_PASS" }
+}
+
+/// The verdicts the model allows, as a message says them.
+fn verdicts_text(allowed: &[bool]) -> String {
+    allowed
+        .iter()
+        .map(|v| verdict(*v))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// A failure: at which step, which invariant, and what was seen.

@@ -257,16 +257,7 @@ pub(crate) fn sizes_plan(
 /// rule maps, the per-source tables and the CIDR indexes' room may change).
 fn fixed_size(obj: &ObjectFile<'_>, name: &str) -> Option<String> {
     let firewall = xdpfw::maps::is_firewall(|n| obj.parsed.maps.contains_key(n));
-    // NB: `ctl` may be given fewer words: the firewall of an older xdpctl
-    // had fewer, and works without the indexes of the missing ones.
-    let own = (xdpfw::maps::INTERNAL.contains(&name) && name != xdpfw::maps::CTL)
-        || [
-            xdpfw::maps::STATS,
-            xdpfw::maps::CONFIG,
-            xdpfw::maps::ICMP_DROPS,
-        ]
-        .contains(&name);
-    (firewall && own && !xdpfw::maps::TUNABLE.contains(&name)).then(|| {
+    (firewall && !xdpfw::maps::sizeable(name)).then(|| {
         format!(
             "the firewall's {name} has the size its program is built for; size its rule maps, \
              pps, pps6, {} or {} instead",
