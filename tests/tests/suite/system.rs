@@ -64,7 +64,7 @@ const SHRINK_TRIES: usize = 40;
 /// A shrinking replay checks the invariants after its last this many steps.
 const REPLAY_CHECKED: usize = 50;
 
-/// KNOWN BUG: `save` leaves out rule entries whose value is 0 ("present
+/// FIXED (kept for the record; false turns the step on): `save` left out rule entries whose value is 0 ("present
 /// but not blocking"), and `apply` of what it printed then deletes them,
 /// so save → apply is not a fixed point (`changes` > 0) — and for an LPM
 /// exception (`cidr4 203.0.113.0/24 = 1` with `203.0.113.0/25 = 0`, which
@@ -78,9 +78,11 @@ const REPLAY_CHECKED: usize = 50;
 /// xdpctl -j apply -f a.yaml --dry-run   # "changes": 1 (removes 198.51.100.7)
 /// ```
 ///
-/// While it is true, the generator never saves a load that holds a rule of
+/// Now a value 0 is no rule in the blocklist and port maps (save leaves
+/// it out, apply leaves it alone) and a `cidr_except` in the tries. While
+/// it is true, the generator never saves a load that holds a rule of
 /// value 0 (it deletes one such rule instead).
-const KNOWN_BUG_SAVE_DROPS_VALUE_ZERO_RULES: bool = true;
+const KNOWN_BUG_SAVE_DROPS_VALUE_ZERO_RULES: bool = false;
 
 /// FIXED (kept for the record; false turns the step on): `doctor DIR`
 /// given a load directory did not check it as one: it lists every pin of the load as `foreign` ("outside any xdpctl
@@ -277,6 +279,12 @@ impl Rule {
         }
     }
 
+    /// Whether its value 0 is a rule (an exception in an LPM trie) rather
+    /// than none.
+    fn zero_is_rule(self) -> bool {
+        matches!(self, Rule::Cidr4(_) | Rule::Cidr6(_))
+    }
+
     /// How many entries the rule's kind holds (the port maps are one kind),
     /// and whether one of them drops.
     fn kind(self, r: &Rules) -> (usize, bool) {
@@ -294,6 +302,18 @@ impl Rule {
         };
         (values.len(), values.iter().any(|v| *v != 0))
     }
+}
+
+/// The rules as a policy says them (what `save` prints): a value 0 is an
+/// exception in the LPM tries (`cidr_except`) and no rule elsewhere.
+fn policy_rules(r: &Rules) -> Rules {
+    let mut out = r.clone();
+    for rule in Rule::all() {
+        if !rule.zero_is_rule() && rule.get(r) == Some(0) {
+            rule.set(&mut out, None);
+        }
+    }
+    out
 }
 
 fn rules_eq(a: &Rules, b: &Rules) -> bool {
@@ -1282,7 +1302,7 @@ impl World {
                 let s = m.saved_nth(n).unwrap().clone();
                 let unchanged = m.fw[s.load]
                     .as_ref()
-                    .is_some_and(|fw| rules_eq(&fw.rules, &s.rules))
+                    .is_some_and(|fw| rules_eq(&policy_rules(&fw.rules), &s.rules))
                     && (0..m.owner.len())
                         .all(|d| (m.owner[d] == Some(s.load)) == s.devs.contains(&d));
                 let r = code(self.x(["-j", "apply", "-f", s.file.to_str().unwrap()]), 0)?;
@@ -1294,12 +1314,23 @@ impl World {
                 );
                 let fresh = m.fw[s.load].is_none();
                 let fw = m.fw[s.load].get_or_insert_with(Fw::default);
+                // apply leaves what is no rule (a value 0 outside the
+                // tries) where the policy does not name its key.
+                let mut rules = s.rules.clone();
+                for rule in Rule::all() {
+                    if !rule.zero_is_rule()
+                        && rule.get(&fw.rules) == Some(0)
+                        && rule.get(&rules).is_none()
+                    {
+                        rule.set(&mut rules, Some(0));
+                    }
+                }
                 for kind in [Rule::Block4(0), Rule::Block6(0)] {
-                    if kind.kind(&fw.rules).0 > 0 && kind.kind(&s.rules).0 == 0 {
+                    if kind.kind(&fw.rules).0 > 0 && kind.kind(&rules).0 == 0 {
                         fw.emptied_by_apply.insert(kind.map());
                     }
                 }
-                fw.rules = s.rules.clone();
+                fw.rules = rules;
                 fw.ever_blocked
                     .extend((0..SRC4.len()).filter(|i| s.rules.blocklist.contains_key(&SRC4[*i])));
                 for d in 0..m.owner.len() {
@@ -1385,13 +1416,8 @@ impl World {
             fs::read_to_string(&file).unwrap()
         );
         let fw = m.fw[load].as_ref().unwrap();
-        // What save prints: the rules that drop.
-        let mut rules = fw.rules.clone();
-        for rule in Rule::all() {
-            if rule.get(&rules) == Some(0) {
-                rule.set(&mut rules, None);
-            }
-        }
+        // What save prints.
+        let rules = policy_rules(&fw.rules);
         m.saved.push(Saved {
             file,
             load,

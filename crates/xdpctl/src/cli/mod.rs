@@ -328,8 +328,9 @@ pub struct ConfirmArgs {
 /// schema, every field explained) names the load
 /// directory and its object, the devices to attach it to, the firewall's
 /// rules and guard's settings. apply reads the live state, prints the plan
-/// (what it loads, attaches, detaches, and the entries it adds to and
-/// removes from each rule map), and applies it: the rules through the
+/// (what it loads, attaches, detaches, and the entries it writes to and
+/// removes from each rule map: every count, the first 100 entries of each),
+/// and applies it: the rules through the
 /// journal, so a crash midway is finished by the next xdpctl command. A
 /// second apply of the same file changes nothing and says so. With
 /// --dry-run it prints the plan only. With --confirm-within, a plan of rule

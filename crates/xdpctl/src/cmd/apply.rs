@@ -46,6 +46,30 @@ pub struct RuleChange {
     pub put: usize,
     /// Entries removed.
     pub remove: usize,
+    /// The first [`LISTED`] entries written, as a policy says them.
+    pub puts: Vec<String>,
+    /// The first [`LISTED`] keys removed.
+    pub removes: Vec<String>,
+}
+
+/// How many entries of each map, written and removed, the plan lists (the
+/// counts are whole).
+pub const LISTED: usize = 100;
+
+impl RuleChange {
+    fn of(map: &str, d: &MapDelta) -> Self {
+        RuleChange {
+            map: map.to_owned(),
+            put: d.put.len(),
+            remove: d.remove.len(),
+            puts: (d.put.iter().take(LISTED))
+                .map(|(k, v)| policy::entry_text(map, k, v))
+                .collect(),
+            removes: (d.remove.iter().take(LISTED))
+                .map(|(k, _)| policy::entry_text(map, k, &[]))
+                .collect(),
+        }
+    }
 }
 
 /// What apply does.
@@ -124,6 +148,14 @@ impl Human for Plan {
         }
         for r in &self.rules {
             out.push_str(&format!("  {:<10} +{} -{}\n", r.map, r.put, r.remove));
+            for (sign, listed, all) in [("+", &r.puts, r.put), ("-", &r.removes, r.remove)] {
+                for e in listed {
+                    out.push_str(&format!("    {sign} {e}\n"));
+                }
+                if all > listed.len() {
+                    out.push_str(&format!("    {sign} ... {} more\n", all - listed.len()));
+                }
+            }
         }
         out
     }
@@ -225,14 +257,15 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     for (name, want) in &desired {
         let keep = name.starts_with("blocklist").then_some(GUARD_MARK);
         let empty = policy::Entries::new(want.key_size, want.value_size);
-        let (d, u) = policy::delta(live_rules.get(name).unwrap_or(&empty), want, keep);
+        let (d, u) = policy::delta(
+            live_rules.get(name).unwrap_or(&empty),
+            want,
+            keep,
+            policy::zero_is_rule(name),
+        );
         if !d.is_empty() {
             undo.push((name.clone(), u));
-            rules.push(RuleChange {
-                map: name.clone(),
-                put: d.put.len(),
-                remove: d.remove.len(),
-            });
+            rules.push(RuleChange::of(name, &d));
             deltas.push((name.clone(), d));
         }
     }

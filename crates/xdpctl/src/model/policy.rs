@@ -17,6 +17,7 @@
 //! rules:
 //!   blocklist: [203.0.113.5, 2001:db8::5]
 //!   cidr: [198.51.100.0/24, 2001:db8:1::/48]
+//!   cidr_except: [198.51.100.0/28]   # passed inside a dropped prefix
 //!   udp_ports: [53]
 //!   tcp_ports: [23]
 //!   drop_icmp: false
@@ -132,6 +133,11 @@ pub struct Rules {
     /// Source prefixes dropped, IPv4 and IPv6.
     #[serde(default, with = "cidrs")]
     pub cidr: Vec<Cidr>,
+    /// Source prefixes passed although a shorter prefix of `cidr` drops
+    /// them: a `cidr4`/`cidr6` entry of value 0 (the longest matching
+    /// prefix decides).
+    #[serde(default, with = "cidrs", skip_serializing_if = "Vec::is_empty")]
+    pub cidr_except: Vec<Cidr>,
     /// UDP destination ports dropped.
     #[serde(default)]
     pub udp_ports: Vec<u16>,
@@ -267,9 +273,12 @@ pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
         let at = inner.location().map(|l| l.line());
         // A custom error (a bad mode, a bad prefix) is located at the
         // mapping that holds the field: point at the field's own line.
-        let line = match (at, line_of_from(text, &field, at.unwrap_or(1))) {
-            (_, Some(l)) => Some(l),
-            (at, None) => at,
+        let line = if field.is_empty() {
+            at
+        } else {
+            line_of(text, &field)
+                .or_else(|| line_of_from(text, &field, at.unwrap_or(1)))
+                .or(at)
         };
         let mut message = inner.to_string();
         // serde_norway appends " at line L column C" and may start with
@@ -298,28 +307,84 @@ pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
     Ok(policy)
 }
 
-/// The line a field's key is on, found by its last name (good enough to
-/// point a person at it).
+/// The line of a field's value (`rules.udp_ports[3]`: the fourth port's
+/// line, in a block or a flow sequence), found by walking the path's keys
+/// from the top (good enough to point a person at it).
 fn line_of(text: &str, field: &str) -> Option<usize> {
-    line_of_from(text, field, 1)
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at = 0;
+    for part in field.split('.') {
+        at = line_of_part(&lines, part, at)?;
+    }
+    Some(at + 1)
 }
 
-/// The first line from `from` on that holds the key of `field`.
+/// From the `from`th line (0-based) on, the line of one part of a field's
+/// path (`name` or `name[i]`).
 fn line_of_from(text: &str, field: &str, from: usize) -> Option<usize> {
-    let key = field
-        .rsplit('.')
-        .next()?
-        .split('[')
-        .next()
-        .filter(|k| !k.is_empty())?;
-    text.lines()
+    let lines: Vec<&str> = text.lines().collect();
+    let last = field.rsplit('.').next()?;
+    line_of_part(&lines, last, from.saturating_sub(1)).map(|l| l + 1)
+}
+
+fn line_of_part(lines: &[&str], part: &str, from: usize) -> Option<usize> {
+    let (key, index) = match part.split_once('[') {
+        Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+        None => (part, None),
+    };
+    let bare = |l: &str| l.trim_start().trim_start_matches("- ").to_owned();
+    let at = if key.is_empty() {
+        from
+    } else {
+        (from..lines.len()).find(|&i| bare(lines[i]).starts_with(&format!("{key}:")))?
+    };
+    let Some(index) = index else {
+        return Some(at);
+    };
+    let after = bare(lines[at]);
+    let after = after.split_once(':').map_or("", |(_, v)| v).trim_start();
+    if after.starts_with('[') {
+        return Some(flow_item(lines, at, index).unwrap_or(at));
+    }
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let items = lines[at + 1..]
+        .iter()
         .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, l)| {
-            let l = l.trim_start().trim_start_matches("- ");
-            l.starts_with(&format!("{key}:"))
-        })
-        .map(|(i, _)| i + 1)
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .take_while(|(_, l)| indent(l) > indent(lines[at]) || l.trim_start().starts_with('-'))
+        .filter(|(_, l)| l.trim_start().starts_with('-'));
+    let first = items.clone().next().map(|(_, l)| indent(l));
+    items
+        .filter(|(_, l)| Some(indent(l)) == first)
+        .nth(index)
+        .map(|(i, _)| at + 1 + i)
+        .or(Some(at))
+}
+
+/// The line of the `index`th item of the flow sequence that starts on line
+/// `at` (`[53, 0]`, across lines too).
+fn flow_item(lines: &[&str], at: usize, index: usize) -> Option<usize> {
+    let (mut depth, mut commas) = (0usize, 0usize);
+    let start = lines[at].find('[')?;
+    for (n, line) in lines.iter().enumerate().skip(at) {
+        let text = if n == at { &line[start..] } else { line };
+        for c in text.chars() {
+            match c {
+                '#' => break,
+                '[' | '{' => depth += 1,
+                ']' | '}' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return None;
+                    }
+                }
+                ',' if depth == 1 => commas += 1,
+                c if depth == 1 && commas == index && !c.is_whitespace() => return Some(n),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// Parses a duration of the policy (`500ms`, `30s`, `10m`, `1h`).
@@ -375,6 +440,19 @@ impl Policy {
         for (i, c) in self.rules.cidr.iter().enumerate() {
             c.check_rule()
                 .or_else(|e| bad(&format!("rules.cidr[{i}]"), e))?;
+        }
+        for (i, c) in self.rules.cidr_except.iter().enumerate() {
+            let field = format!("rules.cidr_except[{i}]");
+            c.check_rule().or_else(|e| bad(&field, e))?;
+            if self.rules.cidr.contains(c) {
+                return bad(
+                    &field,
+                    format!(
+                        "{}/{} is in cidr too; keep it in one of the two",
+                        c.addr, c.len
+                    ),
+                );
+            }
         }
         for (name, ports) in [
             ("udp_ports", &self.rules.udp_ports),
@@ -452,6 +530,10 @@ impl Policy {
         for c in &r.cidr {
             let (name, key) = cidr_key(c);
             put(name, &key, &[1]);
+        }
+        for c in &r.cidr_except {
+            let (name, key) = cidr_key(c);
+            put(name, &key, &[0]);
         }
         for (name, ports) in [("udp_ports", &r.udp_ports), ("tcp_ports", &r.tcp_ports)] {
             for p in ports {
@@ -609,18 +691,27 @@ fn cidr_key(c: &Cidr) -> (&'static str, Vec<u8>) {
     }
 }
 
+/// Whether a rule map's entry of value 0 is a rule: in the LPM tries it
+/// passes a prefix a shorter one drops (the policy's `cidr_except`);
+/// elsewhere it drops nothing and is as good as absent.
+pub fn zero_is_rule(map: &str) -> bool {
+    map.starts_with("cidr")
+}
+
 /// The rules the maps hold, back as a policy's `rules` (for `save`).
-/// Entries whose value is `skip` (guard's) are not the policy's.
+/// Entries whose value is `skip` (guard's) are not the policy's; a value 0
+/// is a `cidr_except` in the LPM tries and no rule elsewhere.
 pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
     let mut r = Rules::default();
-    let keys = |name: &str| {
+    let with = |name: &str, drops: bool| {
         maps.get(name)
             .into_iter()
             .flat_map(Entries::iter)
-            .filter(|(_, v)| v.first().is_some_and(|b| *b != 0 && *b != skip))
+            .filter(|(_, v)| v.first().is_some_and(|b| *b != skip && (*b != 0) == drops))
             .map(|(k, _)| k.to_vec())
             .collect::<Vec<_>>()
     };
+    let keys = |name: &str| with(name, true);
     for k in keys("blocklist") {
         if let Ok(a) = <[u8; 4]>::try_from(k.as_slice()) {
             r.blocklist.push(IpAddr::from(a));
@@ -637,6 +728,11 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
                 continue;
             }
             r.cidr.extend(Cidr::from_lpm_key(&k));
+        }
+        for k in with(map, false) {
+            if k.len() == 4 + size {
+                r.cidr_except.extend(Cidr::from_lpm_key(&k));
+            }
         }
     }
     for (map, out) in [
@@ -657,6 +753,34 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
     r.udp_ports.sort();
     r.tcp_ports.sort();
     r
+}
+
+/// A rule map's entry as a policy says it: `203.0.113.5`,
+/// `198.51.100.0/24`, `53`, `drop_icmp=1 drop_icmp6_echo=0`; a value other
+/// than 1 follows (`= 0`, an exception or no rule). Bytes it cannot read
+/// show as hex.
+pub fn entry_text(map: &str, key: &[u8], value: &[u8]) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let key_text = match (map, key.len()) {
+        ("blocklist", 4) => <[u8; 4]>::try_from(key)
+            .ok()
+            .map(|a| IpAddr::from(a).to_string()),
+        ("blocklist6", 16) => <[u8; 16]>::try_from(key)
+            .ok()
+            .map(|a| IpAddr::from(a).to_string()),
+        ("cidr4" | "cidr6", _) => Cidr::from_lpm_key(key).map(|c| format!("{}/{}", c.addr, c.len)),
+        ("udp_ports" | "tcp_ports", 2) => Some(u16::from_be_bytes([key[0], key[1]]).to_string()),
+        ("config", _) if value.len() == 2 => {
+            return format!("drop_icmp={} drop_icmp6_echo={}", value[0], value[1]);
+        }
+        _ => None,
+    }
+    .unwrap_or_else(|| format!("0x{}", hex(key)));
+    match value {
+        [] | [1] => key_text,
+        [v] => format!("{key_text} = {v}"),
+        v => format!("{key_text} = 0x{}", hex(v)),
+    }
 }
 
 /// How one map must change to hold what the policy says.
@@ -682,11 +806,27 @@ impl MapDelta {
     }
 }
 
-/// The difference between what a map holds (`live`) and what it should
-/// (`want`), both sorted by key. Entries whose value is `keep` are another
-/// writer's (guard's) and stay. Also returns the inverse: what puts the map
-/// back as it was.
-pub fn delta(live: &Entries, want: &Entries, keep: Option<u8>) -> (MapDelta, MapDelta) {
+/// Whether two values of a rule map mean the same rule: every byte of a
+/// rule's value is a switch, on when it is not 0.
+fn same_rule(live: &[u8], want: &[u8], keep: Option<u8>) -> bool {
+    live == want
+        || (live.len() == want.len()
+            && keep.is_none_or(|m| live.first() != Some(&m))
+            && live.iter().zip(want).all(|(a, b)| (*a != 0) == (*b != 0)))
+}
+
+/// The difference between what a rule map holds (`live`) and what it
+/// should (`want`), both sorted by key. Entries whose value is `keep` are
+/// another writer's (guard's) and stay, and so do entries of value 0 where
+/// that is no rule (`zero_is_rule` false); a value that means the same rule
+/// as the wanted one (5 for 1: both drop) is left as it is. Also returns
+/// the inverse: what puts the map back as it was.
+pub fn delta(
+    live: &Entries,
+    want: &Entries,
+    keep: Option<u8>,
+    zero_is_rule: bool,
+) -> (MapDelta, MapDelta) {
     let (ks, vs) = (
         want.key_size.max(live.key_size),
         want.value_size.max(live.value_size),
@@ -703,7 +843,7 @@ pub fn delta(live: &Entries, want: &Entries, keep: Option<u8>) -> (MapDelta, Map
         };
         match order {
             std::cmp::Ordering::Equal => {
-                if live.value(i) != want.value(j) {
+                if !same_rule(live.value(i), want.value(j), keep) {
                     d.put.push(want.key(j), want.value(j));
                     undo.put.push(live.key(i), live.value(i));
                 }
@@ -711,7 +851,10 @@ pub fn delta(live: &Entries, want: &Entries, keep: Option<u8>) -> (MapDelta, Map
                 j += 1;
             }
             std::cmp::Ordering::Less => {
-                if keep.is_none_or(|m| live.value(i).first() != Some(&m)) {
+                let value = live.value(i);
+                let theirs = keep.is_some_and(|m| value.first() == Some(&m));
+                let no_rule = !zero_is_rule && value.iter().all(|b| *b == 0);
+                if !theirs && !no_rule {
                     d.remove.push(live.key(i), &[]);
                     undo.put.push(live.key(i), live.value(i));
                 }
@@ -836,7 +979,7 @@ drift: correct
             .map(|(n, e)| {
                 (
                     n.clone(),
-                    delta(&Entries::new(e.key_size, e.value_size), e, None).0,
+                    delta(&Entries::new(e.key_size, e.value_size), e, None, true).0,
                 )
             })
             .collect();
@@ -898,6 +1041,37 @@ drift: correct
         )
         .unwrap_err();
         assert_eq!(e.field, "guard.threshold", "{e}");
+        // The value's own line, in a block sequence and across a flow one.
+        let block = EXAMPLE.replace(
+            "udp_ports: [53]",
+            "udp_ports:\n    - 53\n    # dns\n    - 0",
+        );
+        let e = parse("p.yaml", &block).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("rules.udp_ports[1]", Some(15)),
+            "{e}"
+        );
+        let flow = EXAMPLE.replace("udp_ports: [53]", "udp_ports: [53,\n    7, 0]");
+        let e = parse("p.yaml", &flow).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("rules.udp_ports[2]", Some(13)),
+            "{e}"
+        );
+        let bad = block.replace("- 53", "- 5x3");
+        let e = parse("p.yaml", &bad).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("rules.udp_ports[0]", Some(13)),
+            "{e}"
+        );
+        let e = parse("p.yaml", &EXAMPLE.replace("mode: generic", "mode: turbo")).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.line),
+            ("devices[1].mode", Some(8)),
+            "{e}"
+        );
         let e = parse("p.yaml", "version: 2\nload: {pin: x}\n").unwrap_err();
         assert_eq!((e.field.as_str(), e.line), ("version", Some(1)), "{e}");
     }
@@ -941,13 +1115,13 @@ drift: correct
         };
         let live = entries(&[(1, 1), (2, 0x67), (3, 1), (4, 0)]);
         let want = entries(&[(1, 1), (4, 1), (5, 1)]);
-        let (d, undo) = delta(&live, &want, Some(0x67));
+        let (d, undo) = delta(&live, &want, Some(0x67), false);
         assert_eq!(d.put, entries(&[(4, 1), (5, 1)]));
         assert_eq!(d.remove.keys, vec![3]);
         // The inverse puts back what was there.
         assert_eq!(undo.put, entries(&[(3, 1), (4, 0)]));
         assert_eq!(undo.remove.keys, vec![5]);
-        assert!(delta(&want, &want, None).0.is_empty());
+        assert!(delta(&want, &want, None, false).0.is_empty());
         // Sorted, the last of equal keys kept, long keys too.
         assert_eq!(
             entries(&[(2, 1), (1, 1), (2, 9)]),
@@ -959,5 +1133,68 @@ drift: correct
         long.push(&[9; 20], &[2]);
         let long = long.sorted();
         assert_eq!((long.len(), long.value(1)), (2, &[2][..]));
+    }
+
+    /// A value 0 is no rule in the blocklist and port maps and an exception
+    /// in the LPM tries; a value that drops as the wanted one does is left.
+    #[test]
+    fn the_delta_knows_what_a_value_means() {
+        let entries = |v: &[(u8, u8)]| {
+            let mut e = Entries::new(1, 1);
+            for (k, val) in v {
+                e.push(&[*k], &[*val]);
+            }
+            e.sorted()
+        };
+        let live = entries(&[(1, 5), (2, 0), (3, 0x67)]);
+        let want = entries(&[(1, 1), (3, 1)]);
+        let (d, _) = delta(&live, &want, Some(0x67), false);
+        // 5 drops as 1 does; 2 = 0 is no rule; 3 is guard's until the
+        // policy takes it.
+        assert_eq!(d.put, entries(&[(3, 1)]));
+        assert!(d.remove.is_empty());
+        let (d, _) = delta(&live, &want, None, true);
+        assert_eq!(d.remove.keys, vec![2]);
+    }
+
+    /// save → apply is a fixed point with exceptions in the tries and
+    /// entries of value 0 elsewhere.
+    #[test]
+    fn rules_of_what_the_maps_hold_mean_the_same_maps() {
+        let text = EXAMPLE.replace(
+            "cidr: [198.51.100.0/24]",
+            "cidr: [198.51.100.0/24, 2001:db8::/32]\n  cidr_except: [198.51.100.0/25, 2001:db8::/48]",
+        );
+        let p = parse("p.yaml", &text).unwrap();
+        assert_eq!(p.rules.cidr_except.len(), 2);
+        let mut maps = p.rule_maps();
+        maps.get_mut("blocklist")
+            .unwrap()
+            .push(&[192, 0, 2, 1], &[0]);
+        maps.get_mut("udp_ports")
+            .unwrap()
+            .push(&7u16.to_be_bytes(), &[0]);
+        let maps: RuleMaps = maps.into_iter().map(|(n, e)| (n, e.sorted())).collect();
+        let again = rules_of(&maps, 0x67);
+        assert_eq!(again, p.rules);
+        let want = Policy {
+            rules: again,
+            ..p.clone()
+        }
+        .rule_maps();
+        for (name, live) in &maps {
+            let (d, _) = delta(live, &want[name], Some(0x67), zero_is_rule(name));
+            assert!(d.is_empty(), "{name}: {d:?}");
+        }
+        let e = parse(
+            "p.yaml",
+            &text.replace(
+                "cidr_except: [198.51.100.0/25",
+                "cidr_except: [198.51.100.0/24",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "rules.cidr_except[0]", "{e}");
+        assert!(e.message.contains("is in cidr too"), "{e}");
     }
 }
