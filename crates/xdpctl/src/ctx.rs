@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::{
-    cli::Cli,
     kernel::objects,
     model::linkpin::{LinkPin, Owner},
     render::{Format, Out},
@@ -27,22 +26,16 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// From the parsed command line.
-    pub fn new(cli: &Cli) -> Self {
-        let format = if cli.globals.pretty {
-            Format::PrettyJson
-        } else if cli.globals.json {
-            Format::Json
-        } else {
-            Format::Human
-        };
+    /// Output in `format`, on the bpffs at `bpffs`; `no_mount` forbids
+    /// mounting it.
+    pub fn new(format: Format, bpffs: PathBuf, no_mount: bool) -> Self {
         Ctx {
             format,
-            out: Out::new(format, &cli.globals.bpffs),
-            bpffs: cli.globals.bpffs.clone(),
+            out: Out::new(format, &bpffs),
             // NB: only the conventional root is ever mounted automatically;
             // a --bpffs that is not a bpffs is a mistake to report.
-            may_mount: !cli.globals.no_mount && cli.globals.bpffs == Path::new(pinfs::DEFAULT_ROOT),
+            may_mount: !no_mount && bpffs == Path::new(pinfs::DEFAULT_ROOT),
+            bpffs,
         }
     }
 

@@ -8,16 +8,17 @@ mod cli;
 mod cmd;
 mod ctx;
 mod kernel;
+mod layers;
 mod model;
 mod ops;
 mod render;
 
 use std::{io, process::ExitCode};
 
-use crate::{cli::Command, ctx::Ctx};
+use crate::cli::Command;
 
 fn run(cli: &cli::Cli) -> anyhow::Result<()> {
-    let ctx = Ctx::new(cli);
+    let ctx = cli.ctx();
     // Every command first settles a change a killed xdpctl left unfinished
     // on the bpffs it works on (commands that change something do so under
     // the lock, as they start).
@@ -95,9 +96,9 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let [_, flag, root, watch, key] = args.as_slice()
         && flag == "--bpffs"
-        && watch == cmd::confirm::WATCH
+        && watch == ops::watcher::WATCH
     {
-        return match cmd::confirm::watch(std::path::Path::new(root), &key.to_string_lossy()) {
+        return match ops::watcher::watch(std::path::Path::new(root), &key.to_string_lossy()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::from(1),
         };

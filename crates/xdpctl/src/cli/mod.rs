@@ -5,11 +5,15 @@ pub mod complete;
 #[cfg(test)]
 mod docs;
 
-use std::{path::PathBuf, str::FromStr};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::model::{guard::Cidr, handle::Handle, xdp::XdpMode};
+pub use crate::model::{
+    guard::Cidr,
+    handle::{Handle, MapReuse, bad_text, max_entries},
+    xdp::XdpMode,
+};
 use clap_complete::engine::ArgValueCompleter;
 
 const ENVIRONMENT: &str = "\
@@ -406,25 +410,6 @@ pub struct AgentArgs {
     pub count: Option<u64>,
 }
 
-/// `NAME=N` for --max-entries: N from 1 to 2^28.
-pub(crate) fn max_entries(s: &str) -> Result<(String, u32), String> {
-    let (name, n) = s.split_once('=').ok_or_else(|| {
-        format!(
-            "'{}' is not NAME=N (like blocklist=1048576)",
-            s.escape_debug()
-        )
-    })?;
-    if let Some(why) = bad_text(name) {
-        return Err(format!("the map name {name:?} {why}"));
-    }
-    let n = n
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (1..=1 << 28).contains(n))
-        .ok_or_else(|| format!("'{}': N must be from 1 to 268435456", s.escape_debug()))?;
-    Ok((name.to_owned(), n))
-}
-
 /// An address to listen on.
 fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse().map_err(|_| {
@@ -464,42 +449,10 @@ pub struct DoctorArgs {
     pub check: bool,
 }
 
-/// The longest duration any flag takes: a year.
-const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
-
-/// A duration of at least `min` (and at most a year): `500ms`, `30s`,
-/// `10m`, `1h`, or seconds.
+/// A duration of at least `min` (and at most a year), in the one grammar
+/// of durations ([`crate::model::duration`]).
 fn duration_within(s: &str, min: std::time::Duration) -> Result<std::time::Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: f64 = num.parse().map_err(|_| {
-        format!(
-            "'{}' is not a duration (like 500ms, 30s, 10m, 1h)",
-            s.escape_debug()
-        )
-    })?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "'{}': unknown unit '{}' (ms, s, m, h)",
-                s.escape_debug(),
-                unit.escape_debug()
-            ));
-        }
-    };
-    let d = std::time::Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| *d <= MAX_DURATION)
-        .ok_or_else(|| format!("'{s}' is too long: at most a year (8760h)"))?;
-    if d < min {
-        return Err(format!("'{s}' is too short: at least {min:?}"));
-    }
-    Ok(d)
+    crate::model::duration::parse_within(s, min)
 }
 
 /// Seconds between two reports or samples: 10ms to a year.
@@ -547,18 +500,6 @@ fn size(s: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| (1..=100_000_000).contains(n))
         .ok_or_else(|| format!("'{}' is not a number from 1 to 10^8", s.escape_debug()))
-}
-
-/// Why a name or path from the command line is refused, if it is: empty,
-/// or holding a control character (a newline in a pin name would break
-/// every listing that prints it).
-pub fn bad_text(s: &str) -> Option<String> {
-    if s.is_empty() {
-        return Some("is empty".to_owned());
-    }
-    s.chars()
-        .find(|c| c.is_control())
-        .map(|c| format!("holds the control character {:?}", c))
 }
 
 /// A path argument.
@@ -1076,28 +1017,18 @@ pub struct UpdateArgs {
     pub every_cpu: bool,
 }
 
-/// `--map NAME=PINNED_PATH`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MapReuse {
-    /// The map's name in the object.
-    pub name: String,
-    /// Where the map to reuse is pinned.
-    pub path: PathBuf,
-}
-
-impl FromStr for MapReuse {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once('=') {
-            Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok(MapReuse {
-                name: name.to_owned(),
-                path: PathBuf::from(path),
-            }),
-            _ => Err(format!(
-                "'{s}' is not NAME=PINNED_PATH (e.g. blocklist=/sys/fs/bpf/xdpfw/maps/blocklist)"
-            )),
-        }
+impl Cli {
+    /// What every command is given: the global options, validated.
+    pub fn ctx(&self) -> crate::ctx::Ctx {
+        let g = &self.globals;
+        let format = if g.pretty {
+            crate::render::Format::PrettyJson
+        } else if g.json {
+            crate::render::Format::Json
+        } else {
+            crate::render::Format::Human
+        };
+        crate::ctx::Ctx::new(format, g.bpffs.clone(), g.no_mount)
     }
 }
 
@@ -1167,7 +1098,11 @@ mod tests {
         assert_eq!(interval("500ms"), Ok(std::time::Duration::from_millis(500)));
         assert_eq!(interval("3"), Ok(std::time::Duration::from_secs(3)));
         assert!(interval("0s").is_err());
-        assert!(interval("5d").unwrap_err().contains("unknown unit"));
+        assert!(interval("5x").unwrap_err().contains("is not a duration"));
+        assert_eq!(
+            interval("2d"),
+            Ok(std::time::Duration::from_secs(2 * 86400))
+        );
         for huge in ["99999999999999999999999h", "1e300", "inf", "NaN", "8761h"] {
             assert!(interval(huge).is_err(), "{huge}");
         }

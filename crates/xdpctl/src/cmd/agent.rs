@@ -29,14 +29,17 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use crate::{
     cli::AgentArgs,
-    cmd::{
-        apply::{self, read_policy},
-        stats::{self, Firewall},
-    },
     ctx::Ctx,
-    kernel::process::STOP,
+    kernel::{
+        clock::now_ms,
+        process::{STOP, handle_signals},
+    },
     model::policy::{Drift, Policy},
-    ops::live,
+    ops::{
+        apply::{self, read_policy},
+        firewall::Firewall,
+        live,
+    },
 };
 
 /// What the agent has done, for /metrics and /healthz.
@@ -70,7 +73,7 @@ pub fn agent(ctx: &Ctx, args: &AgentArgs) -> Result<()> {
     // A policy that cannot be read at start is an error to exit on (a
     // service manager shows it); later, a bad edit keeps the last good one.
     read_policy(&args.policy)?;
-    stats::handle_signals()?;
+    handle_signals()?;
     let status = Status::default();
     let server = tiny_http::Server::http(args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -230,7 +233,7 @@ fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
     match result {
         Ok(()) => {
             status.reconciles_ok.fetch_add(1, Ordering::Relaxed);
-            status.last_ok_ms.store(stats::now_ms(), Ordering::Relaxed);
+            status.last_ok_ms.store(now_ms(), Ordering::Relaxed);
             *status.last_error.lock().expect("not poisoned") = None;
         }
         Err(e) => {
@@ -430,7 +433,7 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
     if let Ok(fw) = Firewall::open(ctx, Some(&dir))
         && let Ok(outcomes) = fw.outcomes()
     {
-        out.push_str(&stats::prometheus(&fw.dir, &outcomes));
+        out.push_str(&crate::render::prometheus::firewall(&fw.dir, &outcomes));
     }
     out
 }

@@ -22,14 +22,17 @@ use xdp_progs::xdpfw;
 
 use crate::{
     cli::{Cidr, GuardArgs},
-    cmd::map::OpenMap,
-    cmd::stats::{self, Firewall},
     ctx::Ctx,
+    kernel::clock::{now_ms, rfc3339, sleep_until},
     kernel::{
         fwindex,
         sys::{self, update_flags},
     },
     model::guard::{Blocklist, Event, GUARD_MARK, Guard, Inserted, Settings, Source},
+    ops::{
+        firewall::{self as stats, Firewall},
+        openmap::OpenMap,
+    },
     render::{self, Format},
 };
 
@@ -156,16 +159,16 @@ struct Log {
 impl Log {
     fn event(&self, e: &Event) -> io::Result<()> {
         let (action, src, rate, expiry, why) = (e.action, e.src, e.rate, e.expiry, e.why);
-        let now = stats::now_ms();
+        let now = now_ms();
         let mut out = render::stdout();
         match self.format {
             Format::Human => {
-                let mut line = format!("{} {action} {src}", stats::rfc3339(now));
+                let mut line = format!("{} {action} {src}", rfc3339(now));
                 if let Some(r) = rate {
                     line.push_str(&format!(" rate={r:.0}pps"));
                 }
                 if let Some(e) = expiry {
-                    line.push_str(&format!(" expires={}", stats::rfc3339(e)));
+                    line.push_str(&format!(" expires={}", rfc3339(e)));
                 }
                 if !why.is_empty() {
                     line.push_str(&format!(" ({why})"));
@@ -176,11 +179,11 @@ impl Log {
                 out,
                 "{}",
                 json!({
-                    "time": stats::rfc3339(now),
+                    "time": rfc3339(now),
                     "action": action,
                     "source": src.to_string(),
                     "rate": rate,
-                    "expiry": expiry.map(stats::rfc3339),
+                    "expiry": expiry.map(rfc3339),
                     "reason": why,
                 })
             )?,
@@ -300,7 +303,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         max_blocks: args.max_blocks,
         dry_run: args.dry_run,
     };
-    stats::handle_signals()?;
+    crate::kernel::process::handle_signals()?;
     let mut maps: Box<dyn Blocklist> = match &state {
         Some(state) => Box::new(Maps { fw: &fw, state }),
         None => Box::new(ReadOnly(&fw)),
@@ -340,10 +343,10 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     let mut passes = 0u64;
     loop {
         // Expiry first: it frees room under --max-blocks.
-        for e in guard.expire(maps.as_mut(), stats::now_ms())? {
+        for e in guard.expire(maps.as_mut(), now_ms())? {
             log.event(&e)?;
         }
-        if args.count.is_some_and(|c| passes >= c) || !stats::sleep_until(prev_at + args.interval) {
+        if args.count.is_some_and(|c| passes >= c) || !sleep_until(prev_at + args.interval) {
             break;
         }
         fw.sample(&mut sample)?;
@@ -354,7 +357,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
                 .into_iter()
                 .map(|(src, rate, _)| (src, rate))
                 .collect();
-        for e in guard.pass(maps.as_mut(), &settings, &rates, stats::now_ms())? {
+        for e in guard.pass(maps.as_mut(), &settings, &rates, now_ms())? {
             log.event(&e)?;
         }
         std::mem::swap(&mut prev, &mut sample);

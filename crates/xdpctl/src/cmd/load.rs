@@ -1,205 +1,35 @@
-//! `xdpctl load`: a BPF object in, a load directory out — its programs,
-//! maps and manifest pinned all at once (staged, then renamed into place),
-//! through the journal so that a crash leaves nothing behind.
+//! `xdpctl load`: the options to [`ops::load`], and the pins it made as a
+//! table.
 
-use std::path::PathBuf;
+use anyhow::Result;
 
-use anyhow::{Context as _, Result, bail};
-
-use super::object::{
-    build_manifest, env_sizes, load_into_kernel, print_loaded, read_object, reuse_plan,
-    shared_plan, sizes_plan, stage_object, write_manifest,
-};
 use crate::{
     cli::LoadArgs,
     ctx::Ctx,
-    kernel::{fwindex, layout},
-    model::{
-        change::{Change, SharedPin, Step},
-        manifest::MAPS_SUBDIR,
+    ops::{
+        load::{self, LoadOptions},
+        object,
     },
-    ops::{self, loaddir},
 };
 
-/// `xdpctl load`: plan, then load and pin through the journal.
-pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
-    let dir = load_dir(ctx, args)?;
-    print_loaded(ctx, dir)
+impl From<&LoadArgs> for LoadOptions {
+    fn from(a: &LoadArgs) -> Self {
+        LoadOptions {
+            object: a.object.clone(),
+            pin: a.pin.clone(),
+            maps: a.maps.clone(),
+            max_entries: a.max_entries.clone(),
+            verifier_log: a.verifier_log.clone(),
+            replace: a.replace,
+            reset_maps: a.reset_maps,
+            confirm_within: a.confirm_within,
+        }
+    }
 }
 
-/// `load` without printing the result: the load directory it made (or
-/// upgraded, with `--replace`).
-pub fn load_dir(ctx: &Ctx, args: &LoadArgs) -> Result<PathBuf> {
-    let object = read_object(args.object.as_deref())?;
-
-    let dir = ctx.resolve(&args.pin);
-    if dir.starts_with(&ctx.bpffs) {
-        ctx.ensure_bpffs()?;
-    }
-    let target = pinfs::validate(&dir).context("--pin")?;
-    if args.replace {
-        return super::replace::replace(ctx, args, &object, &target);
-    }
-    // Everything that can be checked is checked before the (slow) load.
-    if target.path == layout::mount_root(&target.existing)? {
-        bail!(
-            "{} is the root of a bpffs mount; load into a directory below it (e.g. {})",
-            target.path.display(),
-            target.path.join("xdpfw").display()
-        );
-    }
-    let state = layout::mount_root(&target.existing)?.join(pinfs::STATE_DIR);
-    if target.path.starts_with(&state) {
-        bail!(
-            "{} is inside xdpctl's own state directory {}; load somewhere else",
-            target.path.display(),
-            state.display()
-        );
-    }
-    pinfs::check_free(&target.path)?;
-    loaddir::check_new(&target.path)?;
-    let reuse = reuse_plan(ctx, &object, &args.maps)?;
-    let mut sizes = sizes_plan(&object, &args.max_entries)?;
-    env_sizes(&object, &mut sizes)?;
-
-    let (mut journal, notes) = ops::begin(&target.existing)?;
-    ctx.out.notes(notes);
-    // Under the lock: somebody may have loaded there meanwhile.
-    pinfs::check_free(&target.path)?;
-
-    let shared = shared_plan(ctx, &object, &reuse, &sizes, &target)?;
-    let generation = layout::random_id();
-    let stage = journal.scratch("stage")?;
-    let parents_missing = target.missing.len().saturating_sub(1);
-    let mut parents = Vec::new();
-    let mut p = target.existing.clone();
-    for name in &target.missing[..parents_missing] {
-        p.push(name);
-        parents.push(p.clone());
-    }
-    let shared_stage = shared
-        .iter()
-        .any(|s| s.existing.is_none())
-        .then(|| journal.scratch("stage"))
-        .transpose()?;
-    let mut change = Change::Load {
-        dir: target.path.clone(),
-        stage: stage.clone(),
-        generation,
-        parents,
-        shared: Vec::new(),
-        shared_stage: shared_stage.clone(),
-    };
-    // NB: recorded before aya pins the new shared maps in their stage, so
-    // that a crash while loading leaves a record whose recovery removes it.
-    let mut entry = journal.begin(change.clone())?;
-    let loaded = (|| {
-        if let Some(p) = &shared_stage {
-            pinfs::mkdir_0700(p).with_context(|| format!("creating {}", p.display()))?;
-        }
-        let (ebpf, names) = load_into_kernel(
-            &object,
-            &reuse,
-            &sizes,
-            args.verifier_log.as_deref(),
-            &shared,
-            shared_stage.as_deref(),
-            &mut journal,
-        )?;
-        let mut created = Vec::new();
-        for s in shared.iter().filter(|s| s.existing.is_none()) {
-            let staged = shared_stage.as_ref().expect("made above").join(&s.name);
-            let map = pinfs::pin_info(&staged)
-                .with_context(|| format!("reading back the staged map {}", s.name))?
-                .id;
-            created.push((
-                staged,
-                SharedPin {
-                    path: s.path.clone(),
-                    map,
-                },
-            ));
-        }
-        anyhow::Ok((ebpf, names, created))
-    })();
-    let (ebpf, names, created) = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            // What aya pinned in the stage (before a program was rejected)
-            // goes with the record.
-            journal.abandon(entry, &[])?;
-            return Err(e);
-        }
-    };
-    if let Change::Load { shared, .. } = &mut change {
-        *shared = created.iter().map(|(_, s)| s.clone()).collect();
-    }
-    if !created.is_empty()
-        && let Err(e) = journal.update(&mut entry, change)
-    {
-        journal.abandon(entry, &[])?;
-        return Err(e);
-    }
-    let staged = (|| -> Result<PathBuf> {
-        let mut staging = pinfs::Staging::begin(&target, &stage)?;
-        stage_object(&mut staging, &ebpf, &names)?;
-        // A firewall given rule maps that hold rules (`--map`) indexes them
-        // before its first packet: its empty indexes say "in use".
-        ctx.out.notes(fwindex::rebuild(
-            &staging.dir().join(MAPS_SUBDIR),
-            &target.path,
-            false,
-        )?);
-        let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
-        let manifest = build_manifest(
-            &object,
-            staging.dir(),
-            &names,
-            layout::random_id(),
-            generation,
-            &kept,
-            &shared,
-        )?;
-        write_manifest(&mut staging, &manifest)?;
-        // The shared pins first, then the load: recovery keeps them only
-        // if the load's rename happened.
-        for (staged, pin) in &created {
-            pinfs::rename_noreplace(staged, &pin.path).with_context(|| {
-                format!(
-                    "pinning the shared map at {} (something else pinned it meanwhile?)",
-                    pin.path.display()
-                )
-            })?;
-        }
-        Ok(staging.commit()?)
-    })();
-    let dir = match staged {
-        Ok(dir) => dir,
-        Err(e) => {
-            journal.abandon(entry, &[])?;
-            return Err(e);
-        }
-    };
-    if let Some(p) = &shared_stage {
-        journal.run(&[Step::RemoveTree { path: p.clone() }])?;
-    }
-    journal.finish(entry)?;
-    for s in &shared {
-        ctx.out.note(format_args!(
-            "{} map {} pinned by name at {}",
-            if s.existing.is_some() {
-                "reused the"
-            } else {
-                "shared the"
-            },
-            s.name,
-            s.path.display()
-        ));
-    }
-    ctx.out.note(format_args!(
-        "loaded {} and pinned it at {}",
-        object.label,
-        dir.display()
-    ));
-    Ok(dir)
+/// `xdpctl load`: loads and pins through the journal, then lists the pins.
+pub fn load(ctx: &Ctx, args: &LoadArgs) -> Result<()> {
+    let dir = load::load(ctx, &LoadOptions::from(args))?;
+    ctx.out.result(&object::loaded(dir)?)?;
+    Ok(())
 }

@@ -153,7 +153,7 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         (None, None) => bail!("give --packet SPEC or --data FILE"),
     };
     // The same program handles as attach: a pin, a load directory, an id or a name.
-    let prog = crate::cmd::attach::resolve_prog(ctx, &args.prog)?;
+    let prog = crate::ops::attach::resolve_prog(ctx, &args.prog)?;
     let (fd, label) = (prog.fd, format!("program {} ({})", prog.id, prog.name));
     // Every packet is checked before the first run: a run counts in the
     // program's maps, so a refusal halfway would leave some counted.

@@ -82,7 +82,7 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
     };
     // Sizes the load chose over the object's own.
     let max_entries = if builtin {
-        let object = crate::cmd::stats::firewall_object()?;
+        let object = crate::ops::firewall::firewall_object()?;
         load.manifest
             .maps
             .iter()

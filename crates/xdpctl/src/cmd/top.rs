@@ -12,8 +12,12 @@ use serde_json::json;
 
 use crate::{
     cli::TopArgs,
-    cmd::stats::{Counts, Firewall, handle_signals, now_ms, rates, rfc3339, sleep_until},
     ctx::Ctx,
+    kernel::{
+        clock::{now_ms, rfc3339, sleep_until},
+        process::handle_signals,
+    },
+    ops::firewall::{Counts, Firewall, rates},
     render::{self, Format, Tabular},
 };
 

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::{
     cli::UnloadArgs,
-    cmd::attach::Attachment,
     ctx::Ctx,
     kernel::{
         layout, objects,
@@ -21,6 +20,7 @@ use crate::{
         linkpin::LinkPin,
         xdp::XdpAttachment,
     },
+    ops::attach::Attachment,
     ops::{
         self,
         live::{NetlinkAttachment, netlink_attachments},

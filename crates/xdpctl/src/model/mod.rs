@@ -4,6 +4,8 @@
 pub mod btf;
 pub mod change;
 pub mod codec;
+pub mod duration;
+pub mod error_text;
 pub mod guard;
 pub mod handle;
 pub mod linkpin;

@@ -387,22 +387,10 @@ fn flow_item(lines: &[&str], at: usize, index: usize) -> Option<usize> {
     None
 }
 
-/// Parses a duration of the policy (`500ms`, `30s`, `10m`, `1h`).
+/// Parses a duration of the policy: 10ms to a year, in the one grammar of
+/// durations ([`crate::model::duration`]).
 pub fn duration(s: &str) -> Option<Duration> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs)
-        .ok()
-        .filter(|d| *d >= Duration::from_millis(10) && *d <= Duration::from_secs(365 * 86400))
+    crate::model::duration::parse_within(s, Duration::from_millis(10)).ok()
 }
 
 impl Policy {
@@ -463,11 +451,8 @@ impl Policy {
             }
         }
         for (name, n) in &self.load.max_entries {
-            if *n == 0 || *n > 1 << 28 {
-                return bad(
-                    &format!("load.max_entries.{name}"),
-                    format!("{n} entries: give 1 to 268435456"),
-                );
+            if let Err(e) = crate::model::handle::check_max_entries(*n) {
+                return bad(&format!("load.max_entries.{name}"), e);
             }
         }
         if let Some(g) = &self.guard {

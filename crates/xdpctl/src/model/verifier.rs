@@ -15,8 +15,9 @@ pub struct Rejection {
     pub error: std::io::Error,
     /// The full verifier log.
     pub log: String,
-    /// Where the full log was written, if it was.
-    pub saved_to: Option<std::path::PathBuf>,
+    /// Where the full log was written, if it was asked for: the file, or
+    /// why it could not be written there.
+    pub saved_to: Option<(std::path::PathBuf, Option<String>)>,
 }
 
 impl std::error::Error for Rejection {}
@@ -39,7 +40,12 @@ impl fmt::Display for Rejection {
             write!(f, "\nhint: {h}")?;
         }
         match &self.saved_to {
-            Some(path) => write!(f, "\nthe full verifier log is in {}", path.display()),
+            Some((path, None)) => write!(f, "\nthe full verifier log is in {}", path.display()),
+            Some((path, Some(why))) => write!(
+                f,
+                "\nthe full verifier log could not be written to {}: {why}",
+                path.display()
+            ),
             None => f.write_str("\nwrite the full verifier log with --verifier-log FILE"),
         }
     }

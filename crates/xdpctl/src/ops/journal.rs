@@ -58,12 +58,7 @@ pub fn has_records(path: &Path) -> bool {
         .is_some_and(|e| !e.is_empty())
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::kernel::clock::now_ms;
 
 impl Drop for Journal {
     fn drop(&mut self) {

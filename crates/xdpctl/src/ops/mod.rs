@@ -3,10 +3,19 @@
 //! journal every change writes before it starts, and the records of
 //! changes waiting for `xdpctl confirm`.
 
+pub mod apply;
+pub mod attach;
+pub mod detach;
+pub mod firewall;
 pub mod journal;
 pub mod live;
+pub mod load;
 pub mod loaddir;
+pub mod object;
+pub mod openmap;
 pub mod pending;
+pub mod replace;
+pub mod watcher;
 
 use std::path::Path;
 

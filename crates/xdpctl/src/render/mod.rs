@@ -9,6 +9,8 @@
 //! when a table is too wide, and in a terminal a cell still too long wraps
 //! within its column. JSON always has everything.
 
+pub mod prometheus;
+
 use std::{
     io::{self, IsTerminal, Write},
     path::{Path, PathBuf},
@@ -279,20 +281,7 @@ impl Out {
 /// An error and its causes, `: `-separated, skipping a cause whose text its
 /// parent already includes (libraries often repeat their source's message).
 pub fn chain_text(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut last = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if last.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-        last = text;
-    }
-    out
+    crate::model::error_text::chain(err.as_ref())
 }
 
 /// A failure whose result was already written to stdout (a report that

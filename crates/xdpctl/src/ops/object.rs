@@ -17,7 +17,6 @@ use serde::Serialize;
 use xdp_progs::xdpfw;
 
 use crate::{
-    cli::MapReuse,
     ctx::Ctx,
     kernel::{
         datamaps,
@@ -27,6 +26,8 @@ use crate::{
     },
     model::{
         change::{Change, Step},
+        error_text::chain,
+        handle::MapReuse,
         manifest::{self, LINKS_SUBDIR, MAPS_SUBDIR, Manifest, MapEntry, ProgEntry},
         verifier::Rejection,
     },
@@ -161,17 +162,6 @@ fn section_name(bytes: &[u8], index: usize) -> String {
 }
 
 /// An error and its sources, on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 /// aya's parse errors, said in terms of the object: the section, what is
 /// wrong with it, and what to do.
 fn parse_error(label: &str, bytes: &[u8], e: aya_obj::ParseError) -> anyhow::Error {
@@ -281,7 +271,7 @@ pub(crate) fn env_sizes(obj: &ObjectFile<'_>, sizes: &mut BTreeMap<String, u32>)
     let text = text.to_string_lossy();
     let mut seen = std::collections::HashSet::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (name, n) = crate::cli::max_entries(item).map_err(|why| {
+        let (name, n) = crate::model::handle::max_entries(item).map_err(|why| {
             anyhow::anyhow!("{SIZES_ENV}: {why}; give NAME=N[,NAME=N...] or unset it")
         })?;
         if !seen.insert(name.clone()) {
@@ -561,8 +551,8 @@ impl Human for Loaded {
     }
 }
 
-/// Prints the pins of a load directory, and the maps it shares outside.
-pub(crate) fn print_loaded(ctx: &Ctx, dir: PathBuf) -> Result<()> {
+/// The pins of a load directory, and the maps it shares outside.
+pub fn loaded(dir: PathBuf) -> Result<Loaded> {
     let mut objects: Vec<PinRow> = pinfs::list(&dir)?
         .into_iter()
         .map(PinRow::from_pin)
@@ -576,8 +566,7 @@ pub(crate) fn print_loaded(ctx: &Ctx, dir: PathBuf) -> Result<()> {
             }
         }
     }
-    ctx.out.result(&Loaded { dir, objects })?;
-    Ok(())
+    Ok(Loaded { dir, objects })
 }
 
 /// The manifest of what `names` and the object's maps are, as staged in
@@ -661,7 +650,9 @@ pub(crate) fn write_manifest(staging: &mut pinfs::Staging, manifest: &Manifest) 
 ///
 /// Global-data maps are made with their BTF first (see `kernel::datamaps`)
 /// and handed to the loader through scratch pins in the journal's staging
-/// area, recorded so that recovery removes them if this dies.
+/// area, recorded so that recovery removes them if this dies. What the
+/// operator should hear of (global data left untyped) goes to `notes`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn load_into_kernel(
     object: &ObjectFile<'_>,
     reuse: &[(String, PathBuf)],
@@ -670,6 +661,7 @@ pub(crate) fn load_into_kernel(
     shared: &[SharedMap],
     shared_stage: Option<&Path>,
     journal: &mut Journal,
+    notes: &mut Vec<String>,
 ) -> Result<(aya::Ebpf, Vec<String>)> {
     let with = |data_maps: Option<&datamaps::DataMaps>| {
         load_with(
@@ -701,16 +693,11 @@ pub(crate) fn load_into_kernel(
         .and_then(|maps| {
             for e in maps.untyped() {
                 // NB: the maps still work; only their types are missing.
-                let mut why = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(s) = source {
-                    why.push_str(&format!(": {s}"));
-                    source = s.source();
-                }
-                eprintln!(
-                    "xdpctl: global data of {} stays untyped: {why}",
-                    object.label
-                );
+                notes.push(format!(
+                    "global data of {} stays untyped: {}",
+                    object.label,
+                    chain(e)
+                ));
             }
             let loaded = with(Some(&maps));
             drop(maps);
@@ -848,16 +835,10 @@ fn rejection(
         return anyhow::Error::new(err).context(format!("loading program {name}"));
     };
     let log = verifier_log.to_string();
-    let mut saved_to = None;
-    if let Some(path) = log_file {
-        match fs::write(path, &log) {
-            Ok(()) => saved_to = Some(path.to_owned()),
-            Err(e) => eprintln!(
-                "xdpctl: cannot write the verifier log to {}: {e}",
-                path.display()
-            ),
-        }
-    }
+    let saved_to = log_file.map(|path| {
+        let failed = fs::write(path, &log).err().map(|e| e.to_string());
+        (path.to_owned(), failed)
+    });
     Rejection {
         program: name.to_owned(),
         error: io_error,

@@ -19,20 +19,21 @@ use std::{
     collections::{BTreeMap, HashMap},
     os::fd::AsFd,
     path::PathBuf,
-    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 
 use xdp_progs::xdpfw;
 
-use super::object::{
-    ObjectFile, build_manifest, env_sizes, load_into_kernel, map_mismatch, reuse_plan, shared_plan,
-    sizes_plan, stage_object, write_manifest,
+use super::{
+    load::LoadOptions,
+    object::{
+        ObjectFile, build_manifest, env_sizes, load_into_kernel, map_mismatch, reuse_plan,
+        shared_plan, sizes_plan, stage_object, write_manifest,
+    },
+    watcher,
 };
 use crate::{
-    cli::LoadArgs,
-    cmd::confirm,
     ctx::Ctx,
     kernel::fwindex,
     kernel::{layout, sys},
@@ -88,7 +89,7 @@ fn check_pins(load: &LoadDir) -> Result<HashMap<u32, String>> {
 /// `xdpctl load --replace`.
 pub fn replace(
     ctx: &Ctx,
-    args: &LoadArgs,
+    args: &LoadOptions,
     object: &ObjectFile<'_>,
     target: &pinfs::PinPath,
 ) -> Result<PathBuf> {
@@ -183,6 +184,7 @@ pub fn replace(
         reuse.extend(own);
     }
 
+    let mut load_notes = Vec::new();
     let (ebpf, names) = load_into_kernel(
         object,
         &reuse,
@@ -191,7 +193,9 @@ pub fn replace(
         &shared,
         None,
         &mut journal,
+        &mut load_notes,
     )?;
+    ctx.out.notes(load_notes);
 
     // Plan every switch before touching anything.
     let mut switches = Vec::new();
@@ -380,7 +384,7 @@ pub fn replace(
                 },
             })
             .collect();
-        confirm::arm(
+        watcher::arm(
             &journal,
             pending::load_key(load.manifest.load_id),
             format!("upgrade of {}", load.path.display()),
@@ -391,7 +395,7 @@ pub fn replace(
         )?;
         ctx.out.note(format_args!(
             "this upgrade is rolled back in {} unless you run: xdpctl confirm {}",
-            humane(within),
+            crate::model::duration::humane(within),
             load.path.display()
         ));
     }
@@ -423,14 +427,4 @@ pub fn replace(
         }
     ));
     Ok(load.path)
-}
-
-/// A duration for messages: `30s`, `2m30s`.
-pub fn humane(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 60, s % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
-    }
 }

@@ -1,0 +1,539 @@
+//! Apply a policy (`xdpctl apply -f POLICY`, the agent): read the live state, compute the difference
+//! from the policy, print the plan, and apply only the difference — the
+//! load or upgrade and the attachments through their own journaled
+//! changes, the rule maps through one journal record whose steps write
+//! exactly the entries that differ. The agent reconciles with the same
+//! code.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+
+use crate::{
+    ctx::Ctx,
+    kernel::{netns::Netns, store},
+    model::{
+        change::{Change, Step},
+        guard::GUARD_MARK,
+        handle::Handle,
+        manifest,
+        policy::{self, DeviceSpec, MapDelta, Policy, RuleMaps},
+    },
+    ops::{
+        self,
+        attach::{self, AttachOptions},
+        detach,
+        live::{self, LiveDevice},
+        load::{self, LoadOptions},
+        loaddir::LoadDir,
+        pending, watcher,
+    },
+    render::Human,
+};
+
+/// Reads and checks a policy file.
+pub fn read_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy {}", path.display()))?;
+    Ok(policy::parse(&path.display().to_string(), &text)?)
+}
+
+/// The changes of one rule map.
+#[derive(Debug, Serialize)]
+pub struct RuleChange {
+    /// The map.
+    pub map: String,
+    /// Entries written (new or changed).
+    pub put: usize,
+    /// Entries removed.
+    pub remove: usize,
+    /// The first [`LISTED`] entries written, as a policy says them.
+    pub puts: Vec<String>,
+    /// The first [`LISTED`] keys removed.
+    pub removes: Vec<String>,
+}
+
+/// How many entries of each map, written and removed, the plan lists (the
+/// counts are whole).
+pub const LISTED: usize = 100;
+
+impl RuleChange {
+    fn of(map: &str, d: &MapDelta) -> Self {
+        RuleChange {
+            map: map.to_owned(),
+            put: d.put.len(),
+            remove: d.remove.len(),
+            puts: (d.put.iter().take(LISTED))
+                .map(|(k, v)| policy::entry_text(map, k, v))
+                .collect(),
+            removes: (d.remove.iter().take(LISTED))
+                .map(|(k, _)| policy::entry_text(map, k, &[]))
+                .collect(),
+        }
+    }
+}
+
+/// What apply does.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// The policy file.
+    pub policy: String,
+    /// The load directory.
+    pub dir: PathBuf,
+    /// `keep`, `load` or `replace`.
+    pub load: &'static str,
+    /// Devices to attach to.
+    pub attach: Vec<DeviceSpec>,
+    /// Devices that run another XDP program in the policy's mode: the
+    /// load's program replaces it atomically (`attach --replace`).
+    pub replace: Vec<DeviceSpec>,
+    /// Attachments of this load to take off.
+    pub detach: Vec<LiveDevice>,
+    /// Rule maps that change.
+    pub rules: Vec<RuleChange>,
+    /// How many changes in all (a map's entries count one by one).
+    pub changes: usize,
+    /// Whether it was applied (false for --dry-run and for no changes).
+    pub applied: bool,
+    #[serde(skip)]
+    deltas: Vec<(String, MapDelta)>,
+    /// What puts the maps back as they were.
+    #[serde(skip)]
+    undo: Vec<(String, MapDelta)>,
+    #[serde(skip)]
+    desired: RuleMaps,
+}
+
+impl Human for Plan {
+    fn human(&self, _view: &crate::render::View) -> String {
+        let mut out = String::new();
+        if self.changes == 0 {
+            out.push_str(&format!(
+                "nothing to change: {} is as {} says\n",
+                self.dir.display(),
+                self.policy
+            ));
+            return out;
+        }
+        let verb = if self.applied { "applied" } else { "plan" };
+        out.push_str(&format!(
+            "{verb}: {} from {}\n",
+            self.dir.display(),
+            self.policy
+        ));
+        if self.load != "keep" {
+            out.push_str(&format!("  {:<8} {}\n", self.load, self.dir.display()));
+        }
+        for d in &self.detach {
+            out.push_str(&format!(
+                "  detach   {}{}\n",
+                d.name,
+                in_ns(d.netns.name.as_deref())
+            ));
+        }
+        for d in &self.replace {
+            out.push_str(&format!(
+                "  replace  {} ({}){}\n",
+                d.name,
+                d.mode,
+                in_ns(d.netns.as_deref())
+            ));
+        }
+        for d in &self.attach {
+            out.push_str(&format!(
+                "  attach   {} ({}){}\n",
+                d.name,
+                d.mode,
+                in_ns(d.netns.as_deref())
+            ));
+        }
+        for r in &self.rules {
+            out.push_str(&format!("  {:<10} +{} -{}\n", r.map, r.put, r.remove));
+            for (sign, listed, all) in [("+", &r.puts, r.put), ("-", &r.removes, r.remove)] {
+                for e in listed {
+                    out.push_str(&format!("    {sign} {e}\n"));
+                }
+                if all > listed.len() {
+                    out.push_str(&format!("    {sign} ... {} more\n", all - listed.len()));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn in_ns(ns: Option<&str>) -> String {
+    ns.map_or_else(String::new, |n| format!(" in netns {n}"))
+}
+
+/// The object label a load of `policy` has in its manifest, and the digest
+/// of the object's bytes now.
+fn object_of(p: &Policy) -> Result<(String, String)> {
+    if p.is_builtin() {
+        Ok((
+            format!("built-in {}", xdp_progs::xdpfw::NAME),
+            manifest::digest(xdp_progs::xdpfw::OBJECT),
+        ))
+    } else {
+        let bytes = std::fs::read(&p.load.object)
+            .with_context(|| format!("load.object: cannot read {}", p.load.object))?;
+        let path = std::path::Path::new(&p.load.object);
+        Ok((super::object::object_source(path), manifest::digest(&bytes)))
+    }
+}
+
+/// The difference between the live state and `policy`.
+pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
+    let dir = ctx.resolve(&policy.load.pin);
+    let load = if dir.exists() {
+        Some(LoadDir::open(&dir).context("load.pin")?)
+    } else {
+        None
+    };
+    // A new xdpctl's built-in firewall, or a changed object file, is an
+    // upgrade: `load --replace`, without a gap.
+    let (label, digest) = object_of(policy)?;
+    let load_action = match &load {
+        None => "load",
+        Some(l) if l.manifest.object == label && l.manifest.object_digest == digest => "keep",
+        Some(_) => "replace",
+    };
+    let live_devices = match &load {
+        Some(l) => live::devices(l, &ctx.link_pin_index()?)?,
+        None => Vec::new(),
+    };
+    // Namespaces by identity, never by name: a policy naming `blue`
+    // applied from inside `blue` means the devices it is looking at.
+    let wanted: Vec<Option<Netns>> = policy
+        .devices
+        .iter()
+        .map(|d| Netns::of(d.netns.as_deref()).ok())
+        .collect();
+    let same = |i: usize, l: &LiveDevice| {
+        let d = &policy.devices[i];
+        d.name == l.name && wanted[i].as_ref() == Some(&l.netns) && l.mode == Some(d.mode)
+    };
+    let missing: Vec<usize> = (0..policy.devices.len())
+        .filter(|&i| !live_devices.iter().any(|l| same(i, l)))
+        .collect();
+    let detach: Vec<LiveDevice> = live_devices
+        .iter()
+        .filter(|l| !(0..policy.devices.len()).any(|i| same(i, l)))
+        .cloned()
+        .collect();
+    // A device that runs another program in the policy's mode gets the
+    // load's by an atomic replace, never a detach and an attach.
+    let mut attach = Vec::new();
+    let mut replace = Vec::new();
+    for i in missing {
+        let d = policy.devices[i].clone();
+        let ours_elsewhere = detach
+            .iter()
+            .any(|l| l.name == d.name && wanted[i].as_ref() == Some(&l.netns));
+        match &wanted[i] {
+            Some(ns) if !ours_elsewhere && runs_xdp(ns, &d)? => replace.push(d),
+            _ => attach.push(d),
+        }
+    }
+
+    let desired = policy.rule_maps();
+    let live_rules = match &load {
+        Some(l) if policy.is_builtin() || live::rules(&l.path).is_ok() => live::rules(&l.path)?,
+        // After a load every rule map is empty and every switch off.
+        _ => desired
+            .keys()
+            .map(|name| {
+                let want = &desired[name];
+                let mut empty = policy::Entries::new(want.key_size, want.value_size);
+                if name == "config" {
+                    empty.push(&0u32.to_ne_bytes(), &[0, 0]);
+                }
+                (name.clone(), empty)
+            })
+            .collect(),
+    };
+    let mut deltas = Vec::new();
+    let mut undo = Vec::new();
+    let mut rules = Vec::new();
+    for (name, want) in &desired {
+        let keep = name.starts_with("blocklist").then_some(GUARD_MARK);
+        let empty = policy::Entries::new(want.key_size, want.value_size);
+        let (d, u) = policy::delta(
+            live_rules.get(name).unwrap_or(&empty),
+            want,
+            keep,
+            policy::zero_is_rule(name),
+        );
+        if !d.is_empty() {
+            undo.push((name.clone(), u));
+            rules.push(RuleChange::of(name, &d));
+            deltas.push((name.clone(), d));
+        }
+    }
+    // Sizes: a map of the object, at least one entry, and not a resize of
+    // a map that holds entries (which would empty it).
+    if policy.is_builtin() {
+        for name in policy.load.max_entries.keys() {
+            if !xdp_progs::xdpfw::maps::ALL.contains(&name.as_str()) {
+                bail!(
+                    "load.max_entries: the built-in firewall has no map {name}; its maps are: {}",
+                    xdp_progs::xdpfw::maps::ALL.join(", ")
+                );
+            }
+        }
+    }
+    if let Some(l) = &load {
+        for (name, n) in &policy.load.max_entries {
+            if let Some(m) = l.manifest.maps.iter().find(|m| &m.name == name)
+                && m.max_entries != *n
+            {
+                bail!(
+                    "load.max_entries.{name} is {n}, but the map in {} has room for {}: a \
+                     resize empties the map, so apply does not do it (unload and apply again, \
+                     or `xdpctl load --pin {} --replace --reset-maps --max-entries {name}={n}`)",
+                    l.path.display(),
+                    m.max_entries,
+                    l.path.display()
+                );
+            }
+        }
+    }
+    let changes = usize::from(load_action != "keep")
+        + attach.len()
+        + replace.len()
+        + detach.len()
+        + rules.iter().map(|r| r.put + r.remove).sum::<usize>();
+    Ok(Plan {
+        policy: file.to_owned(),
+        dir,
+        load: load_action,
+        attach,
+        replace,
+        detach,
+        rules,
+        changes,
+        applied: false,
+        deltas,
+        undo,
+        desired,
+    })
+}
+
+/// Whether device `d` of namespace `ns` runs an XDP program in the mode
+/// `d` asks for. A namespace or device missing here runs nothing (a dry
+/// run may be away from its host; a real apply stops at
+/// [`check_devices`]).
+fn runs_xdp(ns: &Netns, d: &DeviceSpec) -> Result<bool> {
+    let Ok(Ok(_entered)) = ns.enter() else {
+        return Ok(false);
+    };
+    let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
+    Ok(rtnl
+        .device(&d.name)?
+        .is_some_and(|dev| dev.xdp.attached().iter().any(|(mode, _)| *mode == d.mode)))
+}
+
+/// Whether a desired device is the live one: the same name in the same
+/// namespace (by identity), in the same mode.
+pub fn same_device(d: &DeviceSpec, l: &LiveDevice) -> bool {
+    d.name == l.name
+        && Netns::of(d.netns.as_deref()).is_ok_and(|n| n == l.netns)
+        && l.mode == Some(d.mode)
+}
+
+/// Everything the plan would attach to must exist before anything is
+/// changed: a misspelt device must not cost the firewall on another.
+pub fn check_devices(plan: &Plan) -> Result<()> {
+    for d in plan.attach.iter().chain(&plan.replace) {
+        let spec = d
+            .netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
+        let _in = crate::kernel::netns::enter(spec.as_deref())
+            .with_context(|| format!("devices: {}", d.name))?;
+        let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
+        if rtnl.device(&d.name)?.is_none() {
+            bail!(
+                "devices: no device named {}{}; nothing was changed (fix the policy)",
+                d.name,
+                d.netns
+                    .as_deref()
+                    .map_or_else(String::new, |n| format!(" in network namespace {n}"))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Under --confirm-within, the plan may only change rules and attach.
+pub fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> Result<()> {
+    if confirm.is_some()
+        && (plan.load != "keep" || !plan.detach.is_empty() || !plan.replace.is_empty())
+    {
+        bail!(
+            "with --confirm-within, apply rolls back rule changes and new attachments only, and \
+             this plan also {}; apply it without --confirm-within first",
+            if plan.load != "keep" {
+                format!("{}s {}", plan.load, plan.dir.display())
+            } else if !plan.detach.is_empty() {
+                "detaches devices".to_owned()
+            } else {
+                "replaces other programs on devices".to_owned()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Carries a plan out. With `confirm`, arms a rollback of the rule
+/// changes and the new attachments (the plan may then do nothing else).
+pub fn execute(
+    ctx: &Ctx,
+    policy: &Policy,
+    plan: &mut Plan,
+    confirm: Option<std::time::Duration>,
+) -> Result<()> {
+    check_confirmable(plan, confirm)?;
+    check_devices(plan)?;
+    if plan.load != "keep" {
+        let opts = LoadOptions {
+            object: (!policy.is_builtin()).then(|| PathBuf::from(&policy.load.object)),
+            pin: plan.dir.clone(),
+            max_entries: policy
+                .load
+                .max_entries
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            replace: plan.load == "replace",
+            ..LoadOptions::default()
+        };
+        load::load(ctx, &opts)?;
+    }
+    let mut rollback = Vec::new();
+    let mut expect = Vec::new();
+    if confirm.is_some() {
+        let (journal, _) = ops::begin(&plan.dir)?;
+        pending::check_none(&journal)?;
+    }
+    let here = Netns::current()?;
+    for d in &plan.detach {
+        let ns = if d.netns == here {
+            None
+        } else if let Some(name) = &d.netns.name {
+            Some(crate::kernel::netns::path_of(name).display().to_string())
+        } else {
+            bail!(
+                "{} is attached in a network namespace not named under /run/netns (inode {}), \
+                 which xdpctl cannot enter to detach it; detach it from inside that namespace \
+                 (nsenter --net=/proc/PID/ns/net xdpctl detach {})",
+                d.name,
+                d.netns.ino,
+                d.name
+            );
+        };
+        detach::detach(ctx, &d.name, ns.as_deref())?;
+    }
+    for d in &plan.replace {
+        attach::attach(
+            ctx,
+            &AttachOptions {
+                prog: Handle::Path(plan.dir.clone()),
+                dev: d.name.clone(),
+                mode: d.mode,
+                netns: d.netns.clone(),
+                replace: true,
+                netlink: false,
+                confirm_within: None,
+            },
+        )?;
+    }
+    for d in &plan.attach {
+        let row = attach::attach(
+            ctx,
+            &AttachOptions {
+                prog: Handle::Path(plan.dir.clone()),
+                dev: d.name.clone(),
+                mode: d.mode,
+                netns: d.netns.clone(),
+                replace: false,
+                netlink: false,
+                confirm_within: None,
+            },
+        )?;
+        if let (Some(link), Some(pin)) = (row.xdp.link_id, row.xdp.link_pinned.first()) {
+            rollback.push(Step::LinkDetach { link });
+            rollback.push(Step::UnpinLink {
+                path: pin.clone(),
+                link,
+            });
+            expect.push(pending::Expect::Link {
+                link,
+                prog: row.xdp.prog_id,
+            });
+        }
+    }
+    // The rules last, under one lock with the arming of the rollback: what
+    // the rollback keeps is referred to by its record from the start (a
+    // sweep would take it for a leftover otherwise).
+    if !plan.deltas.is_empty() {
+        live::check_rule_maps(&plan.dir, &plan.desired)?;
+    }
+    let (mut journal, notes) = ops::begin(&plan.dir)?;
+    ctx.out.notes(notes);
+    if !plan.deltas.is_empty() {
+        let desired = journal.scratch("stage")?;
+        store::write_big(
+            &desired,
+            store::Kind::Desired,
+            &policy::encode(&plan.deltas),
+        )
+        .context("recording the rules to write")?;
+        let entry = journal.begin(Change::Steps {
+            what: format!("apply of the rules of {}", plan.policy),
+            steps: vec![
+                Step::SyncRules {
+                    dir: plan.dir.clone(),
+                    desired: desired.clone(),
+                },
+                Step::RemoveTree { path: desired },
+            ],
+        })?;
+        journal.run_forward(&entry)?;
+        journal.finish(entry)?;
+    }
+    if let Some(within) = confirm {
+        let mut keep = Vec::new();
+        if !plan.undo.is_empty() {
+            let path = journal.scratch("rollback")?;
+            store::write_big(&path, store::Kind::Desired, &policy::encode(&plan.undo))?;
+            rollback.insert(
+                0,
+                Step::SyncRules {
+                    dir: plan.dir.clone(),
+                    desired: path.clone(),
+                },
+            );
+            keep.push(path);
+        }
+        let load = LoadDir::open(&plan.dir)?;
+        watcher::arm(
+            &journal,
+            pending::load_key(load.manifest.load_id),
+            format!("apply of {}", plan.policy),
+            within,
+            expect,
+            rollback,
+            keep,
+        )?;
+        ctx.out.note(format_args!(
+            "this apply is rolled back in {} unless you run: xdpctl confirm {}",
+            crate::model::duration::humane(within),
+            plan.dir.display()
+        ));
+    }
+    drop(journal);
+    plan.applied = true;
+    Ok(())
+}
