@@ -557,6 +557,17 @@ fn unload_detaches_links_and_netlink_attachments_everywhere() {
         .map(|d| d["attach"].as_str().unwrap())
         .collect();
     assert_eq!(detached, ["link", "netlink"], "{out}");
+    // Each with the mode it ran in, the link's too (one name per mode).
+    let modes: Vec<&str> = out["detached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mode"].as_str().unwrap())
+        .collect();
+    assert!(
+        modes.iter().all(|m| ["native", "generic"].contains(m)),
+        "{out}"
+    );
     assert_eq!(
         net_show(&fs, pair.b.name(), &pair.dev_b)["xdp"],
         Value::Array(vec![])

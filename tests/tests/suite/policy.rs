@@ -269,11 +269,47 @@ fn a_bad_policy_names_the_line_and_field_and_changes_nothing() {
             vec!["rules.udp_ports"],
         ),
         ("load: [".to_owned(), vec!["p.yaml"]),
+        (
+            good.replace("udp_ports: [53, 9999]", "udp_ports:\n    - 53\n    - 0"),
+            vec![":13:", "rules.udp_ports[1]", "port 0"],
+        ),
+        (
+            good.replace("drop_icmp: true", "cidr_except: [198.51.100.0/24]"),
+            vec![":13:", "rules.cidr_except[0]", "is in cidr too"],
+        ),
+        (
+            format!("{good}guard:\n  threshold: 10\n  block_for: 500ms\n"),
+            vec![":17:", "guard.block_for", "at least 1s"],
+        ),
+        (
+            good.replace("  pin: fw\n", "  pin: fw\n  max_entries: {stats: 100}\n"),
+            vec![
+                "p.yaml: load.max_entries.stats",
+                "the size its program is built for",
+            ],
+        ),
+        (
+            good.replace(
+                "  pin: fw\n",
+                &format!(
+                    "  pin: other\n  object: {}\n",
+                    xdpctl_tests::fixture("xdp_pass").display()
+                ),
+            ),
+            vec!["p.yaml: rules:", "has no map blocklist", "leave rules out"],
+        ),
     ] {
         let file = write(dir.path(), "p.yaml", &bad);
-        let out = xdpctl(&fs, ["apply", "-f", &file]).fails_with(&needles);
-        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-        assert_eq!(fs.snapshot(), before);
+        // The plan refuses what the apply would: a dry run says it too.
+        for dry in [true, false] {
+            let mut args = vec!["apply", "-f", &file];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = xdpctl(&fs, args).fails_with(&needles);
+            assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+            assert_eq!(fs.snapshot(), before);
+        }
     }
 }
 

@@ -357,6 +357,51 @@ fn prog_run_reports_verdicts_and_takes_raw_and_pcap_data() {
         .map(|r| r["verdict"].as_str().unwrap())
         .collect();
     assert_eq!(verdicts, ["XDP_DROP", "XDP_PASS"]);
+    // The same two as pcapng (what tcpdump and Wireshark write today),
+    // written here block by block: section header, interface (Ethernet),
+    // two enhanced packet blocks.
+    let mut ng = Vec::new();
+    let block = |ng: &mut Vec<u8>, kind: u32, body: &[u8]| {
+        let len = (12 + body.len().div_ceil(4) * 4) as u32;
+        ng.extend(kind.to_le_bytes());
+        ng.extend(len.to_le_bytes());
+        ng.extend(body);
+        ng.resize(ng.len() + (4 - body.len() % 4) % 4, 0);
+        ng.extend(len.to_le_bytes());
+    };
+    let mut shb = Vec::new();
+    shb.extend(0x1a2b_3c4du32.to_le_bytes());
+    shb.extend(1u16.to_le_bytes());
+    shb.extend(0u16.to_le_bytes());
+    shb.extend((-1i64).to_le_bytes());
+    block(&mut ng, 0x0a0d_0d0a, &shb);
+    block(&mut ng, 1, &[1, 0, 0, 0, 0, 0, 0, 0]);
+    for f in [
+        frame.clone(),
+        build("udp src=192.0.2.1 dst=10.0.0.1 dport=1"),
+    ] {
+        let mut epb = Vec::new();
+        for v in [0u32, 0, 0, f.len() as u32, f.len() as u32] {
+            epb.extend(v.to_le_bytes());
+        }
+        epb.extend(&f);
+        block(&mut ng, 6, &epb);
+    }
+    let cap = dir.path().join("two.pcapng");
+    std::fs::write(&cap, ng).unwrap();
+    let out = xdpctl(
+        &fs,
+        ["-j", "prog", "run", "fw", "--data", cap.to_str().unwrap()],
+    )
+    .ok()
+    .json();
+    let verdicts: Vec<&str> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["XDP_DROP", "XDP_PASS"], "from pcapng");
 
     let short = dir.path().join("short.bin");
     std::fs::write(&short, [0u8; 10]).unwrap();

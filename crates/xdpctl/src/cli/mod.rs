@@ -200,7 +200,7 @@ pub enum Command {
 
 /// The firewall's counters: packets and bytes per outcome.
 ///
-/// Once by default; with --interval, every S seconds with rates (JSON: one
+/// Once by default; with --interval, every DURATION with rates (JSON: one
 /// object per interval, JSON lines). --prometheus prints the text
 /// exposition format for node_exporter's textfile collector. DIR is the
 /// firewall's load directory; default: the only one under --bpffs. Says on
@@ -220,8 +220,8 @@ pub struct StatsArgs {
     /// The firewall's load directory.
     #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: Option<PathBuf>,
-    /// Print rates every S seconds.
-    #[arg(long, value_name = "S", value_parser = interval_secs)]
+    /// Print rates every DURATION (2s, 500ms; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", value_parser = interval_secs)]
     pub interval: Option<f64>,
     /// Stop after N intervals.
     #[arg(long, value_name = "N", requires = "interval", value_parser = count)]
@@ -244,8 +244,8 @@ pub struct TopArgs {
     /// The firewall's load directory.
     #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: Option<PathBuf>,
-    /// Seconds between refreshes.
-    #[arg(long, value_name = "S", default_value_t = 1.0, value_parser = interval_secs)]
+    /// Time between refreshes (2s, 500ms; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value_t = 1.0, value_parser = interval_secs)]
     pub interval: f64,
     /// Sources shown.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = size)]
@@ -308,10 +308,11 @@ pub struct GuardArgs {
 
 /// Keep a change made with --confirm-within.
 ///
-/// attach and load --replace with --confirm-within DURATION roll the change
-/// back by themselves unless confirmed in time, even if the session that
-/// made it is gone, like a router's "commit confirmed". Name the device
-/// (attach) or the load directory (load --replace). One change at a time
+/// attach, load --replace and apply with --confirm-within DURATION roll the
+/// change back by themselves unless confirmed in time, even if the session
+/// that made it is gone, like a router's "commit confirmed". Name the
+/// device, with its --netns (attach), or the load directory (load --replace,
+/// apply). One change at a time
 /// waits for confirmation on a bpffs; a rollback acts only if the state is
 /// still what the change made.
 ///
@@ -823,7 +824,7 @@ pub struct RunArgs {
         conflicts_with = "data"
     )]
     pub packet: Option<crate::model::packet::Spec>,
-    /// The packet as raw bytes, or packets from a pcap capture.
+    /// The packet as raw bytes, or packets from a pcap or pcapng capture.
     #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub data: Option<PathBuf>,
     /// Run this many times (the time printed is the average).

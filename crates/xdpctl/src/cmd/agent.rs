@@ -40,6 +40,7 @@ use crate::{
         firewall::Firewall,
         live,
     },
+    render::prometheus::{self, Exposition, Kind},
 };
 
 /// What the agent has done, for /metrics and /healthz.
@@ -332,65 +333,65 @@ fn serve(ctx: &Ctx, server: &tiny_http::Server, status: &Status) {
 
 /// The metrics, in Prometheus' text format.
 fn metrics(ctx: &Ctx, status: &Status) -> String {
-    let mut out = String::new();
-    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-        ));
-    };
-    out.push_str(
-        "# HELP xdpctl_agent_reconciles_total Reconciles of the live state with the policy, by result.\n\
-         # TYPE xdpctl_agent_reconciles_total counter\n",
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = Exposition::default();
+    let reconciles = "xdpctl_agent_reconciles_total";
+    out.family(
+        reconciles,
+        Kind::Counter,
+        "Reconciles of the live state with the policy, by result.",
+    )
+    .sample(reconciles, &[("result", "ok")], n(&status.reconciles_ok))
+    .sample(
+        reconciles,
+        &[("result", "error")],
+        n(&status.reconciles_error),
     );
-    out.push_str(&format!(
-        "xdpctl_agent_reconciles_total{{result=\"ok\"}} {}\nxdpctl_agent_reconciles_total{{result=\"error\"}} {}\n",
-        status.reconciles_ok.load(Ordering::Relaxed),
-        status.reconciles_error.load(Ordering::Relaxed)
-    ));
-    counter(
-        &mut out,
-        "xdpctl_agent_changes_total",
-        "Changes the agent applied.",
-        status.changes.load(Ordering::Relaxed),
+    for (name, help, v) in [
+        (
+            "xdpctl_agent_changes_total",
+            "Changes the agent applied.",
+            &status.changes,
+        ),
+        (
+            "xdpctl_agent_drift_total",
+            "Resyncs that found the live state changed by hand.",
+            &status.drift,
+        ),
+        (
+            "xdpctl_agent_drift_corrected_total",
+            "Drifts the agent put back (drift: correct).",
+            &status.corrected,
+        ),
+        (
+            "xdpctl_agent_policy_errors_total",
+            "Policy files that did not parse or check; the last good policy stayed.",
+            &status.policy_errors,
+        ),
+        (
+            "xdpctl_agent_guard_restarts_total",
+            "Times guard stopped and was started again.",
+            &status.guard_restarts,
+        ),
+    ] {
+        out.single(name, Kind::Counter, help, n(v));
+    }
+    out.single(
+        "xdpctl_agent_last_reconcile_timestamp_seconds",
+        Kind::Gauge,
+        "When the last reconcile succeeded.",
+        n(&status.last_ok_ms) as f64 / 1000.0,
     );
-    counter(
-        &mut out,
-        "xdpctl_agent_drift_total",
-        "Resyncs that found the live state changed by hand.",
-        status.drift.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "xdpctl_agent_drift_corrected_total",
-        "Drifts the agent put back (drift: correct).",
-        status.corrected.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "xdpctl_agent_policy_errors_total",
-        "Policy files that did not parse or check; the last good policy stayed.",
-        status.policy_errors.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "xdpctl_agent_guard_restarts_total",
-        "Times guard stopped and was started again.",
-        status.guard_restarts.load(Ordering::Relaxed),
-    );
-    out.push_str(&format!(
-        "# HELP xdpctl_agent_last_reconcile_timestamp_seconds When the last reconcile succeeded.\n\
-         # TYPE xdpctl_agent_last_reconcile_timestamp_seconds gauge\n\
-         xdpctl_agent_last_reconcile_timestamp_seconds {}\n",
-        status.last_ok_ms.load(Ordering::Relaxed) as f64 / 1000.0
-    ));
     let Some(policy) = status.policy.lock().expect("not poisoned").clone() else {
-        return out;
+        return out.finish();
     };
     let dir = ctx.resolve(&policy.load.pin);
     // Attach state per device of the policy.
-    out.push_str(
-        "# HELP xdpctl_agent_attached Whether a device of the policy runs the load's program (1) or not (0).\n\
-         # TYPE xdpctl_agent_attached gauge\n",
+    let attached = "xdpctl_agent_attached";
+    out.family(
+        attached,
+        Kind::Gauge,
+        "Whether a device of the policy runs the load's program (1) or not (0).",
     );
     let live_devices = crate::ops::loaddir::LoadDir::open(&dir)
         .ok()
@@ -402,45 +403,43 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
         let up = live_devices
             .iter()
             .any(|l| apply::same_device(d, l) && l.mode == Some(d.mode));
-        out.push_str(&format!(
-            "xdpctl_agent_attached{{device=\"{}\",netns=\"{}\",mode=\"{}\"}} {}\n",
-            escape(&d.name),
-            escape(ns.as_deref().unwrap_or("")),
-            d.mode,
-            u8::from(up)
-        ));
+        let mode = d.mode.to_string();
+        out.sample(
+            attached,
+            &[
+                ("device", &d.name),
+                ("netns", ns.as_deref().unwrap_or("")),
+                ("mode", &mode),
+            ],
+            u8::from(up),
+        );
     }
     // Rule counts, and guard's blocks.
     if let Ok(rules) = live::rules(&dir) {
-        out.push_str(
-            "# HELP xdpctl_agent_rules Entries in each rule map of the firewall.\n\
-             # TYPE xdpctl_agent_rules gauge\n",
+        let name = "xdpctl_agent_rules";
+        out.family(
+            name,
+            Kind::Gauge,
+            "Entries in each rule map of the firewall.",
         );
-        for (name, entries) in &rules {
-            out.push_str(&format!(
-                "xdpctl_agent_rules{{map=\"{name}\"}} {}\n",
-                entries.len()
-            ));
+        for (map, entries) in &rules {
+            out.sample(name, &[("map", map)], entries.len());
         }
     }
     let guard_blocks = crate::kernel::map::MapHandle::open_pinned(&dir.join("guard"))
         .and_then(|m| m.entries().map_err(std::io::Error::other))
         .map_or(0, |e| e.len());
-    out.push_str(&format!(
-        "# HELP xdpctl_guard_blocks Sources guard blocks now.\n# TYPE xdpctl_guard_blocks gauge\nxdpctl_guard_blocks {guard_blocks}\n"
-    ));
+    out.single(
+        "xdpctl_guard_blocks",
+        Kind::Gauge,
+        "Sources guard blocks now.",
+        guard_blocks,
+    );
     // Per-outcome counters, as `stats --prometheus` prints them.
     if let Ok(fw) = Firewall::open(ctx, Some(&dir))
         && let Ok(outcomes) = fw.outcomes()
     {
-        out.push_str(&crate::render::prometheus::firewall(&fw.dir, &outcomes));
+        prometheus::firewall(&mut out, &fw.dir, &outcomes);
     }
-    out
-}
-
-/// A label value, escaped for the text format.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    out.finish()
 }

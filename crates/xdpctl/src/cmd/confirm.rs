@@ -32,9 +32,10 @@ fn key_of(ctx: &Ctx, args: &ConfirmArgs) -> Result<(String, std::path::PathBuf)>
         bail!(
             "{} is neither a load directory nor a device{}",
             args.target,
-            args.netns
-                .as_deref()
-                .map_or_else(String::new, |n| format!(" in network namespace {n}"))
+            args.netns.as_deref().map_or_else(
+                || " here (a device in another namespace needs --netns NAME)".to_owned(),
+                |n| format!(" in network namespace {n}")
+            )
         );
     };
     ctx.ensure_bpffs()?;

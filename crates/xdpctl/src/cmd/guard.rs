@@ -216,7 +216,7 @@ impl Blocklist for Maps<'_> {
         // is written.
         // (blocklist6, if marked empty, is looked up from now on.)
         let mut lock = None;
-        if let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))? {
+        if let Some(t) = fwindex::Target::open(&self.fw.maps_dir())? {
             lock = Some(match src {
                 Source::V4(a) => t.blocklist_adding(&a)?,
                 _ => t.blocklist6_adding()?,
@@ -244,7 +244,7 @@ impl Blocklist for Maps<'_> {
             let (map, key) = blocklist_for(self.fw, src);
             map.handle().delete(&key)?;
             // The datapath may still have it cached as blocked.
-            if let Some(t) = fwindex::Target::open(&self.fw.dir.join("maps"))? {
+            if let Some(t) = fwindex::Target::open(&self.fw.maps_dir())? {
                 t.forget_blocked()?;
                 // The last block gone: the kind is skipped again.
                 t.settle(match src {
@@ -291,7 +291,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     let state = State::open(&fw.dir, args.dry_run)?;
     // Under a flood the firewall counts a new source once it is heavy
     // enough; guard makes sure "heavy enough" is well below its threshold.
-    let maps_dir = fw.dir.join("maps");
+    let maps_dir = fw.maps_dir();
     if !args.dry_run {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         fwindex::set_admit_cap(&maps_dir, fwindex::admit_cap(args.threshold, cpus))?;

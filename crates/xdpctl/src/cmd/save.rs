@@ -33,14 +33,11 @@ impl Human for Saved {
 
 /// The only load directory under the bpffs root.
 fn only_load(root: &Path) -> Result<PathBuf> {
-    let mut found = Vec::new();
-    for pin in pinfs::list_matching(root, |n| n == crate::model::manifest::PIN)? {
-        if let Some(dir) = pin.path.parent()
-            && LoadDir::open(dir).is_ok()
-        {
-            found.push(dir.to_owned());
-        }
-    }
+    let mut found: Vec<PathBuf> = crate::ops::loaddir::all(root)?
+        .into_iter()
+        .map(|l| l.path)
+        .collect();
+    found.sort();
     match found.len() {
         1 => Ok(found.swap_remove(0)),
         0 => bail!(

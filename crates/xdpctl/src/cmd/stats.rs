@@ -51,14 +51,13 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
         bail!("--prometheus prints Prometheus text, -j JSON: choose one");
     }
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
-    if let Some(t) = crate::kernel::fwindex::Target::open(&fw.dir.join("maps"))? {
+    if let Some(t) = crate::kernel::fwindex::Target::open(&fw.maps_dir())? {
         ctx.out.notes(t.warnings()?);
     }
     if args.prometheus {
-        ctx.out.text(&crate::render::prometheus::firewall(
-            &fw.dir,
-            &fw.outcomes()?,
-        ))?;
+        let mut text = crate::render::prometheus::Exposition::default();
+        crate::render::prometheus::firewall(&mut text, &fw.dir, &fw.outcomes()?);
+        ctx.out.text(&text.finish())?;
         return Ok(());
     }
     let Some(interval) = args.interval else {

@@ -128,15 +128,20 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
         // named it.
         // The pin is `<device>@<netns inode>`: named back as outputs name
         // devices and namespaces.
-        let (device, netns) = match LinkPin::parse(&pin.path) {
-            Some(p) => (
-                p.dev,
-                crate::kernel::netns::Netns::by_inode(p.netns, &spaces).name,
-            ),
+        let (device, netns, mode) = match LinkPin::parse(&pin.path) {
+            Some(p) => {
+                let ns = crate::kernel::netns::Netns::by_inode(p.netns, &spaces);
+                // The mode in effect, as `net show` reads it.
+                let mode = crate::ops::live::mode_of(&ns, &p.dev, info.prog_id)
+                    .ok()
+                    .flatten();
+                (p.dev, ns.name, mode)
+            }
             None => (
                 pin.path
                     .file_name()
                     .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
+                None,
                 None,
             ),
         };
@@ -145,7 +150,7 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
             ifindex: sys::xdp_link_ifindex(&info).unwrap_or(0),
             netns,
             xdp: XdpAttachment {
-                mode: "-".into(),
+                mode: mode.map_or("?", |m| m.name()).to_owned(),
                 prog_id: info.prog_id,
                 prog_name: objects::describe(pinfs::Kind::Prog, info.prog_id)
                     .map_or_else(|_| "?".into(), |d| d.name),

@@ -23,9 +23,9 @@ pub fn parse_within(s: &str, min: Duration) -> Result<Duration, String> {
                 s.escape_debug()
             ));
         }
-        Err(_) => humantime::parse_duration(text).map_err(|e| {
+        Err(_) => humantime::parse_duration(text).map_err(|_| {
             format!(
-                "'{}' is not a duration (like 500ms, 30s, 10m, 1h): {e}",
+                "'{}' is not a duration (like 500ms, 30s, 10m, 1h30m)",
                 s.escape_debug()
             )
         })?,

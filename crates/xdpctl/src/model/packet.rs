@@ -1,5 +1,5 @@
 //! Packets for `xdpctl prog run`: built from a compact description, or read
-//! from a file (raw bytes or a pcap capture).
+//! from a file (raw bytes, or a pcap or pcapng capture).
 //!
 //! A description is words: optional `vlan=ID` tags (outermost first), one
 //! protocol (`udp`, `tcp`, `icmp`, `icmp6`, `ip`, `ip6`, `arp`), then
@@ -263,45 +263,79 @@ impl Spec {
     }
 }
 
-/// The packets in a file: a pcap capture (Ethernet link type) or raw bytes.
+/// The packets in a file: a pcap or pcapng capture (Ethernet link type,
+/// read with the pcap-file crate) or raw bytes.
 pub fn from_file(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if bytes.len() < 24 {
-        return Ok(vec![bytes.to_vec()]);
-    }
-    let magic = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let little = match magic {
-        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
+    const PCAPNG: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let magic = bytes
+        .get(..4)
+        .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+    let packets = match magic {
+        _ if bytes.starts_with(&PCAPNG) => pcapng(bytes)?,
+        Some(0xa1b2_c3d4 | 0xa1b2_3c4d | 0xd4c3_b2a1 | 0x4d3c_b2a1) if bytes.len() >= 24 => {
+            pcap(bytes)?
+        }
         _ => return Ok(vec![bytes.to_vec()]),
     };
-    let u32_at = |off: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(off..off + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let linktype = u32_at(20).ok_or("truncated pcap header")?;
-    if linktype != 1 {
-        return Err(format!(
-            "the capture's link type is {linktype}; XDP sees Ethernet frames (link type 1)"
-        ));
-    }
-    let mut packets = Vec::new();
-    let mut off = 24;
-    while off < bytes.len() {
-        let caplen = u32_at(off + 8)
-            .ok_or_else(|| format!("truncated pcap record header at byte {off}"))?
-            as usize;
-        let data = bytes
-            .get(off + 16..off + 16 + caplen)
-            .ok_or_else(|| format!("truncated pcap record at byte {off}"))?;
-        packets.push(data.to_vec());
-        off += 16 + caplen;
-    }
     if packets.is_empty() {
         return Err("the capture holds no packets".into());
+    }
+    Ok(packets)
+}
+
+fn ethernet(linktype: pcap_file::DataLink) -> Result<(), String> {
+    if linktype == pcap_file::DataLink::ETHERNET {
+        return Ok(());
+    }
+    Err(format!(
+        "the capture's link type is {}; XDP sees Ethernet frames (link type 1)",
+        u32::from(linktype)
+    ))
+}
+
+fn pcap(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut reader =
+        pcap_file::pcap::PcapReader::new(bytes).map_err(|e| format!("a bad pcap header: {e}"))?;
+    ethernet(reader.header().datalink)?;
+    let mut packets = Vec::new();
+    while let Some(p) = reader.next_packet() {
+        let p = p.map_err(|e| format!("pcap record {}: {e}", packets.len() + 1))?;
+        packets.push(p.data.into_owned());
+    }
+    Ok(packets)
+}
+
+fn pcapng(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let mut reader =
+        PcapNgReader::new(bytes).map_err(|e| format!("a bad pcapng section header: {e}"))?;
+    let mut packets = Vec::new();
+    let mut blocks = 0;
+    loop {
+        let (data, interface) = match reader.next_block() {
+            None => break,
+            Some(Err(e)) => return Err(format!("pcapng block {}: {e}", blocks + 2)),
+            Some(Ok(Block::EnhancedPacket(p))) => (p.data.into_owned(), p.interface_id),
+            Some(Ok(Block::SimplePacket(p))) => (p.data.into_owned(), 0),
+            Some(Ok(Block::Packet(p))) => (p.data.into_owned(), u32::from(p.interface_id)),
+            Some(Ok(_)) => {
+                blocks += 1;
+                continue;
+            }
+        };
+        blocks += 1;
+        let linktype = reader
+            .interfaces()
+            .get(interface as usize)
+            .map(|i| i.linktype)
+            .ok_or_else(|| {
+                format!(
+                    "pcapng packet {}: no interface {interface} is described",
+                    packets.len() + 1
+                )
+            })?;
+        ethernet(linktype)?;
+        packets.push(data);
     }
     Ok(packets)
 }
@@ -390,5 +424,50 @@ mod tests {
         }
         assert_eq!(from_file(&pcap).unwrap(), vec![vec![1, 2, 3], vec![4, 5]]);
         assert_eq!(from_file(b"raw").unwrap(), vec![b"raw".to_vec()]);
+    }
+
+    #[test]
+    fn pcapng_packets_are_read() {
+        use std::borrow::Cow;
+
+        use pcap_file::{
+            DataLink,
+            pcapng::{
+                PcapNgWriter,
+                blocks::{
+                    enhanced_packet::EnhancedPacketBlock,
+                    interface_description::InterfaceDescriptionBlock,
+                },
+            },
+        };
+        let capture = |linktype: DataLink| {
+            let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+            w.write_pcapng_block(InterfaceDescriptionBlock {
+                linktype,
+                snaplen: 65535,
+                options: vec![],
+            })
+            .unwrap();
+            for data in [&[1u8, 2, 3][..], &[4, 5]] {
+                w.write_pcapng_block(EnhancedPacketBlock {
+                    interface_id: 0,
+                    timestamp: std::time::Duration::ZERO,
+                    original_len: data.len() as u32,
+                    data: Cow::Borrowed(data),
+                    options: vec![],
+                })
+                .unwrap();
+            }
+            w.into_inner()
+        };
+        assert_eq!(
+            from_file(&capture(DataLink::ETHERNET)).unwrap(),
+            vec![vec![1, 2, 3], vec![4, 5]]
+        );
+        let e = from_file(&capture(DataLink::RAW)).unwrap_err();
+        assert!(e.contains("link type is 101"), "{e}");
+        let mut cut = capture(DataLink::ETHERNET);
+        cut.truncate(cut.len() - 3);
+        assert!(from_file(&cut).unwrap_err().contains("pcapng block"));
     }
 }

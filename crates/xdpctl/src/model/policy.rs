@@ -387,12 +387,6 @@ fn flow_item(lines: &[&str], at: usize, index: usize) -> Option<usize> {
     None
 }
 
-/// Parses a duration of the policy: 10ms to a year, in the one grammar of
-/// durations ([`crate::model::duration`]).
-pub fn duration(s: &str) -> Option<Duration> {
-    crate::model::duration::parse_within(s, Duration::from_millis(10)).ok()
-}
-
 impl Policy {
     /// What parsing cannot check: `(field, message)` of the first problem.
     fn check(&self) -> Result<(), (String, String)> {
@@ -466,15 +460,13 @@ impl Policy {
                     format!("{} is not a rate above 0 and at most 1e12 pps", g.threshold),
                 );
             }
-            for (field, v) in [
-                ("guard.interval", &g.interval),
-                ("guard.block_for", &g.block_for),
+            // The limits of guard's --interval and --block-for.
+            for (field, v, min) in [
+                ("guard.interval", &g.interval, Duration::from_millis(10)),
+                ("guard.block_for", &g.block_for, Duration::from_secs(1)),
             ] {
-                if duration(v).is_none() {
-                    return bad(
-                        field,
-                        format!("{v:?} is not a duration from 10ms to a year (like 1s, 10m)"),
-                    );
+                if let Err(e) = crate::model::duration::parse_within(v, min) {
+                    return bad(field, e);
                 }
             }
             if g.max_blocks == 0 {

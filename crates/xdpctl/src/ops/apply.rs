@@ -167,24 +167,40 @@ fn in_ns(ns: Option<&str>) -> String {
     ns.map_or_else(String::new, |n| format!(" in netns {n}"))
 }
 
-/// The object label a load of `policy` has in its manifest, and the digest
-/// of the object's bytes now.
-fn object_of(p: &Policy) -> Result<(String, String)> {
-    if p.is_builtin() {
-        Ok((
+/// The object label a load of `policy` has in its manifest, the digest of
+/// the object's bytes now, and the names of its maps.
+fn object_of(p: &Policy) -> Result<(String, String, Vec<String>)> {
+    let (label, bytes) = if p.is_builtin() {
+        (
             format!("built-in {}", xdp_progs::xdpfw::NAME),
-            manifest::digest(xdp_progs::xdpfw::OBJECT),
-        ))
+            std::borrow::Cow::Borrowed(xdp_progs::xdpfw::OBJECT),
+        )
     } else {
         let bytes = std::fs::read(&p.load.object)
             .with_context(|| format!("load.object: cannot read {}", p.load.object))?;
         let path = std::path::Path::new(&p.load.object);
-        Ok((super::object::object_source(path), manifest::digest(&bytes)))
-    }
+        (
+            super::object::object_source(path),
+            std::borrow::Cow::Owned(bytes),
+        )
+    };
+    let maps = match aya_obj::Object::parse(&bytes) {
+        Ok(o) => o.maps.keys().cloned().collect(),
+        Err(_) => bail!(
+            "load.object: {} is not a BPF object xdpctl can load",
+            p.load.object
+        ),
+    };
+    Ok((label, manifest::digest(&bytes), maps))
 }
 
-/// The difference between the live state and `policy`.
+/// The difference between the live state and `policy`; an error names
+/// the policy's file and the field.
 pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
+    plan_of(ctx, policy, file).with_context(|| file.to_owned())
+}
+
+fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     let dir = ctx.resolve(&policy.load.pin);
     let load = if dir.exists() {
         Some(LoadDir::open(&dir).context("load.pin")?)
@@ -193,7 +209,7 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     };
     // A new xdpctl's built-in firewall, or a changed object file, is an
     // upgrade: `load --replace`, without a gap.
-    let (label, digest) = object_of(policy)?;
+    let (label, digest, object_maps) = object_of(policy)?;
     let load_action = match &load {
         None => "load",
         Some(l) if l.manifest.object == label && l.manifest.object_digest == digest => "keep",
@@ -271,6 +287,20 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
             deltas.push((name.clone(), d));
         }
     }
+    // Rules go to maps with the firewall's names: the object must have
+    // them all (apply reads and writes them together).
+    if !deltas.is_empty()
+        && let Some(missing) = policy::RULE_MAPS
+            .iter()
+            .find(|m| !object_maps.iter().any(|o| o == *m))
+    {
+        bail!(
+            "rules: {} has no map {missing}, and rules go to maps with the built-in firewall's \
+             names and shapes ({}); leave rules out for this object",
+            policy.load.object,
+            policy::RULE_MAPS.join(", ")
+        );
+    }
     // Sizes: a map of the object, at least one entry, and not a resize of
     // a map that holds entries (which would empty it).
     if policy.is_builtin() {
@@ -280,6 +310,9 @@ pub fn plan(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
                     "load.max_entries: the built-in firewall has no map {name}; its maps are: {}",
                     xdp_progs::xdpfw::maps::ALL.join(", ")
                 );
+            }
+            if let Some(why) = super::object::firewall_fixed_size(name) {
+                bail!("load.max_entries.{name}: {why}");
             }
         }
     }

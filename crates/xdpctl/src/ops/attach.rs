@@ -339,10 +339,14 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
                 dev.name
             ),
         };
+        let in_ns = args
+            .netns
+            .as_deref()
+            .map_or_else(String::new, |n| format!(" --netns {n}"));
         if !args.replace {
             bail!(
                 "{} already has XDP program {old_id} ({old_name}) attached in {mode} mode by \
-                 {how}; use --replace to swap it, or `xdpctl detach {}` first",
+                 {how}; use --replace to swap it, or `xdpctl detach {}{in_ns}` first",
                 dev.name,
                 dev.name
             );
@@ -350,7 +354,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
         if existing.len() > 1 || mode != args.mode {
             bail!(
                 "{} runs program {old_id} in {mode} mode, and --replace swaps within one mode; \
-                 detach it first (xdpctl detach {}) or use --mode {}",
+                 detach it first (xdpctl detach {}{in_ns}) or use --mode {}",
                 dev.name,
                 dev.name,
                 mode
@@ -698,7 +702,10 @@ fn arm_attach(
     watcher::arm(
         journal,
         pending::dev_key(dev.netns, dev.ifindex),
-        format!("attach to {name}"),
+        format!(
+            "attach to {name}{}",
+            netns_arg.map_or_else(String::new, |n| format!(" in netns {n}"))
+        ),
         within,
         vec![expect],
         rollback,

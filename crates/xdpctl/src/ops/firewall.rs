@@ -181,6 +181,11 @@ impl Firewall {
         Ok(Firewall { dir, maps })
     }
 
+    /// The load's maps directory.
+    pub fn maps_dir(&self) -> PathBuf {
+        self.dir.join(MAPS_SUBDIR)
+    }
+
     /// A map of the load.
     pub fn map(&self, name: &str) -> &OpenMap {
         &self.maps[name]

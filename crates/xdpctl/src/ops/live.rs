@@ -145,7 +145,7 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
 
 /// The mode `prog` runs in on `dev` of namespace `ns`; `None` where that
 /// namespace cannot be entered (gone, or not named under /run/netns).
-fn mode_of(ns: &Netns, dev: &str, prog: u32) -> Result<Option<XdpMode>> {
+pub fn mode_of(ns: &Netns, dev: &str, prog: u32) -> Result<Option<XdpMode>> {
     let Ok(Ok(_entered)) = ns.enter() else {
         return Ok(None);
     };

@@ -247,7 +247,14 @@ pub(crate) fn sizes_plan(
 /// rule maps, the per-source tables and the CIDR indexes' room may change).
 fn fixed_size(obj: &ObjectFile<'_>, name: &str) -> Option<String> {
     let firewall = xdpfw::maps::is_firewall(|n| obj.parsed.maps.contains_key(n));
-    (firewall && !xdpfw::maps::sizeable(name)).then(|| {
+    firewall.then(|| firewall_fixed_size(name)).flatten()
+}
+
+/// Why the firewall's map `name` may not be given another size, if it may
+/// not (`--max-entries`, `XDPCTL_MAX_ENTRIES`, a policy's
+/// `load.max_entries`).
+pub(crate) fn firewall_fixed_size(name: &str) -> Option<String> {
+    (!xdpfw::maps::sizeable(name)).then(|| {
         format!(
             "the firewall's {name} has the size its program is built for; size its rule maps, \
              pps, pps6, {} or {} instead",

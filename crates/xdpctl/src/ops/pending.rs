@@ -150,8 +150,9 @@ pub fn check_none(journal: &Journal) -> Result<()> {
     if let Some((key, p)) = all(journal.state()).into_iter().next() {
         let what = p.map_or_else(|_| key.clone(), |p| p.what);
         bail!(
-            "the {what} is waiting for confirmation; run `xdpctl confirm` for it (or let it roll \
-             back) before making another change with --confirm-within"
+            "the {what} is waiting for confirmation; confirm it (`xdpctl confirm DEV [--netns \
+             NAME]` for an attach, `xdpctl confirm DIR` for an upgrade or apply) or let it roll \
+             back before making another change with --confirm-within"
         );
     }
     Ok(())

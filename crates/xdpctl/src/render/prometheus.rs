@@ -1,42 +1,101 @@
-//! The Prometheus text exposition format, for `stats --prometheus` and
-//! the agent's `/metrics`.
+//! The Prometheus text exposition format (version 0.0.4), written in one
+//! place for `stats --prometheus` and the agent's `/metrics`: a metric
+//! family is its HELP and TYPE lines, then its samples, labels escaped.
+//!
+//! NB: not the prometheus-client crate: it writes OpenMetrics (`# EOF`,
+//! counters renamed without `_total` in HELP and TYPE), a different format
+//! from the 0.0.4 text these endpoints have always served.
 
-use std::path::Path;
+use std::{fmt::Display, path::Path};
 
 use xdp_progs::xdpfw::Outcome;
 
-/// The Prometheus text exposition format of the counters.
-pub fn firewall(dir: &Path, outcomes: &[(Outcome, u64, u64)]) -> String {
-    let dir = dir
-        .display()
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"");
-    let mut out = String::new();
-    for (metric, help, pick) in [
+/// A metric's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+/// Text being written in the exposition format.
+#[derive(Default)]
+pub struct Exposition(String);
+
+impl Exposition {
+    /// Starts a metric family.
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) -> &mut Self {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        self.0.push_str(&format!(
+            "# HELP {name} {}\n# TYPE {name} {kind}\n",
+            help.replace('\\', "\\\\").replace('\n', "\\n")
+        ));
+        self
+    }
+
+    /// A sample of the family last started.
+    pub fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: impl Display,
+    ) -> &mut Self {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            self.0.push_str(&format!("{{{}}}", labels.join(",")));
+        }
+        self.0.push_str(&format!(" {value}\n"));
+        self
+    }
+
+    /// A family of one sample without labels.
+    pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: impl Display) -> &mut Self {
+        self.family(name, kind, help).sample(name, &[], value)
+    }
+
+    /// The text.
+    pub fn finish(self) -> String {
+        self.0
+    }
+}
+
+/// A label value as the format wants it: `\`, `"` and newlines escaped.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The firewall's counters per outcome (`stats --prometheus`, and the
+/// agent's `/metrics`).
+pub fn firewall(out: &mut Exposition, dir: &Path, outcomes: &[(Outcome, u64, u64)]) {
+    let dir = dir.display().to_string();
+    for (metric, help, packets) in [
         (
             "xdpctl_firewall_packets_total",
             "Packets seen by the xdpctl firewall, by outcome.",
-            0,
+            true,
         ),
         (
             "xdpctl_firewall_bytes_total",
             "Bytes seen by the xdpctl firewall, by outcome.",
-            1,
+            false,
         ),
     ] {
-        out.push_str(&format!(
-            "# HELP {metric} {help}\n# TYPE {metric} counter\n"
-        ));
-        for (o, packets, bytes) in outcomes {
-            let v = if pick == 0 { packets } else { bytes };
-            out.push_str(&format!(
-                "{metric}{{dir=\"{dir}\",outcome=\"{}\"}} {v}\n",
-                o.name()
-            ));
+        out.family(metric, Kind::Counter, help);
+        for (o, p, b) in outcomes {
+            let v = if packets { p } else { b };
+            out.sample(metric, &[("dir", &dir), ("outcome", o.name())], v);
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -45,13 +104,24 @@ mod tests {
 
     #[test]
     fn prometheus_text_has_help_type_and_labels() {
-        let text = firewall(Path::new("/sys/fs/bpf/xdpfw"), &[(Outcome::Passed, 5, 300)]);
+        let mut out = Exposition::default();
+        firewall(
+            &mut out,
+            Path::new("/sys/fs/bpf/xd\"pfw"),
+            &[(Outcome::Passed, 5, 300)],
+        );
+        out.single("up", Kind::Gauge, "Up.", 1.5);
+        let text = out.finish();
         assert!(text.contains("# TYPE xdpctl_firewall_packets_total counter\n"));
         assert!(text.contains(
-            "xdpctl_firewall_packets_total{dir=\"/sys/fs/bpf/xdpfw\",outcome=\"passed\"} 5\n"
+            "xdpctl_firewall_packets_total{dir=\"/sys/fs/bpf/xd\\\"pfw\",outcome=\"passed\"} 5\n"
         ));
         assert!(text.contains(
-            "xdpctl_firewall_bytes_total{dir=\"/sys/fs/bpf/xdpfw\",outcome=\"passed\"} 300\n"
+            "xdpctl_firewall_bytes_total{dir=\"/sys/fs/bpf/xd\\\"pfw\",outcome=\"passed\"} 300\n"
         ));
+        assert!(
+            text.ends_with("# HELP up Up.\n# TYPE up gauge\nup 1.5\n"),
+            "{text}"
+        );
     }
 }
