@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-# The end-to-end tests run the binary, so build it first.
-cargo build --locked -p xdpctl
-cargo test --locked --workspace --no-fail-fast "$@"
+# The end-to-end tests run the binary, so build it first, with the crash
+# points of the fault-injection tests (a release build has none).
+cargo build --locked -p xdpctl --features failpoints
+cargo test --locked --workspace --no-fail-fast --features xdpctl/failpoints "$@"

@@ -69,7 +69,7 @@ pub enum Error {
 
     /// The directory already holds pins.
     #[error(
-        "{path} already holds {pins} pinned object(s); unload it first (xdpctl unload {path}) or choose another directory"
+        "{path} already holds {pins} pinned object(s); empty it first or choose another directory"
     )]
     Occupied {
         /// The directory.

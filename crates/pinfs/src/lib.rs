@@ -27,5 +27,5 @@ pub use stage::{
     Staging, check_free, exchange_dirs, mkdir_0700, remove_dir_if_empty, rename_noreplace,
     rename_replace,
 };
-pub use sys::{Kind, ObjectInfo, bpf, obj_get, obj_info, obj_pin, zeroed_attr};
+pub use sys::{Kind, ObjectInfo, obj_get, obj_info, obj_pin};
 pub use walk::{Pin, STATE_DIR, is_empty_dir, list, list_matching, pin_info, remove_all};

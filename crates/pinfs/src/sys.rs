@@ -1,6 +1,6 @@
-//! The raw `bpf(2)` entry point of the workspace (xdpctl's kernel layer
-//! builds its typed calls on [`bpf`]), and the three commands bpffs work
-//! needs: pin, get, and the kind and kernel id of an object.
+//! The three `bpf(2)` commands bpffs work needs: pin, get, and the kind and
+//! kernel id of an object. The raw call is private: the rest of the kernel
+//! is the core's, not this crate's.
 
 use std::{
     ffi::CString,
@@ -16,31 +16,16 @@ use aya_obj::generated::{bpf_attr, bpf_cmd};
 
 use crate::{Error, Result};
 
-/// Calls `bpf(cmd, attr)`: the one raw `bpf(2)` wrapper of the workspace.
-///
-/// Commands that change state outside the process (pins, links, attachments,
-/// map contents) pass the [`failpoint`](crate::failpoint) first.
+/// Calls `bpf(cmd, attr)` for the bpffs commands of this file; a pin
+/// passes the [`failpoint`](crate::failpoint) first.
 ///
 /// # Safety
 ///
 /// Every pointer in the members of `attr` that `cmd` reads must be valid for
-/// the reads and writes the kernel makes for `cmd` (buffers as long as the
-/// sizes given next to them, NUL-terminated paths, live fds).
-pub unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
-    use bpf_cmd::*;
-    if matches!(
-        cmd,
-        BPF_OBJ_PIN
-            | BPF_LINK_CREATE
-            | BPF_LINK_UPDATE
-            | BPF_LINK_DETACH
-            | BPF_MAP_UPDATE_ELEM
-            | BPF_MAP_DELETE_ELEM
-            | BPF_MAP_UPDATE_BATCH
-            | BPF_MAP_DELETE_BATCH
-            | BPF_PROG_ATTACH
-            | BPF_PROG_DETACH
-    ) {
+/// the reads and writes the kernel makes for `cmd` (NUL-terminated paths,
+/// buffers as long as the sizes given next to them, live fds).
+unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
+    if cmd == bpf_cmd::BPF_OBJ_PIN {
         crate::failpoint::step("bpf");
     }
     // SAFETY: the caller vouches for the pointers in `attr`; the kernel reads
@@ -61,7 +46,7 @@ pub unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long>
 }
 
 /// An all-zero `bpf_attr`, the documented starting point for every command.
-pub fn zeroed_attr() -> bpf_attr {
+fn zeroed_attr() -> bpf_attr {
     // SAFETY: bpf_attr is plain old data; all-zero is a valid value.
     unsafe { std::mem::MaybeUninit::<bpf_attr>::zeroed().assume_init() }
 }

@@ -90,6 +90,20 @@ pub fn completion_script(shell: cli::Shell, out: &mut dyn io::Write) -> io::Resu
 }
 
 fn main() -> ExitCode {
+    // A crash test against a build without crash points would pass without
+    // crashing anything: refuse it.
+    if !pinfs::failpoint::COMPILED
+        && [pinfs::failpoint::ENV, pinfs::failpoint::WATCHER_ENV]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+    {
+        eprintln!(
+            "xdpctl: {} is set, but this xdpctl was built without crash points; build it with \
+             `cargo build --features failpoints` (scripts/test.sh does)",
+            pinfs::failpoint::ENV
+        );
+        return ExitCode::from(2);
+    }
     // The watcher behind --confirm-within: started by xdpctl itself as
     // `xdpctl --bpffs ROOT __watch KEY`, outside clap so that no usage
     // message or completion ever offers it.
@@ -162,7 +176,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            let code = if err.downcast_ref::<cmd::map::NotFound>().is_some() {
+            let code = if err.downcast_ref::<ops::openmap::NotFound>().is_some() {
                 3
             } else {
                 1
@@ -177,7 +191,7 @@ fn main() -> ExitCode {
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }
-            match err.downcast_ref::<cmd::map::NotFound>() {
+            match err.downcast_ref::<ops::openmap::NotFound>() {
                 // NB: a closed stdout has nobody to tell.
                 Some(nf) if nf.lookup && format != render::Format::Human => {
                     let _ = render::print_json(format, &serde_json::Value::Null);

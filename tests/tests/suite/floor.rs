@@ -61,7 +61,7 @@ fn raw_batch_read(
     let (start, cpu0) = (Instant::now(), cpu(libc::RUSAGE_THREAD));
     let mut first = true;
     loop {
-        let mut attr = pinfs::zeroed_attr();
+        let mut attr = xdpctl_tests::zeroed_attr();
         attr.batch.in_batch = if first { 0 } else { token.as_ptr() as u64 };
         attr.batch.out_batch = next.as_mut_ptr() as u64;
         attr.batch.keys = keys.as_mut_ptr() as u64;
@@ -70,7 +70,9 @@ fn raw_batch_read(
         attr.batch.map_fd = fd.as_raw_fd() as u32;
         // SAFETY: the buffers hold `batch` keys and values and the cursors a
         // key (and 8 bytes), and outlive the call.
-        let r = unsafe { pinfs::bpf(aya_obj::generated::bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr) };
+        let r = unsafe {
+            xdpctl_tests::raw_bpf(aya_obj::generated::bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr)
+        };
         // SAFETY: the kernel wrote back how many it filled.
         total += unsafe { attr.batch.count } as usize;
         match r {

@@ -2,9 +2,8 @@
 //! and values printed and parsed by their BTF types.
 
 use std::{
-    collections::{BinaryHeap, HashMap, HashSet},
-    fs,
-    io::{self, BufRead, Write},
+    collections::BinaryHeap,
+    io::{self, Write},
     path::PathBuf,
 };
 
@@ -16,26 +15,16 @@ use serde_json::{Value, json};
 use crate::{
     cli::{DumpArgs, Handle, MapCommand, UpdateArgs},
     ctx::{Ctx, PinIndex},
-    kernel::fwindex::Indexes,
-    kernel::map::MapHandle,
     kernel::objects,
-    kernel::sys::{self, IdKind, update_flags},
+    kernel::sys::{self, IdKind},
     model::codec::{self, Shape},
     model::maptype::{self, Reading},
-    ops::openmap::{ENOTSUPP, Fold, OpenMap, is_array},
+    ops::{
+        mapedit::{self, Edited, UpdateOptions},
+        openmap::{ENOTSUPP, Fold, NotFound, OpenMap},
+    },
     render::{self, Format, Tabular},
 };
-
-/// A lookup or delete that found nothing: exit status 3.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct NotFound {
-    /// The one line for stderr.
-    pub message: String,
-    /// A lookup: under `-j` stdout holds `null`, the value of no entry,
-    /// rather than an error document.
-    pub lookup: bool,
-}
 
 /// One map, as `map show` prints it.
 #[derive(Debug, Serialize)]
@@ -121,54 +110,45 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
             raw,
         } => lookup(ctx, map, key, Fold::of(*sum, *per_cpu), *raw),
         MapCommand::Update(args) => {
-            indexed(ctx, &args.map, |keys, arm| update(ctx, args, keys, arm))
+            let opts = UpdateOptions::from(args);
+            edited(
+                ctx,
+                mapedit::indexed(ctx, &args.map, |keys, arm| {
+                    mapedit::update(ctx, &opts, keys, arm)
+                })?,
+            )
         }
-        MapCommand::Delete { map, key, raw } => {
-            indexed(ctx, map, |_, arm| delete(ctx, map, key, *raw, arm))
-        }
-        MapCommand::Clear { map } => indexed(ctx, map, |_, arm| clear(ctx, map, arm)),
+        MapCommand::Delete { map, key, raw } => edited(
+            ctx,
+            mapedit::indexed(ctx, map, |_, arm| mapedit::delete(ctx, map, key, *raw, arm))?,
+        ),
+        MapCommand::Clear { map } => edited(
+            ctx,
+            mapedit::indexed(ctx, map, |_, arm| mapedit::clear(ctx, map, arm))?,
+        ),
     }
 }
 
-/// Runs a change to the map `handle`; if it is a firewall's rule map an
-/// index is derived from (`cidr4`, `udp_ports`, `tcp_ports`, ...), the
-/// index is turned off right before the change's first write and rebuilt
-/// after it (see `kernel::fwindex`), whether the write worked or not. A
-/// change refused before it writes (bad input, a missing key) touches
-/// nothing, not even the index's words.
-///
-/// `change` gets a buffer for the keys it writes (packed), for the
-/// blocklist filter, and `arm`, which it calls before its first write.
-fn indexed(
-    ctx: &Ctx,
-    handle: &Handle,
-    change: impl FnOnce(&mut Vec<u8>, &mut dyn FnMut() -> Result<()>) -> Result<()>,
-) -> Result<()> {
-    let mut written = Vec::new();
-    let Ok((fd, _)) = objects::resolve(&ctx.bpffs, handle, Kind::Map) else {
-        // The change itself says what is wrong.
-        return change(&mut written, &mut || Ok(()));
-    };
-    let map = MapHandle::from_fd(fd)?;
-    let pinned = match handle {
-        Handle::Path(p) => Some(ctx.bpffs.join(p)),
-        Handle::Name(n) if ctx.bpffs.join(n).exists() => Some(ctx.bpffs.join(n)),
-        _ => None,
-    };
-    let indexes = Indexes::of(&ctx.bpffs, &map, pinned.as_deref())?;
-    let armed = std::cell::Cell::new(false);
-    let result = change(&mut written, &mut || {
-        if !armed.get() {
-            indexes.suspend()?;
-            armed.set(true);
+impl From<&UpdateArgs> for UpdateOptions {
+    fn from(a: &UpdateArgs) -> Self {
+        UpdateOptions {
+            map: a.map.clone(),
+            key: a.key.clone(),
+            value: a.value.clone(),
+            from_file: a.from_file.clone(),
+            if_exists: a.if_exists,
+            if_absent: a.if_absent,
+            raw: a.raw,
+            every_cpu: a.every_cpu,
         }
-        Ok(())
-    });
-    if armed.get() {
-        let notes = indexes.sync(&written)?;
-        ctx.out.notes(notes);
     }
-    result
+}
+
+/// An edit's line on stderr, and its result under `-j`.
+fn edited(ctx: &Ctx, e: Edited) -> Result<()> {
+    ctx.out.note(e.note);
+    render::print_json_or_nothing(ctx.format, &e.json)?;
+    Ok(())
 }
 
 fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
@@ -664,498 +644,4 @@ fn bloom_test(ctx: &Ctx, map: &OpenMap, text: &str) -> Result<()> {
         )?,
     }
     Ok(())
-}
-
-fn delete(
-    ctx: &Ctx,
-    handle: &Handle,
-    key: &str,
-    raw: bool,
-    arm: &mut dyn FnMut() -> Result<()>,
-) -> Result<()> {
-    let map = OpenMap::open(ctx, handle, raw)?;
-    if is_array(map.info().type_) {
-        bail!(
-            "map {} is an array: its entries cannot be deleted; set one to zero with `xdpctl map update` or all with `xdpctl map clear`",
-            map.label
-        );
-    }
-    let key_bytes = map.parse_key(key)?;
-    // A missing key is refused before anything is touched (a map that
-    // cannot be read is left to the delete to say).
-    let mut probe = vec![0u8; map.value_len()];
-    let there = map.handle().lookup(&key_bytes, &mut probe).unwrap_or(true);
-    let found = there && {
-        arm()?;
-        map.handle()
-            .delete(&key_bytes)
-            .with_context(|| format!("deleting {key} from map {}", map.label))?
-    };
-    if !found {
-        return Err(NotFound {
-            message: format!("key {key} not found in map {}", map.label),
-            lookup: false,
-        }
-        .into());
-    }
-    ctx.out
-        .note(format_args!("deleted {key} from map {}", map.label));
-    render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "deleted": 1}))?;
-    Ok(())
-}
-
-fn clear(ctx: &Ctx, handle: &Handle, arm: &mut dyn FnMut() -> Result<()>) -> Result<()> {
-    let map = OpenMap::open(ctx, handle, true)?;
-    let mut keys = Vec::new();
-    map.for_each(|k, _| {
-        keys.push(k.to_vec());
-        Ok(true)
-    })?;
-    arm()?;
-    let mut n = 0u64;
-    if is_array(map.info().type_) {
-        let zero = vec![0u8; map.value_len()];
-        for k in &keys {
-            map.handle()
-                .update(k, &zero, update_flags::ANY)
-                .with_context(|| format!("zeroing map {}", map.label))?;
-            n += 1;
-        }
-        ctx.out.note(format_args!(
-            "set {} of array map {} to zero",
-            if n == 1 {
-                "its one entry".to_owned()
-            } else {
-                format!("all {n} entries")
-            },
-            map.label
-        ));
-    } else {
-        for k in &keys {
-            if map
-                .handle()
-                .delete(k)
-                .with_context(|| format!("clearing map {}", map.label))?
-            {
-                n += 1;
-            }
-        }
-        ctx.out.note(format_args!(
-            "deleted {} from map {}",
-            render::count(n, "entry", "entries"),
-            map.label
-        ));
-    }
-    render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "cleared": n}))?;
-    Ok(())
-}
-
-/// Explains a failed write in terms of the map.
-fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Error {
-    let what = match (e.raw_os_error(), flags) {
-        (Some(libc::E2BIG), _) if is_array(map.info().type_) => {
-            format!(
-                "index {key} is out of range for map {} ({} entries)",
-                map.label,
-                map.info().max_entries
-            )
-        }
-        (Some(libc::E2BIG), _) => format!(
-            "map {} is full ({} entries)",
-            map.label,
-            map.info().max_entries
-        ),
-        (Some(libc::EEXIST), update_flags::NOEXIST) => format!(
-            "key {key} already exists in map {} (--if-absent)",
-            map.label
-        ),
-        (Some(libc::ENOENT), update_flags::EXIST) => {
-            format!("key {key} is not in map {} (--if-exists)", map.label)
-        }
-        _ => return anyhow::Error::new(e).context(format!("updating {key} in map {}", map.label)),
-    };
-    anyhow::anyhow!(what)
-}
-
-fn update(
-    ctx: &Ctx,
-    args: &UpdateArgs,
-    written: &mut Vec<u8>,
-    arm: &mut dyn FnMut() -> Result<()>,
-) -> Result<()> {
-    let mut map = OpenMap::open(ctx, &args.map, args.raw)?;
-    map.every_cpu = args.every_cpu;
-    let flags = if args.if_exists {
-        update_flags::EXIST
-    } else if args.if_absent {
-        update_flags::NOEXIST
-    } else {
-        update_flags::ANY
-    };
-    if let Some(file) = &args.from_file {
-        return update_from_file(ctx, &map, file, flags, written, arm);
-    }
-    let (Some(key), Some(value)) = (&args.key, &args.value) else {
-        bail!("give KEY and VALUE, or --from-file FILE");
-    };
-    let key_bytes = map.parse_key(key)?;
-    map.check_rule_key(&key_bytes)
-        .map_err(|e| anyhow::anyhow!("key for map {}: {e}", map.label))?;
-    // A struct's fields (global data: the variables) not named keep their
-    // values; a key not there yet has zeros for them.
-    let mut base = vec![0u8; map.value_len()];
-    if codec::written_mask(&map.value, value).contains(&0)
-        && !map
-            .handle()
-            .lookup(&key_bytes, &mut base)
-            .with_context(|| format!("reading map {}", map.label))?
-    {
-        base.fill(0);
-    }
-    let value_bytes = map.parse_value_over(value, &base)?;
-    // Refused before anything is written: a key that is there under
-    // --if-absent, or missing under --if-exists.
-    // (A map that cannot be read is left to the write to refuse.)
-    let mut probe = vec![0u8; map.value_len()];
-    if flags != update_flags::ANY
-        && let Ok(there) = map.handle().lookup(&key_bytes, &mut probe)
-        && there != (flags == update_flags::EXIST)
-    {
-        let errno = if there { libc::EEXIST } else { libc::ENOENT };
-        return Err(write_error(
-            &map,
-            std::io::Error::from_raw_os_error(errno),
-            flags,
-            key,
-        ));
-    }
-    written.extend_from_slice(&key_bytes);
-    arm()?;
-    map.handle()
-        .update(&key_bytes, &value_bytes, flags)
-        .map_err(|e| write_error(&map, e, flags, key))?;
-    ctx.out
-        .note(format_args!("map {}: {key} = {value}", map.label));
-    render::print_json_or_nothing(ctx.format, &map.entry_json(&key_bytes, &value_bytes, false))?;
-    Ok(())
-}
-
-/// A key and a whole (all-CPU) value, as bytes.
-type Entry = (Vec<u8>, Vec<u8>);
-
-/// One line of an update file, parsed.
-fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return Ok(None);
-    }
-    if line.starts_with('{') {
-        let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-        return parse_json_entry(map, &v).map(Some);
-    }
-    let (key, value) = line.split_once(char::is_whitespace).ok_or_else(|| {
-        "expected KEY VALUE (or a JSON object with \"key\" and \"value\")".to_owned()
-    })?;
-    let k = codec::parse(&map.key, key).map_err(|e| format!("key: {e}"))?;
-    map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
-    let v = codec::parse(&map.value, value).map_err(|e| format!("value: {e}"))?;
-    Ok(Some((k, map.spread(&v))))
-}
-
-fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
-    let key = v.get("key").ok_or("no \"key\"")?;
-    let k = codec::from_json(&map.key, key, "").map_err(|e| format!("key: {e}"))?;
-    map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
-    // Per-CPU values, when given, are written exactly, CPU by CPU.
-    if let (true, Some(Value::Array(values))) = (map.per_cpu(), v.get("values")) {
-        if values.len() != map.cpus() {
-            return Err(format!(
-                "\"values\" has {} entries; this machine has {} possible CPUs",
-                values.len(),
-                map.cpus()
-            ));
-        }
-        let mut out = vec![0u8; map.value_len()];
-        for (cpu, one) in values.iter().enumerate() {
-            let b =
-                codec::from_json(&map.value, one, "").map_err(|e| format!("values[{cpu}]: {e}"))?;
-            out[cpu * map.handle().stride()..cpu * map.handle().stride() + b.len()]
-                .copy_from_slice(&b);
-        }
-        return Ok((k, out));
-    }
-    let value = v.get("value").ok_or("no \"value\"")?;
-    let b = codec::from_json(&map.value, value, "").map_err(|e| format!("value: {e}"))?;
-    Ok((k, map.spread(&b)))
-}
-
-fn update_from_file(
-    ctx: &Ctx,
-    map: &OpenMap,
-    file: &str,
-    flags: u64,
-    written_keys: &mut Vec<u8>,
-    arm: &mut dyn FnMut() -> Result<()>,
-) -> Result<()> {
-    let (name, reader): (&str, Box<dyn BufRead>) = if file == "-" {
-        ("stdin", Box::new(io::stdin().lock()))
-    } else {
-        let f = fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
-        (file, Box::new(io::BufReader::new(f)))
-    };
-    // Validate everything before writing anything.
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut lines = reader.lines().enumerate().peekable();
-    let whole_array = loop {
-        match lines.peek() {
-            Some((_, Ok(l))) if l.trim().is_empty() || l.trim_start().starts_with('#') => {
-                lines.next();
-            }
-            Some((_, Ok(l))) => break l.trim_start().starts_with('['),
-            _ => break false,
-        }
-    };
-    if whole_array {
-        // The output of `map dump -j`: one JSON array.
-        let mut text = String::new();
-        for (_, l) in lines {
-            text.push_str(&l.with_context(|| format!("reading {name}"))?);
-            text.push('\n');
-        }
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{name}: invalid JSON: {e}"))?;
-        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
-            entries.push(
-                parse_json_entry(map, item)
-                    .map_err(|e| anyhow::anyhow!("{name}: element {i}: {e}"))?,
-            );
-        }
-    } else {
-        let lines: Vec<(usize, String)> = lines
-            .map(|(i, l)| Ok((i, l.with_context(|| format!("reading {name}"))?)))
-            .collect::<Result<_>>()?;
-        // NB: parsing a million lines is most of a bulk load's own time;
-        // both cores share it, and the first bad line (by number) is said.
-        let half = lines.len().div_ceil(2).max(1);
-        let parsed: Vec<Result<Vec<Entry>, (usize, String)>> = std::thread::scope(|s| {
-            let workers: Vec<_> = lines
-                .chunks(half)
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let mut out = Vec::with_capacity(chunk.len());
-                        for (i, line) in chunk {
-                            match parse_line(map, line) {
-                                Ok(Some(e)) => out.push(e),
-                                Ok(None) => {}
-                                Err(e) => return Err((*i, e)),
-                            }
-                        }
-                        Ok(out)
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a parser thread does not panic"))
-                .collect()
-        });
-        for part in parsed {
-            match part {
-                Ok(mut e) => entries.append(&mut e),
-                Err((i, e)) => bail!("{name}:{}: {e}; nothing was written", i + 1),
-            }
-        }
-    }
-    if entries.len() as u64 > u64::from(map.info().max_entries) {
-        bail!(
-            "map {} is too small: {name} has {} entries, the map holds at most {}; nothing was written",
-            map.label,
-            entries.len(),
-            map.info().max_entries
-        );
-    }
-    // What the file's keys hold now: to check room and flags before writing
-    // anything, and to put it back if a write fails anyway.
-    let before = Before::read(map, &entries)?;
-    before.check(map, &entries, name, flags)?;
-    for (k, _) in &entries {
-        written_keys.extend_from_slice(k);
-    }
-    arm()?;
-    let written = match write_all(map, &entries, flags) {
-        Ok(n) => n,
-        Err((err, n)) => {
-            let restored = before.restore(map, &entries[..n as usize]);
-            return Err(match restored {
-                Ok(()) => err.context(format!(
-                    "{n} entries had been written before it and were put back: nothing changed"
-                )),
-                Err(e) => err.context(format!(
-                    "{n} entries had been written before it, and putting them back failed too: {e:#}"
-                )),
-            });
-        }
-    };
-    ctx.out.note(format_args!(
-        "wrote {written} {} to map {} from {name}",
-        if written == 1 { "entry" } else { "entries" },
-        map.label
-    ));
-    render::print_json_or_nothing(ctx.format, &json!({"map": map.name(), "written": written}))?;
-    Ok(())
-}
-
-/// The values the keys of a file held before it is written, and how many
-/// entries the map held.
-struct Before {
-    old: HashMap<Vec<u8>, Vec<u8>>,
-    count: u64,
-}
-
-impl Before {
-    fn read(map: &OpenMap, entries: &[Entry]) -> Result<Self> {
-        // NB: the common bulk load goes into an empty map: one probe, and
-        // no set of a million keys to build.
-        let mut probe = vec![0u8; map.info().key_size as usize];
-        if !map.handle().next_key(None, &mut probe)? {
-            return Ok(Before {
-                old: HashMap::new(),
-                count: 0,
-            });
-        }
-        let keys: HashSet<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
-        let mut old = HashMap::new();
-        let mut count = 0u64;
-        map.for_each(|k, v| {
-            count += 1;
-            if keys.contains(k) {
-                old.insert(k.to_vec(), v.to_vec());
-            }
-            Ok(true)
-        })?;
-        Ok(Before { old, count })
-    }
-
-    /// Refuses a file that cannot be written whole: no room for its new
-    /// keys, a key that exists under --if-absent, one missing under
-    /// --if-exists.
-    fn check(&self, map: &OpenMap, entries: &[Entry], name: &str, flags: u64) -> Result<()> {
-        let t = map.info().type_;
-        let max = u64::from(map.info().max_entries);
-        // Into an empty map every key is new: the file's length bounds
-        // their count, and the exact count is needed only past the room.
-        let new: HashSet<&[u8]> = if self.old.is_empty() && entries.len() as u64 <= max {
-            entries
-                .first()
-                .map(|(k, _)| k.as_slice())
-                .into_iter()
-                .collect()
-        } else {
-            entries
-                .iter()
-                .map(|(k, _)| k.as_slice())
-                .filter(|k| !self.old.contains_key(*k))
-                .collect()
-        };
-        let adds = if self.old.is_empty() && entries.len() as u64 <= max {
-            entries.len() as u64
-        } else {
-            new.len() as u64
-        };
-        let lru = [
-            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_HASH as u32,
-            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH as u32,
-        ]
-        .contains(&t);
-        if !is_array(t) && !lru && self.count + adds > max {
-            bail!(
-                "map {} has room for {} more entries, and {name} adds {} new keys; nothing was written",
-                map.label,
-                max.saturating_sub(self.count),
-                new.len()
-            );
-        }
-        if flags == update_flags::NOEXIST
-            && let Some((k, _)) = entries.iter().find(|(k, _)| self.old.contains_key(k))
-        {
-            bail!(
-                "key {} already exists in map {} (--if-absent); nothing was written",
-                codec::to_text(&map.key, k),
-                map.label
-            );
-        }
-        if flags == update_flags::EXIST
-            && let Some(k) = new.iter().next()
-        {
-            bail!(
-                "key {} is not in map {} (--if-exists); nothing was written",
-                codec::to_text(&map.key, k),
-                map.label
-            );
-        }
-        Ok(())
-    }
-
-    /// Puts back what `written` changed: old values where there were some,
-    /// no entry where there was none.
-    fn restore(&self, map: &OpenMap, written: &[Entry]) -> Result<()> {
-        for (k, _) in written {
-            match self.old.get(k) {
-                Some(v) => map.handle().update(k, v, update_flags::ANY)?,
-                None => {
-                    map.handle().delete(k)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes entries with `BPF_MAP_UPDATE_BATCH`, one element at a time where
-/// the map type has no batch support. On failure, says how many were
-/// written before it.
-fn write_all(map: &OpenMap, entries: &[Entry], flags: u64) -> Result<u64, (anyhow::Error, u64)> {
-    const CHUNK: usize = 8192;
-    let mut written = 0u64;
-    let mut batch = true;
-    for chunk in entries.chunks(CHUNK) {
-        if batch {
-            let keys: Vec<u8> = chunk.iter().flat_map(|(k, _)| k.iter().copied()).collect();
-            let values: Vec<u8> = chunk.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-            let (n, result) = map
-                .handle()
-                .update_batch(&keys, &values, chunk.len() as u32, flags);
-            match result {
-                Ok(()) => {
-                    written += chunk.len() as u64;
-                    continue;
-                }
-                Err(e)
-                    if written == 0
-                        && n == 0
-                        && matches!(
-                            e.raw_os_error(),
-                            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
-                        ) =>
-                {
-                    batch = false;
-                }
-                Err(e) => {
-                    let at = written + u64::from(n);
-                    let key = codec::to_text(&map.key, &chunk[n as usize].0);
-                    return Err((write_error(map, e, flags, &key), at));
-                }
-            }
-        }
-        for (k, v) in chunk {
-            if let Err(e) = map.handle().update(k, v, flags) {
-                return Err((
-                    write_error(map, e, flags, &codec::to_text(&map.key, k)),
-                    written,
-                ));
-            }
-            written += 1;
-        }
-    }
-    Ok(written)
 }

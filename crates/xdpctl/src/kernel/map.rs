@@ -497,27 +497,46 @@ impl MapHandle {
     /// Writes packed entries: in batches where the map type allows, one by
     /// one where it does not.
     pub fn put_all(&self, entries: &Entries) -> io::Result<()> {
+        self.put_all_with(entries, sys::update_flags::ANY)
+            .map_err(|(e, _)| e)
+    }
+
+    /// Writes packed entries with `flags` (`BPF_ANY`, `BPF_NOEXIST`,
+    /// `BPF_EXIST`): in batches of 8,192 where the map type allows, one by
+    /// one where it does not (the kernel refuses the first batch whole).
+    /// On failure: the error, and how many entries were written before it
+    /// (the entry at that index is the one refused).
+    pub fn put_all_with(&self, entries: &Entries, flags: u64) -> Result<(), (io::Error, usize)> {
         const CHUNK: usize = 8192;
         let n = entries.len();
         let (ks, vs) = (entries.key_size, entries.value_size);
         let mut i = 0;
+        let mut batch = true;
         while i < n {
             let c = CHUNK.min(n - i);
-            let keys = &entries.keys[i * ks..(i + c) * ks];
-            let values = &entries.values[i * vs..(i + c) * vs];
-            match self.update_batch(keys, values, c as u32, sys::update_flags::ANY) {
-                (_, Ok(())) => {}
-                (0, Err(e))
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
-                    ) =>
-                {
-                    for j in i..i + c {
-                        self.update(entries.key(j), entries.value(j), sys::update_flags::ANY)?;
+            if batch {
+                let keys = &entries.keys[i * ks..(i + c) * ks];
+                let values = &entries.values[i * vs..(i + c) * vs];
+                match self.update_batch(keys, values, c as u32, flags) {
+                    (_, Ok(())) => {
+                        i += c;
+                        continue;
                     }
+                    (0, Err(e))
+                        if i == 0
+                            && matches!(
+                                e.raw_os_error(),
+                                Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+                            ) =>
+                    {
+                        batch = false;
+                    }
+                    (done, Err(e)) => return Err((e, i + done as usize)),
                 }
-                (_, Err(e)) => return Err(e),
+            }
+            for j in i..i + c {
+                self.update(entries.key(j), entries.value(j), flags)
+                    .map_err(|e| (e, j))?;
             }
             i += c;
         }

@@ -1,6 +1,8 @@
-//! Typed `bpf(2)` calls that aya 0.14 does not offer, built on aya-obj's
-//! `bpf_attr` bindings: enumerating objects by id, reading their info,
-//! links, map elements, test runs. The raw call is private to this file;
+//! xdpctl's entry point to the kernel's `bpf(2)`: the raw call, and the
+//! typed calls that aya 0.14 does not offer, built on aya-obj's `bpf_attr`
+//! bindings: enumerating objects by id, reading their info, links, map
+//! elements, test runs. (pinfs makes its own three bpffs calls: pin, get,
+//! info.) The raw call is private to this file;
 //! map element access is `pub(super)`: the rest of xdpctl goes through
 //! `kernel::map::MapHandle`, which checks every buffer against
 //! the map's info first.
@@ -14,19 +16,53 @@ use aya_obj::generated::{
     bpf_attach_type, bpf_attr, bpf_btf_info, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info,
 };
 
-/// Calls `bpf(cmd, attr)` through the workspace's one raw wrapper.
+/// Calls `bpf(cmd, attr)`: xdpctl's one raw `bpf(2)` call. Commands that
+/// change state outside the process (links, attachments, map contents)
+/// pass a crash point of the fault-injection tests first.
 ///
 /// # Safety
 ///
-/// As for [`pinfs::bpf`]: every pointer in `attr` that `cmd` reads must be
-/// valid for what the kernel reads and writes through it.
+/// Every pointer in the members of `attr` that `cmd` reads must be valid for
+/// the reads and writes the kernel makes for `cmd` (buffers as long as the
+/// sizes given next to them, NUL-terminated paths, live fds).
 unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
-    // SAFETY: passed on from the caller.
-    unsafe { pinfs::bpf(cmd, attr) }
+    use bpf_cmd::*;
+    if matches!(
+        cmd,
+        BPF_OBJ_PIN
+            | BPF_LINK_CREATE
+            | BPF_LINK_UPDATE
+            | BPF_LINK_DETACH
+            | BPF_MAP_UPDATE_ELEM
+            | BPF_MAP_DELETE_ELEM
+            | BPF_MAP_UPDATE_BATCH
+            | BPF_MAP_DELETE_BATCH
+            | BPF_PROG_ATTACH
+            | BPF_PROG_DETACH
+    ) {
+        pinfs::failpoint::step("bpf");
+    }
+    // SAFETY: the caller vouches for the pointers in `attr`; the kernel reads
+    // and writes at most size_of::<bpf_attr>() bytes of it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut bpf_attr as *mut libc::c_void,
+            size_of::<bpf_attr>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
 }
 
+/// An all-zero `bpf_attr`, the documented starting point for every command.
 fn zeroed_attr() -> bpf_attr {
-    pinfs::zeroed_attr()
+    // SAFETY: bpf_attr is plain old data; all-zero is a valid value.
+    unsafe { std::mem::MaybeUninit::<bpf_attr>::zeroed().assume_init() }
 }
 
 /// Takes ownership of a new fd the kernel returned.

@@ -11,7 +11,7 @@ use std::{
     net::{Ipv4Addr, Ipv6Addr},
 };
 
-use serde_json::{Map as JsonMap, Value, json};
+use serde_json::Value;
 
 use crate::model::btf::{Btf, Type};
 
@@ -429,89 +429,12 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The typed JSON form of `bytes`.
+/// The typed JSON form of `bytes`: what [`write_json`] writes, as a value
+/// (for a lookup's one entry; one writer makes both).
 pub fn to_json(shape: &Shape, bytes: &[u8]) -> Value {
-    match shape {
-        Shape::Ipv4 => json!(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string()),
-        Shape::Ipv6 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(&bytes[..16]);
-            json!(Ipv6Addr::from(a).to_string())
-        }
-        Shape::Port => json!(u16::from_be_bytes([bytes[0], bytes[1]])),
-        Shape::BigEndian { size } => {
-            let mut v = 0u64;
-            for b in &bytes[..*size] {
-                v = (v << 8) | u64::from(*b);
-            }
-            json!(v)
-        }
-        Shape::Uint { .. } => json!(uint(bytes)),
-        Shape::Int { .. } => json!(sint(bytes)),
-        Shape::Bool => json!(bytes[0] != 0),
-        Shape::Enum { signed, values, .. } => {
-            let v = if *signed {
-                sint(bytes)
-            } else {
-                uint(bytes) as i64
-            };
-            match values.iter().find(|(_, x)| *x == v) {
-                Some((name, _)) => json!(name),
-                None => json!(v),
-            }
-        }
-        Shape::Struct { fields, .. } => {
-            let mut obj = JsonMap::new();
-            for f in fields {
-                obj.insert(
-                    f.name.clone(),
-                    to_json(&f.shape, &bytes[f.offset..f.offset + f.shape.size()]),
-                );
-            }
-            Value::Object(obj)
-        }
-        Shape::Array {
-            elem,
-            len,
-            elem_size,
-            chars,
-        } => {
-            if *chars {
-                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                return json!(String::from_utf8_lossy(&bytes[..end]));
-            }
-            Value::Array(
-                (0..*len)
-                    .map(|i| to_json(elem, &bytes[i * elem_size..(i + 1) * elem_size]))
-                    .collect(),
-            )
-        }
-        Shape::Cidr { v6 } => {
-            let len = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            let addr = if *v6 {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&bytes[4..20]);
-                Ipv6Addr::from(a).to_string()
-            } else {
-                Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]).to_string()
-            };
-            json!(format!("{addr}/{len}"))
-        }
-        Shape::Raw { .. } => json!(hex(bytes)),
-        Shape::Bits {
-            shift,
-            bits,
-            signed,
-            span,
-        } => {
-            let v = bits_of(&bytes[..*span], *shift, *bits);
-            if *signed && *bits < 128 && v >> (bits - 1) & 1 == 1 {
-                json!((v | (u128::MAX << bits)) as i128 as i64)
-            } else {
-                json!(v as u64)
-            }
-        }
-    }
+    let mut out = Vec::new();
+    write_json(shape, bytes, &mut out);
+    serde_json::from_slice(&out).expect("write_json writes JSON")
 }
 
 /// The text people read: strings unquoted, everything else as compact JSON.
@@ -521,32 +444,43 @@ pub fn to_text(shape: &Shape, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&s).into_owned()
 }
 
-/// Appends the text of `bytes` to `out`. Scalars are written directly
-/// (`map dump` prints millions of them, into bytes: no UTF-8 checks); the
-/// rest goes through JSON.
+/// Appends the text of `bytes` to `out`: the JSON of [`write_json`], with a
+/// string unquoted.
 pub fn write_text(shape: &Shape, bytes: &[u8], out: &mut Vec<u8>) {
-    match shape {
-        Shape::Ipv4 => push_ipv4(out, bytes),
-        Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
-        Shape::Uint { size } => push_int(out, uint(&bytes[..*size])),
-        Shape::Int { size } => push_int(out, sint(&bytes[..*size])),
-        Shape::Raw { .. } => push_hex(out, bytes),
-        _ => match to_json(shape, bytes) {
-            Value::String(s) => out.extend_from_slice(s.as_bytes()),
-            other => out.extend_from_slice(other.to_string().as_bytes()),
-        },
+    let start = out.len();
+    write_json(shape, bytes, out);
+    if out.get(start) == Some(&b'"') {
+        // A string: its text, unescaped (names and addresses rarely hold
+        // an escape; only then is it parsed back).
+        let json = out.split_off(start);
+        if json[1..json.len() - 1].contains(&b'\\') {
+            let s: String = serde_json::from_slice(&json).expect("write_json writes JSON");
+            out.extend_from_slice(s.as_bytes());
+        } else {
+            out.extend_from_slice(&json[1..json.len() - 1]);
+        }
     }
 }
 
-/// Appends the compact JSON of `bytes`, exactly as serde_json writes
-/// [`to_json`]'s value, without building that value for the scalars
-/// `map dump -j` prints millions of.
+/// Appends a JSON string.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a vector");
+}
+
+/// Appends the compact JSON of `bytes`, typed by `shape`: the one JSON
+/// writer of typed values (`map dump -j` prints millions of them, written
+/// here without building a value).
 pub fn write_json(shape: &Shape, bytes: &[u8], out: &mut Vec<u8>) {
     match shape {
         Shape::Ipv4 => {
             out.push(b'"');
             push_ipv4(out, bytes);
             out.push(b'"');
+        }
+        Shape::Ipv6 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&bytes[..16]);
+            push_str(out, &Ipv6Addr::from(a).to_string());
         }
         Shape::Port => push_int(out, u16::from_be_bytes([bytes[0], bytes[1]])),
         Shape::BigEndian { size } => {
@@ -560,14 +494,78 @@ pub fn write_json(shape: &Shape, bytes: &[u8], out: &mut Vec<u8>) {
         Shape::Uint { .. } => push_int(out, uint(bytes)),
         Shape::Int { .. } => push_int(out, sint(bytes)),
         Shape::Bool => out.extend_from_slice(if bytes[0] != 0 { b"true" } else { b"false" }),
+        Shape::Enum { signed, values, .. } => {
+            let v = if *signed {
+                sint(bytes)
+            } else {
+                uint(bytes) as i64
+            };
+            match values.iter().find(|(_, x)| *x == v) {
+                Some((name, _)) => push_str(out, name),
+                None => push_int(out, v),
+            }
+        }
+        Shape::Struct { fields, .. } => {
+            out.push(b'{');
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(out, &f.name);
+                out.push(b':');
+                write_json(&f.shape, &bytes[f.offset..f.offset + f.shape.size()], out);
+            }
+            out.push(b'}');
+        }
+        Shape::Array {
+            elem,
+            len,
+            elem_size,
+            chars,
+        } => {
+            if *chars {
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                push_str(out, &String::from_utf8_lossy(&bytes[..end]));
+                return;
+            }
+            out.push(b'[');
+            for i in 0..*len {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(elem, &bytes[i * elem_size..(i + 1) * elem_size], out);
+            }
+            out.push(b']');
+        }
+        Shape::Cidr { v6 } => {
+            let len = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let addr = if *v6 {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&bytes[4..20]);
+                Ipv6Addr::from(a).to_string()
+            } else {
+                Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]).to_string()
+            };
+            push_str(out, &format!("{addr}/{len}"));
+        }
         Shape::Raw { .. } => {
             out.push(b'"');
             push_hex(out, bytes);
             out.push(b'"');
         }
-        // NB: strings that may need escaping (enum names, char arrays) and
-        // nested values go through serde_json.
-        _ => out.extend_from_slice(to_json(shape, bytes).to_string().as_bytes()),
+        Shape::Bits {
+            shift,
+            bits,
+            signed,
+            span,
+        } => {
+            let v = bits_of(&bytes[..*span], *shift, *bits);
+            if *signed && *bits < 128 && v >> (bits - 1) & 1 == 1 {
+                push_int(out, (v | (u128::MAX << bits)) as i128 as i64);
+            } else {
+                push_int(out, v as u64);
+            }
+        }
     }
 }
 
@@ -1142,6 +1140,8 @@ pub fn rank(shape: &Shape, bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     /// `text` written over `base` as `map update` writes it.

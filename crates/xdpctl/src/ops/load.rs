@@ -43,6 +43,19 @@ pub struct LoadOptions {
     pub confirm_within: Option<Duration>,
 }
 
+/// Refuses a load directory that holds pins, saying how to empty it.
+fn check_free(path: &std::path::Path) -> Result<()> {
+    match pinfs::check_free(path) {
+        Err(pinfs::Error::Occupied { path, pins }) => bail!(
+            "{} already holds {pins} pinned object(s); unload it first (xdpctl unload {}) or \
+             choose another directory",
+            path.display(),
+            path.display()
+        ),
+        other => Ok(other?),
+    }
+}
+
 /// Loads an object and pins it as a load directory (or upgrades one, with
 /// `replace`): the directory it made.
 pub fn load(ctx: &Ctx, args: &LoadOptions) -> Result<PathBuf> {
@@ -72,7 +85,7 @@ pub fn load(ctx: &Ctx, args: &LoadOptions) -> Result<PathBuf> {
             state.display()
         );
     }
-    pinfs::check_free(&target.path)?;
+    check_free(&target.path)?;
     loaddir::check_new(&target.path)?;
     let reuse = reuse_plan(ctx, &object, &args.maps)?;
     let mut sizes = sizes_plan(&object, &args.max_entries)?;
@@ -81,7 +94,7 @@ pub fn load(ctx: &Ctx, args: &LoadOptions) -> Result<PathBuf> {
     let (mut journal, notes) = ops::begin(&target.existing)?;
     ctx.out.notes(notes);
     // Under the lock: somebody may have loaded there meanwhile.
-    pinfs::check_free(&target.path)?;
+    check_free(&target.path)?;
 
     let shared = shared_plan(ctx, &object, &reuse, &sizes, &target)?;
     let generation = layout::random_id();

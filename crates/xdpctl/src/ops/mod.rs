@@ -11,6 +11,7 @@ pub mod journal;
 pub mod live;
 pub mod load;
 pub mod loaddir;
+pub mod mapedit;
 pub mod object;
 pub mod openmap;
 pub mod pending;

@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{Context as _, Result, bail};
 use pinfs::Kind;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     ctx::Ctx,
@@ -29,6 +29,17 @@ pub(crate) const LPM_TRIE: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_
 /// The kernel-internal "not supported" errno that batch operations on map
 /// types without batch support return to userspace.
 pub(crate) const ENOTSUPP: i32 = 524;
+
+/// A lookup or delete that found nothing: exit status 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct NotFound {
+    /// The one line for stderr.
+    pub message: String,
+    /// A lookup: under `-j` stdout holds `null`, the value of no entry,
+    /// rather than an error document.
+    pub lookup: bool,
+}
 
 /// An open map and how to read and write its keys and values.
 pub struct OpenMap {
@@ -278,8 +289,9 @@ impl OpenMap {
         }
     }
 
-    /// Appends [`Self::entry_json`] as compact JSON, byte for byte what
-    /// serde_json writes for it, without building it.
+    /// Appends one entry as compact JSON: `key`, `value` (folded over CPUs
+    /// unless per-CPU and not summed), `summed`, `values` (per CPU: always,
+    /// so a dump loads back exactly), `key_hex`, `value_hex`.
     pub(crate) fn write_entry_json(
         &self,
         key: &[u8],
@@ -319,36 +331,12 @@ impl OpenMap {
         out.push(b'}');
     }
 
+    /// The JSON of one entry, as a value: what [`Self::write_entry_json`]
+    /// writes (one writer for both).
     pub(crate) fn entry_json(&self, key: &[u8], value: &[u8], sum: bool) -> Value {
-        let mut obj = serde_json::Map::new();
-        obj.insert("key".into(), codec::to_json(&self.key, key));
-        if !self.per_cpu() || sum {
-            obj.insert(
-                "value".into(),
-                codec::to_json(&self.value, &self.folded(value)),
-            );
-        }
-        if self.per_cpu() {
-            if sum {
-                // Says that "value" is not in the map as such.
-                obj.insert("summed".into(), Value::Bool(true));
-            }
-            // Always present for per-CPU maps, so a dump loads back exactly.
-            obj.insert(
-                "values".into(),
-                Value::Array(
-                    self.slots(value)
-                        .iter()
-                        .map(|s| codec::to_json(&self.value, s))
-                        .collect(),
-                ),
-            );
-        }
-        obj.insert("key_hex".into(), json!(codec::hex(key)));
-        if !self.per_cpu() {
-            obj.insert("value_hex".into(), json!(codec::hex(&self.folded(value))));
-        }
-        Value::Object(obj)
+        let mut out = Vec::new();
+        self.write_entry_json(key, value, sum, &mut out, &mut Vec::new());
+        serde_json::from_slice(&out).expect("write_entry_json writes JSON")
     }
 
     pub(crate) fn value_text(&self, value: &[u8], sum: bool) -> String {

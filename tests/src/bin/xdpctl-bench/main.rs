@@ -1093,15 +1093,17 @@ fn raw_batch_update(path: &std::path::Path, keys: &[u8]) -> f64 {
     let mut i = 0;
     while i < n {
         let c = 8192.min(n - i);
-        let mut attr = pinfs::zeroed_attr();
+        let mut attr = xdpctl_tests::zeroed_attr();
         attr.batch.keys = keys[i * 4..].as_ptr() as u64;
         attr.batch.values = values[i..].as_ptr() as u64;
         attr.batch.count = c as u32;
         attr.batch.map_fd = fd.as_raw_fd() as u32;
         // SAFETY: keys and values hold `c` entries from `i` on, and outlive
         // the call.
-        unsafe { pinfs::bpf(aya_obj::generated::bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr) }
-            .expect("BPF_MAP_UPDATE_BATCH");
+        unsafe {
+            xdpctl_tests::raw_bpf(aya_obj::generated::bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut attr)
+        }
+        .expect("BPF_MAP_UPDATE_BATCH");
         i += c;
     }
     secs(start.elapsed())
@@ -1121,7 +1123,7 @@ fn raw_batch_lookup(path: &Path, key: usize, value: usize, expect: usize) -> f64
     let (mut seen, mut started) = (0, false);
     let start = Instant::now();
     loop {
-        let mut attr = pinfs::zeroed_attr();
+        let mut attr = xdpctl_tests::zeroed_attr();
         attr.batch.in_batch = if started { token.as_ptr() as u64 } else { 0 };
         attr.batch.out_batch = next.as_mut_ptr() as u64;
         attr.batch.keys = keys.as_mut_ptr() as u64;
@@ -1130,8 +1132,9 @@ fn raw_batch_lookup(path: &Path, key: usize, value: usize, expect: usize) -> f64
         attr.batch.map_fd = fd.as_raw_fd() as u32;
         // SAFETY: keys and values hold `count` entries, the cursors a key
         // and at least 8 bytes; all outlive the call.
-        let result =
-            unsafe { pinfs::bpf(aya_obj::generated::bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr) };
+        let result = unsafe {
+            xdpctl_tests::raw_bpf(aya_obj::generated::bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr)
+        };
         // SAFETY: the kernel wrote back how many entries it filled.
         seen += unsafe { attr.batch.count } as usize;
         match result {
