@@ -208,7 +208,7 @@ fn main() -> ExitCode {
 /// The output format the raw arguments ask for, before they are parsed (a
 /// usage error under `-j` is reported in JSON too).
 fn requested_format(args: &[std::ffi::OsString]) -> render::Format {
-    let mut format = render::Format::Human;
+    let (mut json, mut pretty) = (false, false);
     for arg in args.iter().skip(1) {
         let Some(arg) = arg.to_str() else { continue };
         if arg == "--" {
@@ -217,14 +217,10 @@ fn requested_format(args: &[std::ffi::OsString]) -> render::Format {
         let short = arg
             .strip_prefix('-')
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b == b'j' || b == b'p'));
-        if arg == "--pretty" || short.is_some_and(|s| s.contains('p')) {
-            return render::Format::PrettyJson;
-        }
-        if arg == "--json" || short.is_some() {
-            format = render::Format::Json;
-        }
+        pretty |= arg == "--pretty" || short.is_some_and(|s| s.contains('p'));
+        json |= arg == "--json" || short.is_some_and(|s| s.contains('j'));
     }
-    format
+    render::Format::of(json, pretty)
 }
 
 #[cfg(test)]

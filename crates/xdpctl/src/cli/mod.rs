@@ -1022,13 +1022,7 @@ impl Cli {
     /// What every command is given: the global options, validated.
     pub fn ctx(&self) -> crate::ctx::Ctx {
         let g = &self.globals;
-        let format = if g.pretty {
-            crate::render::Format::PrettyJson
-        } else if g.json {
-            crate::render::Format::Json
-        } else {
-            crate::render::Format::Human
-        };
+        let format = crate::render::Format::of(g.json, g.pretty);
         crate::ctx::Ctx::new(format, g.bpffs.clone(), g.no_mount)
     }
 }

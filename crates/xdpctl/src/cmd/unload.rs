@@ -94,6 +94,14 @@ pub fn unload(ctx: &Ctx, args: &UnloadArgs) -> Result<()> {
             target.path.display()
         );
     }
+    // A directory without a pin (the parent a load of `x/fw` made, once
+    // `x/fw` is unloaded) holds nothing to unload: not an error.
+    if target.path.is_dir()
+        && pinfs::list(&target.path).is_ok_and(|p| p.is_empty())
+        && crate::kernel::steps::read_manifest(&target.path).is_ok_and(|m| m.is_none())
+    {
+        return nothing_pinned(ctx, target.path);
+    }
     LoadDir::open(&dir)?;
     let (mut journal, notes) = ops::begin(&target.path)?;
     ctx.out.notes(notes);

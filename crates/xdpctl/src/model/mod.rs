@@ -13,6 +13,8 @@ pub mod manifest;
 pub mod maptype;
 pub mod packet;
 pub mod policy;
+pub mod rulemaps;
 pub mod verifier;
 pub mod xdp;
+pub mod yaml_lines;
 pub mod yaml_subset;

@@ -77,8 +77,8 @@ impl LoadDir {
                 path.display(),
                 match nearest(&target.path) {
                     Some(_) => inside(&target.path),
-                    None => "; it was loaded by another tool (or by an xdpctl before 0.2: \
-                             unload it with that tool, or remove the pins by hand, and load again)"
+                    None => "; another tool pinned what is there: unload it with that tool, \
+                             or remove its pins by hand"
                         .to_owned(),
                 }
             ),

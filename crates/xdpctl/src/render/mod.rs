@@ -37,6 +37,17 @@ pub enum Format {
     PrettyJson,
 }
 
+impl Format {
+    /// The format `-j`/`--json` and `-p`/`--pretty` ask for: pretty wins.
+    pub fn of(json: bool, pretty: bool) -> Self {
+        match (json, pretty) {
+            (_, true) => Format::PrettyJson,
+            (true, false) => Format::Json,
+            (false, false) => Format::Human,
+        }
+    }
+}
+
 /// A row of a table: the same struct is serialised for JSON.
 pub trait Tabular: Serialize {
     /// Column headers.
