@@ -3,6 +3,7 @@
 
 use std::{
     net::{TcpListener, TcpStream, UdpSocket},
+    path::Path,
     time::Duration,
 };
 
@@ -241,6 +242,21 @@ fn vlan_tagged_frames_are_filtered_as_configured() {
     assert!(packets(&fs, 0) - run_pass >= 2, "tagged UDP to 53 passes");
 }
 
+/// The verdicts of `prog run fw --data FILE`, packet by packet.
+fn verdicts_of(fs: &Bpffs, file: &Path) -> Vec<String> {
+    let out = xdpctl(
+        fs,
+        ["-j", "prog", "run", "fw", "--data", file.to_str().unwrap()],
+    )
+    .ok()
+    .json();
+    out.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The frame `xdpctl prog run --packet SPEC` would run, built the same way
 /// from the printed description (the test builds it independently).
 fn build(spec: &str) -> Vec<u8> {
@@ -354,19 +370,7 @@ fn prog_run_reports_verdicts_and_takes_raw_and_pcap_data() {
     }
     let cap = dir.path().join("two.pcap");
     std::fs::write(&cap, pcap).unwrap();
-    let out = xdpctl(
-        &fs,
-        ["-j", "prog", "run", "fw", "--data", cap.to_str().unwrap()],
-    )
-    .ok()
-    .json();
-    let verdicts: Vec<&str> = out
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["verdict"].as_str().unwrap())
-        .collect();
-    assert_eq!(verdicts, ["XDP_DROP", "XDP_PASS"]);
+    assert_eq!(verdicts_of(&fs, &cap), ["XDP_DROP", "XDP_PASS"]);
     // The same two as pcapng (what tcpdump and Wireshark write today),
     // written here block by block: section header, interface (Ethernet),
     // two enhanced packet blocks.
@@ -399,19 +403,11 @@ fn prog_run_reports_verdicts_and_takes_raw_and_pcap_data() {
     }
     let cap = dir.path().join("two.pcapng");
     std::fs::write(&cap, ng).unwrap();
-    let out = xdpctl(
-        &fs,
-        ["-j", "prog", "run", "fw", "--data", cap.to_str().unwrap()],
-    )
-    .ok()
-    .json();
-    let verdicts: Vec<&str> = out
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["verdict"].as_str().unwrap())
-        .collect();
-    assert_eq!(verdicts, ["XDP_DROP", "XDP_PASS"], "from pcapng");
+    assert_eq!(
+        verdicts_of(&fs, &cap),
+        ["XDP_DROP", "XDP_PASS"],
+        "from pcapng"
+    );
 
     let short = dir.path().join("short.bin");
     std::fs::write(&short, [0u8; 10]).unwrap();

@@ -132,21 +132,15 @@ impl Human for Plan {
                 in_ns(d.netns.name.as_deref())
             ));
         }
-        for d in &self.replace {
-            out.push_str(&format!(
-                "  replace  {} ({}){}\n",
-                d.name,
-                d.mode,
-                in_ns(d.netns.as_deref())
-            ));
-        }
-        for d in &self.attach {
-            out.push_str(&format!(
-                "  attach   {} ({}){}\n",
-                d.name,
-                d.mode,
-                in_ns(d.netns.as_deref())
-            ));
+        for (verb, devices) in [("replace", &self.replace), ("attach", &self.attach)] {
+            for d in devices {
+                out.push_str(&format!(
+                    "  {verb:<8} {} ({}){}\n",
+                    d.name,
+                    d.mode,
+                    in_ns(d.netns.as_deref())
+                ));
+            }
         }
         for r in &self.rules {
             out.push_str(&format!("  {:<10} +{} -{}\n", r.map, r.put, r.remove));
