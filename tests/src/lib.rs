@@ -535,6 +535,39 @@ pub fn pins_below(path: &Path) -> BTreeMap<String, (String, u32)> {
         .collect()
 }
 
+/// `bpf(cmd, attr)`, raw, for the tests and the bench that time the
+/// kernel's own calls (the floor of a figure).
+///
+/// # Safety
+///
+/// Every pointer in `attr` that `cmd` reads must be valid for the reads and
+/// writes the kernel makes for `cmd`.
+pub unsafe fn raw_bpf(
+    cmd: aya_obj::generated::bpf_cmd,
+    attr: &mut aya_obj::generated::bpf_attr,
+) -> std::io::Result<libc::c_long> {
+    // SAFETY: the caller vouches for the pointers in `attr`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut aya_obj::generated::bpf_attr as *mut libc::c_void,
+            size_of::<aya_obj::generated::bpf_attr>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// An all-zero `bpf_attr`.
+pub fn zeroed_attr() -> aya_obj::generated::bpf_attr {
+    // SAFETY: bpf_attr is plain old data; all-zero is a valid value.
+    unsafe { std::mem::MaybeUninit::zeroed().assume_init() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,37 +610,4 @@ mod tests {
         }
         assert!(!path.exists(), "{} left behind", path.display());
     }
-}
-
-/// `bpf(cmd, attr)`, raw, for the tests and the bench that time the
-/// kernel's own calls (the floor of a figure).
-///
-/// # Safety
-///
-/// Every pointer in `attr` that `cmd` reads must be valid for the reads and
-/// writes the kernel makes for `cmd`.
-pub unsafe fn raw_bpf(
-    cmd: aya_obj::generated::bpf_cmd,
-    attr: &mut aya_obj::generated::bpf_attr,
-) -> std::io::Result<libc::c_long> {
-    // SAFETY: the caller vouches for the pointers in `attr`.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as libc::c_long,
-            attr as *mut aya_obj::generated::bpf_attr as *mut libc::c_void,
-            size_of::<aya_obj::generated::bpf_attr>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// An all-zero `bpf_attr`.
-pub fn zeroed_attr() -> aya_obj::generated::bpf_attr {
-    // SAFETY: bpf_attr is plain old data; all-zero is a valid value.
-    unsafe { std::mem::MaybeUninit::zeroed().assume_init() }
 }

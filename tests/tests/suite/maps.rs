@@ -210,6 +210,111 @@ fn a_struct_given_in_part_keeps_the_fields_it_does_not_name() {
     );
 }
 
+/// `--from-file` keeps the rules of a single update: a struct given in part
+/// keeps the fields it does not name (text and JSON lines), a line may end
+/// in a comment, a key given twice is one entry; and a `--raw` dump loads
+/// back as it was dumped.
+#[test]
+fn a_file_writes_what_single_updates_would() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "config",
+            "0",
+            r#"{"drop_icmp":1,"drop_icmp6_echo":0}"#,
+        ],
+    )
+    .ok();
+    for (name, text) in [
+        (
+            "part.txt",
+            "0 {\"drop_icmp6_echo\":1}   # the echo switch only\n",
+        ),
+        (
+            "part.jsonl",
+            "{\"key\":0,\"value\":{\"drop_icmp6_echo\":1}}\n",
+        ),
+    ] {
+        let path = file(name, text);
+        xdpctl(&fs, ["map", "update", "config", "--from-file", &path]).ok();
+        let config = xdpctl(&fs, ["-j", "map", "lookup", "config", "0"])
+            .ok()
+            .json();
+        assert_eq!(
+            config["value"],
+            json!({"drop_icmp": 1, "drop_icmp6_echo": 1}),
+            "{name}: {config}"
+        );
+    }
+    load_typed(&fs);
+    // `tiny` has room for 4: five lines of four keys fit.
+    let dup = file(
+        "dup.txt",
+        "10.0.0.1 1\n10.0.0.2 2\n10.0.0.3 3\n10.0.0.4 4\n10.0.0.1 9 # again\n",
+    );
+    xdpctl(&fs, ["map", "update", "t/maps/tiny", "--from-file", &dup]).ok();
+    let held = dump(&fs, "t/maps/tiny");
+    assert_eq!(held.as_array().unwrap().len(), 4, "{held}");
+    assert!(
+        held.to_string().contains(r#""key":"10.0.0.1","value":9"#),
+        "{held}"
+    );
+    // No room for two more: said with the right numbers.
+    xdpctl(&fs, ["map", "delete", "t/maps/tiny", "10.0.0.4"]).ok();
+    let two = file("two.txt", "10.0.0.5 5\n10.0.0.6 6\n");
+    xdpctl(&fs, ["map", "update", "t/maps/tiny", "--from-file", &two])
+        .fails_with(&["has room for 1 more entry", "adds 2 new keys"]);
+    // A raw dump loads back byte for byte (its bytes are hex).
+    xdpctl(&fs, ["map", "clear", "t/maps/tiny"]).ok();
+    xdpctl(&fs, ["map", "update", "t/maps/tiny", "16.32.48.192", "171"]).ok();
+    let raw = xdpctl(&fs, ["-j", "map", "dump", "t/maps/tiny", "--raw"]).ok();
+    let raw = file("raw.json", &raw.stdout);
+    xdpctl(&fs, ["map", "clear", "t/maps/tiny"]).ok();
+    xdpctl(
+        &fs,
+        ["map", "update", "t/maps/tiny", "--from-file", &raw, "--raw"],
+    )
+    .ok();
+    let back = xdpctl(&fs, ["-j", "map", "lookup", "t/maps/tiny", "16.32.48.192"])
+        .ok()
+        .json();
+    assert_eq!(back["value"], 171, "{back}");
+}
+
+/// `map lookup` of an LPM trie shows the entry of the key given, not the
+/// longest prefix the kernel matched for it (that is a hint).
+#[test]
+fn an_lpm_lookup_is_of_the_key_itself() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["map", "update", "cidr4", "198.51.100.0/24", "1"]).ok();
+    let got = xdpctl(&fs, ["-j", "map", "lookup", "cidr4", "198.51.100.0/24"])
+        .ok()
+        .json();
+    assert_eq!(got["value"], 1, "{got}");
+    let miss = xdpctl(&fs, ["-j", "map", "lookup", "cidr4", "198.51.100.0/25"]);
+    assert_eq!(miss.code, 3, "{}", miss.stderr);
+    assert_eq!(miss.stdout.trim(), "null");
+    assert!(
+        miss.stderr
+            .contains("the longest prefix that holds it is 198.51.100.0/24"),
+        "{}",
+        miss.stderr
+    );
+}
+
 /// A per-CPU write means what its sum then reads: the value on CPU 0, 0 on
 /// the others (a struct's fields not named keep theirs on every CPU).
 #[test]

@@ -862,7 +862,9 @@ pub enum MapCommand {
     },
     Dump(DumpArgs),
     /// Print the value of one key. A missing key prints "not found" on
-    /// stderr (null with -j) and exits with status 3.
+    /// stderr (null with -j) and exits with status 3. In an LPM trie the
+    /// key is a prefix, looked up as such: a longer prefix that only a
+    /// shorter entry holds is not found (stderr names that entry).
     ///
     /// Example: xdpctl map lookup blocklist 203.0.113.5
     Lookup {
@@ -966,11 +968,14 @@ pub enum SortBy {
 /// reads 5, not 5 times the CPUs. To set each CPU, give the JSON lines of
 /// `map dump -j` with "values", one per CPU, to --from-file.
 ///
-/// With --from-file, each line is `KEY VALUE` (`#` starts a comment) or a
-/// JSON object {"key": ..., "value": ...}; the output of `map dump -j` is
-/// accepted as is. The whole file is checked before anything is written,
-/// errors name the line, and entries are written with
-/// BPF_MAP_UPDATE_BATCH.
+/// With --from-file, each line is `KEY VALUE` (`#` starts a comment, on
+/// its own line or after a value) or a JSON object {"key": ..., "value":
+/// ...}; the output of `map dump -j` (and of `map dump -j --raw`, whose
+/// bytes are hex) is accepted as is. A line writes what the same update
+/// would: a struct given in part keeps the fields it does not name; a key
+/// given twice is one entry (the last line's value). The whole file is
+/// checked before anything is written, errors name the line, and entries
+/// are written with BPF_MAP_UPDATE_BATCH.
 ///
 /// Example: xdpctl map update blocklist 203.0.113.5 1
 #[derive(Debug, Args)]

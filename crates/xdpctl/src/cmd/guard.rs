@@ -211,19 +211,14 @@ impl Blocklist for Maps<'_> {
         self.state.set(src, expiry_ms)?;
         let mut value = vec![0u8; map.value_len()];
         value[0] = GUARD_MARK;
-        // The datapath's blocklist filter learns the source first, or it
-        // would not look the new entry up; the lock is held until the entry
-        // is written.
-        // (blocklist6, if marked empty, is looked up from now on.)
-        let mut lock = None;
-        if let Some(t) = fwindex::Target::open(&self.fw.maps_dir())? {
-            lock = Some(match src {
-                Source::V4(a) => t.blocklist_adding(&a)?,
-                _ => t.blocklist6_adding()?,
-            });
-        }
+        // The one protocol of rule changes: the datapath's blocklist filter
+        // learns the source first, or it would not look the new entry up
+        // (blocklist6, if marked empty, is looked up from now on).
+        let change = begin(self.fw, src, &key)?;
         let written = map.handle().update(&key, &value, update_flags::NOEXIST);
-        drop(lock);
+        if let Some((t, c)) = change {
+            c.finish(&t)?;
+        }
         match written {
             Ok(()) => Ok(Inserted::Blocked),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -242,20 +237,36 @@ impl Blocklist for Maps<'_> {
         let mine = blocklist_value(self.fw, src)? == Some(GUARD_MARK);
         if mine {
             let (map, key) = blocklist_for(self.fw, src);
-            map.handle().delete(&key)?;
-            // The datapath may still have it cached as blocked.
-            if let Some(t) = fwindex::Target::open(&self.fw.maps_dir())? {
-                t.forget_blocked()?;
-                // The last block gone: the kind is skipped again.
-                t.settle(match src {
-                    Source::V4(_) => fwindex::Rules::Blocklist,
-                    _ => fwindex::Rules::Blocklist6,
-                })?;
+            // The datapath forgets it as cached blocked; the last block
+            // gone, the kind is skipped again.
+            let change = begin(self.fw, src, &[])?;
+            let deleted = map.handle().delete(&key);
+            if let Some((t, c)) = change {
+                c.finish(&t)?;
             }
+            deleted?;
         }
         self.state.remove(src)?;
         Ok(mine)
     }
+}
+
+/// Begins a change to the blocklist of `src` that adds `key` (if not
+/// empty): `fwindex`'s one protocol, finished after the write.
+fn begin(
+    fw: &Firewall,
+    src: Source,
+    key: &[u8],
+) -> Result<Option<(fwindex::Target, fwindex::Change)>> {
+    let Some(t) = fwindex::Target::open(&fw.maps_dir())? else {
+        return Ok(None);
+    };
+    let (kind, added) = match src {
+        Source::V4(_) => (fwindex::Rules::Blocklist, key),
+        _ => (fwindex::Rules::Blocklist6, &[][..]),
+    };
+    let change = t.begin(&[kind], added)?;
+    Ok(Some((t, change)))
 }
 
 /// A dry run reads the blocklist and changes nothing.

@@ -21,7 +21,7 @@ use crate::{
     model::maptype::{self, Reading},
     ops::{
         mapedit::{self, Edited, UpdateOptions},
-        openmap::{ENOTSUPP, Fold, NotFound, OpenMap},
+        openmap::{ENOTSUPP, Fold, LPM_TRIE, NotFound, OpenMap},
     },
     render::{self, Format, Tabular},
 };
@@ -113,18 +113,16 @@ pub fn run(ctx: &Ctx, cmd: &MapCommand) -> Result<()> {
             let opts = UpdateOptions::from(args);
             edited(
                 ctx,
-                mapedit::indexed(ctx, &args.map, |keys, arm| {
-                    mapedit::update(ctx, &opts, keys, arm)
-                })?,
+                mapedit::indexed(ctx, &args.map, |arm| mapedit::update(ctx, &opts, arm))?,
             )
         }
         MapCommand::Delete { map, key, raw } => edited(
             ctx,
-            mapedit::indexed(ctx, map, |_, arm| mapedit::delete(ctx, map, key, *raw, arm))?,
+            mapedit::indexed(ctx, map, |arm| mapedit::delete(ctx, map, key, *raw, arm))?,
         ),
         MapCommand::Clear { map } => edited(
             ctx,
-            mapedit::indexed(ctx, map, |_, arm| mapedit::clear(ctx, map, arm))?,
+            mapedit::indexed(ctx, map, |arm| mapedit::clear(ctx, map, arm))?,
         ),
     }
 }
@@ -558,6 +556,38 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
     Ok(())
 }
 
+/// The prefix of an LPM trie's entries that the kernel matched for `key`:
+/// the longest one holding it (`value` is its value).
+fn longest_match(map: &OpenMap, key: &[u8], value: &[u8]) -> Option<String> {
+    let len = |k: &[u8]| u32::from_ne_bytes(k.get(..4)?.try_into().ok()?).into();
+    let holds = |prefix: &[u8]| -> bool {
+        let (Some(plen), Some(klen)) = (len(prefix), len(key)) else {
+            return false;
+        };
+        let plen: u32 = plen;
+        let klen: u32 = klen;
+        if plen > klen {
+            return false;
+        }
+        let (p, k) = (&prefix[4..], &key[4..]);
+        let full = (plen / 8) as usize;
+        let rest = plen % 8;
+        p[..full] == k[..full] && (rest == 0 || (p[full] ^ k[full]) & (0xffu8 << (8 - rest)) == 0)
+    };
+    let mut best: Option<(u32, Vec<u8>)> = None;
+    map.for_each(|k, v| {
+        if holds(k) && v == value {
+            let l: u32 = len(k).unwrap_or(0);
+            if best.as_ref().is_none_or(|(b, _)| l > *b) {
+                best = Some((l, k.to_vec()));
+            }
+        }
+        Ok(true)
+    })
+    .ok()?;
+    best.map(|(_, k)| codec::to_text(&map.key, &k))
+}
+
 fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Result<()> {
     let map = OpenMap::open(ctx, handle, raw)?;
     let sum = map.sums(fold)?;
@@ -580,9 +610,27 @@ fn lookup(ctx: &Ctx, handle: &Handle, key: &str, fold: Fold, raw: bool) -> Resul
         .lookup(&key_bytes, &mut value)
         .with_context(|| format!("looking up {key} in map {}", map.label))
         .map_err(|e| unsupported(&map, e))?;
-    if !found {
+    // An LPM trie answers for the longest prefix that matches the key: the
+    // entry of the key itself is what a lookup shows, the match a hint.
+    let matched = if found && map.info().type_ == LPM_TRIE {
+        let mut exact = false;
+        map.for_each(|k, _| {
+            exact = k == key_bytes.as_slice();
+            Ok(!exact)
+        })?;
+        (!exact).then(|| longest_match(&map, &key_bytes, &value))
+    } else {
+        None
+    };
+    if !found || matched.is_some() {
         return Err(NotFound {
-            message: format!("key {key} not found in map {}", map.label),
+            message: format!(
+                "key {key} not found in map {}{}",
+                map.label,
+                matched.flatten().map_or_else(String::new, |m| format!(
+                    " (the longest prefix that holds it is {m}: `map lookup` of that shows it)"
+                ))
+            ),
             lookup: true,
         }
         .into());

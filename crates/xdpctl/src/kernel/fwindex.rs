@@ -550,20 +550,6 @@ impl Target {
         Ok(synced)
     }
 
-    /// After entries went from rules whose index stayed in use (the
-    /// blocklist filter's): the kind is skipped from now on if its maps
-    /// hold no rule left, under the lock every change takes.
-    pub fn settle(&self, rules: Rules) -> Result<()> {
-        if !self.has_index(rules) {
-            return Ok(());
-        }
-        let _lock = self.lock()?;
-        if self.status(rules)?.in_use {
-            self.turn_on(rules)?;
-        }
-        Ok(())
-    }
-
     /// The end of every change: the datapath reads the index from now on,
     /// or skips the kind if its rule maps hold no rule.
     fn turn_on(&self, rules: Rules) -> Result<()> {
@@ -593,7 +579,7 @@ impl Target {
 
     /// After blocklist entries went (or may have): the datapath's cache of
     /// blocked sources is stale from now on.
-    pub fn forget_blocked(&self) -> Result<()> {
+    fn forget_blocked(&self) -> Result<()> {
         let generation = self.word(Ctl::BlockGen)?;
         pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
         self.set_word(Ctl::BlockGen, generation.wrapping_add(1))
@@ -651,24 +637,69 @@ impl Target {
         Ok(Synced::InUse { rules: count })
     }
 
-    /// Sets the filter bits of blocklist entries about to be written
-    /// (`keys`, packed): guard's blocks, apply's. Returns the lock, to be
-    /// held until they are written (a `load --replace` meanwhile would
-    /// build its filter without them).
-    pub fn blocklist_adding(&self, keys: &[u8]) -> Result<pinfs::DirLock> {
+    /// Begins a change to the rule maps of `kinds` (the one protocol of
+    /// every writer of rules: `map update/delete/clear`, `apply`, guard),
+    /// `added` being the IPv4 blocklist keys it will write (packed). Call it
+    /// right before the first write, and [`Change::finish`] after the last;
+    /// this firewall's rules are locked in between (a `load --replace`
+    /// meanwhile would build its indexes without the change).
+    ///
+    /// The blocklists keep their filter in use (no window where every
+    /// packet pays a lookup): the bits of the keys to add are set first (a
+    /// removal leaves its bits: a false positive costs one lookup), a kind
+    /// marked empty is read from now on, and the datapath's cache of
+    /// blocked sources forgets what it held (an entry may go). Every other
+    /// kind touched, or a blocklist whose filter is off, has its index
+    /// turned off (the datapath reads the rule maps) until `finish`
+    /// rebuilds it. Killed in between, the rule maps are right; an index
+    /// left off is only slower, and `doctor` rebuilds it.
+    pub fn begin(&self, kinds: &[Rules], added: &[u8]) -> Result<Change> {
         let lock = self.lock()?;
-        self.write_bloom(Some(keys))?;
-        self.adding(Rules::Blocklist)?;
-        Ok(lock)
+        let mut out: Vec<(Rules, bool)> = Vec::new();
+        let mut suspended = false;
+        for &r in kinds {
+            if out.iter().any(|(k, _)| *k == r) {
+                continue;
+            }
+            let extend = matches!(r, Rules::Blocklist | Rules::Blocklist6)
+                && self.has_index(r)
+                && self.status(r)?.in_use;
+            if extend {
+                if r == Rules::Blocklist {
+                    if added.is_empty() {
+                        self.forget_blocked()?;
+                    } else {
+                        // (Forgets the cache too.)
+                        self.write_bloom(Some(added))?;
+                    }
+                }
+                self.adding(r)?;
+            } else {
+                self.suspend(r)?;
+                suspended = true;
+            }
+            out.push((r, extend));
+        }
+        if suspended {
+            // A packet that read the mode word just before is done long
+            // before this: the datapath's cross-check will not see the
+            // change half made and call it drift.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(Change {
+            _lock: lock,
+            dir: self.dir.clone(),
+            kinds: out,
+        })
     }
 
-    /// Before blocklist6 entries are written outside a change (guard's
-    /// blocks): the datapath looks blocklist6 up from now on. Returns the
-    /// lock, to be held until they are written.
-    pub fn blocklist6_adding(&self) -> Result<pinfs::DirLock> {
-        let lock = self.lock()?;
-        self.adding(Rules::Blocklist6)?;
-        Ok(lock)
+    /// After entries went from a kind whose index stayed in use: the kind
+    /// is skipped from now on if its maps hold no rule left.
+    fn settle_locked(&self, rules: Rules) -> Result<()> {
+        if self.has_index(rules) && self.status(rules)?.in_use {
+            self.turn_on(rules)?;
+        }
+        Ok(())
     }
 
     /// A kind marked empty is about to get rules: the datapath reads it
@@ -957,14 +988,49 @@ fn write_array<const N: usize>(
     Ok(())
 }
 
+/// A change to a firewall's rule maps under way, from [`Target::begin`]
+/// to [`Change::finish`]; holds the firewall's lock.
+#[must_use = "finish the change after its writes"]
+pub struct Change {
+    _lock: pinfs::DirLock,
+    /// The firewall's maps directory.
+    dir: PathBuf,
+    /// Each kind touched, and whether its filter stayed in use.
+    kinds: Vec<(Rules, bool)>,
+}
+
+impl Change {
+    /// After the change's last write to the firewall at `target` (the one
+    /// that began it): a blocklist whose filter stayed in use has the cache
+    /// forget again and the kind settled (skipped if left empty); every
+    /// other index is rebuilt and turned on (or marked empty). Returns what
+    /// each rebuilt index became.
+    pub fn finish(self, target: &Target) -> Result<Vec<(Rules, Synced)>> {
+        debug_assert_eq!(self.dir, target.dir, "finished on another firewall");
+        let mut out = Vec::new();
+        for (r, extended) in &self.kinds {
+            if *extended {
+                if *r == Rules::Blocklist {
+                    target.forget_blocked()?;
+                }
+                target.settle_locked(*r)?;
+            } else {
+                out.push((*r, target.sync_locked(*r)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The indexes derived from one rule map: one per firewall load directory
 /// under `root` that pins it (a map shared with `load --map` is pinned in
-/// each), each locked until this is dropped.
+/// each), changed through [`Target::begin`] and [`Change::finish`].
 pub struct Indexes {
     rules: Option<Rules>,
-    /// Each firewall, its lock, and whether its index was in use before
-    /// the change.
-    targets: Vec<(Target, pinfs::DirLock, bool)>,
+    /// Each firewall.
+    targets: Vec<Target>,
+    /// The changes begun, one per firewall.
+    changes: std::cell::RefCell<Vec<Change>>,
 }
 
 impl Indexes {
@@ -978,6 +1044,7 @@ impl Indexes {
             return Ok(Indexes {
                 rules: None,
                 targets: Vec::new(),
+                changes: Default::default(),
             });
         };
         let pins = objects::pin_index(root, |n| n == name.as_str())?;
@@ -995,51 +1062,44 @@ impl Indexes {
         let mut targets = Vec::new();
         for dir in dirs {
             if let Some(t) = Target::open(&dir)? {
-                let lock = t.lock()?;
-                let was_on = t.status(rules)?.in_use;
-                targets.push((t, lock, was_on));
+                targets.push(t);
             }
         }
         Ok(Indexes {
             rules: Some(rules),
             targets,
+            changes: Default::default(),
         })
     }
 
-    /// Before a change to the rule map: every firewall using it looks up
-    /// the rule map itself until [`sync`](Self::sync).
-    pub fn suspend(&self) -> Result<()> {
+    /// Right before the change's first write, which will write the keys
+    /// `added` (packed): [`Target::begin`] on every firewall using the map.
+    pub fn begin(&self, added: &[u8]) -> Result<()> {
         let Some(rules) = self.rules else {
             return Ok(());
         };
-        for (t, _, _) in &self.targets {
-            t.suspend(rules)?;
-        }
-        if !self.targets.is_empty() {
-            // A packet that read the mode word just before is done long
-            // before this: the datapath's cross-check will not see the
-            // change half made and call it drift.
-            std::thread::sleep(Duration::from_millis(2));
+        let mut changes = self.changes.borrow_mut();
+        for t in &self.targets {
+            let blocklist = if rules == Rules::Blocklist {
+                added
+            } else {
+                &[]
+            };
+            changes.push(t.begin(&[rules], blocklist)?);
         }
         Ok(())
     }
 
-    /// After a change that wrote the keys `added` (packed): rebuilds each
-    /// index (a blocklist filter that was in use only gets the new keys'
-    /// bits). Returns a note for each one that could not be turned on.
-    pub fn sync(&self, added: &[u8]) -> Result<Vec<String>> {
+    /// After the change's last write: [`Change::finish`] on each firewall.
+    /// Returns a note for each index that could not be turned on.
+    pub fn finish(&self) -> Result<Vec<String>> {
         let mut notes = Vec::new();
-        let Some(rules) = self.rules else {
-            return Ok(notes);
-        };
-        for (t, _, was_on) in &self.targets {
-            if rules == Rules::Blocklist && *was_on {
-                t.write_bloom(Some(added))?;
-                t.turn_on(rules)?;
-                continue;
-            }
-            if let Synced::TooBig { needed, room } = t.sync_locked(rules)? {
-                notes.push(too_big(&t.dir, rules, needed, room));
+        let changes = self.changes.take();
+        for (t, c) in self.targets.iter().zip(changes) {
+            for (rules, synced) in c.finish(t)? {
+                if let Synced::TooBig { needed, room } = synced {
+                    notes.push(too_big(&t.dir, rules, needed, room));
+                }
             }
         }
         Ok(notes)

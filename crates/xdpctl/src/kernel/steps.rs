@@ -200,8 +200,6 @@ impl Kernel for Real {
         };
         let deltas =
             policy::decode(&bytes).with_context(|| format!("{} is damaged", desired.display()))?;
-        // An index is off while its rules change, rebuilt after; a crash
-        // in between leaves it off (the rule map is right, only slower).
         let mut touched: Vec<fwindex::Rules> = deltas
             .iter()
             .filter_map(|(n, _)| fwindex::Rules::of_name(n))
@@ -212,26 +210,17 @@ impl Kernel for Real {
         } else {
             fwindex::Target::open(&dir.join(manifest::MAPS_SUBDIR))?
         };
-        // The blocklist filter, if in use, stays in use: the new entries'
-        // bits are set before they are written (removals leave bits set).
-        let mut filter_on = false;
-        if let Some(t) = &index {
-            for r in &touched {
-                if *r == fwindex::Rules::Blocklist && t.status(*r)?.in_use {
-                    filter_on = true;
-                    let mut keys = Vec::new();
-                    for (name, d) in &deltas {
-                        if fwindex::Rules::of_name(name) == Some(*r) {
-                            (0..d.put.len()).for_each(|j| keys.extend_from_slice(d.put.key(j)));
-                        }
-                    }
-                    // `apply` holds the journal: no upgrade runs meanwhile.
-                    drop(t.blocklist_adding(&keys)?);
-                } else {
-                    t.suspend(*r)?;
-                }
+        let mut added = Vec::new();
+        for (name, d) in &deltas {
+            if fwindex::Rules::of_name(name) == Some(fwindex::Rules::Blocklist) {
+                (0..d.put.len()).for_each(|j| added.extend_from_slice(d.put.key(j)));
             }
         }
+        // The one protocol of rule changes (see `fwindex::Target::begin`).
+        let change = match &index {
+            Some(t) => Some(t.begin(&touched, &added)?),
+            None => None,
+        };
         for (name, d) in &deltas {
             let path = dir.join(manifest::MAPS_SUBDIR).join(name);
             let map = MapHandle::open_pinned(&path)
@@ -243,18 +232,9 @@ impl Kernel for Real {
             map.delete_all(&d.remove)
                 .with_context(|| format!("removing from map {}", path.display()))?;
         }
-        if let Some(t) = &index {
-            for r in &touched {
-                if *r == fwindex::Rules::Blocklist && filter_on {
-                    // Removed entries must not stay cached as blocked; a
-                    // blocklist left empty is skipped from now on.
-                    t.forget_blocked()?;
-                    t.settle(*r)?;
-                } else {
-                    // Too big for the index: the trie it is, as `stats` says.
-                    t.sync(*r)?;
-                }
-            }
+        if let (Some(t), Some(change)) = (&index, change) {
+            // An index too big stays off: the trie it is, as `stats` says.
+            change.finish(t)?;
         }
         Ok(())
     }

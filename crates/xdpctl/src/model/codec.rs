@@ -661,9 +661,15 @@ pub fn parse(shape: &Shape, text: &str) -> Result<Vec<u8>, String> {
 /// the value the map holds ([`overlay`]), so the fields (global data: the
 /// variables) not named keep their values.
 pub fn written_mask(shape: &Shape, text: &str) -> Vec<u8> {
-    let (Shape::Struct { fields, .. }, Ok(Value::Object(obj))) =
-        (shape, serde_json::from_str::<Value>(text.trim()))
-    else {
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(v) => written_mask_json(shape, &v),
+        Err(_) => vec![0xff; shape.size()],
+    }
+}
+
+/// [`written_mask`] of a value given as JSON (a `--from-file` line).
+pub fn written_mask_json(shape: &Shape, v: &Value) -> Vec<u8> {
+    let (Shape::Struct { fields, .. }, Value::Object(obj)) = (shape, v) else {
         return vec![0xff; shape.size()];
     };
     let mut mask = vec![0u8; shape.size()];
@@ -1030,7 +1036,15 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
             }
             Ok(out)
         }
-        Shape::Raw { size } => parse_raw(&text, *size).map_err(|e| format!("{label}{e}")),
+        // A JSON string of raw bytes is read as xdpctl writes it (`map dump
+        // -j --raw`): hex bytes, `10 20 30 40` being 0x10 0x20 0x30 0x40.
+        Shape::Raw { size } => {
+            let hex = matches!(v, Value::String(_))
+                && !text.trim_start().starts_with("hex")
+                && !text.contains("0x");
+            let text = if hex { format!("hex {text}") } else { text };
+            parse_raw(&text, *size).map_err(|e| format!("{label}{e}"))
+        }
         Shape::Bits {
             shift,
             bits,

@@ -53,22 +53,21 @@ pub struct UpdateOptions {
 
 /// Runs a change to the map `handle`; if it is a firewall's rule map an
 /// index is derived from (`cidr4`, `udp_ports`, `tcp_ports`, ...), the
-/// index is turned off right before the change's first write and rebuilt
-/// after it (see `kernel::fwindex`), whether the write worked or not. A
-/// change refused before it writes (bad input, a missing key) touches
-/// nothing, not even the index's words.
+/// change goes through the indexes' one protocol (`fwindex::Target::begin`
+/// right before its first write, `Change::finish` after it, whether the
+/// write worked or not). A change refused before it writes (bad input, a
+/// missing key) touches nothing, not even the index's words.
 ///
-/// `change` gets a buffer for the keys it writes (packed), for the
-/// blocklist filter, and `arm`, which it calls before its first write.
+/// `change` gets `arm`, which it calls right before its first write with
+/// the keys it will write (packed).
 pub fn indexed<T>(
     ctx: &Ctx,
     handle: &Handle,
-    change: impl FnOnce(&mut Vec<u8>, &mut dyn FnMut() -> Result<()>) -> Result<T>,
+    change: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<T>,
 ) -> Result<T> {
-    let mut written = Vec::new();
     let Ok((fd, _)) = objects::resolve(&ctx.bpffs, handle, Kind::Map) else {
         // The change itself says what is wrong.
-        return change(&mut written, &mut || Ok(()));
+        return change(&mut |_| Ok(()));
     };
     let map = MapHandle::from_fd(fd)?;
     let pinned = match handle {
@@ -78,15 +77,15 @@ pub fn indexed<T>(
     };
     let indexes = Indexes::of(&ctx.bpffs, &map, pinned.as_deref())?;
     let armed = std::cell::Cell::new(false);
-    let result = change(&mut written, &mut || {
+    let result = change(&mut |added| {
         if !armed.get() {
-            indexes.suspend()?;
+            indexes.begin(added)?;
             armed.set(true);
         }
         Ok(())
     });
     if armed.get() {
-        let notes = indexes.sync(&written)?;
+        let notes = indexes.finish()?;
         ctx.out.notes(notes);
     }
     result
@@ -99,7 +98,7 @@ pub fn delete(
     handle: &Handle,
     key: &str,
     raw: bool,
-    arm: &mut dyn FnMut() -> Result<()>,
+    arm: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<Edited> {
     let map = OpenMap::open(ctx, handle, raw)?;
     if is_array(map.info().type_) {
@@ -114,7 +113,7 @@ pub fn delete(
     let mut probe = vec![0u8; map.value_len()];
     let there = map.handle().lookup(&key_bytes, &mut probe).unwrap_or(true);
     let found = there && {
-        arm()?;
+        arm(&[])?;
         map.handle()
             .delete(&key_bytes)
             .with_context(|| format!("deleting {key} from map {}", map.label))?
@@ -133,21 +132,27 @@ pub fn delete(
 }
 
 /// Empties the map `handle` (an array: every entry set to zero).
-pub fn clear(ctx: &Ctx, handle: &Handle, arm: &mut dyn FnMut() -> Result<()>) -> Result<Edited> {
+pub fn clear(
+    ctx: &Ctx,
+    handle: &Handle,
+    arm: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<Edited> {
     let map = OpenMap::open(ctx, handle, true)?;
     let mut keys = Vec::new();
     map.for_each(|k, _| {
         keys.push(k.to_vec());
         Ok(true)
     })?;
-    arm()?;
+    arm(&[])?;
     let mut n = 0u64;
     let note = if is_array(map.info().type_) {
         let zero = vec![0u8; map.value_len()];
         for k in &keys {
             map.handle()
                 .update(k, &zero, update_flags::ANY)
-                .with_context(|| format!("zeroing map {}", map.label))?;
+                .map_err(|e| {
+                    write_error(&map, e, update_flags::ANY, &codec::to_text(&map.key, k))
+                })?;
             n += 1;
         }
         format!(
@@ -181,6 +186,13 @@ pub fn clear(ctx: &Ctx, handle: &Handle, arm: &mut dyn FnMut() -> Result<()>) ->
     })
 }
 
+/// Whether the map was made read-only for system calls: frozen, or
+/// `BPF_F_RDONLY` (global `.rodata`).
+fn read_only(map: &OpenMap) -> bool {
+    const BPF_F_RDONLY: u32 = 1 << 3;
+    map.info().map_flags & BPF_F_RDONLY != 0 || map.name().ends_with(".rodata")
+}
+
 /// Explains a failed write in terms of the map.
 fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Error {
     let what = match (e.raw_os_error(), flags) {
@@ -203,18 +215,23 @@ fn write_error(map: &OpenMap, e: io::Error, flags: u64, key: &str) -> anyhow::Er
         (Some(libc::ENOENT), update_flags::EXIST) => {
             format!("key {key} is not in map {} (--if-exists)", map.label)
         }
+        // Frozen by its loader (global `const` data): no privilege helps.
+        (Some(libc::EPERM), _) if read_only(map) => format!(
+            "map {} is read-only: its loader froze it (a program's constants); it cannot be \
+             written, only read",
+            map.label
+        ),
         _ => return anyhow::Error::new(e).context(format!("updating {key} in map {}", map.label)),
     };
     anyhow::anyhow!(what)
 }
 
-/// Writes one entry, or every entry of a file, to a map; `written` gets
-/// the keys written (packed), for the blocklist filter.
+/// Writes one entry, or every entry of a file, to a map; `arm` gets the
+/// keys it will write (packed), for the blocklist filter.
 pub fn update(
     ctx: &Ctx,
     args: &UpdateOptions,
-    written: &mut Vec<u8>,
-    arm: &mut dyn FnMut() -> Result<()>,
+    arm: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<Edited> {
     let mut map = OpenMap::open(ctx, &args.map, args.raw)?;
     map.every_cpu = args.every_cpu;
@@ -226,7 +243,7 @@ pub fn update(
         update_flags::ANY
     };
     if let Some(file) = &args.from_file {
-        return update_from_file(&map, file, flags, written, arm);
+        return update_from_file(&map, file, flags, arm);
     }
     let (Some(key), Some(value)) = (&args.key, &args.value) else {
         bail!("give KEY and VALUE, or --from-file FILE");
@@ -262,8 +279,7 @@ pub fn update(
             key,
         ));
     }
-    written.extend_from_slice(&key_bytes);
-    arm()?;
+    arm(&key_bytes)?;
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
@@ -277,7 +293,11 @@ pub fn update(
 type Entry = (Vec<u8>, Vec<u8>);
 
 /// One line of an update file, parsed.
-fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
+/// A line's entry, and the mask of the value's bytes it gives when it
+/// gives a struct in part (the others keep what the map holds).
+type Line = (Entry, Option<Vec<u8>>);
+
+fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Line>, String> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
@@ -286,16 +306,23 @@ fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Entry>, String> {
         let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
         return parse_json_entry(map, &v).map(Some);
     }
+    // A comment may end a line: ` # ...`.
+    let line = line
+        .split_once(" #")
+        .or_else(|| line.split_once("\t#"))
+        .map_or(line, |(l, _)| l.trim_end());
     let (key, value) = line.split_once(char::is_whitespace).ok_or_else(|| {
         "expected KEY VALUE (or a JSON object with \"key\" and \"value\")".to_owned()
     })?;
+    let value = value.trim();
     let k = codec::parse(&map.key, key).map_err(|e| format!("key: {e}"))?;
     map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
     let v = codec::parse(&map.value, value).map_err(|e| format!("value: {e}"))?;
-    Ok(Some((k, map.spread(&v))))
+    let mask = Some(codec::written_mask(&map.value, value)).filter(|m| m.contains(&0));
+    Ok(Some(((k, map.spread(&v)), mask)))
 }
 
-fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
+fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Line, String> {
     let key = v.get("key").ok_or("no \"key\"")?;
     let k = codec::from_json(&map.key, key, "").map_err(|e| format!("key: {e}"))?;
     map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
@@ -315,19 +342,19 @@ fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Entry, String> {
             out[cpu * map.handle().stride()..cpu * map.handle().stride() + b.len()]
                 .copy_from_slice(&b);
         }
-        return Ok((k, out));
+        return Ok(((k, out), None));
     }
     let value = v.get("value").ok_or("no \"value\"")?;
     let b = codec::from_json(&map.value, value, "").map_err(|e| format!("value: {e}"))?;
-    Ok((k, map.spread(&b)))
+    let mask = Some(codec::written_mask_json(&map.value, value)).filter(|m| m.contains(&0));
+    Ok(((k, map.spread(&b)), mask))
 }
 
 fn update_from_file(
     map: &OpenMap,
     file: &str,
     flags: u64,
-    written_keys: &mut Vec<u8>,
-    arm: &mut dyn FnMut() -> Result<()>,
+    arm: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<Edited> {
     let (name, reader): (&str, Box<dyn BufRead>) = if file == "-" {
         ("stdin", Box::new(io::stdin().lock()))
@@ -336,7 +363,7 @@ fn update_from_file(
         (file, Box::new(io::BufReader::new(f)))
     };
     // Validate everything before writing anything.
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut lines_read: Vec<Line> = Vec::new();
     let mut lines = reader.lines().enumerate().peekable();
     let whole_array = loop {
         match lines.peek() {
@@ -357,10 +384,9 @@ fn update_from_file(
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{name}: invalid JSON: {e}"))?;
         for (i, item) in v.as_array().into_iter().flatten().enumerate() {
-            entries.push(
-                parse_json_entry(map, item)
-                    .map_err(|e| anyhow::anyhow!("{name}: element {i}: {e}"))?,
-            );
+            lines_read.push(parse_json_entry(map, item).map_err(|e| {
+                anyhow::anyhow!("{name}: element {}: {e}; nothing was written", i + 1)
+            })?);
         }
     } else {
         let lines: Vec<(usize, String)> = lines
@@ -369,7 +395,7 @@ fn update_from_file(
         // NB: parsing a million lines is most of a bulk load's own time;
         // both cores share it, and the first bad line (by number) is said.
         let half = lines.len().div_ceil(2).max(1);
-        let parsed: Vec<Result<Vec<Entry>, (usize, String)>> = std::thread::scope(|s| {
+        let parsed: Vec<Result<Vec<Line>, (usize, String)>> = std::thread::scope(|s| {
             let workers: Vec<_> = lines
                 .chunks(half)
                 .map(|chunk| {
@@ -393,27 +419,61 @@ fn update_from_file(
         });
         for part in parsed {
             match part {
-                Ok(mut e) => entries.append(&mut e),
+                Ok(mut e) => lines_read.append(&mut e),
                 Err((i, e)) => bail!("{name}:{}: {e}; nothing was written", i + 1),
             }
         }
     }
-    if entries.len() as u64 > u64::from(map.info().max_entries) {
-        bail!(
-            "map {} is too small: {name} has {} entries, the map holds at most {}; nothing was written",
-            map.label,
-            entries.len(),
-            map.info().max_entries
-        );
+    let masks: Vec<(usize, Vec<u8>)> = lines_read
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, (_, m))| m.take().map(|m| (i, m)))
+        .collect();
+    let mut entries: Vec<Entry> = lines_read.into_iter().map(|(e, _)| e).collect();
+    let max = u64::from(map.info().max_entries);
+    if entries.len() as u64 > max {
+        // A key given twice is one entry (the last line's value wins).
+        let distinct = entries
+            .iter()
+            .map(|(k, _)| k.as_slice())
+            .collect::<HashSet<_>>()
+            .len();
+        if distinct as u64 > max {
+            bail!(
+                "map {} is too small: {name} has {} distinct keys, the map holds at most {max}; \
+                 nothing was written",
+                map.label,
+                distinct
+            );
+        }
     }
     // What the file's keys hold now: to check room and flags before writing
     // anything, and to put it back if a write fails anyway.
     let before = Before::read(map, &entries)?;
     before.check(map, &entries, name, flags)?;
-    for (k, _) in &entries {
-        written_keys.extend_from_slice(k);
+    // A struct given in part keeps, in the fields it does not name, what
+    // the map holds (zeros for a new key), as a single update does.
+    for (i, mask) in masks {
+        let (k, given) = &entries[i];
+        let base = before
+            .old
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| vec![0u8; given.len()]);
+        let stride = map.handle().stride();
+        let mut value = base.clone();
+        for cpu in 0..map.cpus() {
+            let r = cpu * stride..cpu * stride + mask.len();
+            let slot = codec::overlay(&base[r.clone()], &given[r.clone()], &mask);
+            value[r].copy_from_slice(&slot);
+        }
+        entries[i].1 = value;
     }
-    arm()?;
+    let mut keys = Vec::new();
+    for (k, _) in &entries {
+        keys.extend_from_slice(k);
+    }
+    arm(&keys)?;
     let written = match write_all(map, &entries, flags) {
         Ok(n) => n,
         Err((err, n)) => {
@@ -475,38 +535,32 @@ impl Before {
     fn check(&self, map: &OpenMap, entries: &[Entry], name: &str, flags: u64) -> Result<()> {
         let t = map.info().type_;
         let max = u64::from(map.info().max_entries);
-        // Into an empty map every key is new: the file's length bounds
-        // their count, and the exact count is needed only past the room.
-        let new: HashSet<&[u8]> = if self.old.is_empty() && entries.len() as u64 <= max {
-            entries
-                .first()
-                .map(|(k, _)| k.as_slice())
-                .into_iter()
-                .collect()
-        } else {
-            entries
-                .iter()
-                .map(|(k, _)| k.as_slice())
-                .filter(|k| !self.old.contains_key(*k))
-                .collect()
-        };
-        let adds = if self.old.is_empty() && entries.len() as u64 <= max {
-            entries.len() as u64
-        } else {
-            new.len() as u64
-        };
         let lru = [
             aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_HASH as u32,
             aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LRU_PERCPU_HASH as u32,
         ]
         .contains(&t);
-        if !is_array(t) && !lru && self.count + adds > max {
-            bail!(
-                "map {} has room for {} more entries, and {name} adds {} new keys; nothing was written",
-                map.label,
-                max.saturating_sub(self.count),
-                new.len()
-            );
+        // Room: counted exactly only when the file's lines could overflow
+        // the map (the common bulk load into an empty map does not).
+        if !is_array(t) && !lru && self.count + entries.len() as u64 > max {
+            let new: HashSet<&[u8]> = entries
+                .iter()
+                .map(|(k, _)| k.as_slice())
+                .filter(|k| !self.old.contains_key(*k))
+                .collect();
+            if self.count + new.len() as u64 > max {
+                bail!(
+                    "map {} has room for {} more {}, and {name} adds {}; nothing was written",
+                    map.label,
+                    max.saturating_sub(self.count),
+                    if max.saturating_sub(self.count) == 1 {
+                        "entry"
+                    } else {
+                        "entries"
+                    },
+                    render::count(new.len() as u64, "new key", "new keys")
+                );
+            }
         }
         if flags == update_flags::NOEXIST
             && let Some((k, _)) = entries.iter().find(|(k, _)| self.old.contains_key(k))
@@ -518,7 +572,7 @@ impl Before {
             );
         }
         if flags == update_flags::EXIST
-            && let Some(k) = new.iter().next()
+            && let Some((k, _)) = entries.iter().find(|(k, _)| !self.old.contains_key(k))
         {
             bail!(
                 "key {} is not in map {} (--if-exists); nothing was written",
