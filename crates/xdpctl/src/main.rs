@@ -62,14 +62,10 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
 
 /// A hint for errors whose cause is missing privileges.
 fn permission_hint(err: &anyhow::Error) -> Option<&'static str> {
-    let denied = err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-            .is_some_and(|code| code == libc::EPERM || code == libc::EACCES)
-    }) || err
-        .downcast_ref::<model::verifier::Rejection>()
-        .is_some_and(|r| r.log.is_empty() && r.error.raw_os_error() == Some(libc::EPERM));
+    let denied = model::error_text::denied(err)
+        || err
+            .downcast_ref::<model::verifier::Rejection>()
+            .is_some_and(|r| r.log.is_empty() && r.error.raw_os_error() == Some(libc::EPERM));
     denied
         .then_some("xdpctl needs CAP_BPF and CAP_NET_ADMIN (or root); run it as root or with sudo")
 }

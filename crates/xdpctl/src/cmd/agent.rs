@@ -426,9 +426,10 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
             out.sample(name, &[("map", map)], entries.len());
         }
     }
-    let guard_blocks = crate::kernel::map::MapHandle::open_pinned(&dir.join("guard"))
-        .and_then(|m| m.entries().map_err(std::io::Error::other))
-        .map_or(0, |e| e.len());
+    let guard_blocks =
+        crate::kernel::map::MapHandle::open_pinned(&dir.join(crate::ops::guard::STATE_PIN))
+            .and_then(|m| m.entries().map_err(std::io::Error::other))
+            .map_or(0, |e| e.len());
     out.single(
         "xdpctl_guard_blocks",
         Kind::Gauge,

@@ -23,6 +23,17 @@ pub fn chain(err: &(dyn Error + 'static)) -> String {
     out
 }
 
+/// Whether `err` comes of missing privileges: EPERM or EACCES anywhere in
+/// its chain (the one rule for "you need root" hints and for readers told
+/// they may not read).
+pub fn denied(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| n == libc::EPERM || n == libc::EACCES)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

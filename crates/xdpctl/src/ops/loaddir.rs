@@ -119,14 +119,6 @@ pub fn check_new(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `e` comes of missing privileges (EPERM, EACCES).
-fn denied(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
-    })
-}
-
 /// Every load directory on the bpffs mounted at `root` (not looking inside
 /// load directories, xdpctl's state directory or other mounts).
 pub fn all(root: &Path) -> Result<Vec<LoadDir>> {
@@ -147,7 +139,7 @@ pub fn all(root: &Path) -> Result<Vec<LoadDir>> {
                 Ok(Some(manifest)) => out.push(LoadDir { path, manifest }),
                 // Not allowed to read it: say so, rather than that
                 // nothing is loaded.
-                Err(e) if denied(&e) => return Err(e),
+                Err(e) if crate::model::error_text::denied(&e) => return Err(e),
                 // A damaged manifest still marks a load directory.
                 Err(_) => {}
                 Ok(None) => walk(&path, dev, out)?,

@@ -6,7 +6,9 @@
 pub mod apply;
 pub mod attach;
 pub mod detach;
+pub mod doctor;
 pub mod firewall;
+pub mod guard;
 pub mod journal;
 pub mod live;
 pub mod load;
@@ -16,6 +18,7 @@ pub mod object;
 pub mod openmap;
 pub mod pending;
 pub mod replace;
+pub mod unload;
 pub mod watcher;
 
 use std::path::Path;

@@ -1,0 +1,373 @@
+//! Doctor: settles the bpffs (finishes or undoes unfinished
+//! changes, removes leftovers), repairs what xdpctl left in a bad state,
+//! and reports what it found that is not xdpctl's.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    ctx::Ctx,
+    kernel::{
+        fwindex,
+        steps::{Real, read_manifest},
+    },
+    model::{
+        change::{Kernel, Step},
+        manifest::MAPS_SUBDIR,
+    },
+    ops::{self, journal::now_ms, pending},
+    render::Tabular,
+};
+
+/// One finding.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    /// `repaired`, `ok`, `pending`, `foreign` or `problem`.
+    pub status: &'static str,
+    /// What it is.
+    pub what: String,
+    /// Where.
+    pub path: PathBuf,
+}
+
+impl Tabular for Finding {
+    // NB: the path first: the description is free text, and wraps last.
+    const HEADERS: &'static [&'static str] = &["STATUS", "PATH", "WHAT"];
+    fn cells(&self, view: &crate::render::View) -> Vec<String> {
+        vec![
+            self.status.to_owned(),
+            view.path(&self.path),
+            self.what.clone(),
+        ]
+    }
+}
+
+/// Directories an xdpctl before the journal left beside a load.
+fn legacy(name: &str) -> bool {
+    name.starts_with("_xdpctl-stage-") || name.starts_with("_xdpctl-rollback-")
+}
+
+fn walk(
+    dir: &Path,
+    root: &Path,
+    repair: bool,
+    journal: &mut ops::Journal,
+    out: &mut Vec<Finding>,
+) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(ty) = entry.file_type() else { continue };
+        if dir == root && name == pinfs::STATE_DIR {
+            continue;
+        }
+        if ty.is_dir() && legacy(&name) {
+            if repair {
+                journal.run(&[Step::RemoveTree { path: path.clone() }])?;
+            }
+            out.push(Finding {
+                status: if repair { "repaired" } else { "problem" },
+                what: if repair {
+                    "removed the leftover of an older xdpctl's interrupted change".into()
+                } else {
+                    "the leftover of an older xdpctl's interrupted change: would remove it".into()
+                },
+                path,
+            });
+            continue;
+        }
+        if ty.is_dir() {
+            match read_manifest(&path) {
+                Ok(Some(m)) => {
+                    check_load(&path, &m, repair, journal, out)?;
+                    continue;
+                }
+                Ok(None) => {}
+                // Without the rights to read it, nothing can be told.
+                Err(e) if crate::model::error_text::denied(&e) => return Err(e),
+                Err(e) => {
+                    out.push(Finding {
+                        status: "problem",
+                        what: format!("{e:#}"),
+                        path: path.clone(),
+                    });
+                    continue;
+                }
+            }
+            walk(&path, root, repair, journal, out)?;
+        } else if !name.ends_with(".debug") {
+            let pin = pinfs::pin_info(&path).ok();
+            // A map pinned by name and shared by loads is theirs.
+            let users: Vec<String> = match &pin {
+                Some(p) if p.kind == pinfs::Kind::Map => crate::ops::loaddir::all(root)?
+                    .into_iter()
+                    .filter(|l| {
+                        l.manifest.maps.iter().any(|m| {
+                            m.id == p.id && m.shared.as_ref().is_some_and(|s| s.path == path)
+                        })
+                    })
+                    .map(|l| {
+                        l.path
+                            .strip_prefix(root)
+                            .unwrap_or(&l.path)
+                            .display()
+                            .to_string()
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let (status, what) = match pin {
+                Some(pin) if !users.is_empty() => (
+                    "ok",
+                    format!(
+                        "map {}, pinned by name and shared by {}",
+                        pin.id,
+                        users.join(", ")
+                    ),
+                ),
+                Some(pin) => (
+                    "foreign",
+                    format!("{} {}, outside any xdpctl load directory", pin.kind, pin.id),
+                ),
+                None => ("foreign", "not a BPF object".into()),
+            };
+            out.push(Finding { status, what, path });
+        }
+    }
+    Ok(())
+}
+
+fn check_load(
+    dir: &Path,
+    m: &crate::model::manifest::Manifest,
+    repair: bool,
+    journal: &mut ops::Journal,
+    out: &mut Vec<Finding>,
+) -> Result<()> {
+    let mut problems = 0;
+    for p in &m.programs {
+        if pinfs::pin_info(&dir.join(&p.name)).map_or(true, |pin| pin.id != p.id) {
+            problems += 1;
+            out.push(Finding {
+                status: "problem",
+                what: format!("program {} of the manifest is not pinned as it was", p.name),
+                path: dir.join(&p.name),
+            });
+        }
+    }
+    for map in &m.maps {
+        let path = dir.join(MAPS_SUBDIR).join(&map.pin);
+        if pinfs::pin_info(&path).map_or(true, |pin| pin.id != map.id) {
+            problems += 1;
+            out.push(Finding {
+                status: "problem",
+                what: format!("map {} of the manifest is not pinned as it was", map.name),
+                path,
+            });
+        }
+    }
+    let links = dir.join(&m.links);
+    let mut real = Real;
+    for pin in pinfs::list(&links).unwrap_or_default() {
+        if pin.kind != pinfs::Kind::Link {
+            continue;
+        }
+        let state = real.link(pin.id)?;
+        let attached = state.is_some_and(|l| l.attached);
+        if let Some(l) = state.filter(|l| l.attached && !m.programs.iter().any(|p| p.id == l.prog))
+        {
+            // An `attach --replace` before links moved with their program.
+            problems += 1;
+            out.push(Finding {
+                status: "problem",
+                what: format!(
+                    "link {} runs program {}, which is not this load's: unloading {} would \
+                     detach it (attach that program again with --replace, or detach it)",
+                    pin.id,
+                    l.prog,
+                    dir.display()
+                ),
+                path: pin.path.clone(),
+            });
+        }
+        if !attached {
+            problems += 1;
+            if repair {
+                journal.run(&[Step::UnpinIfDetached {
+                    path: pin.path.clone(),
+                }])?;
+            }
+            out.push(Finding {
+                status: if repair { "repaired" } else { "problem" },
+                what: if repair {
+                    format!("link {} was no longer attached: unpinned", pin.id)
+                } else {
+                    format!("link {} is no longer attached: would unpin", pin.id)
+                },
+                path: pin.path,
+            });
+        }
+    }
+    problems += check_indexes(dir, repair, out)?;
+    if problems == 0 {
+        out.push(Finding {
+            status: "ok",
+            what: format!(
+                "load of {} ({}, {})",
+                m.object,
+                crate::render::count(m.programs.len(), "program", "programs"),
+                crate::render::count(m.maps.len(), "map", "maps")
+            ),
+            path: dir.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The firewall's indexes: one off while its rule maps hold entries (a
+/// change was interrupted, or another tool wrote them and the datapath
+/// noticed) is a problem, and rebuilding it the repair.
+fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usize> {
+    let maps = dir.join(MAPS_SUBDIR);
+    let Some(index) = fwindex::Target::open(&maps)? else {
+        return Ok(0);
+    };
+    let mut problems = 0;
+    for rules in fwindex::Rules::ALL {
+        let status = index.status(rules)?;
+        // Marked empty, yet holding rules: another tool wrote them. In
+        // use, yet not what the rules call for: the same, not noticed yet.
+        let skipped = status.empty && index.has_rules(rules)?;
+        let differs = if skipped { None } else { index.verify(rules)? };
+        if !skipped
+            && differs.is_none()
+            && (!index.has_index(rules) || status.in_use || !index.has_rules(rules)?)
+        {
+            continue;
+        }
+        problems += 1;
+        let why = if skipped {
+            fwindex::skipped_rules(rules)
+        } else if let Some(why) = differs {
+            why
+        } else {
+            format!(
+                "the {} is off: {}",
+                rules.index_name(),
+                fwindex::why_off(rules, status)
+            )
+        };
+        let path = maps.join(rules.rules_name().split('/').next().unwrap_or_default());
+        if !repair {
+            out.push(Finding {
+                status: "problem",
+                what: why,
+                path,
+            });
+            continue;
+        }
+        match index.sync(rules)? {
+            fwindex::Synced::InUse { rules: n } => out.push(Finding {
+                status: "repaired",
+                what: format!(
+                    "{why}; rebuilt the index from {}",
+                    crate::render::count(n, "rule", "rules")
+                ),
+                path,
+            }),
+            fwindex::Synced::TooBig { needed, room } => out.push(Finding {
+                status: "problem",
+                what: fwindex::too_big(&maps, rules, needed, room),
+                path,
+            }),
+            fwindex::Synced::Absent => {}
+        }
+    }
+    Ok(problems)
+}
+
+/// What doctor found on a bpffs.
+#[derive(Debug)]
+pub struct Report {
+    /// The bpffs (or load directory) it looked at.
+    pub root: PathBuf,
+    /// Every finding.
+    pub findings: Vec<Finding>,
+    /// How many are problems (with `check`, repairs it would make too).
+    pub problems: usize,
+}
+
+/// Checks the bpffs at `dir` (relative: under the bpffs root; none: the
+/// root), or a load directory, and repairs what it can unless `check`.
+pub fn doctor(ctx: &Ctx, dir: Option<&Path>, check: bool) -> Result<Report> {
+    let root = ctx.resolve(dir.unwrap_or(Path::new("")));
+    if !root.is_dir() || !pinfs::is_bpffs(&root).unwrap_or(false) {
+        anyhow::bail!(
+            "{} is not a mounted bpffs; nothing of xdpctl's can be there",
+            root.display()
+        );
+    }
+    let mut out = Vec::new();
+    let (mut journal, notes) = ops::begin(&root)?;
+    for note in notes {
+        out.push(Finding {
+            status: if note.starts_with("warning") {
+                "problem"
+            } else {
+                "repaired"
+            },
+            what: note,
+            path: journal.state().dir.clone(),
+        });
+    }
+    for (key, p) in pending::all(journal.state()) {
+        let path = journal.state().sub("pending").join(&key);
+        out.push(match p {
+            Ok(p) => Finding {
+                status: "pending",
+                what: format!(
+                    "the {} waits for `xdpctl confirm` ({}s left, watcher {})",
+                    p.what,
+                    p.deadline_ms.saturating_sub(now_ms()) / 1000,
+                    if pending::watcher_alive(p.watcher, &key) {
+                        "running"
+                    } else {
+                        "gone"
+                    }
+                ),
+                path,
+            },
+            Err(e) => Finding {
+                status: "problem",
+                what: format!("{e:#}"),
+                path,
+            },
+        });
+    }
+    // DIR may be a load directory itself: checked as one, not walked (its
+    // pins would look like no load's).
+    match read_manifest(&root) {
+        Ok(Some(m)) => check_load(&root, &m, !check, &mut journal, &mut out)?,
+        Ok(None) => walk(&root, &root, !check, &mut journal, &mut out)?,
+        Err(e) => return Err(e),
+    }
+    let problems = out
+        .iter()
+        .filter(|f| f.status == "problem" || (check && f.status == "repaired"))
+        .count();
+    Ok(Report {
+        root,
+        findings: out,
+        problems,
+    })
+}
