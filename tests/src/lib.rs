@@ -399,6 +399,49 @@ impl NetNs {
         );
     }
 
+    /// A tc filter on `dev`'s ingress hook by `tc filter add ... bpf da`,
+    /// the program of `obj`'s section `classifier` (the qdisc, `ingress`
+    /// or `clsact`, is the caller's).
+    pub fn tc_filter(&self, dev: &str, obj: &Path) {
+        self.iproute2_with_obj(&[
+            "tc",
+            "filter",
+            "add",
+            "dev",
+            dev,
+            "ingress",
+            "bpf",
+            "da",
+            "obj",
+            obj.to_str().expect("a UTF-8 path"),
+            "sec",
+            "classifier",
+        ]);
+    }
+
+    /// A tcx link on `dev` (egress, or ingress), as Cilium makes them: the
+    /// program `tc_pass` of `obj`, attached from inside the namespace. The
+    /// link lives as long as what this returns.
+    pub fn tcx_link(&self, dev: &str, obj: &Path, egress: bool) -> aya::Ebpf {
+        use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
+        let _inside = self.enter();
+        let mut ebpf = aya::Ebpf::load_file(obj).expect("loading the tc object");
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut("tc_pass")
+            .expect("tc_pass")
+            .try_into()
+            .expect("a classifier");
+        prog.load().expect("loading tc_pass");
+        let hook = if egress {
+            TcAttachType::Egress
+        } else {
+            TcAttachType::Ingress
+        };
+        prog.attach_with_options(dev, hook, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .expect("attaching a tcx link");
+        ebpf
+    }
+
     /// Runs a command inside the namespace and returns its exit status and
     /// stdout, without asserting success.
     pub fn try_exec(&self, cmd: &[&str]) -> (bool, String) {

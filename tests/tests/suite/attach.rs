@@ -13,9 +13,7 @@ use std::{
 
 use aya::{
     Ebpf,
-    programs::{
-        FlowDissector, LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions,
-    },
+    programs::{FlowDissector, Xdp, XdpMode},
 };
 use serde_json::Value;
 use xdpctl_tests::{Bpffs, VethPair, fixture, pins_below, require_privileges, sh, xdpctl};
@@ -431,32 +429,9 @@ fn net_show_lists_what_other_tools_attached() {
         "xdp",
     ]);
     sh("tc", &["-n", ns, "qdisc", "add", "dev", dev, "clsact"]);
-    pair.b.iproute2_with_obj(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        dev,
-        "ingress",
-        "bpf",
-        "da",
-        "obj",
-        tc_obj.to_str().unwrap(),
-        "sec",
-        "classifier",
-    ]);
+    pair.b.tc_filter(dev, &tc_obj);
     // A tcx link, as Cilium makes them; held by this test.
-    let inside = pair.b.enter();
-    let mut ebpf = Ebpf::load_file(&tc_obj).unwrap();
-    let prog: &mut SchedClassifier = ebpf.program_mut("tc_pass").unwrap().try_into().unwrap();
-    prog.load().unwrap();
-    prog.attach_with_options(
-        dev,
-        TcAttachType::Egress,
-        TcAttachOptions::TcxOrder(LinkOrder::default()),
-    )
-    .unwrap();
-    drop(inside);
+    let _tcx = pair.b.tcx_link(dev, &tc_obj, true);
     // And a flow dissector on the namespace.
     let mut dissector_obj = Ebpf::load_file(fixture("dissect")).unwrap();
     let dissector: &mut FlowDissector = dissector_obj
@@ -506,7 +481,7 @@ fn net_show_lists_what_other_tools_attached() {
     ] {
         assert!(text.contains(needle), "net show lacks {needle:?}:\n{text}");
     }
-    drop(ebpf);
+    drop(_tcx);
     drop(dissector_obj);
 
     xdpctl(&fs, ["net", "show", "nope0", "--netns", ns])

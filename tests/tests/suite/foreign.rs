@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions};
+use aya::programs::{Xdp, XdpMode};
 use serde_json::Value;
 use xdpctl_tests::{Bpffs, NetNs, VethPair, fixture, require_privileges, sh, xdpctl};
 
@@ -59,20 +59,7 @@ fn legacy_ingress_qdisc_filter_is_shown_once_as_ingress() {
     let dev = pair.dev_b.as_str();
     let obj = fixture("tc_pass");
     sh("tc", &["-n", ns, "qdisc", "add", "dev", dev, "ingress"]);
-    pair.b.iproute2_with_obj(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        dev,
-        "ingress",
-        "bpf",
-        "da",
-        "obj",
-        s(&obj),
-        "sec",
-        "classifier",
-    ]);
+    pair.b.tc_filter(dev, &obj);
     let tc_says = sh("tc", &["-n", ns, "filter", "show", "dev", dev, "ingress"]);
     assert!(tc_says.contains("tc_pass"), "{tc_says}");
 
@@ -94,20 +81,7 @@ fn legacy_ingress_qdisc_filter_is_shown_once_as_ingress() {
     // The same filter under clsact says clsact/ingress.
     sh("tc", &["-n", ns, "qdisc", "del", "dev", dev, "ingress"]);
     sh("tc", &["-n", ns, "qdisc", "add", "dev", dev, "clsact"]);
-    pair.b.iproute2_with_obj(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        dev,
-        "ingress",
-        "bpf",
-        "da",
-        "obj",
-        s(&obj),
-        "sec",
-        "classifier",
-    ]);
+    pair.b.tc_filter(dev, &obj);
     let d = net_show(&fs, ns, dev);
     assert_eq!(d["tc_ingress"][0]["qdisc"], "clsact", "{d}");
     assert_eq!(d["tc_ingress"].as_array().unwrap().len(), 1, "{d}");
@@ -139,16 +113,8 @@ fn links_other_tools_pinned_are_shown_with_their_pins() {
             .unwrap();
         prog.load().unwrap();
         prog.attach(dev, XdpMode::Skb).unwrap();
-        let mut tc_obj = aya::Ebpf::load_file(fixture("tc_pass")).unwrap();
-        let prog: &mut SchedClassifier = tc_obj.program_mut("tc_pass").unwrap().try_into().unwrap();
-        prog.load().unwrap();
-        prog.attach_with_options(
-            dev,
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .unwrap();
         drop(_inside);
+        let _tc_obj = pair.b.tcx_link(dev, &fixture("tc_pass"), false);
         // bpftool pins the links; then the process that made them exits.
         let d = net_show(&fs, ns, dev);
         let xdp_link = d["xdp"][0]["link_id"].as_u64().unwrap().to_string();

@@ -10,10 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::{
-    Ebpf,
-    programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions},
-};
 use xdpctl_tests::{Bpffs, Run, VethPair, command, fixture, require_privileges, run, sh, xdpctl};
 
 const WIDTH: usize = 80;
@@ -168,32 +164,8 @@ fn every_table_fits_80_columns_and_keeps_what_a_person_needs() {
         "{attached}"
     );
     sh("tc", &["-n", ns, "qdisc", "add", "dev", dev, "clsact"]);
-    pair.a.iproute2_with_obj(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        dev,
-        "ingress",
-        "bpf",
-        "da",
-        "obj",
-        tc_obj.to_str().unwrap(),
-        "sec",
-        "classifier",
-    ]);
-    let inside = pair.a.enter();
-    let mut tcx = Ebpf::load_file(&tc_obj).unwrap();
-    let tc_prog: &mut SchedClassifier = tcx.program_mut("tc_pass").unwrap().try_into().unwrap();
-    tc_prog.load().unwrap();
-    tc_prog
-        .attach_with_options(
-            dev,
-            TcAttachType::Egress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .unwrap();
-    drop(inside);
+    pair.a.tc_filter(dev, &tc_obj);
+    let tcx = pair.a.tcx_link(dev, &tc_obj, true);
     let net = fitted(&fs, ["net", "show", "--netns", ns]).stdout;
     assert!(net.contains(&format!("{dev} (ifindex ")), "{net}");
     has_cells(row(&net, "xdp/generic"), &["xdp/generic", &prog, "xdp_fw"]);
