@@ -313,6 +313,73 @@ fn a_bad_policy_names_the_line_and_field_and_changes_nothing() {
     }
 }
 
+/// Feeds a policy names are read with it, relative to its directory, and
+/// their entries are the maps' like the inline ones; save → apply of the
+/// result changes nothing; a bad line names the feed and the line.
+#[test]
+fn feeds_are_rules_the_policy_names() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("feeds")).unwrap();
+    std::fs::write(
+        dir.path().join("feeds/blocked.txt"),
+        "# spam\n203.0.113.7\n203.0.113.8 1  # again\n2001:db8::7\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("feeds/nets.txt"),
+        "198.51.100.0/24\n198.51.100.0/28 0\n",
+    )
+    .unwrap();
+    let file = write(
+        dir.path(),
+        "p.yaml",
+        "version: 1\nload:\n  pin: fw\nrules:\n  blocklist: [192.0.2.1]\n  \
+         blocklist_files: [feeds/blocked.txt]\n  cidr_files: [feeds/nets.txt]\n",
+    );
+    // From another directory: the feeds are the policy's, not the cwd's.
+    let mut cmd = command(&fs);
+    cmd.args(["-j", "apply", "-f", &file]).current_dir("/");
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = saved(&fs)["rules"].clone();
+    assert_eq!(
+        rules["blocklist"],
+        serde_json::json!(["192.0.2.1", "203.0.113.7", "203.0.113.8", "2001:db8::7"]),
+        "{rules}"
+    );
+    assert_eq!(
+        rules["cidr"],
+        serde_json::json!(["198.51.100.0/24"]),
+        "{rules}"
+    );
+    assert_eq!(
+        rules["cidr_except"],
+        serde_json::json!(["198.51.100.0/28"]),
+        "{rules}"
+    );
+    assert!(blocked(&fs, "203.0.113.8"));
+    let again = xdpctl(&fs, ["-j", "apply", "-f", &file]).ok().json();
+    assert_eq!(again["changes"], 0, "{again}");
+    let before = fs.snapshot();
+    std::fs::write(
+        dir.path().join("feeds/nets.txt"),
+        "198.51.100.0/24\n198.51.100.7/24\n",
+    )
+    .unwrap();
+    xdpctl(&fs, ["apply", "-f", &file]).fails_with(&[
+        "feeds/nets.txt:2:",
+        "rules.cidr_files[0]",
+        "host bits",
+    ]);
+    assert_eq!(fs.snapshot(), before);
+}
+
 /// A running agent, stopped with SIGTERM on drop.
 struct Agent {
     child: Child,

@@ -17,4 +17,3 @@ pub mod rulemaps;
 pub mod verifier;
 pub mod xdp;
 pub mod yaml_lines;
-pub mod yaml_subset;

@@ -159,6 +159,17 @@ pub struct Rules {
     /// Drop ICMPv6 echo (never neighbour discovery).
     #[serde(default)]
     pub drop_icmp6_echo: bool,
+    /// Feeds of sources to drop, as operators keep them (a blocklist of a
+    /// million addresses): files of one address a line (`ADDRESS` or
+    /// `ADDRESS VALUE`, as `map update --from-file` takes; `#` comments),
+    /// relative to the policy's directory. Read with the policy, into
+    /// `blocklist`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocklist_files: Vec<PathBuf>,
+    /// Feeds of prefixes to drop, the same way (a value 0 is a
+    /// `cidr_except`), into `cidr`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidr_files: Vec<PathBuf>,
 }
 
 mod cidrs {
@@ -266,15 +277,8 @@ pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
         })?;
         return Ok(policy);
     }
-    // The plain YAML policies are written in is read by a fast reader; a
-    // file it does not read, or that is no valid policy, is read again by
-    // the full parser, whose errors name the line.
-    if let Some(node) = crate::model::yaml_subset::parse(text)
-        && let Ok(policy) = Policy::deserialize(&node)
-        && policy.check().is_ok()
-    {
-        return Ok(policy);
-    }
+    // NB: one YAML parser; big rule lists live in feeds the policy names
+    // (`blocklist_files`, `cidr_files`), read line by line.
     let de = serde_norway::Deserializer::from_str(text);
     let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -400,6 +404,80 @@ impl Policy {
             }
             if g.max_blocks == 0 {
                 return bad("guard.max_blocks", "at least 1".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the feeds of `rules.blocklist_files` and `rules.cidr_files`
+    /// (relative paths: under `base`) into the rules, checked line by line
+    /// as `map update` checks a key: an error names the feed and the line.
+    pub fn read_feeds(&mut self, base: &std::path::Path) -> Result<(), PolicyError> {
+        let feeds: Vec<(bool, usize, PathBuf)> = (self.rules.blocklist_files.iter())
+            .enumerate()
+            .map(|(i, p)| (false, i, p.clone()))
+            .chain(
+                (self.rules.cidr_files.iter())
+                    .enumerate()
+                    .map(|(i, p)| (true, i, p.clone())),
+            )
+            .collect();
+        for (cidr, i, path) in feeds {
+            let path = base.join(path);
+            let field = format!(
+                "rules.{}[{i}]",
+                if cidr {
+                    "cidr_files"
+                } else {
+                    "blocklist_files"
+                }
+            );
+            let bad = |line: Option<usize>, message: String| PolicyError {
+                file: path.display().to_string(),
+                line,
+                field: field.clone(),
+                message,
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad(None, format!("cannot read it: {e}")))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or_default().trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let mut words = line.split_whitespace();
+                let key = words.next().unwrap_or_default();
+                let value = match words.next() {
+                    None => 1,
+                    Some(v) => v.parse::<u8>().map_err(|_| {
+                        bad(Some(n + 1), format!("{v:?} is not a value from 0 to 255"))
+                    })?,
+                };
+                if let Some(extra) = words.next() {
+                    return Err(bad(
+                        Some(n + 1),
+                        format!("{extra:?} after the value: one ADDRESS [VALUE] a line"),
+                    ));
+                }
+                if cidr {
+                    let c: Cidr = key.parse().map_err(|e| bad(Some(n + 1), e))?;
+                    c.check_rule().map_err(|e| bad(Some(n + 1), e))?;
+                    match value {
+                        0 => self.rules.cidr_except.push(c),
+                        _ => self.rules.cidr.push(c),
+                    }
+                } else {
+                    let a: IpAddr = key.parse().map_err(|_| {
+                        bad(
+                            Some(n + 1),
+                            format!("{key:?} is not an IPv4 or IPv6 address"),
+                        )
+                    })?;
+                    // A value 0 drops nothing: no rule.
+                    if value != 0 {
+                        self.rules.blocklist.push(a);
+                    }
+                }
             }
         }
         Ok(())
@@ -598,15 +676,54 @@ drift: correct
         assert_eq!(decode(&encode(&deltas)).unwrap(), deltas);
     }
 
+    /// Feeds are read line by line into the rules, relative to the policy's
+    /// directory; an error names the feed and its line.
     #[test]
-    fn the_fast_reader_reads_the_example_as_the_full_parser_does() {
-        let fast = crate::model::yaml_subset::parse(EXAMPLE).expect("read by the fast reader");
-        let full: serde_json::Value = serde_norway::from_str(EXAMPLE).unwrap();
-        assert_eq!(fast.to_value(), full);
-        assert_eq!(
-            Policy::deserialize(&fast).unwrap(),
-            parse("p.yaml", EXAMPLE).unwrap()
+    fn feeds_add_to_the_rules_and_errors_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("bad.txt"),
+            "# a feed\n203.0.113.9\n198.51.100.1 0   # no rule\n2001:db8::9 1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("nets.txt"),
+            "192.0.2.0/24\n192.0.2.0/28 0\n",
+        )
+        .unwrap();
+        let text = EXAMPLE.replace(
+            "  udp_ports: [53]",
+            "  udp_ports: [53]\n  blocklist_files: [bad.txt]\n  cidr_files: [nets.txt]",
         );
+        let mut p = parse("p.yaml", &text).unwrap();
+        p.read_feeds(dir.path()).unwrap();
+        let want: Vec<IpAddr> = ["203.0.113.5", "2001:db8::5", "203.0.113.9", "2001:db8::9"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(p.rules.blocklist, want);
+        assert!(p.rules.cidr.contains(&"192.0.2.0/24".parse().unwrap()));
+        assert_eq!(p.rules.cidr_except, vec!["192.0.2.0/28".parse().unwrap()]);
+        std::fs::write(dir.path().join("nets.txt"), "192.0.2.0/24\n192.0.2.1/24\n").unwrap();
+        let e = parse("p.yaml", &text)
+            .unwrap()
+            .read_feeds(dir.path())
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (Some(2), "rules.cidr_files[0]"),
+            "{e}"
+        );
+        assert!(
+            e.file.ends_with("nets.txt") && e.message.contains("host bits"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("bad.txt")).unwrap();
+        let e = parse("p.yaml", &text)
+            .unwrap()
+            .read_feeds(dir.path())
+            .unwrap_err();
+        assert!(e.message.contains("cannot read it"), "{e}");
     }
 
     #[test]

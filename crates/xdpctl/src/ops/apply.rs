@@ -32,11 +32,14 @@ use crate::{
     render::Human,
 };
 
-/// Reads and checks a policy file.
+/// Reads and checks a policy file and the feeds it names.
 pub fn read_policy(path: &Path) -> Result<Policy> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the policy {}", path.display()))?;
-    Ok(policy::parse(&path.display().to_string(), &text)?)
+    let mut policy = policy::parse(&path.display().to_string(), &text)?;
+    // The feeds it names, relative to its directory.
+    policy.read_feeds(path.parent().unwrap_or(Path::new("")))?;
+    Ok(policy)
 }
 
 /// The changes of one rule map.

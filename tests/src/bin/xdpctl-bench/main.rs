@@ -1172,13 +1172,17 @@ fn apply_policy(sizes: &Sizes, rows: &mut Vec<Row>) {
     for ip in &ips {
         keys.extend(ip);
     }
+    // The list in a feed the policy names, as operators keep them.
     let write_policy = |ips: &[[u8; 4]]| {
-        let mut text = format!(
-            "version: 1\nload:\n  pin: pol\n  max_entries:\n    blocklist: {room}\nrules:\n  blocklist:\n"
-        );
+        let mut feed = String::with_capacity(ips.len() * 16);
         for [a, b, c, d] in ips {
-            writeln!(text, "  - {a}.{b}.{c}.{d}").unwrap();
+            writeln!(feed, "{a}.{b}.{c}.{d}").unwrap();
         }
+        fs::write(dir.path().join("blocked.txt"), feed).unwrap();
+        let text = format!(
+            "version: 1\nload:\n  pin: pol\n  max_entries:\n    blocklist: {room}\nrules:\n  \
+             blocklist_files: [blocked.txt]\n"
+        );
         let path = dir.path().join("policy.yaml");
         fs::write(&path, text).unwrap();
         path
