@@ -10,13 +10,20 @@ use std::os::unix::fs::MetadataExt;
 
 use crate::{Error, Kind, Result, failpoint, obj_get, obj_info};
 
-/// xdpctl's own state directory at the root of each bpffs it uses (journal,
-/// staging, pending confirmations): listings of pins leave it out; `xdpctl
-/// doctor` shows it.
-pub const STATE_DIR: &str = "_xdpctl";
+/// The name of the directory a tool keeps its own state in on each bpffs
+/// (its journal, staging, pins kept for a rollback), which listings of
+/// pins leave out. The tool says it once ([`keep_private`]); this crate
+/// knows no tool.
+static PRIVATE: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+
+/// Names the directory listings of pins leave out, wherever it is (the
+/// caller's state directory); once per process, before any listing.
+pub fn keep_private(name: &str) {
+    let _ = PRIVATE.set(name.into());
+}
 
 fn is_internal_name(name: &std::ffi::OsStr) -> bool {
-    name == STATE_DIR
+    PRIVATE.get().is_some_and(|p| p == name)
 }
 
 /// One pinned object.

@@ -86,6 +86,8 @@ pub fn completion_script(shell: cli::Shell, out: &mut dyn io::Write) -> io::Resu
 }
 
 fn main() -> ExitCode {
+    // Listings of pins leave xdpctl's state directory out.
+    pinfs::keep_private(model::manifest::STATE_DIR);
     // A crash test against a build without crash points would pass without
     // crashing anything: refuse it.
     if !pinfs::failpoint::COMPILED

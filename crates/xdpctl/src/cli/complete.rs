@@ -380,7 +380,7 @@ fn free_dirs(current: &OsStr) -> Vec<(String, Option<String>)> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if dir == root && entry.file_name() == pinfs::STATE_DIR {
+            if dir == root && entry.file_name() == crate::model::manifest::STATE_DIR {
                 continue;
             }
             // NB: symlink_metadata: a symlink is never a directory load takes.

@@ -68,7 +68,7 @@ impl StateDir {
         }
         let root = mount_root(path)?;
         Ok(StateDir {
-            dir: root.join(pinfs::STATE_DIR),
+            dir: root.join(crate::model::manifest::STATE_DIR),
             root,
         })
     }

@@ -24,7 +24,9 @@ impl Owner {
     pub fn links_dir(&self) -> PathBuf {
         match self {
             Owner::Load(dir) => dir.join(LINKS_SUBDIR),
-            Owner::Xdpctl(root) => root.join(pinfs::STATE_DIR).join(LINKS_SUBDIR),
+            Owner::Xdpctl(root) => root
+                .join(crate::model::manifest::STATE_DIR)
+                .join(LINKS_SUBDIR),
         }
     }
 }
@@ -71,7 +73,7 @@ impl LinkPin {
             return None;
         }
         let dir = links.parent()?;
-        let owner = if dir.file_name()? == pinfs::STATE_DIR {
+        let owner = if dir.file_name()? == crate::model::manifest::STATE_DIR {
             Owner::Xdpctl(dir.parent()?.to_owned())
         } else {
             Owner::Load(dir.to_owned())

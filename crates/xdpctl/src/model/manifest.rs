@@ -11,6 +11,12 @@ pub const FORMAT: u32 = 1;
 pub const PIN: &str = "manifest";
 /// Where a load pins its maps, relative to the load directory.
 pub const MAPS_SUBDIR: &str = "maps";
+
+/// xdpctl's own state directory at the root of each bpffs it uses
+/// (journal, staging, pending confirmations, links of programs no load
+/// holds): listings of pins leave it out (`pinfs::keep_private`); `xdpctl
+/// doctor` shows it.
+pub const STATE_DIR: &str = "_xdpctl";
 /// Where attach pins links, relative to the load directory.
 pub const LINKS_SUBDIR: &str = "links";
 /// Names a program may not have: they are the load directory's own.

@@ -68,7 +68,7 @@ fn walk(
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let Ok(ty) = entry.file_type() else { continue };
-        if dir == root && name == pinfs::STATE_DIR {
+        if dir == root && name == crate::model::manifest::STATE_DIR {
             continue;
         }
         if ty.is_dir() && legacy(&name) {

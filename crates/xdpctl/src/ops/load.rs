@@ -77,7 +77,7 @@ pub fn load(ctx: &Ctx, args: &LoadOptions) -> Result<PathBuf> {
             target.path.join("xdpfw").display()
         );
     }
-    let state = layout::mount_root(&target.existing)?.join(pinfs::STATE_DIR);
+    let state = layout::mount_root(&target.existing)?.join(crate::model::manifest::STATE_DIR);
     if target.path.starts_with(&state) {
         bail!(
             "{} is inside xdpctl's own state directory {}; load somewhere else",

@@ -132,7 +132,10 @@ pub fn all(root: &Path) -> Result<Vec<LoadDir>> {
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
             };
-            if !meta.is_dir() || meta.dev() != dev || entry.file_name() == pinfs::STATE_DIR {
+            if !meta.is_dir()
+                || meta.dev() != dev
+                || entry.file_name() == crate::model::manifest::STATE_DIR
+            {
                 continue;
             }
             match read_manifest(&path) {
