@@ -12,6 +12,7 @@
 
 pub mod flood;
 pub mod model;
+pub mod prefixes;
 
 use std::{
     collections::BTreeMap,

@@ -5,7 +5,6 @@
 //! step, and an upgrade from a firewall without the index.
 
 use std::{
-    collections::HashMap,
     net::Ipv6Addr,
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -16,21 +15,15 @@ use xdp_progs::{
     cidr6_index::{Index, Rule, mask},
     xdpfw::{Ctl, INDEX_OFF, INDEX_ON},
 };
-use xdpctl_tests::{Bpffs, model::Rng, require_privileges, sh, xdpctl};
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
+use xdpctl_tests::{
+    Bpffs,
+    model::Rng,
+    prefixes::{self, XDP_DROP, XDP_PASS, drops, rules_file, verdict},
+    require_privileges, sh, xdpctl,
+};
 
 /// cidr6's rules: (masked address, length) → value.
-type Rules = HashMap<(u128, u8), u8>;
-
-/// The model: for each length from the longest, a hash lookup.
-fn drops(rules: &Rules, addr: u128) -> bool {
-    (0..=128u8)
-        .rev()
-        .find_map(|len| rules.get(&(addr & mask(len), len)))
-        .is_some_and(|v| *v != 0)
-}
+type Rules = prefixes::Rules<u128>;
 
 /// A UDP frame from `src` to port 53.
 fn frame(src: u128) -> Vec<u8> {
@@ -44,10 +37,6 @@ fn frame(src: u128) -> Vec<u8> {
 
 fn run(prog: &Xdp, src: u128) -> u32 {
     xdpctl_tests::flood::verdict(prog, &frame(src))
-}
-
-fn verdict(drop: bool) -> u32 {
-    if drop { XDP_DROP } else { XDP_PASS }
 }
 
 fn prefix(a: u128, l: u8) -> String {
@@ -77,16 +66,6 @@ fn random_rules(rng: &mut Rng, n: usize) -> Rules {
         rules.insert((addr & mask(len), len), value);
     }
     rules
-}
-
-fn rules_file(dir: &std::path::Path, name: &str, rules: &Rules) -> String {
-    let mut text = String::new();
-    for ((a, l), v) in rules {
-        text.push_str(&format!("{} {v}\n", prefix(*a, *l)));
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
 }
 
 /// Addresses to try: inside random rules (host bits random), next to them

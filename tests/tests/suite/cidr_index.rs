@@ -14,28 +14,18 @@ use xdp_progs::{
     cidr4_index::Index,
     xdpfw::{Ctl, INDEX_OFF, INDEX_ON},
 };
-use xdpctl_tests::{Bpffs, flood, model::Rng, require_privileges, sh, xdpctl};
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
+use xdpctl_tests::{
+    Bpffs, flood,
+    model::Rng,
+    prefixes::{self, XDP_DROP, XDP_PASS, drops, rules_file, verdict},
+    require_privileges, sh, xdpctl,
+};
 
 /// cidr4's rules: (masked address, length) → value.
-type Rules = HashMap<(u32, u8), u8>;
+type Rules = prefixes::Rules<u32>;
 
 fn mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
-    }
-}
-
-/// The model: for each length from the longest, a hash lookup.
-fn drops(rules: &Rules, addr: u32) -> bool {
-    (0..=32u8)
-        .rev()
-        .find_map(|len| rules.get(&(addr & mask(len), len)))
-        .is_some_and(|v| *v != 0)
+    <u32 as prefixes::Addr>::mask(len)
 }
 
 fn frame(src: u32) -> Vec<u8> {
@@ -61,10 +51,6 @@ fn turns_to(prog: &Xdp, src: u32, to: u32, what: &str) {
     );
 }
 
-fn verdict(drop: bool) -> u32 {
-    if drop { XDP_DROP } else { XDP_PASS }
-}
-
 /// Random prefixes that nest: a few hundred /8s and /12s, many /16-/32.
 fn random_rules(rng: &mut Rng, n: usize) -> Rules {
     let mut rules = Rules::new();
@@ -81,16 +67,6 @@ fn random_rules(rng: &mut Rng, n: usize) -> Rules {
         rules.insert((addr & mask(len), len), value);
     }
     rules
-}
-
-fn rules_file(dir: &std::path::Path, name: &str, rules: &Rules) -> String {
-    let mut text = String::new();
-    for ((a, l), v) in rules {
-        text.push_str(&format!("{}/{l} {v}\n", std::net::Ipv4Addr::from(*a)));
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
 }
 
 /// Addresses to try: inside random rules (host bits random) and anywhere.
