@@ -594,6 +594,13 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         },
     );
     assert!(blocked(&fs, "203.0.113.5"));
+    // Resyncs of the last good policy do not hide the bad file.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (code, body) = agent.get("/healthz").unwrap();
+    assert_eq!(
+        code, 503,
+        "after resyncs, the bad file is still said: {body}"
+    );
 
     // Metrics parse with Prometheus' own parser.
     let (_, metrics) = agent.get("/metrics").unwrap();

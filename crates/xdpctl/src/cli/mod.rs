@@ -289,8 +289,9 @@ pub struct GuardArgs {
     /// How long a block lasts.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = at_least_a_second)]
     pub block_for: std::time::Duration,
-    /// Never block these sources (address or CIDR); may be repeated.
-    #[arg(long, value_name = "CIDR")]
+    /// Never block these sources (address or CIDR, without host bits);
+    /// may be repeated.
+    #[arg(long, value_name = "CIDR", value_parser = rule_cidr)]
     pub allow: Vec<Cidr>,
     /// At most this many of guard's blocks at once.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = size)]
@@ -501,6 +502,14 @@ fn size(s: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| (1..=100_000_000).contains(n))
         .ok_or_else(|| format!("'{}' is not a number from 1 to 10^8", s.escape_debug()))
+}
+
+/// A prefix as a rule takes it: no host bits (the rule of `apply` and
+/// `map update`).
+fn rule_cidr(s: &str) -> Result<Cidr, String> {
+    let c: Cidr = s.parse()?;
+    c.check_rule()?;
+    Ok(c)
 }
 
 /// A path argument.

@@ -56,6 +56,10 @@ struct Status {
     last_ok_ms: AtomicU64,
     /// The last error, while the last reconcile failed.
     last_error: Mutex<Option<String>>,
+    /// Why the policy file (with its feeds) is not in force, while the
+    /// last reading of it failed or could not be applied: a resync of the
+    /// last good policy does not hide it.
+    file_error: Mutex<Option<String>>,
     /// The policy in force.
     policy: Mutex<Option<Policy>>,
 }
@@ -181,20 +185,32 @@ fn run(ctx: &Ctx, args: &AgentArgs, inotify: &Inotify, status: &Status) -> Resul
 /// One reconcile: apply the policy (`Why::Apply`), or look for drift and
 /// correct it if the policy says so.
 fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
+    let read_file = std::cell::Cell::new(false);
     let result = (|| -> Result<()> {
-        // A resync checks the policy in force; only a change of the file
-        // reads it again (a bad file is counted once, and the last good
-        // policy stays in force, drift checks included).
+        // A resync checks the policy in force; a change of the file reads
+        // it again (a bad file is counted once, and the last good policy
+        // stays in force, drift checks included), and so does a resync of
+        // a policy with feeds (a feed rewritten by cron is no change of
+        // the policy file).
         let last = status.policy.lock().expect("not poisoned").clone();
         let policy = match (why, last) {
-            (Why::Resync, Some(p)) => p,
-            _ => match read_policy(&args.policy) {
-                Ok(p) => p,
-                Err(e) => {
-                    status.policy_errors.fetch_add(1, Ordering::Relaxed);
-                    return Err(e.context("the policy was not applied; the last good one stays"));
+            (Why::Resync, Some(p))
+                if p.rules.blocklist_files.is_empty() && p.rules.cidr_files.is_empty() =>
+            {
+                p
+            }
+            _ => {
+                read_file.set(true);
+                match read_policy(&args.policy) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        status.policy_errors.fetch_add(1, Ordering::Relaxed);
+                        return Err(
+                            e.context("the policy was not applied; the last good one stays")
+                        );
+                    }
                 }
-            },
+            }
         };
         let file = args.policy.display().to_string();
         let mut plan = apply::plan(ctx, &policy, &file)?;
@@ -231,6 +247,10 @@ fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
         *status.policy.lock().expect("not poisoned") = Some(policy);
         Ok(())
     })();
+    if read_file.get() {
+        *status.file_error.lock().expect("not poisoned") =
+            result.as_ref().err().map(crate::render::chain_text);
+    }
     match result {
         Ok(()) => {
             status.reconciles_ok.fetch_add(1, Ordering::Relaxed);
@@ -309,7 +329,9 @@ fn serve(ctx: &Ctx, server: &tiny_http::Server, status: &Status) {
         };
         let (code, body, kind) = match request.url() {
             "/metrics" => (200, metrics(ctx, status), "text/plain; version=0.0.4"),
-            "/healthz" => match status.last_error.lock().expect("not poisoned").clone() {
+            "/healthz" => match (status.file_error.lock().expect("not poisoned").clone())
+                .or_else(|| status.last_error.lock().expect("not poisoned").clone())
+            {
                 None if status.reconciles_ok.load(Ordering::Relaxed) > 0 => {
                     (200, "ok\n".to_owned(), "text/plain")
                 }

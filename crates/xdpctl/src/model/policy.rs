@@ -422,6 +422,9 @@ impl Policy {
                     .map(|(i, p)| (true, i, p.clone())),
             )
             .collect();
+        // Prefixes dropped and excepted so far (a prefix in both is refused).
+        let set = |v: &[Cidr]| v.iter().map(|c| (c.addr, c.len)).collect::<BTreeSet<_>>();
+        let (mut dropped, mut excepted) = (set(&self.rules.cidr), set(&self.rules.cidr_except));
         for (cidr, i, path) in feeds {
             let path = base.join(path);
             let field = format!(
@@ -462,10 +465,23 @@ impl Policy {
                 if cidr {
                     let c: Cidr = key.parse().map_err(|e| bad(Some(n + 1), e))?;
                     c.check_rule().map_err(|e| bad(Some(n + 1), e))?;
-                    match value {
-                        0 => self.rules.cidr_except.push(c),
-                        _ => self.rules.cidr.push(c),
+                    let key = (c.addr, c.len);
+                    let (to, seen, other) = match value {
+                        0 => (&mut self.rules.cidr_except, &mut excepted, &dropped),
+                        _ => (&mut self.rules.cidr, &mut dropped, &excepted),
+                    };
+                    if other.contains(&key) {
+                        return Err(bad(
+                            Some(n + 1),
+                            format!(
+                                "{}/{} is both dropped and excepted (here, and in cidr or \
+                                 cidr_except or another line); keep it in one",
+                                c.addr, c.len
+                            ),
+                        ));
                     }
+                    seen.insert(key);
+                    to.push(c);
                 } else {
                     let a: IpAddr = key.parse().map_err(|_| {
                         bad(
@@ -610,6 +626,8 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
         r.drop_icmp6_echo = v.get(1).is_some_and(|b| *b != 0);
     }
     r.blocklist.sort();
+    r.cidr.sort_by_key(|c| (c.addr, c.len));
+    r.cidr_except.sort_by_key(|c| (c.addr, c.len));
     r.udp_ports.sort();
     r.tcp_ports.sort();
     r
@@ -718,6 +736,13 @@ drift: correct
             e.file.ends_with("nets.txt") && e.message.contains("host bits"),
             "{e}"
         );
+        // A prefix both dropped (inline) and excepted (in a feed).
+        std::fs::write(dir.path().join("nets.txt"), "198.51.100.0/24 0\n").unwrap();
+        let e = parse("p.yaml", &text)
+            .unwrap()
+            .read_feeds(dir.path())
+            .unwrap_err();
+        assert!(e.message.contains("both dropped and excepted"), "{e}");
         std::fs::remove_file(dir.path().join("bad.txt")).unwrap();
         let e = parse("p.yaml", &text)
             .unwrap()

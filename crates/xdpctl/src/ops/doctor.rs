@@ -311,6 +311,16 @@ pub struct Report {
 /// root), or a load directory, and repairs what it can unless `check`.
 pub fn doctor(ctx: &Ctx, dir: Option<&Path>, check: bool) -> Result<Report> {
     let root = ctx.resolve(dir.unwrap_or(Path::new("")));
+    if !root.exists()
+        && root
+            .parent()
+            .is_some_and(|p| pinfs::is_bpffs(p).unwrap_or(false))
+    {
+        anyhow::bail!(
+            "nothing is pinned at {}; name a load directory, or none for the whole bpffs",
+            root.display()
+        );
+    }
     if !root.is_dir() || !pinfs::is_bpffs(&root).unwrap_or(false) {
         anyhow::bail!(
             "{} is not a mounted bpffs; nothing of xdpctl's can be there",

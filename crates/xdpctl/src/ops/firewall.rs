@@ -136,6 +136,14 @@ impl Firewall {
                 }
             }
         };
+        if !dir.exists() {
+            bail!(
+                "nothing is pinned at {}; load the firewall there (`xdpctl load --pin {}`) or \
+                 name its load directory",
+                dir.display(),
+                dir.display()
+            );
+        }
         let mut maps = HashMap::new();
         for name in [
             xdpfw::maps::STATS,

@@ -75,10 +75,24 @@ impl LoadDir {
             Ok(None) => bail!(
                 "{} is not an xdpctl load directory (it has no manifest){}",
                 path.display(),
-                match nearest(&target.path) {
-                    Some(_) => inside(&target.path),
-                    None => "; another tool pinned what is there: unload it with that tool, \
-                             or remove its pins by hand"
+                match (nearest(&target.path), all(&target.path).unwrap_or_default()) {
+                    (Some(_), _) => inside(&target.path),
+                    (None, below) if !below.is_empty() => format!(
+                        "; it holds the load director{} {}: name {}",
+                        if below.len() == 1 { "y" } else { "ies" },
+                        below
+                            .iter()
+                            .map(|l| l.path.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if below.len() == 1 {
+                            "that"
+                        } else {
+                            "one of those"
+                        }
+                    ),
+                    (None, _) => "; another tool pinned what is there: unload it with that \
+                                  tool, or remove its pins by hand"
                         .to_owned(),
                 }
             ),
