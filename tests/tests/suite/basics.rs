@@ -295,6 +295,37 @@ fn a_rollback_leaves_an_attachment_that_was_remade_alone() {
     );
 }
 
+/// A change undone before it is confirmed (its load unloaded) has nothing
+/// to keep: confirm says so and drops its record, never "it stays".
+#[test]
+fn confirming_a_change_undone_meanwhile_says_so() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let ns = pair.b.name();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "fw",
+            &pair.dev_b,
+            "--netns",
+            ns,
+            "--mode",
+            "generic",
+            "--confirm-within",
+            "30s",
+        ],
+    )
+    .ok();
+    xdpctl(&fs, ["unload", "fw"]).ok();
+    xdpctl(&fs, ["confirm", &pair.dev_b, "--netns", ns])
+        .fails_with(&["was undone or changed since", "nothing to keep"]);
+    let doctor = xdpctl(&fs, ["doctor", "--check"]).ok();
+    assert!(!doctor.stdout.contains("pending"), "{}", doctor.stdout);
+}
+
 /// The issue's own reproduction: strace kills `load --replace` right before
 /// a renameat2 — a real syscall, not a crash point of ours.
 #[test]

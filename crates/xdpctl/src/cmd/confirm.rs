@@ -55,6 +55,10 @@ pub fn confirm(ctx: &Ctx, args: &ConfirmArgs) -> Result<()> {
             }))?;
             Ok(())
         }
+        Some(Settled::LeftAlone(what)) => bail!(
+            "the {what} was undone or changed since it was made, so there is nothing to keep; \
+             its record is dropped"
+        ),
         _ => bail!(
             "nothing is waiting for confirmation on {} (already confirmed, or rolled back)",
             args.target

@@ -154,6 +154,14 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         if args.count.is_some_and(|c| passes >= c) || !sleep_until(prev_at + args.interval) {
             break;
         }
+        // Its firewall unloaded: nothing left to guard.
+        if !fw.dir.exists() {
+            ctx.out.note(format_args!(
+                "guard: {} was unloaded; stopping",
+                fw.dir.display()
+            ));
+            return Ok(());
+        }
         fw.sample(&mut sample)?;
         let dt = prev_at.elapsed().as_secs_f64();
         prev_at = Instant::now();

@@ -202,6 +202,9 @@ pub fn confirm(journal: &mut Journal, key: &str) -> Result<Option<Settled>> {
     let Some(p) = read(journal.state(), key)? else {
         return Ok(None);
     };
+    // A change undone meanwhile (an `unload`, a `detach`) has nothing to
+    // keep: its record goes, and confirm says so.
+    let changed = changed_since(&p)?;
     let path = path_of(journal.state(), key)?;
     // From here on no watcher rolls it back.
     journal.run(&[Step::RemoveTree { path }])?;
@@ -211,16 +214,16 @@ pub fn confirm(journal: &mut Journal, key: &str) -> Result<Option<Settled>> {
         .map(|k| Step::RemoveTree { path: k.clone() })
         .collect();
     journal.run(&keep)?;
-    Ok(Some(Settled::Confirmed(p.what)))
+    Ok(Some(if changed.is_empty() {
+        Settled::Confirmed(p.what)
+    } else {
+        Settled::LeftAlone(format!("{} ({})", p.what, changed.join("; ")))
+    }))
 }
 
-/// Rolls `key` back, through the journal, if the live state is still what
-/// the change made.
-pub fn roll_back(journal: &mut Journal, key: &str) -> Result<Option<Settled>> {
-    let Some(p) = read(journal.state(), key)? else {
-        return Ok(None);
-    };
-    let path = path_of(journal.state(), key)?;
+/// How the live state differs from what the change `p` made (nothing if
+/// it is still as the change left it).
+fn changed_since(p: &Pending) -> Result<Vec<String>> {
     let mut real = Real;
     let mut changed = Vec::new();
     for e in &p.expect {
@@ -243,6 +246,17 @@ pub fn roll_back(journal: &mut Journal, key: &str) -> Result<Option<Settled>> {
             }
         }
     }
+    Ok(changed)
+}
+
+/// Rolls `key` back, through the journal, if the live state is still what
+/// the change made.
+pub fn roll_back(journal: &mut Journal, key: &str) -> Result<Option<Settled>> {
+    let Some(p) = read(journal.state(), key)? else {
+        return Ok(None);
+    };
+    let path = path_of(journal.state(), key)?;
+    let changed = changed_since(&p)?;
     let mut steps = Vec::new();
     if changed.is_empty() {
         steps.extend(p.rollback.iter().cloned());
