@@ -188,10 +188,10 @@ fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
     let read_file = std::cell::Cell::new(false);
     let result = (|| -> Result<()> {
         // A resync checks the policy in force; a change of the file reads
-        // it again (a bad file is counted once, and the last good policy
-        // stays in force, drift checks included), and so does a resync of
-        // a policy with feeds (a feed rewritten by cron is no change of
-        // the policy file).
+        // it again (the last good policy stays in force if it is bad, drift
+        // checks included), and so does a resync of a policy with feeds (a
+        // feed rewritten by cron is no change of the policy file; a bad
+        // one is then counted at every resync).
         let last = status.policy.lock().expect("not poisoned").clone();
         let policy = match (why, last) {
             (Why::Resync, Some(p))

@@ -40,7 +40,7 @@ use xdp_progs::{
 use super::{map::MapHandle, objects, sys::update_flags};
 use crate::model::policy::Entries;
 
-const LPM_TRIE: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
+use crate::kernel::map::LPM_TRIE;
 const HASH: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH as u32;
 
 /// Which rules an index is derived from.

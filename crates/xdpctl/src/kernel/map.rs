@@ -13,6 +13,9 @@ use aya_obj::generated::{bpf_map_info, bpf_map_type};
 
 use crate::{kernel::sys, model::policy::Entries};
 
+/// `BPF_MAP_TYPE_LPM_TRIE`: keys are prefixes, lookups the longest match.
+pub const LPM_TRIE: u32 = bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
+
 /// Map types whose values have one slot per possible CPU.
 pub fn is_per_cpu(map_type: u32) -> bool {
     use bpf_map_type::*;

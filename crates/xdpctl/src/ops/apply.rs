@@ -465,33 +465,21 @@ pub fn execute(
         };
         detach::detach(ctx, &d.name, ns.as_deref())?;
     }
+    // The load's program on a device of the policy, by a pinned link.
+    let options = |d: &DeviceSpec, replace: bool| AttachOptions {
+        prog: Handle::Path(plan.dir.clone()),
+        dev: d.name.clone(),
+        mode: d.mode,
+        netns: d.netns.clone(),
+        replace,
+        netlink: false,
+        confirm_within: None,
+    };
     for d in &plan.replace {
-        attach::attach(
-            ctx,
-            &AttachOptions {
-                prog: Handle::Path(plan.dir.clone()),
-                dev: d.name.clone(),
-                mode: d.mode,
-                netns: d.netns.clone(),
-                replace: true,
-                netlink: false,
-                confirm_within: None,
-            },
-        )?;
+        attach::attach(ctx, &options(d, true))?;
     }
     for d in &plan.attach {
-        let row = attach::attach(
-            ctx,
-            &AttachOptions {
-                prog: Handle::Path(plan.dir.clone()),
-                dev: d.name.clone(),
-                mode: d.mode,
-                netns: d.netns.clone(),
-                replace: false,
-                netlink: false,
-                confirm_within: None,
-            },
-        )?;
+        let row = attach::attach(ctx, &options(d, false))?;
         if let (Some(link), Some(pin)) = (row.xdp.link_id, row.xdp.link_pinned.first()) {
             rollback.push(Step::LinkDetach { link });
             rollback.push(Step::UnpinLink {

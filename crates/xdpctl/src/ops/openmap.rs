@@ -24,7 +24,7 @@ pub(crate) fn is_array(map_type: u32) -> bool {
     map_type == BPF_MAP_TYPE_ARRAY as u32 || map_type == BPF_MAP_TYPE_PERCPU_ARRAY as u32
 }
 
-pub(crate) const LPM_TRIE: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
+pub(crate) use crate::kernel::map::LPM_TRIE;
 
 /// The kernel-internal "not supported" errno that batch operations on map
 /// types without batch support return to userspace.
