@@ -22,12 +22,15 @@ const FIXTURES: &[&str] = &[
     "dissect",
     "fake_fw",
     "globals",
+    "xdpfw_nocapture",
 ];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     println!("cargo:rerun-if-changed=../crates/xdp-progs/clang.rs");
+    // xdpfw_nocapture includes the firewall's source.
+    println!("cargo:rerun-if-changed=../crates/xdp-progs/src/bpf");
     for stem in FIXTURES {
         let src = manifest.join("bpf").join(format!("{stem}.bpf.c"));
         println!("cargo:rerun-if-changed={}", src.display());

@@ -70,6 +70,14 @@ pub mod xdpfw {
         pub const BLOOM: &str = "bloom";
         /// HASH: the CIDR index's chunks past `cidr4_chunks`' room.
         pub const CIDR4_SPILL: &str = "cidr4_spill";
+        /// ARRAY, one [`CaptureCfg`](super::CaptureCfg): what a capture wants.
+        pub const CAPTURE_CFG: &str = "capture_cfg";
+        /// PERCPU_ARRAY, one `struct xdpfw_capture_slot`: a capture's
+        /// counts per CPU and the record being built.
+        pub const CAPTURE_SLOT: &str = "capture_slot";
+        /// RINGBUF: captured packets, each a [`CaptureRec`](super::CaptureRec)
+        /// and its bytes.
+        pub const CAPTURE_RB: &str = "capture_rb";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -96,6 +104,9 @@ pub mod xdpfw {
             DROP_CACHE,
             BLOOM,
             CIDR4_SPILL,
+            CAPTURE_CFG,
+            CAPTURE_SLOT,
+            CAPTURE_RB,
         ];
         /// Whether an object with these maps is the firewall (of this
         /// version or another): it has the firewall's control words and
@@ -131,6 +142,9 @@ pub mod xdpfw {
             DROP_CACHE,
             BLOOM,
             CIDR4_SPILL,
+            CAPTURE_CFG,
+            CAPTURE_SLOT,
+            CAPTURE_RB,
         ];
     }
 
@@ -265,7 +279,74 @@ pub mod xdpfw {
         Blocklist6Mode = 10,
         /// Rules the datapath found in a `blocklist6` marked empty.
         Blocklist6Drift = 11,
+        /// 0, or the `bpf_ktime_get_ns` time until which a capture reads
+        /// `capture_rb` (a lease the capture renews; the datapath clears it
+        /// once it lapses).
+        Capture = 12,
     }
+
+    /// The `capture_cfg` entry, as `struct xdpfw_capture_cfg` in C.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct CaptureCfg {
+        /// A bit per [`Outcome`] index: the outcomes to capture.
+        pub outcomes: u32,
+        /// Capture one matching packet in this many, on each CPU.
+        pub every: u32,
+        /// Bytes of each packet wanted ([`CAPTURE_HEAD`] are copied at least).
+        pub snaplen: u32,
+        /// The pid of the capturing xdpctl.
+        pub owner: u32,
+        /// 0, or the only ingress device to capture.
+        pub ifindex: u32,
+        /// Padding.
+        pub pad: u32,
+        /// Packets still to capture before the next refill.
+        pub tokens: i64,
+    }
+
+    // SAFETY: plain old data: six u32 and an i64, no padding.
+    unsafe impl aya::Pod for CaptureCfg {}
+
+    /// The header of a record in `capture_rb`, as `struct xdpfw_capture_rec`
+    /// in C; `caplen` bytes of the packet follow it.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct CaptureRec {
+        /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when it was captured.
+        pub ts_ns: u64,
+        /// The ingress device.
+        pub ifindex: u32,
+        /// Its RX queue.
+        pub rx_queue: u32,
+        /// The CPU that ran the firewall.
+        pub cpu: u32,
+        /// The frame's length.
+        pub len: u32,
+        /// Bytes of it that follow.
+        pub caplen: u32,
+        /// The [`Outcome`] index.
+        pub outcome: u32,
+    }
+
+    /// The counters at the start of each CPU's `capture_slot` entry.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct CaptureCounts {
+        /// Packets whose outcome was wanted.
+        pub matched: u64,
+        /// Sampled packets over the cap.
+        pub capped: u64,
+        /// Sampled packets the ring buffer had no room for.
+        pub lost: u64,
+        /// Matching packets this CPU skips before its next sample.
+        pub skip: u64,
+    }
+
+    /// Bytes the datapath copies of a captured packet at most.
+    pub const CAPTURE_SNAP_MAX: u32 = 4096;
+    /// Bytes it copies at least (the headers the rule is told from).
+    pub const CAPTURE_HEAD: u32 = 192;
 
     /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`
     /// (both are empty after load).
@@ -789,6 +870,17 @@ mod tests {
         let size = |name: &str| obj.maps[name].value_size() as usize;
         assert_eq!(size(xdpfw::maps::CONFIG), size_of::<xdpfw::Config>());
         assert_eq!(size(xdpfw::maps::STATS), size_of::<xdpfw::Counter>());
+        assert_eq!(
+            size(xdpfw::maps::CAPTURE_CFG),
+            size_of::<xdpfw::CaptureCfg>()
+        );
+        // The slot: the counts, a record's header, then its bytes.
+        assert_eq!(
+            size(xdpfw::maps::CAPTURE_SLOT),
+            size_of::<xdpfw::CaptureCounts>()
+                + size_of::<xdpfw::CaptureRec>()
+                + xdpfw::CAPTURE_SNAP_MAX as usize
+        );
         assert_eq!(
             obj.maps[xdpfw::maps::STATS].max_entries(),
             xdpfw::OUTCOME_SLOTS

@@ -12,6 +12,8 @@ mod layers;
 mod model;
 mod ops;
 mod render;
+#[cfg(target_feature = "crt-static")]
+mod static_pcap;
 
 use std::{io, process::ExitCode};
 
@@ -46,6 +48,7 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Map(cmd) => cmd::map::run(&ctx, cmd),
         Command::Stats(args) => cmd::stats::stats(&ctx, args),
         Command::Top(args) => cmd::top::top(&ctx, args),
+        Command::Capture(args) => cmd::capture::capture(&ctx, args),
         Command::Guard(args) => cmd::guard::guard(&ctx, args),
         Command::Confirm(args) => cmd::confirm::confirm(&ctx, args),
         Command::Apply(args) => cmd::apply::apply(&ctx, args),

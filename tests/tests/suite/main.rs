@@ -7,6 +7,7 @@ mod attach;
 mod basics;
 mod bench;
 mod bpffs;
+mod capture;
 mod cidr6_index;
 mod cidr_index;
 mod completion;

@@ -252,6 +252,25 @@ struct {
 	__uint(max_entries, XDPFW_OUTCOME_SLOTS);
 } stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpfw_capture_cfg);
+	__uint(max_entries, 1);
+} capture_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpfw_capture_slot);
+	__uint(max_entries, 1);
+} capture_slot SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XDPFW_CAPTURE_RING);
+} capture_rb SEC(".maps");
+
 /* What every rule check of one packet shares. */
 struct pkt {
 	struct xdpfw_sketch_hdr *h; /* this CPU's sketch header, or NULL */
@@ -1027,12 +1046,83 @@ static __always_inline int judge(struct xdp_md *ctx)
 	return PASS(XDPFW_UNPARSED);
 }
 
+/* Copies the packet into `capture_rb` if a capture wants it (see xdpfw.h);
+ * `lease` is ctl[XDPFW_CTL_CAPTURE], non-zero. */
+static __always_inline void capture(struct xdp_md *ctx, __u32 outcome, __u64 *lease)
+{
+	__u32 zero = 0;
+	struct xdpfw_capture_cfg *cfg = bpf_map_lookup_elem(&capture_cfg, &zero);
+	struct xdpfw_capture_slot *s = bpf_map_lookup_elem(&capture_slot, &zero);
+
+	if (!cfg || !s || !((cfg->outcomes >> (outcome & 31)) & 1))
+		return;
+	if (cfg->ifindex && cfg->ifindex != ctx->ingress_ifindex)
+		return;
+	s->matched += 1;
+	/* A countdown, not a modulo: a division costs more than the rest. */
+	if (s->skip) {
+		s->skip -= 1;
+		return;
+	}
+	s->skip = cfg->every ? cfg->every - 1 : 0;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (now > *lease) {
+		/* The capturing xdpctl is gone: stop paying for it. */
+		*lease = 0;
+		return;
+	}
+	if (cfg->tokens <= 0) {
+		s->capped += 1;
+		return;
+	}
+	__sync_fetch_and_add(&cfg->tokens, -1);
+
+	__u32 len = bpf_xdp_get_buff_len(ctx);
+	__u32 want = cfg->snaplen > XDPFW_CAPTURE_HEAD ? cfg->snaplen : XDPFW_CAPTURE_HEAD;
+	__u32 caplen = len < want ? len : want;
+
+	if (caplen > XDPFW_CAPTURE_SNAP_MAX)
+		caplen = XDPFW_CAPTURE_SNAP_MAX;
+	if (caplen < 1)
+		return;
+	/* A no-op here (1 <= caplen <= SNAP_MAX, a power of two), in a form
+	 * whose bounds the verifier keeps. */
+	caplen = ((caplen - 1) & (XDPFW_CAPTURE_SNAP_MAX - 1)) + 1;
+	if (bpf_xdp_load_bytes(ctx, 0, s->data, caplen))
+		return;
+	s->rec.ts_ns = now;
+	s->rec.ifindex = ctx->ingress_ifindex;
+	s->rec.rx_queue = ctx->rx_queue_index;
+	s->rec.cpu = bpf_get_smp_processor_id();
+	s->rec.len = len;
+	s->rec.caplen = caplen;
+	s->rec.outcome = outcome;
+	/* No wakeup per record (it costs the datapath more than the record):
+	 * xdpctl polls every XDPFW_CAPTURE_POLL_MS, and is woken when the ring
+	 * is half full. */
+	__u64 wake = bpf_ringbuf_query(&capture_rb, BPF_RB_AVAIL_DATA) > XDPFW_CAPTURE_RING / 2
+			     ? BPF_RB_FORCE_WAKEUP
+			     : BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_output(&capture_rb, &s->rec, sizeof(s->rec) + caplen, wake))
+		s->lost += 1;
+}
+
 SEC("xdp")
 int xdp_fw(struct xdp_md *ctx)
 {
 	int outcome = judge(ctx);
+	__u64 *lease = ctl_word(XDPFW_CTL_CAPTURE);
 
 	account(outcome, ctx->data_end - ctx->data);
+#ifndef XDPFW_NO_CAPTURE /* the bench's build without capture */
+	if (lease && *lease)
+		capture(ctx, outcome, lease);
+#else
+	(void)lease;
+	(void)capture;
+#endif
 	return is_drop(outcome) ? XDP_DROP : XDP_PASS;
 }
 

@@ -95,6 +95,7 @@ enum xdpfw_ctl {
 	XDPFW_CTL_CIDR6_DRIFT = 9, /* mismatches the datapath found */
 	XDPFW_CTL_BLOCKLIST6_MODE = 10, /* XDPFW_INDEX_EMPTY, or look blocklist6 up */
 	XDPFW_CTL_BLOCKLIST6_DRIFT = 11, /* rules found in a blocklist6 marked empty */
+	XDPFW_CTL_CAPTURE = 12,	   /* 0, or until when (bpf_ktime_get_ns) a capture reads `capture_rb` */
 };
 
 /*
@@ -185,6 +186,55 @@ struct xdpfw_sketch_hdr {
 
 /* A sketch counter: the low 8 bits of its epoch, then a 24-bit count. */
 #define XDPFW_CELL_COUNT 0x00ffffffu
+
+/*
+ * Capture (`xdpctl capture`): while ctl[XDPFW_CTL_CAPTURE] is non-zero,
+ * the packets whose outcome is in `capture_cfg.outcomes` are sampled (one
+ * in `every` on each CPU), and while `tokens` lasts each is copied with a
+ * header into the ring buffer `capture_rb`. The word is a lease: xdpctl
+ * renews it (and refills `tokens`, the per-second cap spread over its
+ * refills) while it reads, and the datapath clears it once it lapses, so
+ * a capture killed with SIGKILL stops by itself. Off, capture costs one
+ * array read and a branch per packet.
+ */
+#define XDPFW_CAPTURE_SNAP_MAX 4096
+/* Bytes copied whatever the snap length, so xdpctl can tell the rule
+ * from the headers (it cuts the packet to the snap length it writes). */
+#define XDPFW_CAPTURE_HEAD 192
+#define XDPFW_CAPTURE_RING (4u << 20)
+/* How often xdpctl reads the ring buffer without being woken. */
+#define XDPFW_CAPTURE_POLL_MS 20
+
+struct xdpfw_capture_cfg {
+	__u32 outcomes; /* bit per enum xdpfw_outcome to capture */
+	__u32 every;	/* capture one matching packet in this many, per CPU */
+	__u32 snaplen;	/* bytes of each packet wanted (XDPFW_CAPTURE_HEAD at least) */
+	__u32 owner;	/* the pid of the capturing xdpctl, for the next one */
+	__u32 ifindex;	/* 0, or the only ingress device to capture */
+	__u32 pad;
+	__s64 tokens;	/* packets still to capture before the next refill */
+};
+
+/* A record in `capture_rb`: this header, then `caplen` bytes. */
+struct xdpfw_capture_rec {
+	__u64 ts_ns;	 /* bpf_ktime_get_ns */
+	__u32 ifindex;	 /* ingress device */
+	__u32 rx_queue;	 /* its RX queue */
+	__u32 cpu;
+	__u32 len;	 /* the frame's length */
+	__u32 caplen;	 /* bytes that follow */
+	__u32 outcome;	 /* enum xdpfw_outcome */
+};
+
+/* Per CPU: the capture's counts and the record being built. */
+struct xdpfw_capture_slot {
+	__u64 matched; /* packets whose outcome was wanted */
+	__u64 capped;  /* sampled ones over the cap (no token) */
+	__u64 lost;    /* sampled ones the ring buffer had no room for */
+	__u64 skip;    /* matching packets to skip before the next sample */
+	struct xdpfw_capture_rec rec;
+	__u8 data[XDPFW_CAPTURE_SNAP_MAX];
+};
 
 /* VLAN tags parsed (802.1Q and 802.1ad); a frame with more is not parsed. */
 #define XDPFW_MAX_VLAN 2

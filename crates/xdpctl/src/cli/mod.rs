@@ -154,6 +154,7 @@ pub fn parser() -> clap::Command {
         }))
         .subcommand(leaf("stats", StatsArgs::augment_args))
         .subcommand(leaf("top", TopArgs::augment_args))
+        .subcommand(leaf("capture", CaptureArgs::augment_args))
         .subcommand(leaf("guard", GuardArgs::augment_args))
         .subcommand(leaf("confirm", ConfirmArgs::augment_args))
         .subcommand(leaf("apply", ApplyArgs::augment_args))
@@ -189,6 +190,7 @@ pub enum Command {
     Map(MapCommand),
     Stats(StatsArgs),
     Top(TopArgs),
+    Capture(CaptureArgs),
     Guard(GuardArgs),
     Confirm(ConfirmArgs),
     Apply(ApplyArgs),
@@ -229,6 +231,71 @@ pub struct StatsArgs {
     /// Prometheus text format (a snapshot).
     #[arg(long, conflicts_with = "interval")]
     pub prometheus: bool,
+}
+
+/// Capture the packets the firewall judges, each with its verdict and rule.
+///
+/// Without -w, prints a line per packet (time, device, verdict, the rule
+/// that decided it, headers, CPU and RX queue; JSON lines with -j). With
+/// -w FILE (or -w - for stdout, to pipe into `tcpdump -r -` or Wireshark)
+/// writes pcapng, the verdict and rule in each packet's comment. The rule
+/// is what to change: `blocklist 203.0.113.5`, `cidr4 198.51.100.0/24`,
+/// `udp_ports 53`, `config.drop_icmp`; `none` for a passed packet.
+///
+/// --verdict and --rule choose outcomes in the datapath; --sample and
+/// --max-rate bound the cost under a flood (the cap is for all CPUs
+/// together; packets over it are counted, not copied); -f filters what
+/// was captured with a pcap-filter expression, as tcpdump takes it. Stops
+/// at --count, --duration or Ctrl-C with a one-line summary on stderr.
+/// Off, a capture costs the datapath one array read a packet. It holds a
+/// lease the datapath drops 3 s after xdpctl stops renewing it, so a
+/// killed capture leaves nothing on. One capture per load at a time.
+///
+/// DIR is the firewall's load directory (default: the only one under
+/// --bpffs); DEV, a device the firewall is attached to (with --netns if it
+/// is in another namespace): only its packets. Programs other than the
+/// built-in firewall cannot be captured here: see CAPTURE in the README.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  xdpctl capture --verdict drop
+  xdpctl capture ens5 -c 100 -f 'udp port 53'
+  xdpctl capture /sys/fs/bpf/xdpfw --rule blocklist --sample 100 -w drops.pcapng
+  xdpctl capture -w - --duration 30s | tcpdump -nr -")]
+pub struct CaptureArgs {
+    /// The firewall's load directory, or a device it is attached to.
+    #[arg(value_name = "DIR|DEV", add = ArgValueCompleter::new(complete::dirs))]
+    pub target: Option<String>,
+    /// The namespace of DEV.
+    #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
+    pub netns: Option<String>,
+    /// Write pcapng to FILE ('-': stdout) instead of printing lines.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Only packets with this verdict (repeatable).
+    #[arg(long, value_enum, value_name = "VERDICT")]
+    pub verdict: Vec<crate::model::capture::Verdict>,
+    /// Only packets decided by this kind of rule (repeatable).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub rule: Vec<crate::model::capture::RuleKind>,
+    /// Capture one packet in N of those chosen, on each CPU.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: u32,
+    /// At most PPS packets a second (0: no cap).
+    #[arg(long, value_name = "PPS", default_value_t = 10_000)]
+    pub max_rate: u64,
+    /// Bytes of each packet to keep (at most 4096).
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub snaplen: u32,
+    /// Stop after N packets.
+    #[arg(short = 'c', long, value_name = "N", value_parser = count)]
+    pub count: Option<u64>,
+    /// Stop after DURATION (30s, 5m).
+    #[arg(long, value_name = "DURATION", value_parser = interval)]
+    pub duration: Option<std::time::Duration>,
+    /// Keep only packets this pcap-filter expression matches ('udp port 53').
+    #[arg(short = 'f', long = "filter", value_name = "EXPRESSION")]
+    pub filter: Option<String>,
 }
 
 /// Live top talkers by packet rate, from the per-source counters.

@@ -2,6 +2,7 @@
 //! verifier logs.
 
 pub mod btf;
+pub mod capture;
 pub mod change;
 pub mod codec;
 pub mod duration;

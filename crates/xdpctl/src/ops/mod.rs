@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod attach;
+pub mod capture;
 pub mod detach;
 pub mod doctor;
 pub mod firewall;

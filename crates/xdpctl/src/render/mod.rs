@@ -9,6 +9,7 @@
 //! when a table is too wide, and in a terminal a cell still too long wraps
 //! within its column. JSON always has everything.
 
+pub mod pcapng;
 pub mod prometheus;
 
 use std::{

@@ -451,6 +451,100 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
             Some(1.05),
         ));
     }
+
+    if wanted(5) {
+        capture_cost(
+            &fs,
+            &mut generator,
+            sizes,
+            &frame(BLOCKED_PORT),
+            spoofed,
+            rows,
+        );
+    }
+}
+
+/// Section 5: what capture costs the datapath under a spoofed flood to a
+/// dropped port. Off, against the firewall built without it
+/// (tests/bpf/xdpfw_nocapture.bpf.c); on, one packet in 1,000 sampled and
+/// written to the ring buffer (an `xdpctl capture` reading it), against off.
+fn capture_cost(
+    fs: &Bpffs,
+    generator: &mut flood::TestRunFlood,
+    sizes: &Sizes,
+    frame: &[u8],
+    spoofed: flood::Sources,
+    rows: &mut Vec<Row>,
+) {
+    let nc = fixture("xdpfw_nocapture");
+    xdpctl(fs, ["load", nc.to_str().unwrap(), "--pin", "fwnc"]).ok();
+    xdpctl(fs, ["load", "--pin", "fwc"]).ok();
+    for pin in ["fwnc", "fwc"] {
+        let ports = format!("{pin}/maps/udp_ports");
+        xdpctl(
+            fs,
+            ["map", "update", &ports, &BLOCKED_PORT.to_string(), "1"],
+        )
+        .ok();
+    }
+    let mut capture = xdpctl_tests::command(fs)
+        .args([
+            "capture",
+            "fwc",
+            "--sample",
+            "1000",
+            "--max-rate",
+            "0",
+            "-w",
+            "/dev/null",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting xdpctl capture");
+    let t0 = std::time::Instant::now();
+    while xdpctl_tests::fw_ctl(fs, "fwc", 12) == 0 {
+        assert!(t0.elapsed().as_secs() < 10, "the capture did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let progs = [
+        &Prog {
+            pin: "fwnc/xdp_fw",
+            what: "firewall built without capture",
+        },
+        &Prog {
+            pin: "fw/xdp_fw",
+            what: "firewall, capture off",
+        },
+        &Prog {
+            pin: "fwc/xdp_fw",
+            what: "firewall, capture on",
+        },
+    ];
+    let ns = race(fs, generator, sizes, frame, spoofed, &progs, 1);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(capture.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = capture.wait();
+    let what = format!("flood ns/pkt, spoofed 2^24 sources, UDP to dropped port {BLOCKED_PORT}");
+    rows.push(ns_row(
+        format!("{what}: {} (floor)", progs[0].what),
+        &ns[0],
+        None,
+        None,
+    ));
+    rows.push(ns_row(
+        format!("{what}: {}", progs[1].what),
+        &ns[1],
+        Some(("no capture", &ns[0])),
+        Some(1.02),
+    ));
+    rows.push(ns_row(
+        format!("{what}: capture on, 1 in 1,000 sampled"),
+        &ns[2],
+        Some(("capture off", &ns[1])),
+        Some(1.05),
+    ));
 }
 
 /// Whether section `n` of the floods runs: all, unless

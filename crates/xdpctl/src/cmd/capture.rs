@@ -1,0 +1,196 @@
+//! `xdpctl capture`: the packets the firewall judges, with the verdict and
+//! the rule that decided each, as lines, JSON lines or pcapng.
+
+use std::{
+    io::Write,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+
+use crate::{
+    cli::CaptureArgs,
+    ctx::Ctx,
+    kernel::process::{STOP, handle_signals},
+    model::capture::{self, Filter, Headers, Tally},
+    ops::capture::{Capture, Caught, Options, resolve},
+    render::{
+        Format,
+        pcapng::{Packet, Pcapng},
+    },
+};
+
+/// Where the packets go.
+enum Sink {
+    Lines(Box<dyn Write>),
+    Json(Box<dyn Write>),
+    Pcapng(Pcapng<Box<dyn Write>>),
+}
+
+/// `xdpctl capture`.
+pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
+    let outcomes = capture::outcome_mask(&args.verdict, &args.rule);
+    if outcomes == 0 {
+        anyhow::bail!(
+            "no packet has a verdict of {} and a rule of {}: a dropped packet has a drop \
+             rule, a passed one none, malformed or unparsed; change --verdict or --rule",
+            names(&args.verdict),
+            names(&args.rule)
+        );
+    }
+    let filter = args
+        .filter
+        .as_deref()
+        .map(Filter::compile)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let target = resolve(ctx, args.target.as_deref(), args.netns.as_deref())?;
+    let mut sink = match &args.write {
+        Some(path) => {
+            let out: Box<dyn Write> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                ))
+            };
+            Sink::Pcapng(Pcapng::new(out, args.snaplen)?)
+        }
+        None if ctx.format == Format::Human => Sink::Lines(Box::new(std::io::stdout())),
+        None => Sink::Json(Box::new(std::io::stdout())),
+    };
+    handle_signals()?;
+    let mut cap = Capture::start(
+        &target.dir,
+        &Options {
+            outcomes,
+            every: args.sample,
+            snaplen: args.snaplen,
+            max_rate: (args.max_rate > 0).then_some(args.max_rate),
+            ifindex: target.ifindex,
+        },
+    )?;
+    eprintln!(
+        "xdpctl: capturing the decisions of {}{}; Ctrl-C to stop",
+        cap.dir().display(),
+        args.target
+            .as_deref()
+            .filter(|_| target.ifindex != 0)
+            .map_or(String::new(), |d| format!(" on {d}"))
+    );
+    let began = Instant::now();
+    let deadline = args.duration.map(|d| began + d);
+    let mut tally = Tally::default();
+    'outer: loop {
+        while let Some(c) = cap.next() {
+            if filter.as_ref().is_some_and(|f| !f.matches(&c.data)) {
+                tally.filtered += 1;
+                continue;
+            }
+            let device = target
+                .names
+                .get(&c.ifindex)
+                .cloned()
+                .unwrap_or_else(|| format!("if{}", c.ifindex));
+            let headers = Headers::of(&c.data);
+            let rule = capture::rule(c.outcome, &headers, cap.prefixes());
+            match write(&mut sink, &c, &device, &headers, &rule, args.snaplen) {
+                Ok(()) => {}
+                // The reader went away (`| head`, tcpdump quit): done.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break 'outer,
+                Err(e) => return Err(anyhow::Error::new(e).context("writing the capture")),
+            }
+            tally.captured += 1;
+            tally.dropped += u64::from(c.outcome.drops());
+            if args.count.is_some_and(|n| tally.captured >= n) {
+                break 'outer;
+            }
+        }
+        if flush(&mut sink).is_err()
+            || STOP.load(Ordering::SeqCst)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break;
+        }
+        let wait = deadline.map_or(Duration::from_millis(100), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        cap.wait(wait)?;
+    }
+    let _ = flush(&mut sink);
+    let counts = cap.counts()?;
+    drop(cap);
+    tally.matched = counts.matched;
+    tally.capped = counts.capped;
+    tally.lost = counts.lost;
+    eprintln!("xdpctl: {}", tally.line(began.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+fn names<T: clap::ValueEnum>(v: &[T]) -> String {
+    v.iter()
+        .filter_map(|x| x.to_possible_value().map(|p| p.get_name().to_owned()))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn flush(sink: &mut Sink) -> std::io::Result<()> {
+    match sink {
+        Sink::Lines(w) | Sink::Json(w) => w.flush(),
+        Sink::Pcapng(p) => p.flush(),
+    }
+}
+
+fn write(
+    sink: &mut Sink,
+    c: &Caught,
+    device: &str,
+    h: &Headers,
+    rule: &str,
+    snaplen: u32,
+) -> std::io::Result<()> {
+    let time = humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + c.time).to_string();
+    let verdict = capture::verdict_name(c.outcome);
+    match sink {
+        Sink::Lines(w) => writeln!(
+            w,
+            "{} {device} {verdict} {rule}  {}  len {} cpu {} queue {}",
+            &time[11..time.len() - 1],
+            h.summary(),
+            c.len,
+            c.cpu,
+            c.rx_queue
+        ),
+        Sink::Json(w) => {
+            let line = json!({
+                "time": time,
+                "device": device,
+                "ifindex": c.ifindex,
+                "queue": c.rx_queue,
+                "cpu": c.cpu,
+                "verdict": verdict,
+                "outcome": c.outcome.name(),
+                "rule": rule,
+                "len": c.len,
+                "headers": h,
+            });
+            writeln!(w, "{line}")
+        }
+        Sink::Pcapng(p) => p.write(&Packet {
+            ifindex: c.ifindex,
+            device,
+            time: c.time,
+            len: c.len,
+            data: &c.data[..c.data.len().min(snaplen as usize)],
+            comment: format!(
+                "xdpfw: {verdict} {} rule={rule} cpu={} queue={}",
+                c.outcome.name(),
+                c.cpu,
+                c.rx_queue
+            ),
+        }),
+    }
+}

@@ -1,0 +1,463 @@
+//! A capture of the built-in firewall's decisions: claims a load's capture
+//! maps, keeps its lease and cap while reading the ring buffer, and gives
+//! the lease back on drop.
+//!
+//! The datapath side is in xdpfw.h ("Capture"). Nothing is created or
+//! pinned: the ring buffer and the settings are the load's own maps, and
+//! the lease in `ctl` lapses by itself when the capturing process dies
+//! (SIGKILL included), so no later command has anything to clean up.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::maps::{Map, MapData, RingBuf};
+use xdp_progs::xdpfw::{self, CaptureCfg, CaptureCounts, Ctl, Outcome};
+
+use crate::{
+    kernel::map::MapHandle,
+    model::{
+        capture::{self, Prefixes},
+        manifest::MAPS_SUBDIR,
+    },
+};
+
+/// How long a lease lasts: a capture that stops renewing it (killed,
+/// stopped) stops costing the datapath within this.
+pub const LEASE: Duration = Duration::from_secs(3);
+/// How often the lease is renewed and the cap's tokens refilled.
+pub const RENEW: Duration = Duration::from_millis(100);
+
+/// How often the ring buffer is read without a wakeup (the datapath wakes
+/// the reader only when it is half full: `XDPFW_CAPTURE_POLL_MS`).
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// What to capture.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A bit per outcome index (see [`capture::outcome_mask`]).
+    pub outcomes: u32,
+    /// One matching packet in this many, per CPU.
+    pub every: u32,
+    /// Bytes of each packet to keep.
+    pub snaplen: u32,
+    /// At most this many packets a second, all CPUs together.
+    pub max_rate: Option<u64>,
+    /// 0, or the only ingress device.
+    pub ifindex: u32,
+}
+
+/// A packet the firewall judged, as the capture caught it.
+#[derive(Clone, Debug)]
+pub struct Caught {
+    /// Wall-clock time since the Unix epoch.
+    pub time: Duration,
+    /// The ingress device.
+    pub ifindex: u32,
+    /// Its RX queue.
+    pub rx_queue: u32,
+    /// The CPU that judged it.
+    pub cpu: u32,
+    /// The frame's length.
+    pub len: u32,
+    /// Its bytes, at least the headers (cut to the snap length by the
+    /// writer).
+    pub data: Vec<u8>,
+    /// What the firewall did.
+    pub outcome: Outcome,
+}
+
+/// A running capture of one firewall load.
+pub struct Capture {
+    dir: PathBuf,
+    cfg_map: MapHandle,
+    ctl: MapHandle,
+    slot: MapHandle,
+    ring: RingBuf<MapData>,
+    cfg: CaptureCfg,
+    refill: i64,
+    renewed: Instant,
+    started_mono: u64,
+    mono_to_real: i128,
+    start: CaptureCounts,
+    cidr: [MapHandle; 2],
+    prefixes: Prefixes,
+    prefixes_at: Option<Instant>,
+}
+
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
+}
+
+fn realtime_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+fn pod_bytes<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: T is one of xdpfw's plain-old-data mirrors.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
+fn pod_from<T: Copy + Default>(bytes: &[u8]) -> T {
+    let mut v = T::default();
+    let n = bytes.len().min(size_of::<T>());
+    // SAFETY: T is plain old data; at most its size is copied.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut v).cast::<u8>(), n) };
+    v
+}
+
+const ZERO: [u8; 4] = 0u32.to_ne_bytes();
+
+impl Capture {
+    /// Claims the capture of the firewall loaded at `dir` and starts it.
+    pub fn start(dir: &Path, opts: &Options) -> Result<Capture> {
+        let maps = dir.join(MAPS_SUBDIR);
+        let open = |name: &str| -> Result<MapHandle> {
+            let path = maps.join(name);
+            if std::fs::symlink_metadata(&path).is_err() {
+                bail!(
+                    "{}: this firewall has no capture maps (loaded by an older xdpctl); reload \
+                     it with `xdpctl load --replace --pin {}` to capture",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            MapHandle::open_pinned(&path).with_context(|| format!("opening {}", path.display()))
+        };
+        let cfg_map = open(xdpfw::maps::CAPTURE_CFG)?;
+        let slot = open(xdpfw::maps::CAPTURE_SLOT)?;
+        let ctl = open(xdpfw::maps::CTL)?;
+        let cidr = [open(xdpfw::maps::CIDR4)?, open(xdpfw::maps::CIDR6)?];
+        if ctl.info().max_entries <= Ctl::Capture as u32 {
+            bail!(
+                "{}: its ctl map has {} words, too few for the capture's lease (loaded with \
+                 --max-entries ctl=...); reload it without",
+                dir.display(),
+                ctl.info().max_entries
+            );
+        }
+        let ring_path = maps.join(xdpfw::maps::CAPTURE_RB);
+        let ring = MapData::from_pin(&ring_path)
+            .map_err(|e| anyhow::anyhow!("opening {}: {e}", ring_path.display()))?;
+        let ring = RingBuf::try_from(Map::RingBuf(ring))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", ring_path.display()))?;
+
+        // One capture per load: they would share one ring buffer.
+        let _lock = pinfs::DirLock::exclusive(dir)?;
+        let now = monotonic_ns();
+        let mut value = vec![0u8; cfg_map.value_len()];
+        cfg_map.lookup(&ZERO, &mut value)?;
+        let held: CaptureCfg = pod_from(&value);
+        let lease = read_u64(&ctl, Ctl::Capture as u32)?;
+        let me = std::process::id();
+        if lease > now && held.owner != 0 && held.owner != me && alive(held.owner) {
+            bail!(
+                "{}: xdpctl (pid {}) is capturing this firewall already, and a load has one \
+                 capture at a time (they share its ring buffer); stop it first",
+                dir.display(),
+                held.owner
+            );
+        }
+        let mut cfg = CaptureCfg {
+            outcomes: opts.outcomes,
+            every: opts.every.max(1),
+            snaplen: opts.snaplen,
+            owner: me,
+            ifindex: opts.ifindex,
+            pad: 0,
+            tokens: 0,
+        };
+        // No tokens yet: drain what a capture before this one left.
+        cfg_map.update(&ZERO, pod_bytes(&cfg), 0)?;
+        let mut ring = ring;
+        while ring.next().is_some() {}
+        let refill = match opts.max_rate {
+            Some(r) => (r.div_ceil(1000 / RENEW.as_millis() as u64)).max(1) as i64,
+            None => i64::MAX / 4,
+        };
+        cfg.tokens = refill;
+        let start = counts(&slot)?;
+        let mut c = Capture {
+            dir: dir.to_owned(),
+            cfg_map,
+            ctl,
+            slot,
+            ring,
+            cfg,
+            refill,
+            renewed: Instant::now(),
+            started_mono: now,
+            mono_to_real: realtime_ns() - i128::from(monotonic_ns()),
+            start,
+            cidr,
+            prefixes: Prefixes::default(),
+            prefixes_at: None,
+        };
+        c.renew()?;
+        Ok(c)
+    }
+
+    /// Renews the lease and refills the cap's tokens.
+    fn renew(&mut self) -> Result<()> {
+        self.cfg.tokens = self.refill;
+        self.cfg_map.update(&ZERO, pod_bytes(&self.cfg), 0)?;
+        let until = monotonic_ns() + LEASE.as_nanos() as u64;
+        self.ctl.update(
+            &(Ctl::Capture as u32).to_ne_bytes(),
+            &until.to_ne_bytes(),
+            0,
+        )?;
+        self.renewed = Instant::now();
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for packets, renewing the lease when due.
+    pub fn wait(&mut self, timeout: Duration) -> Result<()> {
+        if self.renewed.elapsed() >= RENEW {
+            self.renew()?;
+        }
+        // The datapath wakes the reader only when the ring is half full.
+        let timeout = timeout
+            .min(RENEW.saturating_sub(self.renewed.elapsed()))
+            .min(POLL);
+        let mut fds = [nix::poll::PollFd::new(
+            self.ring.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(anyhow::Error::new(e).context("waiting for captured packets")),
+        }
+    }
+
+    /// The next packet caught, if one is waiting.
+    pub fn next(&mut self) -> Option<Caught> {
+        loop {
+            let item = self.ring.next()?;
+            let Some((rec, data)) = capture::decode(&item) else {
+                continue;
+            };
+            // Left by a capture before this one.
+            if rec.ts_ns < self.started_mono {
+                continue;
+            }
+            let Some(outcome) = capture::outcome_of(rec.outcome) else {
+                continue;
+            };
+            let real = i128::from(rec.ts_ns) + self.mono_to_real;
+            return Some(Caught {
+                time: Duration::from_nanos(u64::try_from(real).unwrap_or(0)),
+                ifindex: rec.ifindex,
+                rx_queue: rec.rx_queue,
+                cpu: rec.cpu,
+                len: rec.len,
+                data: data.to_vec(),
+                outcome,
+            });
+        }
+    }
+
+    /// The datapath's counts since the capture started.
+    pub fn counts(&self) -> Result<CaptureCounts> {
+        let now = counts(&self.slot)?;
+        Ok(CaptureCounts {
+            matched: now.matched.wrapping_sub(self.start.matched),
+            capped: now.capped.wrapping_sub(self.start.capped),
+            lost: now.lost.wrapping_sub(self.start.lost),
+            skip: 0,
+        })
+    }
+
+    /// The CIDR prefixes, re-read at most once a second (for telling which
+    /// prefix dropped a packet).
+    pub fn prefixes(&mut self) -> &Prefixes {
+        if self
+            .prefixes_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            let mut p = Prefixes::default();
+            for (map, v6) in self.cidr.iter().zip([false, true]) {
+                let _ = map.for_each(|k, v| {
+                    let len = k
+                        .get(..4)
+                        .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+                        as u8;
+                    let addr = if v6 {
+                        let b: [u8; 16] = k
+                            .get(4..20)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or_default();
+                        IpAddr::V6(Ipv6Addr::from(b))
+                    } else {
+                        let b: [u8; 4] = k
+                            .get(4..8)
+                            .and_then(|b| b.try_into().ok())
+                            .unwrap_or_default();
+                        IpAddr::V4(Ipv4Addr::from(b))
+                    };
+                    p.insert(addr, len, v.first().copied().unwrap_or(0));
+                    Ok(true)
+                });
+            }
+            self.prefixes = p;
+            self.prefixes_at = Some(Instant::now());
+        }
+        &self.prefixes
+    }
+
+    /// The load directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.ctl
+            .update(&(Ctl::Capture as u32).to_ne_bytes(), &0u64.to_ne_bytes(), 0)?;
+        self.cfg.tokens = 0;
+        self.cfg.owner = 0;
+        self.cfg_map.update(&ZERO, pod_bytes(&self.cfg), 0)?;
+        Ok(())
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!(
+                "xdpctl: stopping the capture of {}: {e:#} (its lease lapses in {} s anyway)",
+                self.dir.display(),
+                LEASE.as_secs()
+            );
+        }
+    }
+}
+
+fn read_u64(map: &MapHandle, word: u32) -> Result<u64> {
+    let mut v = vec![0u8; map.value_len()];
+    map.lookup(&word.to_ne_bytes(), &mut v)?;
+    Ok(pod_from::<u64>(&v))
+}
+
+/// The capture counters summed over CPUs.
+fn counts(slot: &MapHandle) -> Result<CaptureCounts> {
+    let mut v = vec![0u8; slot.value_len()];
+    slot.lookup(&ZERO, &mut v)?;
+    let mut sum = CaptureCounts::default();
+    for cpu in v.chunks(slot.stride()) {
+        let c: CaptureCounts = pod_from(cpu);
+        sum.matched += c.matched;
+        sum.capped += c.capped;
+        sum.lost += c.lost;
+    }
+    sum.skip = 0;
+    Ok(sum)
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// What `capture` reads: a firewall load, and the device it is limited to.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The load directory.
+    pub dir: PathBuf,
+    /// 0, or the only device captured.
+    pub ifindex: u32,
+    /// Device names by ifindex, for the output.
+    pub names: std::collections::HashMap<u32, String>,
+}
+
+/// Resolves `capture`'s DIR|DEV: a load directory (under the bpffs root,
+/// or absolute), else a device in `netns` whose XDP program is a pinned
+/// firewall's. `None`: the only firewall load.
+pub fn resolve(ctx: &crate::ctx::Ctx, target: Option<&str>, netns: Option<&str>) -> Result<Target> {
+    use crate::{kernel::netlink::Rtnl, ops::firewall::Firewall};
+    let dev = match target {
+        Some(t) if t.contains('/') || (netns.is_none() && ctx.resolve(Path::new(t)).exists()) => {
+            None
+        }
+        Some(t) => Some(t),
+        None => None,
+    };
+    let Some(dev) = dev else {
+        let fw = Firewall::open(ctx, target.map(Path::new))?;
+        let mut names = std::collections::HashMap::new();
+        // The devices of this namespace (a test run's packets come from lo).
+        if let Ok(mut rtnl) = Rtnl::open()
+            && let Ok(devs) = rtnl.devices()
+        {
+            names.extend(devs.into_iter().map(|d| (d.ifindex, d.name)));
+        }
+        return Ok(Target {
+            dir: fw.dir,
+            ifindex: 0,
+            names,
+        });
+    };
+    let entered = crate::kernel::netns::enter(netns)?;
+    let device = Rtnl::open()
+        .context("opening rtnetlink")?
+        .device(dev)
+        .map_err(|e| anyhow::anyhow!("reading device {dev}: {e}"))?;
+    drop(entered);
+    let where_ = netns.map_or(String::new(), |n| format!(" in namespace {n}"));
+    let Some(device) = device else {
+        bail!(
+            "{dev} is neither a load directory under {} nor a device{where_}; name the firewall's \
+             load directory, or a device it is attached to (with --netns for another namespace)",
+            ctx.bpffs.display()
+        );
+    };
+    let progs: Vec<u32> = device
+        .xdp
+        .attached()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let Some(&prog) = progs.first() else {
+        bail!(
+            "{dev}{where_} runs no XDP program; attach the firewall (`xdpctl attach DIR/xdp_fw \
+             {dev}`) to capture its decisions"
+        );
+    };
+    let pins = ctx.pin_index()?;
+    let dir = progs
+        .iter()
+        .filter_map(|id| pins.get(&(pinfs::Kind::Prog, *id)))
+        .flatten()
+        .filter_map(|p| super::loaddir::nearest(p))
+        .find(|d| {
+            super::firewall::find_loads(&ctx.bpffs)
+                .map(|all| all.contains(d))
+                .unwrap_or(false)
+        });
+    let Some(dir) = dir else {
+        bail!(
+            "{dev}{where_} runs XDP program {prog}, which is not a pinned load of the built-in \
+             firewall: capture reads the firewall's own record of its decisions. Another \
+             program's packets need fentry/fexit tracing (as xdpdump does), which this kernel \
+             refuses when it is locked down; where tracing is allowed, use `xdpdump -i {dev}`"
+        );
+    };
+    Ok(Target {
+        dir,
+        ifindex: device.ifindex,
+        names: [(device.ifindex, dev.to_owned())].into_iter().collect(),
+    })
+}
