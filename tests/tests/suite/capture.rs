@@ -260,6 +260,42 @@ fn a_capture_of_real_traffic_holds_every_packet_once_with_its_verdict_and_rule()
     // neighbour traffic, if any, as passed or unparsed).
     assert!(with("XDP_PASS passed rule=none ") >= 4, "{comments:#?}");
 
+    // By load directory, a device in another namespace is named with it.
+    let lines = dir.path().join("lines");
+    let cap = Running::start(
+        &fs,
+        &["-j", "capture", "fw", "--rule", "udp-port", "-c", "1"],
+        Some(&lines),
+    );
+    send_udp(&pair, 9002, 1);
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    let line: Value =
+        serde_json::from_str(std::fs::read_to_string(&lines).unwrap().trim()).unwrap();
+    assert_eq!(line["device"], format!("{}@{ns}", pair.dev_b), "{line}");
+    assert_eq!(line["rule"], "udp_ports 9002");
+
+    // A capture that caught nothing is still a file tcpdump reads.
+    let empty = dir.path().join("empty.pcapng");
+    let cap = Running::start(
+        &fs,
+        &[
+            "capture",
+            "fw",
+            "--rule",
+            "icmp6",
+            "--duration",
+            "200ms",
+            "-w",
+            empty.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (status, err) = cap.wait();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("captured 0 packets"), "{err}");
+    assert_eq!(sh("tcpdump", &["-nr", empty.to_str().unwrap()]), "");
+
     // tcpdump reads the file, packet for packet.
     let text = sh("tcpdump", &["-nr", file.to_str().unwrap()]);
     assert_eq!(text.lines().count(), packets.len(), "{text}");
@@ -453,7 +489,7 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
     flood("1");
     let (status, err) = next.wait();
     assert!(status.success(), "{err}");
-    assert!(err.contains("captured 1 packets"), "{err}");
+    assert!(err.contains("captured 1 packet ("), "{err}");
     assert_eq!(fs.snapshot(), pins, "capture pins nothing");
     assert_eq!(
         fw_ctl(&fs, "fw", 12),

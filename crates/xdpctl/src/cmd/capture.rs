@@ -57,7 +57,15 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
                         .with_context(|| format!("creating {}", path.display()))?,
                 ))
             };
-            Sink::Pcapng(Pcapng::new(out, args.snaplen)?)
+            let mut p = Pcapng::new(out, args.snaplen)?;
+            // The devices known now, so that even an empty capture reads.
+            let mut known: Vec<(&u32, &String)> = target.names.iter().collect();
+            known.sort();
+            for (ifindex, name) in known {
+                p.interface(*ifindex, name)?;
+            }
+            p.flush()?;
+            Sink::Pcapng(p)
         }
         None if ctx.format == Format::Human => Sink::Lines(Box::new(std::io::stdout())),
         None => Sink::Json(Box::new(std::io::stdout())),

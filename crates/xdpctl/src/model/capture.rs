@@ -325,12 +325,14 @@ pub struct Tally {
 impl Tally {
     /// One line for stderr.
     pub fn line(&self, secs: f64) -> String {
+        let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
         let mut s = format!(
-            "captured {} packets ({} dropped, {} passed) in {secs:.1} s; {} matched",
-            self.captured,
+            "captured {} ({} dropped, {} passed) in {secs:.1} s, of {} with the verdicts, \
+             rules and device asked for",
+            plural(self.captured, "packet"),
             self.dropped,
             self.captured - self.dropped,
-            self.matched
+            plural(self.matched, "packet"),
         );
         for (n, what) in [
             (self.filtered, "left out by the filter expression"),

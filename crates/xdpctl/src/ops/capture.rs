@@ -397,13 +397,7 @@ pub fn resolve(ctx: &crate::ctx::Ctx, target: Option<&str>, netns: Option<&str>)
     };
     let Some(dev) = dev else {
         let fw = Firewall::open(ctx, target.map(Path::new))?;
-        let mut names = std::collections::HashMap::new();
-        // The devices of this namespace (a test run's packets come from lo).
-        if let Ok(mut rtnl) = Rtnl::open()
-            && let Ok(devs) = rtnl.devices()
-        {
-            names.extend(devs.into_iter().map(|d| (d.ifindex, d.name)));
-        }
+        let names = attached_names(ctx, &fw.dir)?;
         return Ok(Target {
             dir: fw.dir,
             ifindex: 0,
@@ -460,4 +454,40 @@ pub fn resolve(ctx: &crate::ctx::Ctx, target: Option<&str>, netns: Option<&str>)
         ifindex: device.ifindex,
         names: [(device.ifindex, dev.to_owned())].into_iter().collect(),
     })
+}
+
+/// The devices the load at `dir` is attached to, by ifindex, each named
+/// `dev` in the current namespace and `dev@netns` in another. The kernel
+/// records an ifindex, not its namespace: two attached devices with one
+/// ifindex in two namespaces are both named. Index 1 is `lo`, where a test
+/// run's packets (`xdpctl prog run`) come from.
+fn attached_names(
+    ctx: &crate::ctx::Ctx,
+    dir: &Path,
+) -> Result<std::collections::HashMap<u32, String>> {
+    use crate::kernel::{netlink::Rtnl, netns::Netns};
+    let load = super::loaddir::LoadDir::open(dir)?;
+    let here = Netns::current()?;
+    let mut names: std::collections::HashMap<u32, Vec<String>> = std::collections::HashMap::new();
+    for d in super::live::devices(&load, &ctx.link_pin_index()?)? {
+        let Ok(Ok(entered)) = d.netns.enter() else {
+            continue;
+        };
+        let found = Rtnl::open()
+            .ok()
+            .and_then(|mut r| r.device(&d.name).ok().flatten());
+        drop(entered);
+        let Some(found) = found else { continue };
+        let name = match (&d.netns.name, d.netns.ino == here.ino) {
+            (_, true) => d.name.clone(),
+            (Some(ns), false) => format!("{}@{ns}", d.name),
+            (None, false) => format!("{}@netns:{}", d.name, d.netns.ino),
+        };
+        let v = names.entry(found.ifindex).or_default();
+        if !v.contains(&name) {
+            v.push(name);
+        }
+    }
+    names.entry(1).or_insert_with(|| vec!["lo".into()]);
+    Ok(names.into_iter().map(|(i, v)| (i, v.join("|"))).collect())
 }

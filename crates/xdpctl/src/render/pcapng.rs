@@ -53,27 +53,31 @@ impl<W: Write> Pcapng<W> {
         })
     }
 
+    /// Writes the interface block of a device (once), so that a file with
+    /// no packet yet is one readers take (they want an interface).
+    pub fn interface(&mut self, ifindex: u32, device: &str) -> std::io::Result<u32> {
+        if let Some(id) = self.interfaces.get(&ifindex) {
+            return Ok(*id);
+        }
+        let id = self.interfaces.len() as u32;
+        self.writer
+            .write_pcapng_block(InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen: self.snaplen,
+                options: vec![
+                    InterfaceDescriptionOption::IfName(Cow::Owned(device.to_owned())),
+                    // Nanoseconds, as the kernel's clock gives them.
+                    InterfaceDescriptionOption::IfTsResol(9),
+                ],
+            })
+            .map_err(std::io::Error::other)?;
+        self.interfaces.insert(ifindex, id);
+        Ok(id)
+    }
+
     /// Writes a packet (and its device's interface block, the first time).
     pub fn write(&mut self, p: &Packet<'_>) -> std::io::Result<()> {
-        let id = match self.interfaces.get(&p.ifindex) {
-            Some(id) => *id,
-            None => {
-                let id = self.interfaces.len() as u32;
-                self.writer
-                    .write_pcapng_block(InterfaceDescriptionBlock {
-                        linktype: DataLink::ETHERNET,
-                        snaplen: self.snaplen,
-                        options: vec![
-                            InterfaceDescriptionOption::IfName(Cow::Owned(p.device.to_owned())),
-                            // Nanoseconds, as the kernel's clock gives them.
-                            InterfaceDescriptionOption::IfTsResol(9),
-                        ],
-                    })
-                    .map_err(std::io::Error::other)?;
-                self.interfaces.insert(p.ifindex, id);
-                id
-            }
-        };
+        let id = self.interface(p.ifindex, p.device)?;
         let keep = p.data.len().min(self.snaplen as usize);
         self.writer
             .write_pcapng_block(EnhancedPacketBlock {
