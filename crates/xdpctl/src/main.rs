@@ -44,6 +44,7 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Attach(args) => cmd::attach::attach(&ctx, args),
         Command::Detach(args) => cmd::detach::detach(&ctx, args),
         Command::Net(cmd) => cmd::net::run(&ctx, cmd),
+        Command::Prog(cli::ProgCommand::Top(args)) => cmd::progtop::top(&ctx, args),
         Command::Prog(cmd) => cmd::prog::run(&ctx, cmd),
         Command::Map(cmd) => cmd::map::run(&ctx, cmd),
         Command::Stats(args) => cmd::stats::stats(&ctx, args),

@@ -27,6 +27,7 @@ mod man;
 mod maps;
 mod operate;
 mod policy;
+mod programs;
 mod system;
 mod tables;
 mod traffic;

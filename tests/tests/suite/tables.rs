@@ -107,9 +107,15 @@ fn every_table_fits_80_columns_and_keeps_what_a_person_needs() {
     // An object with a long path: doctor names it.
     fitted(&fs, ["load", tc_obj.to_str().unwrap(), "--pin", "tc"]);
 
-    // prog show: id, type, name, pinned path; the map ids are left out.
+    // prog show: id, type, name, load time, sizes, pinned path; the map
+    // ids, tag and holders are left out.
     let shown = fitted(&fs, ["prog", "show", "xdpfw/xdp_fw"]).stdout;
-    header(&shown, &["ID", "TYPE", "NAME", "TAG", "PINNED"]);
+    header(
+        &shown,
+        &[
+            "ID", "TYPE", "NAME", "LOADED", "XLATED", "JITED", "MEMLOCK", "PINNED",
+        ],
+    );
     has_cells(
         row(&shown, &prog),
         &[&prog, "xdp", "xdp_fw", "xdpfw/xdp_fw"],

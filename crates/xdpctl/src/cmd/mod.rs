@@ -14,6 +14,7 @@ pub mod load;
 pub mod map;
 pub mod net;
 pub mod prog;
+pub mod progtop;
 pub mod save;
 pub mod stats;
 pub mod top;

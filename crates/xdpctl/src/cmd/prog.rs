@@ -1,92 +1,53 @@
 //! `xdpctl prog`: programs.
 
-use std::{os::fd::AsFd, path::PathBuf};
+use std::os::fd::AsFd;
 
 use anyhow::{Context as _, Result, bail};
-use pinfs::Kind;
 use serde::Serialize;
 
 use crate::{
     cli::{Handle, ProgCommand},
-    ctx::{Ctx, PinIndex},
-    kernel::objects,
-    kernel::sys::{self, IdKind},
+    ctx::Ctx,
+    kernel::sys,
+    ops::progs::{self, Program},
     render::{self, Tabular},
 };
 
-/// One program, as `prog show` prints it.
-#[derive(Debug, Serialize)]
-pub struct ProgRow {
-    /// Kernel id.
-    pub id: u32,
-    /// Program type (`xdp`, `sched_cls`, ...).
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// The kernel's name (15 characters at most).
-    pub name: String,
-    /// The program tag (hash of its instructions), hex.
-    pub tag: String,
-    /// Whether it is GPL compatible.
-    pub gpl_compatible: bool,
-    /// Unix time it was loaded at, in seconds.
-    pub loaded_at: u64,
-    /// BTF object id, 0 if none.
-    pub btf_id: u32,
-    /// Ids of the maps it uses.
-    pub map_ids: Vec<u32>,
-    /// Where it is pinned under the bpffs root.
-    pub pinned: Vec<PathBuf>,
-}
-
-impl Tabular for ProgRow {
-    const HEADERS: &'static [&'static str] = &["ID", "TYPE", "NAME", "TAG", "MAPS", "PINNED"];
-    // NB: the firewall's eleven map ids alone take 65 characters.
-    const OPTIONAL: &'static [&'static str] = &["MAPS", "TAG"];
+impl Tabular for Program {
+    const HEADERS: &'static [&'static str] = &[
+        "ID", "TYPE", "NAME", "LOADED", "XLATED", "JITED", "MEMLOCK", "TAG", "MAPS", "PINNED",
+        "PIDS",
+    ];
+    // NB: the firewall's map ids alone take more than 80 characters.
+    const OPTIONAL: &'static [&'static str] =
+        &["MAPS", "TAG", "PIDS", "MEMLOCK", "XLATED", "LOADED"];
     fn cells(&self, view: &render::View) -> Vec<String> {
         vec![
             self.id.to_string(),
             self.type_.clone(),
             self.name.clone(),
+            self.loaded.clone(),
+            self.bytes_xlated.to_string(),
+            self.bytes_jited.to_string(),
+            self.bytes_memlock.to_string(),
             self.tag.clone(),
             render::list(&self.map_ids),
             view.paths(&self.pinned),
+            self.pids
+                .iter()
+                .map(|h| format!("{}({})", h.comm, h.pid))
+                .collect::<Vec<_>>()
+                .join(","),
         ]
     }
-}
-
-/// Boot time in Unix seconds, to turn the kernel's monotonic load time into
-/// wall-clock time.
-fn boot_time() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let up = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map_or(0, |t| t.tv_sec() as u64);
-    now.saturating_sub(up)
-}
-
-fn row(fd: std::os::fd::BorrowedFd<'_>, ctx_pins: &PinIndex) -> std::io::Result<ProgRow> {
-    let (info, map_ids) = sys::prog_info(fd)?;
-    Ok(ProgRow {
-        id: info.id,
-        type_: sys::prog_type_name(info.type_),
-        name: sys::c_name(&info.name),
-        tag: info.tag.iter().map(|b| format!("{b:02x}")).collect(),
-        gpl_compatible: info.gpl_compatible() != 0,
-        loaded_at: boot_time() + info.load_time / 1_000_000_000,
-        btf_id: info.btf_id,
-        map_ids,
-        pinned: ctx_pins
-            .get(&(Kind::Prog, info.id))
-            .cloned()
-            .unwrap_or_default(),
-    })
 }
 
 /// `xdpctl prog ...`.
 pub fn run(ctx: &Ctx, cmd: &ProgCommand) -> Result<()> {
     match cmd {
         ProgCommand::Show { handle } => show(ctx, handle.as_ref()),
+        // main dispatches it to cmd::progtop (no command calls another).
+        ProgCommand::Top(_) => unreachable!("prog top is dispatched by main"),
         ProgCommand::Run(args) => test_run(ctx, args),
     }
 }
@@ -203,24 +164,6 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
 }
 
 fn show(ctx: &Ctx, handle: Option<&Handle>) -> Result<()> {
-    let pins = ctx.pin_index()?;
-    let rows = match handle {
-        Some(handle) => vec![row(
-            objects::resolve(&ctx.bpffs, handle, Kind::Prog)?.0.as_fd(),
-            &pins,
-        )?],
-        None => {
-            let mut rows = Vec::new();
-            for id in sys::ids(IdKind::Prog)? {
-                // A program can go away between listing and opening it.
-                let Ok(fd) = sys::fd_by_id(IdKind::Prog, id) else {
-                    continue;
-                };
-                rows.push(row(fd.as_fd(), &pins)?);
-            }
-            rows
-        }
-    };
-    ctx.out.result(&rows)?;
+    ctx.out.result(&progs::show(ctx, handle)?)?;
     Ok(())
 }

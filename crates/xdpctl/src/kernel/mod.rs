@@ -7,6 +7,7 @@ pub mod clock;
 pub mod datamaps;
 pub mod dispatcher;
 pub mod fwindex;
+pub mod holders;
 pub mod layout;
 pub mod links;
 pub mod map;

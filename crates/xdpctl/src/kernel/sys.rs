@@ -238,6 +238,27 @@ pub mod xdp_flags {
     pub const REPLACE: u32 = g::XDP_FLAGS_REPLACE;
 }
 
+/// Turns the kernel's run-time statistics of every program on
+/// (`BPF_ENABLE_STATS`, `BPF_STATS_RUN_TIME`) for as long as the returned
+/// fd is open: closing it (or the process ending, killed or not) turns
+/// them off again, unlike the `kernel.bpf_stats_enabled` sysctl.
+pub fn enable_stats() -> io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    attr.enable_stats.type_ = 0; // BPF_STATS_RUN_TIME
+    // SAFETY: no pointers in attr.
+    let fd = unsafe { bpf(bpf_cmd::BPF_ENABLE_STATS, &mut attr) }?;
+    Ok(owned(fd))
+}
+
+/// The `memlock:` bytes the kernel charges for the BPF object behind `fd`
+/// (from /proc/self/fdinfo, as bpftool reads it).
+pub fn memlock(fd: BorrowedFd<'_>) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Attaches the XDP program `prog` to `ifindex` as a bpf_link
 /// (`BPF_LINK_CREATE`, attach type `BPF_XDP`) in the mode of `flags`.
 pub fn link_create_xdp(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {

@@ -18,6 +18,7 @@ pub mod mapedit;
 pub mod object;
 pub mod openmap;
 pub mod pending;
+pub mod progs;
 pub mod replace;
 pub mod unload;
 pub mod watcher;
