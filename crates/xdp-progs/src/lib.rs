@@ -348,6 +348,44 @@ pub mod xdpfw {
     /// Bytes it copies at least (the headers the rule is told from).
     pub const CAPTURE_HEAD: u32 = 192;
 
+    impl Ctl {
+        /// Every word, in index order.
+        pub const ALL: [Ctl; 13] = [
+            Ctl::Cidr4Mode,
+            Ctl::Cidr4Drift,
+            Ctl::AdmitCap,
+            Ctl::PortsMode,
+            Ctl::PortsDrift,
+            Ctl::BlockGen,
+            Ctl::BloomMode,
+            Ctl::BloomDrift,
+            Ctl::Cidr6Mode,
+            Ctl::Cidr6Drift,
+            Ctl::Blocklist6Mode,
+            Ctl::Blocklist6Drift,
+            Ctl::Capture,
+        ];
+
+        /// The word's name as xdpctl prints it (`map dump ctl`).
+        pub const fn name(self) -> &'static str {
+            match self {
+                Ctl::Cidr4Mode => "cidr4_mode",
+                Ctl::Cidr4Drift => "cidr4_drift",
+                Ctl::AdmitCap => "admit_cap",
+                Ctl::PortsMode => "ports_mode",
+                Ctl::PortsDrift => "ports_drift",
+                Ctl::BlockGen => "block_gen",
+                Ctl::BloomMode => "bloom_mode",
+                Ctl::BloomDrift => "bloom_drift",
+                Ctl::Cidr6Mode => "cidr6_mode",
+                Ctl::Cidr6Drift => "cidr6_drift",
+                Ctl::Blocklist6Mode => "blocklist6_mode",
+                Ctl::Blocklist6Drift => "blocklist6_drift",
+                Ctl::Capture => "capture",
+            }
+        }
+    }
+
     /// `ctl[Cidr4Mode]`: the datapath uses the index, which matches `cidr4`
     /// (both are empty after load).
     pub const INDEX_ON: u64 = 0;

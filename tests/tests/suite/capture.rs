@@ -213,7 +213,7 @@ fn a_capture_of_real_traffic_holds_every_packet_once_with_its_verdict_and_rule()
             "-w",
             file.to_str().unwrap(),
             "--max-rate",
-            "0",
+            "unlimited",
         ],
         None,
     );
@@ -330,7 +330,7 @@ fn a_capture_of_real_traffic_holds_every_packet_once_with_its_verdict_and_rule()
             "-w",
             got_file.to_str().unwrap(),
             "--max-rate",
-            "0",
+            "unlimited",
             "-f",
             expr,
         ],

@@ -67,6 +67,30 @@ fn blocklist_update_writes_network_order_and_drops_that_source() {
         .ok()
         .json();
     assert!(stats["value"]["packets"].as_u64().unwrap() >= 3, "{stats}");
+    // The firewall's stats and ctl keys are named as `xdpctl stats` names
+    // outcomes, and names are taken as keys.
+    assert_eq!(stats["key"], "drop_blocklist", "{stats}");
+    let by_name = xdpctl(&fs, ["-j", "map", "lookup", "stats", "drop_blocklist"])
+        .ok()
+        .json();
+    assert_eq!(by_name["value"], stats["value"]);
+    let dumped = xdpctl(&fs, ["map", "dump", "stats"]).ok().stdout;
+    assert!(
+        dumped.lines().any(|l| l.starts_with("unparsed ")),
+        "{dumped}"
+    );
+    assert!(
+        dumped.lines().any(|l| l.starts_with("15 ")),
+        "unnamed slots stay numbers:\n{dumped}"
+    );
+    let ctl = xdpctl(&fs, ["-j", "map", "dump", "ctl"]).ok().json();
+    assert!(
+        ctl.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key"] == "capture"),
+        "{ctl}"
+    );
     xdpctl(&fs, ["map", "delete", "blocklist", &pair.ip_a]).ok();
     assert_eq!(
         pair.ping_b_from_a(2),

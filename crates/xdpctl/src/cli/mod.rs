@@ -261,16 +261,17 @@ Examples:
   xdpctl capture --verdict drop
   xdpctl capture ens5 -c 100 -f 'udp port 53'
   xdpctl capture /sys/fs/bpf/xdpfw --rule blocklist --sample 100 -w drops.pcapng
-  xdpctl capture -w - --duration 30s | tcpdump -nr -")]
+  xdpctl capture -w - --duration 30s | tcpdump -nr -
+  xdpctl capture --max-rate unlimited -c 100000 -w all.pcapng")]
 pub struct CaptureArgs {
     /// The firewall's load directory, or a device it is attached to.
-    #[arg(value_name = "DIR|DEV", add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(value_name = "DIR|DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub target: Option<String>,
     /// The namespace of DEV.
     #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
     /// Write pcapng to FILE ('-': stdout) instead of printing lines.
-    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    #[arg(short = 'w', long = "write", value_name = "FILE", value_parser = path_arg)]
     pub write: Option<PathBuf>,
     /// Only packets with this verdict (repeatable).
     #[arg(long, value_enum, value_name = "VERDICT")]
@@ -281,9 +282,9 @@ pub struct CaptureArgs {
     /// Capture one packet in N of those chosen, on each CPU.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub sample: u32,
-    /// At most PPS packets a second (0: no cap).
-    #[arg(long, value_name = "PPS", default_value_t = 10_000)]
-    pub max_rate: u64,
+    /// At most PPS packets a second, or 'unlimited'.
+    #[arg(long, value_name = "PPS", default_value = "10000", value_parser = max_rate)]
+    pub max_rate: MaxRate,
     /// Bytes of each packet to keep (at most 4096).
     #[arg(short = 's', long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub snaplen: u32,
@@ -294,7 +295,7 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "DURATION", value_parser = interval)]
     pub duration: Option<std::time::Duration>,
     /// Keep only packets this pcap-filter expression matches ('udp port 53').
-    #[arg(short = 'f', long = "filter", value_name = "EXPRESSION")]
+    #[arg(short = 'f', long = "filter", value_name = "EXPRESSION", value_parser = expression)]
     pub filter: Option<String>,
 }
 
@@ -588,6 +589,35 @@ fn path_arg(s: &str) -> Result<PathBuf, String> {
 }
 
 /// A device, namespace or file name argument.
+/// `capture --max-rate`: packets a second, or none (`unlimited`).
+#[derive(Clone, Copy, Debug)]
+pub struct MaxRate(pub Option<u64>);
+
+/// `capture --max-rate`: packets a second (1 to 10^9), or `unlimited`.
+fn max_rate(s: &str) -> Result<MaxRate, String> {
+    if s == "unlimited" {
+        return Ok(MaxRate(None));
+    }
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| (1..=1_000_000_000).contains(n))
+        .map(|n| MaxRate(Some(n)))
+        .ok_or_else(|| {
+            format!(
+                "'{}' is not a rate from 1 to 10^9 packets a second, or 'unlimited'",
+                s.escape_debug()
+            )
+        })
+}
+
+/// A pcap-filter expression: text without control characters, not empty.
+fn expression(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("an empty filter expression: leave -f out to keep every packet".into());
+    }
+    name_arg(s)
+}
+
 fn name_arg(s: &str) -> Result<String, String> {
     match bad_text(s) {
         Some(why) => Err(format!("{:?} {why}", s)),

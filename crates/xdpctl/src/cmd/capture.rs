@@ -77,7 +77,7 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
             outcomes,
             every: args.sample,
             snaplen: args.snaplen,
-            max_rate: (args.max_rate > 0).then_some(args.max_rate),
+            max_rate: args.max_rate.0,
             ifindex: target.ifindex,
         },
     )?;

@@ -302,6 +302,13 @@ impl Btf {
         }
     }
 
+    /// Whether a struct named `name` is among the types.
+    pub fn has_struct(&self, name: &str) -> bool {
+        self.types
+            .iter()
+            .any(|t| matches!(t, Type::Struct { name: n, .. } if n == name))
+    }
+
     /// The id of the DATASEC named `name` (`.rodata`, `.bss`, ...).
     pub fn datasec(&self, name: &str) -> Option<u32> {
         self.types

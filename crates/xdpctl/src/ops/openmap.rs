@@ -95,6 +95,37 @@ pub(crate) fn u32_indexed(map_type: u32) -> bool {
     .any(|t| *t as u32 == map_type)
 }
 
+/// The names of the keys of the built-in firewall's `stats` (outcomes, as
+/// `xdpctl stats` names them) and `ctl` (control words): their C keys are
+/// `__u32` (an array's key must be an integer), the enums are xdpfw.h's.
+/// Recognised by their name, type and the firewall's own structs in the
+/// map's BTF; other objects' maps are never renamed.
+fn firewall_key_names(
+    name: &str,
+    map_type: u32,
+    btf: &crate::model::btf::Btf,
+) -> Option<Vec<(String, i64)>> {
+    use xdp_progs::xdpfw::{Ctl, Outcome};
+    let array = map_type == aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_ARRAY as u32;
+    let per_cpu_array =
+        map_type == aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY as u32;
+    match name {
+        "stats" if per_cpu_array && btf.has_struct("xdpfw_counter") => Some(
+            Outcome::ALL
+                .iter()
+                .map(|o| (o.name().to_owned(), i64::from(o.index())))
+                .collect(),
+        ),
+        "ctl" if array && btf.has_struct("xdpfw_sketch_hdr") => Some(
+            Ctl::ALL
+                .iter()
+                .map(|c| (c.name().to_owned(), i64::from(*c as u32)))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 impl OpenMap {
     /// The map pinned at `path`.
     pub(crate) fn at(path: &std::path::Path) -> Result<Self> {
@@ -126,6 +157,13 @@ impl OpenMap {
                 }
                 if info.btf_value_type_id != 0 {
                     value = Shape::from_btf(&b, info.btf_value_type_id, value_size, false);
+                }
+                if let Some(names) = firewall_key_names(&map.name(), info.type_, &b) {
+                    key = Shape::Enum {
+                        size: 4,
+                        signed: false,
+                        values: names,
+                    };
                 }
             }
         }

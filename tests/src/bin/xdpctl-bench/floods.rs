@@ -494,7 +494,7 @@ fn capture_cost(
             "--sample",
             "1000",
             "--max-rate",
-            "0",
+            "unlimited",
             "-w",
             "/dev/null",
         ])
