@@ -50,9 +50,13 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
     let mut sink = match &args.write {
         Some(path) => {
             let out: Box<dyn Write> = if path.as_os_str() == "-" {
-                Box::new(std::io::stdout())
+                Box::new(std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    std::io::stdout(),
+                ))
             } else {
-                Box::new(std::io::BufWriter::new(
+                Box::new(std::io::BufWriter::with_capacity(
+                    1 << 20,
                     std::fs::File::create(path)
                         .with_context(|| format!("creating {}", path.display()))?,
                 ))
@@ -67,8 +71,12 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
             p.flush()?;
             Sink::Pcapng(p)
         }
-        None if ctx.format == Format::Human => Sink::Lines(Box::new(std::io::stdout())),
-        None => Sink::Json(Box::new(std::io::stdout())),
+        // Buffered: flushed whenever the ring buffer is drained, so lines
+        // stay live without a write per packet.
+        None if ctx.format == Format::Human => {
+            Sink::Lines(Box::new(std::io::BufWriter::new(std::io::stdout())))
+        }
+        None => Sink::Json(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
     handle_signals()?;
     let mut cap = Capture::start(
@@ -92,20 +100,41 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
     let began = Instant::now();
     let deadline = args.duration.map(|d| began + d);
     let mut tally = Tally::default();
+    let mut buf = String::new();
     'outer: loop {
         while let Some(c) = cap.next() {
             if filter.as_ref().is_some_and(|f| !f.matches(&c.data)) {
                 tally.filtered += 1;
                 continue;
             }
-            let device = target
-                .names
-                .get(&c.ifindex)
-                .cloned()
-                .unwrap_or_else(|| format!("if{}", c.ifindex));
-            let headers = Headers::of(&c.data);
-            let rule = capture::rule(c.outcome, &headers, cap.prefixes());
-            match write(&mut sink, &c, &device, &headers, &rule, args.snaplen) {
+            let unnamed;
+            let device = match target.names.get(&c.ifindex) {
+                Some(name) => name.as_str(),
+                None => {
+                    unnamed = format!("if{}", c.ifindex);
+                    unnamed.as_str()
+                }
+            };
+            // pcapng needs the headers only to name a rule that has a key.
+            let headers = if !matches!(sink, Sink::Pcapng(_)) || capture::rule_has_key(c.outcome) {
+                Headers::of(&c.data)
+            } else {
+                Headers::default()
+            };
+            let rule = if c.outcome == xdp_progs::xdpfw::Outcome::DropCidr {
+                capture::rule(c.outcome, &headers, cap.prefixes())
+            } else {
+                capture::rule(c.outcome, &headers, &capture::Prefixes::default())
+            };
+            match write(
+                &mut sink,
+                &c,
+                device,
+                &headers,
+                &rule,
+                args.snaplen,
+                &mut buf,
+            ) {
                 Ok(()) => {}
                 // The reader went away (`| head`, tcpdump quit): done.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break 'outer,
@@ -152,6 +181,21 @@ fn flush(sink: &mut Sink) -> std::io::Result<()> {
     }
 }
 
+/// A packet's pcapng comment, written into `buf` (reused: this runs per
+/// packet).
+fn comment<'b>(buf: &'b mut String, c: &Caught, verdict: &str, rule: &str) -> &'b str {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(
+        buf,
+        "xdpfw: {verdict} {} rule={rule} cpu={} queue={}",
+        c.outcome.name(),
+        c.cpu,
+        c.rx_queue
+    );
+    buf
+}
+
 fn write(
     sink: &mut Sink,
     c: &Caught,
@@ -159,22 +203,26 @@ fn write(
     h: &Headers,
     rule: &str,
     snaplen: u32,
+    buf: &mut String,
 ) -> std::io::Result<()> {
-    let time = humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + c.time).to_string();
+    let time = || humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + c.time).to_string();
     let verdict = capture::verdict_name(c.outcome);
     match sink {
-        Sink::Lines(w) => writeln!(
-            w,
-            "{} {device} {verdict} {rule}  {}  len {} cpu {} queue {}",
-            &time[11..time.len() - 1],
-            h.summary(),
-            c.len,
-            c.cpu,
-            c.rx_queue
-        ),
+        Sink::Lines(w) => {
+            let time = time();
+            writeln!(
+                w,
+                "{} {device} {verdict} {rule}  {}  len {} cpu {} queue {}",
+                &time[11..time.len() - 1],
+                h.summary(),
+                c.len,
+                c.cpu,
+                c.rx_queue
+            )
+        }
         Sink::Json(w) => {
             let line = json!({
-                "time": time,
+                "time": time(),
                 "device": device,
                 "ifindex": c.ifindex,
                 "queue": c.rx_queue,
@@ -193,12 +241,7 @@ fn write(
             time: c.time,
             len: c.len,
             data: &c.data[..c.data.len().min(snaplen as usize)],
-            comment: format!(
-                "xdpfw: {verdict} {} rule={rule} cpu={} queue={}",
-                c.outcome.name(),
-                c.cpu,
-                c.rx_queue
-            ),
+            comment: comment(buf, c, verdict, rule),
         }),
     }
 }

@@ -253,27 +253,37 @@ impl Prefixes {
 /// `udp_ports 53`, `config.drop_icmp`), or what the firewall made of it.
 pub fn rule(outcome: Outcome, h: &Headers, prefixes: &Prefixes) -> String {
     let v6 = matches!(h.src, Some(IpAddr::V6(_)));
-    let src = h.src.map_or_else(|| "?".into(), |a| a.to_string());
-    let port = h.dport.map_or_else(|| "?".into(), |p| p.to_string());
+    // Formatted only where the rule names them (this runs per packet).
+    let src = || h.src.map_or_else(|| "?".into(), |a| a.to_string());
+    let port = || h.dport.map_or_else(|| "?".into(), |p| p.to_string());
     match outcome {
-        Outcome::DropBlocklist if v6 => format!("blocklist6 {src}"),
-        Outcome::DropBlocklist => format!("blocklist {src}"),
+        Outcome::DropBlocklist if v6 => format!("blocklist6 {}", src()),
+        Outcome::DropBlocklist => format!("blocklist {}", src()),
         Outcome::DropCidr => {
             let map = if v6 { "cidr6" } else { "cidr4" };
             match h.src.and_then(|s| prefixes.longest(s)) {
                 Some((p, v)) if v != 0 => format!("{map} {p}"),
                 // Changed since the packet was judged.
-                _ => format!("{map} (a prefix covering {src})"),
+                _ => format!("{map} (a prefix covering {})", src()),
             }
         }
-        Outcome::DropUdpPort => format!("udp_ports {port}"),
-        Outcome::DropTcpPort => format!("tcp_ports {port}"),
+        Outcome::DropUdpPort => format!("udp_ports {}", port()),
+        Outcome::DropTcpPort => format!("tcp_ports {}", port()),
         Outcome::DropIcmp => "config.drop_icmp".into(),
         Outcome::DropIcmp6 => "config.drop_icmp6_echo".into(),
         Outcome::Malformed => "malformed".into(),
         Outcome::Unparsed => "unparsed".into(),
         Outcome::Passed => "none".into(),
     }
+}
+
+/// Whether the rule of `outcome` is named by a key from the headers (a
+/// source, a port), not by the outcome alone.
+pub fn rule_has_key(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::DropBlocklist | Outcome::DropCidr | Outcome::DropUdpPort | Outcome::DropTcpPort
+    )
 }
 
 /// The verdict's name as the kernel spells it.

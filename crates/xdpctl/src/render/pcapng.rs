@@ -39,7 +39,7 @@ pub struct Packet<'a> {
     /// The bytes captured (cut to the snap length here).
     pub data: &'a [u8],
     /// The comment: verdict, rule, CPU and queue.
-    pub comment: String,
+    pub comment: &'a str,
 }
 
 impl<W: Write> Pcapng<W> {
@@ -86,7 +86,7 @@ impl<W: Write> Pcapng<W> {
                 original_len: p.len,
                 data: Cow::Borrowed(&p.data[..keep]),
                 options: vec![
-                    EnhancedPacketOption::Comment(Cow::Borrowed(&p.comment)),
+                    EnhancedPacketOption::Comment(Cow::Borrowed(p.comment)),
                     EnhancedPacketOption::Flags(INBOUND),
                 ],
             })
@@ -116,7 +116,7 @@ mod tests {
                 time: Duration::from_nanos(1_700_000_000_123_456_789),
                 len: 60,
                 data: &[1, 2, 3, 4, 5, 6],
-                comment: format!("XDP_DROP blocklist 10.0.0.{ifindex}"),
+                comment: &format!("XDP_DROP blocklist 10.0.0.{ifindex}"),
             })
             .unwrap();
         }

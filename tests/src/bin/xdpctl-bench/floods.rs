@@ -526,6 +526,7 @@ fn capture_cost(
         nix::sys::signal::Signal::SIGINT,
     );
     let _ = capture.wait();
+    rows.push(capture_writer(fs, generator, sizes, frame, spoofed));
     let what = format!("flood ns/pkt, spoofed 2^24 sources, UDP to dropped port {BLOCKED_PORT}");
     rows.push(ns_row(
         format!("{what}: {} (floor)", progs[0].what),
@@ -610,5 +611,88 @@ fn not_run(what: String, why: &str) -> Row {
         ratio: "-".into(),
         goal: "-".into(),
         met: None,
+    }
+}
+
+/// User and system CPU seconds `/usr/bin/time -f "%U %S"` printed last.
+fn cpu_secs(stderr: &str) -> f64 {
+    stderr
+        .lines()
+        .last()
+        .and_then(|l| {
+            let mut w = l.split_whitespace().map(|x| x.parse::<f64>().ok());
+            Some(w.next()?? + w.next()??)
+        })
+        .unwrap_or_else(|| panic!("no CPU times in {stderr:?}"))
+}
+
+/// The capture's writer: CPU per packet of `xdpctl capture -w` taking
+/// N packets the firewall drops under the flood (each one's rule named
+/// from its headers, pcapng with comments), against `tcpdump -r | -w` of
+/// the same file (the writer alone, no live capture's kernel costs).
+fn capture_writer(
+    fs: &Bpffs,
+    generator: &mut flood::TestRunFlood,
+    sizes: &Sizes,
+    frame: &[u8],
+    spoofed: flood::Sources,
+) -> Row {
+    let n = sizes.flood.min(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (
+        dir.path().join("ours.pcapng"),
+        dir.path().join("theirs.pcap"),
+    );
+    let mut capture = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%U %S"])
+        .arg(xdpctl_tests::xdpctl_bin())
+        .args([
+            "capture",
+            "fwc",
+            "--max-rate",
+            "unlimited",
+            "-c",
+            &n.to_string(),
+            "-w",
+        ])
+        .arg(&ours)
+        .env("XDPCTL_BPFFS", fs.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting xdpctl capture");
+    let t0 = std::time::Instant::now();
+    while xdpctl_tests::fw_ctl(fs, "fwc", 12) == 0 {
+        assert!(t0.elapsed().as_secs() < 10, "the capture did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    generator.target(&fs.path().join("fwc/xdp_fw")).unwrap();
+    while capture.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "the capture never took {n} packets"
+        );
+        generator.run(frame, spoofed, n.min(100_000));
+    }
+    let out = capture.wait_with_output().unwrap();
+    let ours_ns = cpu_secs(&String::from_utf8_lossy(&out.stderr)) * 1e9 / f64::from(n);
+    let tcpdump = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%U %S", "tcpdump", "-r"])
+        .arg(&ours)
+        .arg("-w")
+        .arg(&theirs)
+        .output()
+        .expect("running tcpdump");
+    let theirs_ns = cpu_secs(&String::from_utf8_lossy(&tcpdump.stderr)) * 1e9 / f64::from(n);
+    let r = ours_ns / theirs_ns;
+    Row {
+        what: format!(
+            "capture to pcapng, CPU ns/pkt: xdpctl capture -w of {n} dropped packets (rules named) \
+             vs tcpdump -r|-w of them"
+        ),
+        ours: format!("{ours_ns:.0} ns"),
+        peer: format!("{theirs_ns:.0} ns tcpdump"),
+        ratio: format!("{r:.2}x"),
+        goal: "<= 1x".into(),
+        met: Some(r <= 1.0),
     }
 }
