@@ -160,7 +160,7 @@ fn prog_top_counts_runs_only_while_it_runs() {
         "-j",
         "prog",
         "top",
-        "fw/xdp_fw",
+        "fw", // a load directory: its one program
         "--interval",
         "700ms",
         "--count",

@@ -897,7 +897,9 @@ pub enum ProgCommand {
     /// uid, bytes_xlated, jited, bytes_jited, bytes_memlock, map_ids, btf_id,
     /// run_time_ns, run_cnt, pinned, pids) and more (loaded, verified_insns).
     /// run_time_ns and run_cnt count only while statistics are on: see
-    /// `xdpctl prog top`.
+    /// `xdpctl prog top`. The table leaves out map ids, tag, holders,
+    /// memlock, sizes and load time, in that order, until it fits the
+    /// terminal (80 columns when not one); -j has every field.
     ///
     /// Example: xdpctl prog show /sys/fs/bpf/xdpfw/xdp_fw
     #[command(visible_alias = "list")]
@@ -914,9 +916,11 @@ pub enum ProgCommand {
 /// runs: they go off when it stops, however it stops (the kernel ties them
 /// to an fd; the kernel.bpf_stats_enabled sysctl is never touched, and
 /// another tool's statistics stay as they were). Refreshes in place in a
-/// terminal; plain lines, or JSON lines with -j, otherwise. CPU% is run
-/// time over wall time (100% is one CPU). Counting costs each run two
-/// clock reads while on.
+/// terminal; plain lines, or JSON lines with -j, otherwise. Without PROG,
+/// only the programs that ran in the interval. CPU% is run time over wall
+/// time (100% is one CPU); NS/RUN is the kernel's time in the program, not
+/// counting the test harness `prog run` times too. Counting costs each run
+/// two clock reads while on.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:

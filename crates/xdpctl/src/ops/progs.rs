@@ -175,8 +175,8 @@ pub fn run_times(only: Option<&[u32]>) -> Result<HashMap<u32, (String, String, R
     Ok(out)
 }
 
-/// The id of the program `handle` names.
+/// The id of the program `handle` names: a pin, a load directory (its
+/// one program), an id or a name, as `attach` and `prog run` take them.
 pub fn id_of(ctx: &Ctx, handle: &Handle) -> Result<u32> {
-    let fd = objects::resolve(&ctx.bpffs, handle, Kind::Prog)?.0;
-    Ok(sys::prog_info(fd.as_fd())?.0.id)
+    Ok(super::attach::resolve_prog(ctx, handle)?.id)
 }
