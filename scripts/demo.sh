@@ -88,14 +88,25 @@ echo
 echo "== ICMP back on; blocklist 10.251.0.3 and send UDP from it and from 10.251.0.1"
 step xdpctl map update config 0 '{"drop_icmp":0}'
 step xdpctl map update blocklist 10.251.0.3 1
+# A capture of what the firewall drops, and why, while the UDP goes out.
+captured=$(mktemp)
+echo
+printf '\033[1m$ %s\033[0m\n' "xdpctl capture $dev_b --netns $ns_b --verdict drop -c 3 &"
+xdpctl capture "$dev_b" --netns "$ns_b" --verdict drop -c 3 >"$captured" 2>&1 &
+capture_pid=$!
+for _ in $(seq 100); do grep -q capturing "$captured" && break; sleep 0.05; done
 for src in 10.251.0.3 10.251.0.1; do
     for _ in 1 2 3 4 5; do
         echo x | in_a nc -u -q0 -s "$src" 10.251.0.2 9000 || true
     done
 done
+wait "$capture_pid" || fail "the capture failed: $(cat "$captured")"
+cat "$captured"
+grep -q 'XDP_DROP blocklist 10.251.0.3' "$captured" || fail "the capture did not name the blocklist rule"
+rm -f "$captured"
 step xdpctl map dump pps
-step xdpctl map lookup stats 1
-blocked=$(xdpctl map lookup stats 1 | sed -n 's/^{"packets":\([0-9]*\),.*/\1/p')
+step xdpctl map lookup stats drop_blocklist
+blocked=$(xdpctl map lookup stats drop_blocklist | sed -n 's/^{"packets":\([0-9]*\),.*/\1/p')
 [ "$blocked" -ge 5 ] || fail "expected 5 UDP packets dropped by the blocklist, got $blocked"
 loss=$(ping_loss 2 10.251.0.1)
 echo "ping from 10.251.0.1: $loss"
