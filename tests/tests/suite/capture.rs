@@ -18,7 +18,10 @@ use pcap_file::pcapng::{
     },
 };
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, VethPair, command, fw_ctl, require_privileges, sh, xdpctl};
+use xdp_progs::xdpfw::Ctl;
+use xdpctl_tests::{
+    Bpffs, VethPair, attach_generic, command, fw_ctl, require_privileges, sh, xdpctl,
+};
 
 /// A capture running in the background; killed on drop (a panicking test
 /// leaves no capture behind).
@@ -178,20 +181,27 @@ fn a_capture_of_real_traffic_holds_every_packet_once_with_its_verdict_and_rule()
     let fs = Bpffs::new();
     let pair = VethPair::new();
     let ns = pair.b.name();
+    // Only the test's own packets reach the firewall while it counts: no
+    // IPv6 (router and neighbour solicitations, MLD) and no ARP from A.
+    pair.a
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    let mac = pair
+        .b
+        .exec(&["cat", &format!("/sys/class/net/{}/address", pair.dev_b)]);
+    pair.a.exec(&[
+        "ip",
+        "neigh",
+        "replace",
+        &pair.ip_b,
+        "lladdr",
+        mac.trim(),
+        "dev",
+        &pair.dev_a,
+        "nud",
+        "permanent",
+    ]);
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
-    xdpctl(
-        &fs,
-        [
-            "attach",
-            "fw",
-            &pair.dev_b,
-            "--netns",
-            ns,
-            "--mode",
-            "generic",
-        ],
-    )
-    .ok();
+    attach_generic(&fs, "fw", &pair);
     xdpctl(&fs, ["map", "update", "udp_ports", "9002", "1"]).ok();
     xdpctl(
         &fs,
@@ -481,10 +491,18 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
     // itself (the datapath turns capture off on the next packet after it).
     let (status, _) = first.stop(nix::sys::signal::Signal::SIGKILL);
     assert!(!status.success());
-    assert_ne!(fw_ctl(&fs, "fw", 12), 0, "the lease of the killed capture");
+    assert_ne!(
+        fw_ctl(&fs, "fw", Ctl::Capture as u32),
+        0,
+        "the lease of the killed capture"
+    );
     std::thread::sleep(Duration::from_millis(3200));
     flood("1");
-    assert_eq!(fw_ctl(&fs, "fw", 12), 0, "the lease lapsed and was cleared");
+    assert_eq!(
+        fw_ctl(&fs, "fw", Ctl::Capture as u32),
+        0,
+        "the lease lapsed and was cleared"
+    );
     let next = Running::start(&fs, &["capture", "fw", "-c", "1"], None);
     flood("1");
     let (status, err) = next.wait();
@@ -492,7 +510,7 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
     assert!(err.contains("captured 1 packet ("), "{err}");
     assert_eq!(fs.snapshot(), pins, "capture pins nothing");
     assert_eq!(
-        fw_ctl(&fs, "fw", 12),
+        fw_ctl(&fs, "fw", Ctl::Capture as u32),
         0,
         "a capture that ends gives its lease back"
     );
@@ -523,19 +541,7 @@ fn capture_refuses_what_it_cannot_capture_in_one_line() {
         ],
     )
     .ok();
-    xdpctl(
-        &fs,
-        [
-            "attach",
-            "other/xdp_pass",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--mode",
-            "generic",
-        ],
-    )
-    .ok();
+    attach_generic(&fs, "other/xdp_pass", &pair);
     xdpctl(&fs, ["capture", &pair.dev_b, "--netns", pair.b.name()])
         .fails_with(&["not a pinned load of the built-in firewall", "fentry/fexit"]);
     xdpctl(&fs, ["capture", "nosuch"]).fails_with(&["is neither a load directory"]);

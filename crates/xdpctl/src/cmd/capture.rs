@@ -159,7 +159,10 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
     }
     let _ = flush(&mut sink);
     let counts = cap.counts()?;
-    drop(cap);
+    if let Err(e) = cap.finish() {
+        // A warning: what was captured is written, and the lease lapses.
+        eprintln!("xdpctl: {e:#}");
+    }
     tally.matched = counts.matched;
     tally.capped = counts.capped;
     tally.lost = counts.lost;

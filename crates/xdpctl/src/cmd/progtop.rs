@@ -1,10 +1,7 @@
 //! `xdpctl prog top`: run time per program, live, with the kernel's
 //! statistics on only while it runs.
 
-use std::{
-    io::{IsTerminal, Write},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -19,7 +16,7 @@ use crate::{
         sys,
     },
     ops::progs::{self, RunTime},
-    render::{self, Format, Tabular},
+    render::{self, Tabular},
 };
 
 /// A program's share of one interval.
@@ -65,7 +62,6 @@ pub fn top(ctx: &Ctx, args: &ProgTopArgs) -> Result<()> {
     let _stats = sys::enable_stats().context(
         "turning the kernel's BPF run-time statistics on (BPF_ENABLE_STATS needs CAP_SYS_ADMIN)",
     )?;
-    let tty = std::io::stdout().is_terminal() && ctx.format == Format::Human;
     let period = Duration::from_secs_f64(args.interval);
     let mut prev = progs::run_times(only.as_deref())?;
     let mut prev_at = Instant::now();
@@ -97,28 +93,16 @@ pub fn top(ctx: &Ctx, args: &ProgTopArgs) -> Result<()> {
                 .then(a.id.cmp(&b.id))
         });
         rows.truncate(args.limit);
-        let mut out = ctx.out.stdout();
-        match ctx.format {
-            Format::Human => {
-                if tty {
-                    out.write_all(b"\x1b[H\x1b[2J")?;
-                }
-                writeln!(
-                    out,
-                    "{}  {} {}, statistics on while this runs",
-                    rfc3339(now_ms()),
-                    render::count(rows.len(), "program", "programs"),
-                    if only.is_some() { "watched" } else { "ran" }
-                )?;
-                out.write_all(ctx.out.view().table(&rows).as_bytes())?;
-            }
-            _ => writeln!(
-                out,
-                "{}",
-                json!({"time": rfc3339(now_ms()), "interval": dt, "programs": rows})
-            )?,
-        }
-        out.flush()?;
+        ctx.out.frame(
+            &format!(
+                "{}  {} {}, statistics on while this runs",
+                rfc3339(now_ms()),
+                render::count(rows.len(), "program", "programs"),
+                if only.is_some() { "watched" } else { "ran" }
+            ),
+            &rows,
+            || json!({"time": rfc3339(now_ms()), "interval": dt, "programs": rows}),
+        )?;
         prev = now;
         samples += 1;
     }

@@ -1,10 +1,7 @@
 //! `xdpctl top`: live top talkers by packet rate, from the firewall's
 //! per-source counters.
 
-use std::{
-    io::{IsTerminal, Write},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -18,7 +15,7 @@ use crate::{
         process::handle_signals,
     },
     ops::firewall::{Counts, Firewall, rates},
-    render::{self, Format, Tabular},
+    render::{self, Tabular},
 };
 
 /// A source in `top`.
@@ -44,7 +41,6 @@ impl Tabular for TalkerRow {
 pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
     handle_signals()?;
-    let tty = std::io::stdout().is_terminal() && ctx.format == Format::Human;
     let period = Duration::from_secs_f64(args.interval);
     let (mut prev, mut now) = (Counts::default(), Counts::default());
     fw.sample(&mut prev)?;
@@ -62,29 +58,16 @@ pub fn top(ctx: &Ctx, args: &TopArgs) -> Result<()> {
                 packets,
             })
             .collect();
-        let mut out = ctx.out.stdout();
-        match ctx.format {
-            Format::Human => {
-                if tty {
-                    // Refresh in place: home the cursor and clear the screen.
-                    out.write_all(b"\x1b[H\x1b[2J")?;
-                }
-                writeln!(
-                    out,
-                    "{}  {} sources, top {} by packet rate",
-                    rfc3339(now_ms()),
-                    now.len(),
-                    rows.len()
-                )?;
-                out.write_all(ctx.out.view().table(&rows).as_bytes())?;
-            }
-            _ => writeln!(
-                out,
-                "{}",
-                json!({"time": rfc3339(now_ms()), "interval": dt, "sources": now.len(), "top": rows})
-            )?,
-        }
-        out.flush()?;
+        ctx.out.frame(
+            &format!(
+                "{}  {} sources, top {} by packet rate",
+                rfc3339(now_ms()),
+                now.len(),
+                rows.len()
+            ),
+            &rows,
+            || json!({"time": rfc3339(now_ms()), "interval": dt, "sources": now.len(), "top": rows}),
+        )?;
         std::mem::swap(&mut prev, &mut now);
         samples += 1;
     }

@@ -26,6 +26,25 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Nanoseconds of `clock` (0 if it cannot be read).
+fn ns(clock: nix::time::ClockId) -> i128 {
+    nix::time::clock_gettime(clock).map_or(0, |t| {
+        i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
+    })
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    u64::try_from(ns(nix::time::ClockId::CLOCK_MONOTONIC)).unwrap_or(0)
+}
+
+/// What to add to a time of `clock` (nanoseconds) to make it Unix time in
+/// nanoseconds: the kernel stamps BPF objects and captured packets with
+/// CLOCK_BOOTTIME or CLOCK_MONOTONIC.
+pub fn unix_offset_ns(clock: nix::time::ClockId) -> i128 {
+    ns(nix::time::ClockId::CLOCK_REALTIME) - ns(clock)
+}
+
 /// RFC 3339 UTC time (`2026-11-22T04:10:00Z`) of Unix milliseconds.
 pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()

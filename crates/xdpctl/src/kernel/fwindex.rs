@@ -286,18 +286,11 @@ impl Target {
     }
 
     fn word(&self, w: Ctl) -> Result<u64> {
-        let mut v = [0u8; 8];
-        self.ctl.lookup(&(w as u32).to_ne_bytes(), &mut v)?;
-        Ok(u64::from_ne_bytes(v))
+        ctl_word(&self.ctl, w)
     }
 
     fn set_word(&self, w: Ctl, value: u64) -> Result<()> {
-        self.ctl.update(
-            &(w as u32).to_ne_bytes(),
-            &value.to_ne_bytes(),
-            update_flags::ANY,
-        )?;
-        Ok(())
+        set_ctl_word(&self.ctl, w, value)
     }
 
     /// Whether this firewall has the index of `rules` (one loaded before
@@ -941,12 +934,7 @@ pub fn set_admit_cap(maps: &Path, packets_per_epoch: u64) -> Result<()> {
     if ctl.key_size() != 4 || ctl.value_len() != 8 || ctl.per_cpu() {
         bail!("{} is not the firewall's ctl map", path.display());
     }
-    ctl.update(
-        &(Ctl::AdmitCap as u32).to_ne_bytes(),
-        &packets_per_epoch.to_ne_bytes(),
-        update_flags::ANY,
-    )?;
-    Ok(())
+    set_ctl_word(&ctl, Ctl::AdmitCap, packets_per_epoch)
 }
 
 /// The firewall's admission cap (0: none, or a firewall without one).
@@ -960,9 +948,24 @@ pub fn admit_cap_of(maps: &Path) -> Result<u64> {
     if ctl.key_size() != 4 || ctl.value_len() != 8 || ctl.per_cpu() {
         return Ok(0);
     }
+    ctl_word(&ctl, Ctl::AdmitCap)
+}
+
+/// Word `w` of a firewall's `ctl` map.
+pub fn ctl_word(ctl: &MapHandle, w: Ctl) -> Result<u64> {
     let mut v = [0u8; 8];
-    ctl.lookup(&(Ctl::AdmitCap as u32).to_ne_bytes(), &mut v)?;
+    ctl.lookup(&(w as u32).to_ne_bytes(), &mut v)?;
     Ok(u64::from_ne_bytes(v))
+}
+
+/// Sets word `w` of a firewall's `ctl` map.
+pub fn set_ctl_word(ctl: &MapHandle, w: Ctl, value: u64) -> Result<()> {
+    ctl.update(
+        &(w as u32).to_ne_bytes(),
+        &value.to_ne_bytes(),
+        update_flags::ANY,
+    )?;
+    Ok(())
 }
 
 /// The admission cap for guard's `threshold` (packets per second): a source

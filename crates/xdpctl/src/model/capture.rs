@@ -4,12 +4,14 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
 };
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use serde::Serialize;
 use xdp_progs::xdpfw::{CaptureRec, Outcome};
+
+use crate::model::guard::Cidr;
 
 /// The verdicts `--verdict` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -192,59 +194,36 @@ fn proto_name(n: u8, v6: bool) -> String {
 /// packet (the longest that covers its source, as the datapath matches).
 #[derive(Clone, Debug, Default)]
 pub struct Prefixes {
-    v4: HashMap<(u8, u32), u8>,
+    rules: HashMap<Cidr, u8>,
     v4_lens: BTreeSet<u8>,
-    v6: HashMap<(u8, u128), u8>,
     v6_lens: BTreeSet<u8>,
-}
-
-fn mask4(a: u32, len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        a & (u32::MAX << (32 - u32::from(len.min(32))))
-    }
-}
-
-fn mask6(a: u128, len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        a & (u128::MAX << (128 - u32::from(len.min(128))))
-    }
 }
 
 impl Prefixes {
     /// Adds a prefix and its value (0: an exception).
     pub fn insert(&mut self, addr: IpAddr, len: u8, value: u8) {
-        match addr {
-            IpAddr::V4(a) => {
-                self.v4.insert((len, mask4(a.into(), len)), value);
-                self.v4_lens.insert(len);
-            }
-            IpAddr::V6(a) => {
-                self.v6.insert((len, mask6(a.into(), len)), value);
-                self.v6_lens.insert(len);
-            }
-        }
+        let lens = if addr.is_ipv4() {
+            &mut self.v4_lens
+        } else {
+            &mut self.v6_lens
+        };
+        lens.insert(len);
+        self.rules.insert(Cidr { addr, len }.canonical(), value);
     }
 
     /// The longest prefix covering `src`, and its value.
     pub fn longest(&self, src: IpAddr) -> Option<(String, u8)> {
-        match src {
-            IpAddr::V4(a) => self.v4_lens.iter().rev().find_map(|&len| {
-                let p = mask4(a.into(), len);
-                self.v4
-                    .get(&(len, p))
-                    .map(|v| (format!("{}/{len}", Ipv4Addr::from(p)), *v))
-            }),
-            IpAddr::V6(a) => self.v6_lens.iter().rev().find_map(|&len| {
-                let p = mask6(a.into(), len);
-                self.v6
-                    .get(&(len, p))
-                    .map(|v| (format!("{}/{len}", Ipv6Addr::from(p)), *v))
-            }),
-        }
+        let lens = if src.is_ipv4() {
+            &self.v4_lens
+        } else {
+            &self.v6_lens
+        };
+        lens.iter().rev().find_map(|&len| {
+            let c = Cidr { addr: src, len }.canonical();
+            self.rules
+                .get(&c)
+                .map(|v| (format!("{}/{}", c.addr, c.len), *v))
+        })
     }
 }
 

@@ -52,7 +52,7 @@ impl Source {
 }
 
 /// An address or CIDR.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
     /// The address.
     pub addr: IpAddr,

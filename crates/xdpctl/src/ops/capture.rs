@@ -8,7 +8,6 @@
 //! (SIGKILL included), so no later command has anything to clean up.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::AsFd,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -19,9 +18,14 @@ use aya::maps::{Map, MapData, RingBuf};
 use xdp_progs::xdpfw::{self, CaptureCfg, CaptureCounts, Ctl, Outcome};
 
 use crate::{
-    kernel::map::MapHandle,
+    kernel::{
+        clock::{monotonic_ns, unix_offset_ns},
+        fwindex::{ctl_word, set_ctl_word},
+        map::MapHandle,
+    },
     model::{
         capture::{self, Prefixes},
+        guard::Cidr,
         manifest::MAPS_SUBDIR,
     },
 };
@@ -87,18 +91,7 @@ pub struct Capture {
     cidr: [MapHandle; 2],
     prefixes: Prefixes,
     prefixes_at: Option<Instant>,
-}
-
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
-        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-    })
-}
-
-fn realtime_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
+    stopped: bool,
 }
 
 fn pod_bytes<T: Copy>(v: &T) -> &[u8] {
@@ -156,7 +149,7 @@ impl Capture {
         let mut value = vec![0u8; cfg_map.value_len()];
         cfg_map.lookup(&ZERO, &mut value)?;
         let held: CaptureCfg = pod_from(&value);
-        let lease = read_u64(&ctl, Ctl::Capture as u32)?;
+        let lease = ctl_word(&ctl, Ctl::Capture)?;
         let me = std::process::id();
         if lease > now && held.owner != 0 && held.owner != me && alive(held.owner) {
             bail!(
@@ -195,11 +188,12 @@ impl Capture {
             refill,
             renewed: Instant::now(),
             started_mono: now,
-            mono_to_real: realtime_ns() - i128::from(monotonic_ns()),
+            mono_to_real: unix_offset_ns(nix::time::ClockId::CLOCK_MONOTONIC),
             start,
             cidr,
             prefixes: Prefixes::default(),
             prefixes_at: None,
+            stopped: false,
         };
         c.renew()?;
         Ok(c)
@@ -210,11 +204,7 @@ impl Capture {
         self.cfg.tokens = self.refill;
         self.cfg_map.update(&ZERO, pod_bytes(&self.cfg), 0)?;
         let until = monotonic_ns() + LEASE.as_nanos() as u64;
-        self.ctl.update(
-            &(Ctl::Capture as u32).to_ne_bytes(),
-            &until.to_ne_bytes(),
-            0,
-        )?;
+        set_ctl_word(&self.ctl, Ctl::Capture, until)?;
         self.renewed = Instant::now();
         Ok(())
     }
@@ -285,26 +275,11 @@ impl Capture {
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
         {
             let mut p = Prefixes::default();
-            for (map, v6) in self.cidr.iter().zip([false, true]) {
+            for map in &self.cidr {
                 let _ = map.for_each(|k, v| {
-                    let len = k
-                        .get(..4)
-                        .map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
-                        as u8;
-                    let addr = if v6 {
-                        let b: [u8; 16] = k
-                            .get(4..20)
-                            .and_then(|b| b.try_into().ok())
-                            .unwrap_or_default();
-                        IpAddr::V6(Ipv6Addr::from(b))
-                    } else {
-                        let b: [u8; 4] = k
-                            .get(4..8)
-                            .and_then(|b| b.try_into().ok())
-                            .unwrap_or_default();
-                        IpAddr::V4(Ipv4Addr::from(b))
-                    };
-                    p.insert(addr, len, v.first().copied().unwrap_or(0));
+                    if let Some(c) = Cidr::from_lpm_key(k) {
+                        p.insert(c.addr, c.len, v.first().copied().unwrap_or(0));
+                    }
                     Ok(true)
                 });
             }
@@ -319,9 +294,23 @@ impl Capture {
         &self.dir
     }
 
+    /// Gives the lease back, so that the datapath stops copying now: what
+    /// a capture does when it ends (dropping it without does the same, best
+    /// effort; a lease not given back lapses in [`LEASE`]).
+    pub fn finish(mut self) -> Result<()> {
+        let done = self.stop();
+        self.stopped = true;
+        done.with_context(|| {
+            format!(
+                "stopping the capture of {} (its lease lapses in {} s anyway)",
+                self.dir.display(),
+                LEASE.as_secs()
+            )
+        })
+    }
+
     fn stop(&mut self) -> Result<()> {
-        self.ctl
-            .update(&(Ctl::Capture as u32).to_ne_bytes(), &0u64.to_ne_bytes(), 0)?;
+        set_ctl_word(&self.ctl, Ctl::Capture, 0)?;
         self.cfg.tokens = 0;
         self.cfg.owner = 0;
         self.cfg_map.update(&ZERO, pod_bytes(&self.cfg), 0)?;
@@ -331,20 +320,10 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            eprintln!(
-                "xdpctl: stopping the capture of {}: {e:#} (its lease lapses in {} s anyway)",
-                self.dir.display(),
-                LEASE.as_secs()
-            );
+        if !self.stopped {
+            let _ = self.stop();
         }
     }
-}
-
-fn read_u64(map: &MapHandle, word: u32) -> Result<u64> {
-    let mut v = vec![0u8; map.value_len()];
-    map.lookup(&word.to_ne_bytes(), &mut v)?;
-    Ok(pod_from::<u64>(&v))
 }
 
 /// The capture counters summed over CPUs.
@@ -431,16 +410,13 @@ pub fn resolve(ctx: &crate::ctx::Ctx, target: Option<&str>, netns: Option<&str>)
         );
     };
     let pins = ctx.pin_index()?;
+    let firewalls = super::firewall::find_loads(&ctx.bpffs).unwrap_or_default();
     let dir = progs
         .iter()
         .filter_map(|id| pins.get(&(pinfs::Kind::Prog, *id)))
         .flatten()
         .filter_map(|p| super::loaddir::nearest(p))
-        .find(|d| {
-            super::firewall::find_loads(&ctx.bpffs)
-                .map(|all| all.contains(d))
-                .unwrap_or(false)
-        });
+        .find(|d| firewalls.contains(d));
     let Some(dir) = dir else {
         bail!(
             "{dev}{where_} runs XDP program {prog}, which is not a pinned load of the built-in \

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::{
     ctx::{Ctx, PinIndex},
     kernel::{
+        clock,
         holders::{self, Holder},
         objects,
         sys::{self, IdKind},
@@ -70,12 +71,7 @@ pub struct Program {
 /// bpftool computes it: wall clock minus boot clock, in nanoseconds, plus
 /// the load time, then whole seconds.
 fn loaded_at(load_time: u64) -> u64 {
-    let ns = |id| {
-        nix::time::clock_gettime(id).map_or(0, |t| {
-            i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
-        })
-    };
-    let boot = ns(nix::time::ClockId::CLOCK_REALTIME) - ns(nix::time::ClockId::CLOCK_BOOTTIME);
+    let boot = clock::unix_offset_ns(nix::time::ClockId::CLOCK_BOOTTIME);
     u64::try_from((boot + i128::from(load_time)) / 1_000_000_000).unwrap_or(0)
 }
 
@@ -93,7 +89,7 @@ fn describe(
         tag: info.tag.iter().map(|b| format!("{b:02x}")).collect(),
         gpl_compatible: info.gpl_compatible() != 0,
         loaded_at,
-        loaded: crate::kernel::clock::rfc3339(loaded_at * 1000),
+        loaded: clock::rfc3339(loaded_at * 1000),
         uid: info.created_by_uid,
         bytes_xlated: info.xlated_prog_len,
         jited: info.jited_prog_len > 0,

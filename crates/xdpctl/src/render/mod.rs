@@ -281,6 +281,31 @@ impl Out {
     pub fn stdout(&self) -> io::StdoutLock<'static> {
         io::stdout().lock()
     }
+
+    /// One refresh of a live view (`top`, `prog top`): a header line and
+    /// the table, redrawn in place in a terminal and appended elsewhere;
+    /// with JSON, `json` as one line (JSON lines).
+    pub fn frame<R: Tabular>(
+        &self,
+        header: &str,
+        rows: &[R],
+        json: impl FnOnce() -> serde_json::Value,
+    ) -> io::Result<()> {
+        use std::io::IsTerminal;
+        let mut out = io::stdout().lock();
+        match self.format {
+            Format::Human => {
+                if io::stdout().is_terminal() {
+                    // Refresh in place: home the cursor and clear the screen.
+                    out.write_all(b"\x1b[H\x1b[2J")?;
+                }
+                writeln!(out, "{header}")?;
+                out.write_all(self.view.table(rows).as_bytes())?;
+            }
+            _ => writeln!(out, "{}", json())?,
+        }
+        out.flush()
+    }
 }
 
 /// An error and its causes, `: `-separated, skipping a cause whose text its

@@ -501,11 +501,7 @@ fn capture_cost(
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("starting xdpctl capture");
-    let t0 = std::time::Instant::now();
-    while xdpctl_tests::fw_ctl(fs, "fwc", 12) == 0 {
-        assert!(t0.elapsed().as_secs() < 10, "the capture did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    capture_started(fs, "fwc");
     let progs = [
         &Prog {
             pin: "fwnc/xdp_fw",
@@ -614,6 +610,17 @@ fn not_run(what: String, why: &str) -> Row {
     }
 }
 
+/// Waits until the capture of the firewall at `dir` holds its lease (it
+/// is reading); returns when the wait began.
+fn capture_started(fs: &Bpffs, dir: &str) -> std::time::Instant {
+    let t0 = std::time::Instant::now();
+    while xdpctl_tests::fw_ctl(fs, dir, xdp_progs::xdpfw::Ctl::Capture as u32) == 0 {
+        assert!(t0.elapsed().as_secs() < 10, "the capture did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    t0
+}
+
 /// User and system CPU seconds `/usr/bin/time -f "%U %S"` printed last.
 fn cpu_secs(stderr: &str) -> f64 {
     stderr
@@ -660,11 +667,7 @@ fn capture_writer(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("starting xdpctl capture");
-    let t0 = std::time::Instant::now();
-    while xdpctl_tests::fw_ctl(fs, "fwc", 12) == 0 {
-        assert!(t0.elapsed().as_secs() < 10, "the capture did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let t0 = capture_started(fs, "fwc");
     generator.target(&fs.path().join("fwc/xdp_fw")).unwrap();
     while capture.try_wait().unwrap().is_none() {
         assert!(
