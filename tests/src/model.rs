@@ -43,12 +43,16 @@ pub enum Source {
 }
 
 /// What the firewall does with a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Judgement {
     /// The counter it increments.
     pub outcome: Outcome,
     /// The source it counts, if any.
     pub counted: Option<Source>,
+    /// The rule whose counter it increments (`stats --rules`): its map and
+    /// the rule as xdpctl names it (`53`, `203.0.113.5`, `10.0.0.0/8`; a
+    /// prefix of value 0 that matched, too).
+    pub hit: Option<(&'static str, String)>,
 }
 
 impl Judgement {
@@ -56,6 +60,15 @@ impl Judgement {
         Judgement {
             outcome,
             counted: None,
+            hit: None,
+        }
+    }
+
+    fn hit(outcome: Outcome, map: &'static str, rule: String) -> Self {
+        Judgement {
+            outcome,
+            counted: None,
+            hit: Some((map, rule)),
         }
     }
 }
@@ -67,42 +80,67 @@ fn be16(f: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]))
 }
 
-/// Longest-prefix match; the matching prefix's value decides.
-fn lpm<const N: usize>(table: &HashMap<([u8; N], u8), u8>, addr: &[u8; N]) -> bool {
-    let matches = |prefix: &[u8; N], len: u8| {
-        let len = usize::from(len).min(N * 8);
-        (0..len).all(|bit| {
-            let mask = 0x80 >> (bit % 8);
-            prefix[bit / 8] & mask == addr[bit / 8] & mask
-        })
-    };
-    table
-        .iter()
-        .filter(|((p, l), _)| matches(p, *l))
-        .max_by_key(|((_, l), _)| *l)
-        .is_some_and(|(_, v)| *v != 0)
+/// Longest-prefix match: the longest prefix covering `addr` (length,
+/// value), whose value decides. The table's prefixes are masked to their
+/// lengths, as the maps hold them.
+fn lpm<const N: usize>(table: &HashMap<([u8; N], u8), u8>, addr: &[u8; N]) -> Option<(u8, u8)> {
+    if table.is_empty() {
+        return None;
+    }
+    (0..=(N * 8) as u8)
+        .rev()
+        .find_map(|len| table.get(&(mask(addr, len), len)).map(|v| (len, *v)))
 }
 
-fn port_rule(rules: &Rules, proto: u8, l4: &[u8], room: usize) -> Outcome {
+/// A prefix as xdpctl names it: the address masked to `len`, `/len`.
+fn prefix_text<const N: usize>(addr: &[u8; N], len: u8) -> String {
+    let masked = mask(addr, len);
+    let ip: std::net::IpAddr = if N == 4 {
+        std::net::IpAddr::from(<[u8; 4]>::try_from(&masked[..]).unwrap())
+    } else {
+        std::net::IpAddr::from(<[u8; 16]>::try_from(&masked[..]).unwrap())
+    };
+    format!("{ip}/{len}")
+}
+
+/// A source rule's judgement: the CIDR prefix that covers `src` (counted
+/// even when its value 0 passes it), dropping if its value says so.
+fn cidr_rule<const N: usize>(
+    table: &HashMap<([u8; N], u8), u8>,
+    map: &'static str,
+    src: &[u8; N],
+    passed: Judgement,
+) -> Judgement {
+    match lpm(table, src) {
+        Some((len, v)) if v != 0 => Judgement::hit(Outcome::DropCidr, map, prefix_text(src, len)),
+        Some((len, _)) => Judgement {
+            hit: Some((map, prefix_text(src, len))),
+            ..passed
+        },
+        None => passed,
+    }
+}
+
+fn port_rule(rules: &Rules, proto: u8, l4: &[u8], room: usize) -> Judgement {
     match proto {
         17 => match (l4.len() >= 8 && room >= 8).then(|| be16(l4, 2)).flatten() {
-            None => Outcome::Malformed,
+            None => Judgement::new(Outcome::Malformed),
             Some(port) if rules.udp_ports.get(&port).is_some_and(|v| *v != 0) => {
-                Outcome::DropUdpPort
+                Judgement::hit(Outcome::DropUdpPort, "udp_ports", port.to_string())
             }
-            Some(_) => Outcome::Passed,
+            Some(_) => Judgement::new(Outcome::Passed),
         },
         6 => match (l4.len() >= 20 && room >= 20)
             .then(|| be16(l4, 2))
             .flatten()
         {
-            None => Outcome::Malformed,
+            None => Judgement::new(Outcome::Malformed),
             Some(port) if rules.tcp_ports.get(&port).is_some_and(|v| *v != 0) => {
-                Outcome::DropTcpPort
+                Judgement::hit(Outcome::DropTcpPort, "tcp_ports", port.to_string())
             }
-            Some(_) => Outcome::Passed,
+            Some(_) => Judgement::new(Outcome::Passed),
         },
-        _ => Outcome::Passed,
+        _ => Judgement::new(Outcome::Passed),
     }
 }
 
@@ -180,36 +218,36 @@ fn ipv4(rules: &Rules, f: &[u8], at: usize, cache: &mut DropCache) -> Judgement 
     }
     let src: [u8; 4] = ip[12..16].try_into().unwrap();
     let blocklisted = rules.blocklist.get(&src).is_some_and(|v| *v != 0);
+    let source_hit = || std::net::Ipv4Addr::from(src).to_string();
     if blocklisted && cache.holds(&src) {
-        return Judgement::new(Outcome::DropBlocklist);
+        return Judgement::hit(Outcome::DropBlocklist, "blocklist", source_hit());
     }
     let proto = ip[9];
-    let outcome = if proto == 1 {
-        if rules.drop_icmp {
+    let judged = if proto == 1 {
+        Judgement::new(if rules.drop_icmp {
             Outcome::DropIcmp
         } else {
             Outcome::Passed
-        }
+        })
     } else if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
-        Outcome::Passed
+        Judgement::new(Outcome::Passed)
     } else {
         port_rule(rules, proto, &f[at + header..], total - header)
     };
     // The stateless rules first, then the source's.
-    if outcome.drops() {
-        return Judgement::new(outcome);
+    if judged.outcome.drops() {
+        return judged;
     }
     if blocklisted {
         cache.remember(&src);
-        return Judgement::new(Outcome::DropBlocklist);
+        return Judgement::hit(Outcome::DropBlocklist, "blocklist", source_hit());
     }
-    if lpm(&rules.cidr4, &src) {
-        return Judgement::new(Outcome::DropCidr);
-    }
-    Judgement {
-        outcome,
+    let passed = Judgement {
+        outcome: judged.outcome,
         counted: Some(Source::V4(src)),
-    }
+        hit: None,
+    };
+    cidr_rule(&rules.cidr4, "cidr4", &src, passed)
 }
 
 fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
@@ -225,25 +263,26 @@ fn ipv6(rules: &Rules, f: &[u8], at: usize) -> Judgement {
         return malformed;
     }
     let src: [u8; 16] = ip[8..24].try_into().unwrap();
-    let outcome = ipv6_l4(rules, f, at, ip[6], payload);
+    let judged = ipv6_l4(rules, f, at, ip[6], payload);
     // The stateless rules first, then the source's.
-    if outcome.drops() {
-        return Judgement::new(outcome);
+    if judged.outcome.drops() {
+        return judged;
     }
     if rules.blocklist6.get(&src).is_some_and(|v| *v != 0) {
-        return Judgement::new(Outcome::DropBlocklist);
+        let text = std::net::Ipv6Addr::from(src).to_string();
+        return Judgement::hit(Outcome::DropBlocklist, "blocklist6", text);
     }
-    if lpm(&rules.cidr6, &src) {
-        return Judgement::new(Outcome::DropCidr);
-    }
-    Judgement {
-        outcome,
+    let passed = Judgement {
+        outcome: judged.outcome,
         counted: Some(Source::V6(src)),
-    }
+        hit: None,
+    };
+    cidr_rule(&rules.cidr6, "cidr6", &src, passed)
 }
 
 /// The outcome of an IPv6 packet's extension headers and L4 rules.
-fn ipv6_l4(rules: &Rules, f: &[u8], at: usize, first: u8, payload: usize) -> Outcome {
+fn ipv6_l4(rules: &Rules, f: &[u8], at: usize, first: u8, payload: usize) -> Judgement {
+    let new = Judgement::new;
     let mut next = first;
     let mut pos = at + 40;
     let mut used = 0;
@@ -252,29 +291,29 @@ fn ipv6_l4(rules: &Rules, f: &[u8], at: usize, first: u8, payload: usize) -> Out
         match next {
             0 | 43 | 60 => {
                 let Some(h) = f.get(pos..pos + 2) else {
-                    return Outcome::Malformed;
+                    return new(Outcome::Malformed);
                 };
                 let len = (usize::from(h[1]) + 1) * 8;
                 used += len;
                 if used > payload {
-                    return Outcome::Malformed;
+                    return new(Outcome::Malformed);
                 }
                 next = h[0];
                 pos += len;
             }
             44 => {
                 let Some(h) = f.get(pos..pos + 8) else {
-                    return Outcome::Malformed;
+                    return new(Outcome::Malformed);
                 };
                 used += 8;
                 if used > payload {
-                    return Outcome::Malformed;
+                    return new(Outcome::Malformed);
                 }
                 next = h[0];
                 pos += 8;
                 if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
                     // A later fragment: passed without looking further.
-                    return Outcome::Passed;
+                    return new(Outcome::Passed);
                 }
             }
             _ => {
@@ -284,19 +323,19 @@ fn ipv6_l4(rules: &Rules, f: &[u8], at: usize, first: u8, payload: usize) -> Out
         }
     }
     if !done {
-        return Outcome::Unparsed;
+        return new(Outcome::Unparsed);
     }
     let l4 = f.get(pos..).unwrap_or(&[]);
     if next == 58 {
         if l4.len() < 4 || payload - used < 4 {
-            return Outcome::Malformed;
+            return new(Outcome::Malformed);
         }
         let echo = l4[0] == 128 || l4[0] == 129;
-        return if echo && rules.drop_icmp6_echo {
+        return new(if echo && rules.drop_icmp6_echo {
             Outcome::DropIcmp6
         } else {
             Outcome::Passed
-        };
+        });
     }
     port_rule(rules, next, l4, payload - used)
 }

@@ -54,6 +54,12 @@ pub mod xdpfw {
         pub const CIDR6_INDEX: &str = "cidr6_index";
         /// ARRAY of u64: a one-hash filter of `cidr6_index`'s keys.
         pub const CIDR6_FILTER: &str = "cidr6_filter";
+        /// PERCPU_ARRAY of [`HitSlot`](super::HitSlot): the counters per
+        /// rule of the rules hit last on each CPU.
+        pub const HIT_CACHE: &str = "hit_cache";
+        /// PERCPU_HASH [`RuleKey`](super::RuleKey) → [`Hits`](super::Hits):
+        /// the counters per rule moved out of `hit_cache`.
+        pub const RULE_HITS: &str = "rule_hits";
         /// ARRAY `__u32` → `__u64`: control words, indexed by [`Ctl`](super::Ctl).
         pub const CTL: &str = "ctl";
         /// PERCPU_ARRAY, one entry: the per-source sketch's epoch and totals.
@@ -107,6 +113,8 @@ pub mod xdpfw {
             CAPTURE_CFG,
             CAPTURE_SLOT,
             CAPTURE_RB,
+            HIT_CACHE,
+            RULE_HITS,
         ];
         /// Whether an object with these maps is the firewall (of this
         /// version or another): it has the firewall's control words and
@@ -116,7 +124,7 @@ pub mod xdpfw {
         }
         /// The maps of [`INTERNAL`] whose size the operator may choose
         /// (`load --max-entries`): the room of the CIDR indexes.
-        pub const TUNABLE: &[&str] = &[CIDR4_CHUNKS, CIDR6_INDEX];
+        pub const TUNABLE: &[&str] = &[CIDR4_CHUNKS, CIDR6_INDEX, RULE_HITS];
         /// Whether the operator may give the firewall's map `name` another
         /// size (`load --max-entries`): its rule maps, the per-source
         /// tables, the [`TUNABLE`] indexes, and `ctl` (fewer words: an
@@ -145,6 +153,8 @@ pub mod xdpfw {
             CAPTURE_CFG,
             CAPTURE_SLOT,
             CAPTURE_RB,
+            HIT_CACHE,
+            RULE_HITS,
         ];
     }
 
@@ -283,6 +293,10 @@ pub mod xdpfw {
         /// `capture_rb` (a lease the capture renews; the datapath clears it
         /// once it lapses).
         Capture = 12,
+        /// Non-zero: the rules' hits are not counted (they are after load).
+        RuleHitsOff = 13,
+        /// Hits not counted because `rule_hits` was full.
+        RuleHitsLost = 14,
     }
 
     /// The `capture_cfg` entry, as `struct xdpfw_capture_cfg` in C.
@@ -329,6 +343,108 @@ pub mod xdpfw {
         pub outcome: u32,
     }
 
+    /// Slots of `hit_cache` on each CPU (`1 << XDPFW_HIT_CACHE_BITS`).
+    pub const HIT_CACHE: u32 = 1 << 10;
+    /// Entries of `rule_hits` as compiled (`load --max-entries` may change it).
+    pub const RULE_HITS_MAX: u32 = 65_536;
+    /// A CIDR hit's prefix length when the trie, not the index, decided it.
+    pub const RULE_LEN_UNKNOWN: u8 = 255;
+
+    /// The kinds of rule counted per rule, as `enum xdpfw_rule_kind` in C.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    #[repr(u8)]
+    pub enum RuleKind {
+        /// A port of `udp_ports`.
+        UdpPort = 1,
+        /// A port of `tcp_ports`.
+        TcpPort = 2,
+        /// An address of `blocklist`.
+        Blocklist = 3,
+        /// An address of `blocklist6`.
+        Blocklist6 = 4,
+        /// A prefix of `cidr4`.
+        Cidr4 = 5,
+        /// A prefix of `cidr6`.
+        Cidr6 = 6,
+    }
+
+    impl RuleKind {
+        /// Every kind, in the firewall's order of maps.
+        pub const ALL: [RuleKind; 6] = [
+            RuleKind::UdpPort,
+            RuleKind::TcpPort,
+            RuleKind::Blocklist,
+            RuleKind::Blocklist6,
+            RuleKind::Cidr4,
+            RuleKind::Cidr6,
+        ];
+
+        /// The kind of `struct xdpfw_rule`'s `kind` byte.
+        pub fn from_u8(v: u8) -> Option<RuleKind> {
+            RuleKind::ALL.into_iter().find(|k| *k as u8 == v)
+        }
+
+        /// The rule map of the kind.
+        pub const fn map(self) -> &'static str {
+            match self {
+                RuleKind::UdpPort => "udp_ports",
+                RuleKind::TcpPort => "tcp_ports",
+                RuleKind::Blocklist => "blocklist",
+                RuleKind::Blocklist6 => "blocklist6",
+                RuleKind::Cidr4 => "cidr4",
+                RuleKind::Cidr6 => "cidr6",
+            }
+        }
+    }
+
+    /// A key of `rule_hits`, as `struct xdpfw_rule` in C.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    #[repr(C, align(4))]
+    pub struct RuleKey {
+        /// A [`RuleKind`] as a byte (0: a free `hit_cache` slot).
+        pub kind: u8,
+        /// CIDR: the prefix's length ([`RULE_LEN_UNKNOWN`] if not known);
+        /// 32 or 128 for a blocklist entry.
+        pub prefixlen: u8,
+        /// Port rules: the port, network order bytes.
+        pub port: [u8; 2],
+        /// Source rules: the address or prefix (IPv4 in the first 4 bytes).
+        pub addr: [u8; 16],
+    }
+
+    // SAFETY: plain old data of 20 bytes, no padding.
+    unsafe impl aya::Pod for RuleKey {}
+
+    /// A value of `rule_hits`, as `struct xdpfw_hits` in C.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct Hits {
+        /// Packets the rule matched.
+        pub packets: u64,
+        /// Their bytes, from the start of the Ethernet header.
+        pub bytes: u64,
+        /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC_COARSE) of the last one.
+        pub last_ns: u64,
+    }
+
+    // SAFETY: plain old data of three u64.
+    unsafe impl aya::Pod for Hits {}
+
+    /// A slot of `hit_cache`, as `struct xdpfw_hit_slot` in C.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct HitSlot {
+        /// The rule counted here (kind 0: none).
+        pub rule: RuleKey,
+        /// Low bits of jiffies when `hits.last_ns` was read.
+        pub jiffies: u32,
+        /// Its hits since it took the slot.
+        pub hits: Hits,
+    }
+
+    // SAFETY: plain old data, 48 bytes without padding.
+    unsafe impl aya::Pod for HitSlot {}
+
     /// The counters at the start of each CPU's `capture_slot` entry.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     #[repr(C)]
@@ -350,7 +466,7 @@ pub mod xdpfw {
 
     impl Ctl {
         /// Every word, in index order.
-        pub const ALL: [Ctl; 13] = [
+        pub const ALL: [Ctl; 15] = [
             Ctl::Cidr4Mode,
             Ctl::Cidr4Drift,
             Ctl::AdmitCap,
@@ -364,6 +480,8 @@ pub mod xdpfw {
             Ctl::Blocklist6Mode,
             Ctl::Blocklist6Drift,
             Ctl::Capture,
+            Ctl::RuleHitsOff,
+            Ctl::RuleHitsLost,
         ];
 
         /// The word's name as xdpctl prints it (`map dump ctl`).
@@ -382,6 +500,8 @@ pub mod xdpfw {
                 Ctl::Blocklist6Mode => "blocklist6_mode",
                 Ctl::Blocklist6Drift => "blocklist6_drift",
                 Ctl::Capture => "capture",
+                Ctl::RuleHitsOff => "rule_hits_off",
+                Ctl::RuleHitsLost => "rule_hits_lost",
             }
         }
     }
@@ -427,7 +547,7 @@ pub mod cidr4_index {
     pub const CHUNK: usize = 256;
     /// Chunks in `cidr4_chunks` as compiled (`load --max-entries` may change it).
     pub const CHUNKS: usize = 4096;
-    /// An entry covered by a prefix: `MATCH | value`.
+    /// An entry covered by a prefix: `MATCH | length << LEN_SHIFT | value`.
     pub const MATCH: u32 = 0x8000_0000;
     /// An entry that continues in chunk `n`: `POINTER | n`.
     pub const POINTER: u32 = 0x4000_0000;
@@ -469,7 +589,7 @@ pub mod cidr4_index {
                 chunks: Vec::new(),
             };
             for ((len, addr), value) in dedup {
-                index.paint(addr, len, MATCH | u32::from(value));
+                index.paint(addr, len, entry(len, value));
             }
             index
         }
@@ -530,6 +650,12 @@ pub mod cidr4_index {
 
         /// The value of the longest prefix covering `addr` (host order).
         pub fn lookup(&self, addr: u32) -> Option<u8> {
+            self.longest(addr).map(|(_, v)| v)
+        }
+
+        /// The length and value of the longest prefix covering `addr`
+        /// (host order), as the datapath finds them.
+        pub fn longest(&self, addr: u32) -> Option<(u8, u8)> {
             let mut e = self.l1[(addr >> 16) as usize];
             for shift in [8, 0] {
                 if e & POINTER == 0 {
@@ -538,8 +664,16 @@ pub mod cidr4_index {
                 let base = (e & POINTER_MASK) as usize * CHUNK;
                 e = self.chunks[base + ((addr >> shift) & 0xff) as usize];
             }
-            (e & MATCH != 0).then_some(e as u8)
+            (e & MATCH != 0).then_some(((e >> LEN_SHIFT) as u8, e as u8))
         }
+    }
+
+    /// Where an entry keeps its prefix's length (`XDPFW_CIDR_LEN_SHIFT`).
+    pub const LEN_SHIFT: u32 = 8;
+
+    /// The entry of a prefix of length `len` and value `value`.
+    pub fn entry(len: u8, value: u8) -> u32 {
+        MATCH | u32::from(len) << LEN_SHIFT | u32::from(value)
     }
 
     /// The netmask of a prefix length, host order.
@@ -571,8 +705,15 @@ pub mod cidr6_index {
     /// Every prefix `cidr6` can hold with a marker at each probe: room for any
     /// rule set, allocated only as it fills.
     pub const ENTRIES: usize = 65_536 * PROBES;
-    /// An entry covered by a prefix: `MATCH | value`.
+    /// An entry covered by a prefix: `MATCH | length << LEN_SHIFT | value`.
     pub const MATCH: u32 = 0x8000_0000;
+    /// Where an entry keeps its prefix's length (`XDPFW_CIDR_LEN_SHIFT`).
+    pub const LEN_SHIFT: u32 = 8;
+
+    /// The entry of a prefix of length `len` and value `value`.
+    pub fn entry(len: u8, value: u8) -> u32 {
+        MATCH | u32::from(len) << LEN_SHIFT | u32::from(value)
+    }
 
     /// A prefix: address (as a big-endian number), length in bits, value.
     pub type Rule = (u128, u8, u8);
@@ -625,14 +766,14 @@ pub mod cidr6_index {
                     }
                     if m < len {
                         let covering = open.iter().rev().find(|&&((_, l), _)| l <= m);
-                        let e = covering.map_or(0, |&(_, v)| MATCH | u32::from(v));
+                        let e = covering.map_or(0, |&((_, l), v)| entry(l, v));
                         entries.insert((m, addr & mask(m)), e);
                         lo = mid + 1;
                     } else {
                         hi = mid - 1;
                     }
                 }
-                entries.insert((len, addr), MATCH | u32::from(value));
+                entries.insert((len, addr), entry(len, value));
                 open.push(((addr, len), value));
             }
             Index { lens, entries }
@@ -641,6 +782,12 @@ pub mod cidr6_index {
         /// The value of the longest prefix covering `addr`, searched as the
         /// datapath searches.
         pub fn lookup(&self, addr: u128) -> Option<u8> {
+            self.longest(addr).map(|(_, v)| v)
+        }
+
+        /// The length and value of the longest prefix covering `addr`,
+        /// searched as the datapath searches.
+        pub fn longest(&self, addr: u128) -> Option<(u8, u8)> {
             let (mut lo, mut hi) = (0i32, self.lens.len() as i32 - 1);
             let mut best = None;
             for _ in 0..PROBES {
@@ -652,7 +799,7 @@ pub mod cidr6_index {
                 match self.entries.get(&(len, addr & mask(len))) {
                     Some(&e) => {
                         if e & MATCH != 0 {
-                            best = Some(e as u8);
+                            best = Some(((e >> LEN_SHIFT) as u8, e as u8));
                         }
                         lo = mid + 1;
                     }

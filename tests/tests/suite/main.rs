@@ -12,6 +12,7 @@ mod cidr6_index;
 mod cidr_index;
 mod completion;
 mod corpus;
+mod counters;
 mod crash;
 mod datapath;
 mod demo;

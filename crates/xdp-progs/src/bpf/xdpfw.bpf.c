@@ -271,10 +271,26 @@ struct {
 	__uint(max_entries, XDPFW_CAPTURE_RING);
 } capture_rb SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32); /* hash of the rule */
+	__type(value, struct xdpfw_hit_slot);
+	__uint(max_entries, 1 << XDPFW_HIT_CACHE_BITS);
+} hit_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct xdpfw_rule);
+	__type(value, struct xdpfw_hits); /* moved out of hit_cache */
+	__uint(max_entries, XDPFW_RULE_HITS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} rule_hits SEC(".maps");
+
 /* What every rule check of one packet shares. */
 struct pkt {
 	struct xdpfw_sketch_hdr *h; /* this CPU's sketch header, or NULL */
 	int tick;		    /* also judge this packet by the rule maps */
+	__u32 len;		    /* the frame's bytes, for the rules' counters */
 };
 
 /* Counts a packet of `len` bytes under `outcome`, in one place for every
@@ -317,6 +333,94 @@ static __always_inline void drifted(__u64 *mode, __u32 drift_word)
 	if (drift)
 		__sync_fetch_and_add(drift, 1);
 	*mode = XDPFW_INDEX_OFF;
+}
+
+/* Moves a slot's counts into `rule_hits` (its rule leaves the slot). */
+static __always_inline void hits_flush(struct xdpfw_hit_slot *s)
+{
+	struct xdpfw_hits *t = bpf_map_lookup_elem(&rule_hits, &s->rule);
+
+	if (t) {
+		t->packets += s->hits.packets;
+		t->bytes += s->hits.bytes;
+		if (s->hits.last_ns > t->last_ns)
+			t->last_ns = s->hits.last_ns;
+	} else if (bpf_map_update_elem(&rule_hits, &s->rule, &s->hits, BPF_NOEXIST)) {
+		__u64 *lost = ctl_word(XDPFW_CTL_RULE_HITS_LOST);
+
+		if (lost)
+			__sync_fetch_and_add(lost, s->hits.packets);
+	}
+}
+
+/*
+ * Counts a hit of rule `r` on a packet of `len` bytes (see xdpfw.h): a
+ * function of its own (a BPF global function), verified once for every
+ * rule that calls it; called only while the counters are on.
+ */
+static __always_inline int rule_hit(const struct xdpfw_rule *r, __u32 len)
+{
+	if (!r)
+		return 0;
+	const __u32 *w = (const __u32 *)r;
+	__u32 h = (w[0] * 0x9e3779b1u) ^ (w[1] * 0x85ebca6bu) ^ (w[2] * 0xc2b2ae35u) ^
+		  (w[3] * 0x27d4eb2fu) ^ (w[4] * 0x165667b1u);
+	__u32 slot = (h * 2654435761u) >> (32 - XDPFW_HIT_CACHE_BITS);
+	struct xdpfw_hit_slot *s = bpf_map_lookup_elem(&hit_cache, &slot);
+
+	if (!s)
+		return 0;
+	const __u32 *have = (const __u32 *)&s->rule;
+
+	if (have[0] != w[0] || have[1] != w[1] || have[2] != w[2] || have[3] != w[3] ||
+	    have[4] != w[4]) {
+		if (s->hits.packets)
+			hits_flush(s);
+		s->rule = *r;
+		s->hits.packets = 0;
+		s->hits.bytes = 0;
+		s->hits.last_ns = 0;
+	}
+	s->hits.packets += 1;
+	s->hits.bytes += len;
+	/* The clock once a jiffy per slot (bpf_jiffies64 is a memory read). */
+	__u32 j = (__u32)bpf_jiffies64();
+
+	if (s->jiffies != j || !s->hits.last_ns) {
+		s->jiffies = j;
+		s->hits.last_ns = bpf_ktime_get_coarse_ns();
+	}
+	return 0;
+}
+
+/* Whether the rules' counters are on. */
+static __always_inline int hits_on(void)
+{
+	__u64 *off = ctl_word(XDPFW_CTL_RULE_HITS_OFF);
+
+	return off && !*off;
+}
+
+/* A hit of a port rule (`port` network order). */
+static __always_inline void port_hit(struct pkt *pk, __u8 kind, __be16 port)
+{
+	if (!hits_on())
+		return;
+	struct xdpfw_rule r = { .kind = kind, .port = port };
+
+	rule_hit(&r, pk->len);
+}
+
+/* A hit of an IPv4 source rule: the address, or a prefix of `len` bits. */
+static __always_inline void src4_hit(struct pkt *pk, __u8 kind, __be32 src, __u32 len)
+{
+	if (!hits_on())
+		return;
+	struct xdpfw_rule r = { .kind = kind, .prefixlen = len };
+	__u32 mask = len == 0 || len > 32 ? 0 : 0xffffffffu << (32 - len);
+
+	*(__be32 *)r.addr = src & bpf_htonl(mask);
+	rule_hit(&r, pk->len);
 }
 
 /* The slot of a (folded) source in `heavy`. */
@@ -475,7 +579,7 @@ static __always_inline int cidr4_index(__be32 src)
 				return -2;
 		}
 	}
-	return v & XDPFW_CIDR4_MATCH ? (int)(v & 0xff) : -1;
+	return v & XDPFW_CIDR4_MATCH ? (int)(v & 0xffff) : -1;
 }
 
 /* Whether cidr4 drops `src`: through the index when xdpctl built it. */
@@ -492,26 +596,35 @@ static __always_inline int cidr4_blocked(struct pkt *pk, __be32 src)
 			return 0;
 		/* Written behind xdpctl's back: the trie is the truth. */
 		drifted(mode, XDPFW_CTL_CIDR4_DRIFT);
+		src4_hit(pk, XDPFW_RULE_CIDR4, src, XDPFW_RULE_LEN_UNKNOWN);
 		return 1;
 	}
 	if (m == XDPFW_INDEX_ON) {
 		int v = cidr4_index(src);
 
 		if (v != -2) {
-			int drop = v > 0;
+			int drop = (v & 0xff) > 0;
 
 			if (pk->tick) {
 				int trie = blocked(&cidr4, &prefix);
 
 				if (trie != drop) {
 					drifted(mode, XDPFW_CTL_CIDR4_DRIFT);
+					if (trie)
+						src4_hit(pk, XDPFW_RULE_CIDR4, src, XDPFW_RULE_LEN_UNKNOWN);
 					return trie;
 				}
 			}
+			/* A prefix matched (an exception too: value 0). */
+			if (v >= 0)
+				src4_hit(pk, XDPFW_RULE_CIDR4, src, (__u32)v >> XDPFW_CIDR_LEN_SHIFT);
 			return drop;
 		}
 	}
-	return blocked(&cidr4, &prefix);
+	if (!blocked(&cidr4, &prefix))
+		return 0;
+	src4_hit(pk, XDPFW_RULE_CIDR4, src, XDPFW_RULE_LEN_UNKNOWN);
+	return 1;
 }
 
 /* `src` masked to its first `len` bits. */
@@ -527,6 +640,19 @@ static __always_inline void mask6(struct in6_addr *out, const struct in6_addr *s
 			w &= bpf_htonl(~0u << (start + 32 - len));
 		out->in6_u.u6_addr32[i] = w;
 	}
+}
+
+/* A hit of an IPv6 source rule: the address, or a prefix of `len` bits. */
+static __always_inline void src6_hit(struct pkt *pk, __u8 kind, const struct in6_addr *src,
+				     __u32 len)
+{
+	if (!hits_on())
+		return;
+	struct xdpfw_rule r = { .kind = kind, .prefixlen = len };
+
+	if (len <= 128)
+		mask6((struct in6_addr *)r.addr, src, len);
+	rule_hit(&r, pk->len);
 }
 
 /* The bit of `cidr6_filter` for an index key (xdpctl computes the same). */
@@ -611,7 +737,7 @@ __noinline int cidr6_index_lookup(const struct in6_addr *src)
 
 		if (e) {
 			if (*e & XDPFW_CIDR4_MATCH)
-				best = *e & 0xff;
+				best = *e & 0xffff;
 			lo = mid + 1;
 		} else {
 			hi = mid - 1;
@@ -631,6 +757,7 @@ static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *
 		if (!pk->tick || !blocked(&cidr6, &prefix))
 			return 0;
 		drifted(mode, XDPFW_CTL_CIDR6_DRIFT);
+		src6_hit(pk, XDPFW_RULE_CIDR6, src, XDPFW_RULE_LEN_UNKNOWN);
 		return 1;
 	}
 	if (m == XDPFW_INDEX_ON) {
@@ -650,20 +777,27 @@ static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *
 		}
 
 		if (v != -2) {
-			int drop = v > 0;
+			int drop = (v & 0xff) > 0;
 
 			if (pk->tick) {
 				int trie = blocked(&cidr6, &prefix);
 
 				if (trie != drop) {
 					drifted(mode, XDPFW_CTL_CIDR6_DRIFT);
+					if (trie)
+						src6_hit(pk, XDPFW_RULE_CIDR6, src, XDPFW_RULE_LEN_UNKNOWN);
 					return trie;
 				}
 			}
+			if (v >= 0)
+				src6_hit(pk, XDPFW_RULE_CIDR6, src, (__u32)v >> XDPFW_CIDR_LEN_SHIFT);
 			return drop;
 		}
 	}
-	return blocked(&cidr6, &prefix);
+	if (!blocked(&cidr6, &prefix))
+		return 0;
+	src6_hit(pk, XDPFW_RULE_CIDR6, src, XDPFW_RULE_LEN_UNKNOWN);
+	return 1;
 }
 
 /* Whether blocklist6 drops `src` (one hash lookup, none when xdpctl found
@@ -676,9 +810,11 @@ static __always_inline int blocklist6_blocked(struct pkt *pk, struct in6_addr *s
 		if (!pk->tick || !blocked(&blocklist6, src))
 			return 0;
 		drifted(mode, XDPFW_CTL_BLOCKLIST6_DRIFT);
-		return 1;
+	} else if (!blocked(&blocklist6, src)) {
+		return 0;
 	}
-	return blocked(&blocklist6, src);
+	src6_hit(pk, XDPFW_RULE_BLOCKLIST6, src, 128);
+	return 1;
 }
 
 /*
@@ -714,6 +850,7 @@ static __always_inline int blocklist4_cached(struct pkt *pk, __be32 src)
 		__sync_fetch_and_add(gen, 1);
 		return 0;
 	}
+	src4_hit(pk, XDPFW_RULE_BLOCKLIST, src, 32);
 	return 1;
 }
 
@@ -732,6 +869,7 @@ static __always_inline int blocklist4(struct pkt *pk, __u64 *bloom_on, __be32 sr
 		if (!pk->tick || !blocked(&blocklist, &src))
 			return 0;
 		drifted(bloom_on, XDPFW_CTL_BLOOM_DRIFT);
+		src4_hit(pk, XDPFW_RULE_BLOCKLIST, src, 32);
 		return 1;
 	}
 	/* The filter: a spoofed flood stops at a clear bit. */
@@ -757,6 +895,7 @@ static __always_inline int blocklist4(struct pkt *pk, __u64 *bloom_on, __be32 sr
 
 	if (e && gen)
 		*e = drop_cache_want(*gen, src);
+	src4_hit(pk, XDPFW_RULE_BLOCKLIST, src, 32);
 	return 1;
 }
 
@@ -805,8 +944,10 @@ static __always_inline int ports(struct pkt *pk, void *l4, void *data_end, __u8 
 			return XDPFW_MALFORMED;
 		__u64 *mode = ctl_word(XDPFW_CTL_PORTS_MODE);
 
-		if (port_blocked(pk, mode, &udp_ports, 0, udp->dest))
+		if (port_blocked(pk, mode, &udp_ports, 0, udp->dest)) {
+			port_hit(pk, XDPFW_RULE_UDP_PORT, udp->dest);
 			return XDPFW_DROP_UDP_PORT;
+		}
 	} else if (proto == IPPROTO_TCP) {
 		struct tcphdr *tcp = l4;
 
@@ -814,8 +955,10 @@ static __always_inline int ports(struct pkt *pk, void *l4, void *data_end, __u8 
 			return XDPFW_MALFORMED;
 		__u64 *mode = ctl_word(XDPFW_CTL_PORTS_MODE);
 
-		if (port_blocked(pk, mode, &tcp_ports, 1, tcp->dest))
+		if (port_blocked(pk, mode, &tcp_ports, 1, tcp->dest)) {
+			port_hit(pk, XDPFW_RULE_TCP_PORT, tcp->dest);
 			return XDPFW_DROP_TCP_PORT;
+		}
 	}
 	return XDPFW_PASSED;
 }
@@ -858,7 +1001,7 @@ static __always_inline int outcome4(struct pkt *pk, struct iphdr *ip, void *data
 static __always_inline struct pkt packet(void)
 {
 	__u32 zero = 0;
-	struct pkt pk = { .h = bpf_map_lookup_elem(&sketch_hdr, &zero), .tick = 0 };
+	struct pkt pk = { .h = bpf_map_lookup_elem(&sketch_hdr, &zero), .tick = 0, .len = 0 };
 
 	if (pk.h)
 		pk.tick = (++pk.h->checks[0] & (XDPFW_CHECK_EVERY - 1)) == 0;
@@ -882,6 +1025,8 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 
 	__be32 src = ip->saddr;
 	struct pkt pk = packet();
+
+	pk.len = frame_len;
 	__u64 *bloom_on = ctl_word(XDPFW_CTL_BLOOM_MODE);
 
 	/* A source the blocklist dropped before: one read drops its flood. */
@@ -999,6 +1144,8 @@ __noinline int fw_ipv6(struct xdp_md *ctx, __u32 off)
 
 	struct in6_addr src = ip6->saddr;
 	struct pkt pk = packet();
+
+	pk.len = frame_len;
 	int outcome = outcome6(&pk, ip6, data_end, payload);
 
 	if (is_drop(outcome))

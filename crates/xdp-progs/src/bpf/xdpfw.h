@@ -23,9 +23,10 @@
  * number of prefixes. xdpctl derives it from `cidr4` on every change it
  * makes; the trie stays the rule store and the fallback.
  *
- * An entry: 0 = no prefix covers it; MATCH | value = the longest prefix
- * covering it has that value; CHUNK | n = look in chunk n (256 entries at
- * n * 256 in `cidr4_chunks`), indexed by the next 8 bits.
+ * An entry: 0 = no prefix covers it; MATCH | len << 8 | value = the
+ * longest prefix covering it has that length and value (the length names
+ * the prefix for its counters); CHUNK | n = look in chunk n (256 entries
+ * at n * 256 in `cidr4_chunks`), indexed by the next 8 bits.
  */
 #define XDPFW_CIDR4_L1 65536
 #define XDPFW_CIDR4_CHUNK_ENTRIES 256
@@ -43,6 +44,7 @@ struct xdpfw_cidr4_chunk {
 #define XDPFW_CIDR4_MATCH 0x80000000u
 #define XDPFW_CIDR4_CHUNK 0x40000000u
 #define XDPFW_CIDR4_CHUNK_MASK 0x00ffffffu
+#define XDPFW_CIDR_LEN_SHIFT 8
 /*
  * The IPv6 CIDR index (`cidr6_index`, `cidr6_lens`): a binary search on
  * the prefix lengths present in `cidr6` (Waldvogel, Varghese, Turner and
@@ -51,7 +53,7 @@ struct xdpfw_cidr4_chunk {
  * keyed like `cidr6` (length, address masked to it) holding each prefix and
  * a marker for it at each shorter length where the search turns towards
  * longer ones. Every entry carries the value of the longest prefix that
- * covers it (MATCH | value), or 0 if none does. A hit means "look longer",
+ * covers it (MATCH | its length << 8 | value), or 0 if none does. A hit means "look longer",
  * a miss "look shorter", and the last hit's value is the answer: at most
  * 8 hash lookups (129 possible lengths) whatever the number of prefixes,
  * one or two for the usual few lengths (/32, /48, /64). A filter in front
@@ -96,6 +98,8 @@ enum xdpfw_ctl {
 	XDPFW_CTL_BLOCKLIST6_MODE = 10, /* XDPFW_INDEX_EMPTY, or look blocklist6 up */
 	XDPFW_CTL_BLOCKLIST6_DRIFT = 11, /* rules found in a blocklist6 marked empty */
 	XDPFW_CTL_CAPTURE = 12,	   /* 0, or until when (bpf_ktime_get_ns) a capture reads `capture_rb` */
+	XDPFW_CTL_RULE_HITS_OFF = 13, /* non-zero: rules' hits are not counted (on after load) */
+	XDPFW_CTL_RULE_HITS_LOST = 14, /* hits not counted: `rule_hits` was full */
 };
 
 /*
@@ -260,6 +264,53 @@ enum xdpfw_outcome {
 struct xdpfw_counter {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/*
+ * Counters per rule: packets, bytes and the last hit of each rule that
+ * matched (a blocklist entry, a CIDR prefix, exceptions included, a port).
+ * On the hot path a hit goes to this CPU's slot of `hit_cache`, a
+ * direct-mapped cache of rules (one array read, no hash, no atomics); a
+ * rule that takes a slot another rule held moves that rule's counts into
+ * `rule_hits` (a per-CPU hash). A rule's counts are `rule_hits` plus the
+ * slots holding it, summed over CPUs (xdpctl reads the hash first, so a
+ * move in between can only hide counts until the next read, never count
+ * them twice). `last_ns` is bpf_ktime_get_coarse_ns, read at most once a
+ * jiffy per slot. Off while ctl[XDPFW_CTL_RULE_HITS_OFF] is non-zero.
+ */
+#define XDPFW_HIT_CACHE_BITS 10
+#define XDPFW_RULE_HITS_MAX 65536
+
+enum xdpfw_rule_kind {
+	XDPFW_RULE_UDP_PORT = 1,   /* a port of udp_ports */
+	XDPFW_RULE_TCP_PORT = 2,   /* a port of tcp_ports */
+	XDPFW_RULE_BLOCKLIST = 3,  /* an address of blocklist */
+	XDPFW_RULE_BLOCKLIST6 = 4, /* an address of blocklist6 */
+	XDPFW_RULE_CIDR4 = 5,	   /* a prefix of cidr4 */
+	XDPFW_RULE_CIDR6 = 6,	   /* a prefix of cidr6 */
+};
+
+/* The prefix length of a CIDR hit the trie decided (the index was off or
+ * out of date): the prefix is not known. */
+#define XDPFW_RULE_LEN_UNKNOWN 255
+
+struct xdpfw_rule {
+	__u8 kind;	/* enum xdpfw_rule_kind */
+	__u8 prefixlen; /* CIDR: the prefix's length (or XDPFW_RULE_LEN_UNKNOWN) */
+	__be16 port;	/* port rules: the port */
+	__u8 addr[16];	/* source rules: the address or prefix (IPv4: the first 4 bytes) */
+} __attribute__((aligned(4)));
+
+struct xdpfw_hits {
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_ns; /* bpf_ktime_get_coarse_ns of the last hit */
+};
+
+struct xdpfw_hit_slot {
+	struct xdpfw_rule rule; /* kind 0: free */
+	__u32 jiffies;		/* low bits of jiffies when last_ns was read */
+	struct xdpfw_hits hits; /* since the rule took the slot */
 };
 
 /* Runtime switches: one entry in the `config` array. All off by default. */

@@ -210,6 +210,13 @@ pub enum Command {
 /// interrupted, or another tool wrote its rules; `xdpctl doctor` rebuilds
 /// it).
 ///
+/// --rules lists every rule of the rule maps (blocklist entries, CIDR
+/// prefixes and their exceptions, ports) with the packets, bytes and last
+/// time it matched, since the load (kept by `load --replace`): the most hit
+/// first, or with --unused only rules never hit and with --idle only rules
+/// not hit for a while, to prune a list. The datapath counts them from
+/// load on; --rule-counters off stops that (and its cost), on resumes.
+///
 /// Example: xdpctl stats --interval 1
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -217,7 +224,9 @@ Examples:
   xdpctl stats
   xdpctl stats /sys/fs/bpf/xdpfw --interval 1
   xdpctl -j stats --interval 10 --count 6 >> stats.jsonl
-  xdpctl stats --prometheus > /var/lib/node_exporter/textfile/xdpctl.prom")]
+  xdpctl stats --prometheus > /var/lib/node_exporter/textfile/xdpctl.prom
+  xdpctl stats --rules --top 20
+  xdpctl stats --rules --idle 30d")]
 pub struct StatsArgs {
     /// The firewall's load directory.
     #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
@@ -231,6 +240,30 @@ pub struct StatsArgs {
     /// Prometheus text format (a snapshot).
     #[arg(long, conflicts_with = "interval")]
     pub prometheus: bool,
+    /// Counters per rule: each rule with its packets, bytes and last hit.
+    #[arg(long, conflicts_with_all = ["interval", "prometheus"])]
+    pub rules: bool,
+    /// With --rules: only rules never hit.
+    #[arg(long, requires = "rules")]
+    pub unused: bool,
+    /// With --rules: only rules not hit for DURATION (never hit included).
+    #[arg(long, value_name = "DURATION", requires = "rules", value_parser = at_least_a_second)]
+    pub idle: Option<std::time::Duration>,
+    /// With --rules: at most N rules, the most hit first.
+    #[arg(long, value_name = "N", requires = "rules", value_parser = size)]
+    pub top: Option<usize>,
+    /// Turn the datapath's counters per rule on or off.
+    #[arg(long, value_name = "on|off", value_parser = on_off, conflicts_with_all = ["interval", "prometheus", "rules"])]
+    pub rule_counters: Option<bool>,
+}
+
+/// `on` or `off`.
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{}': say on or off", s.escape_debug())),
+    }
 }
 
 /// Capture the packets the firewall judges, each with its verdict and rule.
@@ -440,6 +473,9 @@ pub struct ApplyArgs {
 /// What is loaded in DIR, where it is attached, and what its rule maps
 /// hold (guard's own blocks left out), in the format `apply -f` takes:
 /// `save` on one host and `apply` on another gives the same state.
+/// --hits adds each rule's counts as a comment on its line (packets and
+/// last hit, or "never hit"), to review a list before pruning it; `apply`
+/// ignores comments.
 ///
 /// Example: xdpctl save xdpfw > policy.yaml
 #[derive(Debug, Args)]
@@ -447,6 +483,9 @@ pub struct SaveArgs {
     /// The load directory; default: the only one under --bpffs.
     #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: Option<PathBuf>,
+    /// Each rule's hits as a comment (YAML only).
+    #[arg(long)]
+    pub hits: bool,
 }
 
 /// Keep this host on a policy: apply it, watch it, report what drifts.
@@ -478,6 +517,9 @@ pub struct AgentArgs {
     /// Stop after N reconciles (for scripts and tests).
     #[arg(long, value_name = "N", hide = true, value_parser = count)]
     pub count: Option<u64>,
+    /// Rules in /metrics: the N hit most since the last scrape.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = size)]
+    pub top_rules: usize,
 }
 
 /// An address to listen on.

@@ -62,7 +62,14 @@ struct Status {
     file_error: Mutex<Option<String>>,
     /// The policy in force.
     policy: Mutex<Option<Policy>>,
+    /// Rules in `/metrics`: the most hit since the last scrape.
+    top_rules: usize,
+    /// The rules' packet counts at the last scrape, and when.
+    rule_counts: Mutex<Option<(std::time::Instant, RuleCounts)>>,
 }
+
+/// Packets per rule (map, rule), as counted at one scrape.
+type RuleCounts = std::collections::HashMap<(&'static str, String), u64>;
 
 /// Why a reconcile runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -79,7 +86,10 @@ pub fn agent(ctx: &Ctx, args: &AgentArgs) -> Result<()> {
     // service manager shows it); later, a bad edit keeps the last good one.
     read_policy(&args.policy)?;
     handle_signals()?;
-    let status = Status::default();
+    let status = Status {
+        top_rules: args.top_rules,
+        ..Status::default()
+    };
     let server = tiny_http::Server::http(args.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     ctx.out.note(format_args!(
@@ -463,6 +473,34 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
         && let Ok(outcomes) = fw.outcomes()
     {
         prometheus::firewall(&mut out, &fw.dir, &outcomes);
+        rule_metrics(&mut out, status, &fw);
     }
     out.finish()
+}
+
+/// The rules hit most since the last scrape (at most `--top-rules`, so the
+/// series stay bounded however many rules there are), with their counters.
+fn rule_metrics(out: &mut Exposition, status: &Status, fw: &Firewall) {
+    let Ok(report) = crate::ops::rulehits::read(&fw.maps_dir()) else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    let mut last = status.rule_counts.lock().expect("not poisoned");
+    let (dt, prev) = match last.take() {
+        Some((at, prev)) => (now.duration_since(at).as_secs_f64(), prev),
+        // The first scrape: rates since the load began are not known;
+        // the counts themselves rank.
+        None => (1.0, RuleCounts::new()),
+    };
+    let top = crate::model::rulehits::top_rates(&prev, &report.rows, dt, status.top_rules);
+    *last = Some((
+        now,
+        report
+            .rows
+            .iter()
+            .filter(|r| r.packets > 0)
+            .map(|r| ((r.map, r.rule.clone()), r.packets))
+            .collect(),
+    ));
+    prometheus::rules(out, &fw.dir, &top, report.lost);
 }

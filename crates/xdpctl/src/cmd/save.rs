@@ -9,25 +9,40 @@ use serde::Serialize;
 use crate::{
     cli::SaveArgs,
     ctx::Ctx,
+    kernel::clock::{now_ms, rfc3339},
+    model::rulehits::{RuleHit, annotate_yaml},
     model::{
         guard::GUARD_MARK,
         policy::{self, DeviceSpec, Drift, LoadSpec, Policy, VERSION},
     },
-    ops::{live, loaddir::LoadDir},
+    ops::{live, loaddir::LoadDir, rulehits},
     render::Human,
 };
 
 /// A saved policy: YAML for people, the same document as JSON with -j.
 #[derive(Debug, Serialize)]
-#[serde(transparent)]
-pub struct Saved(Policy);
+pub struct Saved {
+    #[serde(flatten)]
+    policy: Policy,
+    /// With --hits: each rule's counts, as comments of the YAML.
+    #[serde(skip)]
+    hits: Option<Vec<RuleHit>>,
+}
 
 impl Human for Saved {
     fn human(&self, _view: &crate::render::View) -> String {
-        format!(
-            "# xdpctl policy, saved from the live state\n{}",
-            serde_norway::to_string(&self.0).unwrap_or_default()
-        )
+        let yaml = serde_norway::to_string(&self.policy).unwrap_or_default();
+        match &self.hits {
+            None => format!("# xdpctl policy, saved from the live state\n{yaml}"),
+            Some(rows) => format!(
+                "# xdpctl policy, saved from the live state at {}, with each rule's hits since \
+                 the load\n{}",
+                rfc3339(now_ms()),
+                annotate_yaml(&yaml, rows, |t| rfc3339(
+                    u64::try_from(t / 1_000_000).unwrap_or(0)
+                ))
+            ),
+        }
     }
 }
 
@@ -114,6 +129,24 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         guard: None,
         drift: Drift::Report,
     };
-    ctx.out.result(&Saved(saved))?;
+    let hits = if args.hits {
+        if !builtin {
+            bail!(
+                "{} is not a load of the built-in firewall: it has no counters per rule (--hits)",
+                load.path.display()
+            );
+        }
+        if ctx.format != crate::render::Format::Human {
+            ctx.out
+                .note("--hits adds comments to the YAML; JSON has none, so -j leaves them out");
+        }
+        Some(rulehits::read(&load.path.join(crate::model::manifest::MAPS_SUBDIR))?.rows)
+    } else {
+        None
+    };
+    ctx.out.result(&Saved {
+        policy: saved,
+        hits,
+    })?;
     Ok(())
 }

@@ -17,7 +17,8 @@ use crate::{
         clock::{now_ms, rfc3339, sleep_until},
         process::handle_signals,
     },
-    ops::firewall::Firewall,
+    model::rulehits::{self as rulemodel, Select},
+    ops::{firewall::Firewall, rulehits},
     render::{self, Format, Tabular},
 };
 
@@ -45,14 +46,99 @@ impl Tabular for OutcomeRow {
     }
 }
 
+/// One rule in `stats --rules`.
+#[derive(Debug, Serialize)]
+struct RuleRow {
+    map: &'static str,
+    rule: String,
+    /// False for a counted rule no rule map holds any more.
+    present: bool,
+    packets: u64,
+    bytes: u64,
+    /// RFC 3339, or null: never hit.
+    last_hit: Option<String>,
+    #[serde(skip)]
+    ago: String,
+}
+
+impl Tabular for RuleRow {
+    const HEADERS: &'static [&'static str] = &["MAP", "RULE", "PACKETS", "BYTES", "LAST HIT"];
+    fn cells(&self, _view: &render::View) -> Vec<String> {
+        let rule = if self.present {
+            self.rule.clone()
+        } else {
+            format!("{} (removed)", self.rule)
+        };
+        vec![
+            self.map.to_owned(),
+            rule,
+            self.packets.to_string(),
+            self.bytes.to_string(),
+            self.ago.clone(),
+        ]
+    }
+}
+
+/// `xdpctl stats --rules`.
+fn rules(ctx: &Ctx, fw: &Firewall, args: &StatsArgs) -> Result<()> {
+    let report = rulehits::read(&fw.maps_dir())?;
+    if !report.counting {
+        ctx.out.note(format!(
+            "the firewall at {} does not count per rule now (`xdpctl stats --rule-counters on` resumes): counts stop at the last hit before it was turned off",
+            fw.dir.display()
+        ));
+    }
+    if report.lost > 0 {
+        ctx.out.note(format!(
+            "{} hits were not counted: rule_hits is full ({} rules); load with --max-entries rule_hits=N for more",
+            report.lost, report.stored.1
+        ));
+    }
+    let now = report.now_unix_ns;
+    let sel = Select {
+        unused: args.unused,
+        idle_ns: args.idle.map(|d| d.as_nanos() as u64),
+        top: args.top,
+    };
+    let rows: Vec<RuleRow> = rulemodel::select(report.rows, sel, now)
+        .into_iter()
+        .map(|r| RuleRow {
+            ago: rulemodel::ago(r.last_unix_ns, now),
+            last_hit: r
+                .last_unix_ns
+                .map(|t| rfc3339(u64::try_from(t / 1_000_000).unwrap_or(0))),
+            map: r.map,
+            rule: r.rule,
+            present: r.present,
+            packets: r.packets,
+            bytes: r.bytes,
+        })
+        .collect();
+    ctx.out.result(&rows).map_err(Into::into)
+}
+
 /// `xdpctl stats`.
 pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
     if args.prometheus && ctx.format != Format::Human {
         bail!("--prometheus prints Prometheus text, -j JSON: choose one");
     }
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
+    if let Some(on) = args.rule_counters {
+        let was = rulehits::set_counting(&fw.maps_dir(), on)?;
+        let say = |b: bool| if b { "on" } else { "off" };
+        ctx.out.note(format!(
+            "per-rule counters of {}: {} (were {})",
+            fw.dir.display(),
+            say(on),
+            say(was)
+        ));
+        return Ok(());
+    }
     if let Some(t) = crate::kernel::fwindex::Target::open(&fw.maps_dir())? {
         ctx.out.notes(t.warnings()?);
+    }
+    if args.rules {
+        return rules(ctx, &fw, args);
     }
     if args.prometheus {
         let mut text = crate::render::prometheus::Exposition::default();

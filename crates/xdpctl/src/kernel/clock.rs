@@ -38,6 +38,11 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(ns(nix::time::ClockId::CLOCK_MONOTONIC)).unwrap_or(0)
 }
 
+/// CLOCK_REALTIME: nanoseconds since the Unix epoch.
+pub fn unix_ns() -> i128 {
+    ns(nix::time::ClockId::CLOCK_REALTIME)
+}
+
 /// What to add to a time of `clock` (nanoseconds) to make it Unix time in
 /// nanoseconds: the kernel stamps BPF objects and captured packets with
 /// CLOCK_BOOTTIME or CLOCK_MONOTONIC.

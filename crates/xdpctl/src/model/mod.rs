@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod maptype;
 pub mod packet;
 pub mod policy;
+pub mod rulehits;
 pub mod rulemaps;
 pub mod verifier;
 pub mod xdp;

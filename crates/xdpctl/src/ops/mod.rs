@@ -20,6 +20,7 @@ pub mod openmap;
 pub mod pending;
 pub mod progs;
 pub mod replace;
+pub mod rulehits;
 pub mod unload;
 pub mod watcher;
 

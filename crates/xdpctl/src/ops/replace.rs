@@ -300,6 +300,12 @@ pub fn replace(
         ctx.out
             .notes(fwindex::rebuild(&staged_maps, &load.path, true)?);
         fwindex::set_admit_cap(&staged_maps, fwindex::admit_cap_of(&live_maps)?)?;
+        // The counters per rule carry over as the rules do: in the maps
+        // themselves when they are shared, else moved (the hits the old
+        // program counts between now and the switch are not).
+        if fresh_own {
+            super::rulehits::carry(&live_maps, &staged_maps)?;
+        }
         let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
         let manifest = build_manifest(
             object,

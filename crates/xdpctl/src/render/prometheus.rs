@@ -98,6 +98,67 @@ pub fn firewall(out: &mut Exposition, dir: &Path, outcomes: &[(Outcome, u64, u64
     }
 }
 
+/// The counters of the rules hit most since the last scrape (`top`, with
+/// their rates), and the hits that could not be counted (the agent's
+/// `/metrics`).
+pub fn rules(
+    out: &mut Exposition,
+    dir: &Path,
+    top: &[(crate::model::rulehits::RuleHit, f64)],
+    lost: u64,
+) {
+    let dir = dir.display().to_string();
+    for (metric, kind, help) in [
+        (
+            "xdpctl_rule_packets_total",
+            Kind::Counter,
+            "Packets each rule matched, for the rules hit most since the last scrape.",
+        ),
+        (
+            "xdpctl_rule_bytes_total",
+            Kind::Counter,
+            "Bytes of the packets each rule matched, for the same rules.",
+        ),
+        (
+            "xdpctl_rule_packets_per_second",
+            Kind::Gauge,
+            "Packets each rule matched per second since the last scrape.",
+        ),
+        (
+            "xdpctl_rule_last_hit_timestamp_seconds",
+            Kind::Gauge,
+            "When each rule last matched.",
+        ),
+    ] {
+        out.family(metric, kind, help);
+        for (r, rate) in top {
+            let labels = [
+                ("dir", dir.as_str()),
+                ("map", r.map),
+                ("rule", r.rule.as_str()),
+            ];
+            match metric {
+                "xdpctl_rule_packets_total" => out.sample(metric, &labels, r.packets),
+                "xdpctl_rule_bytes_total" => out.sample(metric, &labels, r.bytes),
+                "xdpctl_rule_packets_per_second" => {
+                    out.sample(metric, &labels, format!("{rate:.3}"))
+                }
+                _ => out.sample(
+                    metric,
+                    &labels,
+                    format!("{:.3}", r.last_unix_ns.unwrap_or(0) as f64 / 1e9),
+                ),
+            };
+        }
+    }
+    out.family(
+        "xdpctl_rule_hits_lost_total",
+        Kind::Counter,
+        "Rule hits not counted because the firewall's rule_hits map was full.",
+    )
+    .sample("xdpctl_rule_hits_lost_total", &[("dir", &dir)], lost);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -464,10 +464,13 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
     }
 }
 
-/// Section 5: what capture costs the datapath under a spoofed flood to a
-/// dropped port. Off, against the firewall built without it
-/// (tests/bpf/xdpfw_nocapture.bpf.c); on, one packet in 1,000 sampled and
-/// written to the ring buffer (an `xdpctl capture` reading it), against off.
+/// Section 5: what capture and the per-rule counters cost the datapath
+/// under a spoofed flood to a dropped port. Capture off, against the
+/// firewall built without it (tests/bpf/xdpfw_nocapture.bpf.c); on, one
+/// packet in 1,000 sampled and written to the ring buffer (an `xdpctl
+/// capture` reading it), against off. Counters on (the default: every
+/// packet of the flood is a hit of the port rule) against a load with
+/// `stats --rule-counters off`.
 fn capture_cost(
     fs: &Bpffs,
     generator: &mut flood::TestRunFlood,
@@ -479,7 +482,9 @@ fn capture_cost(
     let nc = fixture("xdpfw_nocapture");
     xdpctl(fs, ["load", nc.to_str().unwrap(), "--pin", "fwnc"]).ok();
     xdpctl(fs, ["load", "--pin", "fwc"]).ok();
-    for pin in ["fwnc", "fwc"] {
+    xdpctl(fs, ["load", "--pin", "fwoff"]).ok();
+    xdpctl(fs, ["stats", "fwoff", "--rule-counters", "off"]).ok();
+    for pin in ["fwnc", "fwc", "fwoff"] {
         let ports = format!("{pin}/maps/udp_ports");
         xdpctl(
             fs,
@@ -515,6 +520,10 @@ fn capture_cost(
             pin: "fwc/xdp_fw",
             what: "firewall, capture on",
         },
+        &Prog {
+            pin: "fwoff/xdp_fw",
+            what: "firewall, per-rule counters off",
+        },
     ];
     let ns = race(fs, generator, sizes, frame, spoofed, &progs, 1);
     let _ = nix::sys::signal::kill(
@@ -541,6 +550,18 @@ fn capture_cost(
         &ns[2],
         Some(("capture off", &ns[1])),
         Some(1.05),
+    ));
+    rows.push(ns_row(
+        format!("{what}: {}", progs[3].what),
+        &ns[3],
+        None,
+        None,
+    ));
+    rows.push(ns_row(
+        format!("{what}: per-rule counters on (the default; every packet hits the port rule)"),
+        &ns[1],
+        Some(("counters off", &ns[3])),
+        Some(1.1),
     ));
 }
 
