@@ -257,6 +257,24 @@ const CASES: &[Case] = &[
         &["stats", "fw", "--interval", "1", "--count", "{}"],
         Kind::Number,
     ),
+    case(
+        "stats",
+        "--idle",
+        &["stats", "fw", "--rules", "--idle", "{}"],
+        Kind::Number,
+    ),
+    case(
+        "stats",
+        "--top",
+        &["stats", "fw", "--rules", "--top", "{}"],
+        Kind::Number,
+    ),
+    case(
+        "stats",
+        "--rule-counters",
+        &["stats", "fw", "--rule-counters", "{}"],
+        Kind::Text,
+    ),
     case("top", "DIR", &["top", "{}", "--count", "1"], Kind::Text),
     case(
         "capture",
@@ -481,6 +499,12 @@ const CASES: &[Case] = &[
         "agent",
         "--resync",
         &["agent", "--policy", "/nonexistent.yaml", "--resync", "{}"],
+        Kind::Number,
+    ),
+    case(
+        "agent",
+        "--top-rules",
+        &["agent", "--policy", "/nonexistent.yaml", "--top-rules", "{}"],
         Kind::Number,
     ),
     case("completions", "SHELL", &["completions", "{}"], Kind::Text),

@@ -538,7 +538,7 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         "policy.yaml",
         &with_guard(policy(&pair, "203.0.113.5", "report")),
     );
-    let agent = Agent::start(&fs, &file, &[]);
+    let agent = Agent::start(&fs, &file, &["--top-rules", "1"]);
     assert!(blocked(&fs, "203.0.113.5"));
     // It runs guard on this load, keeping its blocks across restarts.
     wait_for("guard to run", Duration::from_secs(5), || {
@@ -602,8 +602,28 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         "after resyncs, the bad file is still said: {body}"
     );
 
-    // Metrics parse with Prometheus' own parser.
+    // The rule hit most since the last scrape, alone (--top-rules 1).
+    let hit = |src: &str, n: &str| {
+        let packet = format!("udp src={src} dst=10.0.0.1 dport=7777");
+        xdpctl(&fs, ["prog", "run", "fw", "--packet", &packet, "--repeat", n]).ok();
+    };
+    hit("203.0.113.5", "5");
+    hit("203.0.113.7", "2");
+    agent.get("/metrics").unwrap();
+    hit("203.0.113.7", "3");
     let (_, metrics) = agent.get("/metrics").unwrap();
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("xdpctl_rule_packets_total{"))
+        .collect();
+    assert_eq!(series.len(), 1, "{metrics}");
+    assert!(
+        series[0].contains("map=\"blocklist\",rule=\"203.0.113.7\"} 5"),
+        "the rule hit most since the last scrape: {series:?}"
+    );
+    assert!(metrics.contains("xdpctl_rule_hits_lost_total{"), "{metrics}");
+
+    // Metrics parse with Prometheus' own parser.
     let script = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nnames = {f.name for f in p(sys.stdin.read())}\nprint(' '.join(sorted(names)))";
     let mut py = Command::new("/usr/bin/python3")
         .args(["-c", script])
@@ -626,6 +646,8 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         "xdpctl_agent_rules",
         "xdpctl_guard_blocks",
         "xdpctl_firewall_packets",
+        "xdpctl_rule_packets",
+        "xdpctl_rule_last_hit_timestamp_seconds",
     ] {
         assert!(names.contains(want), "{want} missing from {names}");
     }

@@ -222,6 +222,25 @@ fn every_table_fits_80_columns_and_keeps_what_a_person_needs() {
     // stats.
     let stats = fitted(&fs, ["stats", "xdpfw"]).stdout;
     has_cells(row(&stats, "passed"), &["passed"]);
+    // stats --rules: a long IPv6 prefix fits too.
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "cidr6",
+            "2001:db8:ffff:ffff:ffff:ffff:ffff:ff00/120",
+            "1",
+        ],
+    )
+    .ok();
+    let rules = fitted(&fs, ["stats", "xdpfw", "--rules"]).stdout;
+    header(&rules, &["MAP", "RULE", "PACKETS", "BYTES", "LAST", "HIT"]);
+    has_cells(row(&rules, "blocklist"), &["203.0.113.5", "0", "never"]);
+    has_cells(
+        row(&rules, "cidr6"),
+        &["2001:db8:ffff:ffff:ffff:ffff:ffff:ff00/120", "never"],
+    );
 
     // doctor: the loads, by path, in words that agree with their counts.
     let doctor = fitted(&fs, ["doctor"]).stdout;
