@@ -108,6 +108,9 @@ step xdpctl map dump pps
 step xdpctl map lookup stats drop_blocklist
 blocked=$(xdpctl map lookup stats drop_blocklist | sed -n 's/^{"packets":\([0-9]*\),.*/\1/p')
 [ "$blocked" -ge 5 ] || fail "expected 5 UDP packets dropped by the blocklist, got $blocked"
+step xdpctl stats --rules
+hits=$(xdpctl -j stats --rules | tr '{' '\n' | grep '"rule":"10.251.0.3"' | sed -n 's/.*"packets":\([0-9]*\).*/\1/p')
+[ "${hits:-0}" -ge 5 ] || fail "expected the blocklist entry 10.251.0.3 to have matched 5 packets, got ${hits:-none}"
 loss=$(ping_loss 2 10.251.0.1)
 echo "ping from 10.251.0.1: $loss"
 [ "$loss" = "0% packet loss" ] || fail "traffic from an allowed source must pass, got $loss"
