@@ -18,7 +18,8 @@ use xdpctl_tests::{
 type Hits = HashMap<(String, String), (u64, u64)>;
 
 /// A pool of sources and ports big enough for 10,000 rules, nested
-/// prefixes among them (all sources in 10.0.0.0/12 and 2001:db8::/40).
+/// prefixes among them (all sources in 10.0.0.0/12 and 2001:db8::/40, many
+/// of them covered by no prefix).
 fn pool(rng: &mut Rng) -> Pool {
     let v4 = (0..8000)
         .map(|_| {
@@ -65,9 +66,9 @@ fn rules(rng: &mut Rng, pool: &Pool) -> Rules {
             r.blocklist6.insert(*a, value(rng));
         }
     }
-    while r.cidr4.len() < 4800 {
+    while r.cidr4.len() < 5000 {
         let a = rng.pick(&pool.v4);
-        let len = rng.pick(&[12u8, 16, 18, 20, 22, 24, 26, 28, 30, 32]);
+        let len = rng.pick(&[16u8, 18, 20, 22, 24, 26, 28, 30, 32]);
         r.cidr4
             .insert((masked(&a, len), len), u8::from(rng.chance(80)));
     }

@@ -603,7 +603,7 @@ static __always_inline int cidr4_blocked(struct pkt *pk, __be32 src)
 		int v = cidr4_index(src);
 
 		if (v != -2) {
-			int drop = (v & 0xff) > 0;
+			int drop = v >= 0 && (v & 0xff) > 0;
 
 			if (pk->tick) {
 				int trie = blocked(&cidr4, &prefix);
@@ -777,7 +777,7 @@ static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *
 		}
 
 		if (v != -2) {
-			int drop = (v & 0xff) > 0;
+			int drop = v >= 0 && (v & 0xff) > 0;
 
 			if (pk->tick) {
 				int trie = blocked(&cidr6, &prefix);

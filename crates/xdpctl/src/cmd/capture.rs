@@ -101,6 +101,12 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
     let deadline = args.duration.map(|d| began + d);
     let mut tally = Tally::default();
     let mut buf = String::new();
+    let no_prefixes = capture::Prefixes::default();
+    // The last rule named, by what names it: a flood's packets mostly
+    // share their rule, and naming it costs more than writing the packet.
+    let mut last: Option<(RuleOf, String)> = None;
+    // What the comment in `buf` was written for (pcapng).
+    let mut commented: Option<(RuleOf, u32, u32)> = None;
     'outer: loop {
         while let Some(c) = cap.next() {
             if filter.as_ref().is_some_and(|f| !f.matches(&c.data)) {
@@ -121,20 +127,26 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
             } else {
                 Headers::default()
             };
-            let rule = if c.outcome == xdp_progs::xdpfw::Outcome::DropCidr {
-                capture::rule(c.outcome, &headers, cap.prefixes())
-            } else {
-                capture::rule(c.outcome, &headers, &capture::Prefixes::default())
+            let of = RuleOf::of(c.outcome, &headers);
+            let rule = match &last {
+                Some((o, rule)) if *o == of && c.outcome != xdp_progs::xdpfw::Outcome::DropCidr => {
+                    rule.as_str()
+                }
+                _ => {
+                    let prefixes = if c.outcome == xdp_progs::xdpfw::Outcome::DropCidr {
+                        cap.prefixes()
+                    } else {
+                        &no_prefixes
+                    };
+                    &last.insert((of, capture::rule(c.outcome, &headers, prefixes))).1
+                }
             };
-            match write(
-                &mut sink,
-                &c,
-                device,
-                &headers,
-                &rule,
-                args.snaplen,
-                &mut buf,
-            ) {
+            let cidr = c.outcome == xdp_progs::xdpfw::Outcome::DropCidr;
+            if matches!(sink, Sink::Pcapng(_)) && (cidr || commented != Some((of, c.cpu, c.rx_queue))) {
+                comment(&mut buf, &c, capture::verdict_name(c.outcome), rule);
+                commented = Some((of, c.cpu, c.rx_queue));
+            }
+            match write(&mut sink, &c, device, &headers, rule, args.snaplen, &buf) {
                 Ok(()) => {}
                 // The reader went away (`| head`, tcpdump quit): done.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break 'outer,
@@ -170,6 +182,22 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
     Ok(())
 }
 
+/// What a packet's rule is named by: its outcome and the key the outcome's
+/// rule has (the source, or the port), if any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RuleOf(xdp_progs::xdpfw::Outcome, Option<std::net::IpAddr>, Option<u16>);
+
+impl RuleOf {
+    fn of(outcome: xdp_progs::xdpfw::Outcome, h: &Headers) -> Self {
+        use xdp_progs::xdpfw::Outcome::*;
+        match outcome {
+            DropBlocklist | DropCidr => RuleOf(outcome, h.src, None),
+            DropUdpPort | DropTcpPort => RuleOf(outcome, None, h.dport),
+            _ => RuleOf(outcome, None, None),
+        }
+    }
+}
+
 fn names<T: clap::ValueEnum>(v: &[T]) -> String {
     v.iter()
         .filter_map(|x| x.to_possible_value().map(|p| p.get_name().to_owned()))
@@ -186,7 +214,7 @@ fn flush(sink: &mut Sink) -> std::io::Result<()> {
 
 /// A packet's pcapng comment, written into `buf` (reused: this runs per
 /// packet).
-fn comment<'b>(buf: &'b mut String, c: &Caught, verdict: &str, rule: &str) -> &'b str {
+fn comment(buf: &mut String, c: &Caught, verdict: &str, rule: &str) {
     use std::fmt::Write as _;
     buf.clear();
     let _ = write!(
@@ -196,7 +224,6 @@ fn comment<'b>(buf: &'b mut String, c: &Caught, verdict: &str, rule: &str) -> &'
         c.cpu,
         c.rx_queue
     );
-    buf
 }
 
 fn write(
@@ -206,7 +233,7 @@ fn write(
     h: &Headers,
     rule: &str,
     snaplen: u32,
-    buf: &mut String,
+    comment: &str,
 ) -> std::io::Result<()> {
     let time = || humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + c.time).to_string();
     let verdict = capture::verdict_name(c.outcome);
@@ -244,7 +271,7 @@ fn write(
             time: c.time,
             len: c.len,
             data: &c.data[..c.data.len().min(snaplen as usize)],
-            comment: comment(buf, c, verdict, rule),
+            comment,
         }),
     }
 }
