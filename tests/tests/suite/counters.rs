@@ -190,6 +190,7 @@ fn send(
     )
     .ok();
     let mut cache = DropCache::default();
+    let mut drops = Vec::with_capacity(n);
     let file = dir.join("frames.pcap");
     let mut w = PcapWriter::new(std::fs::File::create(&file).unwrap()).unwrap();
     for i in 0..n {
@@ -203,6 +204,7 @@ fn send(
         w.write_packet(&PcapPacket::new(time, f.len() as u32, &f))
             .unwrap();
         let j = model::judge_cached(r, &f, &mut cache);
+        drops.push(j.outcome.drops());
         if let (Some((map, rule)), true) = (j.hit, counting) {
             let e = want.entry((map.to_owned(), rule)).or_default();
             e.0 += 1;
@@ -210,11 +212,28 @@ fn send(
         }
     }
     drop(w);
-    xdpctl(
-        fs,
-        ["prog", "run", "fw/xdp_fw", "--data", file.to_str().unwrap()],
+    let ran: Value = serde_json::from_str(
+        &xdpctl(
+            fs,
+            [
+                "-j",
+                "prog",
+                "run",
+                "fw/xdp_fw",
+                "--data",
+                file.to_str().unwrap(),
+            ],
+        )
+        .ok()
+        .stdout,
     )
-    .ok();
+    .unwrap();
+    let ran = ran.as_array().unwrap();
+    assert_eq!(ran.len(), n);
+    for (i, (run, drop)) in ran.iter().zip(drops).enumerate() {
+        let want = if drop { "XDP_DROP" } else { "XDP_PASS" };
+        assert_eq!(run["verdict"], want, "frame {i}: {run}");
+    }
 }
 
 /// What `stats --rules -j` says, and that every hit rule has a last hit.
