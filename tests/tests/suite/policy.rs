@@ -602,12 +602,13 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         "after resyncs, the bad file is still said: {body}"
     );
 
-    // The rule hit most since the last scrape, alone (--top-rules 1).
+    // The rule hit most of late, alone (--top-rules 1), whoever scraped
+    // before: the rates are over the agent's own samples.
     let hit = |src: &str, n: &str| {
         let packet = format!("udp src={src} dst=10.0.0.1 dport=7777");
         xdpctl(&fs, ["prog", "run", "fw", "--packet", &packet, "--repeat", n]).ok();
     };
-    hit("203.0.113.5", "5");
+    hit("203.0.113.5", "2");
     hit("203.0.113.7", "2");
     agent.get("/metrics").unwrap();
     hit("203.0.113.7", "3");
@@ -622,6 +623,12 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         "the rule hit most since the last scrape: {series:?}"
     );
     assert!(metrics.contains("xdpctl_rule_hits_lost_total{"), "{metrics}");
+    assert!(metrics.contains("xdpctl_rule_counters_on{"), "{metrics}");
+    let (_, again) = agent.get("/metrics").unwrap();
+    assert!(
+        again.contains("map=\"blocklist\",rule=\"203.0.113.7\"} 5"),
+        "a scrape does not change what the next one shows: {again}"
+    );
 
     // Metrics parse with Prometheus' own parser.
     let script = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families as p\nnames = {f.name for f in p(sys.stdin.read())}\nprint(' '.join(sorted(names)))";

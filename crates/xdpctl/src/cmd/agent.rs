@@ -64,9 +64,14 @@ struct Status {
     policy: Mutex<Option<Policy>>,
     /// Rules in `/metrics`: the most hit since the last scrape.
     top_rules: usize,
-    /// The rules' packet counts at the last scrape, and when.
-    rule_counts: Mutex<Option<(std::time::Instant, RuleCounts)>>,
+    /// The rules' packet counts at the agent's last two samples (every
+    /// [`RULE_SAMPLE`]), and when: the base of the rates `/metrics` shows,
+    /// the same whoever scrapes and how often.
+    rule_samples: Mutex<std::collections::VecDeque<(Instant, RuleCounts)>>,
 }
+
+/// How often the agent samples the counters per rule.
+const RULE_SAMPLE: Duration = Duration::from_secs(10);
 
 /// Packets per rule (map, rule), as counted at one scrape.
 type RuleCounts = std::collections::HashMap<(&'static str, String), u64>;
@@ -131,6 +136,7 @@ fn run(ctx: &Ctx, args: &AgentArgs, inotify: &Inotify, status: &Status) -> Resul
     let mut next_resync = Instant::now() + args.resync;
     let mut why = Some(Why::Apply);
     let mut done = 0u64;
+    let mut next_rule_sample = Instant::now();
     while !STOP.load(Ordering::SeqCst) {
         // The file: re-read on any event in its directory, applied if its
         // text changed.
@@ -167,6 +173,10 @@ fn run(ctx: &Ctx, args: &AgentArgs, inotify: &Inotify, status: &Status) -> Resul
             if args.count.is_some_and(|c| done >= c) {
                 break;
             }
+        }
+        if Instant::now() >= next_rule_sample && done > 0 {
+            sample_rules(ctx, status);
+            next_rule_sample = Instant::now() + RULE_SAMPLE;
         }
         std::thread::sleep(Duration::from_millis(100));
         if let Some(child) = &mut guard
@@ -473,34 +483,65 @@ fn metrics(ctx: &Ctx, status: &Status) -> String {
         && let Ok(outcomes) = fw.outcomes()
     {
         prometheus::firewall(&mut out, &fw.dir, &outcomes);
-        rule_metrics(&mut out, status, &fw);
+        rule_metrics(&mut out, status, &fw, report_or_none(&fw));
     }
     out.finish()
 }
 
-/// The rules hit most since the last scrape (at most `--top-rules`, so the
-/// series stay bounded however many rules there are), with their counters.
-fn rule_metrics(out: &mut Exposition, status: &Status, fw: &Firewall) {
-    let Ok(report) = crate::ops::rulehits::read(&fw.maps_dir()) else {
+/// The counters per rule of the policy's load, if it has them.
+fn report_or_none(fw: &Firewall) -> Option<crate::ops::rulehits::Report> {
+    crate::ops::rulehits::read(&fw.maps_dir()).ok()
+}
+
+/// Packets per rule, as `/metrics` keys them.
+fn rule_counts(report: &crate::ops::rulehits::Report) -> RuleCounts {
+    report
+        .rows
+        .iter()
+        .filter(|r| r.packets > 0)
+        .map(|r| ((r.map, r.rule.clone()), r.packets))
+        .collect()
+}
+
+/// Takes the agent's sample of the counters per rule (the two latest are
+/// kept).
+fn sample_rules(ctx: &Ctx, status: &Status) {
+    let Some(policy) = status.policy.lock().expect("not poisoned").clone() else {
         return;
     };
-    let now = std::time::Instant::now();
-    let mut last = status.rule_counts.lock().expect("not poisoned");
-    let (dt, prev) = match last.take() {
-        Some((at, prev)) => (now.duration_since(at).as_secs_f64(), prev),
-        // The first scrape: rates since the load began are not known;
-        // the counts themselves rank.
-        None => (1.0, RuleCounts::new()),
+    let dir = ctx.resolve(&policy.load.pin);
+    let Some(report) = Firewall::open(ctx, Some(&dir))
+        .ok()
+        .and_then(|fw| report_or_none(&fw))
+    else {
+        return;
     };
-    let top = crate::model::rulehits::top_rates(&prev, &report.rows, dt, status.top_rules);
-    *last = Some((
-        now,
-        report
-            .rows
-            .iter()
-            .filter(|r| r.packets > 0)
-            .map(|r| ((r.map, r.rule.clone()), r.packets))
-            .collect(),
-    ));
-    prometheus::rules(out, &fw.dir, &top, report.lost);
+    let mut samples = status.rule_samples.lock().expect("not poisoned");
+    samples.push_back((Instant::now(), rule_counts(&report)));
+    while samples.len() > 2 {
+        samples.pop_front();
+    }
+}
+
+/// The rules with the highest rates over the agent's sampling window (the
+/// older of its two samples to now: 10 to 20 seconds), then the most hit,
+/// at most `--top-rules` (bounded series however long the lists are),
+/// with their counters; and whether the counting is on.
+fn rule_metrics(
+    out: &mut Exposition,
+    status: &Status,
+    fw: &Firewall,
+    report: Option<crate::ops::rulehits::Report>,
+) {
+    let Some(report) = report else {
+        return;
+    };
+    let samples = status.rule_samples.lock().expect("not poisoned");
+    let (dt, base) = match samples.front() {
+        Some((at, counts)) => (at.elapsed().as_secs_f64(), counts.clone()),
+        None => (0.0, RuleCounts::new()),
+    };
+    drop(samples);
+    let top = crate::model::rulehits::top_rates(&base, &report.rows, dt, status.top_rules);
+    prometheus::rules(out, &fw.dir, &top, report.lost, report.counting, dt > 0.0);
 }

@@ -187,8 +187,9 @@ pub fn select(mut rows: Vec<RuleHit>, sel: Select, now_unix_ns: i128) -> Vec<Rul
     rows
 }
 
-/// Per-rule rates between two samples (packets per second), the highest
-/// `limit` first: the agent's bounded series.
+/// Per-rule rates between two samples (packets per second; 0 where `dt`
+/// is 0: no earlier sample), the highest `limit` first, then the most
+/// hit: the agent's bounded series.
 pub fn top_rates(
     prev: &HashMap<(&'static str, String), u64>,
     now: &[RuleHit],
@@ -201,7 +202,8 @@ pub fn top_rates(
         .map(|r| {
             let was = prev.get(&(r.map, r.rule.clone())).copied().unwrap_or(0);
             let delta = r.packets.checked_sub(was).unwrap_or(r.packets);
-            (r.clone(), delta as f64 / dt.max(1e-9))
+            let rate = if dt > 0.0 { delta as f64 / dt } else { 0.0 };
+            (r.clone(), rate)
         })
         .collect();
     out.sort_by(|a, b| {

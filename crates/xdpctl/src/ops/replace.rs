@@ -304,7 +304,8 @@ pub fn replace(
         // themselves when they are shared, else moved (the hits the old
         // program counts between now and the switch are not).
         if fresh_own {
-            super::rulehits::carry(&live_maps, &staged_maps)?;
+            ctx.out
+                .notes(super::rulehits::carry(&live_maps, &staged_maps)?);
         }
         let kept: Vec<&str> = reuse.iter().map(|(n, _)| n.as_str()).collect();
         let manifest = build_manifest(

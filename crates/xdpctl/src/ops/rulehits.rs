@@ -167,18 +167,23 @@ pub fn set_counting(maps_dir: &Path, on: bool) -> Result<bool> {
 
 /// Moves the counts of the load at `from` into the load at `to` (a
 /// `load --replace`): each rule's totals into `to`'s `rule_hits`, on its
-/// first CPU's slot. A rule `to` cannot hold (full) is left out and
-/// counted in its `rule_hits_lost`; the switch carries over too.
-pub fn carry(from: &Path, to: &Path) -> Result<()> {
+/// first CPU's slot, the most hit first. Rules `to` has no room for (a
+/// smaller `rule_hits`) are left out, their hits counted in its
+/// `rule_hits_lost`, and said in the notes returned; the switch carries
+/// over too.
+pub fn carry(from: &Path, to: &Path) -> Result<Vec<String>> {
     if !from.join("rule_hits").exists() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let totals = totals(from)?;
     let hash = open(to, "rule_hits")?;
     let cpus = hash.cpus();
     let stride = hash.stride();
     let mut lost = 0u64;
-    for (key, h) in totals.iter() {
+    let mut left_out = 0usize;
+    let mut order: Vec<(&RuleKey, &Hits)> = totals.iter().collect();
+    order.sort_by(|a, b| b.1.packets.cmp(&a.1.packets));
+    for (key, h) in order {
         let mut k = [0u8; 20];
         k[0] = key.kind;
         k[1] = key.prefixlen;
@@ -193,11 +198,22 @@ pub fn carry(from: &Path, to: &Path) -> Result<()> {
             .is_err()
         {
             lost += h.packets;
+            left_out += 1;
         }
     }
     let (old, new) = (open(from, "ctl")?, open(to, "ctl")?);
     set_ctl_word(&new, Ctl::RuleHitsOff, ctl_word(&old, Ctl::RuleHitsOff)?)?;
-    let lost = lost + ctl_word(&old, Ctl::RuleHitsLost)?;
-    set_ctl_word(&new, Ctl::RuleHitsLost, lost)?;
-    Ok(())
+    let before = ctl_word(&old, Ctl::RuleHitsLost)?;
+    set_ctl_word(&new, Ctl::RuleHitsLost, lost + before)?;
+    let mut notes = Vec::new();
+    if left_out > 0 {
+        notes.push(format!(
+            "the new rule_hits holds {} rules: the counts of the {left_out} least hit of {} counted \
+             rules ({lost} hits) were left out (load with a larger --max-entries rule_hits=N to \
+             keep them all)",
+            hash.info().max_entries,
+            totals.iter().count()
+        ));
+    }
+    Ok(notes)
 }

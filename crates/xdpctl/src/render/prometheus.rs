@@ -106,13 +106,15 @@ pub fn rules(
     dir: &Path,
     top: &[(crate::model::rulehits::RuleHit, f64)],
     lost: u64,
+    counting: bool,
+    rated: bool,
 ) {
     let dir = dir.display().to_string();
     for (metric, kind, help) in [
         (
             "xdpctl_rule_packets_total",
             Kind::Counter,
-            "Packets each rule matched, for the rules hit most since the last scrape.",
+            "Packets each rule matched, for the rules hit most of late.",
         ),
         (
             "xdpctl_rule_bytes_total",
@@ -122,7 +124,7 @@ pub fn rules(
         (
             "xdpctl_rule_packets_per_second",
             Kind::Gauge,
-            "Packets each rule matched per second since the last scrape.",
+            "Packets each rule matched per second over the agent's last 10 to 20 seconds.",
         ),
         (
             "xdpctl_rule_last_hit_timestamp_seconds",
@@ -140,9 +142,10 @@ pub fn rules(
             match metric {
                 "xdpctl_rule_packets_total" => out.sample(metric, &labels, r.packets),
                 "xdpctl_rule_bytes_total" => out.sample(metric, &labels, r.bytes),
-                "xdpctl_rule_packets_per_second" => {
+                "xdpctl_rule_packets_per_second" if rated => {
                     out.sample(metric, &labels, format!("{rate:.3}"))
                 }
+                "xdpctl_rule_packets_per_second" => out,
                 _ => out.sample(
                     metric,
                     &labels,
@@ -157,6 +160,12 @@ pub fn rules(
         "Rule hits not counted because the firewall's rule_hits map was full.",
     )
     .sample("xdpctl_rule_hits_lost_total", &[("dir", &dir)], lost);
+    out.family(
+        "xdpctl_rule_counters_on",
+        Kind::Gauge,
+        "Whether the firewall counts per rule (1) or not (0: stats --rule-counters off).",
+    )
+    .sample("xdpctl_rule_counters_on", &[("dir", &dir)], u8::from(counting));
 }
 
 #[cfg(test)]
