@@ -376,6 +376,26 @@ fn counters_per_rule_match_the_reference_model_and_survive_replace() {
     check(&want, "with the counters on again");
     assert_eq!(xdpctl_tests::fw_ctl(&fs, "fw", 14), 0, "hits lost");
 
+    // Exceptions are said as such.
+    let rows: Value =
+        serde_json::from_str(&xdpctl(&fs, ["-j", "stats", "fw", "--rules"]).ok().stdout).unwrap();
+    let exceptions = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["role"] == "exception")
+        .count();
+    let zero = r
+        .cidr4
+        .values()
+        .chain(r.cidr6.values())
+        .filter(|v| **v == 0)
+        .count();
+    assert_eq!(
+        exceptions, zero,
+        "CIDR prefixes of value 0 listed as exceptions"
+    );
+
     // save --hits: each rule line carries its count, and applies back.
     let saved = xdpctl(&fs, ["save", "fw", "--hits"]).ok().stdout;
     let ((_, port), (packets, _)) = want
@@ -394,4 +414,8 @@ fn counters_per_rule_match_the_reference_model_and_survive_replace() {
     .ok()
     .json();
     assert_eq!(plan["changes"], 0, "{plan}");
+
+    // A reset: every rule at zero again.
+    xdpctl(&fs, ["stats", "fw", "--rule-counters", "reset"]).ok();
+    check(&listed(&r), "after a reset");
 }

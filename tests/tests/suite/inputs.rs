@@ -504,7 +504,13 @@ const CASES: &[Case] = &[
     case(
         "agent",
         "--top-rules",
-        &["agent", "--policy", "/nonexistent.yaml", "--top-rules", "{}"],
+        &[
+            "agent",
+            "--policy",
+            "/nonexistent.yaml",
+            "--top-rules",
+            "{}",
+        ],
         Kind::Number,
     ),
     case("completions", "SHELL", &["completions", "{}"], Kind::Text),

@@ -606,7 +606,11 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
     // before: the rates are over the agent's own samples.
     let hit = |src: &str, n: &str| {
         let packet = format!("udp src={src} dst=10.0.0.1 dport=7777");
-        xdpctl(&fs, ["prog", "run", "fw", "--packet", &packet, "--repeat", n]).ok();
+        xdpctl(
+            &fs,
+            ["prog", "run", "fw", "--packet", &packet, "--repeat", n],
+        )
+        .ok();
     };
     hit("203.0.113.5", "2");
     hit("203.0.113.7", "2");
@@ -622,7 +626,10 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         series[0].contains("map=\"blocklist\",rule=\"203.0.113.7\"} 5"),
         "the rule hit most since the last scrape: {series:?}"
     );
-    assert!(metrics.contains("xdpctl_rule_hits_lost_total{"), "{metrics}");
+    assert!(
+        metrics.contains("xdpctl_rule_hits_lost_total{"),
+        "{metrics}"
+    );
     assert!(metrics.contains("xdpctl_rule_counters_on{"), "{metrics}");
     let (_, again) = agent.get("/metrics").unwrap();
     assert!(

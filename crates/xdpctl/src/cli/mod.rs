@@ -214,8 +214,12 @@ pub enum Command {
 /// prefixes and their exceptions, ports) with the packets, bytes and last
 /// time it matched, since the load (kept by `load --replace`): the most hit
 /// first, or with --unused only rules never hit and with --idle only rules
-/// not hit for a while, to prune a list. The datapath counts them from
-/// load on; --rule-counters off stops that (and its cost), on resumes.
+/// not hit for a while, to prune a list. Each packet counts for the rule
+/// that decided it, as nftables' counters do: ports come before sources,
+/// so a blocklisted source's packets to a dropped port count for the port;
+/// an exception (a CIDR prefix of value 0) counts the packets it passes.
+/// The datapath counts from load on; --rule-counters off stops that (and
+/// its cost), on resumes, reset sets them to zero.
 ///
 /// Example: xdpctl stats --interval 1
 #[derive(Debug, Args)]
@@ -252,18 +256,24 @@ pub struct StatsArgs {
     /// With --rules: at most N rules, the most hit first.
     #[arg(long, value_name = "N", requires = "rules", value_parser = size)]
     pub top: Option<usize>,
-    /// Turn the datapath's counters per rule on or off.
-    #[arg(long, value_name = "on|off", value_parser = on_off, conflicts_with_all = ["interval", "prometheus", "rules"])]
-    pub rule_counters: Option<bool>,
+    /// With --rules: also rules no map holds any more (their counts stay).
+    #[arg(long, requires = "rules")]
+    pub removed: bool,
+    /// Turn the datapath's counters per rule on or off, or reset them to
+    /// zero (forgetting removed rules).
+    #[arg(long, value_enum, value_name = "on|off|reset", conflicts_with_all = ["interval", "prometheus", "rules"])]
+    pub rule_counters: Option<RuleCounters>,
 }
 
-/// `on` or `off`.
-fn on_off(s: &str) -> Result<bool, String> {
-    match s {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("'{}': say on or off", s.escape_debug())),
-    }
+/// What `stats --rule-counters` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuleCounters {
+    /// Count (the default after load).
+    On,
+    /// Stop counting (and its cost).
+    Off,
+    /// Set every counter to zero.
+    Reset,
 }
 
 /// Capture the packets the firewall judges, each with its verdict and rule.

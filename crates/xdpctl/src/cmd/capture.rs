@@ -138,11 +138,15 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
                     } else {
                         &no_prefixes
                     };
-                    &last.insert((of, capture::rule(c.outcome, &headers, prefixes))).1
+                    &last
+                        .insert((of, capture::rule(c.outcome, &headers, prefixes)))
+                        .1
                 }
             };
             let cidr = c.outcome == xdp_progs::xdpfw::Outcome::DropCidr;
-            if matches!(sink, Sink::Pcapng(_)) && (cidr || commented != Some((of, c.cpu, c.rx_queue))) {
+            if matches!(sink, Sink::Pcapng(_))
+                && (cidr || commented != Some((of, c.cpu, c.rx_queue)))
+            {
                 comment(&mut buf, &c, capture::verdict_name(c.outcome), rule);
                 commented = Some((of, c.cpu, c.rx_queue));
             }
@@ -185,7 +189,11 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
 /// What a packet's rule is named by: its outcome and the key the outcome's
 /// rule has (the source, or the port), if any.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct RuleOf(xdp_progs::xdpfw::Outcome, Option<std::net::IpAddr>, Option<u16>);
+struct RuleOf(
+    xdp_progs::xdpfw::Outcome,
+    Option<std::net::IpAddr>,
+    Option<u16>,
+);
 
 impl RuleOf {
     fn of(outcome: xdp_progs::xdpfw::Outcome, h: &Headers) -> Self {

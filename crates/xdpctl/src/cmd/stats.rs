@@ -11,13 +11,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    cli::StatsArgs,
+    cli::{RuleCounters, StatsArgs},
     ctx::Ctx,
     kernel::{
         clock::{now_ms, rfc3339, sleep_until},
         process::handle_signals,
     },
-    model::rulehits::{self as rulemodel, Select},
+    model::rulehits::{self as rulemodel, Role, Select},
     ops::{firewall::Firewall, rulehits},
     render::{self, Format, Tabular},
 };
@@ -51,6 +51,8 @@ impl Tabular for OutcomeRow {
 struct RuleRow {
     map: &'static str,
     rule: String,
+    /// drop, exception (a CIDR prefix of value 0) or guard (guard's block).
+    role: Role,
     /// False for a counted rule no rule map holds any more.
     present: bool,
     packets: u64,
@@ -64,10 +66,11 @@ struct RuleRow {
 impl Tabular for RuleRow {
     const HEADERS: &'static [&'static str] = &["MAP", "RULE", "PACKETS", "BYTES", "LAST HIT"];
     fn cells(&self, _view: &render::View) -> Vec<String> {
-        let rule = if self.present {
-            self.rule.clone()
-        } else {
-            format!("{} (removed)", self.rule)
+        let rule = match (self.present, self.role) {
+            (false, _) => format!("{} (removed)", self.rule),
+            (true, Role::Exception) => format!("{} (exception)", self.rule),
+            (true, Role::Guard) => format!("{} (guard)", self.rule),
+            (true, Role::Drop) => self.rule.clone(),
         };
         vec![
             self.map.to_owned(),
@@ -99,6 +102,7 @@ fn rules(ctx: &Ctx, fw: &Firewall, args: &StatsArgs) -> Result<()> {
         unused: args.unused,
         idle_ns: args.idle.map(|d| d.as_nanos() as u64),
         top: args.top,
+        removed: args.removed,
     };
     let rows: Vec<RuleRow> = rulemodel::select(report.rows, sel, now)
         .into_iter()
@@ -109,6 +113,7 @@ fn rules(ctx: &Ctx, fw: &Firewall, args: &StatsArgs) -> Result<()> {
                 .map(|t| rfc3339(u64::try_from(t / 1_000_000).unwrap_or(0))),
             map: r.map,
             rule: r.rule,
+            role: r.role,
             present: r.present,
             packets: r.packets,
             bytes: r.bytes,
@@ -123,9 +128,18 @@ pub fn stats(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
         bail!("--prometheus prints Prometheus text, -j JSON: choose one");
     }
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
-    if let Some(on) = args.rule_counters {
-        let was = rulehits::set_counting(&fw.maps_dir(), on)?;
+    if let Some(what) = args.rule_counters {
         let say = |b: bool| if b { "on" } else { "off" };
+        if what == RuleCounters::Reset {
+            rulehits::reset(&fw.maps_dir())?;
+            ctx.out.note(format!(
+                "per-rule counters of {}: reset to zero",
+                fw.dir.display()
+            ));
+            return Ok(());
+        }
+        let on = what == RuleCounters::On;
+        let was = rulehits::set_counting(&fw.maps_dir(), on)?;
         ctx.out.note(format!(
             "per-rule counters of {}: {} (were {})",
             fw.dir.display(),

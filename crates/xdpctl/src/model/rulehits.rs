@@ -106,6 +106,19 @@ pub fn rule_text(key: &RuleKey) -> String {
     }
 }
 
+/// What a rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Drops what it matches.
+    Drop,
+    /// A CIDR prefix of value 0: passes what it matches (a shorter prefix
+    /// would drop it).
+    Exception,
+    /// A blocklist entry guard made (it goes when the block expires).
+    Guard,
+}
+
 /// One rule with its counts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RuleHit {
@@ -113,6 +126,11 @@ pub struct RuleHit {
     pub map: &'static str,
     /// The rule as a policy writes it.
     pub rule: String,
+    /// What it does.
+    pub role: Role,
+    /// Its `rule_hits` key (the order of the list).
+    #[serde(skip)]
+    pub key: RuleKey,
     /// Whether a rule map holds it now (a rule removed since keeps its
     /// counts until the load goes).
     pub present: bool,
@@ -124,29 +142,45 @@ pub struct RuleHit {
     pub last_unix_ns: Option<i128>,
 }
 
-/// Joins the rules the maps hold (as `rule_hits` keys) with the counts:
-/// every rule once, never-hit ones with zeros, and counted rules no map
-/// holds any more (or not attributable) marked absent. `offset_ns` turns
-/// the datapath's CLOCK_MONOTONIC_COARSE times into Unix times.
-pub fn join(rules: &[RuleKey], totals: &Totals, offset_ns: i128) -> Vec<RuleHit> {
+/// The role of a rule map's entry of value `value`.
+pub fn role_of(key: &RuleKey, value: u8) -> Role {
+    match RuleKind::from_u8(key.kind) {
+        Some(RuleKind::Cidr4 | RuleKind::Cidr6) if value == 0 => Role::Exception,
+        Some(RuleKind::Blocklist | RuleKind::Blocklist6)
+            if value == crate::model::guard::GUARD_MARK =>
+        {
+            Role::Guard
+        }
+        _ => Role::Drop,
+    }
+}
+
+/// Joins the rules the maps hold (`rule_hits` keys and their values) with
+/// the counts: every rule once, never-hit ones with zeros, and counted
+/// rules no map holds any more (or not attributable) marked absent.
+/// `offset_ns` turns the datapath's CLOCK_MONOTONIC_COARSE times into Unix
+/// times.
+pub fn join(rules: &[(RuleKey, u8)], totals: &Totals, offset_ns: i128) -> Vec<RuleHit> {
     let mut out = Vec::with_capacity(rules.len());
     let mut seen = std::collections::HashSet::with_capacity(rules.len());
-    let row = |key: &RuleKey, h: Hits, present: bool| RuleHit {
+    let row = |key: &RuleKey, h: Hits, present: bool, role: Role| RuleHit {
         map: RuleKind::from_u8(key.kind).map_or("?", RuleKind::map),
         rule: rule_text(key),
+        role,
+        key: *key,
         present,
         packets: h.packets,
         bytes: h.bytes,
         last_unix_ns: (h.packets > 0).then(|| i128::from(h.last_ns) + offset_ns),
     };
-    for key in rules {
+    for (key, value) in rules {
         if seen.insert(*key) {
-            out.push(row(key, totals.get(key), true));
+            out.push(row(key, totals.get(key), true, role_of(key, *value)));
         }
     }
     for (key, h) in totals.iter() {
         if !seen.contains(key) {
-            out.push(row(key, *h, false));
+            out.push(row(key, *h, false, Role::Drop));
         }
     }
     out
@@ -162,13 +196,18 @@ pub struct Select {
     pub idle_ns: Option<u64>,
     /// At most this many, the most hit first.
     pub top: Option<usize>,
+    /// Also rules no map holds any more (their counts stay until the load
+    /// goes, or a reset).
+    pub removed: bool,
 }
 
 /// The rules `sel` wants, ordered: the most packets first, then by map
-/// and rule (never-hit rules in map order, so a list to prune reads well).
+/// and rule (never-hit rules in map order, addresses in numeric order, so
+/// a list to prune reads well).
 pub fn select(mut rows: Vec<RuleHit>, sel: Select, now_unix_ns: i128) -> Vec<RuleHit> {
     rows.retain(|r| {
-        (!sel.unused || r.packets == 0)
+        (sel.removed || r.present)
+            && (!sel.unused || r.packets == 0)
             && sel.idle_ns.is_none_or(|idle| {
                 r.last_unix_ns
                     .is_none_or(|t| now_unix_ns - t >= i128::from(idle))
@@ -179,7 +218,9 @@ pub fn select(mut rows: Vec<RuleHit>, sel: Select, now_unix_ns: i128) -> Vec<Rul
         b.packets
             .cmp(&a.packets)
             .then(kind_order(a.map).cmp(&kind_order(b.map)))
-            .then(a.rule.cmp(&b.rule))
+            .then(a.key.addr.cmp(&b.key.addr))
+            .then(a.key.prefixlen.cmp(&b.key.prefixlen))
+            .then(u16::from_be_bytes(a.key.port).cmp(&u16::from_be_bytes(b.key.port)))
     });
     if let Some(n) = sel.top {
         rows.truncate(n);
@@ -347,8 +388,17 @@ mod tests {
         let mut t = Totals::default();
         t.add(a, &hits(10, 600, 1_000));
         t.add(gone, &hits(1, 60, 2_000));
-        let rows = join(&[a, b, a], &t, 5_000);
+        let c = key_of("cidr4", &[24, 0, 0, 0, 198, 51, 100, 0]).unwrap();
+        let g = key_of("blocklist", &[192, 0, 2, 9]).unwrap();
+        let rows = join(&[(a, 1), (b, 1), (a, 1)], &t, 5_000);
         assert_eq!(rows.len(), 3);
+        let roles = join(
+            &[(c, 0), (g, crate::model::guard::GUARD_MARK), (a, 2)],
+            &t,
+            0,
+        );
+        let roles: Vec<Role> = roles.iter().take(3).map(|r| r.role).collect();
+        assert_eq!(roles, [Role::Exception, Role::Guard, Role::Drop]);
         assert_eq!(rows[0].last_unix_ns, Some(6_000));
         assert_eq!((rows[1].rule.as_str(), rows[1].packets), ("53", 0));
         assert_eq!(rows[1].last_unix_ns, None);
@@ -365,16 +415,21 @@ mod tests {
         );
         assert_eq!(unused.len(), 1);
         assert_eq!(unused[0].map, "udp_ports");
-        // Idle 5 s: both hits were ~10 s ago; the never-hit one too.
-        let idle = select(
-            rows.clone(),
-            Select {
-                idle_ns: Some(5_000_000_000),
-                ..Select::default()
-            },
-            now,
-        );
-        assert_eq!(idle.len(), 3);
+        // Idle 5 s: the hit was ~10 s ago; the never-hit one too; the
+        // removed rule only when asked for.
+        let idle = |removed| {
+            select(
+                rows.clone(),
+                Select {
+                    idle_ns: Some(5_000_000_000),
+                    removed,
+                    ..Select::default()
+                },
+                now,
+            )
+            .len()
+        };
+        assert_eq!((idle(false), idle(true)), (2, 3));
         let top = select(
             rows,
             Select {
@@ -391,6 +446,8 @@ mod tests {
         let row = |rule: &str, packets| RuleHit {
             map: "blocklist",
             rule: rule.into(),
+            role: Role::Drop,
+            key: RuleKey::default(),
             present: true,
             packets,
             bytes: 0,
@@ -410,6 +467,8 @@ mod tests {
         let row = |map: &'static str, rule: &str, packets, last| RuleHit {
             map,
             rule: rule.into(),
+            role: Role::Drop,
+            key: RuleKey::default(),
             present: true,
             packets,
             bytes: packets * 60,

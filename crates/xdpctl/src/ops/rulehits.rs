@@ -117,14 +117,15 @@ pub fn totals(maps_dir: &Path) -> Result<Totals> {
     Ok(t)
 }
 
-/// The `rule_hits` keys of every rule the rule maps hold.
-pub fn rules(maps_dir: &Path) -> Result<Vec<RuleKey>> {
+/// The `rule_hits` keys of every rule the rule maps hold, with its value.
+pub fn rules(maps_dir: &Path) -> Result<Vec<(RuleKey, u8)>> {
     let mut out = Vec::new();
     for name in RULE_MAPS {
         let map = open(maps_dir, name)?;
         map.for_each(|k, v| {
             if zero_is_rule(name) || v.iter().any(|b| *b != 0) {
-                out.extend(rulehits::key_of(name, k));
+                let value = v.first().copied().unwrap_or(0);
+                out.extend(rulehits::key_of(name, k).map(|key| (key, value)));
             }
             Ok(true)
         })
@@ -152,6 +153,31 @@ pub fn read(maps_dir: &Path) -> Result<Report> {
         stored: (n, stored.info().max_entries),
         now_unix_ns: crate::kernel::clock::unix_ns(),
     })
+}
+
+/// Sets every counter per rule to zero, and forgets the rules no map holds
+/// any more. Hits counted while it runs may be lost with the rest.
+pub fn reset(maps_dir: &Path) -> Result<()> {
+    let hash = open(maps_dir, "rule_hits")?;
+    let mut keys = Vec::new();
+    hash.for_each(|k, _| {
+        keys.push(k.to_vec());
+        Ok(true)
+    })?;
+    for k in keys {
+        hash.delete(&k)?;
+    }
+    let cache = open(maps_dir, "hit_cache")?;
+    let zero = vec![0u8; cache.value_len()];
+    for slot in 0..cache.info().max_entries {
+        cache.update(
+            &slot.to_ne_bytes(),
+            &zero,
+            crate::kernel::sys::update_flags::ANY,
+        )?;
+    }
+    set_ctl_word(&open(maps_dir, "ctl")?, Ctl::RuleHitsLost, 0)?;
+    Ok(())
 }
 
 /// Turns the counting on or off; returns whether it was on.
@@ -182,7 +208,7 @@ pub fn carry(from: &Path, to: &Path) -> Result<Vec<String>> {
     let mut lost = 0u64;
     let mut left_out = 0usize;
     let mut order: Vec<(&RuleKey, &Hits)> = totals.iter().collect();
-    order.sort_by(|a, b| b.1.packets.cmp(&a.1.packets));
+    order.sort_by_key(|b| std::cmp::Reverse(b.1.packets));
     for (key, h) in order {
         let mut k = [0u8; 20];
         k[0] = key.kind;

@@ -89,7 +89,8 @@ impl<W: Write> Pcapng<W> {
         let data = &p.data[..p.data.len().min(self.snaplen as usize)];
         let comment = &p.comment.as_bytes()[..p.comment.len().min(0xfff0)];
         let pad = |n: usize| (4 - n % 4) % 4;
-        let total = 32 + data.len() + pad(data.len()) + 4 + comment.len() + pad(comment.len()) + 8 + 4;
+        let total =
+            32 + data.len() + pad(data.len()) + 4 + comment.len() + pad(comment.len()) + 8 + 4;
         let ns = p.time.as_nanos() as u64;
         let b = &mut self.block;
         b.clear();

@@ -165,7 +165,11 @@ pub fn rules(
         Kind::Gauge,
         "Whether the firewall counts per rule (1) or not (0: stats --rule-counters off).",
     )
-    .sample("xdpctl_rule_counters_on", &[("dir", &dir)], u8::from(counting));
+    .sample(
+        "xdpctl_rule_counters_on",
+        &[("dir", &dir)],
+        u8::from(counting),
+    );
 }
 
 #[cfg(test)]
