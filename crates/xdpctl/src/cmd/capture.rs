@@ -102,23 +102,37 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
     let mut tally = Tally::default();
     let mut buf = String::new();
     let no_prefixes = capture::Prefixes::default();
+    // The last device's name (a packet's device is looked up per packet).
+    let mut last_device: Option<(u32, String)> = None;
+    let mut c = Caught {
+        time: Duration::ZERO,
+        ifindex: 0,
+        rx_queue: 0,
+        cpu: 0,
+        len: 0,
+        data: Vec::with_capacity(4096),
+        outcome: xdp_progs::xdpfw::Outcome::Passed,
+    };
     // The last rule named, by what names it: a flood's packets mostly
     // share their rule, and naming it costs more than writing the packet.
     let mut last: Option<(RuleOf, String)> = None;
     // What the comment in `buf` was written for (pcapng).
     let mut commented: Option<(RuleOf, u32, u32)> = None;
     'outer: loop {
-        while let Some(c) = cap.next() {
+        while cap.next_into(&mut c) {
             if filter.as_ref().is_some_and(|f| !f.matches(&c.data)) {
                 tally.filtered += 1;
                 continue;
             }
-            let unnamed;
-            let device = match target.names.get(&c.ifindex) {
-                Some(name) => name.as_str(),
-                None => {
-                    unnamed = format!("if{}", c.ifindex);
-                    unnamed.as_str()
+            let device = match &last_device {
+                Some((ifindex, name)) if *ifindex == c.ifindex => name.as_str(),
+                _ => {
+                    let name = target
+                        .names
+                        .get(&c.ifindex)
+                        .cloned()
+                        .unwrap_or_else(|| format!("if{}", c.ifindex));
+                    &last_device.insert((c.ifindex, name)).1
                 }
             };
             // pcapng needs the headers only to name a rule that has a key.

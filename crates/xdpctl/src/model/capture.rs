@@ -3,6 +3,7 @@
 //! decided a captured packet, told from its headers and the rule maps.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeSet, HashMap},
     net::IpAddr,
 };
@@ -106,7 +107,7 @@ pub struct Headers {
     /// Destination address.
     pub dst: Option<IpAddr>,
     /// `udp`, `tcp`, `icmp`, `icmp6`, or the IP protocol number.
-    pub proto: Option<String>,
+    pub proto: Option<Cow<'static, str>>,
     /// Source port (UDP, TCP).
     pub sport: Option<u16>,
     /// Destination port (UDP, TCP).
@@ -180,13 +181,14 @@ impl Headers {
     }
 }
 
-fn proto_name(n: u8, v6: bool) -> String {
+fn proto_name(n: u8, v6: bool) -> Cow<'static, str> {
+    // Borrowed where it can be: this runs per captured packet.
     match (n, v6) {
         (6, _) => "tcp".into(),
         (17, _) => "udp".into(),
         (1, false) => "icmp".into(),
         (58, true) => "icmp6".into(),
-        (n, _) => format!("proto {n}"),
+        (n, _) => format!("proto {n}").into(),
     }
 }
 

@@ -229,10 +229,13 @@ impl Capture {
         }
     }
 
-    /// The next packet caught, if one is waiting.
-    pub fn next(&mut self) -> Option<Caught> {
+    /// The next packet caught, into `c` (its buffer reused: this runs per
+    /// packet); false if none is waiting.
+    pub fn next_into(&mut self, c: &mut Caught) -> bool {
         loop {
-            let item = self.ring.next()?;
+            let Some(item) = self.ring.next() else {
+                return false;
+            };
             let Some((rec, data)) = capture::decode(&item) else {
                 continue;
             };
@@ -244,15 +247,15 @@ impl Capture {
                 continue;
             };
             let real = i128::from(rec.ts_ns) + self.mono_to_real;
-            return Some(Caught {
-                time: Duration::from_nanos(u64::try_from(real).unwrap_or(0)),
-                ifindex: rec.ifindex,
-                rx_queue: rec.rx_queue,
-                cpu: rec.cpu,
-                len: rec.len,
-                data: data.to_vec(),
-                outcome,
-            });
+            c.time = Duration::from_nanos(u64::try_from(real).unwrap_or(0));
+            c.ifindex = rec.ifindex;
+            c.rx_queue = rec.rx_queue;
+            c.cpu = rec.cpu;
+            c.len = rec.len;
+            c.data.clear();
+            c.data.extend_from_slice(data);
+            c.outcome = outcome;
+            return true;
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Pcapng<W: Write> {
     snaplen: u32,
     /// The packet block being put together (reused: one write per packet).
     block: Vec<u8>,
+    /// The last device written (ifindex, interface id): most packets of a
+    /// capture come from one device, and this runs per packet.
+    last: Option<(u32, u32)>,
 }
 
 /// One packet to write.
@@ -50,6 +53,7 @@ impl<W: Write> Pcapng<W> {
             interfaces: HashMap::new(),
             snaplen,
             block: Vec::with_capacity(256),
+            last: None,
         })
     }
 
@@ -85,7 +89,14 @@ impl<W: Write> Pcapng<W> {
     /// the pcapng draft's section 4.3; the test reads it back with
     /// pcap-file's reader.
     pub fn write(&mut self, p: &Packet<'_>) -> std::io::Result<()> {
-        let id = self.interface(p.ifindex, p.device)?;
+        let id = match self.last {
+            Some((ifindex, id)) if ifindex == p.ifindex => id,
+            _ => {
+                let id = self.interface(p.ifindex, p.device)?;
+                self.last = Some((p.ifindex, id));
+                id
+            }
+        };
         let data = &p.data[..p.data.len().min(self.snaplen as usize)];
         let comment = &p.comment.as_bytes()[..p.comment.len().min(0xfff0)];
         let pad = |n: usize| (4 - n % 4) % 4;
