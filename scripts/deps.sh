@@ -18,9 +18,10 @@ have_cmd ping || need+=(iputils-ping)
 have_cmd setpriv || need+=(util-linux)
 have_cmd nc || need+=(netcat-openbsd)
 # `xdpctl capture` compiles pcap-filter expressions with libpcap; its tests
-# read the captures back with tcpdump.
+# read the captures back with tcpdump and Wireshark's tshark.
 have_file /usr/include/pcap/pcap.h || need+=(libpcap-dev)
 have_cmd tcpdump || need+=(tcpdump)
+have_cmd tshark || need+=(tshark)
 have_cmd make || need+=(make)
 # The completion tests load the scripts into each shell.
 have_cmd zsh || need+=(zsh)

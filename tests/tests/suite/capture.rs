@@ -309,6 +309,20 @@ fn a_capture_of_real_traffic_holds_every_packet_once_with_its_verdict_and_rule()
     // tcpdump reads the file, packet for packet.
     let text = sh("tcpdump", &["-nr", file.to_str().unwrap()]);
     assert_eq!(text.lines().count(), packets.len(), "{text}");
+    // tshark (Wireshark's) shows each packet's comment.
+    let shown = sh(
+        "tshark",
+        &[
+            "-r",
+            file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.comment",
+        ],
+    );
+    let shown: Vec<&str> = shown.lines().collect();
+    assert_eq!(shown, comments, "tshark's comments");
 
     // A filter expression keeps exactly what libpcap's reference keeps:
     // replay the capture through the firewall under `capture -f`, and
