@@ -87,6 +87,7 @@ echo "icmp_drops = $drops: one per echo request of ping -c 4"
 echo
 echo "== ICMP back on; blocklist 10.251.0.3 and send UDP from it and from 10.251.0.1"
 step xdpctl map update config 0 '{"drop_icmp":0}'
+step xdpctl stats --rule-counters on
 step xdpctl map update blocklist 10.251.0.3 1
 # A capture of what the firewall drops, and why, while the UDP goes out.
 captured=$(mktemp)

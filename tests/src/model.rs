@@ -453,7 +453,8 @@ pub fn random_rules(rng: &mut Rng, pool: &Pool) -> Rules {
     r
 }
 
-fn mask<const N: usize>(a: &[u8; N], len: u8) -> [u8; N] {
+/// `a` masked to its first `len` bits.
+pub fn mask<const N: usize>(a: &[u8; N], len: u8) -> [u8; N] {
     let mut out = [0u8; N];
     for bit in 0..usize::from(len).min(N * 8) {
         let m = 0x80 >> (bit % 8);

@@ -57,7 +57,7 @@ pub mod xdpfw {
         /// PERCPU_ARRAY of [`HitSlot`](super::HitSlot): the counters per
         /// rule of the rules hit last on each CPU.
         pub const HIT_CACHE: &str = "hit_cache";
-        /// PERCPU_HASH [`RuleKey`](super::RuleKey) → [`Hits`](super::Hits):
+        /// HASH [`RuleKey`](super::RuleKey) → [`Hits`](super::Hits):
         /// the counters per rule moved out of `hit_cache`.
         pub const RULE_HITS: &str = "rule_hits";
         /// ARRAY `__u32` → `__u64`: control words, indexed by [`Ctl`](super::Ctl).
@@ -293,8 +293,8 @@ pub mod xdpfw {
         /// `capture_rb` (a lease the capture renews; the datapath clears it
         /// once it lapses).
         Capture = 12,
-        /// Non-zero: the rules' hits are not counted (they are after load).
-        RuleHitsOff = 13,
+        /// Non-zero: the rules' hits are counted (they are not after load).
+        RuleHitsOn = 13,
         /// Hits not counted because `rule_hits` was full.
         RuleHitsLost = 14,
     }
@@ -480,7 +480,7 @@ pub mod xdpfw {
             Ctl::Blocklist6Mode,
             Ctl::Blocklist6Drift,
             Ctl::Capture,
-            Ctl::RuleHitsOff,
+            Ctl::RuleHitsOn,
             Ctl::RuleHitsLost,
         ];
 
@@ -500,7 +500,7 @@ pub mod xdpfw {
                 Ctl::Blocklist6Mode => "blocklist6_mode",
                 Ctl::Blocklist6Drift => "blocklist6_drift",
                 Ctl::Capture => "capture",
-                Ctl::RuleHitsOff => "rule_hits_off",
+                Ctl::RuleHitsOn => "rule_hits_on",
                 Ctl::RuleHitsLost => "rule_hits_lost",
             }
         }

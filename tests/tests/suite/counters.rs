@@ -43,14 +43,6 @@ fn pool(rng: &mut Rng) -> Pool {
     Pool { v4, v6, ports }
 }
 
-fn masked<const N: usize>(a: &[u8; N], len: u8) -> [u8; N] {
-    let mut out = [0u8; N];
-    for bit in 0..usize::from(len).min(N * 8) {
-        out[bit / 8] |= a[bit / 8] & (0x80 >> (bit % 8));
-    }
-    out
-}
-
 /// About 10,000 rules over `pool`: blocklist entries (some of value 0: no
 /// rule), nested CIDR prefixes with exceptions (value 0), ports.
 fn rules(rng: &mut Rng, pool: &Pool) -> Rules {
@@ -70,13 +62,13 @@ fn rules(rng: &mut Rng, pool: &Pool) -> Rules {
         let a = rng.pick(&pool.v4);
         let len = rng.pick(&[16u8, 18, 20, 22, 24, 26, 28, 30, 32]);
         r.cidr4
-            .insert((masked(&a, len), len), u8::from(rng.chance(80)));
+            .insert((model::mask(&a, len), len), u8::from(rng.chance(80)));
     }
     while r.cidr6.len() < 1500 {
         let a = rng.pick(&pool.v6);
         let len = rng.pick(&[40u8, 48, 56, 64, 96, 112, 120, 128]);
         r.cidr6
-            .insert((masked(&a, len), len), u8::from(rng.chance(80)));
+            .insert((model::mask(&a, len), len), u8::from(rng.chance(80)));
     }
     for p in &pool.ports {
         if rng.chance(40) {
@@ -166,73 +158,70 @@ fn write_rules(fs: &Bpffs, dir: &Path, r: &Rules) {
     }
 }
 
-/// Runs `n` random frames through the firewall (`prog run --data`, each
-/// once) and adds what the model says each hits to `want` (if `counting`).
-/// The drop cache is made to start empty: a blocklist entry goes and comes
-/// back, which voids it.
-#[allow(clippy::too_many_arguments)]
-fn send(
-    fs: &Bpffs,
-    dir: &Path,
-    rng: &mut Rng,
-    pool: &Pool,
-    r: &Rules,
-    n: usize,
-    counting: bool,
-    want: &mut Hits,
-) {
-    let (a, v) = r.blocklist.iter().find(|(_, v)| **v != 0).unwrap();
-    let a = std::net::Ipv4Addr::from(*a).to_string();
-    xdpctl(fs, ["map", "delete", "fw/maps/blocklist", &a]).ok();
-    xdpctl(
-        fs,
-        ["map", "update", "fw/maps/blocklist", &a, &v.to_string()],
-    )
-    .ok();
-    let mut cache = DropCache::default();
-    let mut drops = Vec::with_capacity(n);
-    let file = dir.join("frames.pcap");
-    let mut w = PcapWriter::new(std::fs::File::create(&file).unwrap()).unwrap();
-    for i in 0..n {
-        let f = model::random_frame(rng, pool);
-        let f = if rng.chance(20) {
-            model::mutate(rng, f)
-        } else {
-            f
-        };
-        let time = std::time::Duration::from_micros(i as u64);
-        w.write_packet(&PcapPacket::new(time, f.len() as u32, &f))
-            .unwrap();
-        let j = model::judge_cached(r, &f, &mut cache);
-        drops.push(j.outcome.drops());
-        if let (Some((map, rule)), true) = (j.hit, counting) {
-            let e = want.entry((map.to_owned(), rule)).or_default();
-            e.0 += 1;
-            e.1 += f.len() as u64;
-        }
-    }
-    drop(w);
-    let ran: Value = serde_json::from_str(
-        &xdpctl(
+/// The traffic of the test: random frames over the pool, judged by the
+/// model against the rules.
+struct Traffic<'a> {
+    fs: &'a Bpffs,
+    dir: &'a Path,
+    rng: Rng,
+    pool: Pool,
+    rules: Rules,
+}
+
+impl Traffic<'_> {
+    /// Runs `n` random frames through the firewall (`prog run --data`,
+    /// each once), checks each verdict against the model, and adds what
+    /// the model says each hits to `want` (if `counting`). The drop cache
+    /// is made to start empty: a blocklist entry goes and comes back,
+    /// which voids it.
+    fn send(&mut self, n: usize, counting: bool, want: &mut Hits) {
+        let (fs, r) = (self.fs, &self.rules);
+        let (a, v) = r.blocklist.iter().find(|(_, v)| **v != 0).unwrap();
+        let a = std::net::Ipv4Addr::from(*a).to_string();
+        xdpctl(fs, ["map", "delete", "fw/maps/blocklist", &a]).ok();
+        xdpctl(
             fs,
-            [
-                "-j",
-                "prog",
-                "run",
-                "fw/xdp_fw",
-                "--data",
-                file.to_str().unwrap(),
-            ],
+            ["map", "update", "fw/maps/blocklist", &a, &v.to_string()],
         )
-        .ok()
-        .stdout,
-    )
-    .unwrap();
-    let ran = ran.as_array().unwrap();
-    assert_eq!(ran.len(), n);
-    for (i, (run, drop)) in ran.iter().zip(drops).enumerate() {
-        let want = if drop { "XDP_DROP" } else { "XDP_PASS" };
-        assert_eq!(run["verdict"], want, "frame {i}: {run}");
+        .ok();
+        let mut cache = DropCache::default();
+        let mut drops = Vec::with_capacity(n);
+        let file = self.dir.join("frames.pcap");
+        let mut w = PcapWriter::new(std::fs::File::create(&file).unwrap()).unwrap();
+        for i in 0..n {
+            let f = model::random_frame(&mut self.rng, &self.pool);
+            let f = if self.rng.chance(20) {
+                model::mutate(&mut self.rng, f)
+            } else {
+                f
+            };
+            let time = std::time::Duration::from_micros(i as u64);
+            w.write_packet(&PcapPacket::new(time, f.len() as u32, &f))
+                .unwrap();
+            let j = model::judge_cached(r, &f, &mut cache);
+            drops.push(j.outcome.drops());
+            if let (Some((map, rule)), true) = (j.hit, counting) {
+                let e = want.entry((map.to_owned(), rule)).or_default();
+                e.0 += 1;
+                e.1 += f.len() as u64;
+            }
+        }
+        drop(w);
+        let args = [
+            "-j",
+            "prog",
+            "run",
+            "fw/xdp_fw",
+            "--data",
+            file.to_str().unwrap(),
+        ];
+        let ran: Value = serde_json::from_str(&xdpctl(fs, args).ok().stdout).unwrap();
+        let ran = ran.as_array().unwrap();
+        assert_eq!(ran.len(), n);
+        for (i, (run, drop)) in ran.iter().zip(drops).enumerate() {
+            let want = if drop { "XDP_DROP" } else { "XDP_PASS" };
+            assert_eq!(run["verdict"], want, "frame {i}: {run}");
+        }
     }
 }
 
@@ -286,6 +275,10 @@ fn counters_per_rule_match_the_reference_model_and_survive_replace() {
     let fs = Bpffs::new();
     let tmp = tempfile::tempdir().unwrap();
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    // Off after load: nothing counted until turned on.
+    let off = xdpctl(&fs, ["stats", "fw", "--rules", "--top", "1"]).ok();
+    assert!(off.stderr.contains("does not count per rule"), "{off:?}");
+    xdpctl(&fs, ["stats", "fw", "--rule-counters", "on"]).ok();
     write_rules(&fs, tmp.path(), &r);
     let mut want = listed(&r);
     assert!(want.len() >= 10_000, "{} rules", want.len());
@@ -299,16 +292,14 @@ fn counters_per_rule_match_the_reference_model_and_survive_replace() {
     };
     check(&want, "after load");
 
-    send(
-        &fs,
-        tmp.path(),
-        &mut rng,
-        &pool,
-        &r,
-        20_000,
-        true,
-        &mut want,
-    );
+    let mut traffic = Traffic {
+        fs: &fs,
+        dir: tmp.path(),
+        rng,
+        pool,
+        rules: r.clone(),
+    };
+    traffic.send(20_000, true, &mut want);
     check(&want, "after 20,000 frames");
     let hit = want.values().filter(|(p, _)| *p > 0).count();
     assert!(
@@ -350,29 +341,17 @@ fn counters_per_rule_match_the_reference_model_and_survive_replace() {
     check(&want, "after load --replace into new maps");
     xdpctl(&fs, ["load", "--replace", "--pin", "fw"]).ok();
     check(&want, "after load --replace sharing the maps");
-    send(&fs, tmp.path(), &mut rng, &pool, &r, 5_000, true, &mut want);
+    traffic.send(5_000, true, &mut want);
     check(&want, "after 5,000 more frames");
 
     // Off: nothing counted; on again: counted again.
     xdpctl(&fs, ["stats", "fw", "--rule-counters", "off"]).ok();
-    send(
-        &fs,
-        tmp.path(),
-        &mut rng,
-        &pool,
-        &r,
-        2_000,
-        false,
-        &mut want,
-    );
+    traffic.send(2_000, false, &mut want);
     check(&want, "with the counters off");
     let off = xdpctl(&fs, ["stats", "fw", "--rules", "--top", "1"]).ok();
-    assert!(
-        off.stderr.contains("does not count per rule now"),
-        "{off:?}"
-    );
+    assert!(off.stderr.contains("does not count per rule"), "{off:?}");
     xdpctl(&fs, ["stats", "fw", "--rule-counters", "on"]).ok();
-    send(&fs, tmp.path(), &mut rng, &pool, &r, 2_000, true, &mut want);
+    traffic.send(2_000, true, &mut want);
     check(&want, "with the counters on again");
     assert_eq!(xdpctl_tests::fw_ctl(&fs, "fw", 14), 0, "hits lost");
 

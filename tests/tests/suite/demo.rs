@@ -72,11 +72,17 @@ fn demo_runs_the_whole_workflow_and_cleans_up() {
         );
     }
     assert_eq!(leftovers(pid), Vec::<String>::new());
+    // Its own sandbox (the other demo test may have one up meanwhile).
+    let sandbox = stdout
+        .lines()
+        .find_map(|l| l.find("bpffs at ").map(|at| l[at + 9..].trim().to_owned()))
+        .expect("the demo names its sandbox");
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(
-        !mounts.contains("xdpctl-demo."),
-        "bpffs left mounted:\n{mounts}"
+        !mounts.contains(&sandbox),
+        "bpffs {sandbox} left mounted:\n{mounts}"
     );
+    assert!(!PathBuf::from(&sandbox).exists(), "{sandbox} left behind");
 }
 
 #[test]

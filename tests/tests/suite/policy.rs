@@ -612,6 +612,7 @@ fn the_agent_reconciles_edits_reports_and_corrects_drift_and_serves_metrics() {
         )
         .ok();
     };
+    xdpctl(&fs, ["stats", "fw", "--rule-counters", "on"]).ok();
     hit("203.0.113.5", "2");
     hit("203.0.113.7", "2");
     agent.get("/metrics").unwrap();

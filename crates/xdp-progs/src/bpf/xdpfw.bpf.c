@@ -278,12 +278,14 @@ struct {
 	__uint(max_entries, 1 << XDPFW_HIT_CACHE_BITS);
 } hit_cache SEC(".maps");
 
+/* Shared by the CPUs (written only when a rule leaves a cache slot, so
+ * atomics cost nothing), and preallocated: an insert from the datapath
+ * never fails for want of memory, only when the map is full. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct xdpfw_rule);
 	__type(value, struct xdpfw_hits); /* moved out of hit_cache */
 	__uint(max_entries, XDPFW_RULE_HITS_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 } rule_hits SEC(".maps");
 
 /* What every rule check of one packet shares. */
@@ -335,22 +337,38 @@ static __always_inline void drifted(__u64 *mode, __u32 drift_word)
 	*mode = XDPFW_INDEX_OFF;
 }
 
+/* Adds a slot's counts to the rule's entry of `rule_hits`. */
+static __always_inline void hits_add(struct xdpfw_hits *t, const struct xdpfw_hit_slot *s)
+{
+	__sync_fetch_and_add(&t->packets, s->hits.packets);
+	__sync_fetch_and_add(&t->bytes, s->hits.bytes);
+	/* Not atomic: two CPUs moving the same rule at once may keep the
+	 * older of their two times, off by less than their moves' gap. */
+	if (s->hits.last_ns > t->last_ns)
+		t->last_ns = s->hits.last_ns;
+}
+
 /* Moves a slot's counts into `rule_hits` (its rule leaves the slot). */
 static __always_inline void hits_flush(struct xdpfw_hit_slot *s)
 {
 	struct xdpfw_hits *t = bpf_map_lookup_elem(&rule_hits, &s->rule);
 
 	if (t) {
-		t->packets += s->hits.packets;
-		t->bytes += s->hits.bytes;
-		if (s->hits.last_ns > t->last_ns)
-			t->last_ns = s->hits.last_ns;
-	} else if (bpf_map_update_elem(&rule_hits, &s->rule, &s->hits, BPF_NOEXIST)) {
-		__u64 *lost = ctl_word(XDPFW_CTL_RULE_HITS_LOST);
-
-		if (lost)
-			__sync_fetch_and_add(lost, s->hits.packets);
+		hits_add(t, s);
+		return;
 	}
+	if (!bpf_map_update_elem(&rule_hits, &s->rule, &s->hits, BPF_NOEXIST))
+		return;
+	/* Another CPU inserted it meanwhile, or the map is full. */
+	t = bpf_map_lookup_elem(&rule_hits, &s->rule);
+	if (t) {
+		hits_add(t, s);
+		return;
+	}
+	__u64 *lost = ctl_word(XDPFW_CTL_RULE_HITS_LOST);
+
+	if (lost)
+		__sync_fetch_and_add(lost, s->hits.packets);
 }
 
 /*
@@ -396,9 +414,9 @@ static __always_inline int rule_hit(const struct xdpfw_rule *r, __u32 len)
 /* Whether the rules' counters are on. */
 static __always_inline int hits_on(void)
 {
-	__u64 *off = ctl_word(XDPFW_CTL_RULE_HITS_OFF);
+	__u64 *on = ctl_word(XDPFW_CTL_RULE_HITS_ON);
 
-	return off && !*off;
+	return on && *on;
 }
 
 /* A hit of a port rule (`port` network order). */

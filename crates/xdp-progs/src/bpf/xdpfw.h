@@ -98,7 +98,7 @@ enum xdpfw_ctl {
 	XDPFW_CTL_BLOCKLIST6_MODE = 10, /* XDPFW_INDEX_EMPTY, or look blocklist6 up */
 	XDPFW_CTL_BLOCKLIST6_DRIFT = 11, /* rules found in a blocklist6 marked empty */
 	XDPFW_CTL_CAPTURE = 12,	   /* 0, or until when (bpf_ktime_get_ns) a capture reads `capture_rb` */
-	XDPFW_CTL_RULE_HITS_OFF = 13, /* non-zero: rules' hits are not counted (on after load) */
+	XDPFW_CTL_RULE_HITS_ON = 13, /* non-zero: rules' hits are counted (off after load) */
 	XDPFW_CTL_RULE_HITS_LOST = 14, /* hits not counted: `rule_hits` was full */
 };
 
@@ -272,11 +272,12 @@ struct xdpfw_counter {
  * On the hot path a hit goes to this CPU's slot of `hit_cache`, a
  * direct-mapped cache of rules (one array read, no hash, no atomics); a
  * rule that takes a slot another rule held moves that rule's counts into
- * `rule_hits` (a per-CPU hash). A rule's counts are `rule_hits` plus the
+ * `rule_hits` (a hash the CPUs share). A rule's counts are `rule_hits` plus the
  * slots holding it, summed over CPUs (xdpctl reads the hash first, so a
  * move in between can only hide counts until the next read, never count
  * them twice). `last_ns` is bpf_ktime_get_coarse_ns, read at most once a
- * jiffy per slot. Off while ctl[XDPFW_CTL_RULE_HITS_OFF] is non-zero.
+ * jiffy per slot. On while ctl[XDPFW_CTL_RULE_HITS_ON] is non-zero (off
+ * after load, so a firewall that does not count pays nothing for it).
  */
 #define XDPFW_HIT_CACHE_BITS 10
 #define XDPFW_RULE_HITS_MAX 65536

@@ -218,8 +218,10 @@ pub enum Command {
 /// that decided it, as nftables' counters do: ports come before sources,
 /// so a blocklisted source's packets to a dropped port count for the port;
 /// an exception (a CIDR prefix of value 0) counts the packets it passes.
-/// The datapath counts from load on; --rule-counters off stops that (and
-/// its cost), on resumes, reset sets them to zero.
+/// The datapath counts once --rule-counters on says so (off after load, as
+/// nftables counts only rules with a `counter`: a hit costs a few ns), and
+/// until off; reset sets the counts to zero. The switch stays with the load
+/// (`load --replace` keeps it).
 ///
 /// Example: xdpctl stats --interval 1
 #[derive(Debug, Args)]
@@ -268,9 +270,9 @@ pub struct StatsArgs {
 /// What `stats --rule-counters` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuleCounters {
-    /// Count (the default after load).
+    /// Count.
     On,
-    /// Stop counting (and its cost).
+    /// Stop counting, and its cost (the default after load).
     Off,
     /// Set every counter to zero.
     Reset,

@@ -87,7 +87,7 @@ fn rules(ctx: &Ctx, fw: &Firewall, args: &StatsArgs) -> Result<()> {
     let report = rulehits::read(&fw.maps_dir())?;
     if !report.counting {
         ctx.out.note(format!(
-            "the firewall at {} does not count per rule now (`xdpctl stats --rule-counters on` resumes): counts stop at the last hit before it was turned off",
+            "the firewall at {} does not count per rule (off after load: `xdpctl stats --rule-counters on` turns it on); the counts are those made while it was on",
             fw.dir.display()
         ));
     }

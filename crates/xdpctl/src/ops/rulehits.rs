@@ -2,7 +2,7 @@
 //! first, then every CPU's `hit_cache` (so a rule moving from the cache to
 //! the hash in between is missed until the next read, never counted
 //! twice), joined with the rules the rule maps hold ([`model::rulehits`]).
-//! Also turns the counting on and off (`ctl[rule_hits_off]`).
+//! Also turns the counting on and off (`ctl[rule_hits_on]`).
 
 use std::path::Path;
 
@@ -36,7 +36,7 @@ const RULE_MAPS: [&str; 6] = [
 pub struct Report {
     /// Every rule the maps hold, and counted rules they no longer hold.
     pub rows: Vec<RuleHit>,
-    /// Whether the datapath counts (`ctl[rule_hits_off]` is 0).
+    /// Whether the datapath counts (`ctl[rule_hits_on]` is not 0).
     pub counting: bool,
     /// Hits not counted because `rule_hits` was full.
     pub lost: u64,
@@ -148,7 +148,7 @@ pub fn read(maps_dir: &Path) -> Result<Report> {
     })?;
     Ok(Report {
         rows: rulehits::join(&rules, &totals, offset),
-        counting: ctl_word(&ctl, Ctl::RuleHitsOff)? == 0,
+        counting: ctl_word(&ctl, Ctl::RuleHitsOn)? != 0,
         lost: ctl_word(&ctl, Ctl::RuleHitsLost)?,
         stored: (n, stored.info().max_entries),
         now_unix_ns: crate::kernel::clock::unix_ns(),
@@ -186,8 +186,8 @@ pub fn set_counting(maps_dir: &Path, on: bool) -> Result<bool> {
     if !maps_dir.join("rule_hits").exists() {
         open(maps_dir, "rule_hits")?;
     }
-    let was = ctl_word(&ctl, Ctl::RuleHitsOff)? == 0;
-    set_ctl_word(&ctl, Ctl::RuleHitsOff, u64::from(!on))?;
+    let was = ctl_word(&ctl, Ctl::RuleHitsOn)? != 0;
+    set_ctl_word(&ctl, Ctl::RuleHitsOn, u64::from(on))?;
     Ok(was)
 }
 
@@ -228,7 +228,7 @@ pub fn carry(from: &Path, to: &Path) -> Result<Vec<String>> {
         }
     }
     let (old, new) = (open(from, "ctl")?, open(to, "ctl")?);
-    set_ctl_word(&new, Ctl::RuleHitsOff, ctl_word(&old, Ctl::RuleHitsOff)?)?;
+    set_ctl_word(&new, Ctl::RuleHitsOn, ctl_word(&old, Ctl::RuleHitsOn)?)?;
     let before = ctl_word(&old, Ctl::RuleHitsLost)?;
     set_ctl_word(&new, Ctl::RuleHitsLost, lost + before)?;
     let mut notes = Vec::new();
