@@ -212,7 +212,7 @@ pub enum Command {
 ///
 /// --rules lists every rule of the rule maps (blocklist entries, CIDR
 /// prefixes and their exceptions, ports) with the packets, bytes and last
-/// time it matched, since the load (kept by `load --replace`): the most hit
+/// time it matched while counting was on (kept by `load --replace`): the most hit
 /// first, or with --unused only rules never hit and with --idle only rules
 /// not hit for a while, to prune a list. Each packet counts for the rule
 /// that decided it, as nftables' counters do: ports come before sources,
@@ -231,6 +231,7 @@ Examples:
   xdpctl stats /sys/fs/bpf/xdpfw --interval 1
   xdpctl -j stats --interval 10 --count 6 >> stats.jsonl
   xdpctl stats --prometheus > /var/lib/node_exporter/textfile/xdpctl.prom
+  xdpctl stats --rule-counters on
   xdpctl stats --rules --top 20
   xdpctl stats --rules --idle 30d")]
 pub struct StatsArgs {
