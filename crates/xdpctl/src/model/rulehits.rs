@@ -3,10 +3,7 @@
 //! up per rule and joined with the rules the maps hold, so a rule never
 //! hit shows as such. Pure: the reads are `ops::rulehits`'.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-};
+use std::{collections::HashMap, net::IpAddr};
 
 use serde::Serialize;
 use xdp_progs::xdpfw::{HitSlot, Hits, RULE_LEN_UNKNOWN, RuleKey, RuleKind};
@@ -91,19 +88,51 @@ pub fn key_of(map: &str, key: &[u8]) -> Option<RuleKey> {
 /// `203.0.113.5`, `198.51.100.0/24`; a CIDR hit the trie decided while
 /// the index was off is `(prefix not known)`.
 pub fn rule_text(key: &RuleKey) -> String {
-    let v4 = || Ipv4Addr::from(<[u8; 4]>::try_from(&key.addr[..4]).unwrap_or_default());
-    let v6 = || Ipv6Addr::from(key.addr);
-    match RuleKind::from_u8(key.kind) {
-        Some(RuleKind::UdpPort | RuleKind::TcpPort) => u16::from_be_bytes(key.port).to_string(),
-        Some(RuleKind::Blocklist) => v4().to_string(),
-        Some(RuleKind::Blocklist6) => v6().to_string(),
-        Some(RuleKind::Cidr4 | RuleKind::Cidr6) if key.prefixlen == RULE_LEN_UNKNOWN => {
-            "(prefix not known)".into()
-        }
-        Some(RuleKind::Cidr4) => format!("{}/{}", v4(), key.prefixlen),
-        Some(RuleKind::Cidr6) => format!("{}/{}", v6(), key.prefixlen),
-        None => format!("kind {}", key.kind),
+    match (RuleKind::from_u8(key.kind), map_key(key)) {
+        (Some(kind), Some(k)) => crate::model::rulemaps::entry_text(kind.map(), &k, &[1]),
+        (Some(RuleKind::Cidr4 | RuleKind::Cidr6), None) => "(prefix not known)".into(),
+        _ => format!("kind {}", key.kind),
     }
+}
+
+/// The key of the rule map entry a `rule_hits` key counts (the inverse of
+/// [`key_of`]); `None` for a CIDR hit whose prefix is not known.
+pub fn map_key(key: &RuleKey) -> Option<Vec<u8>> {
+    let lpm = |n: usize| {
+        let mut k = u32::from(key.prefixlen).to_ne_bytes().to_vec();
+        k.extend_from_slice(&key.addr[..n]);
+        k
+    };
+    Some(match RuleKind::from_u8(key.kind)? {
+        RuleKind::UdpPort | RuleKind::TcpPort => key.port.to_vec(),
+        RuleKind::Blocklist => key.addr[..4].to_vec(),
+        RuleKind::Blocklist6 => key.addr.to_vec(),
+        _ if key.prefixlen == RULE_LEN_UNKNOWN => return None,
+        RuleKind::Cidr4 => lpm(4),
+        RuleKind::Cidr6 => lpm(16),
+    })
+}
+
+/// A `struct xdpfw_rule` from its 20 bytes (zeros if fewer).
+pub fn key_from_bytes(b: &[u8]) -> RuleKey {
+    let mut k = RuleKey::default();
+    if b.len() >= 20 {
+        k.kind = b[0];
+        k.prefixlen = b[1];
+        k.port = [b[2], b[3]];
+        k.addr.copy_from_slice(&b[4..20]);
+    }
+    k
+}
+
+/// The 20 bytes of a `struct xdpfw_rule`.
+pub fn key_bytes(k: &RuleKey) -> [u8; 20] {
+    let mut b = [0u8; 20];
+    b[0] = k.kind;
+    b[1] = k.prefixlen;
+    b[2..4].copy_from_slice(&k.port);
+    b[4..].copy_from_slice(&k.addr);
+    b
 }
 
 /// What a rule does.
@@ -327,6 +356,8 @@ pub fn annotate_yaml(yaml: &str, rows: &[RuleHit], rfc3339: impl Fn(i128) -> Str
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
 
     fn hits(packets: u64, bytes: u64, last_ns: u64) -> Hits {
@@ -356,6 +387,16 @@ mod tests {
             (RuleKind::Cidr6 as u8, "2001:db8::/32".into())
         );
         assert_eq!(key_of("pps", &[1, 2, 3, 4]), None);
+        for k in [port, b, c, c6] {
+            assert_eq!(
+                key_of(
+                    RuleKind::from_u8(k.kind).unwrap().map(),
+                    &map_key(&k).unwrap()
+                ),
+                Some(k)
+            );
+            assert_eq!(key_from_bytes(&key_bytes(&k)), k);
+        }
         let unknown = RuleKey {
             kind: RuleKind::Cidr4 as u8,
             prefixlen: RULE_LEN_UNKNOWN,

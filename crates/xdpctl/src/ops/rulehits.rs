@@ -67,18 +67,6 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
         .map_or(0, u64::from_ne_bytes)
 }
 
-/// A `struct xdpfw_rule` from its 20 bytes.
-pub fn rule_key(b: &[u8]) -> RuleKey {
-    let mut k = RuleKey::default();
-    if b.len() >= 20 {
-        k.kind = b[0];
-        k.prefixlen = b[1];
-        k.port = [b[2], b[3]];
-        k.addr.copy_from_slice(&b[4..20]);
-    }
-    k
-}
-
 fn hits_at(b: &[u8], at: usize) -> Hits {
     Hits {
         packets: u64_at(b, at),
@@ -87,14 +75,17 @@ fn hits_at(b: &[u8], at: usize) -> Hits {
     }
 }
 
-/// Every rule's counts, summed over CPUs: the hash, then the cache.
-pub fn totals(maps_dir: &Path) -> Result<Totals> {
+/// Every rule's counts, summed over CPUs: the hash, then the cache; and
+/// how many rules the hash holds.
+pub fn totals(maps_dir: &Path) -> Result<(Totals, usize)> {
     let hash = open(maps_dir, "rule_hits")?;
     let cache = open(maps_dir, "hit_cache")?;
     let mut t = Totals::default();
+    let mut stored = 0;
     let stride = hash.stride();
     hash.for_each(|k, v| {
-        let key = rule_key(k);
+        stored += 1;
+        let key = rulehits::key_from_bytes(k);
         for cpu in v.chunks_exact(stride) {
             t.add(key, &hits_at(cpu, 0));
         }
@@ -106,7 +97,7 @@ pub fn totals(maps_dir: &Path) -> Result<Totals> {
         .for_each(|_, v| {
             for cpu in v.chunks_exact(stride) {
                 t.add_slot(&HitSlot {
-                    rule: rule_key(&cpu[..20]),
+                    rule: rulehits::key_from_bytes(&cpu[..20]),
                     jiffies: 0,
                     hits: hits_at(cpu, 24),
                 });
@@ -114,7 +105,7 @@ pub fn totals(maps_dir: &Path) -> Result<Totals> {
             Ok(true)
         })
         .with_context(|| format!("reading {}", maps_dir.join("hit_cache").display()))?;
-    Ok(t)
+    Ok((t, stored))
 }
 
 /// The `rule_hits` keys of every rule the rule maps hold, with its value.
@@ -136,21 +127,16 @@ pub fn rules(maps_dir: &Path) -> Result<Vec<(RuleKey, u8)>> {
 
 /// What the load at `maps_dir` counted, per rule.
 pub fn read(maps_dir: &Path) -> Result<Report> {
-    let totals = totals(maps_dir)?;
+    let (totals, stored) = totals(maps_dir)?;
     let rules = rules(maps_dir)?;
     let ctl = open(maps_dir, "ctl")?;
     let offset = unix_offset_ns(nix::time::ClockId::CLOCK_MONOTONIC_COARSE);
-    let stored = open(maps_dir, "rule_hits")?;
-    let mut n = 0;
-    stored.for_each(|_, _| {
-        n += 1;
-        Ok(true)
-    })?;
+    let room = open(maps_dir, "rule_hits")?.info().max_entries;
     Ok(Report {
         rows: rulehits::join(&rules, &totals, offset),
         counting: ctl_word(&ctl, Ctl::RuleHitsOn)? != 0,
         lost: ctl_word(&ctl, Ctl::RuleHitsLost)?,
-        stored: (n, stored.info().max_entries),
+        stored: (stored, room),
         now_unix_ns: crate::kernel::clock::unix_ns(),
     })
 }
@@ -201,7 +187,7 @@ pub fn carry(from: &Path, to: &Path) -> Result<Vec<String>> {
     if !from.join("rule_hits").exists() {
         return Ok(Vec::new());
     }
-    let totals = totals(from)?;
+    let (totals, _) = totals(from)?;
     let hash = open(to, "rule_hits")?;
     let cpus = hash.cpus();
     let stride = hash.stride();
@@ -210,11 +196,7 @@ pub fn carry(from: &Path, to: &Path) -> Result<Vec<String>> {
     let mut order: Vec<(&RuleKey, &Hits)> = totals.iter().collect();
     order.sort_by_key(|b| std::cmp::Reverse(b.1.packets));
     for (key, h) in order {
-        let mut k = [0u8; 20];
-        k[0] = key.kind;
-        k[1] = key.prefixlen;
-        k[2..4].copy_from_slice(&key.port);
-        k[4..].copy_from_slice(&key.addr);
+        let k = rulehits::key_bytes(key);
         let mut v = vec![0u8; stride * cpus];
         v[..8].copy_from_slice(&h.packets.to_ne_bytes());
         v[8..16].copy_from_slice(&h.bytes.to_ne_bytes());
