@@ -445,18 +445,35 @@ pub mod xdpfw {
     // SAFETY: plain old data, 48 bytes without padding.
     unsafe impl aya::Pod for HitSlot {}
 
-    /// The counters at the start of each CPU's `capture_slot` entry.
+    /// The start of each CPU's `capture_slot` entry: its counts, and the
+    /// capture's settings copied to each CPU (so that a packet that is
+    /// not sampled costs one per-CPU read, not two).
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     #[repr(C)]
-    pub struct CaptureCounts {
-        /// Packets whose outcome was wanted.
-        pub matched: u64,
+    pub struct CaptureHead {
+        /// Matching packets that ended a countdown (one in `every`).
+        pub sampled: u64,
         /// Sampled packets over the cap.
         pub capped: u64,
         /// Sampled packets the ring buffer had no room for.
         pub lost: u64,
         /// Matching packets this CPU skips before its next sample.
-        pub skip: u64,
+        pub skip: u32,
+        /// [`CaptureCfg::every`], copied.
+        pub every: u32,
+        /// [`CaptureCfg::outcomes`], copied.
+        pub outcomes: u32,
+        /// [`CaptureCfg::ifindex`], copied.
+        pub ifindex: u32,
+    }
+
+    impl CaptureHead {
+        /// The matching packets this CPU has seen since its head was
+        /// written with `sampled` and `skip` zero: each sample ends a
+        /// countdown of `every`, and `skip` are still to come.
+        pub fn matched(&self) -> u64 {
+            (self.sampled * u64::from(self.every.max(1))).saturating_sub(u64::from(self.skip))
+        }
     }
 
     /// Bytes the datapath copies of a captured packet at most.
@@ -1048,6 +1065,27 @@ mod tests {
         assert_eq!(Index::build(&[]).lookup(1), None);
     }
 
+    /// The packets matched, told from the countdown as the datapath
+    /// keeps it (xdpfw.bpf.c, `capture`), whatever their number.
+    #[test]
+    fn capture_matched_is_told_from_the_countdown() {
+        for every in [1u32, 2, 7, 1000] {
+            let mut h = xdpfw::CaptureHead {
+                every,
+                ..Default::default()
+            };
+            for m in 0..3000u64 {
+                assert_eq!(h.matched(), m, "every {every}");
+                if h.skip > 0 {
+                    h.skip -= 1;
+                } else {
+                    h.skip = h.every - 1;
+                    h.sampled += 1;
+                }
+            }
+        }
+    }
+
     /// The Rust mirrors of the C structs have the sizes the object declares.
     #[test]
     fn value_sizes_match_object() {
@@ -1062,7 +1100,7 @@ mod tests {
         // The slot: the counts, a record's header, then its bytes.
         assert_eq!(
             size(xdpfw::maps::CAPTURE_SLOT),
-            size_of::<xdpfw::CaptureCounts>()
+            size_of::<xdpfw::CaptureHead>()
                 + size_of::<xdpfw::CaptureRec>()
                 + xdpfw::CAPTURE_SNAP_MAX as usize
         );

@@ -492,6 +492,37 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
     assert!((100..=440).contains(&captured), "{summary}");
     assert!(summary.contains("over --max-rate"), "{summary}");
 
+    // One in 7 sampled (a countdown per CPU; `prog run` keeps to one):
+    // the first, the 8th, ... of the 100 drops, and all 100 counted as
+    // matched, none of the 30 passed ones.
+    let sampled = Running::start(
+        &fs,
+        &["capture", "fw", "--verdict", "drop", "--sample", "7"],
+        None,
+    );
+    flood("100");
+    xdpctl(
+        &fs,
+        [
+            "prog",
+            "run",
+            "fw/xdp_fw",
+            "--packet",
+            "udp dport=54",
+            "--repeat",
+            "30",
+        ],
+    )
+    .ok();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, err) = sampled.stop(nix::sys::signal::Signal::SIGINT);
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("captured 15 packets (15 dropped, 0 passed)")
+            && err.contains("of 100 packets with the verdicts"),
+        "{err}"
+    );
+
     // One capture per load.
     let first = Running::start(&fs, &["capture", "fw", "--verdict", "drop"], None);
     xdpctl(&fs, ["capture", "fw"]).fails_with(&[

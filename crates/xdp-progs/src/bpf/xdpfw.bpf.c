@@ -1216,20 +1216,23 @@ static __always_inline int judge(struct xdp_md *ctx)
 static __always_inline void capture(struct xdp_md *ctx, __u32 outcome, __u64 *lease)
 {
 	__u32 zero = 0;
-	struct xdpfw_capture_cfg *cfg = bpf_map_lookup_elem(&capture_cfg, &zero);
 	struct xdpfw_capture_slot *s = bpf_map_lookup_elem(&capture_slot, &zero);
 
-	if (!cfg || !s || !((cfg->outcomes >> (outcome & 31)) & 1))
+	if (!s || !((s->outcomes >> (outcome & 31)) & 1))
 		return;
-	if (cfg->ifindex && cfg->ifindex != ctx->ingress_ifindex)
+	if (s->ifindex && s->ifindex != ctx->ingress_ifindex)
 		return;
-	s->matched += 1;
 	/* A countdown, not a modulo: a division costs more than the rest. */
 	if (s->skip) {
 		s->skip -= 1;
 		return;
 	}
-	s->skip = cfg->every ? cfg->every - 1 : 0;
+	s->skip = s->every ? s->every - 1 : 0;
+	s->sampled += 1;
+	struct xdpfw_capture_cfg *cfg = bpf_map_lookup_elem(&capture_cfg, &zero);
+
+	if (!cfg)
+		return;
 	__u64 now = bpf_ktime_get_ns();
 
 	if (now > *lease) {

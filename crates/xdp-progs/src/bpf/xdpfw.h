@@ -199,15 +199,20 @@ struct xdpfw_sketch_hdr {
  * renews it (and refills `tokens`, the per-second cap spread over its
  * refills) while it reads, and the datapath clears it once it lapses, so
  * a capture killed with SIGKILL stops by itself. Off, capture costs one
- * array read and a branch per packet.
+ * array read and a branch per packet. On, a packet not sampled costs one
+ * per-CPU read (`capture_slot`'s head: xdpctl copies the outcomes, the
+ * device and `every` to each CPU's, so `capture_cfg` is read only for the
+ * sampled ones) and a countdown; the packets matched are counted per
+ * sample (sampled * every - skip), not per packet.
  */
 #define XDPFW_CAPTURE_SNAP_MAX 4096
 /* Bytes copied whatever the snap length, so xdpctl can tell the rule
  * from the headers (it cuts the packet to the snap length it writes). */
 #define XDPFW_CAPTURE_HEAD 192
 #define XDPFW_CAPTURE_RING (4u << 20)
-/* How often xdpctl reads the ring buffer without being woken. */
-#define XDPFW_CAPTURE_POLL_MS 20
+/* How often xdpctl reads the ring buffer without being woken (often
+ * enough for a terminal; more often costs the datapath's CPU: measured). */
+#define XDPFW_CAPTURE_POLL_MS 100
 
 struct xdpfw_capture_cfg {
 	__u32 outcomes; /* bit per enum xdpfw_outcome to capture */
@@ -232,10 +237,13 @@ struct xdpfw_capture_rec {
 
 /* Per CPU: the capture's counts and the record being built. */
 struct xdpfw_capture_slot {
-	__u64 matched; /* packets whose outcome was wanted */
-	__u64 capped;  /* sampled ones over the cap (no token) */
-	__u64 lost;    /* sampled ones the ring buffer had no room for */
-	__u64 skip;    /* matching packets to skip before the next sample */
+	__u64 sampled;	/* matching packets that ended a countdown */
+	__u64 capped;	/* sampled ones over the cap (no token) */
+	__u64 lost;	/* sampled ones the ring buffer had no room for */
+	__u32 skip;	/* matching packets to skip before the next sample */
+	__u32 every;	/* capture_cfg's, copied to each CPU */
+	__u32 outcomes; /* capture_cfg's, copied to each CPU */
+	__u32 ifindex;	/* capture_cfg's, copied to each CPU */
 	struct xdpfw_capture_rec rec;
 	__u8 data[XDPFW_CAPTURE_SNAP_MAX];
 };
