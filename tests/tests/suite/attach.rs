@@ -120,8 +120,11 @@ fn native_mode_on_a_device_without_it_fails_and_attaches_nothing() {
     // Loopback has no native XDP (and every namespace has one).
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     let before = fs.snapshot();
-    xdpctl(&fs, ["attach", "fw", "lo", "--netns", pair.b.name()])
-        .fails_with(&["native XDP is not supported by the driver of lo; use --mode generic"]);
+    xdpctl(&fs, ["attach", "fw", "lo", "--netns", pair.b.name()]).fails_with(&[
+        "native XDP refused on lo: its driver has no native XDP (xdp-features: none)",
+        "use generic mode (--mode generic)",
+        "xdpctl net explain lo",
+    ]);
     assert_eq!(fs.snapshot(), before, "no link pin may be left");
     assert_eq!(
         net_show(&fs, pair.b.name(), "lo")["xdp"],

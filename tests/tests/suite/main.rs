@@ -18,6 +18,7 @@ mod datapath;
 mod demo;
 mod deploy;
 mod dump;
+mod explain;
 mod floor;
 mod foreign;
 mod inputs;

@@ -847,8 +847,11 @@ pub struct UnloadArgs {
 ///
 /// The default mode is native: XDP's point is to run in the driver, and a
 /// silent fall back to generic mode would hide a several-fold slowdown. If
-/// the driver cannot run XDP natively, xdpctl fails and says to use
-/// --mode generic. A device that already runs an XDP program is refused
+/// the kernel refuses native XDP, xdpctl fails and says why from the
+/// device's own facts (its kind, its driver's xdp-features, its MTU: what
+/// `xdpctl net explain DEV` reports) and what to do instead. Attached in
+/// generic mode, it says when native would run there, or what generic mode
+/// sees on a bridge, tunnel or macvlan. A device that already runs an XDP program is refused
 /// unless --replace is given, which swaps the program atomically.
 ///
 /// Example: xdpctl attach /sys/fs/bpf/xdpfw/xdp_fw ens5 --mode generic
@@ -935,6 +938,38 @@ pub enum NetCommand {
         /// The network namespace to look in (a name or a path).
         #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
         netns: Option<String>,
+    },
+    /// Whether native XDP can run on each device, and if not, why and what
+    /// to do instead: from the device's kind (veth, bridge, vxlan,
+    /// macvlan, ifb, bond, vlan, ...), its driver's XDP features (the
+    /// netdev netlink family's `xdp-features`, Linux 6.3+), its MTU
+    /// against the largest frame native XDP takes without frags, its
+    /// queues, the programs it runs, and whether the BPF JIT is on.
+    ///
+    /// NATIVE is `yes`, `no`, `frags only` (the MTU needs a program that
+    /// declares frags, `SEC("xdp.frags")`: the built-in firewall does not),
+    /// or `unknown` (a kernel that does not report XDP features). A
+    /// refused `attach --mode native` gives the same reason. Generic mode
+    /// runs on every device.
+    ///
+    /// Example: xdpctl net explain ens5
+    #[command(after_help = "Examples:
+  xdpctl net explain
+  xdpctl net explain br0 --netns blue
+  xdpctl -j net explain veth0 --frags")]
+    Explain {
+        /// Only this device.
+        #[arg(value_name = "DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::devices))]
+        dev: Option<String>,
+
+        /// The network namespace to look in (a name or a path).
+        #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
+        netns: Option<String>,
+
+        /// Explain for a program that declares frags (multi-buffer
+        /// frames; `SEC("xdp.frags")`).
+        #[arg(long)]
+        frags: bool,
     },
 }
 

@@ -19,6 +19,7 @@ impl From<&AttachArgs> for AttachOptions {
             replace: a.replace,
             netlink: a.netlink,
             confirm_within: a.confirm_within,
+            advise: true,
         }
     }
 }

@@ -532,9 +532,75 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
     })
 }
 
+/// A row of `net explain`'s table.
+#[derive(Serialize)]
+struct ExplainRow<'a>(&'a crate::ops::explain::DeviceExplained);
+
+impl Tabular for ExplainRow<'_> {
+    const HEADERS: &'static [&'static str] =
+        &["DEVICE", "KIND", "DRIVER", "MTU", "NATIVE", "XDP FEATURES"];
+    const OPTIONAL: &'static [&'static str] = &["XDP FEATURES", "DRIVER"];
+    fn cells(&self, _: &render::View) -> Vec<String> {
+        let d = self.0;
+        vec![
+            d.device.clone(),
+            d.kind.clone().unwrap_or_else(|| "device".into()),
+            d.driver.clone().unwrap_or_else(|| "-".into()),
+            d.mtu.to_string(),
+            d.explanation.native.word().to_owned(),
+            d.xdp_features.as_ref().map_or_else(
+                || "?".into(),
+                |f| {
+                    if f.is_empty() {
+                        "none".into()
+                    } else {
+                        f.join(",")
+                    }
+                },
+            ),
+        ]
+    }
+}
+
+impl Human for crate::ops::explain::NetExplain {
+    fn human(&self, view: &render::View) -> String {
+        let rows: Vec<ExplainRow> = self.devices.iter().map(ExplainRow).collect();
+        let mut out = view.table(&rows);
+        for d in &self.devices {
+            let x = &d.explanation;
+            out.push('\n');
+            let mut text = format!("{}: native XDP {}: {}.", d.device, x.native.word(), x.why);
+            if let Some(fix) = &x.fix {
+                text.push_str(&format!(" Instead: {fix}."));
+            }
+            if let Some(m) = x.native_max_mtu {
+                text.push_str(&format!(" Largest MTU for a program without frags: {m}."));
+            }
+            for n in &x.notes {
+                text.push_str(&format!(" Note: {n}."));
+            }
+            out.push_str(&render::wrap(&text, view.width(), "  "));
+        }
+        out
+    }
+}
+
 /// `xdpctl net ...`.
 pub fn run(ctx: &Ctx, cmd: &NetCommand) -> Result<()> {
     match cmd {
+        NetCommand::Explain {
+            dev,
+            netns: ns,
+            frags,
+        } => {
+            let jit = crate::ops::explain::jit_enable();
+            let entered = netns::enter(ns.as_deref())?;
+            let shown =
+                crate::ops::explain::explain_devices(dev.as_deref(), ns.as_deref(), *frags, jit)?;
+            drop(entered);
+            ctx.out.result(&shown)?;
+            Ok(())
+        }
         NetCommand::Show { dev, netns: ns } => {
             let entered = netns::enter(ns.as_deref())?;
             let shown = gather(ctx, dev.as_deref(), ns.as_deref())?;

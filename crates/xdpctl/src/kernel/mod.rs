@@ -11,6 +11,7 @@ pub mod holders;
 pub mod layout;
 pub mod links;
 pub mod map;
+pub mod netdev;
 pub mod netlink;
 pub mod netns;
 pub mod objects;

@@ -9,7 +9,7 @@ use std::{fmt, io, os::fd::RawFd};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{
     RouteNetlinkMessage,
-    link::{LinkAttribute, LinkMessage, LinkXdp},
+    link::{LinkAttribute, LinkInfo, LinkMessage, LinkXdp},
     tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcMessage, TcOption},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -86,6 +86,33 @@ pub struct Device {
     pub name: String,
     /// Its XDP programs.
     pub xdp: XdpState,
+    /// What kind of device it is, and how it sits among the others.
+    pub link: LinkFacts,
+}
+
+/// A device's kind and place, as rtnetlink reports them: what `net
+/// explain` tells native XDP's chances from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkFacts {
+    /// `IFLA_INFO_KIND` (`veth`, `bridge`, `vxlan`, `bond`, `vlan`, ...);
+    /// none for a physical device.
+    pub kind: Option<String>,
+    /// `IFLA_INFO_PORT_KIND`: what its master is (`bridge`, `bond`, ...).
+    pub port_kind: Option<String>,
+    /// Its master's ifindex (a bridge's port, a bond's slave).
+    pub master: Option<u32>,
+    /// `IFLA_LINK`: the device it sits on (a VLAN's or macvlan's), or a
+    /// veth's peer (in its own namespace, perhaps another).
+    pub link: Option<u32>,
+    /// The namespace `link` is in, when another (`IFLA_LINK_NETNSID`, an
+    /// id this namespace gives it).
+    pub link_netnsid: Option<i32>,
+    /// The MTU.
+    pub mtu: u32,
+    /// RX and TX queues.
+    pub rx_queues: u32,
+    /// See `rx_queues`.
+    pub tx_queues: u32,
 }
 
 /// A tc `cls_bpf` filter.
@@ -209,6 +236,28 @@ impl Rtnl {
     pub fn device(&mut self, name: &str) -> Result<Option<Device>, NetlinkError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        match self.exchange(RouteNetlinkMessage::GetLink(msg), 0) {
+            Ok(replies) => Ok(replies.into_iter().find_map(device)),
+            Err(e) if e.errno == libc::ENODEV => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The device `ifindex` of the namespace this one knows as `netnsid`
+    /// (`IFLA_TARGET_NETNSID`): a veth's peer elsewhere.
+    pub fn device_in(
+        &mut self,
+        netnsid: i32,
+        ifindex: u32,
+    ) -> Result<Option<Device>, NetlinkError> {
+        const IFLA_TARGET_NETNSID: u16 = 46;
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        msg.attributes
+            .push(LinkAttribute::Other(netlink_packet_core::DefaultNla::new(
+                IFLA_TARGET_NETNSID,
+                netnsid.to_ne_bytes().to_vec(),
+            )));
         match self.exchange(RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(replies) => Ok(replies.into_iter().find_map(device)),
             Err(e) if e.errno == libc::ENODEV => Ok(None),
@@ -362,10 +411,26 @@ fn device(msg: RouteNetlinkMessage) -> Option<Device> {
         ifindex: link.header.index,
         name: String::new(),
         xdp: XdpState::default(),
+        link: LinkFacts::default(),
     };
     for attr in link.attributes {
         match attr {
             LinkAttribute::IfName(name) => dev.name = name,
+            LinkAttribute::Mtu(mtu) => dev.link.mtu = mtu,
+            LinkAttribute::Controller(m) => dev.link.master = Some(m),
+            LinkAttribute::Link(l) => dev.link.link = Some(l),
+            LinkAttribute::LinkNetNsId(id) => dev.link.link_netnsid = Some(id),
+            LinkAttribute::NumRxQueues(n) => dev.link.rx_queues = n,
+            LinkAttribute::NumTxQueues(n) => dev.link.tx_queues = n,
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(k) => dev.link.kind = Some(k.to_string()),
+                        LinkInfo::PortKind(k) => dev.link.port_kind = Some(k.to_string()),
+                        _ => {}
+                    }
+                }
+            }
             LinkAttribute::Xdp(xdp) => {
                 for x in xdp {
                     match x {

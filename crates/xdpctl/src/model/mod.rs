@@ -7,6 +7,7 @@ pub mod change;
 pub mod codec;
 pub mod duration;
 pub mod error_text;
+pub mod explain;
 pub mod guard;
 pub mod handle;
 pub mod linkpin;

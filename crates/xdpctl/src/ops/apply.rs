@@ -474,6 +474,7 @@ pub fn execute(
         replace,
         netlink: false,
         confirm_within: None,
+        advise: false,
     };
     for d in &plan.replace {
         attach::attach(ctx, &options(d, true))?;

@@ -232,7 +232,17 @@ fn attach_error(
     dev: &str,
     mode: XdpMode,
 ) -> anyhow::Error {
+    // A refused native attach says why, from the device's facts (`net
+    // explain`): the kernel's errno alone (EOPNOTSUPP, ERANGE, EINVAL)
+    // does not, and a link's attach carries no kernel message.
+    let explained = match (errno, mode) {
+        (Some(libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES), _) => None,
+        (Some(_), XdpMode::Native) => crate::ops::explain::why_native_refused(dev, false)
+            .map(|why| format!("native XDP refused on {why}; see `xdpctl net explain {dev}`")),
+        _ => None,
+    };
     let hint = match (errno, mode) {
+        _ if explained.is_some() => explained,
         (Some(libc::EOPNOTSUPP), XdpMode::Native) => Some(format!(
             "native XDP is not supported by the driver of {dev}; use --mode generic"
         )),
@@ -271,6 +281,10 @@ pub struct AttachOptions {
     pub netlink: bool,
     /// Rolled back unless confirmed within this.
     pub confirm_within: Option<std::time::Duration>,
+    /// Tell the operator what the device's facts say of the mode chosen
+    /// (`attach` does; `apply`, which the agent runs on every resync,
+    /// does not).
+    pub advise: bool,
 }
 
 /// Attaches a program to a device through the journal: the attachment.
@@ -303,6 +317,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
     }
 
     let ns = netns::Netns::of(args.netns.as_deref())?;
+    let jit = crate::ops::explain::jit_enable();
     let entered = netns::enter(args.netns.as_deref())?;
     let ns_ino = netns::current_inode()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
@@ -580,6 +595,11 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
 
     let after = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
     let mode = mode_of(&after, prog.id).map_or_else(|| "unknown".to_owned(), |m| m.to_string());
+    let advice = if args.advise {
+        crate::ops::explain::advice(&after.name, args.mode == XdpMode::Generic, jit)
+    } else {
+        Vec::new()
+    };
     drop(entered);
     let row = Attachment {
         device: after.name,
@@ -612,6 +632,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
             _ => " over netlink".to_owned(),
         }
     ));
+    ctx.out.notes(advice);
     Ok(row)
 }
 

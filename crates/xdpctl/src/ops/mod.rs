@@ -8,6 +8,7 @@ pub mod attach;
 pub mod capture;
 pub mod detach;
 pub mod doctor;
+pub mod explain;
 pub mod firewall;
 pub mod guard;
 pub mod journal;

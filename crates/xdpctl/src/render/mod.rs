@@ -124,6 +124,11 @@ impl View {
         list(&paths.iter().map(|p| self.path(p)).collect::<Vec<_>>())
     }
 
+    /// Characters a line may take.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
     /// Rows as an aligned table without borders, fitted to this view.
     pub fn table<R: Tabular>(&self, rows: &[R]) -> String {
         let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(self)).collect();
@@ -199,6 +204,33 @@ fn layout(
     let mut out = String::new();
     for line in t.lines() {
         out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `text` as lines of at most `width` characters (a word longer than that
+/// on a line of its own), the lines after the first indented by `indent`;
+/// ends with a newline. Prose for the terminal, under a table.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let room = width.saturating_sub(if out.is_empty() { 0 } else { indent.len() });
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            out.push_str(if out.is_empty() { "" } else { indent });
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(if out.is_empty() { "" } else { indent });
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -401,6 +433,16 @@ pub fn list<T: ToString>(items: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prose_wraps_within_the_width() {
+        let text =
+            "veth0: native XDP yes: its driver (veth) runs XDP (xdp-features: basic, rx-sg).";
+        let w = wrap(text, 30, "  ");
+        assert!(w.lines().all(|l| l.chars().count() <= 30), "{w}");
+        assert!(w.lines().skip(1).all(|l| l.starts_with("  ")), "{w}");
+        assert_eq!(w.split_whitespace().collect::<Vec<_>>().join(" "), text);
+    }
 
     #[derive(Serialize)]
     struct R {
