@@ -374,6 +374,40 @@ fn a_capture_of_real_traffic_holds_every_packet_once_with_its_verdict_and_rule()
         .collect();
     assert_eq!(got, want);
     assert!(err.contains("left out by the filter expression"), "{err}");
+
+    // The pair's two ends have one ifindex in their two namespaces, and
+    // XDP filters by ifindex: a capture of one names the other too.
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "fw",
+            &pair.dev_a,
+            "--netns",
+            pair.a.name(),
+            "--mode",
+            "generic",
+        ],
+    )
+    .ok();
+    let index = |ns: &str, dev: &str| {
+        xdpctl(&fs, ["-j", "net", "explain", dev, "--netns", ns])
+            .ok()
+            .json()["devices"][0]["ifindex"]
+            .clone()
+    };
+    assert_eq!(
+        index(pair.a.name(), &pair.dev_a),
+        index(ns, &pair.dev_b),
+        "fresh namespaces number their first veth alike"
+    );
+    let cap = Running::start(&fs, &["capture", &pair.dev_b, "--netns", ns], None);
+    let (_, err) = cap.stop(nix::sys::signal::Signal::SIGINT);
+    assert!(
+        err.contains("and so has another device this firewall runs on")
+            && err.contains(&format!("{}@{}", pair.dev_a, pair.a.name())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -491,6 +525,26 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
     // Two seconds at 200/s, refilled every 100 ms in steps of 20.
     assert!((100..=440).contains(&captured), "{summary}");
     assert!(summary.contains("over --max-rate"), "{summary}");
+
+    // A cap below the renewals' ten a second holds too (2/s, not 10/s).
+    let slow = Running::start(
+        &fs,
+        &["capture", "fw", "--max-rate", "2", "--duration", "2s"],
+        None,
+    );
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(1900) {
+        flood("20000");
+    }
+    let (status, err) = slow.wait();
+    assert!(status.success(), "{err}");
+    let summary = err.lines().last().unwrap();
+    let captured: u64 = summary
+        .split_once("captured ")
+        .and_then(|(_, r)| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!((2..=6).contains(&captured), "{summary}");
 
     // One in 7 sampled (a countdown per CPU; `prog run` keeps to one):
     // the first, the 8th, ... of the 100 drops, and all 100 counted as

@@ -93,6 +93,60 @@ fn each_kind_is_explained_as_the_kernel_then_decides() {
         "{mv}"
     );
 
+    // An upper device (the macvlan) running a program takes its lower
+    // device in any mode: explained, and the refusal says so.
+    let generic = xdpctl(
+        &fs,
+        [
+            "attach",
+            "fw/xdp_fw",
+            "xmv0",
+            "--netns",
+            ns,
+            "--mode",
+            "generic",
+        ],
+    )
+    .ok();
+    assert!(
+        generic.stderr.contains("generic mode on xmv0")
+            && generic
+                .stderr
+                .contains("Generic mode on xmv0 sees this one's only"),
+        "{}",
+        generic.stderr
+    );
+    let e = explained(&fs, a, &pair.dev_a);
+    assert_eq!(e["native"], "no", "{e}");
+    assert!(
+        e["why"]
+            .as_str()
+            .unwrap()
+            .contains("upper device xmv0 runs XDP program"),
+        "{e}"
+    );
+    for mode in ["native", "generic"] {
+        run({
+            let mut c = command(&fs);
+            c.args([
+                "attach",
+                "fw/xdp_fw",
+                &pair.dev_a,
+                "--netns",
+                ns,
+                "--mode",
+                mode,
+            ]);
+            c
+        })
+        .fails_with(&[
+            &format!("XDP refused on {}: its upper device xmv0", pair.dev_a),
+            &format!("xdpctl detach xmv0 --netns {ns}"),
+            &format!("see `xdpctl net explain {} --netns {ns}`", pair.dev_a),
+        ]);
+    }
+    xdpctl(&fs, ["detach", "xmv0", "--netns", ns]).ok();
+
     // The pair's other end is in another namespace: its MTU is read there.
     pair.b
         .exec(&["ip", "link", "set", &pair.dev_b, "mtu", "9000"]);

@@ -946,11 +946,12 @@ pub enum NetCommand {
     /// against the largest frame native XDP takes without frags, its
     /// queues, the programs it runs, and whether the BPF JIT is on.
     ///
-    /// NATIVE is `yes`, `no`, `frags only` (the MTU needs a program that
+    /// NATIVE is `yes`, `no`, `frags-only` (the MTU needs a program that
     /// declares frags, `SEC("xdp.frags")`: the built-in firewall does not),
     /// or `unknown` (a kernel that does not report XDP features). A
-    /// refused `attach --mode native` gives the same reason. Generic mode
-    /// runs on every device.
+    /// refused `attach` gives the same reason. A device whose upper device
+    /// (bridge, bond, macvlan, VLAN) runs an XDP program takes none in any
+    /// mode; generic mode runs on every other device.
     ///
     /// Example: xdpctl net explain ens5
     #[command(after_help = "Examples:

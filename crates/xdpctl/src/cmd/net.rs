@@ -537,17 +537,33 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
 struct ExplainRow<'a>(&'a crate::ops::explain::DeviceExplained);
 
 impl Tabular for ExplainRow<'_> {
-    const HEADERS: &'static [&'static str] =
-        &["DEVICE", "KIND", "DRIVER", "MTU", "NATIVE", "XDP FEATURES"];
+    const HEADERS: &'static [&'static str] = &[
+        "DEVICE",
+        "KIND",
+        "DRIVER",
+        "MTU",
+        "NATIVE",
+        "ATTACHED",
+        "XDP FEATURES",
+    ];
     const OPTIONAL: &'static [&'static str] = &["XDP FEATURES", "DRIVER"];
     fn cells(&self, _: &render::View) -> Vec<String> {
         let d = self.0;
         vec![
             d.device.clone(),
-            d.kind.clone().unwrap_or_else(|| "device".into()),
+            d.kind.clone().unwrap_or_else(|| "-".into()),
             d.driver.clone().unwrap_or_else(|| "-".into()),
             d.mtu.to_string(),
             d.explanation.native.word().to_owned(),
+            if d.attached.is_empty() {
+                "-".into()
+            } else {
+                d.attached
+                    .iter()
+                    .map(|a| format!("{} {}", a.mode, a.prog_id))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
             d.xdp_features.as_ref().map_or_else(
                 || "?".into(),
                 |f| {
@@ -574,7 +590,9 @@ impl Human for crate::ops::explain::NetExplain {
                 text.push_str(&format!(" Instead: {fix}."));
             }
             if let Some(m) = x.native_max_mtu {
-                text.push_str(&format!(" Largest MTU for a program without frags: {m}."));
+                text.push_str(&format!(
+                    " Largest peer MTU for a program without frags: {m}."
+                ));
             }
             for n in &x.notes {
                 text.push_str(&format!(" Note: {n}."));

@@ -53,6 +53,15 @@ pub struct Facts {
     pub peer_tx_queues: Option<u32>,
     /// A veth's peer's MTU, when in sight: the one the kernel checks.
     pub peer_mtu: Option<u32>,
+    /// A veth's peer's name, when it is in the same namespace.
+    pub peer_name: Option<String>,
+    /// The namespace's name as the operator gave it (`--netns`), for the
+    /// commands the fixes name.
+    pub netns: Option<String>,
+    /// Upper devices (its bridge or bond, a macvlan or VLAN on it) that
+    /// run an XDP program: `(name, mode, program id)`. The kernel then
+    /// takes no program on this one, in any mode.
+    pub uppers_with_xdp: Vec<(String, String, u32)>,
     /// `xdp-features`; `None` where the kernel does not report them.
     pub features: Option<u64>,
     /// Programs attached now, by mode (`native`, `generic`, `offload`).
@@ -83,7 +92,7 @@ impl Native {
     pub fn word(self) -> &'static str {
         match self {
             Native::Yes => "yes",
-            Native::FragsOnly => "frags only",
+            Native::FragsOnly => "frags-only",
             Native::No => "no",
             Native::Unknown => "unknown",
         }
@@ -194,12 +203,13 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
             Native::No,
             match f.peer_tx_queues {
                 Some(tx) if tx > f.rx_queues => format!(
-                    "its peer has {tx} TX queues and it has {} RX queues: veth runs XDP only \
-                     with as many RX queues as the peer's TX queues",
-                    f.rx_queues
+                    "its peer has {tx} TX queues and it has {} RX queue{}: veth runs XDP only \
+                     with at least as many RX queues as the peer's TX queues",
+                    f.rx_queues,
+                    if f.rx_queues == 1 { "" } else { "s" }
                 ),
-                _ => "veth offers native XDP only with its peer in place and as many RX \
-                      queues as the peer's TX queues, and it does not now"
+                _ => "veth offers native XDP only with its peer in place and at least as many \
+                      RX queues as the peer's TX queues, and it does not now"
                     .to_owned(),
             },
             Some(
@@ -212,11 +222,11 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
             Some(true) => (
                 Native::Yes,
                 format!(
-                    "its driver{} runs XDP (xdp-features: basic{})",
+                    "its driver{} runs XDP (xdp-features: {})",
                     f.driver
                         .as_deref()
                         .map_or(String::new(), |d| format!(" ({d})")),
-                    if rx_sg { ", rx-sg" } else { "" }
+                    feature_names(features.unwrap_or(0)).join(", ")
                 ),
                 None,
             ),
@@ -260,10 +270,20 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
                     ),
                 }
             );
-            fix = Some(format!(
-                "lower the MTU of both ends to {max} or less (ip link set DEV mtu {max}), or \
-                 use generic mode"
-            ));
+            let ip = match &f.netns {
+                Some(ns) if !ns.contains('/') => format!("ip -n {ns}"),
+                _ => "ip".to_owned(),
+            };
+            fix = Some(match (&f.peer_name, f.peer_mtu) {
+                (Some(peer), _) => format!(
+                    "lower the MTU of its peer {peer} to {max} or less ({ip} link set {peer} mtu \
+                     {max}), or use generic mode"
+                ),
+                _ => format!(
+                    "lower the MTU of its peer (in another namespace) to {max} or less, or use \
+                     generic mode"
+                ),
+            });
         }
     } else if native == Native::Yes && !rx_sg {
         let max = single_buffer_frame(page).saturating_sub(ETH_HLEN);
@@ -291,6 +311,19 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
         );
         fix = Some("lower the MTU, or use generic mode".to_owned());
     }
+    if let Some((upper, mode, id)) = f.uppers_with_xdp.first() {
+        native = Native::No;
+        why = format!(
+            "its upper device {upper} runs XDP program {id} ({mode} mode), and the kernel takes \
+             no XDP program, in any mode, on a device whose upper device has one"
+        );
+        fix = Some(format!(
+            "detach it from {upper} first (xdpctl detach {upper}{}), or keep filtering on {upper}",
+            f.netns
+                .as_deref()
+                .map_or(String::new(), |n| format!(" --netns {n}"))
+        ));
+    }
     if let Some((mkind, master)) = &f.master {
         notes.push(match mkind.as_str() {
             "bond" | "team" => format!(
@@ -308,12 +341,14 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
         notes.push("its NIC can run programs offloaded (--mode offload)".to_owned());
     }
     for (mode, id) in &f.attached {
-        if mode != "native" && native != Native::No {
-            notes.push(format!(
+        notes.push(if mode != "native" && native != Native::No {
+            format!(
                 "it runs program {id} in {mode} mode: one mode at a time, so a native attach is \
                  refused until that is detached"
-            ));
-        }
+            )
+        } else {
+            format!("it runs program {id} in {mode} mode")
+        });
     }
     match f.jit {
         Some(0) => notes.push(
@@ -347,8 +382,10 @@ pub fn advice(dev: &str, e: &Explanation, generic: bool) -> Vec<String> {
                  the driver, before an skb is made, several times faster than generic",
                 e.why
             )),
+            // What generic mode sees on a bridge, tunnel or macvlan (the
+            // other fixes end in "use generic mode": done).
             Native::No | Native::FragsOnly => {
-                if let Some(fix) = &e.fix {
+                if let Some(fix) = e.fix.as_ref().filter(|f| f.contains("Generic mode")) {
                     out.push(format!("generic mode on {dev}, as {}; or {fix}", e.why));
                 }
             }
@@ -418,9 +455,18 @@ mod tests {
         assert_eq!((e.native, e.native_max_mtu), (Native::Yes, Some(max)));
         let e = explain(&dev(Some("veth"), Some(BASIC | RX_SG), max), false);
         assert_eq!(e.native, Native::Yes);
-        let e = explain(&dev(Some("veth"), Some(BASIC | RX_SG), max + 1), false);
+        let mut e = dev(Some("veth"), Some(BASIC | RX_SG), 1500);
+        e.peer_mtu = Some(max + 1);
+        e.peer_name = Some("v1".into());
+        e.netns = Some("blue".into());
+        let e = explain(&e, false);
         assert_eq!(e.native, Native::FragsOnly);
-        assert!(e.fix.unwrap().contains(&format!("mtu {max}")));
+        assert!(
+            e.fix
+                .unwrap()
+                .contains(&format!("ip -n blue link set v1 mtu {max}")),
+            "only the peer's MTU counts"
+        );
         let e = explain(&dev(Some("veth"), Some(BASIC | RX_SG), 9000), true);
         assert_eq!(e.native, Native::Yes);
         // The peer's MTU is the one veth checks.
@@ -434,7 +480,31 @@ mod tests {
         q.peer_tx_queues = Some(4);
         let e = explain(&q, false);
         assert_eq!(e.native, Native::No);
-        assert!(e.why.contains("4 TX queues"), "{}", e.why);
+        assert!(
+            e.why.contains("4 TX queues and it has 1 RX queue:"),
+            "{}",
+            e.why
+        );
+    }
+
+    #[test]
+    fn an_upper_device_with_a_program_takes_the_device() {
+        let mut d = dev(Some("veth"), Some(BASIC), 1500);
+        d.uppers_with_xdp = vec![("mv0".into(), "generic".into(), 9)];
+        d.netns = Some("blue".into());
+        let e = explain(&d, false);
+        assert_eq!(e.native, Native::No);
+        assert!(
+            e.why.contains("upper device mv0 runs XDP program 9"),
+            "{}",
+            e.why
+        );
+        assert_eq!(
+            e.fix.as_deref(),
+            Some(
+                "detach it from mv0 first (xdpctl detach mv0 --netns blue), or keep filtering on mv0"
+            )
+        );
     }
 
     #[test]

@@ -231,14 +231,21 @@ fn attach_error(
     errno: Option<i32>,
     dev: &str,
     mode: XdpMode,
+    netns: Option<&str>,
 ) -> anyhow::Error {
     // A refused native attach says why, from the device's facts (`net
     // explain`): the kernel's errno alone (EOPNOTSUPP, ERANGE, EINVAL)
     // does not, and a link's attach carries no kernel message.
+    let in_ns = netns.map_or_else(String::new, |n| format!(" --netns {n}"));
+    let see = format!("see `xdpctl net explain {dev}{in_ns}`");
     let explained = match (errno, mode) {
-        (Some(libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES), _) => None,
-        (Some(_), XdpMode::Native) => crate::ops::explain::why_native_refused(dev, false)
-            .map(|why| format!("native XDP refused on {why}; see `xdpctl net explain {dev}`")),
+        (Some(libc::EPERM | libc::EACCES), _) => None,
+        // The kernel's EEXIST is also its answer for a device whose upper
+        // device (bridge, bond, macvlan) runs a program.
+        (Some(libc::EBUSY | libc::EEXIST), _) => crate::ops::explain::why_upper(dev, netns)
+            .map(|why| format!("XDP refused on {why}; {see}")),
+        (Some(_), XdpMode::Native) => crate::ops::explain::why_native_refused(dev, netns)
+            .map(|why| format!("native XDP refused on {why}; {see}")),
         _ => None,
     };
     let hint = match (errno, mode) {
@@ -252,7 +259,7 @@ fn attach_error(
         )),
         (Some(libc::EBUSY | libc::EEXIST), _) => Some(format!(
             "{dev} got an XDP program from someone else meanwhile, or has one in another mode; \
-             see `xdpctl net show {dev}`"
+             see `xdpctl net show {dev}{in_ns}`"
         )),
         _ => None,
     };
@@ -358,6 +365,15 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
             .netns
             .as_deref()
             .map_or_else(String::new, |n| format!(" --netns {n}"));
+        if !args.replace && mode != args.mode {
+            bail!(
+                "{} already has XDP program {old_id} ({old_name}) attached in {mode} mode by \
+                 {how}, and a device runs one mode at a time; `xdpctl detach {}{in_ns}` first, \
+                 or use --mode {mode} --replace to swap it in that mode",
+                dev.name,
+                dev.name
+            );
+        }
         if !args.replace {
             bail!(
                 "{} already has XDP program {old_id} ({old_name}) attached in {mode} mode by \
@@ -473,7 +489,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
                 )
                 .map_err(|e| {
                     let errno = e.errno;
-                    attach_error(e, Some(errno), &dev.name, args.mode)
+                    attach_error(e, Some(errno), &dev.name, args.mode, args.netns.as_deref())
                 })?;
                 (
                     None,
@@ -505,7 +521,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
             let link_fd =
                 sys::link_create_xdp(prog.fd.as_fd(), dev.ifindex, flag).map_err(|e| {
                     let errno = e.raw_os_error();
-                    attach_error(e, errno, &dev.name, args.mode)
+                    attach_error(e, errno, &dev.name, args.mode, args.netns.as_deref())
                 })?;
             pin_link(link_fd.as_fd(), pin)?;
             Ok(pinfs::obj_info(link_fd.as_fd())?.id)
@@ -559,7 +575,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
         )
         .map_err(|e| {
             let errno = e.errno;
-            attach_error(e, Some(errno), &dev.name, args.mode)
+            attach_error(e, Some(errno), &dev.name, args.mode, args.netns.as_deref())
         })?;
         (
             None,
@@ -596,7 +612,12 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
     let after = device(&mut rtnl, &args.dev, args.netns.as_deref())?;
     let mode = mode_of(&after, prog.id).map_or_else(|| "unknown".to_owned(), |m| m.to_string());
     let advice = if args.advise {
-        crate::ops::explain::advice(&after.name, args.mode == XdpMode::Generic, jit)
+        crate::ops::explain::advice(
+            &after.name,
+            args.mode == XdpMode::Generic,
+            jit,
+            args.netns.as_deref(),
+        )
     } else {
         Vec::new()
     };

@@ -77,6 +77,43 @@ pub struct Caught {
     pub outcome: Outcome,
 }
 
+/// The cap's tokens for each renewal: `--max-rate` spread over the
+/// renewals of a second, the remainder carried, so that a rate below the
+/// renewals' (10 a second) is kept too (1/s: a token every tenth).
+#[derive(Clone, Debug)]
+struct Refill {
+    /// Packets a second; `None`: unlimited.
+    rate: Option<u64>,
+    /// Tokens owed, in renewals' parts (rate × renewals counted so far,
+    /// less what was given).
+    owed: u64,
+}
+
+impl Refill {
+    const PER_SECOND: u64 = 1000 / RENEW.as_millis() as u64;
+
+    fn new(rate: Option<u64>) -> Self {
+        // The first renewal gives a token at once.
+        Refill {
+            rate,
+            owed: Self::PER_SECOND - 1,
+        }
+    }
+
+    /// The tokens of the next renewal.
+    fn next(&mut self) -> i64 {
+        match self.rate {
+            None => i64::MAX / 4,
+            Some(r) => {
+                self.owed += r;
+                let give = self.owed / Self::PER_SECOND;
+                self.owed %= Self::PER_SECOND;
+                i64::try_from(give).unwrap_or(i64::MAX / 4)
+            }
+        }
+    }
+}
+
 /// The datapath's counts for a capture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -96,7 +133,7 @@ pub struct Capture {
     slot: MapHandle,
     ring: RingBuf<MapData>,
     cfg: CaptureCfg,
-    refill: i64,
+    refill: Refill,
     renewed: Instant,
     started_mono: u64,
     mono_to_real: i128,
@@ -207,11 +244,8 @@ impl Capture {
         )?;
         let mut ring = ring;
         while ring.next().is_some() {}
-        let refill = match opts.max_rate {
-            Some(r) => (r.div_ceil(1000 / RENEW.as_millis() as u64)).max(1) as i64,
-            None => i64::MAX / 4,
-        };
-        cfg.tokens = refill;
+        let refill = Refill::new(opts.max_rate);
+        cfg.tokens = refill.clone().next();
         let mut c = Capture {
             dir: dir.to_owned(),
             cfg_map,
@@ -234,7 +268,7 @@ impl Capture {
 
     /// Renews the lease and refills the cap's tokens.
     fn renew(&mut self) -> Result<()> {
-        self.cfg.tokens = self.refill;
+        self.cfg.tokens = self.refill.next();
         self.cfg_map.update(&ZERO, pod_bytes(&self.cfg), 0)?;
         let until = monotonic_ns() + LEASE.as_nanos() as u64;
         set_ctl_word(&self.ctl, Ctl::Capture, until)?;
@@ -449,7 +483,8 @@ pub fn resolve(ctx: &crate::ctx::Ctx, target: Option<&str>, netns: Option<&str>)
     let Some(&prog) = progs.first() else {
         bail!(
             "{dev}{where_} runs no XDP program; attach the firewall (`xdpctl attach DIR/xdp_fw \
-             {dev}`) to capture its decisions"
+             {dev}{}`) to capture its decisions",
+            netns.map_or(String::new(), |n| format!(" --netns {n}"))
         );
     };
     let pins = ctx.pin_index()?;
@@ -468,10 +503,26 @@ pub fn resolve(ctx: &crate::ctx::Ctx, target: Option<&str>, netns: Option<&str>)
              refuses when it is locked down; where tracing is allowed, use `xdpdump -i {dev}`"
         );
     };
+    // The datapath filters by ifindex, which does not say the namespace:
+    // another device of this load with the same ifindex is captured too.
+    let all = attached_names(ctx, &dir).unwrap_or_default();
+    if let Some(both) = all.get(&device.ifindex).filter(|n| n.contains('|')) {
+        ctx.out.note(format_args!(
+            "{dev} has ifindex {}, and so has another device this firewall runs on ({both}): \
+             XDP does not tell namespaces apart, so its packets are captured too (the device \
+             column names both)",
+            device.ifindex
+        ));
+    }
+    let name = all
+        .get(&device.ifindex)
+        .filter(|n| n.contains('|'))
+        .cloned()
+        .unwrap_or_else(|| dev.to_owned());
     Ok(Target {
         dir,
         ifindex: device.ifindex,
-        names: [(device.ifindex, dev.to_owned())].into_iter().collect(),
+        names: [(device.ifindex, name)].into_iter().collect(),
     })
 }
 
@@ -509,4 +560,27 @@ fn attached_names(
     }
     names.entry(1).or_insert_with(|| vec!["lo".into()]);
     Ok(names.into_iter().map(|(i, v)| (i, v.join("|"))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Refill;
+
+    #[test]
+    fn the_cap_holds_below_and_above_the_renewals_rate() {
+        for rate in [1u64, 2, 5, 15, 20, 200, 10_000] {
+            let mut r = Refill::new(Some(rate));
+            // Ten seconds of renewals: the first gives a token at once, so
+            // the count is the rate's, give or take that one.
+            let given: i64 = (0..100).map(|_| r.next()).sum();
+            assert!(
+                (rate * 10..=rate * 10 + 1).contains(&(given as u64)),
+                "rate {rate}: {given}"
+            );
+        }
+        let mut r = Refill::new(Some(1));
+        assert_eq!(r.next(), 1, "the first packet is not kept waiting");
+        assert_eq!((0..9).map(|_| r.next()).sum::<i64>(), 0);
+        assert_eq!(r.next(), 1);
+    }
 }

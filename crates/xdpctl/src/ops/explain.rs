@@ -92,7 +92,8 @@ pub fn explain_devices(
             ),
             None => None,
         };
-        let facts = facts(&mut rtnl, dev, &all, features, jit);
+        let mut facts = facts(&mut rtnl, dev, &all, features, jit);
+        facts.netns = netns.map(str::to_owned);
         devices.push(DeviceExplained {
             device: dev.name.clone(),
             ifindex: dev.ifindex,
@@ -155,6 +156,31 @@ fn facts(
         rx_queues: l.rx_queues,
         peer_tx_queues: peer.as_ref().map(|p| p.link.tx_queues),
         peer_mtu: peer.as_ref().map(|p| p.link.mtu),
+        peer_name: peer
+            .as_ref()
+            .filter(|_| l.link_netnsid.is_none())
+            .map(|p| p.name.clone()),
+        netns: None,
+        // Its master, and the devices that sit on it as upper devices
+        // (macvlan, ipvlan, VLAN; not a tunnel on its underlay).
+        uppers_with_xdp: all
+            .iter()
+            .filter(|u| {
+                Some(u.ifindex) == l.master
+                    || (u.link.link == Some(dev.ifindex)
+                        && u.link.link_netnsid.is_none()
+                        && matches!(
+                            u.link.kind.as_deref(),
+                            Some("macvlan" | "macvtap" | "ipvlan" | "ipvtap" | "vlan")
+                        ))
+            })
+            .flat_map(|u| {
+                u.xdp
+                    .attached()
+                    .into_iter()
+                    .map(|(m, id)| (u.name.clone(), m.to_string(), id))
+            })
+            .collect(),
         features,
         attached: dev
             .xdp
@@ -176,8 +202,8 @@ pub fn jit_enable() -> Option<u32> {
 /// Why native XDP was refused on `dev` (in the current namespace), in a
 /// sentence with what to do instead; `None` when the facts say nothing
 /// the kernel's error did not.
-pub fn why_native_refused(dev: &str, frags: bool) -> Option<String> {
-    let e = explain_devices(Some(dev), None, frags, None).ok()?;
+pub fn why_native_refused(dev: &str, netns: Option<&str>) -> Option<String> {
+    let e = explain_devices(Some(dev), netns, false, None).ok()?;
     let d = e.devices.into_iter().next()?;
     let x = d.explanation;
     if x.native == explain::Native::Yes && x.notes.is_empty() {
@@ -196,10 +222,26 @@ pub fn why_native_refused(dev: &str, frags: bool) -> Option<String> {
 /// What to tell the operator after attaching to `dev` (in the current
 /// namespace) in generic mode or another (see [`explain::advice`]);
 /// nothing where the facts cannot be read.
-pub fn advice(dev: &str, generic: bool, jit: Option<u32>) -> Vec<String> {
-    explain_devices(Some(dev), None, false, jit)
+pub fn advice(dev: &str, generic: bool, jit: Option<u32>, netns: Option<&str>) -> Vec<String> {
+    explain_devices(Some(dev), netns, false, jit)
         .ok()
         .and_then(|e| e.devices.into_iter().next())
         .map(|d| explain::advice(dev, &d.explanation, generic))
         .unwrap_or_default()
+}
+
+/// Why any attach to `dev` (in the current namespace) was refused with
+/// EEXIST when the reason is an upper device that runs a program; `None`
+/// otherwise.
+pub fn why_upper(dev: &str, netns: Option<&str>) -> Option<String> {
+    let e = explain_devices(Some(dev), netns, false, None).ok()?;
+    let d = e.devices.into_iter().next()?;
+    let x = d.explanation;
+    x.why.contains("upper device").then(|| {
+        let mut s = format!("{dev}: {}", x.why);
+        if let Some(fix) = x.fix {
+            s.push_str(&format!("; {fix}"));
+        }
+        s
+    })
 }
