@@ -15,6 +15,13 @@ fn explained(fs: &Bpffs, ns: &NetNs, dev: &str) -> Value {
     devices[0].clone()
 }
 
+/// `xdpctl attach fw/xdp_fw ARGS`, whether it succeeds or not.
+fn attach(fs: &Bpffs, args: &[&str]) -> xdpctl_tests::Run {
+    let mut c = command(fs);
+    c.args(["attach", "fw/xdp_fw"]).args(args);
+    run(c)
+}
+
 #[test]
 fn each_kind_is_explained_as_the_kernel_then_decides() {
     require_privileges!();
@@ -66,11 +73,7 @@ fn each_kind_is_explained_as_the_kernel_then_decides() {
         assert_eq!(e["kind"], kind, "{dev}: {e}");
         let why = e["why"].as_str().expect("why").to_owned();
         // What the kernel then does with a native attach.
-        let tried = run({
-            let mut c = command(&fs);
-            c.args(["attach", "fw/xdp_fw", dev, "--netns", ns]);
-            c
-        });
+        let tried = attach(&fs, &[dev, "--netns", ns]);
         if native == "yes" {
             tried.ok();
             xdpctl(&fs, ["detach", dev, "--netns", ns]).ok();
@@ -126,20 +129,7 @@ fn each_kind_is_explained_as_the_kernel_then_decides() {
         "{e}"
     );
     for mode in ["native", "generic"] {
-        run({
-            let mut c = command(&fs);
-            c.args([
-                "attach",
-                "fw/xdp_fw",
-                &pair.dev_a,
-                "--netns",
-                ns,
-                "--mode",
-                mode,
-            ]);
-            c
-        })
-        .fails_with(&[
+        attach(&fs, &[&pair.dev_a, "--netns", ns, "--mode", mode]).fails_with(&[
             &format!("XDP refused on {}: its upper device xmv0", pair.dev_a),
             &format!("xdpctl detach xmv0 --netns {ns}"),
             &format!("see `xdpctl net explain {} --netns {ns}`", pair.dev_a),
@@ -156,12 +146,7 @@ fn each_kind_is_explained_as_the_kernel_then_decides() {
         e["why"].as_str().unwrap().contains("peer's MTU 9000"),
         "{e}"
     );
-    run({
-        let mut c = command(&fs);
-        c.args(["attach", "fw/xdp_fw", &pair.dev_a, "--netns", ns]);
-        c
-    })
-    .fails_with(&["peer's MTU 9000", "lower the MTU"]);
+    attach(&fs, &[&pair.dev_a, "--netns", ns]).fails_with(&["peer's MTU 9000", "lower the MTU"]);
     // Generic mode runs everywhere.
     xdpctl(
         &fs,

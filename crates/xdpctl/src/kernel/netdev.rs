@@ -4,8 +4,7 @@
 //! netlink-packet-generic (the family id is resolved through `nlctrl`).
 
 use netlink_packet_core::{
-    DecodeError, DefaultNla, Emitable, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload, Nla,
-    NlasIterator, Parseable, ParseableParametrized,
+    DecodeError, DefaultNla, Emitable, Nla, NlasIterator, Parseable, ParseableParametrized,
 };
 use netlink_packet_generic::{
     GenlFamily, GenlHeader, GenlMessage,
@@ -145,39 +144,10 @@ impl Netdev {
         F: GenlFamily + Emitable + ParseableParametrized<[u8], GenlHeader> + std::fmt::Debug,
     {
         self.seq = self.seq.wrapping_add(1);
-        let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST;
-        req.header.sequence_number = self.seq;
-        req.finalize();
-        let mut buf = vec![0; req.header.length as usize];
-        req.serialize(&mut buf);
-        self.socket.send(&buf, 0)?;
-        loop {
-            let (data, _) = self.socket.recv_from_full()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let msg = NetlinkMessage::<GenlMessage<F>>::deserialize(&data[offset..])
-                    .map_err(|e| proto(&format!("cannot parse a netlink reply: {e}")))?;
-                let len = msg.header.length as usize;
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
-                if msg.header.sequence_number != self.seq {
-                    continue;
-                }
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(inner) => return Ok(inner),
-                    NetlinkPayload::Error(err) => {
-                        return Err(NetlinkError {
-                            errno: err.code.map_or(libc::EPROTO, |c| -c.get()),
-                            message: None,
-                        });
-                    }
-                    _ => {}
-                }
-            }
-        }
+        super::netlink::exchange(&mut self.socket, self.seq, msg, 0)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| proto("no reply from the netdev family"))
     }
 }
 

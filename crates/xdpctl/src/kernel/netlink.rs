@@ -171,54 +171,7 @@ impl Rtnl {
         flags: u16,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
         self.seq = self.seq.wrapping_add(1);
-        let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST | flags;
-        req.header.sequence_number = self.seq;
-        req.finalize();
-        let mut buf = vec![0; req.header.length as usize];
-        req.serialize(&mut buf);
-        self.socket.send(&buf, 0)?;
-
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
-        let mut replies = Vec::new();
-        loop {
-            let (data, _) = self.socket.recv_from_full()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
-                    .map_err(|e| NetlinkError {
-                        errno: libc::EPROTO,
-                        message: Some(format!("cannot parse a netlink reply: {e}")),
-                    })?;
-                let len = msg.header.length as usize;
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
-                if msg.header.sequence_number != self.seq {
-                    continue;
-                }
-                match msg.payload {
-                    NetlinkPayload::Done(_) => return Ok(replies),
-                    NetlinkPayload::Error(err) => {
-                        return match err.code {
-                            None => Ok(replies),
-                            Some(code) => Err(NetlinkError {
-                                errno: -code.get(),
-                                message: ext_ack_message(&err.header),
-                            }),
-                        };
-                    }
-                    NetlinkPayload::InnerMessage(inner) => {
-                        replies.push(inner);
-                        if !dump && flags & NLM_F_ACK == 0 {
-                            return Ok(replies);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        exchange(&mut self.socket, self.seq, msg, flags)
     }
 
     /// Every device of the namespace.
@@ -400,6 +353,72 @@ impl Rtnl {
             }
         }
         Ok(filters)
+    }
+}
+
+/// Sends `msg` as request `seq` on `socket` and gathers its replies: all
+/// of a dump's, the one of a request, or none for an ack. The kernel's
+/// error (with its extended ack message) is the error. One loop for every
+/// netlink family xdpctl speaks (rtnetlink, generic netlink).
+pub(crate) fn exchange<T>(
+    socket: &mut Socket,
+    seq: u32,
+    msg: T,
+    flags: u16,
+) -> Result<Vec<T>, NetlinkError>
+where
+    T: netlink_packet_core::NetlinkSerializable
+        + netlink_packet_core::NetlinkDeserializable
+        + fmt::Debug,
+    NetlinkPayload<T>: From<T>,
+{
+    let mut req = NetlinkMessage::from(msg);
+    req.header.flags = NLM_F_REQUEST | flags;
+    req.header.sequence_number = seq;
+    req.finalize();
+    let mut buf = vec![0; req.header.length as usize];
+    req.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+
+    let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+    let mut replies = Vec::new();
+    loop {
+        let (data, _) = socket.recv_from_full()?;
+        let mut offset = 0;
+        while offset < data.len() {
+            let msg =
+                NetlinkMessage::<T>::deserialize(&data[offset..]).map_err(|e| NetlinkError {
+                    errno: libc::EPROTO,
+                    message: Some(format!("cannot parse a netlink reply: {e}")),
+                })?;
+            let len = msg.header.length as usize;
+            if len == 0 {
+                break;
+            }
+            offset += (len + 3) & !3;
+            if msg.header.sequence_number != seq {
+                continue;
+            }
+            match msg.payload {
+                NetlinkPayload::Done(_) => return Ok(replies),
+                NetlinkPayload::Error(err) => {
+                    return match err.code {
+                        None => Ok(replies),
+                        Some(code) => Err(NetlinkError {
+                            errno: -code.get(),
+                            message: ext_ack_message(&err.header),
+                        }),
+                    };
+                }
+                NetlinkPayload::InnerMessage(inner) => {
+                    replies.push(inner);
+                    if !dump && flags & NLM_F_ACK == 0 {
+                        return Ok(replies);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 
