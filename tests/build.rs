@@ -13,6 +13,7 @@ const FIXTURES: &[&str] = &[
     "bad_null",
     "bad_value_size",
     "tc_pass",
+    "tcx_order",
     "typed_maps",
     "xdp_drop",
     "xdp_pass",

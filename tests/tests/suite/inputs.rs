@@ -126,9 +126,73 @@ const CASES: &[Case] = &[
         Kind::Number,
     ),
     case(
+        "attach",
+        "--tcx",
+        &["attach", "fw", "DEV", "--netns", "NS", "--tcx", "{}"],
+        Kind::Text,
+    ),
+    case(
+        "attach",
+        "--before",
+        &[
+            "attach", "fw", "DEV", "--netns", "NS", "--tcx", "ingress", "--before", "{}",
+        ],
+        Kind::Text,
+    ),
+    case(
+        "attach",
+        "--after",
+        &[
+            "attach", "fw", "DEV", "--netns", "NS", "--tcx", "ingress", "--after", "{}",
+        ],
+        Kind::Text,
+    ),
+    case(
+        "attach",
+        "--expected-revision",
+        &[
+            "attach",
+            "fw",
+            "DEV",
+            "--netns",
+            "NS",
+            "--tcx",
+            "ingress",
+            "--expected-revision",
+            "{}",
+        ],
+        Kind::Number,
+    ),
+    case(
         "detach",
         "DEV",
         &["detach", "{}", "--netns", "NS"],
+        Kind::Text,
+    ),
+    case(
+        "detach",
+        "--tcx",
+        &["detach", "DEV", "--netns", "NS", "--tcx", "{}"],
+        Kind::Text,
+    ),
+    case(
+        "detach",
+        "--prog",
+        &[
+            "detach", "DEV", "--netns", "NS", "--tcx", "ingress", "--prog", "{}",
+        ],
+        Kind::Text,
+    ),
+    case(
+        "net explain",
+        "DEV",
+        &["net", "explain", "{}", "--netns", "NS"],
+        Kind::Text,
+    ),
+    case(
+        "net explain",
+        "--netns",
+        &["net", "explain", "--netns", "{}"],
         Kind::Text,
     ),
     case(
@@ -641,6 +705,7 @@ fn every_value_a_help_lists_is_in_the_table() {
         "attach",
         "detach",
         "net show",
+        "net explain",
         "prog show",
         "prog run",
         "prog top",

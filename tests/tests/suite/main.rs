@@ -32,4 +32,5 @@ mod policy;
 mod programs;
 mod system;
 mod tables;
+mod tcx;
 mod traffic;

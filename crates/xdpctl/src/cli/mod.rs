@@ -834,7 +834,8 @@ pub struct UnloadArgs {
     pub dir: PathBuf,
 }
 
-/// Attach a pinned XDP program to a network device.
+/// Attach a pinned XDP program to a network device (or, with --tcx, a tc
+/// program at its tcx ingress or egress).
 ///
 /// The attachment outlives xdpctl: by default it is a bpf_link, which other
 /// tools cannot silently replace, pinned at
@@ -861,7 +862,9 @@ Examples:
   xdpctl attach /sys/fs/bpf/xdpfw/xdp_fw ens5 --mode generic
   xdpctl attach xdpfw eth1                      (a load dir with one XDP program)
   xdpctl attach id:42 veth0 --netns blue --netlink
-  xdpctl attach xdpfw-v2/xdp_fw ens5 --mode generic --replace")]
+  xdpctl attach xdpfw-v2/xdp_fw ens5 --mode generic --replace
+  xdpctl attach lb/from_netdev ens5 --tcx ingress --first
+  xdpctl attach lb/count ens5 --tcx ingress --after lb/from_netdev --expected-revision 7")]
 pub struct AttachArgs {
     /// The program: a pinned path, a load directory holding one XDP
     /// program, or an id (42 or id:42). Relative paths are under --bpffs.
@@ -896,9 +899,51 @@ pub struct AttachArgs {
     /// session is gone by then.
     #[arg(long, value_name = "DURATION", value_parser = at_least_a_second)]
     pub confirm_within: Option<std::time::Duration>,
+
+    /// Attach a sched_cls (tc) program at DEV's tcx ingress or egress
+    /// instead, with a bpf_link pinned in its load directory
+    /// (`links/tcx_<hook>:<prog>:<dev>@<netns inode>`), beside the
+    /// programs other tools put there (Cilium's, bpftool's).
+    #[arg(long, value_enum, value_name = "HOOK", conflicts_with_all = ["mode", "replace", "netlink", "confirm_within"])]
+    pub tcx: Option<TcxHook>,
+
+    /// With --tcx: run before every other program of the hook.
+    #[arg(long, requires = "tcx", conflicts_with_all = ["last", "before", "after"])]
+    pub first: bool,
+
+    /// With --tcx: run after every other program of the hook (the
+    /// default).
+    #[arg(long, requires = "tcx", conflicts_with_all = ["before", "after"])]
+    pub last: bool,
+
+    /// With --tcx: run right before this program (a pin, an id, a name)
+    /// of the hook.
+    #[arg(long, value_name = "PROG", requires = "tcx", conflicts_with = "after")]
+    pub before: Option<Handle>,
+
+    /// With --tcx: run right after this program of the hook.
+    #[arg(long, value_name = "PROG", requires = "tcx")]
+    pub after: Option<Handle>,
+
+    /// With --tcx: refuse, changing nothing, unless the hook is still at
+    /// this revision (the kernel counts its changes; `-j attach` and `-j
+    /// detach --tcx` report it as `revision`): a concurrent change is
+    /// refused, never overwritten.
+    #[arg(long, value_name = "N", requires = "tcx")]
+    pub expected_revision: Option<u64>,
 }
 
-/// Take the XDP program off a network device, whatever attached it.
+/// A tcx hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TcxHook {
+    /// Packets received.
+    Ingress,
+    /// Packets sent.
+    Egress,
+}
+
+/// Take the XDP program off a network device, whatever attached it (or,
+/// with --tcx, xdpctl's tcx links off a hook).
 ///
 /// Removes our pinned links (and their pins, and a `links/` directory they
 /// leave empty), links other tools made (their pins stay, named), and
@@ -917,6 +962,15 @@ pub struct DetachArgs {
     /// The network namespace of DEV (a name or a path).
     #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
+
+    /// Detach xdpctl's tcx links at DEV's ingress or egress instead of
+    /// its XDP program.
+    #[arg(long, value_enum, value_name = "HOOK")]
+    pub tcx: Option<TcxHook>,
+
+    /// With --tcx: only the link running this program.
+    #[arg(long, value_name = "PROG", requires = "tcx")]
+    pub prog: Option<Handle>,
 }
 
 /// `net` subcommands.

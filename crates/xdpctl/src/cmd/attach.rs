@@ -4,10 +4,32 @@
 use anyhow::Result;
 
 use crate::{
-    cli::AttachArgs,
+    cli::{AttachArgs, TcxHook},
     ctx::Ctx,
-    ops::attach::{self, AttachOptions},
+    ops::{
+        attach::{self, AttachOptions},
+        tcx::{self, Place, TcxOptions},
+    },
 };
+
+impl From<&AttachArgs> for Option<TcxOptions> {
+    fn from(a: &AttachArgs) -> Self {
+        let hook = a.tcx?;
+        Some(TcxOptions {
+            prog: a.prog.clone(),
+            dev: a.dev.clone(),
+            netns: a.netns.clone(),
+            egress: hook == TcxHook::Egress,
+            place: match (&a.before, &a.after, a.first) {
+                (Some(p), _, _) => Place::Before(p.clone()),
+                (_, Some(p), _) => Place::After(p.clone()),
+                (_, _, true) => Place::First,
+                _ => Place::Last,
+            },
+            expected_revision: a.expected_revision.unwrap_or(0),
+        })
+    }
+}
 
 impl From<&AttachArgs> for AttachOptions {
     fn from(a: &AttachArgs) -> Self {
@@ -26,6 +48,11 @@ impl From<&AttachArgs> for AttachOptions {
 
 /// `xdpctl attach`.
 pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
+    if let Some(opts) = Option::<TcxOptions>::from(args) {
+        let row = tcx::attach(ctx, &opts)?;
+        ctx.out.result(&vec![row])?;
+        return Ok(());
+    }
     let row = attach::attach(ctx, &AttachOptions::from(args))?;
     ctx.out.result(&vec![row])?;
     Ok(())

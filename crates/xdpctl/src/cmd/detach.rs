@@ -2,10 +2,25 @@
 
 use anyhow::Result;
 
-use crate::{cli::DetachArgs, ctx::Ctx, ops::detach};
+use crate::{
+    cli::{DetachArgs, TcxHook},
+    ctx::Ctx,
+    ops::{detach, tcx},
+};
 
 /// `xdpctl detach`.
 pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
+    if let Some(hook) = args.tcx {
+        let detached = tcx::detach(
+            ctx,
+            &args.dev,
+            args.netns.as_deref(),
+            hook == TcxHook::Egress,
+            args.prog.as_ref(),
+        )?;
+        ctx.out.result(&detached)?;
+        return Ok(());
+    }
     let detached = detach::detach(ctx, &args.dev, args.netns.as_deref())?;
     ctx.out.result(&detached)?;
     Ok(())

@@ -72,7 +72,7 @@ impl Kernel for Real {
             prog: info.prog_id,
             // NB: a detached XDP link keeps existing while held, with
             // ifindex 0 and no program.
-            attached: sys::xdp_link_ifindex(&info).is_none_or(|i| i != 0) && info.prog_id != 0,
+            attached: sys::device_link_ifindex(&info).is_none_or(|i| i != 0) && info.prog_id != 0,
         }))
     }
 

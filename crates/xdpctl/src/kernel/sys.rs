@@ -195,6 +195,25 @@ pub fn xdp_link_ifindex(info: &bpf_link_info) -> Option<u32> {
     }
 }
 
+/// A tcx link's device (0 once detached) and whether it is at egress, or
+/// `None` for another kind.
+pub fn tcx_link(info: &bpf_link_info) -> Option<(u32, bool)> {
+    (info.type_ == LINK_TYPE_TCX).then(|| {
+        // SAFETY: the union member read matches the link type the kernel reported.
+        let t = unsafe { info.__bindgen_anon_1.tcx };
+        (
+            t.ifindex,
+            t.attach_type == bpf_attach_type::BPF_TCX_EGRESS as u32,
+        )
+    })
+}
+
+/// The device of a link to one (XDP or tcx; 0 once detached), or `None`
+/// for a link of another kind.
+pub fn device_link_ifindex(info: &bpf_link_info) -> Option<u32> {
+    xdp_link_ifindex(info).or_else(|| tcx_link(info).map(|(i, _)| i))
+}
+
 /// A netfilter link's family, hook and priority, or `None` for another kind.
 pub fn netfilter_link(info: &bpf_link_info) -> Option<(u32, u32, i32)> {
     (info.type_ == LINK_TYPE_NETFILTER).then(|| {
@@ -223,6 +242,11 @@ pub fn btf_data(btf_id: u32) -> io::Result<Vec<u8>> {
 
 /// `BPF_LINK_TYPE_XDP`.
 pub const LINK_TYPE_XDP: u32 = aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_XDP as u32;
+/// `BPF_PROG_TYPE_SCHED_CLS`.
+pub const PROG_TYPE_SCHED_CLS: u32 =
+    aya_obj::generated::bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS as u32;
+/// `BPF_LINK_TYPE_TCX`.
+pub const LINK_TYPE_TCX: u32 = aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_TCX as u32;
 /// `BPF_LINK_TYPE_NETFILTER`.
 pub const LINK_TYPE_NETFILTER: u32 =
     aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_NETFILTER as u32;
@@ -272,6 +296,64 @@ pub fn link_create_xdp(prog: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Re
     Ok(owned(fd))
 }
 
+/// Where a tcx program goes among the programs of its hook (the kernel's
+/// multi-program API: `BPF_F_BEFORE`/`BPF_F_AFTER`, relative to a program
+/// or a link by id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcxPlace {
+    /// Before every other.
+    First,
+    /// After every other (the kernel's default).
+    Last,
+    /// Right before program (or, `link`, the link) `id`.
+    Before { id: u32, link: bool },
+    /// Right after program (or link) `id`.
+    After { id: u32, link: bool },
+}
+
+/// Attaches a `sched_cls` program at tcx ingress or egress of `ifindex`
+/// with a bpf_link (`BPF_LINK_CREATE`), at `place`; `expected_revision`
+/// (non-zero) makes the kernel refuse (ESTALE) if the hook changed since.
+pub fn link_create_tcx(
+    prog: BorrowedFd<'_>,
+    ifindex: u32,
+    egress: bool,
+    place: TcxPlace,
+    expected_revision: u64,
+) -> io::Result<OwnedFd> {
+    use aya_obj::generated::{BPF_F_AFTER, BPF_F_BEFORE, BPF_F_ID, BPF_F_LINK};
+    let mut attr = zeroed_attr();
+    attr.link_create.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    attr.link_create.__bindgen_anon_2.target_ifindex = ifindex;
+    attr.link_create.attach_type = if egress {
+        bpf_attach_type::BPF_TCX_EGRESS
+    } else {
+        bpf_attach_type::BPF_TCX_INGRESS
+    } as u32;
+    let (flags, relative) = match place {
+        TcxPlace::First => (BPF_F_BEFORE, 0),
+        TcxPlace::Last => (BPF_F_AFTER, 0),
+        TcxPlace::Before { id, link } => (
+            BPF_F_BEFORE | BPF_F_ID | if link { BPF_F_LINK } else { 0 },
+            id,
+        ),
+        TcxPlace::After { id, link } => (
+            BPF_F_AFTER | BPF_F_ID | if link { BPF_F_LINK } else { 0 },
+            id,
+        ),
+    };
+    attr.link_create.flags = flags;
+    attr.link_create
+        .__bindgen_anon_3
+        .tcx
+        .__bindgen_anon_1
+        .relative_id = relative;
+    attr.link_create.__bindgen_anon_3.tcx.expected_revision = expected_revision;
+    // SAFETY: no pointers in attr; `prog` is a live fd.
+    let fd = unsafe { bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr) }?;
+    Ok(owned(fd))
+}
+
 /// Swaps the program of a link atomically (`BPF_LINK_UPDATE`); with `old`,
 /// only if the link still runs that program (`BPF_F_REPLACE`).
 pub fn link_update(
@@ -316,6 +398,22 @@ pub fn prog_query(
     target: QueryTarget<'_>,
     attach_type: bpf_attach_type,
 ) -> io::Result<(Vec<u32>, Vec<u32>)> {
+    prog_query_full(target, attach_type).map(|(p, l, _)| (p, l))
+}
+
+/// The programs of a device's multi-program hook (tcx) in run order, and
+/// the hook's revision (what `--expected-revision` compares with).
+pub fn prog_query_revision(
+    ifindex: u32,
+    attach_type: bpf_attach_type,
+) -> io::Result<(Vec<u32>, u64)> {
+    prog_query_full(QueryTarget::Ifindex(ifindex), attach_type).map(|(p, _, r)| (p, r))
+}
+
+fn prog_query_full(
+    target: QueryTarget<'_>,
+    attach_type: bpf_attach_type,
+) -> io::Result<(Vec<u32>, Vec<u32>, u64)> {
     const MAX: usize = 64;
     let mut prog_ids = vec![0u32; MAX];
     let mut link_ids = vec![0u32; MAX];
@@ -340,7 +438,9 @@ pub fn prog_query(
     let count = (unsafe { attr.query.__bindgen_anon_2.prog_cnt } as usize).min(MAX);
     prog_ids.truncate(count);
     link_ids.truncate(if with_links { count } else { 0 });
-    Ok((prog_ids, link_ids))
+    // SAFETY: the kernel wrote the revision into this member.
+    let revision = unsafe { attr.query.revision };
+    Ok((prog_ids, link_ids, revision))
 }
 
 /// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`: when an update may write.

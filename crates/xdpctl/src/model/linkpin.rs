@@ -1,4 +1,6 @@
-//! The pins of the links `attach` makes: `<owner>/links/<device>@<netns inode>`.
+//! The pins of the links `attach` makes: `<owner>/links/<device>@<netns inode>`
+//! for XDP (one program a device), `tcx_ingress:<prog>:<device>@<netns
+//! inode>` (or `tcx_egress:`) for tcx (several programs a hook).
 //!
 //! XDP link info names the device by ifindex only, and ifindexes repeat
 //! across network namespaces, so the pin's name says which device of which
@@ -31,7 +33,29 @@ impl Owner {
     }
 }
 
-/// A link pin xdpctl made: its owner, the device and the namespace.
+/// The hook a link pin's link is attached to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// XDP.
+    Xdp,
+    /// tcx ingress or egress, program `prog` (its name: a hook runs
+    /// several).
+    Tcx { egress: bool, prog: String },
+}
+
+impl Hook {
+    /// `xdp`, `tcx-ingress`, `tcx-egress`: the hook in outputs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Hook::Xdp => "xdp",
+            Hook::Tcx { egress: false, .. } => "tcx-ingress",
+            Hook::Tcx { egress: true, .. } => "tcx-egress",
+        }
+    }
+}
+
+/// A link pin xdpctl made: its owner, the hook, the device and the
+/// namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkPin {
     /// Who owns the link.
@@ -41,6 +65,8 @@ pub struct LinkPin {
     pub dev: String,
     /// The inode of the device's network namespace.
     pub netns: u64,
+    /// The hook.
+    pub hook: Hook,
 }
 
 impl LinkPin {
@@ -50,12 +76,34 @@ impl LinkPin {
             owner,
             dev: dev.replace('.', "_"),
             netns,
+            hook: Hook::Xdp,
         }
     }
 
-    /// The pin's file name, `<device>@<netns inode>`.
+    /// The pin of a tcx link of `owner` running program `prog` at
+    /// ingress or `egress` of device `dev` of namespace `netns`.
+    pub fn tcx(owner: Owner, dev: &str, netns: u64, egress: bool, prog: &str) -> Self {
+        LinkPin {
+            hook: Hook::Tcx {
+                egress,
+                prog: prog.replace('.', "_"),
+            },
+            ..Self::new(owner, dev, netns)
+        }
+    }
+
+    /// The pin's file name: `<device>@<netns inode>`, after
+    /// `tcx_ingress:<prog>:` or `tcx_egress:<prog>:` for tcx.
     pub fn name(&self) -> String {
-        format!("{}@{}", self.dev, self.netns)
+        match &self.hook {
+            Hook::Xdp => format!("{}@{}", self.dev, self.netns),
+            Hook::Tcx { egress, prog } => format!(
+                "tcx_{}:{prog}:{}@{}",
+                if *egress { "egress" } else { "ingress" },
+                self.dev,
+                self.netns
+            ),
+        }
     }
 
     /// Where it is pinned.
@@ -67,7 +115,7 @@ impl LinkPin {
     /// link pins (`.../links/<device>@<netns inode>`). Whether the owner is
     /// really a load directory is for the caller to check.
     pub fn parse(path: &Path) -> Option<Self> {
-        let (dev, netns) = Self::parse_name(path.file_name()?.to_str()?)?;
+        let (hook, dev, netns) = Self::parse_name(path.file_name()?.to_str()?)?;
         let links = path.parent()?;
         if links.file_name()? != LINKS_SUBDIR {
             return None;
@@ -82,6 +130,7 @@ impl LinkPin {
             owner,
             dev: dev.to_owned(),
             netns,
+            hook,
         })
     }
 
@@ -91,12 +140,28 @@ impl LinkPin {
         name.to_str().is_some_and(|n| Self::parse_name(n).is_some())
     }
 
-    fn parse_name(name: &str) -> Option<(&str, u64)> {
-        let (dev, ino) = name.rsplit_once('@')?;
+    fn parse_name(name: &str) -> Option<(Hook, &str, u64)> {
+        let (hook, rest) = match name.split_once(':') {
+            Some((h @ ("tcx_ingress" | "tcx_egress"), rest)) => {
+                let (prog, rest) = rest.split_once(':')?;
+                if prog.is_empty() {
+                    return None;
+                }
+                (
+                    Hook::Tcx {
+                        egress: h == "tcx_egress",
+                        prog: prog.to_owned(),
+                    },
+                    rest,
+                )
+            }
+            _ => (Hook::Xdp, name),
+        };
+        let (dev, ino) = rest.rsplit_once('@')?;
         if dev.is_empty() {
             return None;
         }
-        Some((dev, ino.parse().ok()?))
+        Some((hook, dev, ino.parse().ok()?))
     }
 }
 
@@ -121,6 +186,13 @@ mod tests {
         assert_eq!(
             LinkPin::new(Owner::Xdpctl("/b".into()), "v0", 7).path(),
             Path::new("/b/_xdpctl/links/v0@7")
+        );
+        let t = LinkPin::tcx(Owner::Load("/b/fw".into()), "v0", 7, true, "tc_pass");
+        assert_eq!(t.path(), Path::new("/b/fw/links/tcx_egress:tc_pass:v0@7"));
+        assert_eq!(LinkPin::parse(&t.path()), Some(t));
+        assert_eq!(
+            LinkPin::parse(Path::new("/b/fw/links/tcx_ingress::v0@7")),
+            None
         );
     }
 

@@ -28,7 +28,7 @@ use crate::{
         links::{self, XdpAttach},
         netlink::{Device, Rtnl},
         netns, objects,
-        sys::{self, IdKind, PROG_TYPE_XDP, xdp_flags},
+        sys::{self, IdKind, PROG_TYPE_SCHED_CLS, PROG_TYPE_XDP, xdp_flags},
     },
     model::{
         change::{Change, Dev, Step},
@@ -51,6 +51,13 @@ pub struct Prog {
     load: Option<LoadDir>,
 }
 
+impl Prog {
+    /// The load directory that holds it, if any.
+    pub fn load_dir(&self) -> Option<&Path> {
+        self.load.as_ref().map(|l| l.path.as_path())
+    }
+}
+
 /// The load directory a pinned program belongs to: it is pinned directly
 /// in a load directory whose manifest lists it.
 fn load_of(pin: &Path) -> Option<LoadDir> {
@@ -67,6 +74,16 @@ fn load_of(pin: &Path) -> Option<LoadDir> {
 /// Resolves a program handle (a load directory, a pinned path, `id N`,
 /// `name N`) to an XDP program.
 pub fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
+    resolve_typed(ctx, handle, false)
+}
+
+/// Resolves a program handle to a `sched_cls` program, for tcx.
+pub fn resolve_tc_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
+    resolve_typed(ctx, handle, true)
+}
+
+fn resolve_typed(ctx: &Ctx, handle: &Handle, tc: bool) -> Result<Prog> {
+    let (kind, what) = if tc { ("tc", "tc") } else { ("xdp", "XDP") };
     // A bare name that is a path under the bpffs root is that path.
     let as_path;
     let handle = match handle {
@@ -83,13 +100,13 @@ pub fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
                 .manifest
                 .programs
                 .iter()
-                .filter(|p| p.kind == "xdp")
+                .filter(|p| p.kind == kind)
                 .collect();
             let prog = match xdp.as_slice() {
                 [one] => load.path.join(&one.name),
-                [] => bail!("{} holds no XDP program", load.path.display()),
+                [] => bail!("{} holds no {what} program", load.path.display()),
                 many => bail!(
-                    "{} holds {} XDP programs ({}); name one of them",
+                    "{} holds {} {what} programs ({}); name one of them",
                     load.path.display(),
                     many.len(),
                     many.iter()
@@ -117,12 +134,26 @@ pub fn resolve_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
         }
     };
     let (info, _) = sys::prog_info(fd.as_fd()).context("reading the program's info")?;
-    if info.type_ != PROG_TYPE_XDP {
+    let want = if tc {
+        PROG_TYPE_SCHED_CLS
+    } else {
+        PROG_TYPE_XDP
+    };
+    if info.type_ != want {
+        let hint = match (tc, info.type_) {
+            (false, PROG_TYPE_SCHED_CLS) => {
+                "; attach it at tcx instead (--tcx ingress or --tcx egress)"
+            }
+            (true, PROG_TYPE_XDP) => "; attach it without --tcx, at XDP",
+            _ => "",
+        };
         bail!(
-            "program {} ({}) is a {} program, not XDP; this takes XDP programs",
+            "program {} ({}) is a {} program, not {}; this takes {} programs{hint}",
             info.id,
             sys::c_name(&info.name),
-            sys::prog_type_name(info.type_)
+            sys::prog_type_name(info.type_),
+            if tc { "sched_cls" } else { "XDP" },
+            if tc { "sched_cls (tc)" } else { "XDP" },
         );
     }
     Ok(Prog {

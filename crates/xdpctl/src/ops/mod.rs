@@ -22,6 +22,7 @@ pub mod pending;
 pub mod progs;
 pub mod replace;
 pub mod rulehits;
+pub mod tcx;
 pub mod unload;
 pub mod watcher;
 

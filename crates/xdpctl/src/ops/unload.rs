@@ -138,28 +138,37 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
         // The pin is `<device>@<netns inode>`: named back as outputs name
         // devices and namespaces.
         let (device, netns, mode) = match LinkPin::parse(&pin.path) {
+            Some(p) if p.hook != crate::model::linkpin::Hook::Xdp => {
+                let ns = crate::kernel::netns::Netns::by_inode(p.netns, &spaces);
+                (p.dev, ns.name, Err(p.hook.name()))
+            }
             Some(p) => {
                 let ns = crate::kernel::netns::Netns::by_inode(p.netns, &spaces);
                 // The mode in effect, as `net show` reads it.
                 let mode = crate::ops::live::mode_of(&ns, &p.dev, info.prog_id)
                     .ok()
                     .flatten();
-                (p.dev, ns.name, mode)
+                (p.dev, ns.name, Ok(mode))
             }
             None => (
                 pin.path
                     .file_name()
                     .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
                 None,
-                None,
+                Ok(None),
             ),
         };
         detached.push(Attachment {
             device,
-            ifindex: sys::xdp_link_ifindex(&info).unwrap_or(0),
+            ifindex: sys::device_link_ifindex(&info).unwrap_or(0),
             netns,
             xdp: XdpAttachment {
-                mode: mode.map_or("?", |m| m.name()).to_owned(),
+                // A tcx link says its hook where an XDP one says its mode.
+                mode: match mode {
+                    Ok(m) => m.map_or("?", |m| m.name()),
+                    Err(hook) => hook,
+                }
+                .to_owned(),
                 prog_id: info.prog_id,
                 prog_name: objects::describe(pinfs::Kind::Prog, info.prog_id)
                     .map_or_else(|_| "?".into(), |d| d.name),
@@ -252,9 +261,14 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     journal.finish(entry)?;
     for d in &detached {
         ctx.out.note(format_args!(
-            "detached program {} ({}) from {}{} ({})",
+            "detached program {} ({}) from {}{}{} ({})",
             d.xdp.prog_id,
             d.xdp.prog_name,
+            if d.xdp.mode.starts_with("tcx") {
+                format!("{} of ", d.xdp.mode)
+            } else {
+                String::new()
+            },
             d.device,
             d.netns
                 .as_deref()

@@ -1,0 +1,401 @@
+//! tcx: a `sched_cls` program attached at a device's tcx ingress or egress
+//! with a bpf_link owned by its load directory (or xdpctl's own links for
+//! another tool's program), placed among the hook's other programs with
+//! the kernel's multi-program API, and detached again. The link is pinned
+//! as `links/tcx_<hook>:<prog>:<dev>@<netns inode>` through the journal's
+//! attach change, so a SIGKILL at any point leaves what the next command
+//! finishes or undoes, as for XDP; `unload` detaches a load's tcx links
+//! with its XDP ones.
+
+use std::{os::fd::AsFd, path::PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use pinfs::Kind;
+use serde::Serialize;
+
+use crate::{
+    ctx::Ctx,
+    kernel::{
+        netlink::Rtnl,
+        netns, objects,
+        sys::{self, IdKind, TcxPlace},
+    },
+    model::{
+        change::{Change, Step},
+        handle::Handle,
+        linkpin::{Hook, LinkPin, Owner},
+    },
+    ops::{
+        self,
+        attach::{device, resolve_tc_prog},
+    },
+    render::Tabular,
+};
+
+/// Where to put the program: a place, relative to a program (or a link)
+/// given as a handle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Before every other.
+    First,
+    /// After every other (the default).
+    Last,
+    /// Right before this program.
+    Before(Handle),
+    /// Right after this program.
+    After(Handle),
+}
+
+/// `xdpctl attach --tcx`'s options.
+#[derive(Clone, Debug)]
+pub struct TcxOptions {
+    /// The `sched_cls` program.
+    pub prog: Handle,
+    /// The device.
+    pub dev: String,
+    /// Its namespace.
+    pub netns: Option<String>,
+    /// Egress, or ingress.
+    pub egress: bool,
+    /// Where among the hook's programs.
+    pub place: Place,
+    /// Refuse unless the hook is at this revision (0: any).
+    pub expected_revision: u64,
+}
+
+/// A tcx attachment made or removed. This is the documented JSON shape.
+#[derive(Debug, Serialize)]
+pub struct TcxAttachment {
+    /// The device.
+    pub device: String,
+    /// Its ifindex.
+    pub ifindex: u32,
+    /// Its namespace, named as outputs name namespaces.
+    pub netns: Option<String>,
+    /// `tcx-ingress` or `tcx-egress`.
+    pub hook: &'static str,
+    /// The program.
+    pub prog_id: u32,
+    /// Its name.
+    pub prog_name: String,
+    /// The link.
+    pub link_id: u32,
+    /// Its pin.
+    pub link_pinned: PathBuf,
+    /// The program's place in the hook's run order, from 0, after the
+    /// change (attach), or where it was (detach).
+    pub order: usize,
+    /// The hook's revision after the change.
+    pub revision: u64,
+}
+
+impl Tabular for TcxAttachment {
+    const HEADERS: &'static [&'static str] =
+        &["DEVICE", "HOOK", "ORDER", "PROG", "NAME", "LINK", "PINNED"];
+    const OPTIONAL: &'static [&'static str] = &["PINNED"];
+    fn cells(&self, view: &crate::render::View) -> Vec<String> {
+        vec![
+            self.device.clone(),
+            self.hook.to_owned(),
+            self.order.to_string(),
+            self.prog_id.to_string(),
+            self.prog_name.clone(),
+            self.link_id.to_string(),
+            view.path(&self.link_pinned),
+        ]
+    }
+}
+
+fn attach_type(egress: bool) -> aya_obj::generated::bpf_attach_type {
+    use aya_obj::generated::bpf_attach_type::{BPF_TCX_EGRESS, BPF_TCX_INGRESS};
+    if egress {
+        BPF_TCX_EGRESS
+    } else {
+        BPF_TCX_INGRESS
+    }
+}
+
+/// The programs of a hook in run order, and its revision.
+fn query(ifindex: u32, egress: bool) -> Result<(Vec<u32>, u64)> {
+    sys::prog_query_revision(ifindex, attach_type(egress))
+        .context("querying the tcx programs (a kernel before 6.6 has no tcx)")
+}
+
+/// Attaches `opts.prog` at tcx, through the journal.
+pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
+    let prog = resolve_tc_prog(ctx, &opts.prog)?;
+    let hook = Hook::Tcx {
+        egress: opts.egress,
+        prog: prog.name.clone(),
+    };
+    let owner = match prog.load_dir() {
+        Some(dir) => Owner::Load(dir.to_owned()),
+        None => {
+            ctx.ensure_bpffs()?;
+            ctx.own_links()?
+        }
+    };
+    let lock_on = match &owner {
+        Owner::Load(dir) => dir.clone(),
+        Owner::Xdpctl(_) => ctx.bpffs.clone(),
+    };
+    // The place's program, resolved before entering the namespace (pins
+    // are paths of this mount namespace; ids are global).
+    let relative = match &opts.place {
+        Place::Before(h) | Place::After(h) => Some(relative_id(ctx, h)?),
+        Place::First | Place::Last => None,
+    };
+    let (mut journal, notes) = ops::begin(&lock_on)?;
+    ctx.out.notes(notes);
+    let ns = netns::Netns::of(opts.netns.as_deref())?;
+    let entered = netns::enter(opts.netns.as_deref())?;
+    let ns_ino = netns::current_inode()?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let dev = device(&mut rtnl, &opts.dev, opts.netns.as_deref())?;
+    let pin = LinkPin::tcx(owner.clone(), &dev.name, ns_ino, opts.egress, &prog.name);
+    let path = pin.path();
+    // A pin of ours whose link is detached (its device went) is stale.
+    journal.run(&[Step::UnpinIfDetached { path: path.clone() }])?;
+    if path.exists() {
+        bail!(
+            "{} already runs {} at {} by this load's link (pinned at {}); a program runs once a \
+             hook: detach it first (xdpctl detach {} --tcx {}{})",
+            dev.name,
+            prog.name,
+            hook.name(),
+            path.display(),
+            dev.name,
+            if opts.egress { "egress" } else { "ingress" },
+            opts.netns
+                .as_deref()
+                .map_or(String::new(), |n| format!(" --netns {n}"))
+        );
+    }
+    let (before, _) = query(dev.ifindex, opts.egress)?;
+    let place = match (&opts.place, relative) {
+        (Place::First, _) => TcxPlace::First,
+        (Place::Last, _) => TcxPlace::Last,
+        (Place::Before(_), Some(id)) => TcxPlace::Before { id, link: false },
+        (Place::After(_), Some(id)) => TcxPlace::After { id, link: false },
+        _ => TcxPlace::Last,
+    };
+    if let Some(id) = relative
+        && !before.contains(&id)
+    {
+        bail!(
+            "program {id} does not run at {} of {}: --before and --after name a program the \
+             hook runs (see `xdpctl net show {}`)",
+            hook.name(),
+            dev.name,
+            dev.name
+        );
+    }
+    let links_dir = owner.links_dir();
+    let entry = journal.begin(Change::Attach {
+        pin: path.clone(),
+        links_dir: links_dir.clone(),
+        undo: false,
+    })?;
+    let made = (|| -> Result<u32> {
+        if !links_dir.exists() {
+            pinfs::mkdir_0700(&links_dir)
+                .with_context(|| format!("mkdir {}", links_dir.display()))?;
+        }
+        let link = sys::link_create_tcx(
+            prog.fd.as_fd(),
+            dev.ifindex,
+            opts.egress,
+            place,
+            opts.expected_revision,
+        )
+        .map_err(|e| tcx_error(e, &dev.name, &hook, opts.expected_revision))?;
+        pinfs::obj_pin(link.as_fd(), &path)?;
+        Ok(pinfs::obj_info(link.as_fd())?.id)
+    })();
+    let link_id = match made {
+        Ok(id) => id,
+        Err(e) => {
+            journal.abandon(entry, &[])?;
+            return Err(e);
+        }
+    };
+    journal.finish(entry)?;
+    let (after, revision) = query(dev.ifindex, opts.egress)?;
+    drop(entered);
+    let row = TcxAttachment {
+        device: dev.name.clone(),
+        ifindex: dev.ifindex,
+        netns: ns.name,
+        hook: hook.name(),
+        prog_id: prog.id,
+        prog_name: prog.name.clone(),
+        link_id,
+        link_pinned: path.clone(),
+        order: after.iter().position(|p| *p == prog.id).unwrap_or(0),
+        revision,
+    };
+    ctx.out.note(format_args!(
+        "attached program {} ({}) at {} of {} as bpf_link {link_id}, pinned at {}; it runs {} \
+         of {}",
+        prog.id,
+        prog.name,
+        row.hook,
+        row.device,
+        path.display(),
+        ordinal(row.order),
+        after.len()
+    ));
+    Ok(row)
+}
+
+/// Detaches the tcx links xdpctl pinned for `dev`'s hook (those of `prog`
+/// only, if given), through the journal: each link is detached and its
+/// pin removed as one change.
+pub fn detach(
+    ctx: &Ctx,
+    dev_name: &str,
+    netns_spec: Option<&str>,
+    egress: bool,
+    prog: Option<&Handle>,
+) -> Result<Vec<TcxAttachment>> {
+    let only = prog.map(|h| relative_id(ctx, h)).transpose()?;
+    let ns = netns::Netns::of(netns_spec)?;
+    let entered = netns::enter(netns_spec)?;
+    let ns_ino = netns::current_inode()?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let dev = device(&mut rtnl, dev_name, netns_spec)?;
+    let (order, _) = query(dev.ifindex, egress)?;
+    let pins = ctx.link_pin_index()?;
+    let mut found = Vec::new();
+    for (key, paths) in &pins {
+        if key.0 != Kind::Link {
+            continue;
+        }
+        for path in paths {
+            let Some(pin) = LinkPin::parse(path) else {
+                continue;
+            };
+            let ours = crate::ops::attach::own_pin(ctx, path).is_some();
+            if ours
+                && pin.netns == ns_ino
+                && pin.dev == dev.name.replace('.', "_")
+                && matches!(&pin.hook, Hook::Tcx { egress: e, .. } if *e == egress)
+            {
+                found.push((key.1, path.clone(), pin));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (link_id, path, pin) in found {
+        let fd = match sys::fd_by_id(IdKind::Link, link_id) {
+            Ok(fd) => fd,
+            Err(_) => continue,
+        };
+        let info = sys::link_info(fd.as_fd()).context("reading a tcx link")?;
+        if only.is_some_and(|id| id != info.prog_id) {
+            continue;
+        }
+        let lock_on = match &pin.owner {
+            Owner::Load(dir) => dir.clone(),
+            Owner::Xdpctl(_) => ctx.bpffs.clone(),
+        };
+        let (mut journal, notes) = ops::begin(&lock_on)?;
+        ctx.out.notes(notes);
+        // Recorded first: killed between the detach and the unpin, the
+        // next command finishes both.
+        let entry = journal.begin(Change::Steps {
+            what: format!("detach of the tcx link pinned at {}", path.display()),
+            steps: vec![Step::DetachPinned { path: path.clone() }],
+        })?;
+        journal.run_forward(&entry)?;
+        journal.finish(entry)?;
+        let prog_name =
+            objects::describe(Kind::Prog, info.prog_id).map_or_else(|_| "?".into(), |d| d.name);
+        ctx.out.note(format_args!(
+            "detached program {} ({prog_name}) from {} of {} (bpf_link {link_id}, unpinned {})",
+            info.prog_id,
+            pin.hook.name(),
+            dev.name,
+            path.display()
+        ));
+        out.push(TcxAttachment {
+            device: dev.name.clone(),
+            ifindex: dev.ifindex,
+            netns: ns.name.clone(),
+            hook: pin.hook.name(),
+            prog_id: info.prog_id,
+            prog_name,
+            link_id,
+            link_pinned: path,
+            order: order.iter().position(|p| *p == info.prog_id).unwrap_or(0),
+            revision: 0,
+        });
+        drop(fd);
+    }
+    let (_, revision) = query(dev.ifindex, egress)?;
+    drop(entered);
+    for row in &mut out {
+        row.revision = revision;
+    }
+    if out.is_empty() {
+        let hook = if egress { "tcx-egress" } else { "tcx-ingress" };
+        ctx.out.note(format_args!(
+            "{dev_name} has no tcx link of xdpctl's at {hook}{}; `xdpctl net show {dev_name}` \
+             lists what runs there",
+            only.map_or(String::new(), |id| format!(" running program {id}"))
+        ));
+    }
+    Ok(out)
+}
+
+/// The id of the program `h` names (for --before, --after, --prog): a
+/// pinned path (under the bpffs root, or absolute), `id N`, `name N`.
+fn relative_id(ctx: &Ctx, h: &Handle) -> Result<u32> {
+    let as_path;
+    let h = match h {
+        Handle::Name(n) if ctx.bpffs.join(n).exists() => {
+            as_path = Handle::Path(n.into());
+            &as_path
+        }
+        Handle::Path(p) => {
+            as_path = Handle::Path(ctx.resolve(p));
+            &as_path
+        }
+        other => other,
+    };
+    let (fd, _) = objects::resolve(&ctx.bpffs, h, Kind::Prog)?;
+    Ok(pinfs::obj_info(fd.as_fd())?.id)
+}
+
+/// A refused tcx attach, in the operator's terms.
+fn tcx_error(e: std::io::Error, dev: &str, hook: &Hook, expected: u64) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::ESTALE) => Some(format!(
+            "{} of {dev} is no longer at revision {expected}: another change came first; see \
+             `xdpctl net show {dev}` and try again",
+            hook.name()
+        )),
+        Some(libc::EEXIST) => Some(format!(
+            "the program runs at {} of {dev} already (a hook runs a program once)",
+            hook.name()
+        )),
+        Some(libc::EINVAL) => Some(format!(
+            "this kernel refused tcx at {dev} (tcx came in Linux 6.6)"
+        )),
+        _ => None,
+    };
+    let base = anyhow::Error::new(e).context(format!("attaching at {} of {dev}", hook.name()));
+    match hint {
+        Some(h) => base.context(h),
+        None => base,
+    }
+}
+
+fn ordinal(n: usize) -> String {
+    match n {
+        0 => "first".into(),
+        1 => "second".into(),
+        2 => "third".into(),
+        n => format!("{}th", n + 1),
+    }
+}

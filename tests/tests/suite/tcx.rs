@@ -1,0 +1,299 @@
+//! `attach --tcx` and `detach --tcx`: sched_cls programs at a device's tcx
+//! hooks with pinned links owned by their load, placed with the kernel's
+//! multi-program API, in the order the traffic then shows; a stale
+//! revision refused; another tool's tcx link left alone; and SIGKILL at
+//! every state change of an attach and a detach.
+
+use std::os::unix::process::ExitStatusExt;
+
+use serde_json::Value;
+use xdpctl_tests::{Bpffs, VethPair, command, fixture, require_privileges, xdpctl};
+
+/// The mark the recorder saw last: the digits of the programs that ran
+/// before it, in their order.
+fn seen(fs: &Bpffs) -> u64 {
+    xdpctl(fs, ["-j", "map", "lookup", "tcx/maps/seen", "0"])
+        .ok()
+        .json()["value"]
+        .as_u64()
+        .expect("a number")
+}
+
+/// Pings b from a, then the order the programs ran in.
+fn order(fs: &Bpffs, pair: &VethPair) -> u64 {
+    assert_eq!(pair.ping_b_from_a(1), 1, "the pair passes traffic");
+    seen(fs)
+}
+
+/// The tcx ingress programs of the pair's b end, in run order, by name.
+fn shown(fs: &Bpffs, pair: &VethPair) -> Vec<String> {
+    let j = xdpctl(
+        fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    j["devices"][0]["tcx_ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["prog_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn attach(fs: &Bpffs, pair: &VethPair, prog: &str, place: &[&str]) -> Value {
+    let mut args = vec![
+        "-j",
+        "attach",
+        prog,
+        &pair.dev_b,
+        "--netns",
+        pair.b.name(),
+        "--tcx",
+        "ingress",
+    ];
+    args.extend_from_slice(place);
+    xdpctl(fs, &args).ok().json()[0].clone()
+}
+
+#[test]
+fn tcx_programs_run_in_the_order_asked_and_a_stale_revision_changes_nothing() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let empty = fs.snapshot();
+    let obj = fixture("tcx_order");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
+
+    // Appended, last, first, after another: 2, 1, 3, then the recorder.
+    attach(&fs, &pair, "tcx/tcx_one", &[]);
+    attach(&fs, &pair, "tcx/tcx_record", &["--last"]);
+    attach(&fs, &pair, "tcx/tcx_two", &["--first"]);
+    let row = attach(&fs, &pair, "tcx/tcx_three", &["--after", "tcx/tcx_one"]);
+    assert_eq!(row["order"], 2, "{row}");
+    assert_eq!(row["hook"], "tcx-ingress", "{row}");
+    assert_eq!(order(&fs, &pair), 213);
+    assert_eq!(
+        shown(&fs, &pair),
+        ["tcx_two", "tcx_one", "tcx_three", "tcx_record"]
+    );
+    let revision = row["revision"].as_u64().unwrap();
+
+    // A program runs once a hook.
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "tcx/tcx_one",
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+            "--tcx",
+            "ingress",
+        ],
+    )
+    .fails_with(&["already runs tcx_one at tcx-ingress", "detach it first"]);
+
+    // Detached, then put back before the recorder at the revision the
+    // last change reported; a revision one behind is refused and changes
+    // nothing.
+    let gone = xdpctl(
+        &fs,
+        [
+            "-j",
+            "detach",
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+            "--tcx",
+            "ingress",
+            "--prog",
+            "tcx/tcx_one",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(gone[0]["prog_name"], "tcx_one", "{gone}");
+    let now = gone[0]["revision"].as_u64().unwrap();
+    assert!(now > revision, "{gone}");
+    assert_eq!(order(&fs, &pair), 23);
+    let before = (shown(&fs, &pair), fs.snapshot());
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "tcx/tcx_one",
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+            "--tcx",
+            "ingress",
+            "--before",
+            "tcx/tcx_record",
+            "--expected-revision",
+            &(now - 1).to_string(),
+        ],
+    )
+    .fails_with(&[&format!("no longer at revision {}", now - 1)]);
+    assert_eq!(
+        (shown(&fs, &pair), fs.snapshot()),
+        before,
+        "nothing changed"
+    );
+    attach(
+        &fs,
+        &pair,
+        "tcx/tcx_one",
+        &[
+            "--before",
+            "tcx/tcx_record",
+            "--expected-revision",
+            &now.to_string(),
+        ],
+    );
+    assert_eq!(order(&fs, &pair), 231);
+
+    // An XDP attach of a tc program says where it goes; a place that the
+    // hook does not run is refused.
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "tcx/tcx_one",
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+        ],
+    )
+    .fails_with(&["is a sched_cls program, not XDP", "--tcx ingress"]);
+
+    // unload detaches every tcx link of the load, and the bpffs is as it
+    // was before the load.
+    let out = xdpctl(&fs, ["unload", "tcx"]).ok();
+    assert!(out.stderr.contains("from tcx-ingress of"), "{}", out.stderr);
+    assert!(shown(&fs, &pair).is_empty());
+    assert_eq!(fs.snapshot(), empty);
+}
+
+#[test]
+fn another_tools_tcx_link_is_ordered_around_and_left_alone() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    // Cilium's way: a tcx link held by its process (here, this test).
+    let theirs = pair.b.tcx_link(&pair.dev_b, &fixture("tc_pass"), false);
+    let obj = fixture("tcx_order");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
+    let their_id = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json()["devices"][0]["tcx_ingress"][0]["prog_id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    attach(&fs, &pair, "tcx/tcx_one", &["--before", &their_id]);
+    attach(&fs, &pair, "tcx/tcx_record", &["--after", &their_id]);
+    assert_eq!(shown(&fs, &pair), ["tcx_one", "tc_pass", "tcx_record"]);
+    // tc_pass returns TC_ACT_OK, which ends the hook's run: the recorder
+    // after it never sees a packet.
+    assert_eq!(pair.ping_b_from_a(1), 1);
+    xdpctl(&fs, ["unload", "tcx"]).ok();
+    assert_eq!(shown(&fs, &pair), ["tc_pass"], "theirs stays");
+    drop(theirs);
+}
+
+/// Whether xdpctl's tcx pins for the pair's b end and the links the
+/// kernel runs there agree: (pinned, attached), by program name.
+fn tcx_state(fs: &Bpffs, pair: &VethPair) -> (Vec<String>, Vec<String>) {
+    let mut pinned: Vec<String> = fs
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| {
+            e.split(' ')
+                .nth(1)
+                .and_then(|p| p.strip_prefix("tcx/links/tcx_ingress:"))
+                .map(|r| r.split(':').next().unwrap().to_owned())
+        })
+        .collect();
+    pinned.sort();
+    let mut attached = shown(fs, pair);
+    attached.sort();
+    (pinned, attached)
+}
+
+#[test]
+fn a_killed_tcx_attach_or_detach_leaves_before_or_after() {
+    require_privileges!();
+    let obj = fixture("tcx_order");
+    for (what, detach) in [("attach", false), ("detach", true)] {
+        for n in 1.. {
+            assert!(n < 50, "{what}: more than 50 crash points?");
+            let fs = Bpffs::new();
+            let pair = VethPair::new();
+            xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
+            attach(&fs, &pair, "tcx/tcx_two", &[]);
+            if detach {
+                attach(&fs, &pair, "tcx/tcx_one", &[]);
+            }
+            let before = tcx_state(&fs, &pair);
+            let mut cmd = command(&fs);
+            cmd.env("XDPCTL_FAILPOINT", n.to_string());
+            if detach {
+                cmd.args([
+                    "detach",
+                    &pair.dev_b,
+                    "--netns",
+                    pair.b.name(),
+                    "--tcx",
+                    "ingress",
+                    "--prog",
+                    "tcx/tcx_one",
+                ]);
+            } else {
+                cmd.args([
+                    "attach",
+                    "tcx/tcx_one",
+                    &pair.dev_b,
+                    "--netns",
+                    pair.b.name(),
+                    "--tcx",
+                    "ingress",
+                ]);
+            }
+            let out = cmd.output().unwrap();
+            let killed = out.status.signal() == Some(9);
+            assert!(
+                killed || out.status.success(),
+                "{what} N={n}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // The next ordinary command settles it.
+            xdpctl(&fs, ["prog", "show"]).ok();
+            let now = tcx_state(&fs, &pair);
+            let after = if detach {
+                (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
+            } else {
+                let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
+                (both.clone(), both)
+            };
+            assert!(
+                now == before || now == after,
+                "{what}, killed before state change {n}: {now:?}, before {before:?}, after \
+                 {after:?}"
+            );
+            assert_eq!(now.0, now.1, "{what} N={n}: a pin for every link, no other");
+            assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
+            if !killed {
+                // mkdir, the link, its pin, the journal's own: killed at each.
+                assert!(
+                    n > 2,
+                    "{what}: only {n} crash points: is the build's failpoint on?"
+                );
+                eprintln!("tcx {what}: crash points: {n}");
+                break;
+            }
+        }
+    }
+}
