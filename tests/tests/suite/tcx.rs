@@ -134,7 +134,10 @@ fn tcx_programs_run_in_the_order_asked_and_a_stale_revision_changes_nothing() {
             &(now - 1).to_string(),
         ],
     )
-    .fails_with(&[&format!("no longer at revision {}", now - 1)]);
+    .fails_with(&[&format!(
+        "is at revision {now}, not {}: it changed since",
+        now - 1
+    )]);
     assert_eq!(
         (shown(&fs, &pair), fs.snapshot()),
         before,
@@ -296,4 +299,40 @@ fn a_killed_tcx_attach_or_detach_leaves_before_or_after() {
             }
         }
     }
+}
+
+#[test]
+fn save_names_what_it_leaves_out_and_a_gone_device_leaves_no_pins() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let obj = fixture("tcx_order");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
+    let loaded = fs.snapshot();
+    attach(&fs, &pair, "tcx/tcx_one", &["--first"]);
+    let saved = xdpctl(&fs, ["save", "tcx"]).ok();
+    assert!(
+        saved
+            .stderr
+            .contains(&format!("not saved: {} at tcx-ingress", pair.dev_b)),
+        "{}",
+        saved.stderr
+    );
+    // The device goes, and its link with it: detach --tcx removes the pin
+    // and the links directory it leaves empty.
+    pair.b.exec(&["ip", "link", "del", &pair.dev_b]);
+    let out = xdpctl(
+        &fs,
+        [
+            "detach",
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+            "--tcx",
+            "ingress",
+        ],
+    )
+    .ok();
+    assert!(out.stderr.contains("is gone"), "{}", out.stderr);
+    assert_eq!(fs.snapshot(), loaded);
 }

@@ -926,10 +926,11 @@ pub struct AttachArgs {
     pub after: Option<Handle>,
 
     /// With --tcx: refuse, changing nothing, unless the hook is still at
-    /// this revision (the kernel counts its changes; `-j attach` and `-j
-    /// detach --tcx` report it as `revision`): a concurrent change is
-    /// refused, never overwritten.
-    #[arg(long, value_name = "N", requires = "tcx")]
+    /// this revision (the kernel counts its changes; `net show` shows it,
+    /// and `-j attach` and `-j detach --tcx` report it as `revision`): a
+    /// concurrent change is refused, never overwritten.
+    /// (1 or more: the kernel starts a hook at 1.)
+    #[arg(long, value_name = "N", requires = "tcx", value_parser = clap::value_parser!(u64).range(1..))]
     pub expected_revision: Option<u64>,
 }
 

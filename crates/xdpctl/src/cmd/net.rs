@@ -74,6 +74,9 @@ pub struct TcxRow {
     pub link_id: Option<u32>,
     /// Where the link is pinned under the bpffs root.
     pub link_pinned: Vec<PathBuf>,
+    /// The hook's revision (the kernel counts its changes): what `attach
+    /// --tcx --expected-revision` compares with.
+    pub revision: u64,
 }
 
 /// A tc cls_bpf filter.
@@ -218,8 +221,9 @@ impl Human for NetShow {
                             "prog_attach".into()
                         },
                         details: format!(
-                            "order {}{}{details}",
+                            "order {}, rev {}{}{details}",
                             t.order,
+                            t.revision,
                             if details.is_empty() { "" } else { ", " }
                         ),
                     });
@@ -304,7 +308,8 @@ fn tcx(
     names: &mut Names,
     pins: &PinIndex,
 ) -> Result<Vec<TcxRow>> {
-    let (progs, links) = match sys::prog_query(QueryTarget::Ifindex(ifindex), attach) {
+    let (progs, links, revision) = match sys::prog_query_full(QueryTarget::Ifindex(ifindex), attach)
+    {
         Ok(found) => found,
         // Kernels without tcx answer EINVAL: nothing can be attached there.
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Vec::new()),
@@ -323,6 +328,7 @@ fn tcx(
                 link_pinned: link_id
                     .and_then(|l| pins.get(&(Kind::Link, l)).cloned())
                     .unwrap_or_default(),
+                revision,
             }
         })
         .collect())

@@ -87,6 +87,22 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             mode: d.mode.unwrap_or(crate::model::xdp::XdpMode::Native),
         })
         .collect();
+    // tcx links are not in policies yet: say so, rather than drop them
+    // silently.
+    let tcx: Vec<String> = pinfs::list(&load.links_dir())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| crate::model::linkpin::LinkPin::parse(&p.path))
+        .filter(|p| p.hook != crate::model::linkpin::Hook::Xdp)
+        .map(|p| format!("{} at {}", p.dev, p.hook.name()))
+        .collect();
+    if !tcx.is_empty() {
+        ctx.out.note(format_args!(
+            "not saved: {} (tcx attachments are not in policies yet; `apply` will not make \
+             them: attach them with `xdpctl attach --tcx` after it)",
+            tcx.join(", ")
+        ));
+    }
     let rules = match live::rules(&load.path) {
         Ok(maps) => policy::rules_of(&maps, GUARD_MARK),
         Err(_) if !builtin => policy::Rules::default(),

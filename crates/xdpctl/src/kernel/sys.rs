@@ -410,7 +410,8 @@ pub fn prog_query_revision(
     prog_query_full(QueryTarget::Ifindex(ifindex), attach_type).map(|(p, _, r)| (p, r))
 }
 
-fn prog_query_full(
+/// [`prog_query`], and the hook's revision.
+pub fn prog_query_full(
     target: QueryTarget<'_>,
     attach_type: bpf_attach_type,
 ) -> io::Result<(Vec<u32>, Vec<u32>, u64)> {

@@ -147,11 +147,16 @@ fn resolve_typed(ctx: &Ctx, handle: &Handle, tc: bool) -> Result<Prog> {
             (true, PROG_TYPE_XDP) => "; attach it without --tcx, at XDP",
             _ => "",
         };
+        let type_name = sys::prog_type_name(info.type_);
         bail!(
-            "program {} ({}) is a {} program, not {}; this takes {} programs{hint}",
+            "program {} ({}) is {} {type_name} program, not {}; this takes {} programs{hint}",
             info.id,
             sys::c_name(&info.name),
-            sys::prog_type_name(info.type_),
+            if type_name.starts_with(['a', 'e', 'i', 'o', 'u', 'x']) {
+                "an"
+            } else {
+                "a"
+            },
             if tc { "sched_cls" } else { "XDP" },
             if tc { "sched_cls (tc)" } else { "XDP" },
         );

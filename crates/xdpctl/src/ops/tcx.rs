@@ -156,19 +156,21 @@ pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
     let path = pin.path();
     // A pin of ours whose link is detached (its device went) is stale.
     journal.run(&[Step::UnpinIfDetached { path: path.clone() }])?;
+    let in_ns = opts
+        .netns
+        .as_deref()
+        .map_or(String::new(), |n| format!(" --netns {n}"));
     if path.exists() {
         bail!(
             "{} already runs {} at {} by this load's link (pinned at {}); a program runs once a \
-             hook: detach it first (xdpctl detach {} --tcx {}{})",
+             hook: detach it first (xdpctl detach {} --tcx {} --prog {}{in_ns})",
             dev.name,
             prog.name,
             hook.name(),
             path.display(),
             dev.name,
             if opts.egress { "egress" } else { "ingress" },
-            opts.netns
-                .as_deref()
-                .map_or(String::new(), |n| format!(" --netns {n}"))
+            prog.id,
         );
     }
     let (before, _) = query(dev.ifindex, opts.egress)?;
@@ -208,7 +210,10 @@ pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
             place,
             opts.expected_revision,
         )
-        .map_err(|e| tcx_error(e, &dev.name, &hook, opts.expected_revision))?;
+        .map_err(|e| {
+            let now = query(dev.ifindex, opts.egress).map_or(0, |(_, r)| r);
+            tcx_error(e, &dev.name, &hook, opts.expected_revision, now, &in_ns)
+        })?;
         pinfs::obj_pin(link.as_fd(), &path)?;
         Ok(pinfs::obj_info(link.as_fd())?.id)
     })();
@@ -263,7 +268,36 @@ pub fn detach(
     let entered = netns::enter(netns_spec)?;
     let ns_ino = netns::current_inode()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-    let dev = device(&mut rtnl, dev_name, netns_spec)?;
+    let dev = match device(&mut rtnl, dev_name, netns_spec) {
+        Ok(dev) => dev,
+        // The device went, and its links with it: what is left is pins,
+        // which the journal's recovery removes (as `doctor` does).
+        Err(e) => {
+            drop(entered);
+            let stale = stale_pins(ctx, dev_name, ns_ino, egress)?;
+            if stale.is_empty() {
+                return Err(e);
+            }
+            for (path, owner) in &stale {
+                let lock_on = match owner {
+                    Owner::Load(dir) => dir.clone(),
+                    Owner::Xdpctl(_) => ctx.bpffs.clone(),
+                };
+                let (mut journal, _) = ops::begin(&lock_on)?;
+                journal.run(&[
+                    Step::UnpinIfDetached { path: path.clone() },
+                    Step::RmdirIfEmpty {
+                        path: owner.links_dir(),
+                    },
+                ])?;
+                ctx.out.note(format_args!(
+                    "{dev_name} is gone, and its links with it: unpinned {}",
+                    path.display()
+                ));
+            }
+            return Ok(Vec::new());
+        }
+    };
     let (order, _) = query(dev.ifindex, egress)?;
     let pins = ctx.link_pin_index()?;
     let mut found = Vec::new();
@@ -305,7 +339,12 @@ pub fn detach(
         // next command finishes both.
         let entry = journal.begin(Change::Steps {
             what: format!("detach of the tcx link pinned at {}", path.display()),
-            steps: vec![Step::DetachPinned { path: path.clone() }],
+            steps: vec![
+                Step::DetachPinned { path: path.clone() },
+                Step::RmdirIfEmpty {
+                    path: pin.owner.links_dir(),
+                },
+            ],
         })?;
         journal.run_forward(&entry)?;
         journal.finish(entry)?;
@@ -348,6 +387,32 @@ pub fn detach(
     Ok(out)
 }
 
+/// xdpctl's tcx pins for a device named `dev` of namespace `ino` at the
+/// hook, whose links are detached.
+fn stale_pins(ctx: &Ctx, dev: &str, ino: u64, egress: bool) -> Result<Vec<(PathBuf, Owner)>> {
+    let mut out = Vec::new();
+    for (key, paths) in ctx.link_pin_index()? {
+        for path in paths {
+            let Some(pin) = LinkPin::parse(&path) else {
+                continue;
+            };
+            let detached = sys::fd_by_id(IdKind::Link, key.1)
+                .ok()
+                .and_then(|fd| sys::link_info(fd.as_fd()).ok())
+                .is_none_or(|i| sys::device_link_ifindex(&i).is_none_or(|x| x == 0));
+            if detached
+                && pin.netns == ino
+                && pin.dev == dev.replace('.', "_")
+                && matches!(&pin.hook, Hook::Tcx { egress: e, .. } if *e == egress)
+                && crate::ops::attach::own_pin(ctx, &path).is_some()
+            {
+                out.push((path, pin.owner));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The id of the program `h` names (for --before, --after, --prog): a
 /// pinned path (under the bpffs root, or absolute), `id N`, `name N`.
 fn relative_id(ctx: &Ctx, h: &Handle) -> Result<u32> {
@@ -368,11 +433,18 @@ fn relative_id(ctx: &Ctx, h: &Handle) -> Result<u32> {
 }
 
 /// A refused tcx attach, in the operator's terms.
-fn tcx_error(e: std::io::Error, dev: &str, hook: &Hook, expected: u64) -> anyhow::Error {
+fn tcx_error(
+    e: std::io::Error,
+    dev: &str,
+    hook: &Hook,
+    expected: u64,
+    now: u64,
+    in_ns: &str,
+) -> anyhow::Error {
     let hint = match e.raw_os_error() {
         Some(libc::ESTALE) => Some(format!(
-            "{} of {dev} is no longer at revision {expected}: another change came first; see \
-             `xdpctl net show {dev}` and try again",
+            "{} of {dev} is at revision {now}, not {expected}: it changed since; see what runs \
+             there (`xdpctl net show {dev}{in_ns}`) and try again with --expected-revision {now}",
             hook.name()
         )),
         Some(libc::EEXIST) => Some(format!(
@@ -391,11 +463,15 @@ fn tcx_error(e: std::io::Error, dev: &str, hook: &Hook, expected: u64) -> anyhow
     }
 }
 
+/// `1st`, `2nd`, `3rd`, `4th`... for position `n` from 0.
 fn ordinal(n: usize) -> String {
-    match n {
-        0 => "first".into(),
-        1 => "second".into(),
-        2 => "third".into(),
-        n => format!("{}th", n + 1),
-    }
+    let k = n + 1;
+    let suffix = match (k % 10, k % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{k}{suffix}")
 }
