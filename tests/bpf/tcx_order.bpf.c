@@ -17,26 +17,18 @@ struct {
 	__uint(max_entries, 1);
 } seen SEC(".maps");
 
-SEC("classifier")
-int tcx_one(struct __sk_buff *skb)
-{
-	skb->mark = skb->mark * 10 + 1;
-	return TCX_NEXT;
-}
+/* A program that appends `digit` to the mark and hands the packet on. */
+#define APPEND(name, digit)                               \
+	SEC("classifier")                                 \
+	int name(struct __sk_buff *skb)                   \
+	{                                                 \
+		skb->mark = skb->mark * 10 + (digit);     \
+		return TCX_NEXT;                          \
+	}
 
-SEC("classifier")
-int tcx_two(struct __sk_buff *skb)
-{
-	skb->mark = skb->mark * 10 + 2;
-	return TCX_NEXT;
-}
-
-SEC("classifier")
-int tcx_three(struct __sk_buff *skb)
-{
-	skb->mark = skb->mark * 10 + 3;
-	return TCX_NEXT;
-}
+APPEND(tcx_one, 1)
+APPEND(tcx_two, 2)
+APPEND(tcx_three, 3)
 
 SEC("classifier")
 int tcx_record(struct __sk_buff *skb)

@@ -41,18 +41,29 @@ fn shown(fs: &Bpffs, pair: &VethPair) -> Vec<String> {
         .collect()
 }
 
-fn attach(fs: &Bpffs, pair: &VethPair, prog: &str, place: &[&str]) -> Value {
-    let mut args = vec![
-        "-j",
-        "attach",
-        prog,
-        &pair.dev_b,
+/// `xdpctl [-j] attach PROG DEV --netns NS --tcx ingress ARGS` (attach),
+/// or `xdpctl [-j] detach DEV --netns NS --tcx ingress ARGS` (`prog`
+/// None), for the pair's b end: the arguments.
+fn tcx_args<'a>(pair: &'a VethPair, prog: Option<&'a str>, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = match prog {
+        Some(p) => vec!["attach", p],
+        None => vec!["detach"],
+    };
+    v.extend([
+        pair.dev_b.as_str(),
         "--netns",
         pair.b.name(),
         "--tcx",
         "ingress",
-    ];
-    args.extend_from_slice(place);
+    ]);
+    v.extend_from_slice(args);
+    v
+}
+
+/// A tcx attach that works: its row.
+fn attach(fs: &Bpffs, pair: &VethPair, prog: &str, place: &[&str]) -> Value {
+    let mut args = vec!["-j"];
+    args.extend(tcx_args(pair, Some(prog), place));
     xdpctl(fs, &args).ok().json()[0].clone()
 }
 
@@ -80,59 +91,28 @@ fn tcx_programs_run_in_the_order_asked_and_a_stale_revision_changes_nothing() {
     let revision = row["revision"].as_u64().unwrap();
 
     // A program runs once a hook.
-    xdpctl(
-        &fs,
-        [
-            "attach",
-            "tcx/tcx_one",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--tcx",
-            "ingress",
-        ],
-    )
-    .fails_with(&["already runs tcx_one at tcx-ingress", "detach it first"]);
+    xdpctl(&fs, tcx_args(&pair, Some("tcx/tcx_one"), &[]))
+        .fails_with(&["already runs tcx_one at tcx-ingress", "detach it first"]);
 
     // Detached, then put back before the recorder at the revision the
     // last change reported; a revision one behind is refused and changes
     // nothing.
-    let gone = xdpctl(
-        &fs,
-        [
-            "-j",
-            "detach",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--tcx",
-            "ingress",
-            "--prog",
-            "tcx/tcx_one",
-        ],
-    )
-    .ok()
-    .json();
+    let mut args = vec!["-j"];
+    args.extend(tcx_args(&pair, None, &["--prog", "tcx/tcx_one"]));
+    let gone = xdpctl(&fs, &args).ok().json();
     assert_eq!(gone[0]["prog_name"], "tcx_one", "{gone}");
     let now = gone[0]["revision"].as_u64().unwrap();
     assert!(now > revision, "{gone}");
     assert_eq!(order(&fs, &pair), 23);
     let before = (shown(&fs, &pair), fs.snapshot());
+    let behind = (now - 1).to_string();
     xdpctl(
         &fs,
-        [
-            "attach",
-            "tcx/tcx_one",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--tcx",
-            "ingress",
-            "--before",
-            "tcx/tcx_record",
-            "--expected-revision",
-            &(now - 1).to_string(),
-        ],
+        tcx_args(
+            &pair,
+            Some("tcx/tcx_one"),
+            &["--before", "tcx/tcx_record", "--expected-revision", &behind],
+        ),
     )
     .fails_with(&[&format!(
         "is at revision {now}, not {}: it changed since",
@@ -243,28 +223,11 @@ fn a_killed_tcx_attach_or_detach_leaves_before_or_after() {
             let before = tcx_state(&fs, &pair);
             let mut cmd = command(&fs);
             cmd.env("XDPCTL_FAILPOINT", n.to_string());
-            if detach {
-                cmd.args([
-                    "detach",
-                    &pair.dev_b,
-                    "--netns",
-                    pair.b.name(),
-                    "--tcx",
-                    "ingress",
-                    "--prog",
-                    "tcx/tcx_one",
-                ]);
+            cmd.args(if detach {
+                tcx_args(&pair, None, &["--prog", "tcx/tcx_one"])
             } else {
-                cmd.args([
-                    "attach",
-                    "tcx/tcx_one",
-                    &pair.dev_b,
-                    "--netns",
-                    pair.b.name(),
-                    "--tcx",
-                    "ingress",
-                ]);
-            }
+                tcx_args(&pair, Some("tcx/tcx_one"), &[])
+            });
             let out = cmd.output().unwrap();
             let killed = out.status.signal() == Some(9);
             assert!(
@@ -321,18 +284,7 @@ fn save_names_what_it_leaves_out_and_a_gone_device_leaves_no_pins() {
     // The device goes, and its link with it: detach --tcx removes the pin
     // and the links directory it leaves empty.
     pair.b.exec(&["ip", "link", "del", &pair.dev_b]);
-    let out = xdpctl(
-        &fs,
-        [
-            "detach",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--tcx",
-            "ingress",
-        ],
-    )
-    .ok();
+    let out = xdpctl(&fs, tcx_args(&pair, None, &[])).ok();
     assert!(out.stderr.contains("is gone"), "{}", out.stderr);
     assert_eq!(fs.snapshot(), loaded);
 }
