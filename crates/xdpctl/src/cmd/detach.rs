@@ -18,7 +18,12 @@ pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
             hook == TcxHook::Egress,
             args.prog.as_ref(),
         )?;
-        ctx.out.result(&detached)?;
+        // Nothing taken off: the note says so; no empty table.
+        if detached.is_empty() {
+            ctx.out.json_or_nothing(&serde_json::json!([]))?;
+        } else {
+            ctx.out.result(&detached)?;
+        }
         return Ok(());
     }
     let detached = detach::detach(ctx, &args.dev, args.netns.as_deref())?;

@@ -379,9 +379,10 @@ pub fn detach(
     if out.is_empty() {
         let hook = if egress { "tcx-egress" } else { "tcx-ingress" };
         ctx.out.note(format_args!(
-            "{dev_name} has no tcx link of xdpctl's at {hook}{}; `xdpctl net show {dev_name}` \
+            "{dev_name} has no tcx link of xdpctl's at {hook}{}; `xdpctl net show {dev_name}{}` \
              lists what runs there",
-            only.map_or(String::new(), |id| format!(" running program {id}"))
+            only.map_or(String::new(), |id| format!(" running program {id}")),
+            netns_spec.map_or(String::new(), |n| format!(" --netns {n}"))
         ));
     }
     Ok(out)
