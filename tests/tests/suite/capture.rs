@@ -492,7 +492,9 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     xdpctl(&fs, ["map", "update", "udp_ports", "53", "1"]).ok();
     let pins = fs.snapshot();
-    let flood = |n: &str| {
+    // `n` packets to `port` through the firewall (53 is dropped).
+    let send = |port: &str, n: &str| {
+        let packet = format!("udp dport={port}");
         xdpctl(
             &fs,
             [
@@ -500,13 +502,14 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
                 "run",
                 "fw/xdp_fw",
                 "--packet",
-                "udp dport=53",
+                &packet,
                 "--repeat",
                 n,
             ],
         )
         .ok();
     };
+    let flood = |n: &str| send("53", n);
 
     // At most --max-rate a second, all CPUs together; the rest counted.
     // 200/s: refilled every 100 ms in steps of 20; 2/s, below the
@@ -548,19 +551,7 @@ fn a_flood_capture_stops_at_its_cap_and_a_killed_one_leaves_nothing_on() {
         None,
     );
     flood("100");
-    xdpctl(
-        &fs,
-        [
-            "prog",
-            "run",
-            "fw/xdp_fw",
-            "--packet",
-            "udp dport=54",
-            "--repeat",
-            "30",
-        ],
-    )
-    .ok();
+    send("54", "30");
     std::thread::sleep(Duration::from_millis(300));
     let (status, err) = sampled.stop(nix::sys::signal::Signal::SIGINT);
     assert!(status.success(), "{err}");
