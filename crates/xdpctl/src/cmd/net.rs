@@ -617,7 +617,7 @@ pub fn run(ctx: &Ctx, cmd: &NetCommand) -> Result<()> {
             netns: ns,
             frags,
         } => {
-            let jit = crate::ops::explain::jit_enable();
+            let jit = crate::kernel::netdev::jit_enable();
             let entered = netns::enter(ns.as_deref())?;
             let shown =
                 crate::ops::explain::explain_devices(dev.as_deref(), ns.as_deref(), *frags, jit)?;

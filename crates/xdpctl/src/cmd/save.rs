@@ -89,11 +89,8 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         .collect();
     // tcx links are not in policies yet: say so, rather than drop them
     // silently.
-    let tcx: Vec<String> = pinfs::list(&load.links_dir())
-        .unwrap_or_default()
+    let tcx: Vec<String> = live::tcx_pins(&load)
         .into_iter()
-        .filter_map(|p| crate::model::linkpin::LinkPin::parse(&p.path))
-        .filter(|p| p.hook != crate::model::linkpin::Hook::Xdp)
         .map(|p| format!("{} at {}", p.dev, p.hook.name()))
         .collect();
     if !tcx.is_empty() {

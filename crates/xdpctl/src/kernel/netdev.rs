@@ -206,7 +206,8 @@ pub fn driver(name: &str) -> Option<String> {
     (!d.is_empty()).then_some(d)
 }
 
-/// `net.core.bpf_jit_enable`, if readable.
+/// `net.core.bpf_jit_enable`, if readable: read it in the namespace the
+/// process started in, the only one that has it.
 pub fn jit_enable() -> Option<u32> {
     std::fs::read_to_string("/proc/sys/net/core/bpf_jit_enable")
         .ok()?

@@ -201,10 +201,7 @@ pub fn tcx_link(info: &bpf_link_info) -> Option<(u32, bool)> {
     (info.type_ == LINK_TYPE_TCX).then(|| {
         // SAFETY: the union member read matches the link type the kernel reported.
         let t = unsafe { info.__bindgen_anon_1.tcx };
-        (
-            t.ifindex,
-            t.attach_type == bpf_attach_type::BPF_TCX_EGRESS as u32,
-        )
+        (t.ifindex, t.attach_type == tcx_attach_type(true) as u32)
     })
 }
 
@@ -311,6 +308,15 @@ pub enum TcxPlace {
     After { id: u32, link: bool },
 }
 
+/// The attach type of tcx egress, or ingress.
+pub fn tcx_attach_type(egress: bool) -> bpf_attach_type {
+    if egress {
+        bpf_attach_type::BPF_TCX_EGRESS
+    } else {
+        bpf_attach_type::BPF_TCX_INGRESS
+    }
+}
+
 /// Attaches a `sched_cls` program at tcx ingress or egress of `ifindex`
 /// with a bpf_link (`BPF_LINK_CREATE`), at `place`; `expected_revision`
 /// (non-zero) makes the kernel refuse (ESTALE) if the hook changed since.
@@ -325,11 +331,7 @@ pub fn link_create_tcx(
     let mut attr = zeroed_attr();
     attr.link_create.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
     attr.link_create.__bindgen_anon_2.target_ifindex = ifindex;
-    attr.link_create.attach_type = if egress {
-        bpf_attach_type::BPF_TCX_EGRESS
-    } else {
-        bpf_attach_type::BPF_TCX_INGRESS
-    } as u32;
+    attr.link_create.attach_type = tcx_attach_type(egress) as u32;
     let (flags, relative) = match place {
         TcxPlace::First => (BPF_F_BEFORE, 0),
         TcxPlace::Last => (BPF_F_AFTER, 0),

@@ -113,6 +113,10 @@ pub struct Explanation {
     pub fix: Option<String>,
     /// Other things worth knowing (generic mode's view, the JIT).
     pub notes: Vec<String>,
+    /// Whether the answer is an upper device's program (which refuses
+    /// every mode, not only native).
+    #[serde(skip)]
+    pub by_upper: bool,
 }
 
 /// The largest frame a single-buffer driver takes from a page: the page
@@ -138,7 +142,7 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
         };
         format!("{a} {what} has no XDP in its driver (xdp-features: none)")
     };
-    let (mut native, why, fix) = match kind {
+    let (mut native, mut why, mut fix) = match kind {
         "bridge" => (
             Native::No,
             no_driver("bridge"),
@@ -251,10 +255,8 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
     };
     // The frame a program without frags gets: one buffer.
     let mut native_max_mtu = None;
-    let mut why = why;
-    let mut fix = fix;
+    let max = single_buffer_frame(page).saturating_sub(ETH_HLEN);
     if native == Native::Yes && kind == "veth" {
-        let max = single_buffer_frame(page).saturating_sub(ETH_HLEN);
         native_max_mtu = Some(max);
         let mtu = f.peer_mtu.unwrap_or(f.mtu);
         if mtu > max && !frags {
@@ -274,19 +276,18 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
                 Some(ns) if !ns.contains('/') => format!("ip -n {ns}"),
                 _ => "ip".to_owned(),
             };
-            fix = Some(match (&f.peer_name, f.peer_mtu) {
-                (Some(peer), _) => format!(
+            fix = Some(match &f.peer_name {
+                Some(peer) => format!(
                     "lower the MTU of its peer {peer} to {max} or less ({ip} link set {peer} mtu \
                      {max}), or use generic mode"
                 ),
-                _ => format!(
+                None => format!(
                     "lower the MTU of its peer (in another namespace) to {max} or less, or use \
                      generic mode"
                 ),
             });
         }
     } else if native == Native::Yes && !rx_sg {
-        let max = single_buffer_frame(page).saturating_sub(ETH_HLEN);
         if f.mtu > max {
             native = Native::FragsOnly;
             why = format!(
@@ -299,10 +300,7 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
                 "lower the MTU to {max} or less, or use generic mode"
             ));
         }
-    } else if native == Native::Yes
-        && f.mtu > single_buffer_frame(page).saturating_sub(ETH_HLEN)
-        && !frags
-    {
+    } else if native == Native::Yes && f.mtu > max && !frags {
         native = Native::FragsOnly;
         why = format!(
             "its MTU {} takes frames over a page: its driver has rx-sg, for programs that \
@@ -311,6 +309,7 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
         );
         fix = Some("lower the MTU, or use generic mode".to_owned());
     }
+    let by_upper = !f.uppers_with_xdp.is_empty();
     if let Some((upper, mode, id)) = f.uppers_with_xdp.first() {
         native = Native::No;
         why = format!(
@@ -366,6 +365,7 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
         why,
         fix,
         notes,
+        by_upper,
     }
 }
 

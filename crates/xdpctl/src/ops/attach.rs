@@ -360,7 +360,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
     }
 
     let ns = netns::Netns::of(args.netns.as_deref())?;
-    let jit = crate::ops::explain::jit_enable();
+    let jit = crate::kernel::netdev::jit_enable();
     let entered = netns::enter(args.netns.as_deref())?;
     let ns_ino = netns::current_inode()?;
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;

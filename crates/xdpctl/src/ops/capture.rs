@@ -219,7 +219,7 @@ impl Capture {
                 held.owner
             );
         }
-        let mut cfg = CaptureCfg {
+        let cfg = CaptureCfg {
             outcomes: opts.outcomes,
             every: opts.every.max(1),
             snaplen: opts.snaplen,
@@ -244,8 +244,8 @@ impl Capture {
         )?;
         let mut ring = ring;
         while ring.next().is_some() {}
+        // The first renewal below gives the first tokens.
         let refill = Refill::new(opts.max_rate);
-        cfg.tokens = refill.clone().next();
         let mut c = Capture {
             dir: dir.to_owned(),
             cfg_map,

@@ -59,7 +59,7 @@ pub struct NetExplain {
 
 /// Explains every device of the current namespace, or `only`, for a
 /// program that declares frags or not. `netns` names the namespace in
-/// errors; `jit` is [`jit_enable`], read before entering it (the sysctl
+/// errors; `jit` is [`netdev::jit_enable`], read before entering it (the sysctl
 /// is the first namespace's only).
 pub fn explain_devices(
     only: Option<&str>,
@@ -193,22 +193,14 @@ fn facts(
     }
 }
 
-/// `net.core.bpf_jit_enable`, read in the namespace the process started
-/// in (the only one that has it).
-pub fn jit_enable() -> Option<u32> {
-    netdev::jit_enable()
+/// The explanation of `dev` alone (in the current namespace).
+fn explained(dev: &str, netns: Option<&str>, jit: Option<u32>) -> Option<Explanation> {
+    let e = explain_devices(Some(dev), netns, false, jit).ok()?;
+    Some(e.devices.into_iter().next()?.explanation)
 }
 
-/// Why native XDP was refused on `dev` (in the current namespace), in a
-/// sentence with what to do instead; `None` when the facts say nothing
-/// the kernel's error did not.
-pub fn why_native_refused(dev: &str, netns: Option<&str>) -> Option<String> {
-    let e = explain_devices(Some(dev), netns, false, None).ok()?;
-    let d = e.devices.into_iter().next()?;
-    let x = d.explanation;
-    if x.native == explain::Native::Yes && x.notes.is_empty() {
-        return None;
-    }
+/// `dev: why; fix`, and the notes that bear on an attach.
+fn sentence(dev: &str, x: Explanation) -> String {
     let mut s = format!("{dev}: {}", x.why);
     if let Some(fix) = x.fix {
         s.push_str(&format!("; {fix}"));
@@ -216,17 +208,23 @@ pub fn why_native_refused(dev: &str, netns: Option<&str>) -> Option<String> {
     for n in x.notes.iter().filter(|n| n.contains("one mode at a time")) {
         s.push_str(&format!("; {n}"));
     }
-    Some(s)
+    s
+}
+
+/// Why native XDP was refused on `dev` (in the current namespace), in a
+/// sentence with what to do instead; `None` when the facts say nothing
+/// the kernel's error did not.
+pub fn why_native_refused(dev: &str, netns: Option<&str>) -> Option<String> {
+    let x = explained(dev, netns, None)?;
+    (x.native != explain::Native::Yes || !x.notes.is_empty()).then(|| sentence(dev, x))
 }
 
 /// What to tell the operator after attaching to `dev` (in the current
 /// namespace) in generic mode or another (see [`explain::advice`]);
 /// nothing where the facts cannot be read.
 pub fn advice(dev: &str, generic: bool, jit: Option<u32>, netns: Option<&str>) -> Vec<String> {
-    explain_devices(Some(dev), netns, false, jit)
-        .ok()
-        .and_then(|e| e.devices.into_iter().next())
-        .map(|d| explain::advice(dev, &d.explanation, generic))
+    explained(dev, netns, jit)
+        .map(|x| explain::advice(dev, &x, generic))
         .unwrap_or_default()
 }
 
@@ -234,14 +232,6 @@ pub fn advice(dev: &str, generic: bool, jit: Option<u32>, netns: Option<&str>) -
 /// EEXIST when the reason is an upper device that runs a program; `None`
 /// otherwise.
 pub fn why_upper(dev: &str, netns: Option<&str>) -> Option<String> {
-    let e = explain_devices(Some(dev), netns, false, None).ok()?;
-    let d = e.devices.into_iter().next()?;
-    let x = d.explanation;
-    x.why.contains("upper device").then(|| {
-        let mut s = format!("{dev}: {}", x.why);
-        if let Some(fix) = x.fix {
-            s.push_str(&format!("; {fix}"));
-        }
-        s
-    })
+    let x = explained(dev, netns, None)?;
+    x.by_upper.then(|| sentence(dev, x))
 }

@@ -143,6 +143,17 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
     Ok(out)
 }
 
+/// The load's tcx link pins (tcx is not in policies yet: `save` names
+/// them).
+pub fn tcx_pins(load: &LoadDir) -> Vec<LinkPin> {
+    pinfs::list(&load.links_dir())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| LinkPin::parse(&p.path))
+        .filter(|p| p.hook != crate::model::linkpin::Hook::Xdp)
+        .collect()
+}
+
 /// The mode `prog` runs in on `dev` of namespace `ns`; `None` where that
 /// namespace cannot be entered (gone, or not named under /run/netns).
 pub fn mode_of(ns: &Netns, dev: &str, prog: u32) -> Result<Option<XdpMode>> {

@@ -106,18 +106,9 @@ impl Tabular for TcxAttachment {
     }
 }
 
-fn attach_type(egress: bool) -> aya_obj::generated::bpf_attach_type {
-    use aya_obj::generated::bpf_attach_type::{BPF_TCX_EGRESS, BPF_TCX_INGRESS};
-    if egress {
-        BPF_TCX_EGRESS
-    } else {
-        BPF_TCX_INGRESS
-    }
-}
-
 /// The programs of a hook in run order, and its revision.
 fn query(ifindex: u32, egress: bool) -> Result<(Vec<u32>, u64)> {
-    sys::prog_query_revision(ifindex, attach_type(egress))
+    sys::prog_query_revision(ifindex, sys::tcx_attach_type(egress))
         .context("querying the tcx programs (a kernel before 6.6 has no tcx)")
 }
 
@@ -135,17 +126,21 @@ pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
             ctx.own_links()?
         }
     };
-    let lock_on = match &owner {
-        Owner::Load(dir) => dir.clone(),
-        Owner::Xdpctl(_) => ctx.bpffs.clone(),
-    };
-    // The place's program, resolved before entering the namespace (pins
+    // The place, its program resolved before entering the namespace (pins
     // are paths of this mount namespace; ids are global).
-    let relative = match &opts.place {
-        Place::Before(h) | Place::After(h) => Some(relative_id(ctx, h)?),
-        Place::First | Place::Last => None,
+    let place = match &opts.place {
+        Place::First => TcxPlace::First,
+        Place::Last => TcxPlace::Last,
+        Place::Before(h) => TcxPlace::Before {
+            id: relative_id(ctx, h)?,
+            link: false,
+        },
+        Place::After(h) => TcxPlace::After {
+            id: relative_id(ctx, h)?,
+            link: false,
+        },
     };
-    let (mut journal, notes) = ops::begin(&lock_on)?;
+    let (mut journal, notes) = ops::begin(&lock_dir(ctx, &owner))?;
     ctx.out.notes(notes);
     let ns = netns::Netns::of(opts.netns.as_deref())?;
     let entered = netns::enter(opts.netns.as_deref())?;
@@ -173,20 +168,12 @@ pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
             prog.id,
         );
     }
-    let (before, _) = query(dev.ifindex, opts.egress)?;
-    let place = match (&opts.place, relative) {
-        (Place::First, _) => TcxPlace::First,
-        (Place::Last, _) => TcxPlace::Last,
-        (Place::Before(_), Some(id)) => TcxPlace::Before { id, link: false },
-        (Place::After(_), Some(id)) => TcxPlace::After { id, link: false },
-        _ => TcxPlace::Last,
-    };
-    if let Some(id) = relative
-        && !before.contains(&id)
+    if let TcxPlace::Before { id, .. } | TcxPlace::After { id, .. } = place
+        && !query(dev.ifindex, opts.egress)?.0.contains(&id)
     {
         bail!(
             "program {id} does not run at {} of {}: --before and --after name a program the \
-             hook runs (see `xdpctl net show {}`)",
+             hook runs (see `xdpctl net show {}{in_ns}`)",
             hook.name(),
             dev.name,
             dev.name
@@ -274,20 +261,26 @@ pub fn detach(
         // which the journal's recovery removes (as `doctor` does).
         Err(e) => {
             drop(entered);
-            let stale = stale_pins(ctx, dev_name, ns_ino, egress)?;
+            // The links that went with it (not those of a device that was
+            // only renamed).
+            let stale: Vec<_> = our_pins(ctx, dev_name, ns_ino, egress)?
+                .into_iter()
+                .filter(|(id, _, _)| {
+                    sys::fd_by_id(IdKind::Link, *id)
+                        .ok()
+                        .and_then(|fd| sys::link_info(fd.as_fd()).ok())
+                        .is_none_or(|i| sys::device_link_ifindex(&i).is_none_or(|x| x == 0))
+                })
+                .collect();
             if stale.is_empty() {
                 return Err(e);
             }
-            for (path, owner) in &stale {
-                let lock_on = match owner {
-                    Owner::Load(dir) => dir.clone(),
-                    Owner::Xdpctl(_) => ctx.bpffs.clone(),
-                };
-                let (mut journal, _) = ops::begin(&lock_on)?;
+            for (_, path, pin) in &stale {
+                let (mut journal, _) = ops::begin(&lock_dir(ctx, &pin.owner))?;
                 journal.run(&[
                     Step::UnpinIfDetached { path: path.clone() },
                     Step::RmdirIfEmpty {
-                        path: owner.links_dir(),
+                        path: pin.owner.links_dir(),
                     },
                 ])?;
                 ctx.out.note(format_args!(
@@ -299,26 +292,7 @@ pub fn detach(
         }
     };
     let (order, _) = query(dev.ifindex, egress)?;
-    let pins = ctx.link_pin_index()?;
-    let mut found = Vec::new();
-    for (key, paths) in &pins {
-        if key.0 != Kind::Link {
-            continue;
-        }
-        for path in paths {
-            let Some(pin) = LinkPin::parse(path) else {
-                continue;
-            };
-            let ours = crate::ops::attach::own_pin(ctx, path).is_some();
-            if ours
-                && pin.netns == ns_ino
-                && pin.dev == dev.name.replace('.', "_")
-                && matches!(&pin.hook, Hook::Tcx { egress: e, .. } if *e == egress)
-            {
-                found.push((key.1, path.clone(), pin));
-            }
-        }
-    }
+    let found = our_pins(ctx, dev_name, ns_ino, egress)?;
     let mut out = Vec::new();
     for (link_id, path, pin) in found {
         let fd = match sys::fd_by_id(IdKind::Link, link_id) {
@@ -329,11 +303,7 @@ pub fn detach(
         if only.is_some_and(|id| id != info.prog_id) {
             continue;
         }
-        let lock_on = match &pin.owner {
-            Owner::Load(dir) => dir.clone(),
-            Owner::Xdpctl(_) => ctx.bpffs.clone(),
-        };
-        let (mut journal, notes) = ops::begin(&lock_on)?;
+        let (mut journal, notes) = ops::begin(&lock_dir(ctx, &pin.owner))?;
         ctx.out.notes(notes);
         // Recorded first: killed between the detach and the unpin, the
         // next command finishes both.
@@ -388,30 +358,37 @@ pub fn detach(
     Ok(out)
 }
 
-/// xdpctl's tcx pins for a device named `dev` of namespace `ino` at the
-/// hook, whose links are detached.
-fn stale_pins(ctx: &Ctx, dev: &str, ino: u64, egress: bool) -> Result<Vec<(PathBuf, Owner)>> {
+/// xdpctl's tcx link pins for a device named `dev` of namespace `ino`
+/// at the hook: (link id, pin path, pin).
+fn our_pins(ctx: &Ctx, dev: &str, ino: u64, egress: bool) -> Result<Vec<(u32, PathBuf, LinkPin)>> {
     let mut out = Vec::new();
-    for (key, paths) in ctx.link_pin_index()? {
+    for ((kind, id), paths) in ctx.link_pin_index()? {
+        if kind != Kind::Link {
+            continue;
+        }
         for path in paths {
             let Some(pin) = LinkPin::parse(&path) else {
                 continue;
             };
-            let detached = sys::fd_by_id(IdKind::Link, key.1)
-                .ok()
-                .and_then(|fd| sys::link_info(fd.as_fd()).ok())
-                .is_none_or(|i| sys::device_link_ifindex(&i).is_none_or(|x| x == 0));
-            if detached
-                && pin.netns == ino
+            if pin.netns == ino
                 && pin.dev == dev.replace('.', "_")
                 && matches!(&pin.hook, Hook::Tcx { egress: e, .. } if *e == egress)
                 && crate::ops::attach::own_pin(ctx, &path).is_some()
             {
-                out.push((path, pin.owner));
+                out.push((id, path, pin));
             }
         }
     }
     Ok(out)
+}
+
+/// The directory whose journal a change to `owner`'s links is recorded
+/// in: the load's, or the bpffs root's (as `attach` does for XDP).
+fn lock_dir(ctx: &Ctx, owner: &Owner) -> PathBuf {
+    match owner {
+        Owner::Load(dir) => dir.clone(),
+        Owner::Xdpctl(_) => ctx.bpffs.clone(),
+    }
 }
 
 /// The id of the program `h` names (for --before, --after, --prog): a

@@ -137,25 +137,28 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
         // named it.
         // The pin is `<device>@<netns inode>`: named back as outputs name
         // devices and namespaces.
+        // A tcx link says its hook where an XDP one says its mode.
         let (device, netns, mode) = match LinkPin::parse(&pin.path) {
-            Some(p) if p.hook != crate::model::linkpin::Hook::Xdp => {
-                let ns = crate::kernel::netns::Netns::by_inode(p.netns, &spaces);
-                (p.dev, ns.name, Err(p.hook.name()))
-            }
             Some(p) => {
                 let ns = crate::kernel::netns::Netns::by_inode(p.netns, &spaces);
-                // The mode in effect, as `net show` reads it.
-                let mode = crate::ops::live::mode_of(&ns, &p.dev, info.prog_id)
-                    .ok()
-                    .flatten();
-                (p.dev, ns.name, Ok(mode))
+                let mode = match p.hook {
+                    crate::model::linkpin::Hook::Xdp => {
+                        // The mode in effect, as `net show` reads it.
+                        crate::ops::live::mode_of(&ns, &p.dev, info.prog_id)
+                            .ok()
+                            .flatten()
+                            .map_or("?", |m| m.name())
+                    }
+                    ref tcx => tcx.name(),
+                };
+                (p.dev, ns.name, mode)
             }
             None => (
                 pin.path
                     .file_name()
                     .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned()),
                 None,
-                Ok(None),
+                "?",
             ),
         };
         detached.push(Attachment {
@@ -163,12 +166,7 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
             ifindex: sys::device_link_ifindex(&info).unwrap_or(0),
             netns,
             xdp: XdpAttachment {
-                // A tcx link says its hook where an XDP one says its mode.
-                mode: match mode {
-                    Ok(m) => m.map_or("?", |m| m.name()),
-                    Err(hook) => hook,
-                }
-                .to_owned(),
+                mode: mode.to_owned(),
                 prog_id: info.prog_id,
                 prog_name: objects::describe(pinfs::Kind::Prog, info.prog_id)
                     .map_or_else(|_| "?".into(), |d| d.name),
