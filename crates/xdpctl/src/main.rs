@@ -129,7 +129,7 @@ fn main() -> ExitCode {
     // The fast tree first (only the subcommand used is made); anything but a
     // plain parse (help, version, a usage error) again with the whole tree,
     // which renders it.
-    let mut fast = cli::parser();
+    let mut fast = cli::parser_for(&args);
     let parsed = fast
         .try_get_matches_from_mut(&args)
         .ok()

@@ -355,22 +355,28 @@ fn device_row(
             XdpAttach::Netlink => ("netlink", None),
             XdpAttach::UnknownLink => ("link", None),
         };
+        let prog_name = names.get(prog_id);
+        // NB: only a program of libxdp's dispatcher's name is read again.
+        let dispatcher = match dispatcher::is_named(&prog_name)
+            .then(|| dispatcher::read(prog_id, dev.ifindex, bpffs))
+        {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                notes.push(format!("{}: {:#}", dev.name, anyhow::Error::new(e)));
+                None
+            }
+            None => None,
+        };
         xdp.push(XdpRow {
             mode: mode.to_string(),
             prog_id,
-            prog_name: names.get(prog_id),
+            prog_name,
             attach,
             link_id: link.map(|l| l.id),
             link_pinned: link
                 .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
                 .unwrap_or_default(),
-            dispatcher: match dispatcher::read(prog_id, dev.ifindex, bpffs) {
-                Ok(d) => d,
-                Err(e) => {
-                    notes.push(format!("{}: {:#}", dev.name, anyhow::Error::new(e)));
-                    None
-                }
-            },
+            dispatcher,
         });
     }
     let mut tc = |parent, qdisc| -> Result<Vec<TcRow>> {

@@ -42,6 +42,12 @@ pub enum Error {
     },
 }
 
+/// Whether a program of this (kernel) name may be libxdp's dispatcher:
+/// [`read`] tells.
+pub fn is_named(name: &str) -> bool {
+    name == DISPATCHER_NAME
+}
+
 /// The dispatcher `prog_id` attached to device `ifindex`, with its programs;
 /// `None` when the program is not a libxdp dispatcher. `bpffs` is where
 /// libxdp pins (`LIBXDP_BPFFS`, by default /sys/fs/bpf): without its pins a

@@ -50,12 +50,9 @@ pub struct Journal {
     kernel: Real,
 }
 
-/// Whether the bpffs `path` is on has journal records (cheap: a readdir).
-pub fn has_records(path: &Path) -> bool {
-    StateDir::of(path)
-        .ok()
-        .and_then(|s| s.entries("journal").ok())
-        .is_some_and(|e| !e.is_empty())
+/// Whether `state` holds journal records (cheap: a readdir).
+pub fn has_records(state: &StateDir) -> bool {
+    state.entries("journal").is_ok_and(|e| !e.is_empty())
 }
 
 pub use crate::kernel::clock::now_ms;

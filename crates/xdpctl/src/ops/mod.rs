@@ -49,7 +49,12 @@ pub fn begin(path: &Path) -> Result<(Journal, Vec<String>)> {
 /// change was left unfinished there, and does nothing (takes no lock)
 /// otherwise.
 pub fn settle(path: &Path) -> Result<Vec<String>> {
-    if !journal::has_records(path) && !pending::has_expired(path) {
+    // NB: the state directory found once: each lookup is a walk up the
+    // path, which every command pays at its start.
+    let Ok(state) = crate::kernel::layout::StateDir::of(path) else {
+        return Ok(Vec::new());
+    };
+    if !journal::has_records(&state) && !pending::has_expired(&state) {
         return Ok(Vec::new());
     }
     Ok(begin(path)?.1)

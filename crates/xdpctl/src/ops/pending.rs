@@ -21,10 +21,7 @@
 //! - Records are validated like journal records: paths inside the bpffs,
 //!   kept pins inside the state directory.
 
-use std::{
-    collections::HashSet,
-    path::{Path, PathBuf},
-};
+use std::{collections::HashSet, path::PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -174,14 +171,11 @@ pub fn watcher_alive(pid: u32, key: &str) -> bool {
         .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == key.as_bytes()))
 }
 
-/// Whether the bpffs `path` is on has an expired pending change whose
+/// Whether `state` holds an expired pending change whose
 /// watcher is gone (cheap when there is none).
-pub fn has_expired(path: &Path) -> bool {
-    let Ok(state) = StateDir::of(path) else {
-        return false;
-    };
+pub fn has_expired(state: &StateDir) -> bool {
     state.entries("pending").is_ok_and(|e| !e.is_empty())
-        && all(&state).into_iter().any(|(key, p)| {
+        && all(state).into_iter().any(|(key, p)| {
             p.is_ok_and(|p| p.deadline_ms < now_ms() && !watcher_alive(p.watcher, &key))
         })
 }
