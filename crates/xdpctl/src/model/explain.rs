@@ -289,7 +289,9 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
         }
     } else if native == Native::Yes && !rx_sg {
         if f.mtu > max {
-            native = Native::FragsOnly;
+            // NB: not frags-only: without rx-sg a program with frags gets no
+            // more than one buffer either.
+            native = Native::No;
             why = format!(
                 "its MTU {} is over what one page holds after XDP's headroom ({max}), and its \
                  driver has no rx-sg (multi-buffer): most drivers refuse that, each by its own \
@@ -523,9 +525,21 @@ mod tests {
         assert_eq!(e.native, Native::Yes);
         assert!(e.why.contains("(mlx5_core)"));
         assert!(e.notes[0].contains("slave of bond bond0"));
+        // A jumbo MTU without rx-sg: a program with frags is refused too.
+        for frags in [false, true] {
+            assert_eq!(
+                explain(&dev(None, Some(BASIC), 9000), frags).native,
+                Native::No
+            );
+        }
+        // With rx-sg, only a program with frags.
         assert_eq!(
-            explain(&dev(None, Some(BASIC), 9000), false).native,
+            explain(&dev(None, Some(BASIC | RX_SG), 9000), false).native,
             Native::FragsOnly
+        );
+        assert_eq!(
+            explain(&dev(None, Some(BASIC | RX_SG), 9000), true).native,
+            Native::Yes
         );
         assert_eq!(
             explain(&dev(None, None, 1500), false).native,
