@@ -28,4 +28,6 @@ pub use stage::{
     rename_replace,
 };
 pub use sys::{Kind, ObjectInfo, obj_get, obj_info, obj_pin};
-pub use walk::{Pin, is_empty_dir, keep_private, list, list_matching, pin_info, remove_all};
+pub use walk::{
+    Pin, is_empty_dir, keep_private, list, list_matching, list_pruned, pin_info, remove_all,
+};

@@ -65,10 +65,22 @@ pub fn list_matching(
     path: &Path,
     wanted: impl Fn(&std::ffi::OsStr) -> bool + Copy,
 ) -> Result<Vec<Pin>> {
+    list_pruned(path, wanted, |_, _| true)
+}
+
+/// Like [`list_matching`], and walks into a subdirectory only when
+/// `descend(names, sub)` accepts it, `names` being the entries of the
+/// directory that holds it: a walk that knows where its pins cannot be
+/// reads no more of the bpffs than it must.
+pub fn list_pruned(
+    path: &Path,
+    wanted: impl Fn(&std::ffi::OsStr) -> bool + Copy,
+    descend: impl Fn(&[std::ffi::OsString], &std::ffi::OsStr) -> bool + Copy,
+) -> Result<Vec<Pin>> {
     let mut pins = Vec::new();
     let meta = fs::symlink_metadata(path).map_err(|e| Error::syscall("stat", path, e))?;
     if meta.is_dir() {
-        walk(path, &mut pins, wanted)?;
+        walk(path, &mut pins, wanted, descend)?;
     } else if meta.is_file() {
         pins.push(pin_info(path)?);
     } else {
@@ -84,24 +96,30 @@ fn walk(
     dir: &Path,
     pins: &mut Vec<Pin>,
     wanted: impl Fn(&std::ffi::OsStr) -> bool + Copy,
+    descend: impl Fn(&[std::ffi::OsString], &std::ffi::OsStr) -> bool + Copy,
 ) -> Result<()> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::syscall("opendir", dir, e))?;
-    for entry in entries {
+    // The names first: whether to walk into a subdirectory may depend on
+    // its siblings.
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::syscall("opendir", dir, e))? {
         let entry = entry.map_err(|e| Error::syscall("readdir", dir, e))?;
-        let path = entry.path();
         let Ok(file_type) = entry.file_type() else {
             continue;
         };
+        entries.push((entry.file_name(), file_type));
+    }
+    let names: Vec<std::ffi::OsString> = entries.iter().map(|(n, _)| n.clone()).collect();
+    for (name, file_type) in &entries {
         if file_type.is_dir() {
-            if is_internal_name(&entry.file_name()) {
+            if is_internal_name(name) || !descend(&names, name) {
                 continue;
             }
-            match walk(&path, pins, wanted) {
+            match walk(&dir.join(name), pins, wanted, descend) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 other => other?,
             }
-        } else if file_type.is_file() && wanted(&entry.file_name()) {
-            match pin_info(&path) {
+        } else if file_type.is_file() && wanted(name) {
+            match pin_info(&dir.join(name)) {
                 Ok(pin) => pins.push(pin),
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
                     return Err(e);

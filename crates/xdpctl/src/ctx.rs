@@ -68,7 +68,8 @@ impl Ctx {
     /// The pins of links xdpctl made (`<dev>@<netns inode>`): found without
     /// opening every other pin on the bpffs.
     pub fn link_pin_index(&self) -> Result<PinIndex> {
-        let mut index = objects::pin_index(&self.bpffs, LinkPin::is_name)?;
+        let mut index =
+            objects::pin_index_pruned(&self.bpffs, LinkPin::is_name, LinkPin::may_hold)?;
         self.add_own_links(&mut index)?;
         Ok(index)
     }

@@ -22,11 +22,21 @@ pub type PinIndex = HashMap<(Kind, u32), Vec<PathBuf>>;
 /// The pins below `root` whose file name `wanted` accepts, by kind and id.
 /// Empty when `root` is not a bpffs (nothing can be pinned there).
 pub fn pin_index(root: &Path, wanted: impl Fn(&OsStr) -> bool + Copy) -> Result<PinIndex> {
+    pin_index_pruned(root, wanted, |_, _| true)
+}
+
+/// [`pin_index`], walking into a subdirectory only when `descend` (see
+/// [`pinfs::list_pruned`]) accepts it.
+pub fn pin_index_pruned(
+    root: &Path,
+    wanted: impl Fn(&OsStr) -> bool + Copy,
+    descend: impl Fn(&[std::ffi::OsString], &OsStr) -> bool + Copy,
+) -> Result<PinIndex> {
     let mut index = PinIndex::new();
     if !root.is_dir() || !pinfs::is_bpffs(root)? {
         return Ok(index);
     }
-    let pins = pinfs::list_matching(root, wanted)
+    let pins = pinfs::list_pruned(root, wanted, descend)
         .with_context(|| format!("listing pins under {}", root.display()))?;
     for pin in pins {
         index.entry((pin.kind, pin.id)).or_default().push(pin.path);

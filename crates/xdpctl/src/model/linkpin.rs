@@ -134,6 +134,15 @@ impl LinkPin {
         })
     }
 
+    /// Whether a walk looking for link pins goes into the subdirectory
+    /// `sub` of a directory holding `names`: in a load directory (it holds
+    /// a manifest) only into its links directory. A load holds no other
+    /// load (`load` refuses that), so nothing else in it is a link pin of
+    /// xdpctl's; the maps directory, the largest, is not read.
+    pub fn may_hold(names: &[std::ffi::OsString], sub: &std::ffi::OsStr) -> bool {
+        sub == LINKS_SUBDIR || !names.iter().any(|n| n == crate::model::manifest::PIN)
+    }
+
     /// Whether a file name looks like a link pin's (for walks that look
     /// for them without opening every pin).
     pub fn is_name(name: &std::ffi::OsStr) -> bool {
@@ -168,6 +177,23 @@ impl LinkPin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_walk_for_link_pins_reads_only_a_loads_links() {
+        let names = |n: &[&str]| {
+            n.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        let load = names(&["manifest", "xdp_fw", "maps", "links"]);
+        assert!(LinkPin::may_hold(&load, "links".as_ref()));
+        assert!(!LinkPin::may_hold(&load, "maps".as_ref()));
+        // Not a load directory: anything may hold a load.
+        let other = names(&["maps", "links", "fw"]);
+        for sub in ["maps", "links", "fw"] {
+            assert!(LinkPin::may_hold(&other, sub.as_ref()));
+        }
+    }
 
     #[test]
     fn a_pin_is_read_back_as_it_was_made() {
