@@ -14,6 +14,7 @@ const FIXTURES: &[&str] = &[
     "bad_value_size",
     "tc_pass",
     "tcx_order",
+    "chain_next",
     "typed_maps",
     "xdp_drop",
     "xdp_pass",

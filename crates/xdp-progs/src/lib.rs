@@ -84,6 +84,9 @@ pub mod xdpfw {
         /// RINGBUF: captured packets, each a [`CaptureRec`](super::CaptureRec)
         /// and its bytes.
         pub const CAPTURE_RB: &str = "capture_rb";
+        /// PROG_ARRAY, one slot: the XDP program the firewall hands the
+        /// packets it passes to (`xdpctl chain`); empty, they pass.
+        pub const CHAIN: &str = "chain";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -115,6 +118,7 @@ pub mod xdpfw {
             CAPTURE_RB,
             HIT_CACHE,
             RULE_HITS,
+            CHAIN,
         ];
         /// Whether an object with these maps is the firewall (of this
         /// version or another): it has the firewall's control words and

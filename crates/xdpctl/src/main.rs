@@ -52,6 +52,7 @@ fn run(cli: &cli::Cli) -> anyhow::Result<()> {
         Command::Capture(args) => cmd::capture::capture(&ctx, args),
         Command::Guard(args) => cmd::guard::guard(&ctx, args),
         Command::Confirm(args) => cmd::confirm::confirm(&ctx, args),
+        Command::Chain(args) => cmd::chain::chain(&ctx, args),
         Command::Apply(args) => cmd::apply::apply(&ctx, args),
         Command::Save(args) => cmd::save::save(&ctx, args),
         Command::Agent(args) => cmd::agent::agent(&ctx, args),

@@ -8,6 +8,7 @@ mod basics;
 mod bench;
 mod bpffs;
 mod capture;
+mod chain;
 mod cidr6_index;
 mod cidr_index;
 mod completion;

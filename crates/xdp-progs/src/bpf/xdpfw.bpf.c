@@ -271,6 +271,15 @@ struct {
 	__uint(max_entries, XDPFW_CAPTURE_RING);
 } capture_rb SEC(".maps");
 
+/* The next XDP program (slot 0), set by `xdpctl chain`: what the firewall
+ * passes goes on to it, through a tail call. An empty slot: XDP_PASS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} chain SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32); /* hash of the rule */
@@ -1291,7 +1300,13 @@ int xdp_fw(struct xdp_md *ctx)
 	(void)lease;
 	(void)capture;
 #endif
-	return is_drop(outcome) ? XDP_DROP : XDP_PASS;
+	if (is_drop(outcome))
+		return XDP_DROP;
+	/* Counted as passed; the next program, if one is chained, decides
+	 * (a constant slot: the JIT patches the jump in, and an empty slot
+	 * falls through to XDP_PASS). */
+	bpf_tail_call(ctx, &chain, 0);
+	return XDP_PASS;
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";

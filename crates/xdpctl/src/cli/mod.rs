@@ -173,6 +173,7 @@ fn parser_with(wanted: impl Fn(&str) -> bool) -> clap::Command {
         leaf("capture", CaptureArgs::augment_args),
         leaf("guard", GuardArgs::augment_args),
         leaf("confirm", ConfirmArgs::augment_args),
+        leaf("chain", ChainArgs::augment_args),
         leaf("apply", ApplyArgs::augment_args),
         leaf("save", SaveArgs::augment_args),
         leaf("agent", AgentArgs::augment_args),
@@ -212,6 +213,7 @@ pub enum Command {
     Capture(CaptureArgs),
     Guard(GuardArgs),
     Confirm(ConfirmArgs),
+    Chain(ChainArgs),
     Apply(ApplyArgs),
     Save(SaveArgs),
     Agent(AgentArgs),
@@ -459,6 +461,33 @@ pub struct ConfirmArgs {
     /// The network namespace of the device.
     #[arg(long, value_name = "NAME|PATH", value_parser = name_arg, add = ArgValueCompleter::new(complete::namespaces))]
     pub netns: Option<String>,
+}
+
+/// Put an XDP program behind the firewall: what it passes goes on to it.
+///
+/// The firewall ends with a tail call through its one-slot program array
+/// `chain`: the program put there runs next, with the packets the firewall
+/// passed, on every device the firewall runs on. Nothing is detached, and
+/// setting another program swaps it atomically (a packet meets the old one
+/// or the new one). PROG is as for attach: a pinned path, a load directory
+/// holding one XDP program, or an id; it must be an XDP program without
+/// frags (a tail call's rule). With no PROG, shows the chain; --clear
+/// empties it, and the firewall passes what it passes. `unload` of the
+/// program's load takes it out of the chain first; `load --replace` of
+/// either end keeps the chain. `net show` shows it after the firewall.
+///
+/// Example: xdpctl chain /sys/fs/bpf/xdpfw /sys/fs/bpf/lb
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// The firewall's load directory (relative paths are under --bpffs).
+    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
+    pub dir: PathBuf,
+    /// The program to put behind it.
+    #[arg(value_name = "PROG", conflicts_with = "clear", add = ArgValueCompleter::new(complete::progs))]
+    pub next: Option<Handle>,
+    /// Empty the chain: the firewall's passed packets pass.
+    #[arg(long)]
+    pub clear: bool,
 }
 
 /// Make the live state what a policy file says, changing only what differs.

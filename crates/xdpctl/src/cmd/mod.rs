@@ -6,6 +6,7 @@ pub mod agent;
 pub mod apply;
 pub mod attach;
 pub mod capture;
+pub mod chain;
 pub mod confirm;
 pub mod detach;
 pub mod doctor;

@@ -187,6 +187,15 @@ impl Human for NetShow {
                         None => details,
                     },
                 });
+                if let Some(c) = &x.chain {
+                    lines.push(HookLine {
+                        hook: "  then".into(),
+                        prog_id: Some(c.prog_id),
+                        name: c.prog_name.clone(),
+                        attach: "chain".into(),
+                        details: format!("tail call, {}", view.path(&c.map)),
+                    });
+                }
                 for p in x.dispatcher.iter().flat_map(|d| &d.programs) {
                     lines.push(HookLine {
                         hook: format!("  prog{}", p.slot),
@@ -367,16 +376,27 @@ fn device_row(
             }
             None => None,
         };
+        let link_pinned = link
+            .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
+            .unwrap_or_default();
+        // The chain of a load attached by a link xdpctl pinned in it.
+        let chain = link_pinned
+            .iter()
+            .find_map(|p| crate::ops::chain::next_of_pin(p))
+            .map(|(map, id)| crate::model::xdp::ChainNext {
+                prog_id: id,
+                prog_name: names.get(id),
+                map,
+            });
         xdp.push(XdpRow {
             mode: mode.to_string(),
             prog_id,
             prog_name,
             attach,
             link_id: link.map(|l| l.id),
-            link_pinned: link
-                .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
-                .unwrap_or_default(),
+            link_pinned,
             dispatcher,
+            chain,
         });
     }
     let mut tc = |parent, qdisc| -> Result<Vec<TcRow>> {

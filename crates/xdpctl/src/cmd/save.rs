@@ -100,6 +100,15 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             tcx.join(", ")
         ));
     }
+    if let Ok(crate::ops::chain::Chained {
+        next: Some(next), ..
+    }) = crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show)
+    {
+        ctx.out.note(format_args!(
+            "not saved: the chain to program {} ({}) (chains are not in policies yet; put it              back with `xdpctl chain` after `apply`)",
+            next.prog_id, next.prog_name
+        ));
+    }
     let rules = match live::rules(&load.path) {
         Ok(maps) => policy::rules_of(&maps, GUARD_MARK),
         Err(_) if !builtin => policy::Rules::default(),

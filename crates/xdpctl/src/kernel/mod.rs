@@ -3,6 +3,7 @@
 //! buffer sizes, errors that name the object, the path and the syscall.
 
 pub mod btf;
+pub mod chain;
 pub mod clock;
 pub mod datamaps;
 pub mod dispatcher;

@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     kernel::{
-        fwindex,
+        chain, fwindex,
         map::MapHandle,
         netlink::Rtnl,
         netns, store,
@@ -191,6 +191,30 @@ impl Kernel for Real {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn chain(&mut self, map: &Path) -> Result<Option<u32>> {
+        let Some(handle) =
+            chain::open(map).with_context(|| format!("opening the chain {}", map.display()))?
+        else {
+            return Ok(None);
+        };
+        chain::next(&handle).with_context(|| format!("reading the chain {}", map.display()))
+    }
+
+    fn chain_set(&mut self, map: &Path, to: Option<u32>) -> Result<()> {
+        let Some(handle) =
+            chain::open(map).with_context(|| format!("opening the chain {}", map.display()))?
+        else {
+            bail!("no chain is pinned at {}", map.display());
+        };
+        let prog = to
+            .map(|id| {
+                sys::fd_by_id(IdKind::Prog, id).with_context(|| format!("opening program {id}"))
+            })
+            .transpose()?;
+        chain::set(&handle, prog.as_ref().map(|fd| fd.as_fd()))
+            .with_context(|| format!("setting the chain {}", map.display()))
     }
 
     fn sync_rules(&mut self, dir: &Path, desired: &Path) -> Result<()> {

@@ -45,6 +45,14 @@ pub enum Step {
     },
     /// Detach link `link` if it still exists and is attached.
     LinkDetach { link: u32 },
+    /// If the one-slot program array pinned at `map` (a firewall's
+    /// `chain`) holds program `from` (or nothing), make it hold `to` (or
+    /// nothing).
+    ChainSwap {
+        map: PathBuf,
+        from: Option<u32>,
+        to: Option<u32>,
+    },
     /// If `dir` holds generation `generation` and `other` exists, swap the two
     /// directories in one rename.
     Exchange {
@@ -114,6 +122,8 @@ pub enum Switch {
     Link { link: u32, from: u32, to: u32 },
     /// A netlink attachment.
     Netlink { dev: Dev, from: u32, to: u32 },
+    /// The next program of a firewall's chain (its `chain` map's slot).
+    Chain { map: PathBuf, from: u32, to: u32 },
 }
 
 /// A map pinned outside the load directory because the object asks for
@@ -441,6 +451,7 @@ impl Change {
                         }
                         Step::SyncRules { dir, desired } => out.extend([dir.as_path(), desired]),
                         Step::MoveLinkPin { from, to, .. } => out.extend([from.as_path(), to]),
+                        Step::ChainSwap { map, .. } => out.push(map),
                         Step::LinkSwap { .. } | Step::XdpSwap { .. } | Step::LinkDetach { .. } => {}
                     }
                 }
@@ -492,7 +503,8 @@ impl Change {
 }
 
 impl Switch {
-    fn step(&self, back: bool) -> Step {
+    /// The step that makes the switch (`back`: that undoes it).
+    pub fn step(&self, back: bool) -> Step {
         match *self {
             Switch::Link { link, from, to } => {
                 let (from, to) = if back { (to, from) } else { (from, to) };
@@ -503,6 +515,14 @@ impl Switch {
                 Step::XdpSwap {
                     dev: dev.clone(),
                     from,
+                    to: Some(to),
+                }
+            }
+            Switch::Chain { ref map, from, to } => {
+                let (from, to) = if back { (to, from) } else { (from, to) };
+                Step::ChainSwap {
+                    map: map.clone(),
+                    from: Some(from),
                     to: Some(to),
                 }
             }
@@ -570,6 +590,11 @@ pub trait Kernel {
     /// Syncs the rule maps of `dir` with the stored `desired` rules (each
     /// write idempotent).
     fn sync_rules(&mut self, dir: &Path, desired: &Path) -> anyhow::Result<()>;
+    /// The program in the slot of the one-slot program array pinned at
+    /// `map`; `None` when it is empty or nothing is pinned there.
+    fn chain(&mut self, map: &Path) -> anyhow::Result<Option<u32>>;
+    /// Puts program `to` in that slot, or empties it.
+    fn chain_set(&mut self, map: &Path, to: Option<u32>) -> anyhow::Result<()>;
 }
 
 /// Runs one step. A step whose precondition does not hold does nothing.
@@ -588,6 +613,13 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
         Step::LinkDetach { link } => {
             if kernel.link(*link)?.is_some_and(|l| l.attached) {
                 kernel.link_detach(*link)?;
+            }
+        }
+        Step::ChainSwap { map, from, to } => {
+            // NB: no compare-and-swap for a program array: the change lock
+            // keeps other xdpctl commands out meanwhile.
+            if kernel.chain(map)? == *from {
+                kernel.chain_set(map, *to)?;
             }
         }
         Step::Exchange {

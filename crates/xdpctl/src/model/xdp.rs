@@ -101,6 +101,21 @@ pub struct XdpAttachment {
     /// xdp-filter and other libxdp users): the programs it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatcher: Option<Dispatcher>,
+    /// When the program chains to another (`xdpctl chain`): the program
+    /// that gets what it passes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainNext>,
+}
+
+/// The program behind a firewall (its `chain` map's slot).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainNext {
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+    /// The chain map's pin.
+    pub map: PathBuf,
 }
 
 /// The kernel name of libxdp's dispatcher program.

@@ -220,6 +220,7 @@ impl Attachment {
                 link_id: None,
                 link_pinned: Vec::new(),
                 dispatcher: None,
+                chain: None,
             },
         }
     }
@@ -670,6 +671,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
             link_id,
             link_pinned,
             dispatcher: None,
+            chain: None,
         },
     };
     ctx.out.note(format_args!(

@@ -40,6 +40,8 @@ pub enum Expect {
     Link { link: u32, prog: u32 },
     /// `dev` runs program `prog` over netlink.
     Netlink { dev: Dev, prog: u32 },
+    /// The chain pinned at `map` holds program `prog`.
+    Chain { map: PathBuf, prog: u32 },
 }
 
 /// A change waiting for confirmation.
@@ -235,6 +237,14 @@ fn changed_since(p: &Pending) -> Result<Vec<String>> {
                     changed.push(format!(
                         "ifindex {} no longer runs program {prog}",
                         dev.ifindex
+                    ));
+                }
+            }
+            Expect::Chain { map, prog } => {
+                if real.chain(map)? != Some(*prog) {
+                    changed.push(format!(
+                        "the chain {} no longer holds program {prog}",
+                        map.display()
                     ));
                 }
             }

@@ -246,6 +246,24 @@ pub fn replace(
             to: prog_id(&ebpf, prog_name)?,
         });
     }
+    // Firewalls that chain to one of its programs: to the new one.
+    for (fw, map, prog) in super::chain::all(&ctx.bpffs)? {
+        let Some(prog_name) = old_progs.get(&prog) else {
+            continue;
+        };
+        if !names.contains(prog_name) {
+            bail!(
+                "{} chains to {prog_name}, which {} does not have; nothing was changed",
+                fw.display(),
+                object.label
+            );
+        }
+        switches.push(Switch::Chain {
+            map,
+            from: prog,
+            to: prog_id(&ebpf, prog_name)?,
+        });
+    }
 
     let stage = journal.scratch("stage")?;
     let keep = match args.confirm_within {
@@ -358,21 +376,7 @@ pub fn replace(
     }
     drop(live_lock);
     if let (Some(within), Some(keep)) = (args.confirm_within, &keep) {
-        let mut rollback: Vec<Step> = switches
-            .iter()
-            .map(|s| match s {
-                Switch::Link { link, from, to } => Step::LinkSwap {
-                    link: *link,
-                    from: *to,
-                    to: *from,
-                },
-                Switch::Netlink { dev, from, to } => Step::XdpSwap {
-                    dev: dev.clone(),
-                    from: *to,
-                    to: Some(*from),
-                },
-            })
-            .collect();
+        let mut rollback: Vec<Step> = switches.iter().map(|s| s.step(true)).collect();
         rollback.push(Step::Exchange {
             dir: load.path.clone(),
             generation: new_gen,
@@ -387,6 +391,10 @@ pub fn replace(
                 },
                 Switch::Netlink { dev, to, .. } => pending::Expect::Netlink {
                     dev: dev.clone(),
+                    prog: *to,
+                },
+                Switch::Chain { map, to, .. } => pending::Expect::Chain {
+                    map: map.clone(),
                     prog: *to,
                 },
             })

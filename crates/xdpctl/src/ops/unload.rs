@@ -15,7 +15,7 @@ use crate::{
         sys::{self, IdKind},
     },
     model::{
-        change::{Change, SharedPin},
+        change::{Change, SharedPin, Step},
         linkpin::LinkPin,
         xdp::XdpAttachment,
     },
@@ -174,6 +174,7 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
                 link_id: Some(pin.id),
                 link_pinned: vec![pin.path.clone()],
                 dispatcher: None,
+                chain: None,
             },
         });
     }
@@ -200,6 +201,7 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
                 link_id: None,
                 link_pinned: Vec::new(),
                 dispatcher: None,
+                chain: None,
             },
         });
         netlink.push((dev, prog));
@@ -245,6 +247,33 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
                 path: s.path.clone(),
                 map: m.id,
             });
+        }
+    }
+    // Out of any firewall's chain first, the way out of a device: the slot
+    // holds the program, which would run on after its pins are gone.
+    let unchain: Vec<(PathBuf, PathBuf, u32)> = ops::chain::all(&ctx.bpffs)?
+        .into_iter()
+        .filter(|(fw, _, prog)| *fw != load.path && prog_ids.contains(prog))
+        .collect();
+    if !unchain.is_empty() {
+        let entry = journal.begin(Change::Steps {
+            what: format!("taking {} out of chains", load.path.display()),
+            steps: unchain
+                .iter()
+                .map(|(_, map, prog)| Step::ChainSwap {
+                    map: map.clone(),
+                    from: Some(*prog),
+                    to: None,
+                })
+                .collect(),
+        })?;
+        journal.run_forward(&entry)?;
+        journal.finish(entry)?;
+        for (fw, _, prog) in &unchain {
+            ctx.out.note(format_args!(
+                "took program {prog} out of the chain of {}: what it passes, passes",
+                fw.display()
+            ));
         }
     }
     let entry = journal.begin(Change::Unload {

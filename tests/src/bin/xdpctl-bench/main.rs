@@ -1016,26 +1016,15 @@ fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
         met: Some(r <= 1.2),
     });
 
-    // net show of one device, in a namespace with an attachment: each
-    // command started in the namespace (setns between fork and exec, not
-    // through nsenter, whose own start would be on both sides of the ratio).
+    // net show of one device, in a namespace with an attachment: both
+    // commands started by this thread from inside the namespace (not
+    // through nsenter, whose own start would be on both sides of the
+    // ratio, nor with a hook between fork and exec, which would fork this
+    // large process instead of spawning).
     let pair = VethPair::new();
     attach_generic(&fs, "a0/typed", &pair);
-    let in_ns = |mut c: Command| {
-        use std::os::{fd::AsRawFd, unix::process::CommandExt};
-        let ns = fs::File::open(pair.b.path()).expect("opening the namespace");
-        // SAFETY: setns is async-signal-safe; `ns` outlives the spawn.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        c
-    };
     let dev = pair.dev_b.clone();
+    let entered = pair.b.enter();
     // A short command: many runs, the two in turn.
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..sizes.cli_runs * 20 {
@@ -1044,7 +1033,7 @@ fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
             || {
                 let mut c = Command::new(xdpctl_bin());
                 c.args(["net", "show", &dev]).env("XDPCTL_BPFFS", fs.path());
-                in_ns(c)
+                c
             },
             || {},
         ));
@@ -1053,11 +1042,12 @@ fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
             || {
                 let mut c = Command::new("bpftool");
                 c.args(["net", "show", "dev", &dev]);
-                in_ns(c)
+                c
             },
             || {},
         ));
     }
+    drop(entered);
     let (o, t) = (median(ours), median(theirs));
     rows.push(time_ratio_row(
         "net show of one device, wall time (s)",

@@ -34,6 +34,8 @@ pub struct Fake {
     pub links: BTreeMap<u32, LinkState>,
     pub xdp: HashMap<Dev, u32>,
     pub fs: BTreeMap<PathBuf, Node>,
+    /// The slots of pinned one-slot program arrays, by pin.
+    pub chains: BTreeMap<PathBuf, u32>,
     /// State changes left before the crash; `None`: never.
     pub budget: Option<usize>,
 }
@@ -191,6 +193,21 @@ impl Kernel for Fake {
         }
         Ok(())
     }
+    fn chain(&mut self, map: &Path) -> anyhow::Result<Option<u32>> {
+        Ok(match self.fs.get(map) {
+            Some(Node::Map(_)) => self.chains.get(map).copied(),
+            _ => None,
+        })
+    }
+    fn chain_set(&mut self, map: &Path, to: Option<u32>) -> anyhow::Result<()> {
+        self.spend()?;
+        anyhow::ensure!(matches!(self.fs.get(map), Some(Node::Map(_))), "ENOENT");
+        match to {
+            Some(to) => self.chains.insert(map.to_owned(), to),
+            None => self.chains.remove(map),
+        };
+        Ok(())
+    }
     fn unpin(&mut self, path: &Path) -> anyhow::Result<()> {
         self.spend()?;
         if let Some(Node::Link(id)) = self.fs.remove(path) {
@@ -288,6 +305,9 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
         },
     );
     initial.xdp.insert(dev(), 100);
+    // Another firewall chains to it.
+    initial.put("/b/ids/maps/chain", Node::Map(50));
+    initial.chains.insert("/b/ids/maps/chain".into(), 100);
     let change = Change::Replace {
         dir: "/b/fw".into(),
         stage: "/b/_xdpctl/stage/r1".into(),
@@ -302,6 +322,11 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
             },
             Switch::Netlink {
                 dev: dev(),
+                from: 100,
+                to: 200,
+            },
+            Switch::Chain {
+                map: "/b/ids/maps/chain".into(),
                 from: 100,
                 to: 200,
             },
@@ -322,6 +347,7 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     after.put("/b/fw/links/eth1@9", Node::Link(10));
     after.links.get_mut(&10).unwrap().prog = 200;
     after.xdp.insert(dev(), 200);
+    after.chains.insert("/b/ids/maps/chain".into(), 200);
 
     // Killed while staging: undone.
     let mut staging = change.clone();

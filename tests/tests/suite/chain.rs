@@ -1,0 +1,243 @@
+//! `xdpctl chain`: a program behind the firewall gets what the firewall
+//! passes and nothing it drops, by real traffic; swapping it under a
+//! steady stream loses no packet; `unload` takes it out first; `load
+//! --replace` of either end keeps the chain; and SIGKILL at every state
+//! change of a chain change and of an upgrade of the program behind
+//! leaves the chain holding the program its load holds.
+
+use std::{
+    net::UdpSocket,
+    os::unix::process::ExitStatusExt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use xdpctl_tests::{Bpffs, VethPair, command, fixture, require_privileges, xdpctl};
+
+/// `seen[slot]` of the chained programs' load `nx`.
+fn seen(fs: &Bpffs, slot: u32) -> u64 {
+    xdpctl(
+        fs,
+        ["-j", "map", "lookup", "nx/maps/seen", &slot.to_string()],
+    )
+    .ok()
+    .json()["value"]
+        .as_u64()
+        .expect("a number")
+}
+
+/// The id of the program in `fw`'s chain, if any.
+fn next(fs: &Bpffs) -> Option<u64> {
+    xdpctl(fs, ["-j", "chain", "fw"]).ok().json()["next"]["prog_id"].as_u64()
+}
+
+/// The id of the program pinned at `pin`.
+fn pinned_id(fs: &Bpffs, pin: &str) -> u64 {
+    let j = xdpctl(fs, ["-j", "prog", "show", pin]).ok().json();
+    j[0]["id"].as_u64().unwrap_or_else(|| panic!("{j}"))
+}
+
+/// The firewall (dropping UDP to port 9) on the pair's b end, and the
+/// fixture's programs loaded as `nx`, `nx/next_a` behind the firewall.
+fn setup(fs: &Bpffs, pair: &VethPair) {
+    xdpctl(fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(fs, ["map", "update", "fw/maps/udp_ports", "9", "1"]).ok();
+    let obj = fixture("chain_next");
+    xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", "nx"]).ok();
+    xdpctl(fs, ["chain", "fw", "nx/next_a"]).ok();
+    xdpctl(
+        fs,
+        [
+            "attach",
+            "fw",
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+            "--mode",
+            "generic",
+        ],
+    )
+    .ok();
+}
+
+/// A sender in a and a receiver of port 7777 in b.
+fn sockets(pair: &VethPair) -> (UdpSocket, UdpSocket) {
+    let rx = {
+        let _in = pair.b.enter();
+        UdpSocket::bind((pair.ip_b.as_str(), 7777)).unwrap()
+    };
+    rx.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let tx = {
+        let _in = pair.a.enter();
+        UdpSocket::bind((pair.ip_a.as_str(), 0)).unwrap()
+    };
+    (tx, rx)
+}
+
+/// Datagrams `rx` holds, read until it has none for a while.
+fn drain(rx: &UdpSocket) -> u64 {
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    while rx.recv(&mut buf).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn the_program_behind_the_firewall_gets_what_it_passes_and_swaps_without_loss() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    setup(&fs, &pair);
+    let (tx, rx) = sockets(&pair);
+
+    // Passed to port 7777: the firewall's pass, then next_a's; dropped to
+    // port 9: next_a never sees them.
+    for _ in 0..40 {
+        tx.send_to(b"open", (pair.ip_b.as_str(), 7777)).unwrap();
+        tx.send_to(b"shut", (pair.ip_b.as_str(), 9)).unwrap();
+    }
+    assert_eq!(drain(&rx), 40, "the passed datagrams arrive");
+    assert_eq!((seen(&fs, 0), seen(&fs, 1)), (40, 0));
+    let j = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    let x = &j["devices"][0]["xdp"][0];
+    assert_eq!(x["prog_name"], "xdp_fw", "{j}");
+    assert_eq!(x["chain"]["prog_name"], "next_a", "{j}");
+    let table = xdpctl(&fs, ["net", "show", &pair.dev_b, "--netns", pair.b.name()])
+        .ok()
+        .stdout;
+    assert!(
+        table.contains("then") && table.contains("next_a"),
+        "{table}"
+    );
+
+    // A steady stream while next_b takes over and hands back: every
+    // datagram reaches one of them, and the receiver.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (stop, tx, dst) = (stop.clone(), tx.try_clone().unwrap(), pair.ip_b.clone());
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) || sent < 400 {
+                tx.send_to(b"flow", (dst.as_str(), 7777)).unwrap();
+                sent += 1;
+                if sent.is_multiple_of(20) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            sent
+        })
+    };
+    let reader = {
+        let rx = rx.try_clone().unwrap();
+        std::thread::spawn(move || drain(&rx))
+    };
+    for prog in ["nx/next_b", "nx/next_a", "nx/next_b"] {
+        std::thread::sleep(Duration::from_millis(30));
+        let j = xdpctl(&fs, ["-j", "chain", "fw", prog]).ok().json();
+        assert!(
+            j["next"]["prog_name"]
+                .as_str()
+                .is_some_and(|n| prog.ends_with(n)),
+            "{j}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    let received = reader.join().unwrap();
+    let (a, b) = (seen(&fs, 0) - 40, seen(&fs, 2));
+    assert!(a > 0 && b > 0, "both ran: next_a {a}, next_b {b}");
+    assert_eq!(a + b, sent, "every datagram met one of them");
+    assert_eq!(received, sent, "and none was lost");
+    assert_eq!((seen(&fs, 1), seen(&fs, 3)), (0, 0), "nor any dropped one");
+
+    // Refused, and nothing changes: the firewall itself, a program that
+    // is not XDP, a load without a chain.
+    let before = (next(&fs), fs.snapshot());
+    xdpctl(&fs, ["chain", "fw", "fw"]).fails_with(&["cannot follow itself"]);
+    xdpctl(&fs, ["chain", "nx", "fw"]).fails_with(&["has no chain map"]);
+    xdpctl(&fs, ["chain", "fw", "nx"]).fails_with(&["holds 2 XDP programs"]);
+    assert_eq!((next(&fs), fs.snapshot()), before);
+
+    // Unloading the program behind takes it out of the chain first: the
+    // firewall passes on its own.
+    let out = xdpctl(&fs, ["unload", "nx"]).ok();
+    assert!(out.stderr.contains("out of the chain of"), "{}", out.stderr);
+    assert_eq!(next(&fs), None);
+    tx.send_to(b"open", (pair.ip_b.as_str(), 7777)).unwrap();
+    assert_eq!(drain(&rx), 1);
+    tx.send_to(b"shut", (pair.ip_b.as_str(), 9)).unwrap();
+    assert_eq!(drain(&rx), 0);
+}
+
+#[test]
+fn the_chain_survives_an_upgrade_of_either_end_and_a_kill_at_any_point() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    setup(&fs, &pair);
+    let obj = fixture("chain_next");
+    let obj = obj.to_str().unwrap();
+
+    // The program behind, upgraded: the chain follows it to the new one.
+    let old = pinned_id(&fs, "nx/next_a");
+    assert_eq!(next(&fs), Some(old));
+    xdpctl(&fs, ["load", obj, "--pin", "nx", "--replace"]).ok();
+    let new = pinned_id(&fs, "nx/next_a");
+    assert_ne!(new, old);
+    assert_eq!(next(&fs), Some(new));
+    // The firewall, upgraded: its chain map carries over.
+    xdpctl(&fs, ["load", "--pin", "fw", "--replace"]).ok();
+    assert_eq!(next(&fs), Some(new));
+    let (tx, rx) = sockets(&pair);
+    let before = seen(&fs, 0);
+    tx.send_to(b"open", (pair.ip_b.as_str(), 7777)).unwrap();
+    assert_eq!(drain(&rx), 1);
+    assert_eq!(seen(&fs, 0), before + 1, "the new next_a counts it");
+
+    // Killed at each state change of an upgrade of the program behind, and
+    // of a swap to next_b and back: the next ordinary command leaves the
+    // chain holding a program its load holds (the old or the new).
+    for (what, args) in [
+        ("upgrade", vec!["load", obj, "--pin", "nx", "--replace"]),
+        ("swap", vec!["chain", "fw", "nx/next_b"]),
+        ("swap back", vec!["chain", "fw", "nx/next_a"]),
+    ] {
+        for n in 1.. {
+            let before = next(&fs).unwrap();
+            let mut cmd = command(&fs);
+            cmd.args(&args).env("XDPCTL_FAILPOINT", n.to_string());
+            let out = cmd.output().unwrap();
+            let killed = out.status.signal() == Some(9);
+            assert!(
+                killed || out.status.success(),
+                "{what} at {n}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let now = next(&fs).expect("never an empty chain");
+            let held = [pinned_id(&fs, "nx/next_a"), pinned_id(&fs, "nx/next_b")];
+            assert!(
+                held.contains(&now),
+                "{what}, killed at {n}: the chain holds {now}, the load {held:?} (was {before})"
+            );
+            if !killed {
+                assert!(
+                    n > 1,
+                    "{what}: no crash point: is the build's failpoint on?"
+                );
+                break;
+            }
+        }
+    }
+    assert_eq!(next(&fs), Some(pinned_id(&fs, "nx/next_a")));
+}
