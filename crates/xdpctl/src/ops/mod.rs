@@ -17,6 +17,7 @@ pub mod live;
 pub mod load;
 pub mod loaddir;
 pub mod mapedit;
+pub mod netshow;
 pub mod object;
 pub mod openmap;
 pub mod pending;
