@@ -241,3 +241,50 @@ fn the_chain_survives_an_upgrade_of_either_end_and_a_kill_at_any_point() {
     }
     assert_eq!(next(&fs), Some(pinned_id(&fs, "nx/next_a")));
 }
+
+#[test]
+fn a_policy_names_the_chain_and_save_then_apply_keeps_it() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    setup(&fs, &pair);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.json");
+    let file = file.to_str().unwrap();
+
+    // Saved with the chain's pin; applied as saved, nothing changes.
+    let mut policy = xdpctl(&fs, ["-j", "save", "fw"]).ok().json();
+    assert_eq!(policy["chain"], "nx/next_a", "{policy}");
+    std::fs::write(file, policy.to_string()).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "{plan}");
+
+    // Another program: the plan says so, and apply puts it there.
+    policy["chain"] = "nx/next_b".into();
+    std::fs::write(file, policy.to_string()).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file, "--dry-run"])
+        .ok()
+        .json();
+    assert_eq!(
+        plan["chain"]["to"],
+        fs.path().join("nx/next_b").to_str().unwrap(),
+        "{plan}"
+    );
+    assert_eq!(next(&fs), Some(pinned_id(&fs, "nx/next_a")), "a dry run");
+    let text = xdpctl(&fs, ["apply", "-f", file]).ok().stdout;
+    assert!(text.contains("chain"), "{text}");
+    assert_eq!(next(&fs), Some(pinned_id(&fs, "nx/next_b")));
+
+    // None in the policy: emptied. A pin of no program: refused, nothing
+    // changes.
+    policy.as_object_mut().unwrap().remove("chain");
+    std::fs::write(file, policy.to_string()).unwrap();
+    let text = xdpctl(&fs, ["apply", "-f", file]).ok().stdout;
+    assert!(text.contains("unchain"), "{text}");
+    assert_eq!(next(&fs), None);
+    policy["chain"] = "nx/nothing".into();
+    std::fs::write(file, policy.to_string()).unwrap();
+    let before = fs.snapshot();
+    xdpctl(&fs, ["apply", "-f", file]).fails_with(&["chain: no program is pinned at"]);
+    assert_eq!(fs.snapshot(), before);
+}

@@ -100,15 +100,33 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             tcx.join(", ")
         ));
     }
-    if let Ok(crate::ops::chain::Chained {
-        next: Some(next), ..
-    }) = crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show)
-    {
-        ctx.out.note(format_args!(
-            "not saved: the chain to program {} ({}) (chains are not in policies yet; put it              back with `xdpctl chain` after `apply`)",
-            next.prog_id, next.prog_name
-        ));
-    }
+    // The program behind the load, by a pin of it (a program pinned
+    // nowhere cannot be named in a policy: said, not saved).
+    let chain = match crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show) {
+        Ok(crate::ops::chain::Chained {
+            next: Some(next), ..
+        }) => {
+            let pins = ctx.pin_index()?;
+            let pin = pins
+                .get(&(pinfs::Kind::Prog, next.prog_id))
+                .and_then(|p| p.first())
+                .map(|p| {
+                    p.strip_prefix(&ctx.bpffs)
+                        .map_or_else(|_| p.clone(), Path::to_owned)
+                });
+            if pin.is_none() {
+                ctx.out.note(format_args!(
+                    "not saved: the chain to program {} ({}), which is pinned nowhere under {} \
+                     (pin it, or load it with xdpctl, to name it in a policy)",
+                    next.prog_id,
+                    next.prog_name,
+                    ctx.bpffs.display()
+                ));
+            }
+            pin
+        }
+        _ => None,
+    };
     let rules = match live::rules(&load.path) {
         Ok(maps) => policy::rules_of(&maps, GUARD_MARK),
         Err(_) if !builtin => policy::Rules::default(),
@@ -147,6 +165,7 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             max_entries,
         },
         devices,
+        chain,
         rules,
         guard: None,
         drift: Drift::Report,

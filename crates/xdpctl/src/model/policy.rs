@@ -70,6 +70,11 @@ pub struct Policy {
     /// are detached.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
+    /// The program the load hands what it passes to (`xdpctl chain`), by
+    /// its pinned path (relative: under the bpffs root); none: the chain
+    /// is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<PathBuf>,
     /// The firewall's rules: the maps hold exactly these.
     #[serde(default)]
     pub rules: Rules,

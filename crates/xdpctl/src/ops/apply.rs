@@ -77,6 +77,15 @@ impl RuleChange {
     }
 }
 
+/// A change of the load's chain (`xdpctl chain`).
+#[derive(Debug, Serialize)]
+pub struct ChainPlan {
+    /// The program in it now, if any.
+    pub from: Option<u32>,
+    /// The pinned program to put there; none: empty it.
+    pub to: Option<PathBuf>,
+}
+
 /// What apply does.
 #[derive(Debug, Serialize)]
 pub struct Plan {
@@ -93,6 +102,9 @@ pub struct Plan {
     pub replace: Vec<DeviceSpec>,
     /// Attachments of this load to take off.
     pub detach: Vec<LiveDevice>,
+    /// The chain, when it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainPlan>,
     /// Rule maps that change.
     pub rules: Vec<RuleChange>,
     /// How many changes in all (a map's entries count one by one).
@@ -143,6 +155,15 @@ impl Human for Plan {
                     d.mode,
                     in_ns(d.netns.as_deref())
                 ));
+            }
+        }
+        if let Some(c) = &self.chain {
+            let was = c
+                .from
+                .map_or_else(String::new, |id| format!(" (was program {id})"));
+            match &c.to {
+                Some(to) => out.push_str(&format!("  chain    {}{was}\n", to.display())),
+                None => out.push_str(&format!("  unchain  {}{was}\n", self.dir.display())),
             }
         }
         for r in &self.rules {
@@ -329,7 +350,9 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
             }
         }
     }
+    let chain = chain_plan(ctx, policy, load.as_ref(), load_action == "replace")?;
     let changes = usize::from(load_action != "keep")
+        + usize::from(chain.is_some())
         + attach.len()
         + replace.len()
         + detach.len()
@@ -341,6 +364,7 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         attach,
         replace,
         detach,
+        chain,
         rules,
         changes,
         applied: false,
@@ -348,6 +372,44 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         undo,
         desired,
     })
+}
+
+/// The change of the chain `policy` asks for, if any: the program pinned
+/// where it says, against the one the load's chain holds.
+fn chain_plan(
+    ctx: &Ctx,
+    policy: &Policy,
+    load: Option<&LoadDir>,
+    upgrade: bool,
+) -> Result<Option<ChainPlan>> {
+    let to = match &policy.chain {
+        Some(pin) => {
+            let path = ctx.resolve(pin);
+            let fd = pinfs::obj_get(&path)
+                .map_err(anyhow::Error::new)
+                .and_then(|fd| Ok((pinfs::obj_info(std::os::fd::AsFd::as_fd(&fd))?, fd)))
+                .with_context(|| format!("chain: no program is pinned at {}", path.display()))?;
+            if fd.0.kind != pinfs::Kind::Prog {
+                bail!("chain: {} is not a program", path.display());
+            }
+            Some((path, fd.0.id))
+        }
+        None => None,
+    };
+    let from = match load {
+        Some(l) => match ops::chain::chain(ctx, &l.path, ops::chain::Set::Show) {
+            Ok(c) => c.next.map(|n| n.prog_id),
+            // A load without a chain: nothing to change unless asked (an
+            // upgrade may bring one; setting it says if not).
+            Err(e) if to.is_some() && !upgrade => return Err(e.context("chain")),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    Ok((from != to.as_ref().map(|(_, id)| *id)).then(|| ChainPlan {
+        from,
+        to: to.map(|(p, _)| p),
+    }))
 }
 
 /// Whether device `d` of namespace `ns` runs an XDP program in the mode
@@ -399,7 +461,10 @@ pub fn check_devices(plan: &Plan) -> Result<()> {
 /// Under --confirm-within, the plan may only change rules and attach.
 pub fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> Result<()> {
     if confirm.is_some()
-        && (plan.load != "keep" || !plan.detach.is_empty() || !plan.replace.is_empty())
+        && (plan.load != "keep"
+            || !plan.detach.is_empty()
+            || !plan.replace.is_empty()
+            || plan.chain.is_some())
     {
         bail!(
             "with --confirm-within, apply rolls back rule changes and new attachments only, and \
@@ -408,6 +473,8 @@ pub fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> R
                 format!("{}s {}", plan.load, plan.dir.display())
             } else if !plan.detach.is_empty() {
                 "detaches devices".to_owned()
+            } else if plan.chain.is_some() {
+                "changes the chain".to_owned()
             } else {
                 "replaces other programs on devices".to_owned()
             }
@@ -440,6 +507,16 @@ pub fn execute(
             ..LoadOptions::default()
         };
         load::load(ctx, &opts)?;
+    }
+    // The chain before any attach: a new attachment hands what it passes
+    // to the program behind from its first packet.
+    if let Some(c) = &plan.chain {
+        let to = c.to.clone().map(Handle::Path);
+        let set = match &to {
+            Some(h) => ops::chain::Set::Next(h),
+            None => ops::chain::Set::Clear,
+        };
+        ops::chain::chain(ctx, &plan.dir, set).context("chain")?;
     }
     let mut rollback = Vec::new();
     let mut expect = Vec::new();
