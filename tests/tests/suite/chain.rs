@@ -164,7 +164,7 @@ fn the_program_behind_the_firewall_gets_what_it_passes_and_swaps_without_loss() 
     // Refused, and nothing changes: the firewall itself, a program that
     // is not XDP, a load without a chain.
     let before = (next(&fs), fs.snapshot());
-    xdpctl(&fs, ["chain", "fw", "fw"]).fails_with(&["cannot follow itself"]);
+    xdpctl(&fs, ["chain", "fw", "fw"]).fails_with(&["tail-calls this chain itself"]);
     xdpctl(&fs, ["chain", "nx", "fw"]).fails_with(&["has no chain map"]);
     xdpctl(&fs, ["chain", "fw", "nx"]).fails_with(&["holds 2 XDP programs"]);
     assert_eq!((next(&fs), fs.snapshot()), before);
@@ -287,4 +287,69 @@ fn a_policy_names_the_chain_and_save_then_apply_keeps_it() {
     let before = fs.snapshot();
     xdpctl(&fs, ["apply", "-f", file]).fails_with(&["chain: no program is pinned at"]);
     assert_eq!(fs.snapshot(), before);
+}
+
+#[test]
+fn a_loop_is_refused_and_a_chain_is_shown_whatever_attached_the_firewall() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    setup(&fs, &pair);
+    // fw → fw2, then fw2 → fw would loop; fw2 → nx/next_a does not.
+    xdpctl(&fs, ["load", "--pin", "fw2"]).ok();
+    xdpctl(&fs, ["chain", "fw", "fw2"]).ok();
+    let before = fs.snapshot();
+    xdpctl(&fs, ["chain", "fw2", "fw"]).fails_with(&["leads through", "cannot loop"]);
+    xdpctl(&fs, ["chain", "fw2", "fw2"]).fails_with(&["tail-calls this chain itself"]);
+    assert_eq!(fs.snapshot(), before);
+    xdpctl(&fs, ["chain", "fw2", "nx/next_a"]).ok();
+
+    // An object file where a loaded program goes: load it first.
+    let obj = fixture("chain_next");
+    xdpctl(&fs, ["chain", "fw", obj.to_str().unwrap()])
+        .fails_with(&["is a file, not a pinned program", "load it first"]);
+
+    // fw2 attached over netlink on the a end: its chain shown all the same.
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "fw2",
+            &pair.dev_a,
+            "--netns",
+            pair.a.name(),
+            "--mode",
+            "generic",
+            "--netlink",
+        ],
+    )
+    .ok();
+    let j = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_a, "--netns", pair.a.name()],
+    )
+    .ok()
+    .json();
+    let x = &j["devices"][0]["xdp"][0];
+    assert_eq!(x["attach"], "netlink", "{j}");
+    assert_eq!(x["chain"]["prog_name"], "next_a", "{j}");
+    assert!(x["chain"]["map"].is_null(), "{j}");
+
+    // prog run says the program behind decides what the firewall passes.
+    let out = xdpctl(
+        &fs,
+        [
+            "prog",
+            "run",
+            "fw2",
+            "--packet",
+            "udp src=192.0.2.1 dport=7777",
+        ],
+    )
+    .ok();
+    assert!(
+        out.stderr.contains("behind it in its chain"),
+        "{}",
+        out.stderr
+    );
 }

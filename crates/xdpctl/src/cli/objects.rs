@@ -243,9 +243,10 @@ pub struct DetachArgs {
 pub enum NetCommand {
     /// Everything attached to network devices: XDP (mode, program, link or
     /// netlink, the link's pins wherever they are; the programs of a libxdp
-    /// dispatcher with priority and chain actions), tcx ingress/egress, tc
-    /// cls_bpf filters (clsact, or the legacy ingress qdisc), plus the
-    /// namespace's flow dissector and netfilter BPF links.
+    /// dispatcher with priority and chain actions; the program behind a
+    /// firewall, `xdpctl chain`'s, on the line after it), tcx
+    /// ingress/egress, tc cls_bpf filters (clsact, or the legacy ingress
+    /// qdisc), plus the namespace's flow dissector and netfilter BPF links.
     ///
     /// Example: xdpctl net show ens5
     #[command(visible_alias = "list")]

@@ -83,7 +83,10 @@ impl Human for NetShow {
                         prog_id: Some(c.prog_id),
                         name: c.prog_name.clone(),
                         attach: "chain".into(),
-                        details: format!("tail call, {}", view.path(&c.map)),
+                        details: match &c.map {
+                            Some(map) => format!("tail call, {}", view.path(map)),
+                            None => "tail call".to_owned(),
+                        },
                     });
                 }
                 for p in x.dispatcher.iter().flat_map(|d| &d.programs) {

@@ -116,6 +116,8 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     // The same program handles as attach: a pin, a load directory, an id or a name.
     let prog = crate::ops::attach::resolve_prog(ctx, &args.prog)?;
     let (fd, label) = (prog.fd, format!("program {} ({})", prog.id, prog.name));
+    // A program behind it in its chain runs too, and decides what it passes.
+    let behind = crate::ops::chain::next_of_prog(prog.id);
     // Every packet is checked before the first run: a run counts in the
     // program's maps, so a refusal halfway would leave some counted.
     // NB: the kernel runs an XDP test on one page: 4096 bytes less its
@@ -159,6 +161,12 @@ fn test_run(ctx: &Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         "note: {label} ran on its real maps; its counters now include {} of these packets",
         render::count(runs, "run", "runs")
     ));
+    if let Some(next) = behind {
+        ctx.out.note(format_args!(
+            "note: what {label} passed went on to program {next} behind it in its chain (xdpctl \
+             chain), which ran on its own maps: the verdict of a passed packet is that program's"
+        ));
+    }
     ctx.out.result(&rows)?;
     Ok(())
 }

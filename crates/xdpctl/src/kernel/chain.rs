@@ -10,7 +10,10 @@ use std::{
     path::Path,
 };
 
-use crate::kernel::map::MapHandle;
+use crate::kernel::{
+    map::MapHandle,
+    sys::{self, IdKind},
+};
 
 /// `BPF_MAP_TYPE_PROG_ARRAY`.
 pub const PROG_ARRAY: u32 = 3;
@@ -46,3 +49,33 @@ pub fn set(map: &MapHandle, prog: Option<BorrowedFd<'_>>) -> io::Result<()> {
         None => map.delete(&SLOT).map(|_| ()),
     }
 }
+
+/// The chain map program `prog` uses, if it has one (a one-slot program
+/// array named `chain` among its maps): its id and a handle.
+pub fn of_prog(prog: u32) -> io::Result<Option<(u32, MapHandle)>> {
+    use std::os::fd::AsFd as _;
+    let fd = sys::fd_by_id(IdKind::Prog, prog)?;
+    let (_, map_ids) = sys::prog_info(fd.as_fd())?;
+    for id in map_ids {
+        let Ok(map) = sys::fd_by_id(IdKind::Map, id).and_then(MapHandle::from_fd) else {
+            continue;
+        };
+        let info = map.info();
+        if info.type_ == PROG_ARRAY
+            && info.key_size == 4
+            && info.max_entries >= 1
+            && sys::c_name(&info.name) == NAME
+        {
+            return Ok(Some((id, map)));
+        }
+    }
+    Ok(None)
+}
+
+/// The name of a chain map.
+pub const NAME: &str = "chain";
+
+/// Why the kernel refuses a program in a chain, for errors.
+pub const REFUSAL: &str = "a tail call goes only to an XDP program like the one calling it: \
+                           JIT-compiled, not offloaded, and without frags (xdp.frags) when it \
+                           has none";

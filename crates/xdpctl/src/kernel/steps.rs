@@ -213,8 +213,17 @@ impl Kernel for Real {
                 sys::fd_by_id(IdKind::Prog, id).with_context(|| format!("opening program {id}"))
             })
             .transpose()?;
-        chain::set(&handle, prog.as_ref().map(|fd| fd.as_fd()))
-            .with_context(|| format!("setting the chain {}", map.display()))
+        chain::set(&handle, prog.as_ref().map(|fd| fd.as_fd())).map_err(|e| {
+            let refused = e.raw_os_error() == Some(libc::EINVAL);
+            anyhow::Error::new(e).context(match (refused, to) {
+                (true, Some(id)) => format!(
+                    "the kernel refuses program {id} in the chain {}: {}",
+                    map.display(),
+                    chain::REFUSAL
+                ),
+                _ => format!("setting the chain {}", map.display()),
+            })
+        })
     }
 
     fn sync_rules(&mut self, dir: &Path, desired: &Path) -> Result<()> {

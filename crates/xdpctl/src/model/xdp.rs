@@ -114,8 +114,8 @@ pub struct ChainNext {
     pub prog_id: u32,
     /// Program name.
     pub prog_name: String,
-    /// The chain map's pin.
-    pub map: PathBuf,
+    /// The chain map's pin, when the program's load is known.
+    pub map: Option<PathBuf>,
 }
 
 /// The kernel name of libxdp's dispatcher program.

@@ -119,6 +119,15 @@ fn resolve_typed(ctx: &Ctx, handle: &Handle, tc: bool) -> Result<Prog> {
         }
         Handle::Path(path) => {
             let path = ctx.resolve(path);
+            // An object file given where a loaded program goes.
+            if path.is_file() && !pinfs::is_bpffs(&path).unwrap_or(false) {
+                bail!(
+                    "{} is a file, not a pinned program: load it first (xdpctl load {} --pin \
+                     NAME), then name NAME/PROGRAM",
+                    path.display(),
+                    path.display()
+                );
+            }
             (objects::open_pinned(&path, Kind::Prog)?, load_of(&path))
         }
         Handle::Id(_) | Handle::Name(_) => {

@@ -58,8 +58,8 @@ pub struct Chained {
     pub map: PathBuf,
     /// The program now behind it, if any.
     pub next: Option<ProgRef>,
-    /// The one before this command, if it changed the chain.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The one before this command, when it changed the chain (null
+    /// otherwise).
     pub previous: Option<ProgRef>,
 }
 
@@ -118,22 +118,11 @@ pub fn chain(ctx: &Ctx, dir: &Path, set: Set<'_>) -> Result<Chained> {
         Set::Next(h) => Some(attach::resolve_prog(ctx, h)?),
     };
     if let Some(p) = &next {
-        let own = load.manifest.programs.iter().any(|own| {
-            pinfs::obj_get(&load.path.join(&own.name))
-                .ok()
-                .and_then(|fd| pinfs::obj_info(std::os::fd::AsFd::as_fd(&fd)).ok())
-                .is_some_and(|info| info.id == p.id)
-        });
-        if own {
-            bail!(
-                "program {} ({}) is {}'s own: a program cannot follow itself",
-                p.id,
-                p.name,
-                load.path.display()
-            );
-        }
+        refuse_loop(handle.info().id, p, &load.path)?;
     }
     let to = next.as_ref().map(|p| p.id);
+    // Named now: a program only the chain held is gone once swapped out.
+    let was = now.filter(|&n| Some(n) != to).map(ProgRef::of);
     if now != to {
         let (mut journal, notes) = ops::begin(&map)?;
         ctx.out.notes(notes);
@@ -166,20 +155,66 @@ pub fn chain(ctx: &Ctx, dir: &Path, set: Set<'_>) -> Result<Chained> {
             prog_id: p.id,
             prog_name: p.name,
         }),
-        previous: now.filter(|&n| Some(n) != to).map(ProgRef::of),
+        previous: was,
     })
+}
+
+/// Refuses to put `next` in the chain `map` when the programs it leads to
+/// (it, the one in its own chain, and so on) come back to `map`: a loop,
+/// which would run each packet through the firewall again and again (the
+/// kernel stops it at 33 tail calls, each counted).
+fn refuse_loop(map: u32, next: &attach::Prog, dir: &Path) -> Result<()> {
+    let mut path = vec![format!("{} ({})", next.id, next.name)];
+    let mut prog = next.id;
+    for _ in 0..MAX_TAIL_CALLS {
+        let Some((id, handle)) =
+            chain::of_prog(prog).with_context(|| format!("reading the chain of program {prog}"))?
+        else {
+            return Ok(());
+        };
+        if id == map {
+            bail!(
+                "program {} ({}) {} back to {}: a chain cannot loop (each packet would go \
+                 round until the kernel's limit of {MAX_TAIL_CALLS} tail calls, counted each \
+                 time)",
+                next.id,
+                next.name,
+                if path.len() == 1 {
+                    "tail-calls this chain itself, and so leads".to_owned()
+                } else {
+                    format!("leads through {}", path[1..].join(" → "))
+                },
+                dir.display()
+            );
+        }
+        let Some(after) = chain::next(&handle)? else {
+            return Ok(());
+        };
+        path.push(ProgRef::of(after).to_string());
+        prog = after;
+    }
+    Ok(())
+}
+
+/// The kernel's most tail calls in a row (`MAX_TAIL_CALL_CNT`).
+const MAX_TAIL_CALLS: usize = 33;
+
+impl std::fmt::Display for ProgRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.prog_id, self.prog_name)
+    }
 }
 
 /// The kernel's refusal of a program in the chain, explained.
 fn refused(e: std::io::Error, next: Option<&attach::Prog>, dir: &Path) -> anyhow::Error {
     match (e.raw_os_error(), next) {
         (Some(libc::EINVAL), Some(p)) => anyhow::anyhow!(
-            "the kernel refuses program {} ({}) behind {}: a tail call goes only to an XDP \
-             program like the firewall, JIT-compiled, not offloaded and without frags \
-             (xdp.frags); attach it on its own instead",
+            "the kernel refuses program {} ({}) behind {}: {}; attach it on its own \
+             instead",
             p.id,
             p.name,
-            dir.display()
+            dir.display(),
+            chain::REFUSAL
         ),
         _ => anyhow::Error::new(e).context(format!("setting the chain of {}", dir.display())),
     }
@@ -213,4 +248,11 @@ pub fn next_of_pin(pin: &Path) -> Option<(PathBuf, u32)> {
     let map = load.join(MAPS_SUBDIR).join(xdpfw::maps::CHAIN);
     let handle = chain::open(&map).ok()??;
     Some((map, chain::next(&handle).ok()??))
+}
+
+/// The program in the chain of program `prog`, found by its maps (for a
+/// program attached without a pinned link: a few syscalls a map).
+pub fn next_of_prog(prog: u32) -> Option<u32> {
+    let (_, handle) = chain::of_prog(prog).ok()??;
+    chain::next(&handle).ok()?
 }

@@ -209,14 +209,22 @@ fn device_row(
             .and_then(|l| pins.get(&(Kind::Link, l.id)).cloned())
             .unwrap_or_default();
         // The chain of a load attached by a link xdpctl pinned in it.
-        let chain = link_pinned
-            .iter()
-            .find_map(|p| crate::ops::chain::next_of_pin(p))
-            .map(|(map, id)| crate::model::xdp::ChainNext {
-                prog_id: id,
-                prog_name: names.get(id),
-                map,
-            });
+        // The chain: through the load of the link's pin, else (attached
+        // over netlink, or by another tool) through the program's maps.
+        // NB: the maps are read only without a pin: a few syscalls each.
+        let chain = if link_pinned.is_empty() {
+            crate::ops::chain::next_of_prog(prog_id).map(|id| (None, id))
+        } else {
+            link_pinned
+                .iter()
+                .find_map(|p| crate::ops::chain::next_of_pin(p))
+                .map(|(map, id)| (Some(map), id))
+        }
+        .map(|(map, id)| crate::model::xdp::ChainNext {
+            prog_id: id,
+            prog_name: names.get(id),
+            map,
+        });
         xdp.push(XdpRow {
             mode: mode.to_string(),
             prog_id,

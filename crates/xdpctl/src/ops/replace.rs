@@ -246,6 +246,24 @@ pub fn replace(
             to: prog_id(&ebpf, prog_name)?,
         });
     }
+    // Its own chain, if it holds a program, needs a chain in the new object
+    // too (its map carries over like any other that fits).
+    if !object
+        .parsed
+        .maps
+        .contains_key(xdp_progs::xdpfw::maps::CHAIN)
+        && let Ok(super::chain::Chained {
+            next: Some(next), ..
+        }) = super::chain::chain(ctx, &load.path, super::chain::Set::Show)
+    {
+        bail!(
+            "{} hands what it passes to program {next} (its chain), and {} has no chain map; \
+             nothing was changed (empty the chain first: xdpctl chain {} --clear)",
+            load.path.display(),
+            object.label,
+            load.path.display()
+        );
+    }
     // Firewalls that chain to one of its programs: to the new one.
     for (fw, map, prog) in super::chain::all(&ctx.bpffs)? {
         let Some(prog_name) = old_progs.get(&prog) else {
