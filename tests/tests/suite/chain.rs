@@ -353,3 +353,24 @@ fn a_loop_is_refused_and_a_chain_is_shown_whatever_attached_the_firewall() {
         out.stderr
     );
 }
+
+#[test]
+fn doctor_names_a_program_only_a_chain_holds() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    let obj = fixture("xdp_drop");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "d"]).ok();
+    xdpctl(&fs, ["chain", "fw", "d/xdp_drop"]).ok();
+    let j = xdpctl(&fs, ["-j", "doctor", "--check"]).ok().json();
+    let text = j.to_string();
+    assert!(!text.contains("pinned nowhere"), "{j}");
+    // The pin goes behind xdpctl's back; the chain still holds the program.
+    std::fs::remove_file(fs.path().join("d/xdp_drop")).unwrap();
+    let j = xdpctl(&fs, ["-j", "doctor", "--check"]).json();
+    let text = j.to_string();
+    assert!(
+        text.contains("pinned nowhere") && text.contains("\"foreign\""),
+        "{j}"
+    );
+}

@@ -288,3 +288,45 @@ fn save_names_what_it_leaves_out_and_a_gone_device_leaves_no_pins() {
     assert!(out.stderr.contains("is gone"), "{}", out.stderr);
     assert_eq!(fs.snapshot(), loaded);
 }
+
+#[test]
+fn unload_names_what_another_tool_attached_with_its_programs() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let obj = fixture("tc_pass");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcl"]).ok();
+    // tc's own filter, running xdpctl's program by its pin.
+    let pin = fs.path().join("tcl/tc_pass");
+    pair.b
+        .exec(&["tc", "qdisc", "add", "dev", &pair.dev_b, "clsact"]);
+    pair.b.iproute2_with_obj(&[
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        &pair.dev_b,
+        "ingress",
+        "bpf",
+        "da",
+        "pinned",
+        pin.to_str().unwrap(),
+    ]);
+    let out = xdpctl(&fs, ["unload", "tcl"]).ok();
+    assert!(
+        out.stderr
+            .contains("still running, attached by another tool: program")
+            && out.stderr.contains(&format!(
+                "in a tc filter on {} in netns {} ingress",
+                pair.dev_b,
+                pair.b.name()
+            )),
+        "{}",
+        out.stderr
+    );
+    // Named, and left alone: not xdpctl's.
+    let shown = pair
+        .b
+        .exec(&["tc", "filter", "show", "dev", &pair.dev_b, "ingress"]);
+    assert!(shown.contains("tc_pass"), "{shown}");
+}

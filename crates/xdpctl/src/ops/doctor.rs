@@ -371,6 +371,29 @@ pub fn doctor(ctx: &Ctx, dir: Option<&Path>, check: bool) -> Result<Report> {
         Ok(None) => walk(&root, &root, !check, &mut journal, &mut out)?,
         Err(e) => return Err(e),
     }
+    // A program only a chain holds (pinned nowhere): said, not a problem
+    // (another tool may hold it without pins), and nothing else names it.
+    let chains: Vec<_> = ops::chain::all(&ctx.bpffs)?
+        .into_iter()
+        .filter(|(fw, _, _)| fw.starts_with(&root))
+        .collect();
+    if !chains.is_empty() {
+        let pins = ctx.pin_index()?;
+        for (fw, map, prog) in chains {
+            if !pins.contains_key(&(pinfs::Kind::Prog, prog)) {
+                out.push(Finding {
+                    status: "foreign",
+                    what: format!(
+                        "the chain hands what {} passes to program {prog}, which is pinned \
+                         nowhere: only the chain holds it (xdpctl chain {} --clear lets it go)",
+                        fw.display(),
+                        fw.display()
+                    ),
+                    path: map,
+                });
+            }
+        }
+    }
     let problems = out
         .iter()
         .filter(|f| f.status == "problem" || (check && f.status == "repaired"))

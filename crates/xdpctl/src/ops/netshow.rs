@@ -400,3 +400,67 @@ pub fn gather(ctx: &Ctx, only: Option<&str>, netns: Option<&str>) -> Result<NetS
         netfilter,
     })
 }
+
+/// Where the programs `ids` run, by what xdpctl does not own: XDP, tcx
+/// and tc attachments in every namespace xdpctl can name, as sentences
+/// (`unload` says them: those keep the programs running after their pins
+/// are gone).
+pub fn users(ctx: &Ctx, ids: &[u32]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for ns in crate::kernel::netns::known()? {
+        let Ok(Ok(_in)) = ns.enter() else {
+            continue;
+        };
+        let Ok(shown) = gather(ctx, None, ns.name.as_deref()) else {
+            continue;
+        };
+        let at = |dev: &str| match &ns.name {
+            Some(n) => format!("{dev} in netns {n}"),
+            None => dev.to_owned(),
+        };
+        let by =
+            |link: Option<u32>| link.map_or_else(|| "no link".to_owned(), |l| format!("link {l}"));
+        for d in &shown.devices {
+            for x in d.xdp.iter().filter(|x| ids.contains(&x.prog_id)) {
+                out.push(format!(
+                    "program {} ({}) at XDP ({}) on {} ({})",
+                    x.prog_id,
+                    x.prog_name,
+                    x.mode,
+                    at(&d.name),
+                    if x.attach == "netlink" {
+                        format!("netlink: xdpctl detach {}", d.name)
+                    } else {
+                        by(x.link_id)
+                    }
+                ));
+            }
+            for (hook, rows) in [("ingress", &d.tcx_ingress), ("egress", &d.tcx_egress)] {
+                for t in rows.iter().filter(|t| ids.contains(&t.prog_id)) {
+                    out.push(format!(
+                        "program {} ({}) at tcx {hook} of {} ({})",
+                        t.prog_id,
+                        t.prog_name,
+                        at(&d.name),
+                        by(t.link_id)
+                    ));
+                }
+            }
+            for (hook, rows) in [("ingress", &d.tc_ingress), ("egress", &d.tc_egress)] {
+                for t in rows.iter().filter(|t| ids.contains(&t.prog_id)) {
+                    out.push(format!(
+                        "program {} ({}) in a tc filter on {} {hook} (pref {}: tc filter del dev \
+                         {} {hook} pref {})",
+                        t.prog_id,
+                        t.prog_name,
+                        at(&d.name),
+                        t.priority,
+                        d.name,
+                        t.priority
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}

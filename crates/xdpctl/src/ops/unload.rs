@@ -311,6 +311,13 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
         render::count(pins.len(), "object", "objects"),
         load.path.display()
     ));
+    // What other tools attached keeps its programs running: named, left
+    // alone (not xdpctl's to remove).
+    for user in ops::netshow::users(ctx, &prog_ids)? {
+        ctx.out.note(format_args!(
+            "still running, attached by another tool: {user}"
+        ));
+    }
     let removed = pins
         .into_iter()
         .map(|p| RemovedRow {
