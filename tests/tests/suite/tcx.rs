@@ -265,7 +265,7 @@ fn a_killed_tcx_attach_or_detach_leaves_before_or_after() {
 }
 
 #[test]
-fn save_names_what_it_leaves_out_and_a_gone_device_leaves_no_pins() {
+fn policies_hold_tcx_links_and_a_gone_device_leaves_no_pins() {
     require_privileges!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
@@ -273,15 +273,47 @@ fn save_names_what_it_leaves_out_and_a_gone_device_leaves_no_pins() {
     xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
     let loaded = fs.snapshot();
     attach(&fs, &pair, "tcx/tcx_one", &["--first"]);
-    let saved = xdpctl(&fs, ["save", "tcx"]).ok();
+    attach(&fs, &pair, "tcx/tcx_record", &[]);
+    assert_eq!(order(&fs, &pair), 1);
+
+    // Saved with its tcx links; applied as saved, nothing changes.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.json");
+    let file = file.to_str().unwrap();
+    let mut policy = xdpctl(&fs, ["-j", "save", "tcx"]).ok().json();
+    let tcx = policy["tcx"].as_array().expect("tcx in the policy").clone();
+    assert_eq!(tcx.len(), 2, "{policy}");
+    assert_eq!(tcx[0]["hook"], "ingress", "{policy}");
+    assert_eq!(tcx[0]["netns"], pair.b.name(), "{policy}");
+    std::fs::write(file, policy.to_string()).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "{plan}");
+
+    // tcx_one out of the policy, tcx_two in: one detached, one appended.
+    let entry = |prog: &str| serde_json::json!({"name": pair.dev_b, "netns": pair.b.name(), "hook": "ingress", "prog": prog});
+    policy["tcx"] = serde_json::json!([entry("tcx_record"), entry("tcx_two")]);
+    std::fs::write(file, policy.to_string()).unwrap();
+    let text = xdpctl(&fs, ["apply", "-f", file]).ok().stdout;
     assert!(
-        saved
-            .stderr
-            .contains(&format!("not saved: {} at tcx-ingress", pair.dev_b)),
-        "{}",
-        saved.stderr
+        text.contains("tcx- ") && text.contains("tcx+ ") && text.contains("tcx_two"),
+        "{text}"
     );
-    // The device goes, and its link with it: detach --tcx removes the pin
+    assert_eq!(shown(&fs, &pair), ["tcx_record", "tcx_two"]);
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "a second apply: {plan}");
+
+    // A program the load lacks, a device that is not there: refused,
+    // nothing changes.
+    let before = fs.snapshot();
+    policy["tcx"] = serde_json::json!([entry("no_such")]);
+    std::fs::write(file, policy.to_string()).unwrap();
+    xdpctl(&fs, ["apply", "-f", file]).fails_with(&["tcx:", "has no tc program no_such"]);
+    policy["tcx"] = serde_json::json!([{"name": "nodev0", "netns": pair.b.name(), "hook": "egress", "prog": "tcx_one"}]);
+    std::fs::write(file, policy.to_string()).unwrap();
+    xdpctl(&fs, ["apply", "-f", file]).fails_with(&["tcx: no device named nodev0"]);
+    assert_eq!(fs.snapshot(), before);
+
+    // The device goes, and its links with it: detach --tcx removes the pins
     // and the links directory it leaves empty.
     pair.b.exec(&["ip", "link", "del", &pair.dev_b]);
     let out = xdpctl(&fs, tcx_args(&pair, None, &[])).ok();

@@ -13,7 +13,7 @@ use crate::{
     model::rulehits::{RuleHit, annotate_yaml},
     model::{
         guard::GUARD_MARK,
-        policy::{self, DeviceSpec, Drift, LoadSpec, Policy, VERSION},
+        policy::{self, DeviceSpec, Drift, LoadSpec, Policy, TcxHook, TcxSpec, VERSION},
     },
     ops::{live, loaddir::LoadDir, rulehits},
     render::Human,
@@ -87,19 +87,24 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             mode: d.mode.unwrap_or(crate::model::xdp::XdpMode::Native),
         })
         .collect();
-    // tcx links are not in policies yet: say so, rather than drop them
-    // silently.
-    let tcx: Vec<String> = live::tcx_pins(&load)
+    // Its tcx links, as the policy's tcx entries.
+    let spaces = crate::kernel::netns::known()?;
+    let tcx: Vec<TcxSpec> = live::tcx_pins(&load)
         .into_iter()
-        .map(|p| format!("{} at {}", p.dev, p.hook.name()))
+        .filter_map(|p| match p.hook {
+            crate::model::linkpin::Hook::Tcx { egress, prog } => Some(TcxSpec {
+                name: p.dev,
+                netns: crate::kernel::netns::Netns::by_inode(p.netns, &spaces).name,
+                hook: if egress {
+                    TcxHook::Egress
+                } else {
+                    TcxHook::Ingress
+                },
+                prog,
+            }),
+            crate::model::linkpin::Hook::Xdp => None,
+        })
         .collect();
-    if !tcx.is_empty() {
-        ctx.out.note(format_args!(
-            "not saved: {} (tcx attachments are not in policies yet; `apply` will not make \
-             them: attach them with `xdpctl attach --tcx` after it)",
-            tcx.join(", ")
-        ));
-    }
     // The program behind the load, by a pin of it (a program pinned
     // nowhere cannot be named in a policy: said, not saved).
     let chain = match crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show) {
@@ -165,6 +170,7 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             max_entries,
         },
         devices,
+        tcx,
         chain,
         rules,
         guard: None,

@@ -70,6 +70,10 @@ pub struct Policy {
     /// are detached.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
+    /// The load's tc programs at tcx hooks (`attach --tcx`, each appended
+    /// last); tcx links of this load not listed are detached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcx: Vec<TcxSpec>,
     /// The program the load hands what it passes to (`xdpctl chain`), by
     /// its pinned path (relative: under the bpffs root); none: the chain
     /// is empty.
@@ -117,6 +121,44 @@ pub struct DeviceSpec {
     /// The attach mode.
     #[serde(default = "native", with = "mode_name")]
     pub mode: XdpMode,
+}
+
+/// A tc program of the load at a device's tcx hook.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcxSpec {
+    /// The device name.
+    pub name: String,
+    /// Its network namespace (a name under /run/netns, or a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// The hook: `ingress` or `egress`.
+    pub hook: TcxHook,
+    /// The program: its name in the load.
+    pub prog: String,
+}
+
+/// A tcx hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcxHook {
+    /// tcx ingress.
+    Ingress,
+    /// tcx egress.
+    Egress,
+}
+
+impl TcxHook {
+    /// Whether it is egress.
+    pub fn egress(self) -> bool {
+        self == TcxHook::Egress
+    }
+}
+
+impl std::fmt::Display for TcxHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.egress() { "egress" } else { "ingress" })
+    }
 }
 
 fn native() -> XdpMode {

@@ -18,7 +18,7 @@ use crate::{
         guard::GUARD_MARK,
         handle::Handle,
         manifest,
-        policy::{self, DeviceSpec, MapDelta, Policy, RuleMaps},
+        policy::{self, DeviceSpec, MapDelta, Policy, RuleMaps, TcxSpec},
     },
     ops::{
         self,
@@ -102,6 +102,10 @@ pub struct Plan {
     pub replace: Vec<DeviceSpec>,
     /// Attachments of this load to take off.
     pub detach: Vec<LiveDevice>,
+    /// tc programs of the load to attach at tcx hooks (appended last).
+    pub tcx_attach: Vec<TcxSpec>,
+    /// tcx links of the load to take off.
+    pub tcx_detach: Vec<TcxSpec>,
     /// The chain, when it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainPlan>,
@@ -154,6 +158,17 @@ impl Human for Plan {
                     d.name,
                     d.mode,
                     in_ns(d.netns.as_deref())
+                ));
+            }
+        }
+        for (verb, specs) in [("tcx-", &self.tcx_detach), ("tcx+", &self.tcx_attach)] {
+            for t in specs {
+                out.push_str(&format!(
+                    "  {verb:<8} {} {} {}{}\n",
+                    t.name,
+                    t.hook,
+                    t.prog,
+                    in_ns(t.netns.as_deref())
                 ));
             }
         }
@@ -351,7 +366,10 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         }
     }
     let chain = chain_plan(ctx, policy, load.as_ref(), load_action == "replace")?;
+    let (tcx_attach, tcx_detach) = tcx_plan(policy, load.as_ref())?;
     let changes = usize::from(load_action != "keep")
+        + tcx_attach.len()
+        + tcx_detach.len()
         + usize::from(chain.is_some())
         + attach.len()
         + replace.len()
@@ -364,6 +382,8 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         attach,
         replace,
         detach,
+        tcx_attach,
+        tcx_detach,
         chain,
         rules,
         changes,
@@ -372,6 +392,64 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         undo,
         desired,
     })
+}
+
+/// The tcx links `policy` asks for that the load lacks, and those it has
+/// that the policy does not list (namespaces by identity, as devices).
+fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Vec<TcxSpec>)> {
+    let live = load.map(live::tcx_pins).unwrap_or_default();
+    let spaces = crate::kernel::netns::known()?;
+    // NB: a pin's name holds a device's `.` as `_` (bpffs allows no `.`).
+    let same = |t: &TcxSpec, p: &crate::model::linkpin::LinkPin| {
+        matches!(&p.hook, crate::model::linkpin::Hook::Tcx { egress, prog }
+            if *egress == t.hook.egress() && *prog == t.prog)
+            && p.dev == t.name.replace('.', "_")
+            && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
+    };
+    if let Some(l) = load
+        && let Some(t) = policy.tcx.iter().find(|t| {
+            !l.manifest
+                .programs
+                .iter()
+                .any(|p| p.name == t.prog && p.kind == "tc")
+        })
+    {
+        bail!(
+            "tcx: {} has no tc program {} (its programs: {})",
+            l.path.display(),
+            t.prog,
+            l.manifest
+                .programs
+                .iter()
+                .map(|p| format!("{} ({})", p.name, p.kind))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let attach = policy
+        .tcx
+        .iter()
+        .filter(|t| !live.iter().any(|p| same(t, p)))
+        .cloned()
+        .collect();
+    let detach = live
+        .iter()
+        .filter(|p| !policy.tcx.iter().any(|t| same(t, p)))
+        .filter_map(|p| match &p.hook {
+            crate::model::linkpin::Hook::Tcx { egress, prog } => Some(TcxSpec {
+                name: p.dev.clone(),
+                netns: Netns::by_inode(p.netns, &spaces).name,
+                hook: if *egress {
+                    policy::TcxHook::Egress
+                } else {
+                    policy::TcxHook::Ingress
+                },
+                prog: prog.clone(),
+            }),
+            crate::model::linkpin::Hook::Xdp => None,
+        })
+        .collect();
+    Ok((attach, detach))
 }
 
 /// The change of the chain `policy` asks for, if any: the program pinned
@@ -437,19 +515,23 @@ pub fn same_device(d: &DeviceSpec, l: &LiveDevice) -> bool {
 /// Everything the plan would attach to must exist before anything is
 /// changed: a misspelt device must not cost the firewall on another.
 pub fn check_devices(plan: &Plan) -> Result<()> {
-    for d in plan.attach.iter().chain(&plan.replace) {
-        let spec = d
-            .netns
+    let devices = plan
+        .attach
+        .iter()
+        .chain(&plan.replace)
+        .map(|d| ("devices", &d.name, &d.netns));
+    let tcx = plan.tcx_attach.iter().map(|t| ("tcx", &t.name, &t.netns));
+    for (field, name, netns) in devices.chain(tcx) {
+        let spec = netns
             .as_deref()
             .map(|n| crate::kernel::netns::path_of(n).display().to_string());
         let _in = crate::kernel::netns::enter(spec.as_deref())
-            .with_context(|| format!("devices: {}", d.name))?;
+            .with_context(|| format!("{field}: {name}"))?;
         let mut rtnl = crate::kernel::netlink::Rtnl::open().context("opening rtnetlink")?;
-        if rtnl.device(&d.name)?.is_none() {
+        if rtnl.device(name)?.is_none() {
             bail!(
-                "devices: no device named {}{}; nothing was changed (fix the policy)",
-                d.name,
-                d.netns
+                "{field}: no device named {name}{}; nothing was changed (fix the policy)",
+                netns
                     .as_deref()
                     .map_or_else(String::new, |n| format!(" in network namespace {n}"))
             );
@@ -464,6 +546,8 @@ pub fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> R
         && (plan.load != "keep"
             || !plan.detach.is_empty()
             || !plan.replace.is_empty()
+            || !plan.tcx_attach.is_empty()
+            || !plan.tcx_detach.is_empty()
             || plan.chain.is_some())
     {
         bail!(
@@ -475,6 +559,8 @@ pub fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> R
                 "detaches devices".to_owned()
             } else if plan.chain.is_some() {
                 "changes the chain".to_owned()
+            } else if !plan.tcx_attach.is_empty() || !plan.tcx_detach.is_empty() {
+                "changes tcx links".to_owned()
             } else {
                 "replaces other programs on devices".to_owned()
             }
@@ -569,6 +655,38 @@ pub fn execute(
                 prog: row.xdp.prog_id,
             });
         }
+    }
+    // tcx links: those not listed off, then the missing ones on, each
+    // appended last at its hook.
+    let ns_path = |t: &TcxSpec| {
+        t.netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string())
+    };
+    for t in &plan.tcx_detach {
+        let prog = Handle::Path(plan.dir.join(&t.prog));
+        ops::tcx::detach(
+            ctx,
+            &t.name,
+            ns_path(t).as_deref(),
+            t.hook.egress(),
+            Some(&prog),
+        )
+        .with_context(|| format!("tcx: detaching {} from {} {}", t.prog, t.name, t.hook))?;
+    }
+    for t in &plan.tcx_attach {
+        ops::tcx::attach(
+            ctx,
+            &ops::tcx::TcxOptions {
+                prog: Handle::Path(plan.dir.join(&t.prog)),
+                dev: t.name.clone(),
+                netns: ns_path(t),
+                egress: t.hook.egress(),
+                place: ops::tcx::Place::Last,
+                expected_revision: 0,
+            },
+        )
+        .with_context(|| format!("tcx: attaching {} at {} {}", t.prog, t.name, t.hook))?;
     }
     // The rules last, under one lock with the arming of the rollback: what
     // the rollback keeps is referred to by its record from the start (a

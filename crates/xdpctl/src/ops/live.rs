@@ -143,8 +143,7 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
     Ok(out)
 }
 
-/// The load's tcx link pins (tcx is not in policies yet: `save` names
-/// them).
+/// The load's tcx link pins (a policy's `tcx` entries).
 pub fn tcx_pins(load: &LoadDir) -> Vec<LinkPin> {
     pinfs::list(&load.links_dir())
         .unwrap_or_default()
