@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use xdpctl_tests::{Bpffs, VethPair, command, fixture, require_privileges, xdpctl};
+use xdpctl_tests::{Bpffs, VethPair, attach_generic, command, fixture, require_privileges, xdpctl};
 
 /// `seen[slot]` of the chained programs' load `nx`.
 fn seen(fs: &Bpffs, slot: u32) -> u64 {
@@ -48,19 +48,7 @@ fn setup(fs: &Bpffs, pair: &VethPair) {
     let obj = fixture("chain_next");
     xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", "nx"]).ok();
     xdpctl(fs, ["chain", "fw", "nx/next_a"]).ok();
-    xdpctl(
-        fs,
-        [
-            "attach",
-            "fw",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--mode",
-            "generic",
-        ],
-    )
-    .ok();
+    attach_generic(fs, "fw", pair).ok();
 }
 
 /// A sender in a and a receiver of port 7777 in b.
