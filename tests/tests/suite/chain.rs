@@ -263,17 +263,29 @@ fn a_policy_names_the_chain_and_save_then_apply_keeps_it() {
     assert!(text.contains("chain"), "{text}");
     assert_eq!(next(&fs), Some(pinned_id(&fs, "nx/next_b")));
 
-    // None in the policy: emptied. A pin of no program: refused, nothing
-    // changes.
+    // Left out: left as it is; null: emptied.
     policy.as_object_mut().unwrap().remove("chain");
+    std::fs::write(file, policy.to_string()).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "{plan}");
+    assert_eq!(next(&fs), Some(pinned_id(&fs, "nx/next_b")));
+    policy["chain"] = serde_json::Value::Null;
     std::fs::write(file, policy.to_string()).unwrap();
     let text = xdpctl(&fs, ["apply", "-f", file]).ok().stdout;
     assert!(text.contains("unchain"), "{text}");
     assert_eq!(next(&fs), None);
-    policy["chain"] = "nx/nothing".into();
-    std::fs::write(file, policy.to_string()).unwrap();
+    // What `xdpctl chain` refuses, the plan refuses, a dry run too, and
+    // nothing changes: no program there, the firewall itself, not XDP.
     let before = fs.snapshot();
-    xdpctl(&fs, ["apply", "-f", file]).fails_with(&["chain: no program is pinned at"]);
+    for (target, why) in [
+        ("nx/nothing", "nothing is pinned at"),
+        ("fw/xdp_fw", "cannot follow itself"),
+        ("nx/maps/seen", "not a prog"),
+    ] {
+        policy["chain"] = target.into();
+        std::fs::write(file, policy.to_string()).unwrap();
+        xdpctl(&fs, ["apply", "-f", file, "--dry-run"]).fails_with(&["chain", why]);
+    }
     assert_eq!(fs.snapshot(), before);
 }
 
@@ -361,4 +373,29 @@ fn doctor_names_a_program_only_a_chain_holds() {
         text.contains("pinned nowhere") && text.contains("\"foreign\""),
         "{j}"
     );
+
+    // Another tool puts the firewall in its own chain: a loop, a problem.
+    let map = fs.path().join("fw/maps/chain");
+    let prog = fs.path().join("fw/xdp_fw");
+    xdpctl_tests::sh(
+        "bpftool",
+        &[
+            "map",
+            "update",
+            "pinned",
+            map.to_str().unwrap(),
+            "key",
+            "0",
+            "0",
+            "0",
+            "0",
+            "value",
+            "pinned",
+            prog.to_str().unwrap(),
+        ],
+    );
+    let out = xdpctl(&fs, ["-j", "doctor", "--check"]);
+    let text = out.json().to_string();
+    assert!(text.contains("loops back to it"), "{text}");
+    assert_ne!(out.code, 0, "a loop is a problem");
 }

@@ -272,33 +272,51 @@ fn policies_hold_tcx_links_and_a_gone_device_leaves_no_pins() {
     let obj = fixture("tcx_order");
     xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
     let loaded = fs.snapshot();
-    attach(&fs, &pair, "tcx/tcx_one", &["--first"]);
+    attach(&fs, &pair, "tcx/tcx_two", &[]);
+    attach(&fs, &pair, "tcx/tcx_one", &[]);
     attach(&fs, &pair, "tcx/tcx_record", &[]);
-    assert_eq!(order(&fs, &pair), 1);
+    assert_eq!(order(&fs, &pair), 21);
 
-    // Saved with its tcx links; applied as saved, nothing changes.
+    // Saved with its tcx links in run order; applied as saved, nothing
+    // changes; applied where they are not, the same order again.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.json");
     let file = file.to_str().unwrap();
     let mut policy = xdpctl(&fs, ["-j", "save", "tcx"]).ok().json();
-    let tcx = policy["tcx"].as_array().expect("tcx in the policy").clone();
-    assert_eq!(tcx.len(), 2, "{policy}");
-    assert_eq!(tcx[0]["hook"], "ingress", "{policy}");
-    assert_eq!(tcx[0]["netns"], pair.b.name(), "{policy}");
+    let progs: Vec<&str> = policy["tcx"]
+        .as_array()
+        .expect("tcx in the policy")
+        .iter()
+        .map(|t| t["prog"].as_str().unwrap())
+        .collect();
+    assert_eq!(progs, ["tcx_two", "tcx_one", "tcx_record"], "{policy}");
+    assert_eq!(policy["tcx"][0]["hook"], "ingress", "{policy}");
+    assert_eq!(policy["tcx"][0]["netns"], pair.b.name(), "{policy}");
     std::fs::write(file, policy.to_string()).unwrap();
     let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
     assert_eq!(plan["changes"], 0, "{plan}");
+    xdpctl(&fs, tcx_args(&pair, None, &[])).ok();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 3, "{plan}");
+    assert_eq!(order(&fs, &pair), 21);
+    // Left out of a policy, the tcx links stay.
+    let mut without = policy.clone();
+    without.as_object_mut().unwrap().remove("tcx");
+    std::fs::write(file, without.to_string()).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "{plan}");
 
-    // tcx_one out of the policy, tcx_two in: one detached, one appended.
+    // tcx_one and tcx_two out of the policy, tcx_three in: two detached,
+    // one appended.
     let entry = |prog: &str| serde_json::json!({"name": pair.dev_b, "netns": pair.b.name(), "hook": "ingress", "prog": prog});
-    policy["tcx"] = serde_json::json!([entry("tcx_record"), entry("tcx_two")]);
+    policy["tcx"] = serde_json::json!([entry("tcx_record"), entry("tcx_three")]);
     std::fs::write(file, policy.to_string()).unwrap();
     let text = xdpctl(&fs, ["apply", "-f", file]).ok().stdout;
     assert!(
-        text.contains("tcx- ") && text.contains("tcx+ ") && text.contains("tcx_two"),
+        text.contains("tcx- ") && text.contains("tcx+ ") && text.contains("tcx_three"),
         "{text}"
     );
-    assert_eq!(shown(&fs, &pair), ["tcx_record", "tcx_two"]);
+    assert_eq!(shown(&fs, &pair), ["tcx_record", "tcx_three"]);
     let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
     assert_eq!(plan["changes"], 0, "a second apply: {plan}");
 
@@ -307,7 +325,11 @@ fn policies_hold_tcx_links_and_a_gone_device_leaves_no_pins() {
     let before = fs.snapshot();
     policy["tcx"] = serde_json::json!([entry("no_such")]);
     std::fs::write(file, policy.to_string()).unwrap();
-    xdpctl(&fs, ["apply", "-f", file]).fails_with(&["tcx:", "has no tc program no_such"]);
+    xdpctl(&fs, ["apply", "-f", file, "--dry-run"])
+        .fails_with(&["tcx:", "has no tc program no_such"]);
+    policy["tcx"] = serde_json::json!([entry("tcx_one"), entry("tcx_one")]);
+    std::fs::write(file, policy.to_string()).unwrap();
+    xdpctl(&fs, ["apply", "-f", file, "--dry-run"]).fails_with(&["tcx[1]", "listed twice"]);
     policy["tcx"] = serde_json::json!([{"name": "nodev0", "netns": pair.b.name(), "hook": "egress", "prog": "tcx_one"}]);
     std::fs::write(file, policy.to_string()).unwrap();
     xdpctl(&fs, ["apply", "-f", file]).fails_with(&["tcx: no device named nodev0"]);

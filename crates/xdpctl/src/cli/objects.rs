@@ -84,7 +84,9 @@ pub struct LoadArgs {
 ///
 /// First detaches every link pinned under DIR/links and every netlink
 /// attachment of DIR's programs (in this network namespace and every one
-/// under /run/netns), then removes everything pinned under DIR, and DIR.
+/// under /run/netns), and takes them out of any firewall's chain; then
+/// removes everything pinned under DIR, and DIR. What other tools attached
+/// with its programs by links or tc filters is named, and left.
 /// Idempotent: a directory that does not exist is reported and is not an
 /// error. Refuses the root of a bpffs mount, a directory that is not a load
 /// directory, and a path through a symlink. Killed midway, the unload is

@@ -87,9 +87,10 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             mode: d.mode.unwrap_or(crate::model::xdp::XdpMode::Native),
         })
         .collect();
-    // Its tcx links, as the policy's tcx entries.
+    // Its tcx links, as the policy's tcx entries, in the order each hook
+    // runs them (apply appends them in the policy's order).
     let spaces = crate::kernel::netns::known()?;
-    let tcx: Vec<TcxSpec> = live::tcx_pins(&load)
+    let mut tcx: Vec<TcxSpec> = live::tcx_pins(&load)
         .into_iter()
         .filter_map(|p| match p.hook {
             crate::model::linkpin::Hook::Tcx { egress, prog } => Some(TcxSpec {
@@ -105,6 +106,22 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             crate::model::linkpin::Hook::Xdp => None,
         })
         .collect();
+    let mut runs = std::collections::HashMap::new();
+    tcx.sort_by_cached_key(|t| {
+        let order = runs
+            .entry((t.name.clone(), t.netns.clone(), t.hook))
+            .or_insert_with(|| {
+                crate::ops::tcx::programs_at(&t.name, t.netns.as_deref(), t.hook.egress())
+                    .unwrap_or_default()
+            });
+        let at = load
+            .manifest
+            .programs
+            .iter()
+            .find(|p| p.name == t.prog)
+            .and_then(|p| order.iter().position(|&id| id == p.id));
+        (t.name.clone(), t.netns.clone(), t.hook, at)
+    });
     // The program behind the load, by a pin of it (a program pinned
     // nowhere cannot be named in a policy: said, not saved).
     let chain = match crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show) {
@@ -170,8 +187,10 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             max_entries,
         },
         devices,
-        tcx,
-        chain,
+        // Left out when there is nothing to say: a policy without them
+        // leaves tcx links and the chain as they are.
+        tcx: (!tcx.is_empty()).then_some(tcx),
+        chain: chain.map(Some),
         rules,
         guard: None,
         drift: Drift::Report,

@@ -70,15 +70,20 @@ pub struct Policy {
     /// are detached.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
-    /// The load's tc programs at tcx hooks (`attach --tcx`, each appended
-    /// last); tcx links of this load not listed are detached.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tcx: Vec<TcxSpec>,
-    /// The program the load hands what it passes to (`xdpctl chain`), by
-    /// its pinned path (relative: under the bpffs root); none: the chain
-    /// is empty.
+    /// The load's tc programs at tcx hooks (`attach --tcx`, appended in
+    /// this order); tcx links of this load not listed are detached. Left
+    /// out: the load's tcx links are left as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chain: Option<PathBuf>,
+    pub tcx: Option<Vec<TcxSpec>>,
+    /// The program the load hands what it passes to (`xdpctl chain`), by
+    /// its pinned path (relative: under the bpffs root); `null`: the chain
+    /// is empty. Left out: the chain is left as it is.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub chain: Option<Option<PathBuf>>,
     /// The firewall's rules: the maps hold exactly these.
     #[serde(default)]
     pub rules: Rules,
@@ -123,6 +128,14 @@ pub struct DeviceSpec {
     pub mode: XdpMode,
 }
 
+/// A field that is there, `null` or not: `Some` (absent: `None`, by its
+/// `default`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// A tc program of the load at a device's tcx hook.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -139,7 +152,7 @@ pub struct TcxSpec {
 }
 
 /// A tcx hook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TcxHook {
     /// tcx ingress.
@@ -398,6 +411,39 @@ impl Policy {
                     format!("{} is listed twice", d.name),
                 );
             }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, t) in self.tcx.iter().flatten().enumerate() {
+            if t.name.is_empty() || t.name.len() > 15 || t.name.contains(['/', ' ']) {
+                return bad(
+                    &format!("tcx[{i}].name"),
+                    format!("{:?} is not a device name", t.name),
+                );
+            }
+            if t.prog.is_empty() || t.prog.contains('/') {
+                return bad(
+                    &format!("tcx[{i}].prog"),
+                    format!("{:?} is not a program name of the load", t.prog),
+                );
+            }
+            if !seen.insert((&t.name, &t.netns, t.hook, &t.prog)) {
+                return bad(
+                    &format!("tcx[{i}]"),
+                    format!(
+                        "{} at {} of {} is listed twice (a program runs once a hook)",
+                        t.prog, t.hook, t.name
+                    ),
+                );
+            }
+        }
+        if let Some(Some(chain)) = &self.chain
+            && (chain.as_os_str().is_empty()
+                || chain.to_string_lossy().chars().any(char::is_control))
+        {
+            return bad(
+                "chain",
+                "is empty: give the pinned program, or null for an empty chain".to_owned(),
+            );
         }
         for (i, c) in self.rules.cidr.iter().enumerate() {
             c.check_rule()

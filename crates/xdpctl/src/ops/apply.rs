@@ -366,7 +366,7 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         }
     }
     let chain = chain_plan(ctx, policy, load.as_ref(), load_action == "replace")?;
-    let (tcx_attach, tcx_detach) = tcx_plan(policy, load.as_ref())?;
+    let (tcx_attach, tcx_detach) = tcx_plan(ctx, policy, load.as_ref())?;
     let changes = usize::from(load_action != "keep")
         + tcx_attach.len()
         + tcx_detach.len()
@@ -395,8 +395,19 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
 }
 
 /// The tcx links `policy` asks for that the load lacks, and those it has
-/// that the policy does not list (namespaces by identity, as devices).
-fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Vec<TcxSpec>)> {
+/// that the policy does not list (namespaces by identity, as devices);
+/// nothing when the policy leaves `tcx` out. A link whose device went is
+/// not the load's any more. An attach the kernel would refuse (the
+/// program already runs at that hook, by another tool's link) is refused
+/// here, before anything changes.
+fn tcx_plan(
+    ctx: &Ctx,
+    policy: &Policy,
+    load: Option<&LoadDir>,
+) -> Result<(Vec<TcxSpec>, Vec<TcxSpec>)> {
+    let Some(wanted) = &policy.tcx else {
+        return Ok((Vec::new(), Vec::new()));
+    };
     let live = load.map(live::tcx_pins).unwrap_or_default();
     let spaces = crate::kernel::netns::known()?;
     // NB: a pin's name holds a device's `.` as `_` (bpffs allows no `.`).
@@ -407,7 +418,7 @@ fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Ve
             && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
     };
     if let Some(l) = load
-        && let Some(t) = policy.tcx.iter().find(|t| {
+        && let Some(t) = wanted.iter().find(|t| {
             !l.manifest
                 .programs
                 .iter()
@@ -426,15 +437,35 @@ fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Ve
                 .join(", ")
         );
     }
-    let attach = policy
-        .tcx
+    let attach: Vec<TcxSpec> = wanted
         .iter()
         .filter(|t| !live.iter().any(|p| same(t, p)))
         .cloned()
         .collect();
+    if let Some(l) = load {
+        for t in &attach {
+            let id = l
+                .manifest
+                .programs
+                .iter()
+                .find(|p| p.name == t.prog)
+                .map(|p| p.id);
+            if let Some(id) = id
+                && ops::tcx::runs_at(&t.name, t.netns.as_deref(), t.hook.egress(), id)?
+            {
+                bail!(
+                    "tcx: {} already runs {} at tcx {} (another tool's link, or one xdpctl did \
+                     not pin); nothing was changed (detach it, or leave it out of the policy)",
+                    t.name,
+                    t.prog,
+                    t.hook
+                );
+            }
+        }
+    }
     let detach = live
         .iter()
-        .filter(|p| !policy.tcx.iter().any(|t| same(t, p)))
+        .filter(|p| !wanted.iter().any(|t| same(t, p)))
         .filter_map(|p| match &p.hook {
             crate::model::linkpin::Hook::Tcx { egress, prog } => Some(TcxSpec {
                 name: p.dev.clone(),
@@ -449,28 +480,41 @@ fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Ve
             crate::model::linkpin::Hook::Xdp => None,
         })
         .collect();
+    let _ = ctx;
     Ok((attach, detach))
 }
 
 /// The change of the chain `policy` asks for, if any: the program pinned
-/// where it says, against the one the load's chain holds.
+/// where it says (resolved as `xdpctl chain` resolves it: a pin, or a load
+/// directory holding one XDP program), against the one the load's chain
+/// holds; nothing when the policy leaves `chain` out. What `xdpctl chain`
+/// would refuse is refused here, before anything changes.
 fn chain_plan(
     ctx: &Ctx,
     policy: &Policy,
     load: Option<&LoadDir>,
     upgrade: bool,
 ) -> Result<Option<ChainPlan>> {
-    let to = match &policy.chain {
+    let Some(wanted) = &policy.chain else {
+        return Ok(None);
+    };
+    let to = match wanted {
         Some(pin) => {
-            let path = ctx.resolve(pin);
-            let fd = pinfs::obj_get(&path)
-                .map_err(anyhow::Error::new)
-                .and_then(|fd| Ok((pinfs::obj_info(std::os::fd::AsFd::as_fd(&fd))?, fd)))
-                .with_context(|| format!("chain: no program is pinned at {}", path.display()))?;
-            if fd.0.kind != pinfs::Kind::Prog {
-                bail!("chain: {} is not a program", path.display());
+            let prog = attach::resolve_prog(ctx, &Handle::Path(pin.clone())).context("chain")?;
+            if let Some(l) = load {
+                if l.manifest.programs.iter().any(|p| p.id == prog.id) {
+                    bail!(
+                        "chain: program {} ({}) is {}'s own: it cannot follow itself",
+                        prog.id,
+                        prog.name,
+                        l.path.display()
+                    );
+                }
+                if let Ok(map) = ops::chain::map_id(l) {
+                    ops::chain::refuse_loop(map, &prog, &l.path).context("chain")?;
+                }
             }
-            Some((path, fd.0.id))
+            Some((ctx.resolve(pin), prog.id))
         }
         None => None,
     };

@@ -97,6 +97,14 @@ fn chain_map(dir: &LoadDir) -> Result<PathBuf> {
     Ok(dir.path.join(MAPS_SUBDIR).join(&entry.pin))
 }
 
+/// The kernel id of the chain map of the load `dir`.
+pub fn map_id(dir: &LoadDir) -> Result<u32> {
+    let map = chain_map(dir)?;
+    let handle =
+        chain::open(&map)?.with_context(|| format!("{} is not a program array", map.display()))?;
+    Ok(handle.info().id)
+}
+
 /// Shows or changes the chain of the load at `dir`.
 pub fn chain(ctx: &Ctx, dir: &Path, set: Set<'_>) -> Result<Chained> {
     let load = LoadDir::open(&ctx.resolve(dir))?;
@@ -163,37 +171,46 @@ pub fn chain(ctx: &Ctx, dir: &Path, set: Set<'_>) -> Result<Chained> {
 /// (it, the one in its own chain, and so on) come back to `map`: a loop,
 /// which would run each packet through the firewall again and again (the
 /// kernel stops it at 33 tail calls, each counted).
-fn refuse_loop(map: u32, next: &attach::Prog, dir: &Path) -> Result<()> {
-    let mut path = vec![format!("{} ({})", next.id, next.name)];
-    let mut prog = next.id;
+pub fn refuse_loop(map: u32, next: &attach::Prog, dir: &Path) -> Result<()> {
+    let Some(path) = loop_back(map, next.id)? else {
+        return Ok(());
+    };
+    bail!(
+        "program {} ({}) {} back to {}: a chain cannot loop (each packet would go round until \
+         the kernel's limit of {MAX_TAIL_CALLS} tail calls, counted each time)",
+        next.id,
+        next.name,
+        if path.is_empty() {
+            "tail-calls this chain itself, and so leads".to_owned()
+        } else {
+            format!("leads through {}", path.join(" → "))
+        },
+        dir.display()
+    );
+}
+
+/// Whether program `prog`, put in the chain map `map`, would lead back to
+/// it: the programs on the way after `prog` (empty: `prog` calls `map`
+/// itself), or `None` when it does not loop.
+pub fn loop_back(map: u32, prog: u32) -> Result<Option<Vec<String>>> {
+    let mut path = Vec::new();
+    let mut prog = prog;
     for _ in 0..MAX_TAIL_CALLS {
         let Some((id, handle)) =
             chain::of_prog(prog).with_context(|| format!("reading the chain of program {prog}"))?
         else {
-            return Ok(());
+            return Ok(None);
         };
         if id == map {
-            bail!(
-                "program {} ({}) {} back to {}: a chain cannot loop (each packet would go \
-                 round until the kernel's limit of {MAX_TAIL_CALLS} tail calls, counted each \
-                 time)",
-                next.id,
-                next.name,
-                if path.len() == 1 {
-                    "tail-calls this chain itself, and so leads".to_owned()
-                } else {
-                    format!("leads through {}", path[1..].join(" → "))
-                },
-                dir.display()
-            );
+            return Ok(Some(path));
         }
         let Some(after) = chain::next(&handle)? else {
-            return Ok(());
+            return Ok(None);
         };
         path.push(ProgRef::of(after).to_string());
         prog = after;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The kernel's most tail calls in a row (`MAX_TAIL_CALL_CNT`).

@@ -380,6 +380,24 @@ pub fn doctor(ctx: &Ctx, dir: Option<&Path>, check: bool) -> Result<Report> {
     if !chains.is_empty() {
         let pins = ctx.pin_index()?;
         for (fw, map, prog) in chains {
+            // A loop (another tool wrote the slot): every packet goes round
+            // to the kernel's limit, counted each time.
+            let id = crate::kernel::chain::open(&map)?.map(|h| h.info().id);
+            if let Some(id) = id
+                && let Some(path) = ops::chain::loop_back(id, prog)?
+            {
+                out.push(Finding {
+                    status: "problem",
+                    what: format!(
+                        "the chain of {} loops back to it (through program {prog}{}): every \
+                         packet goes round until the kernel stops it (xdpctl chain {} --clear)",
+                        fw.display(),
+                        path.iter().map(|p| format!(", {p}")).collect::<String>(),
+                        fw.display()
+                    ),
+                    path: map.clone(),
+                });
+            }
             if !pins.contains_key(&(pinfs::Kind::Prog, prog)) {
                 out.push(Finding {
                     status: "foreign",

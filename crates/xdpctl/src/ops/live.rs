@@ -144,10 +144,20 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
 }
 
 /// The load's tcx link pins (a policy's `tcx` entries).
+///
+/// Only links still attached: a device that went took its links with it,
+/// and a pin left of one is not an attachment (`doctor` removes it).
 pub fn tcx_pins(load: &LoadDir) -> Vec<LinkPin> {
+    use std::os::fd::AsFd as _;
+    let attached = |id: u32| {
+        crate::kernel::sys::fd_by_id(crate::kernel::sys::IdKind::Link, id)
+            .and_then(|fd| crate::kernel::sys::link_info(fd.as_fd()))
+            .is_ok_and(|i| crate::kernel::sys::device_link_ifindex(&i).is_none_or(|x| x != 0))
+    };
     pinfs::list(&load.links_dir())
         .unwrap_or_default()
         .into_iter()
+        .filter(|p| attached(p.id))
         .filter_map(|p| LinkPin::parse(&p.path))
         .filter(|p| p.hook != crate::model::linkpin::Hook::Xdp)
         .collect()

@@ -449,12 +449,15 @@ pub fn users(ctx: &Ctx, ids: &[u32]) -> Result<Vec<String>> {
             for (hook, rows) in [("ingress", &d.tc_ingress), ("egress", &d.tc_egress)] {
                 for t in rows.iter().filter(|t| ids.contains(&t.prog_id)) {
                     out.push(format!(
-                        "program {} ({}) in a tc filter on {} {hook} (pref {}: tc filter del dev \
-                         {} {hook} pref {})",
+                        "program {} ({}) in a tc filter on {} {hook} (pref {}: tc{} filter del \
+                         dev {} {hook} pref {})",
                         t.prog_id,
                         t.prog_name,
                         at(&d.name),
                         t.priority,
+                        ns.name
+                            .as_deref()
+                            .map_or_else(String::new, |n| format!(" -n {n}")),
                         d.name,
                         t.priority
                     ));

@@ -112,6 +112,28 @@ fn query(ifindex: u32, egress: bool) -> Result<(Vec<u32>, u64)> {
         .context("querying the tcx programs (a kernel before 6.6 has no tcx)")
 }
 
+/// The programs at the tcx hook of device `dev` (of the namespace named
+/// or at the path `netns`), in run order; empty when the device or the
+/// namespace is not there, or the kernel has no tcx.
+pub fn programs_at(dev: &str, netns_spec: Option<&str>, egress: bool) -> Result<Vec<u32>> {
+    let path = netns_spec.map(|n| netns::path_of(n).display().to_string());
+    let Ok(_in) = netns::enter(path.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let Some(d) = rtnl.device(dev)? else {
+        return Ok(Vec::new());
+    };
+    Ok(query(d.ifindex, egress)
+        .map(|(progs, _)| progs)
+        .unwrap_or_default())
+}
+
+/// Whether program `prog` runs at that hook.
+pub fn runs_at(dev: &str, netns_spec: Option<&str>, egress: bool, prog: u32) -> Result<bool> {
+    Ok(programs_at(dev, netns_spec, egress)?.contains(&prog))
+}
+
 /// Attaches `opts.prog` at tcx, through the journal.
 pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
     let prog = resolve_tc_prog(ctx, &opts.prog)?;

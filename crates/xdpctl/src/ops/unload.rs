@@ -38,6 +38,11 @@ pub struct Unloaded {
     pub detached: Vec<Attachment>,
     /// The pins removed.
     pub removed: Vec<RemovedRow>,
+    /// Firewalls whose chain held one of its programs: emptied first.
+    pub unchained: Vec<PathBuf>,
+    /// What other tools attached with its programs, which keeps them
+    /// running: named, left alone.
+    pub still_running: Vec<String>,
 }
 
 /// One removed pin.
@@ -251,6 +256,7 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     }
     // Out of any firewall's chain first, the way out of a device: the slot
     // holds the program, which would run on after its pins are gone.
+    let mut unchained = Vec::new();
     let unchain: Vec<(PathBuf, PathBuf, u32)> = ops::chain::all(&ctx.bpffs)?
         .into_iter()
         .filter(|(fw, _, prog)| *fw != load.path && prog_ids.contains(prog))
@@ -270,6 +276,7 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
         journal.run_forward(&entry)?;
         journal.finish(entry)?;
         for (fw, _, prog) in &unchain {
+            unchained.push(fw.clone());
             ctx.out.note(format_args!(
                 "took program {prog} out of the chain of {}: what it passes, passes",
                 fw.display()
@@ -313,7 +320,8 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     ));
     // What other tools attached keeps its programs running: named, left
     // alone (not xdpctl's to remove).
-    for user in ops::netshow::users(ctx, &prog_ids)? {
+    let still_running = ops::netshow::users(ctx, &prog_ids)?;
+    for user in &still_running {
         ctx.out.note(format_args!(
             "still running, attached by another tool: {user}"
         ));
@@ -335,6 +343,8 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
         dir: load.path,
         detached,
         removed,
+        unchained,
+        still_running,
     })
 }
 
@@ -346,5 +356,7 @@ fn nothing_pinned(ctx: &Ctx, dir: PathBuf) -> Unloaded {
         dir,
         detached: Vec::new(),
         removed: Vec::new(),
+        unchained: Vec::new(),
+        still_running: Vec::new(),
     }
 }
