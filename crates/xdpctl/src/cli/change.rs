@@ -35,7 +35,9 @@ pub struct ConfirmArgs {
 /// frags (a tail call's rule). With no PROG, shows the chain; --clear
 /// empties it, and the firewall passes what it passes. `unload` of the
 /// program's load takes it out of the chain first; `load --replace` of
-/// either end keeps the chain. `net show` shows it after the firewall.
+/// either end keeps the chain. A loop (a program whose own chain leads
+/// back) is refused. `net show` shows it after the firewall; a policy
+/// names it with `chain:`.
 ///
 /// Example: xdpctl chain /sys/fs/bpf/xdpfw /sys/fs/bpf/lb
 #[derive(Debug, Args)]
