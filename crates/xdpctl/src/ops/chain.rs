@@ -129,11 +129,14 @@ pub fn chain(ctx: &Ctx, dir: &Path, set: Set<'_>) -> Result<Chained> {
         refuse_loop(handle.info().id, p, &load.path)?;
     }
     let to = next.as_ref().map(|p| p.id);
+    // Under the change lock, the slot read again: what another command
+    // changed meanwhile is what this one replaces.
+    let (mut journal, notes) = ops::begin(&map)?;
+    ctx.out.notes(notes);
+    let now = chain::next(&handle).with_context(|| format!("reading {}", map.display()))?;
     // Named now: a program only the chain held is gone once swapped out.
     let was = now.filter(|&n| Some(n) != to).map(ProgRef::of);
     if now != to {
-        let (mut journal, notes) = ops::begin(&map)?;
-        ctx.out.notes(notes);
         // One write, journaled like every change (a record left by a
         // command killed before it does nothing: the slot still holds what
         // it held, or already what it was to).
