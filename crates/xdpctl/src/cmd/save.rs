@@ -13,7 +13,7 @@ use crate::{
     model::rulehits::{RuleHit, annotate_yaml},
     model::{
         guard::GUARD_MARK,
-        policy::{self, DeviceSpec, Drift, LoadSpec, Policy, TcxHook, TcxSpec, VERSION},
+        policy::{self, DeviceSpec, Drift, LoadSpec, Policy, TcxSpec, VERSION},
     },
     ops::{live, loaddir::LoadDir, rulehits},
     render::Human,
@@ -87,41 +87,11 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             mode: d.mode.unwrap_or(crate::model::xdp::XdpMode::Native),
         })
         .collect();
-    // Its tcx links, as the policy's tcx entries, in the order each hook
-    // runs them (apply appends them in the policy's order).
-    let spaces = crate::kernel::netns::known()?;
-    let mut tcx: Vec<TcxSpec> = live::tcx_pins(&load)
+    // Its tcx links, in run order (apply appends them in the policy's).
+    let tcx: Vec<TcxSpec> = live::tcx_specs(&load)?
         .into_iter()
-        .filter_map(|p| match p.hook {
-            crate::model::linkpin::Hook::Tcx { egress, prog } => Some(TcxSpec {
-                name: p.dev,
-                netns: crate::kernel::netns::Netns::by_inode(p.netns, &spaces).name,
-                hook: if egress {
-                    TcxHook::Egress
-                } else {
-                    TcxHook::Ingress
-                },
-                prog,
-            }),
-            crate::model::linkpin::Hook::Xdp => None,
-        })
+        .map(|(_, spec)| spec)
         .collect();
-    let mut runs = std::collections::HashMap::new();
-    tcx.sort_by_cached_key(|t| {
-        let order = runs
-            .entry((t.name.clone(), t.netns.clone(), t.hook))
-            .or_insert_with(|| {
-                crate::ops::tcx::programs_at(&t.name, t.netns.as_deref(), t.hook.egress())
-                    .unwrap_or_default()
-            });
-        let at = load
-            .manifest
-            .programs
-            .iter()
-            .find(|p| p.name == t.prog)
-            .and_then(|p| order.iter().position(|&id| id == p.id));
-        (t.name.clone(), t.netns.clone(), t.hook, at)
-    });
     // The program behind the load, by a pin of it (a program pinned
     // nowhere cannot be named in a policy: said, not saved).
     let chain = match crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show) {

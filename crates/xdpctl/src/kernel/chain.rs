@@ -16,7 +16,7 @@ use crate::kernel::{
 };
 
 /// `BPF_MAP_TYPE_PROG_ARRAY`.
-pub const PROG_ARRAY: u32 = 3;
+pub const PROG_ARRAY: u32 = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_PROG_ARRAY as u32;
 
 const SLOT: [u8; 4] = 0u32.to_ne_bytes();
 
@@ -57,23 +57,27 @@ pub fn of_prog(prog: u32) -> io::Result<Option<(u32, MapHandle)>> {
     let fd = sys::fd_by_id(IdKind::Prog, prog)?;
     let (_, map_ids) = sys::prog_info(fd.as_fd())?;
     for id in map_ids {
-        let Ok(map) = sys::fd_by_id(IdKind::Map, id).and_then(MapHandle::from_fd) else {
+        // NB: the info first; a handle (which reads more for a per-CPU
+        // map) only for the chain.
+        let Ok(fd) = sys::fd_by_id(IdKind::Map, id) else {
             continue;
         };
-        let info = map.info();
+        let Ok(info) = sys::map_info(fd.as_fd()) else {
+            continue;
+        };
         if info.type_ == PROG_ARRAY
             && info.key_size == 4
             && info.max_entries >= 1
             && sys::c_name(&info.name) == NAME
         {
-            return Ok(Some((id, map)));
+            return Ok(Some((id, MapHandle::from_fd(fd)?)));
         }
     }
     Ok(None)
 }
 
 /// The name of a chain map.
-pub const NAME: &str = "chain";
+pub const NAME: &str = xdp_progs::xdpfw::maps::CHAIN;
 
 /// Why the kernel refuses a program in a chain, for errors.
 pub const REFUSAL: &str = "a tail call goes only to an XDP program like the one calling it: \

@@ -182,6 +182,10 @@ pub enum Change {
         /// Maps pinned by name that no other load uses: unpinned last.
         #[serde(default)]
         shared: Vec<SharedPin>,
+        /// Chains (their map pins) that hold one of its programs: emptied
+        /// first.
+        #[serde(default)]
+        unchain: Vec<(PathBuf, u32)>,
     },
     /// `attach` by a link pinned at `pin` (made in `links_dir`, which the
     /// attach may create). With `undo`, recovery takes the attachment off
@@ -262,11 +266,17 @@ impl Change {
                 links,
                 netlink,
                 shared,
+                unchain,
             } => {
-                let mut steps: Vec<Step> = links
+                let mut steps: Vec<Step> = unchain
                     .iter()
-                    .map(|&link| Step::LinkDetach { link })
+                    .map(|(map, prog)| Step::ChainSwap {
+                        map: map.clone(),
+                        from: Some(*prog),
+                        to: None,
+                    })
                     .collect();
+                steps.extend(links.iter().map(|&link| Step::LinkDetach { link }));
                 steps.extend(netlink.iter().map(|(dev, prog)| Step::XdpSwap {
                     dev: dev.clone(),
                     from: *prog,
@@ -426,10 +436,15 @@ impl Change {
                 out.extend(keep.as_deref());
             }
             Change::Unload {
-                dir, trash, shared, ..
+                dir,
+                trash,
+                shared,
+                unchain,
+                ..
             } => {
                 out.extend([dir.as_path(), trash.as_path()]);
                 out.extend(shared.iter().map(|s| s.path.as_path()));
+                out.extend(unchain.iter().map(|(m, _)| m.as_path()));
             }
             Change::Attach { pin, links_dir, .. } => {
                 out.extend([pin.as_path(), links_dir.as_path()])

@@ -162,6 +162,15 @@ pub enum TcxHook {
 }
 
 impl TcxHook {
+    /// Egress, or ingress.
+    pub fn of(egress: bool) -> Self {
+        if egress {
+            TcxHook::Egress
+        } else {
+            TcxHook::Ingress
+        }
+    }
+
     /// Whether it is egress.
     pub fn egress(self) -> bool {
         self == TcxHook::Egress

@@ -107,6 +107,21 @@ pub struct XdpAttachment {
     pub chain: Option<ChainNext>,
 }
 
+/// A program by id and (kernel) name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgRef {
+    /// Program id.
+    pub prog_id: u32,
+    /// Program name.
+    pub prog_name: String,
+}
+
+impl std::fmt::Display for ProgRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.prog_id, self.prog_name)
+    }
+}
+
 /// The program behind a firewall (its `chain` map's slot).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChainNext {

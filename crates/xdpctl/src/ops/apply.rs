@@ -366,7 +366,7 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         }
     }
     let chain = chain_plan(ctx, policy, load.as_ref(), load_action == "replace")?;
-    let (tcx_attach, tcx_detach) = tcx_plan(ctx, policy, load.as_ref())?;
+    let (tcx_attach, tcx_detach) = tcx_plan(policy, load.as_ref())?;
     let changes = usize::from(load_action != "keep")
         + tcx_attach.len()
         + tcx_detach.len()
@@ -400,20 +400,19 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
 /// not the load's any more. An attach the kernel would refuse (the
 /// program already runs at that hook, by another tool's link) is refused
 /// here, before anything changes.
-fn tcx_plan(
-    ctx: &Ctx,
-    policy: &Policy,
-    load: Option<&LoadDir>,
-) -> Result<(Vec<TcxSpec>, Vec<TcxSpec>)> {
+fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Vec<TcxSpec>)> {
     let Some(wanted) = &policy.tcx else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let live = load.map(live::tcx_pins).unwrap_or_default();
-    let spaces = crate::kernel::netns::known()?;
-    // NB: a pin's name holds a device's `.` as `_` (bpffs allows no `.`).
-    let same = |t: &TcxSpec, p: &crate::model::linkpin::LinkPin| {
-        matches!(&p.hook, crate::model::linkpin::Hook::Tcx { egress, prog }
-            if *egress == t.hook.egress() && *prog == t.prog)
+    let live = match load {
+        Some(l) => live::tcx_specs(l)?,
+        None => Vec::new(),
+    };
+    // NB: a pin's name holds a device's `.` as `_` (bpffs allows no `.`);
+    // namespaces by identity.
+    let same = |t: &TcxSpec, (p, l): &(crate::model::linkpin::LinkPin, TcxSpec)| {
+        l.hook == t.hook
+            && l.prog == t.prog
             && p.dev == t.name.replace('.', "_")
             && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
     };
@@ -439,7 +438,7 @@ fn tcx_plan(
     }
     let attach: Vec<TcxSpec> = wanted
         .iter()
-        .filter(|t| !live.iter().any(|p| same(t, p)))
+        .filter(|t| !live.iter().any(|l| same(t, l)))
         .cloned()
         .collect();
     if let Some(l) = load {
@@ -465,22 +464,9 @@ fn tcx_plan(
     }
     let detach = live
         .iter()
-        .filter(|p| !wanted.iter().any(|t| same(t, p)))
-        .filter_map(|p| match &p.hook {
-            crate::model::linkpin::Hook::Tcx { egress, prog } => Some(TcxSpec {
-                name: p.dev.clone(),
-                netns: Netns::by_inode(p.netns, &spaces).name,
-                hook: if *egress {
-                    policy::TcxHook::Egress
-                } else {
-                    policy::TcxHook::Ingress
-                },
-                prog: prog.clone(),
-            }),
-            crate::model::linkpin::Hook::Xdp => None,
-        })
+        .filter(|l| !wanted.iter().any(|t| same(t, l)))
+        .map(|(_, spec)| spec.clone())
         .collect();
-    let _ = ctx;
     Ok((attach, detach))
 }
 

@@ -18,10 +18,7 @@ use xdp_progs::xdpfw;
 
 use crate::{
     ctx::Ctx,
-    kernel::{
-        chain,
-        sys::{self, IdKind},
-    },
+    kernel::{chain, objects},
     model::{
         change::{Change, Step},
         handle::Handle,
@@ -30,22 +27,13 @@ use crate::{
     ops::{self, attach, loaddir::LoadDir},
 };
 
-/// A program, by id and kernel name.
-#[derive(Clone, Debug, Serialize)]
-pub struct ProgRef {
-    pub prog_id: u32,
-    pub prog_name: String,
-}
+pub use crate::model::xdp::ProgRef;
 
-impl ProgRef {
-    fn of(id: u32) -> ProgRef {
-        let name = sys::fd_by_id(IdKind::Prog, id)
-            .and_then(|fd| sys::prog_info(std::os::fd::AsFd::as_fd(&fd)))
-            .map_or_else(|_| "?".to_owned(), |(info, _)| sys::c_name(&info.name));
-        ProgRef {
-            prog_id: id,
-            prog_name: name,
-        }
+/// Program `id` by its kernel name (`?` once it is gone).
+fn prog_ref(id: u32) -> ProgRef {
+    ProgRef {
+        prog_id: id,
+        prog_name: objects::describe(pinfs::Kind::Prog, id).map_or_else(|_| "?".into(), |d| d.name),
     }
 }
 
@@ -112,13 +100,13 @@ pub fn chain(ctx: &Ctx, dir: &Path, set: Set<'_>) -> Result<Chained> {
     let handle = chain::open(&map)
         .with_context(|| format!("opening {}", map.display()))?
         .with_context(|| format!("{} is not a program array", map.display()))?;
-    let now = chain::next(&handle).with_context(|| format!("reading {}", map.display()))?;
+    let read = || chain::next(&handle).with_context(|| format!("reading {}", map.display()));
     let next = match set {
         Set::Show => {
             return Ok(Chained {
+                next: read()?.map(prog_ref),
                 dir: load.path,
                 map,
-                next: now.map(ProgRef::of),
                 previous: None,
             });
         }
@@ -133,9 +121,9 @@ pub fn chain(ctx: &Ctx, dir: &Path, set: Set<'_>) -> Result<Chained> {
     // changed meanwhile is what this one replaces.
     let (mut journal, notes) = ops::begin(&map)?;
     ctx.out.notes(notes);
-    let now = chain::next(&handle).with_context(|| format!("reading {}", map.display()))?;
+    let now = read()?;
     // Named now: a program only the chain held is gone once swapped out.
-    let was = now.filter(|&n| Some(n) != to).map(ProgRef::of);
+    let was = now.filter(|&n| Some(n) != to).map(prog_ref);
     if now != to {
         // One write, journaled like every change (a record left by a
         // command killed before it does nothing: the slot still holds what
@@ -210,7 +198,7 @@ pub fn loop_back(map: u32, prog: u32) -> Result<Option<Vec<String>>> {
         let Some(after) = chain::next(&handle)? else {
             return Ok(None);
         };
-        path.push(ProgRef::of(after).to_string());
+        path.push(prog_ref(after).to_string());
         prog = after;
     }
     Ok(None)
@@ -218,12 +206,6 @@ pub fn loop_back(map: u32, prog: u32) -> Result<Option<Vec<String>>> {
 
 /// The kernel's most tail calls in a row (`MAX_TAIL_CALL_CNT`).
 const MAX_TAIL_CALLS: usize = 33;
-
-impl std::fmt::Display for ProgRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.prog_id, self.prog_name)
-    }
-}
 
 /// The kernel's refusal of a program in the chain, explained.
 fn refused(e: std::io::Error, next: Option<&attach::Prog>, dir: &Path) -> anyhow::Error {
@@ -265,7 +247,7 @@ pub fn all(root: &Path) -> Result<Vec<(PathBuf, PathBuf, u32)>> {
 /// if it has one with a program in it: (chain map pin, program id).
 pub fn next_of_pin(pin: &Path) -> Option<(PathBuf, u32)> {
     let load = pin.parent()?.parent()?;
-    let map = load.join(MAPS_SUBDIR).join(xdpfw::maps::CHAIN);
+    let map = load.join(MAPS_SUBDIR).join(chain::NAME);
     let handle = chain::open(&map).ok()??;
     Some((map, chain::next(&handle).ok()??))
 }

@@ -18,9 +18,9 @@ use crate::{
     },
     model::{
         change::Dev,
-        linkpin::LinkPin,
+        linkpin::{Hook, LinkPin},
         manifest::MAPS_SUBDIR,
-        policy::{RULE_MAPS, RuleMaps},
+        policy::{RULE_MAPS, RuleMaps, TcxHook, TcxSpec},
         xdp::XdpMode,
     },
     ops::loaddir::LoadDir,
@@ -161,6 +161,44 @@ pub fn tcx_pins(load: &LoadDir) -> Vec<LinkPin> {
         .filter_map(|p| LinkPin::parse(&p.path))
         .filter(|p| p.hook != crate::model::linkpin::Hook::Xdp)
         .collect()
+}
+
+/// The load's tcx links still attached, with each as a policy's `tcx`
+/// entry, in the order each hook runs them.
+pub fn tcx_specs(load: &LoadDir) -> Result<Vec<(LinkPin, TcxSpec)>> {
+    let spaces = netns::known()?;
+    let mut out: Vec<(LinkPin, TcxSpec)> = tcx_pins(load)
+        .into_iter()
+        .filter_map(|p| {
+            let Hook::Tcx { egress, prog } = &p.hook else {
+                return None;
+            };
+            let spec = TcxSpec {
+                name: p.dev.clone(),
+                netns: Netns::by_inode(p.netns, &spaces).name,
+                hook: TcxHook::of(*egress),
+                prog: prog.clone(),
+            };
+            Some((p, spec))
+        })
+        .collect();
+    let mut runs = std::collections::HashMap::new();
+    out.sort_by_cached_key(|(_, t)| {
+        let order = runs
+            .entry((t.name.clone(), t.netns.clone(), t.hook))
+            .or_insert_with(|| {
+                super::tcx::programs_at(&t.name, t.netns.as_deref(), t.hook.egress())
+                    .unwrap_or_default()
+            });
+        let at = load
+            .manifest
+            .programs
+            .iter()
+            .find(|p| p.name == t.prog)
+            .and_then(|p| order.iter().position(|&id| id == p.id));
+        (t.name.clone(), t.netns.clone(), t.hook, at)
+    });
+    Ok(out)
 }
 
 /// The mode `prog` runs in on `dev` of namespace `ns`; `None` where that

@@ -97,14 +97,7 @@ pub struct TcRow {
     pub direct_action: bool,
 }
 
-/// A program by id and name.
-#[derive(Debug, Serialize)]
-pub struct ProgRef {
-    /// Program id.
-    pub prog_id: u32,
-    /// Program name.
-    pub prog_name: String,
-}
+pub use crate::model::xdp::ProgRef;
 
 /// A netfilter BPF link.
 #[derive(Debug, Serialize)]

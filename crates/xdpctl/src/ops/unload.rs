@@ -15,7 +15,7 @@ use crate::{
         sys::{self, IdKind},
     },
     model::{
-        change::{Change, SharedPin, Step},
+        change::{Change, SharedPin},
         linkpin::LinkPin,
         xdp::XdpAttachment,
     },
@@ -256,33 +256,10 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     }
     // Out of any firewall's chain first, the way out of a device: the slot
     // holds the program, which would run on after its pins are gone.
-    let mut unchained = Vec::new();
     let unchain: Vec<(PathBuf, PathBuf, u32)> = ops::chain::all(&ctx.bpffs)?
         .into_iter()
         .filter(|(fw, _, prog)| *fw != load.path && prog_ids.contains(prog))
         .collect();
-    if !unchain.is_empty() {
-        let entry = journal.begin(Change::Steps {
-            what: format!("taking {} out of chains", load.path.display()),
-            steps: unchain
-                .iter()
-                .map(|(_, map, prog)| Step::ChainSwap {
-                    map: map.clone(),
-                    from: Some(*prog),
-                    to: None,
-                })
-                .collect(),
-        })?;
-        journal.run_forward(&entry)?;
-        journal.finish(entry)?;
-        for (fw, _, prog) in &unchain {
-            unchained.push(fw.clone());
-            ctx.out.note(format_args!(
-                "took program {prog} out of the chain of {}: what it passes, passes",
-                fw.display()
-            ));
-        }
-    }
     let entry = journal.begin(Change::Unload {
         dir: load.path.clone(),
         generation: load.manifest.generation,
@@ -290,9 +267,19 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
         links,
         netlink,
         shared: shared.clone(),
+        unchain: unchain
+            .iter()
+            .map(|(_, map, prog)| (map.clone(), *prog))
+            .collect(),
     })?;
     journal.run_forward(&entry)?;
     journal.finish(entry)?;
+    for (fw, _, prog) in &unchain {
+        ctx.out.note(format_args!(
+            "took program {prog} out of the chain of {}: what it passes, passes",
+            fw.display()
+        ));
+    }
     for d in &detached {
         ctx.out.note(format_args!(
             "detached program {} ({}) from {}{}{} ({})",
@@ -343,7 +330,7 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
         dir: load.path,
         detached,
         removed,
-        unchained,
+        unchained: unchain.into_iter().map(|(fw, _, _)| fw).collect(),
         still_running,
     })
 }

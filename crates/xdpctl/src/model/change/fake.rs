@@ -430,6 +430,9 @@ fn an_unload_killed_anywhere_is_finished() {
         },
     );
     initial.xdp.insert(dev(), 100);
+    // Another firewall chains to its program.
+    initial.put("/b/ids/maps/chain", Node::Map(50));
+    initial.chains.insert("/b/ids/maps/chain".into(), 100);
     let change = Change::Unload {
         dir: "/b/fw".into(),
         generation: 7,
@@ -440,6 +443,7 @@ fn an_unload_killed_anywhere_is_finished() {
             path: "/b/stats".into(),
             map: 40,
         }],
+        unchain: vec![("/b/ids/maps/chain".into(), 100)],
     };
     initial.put("/b/stats", Node::Map(40));
     let mut after = initial.clone();
@@ -447,6 +451,7 @@ fn an_unload_killed_anywhere_is_finished() {
     after.fs.remove(Path::new("/b/stats"));
     after.links.get_mut(&10).unwrap().attached = false;
     after.xdp.clear();
+    after.chains.clear();
     let (points, _, afters) = crash_everywhere(&initial, &change, |_| Ok(()), &initial, &after);
     assert_eq!(afters, points);
 }
@@ -604,6 +609,7 @@ fn forged_records_are_refused() {
         links: vec![],
         netlink: vec![],
         shared: vec![],
+        unchain: vec![],
     };
     assert_eq!(ok.validate(root, state), Ok(()));
     for (dir, trash) in [
@@ -621,6 +627,7 @@ fn forged_records_are_refused() {
             links: vec![],
             netlink: vec![],
             shared: vec![],
+            unchain: vec![],
         };
         assert!(forged.validate(root, state).is_err(), "{dir} {trash}");
     }
@@ -636,6 +643,7 @@ fn forged_records_are_refused() {
             path: "/etc/passwd".into(),
             map: 1,
         }],
+        unchain: vec![],
     };
     assert!(forged.validate(root, state).is_err());
     let forged = Change::Load {
