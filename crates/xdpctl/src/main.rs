@@ -4,6 +4,8 @@
 //! outcome into an exit code: 0 success, 1 error, 2 usage (clap's own),
 //! 3 not found (a map key).
 
+#![cfg_attr(not(test), no_main)]
+
 mod cli;
 mod cmd;
 mod ctx;
@@ -15,7 +17,7 @@ mod render;
 #[cfg(target_feature = "crt-static")]
 mod static_pcap;
 
-use std::{io, process::ExitCode};
+use std::io;
 
 use crate::cli::Command;
 
@@ -90,7 +92,25 @@ pub fn completion_script(shell: cli::Shell, out: &mut dyn io::Write) -> io::Resu
     completer.write_registration(cli::complete::ENV, "xdpctl", "xdpctl", "xdpctl", out)
 }
 
-fn main() -> ExitCode {
+/// The process's entry, in place of std's start: a short command (`net
+/// show`) spends much of its time starting, and std's start reads
+/// `/proc/self/maps` (with `sscanf`) and sets up a signal stack for a
+/// stack-overflow message. What of it xdpctl needs is done here: SIGPIPE
+/// ignored (a closed pipe is an `EPIPE` the commands handle), and stdout
+/// flushed at the end.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let code = xdpctl();
+    let _ = io::Write::flush(&mut io::stdout());
+    libc::c_int::from(code)
+}
+
+/// What `main` does; the exit code.
+#[cfg_attr(test, allow(dead_code))]
+fn xdpctl() -> u8 {
     // Listings of pins leave xdpctl's state directory out.
     pinfs::keep_private(model::manifest::STATE_DIR);
     // A crash test against a build without crash points would pass without
@@ -105,7 +125,7 @@ fn main() -> ExitCode {
              `cargo build --features failpoints` (scripts/test.sh does)",
             pinfs::failpoint::ENV
         );
-        return ExitCode::from(2);
+        return 2;
     }
     // The watcher behind --confirm-within: started by xdpctl itself as
     // `xdpctl --bpffs ROOT __watch KEY`, outside clap so that no usage
@@ -116,8 +136,8 @@ fn main() -> ExitCode {
         && watch == ops::watcher::WATCH
     {
         return match ops::watcher::watch(std::path::Path::new(root), &key.to_string_lossy()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(1),
+            Ok(()) => 0,
+            Err(_) => 1,
         };
     }
     cli::complete::remember_line();
@@ -168,7 +188,7 @@ fn main() -> ExitCode {
         }
     };
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         // `xdpctl map show | head` closing the pipe early is not a failure.
         Err(err)
             if err.chain().any(|c| {
@@ -176,7 +196,7 @@ fn main() -> ExitCode {
                     .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
             }) =>
         {
-            ExitCode::SUCCESS
+            0
         }
         Err(err) => {
             let code = if err.downcast_ref::<ops::openmap::NotFound>().is_some() {
@@ -203,7 +223,7 @@ fn main() -> ExitCode {
                 _ if err.downcast_ref::<render::Reported>().is_some() => {}
                 _ => render::json_error(format, &message, hint, code),
             }
-            ExitCode::from(code)
+            code
         }
     }
 }

@@ -858,6 +858,10 @@ fn a_misspelt_device_changes_nothing() {
     let good = policy(&pair, "203.0.113.5", "report");
     let file = write(dir.path(), "p.yaml", &good);
     xdpctl(&fs, ["apply", "-f", &file]).ok();
+    // A bridge beside the pair: no native XDP in its driver.
+    pair.b
+        .exec(&["ip", "link", "add", "pbr0", "type", "bridge"]);
+    pair.b.exec(&["ip", "link", "set", "pbr0", "up"]);
     let before = fs.snapshot();
     // A device or namespace missing on this host only warns in a dry run
     // (the policy may be checked away from its host); a bad map size is
@@ -877,6 +881,19 @@ fn a_misspelt_device_changes_nothing() {
                 "  pin: fw\n  max_entries:\n    blocklist: 2048\n",
             ),
             true,
+        ),
+        // A device where native XDP is refused, with a rule changed too:
+        // refused before the rule is written.
+        (
+            good.replace(
+                "devices:\n",
+                &format!(
+                    "devices:\n  - name: pbr0\n    netns: {}\n    mode: native\n",
+                    pair.b.name()
+                ),
+            )
+            .replace("udp_ports: [53, 9999]", "udp_ports: [53, 9999, 7]"),
+            false,
         ),
         (
             good.replace(

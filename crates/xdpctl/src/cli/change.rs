@@ -70,8 +70,9 @@ pub struct ChainArgs {
 /// changes and new attachments is rolled back unless confirmed
 /// (`xdpctl confirm DIR`); a plan that also loads, upgrades or detaches is
 /// refused with it (apply that part first). Every device to attach must
-/// exist before anything changes; --dry-run only warns about a missing
-/// one, so a policy can be checked away from its host.
+/// exist before anything changes, and take native XDP if its mode is
+/// native (`xdpctl net explain` tells); --dry-run only warns about a
+/// device that fails this, so a policy can be checked away from its host.
 ///
 /// Example: xdpctl apply -f /etc/xdpctl/policy.yaml
 #[derive(Debug, Args)]

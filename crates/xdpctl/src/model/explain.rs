@@ -257,7 +257,9 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
     let mut native_max_mtu = None;
     let max = single_buffer_frame(page).saturating_sub(ETH_HLEN);
     if native == Native::Yes && kind == "veth" {
-        native_max_mtu = Some(max);
+        // A program with frags takes frames over a page (veth has rx-sg):
+        // no single-buffer limit for it.
+        native_max_mtu = (!frags).then_some(max);
         let mtu = f.peer_mtu.unwrap_or(f.mtu);
         if mtu > max && !frags {
             native = Native::FragsOnly;
@@ -471,6 +473,8 @@ mod tests {
         );
         let e = explain(&dev(Some("veth"), Some(BASIC | RX_SG), 9000), true);
         assert_eq!(e.native, Native::Yes);
+        // With frags, a page is no limit: none is shown.
+        assert_eq!(e.native_max_mtu, None);
         // The peer's MTU is the one veth checks.
         let mut p = dev(Some("veth"), Some(BASIC | RX_SG), max);
         p.peer_mtu = Some(max + 1);

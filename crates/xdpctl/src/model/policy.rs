@@ -84,8 +84,10 @@ pub struct Policy {
         deserialize_with = "present"
     )]
     pub chain: Option<Option<PathBuf>>,
-    /// The firewall's rules: the maps hold exactly these.
-    #[serde(default)]
+    /// The firewall's rules: the maps hold exactly these (none when left
+    /// out; `save` leaves them out when there are none, as for a load
+    /// that is not the firewall).
+    #[serde(default, skip_serializing_if = "Rules::is_empty")]
     pub rules: Rules,
     /// guard's settings, for the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +241,14 @@ pub struct Rules {
     /// `cidr_except`), into `cidr`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cidr_files: Vec<PathBuf>,
+}
+
+impl Rules {
+    /// Whether there are no rules at all (what a policy without `rules`
+    /// says).
+    pub fn is_empty(&self) -> bool {
+        *self == Rules::default()
+    }
 }
 
 mod cidrs {

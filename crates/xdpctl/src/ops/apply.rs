@@ -543,8 +543,31 @@ pub fn same_device(d: &DeviceSpec, l: &LiveDevice) -> bool {
 }
 
 /// Everything the plan would attach to must exist before anything is
-/// changed: a misspelt device must not cost the firewall on another.
+/// changed: a misspelt device must not cost the firewall on another. And
+/// a device whose facts say native XDP is refused there (`xdpctl net
+/// explain`) is not attached to in native mode: refused before the rules
+/// or other devices change, not after.
 pub fn check_devices(plan: &Plan) -> Result<()> {
+    let native = plan
+        .attach
+        .iter()
+        .chain(&plan.replace)
+        .filter(|d| d.mode == crate::model::xdp::XdpMode::Native);
+    for d in native {
+        let spec = d
+            .netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
+        let Ok(_in) = crate::kernel::netns::enter(spec.as_deref()) else {
+            continue; // said below
+        };
+        if let Some(why) = ops::explain::native_refusal(&d.name, d.netns.as_deref()) {
+            bail!(
+                "devices: native XDP would be refused on {why}; nothing was changed (give it \
+                 `mode: generic` in the policy, or fix the device)"
+            );
+        }
+    }
     let devices = plan
         .attach
         .iter()

@@ -211,6 +211,15 @@ fn sentence(dev: &str, x: Explanation) -> String {
     s
 }
 
+/// Why the kernel would refuse any program in native mode on `dev` (in
+/// the current namespace), from the device's facts, before trying: a
+/// sentence with what to do instead; `None` when native XDP may work or
+/// the facts cannot be read.
+pub fn native_refusal(dev: &str, netns: Option<&str>) -> Option<String> {
+    let x = explained(dev, netns, None)?;
+    (x.native == explain::Native::No).then(|| sentence(dev, x))
+}
+
 /// Why native XDP was refused on `dev` (in the current namespace), in a
 /// sentence with what to do instead; `None` when the facts say nothing
 /// the kernel's error did not.

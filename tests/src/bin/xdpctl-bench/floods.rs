@@ -203,6 +203,50 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
             None => xdpctl(&fs, ["load", "--pin", pin]).ok(),
         };
     }
+    // XDPCTL_BENCH_AB: a candidate object raced against the built-in
+    // firewall in the same rounds (sections 1 to 3), for A/B work.
+    let ab = std::env::var("XDPCTL_BENCH_AB").ok();
+    if let Some(obj) = &ab {
+        for pin in ["abfw", "abfwb", "abfw0"] {
+            xdpctl(&fs, ["load", obj, "--pin", pin]).ok();
+        }
+        xdpctl(
+            &fs,
+            [
+                "map",
+                "update",
+                "abfw/maps/udp_ports",
+                &BLOCKED_PORT.to_string(),
+                "1",
+            ],
+        )
+        .ok();
+        xdpctl(
+            &fs,
+            [
+                "map",
+                "update",
+                "abfwb/maps/blocklist",
+                &BAD.to_string(),
+                "1",
+            ],
+        )
+        .ok();
+    }
+    let (abfw, abfwb, abfw0) = (
+        Prog {
+            pin: "abfw/xdp_fw",
+            what: "candidate",
+        },
+        Prog {
+            pin: "abfwb/xdp_fw",
+            what: "candidate",
+        },
+        Prog {
+            pin: "abfw0/xdp_fw",
+            what: "candidate",
+        },
+    );
     for pin in ["fw", "fwr"] {
         let ports = format!("{pin}/maps/udp_ports");
         xdpctl(
@@ -305,6 +349,9 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         if xf_port.is_ok() {
             progs.push(&xf_udp);
         }
+        if ab.is_some() {
+            progs.push(&abfw);
+        }
         let ns = race(
             &fs,
             &mut generator,
@@ -345,6 +392,9 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         peer_rows(
             rows, &what, &xf_port, &xf_udp, &ns, &mut next, &ns[2], false,
         );
+        if ab.is_some() {
+            ab_rows(rows, &what, &ns[next], &ns[2], &ns[0]);
+        }
     }
 
     if wanted(2) {
@@ -356,6 +406,9 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         }
         if xf_ip.is_ok() {
             progs.push(&xf_ip_p);
+        }
+        if ab.is_some() {
+            progs.push(&abfwb);
         }
         let bad = flood::Sources::one(BAD);
         let ns = race(
@@ -384,6 +437,9 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
             rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[1], true,
         );
         peer_rows(rows, &what, &xf_ip, &xf_ip_p, &ns, &mut next, &ns[1], false);
+        if ab.is_some() {
+            ab_rows(rows, &what, &ns[next], &ns[1], &ns[0]);
+        }
     }
 
     if wanted(3) {
@@ -399,9 +455,16 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
                 sizes,
                 &frame(OPEN_PORT),
                 sources,
-                &[&seed_count, &fw0, &bare_pass],
+                &if ab.is_some() {
+                    vec![&seed_count, &fw0, &bare_pass, &abfw0]
+                } else {
+                    vec![&seed_count, &fw0, &bare_pass]
+                },
                 pass,
             );
+            if ab.is_some() {
+                ab_rows(rows, &what, &ns[3], &ns[1], &ns[0]);
+            }
             rows.push(ns_row(
                 format!("{what}: {} (peer)", seed_count.what),
                 &ns[0],
@@ -579,6 +642,23 @@ fn capture_cost(
         &ns[3],
         Some(("counters off", &ns[1])),
         Some(1.1),
+    ));
+}
+
+/// A candidate's rows (XDPCTL_BENCH_AB): against the floor, and against
+/// the built-in firewall of the same rounds.
+fn ab_rows(rows: &mut Vec<Row>, what: &str, cand: &[f64], built_in: &[f64], floor: &[f64]) {
+    rows.push(ns_row(
+        format!("{what}: candidate"),
+        cand,
+        Some(("floor", floor)),
+        None,
+    ));
+    rows.push(ns_row(
+        format!("{what}: candidate vs built-in"),
+        cand,
+        Some(("built-in", built_in)),
+        None,
     ));
 }
 

@@ -816,6 +816,63 @@ fn xdp_filter_receiver<'a>(pair: &'a VethPair, source: &Ipv4Addr) -> Receiver<'a
     }
 }
 
+/// `net show` of one device, in a namespace with an attachment, against
+/// `bpftool net show dev`: both commands started by this thread from
+/// inside the namespace (not through nsenter, whose own start would be on
+/// both sides of the ratio, nor with a hook between fork and exec, which
+/// would fork this large process instead of spawning).
+fn net_show_cost(fs: &Bpffs, sizes: &Sizes, rows: &mut Vec<Row>) {
+    // The bpffs of a host: the device's program in a load, more loads beside.
+    for pin in ["a0", "b0", "a1", "b1", "a2", "b2"] {
+        if !fs.path().join(pin).exists() {
+            xdpctl(
+                fs,
+                [
+                    "load",
+                    fixture("typed_maps").to_str().unwrap(),
+                    "--pin",
+                    pin,
+                ],
+            )
+            .ok();
+        }
+    }
+    let pair = VethPair::new();
+    attach_generic(fs, "a0/typed", &pair);
+    let dev = pair.dev_b.clone();
+    let entered = pair.b.enter();
+    // A short command: many runs, the two in turn.
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..sizes.cli_runs * 20 {
+        ours.push(time_cmd(
+            1,
+            || {
+                let mut c = Command::new(xdpctl_bin());
+                c.args(["net", "show", &dev]).env("XDPCTL_BPFFS", fs.path());
+                c
+            },
+            || {},
+        ));
+        theirs.push(time_cmd(
+            1,
+            || {
+                let mut c = Command::new("bpftool");
+                c.args(["net", "show", "dev", &dev]);
+                c
+            },
+            || {},
+        ));
+    }
+    drop(entered);
+    let (o, t) = (median(ours), median(theirs));
+    rows.push(time_ratio_row(
+        "net show of one device, wall time (s)",
+        o,
+        t,
+        "<= 1x bpftool's",
+    ));
+}
+
 fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
     let fs = Bpffs::new();
     let dir = tempfile::tempdir().unwrap();
@@ -1016,45 +1073,7 @@ fn control_plane(sizes: &Sizes, rows: &mut Vec<Row>) {
         met: Some(r <= 1.2),
     });
 
-    // net show of one device, in a namespace with an attachment: both
-    // commands started by this thread from inside the namespace (not
-    // through nsenter, whose own start would be on both sides of the
-    // ratio, nor with a hook between fork and exec, which would fork this
-    // large process instead of spawning).
-    let pair = VethPair::new();
-    attach_generic(&fs, "a0/typed", &pair);
-    let dev = pair.dev_b.clone();
-    let entered = pair.b.enter();
-    // A short command: many runs, the two in turn.
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..sizes.cli_runs * 20 {
-        ours.push(time_cmd(
-            1,
-            || {
-                let mut c = Command::new(xdpctl_bin());
-                c.args(["net", "show", &dev]).env("XDPCTL_BPFFS", fs.path());
-                c
-            },
-            || {},
-        ));
-        theirs.push(time_cmd(
-            1,
-            || {
-                let mut c = Command::new("bpftool");
-                c.args(["net", "show", "dev", &dev]);
-                c
-            },
-            || {},
-        ));
-    }
-    drop(entered);
-    let (o, t) = (median(ours), median(theirs));
-    rows.push(time_ratio_row(
-        "net show of one device, wall time (s)",
-        o,
-        t,
-        "<= 1x bpftool's",
-    ));
+    net_show_cost(&fs, sizes, rows);
 
     // load of the built-in firewall vs bpftool prog loadall of the same object.
     let obj = dir.path().join("xdpfw.bpf.o");
@@ -1344,8 +1363,9 @@ fn main() {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
-    // One section only, for whoever works on it: test-run, data-plane or
-    // control-plane.
+    // One section only, for whoever works on it: test-run, flood,
+    // data-plane, control-plane, or net-show (the control plane's `net
+    // show` row alone).
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -1408,6 +1428,10 @@ fn main() {
             }
         }
     }
+    if only == Some("net-show") {
+        // The control plane's `net show` row alone, for whoever works on it.
+        net_show_cost(&Bpffs::new(), &sizes, &mut rows);
+    }
     if only.is_none_or(|o| o == "control-plane") {
         eprintln!("xdpctl-bench: control plane (against raw batch floors and bpftool)");
         control_plane(&sizes, &mut rows);
@@ -1464,7 +1488,7 @@ fn main() {
              the dump floor is a raw BPF_MAP_LOOKUP_BATCH (16,384 a call) of the same hash in process with no output,\n  \
              the top/guard floor the same of the per-CPU LRU map `pps`; one top interval is half the difference of\n  \
              `xdpctl top --interval 10ms` with 3 samples and with 1, less the interval; peak memory from the maximum\n  \
-             resident set size (`/usr/bin/time`). `--only test-run|flood|data-plane|control-plane` runs one section.\n",
+             resident set size (`/usr/bin/time`). `--only test-run|flood|data-plane|control-plane|net-show` runs one section.\n",
             machine(),
             took.as_secs_f64(),
             repeat = sizes.test_run_repeat,
