@@ -11,12 +11,12 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 # NB: --target keeps these flags off the build scripts and proc macros,
 # which cannot be static.
 flags='"-C", "target-feature=+crt-static", "-C", "relocation-model=static"'
-# With gold, the functions short commands run are laid out together
+# With lld, the functions that short commands run are laid out together
 # (scripts/startup.order, from scripts/startup-order.sh): `net show`
-# faults in fewer pages of code as it starts. Without gold, the same
-# binary in the default layout.
-if command -v ld.gold >/dev/null && [ -f scripts/startup.order ]; then
-    flags="$flags, \"-C\", \"link-arg=-fuse-ld=gold\", \"-C\", \"link-arg=-Wl,--section-ordering-file=$PWD/scripts/startup.order\""
+# faults in fewer pages of code as it starts. Without lld, the same binary
+# in the default layout.
+if command -v ld.lld >/dev/null && [ -f scripts/startup.order ]; then
+    flags="$flags, \"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"link-arg=-Wl,--symbol-ordering-file=$PWD/scripts/startup.order\", \"-C\", \"link-arg=-Wl,--no-warn-symbol-ordering\""
 fi
 cargo build --locked --release -p xdpctl --target "$triple" \
     --config "target.$triple.rustflags = [$flags]" \

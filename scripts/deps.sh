@@ -23,6 +23,9 @@ have_file /usr/include/pcap/pcap.h || need+=(libpcap-dev)
 have_cmd tcpdump || need+=(tcpdump)
 have_cmd tshark || need+=(tshark)
 have_cmd make || need+=(make)
+# The release build links with lld, which lays out the functions a command
+# runs as it starts together (scripts/build.sh).
+have_cmd ld.lld || need+=(lld)
 # The completion tests load the scripts into each shell.
 have_cmd zsh || need+=(zsh)
 have_cmd fish || need+=(fish)

@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
 # Regenerates scripts/startup.order, the order in which scripts/build.sh
-# has the linker (gold) lay out the functions that short commands run:
+# has the linker (lld) lay out the functions that short commands run:
 # together, in a few pages, so that starting `xdpctl net show` faults in
 # few pages of code (a page fault is what a short command's start spends
 # most on; see BENCHMARKS.md). A stale list costs only speed: a function
 # it does not name is laid out as before.
 #
-# Needs valgrind and iproute2; as root (it makes a namespace with a veth
+# Needs valgrind, lld and iproute2; as root (it makes a namespace with a veth
 # pair and a private bpffs, and removes them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-triple=$(rustc -vV | sed -n 's/^host: //p')
-target=${CARGO_TARGET_DIR:-target}/order
-CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=$target scripts/build.sh >/dev/null
-bin=$(cd "$target/$triple/release" && pwd)/xdpctl
+# The release binary itself (it keeps its symbol table: Cargo.toml), so
+# that the names are the ones its link orders.
+bin=$(scripts/build.sh)
 
 tmp=$(mktemp -d)
 ns=xdpctl-order-$$
@@ -56,15 +55,15 @@ COMMANDS
 umount "$tmp/fs"
 SANDBOX
 
-# Rust's functions (each in a section of its own, `.text.<symbol>`),
-# without the hash at the end of the symbol, which changes from build to
-# build: a pattern that names the function in any build.
+# Every function the commands ran, by its symbol: Rust's (each in a
+# section of its own, which the linker can place) and the C library's
+# (which it cannot, named for nothing).
 {
     echo "# Written by scripts/startup-order.sh; see there."
     cat "$tmp"/*.out |
-        sed -n -E 's/^c?fn=\([0-9]+\) (_ZN.*)$/\1/p' |
-        sed -E 's/17h[0-9a-f]{16}E$//' |
-        sort -u |
-        sed -e 's/^/.text./' -e 's/$/*/'
+        sed -n -E 's/^c?fn=\([0-9]+\) (_[ZR].*)$/\1/p' |
+        sort -u
 } >scripts/startup.order
-echo "scripts/startup.order: $(grep -c '^\.text' scripts/startup.order) functions" >&2
+# The next build links with the new order (cargo does not watch the file).
+touch crates/xdpctl/src/main.rs
+echo "scripts/startup.order: $(grep -c '^_' scripts/startup.order) functions" >&2

@@ -140,54 +140,96 @@ fn xdpctl() -> u8 {
             Err(_) => 1,
         };
     }
+    complete();
+    let format = requested_format(&args);
+    let cli = parse(&args, format);
+    outcome(run(&cli), format)
+}
+
+// NB: each step below a function of its own, never inlined: inlined into
+// one, their locals made a frame of 21 KB whose stack probe touched five
+// pages as every command started (a page fault each).
+
+/// Shell completion, when the shell asks for it (`COMPLETE=...`): answers
+/// and exits.
+#[inline(never)]
+fn complete() {
     cli::complete::remember_line();
     clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
         .var(cli::complete::ENV)
         .bin("xdpctl")
         .completer("xdpctl")
         .complete();
-    let format = requested_format(&args);
+}
+
+/// The command line parsed; help, version and usage errors printed, and
+/// the process exits with clap's code.
+#[inline(never)]
+fn parse(args: &[std::ffi::OsString], format: render::Format) -> cli::Cli {
     // The fast tree first (only the subcommand used is made); anything but a
     // plain parse (help, version, a usage error) again with the whole tree,
     // which renders it.
-    let mut fast = cli::parser_for(&args);
+    let mut fast = cli::parser_for(args);
     let parsed = fast
-        .try_get_matches_from_mut(&args)
+        .try_get_matches_from_mut(args)
         .ok()
-        .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m).ok());
+        .and_then(|m| from_matches(&m));
     // NB: freeing the tree at exit costs more than keeping it.
     std::mem::forget(fast);
-    let parsed = match parsed {
-        Some(cli) => Ok(cli),
-        None => <cli::Cli as clap::Parser>::try_parse_from(&args),
-    };
-    let cli = match parsed {
+    match parsed {
+        Some(cli) => cli,
+        None => parse_whole(args, format),
+    }
+}
+
+/// The command line from clap's matches.
+#[inline(never)]
+fn from_matches(m: &clap::ArgMatches) -> Option<cli::Cli> {
+    <cli::Cli as clap::FromArgMatches>::from_arg_matches(m).ok()
+}
+
+/// The command line parsed by the whole tree, which renders help, version
+/// and usage errors.
+#[cold]
+#[inline(never)]
+fn parse_whole(args: &[std::ffi::OsString], format: render::Format) -> cli::Cli {
+    match <cli::Cli as clap::Parser>::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                // The message: clap's text up to its usage lines, as one line.
-                let text = e.to_string();
-                let message = text
-                    .lines()
-                    .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let message = message.trim_start_matches("error: ");
-                // A group without its subcommand: clap's text is the help.
-                let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    "a subcommand is missing"
-                } else {
-                    message
-                };
-                render::json_error(format, message, Some("see --help"), 2);
-            }
-            e.exit();
-        }
-    };
-    match run(&cli) {
+        Err(e) => usage_error(e, format),
+    }
+}
+
+/// Reports clap's error (or its help or version) and exits.
+#[cold]
+#[inline(never)]
+fn usage_error(e: clap::Error, format: render::Format) -> ! {
+    use clap::error::ErrorKind;
+    if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        // The message: clap's text up to its usage lines, as one line.
+        let text = e.to_string();
+        let message = text
+            .lines()
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let message = message.trim_start_matches("error: ");
+        // A group without its subcommand: clap's text is the help.
+        let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            "a subcommand is missing"
+        } else {
+            message
+        };
+        render::json_error(format, message, Some("see --help"), 2);
+    }
+    e.exit()
+}
+
+/// The exit code of a command's result, its error reported.
+#[inline(never)]
+fn outcome(result: anyhow::Result<()>, format: render::Format) -> u8 {
+    match result {
         Ok(()) => 0,
         // `xdpctl map show | head` closing the pipe early is not a failure.
         Err(err)
@@ -198,34 +240,39 @@ fn xdpctl() -> u8 {
         {
             0
         }
-        Err(err) => {
-            let code = if err.downcast_ref::<ops::openmap::NotFound>().is_some() {
-                3
-            } else {
-                1
-            };
-            let message = if code == 3 {
-                err.to_string()
-            } else {
-                render_chain(&err)
-            };
-            let hint = permission_hint(&err);
-            eprintln!("xdpctl: {message}");
-            if let Some(hint) = hint {
-                eprintln!("hint: {hint}");
-            }
-            match err.downcast_ref::<ops::openmap::NotFound>() {
-                // NB: a closed stdout has nobody to tell.
-                Some(nf) if nf.lookup && format != render::Format::Human => {
-                    let _ = render::print_json(format, &serde_json::Value::Null);
-                }
-                // The result on stdout already is the one document.
-                _ if err.downcast_ref::<render::Reported>().is_some() => {}
-                _ => render::json_error(format, &message, hint, code),
-            }
-            code
-        }
+        Err(err) => failed(&err, format),
     }
+}
+
+/// Reports a command's error; its exit code.
+#[cold]
+#[inline(never)]
+fn failed(err: &anyhow::Error, format: render::Format) -> u8 {
+    let code = if err.downcast_ref::<ops::openmap::NotFound>().is_some() {
+        3
+    } else {
+        1
+    };
+    let message = if code == 3 {
+        err.to_string()
+    } else {
+        render_chain(err)
+    };
+    let hint = permission_hint(err);
+    eprintln!("xdpctl: {message}");
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    match err.downcast_ref::<ops::openmap::NotFound>() {
+        // NB: a closed stdout has nobody to tell.
+        Some(nf) if nf.lookup && format != render::Format::Human => {
+            let _ = render::print_json(format, &serde_json::Value::Null);
+        }
+        // The result on stdout already is the one document.
+        _ if err.downcast_ref::<render::Reported>().is_some() => {}
+        _ => render::json_error(format, &message, hint, code),
+    }
+    code
 }
 
 /// The output format the raw arguments ask for, before they are parsed (a

@@ -304,6 +304,30 @@ fn a_loop_is_refused_and_a_chain_is_shown_whatever_attached_the_firewall() {
     assert_eq!(fs.snapshot(), before);
     xdpctl(&fs, ["chain", "fw2", "nx/next_a"]).ok();
 
+    // The whole chain in the order packets take it: fw, fw2, next_a.
+    let j = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    let chain = &j["devices"][0]["xdp"][0]["chain"];
+    assert_eq!(chain["prog_name"], "xdp_fw", "{j}");
+    assert_eq!(chain["then"]["prog_name"], "next_a", "{j}");
+    assert!(chain["then"]["then"].is_null(), "{j}");
+    let table = xdpctl(&fs, ["net", "show", &pair.dev_b, "--netns", pair.b.name()]).ok();
+    let thens: Vec<&str> = table
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("then"))
+        .collect();
+    assert_eq!(thens.len(), 2, "{}", table.stdout);
+    assert!(
+        thens[0].contains("xdp_fw") && thens[1].contains("next_a"),
+        "{}",
+        table.stdout
+    );
+
     // An object file where a loaded program goes: load it first.
     let obj = fixture("chain_next");
     xdpctl(&fs, ["chain", "fw", obj.to_str().unwrap()])

@@ -77,7 +77,7 @@ impl Human for NetShow {
                         None => details,
                     },
                 });
-                if let Some(c) = &x.chain {
+                for c in x.chain.iter().flat_map(|c| c.walk()) {
                     lines.push(HookLine {
                         hook: "  then".into(),
                         prog_id: Some(c.prog_id),

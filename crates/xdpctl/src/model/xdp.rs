@@ -131,6 +131,18 @@ pub struct ChainNext {
     pub prog_name: String,
     /// The chain map's pin, when the program's load is known.
     pub map: Option<PathBuf>,
+    /// The program behind this one, when it chains too (a firewall in
+    /// front of another): the chain in the order its packets take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<Box<ChainNext>>,
+}
+
+impl ChainNext {
+    /// The programs of the chain from this one on, in the order packets
+    /// take them.
+    pub fn walk(&self) -> impl Iterator<Item = &ChainNext> {
+        std::iter::successors(Some(self), |c| c.then.as_deref())
+    }
 }
 
 /// The kernel name of libxdp's dispatcher program.

@@ -217,6 +217,7 @@ fn device_row(
             prog_id: id,
             prog_name: names.get(id),
             map,
+            then: further(prog_id, id, names),
         });
         xdp.push(XdpRow {
             mode: mode.to_string(),
@@ -459,4 +460,30 @@ pub fn users(ctx: &Ctx, ids: &[u32]) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// The rest of a chain after program `next` (behind `first`), through
+/// each program's own chain map; a loop (which the kernel would cut after
+/// 33 tail calls) ends the walk at the program met again.
+fn further(first: u32, next: u32, names: &mut Names) -> Option<Box<crate::model::xdp::ChainNext>> {
+    let mut seen = vec![first, next];
+    let mut links = Vec::new();
+    let mut at = next;
+    while let Some(id) = crate::ops::chain::next_of_prog(at) {
+        let again = seen.contains(&id);
+        links.push(id);
+        if again || links.len() >= 32 {
+            break;
+        }
+        seen.push(id);
+        at = id;
+    }
+    links.into_iter().rev().fold(None, |then, id| {
+        Some(Box::new(crate::model::xdp::ChainNext {
+            prog_id: id,
+            prog_name: names.get(id),
+            map: None,
+            then,
+        }))
+    })
 }
