@@ -21,4 +21,11 @@ fi
 cargo build --locked --release -p xdpctl --target "$triple" \
     --config "target.$triple.rustflags = [$flags]" \
     "$@" >&2
-echo "${CARGO_TARGET_DIR:-$PWD/target}/$triple/release/xdpctl"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/$triple/release/xdpctl"
+# Put in place by a copy, as `make install` does: the linker writes its
+# output in small pieces, which the page cache keeps as small folios, and
+# a start then faults in less code per fault (80 page faults for `net
+# show` against 73 from a copy: about a tenth of its time here).
+cp "$bin" "$bin.copy"
+mv -f "$bin.copy" "$bin"
+echo "$bin"
