@@ -43,7 +43,7 @@ pub struct ConfirmArgs {
 #[derive(Debug, Args)]
 pub struct ChainArgs {
     /// The firewall's load directory (relative paths are under --bpffs).
-    #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
+    #[arg(value_name = "FWDIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
     pub dir: PathBuf,
     /// The program to put behind it.
     #[arg(value_name = "PROG", conflicts_with = "clear", add = ArgValueCompleter::new(complete::progs))]
