@@ -548,33 +548,19 @@ pub fn same_device(d: &DeviceSpec, l: &LiveDevice) -> bool {
 /// explain`) is not attached to in native mode: refused before the rules
 /// or other devices change, not after.
 pub fn check_devices(plan: &Plan) -> Result<()> {
-    let native = plan
-        .attach
+    let devices = plan.attach.iter().chain(&plan.replace).map(|d| {
+        (
+            "devices",
+            &d.name,
+            &d.netns,
+            d.mode == crate::model::xdp::XdpMode::Native,
+        )
+    });
+    let tcx = plan
+        .tcx_attach
         .iter()
-        .chain(&plan.replace)
-        .filter(|d| d.mode == crate::model::xdp::XdpMode::Native);
-    for d in native {
-        let spec = d
-            .netns
-            .as_deref()
-            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
-        let Ok(_in) = crate::kernel::netns::enter(spec.as_deref()) else {
-            continue; // said below
-        };
-        if let Some(why) = ops::explain::native_refusal(&d.name, d.netns.as_deref()) {
-            bail!(
-                "devices: native XDP would be refused on {why}; nothing was changed (give it \
-                 `mode: generic` in the policy, or fix the device)"
-            );
-        }
-    }
-    let devices = plan
-        .attach
-        .iter()
-        .chain(&plan.replace)
-        .map(|d| ("devices", &d.name, &d.netns));
-    let tcx = plan.tcx_attach.iter().map(|t| ("tcx", &t.name, &t.netns));
-    for (field, name, netns) in devices.chain(tcx) {
+        .map(|t| ("tcx", &t.name, &t.netns, false));
+    for (field, name, netns, native) in devices.chain(tcx) {
         let spec = netns
             .as_deref()
             .map(|n| crate::kernel::netns::path_of(n).display().to_string());
@@ -587,6 +573,12 @@ pub fn check_devices(plan: &Plan) -> Result<()> {
                 netns
                     .as_deref()
                     .map_or_else(String::new, |n| format!(" in network namespace {n}"))
+            );
+        }
+        if native && let Some(why) = ops::explain::native_refusal(name, netns.as_deref()) {
+            bail!(
+                "{field}: native XDP would be refused on {why}; nothing was changed (give it \
+                 `mode: generic` in the policy, or fix the device)"
             );
         }
     }
