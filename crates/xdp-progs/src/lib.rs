@@ -87,6 +87,24 @@ pub mod xdpfw {
         /// PROG_ARRAY, one slot: the XDP program the firewall hands the
         /// packets it passes to (`xdpctl chain`); empty, they pass.
         pub const CHAIN: &str = "chain";
+        /// LPM_TRIE `{prefixlen, __be32}` source prefix → [`Rate`](super::Rate):
+        /// its rate limit.
+        pub const RATE4: &str = "rate4";
+        /// LPM_TRIE `{prefixlen, struct in6_addr}` source prefix → [`Rate`](super::Rate).
+        pub const RATE6: &str = "rate6";
+        /// LRU_HASH `struct xdpfw_rate_key` → the buckets of a source under
+        /// a per-source rate limit.
+        pub const RATE_STATE: &str = "rate_state";
+        /// HASH `__be16` TCP port → `__u8` (non-zero: SYNs answered with
+        /// SYN cookies).
+        pub const SYN_PORTS: &str = "syn_ports";
+        /// ARRAY, one `struct xdpfw_port_bits`: `syn_ports` as a bitmap.
+        pub const SYN_BITS: &str = "syn_bits";
+        /// ARRAY, one [`SynCfg`](super::SynCfg): how SYN-ACKs are made.
+        pub const SYN_CFG: &str = "syn_cfg";
+        /// ARRAY of 2 x 65,536 `__u64`: when a SYN to each port (IPv4, then IPv6) last went to
+        /// the kernel.
+        pub const SYN_KEEP: &str = "syn_keep";
         /// Every map of the object.
         pub const ALL: &[&str] = &[
             BLOCKLIST,
@@ -119,6 +137,13 @@ pub mod xdpfw {
             HIT_CACHE,
             RULE_HITS,
             CHAIN,
+            RATE4,
+            RATE6,
+            RATE_STATE,
+            SYN_PORTS,
+            SYN_BITS,
+            SYN_CFG,
+            SYN_KEEP,
         ];
         /// Whether an object with these maps is the firewall (of this
         /// version or another): it has the firewall's control words and
@@ -128,7 +153,7 @@ pub mod xdpfw {
         }
         /// The maps of [`INTERNAL`] whose size the operator may choose
         /// (`load --max-entries`): the room of the CIDR indexes.
-        pub const TUNABLE: &[&str] = &[CIDR4_CHUNKS, CIDR6_INDEX, RULE_HITS];
+        pub const TUNABLE: &[&str] = &[CIDR4_CHUNKS, CIDR6_INDEX, RULE_HITS, RATE_STATE];
         /// Whether the operator may give the firewall's map `name` another
         /// size (`load --max-entries`): its rule maps, the per-source
         /// tables, the [`TUNABLE`] indexes, and `ctl` (fewer words: an
@@ -159,6 +184,9 @@ pub mod xdpfw {
             CAPTURE_RB,
             HIT_CACHE,
             RULE_HITS,
+            RATE_STATE,
+            SYN_BITS,
+            SYN_KEEP,
         ];
     }
 
@@ -184,11 +212,18 @@ pub mod xdpfw {
         DropIcmp6 = 7,
         /// Passed: not IPv4/IPv6, or deeper than the parser goes.
         Unparsed = 8,
+        /// Dropped: over the rate limit of its source's prefix in `rate4` / `rate6`.
+        DropRate = 9,
+        /// A SYN to a port of `syn_ports`, answered with a SYN cookie (XDP_TX).
+        SynCookie = 10,
+        /// Dropped: an ACK to a port of `syn_ports` that no connection
+        /// has, with a wrong cookie.
+        DropCookie = 11,
     }
 
     impl Outcome {
         /// Every outcome, in `stats` index order.
-        pub const ALL: [Outcome; 9] = [
+        pub const ALL: [Outcome; 12] = [
             Outcome::Passed,
             Outcome::DropBlocklist,
             Outcome::DropUdpPort,
@@ -198,6 +233,9 @@ pub mod xdpfw {
             Outcome::DropTcpPort,
             Outcome::DropIcmp6,
             Outcome::Unparsed,
+            Outcome::DropRate,
+            Outcome::SynCookie,
+            Outcome::DropCookie,
         ];
 
         /// The outcome's name as xdpctl prints it.
@@ -212,6 +250,9 @@ pub mod xdpfw {
                 Outcome::DropTcpPort => "drop_tcp_port",
                 Outcome::DropIcmp6 => "drop_icmp6",
                 Outcome::Unparsed => "unparsed",
+                Outcome::DropRate => "drop_rate",
+                Outcome::SynCookie => "syn_cookie",
+                Outcome::DropCookie => "drop_cookie",
             }
         }
 
@@ -225,6 +266,8 @@ pub mod xdpfw {
                     | Outcome::DropCidr
                     | Outcome::DropTcpPort
                     | Outcome::DropIcmp6
+                    | Outcome::DropRate
+                    | Outcome::DropCookie
             )
         }
 
@@ -262,6 +305,56 @@ pub mod xdpfw {
 
     // SAFETY: plain old data of two u8.
     unsafe impl aya::Pod for Config {}
+
+    /// A `rate4`/`rate6` entry, as `struct xdpfw_rate` in C: a source
+    /// prefix's rate limit (see xdpfw.h).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct Rate {
+        /// Packets per second; 0: no packet limit.
+        pub pps: u64,
+        /// Packets at once; 0: a tenth of a second of `pps` (at least 1).
+        pub burst: u64,
+        /// Bytes per second (frames as received); 0: no byte limit.
+        pub bytes_per_sec: u64,
+        /// Bytes at once; 0: a tenth of a second of `bytes_per_sec` (at
+        /// least the frame).
+        pub burst_bytes: u64,
+        /// 0: a bucket per source; 1: one bucket for the prefix.
+        pub per_prefix: u32,
+        /// 0: the operator's limit; 0x67: guard's (`guard --limit`),
+        /// removed when it expires.
+        pub owner: u32,
+        /// Per prefix: the packet bucket, the datapath's (written 0).
+        pub tat: u64,
+        /// Per prefix: the byte bucket, the datapath's (written 0).
+        pub tat_bytes: u64,
+    }
+
+    /// The `syn_cfg` entry, as `struct xdpfw_syn_cfg` in C.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct SynCfg {
+        /// The MSS a SYN-ACK offers over IPv4 (0: 1460).
+        pub mss4: u16,
+        /// Over IPv6 (0: 1440).
+        pub mss6: u16,
+        /// The window scale the listener will use.
+        pub wscale: u8,
+        /// Non-zero: timestamps, window scale and SACK in the cookie.
+        pub ts: u8,
+        /// The SYN-ACK's TTL (0: 64).
+        pub ttl: u8,
+        /// Non-zero: ACKs with a wrong cookie that no connection has are dropped.
+        pub check_ack: u8,
+    }
+
+    /// Bytes of a [`Rate`] that are the rule (what `save` keeps and
+    /// `apply` compares); the rest is the datapath's buckets.
+    pub const RATE_RULE_BYTES: usize = 40;
+
+    /// Sizes of the `rate_state` map's key and value.
+    pub const RATE_STATE_KEY: usize = 20;
 
     /// Words of the `ctl` map, as `enum xdpfw_ctl` in C.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +394,9 @@ pub mod xdpfw {
         RuleHitsOn = 13,
         /// Hits not counted because `rule_hits` was full.
         RuleHitsLost = 14,
+        /// [`INDEX_EMPTY`]: `rate4` and `rate6` hold no rule and the
+        /// datapath skips them; otherwise it looks them up.
+        RateMode = 15,
     }
 
     /// The `capture_cfg` entry, as `struct xdpfw_capture_cfg` in C.
@@ -487,7 +583,7 @@ pub mod xdpfw {
 
     impl Ctl {
         /// Every word, in index order.
-        pub const ALL: [Ctl; 15] = [
+        pub const ALL: [Ctl; 16] = [
             Ctl::Cidr4Mode,
             Ctl::Cidr4Drift,
             Ctl::AdmitCap,
@@ -503,6 +599,7 @@ pub mod xdpfw {
             Ctl::Capture,
             Ctl::RuleHitsOn,
             Ctl::RuleHitsLost,
+            Ctl::RateMode,
         ];
 
         /// The word's name as xdpctl prints it (`map dump ctl`).
@@ -523,6 +620,7 @@ pub mod xdpfw {
                 Ctl::Capture => "capture",
                 Ctl::RuleHitsOn => "rule_hits_on",
                 Ctl::RuleHitsLost => "rule_hits_lost",
+                Ctl::RateMode => "rate_mode",
             }
         }
     }
@@ -1097,6 +1195,12 @@ mod tests {
         let size = |name: &str| obj.maps[name].value_size() as usize;
         assert_eq!(size(xdpfw::maps::CONFIG), size_of::<xdpfw::Config>());
         assert_eq!(size(xdpfw::maps::STATS), size_of::<xdpfw::Counter>());
+        assert_eq!(size(xdpfw::maps::RATE4), size_of::<xdpfw::Rate>());
+        assert_eq!(size(xdpfw::maps::RATE6), size_of::<xdpfw::Rate>());
+        assert_eq!(
+            obj.maps[xdpfw::maps::RATE_STATE].key_size() as usize,
+            xdpfw::RATE_STATE_KEY
+        );
         assert_eq!(
             size(xdpfw::maps::CAPTURE_CFG),
             size_of::<xdpfw::CaptureCfg>()

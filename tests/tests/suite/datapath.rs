@@ -422,8 +422,11 @@ fn differential_against_the_reference_model() {
             "seed {seed:#x}, rule set {set}: index modes and drift"
         );
     }
-    // The generator must reach every outcome, or the proof proves less.
-    for o in Outcome::ALL {
+    // The generator must reach every outcome, or the proof proves less:
+    // every stateless one (rate limits depend on time, SYN cookies on the
+    // kernel's secret and sockets: ratelimit.rs and syncookie.rs test them).
+    let stateful = [Outcome::DropRate, Outcome::SynCookie, Outcome::DropCookie];
+    for o in Outcome::ALL.into_iter().filter(|o| !stateful.contains(o)) {
         assert!(
             seen.get(&o).copied().unwrap_or(0) > 50,
             "outcome {o:?} was hit only {:?} times: {seen:?}",

@@ -477,6 +477,21 @@ const CASES: &[Case] = &[
     ),
     case(
         "guard",
+        "--limit",
+        &[
+            "guard",
+            "fw",
+            "--threshold",
+            "9",
+            "--count",
+            "1",
+            "--limit",
+            "{}",
+        ],
+        Kind::Number,
+    ),
+    case(
+        "guard",
         "--block-for",
         &[
             "guard",

@@ -112,7 +112,7 @@ fn a_rule_bpftool_writes_into_an_empty_kind_is_found_reported_and_enforced() {
     assert!(
         check
             .stdout
-            .contains("udp_ports/tcp_ports holds rules written outside xdpctl"),
+            .contains("udp_ports/tcp_ports/syn_ports holds rules written outside xdpctl"),
         "{}",
         check.stdout
     );
@@ -174,7 +174,7 @@ fn a_port_bpftool_adds_behind_an_index_in_use_is_reported_and_repaired() {
     assert!(
         check
             .stdout
-            .contains("port index differs from udp_ports/tcp_ports in 1 ports"),
+            .contains("port index differs from udp_ports/tcp_ports/syn_ports in 1 ports"),
         "{}",
         check.stdout
     );

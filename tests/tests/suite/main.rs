@@ -31,6 +31,8 @@ mod maps;
 mod operate;
 mod policy;
 mod programs;
+mod ratelimit;
+mod syncookie;
 mod system;
 mod tables;
 mod tcx;

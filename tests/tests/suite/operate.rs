@@ -177,6 +177,107 @@ fn guard_blocks_a_flood_spares_the_rest_and_cleans_up() {
     );
 }
 
+/// A rate limit of `ip` in the firewall's `rate4` (the longest prefix
+/// covering it), if any.
+fn rate_limit(fs: &Bpffs, ip: &str) -> Option<Value> {
+    let key = format!("{ip}/32");
+    let out = xdpctl(fs, ["-j", "map", "lookup", "fw/maps/rate4", &key]);
+    (out.code == 0).then(|| out.json()["value"].clone())
+}
+
+/// `guard --limit`: a source over the threshold gets a rate limit of its
+/// own (a /32 in rate4 with guard's mark as owner) instead of a block and
+/// keeps sending at the limit; a source with a limit of its own from an
+/// operator (looser, and so still over the threshold) keeps it; `save` leaves guard's limit out and `apply` keeps it; the
+/// limit goes at expiry.
+#[test]
+fn guard_limits_instead_of_blocking() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    xdpctl(&fs, ["attach", "fw", &pair.dev_b, "--netns", pair.b.name()]).ok();
+    let flooder = add_addr(&pair, 3);
+    let strict = add_addr(&pair, 6);
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "rate4",
+            &format!("{strict}/32"),
+            r#"{"pps":1000,"burst":100}"#,
+        ],
+    )
+    .ok();
+    let (mut guard, events) = start_guard(&fs, &["--block-for", "3s", "--limit", "150"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flood, _) = sender(&pair, &flooder, 2000, stop.clone());
+    let (strict_flood, _) = sender(&pair, &strict, 2000, stop.clone());
+    let limit = events
+        .recv_timeout(Duration::from_secs(3))
+        .expect("guard limits the flood");
+    assert_eq!(limit["action"], "limit", "{limit}");
+    assert_eq!(limit["source"], flooder.as_str());
+    let value = rate_limit(&fs, &flooder).expect("guard's limit");
+    assert_eq!(
+        (value["pps"].as_u64(), value["owner"].as_u64()),
+        (Some(150), Some(0x67))
+    );
+    let dropped = || -> u64 {
+        let stats = xdpctl(&fs, ["-j", "stats", "fw"]).ok().json();
+        stats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["outcome"] == "drop_rate")
+            .unwrap()["packets"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = dropped();
+    thread::sleep(Duration::from_millis(500));
+    assert!(
+        dropped() > before + 300,
+        "the flood beyond 150 pps is dropped"
+    );
+
+    // save leaves guard's limit out; apply of the saved policy keeps it.
+    let saved = xdpctl(&fs, ["save"]).ok().stdout;
+    assert!(
+        !saved.contains(&flooder),
+        "guard's limit is not the policy's:\n{saved}"
+    );
+    assert!(saved.contains(&strict), "the operator's is:\n{saved}");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, &saved).unwrap();
+    xdpctl(&fs, ["apply", "--file", policy.to_str().unwrap()]).ok();
+    assert!(
+        rate_limit(&fs, &flooder).is_some(),
+        "apply keeps guard's limit"
+    );
+
+    // Expired: removed, and said so.
+    let unlimit = events
+        .recv_timeout(Duration::from_secs(5))
+        .expect("guard ends the limit after --block-for");
+    assert_eq!(unlimit["action"], "unlimit", "{unlimit}");
+    assert_eq!(unlimit["reason"], "expired");
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    strict_flood.join().unwrap();
+    assert!(rate_limit(&fs, &flooder).is_none());
+    terminate(&mut guard);
+    let rest: Vec<Value> = events.try_iter().collect();
+    assert!(
+        rest.iter().all(|e| e["source"] != strict.as_str()),
+        "a source with the operator's own limit is the operator's: {rest:?}"
+    );
+    assert_eq!(rate_limit(&fs, &strict).unwrap()["pps"], 1000);
+    assert_eq!(rate_limit(&fs, &strict).unwrap()["owner"], 0);
+}
+
 #[test]
 fn guard_resumes_its_blocks_after_a_crash_and_removes_them_on_exit() {
     require_privileges!();
@@ -300,7 +401,11 @@ fn stats_match_the_traffic_and_speak_json_lines_and_prometheus() {
         "the Prometheus parser refused it: {}\n{text}",
         String::from_utf8_lossy(&res.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&res.stdout).trim(), "18");
+    // Packets and bytes of each outcome.
+    assert_eq!(
+        String::from_utf8_lossy(&res.stdout).trim(),
+        (2 * xdp_progs::xdpfw::Outcome::ALL.len()).to_string()
+    );
 
     // top: the sender is the top talker (of passed traffic: a source is
     // not counted for packets a rule drops).

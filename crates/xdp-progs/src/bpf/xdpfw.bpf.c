@@ -133,6 +133,57 @@ struct {
 } cidr4_spill SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be16);  /* TCP destination port, network order */
+	__type(value, __u8);  /* non-zero: SYNs answered with SYN cookies */
+	__uint(max_entries, XDPFW_PORTS_MAX);
+} syn_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpfw_port_bits); /* syn_ports as a bitmap */
+	__uint(max_entries, 1);
+} syn_bits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpfw_syn_cfg);
+	__uint(max_entries, 1);
+} syn_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);   /* TCP port, host order; + 65536 for IPv6 */
+	__type(value, __u64); /* when a SYN to it was last handed to the kernel */
+	__uint(max_entries, 2 * 65536);
+} syn_keep SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct xdpfw_cidr4);     /* IPv4 source prefix */
+	__type(value, struct xdpfw_rate);    /* its rate limit */
+	__uint(max_entries, XDPFW_RATE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} rate4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct xdpfw_cidr6);     /* IPv6 source prefix */
+	__type(value, struct xdpfw_rate);    /* its rate limit */
+	__uint(max_entries, XDPFW_RATE_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} rate6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xdpfw_rate_key);    /* a source under a per-source limit */
+	__type(value, struct xdpfw_rate_state); /* its buckets */
+	__uint(max_entries, XDPFW_RATE_STATE_MAX);
+} rate_state SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xdpfw_cidr6_lens);
@@ -958,6 +1009,45 @@ static __always_inline int port_blocked(struct pkt *pk, __u64 *mode, void *hash,
 	return blocked(hash, &port);
 }
 
+/* The TCP flags (byte 13 of the header). */
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
+/*
+ * Whether SYNs to TCP `port` are answered with SYN cookies (`syn_ports`):
+ * through its bitmap when xdpctl built it, cross-checked like the port
+ * rules' (the port rules' mode word covers both).
+ */
+static __always_inline int syn_protected(struct pkt *pk, __u64 *mode, __be16 port)
+{
+	__u64 m = mode_of(mode);
+
+	if (m == XDPFW_INDEX_EMPTY) {
+		if (!pk->tick || !blocked(&syn_ports, &port))
+			return 0;
+		drifted(mode, XDPFW_CTL_PORTS_DRIFT);
+		return 1;
+	}
+	if (m == XDPFW_INDEX_ON) {
+		__u32 zero = 0;
+		struct xdpfw_port_bits *bits = bpf_map_lookup_elem(&syn_bits, &zero);
+
+		if (bits) {
+			__u32 p = bpf_ntohs(port);
+			int on = (bits->word[(p >> 6) & 1023] >> (p & 63)) & 1;
+
+			if (pk->tick && blocked(&syn_ports, &port) != on) {
+				drifted(mode, XDPFW_CTL_PORTS_DRIFT);
+				return !on;
+			}
+			return on;
+		}
+	}
+	return blocked(&syn_ports, &port);
+}
+
 /*
  * UDP/TCP port rules: the outcome for the L4 header at `l4`, `room` the
  * bytes the IP header says follow it.
@@ -986,14 +1076,121 @@ static __always_inline int ports(struct pkt *pk, void *l4, void *data_end, __u8 
 			port_hit(pk, XDPFW_RULE_TCP_PORT, tcp->dest);
 			return XDPFW_DROP_TCP_PORT;
 		}
+		/* SYN cookies: a SYN answered, an ACK checked (in xdp_fw). */
+		__u8 flags = ((__u8 *)tcp)[13] & (TH_FIN | TH_SYN | TH_RST | TH_ACK);
+
+		if ((flags == TH_SYN || flags == TH_ACK) && syn_protected(pk, mode, tcp->dest))
+			return flags == TH_SYN ? XDPFW_SYN_COOKIE : XDPFW_SYN_ACK_CHECK;
 	}
 	return XDPFW_PASSED;
+}
+
+/*
+ * One GCRA bucket (see xdpfw.h): whether a packet costing `cost` ns of
+ * the rate fits within `limit` ns of burst at `now`; if it does, the
+ * bucket is moved on (compare-and-swap: CPUs racing on one bucket retry).
+ */
+static __always_inline int rate_take(__u64 *tat, __u64 now, __u64 cost, __u64 limit)
+{
+	for (int i = 0; i < XDPFW_RATE_TRIES; i++) {
+		__u64 old = *(volatile __u64 *)tat;
+		__u64 next = (old > now ? old : now) + cost;
+
+		if (next - now > limit)
+			return 0;
+		if (__sync_val_compare_and_swap(tat, old, next) == old)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether a packet of `len` bytes fits the rate `r` with buckets at
+ * `tat`/`tat_bytes`. */
+static __always_inline int rate_fits(const struct xdpfw_rate *r, __u64 *tat, __u64 *tat_bytes,
+				     __u32 len)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (r->bytes_per_sec) {
+		__u64 bps = r->bytes_per_sec;
+		/* 0: a tenth of a second of the rate. At least one frame: a
+		 * burst smaller than the packet would drop it for ever.
+		 * Bounded so that burst * 1e9 fits. */
+		__u64 burst = r->burst_bytes ? r->burst_bytes : bps / 10;
+
+		if (burst < len)
+			burst = len;
+
+		if (burst > (1ULL << 32))
+			burst = 1ULL << 32;
+		if (!rate_take(tat_bytes, now, (__u64)len * 1000000000ULL / bps,
+			       burst * 1000000000ULL / bps))
+			return 0;
+	}
+	if (r->pps) {
+		__u64 cost = 1000000000ULL / r->pps;
+		/* 0: a tenth of a second of the rate, at least one packet. */
+		__u64 burst = r->burst ? r->burst : r->pps / 10;
+
+		if (burst < 1)
+			burst = 1;
+		if (burst > (1ULL << 32))
+			burst = 1ULL << 32;
+		if (!rate_take(tat, now, cost, burst * cost))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether the rate limit of the source's prefix (a `rate4`/`rate6` entry,
+ * `key` its LPM key) drops this packet: nothing at all while xdpctl found
+ * both maps empty. `family` 4 or 6, `src` the source's bytes.
+ */
+static __always_inline int rate_limited(struct pkt *pk, void *rates, void *key, __u32 family,
+					const void *src)
+{
+	__u64 *mode = ctl_word(XDPFW_CTL_RATE_MODE);
+
+	if (mode_of(mode) == XDPFW_INDEX_EMPTY && !pk->tick)
+		return 0;
+	struct xdpfw_rate *r = bpf_map_lookup_elem(rates, key);
+
+	if (!r)
+		return 0;
+	if (mode && *mode == XDPFW_INDEX_EMPTY)
+		/* A rule written behind xdpctl's back: look them up from now on. */
+		*mode = XDPFW_INDEX_OFF;
+	if (!r->pps && !r->bytes_per_sec)
+		return 0;
+	if (r->per_prefix)
+		return !rate_fits(r, &r->tat, &r->tat_bytes, pk->len);
+
+	struct xdpfw_rate_key k = { .family = family };
+
+	if (family == 4)
+		__builtin_memcpy(k.addr, src, 4);
+	else
+		__builtin_memcpy(k.addr, src, 16);
+	struct xdpfw_rate_state *st = bpf_map_lookup_elem(&rate_state, &k);
+
+	if (!st) {
+		struct xdpfw_rate_state fresh = {};
+
+		/* BPF_NOEXIST: a concurrent first packet on another CPU wins. */
+		bpf_map_update_elem(&rate_state, &k, &fresh, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&rate_state, &k);
+		if (!st)
+			return 0;
+	}
+	return !rate_fits(r, &st->tat, &st->tat_bytes, pk->len);
 }
 
 /* Whether an outcome of the stateless rules drops. */
 #define XDPFW_DROPS                                                                            \
 	(1u << XDPFW_DROP_UDP_PORT | 1u << XDPFW_DROP_TCP_PORT | 1u << XDPFW_DROP_ICMP |           \
-	 1u << XDPFW_DROP_ICMP6 | 1u << XDPFW_DROP_BLOCKLIST | 1u << XDPFW_DROP_CIDR)
+	 1u << XDPFW_DROP_ICMP6 | 1u << XDPFW_DROP_BLOCKLIST | 1u << XDPFW_DROP_CIDR |          \
+	 1u << XDPFW_DROP_RATE | 1u << XDPFW_DROP_COOKIE)
 
 static __always_inline int is_drop(int outcome)
 {
@@ -1069,6 +1266,10 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 		return DROP(XDPFW_DROP_BLOCKLIST);
 	if (cidr4_blocked(&pk, src))
 		return DROP(XDPFW_DROP_CIDR);
+	struct xdpfw_cidr4 rk = { .prefixlen = 32, .addr = src };
+
+	if (rate_limited(&pk, &rate4, &rk, 4, &src))
+		return DROP(XDPFW_DROP_RATE);
 	if (pk.h)
 		count(pk.h, &pps, &src, src);
 	return PASS(outcome);
@@ -1181,6 +1382,10 @@ __noinline int fw_ipv6(struct xdp_md *ctx, __u32 off)
 		return DROP(XDPFW_DROP_BLOCKLIST);
 	if (cidr6_blocked(&pk, &src))
 		return DROP(XDPFW_DROP_CIDR);
+	struct xdpfw_cidr6 rk = { .prefixlen = 128, .addr = src };
+
+	if (rate_limited(&pk, &rate6, &rk, 6, &src))
+		return DROP(XDPFW_DROP_RATE);
 	if (pk.h)
 		count(pk.h, &pps6, &src, fold6(&src));
 	return PASS(outcome);
@@ -1286,10 +1491,330 @@ static __always_inline void capture(struct xdp_md *ctx, __u32 outcome, __u64 *le
 		s->lost += 1;
 }
 
+/* What a client's SYN asked for, from its TCP options. */
+struct syn_opts {
+	__u32 tsval; /* its timestamp, if `ts` */
+	__u8 ts;     /* it sent a timestamp */
+	__u8 ws;     /* it sent a window scale... */
+	__u8 wscale; /* ...of this */
+	__u8 sack;   /* it permits SACK */
+};
+
+/* Byte `i` of the 64-byte buffer `b` (the mask after a barrier keeps the
+ * verifier's bound, which the compiler would otherwise prove away). */
+static __always_inline __u8 byte_at(const __u8 *b, __u32 i)
+{
+	asm volatile("" : "+r"(i));
+	return b[i & 63];
+}
+
+/* A SYN's TCP header and options (`len` bytes, at most 60), read option
+ * by option from `i` on into `o`. */
+struct syn_parse {
+	__u8 tcp[64];
+	__u32 len;
+	__u32 i;
+	struct syn_opts o;
+};
+
+/* One TCP option of the SYN in `ctx` (a bpf_loop callback: verified
+ * once, whatever the number of options); 1 at the end. */
+static int syn_option(__u32 n, void *ctx)
+{
+	struct syn_parse *p = ctx;
+	__u32 i = p->i;
+
+	if (i >= p->len || i > 58)
+		return 1;
+	__u8 kind = byte_at(p->tcp, i);
+
+	if (kind == 0)
+		return 1;
+	if (kind == 1) {
+		p->i = i + 1;
+		return 0;
+	}
+	__u8 olen = byte_at(p->tcp, i + 1);
+
+	if (olen < 2 || i + olen > p->len)
+		return 1;
+	if (kind == 3 && olen == 3) {
+		p->o.ws = 1;
+		p->o.wscale = byte_at(p->tcp, i + 2);
+	} else if (kind == 4 && olen == 2) {
+		p->o.sack = 1;
+	} else if (kind == 8 && olen == 10) {
+		p->o.ts = 1;
+		p->o.tsval = (__u32)byte_at(p->tcp, i + 2) << 24 | (__u32)byte_at(p->tcp, i + 3) << 16 |
+			     (__u32)byte_at(p->tcp, i + 4) << 8 | byte_at(p->tcp, i + 5);
+	}
+	p->i = i + olen;
+	return 0;
+}
+
+/* A checksum's 32-bit sum folded to 16 bits, complemented. */
+static __always_inline __u16 csum_fold32(__s64 sum)
+{
+	__u32 c = (__u32)sum;
+
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)~c;
+}
+
+/* The reply to a SYN: its TCP header and options (24 bytes, or 40 with
+ * timestamps). */
+struct syn_reply {
+	struct tcphdr h;
+	__u8 opt[20];
+};
+
+/*
+ * Fills `r`, the SYN-ACK to the SYN `syn` (its fixed header) with the
+ * cookie `value` (bpf_tcp_raw_gen_syncookie_*'s) and the client's options
+ * `o`; returns the reply's TCP length (24 or 40).
+ */
+static __always_inline __u32 syn_ack(struct syn_reply *r, const struct tcphdr *syn, __s64 value,
+				     const struct syn_opts *o, const struct xdpfw_syn_cfg *cfg,
+				     __u16 mss)
+{
+	__u32 cookie = (__u32)value;
+
+	r->h.source = syn->dest;
+	r->h.dest = syn->source;
+	r->h.seq = bpf_htonl(cookie);
+	r->h.ack_seq = bpf_htonl(bpf_ntohl(syn->seq) + 1);
+	((__u8 *)&r->h)[13] = TH_SYN | TH_ACK;
+	r->h.window = bpf_htons(65535);
+	r->opt[0] = 2; /* MSS */
+	r->opt[1] = 4;
+	r->opt[2] = mss >> 8;
+	r->opt[3] = mss & 0xff;
+	if (!(cfg->ts && o->ts)) {
+		r->h.doff = 6;
+		return 24;
+	}
+	/* The options the connection keeps, in the timestamp's low 6 bits as
+	 * the kernel encodes them (cookie_init_timestamp): the client's
+	 * window scale (0xf: none), SACK. */
+	__u32 now_ms = bpf_ktime_get_ns() / 1000000;
+	__u32 bits = (o->ws ? (o->wscale & 0xf) : 0xf) | (o->sack ? 0x10 : 0);
+	__u32 tsval = (now_ms & ~0x3fu) | bits;
+
+	if ((__s32)(tsval - now_ms) > 0)
+		tsval -= 64;
+	r->opt[4] = o->sack ? 4 : 1; /* SACK permitted, or two NOPs */
+	r->opt[5] = o->sack ? 2 : 1;
+	r->opt[6] = 8; /* timestamps */
+	r->opt[7] = 10;
+	*(__be32 *)&r->opt[8] = bpf_htonl(tsval);
+	*(__be32 *)&r->opt[12] = bpf_htonl(o->tsval);
+	r->opt[16] = 1; /* NOP, then the window scale, or NOPs */
+	r->opt[17] = o->ws ? 3 : 1;
+	r->opt[18] = o->ws ? 3 : 1;
+	r->opt[19] = o->ws ? cfg->wscale : 1;
+	r->h.doff = 10;
+	return 40;
+}
+
+/* One SYN a port and family every XDPFW_SYN_KEEP_NS goes to the kernel
+ * (see xdpfw.h; IPv4 and IPv6 listeners are apart): whether this one does. */
+static __always_inline int syn_keepalive(__be16 port, int v6)
+{
+	__u32 p = bpf_ntohs(port) + (v6 ? 65536 : 0);
+	__u64 *last = bpf_map_lookup_elem(&syn_keep, &p);
+
+	if (!last)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 old = *(volatile __u64 *)last;
+
+	return now - old > XDPFW_SYN_KEEP_NS && __sync_val_compare_and_swap(last, old, now) == old;
+}
+
+/* Whether the listener of the ACK `th` (to `dst`, from `src`) is all
+ * there is: no connection, no request (so the ACK must carry a cookie). */
+static __always_inline int syn_listener_only(struct xdp_md *ctx, struct bpf_sock_tuple *t,
+					     __u32 size)
+{
+	struct bpf_sock *sk = bpf_skc_lookup_tcp(ctx, t, size, BPF_F_CURRENT_NETNS, 0);
+
+	if (!sk)
+		return 0; /* no listener: the kernel resets it */
+	int listener = sk->state == BPF_TCP_LISTEN;
+
+	bpf_sk_release(sk);
+	return listener;
+}
+
+/*
+ * The SYN-cookie side of a packet judge() found to be a SYN
+ * (XDPFW_SYN_COOKIE) or an ACK (XDPFW_SYN_ACK_CHECK) to a protected port,
+ * a function of its own (a BPF global function, verified once): the SYN
+ * turned into its SYN-ACK in place (XDPFW_SYN_COOKIE: the caller sends it
+ * back with XDP_TX), or the ACK's verdict. Whatever it cannot answer
+ * (IPv4 options, IPv6 extension headers, no room) goes to the kernel,
+ * which answers with a cookie of its own (tcp_syncookies=2).
+ */
+__noinline int syn_answer(struct xdp_md *ctx, int outcome)
+{
+	__u32 zero = 0;
+	struct xdpfw_syn_cfg *cfg = bpf_map_lookup_elem(&syn_cfg, &zero);
+	struct syn_parse p = {};
+	__u8 *tcp = p.tcp;
+	__u8 ip[40] = {};
+	struct ethhdr eth;
+	__u32 frame = ctx->data_end - ctx->data;
+	__u32 off = sizeof(eth);
+
+	if (!cfg || bpf_xdp_load_bytes(ctx, 0, &eth, sizeof(eth)))
+		return XDPFW_PASSED;
+	__be16 proto = eth.h_proto;
+
+	for (int i = 0; i < XDPFW_MAX_VLAN; i++) {
+		struct vlan_hdr vh;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if (bpf_xdp_load_bytes(ctx, off, &vh, sizeof(vh)))
+			return XDPFW_PASSED;
+		proto = vh.proto;
+		off += sizeof(vh);
+	}
+	if (bpf_xdp_load_bytes(ctx, off, ip, 1))
+		return XDPFW_PASSED;
+	int v6 = (ip[0] >> 4) == 6;
+	__u32 ip_len = v6 ? 40 : 20;
+
+	if (v6) {
+		if (bpf_xdp_load_bytes(ctx, off, ip, 40) || ip[6] != IPPROTO_TCP)
+			return XDPFW_PASSED;
+	} else {
+		if (bpf_xdp_load_bytes(ctx, off, ip, 20) || ip[0] != 0x45)
+			return XDPFW_PASSED;
+	}
+	if (bpf_xdp_load_bytes(ctx, off + ip_len, tcp, sizeof(struct tcphdr)))
+		return XDPFW_PASSED;
+	struct tcphdr *th = (struct tcphdr *)tcp;
+	__u32 th_len = th->doff * 4;
+
+	if (th_len < sizeof(struct tcphdr) || th_len > 60 || off + ip_len + th_len > frame)
+		return XDPFW_PASSED;
+	if (bpf_xdp_load_bytes(ctx, off + ip_len, tcp, th_len))
+		return XDPFW_PASSED;
+
+	if (outcome == XDPFW_SYN_ACK_CHECK) {
+		struct bpf_sock_tuple t = {};
+		long bad;
+
+		if (!cfg->check_ack)
+			return XDPFW_PASSED;
+		if (v6) {
+			__builtin_memcpy(t.ipv6.saddr, &ip[8], 16);
+			__builtin_memcpy(t.ipv6.daddr, &ip[24], 16);
+			t.ipv6.sport = th->source;
+			t.ipv6.dport = th->dest;
+			if (!syn_listener_only(ctx, &t, sizeof(t.ipv6)))
+				return XDPFW_PASSED;
+			bad = bpf_tcp_raw_check_syncookie_ipv6((struct ipv6hdr *)ip, th);
+		} else {
+			__builtin_memcpy(&t.ipv4.saddr, &ip[12], 4);
+			__builtin_memcpy(&t.ipv4.daddr, &ip[16], 4);
+			t.ipv4.sport = th->source;
+			t.ipv4.dport = th->dest;
+			if (!syn_listener_only(ctx, &t, sizeof(t.ipv4)))
+				return XDPFW_PASSED;
+			bad = bpf_tcp_raw_check_syncookie_ipv4((struct iphdr *)ip, th);
+		}
+		return bad ? XDPFW_DROP_COOKIE : XDPFW_PASSED;
+	}
+
+	if (syn_keepalive(th->dest, v6))
+		return XDPFW_PASSED;
+	__s64 value = v6 ? bpf_tcp_raw_gen_syncookie_ipv6((struct ipv6hdr *)ip, th, th_len)
+			 : bpf_tcp_raw_gen_syncookie_ipv4((struct iphdr *)ip, th, th_len);
+
+	if (value < 0)
+		return XDPFW_PASSED;
+	p.len = th_len;
+	p.i = sizeof(struct tcphdr);
+	bpf_loop(20, syn_option, &p, 0);
+	struct syn_opts o = p.o;
+	struct syn_reply r = {};
+	__u16 mss = v6 ? (cfg->mss6 ? cfg->mss6 : 1440) : (cfg->mss4 ? cfg->mss4 : 1460);
+	__u32 tcp_len = syn_ack(&r, th, value, &o, cfg, mss);
+
+	/* The IP header: addresses swapped, lengths of the reply. */
+	__u8 ttl = cfg->ttl ? cfg->ttl : 64;
+	__s64 sum;
+
+	if (v6) {
+		__u8 a[16];
+
+		__builtin_memcpy(a, &ip[8], 16);
+		__builtin_memcpy(&ip[8], &ip[24], 16);
+		__builtin_memcpy(&ip[24], a, 16);
+		*(__be32 *)&ip[0] = bpf_htonl(0x60000000);
+		*(__be16 *)&ip[4] = bpf_htons(tcp_len);
+		ip[7] = ttl;
+		/* Pseudo-header: addresses, length, next header. */
+		__be32 tail[2] = { bpf_htonl(tcp_len), bpf_htonl(IPPROTO_TCP) };
+
+		sum = bpf_csum_diff(0, 0, (__be32 *)&ip[8], 32, 0);
+		sum = bpf_csum_diff(0, 0, tail, sizeof(tail), sum);
+	} else {
+		__be32 a = *(__be32 *)&ip[12];
+
+		*(__be32 *)&ip[12] = *(__be32 *)&ip[16];
+		*(__be32 *)&ip[16] = a;
+		ip[1] = 0;
+		*(__be16 *)&ip[2] = bpf_htons(20 + tcp_len);
+		*(__be16 *)&ip[4] = 0;
+		*(__be16 *)&ip[6] = bpf_htons(0x4000); /* DF */
+		ip[8] = ttl;
+		*(__be16 *)&ip[10] = 0;
+		*(__u16 *)&ip[10] = csum_fold32(bpf_csum_diff(0, 0, (__be32 *)ip, 20, 0));
+		__be32 tail[3] = { *(__be32 *)&ip[12], *(__be32 *)&ip[16],
+				   bpf_htonl(IPPROTO_TCP << 16 | tcp_len) };
+
+		sum = bpf_csum_diff(0, 0, tail, sizeof(tail), 0);
+	}
+	if (tcp_len == 40)
+		sum = bpf_csum_diff(0, 0, (__be32 *)&r, 40, sum);
+	else
+		sum = bpf_csum_diff(0, 0, (__be32 *)&r, 24, sum);
+	r.h.check = csum_fold32(sum);
+
+	/* Ethernet addresses swapped; the VLAN tags stay. */
+	__u8 mac[ETH_ALEN];
+
+	__builtin_memcpy(mac, eth.h_source, ETH_ALEN);
+	__builtin_memcpy(eth.h_source, eth.h_dest, ETH_ALEN);
+	__builtin_memcpy(eth.h_dest, mac, ETH_ALEN);
+
+	int delta = (int)(off + ip_len + tcp_len) - (int)frame;
+
+	if (bpf_xdp_adjust_tail(ctx, delta))
+		return XDPFW_PASSED;
+	/* (Past this point the frame is the reply's length: a write that
+	 * fails leaves it half made, dropped.) */
+	if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)))
+		return XDPFW_DROP_COOKIE;
+	if (v6 ? bpf_xdp_store_bytes(ctx, off, ip, 40) : bpf_xdp_store_bytes(ctx, off, ip, 20))
+		return XDPFW_DROP_COOKIE;
+	if (tcp_len == 40 ? bpf_xdp_store_bytes(ctx, off + ip_len, &r, 40)
+			  : bpf_xdp_store_bytes(ctx, off + ip_len, &r, 24))
+		return XDPFW_DROP_COOKIE;
+	return XDPFW_SYN_COOKIE;
+}
+
 SEC("xdp")
 int xdp_fw(struct xdp_md *ctx)
 {
 	int outcome = judge(ctx);
+
+	if (outcome == XDPFW_SYN_COOKIE || outcome == XDPFW_SYN_ACK_CHECK)
+		outcome = syn_answer(ctx, outcome);
 	__u64 *lease = ctl_word(XDPFW_CTL_CAPTURE);
 
 	account(outcome, ctx->data_end - ctx->data);
@@ -1302,6 +1827,8 @@ int xdp_fw(struct xdp_md *ctx)
 #endif
 	if (is_drop(outcome))
 		return XDP_DROP;
+	if (outcome == XDPFW_SYN_COOKIE)
+		return XDP_TX;
 	/* Counted as passed; the next program, if one is chained, decides
 	 * (a constant slot: the JIT patches the jump in, and an empty slot
 	 * falls through to XDP_PASS). */

@@ -100,6 +100,7 @@ enum xdpfw_ctl {
 	XDPFW_CTL_CAPTURE = 12,	   /* 0, or until when (bpf_ktime_get_ns) a capture reads `capture_rb` */
 	XDPFW_CTL_RULE_HITS_ON = 13, /* non-zero: rules' hits are counted (off after load) */
 	XDPFW_CTL_RULE_HITS_LOST = 14, /* hits not counted: `rule_hits` was full */
+	XDPFW_CTL_RATE_MODE = 15,  /* XDPFW_INDEX_EMPTY, or look rate4 / rate6 up */
 };
 
 /*
@@ -264,7 +265,14 @@ enum xdpfw_outcome {
 	XDPFW_DROP_TCP_PORT = 6,  /* TCP destination port in tcp_ports */
 	XDPFW_DROP_ICMP6 = 7,	  /* ICMPv6 echo while config.drop_icmp6_echo */
 	XDPFW_UNPARSED = 8,	  /* not IPv4/IPv6, or deeper than parsed: passed */
+	XDPFW_DROP_RATE = 9,	  /* over the rate of its source's prefix in rate4 / rate6 */
+	XDPFW_SYN_COOKIE = 10,	  /* a SYN to a port of syn_ports, answered with a SYN cookie (XDP_TX) */
+	XDPFW_DROP_COOKIE = 11,	  /* an ACK to a port of syn_ports, no connection's, a wrong cookie */
 };
+
+/* Not counted: an ACK to a port of syn_ports, to be checked (xdp_fw turns
+ * it into XDPFW_PASSED or XDPFW_DROP_COOKIE). */
+#define XDPFW_SYN_ACK_CHECK 15
 
 /* Slots reserved in `stats`, so later outcomes fit a map that is reused. */
 #define XDPFW_OUTCOME_SLOTS 16
@@ -337,6 +345,84 @@ struct xdpfw_cidr4 {
 struct xdpfw_cidr6 {
 	__u32 prefixlen;
 	struct in6_addr addr;
+};
+
+/*
+ * Rate limits (`rate4`, `rate6`): a source prefix → a token bucket in
+ * packets and in bytes per second, each with a burst, kept as a GCRA
+ * (Turner's generic cell rate algorithm: one "theoretical arrival time"
+ * per bucket, moved on by each packet's cost and compared with the clock,
+ * updated with compare-and-swap, so CPUs share a bucket without a lock).
+ * A packet passes while both of its buckets are within their burst; one
+ * over either is dropped as XDPFW_DROP_RATE and costs neither bucket.
+ *
+ * Per source (`per_prefix` 0): every source under the prefix has buckets
+ * of its own, in `rate_state` (an LRU hash: when it is full the source
+ * used least recently loses its buckets, that is starts again with a full
+ * burst; a steady source is never the least recent). Per prefix
+ * (`per_prefix` 1): the prefix's sources share the buckets in the rule's
+ * own value (`tat`, `tat_bytes`: the datapath's, written 0 with the rule).
+ * A rule that limits neither (both rates 0) passes everything.
+ */
+#define XDPFW_RATE_MAX 65536
+#define XDPFW_RATE_STATE_MAX 262144
+/* Compare-and-swap attempts on a bucket before the packet counts as over
+ * (only CPUs racing on one bucket retry). */
+#define XDPFW_RATE_TRIES 4
+
+struct xdpfw_rate {
+	__u64 pps;	   /* packets per second, 0: no packet limit */
+	__u64 burst;	   /* packets at once; 0: a tenth of a second of pps (at least 1) */
+	__u64 bytes_per_sec; /* bytes per second (frames as received), 0: no byte limit */
+	__u64 burst_bytes; /* bytes at once; 0: a tenth of a second (at least the frame) */
+	__u32 per_prefix;  /* 0: a bucket per source; 1: one for the prefix */
+	__u32 owner;	   /* 0: the operator's; 0x67: guard's, removed when it expires */
+	__u64 tat;	   /* per prefix: the packet bucket (the datapath's) */
+	__u64 tat_bytes;   /* per prefix: the byte bucket (the datapath's) */
+};
+
+/* A source's buckets in `rate_state`. */
+struct xdpfw_rate_key {
+	__u32 family; /* 4 or 6 */
+	__u8 addr[16]; /* the source (IPv4: the first 4 bytes) */
+};
+
+struct xdpfw_rate_state {
+	__u64 tat;
+	__u64 tat_bytes;
+};
+
+/*
+ * SYN cookies (`syn_ports`, indexed in `syn_bits` like the port rules):
+ * a SYN to a protected TCP port is answered from XDP with a SYN-ACK whose
+ * sequence number is the kernel's own SYN cookie
+ * (bpf_tcp_raw_gen_syncookie_ipv4/6: the listener's secret), and never
+ * reaches the kernel, so a spoofed SYN flood leaves no state anywhere.
+ * The client's ACK goes to the kernel, whose listener takes the cookie
+ * (net.ipv4.tcp_syncookies=2) and makes the connection. An ACK to a
+ * protected port that no connection has and whose cookie is wrong is
+ * dropped (XDPFW_DROP_COOKIE), found with bpf_skc_lookup_tcp (a listener
+ * is all there is) and bpf_tcp_raw_check_syncookie_ipv4/6.
+ *
+ * A listener takes cookie ACKs only while it has sent a cookie itself in
+ * the last two minutes (tcp_synq_no_recent_overflow): one SYN a port and
+ * family in XDPFW_SYN_KEEP_NS (a second: a SYN the kernel cannot answer,
+ * to a source it has no route to, does not count, and the next one tries
+ * again) is handed to the kernel, which answers it with its own cookie.
+ * Timestamps, window scaling and SACK survive in the cookie the
+ * kernel's way (the options in the timestamp's low bits) where the host
+ * runs timestamps without random offsets (net.ipv4.tcp_timestamps=2):
+ * `syn_cfg.ts`; otherwise the SYN-ACK carries the MSS only.
+ */
+#define XDPFW_SYN_KEEP_NS (1000000000ULL)
+
+struct xdpfw_syn_cfg {
+	__u16 mss4;   /* the MSS the SYN-ACK offers over IPv4 (0: 1460) */
+	__u16 mss6;   /* over IPv6 (0: 1440) */
+	__u8 wscale;  /* the window scale the listener will use (what the host's tcp_rmem gives) */
+	__u8 ts;      /* non-zero: timestamps, window scale and SACK in the cookie (tcp_timestamps=2) */
+	__u8 ttl;     /* of the SYN-ACK (0: 64) */
+	__u8 check_ack; /* non-zero: drop ACKs with a wrong cookie that no connection has */
 };
 
 #endif

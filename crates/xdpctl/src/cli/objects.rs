@@ -540,6 +540,16 @@ pub enum SortBy {
 /// checked before anything is written, errors name the line, and entries
 /// are written with BPF_MAP_UPDATE_BATCH.
 ///
+/// The firewall's rate limits (rate4, rate6) take a prefix and
+/// {"pps", "burst", "bytes_per_sec", "burst_bytes", "per_prefix"}: a limit
+/// of neither packets nor bytes, a prefix with host bits, a burst beyond
+/// 2^32 or per_prefix other than 0 or 1 is refused, as apply refuses it.
+///
+/// A port of the firewall's syn_ports has its SYNs answered with SYN
+/// cookies from XDP: the host must set net.ipv4.tcp_syncookies=2 where the
+/// listener is, which is checked first (in the namespaces of the load's
+/// devices).
+///
 /// Example: xdpctl map update blocklist 203.0.113.5 1
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -547,6 +557,8 @@ Examples:
   xdpctl map update blocklist 203.0.113.5 1
   xdpctl map update udp_ports 9999 1
   xdpctl map update config 0 '{\"drop_icmp\":1}'
+  xdpctl map update rate4 192.0.2.0/24 '{\"pps\":1000,\"burst\":100}'
+  xdpctl map update syn_ports 443 1
   xdpctl map update blocklist --from-file blocked.txt
   xdpctl -j map dump blocklist > saved.json && xdpctl map update blocklist --from-file saved.json")]
 pub struct UpdateArgs {

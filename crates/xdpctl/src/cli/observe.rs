@@ -192,7 +192,8 @@ pub struct TopArgs {
 Examples:
   xdpctl guard --threshold 10000
   xdpctl guard /sys/fs/bpf/xdpfw --threshold 5000 --interval 2 --block-for 1h --allow 10.0.0.0/8
-  xdpctl guard --threshold 10000 --dry-run")]
+  xdpctl guard --threshold 10000 --dry-run
+  xdpctl guard --threshold 10000 --limit 1000 --block-for 5m")]
 pub struct GuardArgs {
     /// The firewall's load directory.
     #[arg(value_name = "DIR", value_parser = path_arg, add = ArgValueCompleter::new(complete::dirs))]
@@ -213,6 +214,10 @@ pub struct GuardArgs {
     /// At most this many of guard's blocks at once.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = size)]
     pub max_blocks: usize,
+    /// Limit a source over the threshold to PPS packets a second (a rate
+    /// limit of its own in rate4/rate6) instead of blocking it.
+    #[arg(long, value_name = "PPS", value_parser = limit_pps)]
+    pub limit: Option<u64>,
     /// Log what would be blocked; change nothing.
     #[arg(long)]
     pub dry_run: bool,

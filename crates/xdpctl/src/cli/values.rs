@@ -55,6 +55,20 @@ pub(super) fn rate(s: &str) -> Result<f64, String> {
     Ok(r)
 }
 
+/// A rate limit's packets per second, as a rate limit takes them: 1 to
+/// 10^9 (the rule of `rate4`/`rate6`).
+pub(super) fn limit_pps(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| (1..=crate::model::rate::MAX_PPS).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "'{}' is not a limit in packets per second from 1 to 10^9",
+                s.escape_debug()
+            )
+        })
+}
+
 /// A count: 1 to 10^12.
 pub(super) fn count(s: &str) -> Result<u64, String> {
     s.parse::<u64>()

@@ -335,6 +335,9 @@ fn keep_guard(ctx: &Ctx, _args: &AgentArgs, status: &Status, guard: &mut Option<
     for a in &g.allow {
         cmd.args(["--allow", &format!("{}/{}", a.addr, a.len)]);
     }
+    if let Some(pps) = g.limit {
+        cmd.args(["--limit", &pps.to_string()]);
+    }
     match cmd.spawn() {
         Ok(child) => *guard = Some(child),
         Err(e) => ctx.out.note(format_args!("agent: cannot start guard: {e}")),

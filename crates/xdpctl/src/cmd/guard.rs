@@ -40,11 +40,22 @@ fn ssh_client() -> Option<Cidr> {
 
 struct Log {
     format: Format,
+    /// Whether guard limits rather than blocks (the events' names say so).
+    limit: Option<u64>,
 }
 
 impl Log {
     fn event(&self, e: &Event) -> io::Result<()> {
-        let (action, src, rate, expiry, why) = (e.action, e.src, e.rate, e.expiry, e.why);
+        let named = Settings {
+            threshold: 0.0,
+            block_for_ms: 0,
+            allow: Vec::new(),
+            max_blocks: 0,
+            dry_run: false,
+            limit: self.limit,
+        };
+        let action = named.action(e.action);
+        let (src, rate, expiry, why) = (e.src, e.rate, e.expiry, e.why);
         let now = now_ms();
         let mut out = render::stdout();
         match self.format {
@@ -84,7 +95,10 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         bail!("--threshold must be a packet rate above 0");
     }
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
-    let log = Log { format: ctx.format };
+    let log = Log {
+        format: ctx.format,
+        limit: args.limit,
+    };
     let mut allow = args.allow.clone();
     if let Some(ssh) = ssh_client() {
         ctx.out.note(format_args!(
@@ -107,11 +121,16 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         allow,
         max_blocks: args.max_blocks,
         dry_run: args.dry_run,
+        limit: args.limit,
     };
     crate::kernel::process::handle_signals()?;
     let mut maps: Box<dyn Blocklist> = match &state {
-        Some(state) => Box::new(Maps { fw: &fw, state }),
-        None => Box::new(ReadOnly(&fw)),
+        Some(state) => Box::new(Maps {
+            fw: &fw,
+            state,
+            limit: args.limit,
+        }),
+        None => Box::new(ReadOnly(&fw, args.limit)),
     };
 
     // A restart picks up its own unexpired blocks (and drops expired ones
@@ -130,9 +149,13 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         ));
     }
     ctx.out.note(format_args!(
-        "guard: watching {} every {:?}, blocking sources over {} pps for {:?}{}",
+        "guard: watching {} every {:?}, {} sources over {} pps for {:?}{}",
         fw.dir.display(),
         args.interval,
+        match args.limit {
+            Some(pps) => format!("limiting to {pps} pps"),
+            None => "blocking".to_owned(),
+        },
         args.threshold,
         args.block_for,
         if args.dry_run {

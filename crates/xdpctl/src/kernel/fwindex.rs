@@ -59,16 +59,20 @@ pub enum Rules {
     /// `blocklist6`: no index (one hash lookup), only the mode word that
     /// lets the datapath skip it while it is empty.
     Blocklist6,
+    /// `rate4` and `rate6`: no index (one trie lookup), only the mode word
+    /// that lets the datapath skip them while they are empty.
+    Rate,
 }
 
 impl Rules {
     /// All of them.
-    pub const ALL: [Rules; 5] = [
+    pub const ALL: [Rules; 6] = [
         Rules::Cidr4,
         Rules::Cidr6,
         Rules::Ports,
         Rules::Blocklist,
         Rules::Blocklist6,
+        Rules::Rate,
     ];
 
     /// The rules a map of this name and type holds, if any index is
@@ -77,11 +81,14 @@ impl Rules {
         match name {
             xdpfw::maps::CIDR4 if map_type == LPM_TRIE => Some(Rules::Cidr4),
             xdpfw::maps::CIDR6 if map_type == LPM_TRIE => Some(Rules::Cidr6),
-            xdpfw::maps::UDP_PORTS | xdpfw::maps::TCP_PORTS if map_type == HASH => {
+            xdpfw::maps::UDP_PORTS | xdpfw::maps::TCP_PORTS | xdpfw::maps::SYN_PORTS
+                if map_type == HASH =>
+            {
                 Some(Rules::Ports)
             }
             xdpfw::maps::BLOCKLIST if map_type == HASH => Some(Rules::Blocklist),
             xdpfw::maps::BLOCKLIST6 if map_type == HASH => Some(Rules::Blocklist6),
+            xdpfw::maps::RATE4 | xdpfw::maps::RATE6 if map_type == LPM_TRIE => Some(Rules::Rate),
             _ => None,
         }
     }
@@ -91,7 +98,14 @@ impl Rules {
     pub fn of_name(name: &str) -> Option<Rules> {
         Rules::of(
             name,
-            if name == xdpfw::maps::CIDR4 || name == xdpfw::maps::CIDR6 {
+            if [
+                xdpfw::maps::CIDR4,
+                xdpfw::maps::CIDR6,
+                xdpfw::maps::RATE4,
+                xdpfw::maps::RATE6,
+            ]
+            .contains(&name)
+            {
                 LPM_TRIE
             } else {
                 HASH
@@ -106,16 +120,21 @@ impl Rules {
             Rules::Ports => Ctl::PortsMode,
             Rules::Blocklist => Ctl::BloomMode,
             Rules::Blocklist6 => Ctl::Blocklist6Mode,
+            Rules::Rate => Ctl::RateMode,
         }
     }
 
-    fn drift(self) -> Ctl {
+    /// The word counting the drift the datapath found, if the kind has
+    /// one (`ctl` has no room left for the rate limits': a rate rule
+    /// written by another tool turns their mode word on, uncounted).
+    fn drift(self) -> Option<Ctl> {
         match self {
-            Rules::Cidr4 => Ctl::Cidr4Drift,
-            Rules::Cidr6 => Ctl::Cidr6Drift,
-            Rules::Ports => Ctl::PortsDrift,
-            Rules::Blocklist => Ctl::BloomDrift,
-            Rules::Blocklist6 => Ctl::Blocklist6Drift,
+            Rules::Cidr4 => Some(Ctl::Cidr4Drift),
+            Rules::Cidr6 => Some(Ctl::Cidr6Drift),
+            Rules::Ports => Some(Ctl::PortsDrift),
+            Rules::Blocklist => Some(Ctl::BloomDrift),
+            Rules::Blocklist6 => Some(Ctl::Blocklist6Drift),
+            Rules::Rate => None,
         }
     }
 
@@ -124,9 +143,14 @@ impl Rules {
         match self {
             Rules::Cidr4 => &[xdpfw::maps::CIDR4],
             Rules::Cidr6 => &[xdpfw::maps::CIDR6],
-            Rules::Ports => &[xdpfw::maps::UDP_PORTS, xdpfw::maps::TCP_PORTS],
+            Rules::Ports => &[
+                xdpfw::maps::UDP_PORTS,
+                xdpfw::maps::TCP_PORTS,
+                xdpfw::maps::SYN_PORTS,
+            ],
             Rules::Blocklist => &[xdpfw::maps::BLOCKLIST],
             Rules::Blocklist6 => &[xdpfw::maps::BLOCKLIST6],
+            Rules::Rate => &[xdpfw::maps::RATE4, xdpfw::maps::RATE6],
         }
     }
 
@@ -138,6 +162,7 @@ impl Rules {
             Rules::Ports => "port index",
             Rules::Blocklist => "blocklist filter",
             Rules::Blocklist6 => "blocklist6 switch",
+            Rules::Rate => "rate limit switch",
         }
     }
 
@@ -146,9 +171,10 @@ impl Rules {
         match self {
             Rules::Cidr4 => "cidr4",
             Rules::Cidr6 => "cidr6",
-            Rules::Ports => "udp_ports/tcp_ports",
+            Rules::Ports => "udp_ports/tcp_ports/syn_ports",
             Rules::Blocklist => "blocklist",
             Rules::Blocklist6 => "blocklist6",
+            Rules::Rate => "rate4/rate6",
         }
     }
 }
@@ -166,6 +192,12 @@ pub struct Target {
     /// `cidr6_lens`, `cidr6_index` and `cidr6_filter`, unless the
     /// firewall was loaded before they existed.
     cidr6: Option<Cidr6Maps>,
+    /// Whether it has the rate limits (`rate4`, `rate6` and their mode
+    /// word), unless it was loaded before they existed.
+    rate: bool,
+    /// `syn_bits`, the bitmap of `syn_ports`, unless the firewall was
+    /// loaded before SYN cookies.
+    syn_bits: Option<MapHandle>,
 }
 
 struct Cidr6Maps {
@@ -235,6 +267,8 @@ impl Target {
             bits: open(xdpfw::maps::PORT_BITS)?,
             ctl: open(xdpfw::maps::CTL)?,
             cidr6: None,
+            rate: false,
+            syn_bits: None,
         };
         let fits = |m: &MapHandle, key: usize, value: usize| {
             m.key_size() == key && m.value_len() == value && !m.per_cpu()
@@ -282,6 +316,16 @@ impl Target {
                 t.cidr6 = Some(six);
             }
         }
+        if pin(xdpfw::maps::SYN_BITS).exists() && pin(xdpfw::maps::SYN_PORTS).exists() {
+            let bits = open(xdpfw::maps::SYN_BITS)?;
+            if fits(&bits, 4, PORT_BITS_LEN) {
+                t.syn_bits = Some(bits);
+            }
+        }
+        t.rate = t.ctl.info().max_entries > Ctl::RateMode as u32
+            && [xdpfw::maps::RATE4, xdpfw::maps::RATE6]
+                .iter()
+                .all(|n| pin(n).exists());
         Ok(Some(t))
     }
 
@@ -299,6 +343,7 @@ impl Target {
         match rules {
             Rules::Cidr6 => self.cidr6.is_some(),
             Rules::Blocklist6 => self.ctl.info().max_entries > Ctl::Blocklist6Drift as u32,
+            Rules::Rate => self.rate,
             _ => true,
         }
     }
@@ -317,7 +362,10 @@ impl Target {
         Ok(Status {
             in_use: mode == xdpfw::INDEX_ON || mode == xdpfw::INDEX_EMPTY,
             empty: mode == xdpfw::INDEX_EMPTY,
-            drift: self.word(rules.drift())?,
+            drift: match rules.drift() {
+                Some(w) => self.word(w)?,
+                None => 0,
+            },
         })
     }
 
@@ -329,6 +377,10 @@ impl Target {
     /// Whether the rule maps of `rules` hold any entry.
     pub fn has_rules(&self, rules: Rules) -> Result<bool> {
         for name in rules.maps() {
+            // A map of a later kind than the load has (`syn_ports`): none.
+            if *name == xdpfw::maps::SYN_PORTS && self.syn_bits.is_none() {
+                continue;
+            }
             let map = self.rule_map(name)?;
             let mut key = vec![0u8; map.key_size()];
             if map.next_key(None, &mut key)? {
@@ -461,14 +513,20 @@ impl Target {
             }
             Rules::Ports => {
                 let mut n = 0;
-                for (slot, want) in self.port_bits_wanted()?.iter().enumerate() {
+                let bits_differ = |map: &MapHandle, slot: u32, want: &[u8]| -> Result<usize> {
                     let mut have = vec![0u8; PORT_BITS_LEN];
-                    self.bits.lookup(&(slot as u32).to_ne_bytes(), &mut have)?;
-                    n += want
+                    map.lookup(&slot.to_ne_bytes(), &mut have)?;
+                    Ok(want
                         .iter()
                         .zip(&have)
                         .map(|(a, b)| (a ^ b).count_ones() as usize)
-                        .sum::<usize>();
+                        .sum::<usize>())
+                };
+                for (slot, want) in self.port_bits_wanted()?.iter().enumerate() {
+                    n += bits_differ(&self.bits, slot as u32, want)?;
+                }
+                if let Some(syn) = &self.syn_bits {
+                    n += bits_differ(syn, 0, &self.syn_bits_wanted()?.0)?;
                 }
                 differ(n, "ports")
             }
@@ -496,7 +554,7 @@ impl Target {
                 })?;
                 differ(n, "sources")
             }
-            Rules::Blocklist6 => None,
+            Rules::Blocklist6 | Rules::Rate => None,
         })
     }
 
@@ -534,8 +592,8 @@ impl Target {
             Rules::Cidr6 => self.write_cidr6()?,
             Rules::Ports => self.write_ports()?,
             Rules::Blocklist => self.write_bloom(None)?,
-            // No index: the datapath looks blocklist6 up unless it is empty.
-            Rules::Blocklist6 => Synced::InUse { rules: 0 },
+            // No index: the datapath looks them up unless they are empty.
+            Rules::Blocklist6 | Rules::Rate => Synced::InUse { rules: 0 },
         };
         if let Synced::InUse { .. } = synced {
             self.turn_on(rules)?;
@@ -654,7 +712,7 @@ impl Target {
             if out.iter().any(|(k, _)| *k == r) {
                 continue;
             }
-            let extend = matches!(r, Rules::Blocklist | Rules::Blocklist6)
+            let extend = matches!(r, Rules::Blocklist | Rules::Blocklist6 | Rules::Rate)
                 && self.has_index(r)
                 && self.status(r)?.in_use;
             if extend {
@@ -843,13 +901,32 @@ impl Target {
     }
 
     fn write_ports(&self) -> Result<Synced> {
-        let (bits, count) = self.port_bits_counted()?;
+        let (bits, mut count) = self.port_bits_counted()?;
         for (slot, bits) in bits.iter().enumerate() {
             pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
             self.bits
                 .update(&(slot as u32).to_ne_bytes(), bits, update_flags::ANY)?;
         }
+        if let Some(syn) = &self.syn_bits {
+            let (bits, n) = self.syn_bits_wanted()?;
+            pinfs::failpoint::step("BPF_MAP_UPDATE_ELEM");
+            syn.update(&0u32.to_ne_bytes(), &bits, update_flags::ANY)?;
+            count += n;
+        }
         Ok(Synced::InUse { rules: count })
+    }
+
+    /// `syn_ports` as the bitmap `syn_bits` holds, and its entries.
+    fn syn_bits_wanted(&self) -> Result<(Vec<u8>, usize)> {
+        let map = self.rule_map(xdpfw::maps::SYN_PORTS)?;
+        if map.key_size() != 2 || map.value_len() < 1 {
+            bail!(
+                "{} is not the firewall's syn_ports (key {} bytes, the firewall's has 2)",
+                self.dir.join(xdpfw::maps::SYN_PORTS).display(),
+                map.key_size()
+            );
+        }
+        port_bitmap(&map)
     }
 
     /// The port index the port maps call for: UDP's bitmap, then TCP's.
@@ -872,23 +949,32 @@ impl Target {
                     map.key_size()
                 );
             }
-            let mut bits = vec![0u8; PORT_BITS_LEN];
-            map.for_each(|k, v| {
-                let port = usize::from(u16::from_be_bytes([k[0], k[1]]));
-                if v[0] != 0 {
-                    // Word port / 64 (native endian), bit port % 64.
-                    let word = port / 64 * 8;
-                    let mut w = u64::from_ne_bytes(bits[word..word + 8].try_into()?);
-                    w |= 1 << (port % 64);
-                    bits[word..word + 8].copy_from_slice(&w.to_ne_bytes());
-                }
-                count += 1;
-                Ok(true)
-            })?;
+            let (bits, n) = port_bitmap(&map)?;
+            count += n;
             out[slot] = bits;
         }
         Ok((out, count))
     }
+}
+
+/// The ports of a port map whose value is not 0, as a bitmap of
+/// `struct xdpfw_port_bits` (word port / 64, native endian; bit port %
+/// 64), and the map's entries.
+fn port_bitmap(map: &MapHandle) -> Result<(Vec<u8>, usize)> {
+    let mut bits = vec![0u8; PORT_BITS_LEN];
+    let mut count = 0;
+    map.for_each(|k, v| {
+        let port = usize::from(u16::from_be_bytes([k[0], k[1]]));
+        if v[0] != 0 {
+            let word = port / 64 * 8;
+            let mut w = u64::from_ne_bytes(bits[word..word + 8].try_into()?);
+            w |= 1 << (port % 64);
+            bits[word..word + 8].copy_from_slice(&w.to_ne_bytes());
+        }
+        count += 1;
+        Ok(true)
+    })?;
+    Ok((bits, count))
 }
 
 /// Bytes of one `struct xdpfw_port_bits`.
@@ -1073,6 +1159,13 @@ impl Indexes {
             targets,
             changes: Default::default(),
         })
+    }
+
+    /// The load directories of the firewalls using the map.
+    pub fn load_dirs(&self) -> Vec<PathBuf> {
+        (self.targets.iter())
+            .filter_map(|t| t.dir.parent().map(Path::to_path_buf))
+            .collect()
     }
 
     /// Right before the change's first write, which will write the keys

@@ -216,6 +216,23 @@ pub struct Settings {
     pub max_blocks: usize,
     /// Decide, but change nothing.
     pub dry_run: bool,
+    /// Limit a source over the threshold to this many packets a second
+    /// instead of blocking it (the events say `limit`, `would-limit`,
+    /// `unlimit`).
+    pub limit: Option<u64>,
+}
+
+impl Settings {
+    /// What an event of `action` (`block`, `would-block`, `unblock`) is
+    /// called under these settings.
+    pub fn action(&self, action: &'static str) -> &'static str {
+        match (self.limit.is_some(), action) {
+            (true, "block") => "limit",
+            (true, "would-block") => "would-limit",
+            (true, "unblock") => "unlimit",
+            _ => action,
+        }
+    }
 }
 
 /// Guard's state between intervals: its active blocks and their expiry.
@@ -385,6 +402,7 @@ mod tests {
             allow: vec!["203.0.113.200/30".parse().unwrap()],
             max_blocks: 2,
             dry_run: false,
+            limit: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod maptype;
 pub mod packet;
 pub mod policy;
+pub mod rate;
 pub mod rulehits;
 pub mod rulemaps;
 pub mod verifier;

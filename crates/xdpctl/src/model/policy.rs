@@ -20,14 +20,23 @@
 //!   cidr_except: [198.51.100.0/28]   # passed inside a dropped prefix
 //!   udp_ports: [53]
 //!   tcp_ports: [23]
+//!   syn_ports: [443]         # SYNs answered with SYN cookies from XDP
 //!   drop_icmp: false
 //!   drop_icmp6_echo: false
+//!   rate_limits:             # dropped beyond: drop_rate
+//!     - cidr: 192.0.2.0/24   # each source of it at most...
+//!       pps: 1000            # ...packets per second
+//!       burst: 100           # optional: a tenth of a second of pps
+//!       bytes_per_sec: 1000000   # optional: bytes per second
+//!       burst_bytes: 150000  # optional: a tenth of a second of them
+//!       per: source          # source (default) or prefix: one for all
 //! guard:                     # optional: the agent runs guard with this
 //!   threshold: 10000         # packets per second
 //!   interval: 1s
 //!   block_for: 10m
 //!   max_blocks: 10000
 //!   allow: [10.0.0.0/8]
+//!   limit: 1000              # optional: limit to 1000 pps instead of blocking
 //! drift: report              # report (default) or correct: what the agent
 //!                            # does with changes made by hand
 //! ```
@@ -43,13 +52,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     guard::Cidr,
+    rate::{self, RateLimit},
     xdp::XdpMode,
     yaml_lines::{line_of, line_of_from},
 };
 
 pub use crate::model::rulemaps::{
-    Entries, MapDelta, PORT_MAPS, RULE_MAPS, RuleMaps, decode, delta, encode, entry_text,
-    zero_is_rule,
+    Entries, MapDelta, OPTIONAL_RULE_MAPS, PORT_MAPS, RULE_MAPS, RuleMaps, decode, delta, encode,
+    entry_text, zero_is_rule,
 };
 
 /// The policy's format version.
@@ -224,12 +234,21 @@ pub struct Rules {
     /// TCP destination ports dropped.
     #[serde(default)]
     pub tcp_ports: Vec<u16>,
+    /// TCP ports whose SYNs are answered with SYN cookies from XDP (see
+    /// the README: the host needs net.ipv4.tcp_syncookies=2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syn_ports: Vec<u16>,
     /// Drop ICMPv4.
     #[serde(default)]
     pub drop_icmp: bool,
     /// Drop ICMPv6 echo (never neighbour discovery).
     #[serde(default)]
     pub drop_icmp6_echo: bool,
+    /// Rate limits: the sources of a prefix (each, or all together)
+    /// limited in packets and bytes per second, the rest dropped
+    /// (`drop_rate`). Into `rate4` / `rate6`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimit>,
     /// Feeds of sources to drop, as operators keep them (a blocklist of a
     /// million addresses): files of one address a line (`ADDRESS` or
     /// `ADDRESS VALUE`, as `map update --from-file` takes; `#` comments),
@@ -290,6 +309,10 @@ pub struct GuardSpec {
     /// Never blocked.
     #[serde(default, with = "cidrs")]
     pub allow: Vec<Cidr>,
+    /// Limit a source over the threshold to this many packets a second
+    /// instead of blocking it (`guard --limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 fn one_second() -> String {
@@ -484,6 +507,7 @@ impl Policy {
         for (name, ports) in [
             ("udp_ports", &self.rules.udp_ports),
             ("tcp_ports", &self.rules.tcp_ports),
+            ("syn_ports", &self.rules.syn_ports),
         ] {
             for (i, p) in ports.iter().enumerate() {
                 check_rule_port(*p).or_else(|e| bad(&format!("rules.{name}[{i}]"), e))?;
@@ -492,6 +516,20 @@ impl Policy {
         for (name, n) in &self.load.max_entries {
             if let Err(e) = crate::model::handle::check_max_entries(*n) {
                 return bad(&format!("load.max_entries.{name}"), e);
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, l) in self.rules.rate_limits.iter().enumerate() {
+            let field = format!("rules.rate_limits[{i}]");
+            l.check().or_else(|e| bad(&field, e))?;
+            if !seen.insert((l.cidr.addr, l.cidr.len)) {
+                return bad(
+                    &field,
+                    format!(
+                        "{}/{} has a limit already; a prefix has one",
+                        l.cidr.addr, l.cidr.len
+                    ),
+                );
             }
         }
         if let Some(g) = &self.guard {
@@ -516,6 +554,14 @@ impl Policy {
             }
             if g.max_blocks == 0 {
                 return bad("guard.max_blocks", "at least 1".into());
+            }
+            if let Some(l) = g.limit
+                && !(1..=rate::MAX_PPS).contains(&l)
+            {
+                return bad(
+                    "guard.limit",
+                    format!("{l} is not a limit in packets per second from 1 to 10^9"),
+                );
             }
         }
         Ok(())
@@ -629,7 +675,10 @@ impl Policy {
         map("cidr6", 20, 1);
         map("udp_ports", 2, 1);
         map("tcp_ports", 2, 1);
+        map("syn_ports", 2, 1);
         map("config", 4, 2);
+        map("rate4", 8, rate::VALUE_LEN);
+        map("rate6", 20, rate::VALUE_LEN);
         let mut put = |name: &str, key: &[u8], value: &[u8]| {
             maps.get_mut(name).expect("listed").push(key, value);
         };
@@ -647,10 +696,17 @@ impl Policy {
             let (name, key) = cidr_key(c);
             put(name, &key, &[0]);
         }
-        for (name, ports) in [("udp_ports", &r.udp_ports), ("tcp_ports", &r.tcp_ports)] {
+        for (name, ports) in [
+            ("udp_ports", &r.udp_ports),
+            ("tcp_ports", &r.tcp_ports),
+            ("syn_ports", &r.syn_ports),
+        ] {
             for p in ports {
                 put(name, &p.to_be_bytes(), &[1]);
             }
+        }
+        for l in &r.rate_limits {
+            put(l.map(), &l.key(), &l.value());
         }
         put(
             "config",
@@ -726,10 +782,19 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
     for (map, out) in [
         ("udp_ports", &mut r.udp_ports),
         ("tcp_ports", &mut r.tcp_ports),
+        ("syn_ports", &mut r.syn_ports),
     ] {
         for k in keys(map) {
             if let Ok(p) = <[u8; 2]>::try_from(k.as_slice()) {
                 out.push(u16::from_be_bytes(p));
+            }
+        }
+    }
+    for map in ["rate4", "rate6"] {
+        for (k, v) in maps.get(map).into_iter().flat_map(Entries::iter) {
+            // Guard's limits are guard's, not the policy's.
+            if v.get(rate::OWNER_AT) != Some(&skip) {
+                r.rate_limits.extend(RateLimit::of_entry(k, v));
             }
         }
     }
@@ -742,6 +807,8 @@ pub fn rules_of(maps: &RuleMaps, skip: u8) -> Rules {
     r.cidr_except.sort_by_key(|c| (c.addr, c.len));
     r.udp_ports.sort();
     r.tcp_ports.sort();
+    r.syn_ports.sort();
+    r.rate_limits.sort_by_key(|l| (l.cidr.addr, l.cidr.len));
     r
 }
 

@@ -108,10 +108,10 @@ impl Entries {
 
 /// The firewall's maps whose keys are ports, which [`check_rule_port`]
 /// rules.
-pub const PORT_MAPS: [&str; 2] = ["udp_ports", "tcp_ports"];
+pub const PORT_MAPS: [&str; 3] = ["udp_ports", "tcp_ports", "syn_ports"];
 
 /// The firewall's rule maps that a policy sets.
-pub const RULE_MAPS: [&str; 7] = [
+pub const RULE_MAPS: [&str; 10] = [
     "blocklist",
     "blocklist6",
     "cidr4",
@@ -119,7 +119,14 @@ pub const RULE_MAPS: [&str; 7] = [
     "udp_ports",
     "tcp_ports",
     "config",
+    "rate4",
+    "rate6",
+    "syn_ports",
 ];
+
+/// The rule maps a firewall loaded by an older xdpctl may lack (it has
+/// none of their rules, and takes none until `load --replace`).
+pub const OPTIONAL_RULE_MAPS: [&str; 3] = ["rate4", "rate6", "syn_ports"];
 
 /// Map name → entries.
 pub type RuleMaps = BTreeMap<String, Entries>;
@@ -145,7 +152,15 @@ pub fn entry_text(map: &str, key: &[u8], value: &[u8]) -> String {
             .ok()
             .map(|a| IpAddr::from(a).to_string()),
         ("cidr4" | "cidr6", _) => Cidr::from_lpm_key(key).map(|c| format!("{}/{}", c.addr, c.len)),
-        ("udp_ports" | "tcp_ports", 2) => Some(u16::from_be_bytes([key[0], key[1]]).to_string()),
+        ("udp_ports" | "tcp_ports" | "syn_ports", 2) => {
+            Some(u16::from_be_bytes([key[0], key[1]]).to_string())
+        }
+        ("rate4" | "rate6", _) => {
+            return crate::model::rate::RateLimit::of_entry(key, value).map_or_else(
+                || format!("0x{} = 0x{}", hex(key), hex(value)),
+                |l| serde_json::to_string(&l).unwrap_or_default(),
+            );
+        }
         ("config", _) if value.len() == 2 => {
             return format!("drop_icmp={} drop_icmp6_echo={}", value[0], value[1]);
         }
@@ -182,9 +197,24 @@ impl MapDelta {
     }
 }
 
+/// The byte of a rule map's value that says who wrote it (guard's entries
+/// carry its mark there): a rate limit's `owner`, else the first byte.
+fn owner(value: &[u8]) -> Option<u8> {
+    if value.len() == crate::model::rate::VALUE_LEN {
+        value.get(crate::model::rate::OWNER_AT).copied()
+    } else {
+        value.first().copied()
+    }
+}
+
 /// Whether two values of a rule map mean the same rule: every byte of a
 /// rule's value is a switch, on when it is not 0.
 fn same_rule(live: &[u8], want: &[u8], keep: Option<u8>) -> bool {
+    // A rate limit's value: the rule, then the datapath's buckets.
+    if want.len() == crate::model::rate::VALUE_LEN {
+        return crate::model::rate::same_rule(live, want)
+            && keep.is_none_or(|m| owner(live) != Some(m));
+    }
     live == want
         || (live.len() == want.len()
             && keep.is_none_or(|m| live.first() != Some(&m))
@@ -228,7 +258,7 @@ pub fn delta(
             }
             std::cmp::Ordering::Less => {
                 let value = live.value(i);
-                let theirs = keep.is_some_and(|m| value.first() == Some(&m));
+                let theirs = keep.is_some_and(|m| owner(value) == Some(m));
                 let no_rule = !zero_is_rule && value.iter().all(|b| *b == 0);
                 if !theirs && !no_rule {
                     d.remove.push(live.key(i), &[]);

@@ -122,6 +122,10 @@ pub struct Plan {
     undo: Vec<(String, MapDelta)>,
     #[serde(skip)]
     desired: RuleMaps,
+    /// The network namespaces whose hosts must take SYN cookies (the
+    /// policy's devices', when it protects ports): `None` the current one.
+    #[serde(skip)]
+    syn_netns: Vec<Option<String>>,
 }
 
 impl Human for Plan {
@@ -306,7 +310,8 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     let mut undo = Vec::new();
     let mut rules = Vec::new();
     for (name, want) in &desired {
-        let keep = name.starts_with("blocklist").then_some(GUARD_MARK);
+        let keep =
+            (name.starts_with("blocklist") || name.starts_with("rate")).then_some(GUARD_MARK);
         let empty = policy::Entries::new(want.key_size, want.value_size);
         let (d, u) = policy::delta(
             live_rules.get(name).unwrap_or(&empty),
@@ -391,6 +396,18 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         deltas,
         undo,
         desired,
+        syn_netns: if policy.rules.syn_ports.is_empty() {
+            Vec::new()
+        } else {
+            let mut ns: Vec<Option<String>> =
+                policy.devices.iter().map(|d| d.netns.clone()).collect();
+            ns.sort();
+            ns.dedup();
+            if ns.is_empty() {
+                ns.push(None);
+            }
+            ns
+        },
     })
 }
 
@@ -582,6 +599,30 @@ pub fn check_devices(plan: &Plan) -> Result<()> {
             );
         }
     }
+    // SYN cookies: the listeners of the devices' namespaces must take
+    // their ACKs (see ops::syncookie).
+    for netns in &plan.syn_netns {
+        let spec = netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
+        let host = {
+            let _in = crate::kernel::netns::enter(spec.as_deref())
+                .with_context(|| format!("rules.syn_ports: entering {netns:?}"))?;
+            ops::syncookie::host()?
+        };
+        if host.syncookies != 2 {
+            bail!(
+                "rules.syn_ports: net.ipv4.tcp_syncookies is {} in {}; SYN cookies from XDP need \
+                 2, so that the listener takes their ACKs; nothing was changed (`sysctl -w \
+                 net.ipv4.tcp_syncookies=2` there)",
+                host.syncookies,
+                netns.as_deref().map_or_else(
+                    || "this network namespace".to_owned(),
+                    |n| format!("network namespace {n}")
+                )
+            );
+        }
+    }
     Ok(())
 }
 
@@ -738,6 +779,9 @@ pub fn execute(
     // sweep would take it for a leftover otherwise).
     if !plan.deltas.is_empty() {
         live::check_rule_maps(&plan.dir, &plan.desired)?;
+        if !plan.syn_netns.is_empty() {
+            ops::syncookie::prepare(&plan.dir)?;
+        }
     }
     let (mut journal, notes) = ops::begin(&plan.dir)?;
     ctx.out.notes(notes);

@@ -186,7 +186,23 @@ impl Firewall {
             }
             maps.insert(name, map);
         }
+        // The rate limits, unless loaded by an xdpctl without them.
+        for name in [xdpfw::maps::RATE4, xdpfw::maps::RATE6] {
+            let path = dir.join(MAPS_SUBDIR).join(name);
+            if !path.exists() {
+                continue;
+            }
+            let map = OpenMap::at(&path)?;
+            if map.value_len() == crate::model::rate::VALUE_LEN && !map.per_cpu() {
+                maps.insert(name, map);
+            }
+        }
         Ok(Firewall { dir, maps })
+    }
+
+    /// A map of the load that an older firewall may lack.
+    pub fn try_map(&self, name: &str) -> Option<&OpenMap> {
+        self.maps.get(name)
     }
 
     /// The load's maps directory.

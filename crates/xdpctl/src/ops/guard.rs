@@ -8,7 +8,10 @@
 //! value [`GUARD_MARK`] in the blocklist and are recorded, with their expiry,
 //! in a small map pinned in the load directory. So guard never removes an
 //! entry an operator added, and a restarted guard picks up its unexpired
-//! blocks.
+//! blocks. With `--limit`, a block is a rate limit of the source's own
+//! (a /32 or /128 in `rate4`/`rate6`, `owner` the mark) instead; an
+//! unblock removes guard's entry from either, so a guard restarted in the
+//! other mode still ends what it started.
 
 use std::{collections::HashMap, os::fd::AsFd};
 
@@ -20,7 +23,10 @@ use crate::{
         fwindex,
         sys::{self, update_flags},
     },
-    model::guard::{Blocklist, GUARD_MARK, Inserted, Source},
+    model::{
+        guard::{Blocklist, GUARD_MARK, Inserted, Source},
+        rate,
+    },
     ops::{firewall::Firewall, openmap::OpenMap},
 };
 
@@ -128,20 +134,135 @@ fn blocklist_value(fw: &Firewall, src: Source) -> Result<Option<u8>> {
     Ok(map.handle().lookup(&key, &mut value)?.then(|| value[0]))
 }
 
+/// The rate map of `src` and its LPM key for the source alone (a /32 or
+/// /128), if the firewall has rate limits.
+fn rate_for(fw: &Firewall, src: Source) -> Option<(&OpenMap, Vec<u8>)> {
+    let (name, len, addr) = match &src {
+        Source::V4(a) => (xdpfw::maps::RATE4, 32u32, a.as_slice()),
+        Source::V6(a) => (xdpfw::maps::RATE6, 128, a.as_slice()),
+    };
+    let map = fw.try_map(name)?;
+    let mut key = len.to_ne_bytes().to_vec();
+    key.extend_from_slice(addr);
+    Some((map, key))
+}
+
+/// The limit that covers `src` (its longest prefix in `rate4`/`rate6`),
+/// if any, and whether it is guard's own for the source alone.
+fn rate_value(fw: &Firewall, src: Source) -> Result<Option<(xdpfw::Rate, bool)>> {
+    let Some((map, key)) = rate_for(fw, src) else {
+        return Ok(None);
+    };
+    let mut value = vec![0u8; map.value_len()];
+    if !map.handle().lookup(&key, &mut value)? {
+        return Ok(None);
+    }
+    let Some(r) = rate::decode(&value) else {
+        return Ok(None);
+    };
+    Ok(Some((r, r.owner == u32::from(GUARD_MARK))))
+}
+
+/// What guard finds for `src`: in block mode its blocklist entry; limiting
+/// to `limit`, also a limit already as strict (an operator's, of the
+/// source or a prefix covering it) or guard's own.
+fn entry_for(fw: &Firewall, src: Source, limit: Option<u64>) -> Result<Option<u8>> {
+    let blocked = blocklist_value(fw, src)?;
+    let Some(limit) = limit else {
+        return Ok(blocked);
+    };
+    if blocked.is_some() {
+        return Ok(blocked);
+    }
+    Ok(match rate_value(fw, src)? {
+        Some((_, true)) => Some(GUARD_MARK),
+        Some((r, false)) if r.pps != 0 && r.pps <= limit => Some(1),
+        _ => None,
+    })
+}
+
 /// The firewall's blocklist and guard's records, for [`Guard`]'s rules.
 pub struct Maps<'a> {
     /// The firewall.
     pub fw: &'a Firewall,
     /// Guard's records.
     pub state: &'a State,
+    /// Limit instead of block: packets a second.
+    pub limit: Option<u64>,
+}
+
+impl Maps<'_> {
+    /// A limit of `pps` for `src` alone, guard's (`owner` the mark).
+    fn limit(&mut self, src: Source, expiry_ms: u64, pps: u64) -> Result<Inserted> {
+        let Some((map, key)) = rate_for(self.fw, src) else {
+            bail!(
+                "{} has no rate limits (loaded by an older xdpctl); `xdpctl load --replace` \
+                 adds them, or run guard without --limit",
+                self.fw.dir.display()
+            );
+        };
+        self.state.set(src, expiry_ms)?;
+        let value = rate::encode(&xdpfw::Rate {
+            pps,
+            owner: u32::from(GUARD_MARK),
+            ..Default::default()
+        });
+        let change = begin_kind(self.fw, fwindex::Rules::Rate, &[])?;
+        let written = map.handle().update(&key, &value, update_flags::NOEXIST);
+        if let Some((t, c)) = change {
+            c.finish(&t)?;
+        }
+        self.inserted(src, written)
+    }
+
+    /// What a write of guard's entry for `src` came to.
+    fn inserted(&mut self, src: Source, written: std::io::Result<()>) -> Result<Inserted> {
+        match written {
+            Ok(()) => Ok(Inserted::Blocked),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.state.remove(src)?;
+                Ok(Inserted::Taken)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
+                self.state.remove(src)?;
+                Ok(Inserted::Full)
+            }
+            Err(e) => Err(e).context(format!("blocking {src}")),
+        }
+    }
+
+    /// Removes guard's limit of `src` alone, if there is one.
+    fn unlimit(&mut self, src: Source) -> Result<bool> {
+        let Some((map, key)) = rate_for(self.fw, src) else {
+            return Ok(false);
+        };
+        let mut value = vec![0u8; map.value_len()];
+        let mine = map.handle().lookup(&key, &mut value)?
+            && rate::decode(&value).is_some_and(|r| r.owner == u32::from(GUARD_MARK));
+        if !mine {
+            return Ok(false);
+        }
+        // A lookup of an LPM trie finds the longest prefix; a delete takes
+        // the exact one: guard's own is the source alone, or none.
+        let change = begin_kind(self.fw, fwindex::Rules::Rate, &[])?;
+        let deleted = map.handle().delete(&key);
+        if let Some((t, c)) = change {
+            c.finish(&t)?;
+        }
+        // (false: the limit found is a prefix's, not guard's own.)
+        deleted.with_context(|| format!("removing guard's limit of {src}"))
+    }
 }
 
 impl Blocklist for Maps<'_> {
     fn entry(&mut self, src: Source) -> Result<Option<u8>> {
-        blocklist_value(self.fw, src)
+        entry_for(self.fw, src, self.limit)
     }
 
     fn block(&mut self, src: Source, expiry_ms: u64) -> Result<Inserted> {
+        if let Some(pps) = self.limit {
+            return self.limit(src, expiry_ms, pps);
+        }
         let (map, key) = blocklist_for(self.fw, src);
         // The record first: a guard killed in between resumes a block it
         // may not have made, and removes it at expiry only if it carries
@@ -157,21 +278,11 @@ impl Blocklist for Maps<'_> {
         if let Some((t, c)) = change {
             c.finish(&t)?;
         }
-        match written {
-            Ok(()) => Ok(Inserted::Blocked),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                self.state.remove(src)?;
-                Ok(Inserted::Taken)
-            }
-            Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
-                self.state.remove(src)?;
-                Ok(Inserted::Full)
-            }
-            Err(e) => Err(e).context(format!("blocking {src}")),
-        }
+        self.inserted(src, written)
     }
 
     fn unblock(&mut self, src: Source) -> Result<bool> {
+        let limited = self.unlimit(src)?;
         let mine = blocklist_value(self.fw, src)? == Some(GUARD_MARK);
         if mine {
             let (map, key) = blocklist_for(self.fw, src);
@@ -185,7 +296,7 @@ impl Blocklist for Maps<'_> {
             deleted?;
         }
         self.state.remove(src)?;
-        Ok(mine)
+        Ok(mine || limited)
     }
 }
 
@@ -196,23 +307,33 @@ fn begin(
     src: Source,
     key: &[u8],
 ) -> Result<Option<(fwindex::Target, fwindex::Change)>> {
-    let Some(t) = fwindex::Target::open(&fw.maps_dir())? else {
-        return Ok(None);
-    };
     let (kind, added) = match src {
         Source::V4(_) => (fwindex::Rules::Blocklist, key),
         _ => (fwindex::Rules::Blocklist6, &[][..]),
+    };
+    begin_kind(fw, kind, added)
+}
+
+/// Begins a change to the rules of `kind`: `fwindex`'s one protocol.
+fn begin_kind(
+    fw: &Firewall,
+    kind: fwindex::Rules,
+    added: &[u8],
+) -> Result<Option<(fwindex::Target, fwindex::Change)>> {
+    let Some(t) = fwindex::Target::open(&fw.maps_dir())? else {
+        return Ok(None);
     };
     let change = t.begin(&[kind], added)?;
     Ok(Some((t, change)))
 }
 
-/// A dry run reads the blocklist and changes nothing.
-pub struct ReadOnly<'a>(pub &'a Firewall);
+/// A dry run reads the blocklist (and, limiting, the rate limits) and
+/// changes nothing.
+pub struct ReadOnly<'a>(pub &'a Firewall, pub Option<u64>);
 
 impl Blocklist for ReadOnly<'_> {
     fn entry(&mut self, src: Source) -> Result<Option<u8>> {
-        blocklist_value(self.0, src)
+        entry_for(self.0, src, self.1)
     }
     fn block(&mut self, _: Source, _: u64) -> Result<Inserted> {
         bail!("a dry run blocks nothing")

@@ -20,7 +20,7 @@ use crate::{
         change::Dev,
         linkpin::{Hook, LinkPin},
         manifest::MAPS_SUBDIR,
-        policy::{RULE_MAPS, RuleMaps, TcxHook, TcxSpec},
+        policy::{OPTIONAL_RULE_MAPS, RULE_MAPS, RuleMaps, TcxHook, TcxSpec},
         xdp::XdpMode,
     },
     ops::loaddir::LoadDir,
@@ -222,6 +222,10 @@ pub fn rules(dir: &Path) -> Result<RuleMaps> {
     let mut out = RuleMaps::new();
     for name in RULE_MAPS {
         let path = dir.join(MAPS_SUBDIR).join(name);
+        // A firewall from before these maps: none of their rules.
+        if OPTIONAL_RULE_MAPS.contains(&name) && !path.exists() {
+            continue;
+        }
         let map = MapHandle::open_pinned(&path)
             .with_context(|| format!("{} has no rule map {name}", dir.display()))?;
         out.insert(name.to_owned(), map.entries()?);
@@ -234,6 +238,16 @@ pub fn rules(dir: &Path) -> Result<RuleMaps> {
 pub fn check_rule_maps(dir: &Path, want: &RuleMaps) -> Result<()> {
     for (name, entries) in want {
         let path: PathBuf = dir.join(MAPS_SUBDIR).join(name);
+        if OPTIONAL_RULE_MAPS.contains(&name.as_str()) && !path.exists() {
+            if entries.is_empty() {
+                continue;
+            }
+            bail!(
+                "{} has no map {name}: it was loaded by an xdpctl without rate limits; \
+                 `xdpctl load --replace` upgrades it (rules and links kept)",
+                dir.display()
+            );
+        }
         let map = MapHandle::open_pinned(&path).with_context(|| {
             format!(
                 "{} has no rule map {name}: the policy's rules need the built-in firewall's maps",

@@ -76,8 +76,16 @@ pub fn indexed<T>(
         _ => None,
     };
     let indexes = Indexes::of(&ctx.bpffs, &map, pinned.as_deref())?;
+    // Ports protected by SYN cookies: the host is checked first, and the
+    // SYN-ACKs' settings taken from it.
+    let syn = map.name() == xdp_progs::xdpfw::maps::SYN_PORTS;
     let armed = std::cell::Cell::new(false);
     let result = change(&mut |added| {
+        if syn && !added.is_empty() && !armed.get() {
+            for dir in indexes.load_dirs() {
+                crate::ops::syncookie::prepare(&dir)?;
+            }
+        }
         if !armed.get() {
             indexes.begin(added)?;
             armed.set(true);
@@ -263,6 +271,8 @@ pub fn update(
         base.fill(0);
     }
     let value_bytes = map.parse_value_over(value, &base)?;
+    map.check_rule_value(&value_bytes)
+        .map_err(|e| anyhow::anyhow!("value for map {} at {key}: {e}", map.label))?;
     // Refused before anything is written: a key that is there under
     // --if-absent, or missing under --if-exists.
     // (A map that cannot be read is left to the write to refuse.)
@@ -468,6 +478,17 @@ fn update_from_file(
             value[r].copy_from_slice(&slot);
         }
         entries[i].1 = value;
+    }
+    if map.holds_rates() {
+        for (k, v) in &entries {
+            if let Err(e) = map.check_rule_value(v) {
+                bail!(
+                    "{name}: value for map {} at {}: {e}; nothing was written",
+                    map.label,
+                    codec::to_text(&map.key, k)
+                );
+            }
+        }
     }
     let mut keys = Vec::new();
     for (k, _) in &entries {

@@ -24,6 +24,7 @@ pub mod pending;
 pub mod progs;
 pub mod replace;
 pub mod rulehits;
+pub mod syncookie;
 pub mod tcx;
 pub mod unload;
 pub mod watcher;

@@ -15,7 +15,7 @@ use crate::{
     kernel::objects,
     model::codec::{self, Shape},
     model::handle::Handle,
-    model::{guard::Cidr, policy},
+    model::{guard::Cidr, policy, rate},
 };
 
 /// Map types that always hold max_entries values (keys are indexes).
@@ -252,6 +252,26 @@ impl OpenMap {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The rule of the values `apply` writes, kept by every write: a rate
+    /// limit of the firewall's `rate4`/`rate6` that limits something, with
+    /// rates and bursts the datapath computes with.
+    pub(crate) fn check_rule_value(&self, value: &[u8]) -> Result<(), String> {
+        if self.holds_rates()
+            && let Some(r) = value.get(..rate::VALUE_LEN).and_then(rate::decode)
+        {
+            return rate::check(&r);
+        }
+        Ok(())
+    }
+
+    /// Whether its values are the firewall's rate limits.
+    pub(crate) fn holds_rates(&self) -> bool {
+        matches!(self.key, Shape::Cidr { .. })
+            && !self.per_cpu()
+            && self.value_len() == rate::VALUE_LEN
+            && ["rate4", "rate6"].contains(&self.name().as_str())
     }
 
     /// A value as written: for a per-CPU map, on CPU 0 and zero on the

@@ -33,6 +33,8 @@ use std::{
 use serde_json::Value;
 
 mod floods;
+mod ratelimit;
+mod syncookie;
 
 use xdpctl_tests::{Bpffs, VethPair, attach_generic, fixture, flood, xdpctl, xdpctl_bin};
 
@@ -1364,7 +1366,7 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
     // One section only, for whoever works on it: test-run, flood,
-    // data-plane, control-plane, or net-show (the control plane's `net
+    // rate-limit, syn-cookie, data-plane, control-plane, or net-show (the control plane's `net
     // show` row alone).
     let only = args
         .iter()
@@ -1410,6 +1412,14 @@ fn main() {
     if only.is_none_or(|o| o == "flood") {
         eprintln!("xdpctl-bench: data plane (test-run floods through a tail call)");
         floods::flood_cost(&sizes, &mut rows);
+    }
+    if only.is_none_or(|o| o == "rate-limit") {
+        eprintln!("xdpctl-bench: rate limits (test-run floods)");
+        ratelimit::rate_limit_rows(&sizes, &mut rows);
+    }
+    if only.is_none_or(|o| o == "syn-cookie") {
+        eprintln!("xdpctl-bench: SYN cookies (AF_PACKET floods between namespaces)");
+        syncookie::syn_cookie_rows(&sizes, &mut rows);
     }
     if only.is_none_or(|o| o == "data-plane") {
         eprintln!("xdpctl-bench: data plane (veth floods with live frames)");
@@ -1488,7 +1498,17 @@ fn main() {
              the dump floor is a raw BPF_MAP_LOOKUP_BATCH (16,384 a call) of the same hash in process with no output,\n  \
              the top/guard floor the same of the per-CPU LRU map `pps`; one top interval is half the difference of\n  \
              `xdpctl top --interval 10ms` with 3 samples and with 1, less the interval; peak memory from the maximum\n  \
-             resident set size (`/usr/bin/time`). `--only test-run|flood|data-plane|control-plane|net-show` runs one section.\n",
+             resident set size (`/usr/bin/time`). `--only test-run|flood|rate-limit|syn-cookie|data-plane|control-plane|net-show` runs one section.\n\
+             - Rate limits: the same floods from one source under a per-source limit of half (or twice) the rate\n  \
+             the flood runs at, alone and while another thread floods 10.0.0.0/8 with 24 random source bits on\n  \
+             the other CPU (over a million sources, each under a per-source limit, churning `rate_state`); what\n  \
+             passed (sent less `drop_rate`) against the burst plus the limit over the run's wall time.\n\
+             - SYN cookies: spoofed SYNs (58-byte frames) sent with AF_PACKET from one namespace to a listener in\n  \
+             the other (net.ipv4.tcp_syncookies=2), sender pinned to the last CPU, where veth also delivers them; the\n  \
+             CPU's busy time (/proc/stat) per SYN for a bare XDP_DROP (the delivery), the kernel's own cookies\n  \
+             (TcpExt SyncookiesSent) and the firewall's (`syn_cookie`, native XDP_TX), each less the delivery; what\n  \
+             comes back to the sender is dropped by XDP there. Then 1,000 connections from the sender's namespace\n  \
+             (1 s timeout each) while the same flood runs, protection on and off.\n",
             machine(),
             took.as_secs_f64(),
             repeat = sizes.test_run_repeat,
