@@ -332,15 +332,104 @@ pub struct Pinned(Option<nix::sched::CpuSet>);
 impl Pinned {
     /// Pins the calling thread to the last CPU.
     pub fn last_cpu() -> Self {
+        Self::cpu(std::thread::available_parallelism().map_or(0, |n| n.get() - 1))
+    }
+
+    /// Pins the calling thread to `cpu`.
+    pub fn cpu(cpu: usize) -> Self {
         let me = nix::unistd::Pid::from_raw(0);
         let before = nix::sched::sched_getaffinity(me).ok();
         let mut one = nix::sched::CpuSet::new();
-        let cpu = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
         if one.set(cpu).is_ok() {
             let _ = nix::sched::sched_setaffinity(me, &one);
         }
         Pinned(before)
     }
+}
+
+/// Sends raw Ethernet frames out of `dev` in `ns` (AF_PACKET), each once.
+pub fn send_raw(ns: &NetNs, dev: &str, frames: &[Vec<u8>]) {
+    let mut socket = RawSender::open(ns, dev);
+    for f in frames {
+        assert!(
+            socket.send(f),
+            "sendto: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// An AF_PACKET socket bound for sending out of one device.
+pub struct RawSender {
+    fd: std::os::fd::OwnedFd,
+    addr: libc::sockaddr_ll,
+}
+
+impl RawSender {
+    /// A socket for `dev` in `ns` (made inside the namespace).
+    pub fn open(ns: &NetNs, dev: &str) -> Self {
+        use std::os::fd::FromRawFd;
+        let _in = ns.enter();
+        let ifindex = nix::net::if_::if_nametoindex(dev).expect("the sending device");
+        // SAFETY: a plain socket call; the fd is owned from here on.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+        // SAFETY: all zeroes is a valid sockaddr_ll; the fields are set below.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        addr.sll_halen = 6;
+        RawSender {
+            // SAFETY: `fd` is a new socket nothing else owns.
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+            addr,
+        }
+    }
+
+    /// Sends one frame; whether all of it went.
+    pub fn send(&mut self, frame: &[u8]) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the frame and the address are ours and live for the call.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&self.addr as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        n == frame.len() as isize
+    }
+}
+
+/// A counter of `/proc/net/netstat`'s `TcpExt` in `ns` (0 if absent).
+pub fn tcp_ext(ns: &NetNs, field: &str) -> u64 {
+    let text = ns.exec(&["cat", "/proc/net/netstat"]);
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(k, _)| *k == field)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The Internet checksum's 32-bit sum of `bytes` (big-endian words) on
+/// `init`, folded to 16 bits (not complemented).
+pub fn ones_sum(bytes: &[u8], init: u32) -> u32 {
+    let mut s = init;
+    for c in bytes.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s
 }
 
 impl Drop for Pinned {

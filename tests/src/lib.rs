@@ -291,6 +291,17 @@ pub fn run(mut cmd: Command) -> Run {
     Run::from(args, out)
 }
 
+/// The firewall loaded at `dir`'s count of packets with `outcome`
+/// (`xdpctl stats -j`).
+pub fn fw_outcome(fs: &Bpffs, dir: &str, outcome: &str) -> u64 {
+    let stats = xdpctl(fs, ["-j", "stats", dir]).ok().json();
+    stats
+        .as_array()
+        .and_then(|rows| rows.iter().find(|o| o["outcome"] == outcome))
+        .and_then(|o| o["packets"].as_u64())
+        .unwrap_or_else(|| panic!("no outcome {outcome} in {stats}"))
+}
+
 /// Word `word` of the `ctl` map of the firewall loaded at `dir` (under
 /// the bpffs), read with `xdpctl map lookup`.
 pub fn fw_ctl(fs: &Bpffs, dir: &str, word: u32) -> u64 {

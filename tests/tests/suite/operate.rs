@@ -224,17 +224,7 @@ fn guard_limits_instead_of_blocking() {
         (value["pps"].as_u64(), value["owner"].as_u64()),
         (Some(150), Some(0x67))
     );
-    let dropped = || -> u64 {
-        let stats = xdpctl(&fs, ["-j", "stats", "fw"]).ok().json();
-        stats
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["outcome"] == "drop_rate")
-            .unwrap()["packets"]
-            .as_u64()
-            .unwrap()
-    };
+    let dropped = || xdpctl_tests::fw_outcome(&fs, "fw", "drop_rate");
     let before = dropped();
     thread::sleep(Duration::from_millis(500));
     assert!(

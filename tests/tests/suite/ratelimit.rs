@@ -18,15 +18,7 @@ const EMPTY: u64 = 2;
 
 /// The firewall's count of an outcome.
 fn outcome(fs: &Bpffs, name: &str) -> u64 {
-    let stats = xdpctl(fs, ["-j", "stats", "fw"]).ok().json();
-    stats
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["outcome"] == name)
-        .unwrap_or_else(|| panic!("no outcome {name} in {stats}"))["packets"]
-        .as_u64()
-        .unwrap()
+    xdpctl_tests::fw_outcome(fs, "fw", name)
 }
 
 /// Sends `count` datagrams from A to B's `port`, `rate` a second (paced
@@ -268,4 +260,76 @@ fn bad_limits_are_refused_the_same_everywhere_and_change_nothing() {
     let dump: Value = xdpctl(&fs, ["-j", "map", "dump", "rate4"]).ok().json();
     assert_eq!(dump, Value::Array(vec![]), "nothing was written");
     assert_eq!(fw_ctl(&fs, "fw", RATE_MODE), EMPTY, "nor the mode word");
+}
+
+/// A classic pcap of UDP frames from each of `sources`, in order.
+fn pcap_of(sources: &[[u8; 4]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Magic, version 2.4, zone, sigfigs, snaplen, Ethernet.
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        out.extend(v.to_le_bytes());
+    }
+    for (i, src) in sources.iter().enumerate() {
+        let frame = xdpctl_tests::flood::udp64([2; 6], [4; 6], *src, [10, 255, 0, 1], 7777);
+        for v in [i as u32, 0, frame.len() as u32, frame.len() as u32] {
+            out.extend(v.to_le_bytes());
+        }
+        out.extend(&frame);
+    }
+    out
+}
+
+/// A full `rate_state` (a load sized to 64 sources) under a flood of new
+/// spoofed sources keeps the buckets of a steady source: it is never the
+/// one used least recently, so it never starts again with a full burst.
+#[test]
+fn new_sources_filling_the_table_cannot_push_a_steady_source_out() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(
+        &fs,
+        ["load", "--pin", "fw", "--max-entries", "rate_state=64"],
+    )
+    .ok();
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "rate4",
+            "10.0.0.0/8",
+            r#"{"pps":1,"burst":5}"#,
+        ],
+    )
+    .ok();
+    // The steady source every other packet, 2,000 new ones in between.
+    let mut sources = Vec::new();
+    for i in 0..2000u32 {
+        sources.push([10, 1, 1, 1]);
+        sources.push([10, 200, (i >> 8) as u8, i as u8]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flood.pcap");
+    std::fs::write(&file, pcap_of(&sources)).unwrap();
+    let passed_before = outcome(&fs, "passed");
+    xdpctl(
+        &fs,
+        ["-j", "prog", "run", "fw", "--data", file.to_str().unwrap()],
+    )
+    .ok();
+    let passed = outcome(&fs, "passed") - passed_before;
+    // Each new source passes its one packet (within its own burst); the
+    // steady one its burst of 5 and no more (a second at 1 pps is far).
+    let steady = passed - 2000;
+    assert!(
+        (5..=6).contains(&steady),
+        "the steady source passed {steady} of 2,000: its buckets were lost"
+    );
+    let state = xdpctl(&fs, ["-j", "map", "dump", "fw/maps/rate_state"])
+        .ok()
+        .json();
+    assert!(
+        state.as_array().unwrap().len() <= 64,
+        "bounded by the table"
+    );
 }

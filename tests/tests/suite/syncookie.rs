@@ -19,28 +19,12 @@ const PORT: u16 = 8443;
 
 /// The firewall's count of an outcome.
 fn outcome(fs: &Bpffs, name: &str) -> u64 {
-    let stats = xdpctl(fs, ["-j", "stats", "fw"]).ok().json();
-    stats
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["outcome"] == name)
-        .unwrap_or_else(|| panic!("no outcome {name} in {stats}"))["packets"]
-        .as_u64()
-        .unwrap()
+    xdpctl_tests::fw_outcome(fs, "fw", name)
 }
 
 /// A counter of `/proc/net/netstat` (`TcpExt`) in `ns`.
 fn tcp_ext(ns: &NetNs, field: &str) -> u64 {
-    let text = ns.exec(&["cat", "/proc/net/netstat"]);
-    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(k, _)| *k == field)
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or_else(|| panic!("no TcpExt {field}"))
+    flood::tcp_ext(ns, field)
 }
 
 /// The Ethernet and IP ends of a test segment: (MAC, address) of the
@@ -62,16 +46,7 @@ fn tcp_frame(ends: Ends, sport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
     ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
     ip.extend(src.octets());
     ip.extend(dst.octets());
-    let sum = |bytes: &[u8], init: u32| {
-        let mut s = init;
-        for c in bytes.chunks(2) {
-            s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s
-    };
+    let sum = flood::ones_sum;
     let ip_sum = !(sum(&ip, 0) as u16);
     ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
     let mut tcp = Vec::new();
@@ -98,34 +73,6 @@ fn tcp_frame(ends: Ends, sport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
     f.extend(ip);
     f.extend(tcp);
     f
-}
-
-/// Sends raw frames out of `dev` in `ns` (AF_PACKET).
-fn send_raw(ns: &NetNs, dev: &str, frames: &[Vec<u8>]) {
-    let _in = ns.enter();
-    let ifindex = nix::net::if_::if_nametoindex(dev).unwrap();
-    // SAFETY: plain socket calls on values we own; the address struct is
-    // fully initialised.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        for f in frames {
-            let n = libc::sendto(
-                fd,
-                f.as_ptr().cast(),
-                f.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(n, f.len() as isize, "{}", std::io::Error::last_os_error());
-        }
-        libc::close(fd);
-    }
 }
 
 /// A listener on `ip` in B that echoes what each connection sends.
@@ -274,7 +221,7 @@ fn syn_cookies_answer_floods_and_let_real_clients_through() {
             )
         })
         .collect();
-    send_raw(&pair.a, &pair.dev_a, &frames);
+    flood::send_raw(&pair.a, &pair.dev_a, &frames);
     thread::sleep(Duration::from_millis(300));
     let flood_answered = outcome(&fs, "syn_cookie") - answered;
     assert!(
@@ -302,7 +249,7 @@ fn syn_cookies_answer_floods_and_let_real_clients_through() {
             )
         })
         .collect();
-    send_raw(&pair.a, &pair.dev_a, &acks);
+    flood::send_raw(&pair.a, &pair.dev_a, &acks);
     thread::sleep(Duration::from_millis(200));
     assert_eq!(outcome(&fs, "drop_cookie") - bad_before, 100);
 

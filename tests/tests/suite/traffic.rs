@@ -8,7 +8,7 @@ use std::{
 };
 
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, NetNs, VethPair, require_privileges, xdpctl};
+use xdpctl_tests::{Bpffs, VethPair, require_privileges, xdpctl};
 
 /// Adds IPv6 addresses (no duplicate address detection, so they work at
 /// once) to a pair; returns them.
@@ -136,43 +136,6 @@ fn ipv6_traffic_is_filtered_as_configured() {
     assert!(pps6["value"].as_u64().unwrap() > 5, "{pps6}");
 }
 
-/// Sends raw Ethernet frames out of `dev` in `ns` (AF_PACKET).
-fn send_raw(ns: &NetNs, dev: &str, frames: &[Vec<u8>]) {
-    let _in = ns.enter();
-    let ifindex = nix::net::if_::if_nametoindex(dev).unwrap();
-    // SAFETY: plain socket calls on values we own; the address struct is
-    // fully initialised.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        assert!(
-            fd >= 0,
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        );
-        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        for f in frames {
-            let n = libc::sendto(
-                fd,
-                f.as_ptr().cast(),
-                f.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            );
-            assert_eq!(
-                n,
-                f.len() as isize,
-                "sendto: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        libc::close(fd);
-    }
-}
-
 fn packets(fs: &Bpffs, outcome: u32) -> u64 {
     xdpctl(fs, ["-j", "map", "lookup", "stats", &outcome.to_string()])
         .ok()
@@ -232,7 +195,7 @@ fn vlan_tagged_frames_are_filtered_as_configured() {
     // (IPv6 neighbour discovery on a new veth): at least the two.
     assert_eq!(run_drop - before_drop, 2, "prog run counted its drops");
     assert!(run_pass - before_pass >= 2, "prog run counted its passes");
-    send_raw(&pair.a, &pair.dev_a, &frames);
+    xdpctl_tests::flood::send_raw(&pair.a, &pair.dev_a, &frames);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         packets(&fs, 2) - run_drop,

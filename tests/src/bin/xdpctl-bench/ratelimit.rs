@@ -34,29 +34,6 @@ const LIMITED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// credit beyond its burst) do not count against the limit.
 const BURST_SHARE: f64 = 0.2;
 
-/// Pins the calling thread to `cpu` until dropped.
-struct OnCpu(Option<nix::sched::CpuSet>);
-
-impl OnCpu {
-    fn new(cpu: usize) -> Self {
-        let me = nix::unistd::Pid::from_raw(0);
-        let before = nix::sched::sched_getaffinity(me).ok();
-        let mut one = nix::sched::CpuSet::new();
-        if one.set(cpu).is_ok() {
-            let _ = nix::sched::sched_setaffinity(me, &one);
-        }
-        OnCpu(before)
-    }
-}
-
-impl Drop for OnCpu {
-    fn drop(&mut self) {
-        if let Some(before) = &self.0 {
-            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
-        }
-    }
-}
-
 /// Sets the limited source's limit; returns its burst.
 fn set_limit(fs: &Bpffs, pps: u64) -> u64 {
     let burst = ((pps as f64 * BURST_SHARE) as u64).max(1000);
@@ -107,7 +84,7 @@ fn spoofed_flood(
 ) -> std::thread::JoinHandle<u64> {
     let pin = fs.path().join("rl/xdp_fw");
     std::thread::spawn(move || {
-        let _cpu = OnCpu::new(0);
+        let _cpu = flood::Pinned::cpu(0);
         let mut generator = flood::TestRunFlood::new();
         generator.target(&pin).unwrap();
         let mut sent = 0u64;
@@ -128,7 +105,7 @@ pub fn rate_limit_rows(sizes: &Sizes, rows: &mut Vec<Row>) {
     let fs = Bpffs::new();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let last = cpus - 1;
-    let _cpu = OnCpu::new(last);
+    let _cpu = flood::Pinned::cpu(last);
     xdpctl(&fs, ["load", "--pin", "rl"]).ok();
     xdpctl(&fs, ["load", "--pin", "nolimit"]).ok();
     // The spoofed sources' own limit: per source, far above one packet.

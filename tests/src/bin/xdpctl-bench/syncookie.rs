@@ -40,32 +40,12 @@ fn busy_jiffies(cpu: usize) -> u64 {
     v.iter().sum::<u64>() - v[3] - v[4]
 }
 
-/// A counter of `/proc/net/netstat` (`TcpExt`) in `ns`.
-fn tcp_ext(ns: &NetNs, field: &str) -> u64 {
-    let text = ns.exec(&["cat", "/proc/net/netstat"]);
-    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
-    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(k, _)| *k == field)
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
+use flood::tcp_ext;
 
 /// A SYN from `src` to the pair's B, port PORT (checksums right).
 fn syn(pair_macs: ([u8; 6], [u8; 6]), src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
     let (mac_a, mac_b) = pair_macs;
-    let sum = |bytes: &[u8], init: u32| {
-        let mut s = init;
-        for c in bytes.chunks(2) {
-            s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s
-    };
+    let sum = flood::ones_sum;
     let mut ip = vec![0x45, 0, 0, 44, 0, 1, 0x40, 0, 64, 6, 0, 0];
     ip.extend(src.octets());
     ip.extend(dst.octets());
@@ -111,41 +91,21 @@ fn syn_frames(pair: &VethPair, n: u32) -> Vec<Vec<u8>> {
 /// Sends `frames` round and round out of A's device for `secs`, from the
 /// calling thread (AF_PACKET); returns how many it sent.
 fn send_for(pair: &VethPair, frames: &[Vec<u8>], secs: f64, stop: Option<&AtomicBool>) -> u64 {
-    let _in = pair.a.enter();
-    let ifindex = nix::net::if_::if_nametoindex(pair.dev_a.as_str()).unwrap();
+    let mut socket = flood::RawSender::open(&pair.a, &pair.dev_a);
     let mut sent = 0u64;
-    // SAFETY: plain socket calls on values we own; the address struct is
-    // fully initialised.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        let start = Instant::now();
-        'out: loop {
-            for f in frames {
-                let n = libc::sendto(
-                    fd,
-                    f.as_ptr().cast(),
-                    f.len(),
-                    0,
-                    (&addr as *const libc::sockaddr_ll).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                );
-                if n == f.len() as isize {
-                    sent += 1;
-                }
-                if sent.is_multiple_of(1024)
-                    && (start.elapsed().as_secs_f64() > secs
-                        || stop.is_some_and(|s| s.load(Ordering::Relaxed)))
-                {
-                    break 'out;
-                }
+    let start = Instant::now();
+    'out: loop {
+        for f in frames {
+            if socket.send(f) {
+                sent += 1;
+            }
+            if sent.is_multiple_of(1024)
+                && (start.elapsed().as_secs_f64() > secs
+                    || stop.is_some_and(|s| s.load(Ordering::Relaxed)))
+            {
+                break 'out;
             }
         }
-        libc::close(fd);
     }
     sent
 }
