@@ -188,6 +188,43 @@ fn per_prefix_sources_share_a_bucket_and_per_source_ones_do_not() {
     let (e, _) = run(&fs, &udp("2001:db8::1", "2001:db8:1::1"), 5000);
     let (f, _) = run(&fs, &udp("2001:db8::2", "2001:db8:1::1"), 5000);
     assert!((30..=32).contains(&(e + f)), "{e} + {f}");
+    // A limit raised holds at once: the source's buckets start anew,
+    // not after the old limit's backlog.
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "rate4",
+            "203.0.113.0/24",
+            r#"{"burst":3000}"#,
+        ],
+    )
+    .ok();
+    let (c2, _) = run(&fs, &udp("203.0.113.1", "10.0.0.1"), 5000);
+    assert!((3000..=3002).contains(&c2), "{c2} passed after the raise");
+    // A narrower prefix written in part takes nothing from the one
+    // covering it (a trie's lookup finds the covering one).
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "rate4",
+            "198.51.100.128/25",
+            r#"{"pps":5}"#,
+        ],
+    )
+    .ok();
+    let narrow = xdpctl(&fs, ["-j", "map", "lookup", "rate4", "198.51.100.128/25"])
+        .ok()
+        .json();
+    assert_eq!(
+        (&narrow["value"]["burst"], &narrow["value"]["per_prefix"]),
+        (&Value::from(0), &Value::from(0)),
+        "{narrow}"
+    );
+    xdpctl(&fs, ["map", "delete", "rate4", "198.51.100.128/25"]).ok();
     // A source no limit covers is not limited.
     let (g, _) = run(&fs, &udp("192.0.2.1", "10.0.0.1"), 5000);
     assert_eq!(g, 5000);

@@ -1174,14 +1174,25 @@ static __always_inline int rate_limited(struct pkt *pk, void *rates, void *key, 
 		__builtin_memcpy(k.addr, src, 16);
 	struct xdpfw_rate_state *st = bpf_map_lookup_elem(&rate_state, &k);
 
+	/* Which limit the buckets are for: a limit changed (raised, lowered)
+	 * starts them anew, as a written per-prefix limit does. */
+	__u64 rule = (r->pps * 0x9e3779b97f4a7c15ULL) ^ (r->burst * 0xc2b2ae3d27d4eb4fULL) ^
+		     (r->bytes_per_sec * 0x165667b19e3779f9ULL) ^ (r->burst_bytes * 0x27d4eb2f165667c5ULL) ^
+		     r->per_prefix ^ ((__u64)r->owner << 32) ^ 1;
+
 	if (!st) {
-		struct xdpfw_rate_state fresh = {};
+		struct xdpfw_rate_state fresh = { .rule = rule };
 
 		/* BPF_NOEXIST: a concurrent first packet on another CPU wins. */
 		bpf_map_update_elem(&rate_state, &k, &fresh, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&rate_state, &k);
 		if (!st)
 			return 0;
+	}
+	if (st->rule != rule) {
+		st->tat = 0;
+		st->tat_bytes = 0;
+		st->rule = rule;
 	}
 	return !rate_fits(r, &st->tat, &st->tat_bytes, pk->len);
 }

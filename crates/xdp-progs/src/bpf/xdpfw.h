@@ -390,6 +390,7 @@ struct xdpfw_rate_key {
 struct xdpfw_rate_state {
 	__u64 tat;
 	__u64 tat_bytes;
+	__u64 rule; /* the limit the buckets are for: another one starts them anew */
 };
 
 /*

@@ -94,6 +94,20 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     if args.threshold <= 0.0 {
         bail!("--threshold must be a packet rate above 0");
     }
+    if let Some(limit) = args.limit
+        && limit as f64 >= args.threshold
+    {
+        bail!(
+            "--limit {limit} is not below --threshold {}: a source limited there would still \
+             be over the threshold, and the limit would slow nothing; give a lower --limit",
+            args.threshold
+        );
+    }
+    let blocks = if args.limit.is_some() {
+        "limit(s)"
+    } else {
+        "block(s)"
+    };
     let fw = Firewall::open(ctx, args.dir.as_deref())?;
     let log = Log {
         format: ctx.format,
@@ -143,7 +157,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
     };
     if !guard.active.is_empty() {
         ctx.out.note(format_args!(
-            "guard: resuming {} block(s) from {}",
+            "guard: resuming {} {blocks} from {}",
             guard.active.len(),
             fw.dir.join(STATE_PIN).display()
         ));
@@ -202,7 +216,7 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
 
     if args.keep_blocks && state.is_some() {
         ctx.out.note(format_args!(
-            "guard: stopping; keeping {} block(s) (--keep-blocks)",
+            "guard: stopping; keeping {} {blocks} (--keep-blocks)",
             guard.active.len()
         ));
     }

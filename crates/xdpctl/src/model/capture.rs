@@ -21,6 +21,8 @@ pub enum Verdict {
     Drop,
     /// XDP_PASS: no rule matched, or the headers were not understood.
     Pass,
+    /// XDP_TX: answered from XDP (a SYN cookie's SYN-ACK, as sent).
+    Tx,
 }
 
 /// The kinds of rule `--rule` names; each is one outcome of the firewall.
@@ -44,6 +46,12 @@ pub enum RuleKind {
     Unparsed,
     /// No rule matched (passed).
     None,
+    /// Over a rate limit of `rate4` / `rate6`.
+    Rate,
+    /// A SYN to a port of `syn_ports`, answered with a SYN cookie.
+    SynCookie,
+    /// An ACK to a port of `syn_ports` with a wrong cookie.
+    Cookie,
 }
 
 impl RuleKind {
@@ -59,6 +67,9 @@ impl RuleKind {
             RuleKind::Malformed => Outcome::Malformed,
             RuleKind::Unparsed => Outcome::Unparsed,
             RuleKind::None => Outcome::Passed,
+            RuleKind::Rate => Outcome::DropRate,
+            RuleKind::SynCookie => Outcome::SynCookie,
+            RuleKind::Cookie => Outcome::DropCookie,
         }
     }
 }
@@ -69,11 +80,7 @@ pub fn outcome_mask(verdicts: &[Verdict], rules: &[RuleKind]) -> u32 {
     Outcome::ALL
         .iter()
         .filter(|o| {
-            let verdict = if o.drops() {
-                Verdict::Drop
-            } else {
-                Verdict::Pass
-            };
+            let verdict = verdict_of(**o);
             (verdicts.is_empty() || verdicts.contains(&verdict))
                 && (rules.is_empty() || rules.iter().any(|r| r.outcome() == **o))
         })
@@ -254,7 +261,11 @@ pub fn rule(outcome: Outcome, h: &Headers, prefixes: &Prefixes) -> String {
         Outcome::DropIcmp6 => "config.drop_icmp6_echo".into(),
         Outcome::DropRate if v6 => format!("rate6 (a prefix covering {})", src()),
         Outcome::DropRate => format!("rate4 (a prefix covering {})", src()),
-        Outcome::SynCookie => format!("syn_ports {}", port()),
+        // (Captured as sent: the SYN-ACK, from the protected port.)
+        Outcome::SynCookie => format!(
+            "syn_ports {}",
+            h.sport.map_or_else(|| "?".into(), |p| p.to_string())
+        ),
         Outcome::DropCookie => format!("syn_ports {} (a wrong cookie)", port()),
         Outcome::Malformed => "malformed".into(),
         Outcome::Unparsed => "unparsed".into(),
@@ -271,12 +282,23 @@ pub fn rule_has_key(outcome: Outcome) -> bool {
     )
 }
 
+/// The verdict of an outcome.
+pub fn verdict_of(outcome: Outcome) -> Verdict {
+    if outcome == Outcome::SynCookie {
+        Verdict::Tx
+    } else if outcome.drops() {
+        Verdict::Drop
+    } else {
+        Verdict::Pass
+    }
+}
+
 /// The verdict's name as the kernel spells it.
 pub fn verdict_name(outcome: Outcome) -> &'static str {
-    if outcome.drops() {
-        "XDP_DROP"
-    } else {
-        "XDP_PASS"
+    match verdict_of(outcome) {
+        Verdict::Drop => "XDP_DROP",
+        Verdict::Pass => "XDP_PASS",
+        Verdict::Tx => "XDP_TX",
     }
 }
 

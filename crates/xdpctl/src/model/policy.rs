@@ -555,13 +555,22 @@ impl Policy {
             if g.max_blocks == 0 {
                 return bad("guard.max_blocks", "at least 1".into());
             }
-            if let Some(l) = g.limit
-                && !(1..=rate::MAX_PPS).contains(&l)
-            {
-                return bad(
-                    "guard.limit",
-                    format!("{l} is not a limit in packets per second from 1 to 10^9"),
-                );
+            if let Some(l) = g.limit {
+                if !(1..=rate::MAX_PPS).contains(&l) {
+                    return bad(
+                        "guard.limit",
+                        format!("{l} is not a limit in packets per second from 1 to 10^9"),
+                    );
+                }
+                if l as f64 >= g.threshold {
+                    return bad(
+                        "guard.limit",
+                        format!(
+                            "{l} is not below the threshold {}: the limit would slow nothing",
+                            g.threshold
+                        ),
+                    );
+                }
             }
         }
         Ok(())

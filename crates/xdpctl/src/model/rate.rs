@@ -171,6 +171,25 @@ pub fn decode(v: &[u8]) -> Option<Rate> {
     })
 }
 
+/// A rate limit's value as any write leaves it: its buckets empty (a
+/// limit written starts with a full burst, whatever the one before had
+/// taken), and, where the write did not name `owner` (`mask`: the bytes
+/// it gave; `None`, all of them), the operator's (0): an update of
+/// guard's limit makes it the operator's, which guard never removes.
+pub fn as_written(value: &mut [u8], mask: Option<&[u8]>) {
+    if value.len() < VALUE_LEN {
+        return;
+    }
+    value[RATE_RULE_BYTES..VALUE_LEN].fill(0);
+    if let Some(mask) = mask
+        && mask
+            .get(OWNER_AT..OWNER_AT + 4)
+            .is_none_or(|m| m.contains(&0))
+    {
+        value[OWNER_AT..OWNER_AT + 4].fill(0);
+    }
+}
+
 /// Whether two values of a rate map are the same rule (the buckets
 /// aside).
 pub fn same_rule(a: &[u8], b: &[u8]) -> bool {
@@ -254,6 +273,26 @@ mod tests {
         assert!(same_rule(&encode(&live), &l.value()));
         live.pps = 999;
         assert!(!same_rule(&encode(&live), &l.value()));
+    }
+
+    #[test]
+    fn a_written_limit_starts_full_and_is_the_operators_unless_it_says() {
+        let mut r = decode(&limit(r#"{"cidr":"10.0.0.0/8","pps":1000}"#).value()).unwrap();
+        r.tat = 5;
+        r.tat_bytes = 6;
+        r.owner = u32::from(GUARD_MARK);
+        let mut v = encode(&r);
+        // A write naming pps only: buckets empty, owner the operator's.
+        let mut mask = vec![0u8; VALUE_LEN];
+        mask[..8].fill(0xff);
+        as_written(&mut v, Some(&mask));
+        let w = decode(&v).unwrap();
+        assert_eq!((w.pps, w.tat, w.tat_bytes, w.owner), (1000, 0, 0, 0));
+        // A whole value keeps the owner it gives.
+        let mut v = encode(&r);
+        as_written(&mut v, None);
+        assert_eq!(decode(&v).unwrap().owner, u32::from(GUARD_MARK));
+        assert_eq!(decode(&v).unwrap().tat, 0);
     }
 
     #[test]

@@ -156,6 +156,13 @@ pub fn entry_text(map: &str, key: &[u8], value: &[u8]) -> String {
             Some(u16::from_be_bytes([key[0], key[1]]).to_string())
         }
         ("rate4" | "rate6", _) => {
+            // A removal has no value: the prefix says which.
+            if value.is_empty() {
+                return Cidr::from_lpm_key(key).map_or_else(
+                    || format!("0x{}", hex(key)),
+                    |c| format!("{}/{}", c.addr, c.len),
+                );
+            }
             return crate::model::rate::RateLimit::of_entry(key, value).map_or_else(
                 || format!("0x{} = 0x{}", hex(key), hex(value)),
                 |l| serde_json::to_string(&l).unwrap_or_default(),

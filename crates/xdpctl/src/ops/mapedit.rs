@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::{
     ctx::Ctx,
     kernel::{fwindex::Indexes, map::MapHandle, objects, sys::update_flags},
-    model::{codec, handle::Handle, policy::Entries},
+    model::{codec, handle::Handle, policy::Entries, rate},
     ops::openmap::{NotFound, OpenMap, is_array},
     render,
 };
@@ -262,15 +262,14 @@ pub fn update(
     // A struct's fields (global data: the variables) not named keep their
     // values; a key not there yet has zeros for them.
     let mut base = vec![0u8; map.value_len()];
-    if codec::written_mask(&map.value, value).contains(&0)
-        && !map
-            .handle()
-            .lookup(&key_bytes, &mut base)
-            .with_context(|| format!("reading map {}", map.label))?
-    {
+    let mask = codec::written_mask(&map.value, value);
+    if mask.contains(&0) && !map.lookup_exact(&key_bytes, &mut base)? {
         base.fill(0);
     }
-    let value_bytes = map.parse_value_over(value, &base)?;
+    let mut value_bytes = map.parse_value_over(value, &base)?;
+    if map.holds_rates() {
+        rate::as_written(&mut value_bytes, Some(&mask));
+    }
     map.check_rule_value(&value_bytes)
         .map_err(|e| anyhow::anyhow!("value for map {} at {key}: {e}", map.label))?;
     // Refused before anything is written: a key that is there under
@@ -278,7 +277,7 @@ pub fn update(
     // (A map that cannot be read is left to the write to refuse.)
     let mut probe = vec![0u8; map.value_len()];
     if flags != update_flags::ANY
-        && let Ok(there) = map.handle().lookup(&key_bytes, &mut probe)
+        && let Ok(there) = map.lookup_exact(&key_bytes, &mut probe)
         && there != (flags == update_flags::EXIST)
     {
         let errno = if there { libc::EEXIST } else { libc::ENOENT };
@@ -434,6 +433,7 @@ fn update_from_file(
             }
         }
     }
+    let rates = map.holds_rates();
     let masks: Vec<(usize, Vec<u8>)> = lines_read
         .iter_mut()
         .enumerate()
@@ -463,6 +463,7 @@ fn update_from_file(
     before.check(map, &entries, name, flags)?;
     // A struct given in part keeps, in the fields it does not name, what
     // the map holds (zeros for a new key), as a single update does.
+    let masked: HashSet<usize> = masks.iter().map(|(i, _)| *i).collect();
     for (i, mask) in masks {
         let (k, given) = &entries[i];
         let base = before
@@ -477,9 +478,18 @@ fn update_from_file(
             let slot = codec::overlay(&base[r.clone()], &given[r.clone()], &mask);
             value[r].copy_from_slice(&slot);
         }
+        if rates {
+            rate::as_written(&mut value, Some(&mask));
+        }
         entries[i].1 = value;
     }
-    if map.holds_rates() {
+    if rates {
+        for (i, (_, v)) in entries.iter_mut().enumerate() {
+            // Whole values: the buckets restart, the owner is as given.
+            if !masked.contains(&i) {
+                rate::as_written(v, None);
+            }
+        }
         for (k, v) in &entries {
             if let Err(e) = map.check_rule_value(v) {
                 bail!(

@@ -266,6 +266,29 @@ impl OpenMap {
         Ok(())
     }
 
+    /// The value of exactly `key`, into `value`; false if the map has no
+    /// such key. (A lookup of an LPM trie finds the longest prefix that
+    /// covers the key, which may be another entry's: a trie is searched
+    /// key by key.)
+    pub(crate) fn lookup_exact(&self, key: &[u8], value: &mut [u8]) -> Result<bool> {
+        if self.info().type_ != crate::kernel::map::LPM_TRIE {
+            return self
+                .handle()
+                .lookup(key, value)
+                .with_context(|| format!("reading map {}", self.label));
+        }
+        let mut found = false;
+        self.for_each(|k, v| {
+            if k == key {
+                value.copy_from_slice(&v[..value.len()]);
+                found = true;
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        Ok(found)
+    }
+
     /// Whether its values are the firewall's rate limits.
     pub(crate) fn holds_rates(&self) -> bool {
         matches!(self.key, Shape::Cidr { .. })
