@@ -324,6 +324,19 @@ fn syn_cookies_answer_floods_and_let_real_clients_through() {
         .ok()
         .stdout;
     assert!(plan.contains("nothing to change"), "{plan}");
+
+    // The host set back: doctor says so (nothing it can repair).
+    xdpctl(&fs, ["doctor", "--check"]).ok();
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]);
+    let check = xdpctl(&fs, ["-j", "doctor", "--check"]);
+    assert_ne!(check.code, 0);
+    assert!(
+        check.stdout.contains("tcp_syncookies is 1"),
+        "{}",
+        check.stdout
+    );
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
+    xdpctl(&fs, ["doctor", "--check"]).ok();
 }
 
 /// A host whose listeners would not take the cookies' ACKs is refused in

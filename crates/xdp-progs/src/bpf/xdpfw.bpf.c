@@ -181,6 +181,9 @@ struct {
 	__type(key, struct xdpfw_rate_key);    /* a source under a per-source limit */
 	__type(value, struct xdpfw_rate_state); /* its buckets */
 	__uint(max_entries, XDPFW_RATE_STATE_MAX);
+	/* An LRU list per CPU: new sources flooding one CPU evict that CPU's
+	 * least recent, never a steady source another CPU keeps using. */
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 } rate_state SEC(".maps");
 
 struct {

@@ -293,6 +293,15 @@ fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usi
             fwindex::Synced::Absent => {}
         }
     }
+    // SYN cookies whose host has been set back: nothing to repair here.
+    if let Some(why) = ops::syncookie::unready(dir)? {
+        problems += 1;
+        out.push(Finding {
+            status: "problem",
+            what: why,
+            path: maps.join(xdp_progs::xdpfw::maps::SYN_PORTS),
+        });
+    }
     Ok(problems)
 }
 

@@ -98,6 +98,40 @@ fn namespaces(dir: &Path) -> Result<Vec<u64>> {
     Ok(out)
 }
 
+/// Why the load at `dir`, which protects ports, would not get its SYN
+/// cookies' connections through (a namespace of its devices whose
+/// listeners would not take their ACKs: `tcp_syncookies` set back since),
+/// if so; for `doctor`.
+pub fn unready(dir: &Path) -> Result<Option<String>> {
+    let ports = dir.join(MAPS_SUBDIR).join(xdpfw::maps::SYN_PORTS);
+    if !ports.exists() {
+        return Ok(None);
+    }
+    let map = OpenMap::at(&ports)?;
+    let mut key = vec![0u8; map.handle().key_size()];
+    if !map.handle().next_key(None, &mut key)? {
+        return Ok(None);
+    }
+    for ino in namespaces(dir)? {
+        let Ok(entered) = netns::enter_inode(ino)? else {
+            continue;
+        };
+        let host = host();
+        drop(entered);
+        let host = host?;
+        if host.syncookies != 2 {
+            return Ok(Some(format!(
+                "syn_ports protects ports, but net.ipv4.tcp_syncookies is {} in the network \
+                 namespace of the load's devices (inode {ino}): their listeners refuse the \
+                 cookies' ACKs, and clients fail; `sysctl -w net.ipv4.tcp_syncookies=2` there \
+                 (or empty syn_ports)",
+                host.syncookies
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// Before ports of the load at `dir` are protected: every namespace its
 /// devices are in must let listeners take cookie ACKs
 /// (`net.ipv4.tcp_syncookies=2`); then `syn_cfg` is set from the first
