@@ -350,6 +350,7 @@ fn syn_cookies_are_refused_where_the_kernel_would_not_take_them() {
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     attach_generic(&fs, "fw", &pair);
     xdpctl(&fs, ["map", "update", "syn_ports", "443", "1"]).fails_with(&[
+        pair.b.name(),
         "net.ipv4.tcp_syncookies is 1",
         "sysctl -w net.ipv4.tcp_syncookies=2",
     ]);

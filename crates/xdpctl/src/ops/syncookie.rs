@@ -78,6 +78,19 @@ pub fn host() -> Result<Host> {
     })
 }
 
+/// How a message names the namespace of inode `ino`: its /run/netns
+/// name, `this network namespace`, or its inode.
+fn ns_name(ino: u64) -> String {
+    let known = netns::known().unwrap_or_default();
+    match netns::Netns::by_inode(ino, &known).name {
+        Some(name) => format!("network namespace {name}"),
+        None if netns::current_inode().is_ok_and(|i| i == ino) => {
+            "this network namespace".to_owned()
+        }
+        None => format!("the network namespace of inode {ino}"),
+    }
+}
+
 /// The network namespaces (by inode) of the devices the load at `dir`
 /// holds links to; the calling thread's if none.
 fn namespaces(dir: &Path) -> Result<Vec<u64>> {
@@ -121,11 +134,11 @@ pub fn unready(dir: &Path) -> Result<Option<String>> {
         let host = host?;
         if host.syncookies != 2 {
             return Ok(Some(format!(
-                "syn_ports protects ports, but net.ipv4.tcp_syncookies is {} in the network \
-                 namespace of the load's devices (inode {ino}): their listeners refuse the \
-                 cookies' ACKs, and clients fail; `sysctl -w net.ipv4.tcp_syncookies=2` there \
-                 (or empty syn_ports)",
-                host.syncookies
+                "syn_ports protects ports, but net.ipv4.tcp_syncookies is {} in {} (the \
+                 load's devices'): their listeners refuse the cookies' ACKs, and clients fail; \
+                 `sysctl -w net.ipv4.tcp_syncookies=2` there (or empty syn_ports)",
+                host.syncookies,
+                ns_name(ino)
             )));
         }
     }
@@ -155,10 +168,11 @@ pub fn prepare(dir: &Path) -> Result<()> {
         let host = host?;
         if host.syncookies != 2 {
             bail!(
-                "syn_ports: net.ipv4.tcp_syncookies is {} in the network namespace of {}'s \
-                 devices (inode {ino}); SYN cookies from XDP need 2, so that the listener takes \
-                 their ACKs: `sysctl -w net.ipv4.tcp_syncookies=2` there",
+                "syn_ports: net.ipv4.tcp_syncookies is {} in {} (the devices of {}); SYN \
+                 cookies from XDP need 2, so that the listener takes their ACKs: `sysctl -w \
+                 net.ipv4.tcp_syncookies=2` there",
                 host.syncookies,
+                ns_name(ino),
                 dir.display()
             );
         }
