@@ -111,6 +111,21 @@ fn namespaces(dir: &Path) -> Result<Vec<u64>> {
     Ok(out)
 }
 
+/// The settings of each namespace the load at `dir`'s devices are in (see
+/// [`namespaces`]; one that is gone is left out), by inode.
+fn hosts(dir: &Path) -> Result<Vec<(u64, Host)>> {
+    let mut out = Vec::new();
+    for ino in namespaces(dir)? {
+        let Ok(entered) = netns::enter_inode(ino)? else {
+            continue;
+        };
+        let host = host();
+        drop(entered);
+        out.push((ino, host?));
+    }
+    Ok(out)
+}
+
 /// Why the load at `dir`, which protects ports, would not get its SYN
 /// cookies' connections through (a namespace of its devices whose
 /// listeners would not take their ACKs: `tcp_syncookies` set back since),
@@ -125,13 +140,7 @@ pub fn unready(dir: &Path) -> Result<Option<String>> {
     if !map.handle().next_key(None, &mut key)? {
         return Ok(None);
     }
-    for ino in namespaces(dir)? {
-        let Ok(entered) = netns::enter_inode(ino)? else {
-            continue;
-        };
-        let host = host();
-        drop(entered);
-        let host = host?;
+    for (ino, host) in hosts(dir)? {
         if host.syncookies != 2 {
             return Ok(Some(format!(
                 "syn_ports protects ports, but net.ipv4.tcp_syncookies is {} in {} (the \
@@ -159,13 +168,7 @@ pub fn prepare(dir: &Path) -> Result<()> {
         );
     }
     let mut first = None;
-    for ino in namespaces(dir)? {
-        let Ok(entered) = netns::enter_inode(ino)? else {
-            continue;
-        };
-        let host = host();
-        drop(entered);
-        let host = host?;
+    for (ino, host) in hosts(dir)? {
         if host.syncookies != 2 {
             bail!(
                 "syn_ports: net.ipv4.tcp_syncookies is {} in {} (the devices of {}); SYN \
