@@ -478,6 +478,53 @@ pub fn udp64(
     f
 }
 
+/// The Ethernet and IP ends of a segment: (MAC, address) of the sender,
+/// then of the receiver.
+pub type Ends = (([u8; 6], Ipv4Addr), ([u8; 6], Ipv4Addr));
+
+/// A TCP segment from `src:sport` to `dst:dport` in an Ethernet frame,
+/// with `flags` (byte 13), `seq` and `ack`; a SYN offers an MSS of 1460.
+/// Checksums right.
+pub fn tcp_frame(ends: Ends, sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    let ((src_mac, src), (dst_mac, dst)) = ends;
+    let opts: &[u8] = if flags & 0x02 != 0 {
+        &[2, 4, 0x05, 0xb4]
+    } else {
+        &[]
+    };
+    let tcp_len = 20 + opts.len();
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+    ip.extend(src.octets());
+    ip.extend(dst.octets());
+    let ip_sum = !(ones_sum(&ip, 0) as u16);
+    ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    let mut tcp = Vec::with_capacity(tcp_len);
+    tcp.extend(sport.to_be_bytes());
+    tcp.extend(dport.to_be_bytes());
+    tcp.extend(seq.to_be_bytes());
+    tcp.extend(ack.to_be_bytes());
+    tcp.push(((tcp_len / 4) as u8) << 4);
+    tcp.push(flags);
+    tcp.extend(64240u16.to_be_bytes());
+    tcp.extend([0, 0, 0, 0]);
+    tcp.extend(opts);
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend(src.octets());
+    pseudo.extend(dst.octets());
+    pseudo.extend([0, 6]);
+    pseudo.extend((tcp_len as u16).to_be_bytes());
+    let tcp_sum = !(ones_sum(&tcp, ones_sum(&pseudo, 0)) as u16);
+    tcp[16..18].copy_from_slice(&tcp_sum.to_be_bytes());
+    let mut f = Vec::with_capacity(14 + 20 + tcp_len);
+    f.extend(dst_mac);
+    f.extend(src_mac);
+    f.extend([0x08, 0x00]);
+    f.extend(ip);
+    f.extend(tcp);
+    f
+}
+
 /// A device's MAC address, in its namespace.
 pub fn mac(ns: &NetNs, dev: &str) -> [u8; 6] {
     let out = ns.exec(&["cat", &format!("/sys/class/net/{dev}/address")]);

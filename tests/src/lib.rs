@@ -555,6 +555,27 @@ impl VethPair {
         }
     }
 
+    /// Adds IPv6 addresses `2001:db8:ffNN::1` (A) and `::2` (B), `NN` the
+    /// low byte of `n` in hex, without duplicate address detection (so
+    /// they work at once); returns them.
+    pub fn add_v6(&self, n: u32) -> (String, String) {
+        let a = format!("2001:db8:ff{:02x}::1", n & 0xff);
+        let b = format!("2001:db8:ff{:02x}::2", n & 0xff);
+        for (ns, dev, addr) in [(&self.a, &self.dev_a, &a), (&self.b, &self.dev_b, &b)] {
+            ns.exec(&[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+        }
+        (a, b)
+    }
+
     /// Pings `b` from `a` `count` times (0.2 s apart); returns replies received.
     pub fn ping_b_from_a(&self, count: u32) -> u32 {
         let count = count.to_string();

@@ -27,52 +27,9 @@ fn tcp_ext(ns: &NetNs, field: &str) -> u64 {
     flood::tcp_ext(ns, field)
 }
 
-/// The Ethernet and IP ends of a test segment: (MAC, address) of the
-/// sender, then of the receiver.
-type Ends = (([u8; 6], Ipv4Addr), ([u8; 6], Ipv4Addr));
-
-/// A TCP segment from `src:sport` to `dst:PORT` in an Ethernet frame,
-/// with `flags`, `seq` and `ack`, checksums right.
-fn tcp_frame(ends: Ends, sport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
-    let ((src_mac, src), (dst_mac, dst)) = ends;
-    // MSS 1460 on a SYN, nothing on an ACK.
-    let opts: &[u8] = if flags & 0x02 != 0 {
-        &[2, 4, 0x05, 0xb4]
-    } else {
-        &[]
-    };
-    let tcp_len = 20 + opts.len();
-    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
-    ip.extend(src.octets());
-    ip.extend(dst.octets());
-    let sum = flood::ones_sum;
-    let ip_sum = !(sum(&ip, 0) as u16);
-    ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    let mut tcp = Vec::new();
-    tcp.extend(sport.to_be_bytes());
-    tcp.extend(PORT.to_be_bytes());
-    tcp.extend(seq.to_be_bytes());
-    tcp.extend(ack.to_be_bytes());
-    tcp.push(((tcp_len / 4) as u8) << 4);
-    tcp.push(flags);
-    tcp.extend(64240u16.to_be_bytes());
-    tcp.extend([0, 0, 0, 0]);
-    tcp.extend(opts);
-    let mut pseudo = Vec::new();
-    pseudo.extend(src.octets());
-    pseudo.extend(dst.octets());
-    pseudo.extend([0, 6]);
-    pseudo.extend((tcp_len as u16).to_be_bytes());
-    let tcp_sum = !(sum(&tcp, sum(&pseudo, 0)) as u16);
-    tcp[16..18].copy_from_slice(&tcp_sum.to_be_bytes());
-    let mut f = Vec::new();
-    f.extend(dst_mac);
-    f.extend(src_mac);
-    f.extend([0x08, 0x00]);
-    f.extend(ip);
-    f.extend(tcp);
-    f
+/// A segment to the protected port (see `flood::tcp_frame`).
+fn tcp_frame(ends: flood::Ends, sport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    flood::tcp_frame(ends, sport, PORT, flags, seq, ack)
 }
 
 /// A listener on `ip` in B that echoes what each connection sends.
@@ -144,27 +101,8 @@ fn syn_cookies_answer_floods_and_let_real_clients_through() {
     let pair = VethPair::new();
     pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
     // IPv6 too, without duplicate address detection (at once).
-    let (a6, b6) = ("2001:db8:5c::1", "2001:db8:5c::2");
-    pair.a.exec(&[
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        &format!("{a6}/64"),
-        "dev",
-        &pair.dev_a,
-        "nodad",
-    ]);
-    pair.b.exec(&[
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        &format!("{b6}/64"),
-        "dev",
-        &pair.dev_b,
-        "nodad",
-    ]);
+    let (_, b6) = pair.add_v6(0x5c);
+    let b6 = b6.as_str();
     let seen = Options::default();
     let _server = echo_server(&pair, &pair.ip_b, seen.clone());
     let _server6 = echo_server(&pair, b6, seen.clone());

@@ -10,34 +10,6 @@ use std::{
 use serde_json::Value;
 use xdpctl_tests::{Bpffs, VethPair, require_privileges, xdpctl};
 
-/// Adds IPv6 addresses (no duplicate address detection, so they work at
-/// once) to a pair; returns them.
-fn add_v6(pair: &VethPair, n: u32) -> (String, String) {
-    let a = format!("2001:db8:ff{n:02x}::1");
-    let b = format!("2001:db8:ff{n:02x}::2");
-    pair.a.exec(&[
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        &format!("{a}/64"),
-        "dev",
-        &pair.dev_a,
-        "nodad",
-    ]);
-    pair.b.exec(&[
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        &format!("{b}/64"),
-        "dev",
-        &pair.dev_b,
-        "nodad",
-    ]);
-    (a, b)
-}
-
 fn ping6(pair: &VethPair, dst: &str, count: u32) -> u32 {
     let count = count.to_string();
     let (_, out) = pair.a.try_exec(&[
@@ -79,7 +51,7 @@ fn ipv6_traffic_is_filtered_as_configured() {
     require_privileges!();
     let fs = Bpffs::new();
     let pair = VethPair::new();
-    let (a6, b6) = add_v6(&pair, std::process::id() % 200);
+    let (a6, b6) = pair.add_v6(std::process::id() % 200);
     let ns = pair.b.name();
     assert_eq!(ping6(&pair, &b6, 2), 2, "baseline IPv6 ping");
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();

@@ -46,15 +46,7 @@ struct Log {
 
 impl Log {
     fn event(&self, e: &Event) -> io::Result<()> {
-        let named = Settings {
-            threshold: 0.0,
-            block_for_ms: 0,
-            allow: Vec::new(),
-            max_blocks: 0,
-            dry_run: false,
-            limit: self.limit,
-        };
-        let action = named.action(e.action);
+        let action = crate::model::guard::action_name(self.limit.is_some(), e.action);
         let (src, rate, expiry, why) = (e.src, e.rate, e.expiry, e.why);
         let now = now_ms();
         let mut out = render::stdout();
@@ -135,7 +127,6 @@ pub fn guard(ctx: &Ctx, args: &GuardArgs) -> Result<()> {
         allow,
         max_blocks: args.max_blocks,
         dry_run: args.dry_run,
-        limit: args.limit,
     };
     crate::kernel::process::handle_signals()?;
     let mut maps: Box<dyn Blocklist> = match &state {

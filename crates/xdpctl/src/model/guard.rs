@@ -82,6 +82,17 @@ impl FromStr for Cidr {
 }
 
 impl Cidr {
+    /// Its LPM-trie key: the prefix length (host order), then the address
+    /// (what [`Cidr::from_lpm_key`] reads back).
+    pub fn lpm_key(&self) -> Vec<u8> {
+        let mut key = u32::from(self.len).to_ne_bytes().to_vec();
+        match self.addr {
+            IpAddr::V4(a) => key.extend(a.octets()),
+            IpAddr::V6(a) => key.extend(a.octets()),
+        }
+        key
+    }
+
     /// The prefix of an LPM-trie key (`{prefixlen, address}`: 8 bytes for
     /// IPv4, 20 for IPv6), if it is one.
     pub fn from_lpm_key(key: &[u8]) -> Option<Cidr> {
@@ -216,22 +227,16 @@ pub struct Settings {
     pub max_blocks: usize,
     /// Decide, but change nothing.
     pub dry_run: bool,
-    /// Limit a source over the threshold to this many packets a second
-    /// instead of blocking it (the events say `limit`, `would-limit`,
-    /// `unlimit`).
-    pub limit: Option<u64>,
 }
 
-impl Settings {
-    /// What an event of `action` (`block`, `would-block`, `unblock`) is
-    /// called under these settings.
-    pub fn action(&self, action: &'static str) -> &'static str {
-        match (self.limit.is_some(), action) {
-            (true, "block") => "limit",
-            (true, "would-block") => "would-limit",
-            (true, "unblock") => "unlimit",
-            _ => action,
-        }
+/// What an event of `action` (`block`, `would-block`, `unblock`) is
+/// called when guard limits rather than blocks (`limiting`).
+pub fn action_name(limiting: bool, action: &'static str) -> &'static str {
+    match (limiting, action) {
+        (true, "block") => "limit",
+        (true, "would-block") => "would-limit",
+        (true, "unblock") => "unlimit",
+        _ => action,
     }
 }
 
@@ -402,7 +407,6 @@ mod tests {
             allow: vec!["203.0.113.200/30".parse().unwrap()],
             max_blocks: 2,
             dry_run: false,
-            limit: None,
         }
     }
 

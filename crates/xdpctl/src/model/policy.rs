@@ -736,19 +736,10 @@ pub fn check_rule_port(port: u16) -> Result<(), String> {
     Ok(())
 }
 
-/// The LPM key of a prefix: prefix length (host order), then the address.
+/// The CIDR map of a prefix, and its key there.
 fn cidr_key(c: &Cidr) -> (&'static str, Vec<u8>) {
-    let mut key = u32::from(c.len).to_ne_bytes().to_vec();
-    match c.addr {
-        IpAddr::V4(a) => {
-            key.extend(a.octets());
-            ("cidr4", key)
-        }
-        IpAddr::V6(a) => {
-            key.extend(a.octets());
-            ("cidr6", key)
-        }
-    }
+    let map = if c.addr.is_ipv4() { "cidr4" } else { "cidr6" };
+    (map, c.lpm_key())
 }
 
 /// The rules the maps hold, back as a policy's `rules` (for `save`).

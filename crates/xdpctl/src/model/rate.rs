@@ -3,8 +3,6 @@
 //! the maps hold them, and the one rule of what a limit may be (kept by
 //! `apply` and by every `map update`).
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 use xdp_progs::xdpfw::{RATE_RULE_BYTES, Rate};
 
@@ -92,12 +90,7 @@ impl RateLimit {
 
     /// Its LPM key: prefix length (host order), then the address.
     pub fn key(&self) -> Vec<u8> {
-        let mut key = u32::from(self.cidr.len).to_ne_bytes().to_vec();
-        match self.cidr.addr {
-            IpAddr::V4(a) => key.extend(a.octets()),
-            IpAddr::V6(a) => key.extend(a.octets()),
-        }
-        key
+        self.cidr.lpm_key()
     }
 
     /// Its value, buckets empty.

@@ -602,25 +602,11 @@ pub fn check_devices(plan: &Plan) -> Result<()> {
     // SYN cookies: the listeners of the devices' namespaces must take
     // their ACKs (see ops::syncookie).
     for netns in &plan.syn_netns {
-        let spec = netns
-            .as_deref()
-            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
-        let host = {
-            let _in = crate::kernel::netns::enter(spec.as_deref())
-                .with_context(|| format!("rules.syn_ports: entering {netns:?}"))?;
-            ops::syncookie::host()?
-        };
-        if host.syncookies != 2 {
-            bail!(
-                "rules.syn_ports: net.ipv4.tcp_syncookies is {} in {}; SYN cookies from XDP need \
-                 2, so that the listener takes their ACKs; nothing was changed (`sysctl -w \
-                 net.ipv4.tcp_syncookies=2` there)",
-                host.syncookies,
-                netns.as_deref().map_or_else(
-                    || "this network namespace".to_owned(),
-                    |n| format!("network namespace {n}")
-                )
-            );
+        let ns = crate::kernel::netns::Netns::of(netns.as_deref())
+            .with_context(|| format!("rules.syn_ports: {netns:?}"))?;
+        let host = ops::syncookie::host_in(&ns)?;
+        if let Some(why) = ops::syncookie::refusal(&host, &ns) {
+            bail!("rules.syn_ports: {why}; nothing was changed");
         }
     }
     Ok(())
@@ -780,7 +766,7 @@ pub fn execute(
     if !plan.deltas.is_empty() {
         live::check_rule_maps(&plan.dir, &plan.desired)?;
         if !plan.syn_netns.is_empty() {
-            ops::syncookie::prepare(&plan.dir)?;
+            ops::syncookie::prepare(ctx, &plan.dir)?;
         }
     }
     let (mut journal, notes) = ops::begin(&plan.dir)?;

@@ -53,6 +53,7 @@ fn legacy(name: &str) -> bool {
 }
 
 fn walk(
+    ctx: &Ctx,
     dir: &Path,
     root: &Path,
     repair: bool,
@@ -89,7 +90,7 @@ fn walk(
         if ty.is_dir() {
             match read_manifest(&path) {
                 Ok(Some(m)) => {
-                    check_load(&path, &m, repair, journal, out)?;
+                    check_load(ctx, &path, &m, repair, journal, out)?;
                     continue;
                 }
                 Ok(None) => {}
@@ -104,7 +105,7 @@ fn walk(
                     continue;
                 }
             }
-            walk(&path, root, repair, journal, out)?;
+            walk(ctx, &path, root, repair, journal, out)?;
         } else if !name.ends_with(".debug") {
             let pin = pinfs::pin_info(&path).ok();
             // A map pinned by name and shared by loads is theirs.
@@ -148,6 +149,7 @@ fn walk(
 }
 
 fn check_load(
+    ctx: &Ctx,
     dir: &Path,
     m: &crate::model::manifest::Manifest,
     repair: bool,
@@ -218,7 +220,7 @@ fn check_load(
             });
         }
     }
-    problems += check_indexes(dir, repair, out)?;
+    problems += check_indexes(ctx, dir, repair, out)?;
     if problems == 0 {
         out.push(Finding {
             status: "ok",
@@ -237,7 +239,7 @@ fn check_load(
 /// The firewall's indexes: one off while its rule maps hold entries (a
 /// change was interrupted, or another tool wrote them and the datapath
 /// noticed) is a problem, and rebuilding it the repair.
-fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usize> {
+fn check_indexes(ctx: &Ctx, dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usize> {
     let maps = dir.join(MAPS_SUBDIR);
     let Some(index) = fwindex::Target::open(&maps)? else {
         return Ok(0);
@@ -294,7 +296,7 @@ fn check_indexes(dir: &Path, repair: bool, out: &mut Vec<Finding>) -> Result<usi
         }
     }
     // SYN cookies whose host has been set back: nothing to repair here.
-    if let Some(why) = ops::syncookie::unready(dir)? {
+    if let Some(why) = ops::syncookie::unready(ctx, dir)? {
         problems += 1;
         out.push(Finding {
             status: "problem",
@@ -376,8 +378,8 @@ pub fn doctor(ctx: &Ctx, dir: Option<&Path>, check: bool) -> Result<Report> {
     // DIR may be a load directory itself: checked as one, not walked (its
     // pins would look like no load's).
     match read_manifest(&root) {
-        Ok(Some(m)) => check_load(&root, &m, !check, &mut journal, &mut out)?,
-        Ok(None) => walk(&root, &root, !check, &mut journal, &mut out)?,
+        Ok(Some(m)) => check_load(ctx, &root, &m, !check, &mut journal, &mut out)?,
+        Ok(None) => walk(ctx, &root, &root, !check, &mut journal, &mut out)?,
         Err(e) => return Err(e),
     }
     // A program only a chain holds (pinned nowhere): said, not a problem

@@ -24,7 +24,7 @@ use crate::{
         sys::{self, update_flags},
     },
     model::{
-        guard::{Blocklist, GUARD_MARK, Inserted, Source},
+        guard::{Blocklist, Cidr, GUARD_MARK, Inserted, Source},
         rate,
     },
     ops::{firewall::Firewall, openmap::OpenMap},
@@ -137,14 +137,19 @@ fn blocklist_value(fw: &Firewall, src: Source) -> Result<Option<u8>> {
 /// The rate map of `src` and its LPM key for the source alone (a /32 or
 /// /128), if the firewall has rate limits.
 fn rate_for(fw: &Firewall, src: Source) -> Option<(&OpenMap, Vec<u8>)> {
-    let (name, len, addr) = match &src {
-        Source::V4(a) => (xdpfw::maps::RATE4, 32u32, a.as_slice()),
-        Source::V6(a) => (xdpfw::maps::RATE6, 128, a.as_slice()),
+    let (name, len) = match &src {
+        Source::V4(_) => (xdpfw::maps::RATE4, 32),
+        Source::V6(_) => (xdpfw::maps::RATE6, 128),
     };
     let map = fw.try_map(name)?;
-    let mut key = len.to_ne_bytes().to_vec();
-    key.extend_from_slice(addr);
-    Some((map, key))
+    Some((
+        map,
+        Cidr {
+            addr: src.ip(),
+            len,
+        }
+        .lpm_key(),
+    ))
 }
 
 /// The limit that covers `src` (its longest prefix in `rate4`/`rate6`),

@@ -83,7 +83,7 @@ pub fn indexed<T>(
     let result = change(&mut |added| {
         if syn && !added.is_empty() && !armed.get() {
             for dir in indexes.load_dirs() {
-                crate::ops::syncookie::prepare(&dir)?;
+                crate::ops::syncookie::prepare(ctx, &dir)?;
             }
         }
         if !armed.get() {

@@ -10,12 +10,13 @@ use anyhow::{Context as _, Result, bail};
 use xdp_progs::xdpfw::{self, SynCfg};
 
 use crate::{
-    kernel::{netns, sys::update_flags},
-    model::{
-        linkpin::LinkPin,
-        manifest::{LINKS_SUBDIR, MAPS_SUBDIR},
+    ctx::Ctx,
+    kernel::{
+        netns::{self, Netns},
+        sys::update_flags,
     },
-    ops::openmap::OpenMap,
+    model::manifest::MAPS_SUBDIR,
+    ops::{live, loaddir::LoadDir, openmap::OpenMap},
 };
 
 /// The TCP settings of one network namespace that SYN cookies depend on.
@@ -78,59 +79,61 @@ pub fn host() -> Result<Host> {
     })
 }
 
-/// How a message names the namespace of inode `ino`: its /run/netns
-/// name, `this network namespace`, or its inode.
-fn ns_name(ino: u64) -> String {
-    let known = netns::known().unwrap_or_default();
-    match netns::Netns::by_inode(ino, &known).name {
-        Some(name) => format!("network namespace {name}"),
-        None if netns::current_inode().is_ok_and(|i| i == ino) => {
-            "this network namespace".to_owned()
-        }
-        None => format!("the network namespace of inode {ino}"),
-    }
-}
-
-/// The network namespaces (by inode) of the devices the load at `dir`
-/// holds links to; the calling thread's if none.
-fn namespaces(dir: &Path) -> Result<Vec<u64>> {
-    let mut out = Vec::new();
-    let links = dir.join(LINKS_SUBDIR);
-    if let Ok(entries) = std::fs::read_dir(&links) {
-        for e in entries.flatten() {
-            if let Some(pin) = LinkPin::parse(&e.path())
-                && !out.contains(&pin.netns)
-            {
-                out.push(pin.netns);
+/// Why a host so set would not take the cookies' ACKs, if it would not:
+/// the one decision behind `map update`'s and `apply`'s refusals and
+/// `doctor`'s finding. `ns` names the namespace.
+pub fn refusal(host: &Host, ns: &Netns) -> Option<String> {
+    (host.syncookies != 2).then(|| {
+        let place = match &ns.name {
+            Some(name) => format!("network namespace {name}"),
+            None if netns::current_inode().is_ok_and(|i| i == ns.ino) => {
+                "this network namespace".to_owned()
             }
-        }
-    }
-    if out.is_empty() {
-        out.push(netns::current_inode()?);
-    }
-    Ok(out)
+            None => format!("the network namespace of inode {}", ns.ino),
+        };
+        format!(
+            "net.ipv4.tcp_syncookies is {} in {place}; SYN cookies from XDP need 2, so that \
+             the listener takes their ACKs: `sysctl -w net.ipv4.tcp_syncookies=2` there",
+            host.syncookies
+        )
+    })
 }
 
-/// The settings of each namespace the load at `dir`'s devices are in (see
-/// [`namespaces`]; one that is gone is left out), by inode.
-fn hosts(dir: &Path) -> Result<Vec<(u64, Host)>> {
-    let mut out = Vec::new();
-    for ino in namespaces(dir)? {
-        let Ok(entered) = netns::enter_inode(ino)? else {
-            continue;
-        };
-        let host = host();
-        drop(entered);
-        out.push((ino, host?));
+/// The settings of the namespace `ns` (entered for the reading).
+pub fn host_in(ns: &Netns) -> Result<Host> {
+    let Ok(entered) = ns.enter()? else {
+        bail!("network namespace of inode {} is gone", ns.ino);
+    };
+    let host = host();
+    drop(entered);
+    host
+}
+
+/// The settings of each namespace the load at `dir`'s programs are
+/// attached in (`live::devices`: its links and netlink attachments), or
+/// of the current one if none.
+fn hosts(ctx: &Ctx, dir: &Path) -> Result<Vec<(Netns, Host)>> {
+    let load = LoadDir::open(dir)?;
+    let mut spaces: Vec<Netns> = Vec::new();
+    for d in live::devices(&load, &ctx.link_pin_index()?)? {
+        if !spaces.contains(&d.netns) {
+            spaces.push(d.netns);
+        }
     }
-    Ok(out)
+    if spaces.is_empty() {
+        spaces.push(Netns::current()?);
+    }
+    spaces
+        .into_iter()
+        .map(|ns| Ok((ns.clone(), host_in(&ns)?)))
+        .collect()
 }
 
 /// Why the load at `dir`, which protects ports, would not get its SYN
 /// cookies' connections through (a namespace of its devices whose
 /// listeners would not take their ACKs: `tcp_syncookies` set back since),
 /// if so; for `doctor`.
-pub fn unready(dir: &Path) -> Result<Option<String>> {
+pub fn unready(ctx: &Ctx, dir: &Path) -> Result<Option<String>> {
     let ports = dir.join(MAPS_SUBDIR).join(xdpfw::maps::SYN_PORTS);
     if !ports.exists() {
         return Ok(None);
@@ -140,18 +143,14 @@ pub fn unready(dir: &Path) -> Result<Option<String>> {
     if !map.handle().next_key(None, &mut key)? {
         return Ok(None);
     }
-    for (ino, host) in hosts(dir)? {
-        if host.syncookies != 2 {
-            return Ok(Some(format!(
-                "syn_ports protects ports, but net.ipv4.tcp_syncookies is {} in {} (the \
-                 load's devices'): their listeners refuse the cookies' ACKs, and clients fail; \
-                 `sysctl -w net.ipv4.tcp_syncookies=2` there (or empty syn_ports)",
-                host.syncookies,
-                ns_name(ino)
-            )));
-        }
-    }
-    Ok(None)
+    Ok(hosts(ctx, dir)?.iter().find_map(|(ns, host)| {
+        refusal(host, ns).map(|why| {
+            format!(
+                "syn_ports protects ports, but {why} (or empty syn_ports): its listeners refuse \
+                 the cookies' ACKs, and clients fail"
+            )
+        })
+    }))
 }
 
 /// Before ports of the load at `dir` are protected: every namespace its
@@ -159,7 +158,7 @@ pub fn unready(dir: &Path) -> Result<Option<String>> {
 /// (`net.ipv4.tcp_syncookies=2`); then `syn_cfg` is set from the first
 /// one's settings. A firewall without SYN cookies (an older load) is
 /// refused with the fix.
-pub fn prepare(dir: &Path) -> Result<()> {
+pub fn prepare(ctx: &Ctx, dir: &Path) -> Result<()> {
     let cfg_pin: PathBuf = dir.join(MAPS_SUBDIR).join(xdpfw::maps::SYN_CFG);
     if !cfg_pin.exists() {
         bail!(
@@ -168,16 +167,9 @@ pub fn prepare(dir: &Path) -> Result<()> {
         );
     }
     let mut first = None;
-    for (ino, host) in hosts(dir)? {
-        if host.syncookies != 2 {
-            bail!(
-                "syn_ports: net.ipv4.tcp_syncookies is {} in {} (the devices of {}); SYN \
-                 cookies from XDP need 2, so that the listener takes their ACKs: `sysctl -w \
-                 net.ipv4.tcp_syncookies=2` there",
-                host.syncookies,
-                ns_name(ino),
-                dir.display()
-            );
+    for (ns, host) in hosts(ctx, dir)? {
+        if let Some(why) = refusal(&host, &ns) {
+            bail!("syn_ports of {}: {why}", dir.display());
         }
         first.get_or_insert(host);
     }

@@ -42,37 +42,6 @@ fn busy_jiffies(cpu: usize) -> u64 {
 
 use flood::tcp_ext;
 
-/// A SYN from `src` to the pair's B, port PORT (checksums right).
-fn syn(pair_macs: ([u8; 6], [u8; 6]), src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
-    let (mac_a, mac_b) = pair_macs;
-    let sum = flood::ones_sum;
-    let mut ip = vec![0x45, 0, 0, 44, 0, 1, 0x40, 0, 64, 6, 0, 0];
-    ip.extend(src.octets());
-    ip.extend(dst.octets());
-    let c = !(sum(&ip, 0) as u16);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut tcp = Vec::new();
-    tcp.extend(sport.to_be_bytes());
-    tcp.extend(PORT.to_be_bytes());
-    tcp.extend(u32::from(src).wrapping_mul(2_654_435_761).to_be_bytes());
-    tcp.extend([0, 0, 0, 0, 0x60, 0x02]);
-    tcp.extend(64240u16.to_be_bytes());
-    tcp.extend([0, 0, 0, 0, 2, 4, 0x05, 0xb4]);
-    let mut pseudo = Vec::new();
-    pseudo.extend(src.octets());
-    pseudo.extend(dst.octets());
-    pseudo.extend([0, 6, 0, 24]);
-    let c = !(sum(&tcp, sum(&pseudo, 0)) as u16);
-    tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut f = Vec::with_capacity(58);
-    f.extend(mac_b);
-    f.extend(mac_a);
-    f.extend([0x08, 0x00]);
-    f.extend(ip);
-    f.extend(tcp);
-    f
-}
-
 /// Spoofed SYNs (10.128.0.0/9) to B.
 fn syn_frames(pair: &VethPair, n: u32) -> Vec<Vec<u8>> {
     let macs = (
@@ -83,7 +52,9 @@ fn syn_frames(pair: &VethPair, n: u32) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
             let src = Ipv4Addr::from(0x0a80_0000 | (i.wrapping_mul(2_654_435_761) >> 9));
-            syn(macs, src, dst, 1024 + (i % 60000) as u16)
+            let ends = ((macs.0, src), (macs.1, dst));
+            let seq = u32::from(src).wrapping_mul(2_654_435_761);
+            flood::tcp_frame(ends, 1024 + (i % 60000) as u16, PORT, 0x02, seq, 0)
         })
         .collect()
 }
