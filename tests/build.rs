@@ -18,6 +18,8 @@ const FIXTURES: &[&str] = &[
     "typed_maps",
     "xdp_drop",
     "xdp_pass",
+    "xdp_reflect",
+    "xdp_cookie_floor",
     "trafficgen",
     "seed_drop_udp",
     "seed_count_drop",

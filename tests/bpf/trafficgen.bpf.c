@@ -106,4 +106,43 @@ int floodrun(struct xdp_md *ctx)
 	return XDP_ABORTED;
 }
 
+/* A frame `synrun` restores before every packet (a program under test
+ * may rewrite it in place, as a SYN answered with a SYN-ACK is). */
+struct trafficgen_frame {
+	__u32 len; /* 14..128 */
+	__u8 bytes[128];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct trafficgen_frame);
+	__uint(max_entries, 1);
+} frame SEC(".maps");
+
+SEC("xdp")
+int synrun(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct trafficgen_frame *f = bpf_map_lookup_elem(&frame, &zero);
+
+	if (!f)
+		return XDP_ABORTED;
+	__u32 len = f->len;
+
+	if (len < 14 || len > 128)
+		return XDP_ABORTED;
+	__u32 cur = ctx->data_end - ctx->data;
+
+	asm volatile("" : "+r"(cur));
+
+	if (bpf_xdp_adjust_tail(ctx, (int)len - (int)cur))
+		return XDP_ABORTED;
+	if (bpf_xdp_store_bytes(ctx, 0, f->bytes, len))
+		return XDP_ABORTED;
+	rewrite_source(ctx);
+	bpf_tail_call(ctx, &target, 0);
+	return XDP_ABORTED;
+}
+
 char _license[] SEC("license") = "Dual MIT/GPL";

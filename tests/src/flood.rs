@@ -161,6 +161,20 @@ pub fn verdict(prog: &Xdp, frame: &[u8]) -> u32 {
     prog.test_run(opts).expect("BPF_PROG_TEST_RUN").return_value
 }
 
+/// The verdict `prog` gives `frame` and the frame as the program left it
+/// (one plain `BPF_PROG_TEST_RUN`).
+pub fn reply(prog: &Xdp, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut out = vec![0u8; 4096];
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..Default::default()
+    };
+    let result = prog.test_run(opts).expect("BPF_PROG_TEST_RUN");
+    out.truncate(result.data_size_out as usize);
+    (result.return_value, out)
+}
+
 /// The `struct xdp_md` of a live-frames run: data_end the frame's length
 /// (NB: the kernel wants it so), ingress_ifindex the sending device.
 fn live_ctx(frame: &[u8], ifindex: u32) -> [u8; 24] {
@@ -189,13 +203,38 @@ pub struct Judged {
 /// every packet of a `BPF_PROG_TEST_RUN` with `repeat`.
 pub struct TestRunFlood {
     ebpf: Ebpf,
+    /// `floodrun`, or `synrun` (the frame restored before every packet).
+    prog: &'static str,
 }
+
+/// The generator's `frame` (struct trafficgen_frame).
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Frame {
+    len: u32,
+    bytes: [u8; 128],
+}
+
+// SAFETY: repr(C), a u32 then bytes, no padding: any bytes are valid.
+unsafe impl aya::Pod for Frame {}
 
 impl TestRunFlood {
     /// Loads the generator, with an empty target slot.
     pub fn new() -> Self {
         TestRunFlood {
             ebpf: load_generator("floodrun").unwrap_or_else(|e| panic!("{e}")),
+            prog: "floodrun",
+        }
+    }
+
+    /// The generator for a program that rewrites the frame it judges (a
+    /// SYN answered in place): `synrun` writes the whole frame (at most
+    /// 128 bytes) back before every packet, a cost that is the same for
+    /// every program compared.
+    pub fn restoring() -> Self {
+        TestRunFlood {
+            ebpf: load_generator("synrun").unwrap_or_else(|e| panic!("{e}")),
+            prog: "synrun",
         }
     }
 
@@ -219,18 +258,40 @@ impl TestRunFlood {
     /// namespace are the packets'.
     pub fn run(&mut self, frame: &[u8], sources: Sources, repeat: u32) -> Judged {
         write_config(&mut self.ebpf, frame, sources);
-        let prog: &Xdp = self.ebpf.program("floodrun").unwrap().try_into().unwrap();
+        if self.prog == "synrun" {
+            assert!(
+                (14..=128).contains(&frame.len()),
+                "synrun restores frames of 14 to 128 bytes"
+            );
+            let mut bytes = [0u8; 128];
+            bytes[..frame.len()].copy_from_slice(frame);
+            let mut map: Array<_, Frame> =
+                Array::try_from(self.ebpf.map_mut("frame").expect("frame")).expect("array");
+            map.set(
+                0,
+                Frame {
+                    len: frame.len() as u32,
+                    bytes,
+                },
+                0,
+            )
+            .expect("writing the generator's frame");
+        }
+        let prog: &Xdp = self.ebpf.program(self.prog).unwrap().try_into().unwrap();
         let opts = TestRunOptions {
             data_in: Some(frame),
             repeat,
             ..Default::default()
         };
         let start = Instant::now();
-        let result = prog.test_run(opts).expect("BPF_PROG_TEST_RUN of floodrun");
+        let result = prog
+            .test_run(opts)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN of {}: {e}", self.prog));
         let took = start.elapsed();
         assert_ne!(
             result.return_value, 0,
-            "floodrun returned XDP_ABORTED: no program in its target slot"
+            "{} returned XDP_ABORTED: no program in its target slot",
+            self.prog
         );
         Judged {
             verdict: result.return_value,
@@ -486,12 +547,39 @@ pub type Ends = (([u8; 6], Ipv4Addr), ([u8; 6], Ipv4Addr));
 /// with `flags` (byte 13), `seq` and `ack`; a SYN offers an MSS of 1460.
 /// Checksums right.
 pub fn tcp_frame(ends: Ends, sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
-    let ((src_mac, src), (dst_mac, dst)) = ends;
     let opts: &[u8] = if flags & 0x02 != 0 {
         &[2, 4, 0x05, 0xb4]
     } else {
         &[]
     };
+    tcp_frame_with(ends, (sport, dport), flags, (seq, ack), opts)
+}
+
+/// The options of a Linux client's SYN: MSS 1460, SACK permitted, a
+/// timestamp (`tsval`), NOP, window scale 7.
+pub fn linux_syn_options(tsval: u32) -> [u8; 20] {
+    let mut o = [
+        2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
+    o[8..12].copy_from_slice(&tsval.to_be_bytes());
+    o
+}
+
+/// A TCP segment as [`tcp_frame`] makes it, with the TCP options `opts`
+/// (a multiple of 4 bytes, at most 40).
+pub fn tcp_frame_with(
+    ends: Ends,
+    (sport, dport): (u16, u16),
+    flags: u8,
+    (seq, ack): (u32, u32),
+    opts: &[u8],
+) -> Vec<u8> {
+    let ((src_mac, src), (dst_mac, dst)) = ends;
+    assert!(
+        opts.len().is_multiple_of(4) && opts.len() <= 40,
+        "TCP options of {} bytes",
+        opts.len()
+    );
     let tcp_len = 20 + opts.len();
     let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
     ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());

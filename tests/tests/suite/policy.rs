@@ -1199,3 +1199,105 @@ fn a_mode_has_every_name_in_and_one_name_out() {
     );
     xdpctl(&fs, ["unload", "fw"]).ok();
 }
+
+/// The agent knows rate limits and SYN cookies: it makes them, puts back
+/// what is changed by hand (drift: correct), takes an edited limit, and a
+/// host whose listeners would not take the cookies' ACKs is said in its
+/// health (the last good state kept) until it is set right.
+#[test]
+fn the_agent_keeps_rate_limits_and_syn_cookies() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = |pps: u32, ports: &str| {
+        format!(
+            "version: 1
+load:
+  pin: fw
+devices:
+  - name: {dev}
+    netns: {ns}
+    mode: generic
+rules:
+  syn_ports: [{ports}]
+  rate_limits:
+    - cidr: 198.51.100.0/24
+      pps: {pps}
+      burst: 50
+drift: correct
+",
+            dev = pair.dev_b,
+            ns = pair.b.name()
+        )
+    };
+    let file = write(dir.path(), "policy.yaml", &text(100, "443"));
+    let agent = Agent::start(&fs, &file, &[]);
+    let protected =
+        |port: &str| xdpctl(&fs, ["map", "lookup", "fw/maps/syn_ports", port]).code == 0;
+    let limit = || {
+        let v = xdpctl(
+            &fs,
+            ["-j", "map", "lookup", "fw/maps/rate4", "198.51.100.0/24"],
+        );
+        (v.code == 0).then(|| v.json()["value"]["pps"].as_u64().unwrap())
+    };
+    assert!(protected("443"));
+    assert_eq!(limit(), Some(100));
+    let cfg = xdpctl(&fs, ["-j", "map", "lookup", "fw/maps/syn_cfg", "0"])
+        .ok()
+        .json();
+    assert_eq!(
+        cfg["value"]["check_ack"], 1,
+        "the cookies' settings written: {cfg}"
+    );
+
+    // Removed by hand: put back at the next resync.
+    xdpctl(&fs, ["map", "delete", "fw/maps/syn_ports", "443"]).ok();
+    xdpctl(&fs, ["map", "delete", "fw/maps/rate4", "198.51.100.0/24"]).ok();
+    wait_for("the drift to be corrected", Duration::from_secs(5), || {
+        protected("443") && limit() == Some(100)
+    });
+    // A limit changed by hand: put back too.
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "fw/maps/rate4",
+            "198.51.100.0/24",
+            r#"{"pps":7}"#,
+        ],
+    )
+    .ok();
+    wait_for("the limit to be put back", Duration::from_secs(5), || {
+        limit() == Some(100)
+    });
+
+    // An edit: the new limit and port, and still the cookies' host check.
+    write(dir.path(), "policy.yaml", &text(250, "443, 8443"));
+    wait_for("the edit to be applied", Duration::from_secs(5), || {
+        limit() == Some(250) && protected("8443")
+    });
+
+    // The host set back: the next edit is refused whole, health says why.
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]);
+    write(dir.path(), "policy.yaml", &text(300, "443, 8443, 9443"));
+    wait_for("the host to be said", Duration::from_secs(5), || {
+        agent
+            .get("/healthz")
+            .is_some_and(|(code, body)| code == 503 && body.contains("tcp_syncookies"))
+    });
+    assert!(!protected("9443"), "nothing of the refused edit written");
+    assert_eq!(limit(), Some(250));
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
+    wait_for(
+        "the edit once the host is right",
+        Duration::from_secs(5),
+        || protected("9443") && limit() == Some(300),
+    );
+    assert_eq!(agent.get("/healthz").map(|(c, _)| c), Some(200));
+    let (code, err) = agent.stop();
+    assert_eq!(code, 0, "{err}");
+}

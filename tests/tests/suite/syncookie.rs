@@ -191,19 +191,33 @@ fn syn_cookies_answer_floods_and_let_real_clients_through() {
     thread::sleep(Duration::from_millis(200));
     assert_eq!(outcome(&fs, "drop_cookie") - bad_before, 100);
 
-    // Protection off and on again under open connections: they go on.
-    xdpctl(&fs, ["map", "delete", "syn_ports", &PORT.to_string()]).ok();
-    for s in &mut open {
-        s.write_all(b"still there").unwrap();
-        let mut back = [0u8; 11];
-        s.read_exact(&mut back).unwrap();
-    }
-    xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
-    for s in &mut open {
-        s.write_all(b"still there").unwrap();
-        let mut back = [0u8; 11];
-        s.read_exact(&mut back).unwrap();
-    }
+    // Protection off and on again under open connections and a spoofed
+    // flood: the connections go on, new ones are made.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut sender = flood::RawSender::open(&pair.a, &pair.dev_a);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for f in &frames {
+                    sender.send(f);
+                }
+            }
+        });
+        for on in [false, true, false, true] {
+            if on {
+                xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
+            } else {
+                xdpctl(&fs, ["map", "delete", "syn_ports", &PORT.to_string()]).ok();
+            }
+            for s in &mut open {
+                s.write_all(b"still there").unwrap();
+                let mut back = [0u8; 11];
+                s.read_exact(&mut back).unwrap();
+            }
+            round_trip(&pair, &pair.ip_b, 1000);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
     round_trip(&pair, &pair.ip_b, 1000);
     round_trip(&pair, b6, 1000);
 
@@ -312,4 +326,119 @@ fn syn_cookies_are_refused_where_the_kernel_would_not_take_them() {
     ]);
     let dump: Value = xdpctl(&fs, ["-j", "map", "dump", "syn_ports"]).ok().json();
     assert_eq!(dump, Value::Array(vec![]));
+}
+
+/// The SYN-ACK the firewall makes, checked byte by byte (a plain test run
+/// of the pinned program): whatever the order of the client's options,
+/// timestamps, SACK and window scale are encoded as the kernel's cookies
+/// encode them, the echo is the client's timestamp, both checksums are
+/// right, and the frame is the reply's length.
+#[test]
+fn syn_ack_is_the_same_whatever_the_layout_of_the_options() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_timestamps=2"]);
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    attach_generic(&fs, "fw", &pair);
+    xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
+    let prog = aya::programs::Xdp::from_pin(
+        fs.path().join("fw/xdp_fw"),
+        aya_obj::programs::XdpAttachType::Interface,
+    )
+    .unwrap();
+    let ends = (
+        ([2, 0, 0, 0, 0, 1], Ipv4Addr::new(192, 0, 2, 7)),
+        ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(198, 51, 100, 1)),
+    );
+    let ts = [0x11, 0x22, 0x33, 0x44];
+    let linux = flood::linux_syn_options(0x1122_3344).to_vec();
+    // FreeBSD and macOS: MSS, NOP, window scale, NOP, NOP, timestamps,
+    // SACK permitted, end of list.
+    let mut bsd = vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 8, 10];
+    bsd.extend(ts);
+    bsd.extend([0, 0, 0, 0, 4, 2, 0, 0]);
+    // Windows with timestamps: MSS, NOP, window scale, NOP, NOP, SACK
+    // permitted, NOP, NOP, timestamps.
+    let mut windows = vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2, 1, 1, 8, 10];
+    windows.extend(ts);
+    windows.extend([0, 0, 0, 0]);
+    // No timestamps: nothing but the MSS is kept.
+    let no_ts = vec![2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2];
+    let bare = vec![2, 4, 0x05, 0xb4];
+
+    let mut encoded = Vec::new();
+    for (name, opts) in [
+        ("linux", &linux),
+        ("bsd", &bsd),
+        ("windows", &windows),
+        ("no timestamps", &no_ts),
+        ("bare", &bare),
+    ] {
+        let syn = flood::tcp_frame_with(ends, (40000, PORT), 0x02, (1000, 0), opts);
+        // (One SYN a second goes to the kernel, which keeps its listener
+        // taking cookies: at most one try more.)
+        let (mut verdict, mut out) = flood::reply(&prog, &syn);
+        if verdict == 2 {
+            (verdict, out) = flood::reply(&prog, &syn);
+        }
+        assert_eq!(verdict, 3, "{name}: XDP_TX");
+        assert_eq!(&out[0..6], &syn[6..12], "{name}: back to the sender's MAC");
+        assert_eq!(&out[6..12], &syn[0..6], "{name}");
+        let (ip, tcp) = (&out[14..34], &out[34..]);
+        assert_eq!(flood::ones_sum(ip, 0), 0xffff, "{name}: IPv4 checksum");
+        assert_eq!(
+            &ip[12..16],
+            &syn[30..34],
+            "{name}: from the SYN's destination"
+        );
+        assert_eq!(&ip[16..20], &syn[26..30], "{name}: to its source");
+        assert_eq!(
+            u16::from_be_bytes([ip[2], ip[3]]) as usize,
+            20 + tcp.len(),
+            "{name}: IP length = the frame's"
+        );
+        let mut pseudo = Vec::new();
+        pseudo.extend(&ip[12..20]);
+        pseudo.extend([0, 6]);
+        pseudo.extend((tcp.len() as u16).to_be_bytes());
+        assert_eq!(
+            flood::ones_sum(tcp, flood::ones_sum(&pseudo, 0)),
+            0xffff,
+            "{name}: TCP checksum"
+        );
+        assert_eq!(tcp[13], 0x12, "{name}: SYN|ACK");
+        assert_eq!(&tcp[0..2], &PORT.to_be_bytes(), "{name}");
+        assert_eq!(&tcp[2..4], &40000u16.to_be_bytes(), "{name}");
+        assert_eq!(&tcp[8..12], &1001u32.to_be_bytes(), "{name}: ack = seq + 1");
+        assert_eq!(&tcp[20..24], &[2, 4, 0x05, 0xb4], "{name}: the MSS offered");
+        let has_ts = opts.windows(2).any(|w| w == [8, 10]);
+        assert_eq!(tcp.len(), if has_ts { 40 } else { 24 }, "{name}: {tcp:?}");
+        if has_ts {
+            let at = tcp[20..].windows(2).position(|w| w == [8, 10]).unwrap() + 20;
+            assert_eq!(
+                &tcp[at + 6..at + 10],
+                &ts,
+                "{name}: the client's timestamp echoed"
+            );
+            let tsval = u32::from_be_bytes(tcp[at + 2..at + 6].try_into().unwrap());
+            // cookie_init_timestamp: window scale in the low 4 bits, SACK 0x10.
+            assert_eq!(tsval & 0x3f, 7 | 0x10, "{name}: options in the timestamp");
+            assert_eq!(&tcp[36..39], &[1, 3, 3], "{name}: a window scale offered");
+            assert_eq!(&tcp[24..26], &[4, 2], "{name}: SACK permitted");
+            encoded.push(tcp[20..40].to_vec());
+        }
+    }
+    // The same options, so the same reply options (but for the clock).
+    let strip = |o: &Vec<u8>| {
+        let at = o.windows(2).position(|w| w == [8, 10]).unwrap();
+        let mut o = o.clone();
+        o[at + 2..at + 6].fill(0);
+        o
+    };
+    assert!(
+        encoded.iter().all(|o| strip(o) == strip(&encoded[0])),
+        "{encoded:?}"
+    );
 }

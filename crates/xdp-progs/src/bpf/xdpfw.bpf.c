@@ -1640,7 +1640,7 @@ static __always_inline int syn_keepalive(__be16 port, int v6)
 
 	if (!last)
 		return 0;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns(); /* a second's precision is plenty */
 	__u64 old = *(volatile __u64 *)last;
 
 	return now - old > XDPFW_SYN_KEEP_NS && __sync_val_compare_and_swap(last, old, now) == old;
@@ -1661,60 +1661,85 @@ static __always_inline int syn_listener_only(struct xdp_md *ctx, struct bpf_sock
 	return listener;
 }
 
+/* A 64-bit sum of 32-bit words (memory order) folded to a checksum,
+ * complemented: what bpf_csum_diff would give, without a helper call. */
+static __always_inline __u16 csum_fold64(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	return csum_fold32((__s64)s);
+}
+
+/* The sum of the `n` 32-bit words at `p` (`n` a constant). */
+static __always_inline __u64 sum32(const void *p, int n)
+{
+	const __u32 *w = p;
+	__u64 s = 0;
+
+#pragma unroll
+	for (int i = 0; i < n; i++)
+		s += w[i];
+	return s;
+}
+
 /*
  * The SYN-cookie side of a packet judge() found to be a SYN
  * (XDPFW_SYN_COOKIE) or an ACK (XDPFW_SYN_ACK_CHECK) to a protected port,
  * a function of its own (a BPF global function, verified once): the SYN
  * turned into its SYN-ACK in place (XDPFW_SYN_COOKIE: the caller sends it
  * back with XDP_TX), or the ACK's verdict. Whatever it cannot answer
- * (IPv4 options, IPv6 extension headers, no room) goes to the kernel,
- * which answers with a cookie of its own (tcp_syncookies=2).
+ * (IPv4 options, IPv6 extension headers) goes to the kernel, which
+ * answers with a cookie of its own (tcp_syncookies=2).
+ *
+ * The headers are read and rewritten in place (direct packet access); the
+ * TCP header and options alone are copied, for the cookie helper and the
+ * option walk. A reply of the SYN's own length (the usual case: 24 bytes
+ * for a SYN with an MSS only, 40 with timestamps) needs no tail change.
  */
 __noinline int syn_answer(struct xdp_md *ctx, int outcome)
 {
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 frame = ctx->data_end - ctx->data;
 	__u32 zero = 0;
 	struct xdpfw_syn_cfg *cfg = bpf_map_lookup_elem(&syn_cfg, &zero);
-	struct syn_parse p = {};
-	__u8 *tcp = p.tcp;
-	__u8 ip[40] = {};
-	struct ethhdr eth;
-	__u32 frame = ctx->data_end - ctx->data;
-	__u32 off = sizeof(eth);
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
 
-	if (!cfg || bpf_xdp_load_bytes(ctx, 0, &eth, sizeof(eth)))
+	if (!cfg || (void *)(eth + 1) > end)
 		return XDPFW_PASSED;
-	__be16 proto = eth.h_proto;
+	__be16 proto = eth->h_proto;
 
 	for (int i = 0; i < XDPFW_MAX_VLAN; i++) {
-		struct vlan_hdr vh;
+		struct vlan_hdr *vh = data + off;
 
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
 			break;
-		if (bpf_xdp_load_bytes(ctx, off, &vh, sizeof(vh)))
+		if ((void *)(vh + 1) > end)
 			return XDPFW_PASSED;
-		proto = vh.proto;
-		off += sizeof(vh);
+		proto = vh->proto;
+		off += sizeof(*vh);
 	}
-	if (bpf_xdp_load_bytes(ctx, off, ip, 1))
-		return XDPFW_PASSED;
-	int v6 = (ip[0] >> 4) == 6;
-	__u32 ip_len = v6 ? 40 : 20;
+	int v6 = proto == bpf_htons(ETH_P_IPV6);
+	struct iphdr *ip4 = data + off;
+	struct ipv6hdr *ip6 = data + off;
+	__u32 ip_len = v6 ? sizeof(*ip6) : sizeof(*ip4);
+	struct tcphdr *th;
 
 	if (v6) {
-		if (bpf_xdp_load_bytes(ctx, off, ip, 40) || ip[6] != IPPROTO_TCP)
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
 			return XDPFW_PASSED;
+		th = (void *)(ip6 + 1);
 	} else {
-		if (bpf_xdp_load_bytes(ctx, off, ip, 20) || ip[0] != 0x45)
+		if (proto != bpf_htons(ETH_P_IP) || (void *)(ip4 + 1) > end || *(__u8 *)ip4 != 0x45)
 			return XDPFW_PASSED;
+		th = (void *)(ip4 + 1);
 	}
-	if (bpf_xdp_load_bytes(ctx, off + ip_len, tcp, sizeof(struct tcphdr)))
+	if ((void *)(th + 1) > end)
 		return XDPFW_PASSED;
-	struct tcphdr *th = (struct tcphdr *)tcp;
 	__u32 th_len = th->doff * 4;
 
-	if (th_len < sizeof(struct tcphdr) || th_len > 60 || off + ip_len + th_len > frame)
-		return XDPFW_PASSED;
-	if (bpf_xdp_load_bytes(ctx, off + ip_len, tcp, th_len))
+	if (th_len < sizeof(*th) || th_len > 60 || off + ip_len + th_len > frame)
 		return XDPFW_PASSED;
 
 	if (outcome == XDPFW_SYN_ACK_CHECK) {
@@ -1724,101 +1749,130 @@ __noinline int syn_answer(struct xdp_md *ctx, int outcome)
 		if (!cfg->check_ack)
 			return XDPFW_PASSED;
 		if (v6) {
-			__builtin_memcpy(t.ipv6.saddr, &ip[8], 16);
-			__builtin_memcpy(t.ipv6.daddr, &ip[24], 16);
+			__builtin_memcpy(t.ipv6.saddr, &ip6->saddr, 16);
+			__builtin_memcpy(t.ipv6.daddr, &ip6->daddr, 16);
 			t.ipv6.sport = th->source;
 			t.ipv6.dport = th->dest;
 			if (!syn_listener_only(ctx, &t, sizeof(t.ipv6)))
 				return XDPFW_PASSED;
-			bad = bpf_tcp_raw_check_syncookie_ipv6((struct ipv6hdr *)ip, th);
+			bad = bpf_tcp_raw_check_syncookie_ipv6(ip6, th);
 		} else {
-			__builtin_memcpy(&t.ipv4.saddr, &ip[12], 4);
-			__builtin_memcpy(&t.ipv4.daddr, &ip[16], 4);
+			t.ipv4.saddr = ip4->saddr;
+			t.ipv4.daddr = ip4->daddr;
 			t.ipv4.sport = th->source;
 			t.ipv4.dport = th->dest;
 			if (!syn_listener_only(ctx, &t, sizeof(t.ipv4)))
 				return XDPFW_PASSED;
-			bad = bpf_tcp_raw_check_syncookie_ipv4((struct iphdr *)ip, th);
+			bad = bpf_tcp_raw_check_syncookie_ipv4(ip4, th);
 		}
 		return bad ? XDPFW_DROP_COOKIE : XDPFW_PASSED;
 	}
 
 	if (syn_keepalive(th->dest, v6))
 		return XDPFW_PASSED;
-	__s64 value = v6 ? bpf_tcp_raw_gen_syncookie_ipv6((struct ipv6hdr *)ip, th, th_len)
-			 : bpf_tcp_raw_gen_syncookie_ipv4((struct iphdr *)ip, th, th_len);
+	struct syn_parse p = {};
+	__u8 *t = p.tcp;
+
+	/* The usual lengths copied directly, any other by the helper. */
+	if (th_len == 24 && (void *)th + 24 <= end)
+		__builtin_memcpy(t, th, 24);
+	else if (th_len == 40 && (void *)th + 40 <= end)
+		__builtin_memcpy(t, th, 40);
+	else if (bpf_xdp_load_bytes(ctx, off + ip_len, t, th_len))
+		return XDPFW_PASSED;
+	__s64 value = v6 ? bpf_tcp_raw_gen_syncookie_ipv6(ip6, (struct tcphdr *)t, th_len)
+			 : bpf_tcp_raw_gen_syncookie_ipv4(ip4, (struct tcphdr *)t, th_len);
 
 	if (value < 0)
 		return XDPFW_PASSED;
 	p.len = th_len;
 	p.i = sizeof(struct tcphdr);
-	bpf_loop(20, syn_option, &p, 0);
+	/* The options of a Linux client (MSS, SACK permitted, timestamps,
+	 * NOP, window scale) read in place; an MSS alone needs nothing (the
+	 * helper read it); any other layout walked option by option. */
+	if (th_len == 40 && t[20] == 2 && t[21] == 4 && t[24] == 4 && t[25] == 2 && t[26] == 8 &&
+	    t[27] == 10 && t[36] == 1 && t[37] == 3 && t[38] == 3) {
+		p.o.sack = 1;
+		p.o.ts = 1;
+		p.o.tsval = bpf_ntohl(*(__be32 *)&t[28]);
+		p.o.ws = 1;
+		p.o.wscale = t[39];
+	} else if (!(th_len == 24 && t[20] == 2 && t[21] == 4) && th_len > sizeof(struct tcphdr)) {
+		bpf_loop(20, syn_option, &p, 0);
+	}
 	struct syn_opts o = p.o;
 	struct syn_reply r = {};
 	__u16 mss = v6 ? (cfg->mss6 ? cfg->mss6 : 1440) : (cfg->mss4 ? cfg->mss4 : 1460);
-	__u32 tcp_len = syn_ack(&r, th, value, &o, cfg, mss);
-
-	/* The IP header: addresses swapped, lengths of the reply. */
+	__u32 tcp_len = syn_ack(&r, (struct tcphdr *)t, value, &o, cfg, mss);
 	__u8 ttl = cfg->ttl ? cfg->ttl : 64;
-	__s64 sum;
-
-	if (v6) {
-		__u8 a[16];
-
-		__builtin_memcpy(a, &ip[8], 16);
-		__builtin_memcpy(&ip[8], &ip[24], 16);
-		__builtin_memcpy(&ip[24], a, 16);
-		*(__be32 *)&ip[0] = bpf_htonl(0x60000000);
-		*(__be16 *)&ip[4] = bpf_htons(tcp_len);
-		ip[7] = ttl;
-		/* Pseudo-header: addresses, length, next header. */
-		__be32 tail[2] = { bpf_htonl(tcp_len), bpf_htonl(IPPROTO_TCP) };
-
-		sum = bpf_csum_diff(0, 0, (__be32 *)&ip[8], 32, 0);
-		sum = bpf_csum_diff(0, 0, tail, sizeof(tail), sum);
-	} else {
-		__be32 a = *(__be32 *)&ip[12];
-
-		*(__be32 *)&ip[12] = *(__be32 *)&ip[16];
-		*(__be32 *)&ip[16] = a;
-		ip[1] = 0;
-		*(__be16 *)&ip[2] = bpf_htons(20 + tcp_len);
-		*(__be16 *)&ip[4] = 0;
-		*(__be16 *)&ip[6] = bpf_htons(0x4000); /* DF */
-		ip[8] = ttl;
-		*(__be16 *)&ip[10] = 0;
-		*(__u16 *)&ip[10] = csum_fold32(bpf_csum_diff(0, 0, (__be32 *)ip, 20, 0));
-		__be32 tail[3] = { *(__be32 *)&ip[12], *(__be32 *)&ip[16],
-				   bpf_htonl(IPPROTO_TCP << 16 | tcp_len) };
-
-		sum = bpf_csum_diff(0, 0, tail, sizeof(tail), 0);
-	}
-	if (tcp_len == 40)
-		sum = bpf_csum_diff(0, 0, (__be32 *)&r, 40, sum);
-	else
-		sum = bpf_csum_diff(0, 0, (__be32 *)&r, 24, sum);
-	r.h.check = csum_fold32(sum);
-
-	/* Ethernet addresses swapped; the VLAN tags stay. */
-	__u8 mac[ETH_ALEN];
-
-	__builtin_memcpy(mac, eth.h_source, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, eth.h_dest, ETH_ALEN);
-	__builtin_memcpy(eth.h_dest, mac, ETH_ALEN);
-
 	int delta = (int)(off + ip_len + tcp_len) - (int)frame;
 
-	if (bpf_xdp_adjust_tail(ctx, delta))
+	/* The headers stay where they are: only the tail moves, if at all. */
+	if (delta && bpf_xdp_adjust_tail(ctx, delta))
 		return XDPFW_PASSED;
 	/* (Past this point the frame is the reply's length: a write that
-	 * fails leaves it half made, dropped.) */
-	if (bpf_xdp_store_bytes(ctx, 0, &eth, sizeof(eth)))
+	 * cannot be made leaves it half made, dropped.) */
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	__u64 sum;
+
+	if (v6) {
+		ip6 = data + off;
+		if ((void *)(ip6 + 1) > end)
+			return XDPFW_DROP_COOKIE;
+		__u32 *a = (__u32 *)&ip6->saddr;
+
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			__u32 w = a[i];
+
+			a[i] = a[i + 4];
+			a[i + 4] = w;
+		}
+		*(__be32 *)ip6 = bpf_htonl(0x60000000);
+		ip6->payload_len = bpf_htons(tcp_len);
+		ip6->hop_limit = ttl;
+		/* Pseudo-header: addresses, length, next header. */
+		sum = sum32(a, 8) + bpf_htonl(tcp_len) + bpf_htonl(IPPROTO_TCP);
+	} else {
+		ip4 = data + off;
+		if ((void *)(ip4 + 1) > end)
+			return XDPFW_DROP_COOKIE;
+		__be32 a = ip4->saddr;
+
+		ip4->saddr = ip4->daddr;
+		ip4->daddr = a;
+		ip4->tos = 0;
+		ip4->tot_len = bpf_htons(sizeof(*ip4) + tcp_len);
+		ip4->id = 0;
+		ip4->frag_off = bpf_htons(0x4000); /* DF */
+		ip4->ttl = ttl;
+		ip4->check = 0;
+		ip4->check = csum_fold64(sum32(ip4, 5));
+		sum = (__u64)ip4->saddr + ip4->daddr + bpf_htonl(IPPROTO_TCP << 16 | tcp_len);
+	}
+	void *l4 = data + off + ip_len;
+
+	if (tcp_len == 40) {
+		r.h.check = csum_fold64(sum + sum32(&r, 10));
+		if (l4 + 40 > end)
+			return XDPFW_DROP_COOKIE;
+		__builtin_memcpy(l4, &r, 40);
+	} else {
+		r.h.check = csum_fold64(sum + sum32(&r, 6));
+		if (l4 + 24 > end)
+			return XDPFW_DROP_COOKIE;
+		__builtin_memcpy(l4, &r, 24);
+	}
+	/* Ethernet addresses swapped; the VLAN tags stay. */
+	if ((void *)(eth + 1) > end)
 		return XDPFW_DROP_COOKIE;
-	if (v6 ? bpf_xdp_store_bytes(ctx, off, ip, 40) : bpf_xdp_store_bytes(ctx, off, ip, 20))
-		return XDPFW_DROP_COOKIE;
-	if (tcp_len == 40 ? bpf_xdp_store_bytes(ctx, off + ip_len, &r, 40)
-			  : bpf_xdp_store_bytes(ctx, off + ip_len, &r, 24))
-		return XDPFW_DROP_COOKIE;
+	__u8 mac[ETH_ALEN];
+
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
 	return XDPFW_SYN_COOKIE;
 }
 

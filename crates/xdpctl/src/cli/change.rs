@@ -120,7 +120,9 @@ pub struct SaveArgs {
 ///
 /// Applies POLICY, then re-applies it within 2 seconds of the file changing
 /// (inotify) and every --resync; a change made by hand is reported, and
-/// put back when the policy says `drift: correct`. Runs guard when the
+/// put back when the policy says `drift: correct`. A policy the host
+/// refuses (SYN cookies where tcp_syncookies is not 2) is tried again at
+/// every resync, the last good one kept meanwhile. Runs guard when the
 /// policy has a guard section. Serves Prometheus metrics at /metrics and
 /// health at /healthz on --listen. Stops cleanly on SIGTERM or SIGINT,
 /// leaving the firewall as it is (a restart picks up without a gap).

@@ -60,6 +60,11 @@ struct Status {
     /// last reading of it failed or could not be applied: a resync of the
     /// last good policy does not hide it.
     file_error: Mutex<Option<String>>,
+    /// The file parsed and checked but could not be applied (the host
+    /// refused it: e.g. `net.ipv4.tcp_syncookies` not 2 where its SYN
+    /// cookies would run): tried again at every resync, as the host may
+    /// be set right without the file changing.
+    file_unapplied: std::sync::atomic::AtomicBool,
     /// The policy in force.
     policy: Mutex<Option<Policy>>,
     /// Rules in `/metrics`: the most hit since the last scrape.
@@ -203,9 +208,26 @@ fn run(ctx: &Ctx, args: &AgentArgs, inotify: &Inotify, status: &Status) -> Resul
 }
 
 /// One reconcile: apply the policy (`Why::Apply`), or look for drift and
-/// correct it if the policy says so.
+/// correct it if the policy says so. A resync first tries again a file
+/// the host refused; while it still refuses, the resync goes on with the
+/// last good policy (and the refusal stays in /healthz, said once).
 fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
+    if why == Why::Resync
+        && status.file_unapplied.load(Ordering::Relaxed)
+        && reconcile_once(ctx, args, Why::Apply, status, true)
+    {
+        ctx.out
+            .note(format_args!("agent: {} applied now", args.policy.display()));
+        return;
+    }
+    reconcile_once(ctx, args, why, status, false);
+}
+
+/// [`reconcile`] once; whether it succeeded. `retry`: the file tried
+/// again, its error not said again if it is the same.
+fn reconcile_once(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status, retry: bool) -> bool {
     let read_file = std::cell::Cell::new(false);
+    let parsed = std::cell::Cell::new(false);
     let result = (|| -> Result<()> {
         // A resync checks the policy in force; a change of the file reads
         // it again (the last good policy stays in force if it is bad, drift
@@ -222,7 +244,10 @@ fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
             _ => {
                 read_file.set(true);
                 match read_policy(&args.policy) {
-                    Ok(p) => p,
+                    Ok(p) => {
+                        parsed.set(true);
+                        p
+                    }
                     Err(e) => {
                         status.policy_errors.fetch_add(1, Ordering::Relaxed);
                         return Err(
@@ -267,21 +292,34 @@ fn reconcile(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status) {
         *status.policy.lock().expect("not poisoned") = Some(policy);
         Ok(())
     })();
+    let mut said = false;
     if read_file.get() {
-        *status.file_error.lock().expect("not poisoned") =
-            result.as_ref().err().map(crate::render::chain_text);
+        let text = result.as_ref().err().map(crate::render::chain_text);
+        let mut file_error = status.file_error.lock().expect("not poisoned");
+        said = retry && text.is_some() && *file_error == text;
+        *file_error = text;
+        status
+            .file_unapplied
+            .store(parsed.get() && result.is_err(), Ordering::Relaxed);
     }
     match result {
         Ok(()) => {
             status.reconciles_ok.fetch_add(1, Ordering::Relaxed);
             status.last_ok_ms.store(now_ms(), Ordering::Relaxed);
             *status.last_error.lock().expect("not poisoned") = None;
+            true
         }
         Err(e) => {
+            // A retry that fails as before is no new event: the resync of
+            // the last good policy goes on.
+            if said {
+                return false;
+            }
             status.reconciles_error.fetch_add(1, Ordering::Relaxed);
             let text = crate::render::chain_text(&e);
             ctx.out.note(format_args!("agent: {text}"));
             *status.last_error.lock().expect("not poisoned") = Some(text);
+            false
         }
     }
 }

@@ -42,8 +42,8 @@ fn busy_jiffies(cpu: usize) -> u64 {
 
 use flood::tcp_ext;
 
-/// Spoofed SYNs (10.128.0.0/9) to B.
-fn syn_frames(pair: &VethPair, n: u32) -> Vec<Vec<u8>> {
+/// Spoofed SYNs (10.128.0.0/9) to B, with the TCP options `opts`.
+fn syn_frames(pair: &VethPair, n: u32, opts: &[u8]) -> Vec<Vec<u8>> {
     let macs = (
         flood::mac(&pair.a, &pair.dev_a),
         flood::mac(&pair.b, &pair.dev_b),
@@ -54,7 +54,13 @@ fn syn_frames(pair: &VethPair, n: u32) -> Vec<Vec<u8>> {
             let src = Ipv4Addr::from(0x0a80_0000 | (i.wrapping_mul(2_654_435_761) >> 9));
             let ends = ((macs.0, src), (macs.1, dst));
             let seq = u32::from(src).wrapping_mul(2_654_435_761);
-            flood::tcp_frame(ends, 1024 + (i % 60000) as u16, PORT, 0x02, seq, 0)
+            flood::tcp_frame_with(
+                ends,
+                (1024 + (i % 60000) as u16, PORT),
+                0x02,
+                (seq, 0),
+                opts,
+            )
         })
         .collect()
 }
@@ -93,8 +99,8 @@ fn detach(fs: &Bpffs, ns: &NetNs, dev: &str) {
     xdpctl(fs, ["detach", dev, "--netns", ns.name()]).ok();
 }
 
-fn syn_cookies(fs: &Bpffs) -> u64 {
-    let stats = xdpctl(fs, ["-j", "stats", "fw"]).ok().json();
+fn syn_cookies(fs: &Bpffs, pin: &str) -> u64 {
+    let stats = xdpctl(fs, ["-j", "stats", pin]).ok().json();
     stats
         .as_array()
         .unwrap()
@@ -103,6 +109,87 @@ fn syn_cookies(fs: &Bpffs) -> u64 {
         .unwrap()["packets"]
         .as_u64()
         .unwrap()
+}
+
+/// Turns protection on for PORT in the firewall pinned at `pin` (attached
+/// to B for the while: the host check looks at the load's namespaces).
+fn protect(fs: &Bpffs, pair: &VethPair, pin: &str) {
+    attach(fs, pin, &pair.b, &pair.dev_b);
+    xdpctl(
+        fs,
+        [
+            "map",
+            "update",
+            &format!("{pin}/maps/syn_ports"),
+            &PORT.to_string(),
+            "1",
+        ],
+    )
+    .ok();
+    detach(fs, &pair.b, &pair.dev_b);
+}
+
+/// The contenders of the CPU rows, in the order of a round.
+#[derive(Clone, Copy, PartialEq)]
+enum Who {
+    /// A bare XDP_DROP on B: what getting the frame there costs.
+    Delivery,
+    /// No XDP program on B: the kernel answers with its own cookies.
+    Kernel,
+    /// The firewall, protection on.
+    Firewall,
+    /// A bare reflector: the floor of answering from XDP.
+    Reflect,
+    /// A minimal cookie answerer (bare SYNs only): the floor of answering
+    /// with the kernel's cookie from XDP.
+    CookieFloor,
+    /// XDPCTL_BENCH_AB's candidate firewall, protection on.
+    Candidate,
+}
+
+impl Who {
+    fn pin(self) -> &'static str {
+        match self {
+            Who::Delivery => "bare",
+            Who::Kernel => "",
+            Who::Firewall => "fw",
+            Who::Reflect => "reflect",
+            Who::CookieFloor => "cfloor",
+            Who::Candidate => "cand",
+        }
+    }
+
+    fn prog(self) -> &'static str {
+        match self {
+            Who::Delivery => "bare/xdp_drop",
+            Who::Kernel => "",
+            Who::Firewall => "fw/xdp_fw",
+            Who::Reflect => "reflect/xdp_reflect",
+            Who::CookieFloor => "cfloor/xdp_cookie_floor",
+            Who::Candidate => "cand/xdp_fw",
+        }
+    }
+}
+
+/// Test-run: ns per SYN of each XDP contender, the generator restoring the
+/// SYN (`frame`) before every packet; medians of alternating runs.
+fn test_run_ns(fs: &Bpffs, pair: &VethPair, who: &[Who], frame: &[u8], sizes: &Sizes) -> Vec<f64> {
+    let _in = pair.b.enter();
+    let mut generator = flood::TestRunFlood::restoring();
+    let mut ns = vec![Vec::new(); who.len()];
+    let sources = flood::Sources::Random {
+        base: Ipv4Addr::new(10, 128, 0, 0),
+        bits: 23,
+    };
+    for _ in 0..sizes.runs.clamp(1, 7) {
+        for (w, ns) in who.iter().zip(ns.iter_mut()) {
+            generator.target(&fs.path().join(w.prog())).unwrap();
+            let judged = generator.run(frame, sources, sizes.test_run_repeat);
+            assert_eq!(judged.verdict, if *w == Who::Delivery { 1 } else { 3 });
+            ns.push(judged.ns);
+        }
+    }
+    ns.into_iter().map(super::median).collect()
 }
 
 /// The rows of this section.
@@ -129,83 +216,137 @@ pub fn syn_cookie_rows(sizes: &Sizes, rows: &mut Vec<Row>) {
         let _in = pair.b.enter();
         TcpListener::bind((pair.ip_b.as_str(), PORT)).unwrap()
     };
-    xdpctl(
-        &fs,
-        [
-            "load",
-            fixture("xdp_drop").to_str().unwrap(),
-            "--pin",
-            "bare",
-        ],
-    )
-    .ok();
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
-    xdpctl(
-        &fs,
-        [
-            "load",
-            fixture("xdp_drop").to_str().unwrap(),
-            "--pin",
-            "sink",
-        ],
-    )
-    .ok();
-    xdpctl(
-        &fs,
-        [
-            "load",
-            fixture("xdp_pass").to_str().unwrap(),
-            "--pin",
-            "pass",
-        ],
-    )
-    .ok();
+    for (stem, pin) in [
+        ("xdp_drop", "bare"),
+        ("xdp_drop", "sink"),
+        ("xdp_pass", "pass"),
+        ("xdp_reflect", "reflect"),
+        ("xdp_cookie_floor", "cfloor"),
+    ] {
+        xdpctl(&fs, ["load", fixture(stem).to_str().unwrap(), "--pin", pin]).ok();
+    }
+    let mut who = vec![
+        Who::Delivery,
+        Who::Kernel,
+        Who::Firewall,
+        Who::Reflect,
+        Who::CookieFloor,
+    ];
+    protect(&fs, &pair, "fw");
+    // XDPCTL_BENCH_AB: a candidate firewall object raced in the same rounds.
+    if let Ok(obj) = std::env::var("XDPCTL_BENCH_AB") {
+        xdpctl(&fs, ["load", &obj, "--pin", "cand"]).ok();
+        protect(&fs, &pair, "cand");
+        who.push(Who::Candidate);
+    }
+    let xdp_who: Vec<Who> = who.iter().copied().filter(|w| *w != Who::Kernel).collect();
+
+    // The program's own CPU per SYN (test-run): a spoofer's bare SYN (an
+    // MSS only) and a Linux client's (timestamps, SACK, window scale).
+    let frames = syn_frames(&pair, 65_536, &[2, 4, 0x05, 0xb4]);
+    let linux = syn_frames(&pair, 1, &flood::linux_syn_options(0x1234_5678));
+    for (bare, frame) in [(true, &frames[0]), (false, &linux[0])] {
+        let what = if bare {
+            "a bare SYN (MSS only)"
+        } else {
+            "a Linux client's SYN"
+        };
+        let xdp_who: Vec<Who> = xdp_who
+            .iter()
+            .copied()
+            .filter(|w| bare || *w != Who::CookieFloor)
+            .collect();
+        let ns = test_run_ns(&fs, &pair, &xdp_who, frame, sizes);
+        let own = |w: Who| ns[xdp_who.iter().position(|x| *x == w).unwrap()] - ns[0];
+        let floor = if bare {
+            format!("{:.0} ns minimal cookie answerer; ", own(Who::CookieFloor))
+        } else {
+            String::new()
+        };
+        rows.push(Row {
+            what: format!(
+                "test-run ns per SYN answered with a cookie, {what}: the firewall's own \
+                 (less the generator's: a bare XDP_DROP)"
+            ),
+            ours: format!("{:.0} ns", own(Who::Firewall)),
+            peer: format!(
+                "{floor}{:.0} ns bare reflector; generator {:.0} ns",
+                own(Who::Reflect),
+                ns[0]
+            ),
+            ratio: if bare {
+                format!(
+                    "{:.2}x the minimal answerer",
+                    own(Who::Firewall) / own(Who::CookieFloor)
+                )
+            } else {
+                "-".into()
+            },
+            goal: "- (the program's CPU alone)".into(),
+            met: None,
+        });
+        if who.contains(&Who::Candidate) {
+            rows.push(Row {
+                what: format!("test-run ns per SYN, {what}: candidate vs built-in"),
+                ours: format!("{:.0} ns", own(Who::Candidate)),
+                peer: format!("{:.0} ns built-in", own(Who::Firewall)),
+                ratio: format!("{:.2}x", own(Who::Candidate) / own(Who::Firewall)),
+                goal: "-".into(),
+                met: None,
+            });
+        }
+    }
+
     // What comes back to A (SYN-ACKs to spoofed sources) is dropped at
     // once, the same for every contender.
     attach(&fs, "sink", &pair.a, &pair.dev_a);
-    let frames = syn_frames(&pair, 65_536);
-    let secs = if sizes.runs <= 1 { 0.3 } else { 1.5 };
+    let secs = if sizes.runs <= 1 { 0.3 } else { 0.6 };
 
-    // CPU ns per SYN: each contender in turn, `runs` rounds.
-    let mut per = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..sizes.runs.clamp(1, 5) {
-        for (i, per) in per.iter_mut().enumerate() {
-            match i {
-                0 => attach(&fs, "bare", &pair.b, &pair.dev_b),
-                1 => {}
-                _ => {
-                    attach(&fs, "fw", &pair.b, &pair.dev_b);
-                    xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
-                }
+    // CPU ns per SYN on veth: each contender in turn, many short rounds
+    // (the host's noise comes in bursts longer than one).
+    let mut per = vec![Vec::new(); who.len()];
+    for _ in 0..(sizes.runs * 2).clamp(1, 11) {
+        for (w, per) in who.iter().zip(per.iter_mut()) {
+            if *w != Who::Kernel {
+                attach(&fs, w.pin(), &pair.b, &pair.dev_b);
             }
+            let cookies = |w: Who| match w {
+                Who::Firewall | Who::Candidate => syn_cookies(&fs, w.pin()),
+                _ => 0,
+            };
             let (k0, x0, j0) = (
                 tcp_ext(&pair.b, "SyncookiesSent"),
-                if i == 2 { syn_cookies(&fs) } else { 0 },
+                cookies(*w),
                 busy_jiffies(cpu),
             );
             let sent = send_for(&pair, &frames, secs, None);
             std::thread::sleep(Duration::from_millis(20));
             let busy_ns = (busy_jiffies(cpu) - j0) as f64 * 1e7;
-            let answered = match i {
-                0 => sent,
-                1 => tcp_ext(&pair.b, "SyncookiesSent") - k0,
-                _ => syn_cookies(&fs) - x0,
+            let answered = match w {
+                Who::Kernel => tcp_ext(&pair.b, "SyncookiesSent") - k0,
+                Who::Firewall | Who::Candidate => cookies(*w) - x0,
+                _ => sent,
             };
             per.push((busy_ns / sent as f64, answered as f64 / sent as f64));
-            if i != 1 {
+            if *w != Who::Kernel {
                 detach(&fs, &pair.b, &pair.dev_b);
             }
         }
     }
-    let med =
-        |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| super::median(v.iter().map(f).collect());
-    let base = med(&per[0], |p| p.0);
-    let kernel = med(&per[1], |p| p.0) - base;
-    let xdp = med(&per[2], |p| p.0) - base;
-    let (k_share, x_share) = (med(&per[1], |p| p.1), med(&per[2], |p| p.1));
+    let med = |w: Who, f: fn(&(f64, f64)) -> f64| {
+        let i = who.iter().position(|x| *x == w).unwrap();
+        super::median(per[i].iter().map(f).collect())
+    };
+    let base = med(Who::Delivery, |p| p.0);
+    let kernel = med(Who::Kernel, |p| p.0) - base;
+    let xdp = med(Who::Firewall, |p| p.0) - base;
+    let reflect = med(Who::Reflect, |p| p.0) - base;
+    let floor = med(Who::CookieFloor, |p| p.0) - base;
+    let (k_share, x_share) = (med(Who::Kernel, |p| p.1), med(Who::Firewall, |p| p.1));
     rows.push(Row {
-        what: "SYN flood, CPU ns per SYN answered with a cookie (less the frame's delivery): \
-               firewall from XDP vs the kernel's own cookies"
+        what: "SYN flood on veth, CPU ns per SYN answered with a cookie (less the frame's \
+               delivery): firewall from XDP vs the kernel's own cookies"
             .into(),
         ours: format!("{xdp:.0} ns ({:.0}% answered)", x_share * 100.0),
         peer: format!(
@@ -216,6 +357,42 @@ pub fn syn_cookie_rows(sizes: &Sizes, rows: &mut Vec<Row>) {
         goal: ">= 5x".into(),
         met: Some(kernel / xdp >= 5.0 && x_share > 0.99),
     });
+    rows.push(Row {
+        what: "SYN flood on veth, CPU ns per SYN answered by a minimal cookie answerer (the \
+               kernel's cookie, XDP_TX; no rules, no options, nothing counted): the floor of \
+               answering with cookies from XDP on this device"
+            .into(),
+        ours: format!("{floor:.0} ns"),
+        peer: format!("kernel {kernel:.0} ns; firewall {xdp:.0} ns"),
+        ratio: format!(
+            "{:.1}x the kernel's rate per CPU; firewall {:.2}x this floor",
+            kernel / floor,
+            xdp / floor
+        ),
+        goal: "floor".into(),
+        met: None,
+    });
+    rows.push(Row {
+        what: "SYN flood on veth, CPU ns per SYN sent back by a bare reflector (XDP_TX, no \
+               rules, no cookie): the floor of any answer from XDP on this device"
+            .into(),
+        ours: format!("{reflect:.0} ns"),
+        peer: format!("kernel {kernel:.0} ns"),
+        ratio: format!("{:.1}x the kernel's rate per CPU", kernel / reflect),
+        goal: "floor".into(),
+        met: None,
+    });
+    if who.contains(&Who::Candidate) {
+        let cand = med(Who::Candidate, |p| p.0) - base;
+        rows.push(Row {
+            what: "SYN flood on veth, CPU ns per SYN: candidate vs built-in".into(),
+            ours: format!("{cand:.0} ns"),
+            peer: format!("{xdp:.0} ns built-in"),
+            ratio: format!("{:.2}x", cand / xdp),
+            goal: "-".into(),
+            met: None,
+        });
+    }
 
     // Real connections under a spoofed flood, protection on and off. A's
     // device passes what comes back: on veth, a native XDP_TX reaches the
@@ -236,9 +413,17 @@ pub fn syn_cookie_rows(sizes: &Sizes, rows: &mut Vec<Row>) {
     let mut done = Vec::new();
     for on in [true, false] {
         if on {
-            xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
+            xdpctl(
+                &fs,
+                ["map", "update", "fw/maps/syn_ports", &PORT.to_string(), "1"],
+            )
+            .ok();
         } else {
-            xdpctl(&fs, ["map", "delete", "syn_ports", &PORT.to_string()]).ok();
+            xdpctl(
+                &fs,
+                ["map", "delete", "fw/maps/syn_ports", &PORT.to_string()],
+            )
+            .ok();
         }
         let stop = AtomicBool::new(false);
         let sender = std::thread::scope(|s| {
