@@ -1281,23 +1281,45 @@ drift: correct
         limit() == Some(250) && protected("8443")
     });
 
-    // The host set back: the next edit is refused whole, health says why.
+    // The host set back: health says so at the next resync (as doctor
+    // does), and other drift is still put back.
     pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]);
-    write(dir.path(), "policy.yaml", &text(300, "443, 8443, 9443"));
     wait_for("the host to be said", Duration::from_secs(5), || {
         agent
             .get("/healthz")
             .is_some_and(|(code, body)| code == 503 && body.contains("tcp_syncookies"))
     });
+    xdpctl(&fs, ["map", "delete", "fw/maps/rate4", "198.51.100.0/24"]).ok();
+    wait_for(
+        "drift put back under a host set back",
+        Duration::from_secs(5),
+        || limit() == Some(250),
+    );
+    // An edit that protects another port is refused whole meanwhile.
+    write(dir.path(), "policy.yaml", &text(300, "443, 8443, 9443"));
+    thread::sleep(Duration::from_millis(2500));
     assert!(!protected("9443"), "nothing of the refused edit written");
     assert_eq!(limit(), Some(250));
+    let (code, body) = agent.get("/healthz").unwrap();
+    assert!(
+        code == 503 && body.contains("tcp_syncookies"),
+        "{code} {body}"
+    );
     pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
     wait_for(
         "the edit once the host is right",
         Duration::from_secs(5),
         || protected("9443") && limit() == Some(300),
     );
-    assert_eq!(agent.get("/healthz").map(|(c, _)| c), Some(200));
+    wait_for(
+        "health once the host is right",
+        Duration::from_secs(3),
+        || agent.get("/healthz").is_some_and(|(c, _)| c == 200),
+    );
     let (code, err) = agent.stop();
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("tcp_syncookies is 1") && err.contains("takes the SYN cookies' ACKs again"),
+        "the host's change said in the log, once each way: {err}"
+    );
 }

@@ -259,6 +259,16 @@ fn bad_limits_are_refused_the_same_everywhere_and_change_nothing() {
         ("10.0.0.0/8", r#"{"pps":5,"burst":4294967297}"#, "burst"),
         ("10.0.0.0/8", r#"{"pps":5,"per_prefix":2}"#, "per_prefix"),
         ("10.0.0.0/8", r#"{"pps":1000000001}"#, "pps"),
+        (
+            "10.0.0.0/8",
+            r#"{"pps":5,"burst_bytes":5}"#,
+            "burst_bytes 5 without bytes_per_sec",
+        ),
+        (
+            "fd00::/64",
+            r#"{"pps":5}"#,
+            "is IPv6, but this map holds IPv4",
+        ),
     ];
     for (key, value, why) in refused {
         xdpctl(&fs, ["map", "update", "rate4", key, value]).fails_with(&[why]);
@@ -284,6 +294,10 @@ fn bad_limits_are_refused_the_same_everywhere_and_change_nothing() {
         ("{cidr: 10.0.0.0/8}", "limits nothing"),
         ("{cidr: 10.0.0.1/8, pps: 5}", "host bits"),
         ("{cidr: 10.0.0.0/8, pps: 5, per: cpu}", "per"),
+        (
+            "{cidr: 10.0.0.0/8, bytes_per_sec: 5, burst: 9}",
+            "burst 9 without pps",
+        ),
     ] {
         let policy = dir.path().join("bad.yaml");
         std::fs::write(

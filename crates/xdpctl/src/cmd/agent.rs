@@ -13,6 +13,7 @@
 //! - Stops on SIGTERM or SIGINT and leaves the firewall as it is: a
 //!   restarted agent finds it applied, so protection has no gap.
 
+use std::os::fd::AsFd;
 use std::{
     os::unix::ffi::OsStrExt,
     path::Path,
@@ -65,6 +66,13 @@ struct Status {
     /// cookies would run): tried again at every resync, as the host may
     /// be set right without the file changing.
     file_unapplied: std::sync::atomic::AtomicBool,
+    /// What the host does that defeats the policy in force, while it does
+    /// (`doctor`'s finding: SYN cookies protected where listeners refuse
+    /// their ACKs since `net.ipv4.tcp_syncookies` was set back).
+    host_error: Mutex<Option<String>>,
+    /// The drift last logged under `drift: report`: the same drift is
+    /// logged once, not at every resync (it is counted at every one).
+    last_drift: Mutex<Option<String>>,
     /// The policy in force.
     policy: Mutex<Option<Policy>>,
     /// Rules in `/metrics`: the most hit since the last scrape.
@@ -261,18 +269,25 @@ fn reconcile_once(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status, retry:
         let mut plan = apply::plan(ctx, &policy, &file)?;
         if plan.changes > 0 {
             let correct = why == Why::Apply || policy.drift == Drift::Correct;
+            let what = describe(&plan);
             if why == Why::Resync {
                 status.drift.fetch_add(1, Ordering::Relaxed);
-                ctx.out.note(format_args!(
-                    "agent: drift: the live state differs from {file} in {} place(s), changed by hand (to put back: {}){}",
+                let mut last = status.last_drift.lock().expect("not poisoned");
+                // Reported only, the same drift is said once.
+                let again = !correct && last.as_deref() == Some(what.as_str());
+                *last = Some(what.clone());
+                drop(last);
+                if !again {
+                    ctx.out.note(format_args!(
+                    "agent: drift: the live state differs from {file} in {} place(s), changed by hand (to put back: {what}){}",
                     plan.changes,
-                    describe(&plan),
                     if correct {
                         "; putting the policy back"
                     } else {
                         "; reported only (drift: report)"
                     }
                 ));
+                }
             }
             if correct {
                 apply::execute(ctx, &policy, &mut plan, None)?;
@@ -288,7 +303,27 @@ fn reconcile_once(ctx: &Ctx, args: &AgentArgs, why: Why, status: &Status, retry:
                     ));
                 }
             }
+        } else {
+            *status.last_drift.lock().expect("not poisoned") = None;
         }
+        // The host under the policy, as doctor sees it: said once when it
+        // starts and when it ends, and in /healthz meanwhile.
+        let host = if policy.rules.syn_ports.is_empty() {
+            None
+        } else {
+            crate::ops::syncookie::unready(ctx, &plan.dir).unwrap_or(None)
+        };
+        let mut was = status.host_error.lock().expect("not poisoned");
+        if *was != host {
+            match &host {
+                Some(why) => ctx.out.note(format_args!("agent: {why}")),
+                None => ctx
+                    .out
+                    .note("agent: the host takes the SYN cookies' ACKs again"),
+            }
+            *was = host;
+        }
+        drop(was);
         *status.policy.lock().expect("not poisoned") = Some(policy);
         Ok(())
     })();
@@ -369,7 +404,14 @@ fn keep_guard(ctx: &Ctx, _args: &AgentArgs, status: &Status, guard: &mut Option<
         .args(["--max-blocks", &g.max_blocks.to_string()])
         .arg("--keep-blocks")
         .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        // Its events (block, limit, unblock: one line each) go to the
+        // agent's log.
+        .stdout(
+            std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+        );
     for a in &g.allow {
         cmd.args(["--allow", &format!("{}/{}", a.addr, a.len)]);
     }
@@ -392,6 +434,7 @@ fn serve(ctx: &Ctx, server: &tiny_http::Server, status: &Status) {
             "/metrics" => (200, metrics(ctx, status), "text/plain; version=0.0.4"),
             "/healthz" => match (status.file_error.lock().expect("not poisoned").clone())
                 .or_else(|| status.last_error.lock().expect("not poisoned").clone())
+                .or_else(|| status.host_error.lock().expect("not poisoned").clone())
             {
                 None if status.reconciles_ok.load(Ordering::Relaxed) > 0 => {
                     (200, "ok\n".to_owned(), "text/plain")

@@ -142,24 +142,26 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
                 Headers::default()
             };
             let of = RuleOf::of(c.outcome, &headers);
+            // (A prefix's rule is named anew: the prefixes may change.)
+            let by_prefix = matches!(
+                c.outcome,
+                xdp_progs::xdpfw::Outcome::DropCidr | xdp_progs::xdpfw::Outcome::DropRate
+            );
             let rule = match &last {
-                Some((o, rule)) if *o == of && c.outcome != xdp_progs::xdpfw::Outcome::DropCidr => {
-                    rule.as_str()
-                }
+                Some((o, rule)) if *o == of && !by_prefix => rule.as_str(),
                 _ => {
-                    let prefixes = if c.outcome == xdp_progs::xdpfw::Outcome::DropCidr {
-                        cap.prefixes()
-                    } else {
-                        &no_prefixes
+                    let prefixes = match c.outcome {
+                        xdp_progs::xdpfw::Outcome::DropCidr => cap.prefixes(),
+                        xdp_progs::xdpfw::Outcome::DropRate => cap.rate_prefixes(),
+                        _ => &no_prefixes,
                     };
                     &last
                         .insert((of, capture::rule(c.outcome, &headers, prefixes)))
                         .1
                 }
             };
-            let cidr = c.outcome == xdp_progs::xdpfw::Outcome::DropCidr;
             if matches!(sink, Sink::Pcapng(_))
-                && (cidr || commented != Some((of, c.cpu, c.rx_queue)))
+                && (by_prefix || commented != Some((of, c.cpu, c.rx_queue)))
             {
                 comment(&mut buf, &c, capture::verdict_name(c.outcome), rule);
                 commented = Some((of, c.cpu, c.rx_queue));
@@ -171,7 +173,11 @@ pub fn capture(ctx: &Ctx, args: &CaptureArgs) -> Result<()> {
                 Err(e) => return Err(anyhow::Error::new(e).context("writing the capture")),
             }
             tally.captured += 1;
-            tally.dropped += u64::from(c.outcome.drops());
+            match capture::verdict_of(c.outcome) {
+                capture::Verdict::Drop => tally.dropped += 1,
+                capture::Verdict::Tx => tally.sent_back += 1,
+                capture::Verdict::Pass => {}
+            }
             if args.count.is_some_and(|n| tally.captured >= n) {
                 break 'outer;
             }
@@ -213,7 +219,7 @@ impl RuleOf {
     fn of(outcome: xdp_progs::xdpfw::Outcome, h: &Headers) -> Self {
         use xdp_progs::xdpfw::Outcome::*;
         match outcome {
-            DropBlocklist | DropCidr => RuleOf(outcome, h.src, None),
+            DropBlocklist | DropCidr | DropRate => RuleOf(outcome, h.src, None),
             DropUdpPort | DropTcpPort => RuleOf(outcome, None, h.dport),
             _ => RuleOf(outcome, None, None),
         }

@@ -186,6 +186,32 @@ struct Printer<'a> {
     text: Vec<u8>,
     /// Reused: a value summed over CPUs.
     folded: Vec<u8>,
+    /// The width a wide value wraps at (after its commas, under VALUE),
+    /// where the view wraps.
+    wrap_at: Option<usize>,
+}
+
+/// Wraps the value written at `text[at..]` (its line starting at
+/// `line`) when the line is wider than `width`: broken after commas, the
+/// lines after the first indented under the value. A value with no comma
+/// to break at stays whole.
+fn wrap_value(text: &mut Vec<u8>, line: usize, at: usize, width: usize) {
+    if text.len() - line <= width {
+        return;
+    }
+    let indent = at - line;
+    let room = width.saturating_sub(indent).max(16);
+    let value = text.split_off(at);
+    let mut used = 0;
+    for piece in value.split_inclusive(|&b| b == b',') {
+        if used > 0 && used + piece.len() > room {
+            text.push(b'\n');
+            text.extend(std::iter::repeat_n(b' ', indent));
+            used = 0;
+        }
+        text.extend_from_slice(piece);
+        used += piece.len();
+    }
 }
 
 /// Text gathered before it is written.
@@ -195,7 +221,7 @@ const FLUSH_AT: usize = 1 << 18;
 const SPACES: &[u8; 48] = b"                                                ";
 
 impl<'a> Printer<'a> {
-    fn new(map: &'a OpenMap, format: Format, sum: bool) -> Self {
+    fn new(map: &'a OpenMap, format: Format, sum: bool, view: &render::View) -> Self {
         let key_width = match map.key {
             Shape::Ipv4 => 15,
             Shape::Ipv6 => 39,
@@ -214,6 +240,7 @@ impl<'a> Printer<'a> {
             key_width,
             text: Vec::with_capacity(2 * FLUSH_AT),
             folded: Vec::new(),
+            wrap_at: view.wraps().then(|| view.width()),
         }
     }
 
@@ -240,8 +267,12 @@ impl<'a> Printer<'a> {
                     Some(spaces) => text.extend_from_slice(spaces),
                     None => text.extend(std::iter::repeat_n(b' ', pad)),
                 }
+                let at = text.len();
                 self.map
                     .write_value_text(value, self.sum, text, &mut self.folded);
+                if let Some(width) = self.wrap_at {
+                    wrap_value(text, start, at, width);
+                }
                 text.push(b'\n');
             }
             Format::Json => {
@@ -504,7 +535,7 @@ fn dump(ctx: &Ctx, args: &DumpArgs) -> Result<()> {
         );
     }
     let sum = map.sums(fold)?;
-    let mut printer = Printer::new(&map, ctx.format, sum);
+    let mut printer = Printer::new(&map, ctx.format, sum, ctx.out.view());
     let limit = args.limit.unwrap_or(u64::MAX);
     if ranked {
         // Ranking needs all entries, but --top keeps only N of them.
@@ -692,4 +723,38 @@ fn bloom_test(ctx: &Ctx, map: &OpenMap, text: &str) -> Result<()> {
         )?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_value;
+
+    #[test]
+    fn a_wide_value_wraps_after_its_commas_under_the_value_column() {
+        let mut text = b"HEADER\n".to_vec();
+        let line = text.len();
+        text.extend_from_slice(b"10.0.0.0/8  ");
+        let at = text.len();
+        text.extend_from_slice(
+            br#"{"pps":1000,"burst":100,"bytes_per_sec":1000000,"per_prefix":1}"#,
+        );
+        wrap_value(&mut text, line, at, 40);
+        let out = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = out.lines().skip(1).collect();
+        assert!(lines.len() > 1, "{out}");
+        assert!(lines.iter().all(|l| l.len() <= 40), "{out}");
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with(&" ".repeat(12))),
+            "{out}"
+        );
+        let joined: String = lines.iter().map(|l| l.trim_start()).collect();
+        assert_eq!(
+            joined,
+            r#"10.0.0.0/8  {"pps":1000,"burst":100,"bytes_per_sec":1000000,"per_prefix":1}"#
+        );
+        // A narrow line is left alone.
+        let mut short = b"k  {\"a\":1}".to_vec();
+        wrap_value(&mut short, 0, 3, 40);
+        assert_eq!(short, b"k  {\"a\":1}");
+    }
 }

@@ -259,8 +259,14 @@ pub fn rule(outcome: Outcome, h: &Headers, prefixes: &Prefixes) -> String {
         Outcome::DropTcpPort => format!("tcp_ports {}", port()),
         Outcome::DropIcmp => "config.drop_icmp".into(),
         Outcome::DropIcmp6 => "config.drop_icmp6_echo".into(),
-        Outcome::DropRate if v6 => format!("rate6 (a prefix covering {})", src()),
-        Outcome::DropRate => format!("rate4 (a prefix covering {})", src()),
+        Outcome::DropRate => {
+            let map = if v6 { "rate6" } else { "rate4" };
+            match h.src.and_then(|s| prefixes.longest(s)) {
+                Some((p, _)) => format!("{map} {p}"),
+                // Removed since the packet was judged.
+                None => format!("{map} (a prefix covering {})", src()),
+            }
+        }
         // (Captured as sent: the SYN-ACK, from the protected port.)
         Outcome::SynCookie => format!(
             "syn_ports {}",
@@ -278,7 +284,11 @@ pub fn rule(outcome: Outcome, h: &Headers, prefixes: &Prefixes) -> String {
 pub fn rule_has_key(outcome: Outcome) -> bool {
     matches!(
         outcome,
-        Outcome::DropBlocklist | Outcome::DropCidr | Outcome::DropUdpPort | Outcome::DropTcpPort
+        Outcome::DropBlocklist
+            | Outcome::DropCidr
+            | Outcome::DropRate
+            | Outcome::DropUdpPort
+            | Outcome::DropTcpPort
     )
 }
 
@@ -329,6 +339,8 @@ pub struct Tally {
     pub captured: u64,
     /// Of them, dropped by the firewall.
     pub dropped: u64,
+    /// Of them, answered from XDP and sent back (`XDP_TX`: SYN cookies).
+    pub sent_back: u64,
     /// Packets the firewall saw whose outcome (and device) was asked for.
     pub matched: u64,
     /// Sampled packets over the cap (`--max-rate`).
@@ -343,12 +355,17 @@ impl Tally {
     /// One line for stderr.
     pub fn line(&self, secs: f64) -> String {
         let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        let sent_back = if self.sent_back > 0 {
+            format!(", {} sent back", self.sent_back)
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "captured {} ({} dropped, {} passed) in {secs:.1} s, of {} with the verdicts, \
-             rules and device asked for",
+            "captured {} ({} dropped, {} passed{sent_back}) in {secs:.1} s, of {} with the \
+             verdicts, rules and device asked for",
             plural(self.captured, "packet"),
             self.dropped,
-            self.captured - self.dropped,
+            self.captured - self.dropped - self.sent_back,
             plural(self.matched, "packet"),
         );
         for (n, what) in [
@@ -367,6 +384,33 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_tells_sent_back_from_passed() {
+        let t = Tally {
+            captured: 5,
+            dropped: 1,
+            sent_back: 3,
+            matched: 5,
+            ..Tally::default()
+        };
+        assert!(
+            t.line(1.0)
+                .starts_with("captured 5 packets (1 dropped, 1 passed, 3 sent back)"),
+            "{}",
+            t.line(1.0)
+        );
+        let t = Tally {
+            captured: 2,
+            dropped: 2,
+            matched: 2,
+            ..Tally::default()
+        };
+        assert!(
+            t.line(1.0)
+                .starts_with("captured 2 packets (2 dropped, 0 passed) in")
+        );
+    }
 
     #[test]
     fn masks_intersect_verdicts_and_rules() {
@@ -412,6 +456,12 @@ mod tests {
             ..Headers::default()
         };
         assert_eq!(rule(Outcome::DropCidr, &h, &p), "cidr4 10.0.0.0/8");
+        // A rate limit is named by the longest limit covering the source.
+        assert_eq!(rule(Outcome::DropRate, &h, &p), "rate4 10.0.0.0/8");
+        assert_eq!(
+            rule(Outcome::DropRate, &h, &Prefixes::default()),
+            "rate4 (a prefix covering 10.2.3.4)"
+        );
         let gone = Headers {
             src: Some("10.1.0.9".parse().unwrap()),
             ..Headers::default()

@@ -55,6 +55,10 @@ pub struct Facts {
     pub peer_mtu: Option<u32>,
     /// A veth's peer's name, when it is in the same namespace.
     pub peer_name: Option<String>,
+    /// Whether a veth's peer runs an XDP program, when in sight: a native
+    /// program's `XDP_TX` (SYN cookies' SYN-ACKs) reaches the peer only
+    /// then.
+    pub peer_xdp: Option<bool>,
     /// The namespace's name as the operator gave it (`--netns`), for the
     /// commands the fixes name.
     pub netns: Option<String>,
@@ -71,6 +75,9 @@ pub struct Facts {
     /// The page size.
     pub page: u32,
 }
+
+/// The start of the note that a veth's peer runs no XDP program.
+pub const VETH_TX_NOTE: &str = "its veth peer";
 
 /// Native XDP's chances on a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -340,6 +347,14 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
             _ => format!("enslaved to {mkind} {master}"),
         });
     }
+    if kind == "veth" && f.peer_xdp == Some(false) {
+        notes.push(format!(
+            "{VETH_TX_NOTE} ({}) runs no XDP program: what a native program here sends back \
+             (XDP_TX, SYN cookies' SYN-ACKs) is dropped; attach any XDP program to the peer (an \
+             XDP_PASS one will do), or use generic mode",
+            f.peer_name.as_deref().unwrap_or("in another namespace")
+        ));
+    }
     if features.is_some_and(|b| b & HW_OFFLOAD != 0) {
         notes.push("its NIC can run programs offloaded (--mode offload)".to_owned());
     }
@@ -432,6 +447,28 @@ mod tests {
             page: 4096,
             ..Facts::default()
         }
+    }
+
+    #[test]
+    fn a_veth_whose_peer_runs_no_program_loses_what_it_sends_back() {
+        let mut v = dev(Some("veth"), Some(1), 1500);
+        v.peer_name = Some("v1".into());
+        v.peer_xdp = Some(false);
+        let e = explain(&v, false);
+        assert!(
+            e.notes
+                .iter()
+                .any(|n| n.starts_with(VETH_TX_NOTE) && n.contains("(v1)") && n.contains("XDP_TX")),
+            "{:?}",
+            e.notes
+        );
+        v.peer_xdp = Some(true);
+        assert!(
+            !explain(&v, false)
+                .notes
+                .iter()
+                .any(|n| n.starts_with(VETH_TX_NOTE))
+        );
     }
 
     #[test]

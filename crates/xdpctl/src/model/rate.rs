@@ -215,6 +215,21 @@ pub fn check(r: &Rate) -> Result<(), String> {
             ));
         }
     }
+    for (burst, n, rate) in [
+        ("burst", r.burst, ("pps", r.pps)),
+        (
+            "burst_bytes",
+            r.burst_bytes,
+            ("bytes_per_sec", r.bytes_per_sec),
+        ),
+    ] {
+        if n > 0 && rate.1 == 0 {
+            return Err(format!(
+                "{burst} {n} without {}: a burst is of a rate; give {} too, or leave {burst} out",
+                rate.0, rate.0
+            ));
+        }
+    }
     if r.per_prefix > 1 {
         return Err(format!(
             "per_prefix {} is neither 0 (a bucket per source) nor 1 (one for the prefix)",
@@ -295,6 +310,7 @@ mod tests {
         assert!(refused(r#"{"cidr":"10.0.0.7/8","pps":1}"#).contains("host bits"));
         assert!(refused(r#"{"cidr":"10.0.0.0/8","pps":1000000001}"#).contains("pps"));
         assert!(refused(r#"{"cidr":"::/0","pps":1,"burst":4294967297}"#).contains("burst"));
+        assert!(refused(r#"{"cidr":"::/0","bytes_per_sec":1,"burst":4}"#).contains("without pps"));
         assert!(
             serde_json::from_str::<RateLimit>(r#"{"cidr":"::/0","pps":1,"per":"cpu"}"#).is_err()
         );

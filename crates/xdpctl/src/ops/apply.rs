@@ -123,7 +123,8 @@ pub struct Plan {
     #[serde(skip)]
     desired: RuleMaps,
     /// The network namespaces whose hosts must take SYN cookies (the
-    /// policy's devices', when it protects ports): `None` the current one.
+    /// policy's devices', when it protects ports the live state does not):
+    /// `None` the current one.
     #[serde(skip)]
     syn_netns: Vec<Option<String>>,
 }
@@ -380,6 +381,12 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         + replace.len()
         + detach.len()
         + rules.iter().map(|r| r.put + r.remove).sum::<usize>();
+    // The host is checked when ports are newly protected: a plan that only
+    // puts other rules back (the agent's drift) is not held up by a host
+    // set back since (`doctor` and the agent's health say that).
+    let protects = rules
+        .iter()
+        .any(|r| r.map == xdp_progs::xdpfw::maps::SYN_PORTS && r.put > 0);
     Ok(Plan {
         policy: file.to_owned(),
         dir,
@@ -396,7 +403,7 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         deltas,
         undo,
         desired,
-        syn_netns: if policy.rules.syn_ports.is_empty() {
+        syn_netns: if !protects {
             Vec::new()
         } else {
             let mut ns: Vec<Option<String>> =

@@ -138,6 +138,10 @@ pub struct Capture {
     started_mono: u64,
     mono_to_real: i128,
     cidr: [MapHandle; 2],
+    /// `rate4` and `rate6`, where the firewall has them.
+    rates: Vec<MapHandle>,
+    rate_prefixes: Prefixes,
+    rate_prefixes_at: Option<Instant>,
     prefixes: Prefixes,
     prefixes_at: Option<Instant>,
     stopped: bool,
@@ -189,6 +193,10 @@ impl Capture {
             );
         }
         let cidr = [open(xdpfw::maps::CIDR4)?, open(xdpfw::maps::CIDR6)?];
+        let rates = [xdpfw::maps::RATE4, xdpfw::maps::RATE6]
+            .iter()
+            .filter_map(|name| open(name).ok())
+            .collect();
         if ctl.info().max_entries <= Ctl::Capture as u32 {
             bail!(
                 "{}: its ctl map has {} words, too few for the capture's lease (loaded with \
@@ -260,6 +268,9 @@ impl Capture {
             cidr,
             prefixes: Prefixes::default(),
             prefixes_at: None,
+            rates,
+            rate_prefixes: Prefixes::default(),
+            rate_prefixes_at: None,
             stopped: false,
         };
         c.renew()?;
@@ -351,6 +362,28 @@ impl Capture {
             self.prefixes_at = Some(Instant::now());
         }
         &self.prefixes
+    }
+
+    /// The rate limits' prefixes, re-read at most once a second (for
+    /// telling which limit dropped a packet).
+    pub fn rate_prefixes(&mut self) -> &Prefixes {
+        if self
+            .rate_prefixes_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            let mut p = Prefixes::default();
+            for map in &self.rates {
+                let _ = map.for_each(|k, _| {
+                    if let Some(c) = Cidr::from_lpm_key(k) {
+                        p.insert(c.addr, c.len, 1);
+                    }
+                    Ok(true)
+                });
+            }
+            self.rate_prefixes = p;
+            self.rate_prefixes_at = Some(Instant::now());
+        }
+        &self.rate_prefixes
     }
 
     /// The load directory.

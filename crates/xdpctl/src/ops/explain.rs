@@ -160,6 +160,7 @@ fn facts(
             .as_ref()
             .filter(|_| l.link_netnsid.is_none())
             .map(|p| p.name.clone()),
+        peer_xdp: peer.as_ref().map(|p| !p.xdp.attached().is_empty()),
         netns: None,
         // Its master, and the devices that sit on it as upper devices
         // (macvlan, ipvlan, VLAN; not a tunnel on its underlay).
@@ -235,6 +236,17 @@ pub fn advice(dev: &str, generic: bool, jit: Option<u32>, netns: Option<&str>) -
     explained(dev, netns, jit)
         .map(|x| explain::advice(dev, &x, generic))
         .unwrap_or_default()
+}
+
+/// That what a native program on `dev` (in the current namespace) sends
+/// back with `XDP_TX` is lost, when it is: a veth whose peer runs no XDP
+/// program.
+pub fn tx_lost(dev: &str, netns: Option<&str>) -> Option<String> {
+    let x = explained(dev, netns, None)?;
+    x.notes
+        .into_iter()
+        .find(|n| n.starts_with(crate::model::explain::VETH_TX_NOTE))
+        .map(|n| format!("{dev}: {n}"))
 }
 
 /// Why any attach to `dev` (in the current namespace) was refused with

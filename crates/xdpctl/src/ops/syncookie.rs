@@ -173,6 +173,23 @@ pub fn prepare(ctx: &Ctx, dir: &Path) -> Result<()> {
         }
         first.get_or_insert(host);
     }
+    // Native XDP on a veth whose peer runs no program: the SYN-ACKs are
+    // lost (said, not refused: the operator may attach to the peer next).
+    let load = LoadDir::open(dir)?;
+    for d in live::devices(&load, &ctx.link_pin_index()?)? {
+        if d.mode != Some(crate::model::xdp::XdpMode::Native) {
+            continue;
+        }
+        let Ok(Ok(_in)) = d.netns.enter() else {
+            continue;
+        };
+        if let Some(why) = crate::ops::explain::tx_lost(&d.name, d.netns.name.as_deref()) {
+            ctx.out.note(format_args!(
+                "warning: {why}; SYN cookies there leave every client waiting a second for the \
+                 kernel's answer to its SYN's retry"
+            ));
+        }
+    }
     let Some(host) = first else {
         return Ok(());
     };

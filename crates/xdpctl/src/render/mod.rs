@@ -129,6 +129,12 @@ impl View {
         self.width
     }
 
+    /// Whether what does not fit wraps (a terminal, or `COLUMNS` set);
+    /// piped, a row stays one line.
+    pub fn wraps(&self) -> bool {
+        self.wrap
+    }
+
     /// Rows as an aligned table without borders, fitted to this view.
     pub fn table<R: Tabular>(&self, rows: &[R]) -> String {
         let cells: Vec<Vec<String>> = rows.iter().map(|r| r.cells(self)).collect();

@@ -267,7 +267,14 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
             let len: u32 = len
                 .parse()
                 .map_err(|_| format!("{label}'{text}': '{len}' is not a prefix length"))?;
-            if len > max {
+            // The family first: an IPv6 prefix for an IPv4 map is that,
+            // not a prefix too long.
+            let other = if *v6 {
+                addr.parse::<Ipv4Addr>().is_ok()
+            } else {
+                addr.parse::<Ipv6Addr>().is_ok()
+            };
+            if len > max && !other {
                 return Err(format!(
                     "{label}'{text}': prefix length {len} is longer than {max}"
                 ));
