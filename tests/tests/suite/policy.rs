@@ -18,7 +18,8 @@ use std::{
 use serde_json::Value;
 use xdpctl_tests::{Bpffs, NetNs, VethPair, command, require_privileges, run, xdpctl, xdpctl_bin};
 
-fn policy(pair: &VethPair, blocklist: &str, drift: &str) -> String {
+/// A policy's start: the load `fw` on B's device, generic mode.
+fn header(pair: &VethPair) -> String {
     format!(
         "version: 1
 load:
@@ -27,7 +28,15 @@ devices:
   - name: {dev}
     netns: {ns}
     mode: generic
-rules:
+",
+        dev = pair.dev_b,
+        ns = pair.b.name()
+    )
+}
+
+fn policy(pair: &VethPair, blocklist: &str, drift: &str) -> String {
+    format!(
+        "{header}rules:
   blocklist: [{blocklist}]
   cidr: [198.51.100.0/24, 2001:db8:1::/48]
   udp_ports: [53, 9999]
@@ -35,8 +44,7 @@ rules:
   drop_icmp: true
 drift: {drift}
 ",
-        dev = pair.dev_b,
-        ns = pair.b.name()
+        header = header(pair)
     )
 }
 
@@ -1213,14 +1221,7 @@ fn the_agent_keeps_rate_limits_and_syn_cookies() {
     let dir = tempfile::tempdir().unwrap();
     let text = |pps: u32, ports: &str| {
         format!(
-            "version: 1
-load:
-  pin: fw
-devices:
-  - name: {dev}
-    netns: {ns}
-    mode: generic
-rules:
+            "{header}rules:
   syn_ports: [{ports}]
   rate_limits:
     - cidr: 198.51.100.0/24
@@ -1228,8 +1229,7 @@ rules:
       burst: 50
 drift: correct
 ",
-            dev = pair.dev_b,
-            ns = pair.b.name()
+            header = header(&pair)
         )
     };
     let file = write(dir.path(), "policy.yaml", &text(100, "443"));

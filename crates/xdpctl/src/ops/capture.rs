@@ -140,10 +140,8 @@ pub struct Capture {
     cidr: [MapHandle; 2],
     /// `rate4` and `rate6`, where the firewall has them.
     rates: Vec<MapHandle>,
-    rate_prefixes: Prefixes,
-    rate_prefixes_at: Option<Instant>,
-    prefixes: Prefixes,
-    prefixes_at: Option<Instant>,
+    rate_prefixes: PrefixCache,
+    prefixes: PrefixCache,
     stopped: bool,
 }
 
@@ -266,11 +264,9 @@ impl Capture {
             started_mono: now,
             mono_to_real: unix_offset_ns(nix::time::ClockId::CLOCK_MONOTONIC),
             cidr,
-            prefixes: Prefixes::default(),
-            prefixes_at: None,
+            prefixes: PrefixCache::default(),
             rates,
-            rate_prefixes: Prefixes::default(),
-            rate_prefixes_at: None,
+            rate_prefixes: PrefixCache::default(),
             stopped: false,
         };
         c.renew()?;
@@ -345,45 +341,14 @@ impl Capture {
     /// The CIDR prefixes, re-read at most once a second (for telling which
     /// prefix dropped a packet).
     pub fn prefixes(&mut self) -> &Prefixes {
-        if self
-            .prefixes_at
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-        {
-            let mut p = Prefixes::default();
-            for map in &self.cidr {
-                let _ = map.for_each(|k, v| {
-                    if let Some(c) = Cidr::from_lpm_key(k) {
-                        p.insert(c.addr, c.len, v.first().copied().unwrap_or(0));
-                    }
-                    Ok(true)
-                });
-            }
-            self.prefixes = p;
-            self.prefixes_at = Some(Instant::now());
-        }
-        &self.prefixes
+        self.prefixes
+            .get(&self.cidr, |v| v.first().copied().unwrap_or(0))
     }
 
     /// The rate limits' prefixes, re-read at most once a second (for
     /// telling which limit dropped a packet).
     pub fn rate_prefixes(&mut self) -> &Prefixes {
-        if self
-            .rate_prefixes_at
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
-        {
-            let mut p = Prefixes::default();
-            for map in &self.rates {
-                let _ = map.for_each(|k, _| {
-                    if let Some(c) = Cidr::from_lpm_key(k) {
-                        p.insert(c.addr, c.len, 1);
-                    }
-                    Ok(true)
-                });
-            }
-            self.rate_prefixes = p;
-            self.rate_prefixes_at = Some(Instant::now());
-        }
-        &self.rate_prefixes
+        self.rate_prefixes.get(&self.rates, |_| 1)
     }
 
     /// The load directory.
@@ -615,5 +580,37 @@ mod tests {
         assert_eq!(r.next(), 1, "the first packet is not kept waiting");
         assert_eq!((0..9).map(|_| r.next()).sum::<i64>(), 0);
         assert_eq!(r.next(), 1);
+    }
+}
+
+/// The prefixes of LPM maps (`cidr4`/`cidr6`, `rate4`/`rate6`), read
+/// again at most once a second.
+#[derive(Default)]
+struct PrefixCache {
+    prefixes: Prefixes,
+    at: Option<Instant>,
+}
+
+impl PrefixCache {
+    /// The prefixes of `maps`, each with the value `value_of` its map
+    /// value gives.
+    fn get(&mut self, maps: &[MapHandle], value_of: impl Fn(&[u8]) -> u8) -> &Prefixes {
+        if self
+            .at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            let mut p = Prefixes::default();
+            for map in maps {
+                let _ = map.for_each(|k, v| {
+                    if let Some(c) = Cidr::from_lpm_key(k) {
+                        p.insert(c.addr, c.len, value_of(v));
+                    }
+                    Ok(true)
+                });
+            }
+            self.prefixes = p;
+            self.at = Some(Instant::now());
+        }
+        &self.prefixes
     }
 }
