@@ -466,17 +466,20 @@ pub mod xdpfw {
         Cidr4 = 5,
         /// A prefix of `cidr6`.
         Cidr6 = 6,
+        /// A port of `syn_ports` (the SYNs to it).
+        SynPort = 7,
     }
 
     impl RuleKind {
         /// Every kind, in the firewall's order of maps.
-        pub const ALL: [RuleKind; 6] = [
+        pub const ALL: [RuleKind; 7] = [
             RuleKind::UdpPort,
             RuleKind::TcpPort,
             RuleKind::Blocklist,
             RuleKind::Blocklist6,
             RuleKind::Cidr4,
             RuleKind::Cidr6,
+            RuleKind::SynPort,
         ];
 
         /// The kind of `struct xdpfw_rule`'s `kind` byte.
@@ -493,6 +496,7 @@ pub mod xdpfw {
                 RuleKind::Blocklist6 => "blocklist6",
                 RuleKind::Cidr4 => "cidr4",
                 RuleKind::Cidr6 => "cidr6",
+                RuleKind::SynPort => "syn_ports",
             }
         }
     }

@@ -147,6 +147,8 @@ fn syn_cookies_answer_floods_and_let_real_clients_through() {
     );
     let dst: Ipv4Addr = pair.ip_b.parse().unwrap();
     let sent_before = tcp_ext(&pair.b, "SyncookiesSent");
+    // Counted per rule too: the port's SYNs (stats --rules, save --hits).
+    xdpctl(&fs, ["stats", "fw", "--rule-counters", "on"]).ok();
     let frames: Vec<Vec<u8>> = (0..5000u32)
         .map(|i| {
             let src = Ipv4Addr::from(0x0a80_0000 + i * 7919 % 0x7f_ffff);
@@ -165,6 +167,24 @@ fn syn_cookies_answer_floods_and_let_real_clients_through() {
     assert!(
         flood_answered >= 4990,
         "{flood_answered} of 5000 spoofed SYNs answered from XDP"
+    );
+    let rules: Value = xdpctl(&fs, ["-j", "stats", "fw", "--rules"]).ok().json();
+    let port_text = PORT.to_string();
+    let port = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["map"] == "syn_ports" && r["rule"] == port_text.as_str())
+        .unwrap_or_else(|| panic!("syn_ports {PORT} in stats --rules: {rules}"));
+    assert!(
+        port["packets"].as_u64().unwrap() >= 4990,
+        "the port's SYNs counted: {port}"
+    );
+    let hits = xdpctl(&fs, ["save", "--hits"]).ok().stdout;
+    assert!(
+        hits.lines()
+            .any(|l| l.contains(&format!("- {PORT}")) && l.contains("packets")),
+        "{hits}"
     );
     let syn_recv = pair.b.exec(&["ss", "-Htan", "state", "syn-recv"]);
     assert_eq!(syn_recv.trim(), "", "no half-open connection in the kernel");

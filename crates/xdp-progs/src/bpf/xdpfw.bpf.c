@@ -1082,8 +1082,12 @@ static __always_inline int ports(struct pkt *pk, void *l4, void *data_end, __u8 
 		/* SYN cookies: a SYN answered, an ACK checked (in xdp_fw). */
 		__u8 flags = ((__u8 *)tcp)[13] & (TH_FIN | TH_SYN | TH_RST | TH_ACK);
 
-		if ((flags == TH_SYN || flags == TH_ACK) && syn_protected(pk, mode, tcp->dest))
-			return flags == TH_SYN ? XDPFW_SYN_COOKIE : XDPFW_SYN_ACK_CHECK;
+		if ((flags == TH_SYN || flags == TH_ACK) && syn_protected(pk, mode, tcp->dest)) {
+			if (flags == TH_ACK)
+				return XDPFW_SYN_ACK_CHECK;
+			port_hit(pk, XDPFW_RULE_SYN_PORT, tcp->dest);
+			return XDPFW_SYN_COOKIE;
+		}
 	}
 	return XDPFW_PASSED;
 }

@@ -305,6 +305,7 @@ enum xdpfw_rule_kind {
 	XDPFW_RULE_BLOCKLIST6 = 4, /* an address of blocklist6 */
 	XDPFW_RULE_CIDR4 = 5,	   /* a prefix of cidr4 */
 	XDPFW_RULE_CIDR6 = 6,	   /* a prefix of cidr6 */
+	XDPFW_RULE_SYN_PORT = 7,   /* a port of syn_ports (its SYNs) */
 };
 
 /* The prefix length of a CIDR hit the trie decided (the index was off or

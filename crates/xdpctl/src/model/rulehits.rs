@@ -47,11 +47,11 @@ impl Totals {
 pub fn key_of(map: &str, key: &[u8]) -> Option<RuleKey> {
     let mut k = RuleKey::default();
     match (map, key.len()) {
-        ("udp_ports" | "tcp_ports", 2) => {
-            k.kind = if map == "udp_ports" {
-                RuleKind::UdpPort
-            } else {
-                RuleKind::TcpPort
+        ("udp_ports" | "tcp_ports" | "syn_ports", 2) => {
+            k.kind = match map {
+                "udp_ports" => RuleKind::UdpPort,
+                "tcp_ports" => RuleKind::TcpPort,
+                _ => RuleKind::SynPort,
             } as u8;
             k.port = [key[0], key[1]];
         }
@@ -104,7 +104,7 @@ pub fn map_key(key: &RuleKey) -> Option<Vec<u8>> {
         k
     };
     Some(match RuleKind::from_u8(key.kind)? {
-        RuleKind::UdpPort | RuleKind::TcpPort => key.port.to_vec(),
+        RuleKind::UdpPort | RuleKind::TcpPort | RuleKind::SynPort => key.port.to_vec(),
         RuleKind::Blocklist => key.addr[..4].to_vec(),
         RuleKind::Blocklist6 => key.addr.to_vec(),
         _ if key.prefixlen == RULE_LEN_UNKNOWN => return None,

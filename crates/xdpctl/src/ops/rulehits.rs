@@ -21,14 +21,16 @@ use crate::{
     },
 };
 
-/// The rule maps whose rules are counted, in the firewall's order.
-const RULE_MAPS: [&str; 6] = [
+/// The rule maps whose rules are counted, in the firewall's order
+/// (`syn_ports` where the firewall has it: an older load has not).
+const RULE_MAPS: [&str; 7] = [
     "udp_ports",
     "tcp_ports",
     "blocklist",
     "blocklist6",
     "cidr4",
     "cidr6",
+    "syn_ports",
 ];
 
 /// What a load counted.
@@ -112,6 +114,9 @@ pub fn totals(maps_dir: &Path) -> Result<(Totals, usize)> {
 pub fn rules(maps_dir: &Path) -> Result<Vec<(RuleKey, u8)>> {
     let mut out = Vec::new();
     for name in RULE_MAPS {
+        if name == "syn_ports" && !maps_dir.join(name).exists() {
+            continue;
+        }
         let map = open(maps_dir, name)?;
         map.for_each(|k, v| {
             if zero_is_rule(name) || v.iter().any(|b| *b != 0) {
