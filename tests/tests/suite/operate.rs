@@ -188,8 +188,9 @@ fn rate_limit(fs: &Bpffs, ip: &str) -> Option<Value> {
 /// `guard --limit`: a source over the threshold gets a rate limit of its
 /// own (a /32 in rate4 with guard's mark as owner) instead of a block and
 /// keeps sending at the limit; a source with a limit of its own from an
-/// operator (looser, and so still over the threshold) keeps it; `save` leaves guard's limit out and `apply` keeps it; the
-/// limit goes at expiry.
+/// operator (looser, and so still over the threshold) keeps it; `save`
+/// leaves guard's limit out and `apply` keeps it; the limit goes at
+/// expiry.
 #[test]
 fn guard_limits_instead_of_blocking() {
     require_privileges!();

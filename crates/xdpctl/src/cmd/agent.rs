@@ -13,14 +13,13 @@
 //! - Stops on SIGTERM or SIGINT and leaves the firewall as it is: a
 //!   restarted agent finds it applied, so protection has no gap.
 
-use std::os::fd::AsFd;
 use std::{
-    os::unix::ffi::OsStrExt,
+    os::{fd::AsFd, unix::ffi::OsStrExt},
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -65,7 +64,7 @@ struct Status {
     /// refused it: e.g. `net.ipv4.tcp_syncookies` not 2 where its SYN
     /// cookies would run): tried again at every resync, as the host may
     /// be set right without the file changing.
-    file_unapplied: std::sync::atomic::AtomicBool,
+    file_unapplied: AtomicBool,
     /// What the host does that defeats the policy in force, while it does
     /// (`doctor`'s finding: SYN cookies protected where listeners refuse
     /// their ACKs since `net.ipv4.tcp_syncookies` was set back).

@@ -138,10 +138,10 @@ pub struct Capture {
     started_mono: u64,
     mono_to_real: i128,
     cidr: [MapHandle; 2],
+    prefixes: PrefixCache,
     /// `rate4` and `rate6`, where the firewall has them.
     rates: Vec<MapHandle>,
     rate_prefixes: PrefixCache,
-    prefixes: PrefixCache,
     stopped: bool,
 }
 
@@ -560,29 +560,6 @@ fn attached_names(
     Ok(names.into_iter().map(|(i, v)| (i, v.join("|"))).collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Refill;
-
-    #[test]
-    fn the_cap_holds_below_and_above_the_renewals_rate() {
-        for rate in [1u64, 2, 5, 15, 20, 200, 10_000] {
-            let mut r = Refill::new(Some(rate));
-            // Ten seconds of renewals: the first gives a token at once, so
-            // the count is the rate's, give or take that one.
-            let given: i64 = (0..100).map(|_| r.next()).sum();
-            assert!(
-                (rate * 10..=rate * 10 + 1).contains(&(given as u64)),
-                "rate {rate}: {given}"
-            );
-        }
-        let mut r = Refill::new(Some(1));
-        assert_eq!(r.next(), 1, "the first packet is not kept waiting");
-        assert_eq!((0..9).map(|_| r.next()).sum::<i64>(), 0);
-        assert_eq!(r.next(), 1);
-    }
-}
-
 /// The prefixes of LPM maps (`cidr4`/`cidr6`, `rate4`/`rate6`), read
 /// again at most once a second.
 #[derive(Default)]
@@ -612,5 +589,28 @@ impl PrefixCache {
             self.at = Some(Instant::now());
         }
         &self.prefixes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Refill;
+
+    #[test]
+    fn the_cap_holds_below_and_above_the_renewals_rate() {
+        for rate in [1u64, 2, 5, 15, 20, 200, 10_000] {
+            let mut r = Refill::new(Some(rate));
+            // Ten seconds of renewals: the first gives a token at once, so
+            // the count is the rate's, give or take that one.
+            let given: i64 = (0..100).map(|_| r.next()).sum();
+            assert!(
+                (rate * 10..=rate * 10 + 1).contains(&(given as u64)),
+                "rate {rate}: {given}"
+            );
+        }
+        let mut r = Refill::new(Some(1));
+        assert_eq!(r.next(), 1, "the first packet is not kept waiting");
+        assert_eq!((0..9).map(|_| r.next()).sum::<i64>(), 0);
+        assert_eq!(r.next(), 1);
     }
 }

@@ -109,15 +109,19 @@ pub fn host_in(ns: &Netns) -> Result<Host> {
     host
 }
 
-/// The settings of each namespace the load at `dir`'s programs are
-/// attached in (`live::devices`: its links and netlink attachments), or
-/// of the current one if none.
-fn hosts(ctx: &Ctx, dir: &Path) -> Result<Vec<(Netns, Host)>> {
-    let load = LoadDir::open(dir)?;
+/// Where the load at `dir`'s programs are attached (`live::devices`: its
+/// links and netlink attachments).
+fn devices(ctx: &Ctx, dir: &Path) -> Result<Vec<live::LiveDevice>> {
+    live::devices(&LoadDir::open(dir)?, &ctx.link_pin_index()?)
+}
+
+/// The settings of each namespace of `devices`, or of the current one if
+/// none.
+fn hosts(devices: &[live::LiveDevice]) -> Result<Vec<(Netns, Host)>> {
     let mut spaces: Vec<Netns> = Vec::new();
-    for d in live::devices(&load, &ctx.link_pin_index()?)? {
+    for d in devices {
         if !spaces.contains(&d.netns) {
-            spaces.push(d.netns);
+            spaces.push(d.netns.clone());
         }
     }
     if spaces.is_empty() {
@@ -143,7 +147,7 @@ pub fn unready(ctx: &Ctx, dir: &Path) -> Result<Option<String>> {
     if !map.handle().next_key(None, &mut key)? {
         return Ok(None);
     }
-    Ok(hosts(ctx, dir)?.iter().find_map(|(ns, host)| {
+    Ok(hosts(&devices(ctx, dir)?)?.iter().find_map(|(ns, host)| {
         refusal(host, ns).map(|why| {
             format!(
                 "syn_ports protects ports, but {why} (or empty syn_ports): its listeners refuse \
@@ -166,8 +170,9 @@ pub fn prepare(ctx: &Ctx, dir: &Path) -> Result<()> {
             dir.display()
         );
     }
+    let devices = devices(ctx, dir)?;
     let mut first = None;
-    for (ns, host) in hosts(ctx, dir)? {
+    for (ns, host) in hosts(&devices)? {
         if let Some(why) = refusal(&host, &ns) {
             bail!("syn_ports of {}: {why}", dir.display());
         }
@@ -175,8 +180,7 @@ pub fn prepare(ctx: &Ctx, dir: &Path) -> Result<()> {
     }
     // Native XDP on a veth whose peer runs no program: the SYN-ACKs are
     // lost (said, not refused: the operator may attach to the peer next).
-    let load = LoadDir::open(dir)?;
-    for d in live::devices(&load, &ctx.link_pin_index()?)? {
+    for d in &devices {
         if d.mode != Some(crate::model::xdp::XdpMode::Native) {
             continue;
         }
