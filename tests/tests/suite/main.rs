@@ -35,5 +35,6 @@ mod ratelimit;
 mod syncookie;
 mod system;
 mod tables;
+mod tc;
 mod tcx;
 mod traffic;

@@ -101,7 +101,7 @@ pub struct UnloadArgs {
 }
 
 /// Attach a pinned XDP program to a network device (or, with --tcx, a tc
-/// program at its tcx ingress or egress).
+/// program at its tcx ingress or egress; with --tc, as a legacy tc filter).
 ///
 /// The attachment outlives xdpctl: by default it is a bpf_link, which other
 /// tools cannot silently replace, pinned at
@@ -130,7 +130,8 @@ Examples:
   xdpctl attach id:42 veth0 --netns blue --netlink
   xdpctl attach xdpfw-v2/xdp_fw ens5 --mode generic --replace
   xdpctl attach lb/from_netdev ens5 --tcx ingress --first
-  xdpctl attach lb/count ens5 --tcx ingress --after lb/from_netdev --expected-revision 7")]
+  xdpctl attach lb/count ens5 --tcx ingress --after lb/from_netdev --expected-revision 7
+  xdpctl attach lb/from_netdev ens5 --tc ingress --priority 1   (kernels before 6.6)")]
 pub struct AttachArgs {
     /// The program: a pinned path, a load directory holding one XDP
     /// program, or an id (42 or id:42). Relative paths are under --bpffs.
@@ -173,6 +174,21 @@ pub struct AttachArgs {
     #[arg(long, value_enum, value_name = "HOOK", conflicts_with_all = ["mode", "replace", "netlink", "confirm_within"])]
     pub tcx: Option<TcxHook>,
 
+    /// Attach a sched_cls (tc) program as a legacy direct-action cls_bpf
+    /// filter at DEV's clsact ingress or egress instead (`tc filter add
+    /// ... bpf da`; a clsact qdisc is added if DEV has none), for kernels
+    /// without tcx (before 6.6). Its record is the program pinned in its
+    /// load directory as `links/tc_<hook>:<prog>:<prio>:<dev>@<netns
+    /// inode>`: `unload` and `detach --tc` delete the filter.
+    #[arg(long, value_enum, value_name = "HOOK", conflicts_with_all = ["mode", "replace", "netlink", "confirm_within", "tcx", "first", "last", "before", "after", "expected_revision"])]
+    pub tc: Option<TcxHook>,
+
+    /// With --tc: the filter's priority, 1-65535 (lower runs first);
+    /// refused if a cls_bpf filter holds it. Default: after every cls_bpf
+    /// filter of the hook (the highest priority there + 1, or 1).
+    #[arg(long, value_name = "N", requires = "tc", value_parser = clap::value_parser!(u16).range(1..))]
+    pub priority: Option<u16>,
+
     /// With --tcx: run before every other program of the hook.
     #[arg(long, requires = "tcx", conflicts_with_all = ["last", "before", "after"])]
     pub first: bool,
@@ -210,7 +226,8 @@ pub enum TcxHook {
 }
 
 /// Take the XDP program off a network device, whatever attached it (or,
-/// with --tcx, xdpctl's tcx links off a hook).
+/// with --tcx, xdpctl's tcx links off a hook; with --tc, xdpctl's tc
+/// filters).
 ///
 /// Removes our pinned links (and their pins, and a `links/` directory they
 /// leave empty), links other tools made (their pins stay, named), and
@@ -221,6 +238,7 @@ pub enum TcxHook {
 ///
 /// Example: xdpctl detach ens5
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("tcx_or_tc").args(["tcx", "tc"])))]
 pub struct DetachArgs {
     /// The network device.
     #[arg(value_name = "DEV", value_parser = name_arg, add = ArgValueCompleter::new(complete::devices))]
@@ -235,8 +253,13 @@ pub struct DetachArgs {
     #[arg(long, value_enum, value_name = "HOOK")]
     pub tcx: Option<TcxHook>,
 
-    /// With --tcx: only the link running this program.
-    #[arg(long, value_name = "PROG", requires = "tcx")]
+    /// Delete xdpctl's tc filters (`attach --tc`) at DEV's clsact ingress
+    /// or egress instead of its XDP program.
+    #[arg(long, value_enum, value_name = "HOOK", conflicts_with = "tcx")]
+    pub tc: Option<TcxHook>,
+
+    /// With --tcx or --tc: only the link or filter running this program.
+    #[arg(long, value_name = "PROG", requires = "tcx_or_tc")]
     pub prog: Option<Handle>,
 }
 

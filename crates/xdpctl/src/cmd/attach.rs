@@ -8,9 +8,23 @@ use crate::{
     ctx::Ctx,
     ops::{
         attach::{self, AttachOptions},
+        tc::{self, TcOptions},
         tcx::{self, Place, TcxOptions},
     },
 };
+
+impl From<&AttachArgs> for Option<TcOptions> {
+    fn from(a: &AttachArgs) -> Self {
+        let hook = a.tc?;
+        Some(TcOptions {
+            prog: a.prog.clone(),
+            dev: a.dev.clone(),
+            netns: a.netns.clone(),
+            egress: hook == TcxHook::Egress,
+            priority: a.priority,
+        })
+    }
+}
 
 impl From<&AttachArgs> for Option<TcxOptions> {
     fn from(a: &AttachArgs) -> Self {
@@ -48,6 +62,11 @@ impl From<&AttachArgs> for AttachOptions {
 
 /// `xdpctl attach`.
 pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
+    if let Some(opts) = Option::<TcOptions>::from(args) {
+        let row = tc::attach(ctx, &opts)?;
+        ctx.out.result(&vec![row])?;
+        return Ok(());
+    }
     if let Some(opts) = Option::<TcxOptions>::from(args) {
         let row = tcx::attach(ctx, &opts)?;
         ctx.out.result(&vec![row])?;

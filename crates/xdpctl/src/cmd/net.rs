@@ -142,7 +142,7 @@ impl Human for NetShow {
                         name: t.prog_name.clone(),
                         attach: "tc filter".into(),
                         details: format!(
-                            "pref {} handle {:#x} {}{}",
+                            "pref {} handle {:#x} {}{}{}",
                             t.priority,
                             t.handle,
                             t.name,
@@ -150,7 +150,11 @@ impl Human for NetShow {
                                 " direct-action"
                             } else {
                                 ""
-                            }
+                            },
+                            t.pinned
+                                .iter()
+                                .map(|p| format!(", pinned {}", view.path(p)))
+                                .collect::<String>()
                         ),
                     });
                 }

@@ -6,11 +6,13 @@
 
 use std::{fmt, io, os::fd::RawFd};
 
-use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
 use netlink_packet_route::{
     RouteNetlinkMessage,
     link::{LinkAttribute, LinkExtentMask, LinkInfo, LinkMessage, LinkXdp},
-    tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcMessage, TcOption},
+    tc::{TcAttribute, TcBpfFlags, TcFilterBpfOption, TcHandle, TcMessage, TcOption},
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -351,6 +353,110 @@ impl Rtnl {
         }
         Ok(filters)
     }
+}
+
+/// clsact's parent for filters at ingress or `egress`.
+pub fn clsact_parent(egress: bool) -> TcHandle {
+    if egress {
+        CLSACT_EGRESS
+    } else {
+        CLSACT_INGRESS
+    }
+}
+
+/// The handle xdpctl's tc filters have (one filter a priority).
+pub const TC_FILTER_HANDLE: u32 = 1;
+
+impl Rtnl {
+    /// Adds a clsact qdisc to a device (`tc qdisc add dev X clsact`).
+    pub fn add_clsact(&mut self, ifindex: u32) -> Result<(), NetlinkError> {
+        let mut msg = TcMessage::default();
+        msg.header.index = ifindex as i32;
+        msg.header.handle = TcHandle {
+            major: 0xffff,
+            minor: 0,
+        };
+        // TC_H_CLSACT
+        msg.header.parent = TcHandle {
+            major: 0xffff,
+            minor: 0xfff1,
+        };
+        msg.attributes.push(TcAttribute::Kind("clsact".into()));
+        self.exchange(
+            RouteNetlinkMessage::NewQueueDiscipline(msg),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+    }
+
+    /// Deletes a device's clsact qdisc, with its filters.
+    pub fn del_clsact(&mut self, ifindex: u32) -> Result<(), NetlinkError> {
+        let mut msg = TcMessage::default();
+        msg.header.index = ifindex as i32;
+        msg.header.handle = TcHandle {
+            major: 0xffff,
+            minor: 0,
+        };
+        msg.header.parent = TcHandle {
+            major: 0xffff,
+            minor: 0xfff1,
+        };
+        msg.attributes.push(TcAttribute::Kind("clsact".into()));
+        self.exchange(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_ACK)
+            .map(drop)
+    }
+
+    /// Adds a direct-action `cls_bpf` filter running the program `fd` (as
+    /// `name`) under `parent` of a device, priority `prio`, handle
+    /// [`TC_FILTER_HANDLE`], for every protocol: refused if the priority
+    /// holds that handle already (`tc filter add ... bpf da`).
+    pub fn add_bpf_filter(
+        &mut self,
+        ifindex: u32,
+        parent: TcHandle,
+        prio: u16,
+        fd: RawFd,
+        name: &str,
+    ) -> Result<(), NetlinkError> {
+        let mut msg = filter_message(ifindex, parent, prio);
+        msg.attributes.push(TcAttribute::Options(vec![
+            TcOption::Bpf(TcFilterBpfOption::ProgFd(fd as u32)),
+            TcOption::Bpf(TcFilterBpfOption::ProgName(name.to_owned())),
+            TcOption::Bpf(TcFilterBpfOption::Flags(TcBpfFlags::DirectAction)),
+        ]));
+        pinfs::failpoint::step("RTM_NEWTFILTER");
+        self.exchange(
+            RouteNetlinkMessage::NewTrafficFilter(msg),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+    }
+
+    /// Deletes the `cls_bpf` filter at priority `prio`, handle
+    /// [`TC_FILTER_HANDLE`], under `parent` of a device.
+    pub fn del_bpf_filter(
+        &mut self,
+        ifindex: u32,
+        parent: TcHandle,
+        prio: u16,
+    ) -> Result<(), NetlinkError> {
+        let msg = filter_message(ifindex, parent, prio);
+        pinfs::failpoint::step("RTM_DELTFILTER");
+        self.exchange(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_ACK)
+            .map(drop)
+    }
+}
+
+/// A `cls_bpf` filter's message header: device, parent, priority, handle
+/// [`TC_FILTER_HANDLE`], every protocol (`ETH_P_ALL`).
+fn filter_message(ifindex: u32, parent: TcHandle, prio: u16) -> TcMessage {
+    let mut msg = TcMessage::default();
+    msg.header.index = ifindex as i32;
+    msg.header.parent = parent;
+    msg.header.handle = TcHandle::from(TC_FILTER_HANDLE);
+    msg.header.info = (u32::from(prio) << 16) | u32::from((libc::ETH_P_ALL as u16).to_be());
+    msg.attributes.push(TcAttribute::Kind("bpf".into()));
+    msg
 }
 
 /// Sends `msg` as request `seq` on `socket` and gathers its replies: all

@@ -17,12 +17,13 @@ use crate::{
     kernel::{
         chain, fwindex,
         map::MapHandle,
-        netlink::Rtnl,
+        netlink::{self, Rtnl},
         netns, store,
         sys::{self, IdKind, xdp_flags},
     },
     model::{
         change::{Dev, Kernel, LinkState},
+        linkpin::{Hook, LinkPin},
         manifest::{self, Manifest},
         policy,
         xdp::XdpMode,
@@ -32,6 +33,17 @@ use crate::{
 /// The real kernel.
 #[derive(Debug, Default)]
 pub struct Real;
+
+/// The ifindex of the device a record names (`.` in a device's name is
+/// `_` in a pin's), in the current namespace.
+fn tc_device(rtnl: &mut Rtnl, dev: &str) -> Result<Option<u32>> {
+    Ok(rtnl
+        .devices()
+        .context("listing devices")?
+        .into_iter()
+        .find(|d| d.name.replace('.', "_") == dev)
+        .map(|d| d.ifindex))
+}
 
 /// Refuses a path whose parent resolves elsewhere (a symlink on the way).
 fn plain(path: &Path) -> Result<()> {
@@ -181,6 +193,57 @@ impl Kernel for Real {
             Ok(_) => Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    fn pinned_prog(&mut self, path: &Path) -> Result<Option<u32>> {
+        match pinfs::pin_info(path) {
+            Ok(pin) if pin.kind == pinfs::Kind::Prog => Ok(Some(pin.id)),
+            Ok(_) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn tc_filter(&mut self, at: &LinkPin) -> Result<Option<u32>> {
+        let Hook::Tc { egress, prio, .. } = at.hook else {
+            return Ok(None);
+        };
+        let Ok(_entered) = netns::enter_inode(at.netns)? else {
+            return Ok(None);
+        };
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        let Some(ifindex) = tc_device(&mut rtnl, &at.dev)? else {
+            return Ok(None);
+        };
+        Ok(rtnl
+            .tc_bpf_filters(ifindex, netlink::clsact_parent(egress))
+            .context("listing tc filters")?
+            .into_iter()
+            .find(|f| f.priority == prio && f.handle == netlink::TC_FILTER_HANDLE)
+            .map(|f| f.prog_id))
+    }
+
+    fn tc_filter_del(&mut self, at: &LinkPin) -> Result<()> {
+        let Hook::Tc { egress, prio, .. } = at.hook else {
+            return Ok(());
+        };
+        let Ok(_entered) = netns::enter_inode(at.netns)? else {
+            return Ok(());
+        };
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        let Some(ifindex) = tc_device(&mut rtnl, &at.dev)? else {
+            return Ok(());
+        };
+        match rtnl.del_bpf_filter(ifindex, netlink::clsact_parent(egress), prio) {
+            Err(e) if e.errno == libc::ENOENT => Ok(()),
+            other => other.with_context(|| {
+                format!(
+                    "deleting the tc filter of priority {prio} at {} of {}",
+                    at.hook.name(),
+                    at.dev
+                )
+            }),
         }
     }
 

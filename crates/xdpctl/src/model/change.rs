@@ -95,6 +95,14 @@ pub enum Step {
         #[serde(default)]
         unless: Option<(PathBuf, u64)>,
     },
+    /// If a tc filter's record (a program pinned as
+    /// [`LinkPin`](crate::model::linkpin::LinkPin) names a `Hook::Tc`) is at
+    /// `path` and no filter at the place it names runs its program, unpin
+    /// it: an attach killed before its filter was added leaves nothing.
+    TcSettle { path: PathBuf },
+    /// If a tc filter's record is at `path`: delete the filter at the place
+    /// it names if it runs the record's program, then unpin the record.
+    TcDetach { path: PathBuf },
     /// Make the rule maps of the load `dir` hold what `desired` (a stored
     /// [`policy::RuleMaps`](crate::model::policy::RuleMaps)) says: write
     /// what differs, remove what is not there (guard's entries stay).
@@ -459,6 +467,8 @@ impl Change {
                         | Step::RmdirIfEmpty { path }
                         | Step::UnpinLink { path, .. }
                         | Step::UnpinIfDetached { path }
+                        | Step::TcSettle { path }
+                        | Step::TcDetach { path }
                         | Step::DetachPinned { path } => out.push(path),
                         Step::UnpinMap { path, unless, .. } => {
                             out.push(path);
@@ -598,6 +608,13 @@ pub trait Kernel {
     fn rmdir_if_empty(&mut self, path: &Path) -> anyhow::Result<()>;
     /// The id of the link pinned at `path`, if a link is pinned there.
     fn pinned_link(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
+    /// The id of the program pinned at `path`, if a program is pinned there.
+    fn pinned_prog(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
+    /// The program the tc filter at the place `at` names runs (its device,
+    /// namespace, hook and priority; handle 1), if there is one.
+    fn tc_filter(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<Option<u32>>;
+    /// Deletes that filter.
+    fn tc_filter_del(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<()>;
     /// The id of the map pinned at `path`, if a map is pinned there.
     fn pinned_map(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
     /// Removes the pin at `path`.
@@ -694,6 +711,24 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
                 && !kernel.exists(to)?
             {
                 kernel.rename(from, to)?;
+            }
+        }
+        Step::TcSettle { path } => {
+            if let Some(prog) = kernel.pinned_prog(path)?
+                && let Some(at) = crate::model::linkpin::LinkPin::parse(path)
+                && kernel.tc_filter(&at)? != Some(prog)
+            {
+                kernel.unpin(path)?;
+            }
+        }
+        Step::TcDetach { path } => {
+            if let Some(prog) = kernel.pinned_prog(path)? {
+                if let Some(at) = crate::model::linkpin::LinkPin::parse(path)
+                    && kernel.tc_filter(&at)? == Some(prog)
+                {
+                    kernel.tc_filter_del(&at)?;
+                }
+                kernel.unpin(path)?;
             }
         }
         Step::DetachPinned { path } => {

@@ -1,6 +1,9 @@
 //! The pins of the links `attach` makes: `<owner>/links/<device>@<netns inode>`
 //! for XDP (one program a device), `tcx_ingress:<prog>:<device>@<netns
-//! inode>` (or `tcx_egress:`) for tcx (several programs a hook).
+//! inode>` (or `tcx_egress:`) for tcx (several programs a hook), and
+//! `tc_ingress:<prog>:<priority>:<device>@<netns inode>` (or `tc_egress:`)
+//! for a legacy tc `cls_bpf` filter, which is no link: its record is the
+//! program pinned under that name, the filter's owner and place.
 //!
 //! XDP link info names the device by ifindex only, and ifindexes repeat
 //! across network namespaces, so the pin's name says which device of which
@@ -41,6 +44,14 @@ pub enum Hook {
     /// tcx ingress or egress, program `prog` (its name: a hook runs
     /// several).
     Tcx { egress: bool, prog: String },
+    /// A legacy tc `cls_bpf` filter (direct action, handle 1) at clsact's
+    /// ingress or egress, priority `prio`, running program `prog`. The pin
+    /// is the program, not a link: a filter has no bpf_link.
+    Tc {
+        egress: bool,
+        prog: String,
+        prio: u16,
+    },
 }
 
 impl Hook {
@@ -50,7 +61,14 @@ impl Hook {
             Hook::Xdp => "xdp",
             Hook::Tcx { egress: false, .. } => "tcx-ingress",
             Hook::Tcx { egress: true, .. } => "tcx-egress",
+            Hook::Tc { egress: false, .. } => "tc-ingress",
+            Hook::Tc { egress: true, .. } => "tc-egress",
         }
+    }
+
+    /// Whether the pin is a filter's record (a program), not a link.
+    pub fn is_tc(&self) -> bool {
+        matches!(self, Hook::Tc { .. })
     }
 }
 
@@ -92,11 +110,32 @@ impl LinkPin {
         }
     }
 
+    /// The record of a tc filter of `owner` running program `prog` at
+    /// clsact's ingress or `egress` of device `dev` of namespace `netns`,
+    /// priority `prio`.
+    pub fn tc(owner: Owner, dev: &str, netns: u64, egress: bool, prog: &str, prio: u16) -> Self {
+        LinkPin {
+            hook: Hook::Tc {
+                egress,
+                prog: prog.replace('.', "_"),
+                prio,
+            },
+            ..Self::new(owner, dev, netns)
+        }
+    }
+
     /// The pin's file name: `<device>@<netns inode>`, after
-    /// `tcx_ingress:<prog>:` or `tcx_egress:<prog>:` for tcx.
+    /// `tcx_ingress:<prog>:` or `tcx_egress:<prog>:` for tcx, and
+    /// `tc_ingress:<prog>:<priority>:` or `tc_egress:...` for tc.
     pub fn name(&self) -> String {
         match &self.hook {
             Hook::Xdp => format!("{}@{}", self.dev, self.netns),
+            Hook::Tc { egress, prog, prio } => format!(
+                "tc_{}:{prog}:{prio}:{}@{}",
+                if *egress { "egress" } else { "ingress" },
+                self.dev,
+                self.netns
+            ),
             Hook::Tcx { egress, prog } => format!(
                 "tcx_{}:{prog}:{}@{}",
                 if *egress { "egress" } else { "ingress" },
@@ -164,6 +203,22 @@ impl LinkPin {
                     rest,
                 )
             }
+            Some((h @ ("tc_ingress" | "tc_egress"), rest)) => {
+                let (prog, rest) = rest.split_once(':')?;
+                let (prio, rest) = rest.split_once(':')?;
+                let prio: u16 = prio.parse().ok().filter(|p| *p != 0)?;
+                if prog.is_empty() {
+                    return None;
+                }
+                (
+                    Hook::Tc {
+                        egress: h == "tc_egress",
+                        prog: prog.to_owned(),
+                        prio,
+                    },
+                    rest,
+                )
+            }
             _ => (Hook::Xdp, name),
         };
         let (dev, ino) = rest.rsplit_once('@')?;
@@ -220,6 +275,23 @@ mod tests {
             LinkPin::parse(Path::new("/b/fw/links/tcx_ingress::v0@7")),
             None
         );
+        let tc = LinkPin::tc(Owner::Load("/b/fw".into()), "v0", 7, false, "tc_pass", 3);
+        assert_eq!(
+            tc.path(),
+            Path::new("/b/fw/links/tc_ingress:tc_pass:3:v0@7")
+        );
+        assert_eq!(LinkPin::parse(&tc.path()), Some(tc));
+        for bad in [
+            "tc_ingress:p:0:v0@7",
+            "tc_ingress:p:x:v0@7",
+            "tc_egress::1:v0@7",
+        ] {
+            assert_eq!(
+                LinkPin::parse(&Path::new("/b/fw/links").join(bad)),
+                None,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -157,7 +157,7 @@ pub fn tcx_pins(load: &LoadDir) -> Vec<LinkPin> {
     pinfs::list(&load.links_dir())
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| attached(p.id))
+        .filter(|p| p.kind == pinfs::Kind::Link && attached(p.id))
         .filter_map(|p| LinkPin::parse(&p.path))
         .filter(|p| p.hook != crate::model::linkpin::Hook::Xdp)
         .collect()

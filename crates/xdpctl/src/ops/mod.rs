@@ -25,6 +25,7 @@ pub mod progs;
 pub mod replace;
 pub mod rulehits;
 pub mod syncookie;
+pub mod tc;
 pub mod tcx;
 pub mod unload;
 pub mod watcher;

@@ -95,6 +95,10 @@ pub struct TcRow {
     pub prog_name: String,
     /// Direct-action mode.
     pub direct_action: bool,
+    /// xdpctl's record of the filter (`attach --tc`: its program pinned in
+    /// the owner's `links/`), under the bpffs root; empty for a filter
+    /// another tool added.
+    pub pinned: Vec<PathBuf>,
 }
 
 pub use crate::model::xdp::ProgRef;
@@ -231,14 +235,22 @@ fn device_row(
         });
     }
     let mut tc = |parent, qdisc| -> Result<Vec<TcRow>> {
-        Ok(rtnl
+        let filters = rtnl
             .tc_bpf_filters(dev.ifindex, parent)
-            .with_context(|| format!("listing tc filters of {}", dev.name))?
+            .with_context(|| format!("listing tc filters of {}", dev.name))?;
+        let ino = if filters.is_empty() {
+            0
+        } else {
+            crate::kernel::netns::current_inode()?
+        };
+        let egress = parent == CLSACT_EGRESS;
+        Ok(filters
             .into_iter()
             .map(|f| TcRow {
                 qdisc,
                 priority: f.priority,
                 handle: f.handle,
+                pinned: tc_records(pins, &f, &dev.name, ino, egress),
                 name: f.name,
                 prog_id: f.prog_id,
                 prog_name: names.get(f.prog_id),
@@ -262,6 +274,32 @@ fn device_row(
         tc_ingress,
         tc_egress,
     })
+}
+
+/// xdpctl's records of filter `f` of device `dev` (namespace `ino`).
+fn tc_records(
+    pins: &PinIndex,
+    f: &crate::kernel::netlink::TcBpfFilter,
+    dev: &str,
+    ino: u64,
+    egress: bool,
+) -> Vec<PathBuf> {
+    if f.handle != crate::kernel::netlink::TC_FILTER_HANDLE {
+        return Vec::new();
+    }
+    pins.get(&(Kind::Prog, f.prog_id))
+        .into_iter()
+        .flatten()
+        .filter(|path| {
+            crate::model::linkpin::LinkPin::parse(path).is_some_and(|p| {
+                p.netns == ino
+                    && p.dev == dev.replace('.', "_")
+                    && matches!(p.hook, crate::model::linkpin::Hook::Tc { egress: e, prio, .. }
+                        if e == egress && prio == f.priority)
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 fn is_empty(d: &DeviceRow) -> bool {
@@ -441,7 +479,10 @@ pub fn users(ctx: &Ctx, ids: &[u32]) -> Result<Vec<String>> {
                 }
             }
             for (hook, rows) in [("ingress", &d.tc_ingress), ("egress", &d.tc_egress)] {
-                for t in rows.iter().filter(|t| ids.contains(&t.prog_id)) {
+                for t in rows
+                    .iter()
+                    .filter(|t| ids.contains(&t.prog_id) && t.pinned.is_empty())
+                {
                     out.push(format!(
                         "program {} ({}) in a tc filter on {} {hook} (pref {}: tc{} filter del \
                          dev {} {hook} pref {})",

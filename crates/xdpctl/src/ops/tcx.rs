@@ -415,7 +415,7 @@ fn lock_dir(ctx: &Ctx, owner: &Owner) -> PathBuf {
 
 /// The id of the program `h` names (for --before, --after, --prog): a
 /// pinned path (under the bpffs root, or absolute), `id N`, `name N`.
-fn relative_id(ctx: &Ctx, h: &Handle) -> Result<u32> {
+pub(crate) fn relative_id(ctx: &Ctx, h: &Handle) -> Result<u32> {
     let as_path;
     let h = match h {
         Handle::Name(n) if ctx.bpffs.join(n).exists() => {

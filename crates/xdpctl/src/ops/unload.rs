@@ -128,6 +128,26 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     let mut links = Vec::new();
     let spaces = crate::kernel::netns::known()?;
     let links_dir = load.links_dir();
+    // Its tc filters first, each with its record: a filter has no link to
+    // go with the load's pins.
+    for (pin, prog) in crate::ops::tc::detach_load(&mut journal, &links_dir)? {
+        detached.push(Attachment {
+            device: pin.dev.clone(),
+            ifindex: 0,
+            netns: crate::kernel::netns::Netns::by_inode(pin.netns, &spaces).name,
+            xdp: XdpAttachment {
+                mode: pin.hook.name().to_owned(),
+                prog_id: prog,
+                prog_name: objects::describe(pinfs::Kind::Prog, prog)
+                    .map_or_else(|_| "?".into(), |d| d.name),
+                attach: "tc",
+                link_id: None,
+                link_pinned: vec![pin.path()],
+                dispatcher: None,
+                chain: None,
+            },
+        });
+    }
     for pin in pins
         .iter()
         .filter(|p| p.kind == pinfs::Kind::Link && p.path.starts_with(&links_dir))
@@ -285,7 +305,7 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
             "detached program {} ({}) from {}{}{} ({})",
             d.xdp.prog_id,
             d.xdp.prog_name,
-            if d.xdp.mode.starts_with("tcx") {
+            if d.xdp.mode.starts_with("tc") {
                 format!("{} of ", d.xdp.mode)
             } else {
                 String::new()
@@ -294,10 +314,11 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
             d.netns
                 .as_deref()
                 .map_or_else(String::new, |n| format!(" in netns {n}")),
-            d.xdp.link_id.map_or_else(
-                || format!("netlink, {} mode", d.xdp.mode),
-                |l| format!("link {l}")
-            )
+            match d.xdp.link_id {
+                Some(l) => format!("link {l}"),
+                None if d.xdp.attach == "tc" => "tc filter".to_owned(),
+                None => format!("netlink, {} mode", d.xdp.mode),
+            }
         ));
     }
     ctx.out.note(format_args!(

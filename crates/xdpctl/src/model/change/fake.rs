@@ -22,6 +22,8 @@ pub enum Node {
     Link(u32),
     /// A pinned map, by id.
     Map(u32),
+    /// A pinned program, by id.
+    Prog(u32),
     /// Any other pin, by a label.
     Pin(String),
     /// A load directory's manifest, with its generation.
@@ -36,6 +38,9 @@ pub struct Fake {
     pub fs: BTreeMap<PathBuf, Node>,
     /// The slots of pinned one-slot program arrays, by pin.
     pub chains: BTreeMap<PathBuf, u32>,
+    /// tc filters: the program each runs, by its place (the name of a
+    /// record of it, e.g. `tc_ingress:p:3:eth0@9`).
+    pub filters: BTreeMap<String, u32>,
     /// State changes left before the crash; `None`: never.
     pub budget: Option<usize>,
 }
@@ -178,6 +183,20 @@ impl Kernel for Fake {
             Some(Node::Link(id)) => Some(*id),
             _ => None,
         })
+    }
+    fn pinned_prog(&mut self, path: &Path) -> anyhow::Result<Option<u32>> {
+        Ok(match self.fs.get(path) {
+            Some(Node::Prog(id)) => Some(*id),
+            _ => None,
+        })
+    }
+    fn tc_filter(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<Option<u32>> {
+        Ok(self.filters.get(&at.name()).copied())
+    }
+    fn tc_filter_del(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<()> {
+        self.spend()?;
+        self.filters.remove(&at.name());
+        Ok(())
     }
     fn pinned_map(&mut self, path: &Path) -> anyhow::Result<Option<u32>> {
         Ok(match self.fs.get(path) {
@@ -721,4 +740,72 @@ fn a_link_pin_moved_by_attach_replace_killed_anywhere_stays_with_its_program() {
     };
     let (points, befores, afters) = crash_everywhere(&initial, &change, prepare, &initial, &after);
     assert_eq!((points, befores, afters), (5, 2, 3));
+}
+
+/// A tc filter's record (`attach --tc`) and its place's key in the fake.
+const TC_RECORD: &str = "/b/fw/links/tc_ingress:tc_pass:3:eth1@9";
+
+fn tc_place() -> String {
+    "tc_ingress:tc_pass:3:eth1@9".to_owned()
+}
+
+#[test]
+fn a_tc_attach_killed_anywhere_leaves_a_record_and_its_filter_or_neither() {
+    // The attach pins the record, then adds the filter; its journal entry
+    // settles it: a record without its filter is unpinned.
+    let mut initial = Fake::default();
+    initial.mkdir("/b/fw/links");
+    let change = Change::Steps {
+        what: "tc attach".into(),
+        steps: vec![Step::TcSettle {
+            path: TC_RECORD.into(),
+        }],
+    };
+    let mut after = initial.clone();
+    after.put(TC_RECORD, Node::Prog(100));
+    after.filters.insert(tc_place(), 100);
+    let prepare = |k: &mut Fake| {
+        k.spend()?;
+        k.put(TC_RECORD, Node::Prog(100));
+        k.spend()?;
+        k.filters.insert(tc_place(), 100);
+        Ok(())
+    };
+    let (points, befores, afters) = crash_everywhere(&initial, &change, prepare, &initial, &after);
+    assert_eq!((points, befores, afters), (3, 2, 1));
+}
+
+#[test]
+fn a_tc_detach_killed_anywhere_is_finished_and_leaves_anothers_filter() {
+    let mut initial = Fake::default();
+    initial.put(TC_RECORD, Node::Prog(100));
+    initial.filters.insert(tc_place(), 100);
+    let change = Change::Steps {
+        what: "tc detach".into(),
+        steps: vec![
+            Step::TcDetach {
+                path: TC_RECORD.into(),
+            },
+            Step::RmdirIfEmpty {
+                path: "/b/fw/links".into(),
+            },
+        ],
+    };
+    let mut after = initial.clone();
+    after.fs.remove(Path::new(TC_RECORD));
+    after.fs.remove(Path::new("/b/fw/links"));
+    after.filters.clear();
+    let (points, _, afters) = crash_everywhere(&initial, &change, |_| Ok(()), &initial, &after);
+    assert_eq!((points, afters), (4, 4));
+
+    // A filter at that place running another program (tc replaced it) is
+    // not the record's: only the record goes.
+    let mut theirs = initial.clone();
+    theirs.filters.insert(tc_place(), 200);
+    let mut k = theirs.clone();
+    for step in change.forward() {
+        run(&mut k, &step).unwrap();
+    }
+    assert_eq!(k.filters.get(&tc_place()), Some(&200));
+    assert!(!k.fs.contains_key(Path::new(TC_RECORD)));
 }

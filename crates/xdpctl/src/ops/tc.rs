@@ -1,0 +1,434 @@
+//! Legacy tc: a `sched_cls` program attached as a direct-action `cls_bpf`
+//! filter at a device's clsact ingress or egress (`tc filter add ... bpf
+//! da`), for kernels without tcx (before 6.6), and detached again.
+//!
+//! A filter has no bpf_link, so nothing of the kernel's says whose it is.
+//! Its record is the program pinned in the owner's `links/` as
+//! `tc_<hook>:<prog>:<priority>:<dev>@<netns inode>`: the load directory
+//! owns the filter (`unload` deletes it) and the name is its place
+//! (device, namespace, hook, priority; handle 1). The record is pinned
+//! before the filter is added and unpinned after it is deleted, each
+//! change in the journal, so a SIGKILL at any point leaves a record and
+//! its filter, or neither, once the next command recovers (a record whose
+//! filter is missing is unpinned).
+
+use std::{
+    os::fd::{AsFd, AsRawFd},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+use pinfs::Kind;
+use serde::Serialize;
+
+use crate::{
+    ctx::Ctx,
+    kernel::{
+        netlink::{self, IngressQdisc, Rtnl},
+        netns,
+    },
+    model::{
+        change::{Change, Step},
+        handle::Handle,
+        linkpin::{Hook, LinkPin, Owner},
+    },
+    ops::{
+        self,
+        attach::{device, resolve_tc_prog},
+    },
+    render::Tabular,
+};
+
+/// `xdpctl attach --tc`'s options.
+#[derive(Clone, Debug)]
+pub struct TcOptions {
+    /// The `sched_cls` program.
+    pub prog: Handle,
+    /// The device.
+    pub dev: String,
+    /// Its namespace.
+    pub netns: Option<String>,
+    /// Egress, or ingress.
+    pub egress: bool,
+    /// The filter's priority (1-65535; lower runs first); `None`: after
+    /// every `cls_bpf` filter there.
+    pub priority: Option<u16>,
+}
+
+/// A tc filter made or removed. This is the documented JSON shape.
+#[derive(Debug, Serialize)]
+pub struct TcAttachment {
+    /// The device.
+    pub device: String,
+    /// Its ifindex.
+    pub ifindex: u32,
+    /// Its namespace, named as outputs name namespaces.
+    pub netns: Option<String>,
+    /// `tc-ingress` or `tc-egress`.
+    pub hook: &'static str,
+    /// The program.
+    pub prog_id: u32,
+    /// Its name.
+    pub prog_name: String,
+    /// The filter's priority.
+    pub priority: u16,
+    /// Its handle (always 1).
+    pub handle: u32,
+    /// The record: the program pinned under the filter's place.
+    pub pinned: PathBuf,
+}
+
+impl Tabular for TcAttachment {
+    const HEADERS: &'static [&'static str] = &["DEVICE", "HOOK", "PRIO", "PROG", "NAME", "PINNED"];
+    const OPTIONAL: &'static [&'static str] = &["PINNED"];
+    fn cells(&self, view: &crate::render::View) -> Vec<String> {
+        vec![
+            self.device.clone(),
+            self.hook.to_owned(),
+            self.priority.to_string(),
+            self.prog_id.to_string(),
+            self.prog_name.clone(),
+            view.path(&self.pinned),
+        ]
+    }
+}
+
+/// The tc filter records in a links directory: (path, record, program).
+pub fn records(links_dir: &Path) -> Vec<(PathBuf, LinkPin, u32)> {
+    pinfs::list(links_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.kind == Kind::Prog)
+        .filter_map(|p| {
+            let pin = LinkPin::parse(&p.path)?;
+            pin.hook.is_tc().then_some((p.path, pin, p.id))
+        })
+        .collect()
+}
+
+/// Attaches `opts.prog` as a tc filter, through the journal.
+pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
+    let prog = resolve_tc_prog(ctx, &opts.prog)?;
+    let owner = match prog.load_dir() {
+        Some(dir) => Owner::Load(dir.to_owned()),
+        None => {
+            ctx.ensure_bpffs()?;
+            ctx.own_links()?
+        }
+    };
+    let (mut journal, notes) = ops::begin(&lock_dir(ctx, &owner))?;
+    ctx.out.notes(notes);
+    let ns = netns::Netns::of(opts.netns.as_deref())?;
+    let entered = netns::enter(opts.netns.as_deref())?;
+    let ns_ino = netns::current_inode()?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let dev = device(&mut rtnl, &opts.dev, opts.netns.as_deref())?;
+    let hook_name = if opts.egress {
+        "tc-egress"
+    } else {
+        "tc-ingress"
+    };
+    let in_ns = opts
+        .netns
+        .as_deref()
+        .map_or(String::new(), |n| format!(" --netns {n}"));
+    let flag = if opts.egress { "egress" } else { "ingress" };
+    // A record of ours whose filter is gone (deleted by tc, or its device
+    // went) is stale: settled first.
+    let mine: Vec<(PathBuf, LinkPin, u32)> = records(&owner.links_dir())
+        .into_iter()
+        .filter(|(_, p, _)| p.netns == ns_ino && p.dev == dev.name.replace('.', "_"))
+        .collect();
+    journal.run(
+        &mine
+            .iter()
+            .map(|(path, _, _)| Step::TcSettle { path: path.clone() })
+            .collect::<Vec<_>>(),
+    )?;
+    if let Some((path, _, _)) = mine.iter().find(|(path, p, _)| {
+        path.exists()
+            && matches!(&p.hook, Hook::Tc { egress, prog: name, .. }
+                if *egress == opts.egress && *name == prog.name.replace('.', "_"))
+    }) {
+        bail!(
+            "{} already runs {} at {hook_name} by this load's filter (its record is {}); a \
+             program runs once a hook: detach it first (xdpctl detach {} --tc {flag} --prog {}{in_ns})",
+            dev.name,
+            prog.name,
+            path.display(),
+            dev.name,
+            prog.id,
+        );
+    }
+    let parent = netlink::clsact_parent(opts.egress);
+    let qdisc = rtnl
+        .ingress_qdiscs()
+        .context("listing ingress and clsact qdiscs")?
+        .get(&dev.ifindex)
+        .copied();
+    if qdisc == Some(IngressQdisc::Ingress) && opts.egress {
+        bail!(
+            "{} has the legacy `ingress` qdisc, which has no egress hook: attach at ingress, or \
+             replace it with clsact (`tc qdisc del dev {} ingress`, which drops its filters)",
+            dev.name,
+            dev.name
+        );
+    }
+    let filters = rtnl
+        .tc_bpf_filters(dev.ifindex, parent)
+        .context("listing tc filters")?;
+    let priority = match opts.priority {
+        Some(p) => {
+            if let Some(f) = filters.iter().find(|f| f.priority == p) {
+                bail!(
+                    "priority {p} at {hook_name} of {} holds the filter {} (program {}); give \
+                     another --priority, or none to run after every filter there",
+                    dev.name,
+                    f.name,
+                    f.prog_id
+                );
+            }
+            p
+        }
+        None => match filters.iter().map(|f| f.priority).max() {
+            None => 1,
+            Some(u16::MAX) => bail!(
+                "a filter at {hook_name} of {} has the last priority (65535): give --priority",
+                dev.name
+            ),
+            Some(p) => p + 1,
+        },
+    };
+    let pin = LinkPin::tc(
+        owner.clone(),
+        &dev.name,
+        ns_ino,
+        opts.egress,
+        &prog.name,
+        priority,
+    );
+    let path = pin.path();
+    let links_dir = owner.links_dir();
+    let added_clsact = qdisc.is_none();
+    if added_clsact {
+        rtnl.add_clsact(dev.ifindex)
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("adding a clsact qdisc to {}", dev.name))?;
+    }
+    let entry = journal.begin(Change::Steps {
+        what: format!(
+            "tc filter of {} at {hook_name} of {}, priority {priority}",
+            prog.name, dev.name
+        ),
+        steps: vec![Step::TcSettle { path: path.clone() }],
+    })?;
+    let made = (|| -> Result<()> {
+        if !links_dir.exists() {
+            pinfs::mkdir_0700(&links_dir)
+                .with_context(|| format!("mkdir {}", links_dir.display()))?;
+        }
+        pinfs::obj_pin(prog.fd.as_fd(), &path)?;
+        rtnl.add_bpf_filter(
+            dev.ifindex,
+            parent,
+            priority,
+            prog.fd.as_raw_fd(),
+            &prog.name,
+        )
+        .map_err(anyhow::Error::new)
+        .with_context(|| {
+            format!(
+                "adding a tc filter of priority {priority} at {hook_name} of {}",
+                dev.name
+            )
+        })?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        journal.abandon(
+            entry,
+            &[
+                Step::TcSettle { path: path.clone() },
+                Step::RmdirIfEmpty {
+                    path: links_dir.clone(),
+                },
+            ],
+        )?;
+        if added_clsact {
+            rtnl.del_clsact(dev.ifindex).ok();
+        }
+        return Err(e);
+    }
+    journal.finish(entry)?;
+    drop(entered);
+    ctx.out.note(format_args!(
+        "attached program {} ({}) at {hook_name} of {} as a direct-action tc filter, priority \
+         {priority}{}; its record is {}",
+        prog.id,
+        prog.name,
+        dev.name,
+        if added_clsact {
+            " (added a clsact qdisc)"
+        } else {
+            ""
+        },
+        path.display()
+    ));
+    Ok(TcAttachment {
+        device: dev.name.clone(),
+        ifindex: dev.ifindex,
+        netns: ns.name,
+        hook: hook_name,
+        prog_id: prog.id,
+        prog_name: prog.name.clone(),
+        priority,
+        handle: netlink::TC_FILTER_HANDLE,
+        pinned: path,
+    })
+}
+
+/// Deletes the tc filters xdpctl made at `dev`'s hook (those of `prog`
+/// only, if given), each with its record as one journaled change.
+pub fn detach(
+    ctx: &Ctx,
+    dev_name: &str,
+    netns_spec: Option<&str>,
+    egress: bool,
+    prog: Option<&Handle>,
+) -> Result<Vec<TcAttachment>> {
+    let only = prog.map(|h| ops::tcx::relative_id(ctx, h)).transpose()?;
+    let ns = netns::Netns::of(netns_spec)?;
+    // NB: the steps run in the namespace (one without a name under
+    // /run/netns cannot be entered by its inode).
+    let entered = netns::enter(netns_spec)?;
+    let ns_ino = netns::current_inode()?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    // A device that went took its filters: its records are only unpinned.
+    let dev = device(&mut rtnl, dev_name, netns_spec);
+    let found = our_records(ctx, dev_name, ns_ino, egress)?;
+    if let Err(e) = &dev
+        && found.is_empty()
+    {
+        bail!("{e:#}");
+    }
+    let mut out = Vec::new();
+    for (path, pin, prog_id) in found {
+        if only.is_some_and(|id| id != prog_id) {
+            continue;
+        }
+        let Hook::Tc { prio, .. } = pin.hook else {
+            continue;
+        };
+        let (mut journal, notes) = ops::begin(&lock_dir(ctx, &pin.owner))?;
+        ctx.out.notes(notes);
+        let entry = journal.begin(Change::Steps {
+            what: format!("delete of the tc filter recorded at {}", path.display()),
+            steps: vec![
+                Step::TcDetach { path: path.clone() },
+                Step::RmdirIfEmpty {
+                    path: pin.owner.links_dir(),
+                },
+            ],
+        })?;
+        journal.run_forward(&entry)?;
+        journal.finish(entry)?;
+        let Ok(dev) = &dev else {
+            ctx.out.note(format_args!(
+                "{dev_name} is gone, and its filters with it: unpinned {}",
+                path.display()
+            ));
+            continue;
+        };
+        let prog_name = crate::kernel::objects::describe(Kind::Prog, prog_id)
+            .map_or_else(|_| "?".into(), |d| d.name);
+        ctx.out.note(format_args!(
+            "detached program {prog_id} ({prog_name}) from {} of {dev_name} (tc filter, \
+             priority {prio}; unpinned {})",
+            pin.hook.name(),
+            path.display()
+        ));
+        out.push(TcAttachment {
+            device: dev.name.clone(),
+            ifindex: dev.ifindex,
+            netns: ns.name.clone(),
+            hook: pin.hook.name(),
+            prog_id,
+            prog_name,
+            priority: prio,
+            handle: netlink::TC_FILTER_HANDLE,
+            pinned: path,
+        });
+    }
+    drop(entered);
+    if out.is_empty() && dev.is_ok() {
+        let hook = if egress { "tc-egress" } else { "tc-ingress" };
+        ctx.out.note(format_args!(
+            "{dev_name} has no tc filter of xdpctl's at {hook}{}; `xdpctl net show {dev_name}{}` \
+             lists what runs there",
+            only.map_or(String::new(), |id| format!(" running program {id}")),
+            netns_spec.map_or(String::new(), |n| format!(" --netns {n}"))
+        ));
+    }
+    Ok(out)
+}
+
+/// Deletes every tc filter the load `dir` made, before `unload` removes
+/// its records with the rest of its pins; returns what it detached.
+pub fn detach_load(
+    journal: &mut ops::journal::Journal,
+    links_dir: &Path,
+) -> Result<Vec<(LinkPin, u32)>> {
+    let mut out = Vec::new();
+    for (path, pin, prog) in records(links_dir) {
+        let entry = journal.begin(Change::Steps {
+            what: format!("delete of the tc filter recorded at {}", path.display()),
+            steps: vec![Step::TcDetach { path: path.clone() }],
+        })?;
+        journal.run_forward(&entry)?;
+        journal.finish(entry)?;
+        out.push((pin, prog));
+    }
+    Ok(out)
+}
+
+/// xdpctl's tc records for a device named `dev` of namespace `ino` at the
+/// hook: (path, record, program).
+fn our_records(
+    ctx: &Ctx,
+    dev: &str,
+    ino: u64,
+    egress: bool,
+) -> Result<Vec<(PathBuf, LinkPin, u32)>> {
+    let mut out = Vec::new();
+    for ((kind, id), paths) in ctx.link_pin_index()? {
+        if kind != Kind::Prog {
+            continue;
+        }
+        for path in paths {
+            let Some(pin) = LinkPin::parse(&path) else {
+                continue;
+            };
+            if pin.netns == ino
+                && pin.dev == dev.replace('.', "_")
+                && matches!(&pin.hook, Hook::Tc { egress: e, .. } if *e == egress)
+                && crate::ops::attach::own_pin(ctx, &path).is_some()
+            {
+                out.push((path, pin, id));
+            }
+        }
+    }
+    out.sort_by_key(|(_, p, _)| match p.hook {
+        Hook::Tc { prio, .. } => prio,
+        _ => 0,
+    });
+    Ok(out)
+}
+
+/// The directory whose journal a change to `owner`'s records is recorded
+/// in: the load's, or the bpffs root's.
+fn lock_dir(ctx: &Ctx, owner: &Owner) -> PathBuf {
+    match owner {
+        Owner::Load(dir) => dir.clone(),
+        Owner::Xdpctl(_) => ctx.bpffs.clone(),
+    }
+}

@@ -1,0 +1,290 @@
+//! `attach --tc` and `detach --tc`: sched_cls programs as legacy
+//! direct-action `cls_bpf` filters at clsact (kernels without tcx), in
+//! priority order as the traffic shows, seen by iproute2's `tc` and beside
+//! its filters, deleted by `unload`; refusals that change nothing; and
+//! SIGKILL at every state change of an attach and a detach.
+
+use std::os::unix::process::ExitStatusExt;
+
+use xdpctl_tests::{Bpffs, VethPair, command, fixture, require_privileges, xdpctl};
+
+/// The mark the recorder saw last: the digits of the programs that ran
+/// before it, in their order.
+fn order(fs: &Bpffs, pair: &VethPair) -> u64 {
+    assert_eq!(pair.ping_b_from_a(1), 1, "the pair passes traffic");
+    xdpctl(fs, ["-j", "map", "lookup", "tc/maps/seen", "0"])
+        .ok()
+        .json()["value"]
+        .as_u64()
+        .expect("a number")
+}
+
+/// `attach PROG DEV --netns NS --tc ingress ARGS` (`prog` Some) or
+/// `detach DEV --netns NS --tc ingress ARGS`, for the pair's b end.
+fn tc_args<'a>(pair: &'a VethPair, prog: Option<&'a str>, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = match prog {
+        Some(p) => vec!["attach", p],
+        None => vec!["detach"],
+    };
+    v.extend([
+        pair.dev_b.as_str(),
+        "--netns",
+        pair.b.name(),
+        "--tc",
+        "ingress",
+    ]);
+    v.extend_from_slice(args);
+    v
+}
+
+/// The pair's b end's ingress filters as `tc filter show` lists them:
+/// (priority, program name), in priority order.
+fn tc_says(pair: &VethPair) -> Vec<(u16, String)> {
+    let out = pair
+        .b
+        .exec(&["tc", "filter", "show", "dev", &pair.dev_b, "ingress"]);
+    out.lines()
+        .filter(|l| l.contains(" id "))
+        .map(|l| {
+            let word = |after: &str| {
+                l.split_whitespace()
+                    .skip_while(|w| *w != after)
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (word("pref").parse().unwrap(), word("name"))
+        })
+        .collect()
+}
+
+/// xdpctl's records under `tc/links/` and the filters that run: both as
+/// program names, sorted.
+fn tc_state(fs: &Bpffs, pair: &VethPair) -> (Vec<String>, Vec<String>) {
+    let mut pinned: Vec<String> = fs
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| {
+            e.split(' ')
+                .nth(1)
+                .and_then(|p| p.strip_prefix("tc/links/tc_ingress:"))
+                .map(|r| r.split(':').next().unwrap().to_owned())
+        })
+        .collect();
+    pinned.sort();
+    let mut attached: Vec<String> = tc_says(pair).into_iter().map(|(_, n)| n).collect();
+    attached.sort();
+    (pinned, attached)
+}
+
+#[test]
+fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let empty = fs.snapshot();
+    let obj = fixture("tcx_order");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tc"]).ok();
+
+    // Explicit priorities and the default (after every filter there):
+    // 10 one, 15 three, 20 two, 21 the recorder.
+    let attach = |prog: &str, args: &[&str]| {
+        let mut v = vec!["-j"];
+        v.extend(tc_args(&pair, Some(prog), args));
+        xdpctl(&fs, &v).ok().json()[0].clone()
+    };
+    attach("tc/tcx_two", &["--priority", "20"]);
+    let rec = attach("tc/tcx_record", &[]);
+    assert_eq!(rec["priority"], 21, "{rec}");
+    assert_eq!(rec["hook"], "tc-ingress", "{rec}");
+    let record = rec["pinned"].as_str().unwrap();
+    assert!(
+        record.contains(&format!(
+            "/tc/links/tc_ingress:tcx_record:21:{}@",
+            pair.dev_b
+        )),
+        "{rec}"
+    );
+    attach("tc/tcx_one", &["--priority", "10"]);
+    attach("tc/tcx_three", &["--priority", "15"]);
+    assert_eq!(order(&fs, &pair), 132);
+    // iproute2 sees xdpctl's filters as its own kind.
+    assert_eq!(
+        tc_says(&pair),
+        [
+            (10, "tcx_one".to_owned()),
+            (15, "tcx_three".to_owned()),
+            (20, "tcx_two".to_owned()),
+            (21, "tcx_record".to_owned())
+        ]
+    );
+    let shown = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    let rows = shown["devices"][0]["tc_ingress"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.len(), 4, "{shown}");
+    assert!(
+        rows.iter()
+            .all(|r| r["pinned"].as_array().unwrap().len() == 1),
+        "each filter's record is shown: {shown}"
+    );
+
+    // Refused, changing nothing: a program twice on a hook, a priority in
+    // use, egress under the legacy ingress qdisc (another pair).
+    let before = (fs.snapshot(), tc_says(&pair));
+    xdpctl(&fs, tc_args(&pair, Some("tc/tcx_one"), &[]))
+        .fails_with(&["already runs tcx_one at tc-ingress", "detach it first"]);
+    xdpctl(&fs, tc_args(&pair, Some("tc/tcx_two"), &[]))
+        .fails_with(&["already runs tcx_two at tc-ingress"]);
+    xdpctl(
+        &fs,
+        [
+            "load",
+            fixture("tc_pass").to_str().unwrap(),
+            "--pin",
+            "other",
+        ],
+    )
+    .ok();
+    let after_other = fs.snapshot();
+    xdpctl(&fs, tc_args(&pair, Some("other"), &["--priority", "20"])).fails_with(&[
+        "priority 20 at tc-ingress of",
+        "holds the filter tcx_two",
+        "give another --priority",
+    ]);
+    assert_eq!(
+        (fs.snapshot(), tc_says(&pair)),
+        (after_other, before.1.clone())
+    );
+    let legacy = VethPair::new();
+    legacy
+        .b
+        .exec(&["tc", "qdisc", "add", "dev", &legacy.dev_b, "ingress"]);
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "other",
+            &legacy.dev_b,
+            "--netns",
+            legacy.b.name(),
+            "--tc",
+            "egress",
+        ],
+    )
+    .fails_with(&["has the legacy `ingress` qdisc, which has no egress hook"]);
+    xdpctl(&fs, ["unload", "other"]).ok();
+    assert_eq!(fs.snapshot(), before.0, "nothing of the refusals is left");
+
+    // Detached by program: its filter and its record go.
+    let mut v = vec!["-j"];
+    v.extend(tc_args(&pair, None, &["--prog", "tc/tcx_three"]));
+    let gone = xdpctl(&fs, &v).ok().json();
+    assert_eq!(gone[0]["prog_name"], "tcx_three", "{gone}");
+    assert_eq!(gone[0]["priority"], 15, "{gone}");
+    assert_eq!(order(&fs, &pair), 12);
+
+    // tc's own filter, running one of the load's programs by its pin,
+    // first: it runs, and unload names it and leaves it.
+    let pin = fs.path().join("tc/tcx_three");
+    pair.b.iproute2_with_obj(&[
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        &pair.dev_b,
+        "ingress",
+        "pref",
+        "5",
+        "bpf",
+        "da",
+        "pinned",
+        pin.to_str().unwrap(),
+    ]);
+    assert_eq!(order(&fs, &pair), 312);
+    let out = xdpctl(&fs, ["unload", "tc"]).ok();
+    assert!(
+        out.stderr.contains("from tc-ingress of") && out.stderr.contains("(tc filter)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("still running, attached by another tool")
+            && out.stderr.contains("pref 5"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        tc_says(&pair),
+        [(5, "tcx_three".to_owned())],
+        "theirs stays"
+    );
+    assert_eq!(fs.snapshot(), empty);
+}
+
+#[test]
+fn a_killed_tc_attach_or_detach_leaves_before_or_after() {
+    require_privileges!();
+    let obj = fixture("tcx_order");
+    for (what, detach) in [("attach", false), ("detach", true)] {
+        for n in 1.. {
+            assert!(n < 50, "{what}: more than 50 crash points?");
+            let fs = Bpffs::new();
+            let pair = VethPair::new();
+            xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tc"]).ok();
+            xdpctl(&fs, tc_args(&pair, Some("tc/tcx_two"), &[])).ok();
+            if detach {
+                xdpctl(&fs, tc_args(&pair, Some("tc/tcx_one"), &[])).ok();
+            }
+            let before = tc_state(&fs, &pair);
+            let mut cmd = command(&fs);
+            cmd.env("XDPCTL_FAILPOINT", n.to_string());
+            cmd.args(if detach {
+                tc_args(&pair, None, &["--prog", "tc/tcx_one"])
+            } else {
+                tc_args(&pair, Some("tc/tcx_one"), &[])
+            });
+            let out = cmd.output().unwrap();
+            let killed = out.status.signal() == Some(9);
+            assert!(
+                killed || out.status.success(),
+                "{what} N={n}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // The next ordinary command settles it.
+            xdpctl(&fs, ["prog", "show"]).ok();
+            let now = tc_state(&fs, &pair);
+            let after = if detach {
+                (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
+            } else {
+                let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
+                (both.clone(), both)
+            };
+            assert!(
+                now == before || now == after,
+                "{what}, killed before state change {n}: {now:?}, before {before:?}, after \
+                 {after:?}"
+            );
+            assert_eq!(
+                now.0, now.1,
+                "{what} N={n}: a record for every filter, no other"
+            );
+            assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
+            if !killed {
+                assert!(
+                    n > 2,
+                    "{what}: only {n} crash points: is the build's failpoint on?"
+                );
+                eprintln!("tc {what}: crash points: {n}");
+                break;
+            }
+        }
+    }
+}
