@@ -135,6 +135,34 @@ fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
         "each filter's record is shown: {shown}"
     );
 
+    // load --replace: each filter runs the new program of its name (tc
+    // filter replace, in place), and its record holds it.
+    let id_of = |prog: &str| {
+        xdpctl(&fs, ["-j", "prog", "show", prog]).ok().json()[0]["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let old_one = id_of("tc/tcx_one");
+    xdpctl(
+        &fs,
+        ["load", obj.to_str().unwrap(), "--pin", "tc", "--replace"],
+    )
+    .ok();
+    let new_one = id_of("tc/tcx_one");
+    assert_ne!(old_one, new_one);
+    let shown = xdpctl(
+        &fs,
+        ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+    )
+    .ok()
+    .json();
+    let first = &shown["devices"][0]["tc_ingress"][0];
+    assert_eq!(first["prog_id"].as_u64(), Some(new_one), "{shown}");
+    assert_eq!(first["priority"], 10, "{shown}");
+    assert_eq!(first["pinned"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(order(&fs, &pair), 132);
+    assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0);
+
     // Refused, changing nothing: a program twice on a hook, a priority in
     // use, egress under the legacy ingress qdisc (another pair).
     let before = (fs.snapshot(), tc_says(&pair));
@@ -287,4 +315,131 @@ fn a_killed_tc_attach_or_detach_leaves_before_or_after() {
             }
         }
     }
+}
+
+#[test]
+fn policies_hold_tc_filters_at_their_priorities_and_a_gone_device_leaves_no_records() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let obj = fixture("tcx_order");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tc"]).ok();
+    let loaded = fs.snapshot();
+    xdpctl(
+        &fs,
+        tc_args(&pair, Some("tc/tcx_two"), &["--priority", "4"]),
+    )
+    .ok();
+    xdpctl(&fs, tc_args(&pair, Some("tc/tcx_one"), &[])).ok();
+    xdpctl(&fs, tc_args(&pair, Some("tc/tcx_record"), &[])).ok();
+    assert_eq!(order(&fs, &pair), 21);
+
+    // Saved with their priorities; applied as saved, nothing changes;
+    // applied where they are not, the same filters at the same places.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.json");
+    let file = file.to_str().unwrap();
+    let mut policy = xdpctl(&fs, ["-j", "save", "tc"]).ok().json();
+    let saved: Vec<(String, u64)> = policy["tc"]
+        .as_array()
+        .expect("tc in the policy")
+        .iter()
+        .map(|t| {
+            (
+                t["prog"].as_str().unwrap().to_owned(),
+                t["priority"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        saved,
+        [
+            ("tcx_two".to_owned(), 4),
+            ("tcx_one".to_owned(), 5),
+            ("tcx_record".to_owned(), 6)
+        ],
+        "{policy}"
+    );
+    assert_eq!(policy["tc"][0]["netns"], pair.b.name(), "{policy}");
+    assert!(policy.get("tcx").is_none(), "{policy}");
+    std::fs::write(file, policy.to_string()).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "{plan}");
+    xdpctl(&fs, tc_args(&pair, None, &[])).ok();
+    assert!(tc_says(&pair).is_empty());
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 3, "{plan}");
+    assert_eq!(
+        tc_says(&pair),
+        [
+            (4, "tcx_two".to_owned()),
+            (5, "tcx_one".to_owned()),
+            (6, "tcx_record".to_owned())
+        ]
+    );
+    assert_eq!(order(&fs, &pair), 21);
+
+    // tcx_two moved before tcx_one, tcx_record left without a priority
+    // (any will do), tcx_one out: one moved, one deleted.
+    let entry = |prog: &str, prio: Option<u16>| {
+        let mut e = serde_json::json!({"name": pair.dev_b, "netns": pair.b.name(), "hook": "ingress", "prog": prog});
+        if let Some(p) = prio {
+            e["priority"] = p.into();
+        }
+        e
+    };
+    policy["tc"] = serde_json::json!([entry("tcx_two", Some(2)), entry("tcx_record", None)]);
+    std::fs::write(file, policy.to_string()).unwrap();
+    let text = xdpctl(&fs, ["apply", "-f", file]).ok().stdout;
+    assert!(
+        text.contains("tc- ") && text.contains("tc+ ") && text.contains("(priority 2)"),
+        "{text}"
+    );
+    assert_eq!(
+        tc_says(&pair),
+        [(2, "tcx_two".to_owned()), (6, "tcx_record".to_owned())]
+    );
+    assert_eq!(order(&fs, &pair), 2);
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "a second apply: {plan}");
+    // Left out of a policy, the filters stay.
+    let mut without = policy.clone();
+    without.as_object_mut().unwrap().remove("tc");
+    std::fs::write(file, without.to_string()).unwrap();
+    let plan = xdpctl(&fs, ["-j", "apply", "-f", file]).ok().json();
+    assert_eq!(plan["changes"], 0, "{plan}");
+
+    // Refused, nothing changes: a program the load lacks, one listed twice,
+    // priority 0, a device that is not there.
+    let before = (fs.snapshot(), tc_says(&pair));
+    for (tc, says) in [
+        (
+            serde_json::json!([entry("no_such", None)]),
+            "has no tc program no_such",
+        ),
+        (
+            serde_json::json!([entry("tcx_one", None), entry("tcx_one", Some(9))]),
+            "listed twice",
+        ),
+        (
+            serde_json::json!([entry("tcx_one", Some(0))]),
+            "0 is not a filter priority",
+        ),
+        (
+            serde_json::json!([{"name": "nodev0", "netns": pair.b.name(), "hook": "egress", "prog": "tcx_one"}]),
+            "tc: no device named nodev0",
+        ),
+    ] {
+        policy["tc"] = tc;
+        std::fs::write(file, policy.to_string()).unwrap();
+        xdpctl(&fs, ["apply", "-f", file]).fails_with(&[says]);
+    }
+    assert_eq!((fs.snapshot(), tc_says(&pair)), before);
+
+    // The device goes, and its filters with it: detach --tc removes the
+    // records and the links directory it leaves empty.
+    pair.b.exec(&["ip", "link", "del", &pair.dev_b]);
+    let out = xdpctl(&fs, tc_args(&pair, None, &[])).ok();
+    assert!(out.stderr.contains("is gone"), "{}", out.stderr);
+    assert_eq!(fs.snapshot(), loaded);
 }

@@ -13,7 +13,7 @@ use crate::{
     model::rulehits::{RuleHit, annotate_yaml},
     model::{
         guard::GUARD_MARK,
-        policy::{self, DeviceSpec, Drift, LoadSpec, Policy, TcxSpec, VERSION},
+        policy::{self, DeviceSpec, Drift, LoadSpec, Policy, TcSpec, TcxSpec, VERSION},
     },
     ops::{live, loaddir::LoadDir, rulehits},
     render::Human,
@@ -92,6 +92,11 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         .into_iter()
         .map(|(_, spec)| spec)
         .collect();
+    // Its tc filters, by priority (apply adds them at theirs).
+    let tc: Vec<TcSpec> = crate::ops::tc::specs(&load)?
+        .into_iter()
+        .map(|(_, spec)| spec)
+        .collect();
     // The program behind the load, by a pin of it (a program pinned
     // nowhere cannot be named in a policy: said, not saved).
     let chain = match crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show) {
@@ -158,8 +163,9 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         },
         devices,
         // Left out when there is nothing to say: a policy without them
-        // leaves tcx links and the chain as they are.
+        // leaves tcx links, tc filters and the chain as they are.
         tcx: (!tcx.is_empty()).then_some(tcx),
+        tc: (!tc.is_empty()).then_some(tc),
         chain: chain.map(Some),
         rules,
         guard: None,

@@ -7,7 +7,8 @@
 use std::{fmt, io, os::fd::RawFd};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::{
     RouteNetlinkMessage,
@@ -418,6 +419,32 @@ impl Rtnl {
         fd: RawFd,
         name: &str,
     ) -> Result<(), NetlinkError> {
+        self.put_bpf_filter(ifindex, parent, prio, fd, name, NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Makes the `cls_bpf` filter at `prio` (handle [`TC_FILTER_HANDLE`])
+    /// under `parent` run the program `fd` instead, atomically (`tc filter
+    /// replace`): a packet meets the old program or the new one.
+    pub fn replace_bpf_filter(
+        &mut self,
+        ifindex: u32,
+        parent: TcHandle,
+        prio: u16,
+        fd: RawFd,
+        name: &str,
+    ) -> Result<(), NetlinkError> {
+        self.put_bpf_filter(ifindex, parent, prio, fd, name, NLM_F_REPLACE)
+    }
+
+    fn put_bpf_filter(
+        &mut self,
+        ifindex: u32,
+        parent: TcHandle,
+        prio: u16,
+        fd: RawFd,
+        name: &str,
+        flags: u16,
+    ) -> Result<(), NetlinkError> {
         let mut msg = filter_message(ifindex, parent, prio);
         msg.attributes.push(TcAttribute::Options(vec![
             TcOption::Bpf(TcFilterBpfOption::ProgFd(fd as u32)),
@@ -427,7 +454,7 @@ impl Rtnl {
         pinfs::failpoint::step("RTM_NEWTFILTER");
         self.exchange(
             RouteNetlinkMessage::NewTrafficFilter(msg),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            NLM_F_ACK | flags,
         )
         .map(drop)
     }

@@ -247,6 +247,40 @@ impl Kernel for Real {
         }
     }
 
+    fn tc_filter_replace(&mut self, at: &LinkPin, to: u32) -> Result<()> {
+        let Hook::Tc {
+            egress,
+            prio,
+            ref prog,
+        } = at.hook
+        else {
+            return Ok(());
+        };
+        let Ok(_entered) = netns::enter_inode(at.netns)? else {
+            bail!("network namespace {} is gone", at.netns);
+        };
+        let fd =
+            sys::fd_by_id(IdKind::Prog, to).with_context(|| format!("opening program {to}"))?;
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        let Some(ifindex) = tc_device(&mut rtnl, &at.dev)? else {
+            bail!("device {} is gone", at.dev);
+        };
+        rtnl.replace_bpf_filter(
+            ifindex,
+            netlink::clsact_parent(egress),
+            prio,
+            fd.as_raw_fd(),
+            prog,
+        )
+        .with_context(|| {
+            format!(
+                "replacing the program of the tc filter of priority {prio} at {} of {}",
+                at.hook.name(),
+                at.dev
+            )
+        })
+    }
+
     fn pinned_map(&mut self, path: &Path) -> Result<Option<u32>> {
         match pinfs::pin_info(path) {
             Ok(pin) if pin.kind == pinfs::Kind::Map => Ok(Some(pin.id)),

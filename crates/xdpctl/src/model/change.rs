@@ -103,6 +103,9 @@ pub enum Step {
     /// If a tc filter's record is at `path`: delete the filter at the place
     /// it names if it runs the record's program, then unpin the record.
     TcDetach { path: PathBuf },
+    /// If the tc filter at the place the record path `at` names runs
+    /// program `from`, make it run `to` (`tc filter replace`, atomic).
+    TcSwap { at: PathBuf, from: u32, to: u32 },
     /// Make the rule maps of the load `dir` hold what `desired` (a stored
     /// [`policy::RuleMaps`](crate::model::policy::RuleMaps)) says: write
     /// what differs, remove what is not there (guard's entries stay).
@@ -132,6 +135,8 @@ pub enum Switch {
     Netlink { dev: Dev, from: u32, to: u32 },
     /// The next program of a firewall's chain (its `chain` map's slot).
     Chain { map: PathBuf, from: u32, to: u32 },
+    /// A tc filter of the load, at the place its record `at` names.
+    Tc { at: PathBuf, from: u32, to: u32 },
 }
 
 /// A map pinned outside the load directory because the object asks for
@@ -470,6 +475,7 @@ impl Change {
                         | Step::TcSettle { path }
                         | Step::TcDetach { path }
                         | Step::DetachPinned { path } => out.push(path),
+                        Step::TcSwap { at, .. } => out.push(at),
                         Step::UnpinMap { path, unless, .. } => {
                             out.push(path);
                             out.extend(unless.as_ref().map(|(d, _)| d.as_path()));
@@ -551,6 +557,14 @@ impl Switch {
                     to: Some(to),
                 }
             }
+            Switch::Tc { ref at, from, to } => {
+                let (from, to) = if back { (to, from) } else { (from, to) };
+                Step::TcSwap {
+                    at: at.clone(),
+                    from,
+                    to,
+                }
+            }
         }
     }
 }
@@ -615,6 +629,12 @@ pub trait Kernel {
     fn tc_filter(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<Option<u32>>;
     /// Deletes that filter.
     fn tc_filter_del(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<()>;
+    /// Makes that filter run program `to` (`tc filter replace`).
+    fn tc_filter_replace(
+        &mut self,
+        at: &crate::model::linkpin::LinkPin,
+        to: u32,
+    ) -> anyhow::Result<()>;
     /// The id of the map pinned at `path`, if a map is pinned there.
     fn pinned_map(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
     /// Removes the pin at `path`.
@@ -719,6 +739,13 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
                 && kernel.tc_filter(&at)? != Some(prog)
             {
                 kernel.unpin(path)?;
+            }
+        }
+        Step::TcSwap { at, from, to } => {
+            if let Some(place) = crate::model::linkpin::LinkPin::parse(at)
+                && kernel.tc_filter(&place)? == Some(*from)
+            {
+                kernel.tc_filter_replace(&place, *to)?;
             }
         }
         Step::TcDetach { path } => {

@@ -85,6 +85,11 @@ pub struct Policy {
     /// out: the load's tcx links are left as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcx: Option<Vec<TcxSpec>>,
+    /// The load's tc programs as legacy tc filters (`attach --tc`, for
+    /// kernels without tcx); filters of this load not listed are deleted.
+    /// Left out: the load's tc filters are left as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc: Option<Vec<TcSpec>>,
     /// The program the load hands what it passes to (`xdpctl chain`), by
     /// its pinned path (relative: under the bpffs root); `null`: the chain
     /// is empty. Left out: the chain is left as it is.
@@ -161,6 +166,25 @@ pub struct TcxSpec {
     pub hook: TcxHook,
     /// The program: its name in the load.
     pub prog: String,
+}
+
+/// A tc program of the load as a legacy tc filter at a device's clsact.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcSpec {
+    /// The device name.
+    pub name: String,
+    /// Its network namespace (a name under /run/netns, or a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// The hook: `ingress` or `egress`.
+    pub hook: TcxHook,
+    /// The program: its name in the load.
+    pub prog: String,
+    /// The filter's priority (1-65535, lower runs first); left out: after
+    /// every filter of the hook when it is added, and any when it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
 }
 
 /// A tcx hook.
@@ -471,6 +495,36 @@ impl Policy {
             if !seen.insert((&t.name, &t.netns, t.hook, &t.prog)) {
                 return bad(
                     &format!("tcx[{i}]"),
+                    format!(
+                        "{} at {} of {} is listed twice (a program runs once a hook)",
+                        t.prog, t.hook, t.name
+                    ),
+                );
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, t) in self.tc.iter().flatten().enumerate() {
+            if t.name.is_empty() || t.name.len() > 15 || t.name.contains(['/', ' ']) {
+                return bad(
+                    &format!("tc[{i}].name"),
+                    format!("{:?} is not a device name", t.name),
+                );
+            }
+            if t.prog.is_empty() || t.prog.contains('/') {
+                return bad(
+                    &format!("tc[{i}].prog"),
+                    format!("{:?} is not a program name of the load", t.prog),
+                );
+            }
+            if t.priority == Some(0) {
+                return bad(
+                    &format!("tc[{i}].priority"),
+                    "0 is not a filter priority (1-65535, lower runs first)".to_owned(),
+                );
+            }
+            if !seen.insert((&t.name, &t.netns, t.hook, &t.prog)) {
+                return bad(
+                    &format!("tc[{i}]"),
                     format!(
                         "{} at {} of {} is listed twice (a program runs once a hook)",
                         t.prog, t.hook, t.name

@@ -18,7 +18,7 @@ use crate::{
         guard::GUARD_MARK,
         handle::Handle,
         manifest,
-        policy::{self, DeviceSpec, MapDelta, Policy, RuleMaps, TcxSpec},
+        policy::{self, DeviceSpec, MapDelta, Policy, RuleMaps, TcSpec, TcxSpec},
     },
     ops::{
         self,
@@ -106,6 +106,11 @@ pub struct Plan {
     pub tcx_attach: Vec<TcxSpec>,
     /// tcx links of the load to take off.
     pub tcx_detach: Vec<TcxSpec>,
+    /// tc programs of the load to add as tc filters.
+    pub tc_attach: Vec<TcSpec>,
+    /// tc filters of the load to delete (one whose priority changes is
+    /// deleted, then added at the new one).
+    pub tc_detach: Vec<TcSpec>,
     /// The chain, when it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainPlan>,
@@ -173,6 +178,19 @@ impl Human for Plan {
                     t.name,
                     t.hook,
                     t.prog,
+                    in_ns(t.netns.as_deref())
+                ));
+            }
+        }
+        for (verb, specs) in [("tc-", &self.tc_detach), ("tc+", &self.tc_attach)] {
+            for t in specs {
+                out.push_str(&format!(
+                    "  {verb:<8} {} {} {}{}{}\n",
+                    t.name,
+                    t.hook,
+                    t.prog,
+                    t.priority
+                        .map_or_else(String::new, |p| format!(" (priority {p})")),
                     in_ns(t.netns.as_deref())
                 ));
             }
@@ -373,9 +391,12 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
     }
     let chain = chain_plan(ctx, policy, load.as_ref(), load_action == "replace")?;
     let (tcx_attach, tcx_detach) = tcx_plan(policy, load.as_ref())?;
+    let (tc_attach, tc_detach) = tc_plan(policy, load.as_ref())?;
     let changes = usize::from(load_action != "keep")
         + tcx_attach.len()
         + tcx_detach.len()
+        + tc_attach.len()
+        + tc_detach.len()
         + usize::from(chain.is_some())
         + attach.len()
         + replace.len()
@@ -396,6 +417,8 @@ fn plan_of(ctx: &Ctx, policy: &Policy, file: &str) -> Result<Plan> {
         detach,
         tcx_attach,
         tcx_detach,
+        tc_attach,
+        tc_detach,
         chain,
         rules,
         changes,
@@ -494,6 +517,59 @@ fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Ve
     Ok((attach, detach))
 }
 
+/// The tc filters `policy` asks for that the load lacks (or has at another
+/// priority than the policy gives), and those it has that the policy does
+/// not list; nothing when the policy leaves `tc` out.
+fn tc_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcSpec>, Vec<TcSpec>)> {
+    let Some(wanted) = &policy.tc else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    if let Some(l) = load
+        && let Some(t) = wanted.iter().find(|t| {
+            !l.manifest
+                .programs
+                .iter()
+                .any(|p| p.name == t.prog && p.kind == "tc")
+        })
+    {
+        bail!(
+            "tc: {} has no tc program {} (its programs: {})",
+            l.path.display(),
+            t.prog,
+            l.manifest
+                .programs
+                .iter()
+                .map(|p| format!("{} ({})", p.name, p.kind))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let live = match load {
+        // A load that is replaced keeps its records (the programs change
+        // under them: see `load --replace`), so they are planned the same.
+        Some(l) => ops::tc::specs(l)?,
+        None => Vec::new(),
+    };
+    let same = |t: &TcSpec, (p, l): &(crate::model::linkpin::LinkPin, TcSpec)| {
+        l.hook == t.hook
+            && l.prog == t.prog
+            && t.priority.is_none_or(|want| l.priority == Some(want))
+            && p.dev == t.name.replace('.', "_")
+            && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
+    };
+    let attach = wanted
+        .iter()
+        .filter(|t| !live.iter().any(|l| same(t, l)))
+        .cloned()
+        .collect();
+    let detach = live
+        .iter()
+        .filter(|l| !wanted.iter().any(|t| same(t, l)))
+        .map(|(_, spec)| spec.clone())
+        .collect();
+    Ok((attach, detach))
+}
+
 /// The change of the chain `policy` asks for, if any: the program pinned
 /// where it says (resolved as `xdpctl chain` resolves it: a pin, or a load
 /// directory holding one XDP program), against the one the load's chain
@@ -584,7 +660,11 @@ pub fn check_devices(plan: &Plan) -> Result<()> {
         .tcx_attach
         .iter()
         .map(|t| ("tcx", &t.name, &t.netns, false));
-    for (field, name, netns, native) in devices.chain(tcx) {
+    let tc = plan
+        .tc_attach
+        .iter()
+        .map(|t| ("tc", &t.name, &t.netns, false));
+    for (field, name, netns, native) in devices.chain(tcx).chain(tc) {
         let spec = netns
             .as_deref()
             .map(|n| crate::kernel::netns::path_of(n).display().to_string());
@@ -627,6 +707,8 @@ pub fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> R
             || !plan.replace.is_empty()
             || !plan.tcx_attach.is_empty()
             || !plan.tcx_detach.is_empty()
+            || !plan.tc_attach.is_empty()
+            || !plan.tc_detach.is_empty()
             || plan.chain.is_some())
     {
         bail!(
@@ -640,6 +722,8 @@ pub fn check_confirmable(plan: &Plan, confirm: Option<std::time::Duration>) -> R
                 "changes the chain".to_owned()
             } else if !plan.tcx_attach.is_empty() || !plan.tcx_detach.is_empty() {
                 "changes tcx links".to_owned()
+            } else if !plan.tc_attach.is_empty() || !plan.tc_detach.is_empty() {
+                "changes tc filters".to_owned()
             } else {
                 "replaces other programs on devices".to_owned()
             }
@@ -766,6 +850,37 @@ pub fn execute(
             },
         )
         .with_context(|| format!("tcx: attaching {} at {} {}", t.prog, t.name, t.hook))?;
+    }
+    // tc filters: those not listed (or at another priority) off, then the
+    // missing ones on.
+    let tc_ns = |t: &TcSpec| {
+        t.netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string())
+    };
+    for t in &plan.tc_detach {
+        let prog = Handle::Path(plan.dir.join(&t.prog));
+        ops::tc::detach(
+            ctx,
+            &t.name,
+            tc_ns(t).as_deref(),
+            t.hook.egress(),
+            Some(&prog),
+        )
+        .with_context(|| format!("tc: deleting {} from {} {}", t.prog, t.name, t.hook))?;
+    }
+    for t in &plan.tc_attach {
+        ops::tc::attach(
+            ctx,
+            &ops::tc::TcOptions {
+                prog: Handle::Path(plan.dir.join(&t.prog)),
+                dev: t.name.clone(),
+                netns: tc_ns(t),
+                egress: t.hook.egress(),
+                priority: t.priority,
+            },
+        )
+        .with_context(|| format!("tc: adding {} at {} {}", t.prog, t.name, t.hook))?;
     }
     // The rules last, under one lock with the arming of the rollback: what
     // the rollback keeps is referred to by its record from the start (a

@@ -42,6 +42,8 @@ pub enum Expect {
     Netlink { dev: Dev, prog: u32 },
     /// The chain pinned at `map` holds program `prog`.
     Chain { map: PathBuf, prog: u32 },
+    /// The tc filter at the place the record path `at` names runs `prog`.
+    Tc { at: PathBuf, prog: u32 },
 }
 
 /// A change waiting for confirmation.
@@ -245,6 +247,18 @@ fn changed_since(p: &Pending) -> Result<Vec<String>> {
                     changed.push(format!(
                         "the chain {} no longer holds program {prog}",
                         map.display()
+                    ));
+                }
+            }
+            Expect::Tc { at, prog } => {
+                let runs = match crate::model::linkpin::LinkPin::parse(at) {
+                    Some(place) => real.tc_filter(&place)?,
+                    None => None,
+                };
+                if runs != Some(*prog) {
+                    changed.push(format!(
+                        "the tc filter recorded at {} no longer runs program {prog}",
+                        at.display()
                     ));
                 }
             }

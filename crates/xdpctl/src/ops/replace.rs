@@ -226,6 +226,28 @@ pub fn replace(
             to: prog_id(&ebpf, prog)?,
         });
     }
+    // Its tc filters: the new program of the same name, by `tc filter
+    // replace`; the records staged with the new programs.
+    let mut tc_records = Vec::new();
+    for (path, _, prog) in super::tc::records(&links_dir) {
+        let Some(name) = old_progs.get(&prog) else {
+            continue;
+        };
+        if !names.contains(name) {
+            bail!(
+                "the tc filter recorded at {} runs {name}, which {} does not have; nothing was \
+                 changed",
+                path.display(),
+                object.label
+            );
+        }
+        switches.push(Switch::Tc {
+            at: path.clone(),
+            from: prog,
+            to: prog_id(&ebpf, name)?,
+        });
+        tc_records.push((path, name.clone()));
+    }
     let old_ids: Vec<u32> = old_progs.keys().copied().collect();
     let mut netlink_names = Vec::new();
     for NetlinkAttachment {
@@ -358,6 +380,11 @@ pub fn replace(
             let rel = path.strip_prefix(&load.path).expect("below the load");
             staging.pin(&rel.display().to_string(), fd.as_fd())?;
         }
+        for (path, name) in &tc_records {
+            let rel = path.strip_prefix(&load.path).expect("below the load");
+            let fd = ebpf.program(name).expect("loaded").fd()?;
+            staging.pin(&rel.display().to_string(), fd.as_fd())?;
+        }
         for pin in &pins {
             let rel = pin.path.strip_prefix(&load.path).unwrap_or(&pin.path);
             let first = rel.components().next().map(|c| c.as_os_str().to_owned());
@@ -413,6 +440,10 @@ pub fn replace(
                 },
                 Switch::Chain { map, to, .. } => pending::Expect::Chain {
                     map: map.clone(),
+                    prog: *to,
+                },
+                Switch::Tc { at, to, .. } => pending::Expect::Tc {
+                    at: at.clone(),
                     prog: *to,
                 },
             })

@@ -31,6 +31,7 @@ use crate::{
         change::{Change, Step},
         handle::Handle,
         linkpin::{Hook, LinkPin, Owner},
+        policy::{TcSpec, TcxHook},
     },
     ops::{
         self,
@@ -104,6 +105,39 @@ pub fn records(links_dir: &Path) -> Vec<(PathBuf, LinkPin, u32)> {
             pin.hook.is_tc().then_some((p.path, pin, p.id))
         })
         .collect()
+}
+
+/// The load's tc filters that run (a record whose filter is gone is
+/// none), each as a policy's `tc` entry, by device, hook and priority.
+pub fn specs(load: &crate::ops::loaddir::LoadDir) -> Result<Vec<(LinkPin, TcSpec)>> {
+    use crate::model::change::Kernel as _;
+    let spaces = netns::known()?;
+    let mut out = Vec::new();
+    for (_, pin, prog) in records(&load.links_dir()) {
+        if crate::kernel::steps::Real.tc_filter(&pin)? != Some(prog) {
+            continue;
+        }
+        let Hook::Tc {
+            egress,
+            prog: name,
+            prio,
+        } = &pin.hook
+        else {
+            continue;
+        };
+        let spec = TcSpec {
+            name: pin.dev.clone(),
+            netns: netns::Netns::by_inode(pin.netns, &spaces).name,
+            hook: TcxHook::of(*egress),
+            prog: name.clone(),
+            priority: Some(*prio),
+        };
+        out.push((pin, spec));
+    }
+    out.sort_by(|(_, a), (_, b)| {
+        (&a.name, &a.netns, a.hook, a.priority).cmp(&(&b.name, &b.netns, b.hook, b.priority))
+    });
+    Ok(out)
 }
 
 /// Attaches `opts.prog` as a tc filter, through the journal.

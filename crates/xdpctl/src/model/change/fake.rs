@@ -198,6 +198,15 @@ impl Kernel for Fake {
         self.filters.remove(&at.name());
         Ok(())
     }
+    fn tc_filter_replace(
+        &mut self,
+        at: &crate::model::linkpin::LinkPin,
+        to: u32,
+    ) -> anyhow::Result<()> {
+        self.spend()?;
+        self.filters.insert(at.name(), to);
+        Ok(())
+    }
     fn pinned_map(&mut self, path: &Path) -> anyhow::Result<Option<u32>> {
         Ok(match self.fs.get(path) {
             Some(Node::Map(id)) => Some(*id),
@@ -327,6 +336,9 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     // Another firewall chains to it.
     initial.put("/b/ids/maps/chain", Node::Map(50));
     initial.chains.insert("/b/ids/maps/chain".into(), 100);
+    // A tc filter of the load, with its record.
+    initial.put(TC_RECORD, Node::Prog(100));
+    initial.filters.insert(tc_place(), 100);
     let change = Change::Replace {
         dir: "/b/fw".into(),
         stage: "/b/_xdpctl/stage/r1".into(),
@@ -349,6 +361,11 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
                 from: 100,
                 to: 200,
             },
+            Switch::Tc {
+                at: TC_RECORD.into(),
+                from: 100,
+                to: 200,
+            },
         ],
         keep: None,
         undo_on_crash: false,
@@ -358,6 +375,11 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
         loaded(k, "/b/_xdpctl/stage/r1", 2, "new");
         k.spend()?;
         k.put("/b/_xdpctl/stage/r1/links/eth1@9", Node::Link(10));
+        k.spend()?;
+        k.put(
+            "/b/_xdpctl/stage/r1/links/tc_ingress:tc_pass:3:eth1@9",
+            Node::Prog(200),
+        );
         Ok(())
     };
     let mut after = initial.clone();
@@ -367,13 +389,15 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     after.links.get_mut(&10).unwrap().prog = 200;
     after.xdp.insert(dev(), 200);
     after.chains.insert("/b/ids/maps/chain".into(), 200);
+    after.put(TC_RECORD, Node::Prog(200));
+    after.filters.insert(tc_place(), 200);
 
     // Killed while staging: undone.
     let mut staging = change.clone();
     if let Change::Replace { phase, .. } = &mut staging {
         *phase = Phase::Staging;
     }
-    for budget in 0..2 {
+    for budget in 0..3 {
         let mut k = initial.clone();
         k.budget = Some(budget);
         assert!(stage(&mut k).is_err());
@@ -421,6 +445,10 @@ fn a_replace_killed_anywhere_ends_before_or_after() {
     careful_after.mkdir("/b/_xdpctl/rollback");
     loaded(&mut careful_after, "/b/_xdpctl/rollback/k", 1, "old");
     careful_after.put("/b/_xdpctl/rollback/k/links/eth1@9", Node::Link(10));
+    careful_after.put(
+        "/b/_xdpctl/rollback/k/links/tc_ingress:tc_pass:3:eth1@9",
+        Node::Prog(100),
+    );
     let (points, befores, afters) = crash_everywhere(
         &staged,
         &careful,
