@@ -7,7 +7,7 @@ mod clang;
 use std::{env, path::PathBuf};
 
 /// Every program this crate ships, by file stem (`src/bpf/<stem>.bpf.c`).
-const PROGRAMS: &[&str] = &["xdpfw"];
+const PROGRAMS: &[&str] = &["xdpfw", "xdp_dispatcher"];
 /// Headers the programs include; a change to one rebuilds them all.
 const HEADERS: &[&str] = &["xdpfw.h"];
 

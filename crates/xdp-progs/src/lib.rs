@@ -661,6 +661,27 @@ pub mod xdpfw {
 /// a three-level table (the address's top 16 bits, then 8, then 8), which
 /// the datapath reads in at most three array lookups whatever the number of
 /// prefixes. Its layout is `xdpfw.h`'s; xdpctl builds it here and writes it.
+/// xdpctl's dispatcher for libxdp's multi-program protocol (version 2):
+/// `xdp_dispatcher`, its slots `prog0`..`prog9`, and `conf`, its
+/// configuration, set before the load (see `src/bpf/xdp_dispatcher.bpf.c`).
+pub mod dispatcher {
+    /// The object, as built by this crate.
+    pub static OBJECT: &[u8] =
+        aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp_dispatcher.bpf.o"));
+    /// The entry point's name, which libxdp looks for.
+    pub const PROGRAM: &str = "xdp_dispatcher";
+    /// The configuration global.
+    pub const CONF: &str = "conf";
+    /// Slots.
+    pub const SLOTS: usize = 10;
+    /// The action a stub returns: always in a slot's chain call actions.
+    pub const RETVAL: u32 = 31;
+    /// `magic` in the configuration.
+    pub const MAGIC: u8 = 236;
+    /// The protocol version.
+    pub const VERSION: u8 = 2;
+}
+
 pub mod cidr4_index {
     use std::collections::BTreeMap;
 

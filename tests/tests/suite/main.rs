@@ -18,6 +18,7 @@ mod crash;
 mod datapath;
 mod demo;
 mod deploy;
+mod dispatcher;
 mod dump;
 mod explain;
 mod floor;

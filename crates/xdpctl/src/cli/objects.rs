@@ -183,6 +183,32 @@ pub struct AttachArgs {
     #[arg(long, value_enum, value_name = "HOOK", conflicts_with_all = ["mode", "replace", "netlink", "confirm_within", "tcx", "first", "last", "before", "after", "expected_revision"])]
     pub tc: Option<TcxHook>,
 
+    /// Put the program into the libxdp dispatcher on DEV, beside the
+    /// programs of xdp-loader, xdp-filter and other libxdp users (or make
+    /// one), by libxdp's protocol: a new dispatcher with every program in
+    /// run-priority order, swapped in atomically. The program runs as an
+    /// freplace copy loaded from its load's object with the load's maps;
+    /// `unload` takes it out. Needs a kernel that allows freplace (one in
+    /// lockdown refuses it; nothing is changed then).
+    #[arg(long, conflicts_with_all = ["replace", "netlink", "confirm_within", "tcx", "tc"])]
+    pub dispatcher: bool,
+
+    /// With --dispatcher: the run priority (lower runs first; libxdp's
+    /// default is 50).
+    #[arg(long, value_name = "N", requires = "dispatcher", default_value_t = crate::model::dispatcher::DEFAULT_PRIORITY)]
+    pub run_priority: u32,
+
+    /// With --dispatcher: the actions after which the next program of the
+    /// dispatcher runs, comma-separated: pass, drop, tx, redirect, aborted
+    /// (the firewall hands on what it passes).
+    #[arg(
+        long,
+        value_name = "ACTIONS",
+        requires = "dispatcher",
+        default_value = "pass"
+    )]
+    pub chain_call: String,
+
     /// With --tc: the filter's priority, 1-65535 (lower runs first);
     /// refused if a cls_bpf filter holds it. Default: after every cls_bpf
     /// filter of the hook (the highest priority there + 1, or 1).

@@ -62,6 +62,20 @@ impl From<&AttachArgs> for AttachOptions {
 
 /// `xdpctl attach`.
 pub fn attach(ctx: &Ctx, args: &AttachArgs) -> Result<()> {
+    if args.dispatcher {
+        let opts = crate::ops::dispatcher::JoinOptions {
+            prog: args.prog.clone(),
+            dev: args.dev.clone(),
+            netns: args.netns.clone(),
+            mode: args.mode,
+            priority: args.run_priority,
+            chain_call_actions: crate::model::dispatcher::parse_actions(&args.chain_call)
+                .map_err(|e| anyhow::anyhow!("--chain-call: {e}"))?,
+        };
+        let row = crate::ops::dispatcher::join(ctx, &opts)?;
+        ctx.out.result(&vec![row])?;
+        return Ok(());
+    }
     if let Some(opts) = Option::<TcOptions>::from(args) {
         let row = tc::attach(ctx, &opts)?;
         ctx.out.result(&vec![row])?;

@@ -78,9 +78,7 @@ pub fn read(prog_id: u32, ifindex: u32, bpffs: &Path) -> Result<Option<Dispatche
     }
     let config =
         DispatcherConfig::parse(&value).map_err(|source| Error::Config { prog_id, source })?;
-    let dir = bpffs
-        .join("xdp")
-        .join(format!("dispatch-{ifindex}-{prog_id}"));
+    let dir = pin_dir(bpffs, ifindex, prog_id);
     let pinned = dir.is_dir().then(|| dir.clone());
     let mut programs = config.slots();
     for p in &mut programs {
@@ -106,4 +104,188 @@ pub fn read(prog_id: u32, ifindex: u32, bpffs: &Path) -> Result<Option<Dispatche
         pinned,
         programs,
     }))
+}
+
+/// The configuration global as the dispatcher object lays it out.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Conf {
+    magic: u8,
+    version: u8,
+    num_progs_enabled: u8,
+    is_xdp_frags: u8,
+    chain_call_actions: [u32; crate::model::xdp::DISPATCHER_SLOTS],
+    run_prios: [u32; crate::model::xdp::DISPATCHER_SLOTS],
+    program_flags: [u32; crate::model::xdp::DISPATCHER_SLOTS],
+}
+
+// SAFETY: plain integers and arrays of them, no padding (4 bytes, then
+// u32s), any bit pattern valid.
+unsafe impl aya::Pod for Conf {}
+
+/// Loads xdpctl's dispatcher (`xdp_progs::dispatcher`) with `config` (its
+/// `is_xdp_frags` must be false: the object is not built for frags);
+/// not attached. Returns the loaded object, whose program
+/// [`xdp_progs::dispatcher::PROGRAM`] the slots' programs replace into.
+pub fn load_new(config: &DispatcherConfig) -> anyhow::Result<aya::Ebpf> {
+    use anyhow::Context as _;
+    anyhow::ensure!(
+        !config.is_xdp_frags,
+        "a dispatcher with XDP frags is not built"
+    );
+    let conf = Conf {
+        magic: xdp_progs::dispatcher::MAGIC,
+        version: xdp_progs::dispatcher::VERSION,
+        num_progs_enabled: config.num_progs_enabled,
+        is_xdp_frags: 0,
+        chain_call_actions: config.chain_call_actions,
+        run_prios: config.run_prios,
+        program_flags: config.program_flags,
+    };
+    let mut ebpf = aya::EbpfLoader::new()
+        .btf(None)
+        .override_global(xdp_progs::dispatcher::CONF, &conf, true)
+        .load(xdp_progs::dispatcher::OBJECT)
+        .context("loading a libxdp dispatcher")?;
+    let prog: &mut aya::programs::Xdp = ebpf
+        .program_mut(xdp_progs::dispatcher::PROGRAM)
+        .expect("the object has its entry point")
+        .try_into()
+        .context("the dispatcher's entry point")?;
+    prog.load().context("loading a libxdp dispatcher")?;
+    Ok(ebpf)
+}
+
+/// The dispatcher's program in `ebpf` (see [`load_new`]).
+pub fn program_fd(ebpf: &aya::Ebpf) -> anyhow::Result<aya::programs::ProgramFd> {
+    Ok(ebpf
+        .program(xdp_progs::dispatcher::PROGRAM)
+        .expect("loaded")
+        .fd()?
+        .try_clone()?)
+}
+
+/// The function of slot `k` that a component program replaces.
+pub fn slot_function(k: usize) -> String {
+    format!("prog{k}")
+}
+
+/// Where libxdp pins the programs of dispatcher `did` on device
+/// `ifindex`, under its bpffs (`LIBXDP_BPFFS`, by default the one xdpctl
+/// uses).
+pub fn pin_dir(libxdp_bpffs: &Path, ifindex: u32, did: u32) -> std::path::PathBuf {
+    libxdp_bpffs
+        .join("xdp")
+        .join(format!("dispatch-{ifindex}-{did}"))
+}
+
+/// Re-attaches a component already in a dispatcher (its `progN-prog` pin,
+/// an freplace program) to slot `k` of the new dispatcher `target`, as
+/// the protocol does (kernel 5.10 and later); returns its new link.
+pub fn reattach(
+    component_pin: &Path,
+    target: &aya::programs::ProgramFd,
+    k: usize,
+) -> anyhow::Result<aya::programs::links::FdLink> {
+    use anyhow::Context as _;
+    let mut ext = aya::programs::Extension::from_pin(component_pin)
+        .with_context(|| format!("opening libxdp's component {}", component_pin.display()))?;
+    let id = ext
+        .attach_to_program(target, &slot_function(k))
+        .with_context(|| format!("attaching {} to slot {k}", component_pin.display()))?;
+    Ok(ext.take_link(id)?.into())
+}
+
+/// Loads program `name` of the object `bytes` as an freplace program for
+/// slot `k` of the dispatcher `target`, with its maps opened at their pins
+/// (`maps`: name, pin), and attaches it there, as libxdp loads a
+/// component: returns the loaded object (its program) and the link.
+pub fn load_component(
+    bytes: &[u8],
+    name: &str,
+    maps: &[(String, std::path::PathBuf)],
+    kernel_btf: bool,
+    target: &aya::programs::ProgramFd,
+    k: usize,
+) -> anyhow::Result<(aya::Ebpf, aya::programs::links::FdLink)> {
+    use anyhow::Context as _;
+    let mut loader = aya::EbpfLoader::new();
+    loader.extension(name);
+    if !kernel_btf {
+        loader.btf(None);
+    }
+    for (map, pin) in maps {
+        loader.map_pin_path(map, pin.as_path());
+    }
+    let mut ebpf = loader
+        .load(bytes)
+        .with_context(|| format!("loading {name} with the maps of its load"))?;
+    let ext: &mut aya::programs::Extension = ebpf
+        .program_mut(name)
+        .with_context(|| format!("the object has no program {name}"))?
+        .try_into()
+        .with_context(|| format!("{name} as an freplace program"))?;
+    ext.load(target.try_clone()?, &slot_function(k))
+        .with_context(|| format!("loading {name} as an freplace program for slot {k}"))?;
+    let id = ext.attach().context("attaching it to its slot")?;
+    let link = ext.take_link(id)?.into();
+    Ok((ebpf, link))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::dispatcher::{Component, config, order, parse_actions};
+
+    /// Root, or (under CI) a failure: this test loads programs.
+    fn privileged() -> bool {
+        let root = nix::unistd::geteuid().is_root();
+        assert!(
+            root || std::env::var_os("CI").is_none(),
+            "CI=true: this test needs root"
+        );
+        root
+    }
+
+    /// xdpctl's dispatcher, as loaded for a plan, is a libxdp dispatcher by
+    /// libxdp's own test (the name, one map holding the configuration),
+    /// its configuration reads back as written, and with its slots' stubs
+    /// in place every packet passes (a stub returns XDP_DISPATCHER_RETVAL,
+    /// which every slot chains on).
+    #[test]
+    fn the_dispatcher_loads_reads_back_and_passes_through_its_stubs() {
+        if !privileged() {
+            return;
+        }
+        let frame = [0u8; 64];
+        for n in [0usize, 1, 3, 10] {
+            let slots = order(
+                (0..n)
+                    .map(|i| Component {
+                        name: format!("p{i}"),
+                        existing: Some(i as u32 + 1),
+                        priority: 10 * i as u32,
+                        chain_call_actions: parse_actions("pass,drop").unwrap(),
+                        frags: false,
+                    })
+                    .collect(),
+            )
+            .unwrap();
+            let conf = config(&slots);
+            let ebpf = load_new(&conf).unwrap();
+            let fd = program_fd(&ebpf).unwrap();
+            let id = pinfs::obj_info(fd.as_fd()).unwrap().id;
+            let read = read(id, 1, Path::new("/nonexistent"))
+                .unwrap()
+                .expect("recognised as a dispatcher");
+            assert_eq!(read.version, 2);
+            assert_eq!(read.programs.len(), n);
+            for (i, p) in read.programs.iter().enumerate() {
+                assert_eq!(p.priority, 10 * i as u32);
+                assert_eq!(p.chain_call_bits, conf.chain_call_actions[i]);
+            }
+            let run = sys::prog_test_run(fd.as_fd(), &frame, 1).unwrap();
+            assert_eq!(run.retval, 2, "{n} empty slots: XDP_PASS");
+        }
+    }
 }

@@ -103,6 +103,16 @@ pub enum Step {
     /// If a tc filter's record is at `path`: delete the filter at the place
     /// it names if it runs the record's program, then unpin the record.
     TcDetach { path: PathBuf },
+    /// A dispatcher switch (libxdp's protocol): if `dev` runs program `new`
+    /// (the new dispatcher is attached), remove the trees at `old` (the
+    /// old dispatcher's pins, a record that went); else remove those at
+    /// `new_paths` (the new dispatcher's, never attached).
+    DispatcherSettle {
+        dev: Dev,
+        new: u32,
+        new_paths: Vec<PathBuf>,
+        old: Vec<PathBuf>,
+    },
     /// If the tc filter at the place the record path `at` names runs
     /// program `from`, make it run `to` (`tc filter replace`, atomic).
     TcSwap { at: PathBuf, from: u32, to: u32 },
@@ -476,6 +486,9 @@ impl Change {
                         | Step::TcDetach { path }
                         | Step::DetachPinned { path } => out.push(path),
                         Step::TcSwap { at, .. } => out.push(at),
+                        Step::DispatcherSettle { new_paths, old, .. } => {
+                            out.extend(new_paths.iter().chain(old).map(PathBuf::as_path));
+                        }
                         Step::UnpinMap { path, unless, .. } => {
                             out.push(path);
                             out.extend(unless.as_ref().map(|(d, _)| d.as_path()));
@@ -739,6 +752,21 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
                 && kernel.tc_filter(&at)? != Some(prog)
             {
                 kernel.unpin(path)?;
+            }
+        }
+        Step::DispatcherSettle {
+            dev,
+            new,
+            new_paths,
+            old,
+        } => {
+            let gone = if kernel.xdp(dev)? == Some(*new) {
+                old
+            } else {
+                new_paths
+            };
+            for path in gone {
+                kernel.remove_tree(path)?;
             }
         }
         Step::TcSwap { at, from, to } => {

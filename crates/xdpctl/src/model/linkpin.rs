@@ -52,6 +52,9 @@ pub enum Hook {
         prog: String,
         prio: u16,
     },
+    /// A slot of the libxdp dispatcher on the device, running an freplace
+    /// copy of program `prog`; the pin is that copy (a record, as for tc).
+    Libxdp { prog: String },
 }
 
 impl Hook {
@@ -63,12 +66,18 @@ impl Hook {
             Hook::Tcx { egress: true, .. } => "tcx-egress",
             Hook::Tc { egress: false, .. } => "tc-ingress",
             Hook::Tc { egress: true, .. } => "tc-egress",
+            Hook::Libxdp { .. } => "xdp/libxdp",
         }
     }
 
     /// Whether the pin is a filter's record (a program), not a link.
     pub fn is_tc(&self) -> bool {
         matches!(self, Hook::Tc { .. })
+    }
+
+    /// Whether the pin is the record of a program in a libxdp dispatcher.
+    pub fn is_libxdp(&self) -> bool {
+        matches!(self, Hook::Libxdp { .. })
     }
 }
 
@@ -130,6 +139,7 @@ impl LinkPin {
     pub fn name(&self) -> String {
         match &self.hook {
             Hook::Xdp => format!("{}@{}", self.dev, self.netns),
+            Hook::Libxdp { prog } => format!("libxdp:{prog}:{}@{}", self.dev, self.netns),
             Hook::Tc { egress, prog, prio } => format!(
                 "tc_{}:{prog}:{prio}:{}@{}",
                 if *egress { "egress" } else { "ingress" },
@@ -198,6 +208,18 @@ impl LinkPin {
                 (
                     Hook::Tcx {
                         egress: h == "tcx_egress",
+                        prog: prog.to_owned(),
+                    },
+                    rest,
+                )
+            }
+            Some(("libxdp", rest)) => {
+                let (prog, rest) = rest.split_once(':')?;
+                if prog.is_empty() {
+                    return None;
+                }
+                (
+                    Hook::Libxdp {
                         prog: prog.to_owned(),
                     },
                     rest,
@@ -281,6 +303,14 @@ mod tests {
             Path::new("/b/fw/links/tc_ingress:tc_pass:3:v0@7")
         );
         assert_eq!(LinkPin::parse(&tc.path()), Some(tc));
+        let l = LinkPin {
+            hook: Hook::Libxdp {
+                prog: "xdp_fw".into(),
+            },
+            ..LinkPin::new(Owner::Load("/b/fw".into()), "v0", 7)
+        };
+        assert_eq!(l.path(), Path::new("/b/fw/links/libxdp:xdp_fw:v0@7"));
+        assert_eq!(LinkPin::parse(&l.path()), Some(l));
         for bad in [
             "tc_ingress:p:0:v0@7",
             "tc_ingress:p:x:v0@7",

@@ -5,6 +5,7 @@ pub mod btf;
 pub mod capture;
 pub mod change;
 pub mod codec;
+pub mod dispatcher;
 pub mod duration;
 pub mod error_text;
 pub mod explain;

@@ -187,6 +187,10 @@ pub struct Dispatched {
     pub frags: bool,
     /// The id of the link that attaches it to the dispatcher (`progN-link`).
     pub link_id: Option<u32>,
+    /// `chain_call_actions` as the configuration holds it (a bitmap), for
+    /// a dispatcher that carries it forward.
+    #[serde(skip)]
+    pub chain_call_bits: u32,
 }
 
 /// Why a dispatcher's configuration could not be read.
@@ -298,6 +302,7 @@ impl DispatcherConfig {
                 prog_name: None,
                 priority: self.run_prios[slot],
                 chain_call_actions: chain_actions(self.chain_call_actions[slot]),
+                chain_call_bits: self.chain_call_actions[slot],
                 frags: self.program_flags[slot] & XDP_HAS_FRAGS != 0,
                 link_id: None,
             })

@@ -82,6 +82,11 @@ pub fn resolve_tc_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
     resolve_typed(ctx, handle, true)
 }
 
+/// Resolves a program handle to an XDP program.
+pub fn resolve_xdp_prog(ctx: &Ctx, handle: &Handle) -> Result<Prog> {
+    resolve_typed(ctx, handle, false)
+}
+
 fn resolve_typed(ctx: &Ctx, handle: &Handle, tc: bool) -> Result<Prog> {
     let (kind, what) = if tc { ("tc", "tc") } else { ("xdp", "XDP") };
     // A bare name that is a path under the bpffs root is that path.

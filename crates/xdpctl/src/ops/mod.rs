@@ -8,6 +8,7 @@ pub mod attach;
 pub mod capture;
 pub mod chain;
 pub mod detach;
+pub mod dispatcher;
 pub mod doctor;
 pub mod explain;
 pub mod firewall;

@@ -44,7 +44,7 @@ pub(crate) struct ObjectFile<'a> {
     /// The object as the manifest records it: `built-in xdpfw`, or the
     /// file's canonical path, which names it from any directory.
     pub(crate) source: String,
-    bytes: Cow<'a, [u8]>,
+    pub(crate) bytes: Cow<'a, [u8]>,
     pub(crate) parsed: Object,
 }
 

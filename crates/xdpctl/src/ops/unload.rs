@@ -128,6 +128,17 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     let mut links = Vec::new();
     let spaces = crate::kernel::netns::known()?;
     let links_dir = load.links_dir();
+    // Out of libxdp dispatchers first: a dispatcher without its program.
+    for record in crate::ops::dispatcher::records(&links_dir) {
+        if let Some(dev) = crate::ops::dispatcher::leave(ctx, &mut journal, &record)? {
+            ctx.out.note(format_args!(
+                "took {} out of the libxdp dispatcher on {dev}",
+                record
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ));
+        }
+    }
     // Its tc filters first, each with its record: a filter has no link to
     // go with the load's pins.
     for (pin, prog) in crate::ops::tc::detach_load(&mut journal, &links_dir)? {
