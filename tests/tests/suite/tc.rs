@@ -218,6 +218,78 @@ fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
     assert_eq!(gone[0]["priority"], 15, "{gone}");
     assert_eq!(order(&fs, &pair), 12);
 
+    // Another tool replaces xdpctl's filter at priority 10 with its own
+    // program: detach leaves theirs and says so; deleted by tc, doctor
+    // finds the stale record and repairs it.
+    let two = fs.path().join("tc/tcx_two");
+    pair.b.iproute2_with_obj(&[
+        "tc",
+        "filter",
+        "replace",
+        "dev",
+        &pair.dev_b,
+        "ingress",
+        "pref",
+        "10",
+        "handle",
+        "1",
+        "bpf",
+        "da",
+        "pinned",
+        two.to_str().unwrap(),
+    ]);
+    let out = xdpctl(&fs, tc_args(&pair, None, &["--prog", "tc/tcx_one"])).ok();
+    assert!(
+        out.stderr.contains("is no longer xdpctl's")
+            && out.stderr.contains("another tool replaced it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        tc_says(&pair)[0],
+        (10, "tcx_two".to_owned()),
+        "theirs stays"
+    );
+    pair.b.exec(&[
+        "tc",
+        "filter",
+        "del",
+        "dev",
+        &pair.dev_b,
+        "ingress",
+        "pref",
+        "10",
+    ]);
+    pair.b.exec(&[
+        "tc",
+        "filter",
+        "del",
+        "dev",
+        &pair.dev_b,
+        "ingress",
+        "pref",
+        "20",
+    ]);
+    let check = xdpctl(&fs, ["doctor", "--check"]);
+    assert_ne!(
+        check.code, 0,
+        "a record without its filter: {}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("tcx_two") && check.stdout.contains("is gone"),
+        "{}",
+        check.stdout
+    );
+    xdpctl(&fs, ["doctor"]).ok();
+    assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0);
+    xdpctl(
+        &fs,
+        tc_args(&pair, Some("tc/tcx_one"), &["--priority", "10"]),
+    )
+    .ok();
+    assert_eq!(order(&fs, &pair), 1);
+
     // tc's own filter, running one of the load's programs by its pin,
     // first: it runs, and unload names it and leaves it.
     let pin = fs.path().join("tc/tcx_three");
@@ -235,7 +307,7 @@ fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
         "pinned",
         pin.to_str().unwrap(),
     ]);
-    assert_eq!(order(&fs, &pair), 312);
+    assert_eq!(order(&fs, &pair), 31);
     let out = xdpctl(&fs, ["unload", "tc"]).ok();
     assert!(
         out.stderr.contains("from tc-ingress of") && out.stderr.contains("(tc filter)"),
@@ -410,7 +482,23 @@ fn policies_hold_tc_filters_at_their_priorities_and_a_gone_device_leaves_no_reco
     assert_eq!(plan["changes"], 0, "{plan}");
 
     // Refused, nothing changes: a program the load lacks, one listed twice,
-    // priority 0, a device that is not there.
+    // priority 0, a device that is not there, a priority another tool's
+    // filter holds (refused by the plan, before the load's filters go).
+    let pin = fs.path().join("tc/tcx_three");
+    pair.b.iproute2_with_obj(&[
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        &pair.dev_b,
+        "ingress",
+        "pref",
+        "3",
+        "bpf",
+        "da",
+        "pinned",
+        pin.to_str().unwrap(),
+    ]);
     let before = (fs.snapshot(), tc_says(&pair));
     for (tc, says) in [
         (
@@ -428,6 +516,10 @@ fn policies_hold_tc_filters_at_their_priorities_and_a_gone_device_leaves_no_reco
         (
             serde_json::json!([{"name": "nodev0", "netns": pair.b.name(), "hook": "egress", "prog": "tcx_one"}]),
             "tc: no device named nodev0",
+        ),
+        (
+            serde_json::json!([entry("tcx_one", Some(3))]),
+            "tc: priority 3 at ingress of",
         ),
     ] {
         policy["tc"] = tc;

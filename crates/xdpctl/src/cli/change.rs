@@ -58,9 +58,9 @@ pub struct ChainArgs {
 /// The policy (YAML; the README and contrib/policy.example.yaml give the
 /// schema, every field explained) names the load
 /// directory and its object, the devices to attach it to, its tc programs
-/// at tcx hooks (`tcx`), the program behind the firewall (`chain`), the
-/// firewall's rules and guard's settings (`tcx` or `chain` left out: left
-/// as they are). apply reads the live state, prints the plan
+/// at tcx hooks (`tcx`) and as tc filters (`tc`, with priorities), the
+/// program behind the firewall (`chain`), the firewall's rules and guard's
+/// settings (`tcx`, `tc` or `chain` left out: left as they are). apply reads the live state, prints the plan
 /// (what it loads, attaches, detaches, and the entries it writes to and
 /// removes from each rule map: every count, the first 100 entries of each),
 /// and applies it: the rules through the
@@ -97,8 +97,9 @@ pub struct ApplyArgs {
 
 /// Print the live state of a load as a policy (YAML; JSON with -j).
 ///
-/// What is loaded in DIR, where it is attached (XDP, and its tcx links in
-/// run order), the program behind it (by a pin), and what its rule maps
+/// What is loaded in DIR, where it is attached (XDP, its tcx links in run
+/// order, its tc filters with their priorities), the program behind it (by
+/// a pin), and what its rule maps
 /// hold (guard's own blocks left out), in the format `apply -f` takes:
 /// `save` on one host and `apply` on another gives the same state.
 /// --hits adds each rule's counts as a comment on its line (packets and

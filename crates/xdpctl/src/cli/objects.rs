@@ -195,7 +195,7 @@ pub struct AttachArgs {
 
     /// With --dispatcher: the run priority (lower runs first; libxdp's
     /// default is 50).
-    #[arg(long, value_name = "N", requires = "dispatcher", default_value_t = crate::model::dispatcher::DEFAULT_PRIORITY)]
+    #[arg(long, value_name = "N", requires = "dispatcher", conflicts_with_all = ["replace", "netlink", "confirm_within", "tcx", "tc"], default_value_t = crate::model::dispatcher::DEFAULT_PRIORITY)]
     pub run_priority: u32,
 
     /// With --dispatcher: the actions after which the next program of the
@@ -205,6 +205,7 @@ pub struct AttachArgs {
         long,
         value_name = "ACTIONS",
         requires = "dispatcher",
+        conflicts_with_all = ["replace", "netlink", "confirm_within", "tcx", "tc"],
         default_value = "pass"
     )]
     pub chain_call: String,
@@ -212,7 +213,7 @@ pub struct AttachArgs {
     /// With --tc: the filter's priority, 1-65535 (lower runs first);
     /// refused if a cls_bpf filter holds it. Default: after every cls_bpf
     /// filter of the hook (the highest priority there + 1, or 1).
-    #[arg(long, value_name = "N", requires = "tc", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", requires = "tc", conflicts_with_all = ["tcx", "dispatcher"], value_parser = clap::value_parser!(u16).range(1..))]
     pub priority: Option<u16>,
 
     /// With --tcx: run before every other program of the hook.

@@ -93,10 +93,15 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         .map(|(_, spec)| spec)
         .collect();
     // Its tc filters, by priority (apply adds them at theirs).
-    let tc: Vec<TcSpec> = crate::ops::tc::specs(&load)?
-        .into_iter()
-        .map(|(_, spec)| spec)
-        .collect();
+    let (tc, unnamed) = crate::ops::tc::specs(&load)?;
+    let tc: Vec<TcSpec> = tc.into_iter().map(|(_, spec)| spec).collect();
+    for record in unnamed {
+        ctx.out.note(format_args!(
+            "left out the tc filter recorded at {}: its network namespace has no name under \
+             /run/netns, which a policy could give",
+            record.display()
+        ));
+    }
     // The program behind the load, by a pin of it (a program pinned
     // nowhere cannot be named in a policy: said, not saved).
     let chain = match crate::ops::chain::chain(ctx, &load.path, crate::ops::chain::Set::Show) {

@@ -62,15 +62,30 @@ pub const SUBDIRS: [&str; 6] = ["journal", "pending", "stage", "trash", "rollbac
 
 impl StateDir {
     /// The state directory of the bpffs that `path` (an existing path) is on.
+    ///
+    /// NB: found once a path for the process (a walk up the path, which
+    /// several steps of a command would repeat): a mount point does not
+    /// move under a running command (xdpctl mounts a bpffs only where none
+    /// is, before it looks for one).
     pub fn of(path: &Path) -> Result<Self> {
+        static FOUND: std::sync::Mutex<Vec<(PathBuf, StateDir)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut found = FOUND
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, state)) = found.iter().find(|(p, _)| p == path) {
+            return Ok(state.clone());
+        }
         if !pinfs::is_bpffs(path)? {
             bail!("{} is not on a bpffs", path.display());
         }
         let root = mount_root(path)?;
-        Ok(StateDir {
+        let state = StateDir {
             dir: root.join(crate::model::manifest::STATE_DIR),
             root,
-        })
+        };
+        found.push((path.to_owned(), state.clone()));
+        Ok(state)
     }
 
     /// Creates the state directory and its subdirectories if needed.

@@ -512,8 +512,21 @@ where
 
     let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
     let mut replies = Vec::new();
+    // NB: one recv(2) a datagram into room for the largest the kernel
+    // sends (a dump's are at most 32 KiB; a device's own message is far
+    // less), not netlink-sys's peek then read: a short command makes a
+    // few of these. Untouched room costs nothing.
+    const ROOM: usize = 1 << 17;
+    let mut data: Vec<u8> = Vec::with_capacity(ROOM);
     loop {
-        let (data, _) = socket.recv_from_full()?;
+        data.clear();
+        let len = socket.recv(&mut data, libc::MSG_TRUNC)?;
+        if len > ROOM {
+            return Err(NetlinkError {
+                errno: libc::EMSGSIZE,
+                message: Some(format!("a netlink reply of {len} bytes, over {ROOM}")),
+            });
+        }
         let mut offset = 0;
         while offset < data.len() {
             let msg =

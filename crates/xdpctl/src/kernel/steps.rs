@@ -205,23 +205,24 @@ impl Kernel for Real {
         }
     }
 
-    fn tc_filter(&mut self, at: &LinkPin) -> Result<Option<u32>> {
+    fn tc_filter(&mut self, at: &LinkPin) -> Result<Option<Option<u32>>> {
         let Hook::Tc { egress, prio, .. } = at.hook else {
-            return Ok(None);
+            return Ok(Some(None));
         };
         let Ok(_entered) = netns::enter_inode(at.netns)? else {
             return Ok(None);
         };
         let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
         let Some(ifindex) = tc_device(&mut rtnl, &at.dev)? else {
-            return Ok(None);
+            return Ok(Some(None));
         };
-        Ok(rtnl
-            .tc_bpf_filters(ifindex, netlink::clsact_parent(egress))
-            .context("listing tc filters")?
-            .into_iter()
-            .find(|f| f.priority == prio && f.handle == netlink::TC_FILTER_HANDLE)
-            .map(|f| f.prog_id))
+        Ok(Some(
+            rtnl.tc_bpf_filters(ifindex, netlink::clsact_parent(egress))
+                .context("listing tc filters")?
+                .into_iter()
+                .find(|f| f.priority == prio && f.handle == netlink::TC_FILTER_HANDLE)
+                .map(|f| f.prog_id),
+        ))
     }
 
     fn tc_filter_del(&mut self, at: &LinkPin) -> Result<()> {

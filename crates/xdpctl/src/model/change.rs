@@ -638,8 +638,13 @@ pub trait Kernel {
     /// The id of the program pinned at `path`, if a program is pinned there.
     fn pinned_prog(&mut self, path: &Path) -> anyhow::Result<Option<u32>>;
     /// The program the tc filter at the place `at` names runs (its device,
-    /// namespace, hook and priority; handle 1), if there is one.
-    fn tc_filter(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<Option<u32>>;
+    /// namespace, hook and priority; handle 1): `Some(None)` when there is
+    /// none there (or the device is gone), `None` when it cannot be told
+    /// (the namespace has no name to enter it by).
+    fn tc_filter(
+        &mut self,
+        at: &crate::model::linkpin::LinkPin,
+    ) -> anyhow::Result<Option<Option<u32>>>;
     /// Deletes that filter.
     fn tc_filter_del(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<()>;
     /// Makes that filter run program `to` (`tc filter replace`).
@@ -746,10 +751,13 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
                 kernel.rename(from, to)?;
             }
         }
+        // NB: a filter in a namespace out of reach is neither deleted nor
+        // forgotten: its record stays for `detach --tc --netns PATH`.
         Step::TcSettle { path } => {
             if let Some(prog) = kernel.pinned_prog(path)?
                 && let Some(at) = crate::model::linkpin::LinkPin::parse(path)
-                && kernel.tc_filter(&at)? != Some(prog)
+                && let Some(runs) = kernel.tc_filter(&at)?
+                && runs != Some(prog)
             {
                 kernel.unpin(path)?;
             }
@@ -771,19 +779,24 @@ pub fn run(kernel: &mut dyn Kernel, step: &Step) -> anyhow::Result<()> {
         }
         Step::TcSwap { at, from, to } => {
             if let Some(place) = crate::model::linkpin::LinkPin::parse(at)
-                && kernel.tc_filter(&place)? == Some(*from)
+                && kernel.tc_filter(&place)? == Some(Some(*from))
             {
                 kernel.tc_filter_replace(&place, *to)?;
             }
         }
         Step::TcDetach { path } => {
             if let Some(prog) = kernel.pinned_prog(path)? {
-                if let Some(at) = crate::model::linkpin::LinkPin::parse(path)
-                    && kernel.tc_filter(&at)? == Some(prog)
-                {
-                    kernel.tc_filter_del(&at)?;
+                let at = crate::model::linkpin::LinkPin::parse(path);
+                let runs = match &at {
+                    Some(at) => kernel.tc_filter(at)?,
+                    None => Some(None),
+                };
+                if let Some(runs) = runs {
+                    if let (Some(at), true) = (&at, runs == Some(prog)) {
+                        kernel.tc_filter_del(at)?;
+                    }
+                    kernel.unpin(path)?;
                 }
-                kernel.unpin(path)?;
             }
         }
         Step::DetachPinned { path } => {

@@ -547,7 +547,7 @@ fn tc_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcSpec>, Vec<
     let live = match load {
         // A load that is replaced keeps its records (the programs change
         // under them: see `load --replace`), so they are planned the same.
-        Some(l) => ops::tc::specs(l)?,
+        Some(l) => ops::tc::specs(l)?.0,
         None => Vec::new(),
     };
     let same = |t: &TcSpec, (p, l): &(crate::model::linkpin::LinkPin, TcSpec)| {
@@ -557,16 +557,41 @@ fn tc_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcSpec>, Vec<
             && p.dev == t.name.replace('.', "_")
             && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
     };
-    let attach = wanted
+    let attach: Vec<TcSpec> = wanted
         .iter()
         .filter(|t| !live.iter().any(|l| same(t, l)))
         .cloned()
         .collect();
-    let detach = live
+    let detach: Vec<TcSpec> = live
         .iter()
         .filter(|l| !wanted.iter().any(|t| same(t, l)))
         .map(|(_, spec)| spec.clone())
         .collect();
+    // A priority another filter holds (not one this plan deletes) would be
+    // refused halfway, after the deletions: refused now.
+    for t in &attach {
+        let Some(prio) = t.priority else { continue };
+        let spec = t
+            .netns
+            .as_deref()
+            .map(|n| crate::kernel::netns::path_of(n).display().to_string());
+        let freed = detach.iter().any(|d| {
+            d.name == t.name && d.netns == t.netns && d.hook == t.hook && d.priority == Some(prio)
+        });
+        if !freed
+            && let Some((name, prog)) =
+                ops::tc::holder(&t.name, spec.as_deref(), t.hook.egress(), prio)?
+        {
+            bail!(
+                "tc: priority {prio} at {} of {} holds the filter {name} (program {prog}), not \
+                 one of this load's; nothing was changed (give {} another priority in the \
+                 policy, or none)",
+                t.hook,
+                t.name,
+                t.prog
+            );
+        }
+    }
     Ok((attach, detach))
 }
 

@@ -156,9 +156,10 @@ fn resolve_typed(ctx: &Ctx, handle: &Handle, tc: bool) -> Result<Prog> {
     if info.type_ != want {
         let hint = match (tc, info.type_) {
             (false, PROG_TYPE_SCHED_CLS) => {
-                "; attach it at tcx instead (--tcx ingress or --tcx egress)"
+                "; attach it at tcx instead (--tcx ingress or --tcx egress), or as a tc filter on \
+                 a kernel before 6.6 (--tc ingress or --tc egress)"
             }
-            (true, PROG_TYPE_XDP) => "; attach it without --tcx, at XDP",
+            (true, PROG_TYPE_XDP) => "; attach it at XDP (without --tcx or --tc)",
             _ => "",
         };
         let type_name = sys::prog_type_name(info.type_);

@@ -220,6 +220,43 @@ fn check_load(
             });
         }
     }
+    // tc filters' records (`attach --tc`): one whose filter is gone (its
+    // device deleted, or tc deleted or replaced it) is stale.
+    for (path, pin, prog) in crate::ops::tc::records(&links) {
+        use crate::model::change::Kernel as _;
+        let Some(runs) = real.tc_filter(&pin)? else {
+            continue; // a namespace out of reach: cannot tell
+        };
+        if runs == Some(prog) {
+            continue;
+        }
+        problems += 1;
+        if repair {
+            journal.run(&[Step::TcSettle { path: path.clone() }])?;
+        }
+        let why = match runs {
+            Some(other) => format!("runs program {other} now (another tool replaced it)"),
+            None => "is gone".to_owned(),
+        };
+        out.push(Finding {
+            status: if repair { "repaired" } else { "problem" },
+            what: format!(
+                "the tc filter of {} at {} of {} {why}: {}",
+                match &pin.hook {
+                    crate::model::linkpin::Hook::Tc { prog, .. } => prog.as_str(),
+                    _ => "?",
+                },
+                pin.hook.name(),
+                pin.dev,
+                if repair {
+                    "unpinned its record"
+                } else {
+                    "would unpin its record"
+                }
+            ),
+            path,
+        });
+    }
     problems += check_indexes(ctx, dir, repair, out)?;
     if problems == 0 {
         out.push(Finding {

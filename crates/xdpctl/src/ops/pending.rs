@@ -253,9 +253,9 @@ fn changed_since(p: &Pending) -> Result<Vec<String>> {
             Expect::Tc { at, prog } => {
                 let runs = match crate::model::linkpin::LinkPin::parse(at) {
                     Some(place) => real.tc_filter(&place)?,
-                    None => None,
+                    None => Some(None),
                 };
-                if runs != Some(*prog) {
+                if runs != Some(Some(*prog)) {
                     changed.push(format!(
                         "the tc filter recorded at {} no longer runs program {prog}",
                         at.display()

@@ -108,14 +108,25 @@ pub fn records(links_dir: &Path) -> Vec<(PathBuf, LinkPin, u32)> {
 }
 
 /// The load's tc filters that run (a record whose filter is gone is
-/// none), each as a policy's `tc` entry, by device, hook and priority.
-pub fn specs(load: &crate::ops::loaddir::LoadDir) -> Result<Vec<(LinkPin, TcSpec)>> {
+/// none), each as a policy's `tc` entry, by device, hook and priority;
+/// and the records of filters in namespaces that have no name (a policy
+/// cannot name them).
+pub type Specs = (Vec<(LinkPin, TcSpec)>, Vec<PathBuf>);
+
+/// See [`Specs`].
+pub fn specs(load: &crate::ops::loaddir::LoadDir) -> Result<Specs> {
     use crate::model::change::Kernel as _;
     let spaces = netns::known()?;
     let mut out = Vec::new();
-    for (_, pin, prog) in records(&load.links_dir()) {
-        if crate::kernel::steps::Real.tc_filter(&pin)? != Some(prog) {
-            continue;
+    let mut unnamed = Vec::new();
+    for (path, pin, prog) in records(&load.links_dir()) {
+        match crate::kernel::steps::Real.tc_filter(&pin)? {
+            None => {
+                unnamed.push(path);
+                continue;
+            }
+            Some(runs) if runs != Some(prog) => continue,
+            Some(_) => {}
         }
         let Hook::Tc {
             egress,
@@ -137,6 +148,39 @@ pub fn specs(load: &crate::ops::loaddir::LoadDir) -> Result<Vec<(LinkPin, TcSpec
     out.sort_by(|(_, a), (_, b)| {
         (&a.name, &a.netns, a.hook, a.priority).cmp(&(&b.name, &b.netns, b.hook, b.priority))
     });
+    Ok((out, unnamed))
+}
+
+/// The `cls_bpf` filter holding priority `prio` at a hook of device `dev`
+/// (of the namespace `netns_spec` names), if any: (its name, program).
+pub fn holder(
+    dev: &str,
+    netns_spec: Option<&str>,
+    egress: bool,
+    prio: u16,
+) -> Result<Option<(String, u32)>> {
+    let _in = netns::enter(netns_spec)?;
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let Some(d) = rtnl.device(dev)? else {
+        return Ok(None);
+    };
+    Ok(rtnl
+        .tc_bpf_filters(d.ifindex, netlink::clsact_parent(egress))?
+        .into_iter()
+        .find(|f| f.priority == prio)
+        .map(|f| (f.name, f.prog_id)))
+}
+
+/// The records of `links_dir` whose namespace xdpctl cannot enter (no name
+/// under /run/netns): their filters can be deleted only from inside.
+pub fn out_of_reach(links_dir: &Path) -> Result<Vec<(PathBuf, LinkPin)>> {
+    use crate::model::change::Kernel as _;
+    let mut out = Vec::new();
+    for (path, pin, _) in records(links_dir) {
+        if crate::kernel::steps::Real.tc_filter(&pin)?.is_none() {
+            out.push((path, pin));
+        }
+    }
     Ok(out)
 }
 
@@ -216,7 +260,7 @@ pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
             if let Some(f) = filters.iter().find(|f| f.priority == p) {
                 bail!(
                     "priority {p} at {hook_name} of {} holds the filter {} (program {}); give \
-                     another --priority, or none to run after every filter there",
+                     another --priority (lower runs first)",
                     dev.name,
                     f.name,
                     f.prog_id
@@ -353,6 +397,12 @@ pub fn detach(
         let Hook::Tc { prio, .. } = pin.hook else {
             continue;
         };
+        // Another tool may have replaced the filter at that place: it is
+        // theirs now, and stays.
+        let runs = {
+            use crate::model::change::Kernel as _;
+            crate::kernel::steps::Real.tc_filter(&pin)?
+        };
         let (mut journal, notes) = ops::begin(&lock_dir(ctx, &pin.owner))?;
         ctx.out.notes(notes);
         let entry = journal.begin(Change::Steps {
@@ -373,6 +423,19 @@ pub fn detach(
             ));
             continue;
         };
+        if runs != Some(Some(prog_id)) {
+            ctx.out.note(format_args!(
+                "the filter of priority {prio} at {} of {dev_name} is no longer xdpctl's ({}): \
+                 left it alone, unpinned its record {}",
+                pin.hook.name(),
+                match runs.flatten() {
+                    Some(other) => format!("it runs program {other}: another tool replaced it"),
+                    None => "another tool deleted it".to_owned(),
+                },
+                path.display()
+            ));
+            continue;
+        }
         let prog_name = crate::kernel::objects::describe(Kind::Prog, prog_id)
             .map_or_else(|_| "?".into(), |d| d.name);
         ctx.out.note(format_args!(
@@ -411,18 +474,39 @@ pub fn detach(
 pub fn detach_load(
     journal: &mut ops::journal::Journal,
     links_dir: &Path,
-) -> Result<Vec<(LinkPin, u32)>> {
+) -> Result<Vec<(LinkPin, u32, u32)>> {
+    use crate::model::change::Kernel as _;
     let mut out = Vec::new();
     for (path, pin, prog) in records(links_dir) {
+        // Only a filter that still runs the record's program is deleted
+        // (and reported); the record goes either way.
+        let runs = crate::kernel::steps::Real.tc_filter(&pin)? == Some(Some(prog));
+        let ifindex = if runs { ifindex_of(&pin)? } else { 0 };
         let entry = journal.begin(Change::Steps {
             what: format!("delete of the tc filter recorded at {}", path.display()),
             steps: vec![Step::TcDetach { path: path.clone() }],
         })?;
         journal.run_forward(&entry)?;
         journal.finish(entry)?;
-        out.push((pin, prog));
+        if runs {
+            out.push((pin, prog, ifindex));
+        }
     }
     Ok(out)
+}
+
+/// The ifindex of the device a record names, in its namespace (0 when
+/// it cannot be found).
+fn ifindex_of(pin: &LinkPin) -> Result<u32> {
+    let Ok(_in) = netns::enter_inode(pin.netns)? else {
+        return Ok(0);
+    };
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    Ok(rtnl
+        .devices()?
+        .into_iter()
+        .find(|d| d.name.replace('.', "_") == pin.dev)
+        .map_or(0, |d| d.ifindex))
 }
 
 /// xdpctl's tc records for a device named `dev` of namespace `ino` at the

@@ -128,6 +128,25 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     let mut links = Vec::new();
     let spaces = crate::kernel::netns::known()?;
     let links_dir = load.links_dir();
+    // A tc filter in a namespace xdpctl cannot enter would keep running
+    // with its record gone: refused, before anything changes.
+    if let Some((path, pin)) = crate::ops::tc::out_of_reach(&links_dir)?.into_iter().next() {
+        bail!(
+            "{} has a tc filter on {} in a network namespace with no name under /run/netns \
+             (inode {}; its record is {}): delete it from there first (xdpctl detach {} --tc {} \
+             --netns /proc/PID/ns/net, PID a process in that namespace); nothing was changed",
+            load.path.display(),
+            pin.dev,
+            pin.netns,
+            path.display(),
+            pin.dev,
+            if pin.hook.name().ends_with("egress") {
+                "egress"
+            } else {
+                "ingress"
+            }
+        );
+    }
     // Out of libxdp dispatchers first: a dispatcher without its program.
     for record in crate::ops::dispatcher::records(&links_dir) {
         if let Some(dev) = crate::ops::dispatcher::leave(ctx, &mut journal, &record)? {
@@ -141,10 +160,10 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     }
     // Its tc filters first, each with its record: a filter has no link to
     // go with the load's pins.
-    for (pin, prog) in crate::ops::tc::detach_load(&mut journal, &links_dir)? {
+    for (pin, prog, ifindex) in crate::ops::tc::detach_load(&mut journal, &links_dir)? {
         detached.push(Attachment {
             device: pin.dev.clone(),
-            ifindex: 0,
+            ifindex,
             netns: crate::kernel::netns::Netns::by_inode(pin.netns, &spaces).name,
             xdp: XdpAttachment {
                 mode: pin.hook.name().to_owned(),

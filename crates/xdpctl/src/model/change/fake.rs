@@ -41,6 +41,8 @@ pub struct Fake {
     /// tc filters: the program each runs, by its place (the name of a
     /// record of it, e.g. `tc_ingress:p:3:eth0@9`).
     pub filters: BTreeMap<String, u32>,
+    /// Namespaces (by inode) that cannot be entered: no name to enter by.
+    pub unreachable: Vec<u64>,
     /// State changes left before the crash; `None`: never.
     pub budget: Option<usize>,
 }
@@ -190,8 +192,11 @@ impl Kernel for Fake {
             _ => None,
         })
     }
-    fn tc_filter(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<Option<u32>> {
-        Ok(self.filters.get(&at.name()).copied())
+    fn tc_filter(
+        &mut self,
+        at: &crate::model::linkpin::LinkPin,
+    ) -> anyhow::Result<Option<Option<u32>>> {
+        Ok((!self.unreachable.contains(&at.netns)).then(|| self.filters.get(&at.name()).copied()))
     }
     fn tc_filter_del(&mut self, at: &crate::model::linkpin::LinkPin) -> anyhow::Result<()> {
         self.spend()?;
@@ -836,4 +841,27 @@ fn a_tc_detach_killed_anywhere_is_finished_and_leaves_anothers_filter() {
     }
     assert_eq!(k.filters.get(&tc_place()), Some(&200));
     assert!(!k.fs.contains_key(Path::new(TC_RECORD)));
+}
+
+#[test]
+fn a_tc_record_in_a_namespace_out_of_reach_is_kept_not_forgotten() {
+    // Its filter cannot be told (no name to enter the namespace by): a
+    // detach or a settle leaves the record for `detach --tc --netns PATH`
+    // rather than forget a filter that may still run.
+    let mut k = Fake::default();
+    k.put(TC_RECORD, Node::Prog(100));
+    k.filters.insert(tc_place(), 100);
+    k.unreachable.push(9);
+    let before = k.state();
+    for step in [
+        Step::TcSettle {
+            path: TC_RECORD.into(),
+        },
+        Step::TcDetach {
+            path: TC_RECORD.into(),
+        },
+    ] {
+        run(&mut k, &step).unwrap();
+        assert_eq!(k.state(), before, "{step:?}");
+    }
 }
