@@ -384,3 +384,61 @@ fn unload_names_what_another_tool_attached_with_its_programs() {
         .exec(&["tc", "filter", "show", "dev", &pair.dev_b, "ingress"]);
     assert!(shown.contains("tc_pass"), "{shown}");
 }
+
+#[test]
+fn a_tcx_link_another_tool_pinned_is_shown_with_its_pin_and_left_alone_both_ways() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    // Cilium's way: a tcx link its agent pins in the bpffs (here with
+    // bpftool, under a directory of its own), outliving the process.
+    let theirs = pair.b.tcx_link(&pair.dev_b, &fixture("tc_pass"), false);
+    let show = || {
+        xdpctl(
+            &fs,
+            ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+        )
+        .ok()
+        .json()["devices"][0]["tcx_ingress"]
+            .clone()
+    };
+    let link_id = show()[0]["link_id"].as_u64().unwrap().to_string();
+    std::fs::create_dir(fs.path().join("cilium")).unwrap();
+    let pin = fs.path().join("cilium/tcx_ingress_link");
+    xdpctl_tests::sh(
+        "bpftool",
+        &["link", "pin", "id", &link_id, pin.to_str().unwrap()],
+    );
+    drop(theirs);
+    let shown = show();
+    assert_eq!(shown[0]["prog_name"], "tc_pass", "{shown}");
+    assert_eq!(
+        shown[0]["link_pinned"][0].as_str(),
+        Some(pin.to_str().unwrap()),
+        "{shown}"
+    );
+    // xdpctl's own link before theirs; bpftool lists it; detach --tcx and
+    // unload take xdpctl's off and leave theirs, pin and all.
+    let obj = fixture("tcx_order");
+    xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
+    let row = attach(&fs, &pair, "tcx/tcx_one", &["--first"]);
+    let ours = row["link_id"].as_u64().unwrap().to_string();
+    let listed = xdpctl_tests::sh("bpftool", &["link", "show", "id", &ours]);
+    assert!(listed.starts_with(&format!("{ours}:")), "{listed}");
+    assert_eq!(shown_names(&show()), ["tcx_one", "tc_pass"]);
+    xdpctl(&fs, tcx_args(&pair, None, &[])).ok();
+    assert_eq!(shown_names(&show()), ["tc_pass"]);
+    attach(&fs, &pair, "tcx/tcx_two", &[]);
+    xdpctl(&fs, ["unload", "tcx"]).ok();
+    assert_eq!(shown_names(&show()), ["tc_pass"], "theirs stays");
+    assert!(pin.exists(), "their pin stays");
+    std::fs::remove_file(&pin).unwrap();
+}
+
+fn shown_names(rows: &Value) -> Vec<String> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["prog_name"].as_str().unwrap().to_owned())
+        .collect()
+}
