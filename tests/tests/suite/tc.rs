@@ -535,3 +535,87 @@ fn policies_hold_tc_filters_at_their_priorities_and_a_gone_device_leaves_no_reco
     assert!(out.stderr.contains("is gone"), "{}", out.stderr);
     assert_eq!(fs.snapshot(), loaded);
 }
+
+#[test]
+fn a_killed_replace_leaves_tcx_links_and_tc_filters_on_the_loads_programs() {
+    require_privileges!();
+    let obj = fixture("tcx_order");
+    let obj = obj.to_str().unwrap();
+    for n in 1.. {
+        assert!(n < 200, "more than 200 crash points?");
+        let fs = Bpffs::new();
+        let pair = VethPair::new();
+        xdpctl(&fs, ["load", obj, "--pin", "tc"]).ok();
+        // tcx_one at tcx, then tc filters: tcx_two, the recorder.
+        xdpctl(
+            &fs,
+            [
+                "attach",
+                "tc/tcx_one",
+                &pair.dev_b,
+                "--netns",
+                pair.b.name(),
+                "--tcx",
+                "ingress",
+            ],
+        )
+        .ok();
+        xdpctl(&fs, tc_args(&pair, Some("tc/tcx_two"), &[])).ok();
+        xdpctl(&fs, tc_args(&pair, Some("tc/tcx_record"), &[])).ok();
+        let mut cmd = command(&fs);
+        cmd.env("XDPCTL_FAILPOINT", n.to_string());
+        cmd.args(["load", obj, "--pin", "tc", "--replace"]);
+        let out = cmd.output().unwrap();
+        let killed = out.status.signal() == Some(9);
+        assert!(
+            killed || out.status.success(),
+            "N={n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The next ordinary command settles it: every hook runs a program
+        // pinned in the load (all old or all new), each filter has its
+        // record, and the traffic takes them in order.
+        xdpctl(&fs, ["prog", "show"]).ok();
+        let pinned: Vec<u64> = ["tcx_one", "tcx_two", "tcx_record"]
+            .iter()
+            .map(|p| {
+                xdpctl(&fs, ["-j", "prog", "show", &format!("tc/{p}")])
+                    .ok()
+                    .json()[0]["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        let shown = xdpctl(
+            &fs,
+            ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+        )
+        .ok()
+        .json();
+        let dev = &shown["devices"][0];
+        let running: Vec<u64> = [
+            &dev["tcx_ingress"][0],
+            &dev["tc_ingress"][0],
+            &dev["tc_ingress"][1],
+        ]
+        .iter()
+        .map(|r| r["prog_id"].as_u64().unwrap_or(0))
+        .collect();
+        assert_eq!(running, pinned, "N={n}: {shown}");
+        assert!(
+            dev["tc_ingress"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["pinned"].as_array().unwrap().len() == 1),
+            "N={n}: a record for each filter: {shown}"
+        );
+        assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0, "N={n}");
+        assert_eq!(order(&fs, &pair), 12, "N={n}");
+        if !killed {
+            assert!(n > 5, "only {n} crash points: is the build's failpoint on?");
+            eprintln!("replace with tcx and tc: crash points: {n}");
+            break;
+        }
+    }
+}
