@@ -87,6 +87,35 @@ fn the_firewall_joins_libxdps_dispatcher_or_is_refused_with_the_reason() {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert_eq!(fs.snapshot(), before);
         assert!(xdp_on(&fs, &pair).is_empty());
+        // A record whose program runs in no dispatcher (the dispatcher was
+        // detached behind xdpctl's back): doctor reports and removes it.
+        let ino = std::fs::metadata(format!("/run/netns/{}", pair.b.name()))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap();
+        std::fs::create_dir_all(fs.path().join("fw/links")).unwrap();
+        let record = fs
+            .path()
+            .join(format!("fw/links/libxdp:xdp_fw:{}@{ino}", pair.dev_b));
+        xdpctl_tests::sh(
+            "bpftool",
+            &[
+                "prog",
+                "pin",
+                "pinned",
+                fs.path().join("fw/xdp_fw").to_str().unwrap(),
+                record.to_str().unwrap(),
+            ],
+        );
+        let check = xdpctl(&fs, ["doctor", "--check"]);
+        assert_ne!(check.code, 0, "{}", check.stdout);
+        assert!(
+            check.stdout.contains("runs in no libxdp dispatcher"),
+            "{}",
+            check.stdout
+        );
+        xdpctl(&fs, ["doctor"]).ok();
+        assert!(!record.exists());
+        assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0);
     } else {
         // The firewall runs in slot 0 of a version 2 dispatcher, drops
         // what it drops there, and leaves with its load.

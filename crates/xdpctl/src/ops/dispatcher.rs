@@ -617,3 +617,31 @@ pub fn records(links_dir: &Path) -> Vec<PathBuf> {
         .map(|p| p.path)
         .collect()
 }
+
+/// Whether the freplace copy recorded at `record` runs in a dispatcher on
+/// the device the record names; `None` when its namespace cannot be
+/// entered (no name under /run/netns).
+pub fn runs(ctx: &Ctx, record: &Path) -> Result<Option<bool>> {
+    let Some(pin) = LinkPin::parse(record) else {
+        return Ok(Some(false));
+    };
+    let ours = pinfs::pin_info(record)?.id;
+    let root = libxdp_root(ctx)?;
+    let Ok(_entered) = netns::enter_inode(pin.netns)? else {
+        return Ok(None);
+    };
+    let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    let Some(dev) = rtnl
+        .devices()?
+        .into_iter()
+        .find(|d| d.name.replace('.', "_") == pin.dev)
+    else {
+        return Ok(Some(false));
+    };
+    Ok(Some(dev.xdp.attached().into_iter().any(|(_, id)| {
+        dispatcher::read(id, dev.ifindex, &root)
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.programs.iter().any(|p| p.prog_id == Some(ours)))
+    })))
+}

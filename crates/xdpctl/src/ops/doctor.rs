@@ -257,6 +257,32 @@ fn check_load(
             path,
         });
     }
+    // Programs in libxdp dispatchers (`attach --dispatcher`): a record
+    // whose copy runs in no dispatcher any more (the dispatcher was
+    // detached) is stale.
+    for record in crate::ops::dispatcher::records(&links) {
+        if crate::ops::dispatcher::runs(ctx, &record)? != Some(false) {
+            continue;
+        }
+        problems += 1;
+        if repair {
+            journal.run(&[Step::RemoveTree {
+                path: record.clone(),
+            }])?;
+        }
+        out.push(Finding {
+            status: if repair { "repaired" } else { "problem" },
+            what: format!(
+                "the program recorded here runs in no libxdp dispatcher any more: {}",
+                if repair {
+                    "unpinned its record"
+                } else {
+                    "would unpin its record"
+                }
+            ),
+            path: record,
+        });
+    }
     problems += check_indexes(ctx, dir, repair, out)?;
     if problems == 0 {
         out.push(Finding {
