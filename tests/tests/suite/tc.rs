@@ -619,3 +619,42 @@ fn a_killed_replace_leaves_tcx_links_and_tc_filters_on_the_loads_programs() {
         }
     }
 }
+
+#[test]
+fn load_replace_after_a_device_went_drops_its_links_and_records() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    let obj = fixture("tcx_order");
+    let obj = obj.to_str().unwrap();
+    xdpctl(&fs, ["load", obj, "--pin", "tc"]).ok();
+    xdpctl(
+        &fs,
+        [
+            "attach",
+            "tc/tcx_one",
+            &pair.dev_b,
+            "--netns",
+            pair.b.name(),
+            "--tcx",
+            "ingress",
+        ],
+    )
+    .ok();
+    xdpctl(&fs, tc_args(&pair, Some("tc/tcx_two"), &[])).ok();
+    pair.b.exec(&["ip", "link", "del", &pair.dev_b]);
+    let out = xdpctl(&fs, ["load", obj, "--pin", "tc", "--replace"]).ok();
+    assert!(
+        out.stderr.contains("attached to nothing") && out.stderr.contains("dropped its record"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0);
+    let links: Vec<String> = fs
+        .snapshot()
+        .into_iter()
+        .filter(|e| e.contains("/links/"))
+        .collect();
+    assert!(links.is_empty(), "{links:?}");
+    xdpctl(&fs, ["unload", "tc"]).ok();
+}

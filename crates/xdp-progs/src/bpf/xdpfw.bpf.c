@@ -772,13 +772,29 @@ static __always_inline __u32 *cidr6_probe(const struct xdpfw_cidr6 *k)
 static __always_inline int cidr6_may_cover(const struct xdpfw_cidr6_lens *lens,
 					   const struct in6_addr *src)
 {
-	struct xdpfw_cidr6 key = { .prefixlen = XDPFW_CIDR6_COVER_LEN };
 	__u32 len = lens->len[0];
+	/* The key masked to L, in line: only its first two words can be
+	 * non-zero (L is at most 64), so cidr6_filter_bit's sum is theirs. */
+	__u32 w0 = src->in6_u.u6_addr32[0], w1 = src->in6_u.u6_addr32[1];
 
 	if (len > 64)
 		len = 64;
-	mask6(&key.addr, src, len);
-	__u32 bit = cidr6_filter_bit(&key);
+	if (len <= 32) {
+		w1 = 0;
+		if (len == 0)
+			w0 = 0;
+		else if (len < 32)
+			w0 &= bpf_htonl(~0u << (32 - len));
+	} else if (len < 64) {
+		w1 &= bpf_htonl(~0u << (64 - len));
+	}
+	__u32 h = XDPFW_CIDR6_COVER_LEN * 0x165667b1u;
+
+	h += w0 * 0x9e3779b1u;
+	h += w1 * 0x85ebca6bu;
+	h ^= h >> 15;
+	h *= 0x2c1b3c6du;
+	__u32 bit = h >> (32 - XDPFW_CIDR6_FILTER_BITS);
 	__u32 word = bit >> 6;
 	__u64 *w = bpf_map_lookup_elem(&cidr6_filter, &word);
 
@@ -828,14 +844,21 @@ __noinline int cidr6_index_lookup(const struct in6_addr *src)
 }
 
 /* Whether cidr6 drops `src`: through the index when xdpctl built it. */
-static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *src)
+/* Whether the trie `cidr6` drops `src` (its longest covering prefix). */
+static __always_inline int cidr6_trie(const struct in6_addr *src)
 {
 	struct xdpfw_cidr6 prefix = { .prefixlen = 128, .addr = *src };
+
+	return blocked(&cidr6, &prefix);
+}
+
+static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *src)
+{
 	__u64 *mode = ctl_word(XDPFW_CTL_CIDR6_MODE);
 	__u64 m = mode_of(mode);
 
 	if (m == XDPFW_INDEX_EMPTY) {
-		if (!pk->tick || !blocked(&cidr6, &prefix))
+		if (!pk->tick || !cidr6_trie(src))
 			return 0;
 		drifted(mode, XDPFW_CTL_CIDR6_DRIFT);
 		src6_hit(pk, XDPFW_RULE_CIDR6, src, XDPFW_RULE_LEN_UNKNOWN);
@@ -861,7 +884,7 @@ static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *
 			int drop = v >= 0 && (v & 0xff) > 0;
 
 			if (pk->tick) {
-				int trie = blocked(&cidr6, &prefix);
+				int trie = cidr6_trie(src);
 
 				if (trie != drop) {
 					drifted(mode, XDPFW_CTL_CIDR6_DRIFT);
@@ -875,7 +898,7 @@ static __always_inline int cidr6_blocked(struct pkt *pk, const struct in6_addr *
 			return drop;
 		}
 	}
-	if (!blocked(&cidr6, &prefix))
+	if (!cidr6_trie(src))
 		return 0;
 	src6_hit(pk, XDPFW_RULE_CIDR6, src, XDPFW_RULE_LEN_UNKNOWN);
 	return 1;

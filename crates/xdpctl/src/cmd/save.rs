@@ -79,8 +79,22 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
     };
     let load = LoadDir::open(&dir)?;
     let builtin = load.manifest.object == format!("built-in {}", xdp_progs::xdpfw::NAME);
+    // A namespace a policy cannot name (no name under /run/netns, not this
+    // one) would read as this one: what is there is left out, said.
+    let known = crate::kernel::netns::known()?;
+    let nameable = |ino: u64, what: &str| {
+        let ok = known.iter().any(|n| n.ino == ino);
+        if !ok {
+            ctx.out.note(format_args!(
+                "left out {what}: its network namespace (inode {ino}) has no name under \
+                 /run/netns, which a policy could give"
+            ));
+        }
+        ok
+    };
     let devices = live::devices(&load, &ctx.link_pin_index()?)?
         .into_iter()
+        .filter(|d| nameable(d.netns.ino, &format!("the attachment to {}", d.name)))
         .map(|d| DeviceSpec {
             name: d.name,
             netns: d.netns.name,
@@ -90,6 +104,12 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
     // Its tcx links, in run order (apply appends them in the policy's).
     let tcx: Vec<TcxSpec> = live::tcx_specs(&load)?
         .into_iter()
+        .filter(|(pin, spec)| {
+            nameable(
+                pin.netns,
+                &format!("the tcx link of {} on {}", spec.prog, spec.name),
+            )
+        })
         .map(|(_, spec)| spec)
         .collect();
     // Its tc filters, by priority (apply adds them at theirs).

@@ -516,6 +516,22 @@ impl Policy {
                     format!("{:?} is not a program name of the load", t.prog),
                 );
             }
+            if let Some(p) = t.priority
+                && self.tc.iter().flatten().take(i).any(|o| {
+                    o.priority == Some(p)
+                        && o.name == t.name
+                        && o.netns == t.netns
+                        && o.hook == t.hook
+                })
+            {
+                return bad(
+                    &format!("tc[{i}].priority"),
+                    format!(
+                        "priority {p} at {} of {} is given twice (one filter a priority)",
+                        t.hook, t.name
+                    ),
+                );
+            }
             if t.priority == Some(0) {
                 return bad(
                     &format!("tc[{i}].priority"),

@@ -171,7 +171,8 @@ fn current(
                 .map_or_else(|_| "?".into(), |d| d.name);
             bail!(
                 "{} runs program {id} ({name}) in {} mode, not a libxdp dispatcher: detach it \
-                 first (xdpctl detach {}), or attach without --dispatcher --replace",
+                 first (xdpctl detach {}), or replace it (attach with --replace instead of \
+                 --dispatcher)",
                 dev.name,
                 mode.name(),
                 dev.name
@@ -290,8 +291,8 @@ fn refused(e: anyhow::Error, name: &str) -> anyhow::Error {
     });
     if eperm && nix::unistd::geteuid().is_root() {
         anyhow::anyhow!(
-            "this kernel refuses freplace programs (the kernel's lockdown does, for root too: \
-             `cat /sys/kernel/security/lockdown`), and libxdp's dispatcher is made of them: \
+            "this kernel refuses freplace programs (a kernel in lockdown does, for root too), \
+             and libxdp's dispatcher is made of them: \
              {name} cannot join one here (its freplace load: Operation not permitted); \
              nothing was changed: attach it alone (xdpctl attach), and put another program \
              behind it with xdpctl chain"

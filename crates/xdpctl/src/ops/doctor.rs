@@ -232,7 +232,12 @@ fn check_load(
         }
         problems += 1;
         if repair {
-            journal.run(&[Step::TcSettle { path: path.clone() }])?;
+            journal.run(&[
+                Step::TcSettle { path: path.clone() },
+                Step::RmdirIfEmpty {
+                    path: links.clone(),
+                },
+            ])?;
         }
         let why = match runs {
             Some(other) => format!("runs program {other} now (another tool replaced it)"),
@@ -266,9 +271,14 @@ fn check_load(
         }
         problems += 1;
         if repair {
-            journal.run(&[Step::RemoveTree {
-                path: record.clone(),
-            }])?;
+            journal.run(&[
+                Step::RemoveTree {
+                    path: record.clone(),
+                },
+                Step::RmdirIfEmpty {
+                    path: links.clone(),
+                },
+            ])?;
         }
         out.push(Finding {
             status: if repair { "repaired" } else { "problem" },

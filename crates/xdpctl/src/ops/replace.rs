@@ -209,6 +209,16 @@ pub fn replace(
         let fd = pinfs::obj_get(&pin.path)?;
         let info = sys::link_info(fd.as_fd())
             .with_context(|| format!("reading link {}", pin.path.display()))?;
+        // A link whose device went is attached to nothing: nothing to
+        // switch, and its pin is not carried into the new load.
+        if sys::device_link_ifindex(&info) == Some(0) {
+            ctx.out.note(format_args!(
+                "link {} (pinned at {}) is attached to nothing (its device went): dropped its pin",
+                pin.id,
+                pin.path.display()
+            ));
+            continue;
+        }
         link_pins.push((pin.path.clone(), fd));
         let Some(prog) = old_progs.get(&info.prog_id) else {
             continue;
@@ -229,10 +239,38 @@ pub fn replace(
     // Its tc filters: the new program of the same name, by `tc filter
     // replace`; the records staged with the new programs.
     let mut tc_records = Vec::new();
-    for (path, _, prog) in super::tc::records(&links_dir) {
+    let mut tc_kept = Vec::new();
+    for (path, pin, prog) in super::tc::records(&links_dir) {
         let Some(name) = old_progs.get(&prog) else {
             continue;
         };
+        {
+            use crate::model::change::Kernel as _;
+            match crate::kernel::steps::Real.tc_filter(&pin)? {
+                Some(runs) if runs == Some(prog) => {}
+                // Deleted or replaced by another tool, or its device went:
+                // not the load's any more, and not carried over.
+                Some(_) => {
+                    ctx.out.note(format_args!(
+                        "the tc filter recorded at {} is no longer the load's (its device \
+                         went, or another tool deleted or replaced it): dropped its record",
+                        path.display()
+                    ));
+                    continue;
+                }
+                // In a namespace out of reach: kept as it is (it runs the old
+                // program until `detach --tc --netns PATH`).
+                None => {
+                    ctx.out.note(format_args!(
+                        "the tc filter recorded at {} is in a network namespace xdpctl cannot \
+                         enter: it keeps the old program {name}",
+                        path.display()
+                    ));
+                    tc_kept.push(path);
+                    continue;
+                }
+            }
+        }
         if !names.contains(name) {
             bail!(
                 "the tc filter recorded at {} runs {name}, which {} does not have; nothing was \
@@ -383,6 +421,11 @@ pub fn replace(
         for (path, name) in &tc_records {
             let rel = path.strip_prefix(&load.path).expect("below the load");
             let fd = ebpf.program(name).expect("loaded").fd()?;
+            staging.pin(&rel.display().to_string(), fd.as_fd())?;
+        }
+        for path in &tc_kept {
+            let rel = path.strip_prefix(&load.path).expect("below the load");
+            let fd = pinfs::obj_get(path)?;
             staging.pin(&rel.display().to_string(), fd.as_fd())?;
         }
         for pin in &pins {

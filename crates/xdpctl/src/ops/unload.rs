@@ -130,21 +130,33 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
     let links_dir = load.links_dir();
     // A tc filter in a namespace xdpctl cannot enter would keep running
     // with its record gone: refused, before anything changes.
-    if let Some((path, pin)) = crate::ops::tc::out_of_reach(&links_dir)?.into_iter().next() {
+    let unreachable = crate::ops::tc::out_of_reach(&links_dir)?;
+    if !unreachable.is_empty() {
+        let each: Vec<String> = unreachable
+            .iter()
+            .map(|(path, pin)| {
+                let hook = if pin.hook.name().ends_with("egress") {
+                    "egress"
+                } else {
+                    "ingress"
+                };
+                format!(
+                    "{} at {} in namespace inode {} (`xdpctl detach {} --tc {hook} --netns \
+                     /proc/PID/ns/net`; its record is {})",
+                    pin.dev,
+                    pin.hook.name(),
+                    pin.netns,
+                    pin.dev,
+                    path.display()
+                )
+            })
+            .collect();
         bail!(
-            "{} has a tc filter on {} in a network namespace with no name under /run/netns \
-             (inode {}; its record is {}): delete it from there first (xdpctl detach {} --tc {} \
-             --netns /proc/PID/ns/net, PID a process in that namespace); nothing was changed",
+            "{} has tc filters in network namespaces with no name under /run/netns, which \
+             xdpctl cannot enter: {}; delete them from there first (PID a process in that \
+             namespace); nothing was changed",
             load.path.display(),
-            pin.dev,
-            pin.netns,
-            path.display(),
-            pin.dev,
-            if pin.hook.name().ends_with("egress") {
-                "egress"
-            } else {
-                "ingress"
-            }
+            each.join("; ")
         );
     }
     // Out of libxdp dispatchers first: a dispatcher without its program.
