@@ -646,6 +646,49 @@ pub fn zeroed_attr() -> aya_obj::generated::bpf_attr {
     unsafe { std::mem::MaybeUninit::zeroed().assume_init() }
 }
 
+/// Kills `args` (an xdpctl command on a fresh bpffs and veth pair made
+/// ready by `setup`) before each of its state changes in turn
+/// (`XDPCTL_FAILPOINT=1, 2, ...`, a failpoints build), lets the next
+/// ordinary command settle what it left, and hands `check` the bpffs, the
+/// pair, what `setup` returned, the crash point and whether the command
+/// was killed there; stops at the first run that was not killed. Returns
+/// the number of runs.
+pub fn kill_at_each_step<T>(
+    what: &str,
+    setup: impl Fn(&Bpffs, &VethPair) -> T,
+    args: impl Fn(&VethPair) -> Vec<String>,
+    check: impl Fn(&Bpffs, &VethPair, &T, usize, bool),
+) -> usize {
+    for n in 1.. {
+        assert!(n < 200, "{what}: more than 200 crash points?");
+        let fs = Bpffs::new();
+        let pair = VethPair::new();
+        let ready = setup(&fs, &pair);
+        let mut cmd = command(&fs);
+        cmd.env("XDPCTL_FAILPOINT", n.to_string());
+        cmd.args(args(&pair));
+        let out = cmd.output().expect("running xdpctl");
+        let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9);
+        assert!(
+            killed || out.status.success(),
+            "{what} N={n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The next ordinary command settles it.
+        xdpctl(&fs, ["prog", "show"]).ok();
+        check(&fs, &pair, &ready, n, killed);
+        if !killed {
+            assert!(
+                n > 2,
+                "{what}: only {n} crash points: is the build's failpoint on?"
+            );
+            eprintln!("{what}: crash points: {n}");
+            return n;
+        }
+    }
+    unreachable!()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,7 @@
 //! its filters, deleted by `unload`; refusals that change nothing; and
 //! SIGKILL at every state change of an attach and a detach.
 
-use std::os::unix::process::ExitStatusExt;
-
-use xdpctl_tests::{Bpffs, VethPair, command, fixture, require_privileges, xdpctl};
+use xdpctl_tests::{Bpffs, VethPair, fixture, kill_at_each_step, require_privileges, xdpctl};
 
 /// The mark the recorder saw last: the digits of the programs that ran
 /// before it, in their order.
@@ -333,59 +331,45 @@ fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
 fn a_killed_tc_attach_or_detach_leaves_before_or_after() {
     require_privileges!();
     let obj = fixture("tcx_order");
-    for (what, detach) in [("attach", false), ("detach", true)] {
-        for n in 1.. {
-            assert!(n < 50, "{what}: more than 50 crash points?");
-            let fs = Bpffs::new();
-            let pair = VethPair::new();
-            xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tc"]).ok();
-            xdpctl(&fs, tc_args(&pair, Some("tc/tcx_two"), &[])).ok();
-            if detach {
-                xdpctl(&fs, tc_args(&pair, Some("tc/tcx_one"), &[])).ok();
-            }
-            let before = tc_state(&fs, &pair);
-            let mut cmd = command(&fs);
-            cmd.env("XDPCTL_FAILPOINT", n.to_string());
-            cmd.args(if detach {
-                tc_args(&pair, None, &["--prog", "tc/tcx_one"])
-            } else {
-                tc_args(&pair, Some("tc/tcx_one"), &[])
-            });
-            let out = cmd.output().unwrap();
-            let killed = out.status.signal() == Some(9);
-            assert!(
-                killed || out.status.success(),
-                "{what} N={n}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            // The next ordinary command settles it.
-            xdpctl(&fs, ["prog", "show"]).ok();
-            let now = tc_state(&fs, &pair);
-            let after = if detach {
-                (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
-            } else {
-                let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
-                (both.clone(), both)
-            };
-            assert!(
-                now == before || now == after,
-                "{what}, killed before state change {n}: {now:?}, before {before:?}, after \
-                 {after:?}"
-            );
-            assert_eq!(
-                now.0, now.1,
-                "{what} N={n}: a record for every filter, no other"
-            );
-            assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
-            if !killed {
+    for (what, detach) in [("tc attach", false), ("tc detach", true)] {
+        kill_at_each_step(
+            what,
+            |fs, pair| {
+                xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", "tc"]).ok();
+                xdpctl(fs, tc_args(pair, Some("tc/tcx_two"), &[])).ok();
+                if detach {
+                    xdpctl(fs, tc_args(pair, Some("tc/tcx_one"), &[])).ok();
+                }
+                tc_state(fs, pair)
+            },
+            |pair| {
+                let args = if detach {
+                    tc_args(pair, None, &["--prog", "tc/tcx_one"])
+                } else {
+                    tc_args(pair, Some("tc/tcx_one"), &[])
+                };
+                args.into_iter().map(str::to_owned).collect()
+            },
+            |fs, pair, before, n, _| {
+                let now = tc_state(fs, pair);
+                let after = if detach {
+                    (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
+                } else {
+                    let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
+                    (both.clone(), both)
+                };
                 assert!(
-                    n > 2,
-                    "{what}: only {n} crash points: is the build's failpoint on?"
+                    now == *before || now == after,
+                    "{what}, killed before state change {n}: {now:?}, before {before:?}, \
+                     after {after:?}"
                 );
-                eprintln!("tc {what}: crash points: {n}");
-                break;
-            }
-        }
+                assert_eq!(
+                    now.0, now.1,
+                    "{what} N={n}: a record for every filter, no other"
+                );
+                assert_eq!(xdpctl(fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
+            },
+        );
     }
 }
 
@@ -541,83 +525,75 @@ fn a_killed_replace_leaves_tcx_links_and_tc_filters_on_the_loads_programs() {
     require_privileges!();
     let obj = fixture("tcx_order");
     let obj = obj.to_str().unwrap();
-    for n in 1.. {
-        assert!(n < 200, "more than 200 crash points?");
-        let fs = Bpffs::new();
-        let pair = VethPair::new();
-        xdpctl(&fs, ["load", obj, "--pin", "tc"]).ok();
-        // tcx_one at tcx, then tc filters: tcx_two, the recorder.
-        xdpctl(
-            &fs,
-            [
-                "attach",
-                "tc/tcx_one",
-                &pair.dev_b,
-                "--netns",
-                pair.b.name(),
-                "--tcx",
-                "ingress",
-            ],
-        )
-        .ok();
-        xdpctl(&fs, tc_args(&pair, Some("tc/tcx_two"), &[])).ok();
-        xdpctl(&fs, tc_args(&pair, Some("tc/tcx_record"), &[])).ok();
-        let mut cmd = command(&fs);
-        cmd.env("XDPCTL_FAILPOINT", n.to_string());
-        cmd.args(["load", obj, "--pin", "tc", "--replace"]);
-        let out = cmd.output().unwrap();
-        let killed = out.status.signal() == Some(9);
-        assert!(
-            killed || out.status.success(),
-            "N={n}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // The next ordinary command settles it: every hook runs a program
-        // pinned in the load (all old or all new), each filter has its
-        // record, and the traffic takes them in order.
-        xdpctl(&fs, ["prog", "show"]).ok();
-        let pinned: Vec<u64> = ["tcx_one", "tcx_two", "tcx_record"]
-            .iter()
-            .map(|p| {
-                xdpctl(&fs, ["-j", "prog", "show", &format!("tc/{p}")])
-                    .ok()
-                    .json()[0]["id"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
-        let shown = xdpctl(
-            &fs,
-            ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
-        )
-        .ok()
-        .json();
-        let dev = &shown["devices"][0];
-        let running: Vec<u64> = [
-            &dev["tcx_ingress"][0],
-            &dev["tc_ingress"][0],
-            &dev["tc_ingress"][1],
-        ]
-        .iter()
-        .map(|r| r["prog_id"].as_u64().unwrap_or(0))
-        .collect();
-        assert_eq!(running, pinned, "N={n}: {shown}");
-        assert!(
-            dev["tc_ingress"]
-                .as_array()
-                .unwrap()
+    let points = kill_at_each_step(
+        "replace with tcx and tc",
+        |fs, pair| {
+            xdpctl(fs, ["load", obj, "--pin", "tc"]).ok();
+            // tcx_one at tcx, then tc filters: tcx_two, the recorder.
+            xdpctl(
+                fs,
+                [
+                    "attach",
+                    "tc/tcx_one",
+                    &pair.dev_b,
+                    "--netns",
+                    pair.b.name(),
+                    "--tcx",
+                    "ingress",
+                ],
+            )
+            .ok();
+            xdpctl(fs, tc_args(pair, Some("tc/tcx_two"), &[])).ok();
+            xdpctl(fs, tc_args(pair, Some("tc/tcx_record"), &[])).ok();
+        },
+        |_| {
+            ["load", obj, "--pin", "tc", "--replace"]
+                .map(str::to_owned)
+                .to_vec()
+        },
+        |fs, pair, (), n, _| {
+            // Every hook runs a program pinned in the load (all old or all
+            // new), each filter has its record, and the traffic takes them
+            // in order.
+            let pinned: Vec<u64> = ["tcx_one", "tcx_two", "tcx_record"]
                 .iter()
-                .all(|r| r["pinned"].as_array().unwrap().len() == 1),
-            "N={n}: a record for each filter: {shown}"
-        );
-        assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0, "N={n}");
-        assert_eq!(order(&fs, &pair), 12, "N={n}");
-        if !killed {
-            assert!(n > 5, "only {n} crash points: is the build's failpoint on?");
-            eprintln!("replace with tcx and tc: crash points: {n}");
-            break;
-        }
-    }
+                .map(|p| {
+                    xdpctl(fs, ["-j", "prog", "show", &format!("tc/{p}")])
+                        .ok()
+                        .json()[0]["id"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect();
+            let shown = xdpctl(
+                fs,
+                ["-j", "net", "show", &pair.dev_b, "--netns", pair.b.name()],
+            )
+            .ok()
+            .json();
+            let dev = &shown["devices"][0];
+            let running: Vec<u64> = [
+                &dev["tcx_ingress"][0],
+                &dev["tc_ingress"][0],
+                &dev["tc_ingress"][1],
+            ]
+            .iter()
+            .map(|r| r["prog_id"].as_u64().unwrap_or(0))
+            .collect();
+            assert_eq!(running, pinned, "N={n}: {shown}");
+            assert!(
+                dev["tc_ingress"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r["pinned"].as_array().unwrap().len() == 1),
+                "N={n}: a record for each filter: {shown}"
+            );
+            assert_eq!(xdpctl(fs, ["doctor", "--check"]).code, 0, "N={n}");
+            assert_eq!(order(fs, pair), 12, "N={n}");
+        },
+    );
+    assert!(points > 5, "{points}");
 }
 
 #[test]

@@ -4,10 +4,8 @@
 //! revision refused; another tool's tcx link left alone; and SIGKILL at
 //! every state change of an attach and a detach.
 
-use std::os::unix::process::ExitStatusExt;
-
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, VethPair, command, fixture, require_privileges, xdpctl};
+use xdpctl_tests::{Bpffs, VethPair, fixture, kill_at_each_step, require_privileges, xdpctl};
 
 /// The mark the recorder saw last: the digits of the programs that ran
 /// before it, in their order.
@@ -210,57 +208,42 @@ fn tcx_state(fs: &Bpffs, pair: &VethPair) -> (Vec<String>, Vec<String>) {
 fn a_killed_tcx_attach_or_detach_leaves_before_or_after() {
     require_privileges!();
     let obj = fixture("tcx_order");
-    for (what, detach) in [("attach", false), ("detach", true)] {
-        for n in 1.. {
-            assert!(n < 50, "{what}: more than 50 crash points?");
-            let fs = Bpffs::new();
-            let pair = VethPair::new();
-            xdpctl(&fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
-            attach(&fs, &pair, "tcx/tcx_two", &[]);
-            if detach {
-                attach(&fs, &pair, "tcx/tcx_one", &[]);
-            }
-            let before = tcx_state(&fs, &pair);
-            let mut cmd = command(&fs);
-            cmd.env("XDPCTL_FAILPOINT", n.to_string());
-            cmd.args(if detach {
-                tcx_args(&pair, None, &["--prog", "tcx/tcx_one"])
-            } else {
-                tcx_args(&pair, Some("tcx/tcx_one"), &[])
-            });
-            let out = cmd.output().unwrap();
-            let killed = out.status.signal() == Some(9);
-            assert!(
-                killed || out.status.success(),
-                "{what} N={n}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            // The next ordinary command settles it.
-            xdpctl(&fs, ["prog", "show"]).ok();
-            let now = tcx_state(&fs, &pair);
-            let after = if detach {
-                (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
-            } else {
-                let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
-                (both.clone(), both)
-            };
-            assert!(
-                now == before || now == after,
-                "{what}, killed before state change {n}: {now:?}, before {before:?}, after \
-                 {after:?}"
-            );
-            assert_eq!(now.0, now.1, "{what} N={n}: a pin for every link, no other");
-            assert_eq!(xdpctl(&fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
-            if !killed {
-                // mkdir, the link, its pin, the journal's own: killed at each.
+    for (what, detach) in [("tcx attach", false), ("tcx detach", true)] {
+        kill_at_each_step(
+            what,
+            |fs, pair| {
+                xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
+                attach(fs, pair, "tcx/tcx_two", &[]);
+                if detach {
+                    attach(fs, pair, "tcx/tcx_one", &[]);
+                }
+                tcx_state(fs, pair)
+            },
+            |pair| {
+                let args = if detach {
+                    tcx_args(pair, None, &["--prog", "tcx/tcx_one"])
+                } else {
+                    tcx_args(pair, Some("tcx/tcx_one"), &[])
+                };
+                args.into_iter().map(str::to_owned).collect()
+            },
+            |fs, pair, before, n, _| {
+                let now = tcx_state(fs, pair);
+                let after = if detach {
+                    (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
+                } else {
+                    let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
+                    (both.clone(), both)
+                };
                 assert!(
-                    n > 2,
-                    "{what}: only {n} crash points: is the build's failpoint on?"
+                    now == *before || now == after,
+                    "{what}, killed before state change {n}: {now:?}, before {before:?}, \
+                     after {after:?}"
                 );
-                eprintln!("tcx {what}: crash points: {n}");
-                break;
-            }
-        }
+                assert_eq!(now.0, now.1, "{what} N={n}: a pin for every link, no other");
+                assert_eq!(xdpctl(fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
+            },
+        );
     }
 }
 

@@ -1,4 +1,5 @@
-//! `xdpctl detach`: [`ops::detach`] and what it took off as a table.
+//! `xdpctl detach`: [`ops::detach`] (or, at a tc hook, [`ops::tcx`]'s or
+//! [`ops::tc`]'s) and what it took off as a table.
 
 use anyhow::Result;
 
@@ -6,42 +7,35 @@ use crate::{
     cli::{DetachArgs, TcxHook},
     ctx::Ctx,
     ops::{detach, tc, tcx},
+    render::Human,
 };
 
 /// `xdpctl detach`.
 pub fn detach(ctx: &Ctx, args: &DetachArgs) -> Result<()> {
-    if let Some(hook) = args.tc {
-        let detached = tc::detach(
+    let (dev, netns, prog) = (&args.dev, args.netns.as_deref(), args.prog.as_ref());
+    match (args.tc, args.tcx) {
+        (Some(hook), _) => hooked(
             ctx,
-            &args.dev,
-            args.netns.as_deref(),
-            hook == TcxHook::Egress,
-            args.prog.as_ref(),
-        )?;
-        if detached.is_empty() {
-            ctx.out.json_or_nothing(&serde_json::json!([]))?;
-        } else {
-            ctx.out.result(&detached)?;
-        }
-        return Ok(());
-    }
-    if let Some(hook) = args.tcx {
-        let detached = tcx::detach(
+            &tc::detach(ctx, dev, netns, hook == TcxHook::Egress, prog)?,
+        ),
+        (_, Some(hook)) => hooked(
             ctx,
-            &args.dev,
-            args.netns.as_deref(),
-            hook == TcxHook::Egress,
-            args.prog.as_ref(),
-        )?;
-        // Nothing taken off: the note says so; no empty table.
-        if detached.is_empty() {
-            ctx.out.json_or_nothing(&serde_json::json!([]))?;
-        } else {
-            ctx.out.result(&detached)?;
-        }
-        return Ok(());
+            &tcx::detach(ctx, dev, netns, hook == TcxHook::Egress, prog)?,
+        ),
+        _ => Ok(ctx.out.result(&detach::detach(ctx, dev, netns)?)?),
     }
-    let detached = detach::detach(ctx, &args.dev, args.netns.as_deref())?;
-    ctx.out.result(&detached)?;
+}
+
+/// What a detach at a tc hook took off; nothing taken off: the note says
+/// so, no empty table.
+fn hooked<T>(ctx: &Ctx, detached: &Vec<T>) -> Result<()>
+where
+    Vec<T>: Human,
+{
+    if detached.is_empty() {
+        ctx.out.json_or_nothing(&serde_json::json!([]))?;
+    } else {
+        ctx.out.result(detached)?;
+    }
     Ok(())
 }

@@ -371,20 +371,8 @@ pub const TC_FILTER_HANDLE: u32 = 1;
 impl Rtnl {
     /// Adds a clsact qdisc to a device (`tc qdisc add dev X clsact`).
     pub fn add_clsact(&mut self, ifindex: u32) -> Result<(), NetlinkError> {
-        let mut msg = TcMessage::default();
-        msg.header.index = ifindex as i32;
-        msg.header.handle = TcHandle {
-            major: 0xffff,
-            minor: 0,
-        };
-        // TC_H_CLSACT
-        msg.header.parent = TcHandle {
-            major: 0xffff,
-            minor: 0xfff1,
-        };
-        msg.attributes.push(TcAttribute::Kind("clsact".into()));
         self.exchange(
-            RouteNetlinkMessage::NewQueueDiscipline(msg),
+            RouteNetlinkMessage::NewQueueDiscipline(clsact_message(ifindex)),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         )
         .map(drop)
@@ -392,19 +380,11 @@ impl Rtnl {
 
     /// Deletes a device's clsact qdisc, with its filters.
     pub fn del_clsact(&mut self, ifindex: u32) -> Result<(), NetlinkError> {
-        let mut msg = TcMessage::default();
-        msg.header.index = ifindex as i32;
-        msg.header.handle = TcHandle {
-            major: 0xffff,
-            minor: 0,
-        };
-        msg.header.parent = TcHandle {
-            major: 0xffff,
-            minor: 0xfff1,
-        };
-        msg.attributes.push(TcAttribute::Kind("clsact".into()));
-        self.exchange(RouteNetlinkMessage::DelQueueDiscipline(msg), NLM_F_ACK)
-            .map(drop)
+        self.exchange(
+            RouteNetlinkMessage::DelQueueDiscipline(clsact_message(ifindex)),
+            NLM_F_ACK,
+        )
+        .map(drop)
     }
 
     /// Adds a direct-action `cls_bpf` filter running the program `fd` (as
@@ -472,6 +452,22 @@ impl Rtnl {
         self.exchange(RouteNetlinkMessage::DelTrafficFilter(msg), NLM_F_ACK)
             .map(drop)
     }
+}
+
+/// A device's clsact qdisc (handle `ffff:`, parent `TC_H_CLSACT`).
+fn clsact_message(ifindex: u32) -> TcMessage {
+    let mut msg = TcMessage::default();
+    msg.header.index = ifindex as i32;
+    msg.header.handle = TcHandle {
+        major: 0xffff,
+        minor: 0,
+    };
+    msg.header.parent = TcHandle {
+        major: 0xffff,
+        minor: 0xfff1,
+    };
+    msg.attributes.push(TcAttribute::Kind("clsact".into()));
+    msg
 }
 
 /// A `cls_bpf` filter's message header: device, parent, priority, handle

@@ -463,26 +463,7 @@ fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Ve
             && p.dev == t.name.replace('.', "_")
             && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
     };
-    if let Some(l) = load
-        && let Some(t) = wanted.iter().find(|t| {
-            !l.manifest
-                .programs
-                .iter()
-                .any(|p| p.name == t.prog && p.kind == "tc")
-        })
-    {
-        bail!(
-            "tcx: {} has no tc program {} (its programs: {})",
-            l.path.display(),
-            t.prog,
-            l.manifest
-                .programs
-                .iter()
-                .map(|p| format!("{} ({})", p.name, p.kind))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    tc_programs(load, "tcx", wanted.iter().map(|t| t.prog.as_str()))?;
     let attach: Vec<TcxSpec> = wanted
         .iter()
         .filter(|t| !live.iter().any(|l| same(t, l)))
@@ -517,25 +498,24 @@ fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Ve
     Ok((attach, detach))
 }
 
-/// The tc filters `policy` asks for that the load lacks (or has at another
-/// priority than the policy gives), and those it has that the policy does
-/// not list; nothing when the policy leaves `tc` out.
-fn tc_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcSpec>, Vec<TcSpec>)> {
-    let Some(wanted) = &policy.tc else {
-        return Ok((Vec::new(), Vec::new()));
+/// Refuses a program name the load has no tc program of (policy field
+/// `field`).
+fn tc_programs<'a>(
+    load: Option<&LoadDir>,
+    field: &str,
+    mut names: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    let Some(l) = load else { return Ok(()) };
+    let tc = |name: &str| {
+        l.manifest
+            .programs
+            .iter()
+            .any(|p| p.name == name && p.kind == "tc")
     };
-    if let Some(l) = load
-        && let Some(t) = wanted.iter().find(|t| {
-            !l.manifest
-                .programs
-                .iter()
-                .any(|p| p.name == t.prog && p.kind == "tc")
-        })
-    {
+    if let Some(name) = names.find(|n| !tc(n)) {
         bail!(
-            "tc: {} has no tc program {} (its programs: {})",
+            "{field}: {} has no tc program {name} (its programs: {})",
             l.path.display(),
-            t.prog,
             l.manifest
                 .programs
                 .iter()
@@ -544,6 +524,17 @@ fn tc_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcSpec>, Vec<
                 .join(", ")
         );
     }
+    Ok(())
+}
+
+/// The tc filters `policy` asks for that the load lacks (or has at another
+/// priority than the policy gives), and those it has that the policy does
+/// not list; nothing when the policy leaves `tc` out.
+fn tc_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcSpec>, Vec<TcSpec>)> {
+    let Some(wanted) = &policy.tc else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    tc_programs(load, "tc", wanted.iter().map(|t| t.prog.as_str()))?;
     let live = match load {
         // A load that is replaced keeps its records (the programs change
         // under them: see `load --replace`), so they are planned the same.
@@ -845,67 +836,58 @@ pub fn execute(
         }
     }
     // tcx links: those not listed off, then the missing ones on, each
-    // appended last at its hook.
-    let ns_path = |t: &TcxSpec| {
-        t.netns
+    // appended last at its hook; tc filters the same (a filter whose
+    // priority changes is deleted, then added at the new one).
+    let ns_path = |netns: &Option<String>| {
+        netns
             .as_deref()
             .map(|n| crate::kernel::netns::path_of(n).display().to_string())
     };
+    let prog = |name: &str| Handle::Path(plan.dir.join(name));
     for t in &plan.tcx_detach {
-        let prog = Handle::Path(plan.dir.join(&t.prog));
+        let egress = t.hook.egress();
         ops::tcx::detach(
             ctx,
             &t.name,
-            ns_path(t).as_deref(),
-            t.hook.egress(),
-            Some(&prog),
+            ns_path(&t.netns).as_deref(),
+            egress,
+            Some(&prog(&t.prog)),
         )
         .with_context(|| format!("tcx: detaching {} from {} {}", t.prog, t.name, t.hook))?;
     }
     for t in &plan.tcx_attach {
-        ops::tcx::attach(
-            ctx,
-            &ops::tcx::TcxOptions {
-                prog: Handle::Path(plan.dir.join(&t.prog)),
-                dev: t.name.clone(),
-                netns: ns_path(t),
-                egress: t.hook.egress(),
-                place: ops::tcx::Place::Last,
-                expected_revision: 0,
-            },
-        )
-        .with_context(|| format!("tcx: attaching {} at {} {}", t.prog, t.name, t.hook))?;
+        let opts = ops::tcx::TcxOptions {
+            prog: prog(&t.prog),
+            dev: t.name.clone(),
+            netns: ns_path(&t.netns),
+            egress: t.hook.egress(),
+            place: ops::tcx::Place::Last,
+            expected_revision: 0,
+        };
+        ops::tcx::attach(ctx, &opts)
+            .with_context(|| format!("tcx: attaching {} at {} {}", t.prog, t.name, t.hook))?;
     }
-    // tc filters: those not listed (or at another priority) off, then the
-    // missing ones on.
-    let tc_ns = |t: &TcSpec| {
-        t.netns
-            .as_deref()
-            .map(|n| crate::kernel::netns::path_of(n).display().to_string())
-    };
     for t in &plan.tc_detach {
-        let prog = Handle::Path(plan.dir.join(&t.prog));
+        let egress = t.hook.egress();
         ops::tc::detach(
             ctx,
             &t.name,
-            tc_ns(t).as_deref(),
-            t.hook.egress(),
-            Some(&prog),
+            ns_path(&t.netns).as_deref(),
+            egress,
+            Some(&prog(&t.prog)),
         )
         .with_context(|| format!("tc: deleting {} from {} {}", t.prog, t.name, t.hook))?;
     }
     for t in &plan.tc_attach {
-        ops::tc::attach(
-            ctx,
-            &ops::tc::TcOptions {
-                prog: Handle::Path(plan.dir.join(&t.prog)),
-                dev: t.name.clone(),
-                netns: tc_ns(t),
-                egress: t.hook.egress(),
-                priority: t.priority,
-            },
-        )
-        .with_context(|| format!("tc: adding {} at {} {}", t.prog, t.name, t.hook))?;
+        let opts = ops::tc::TcOptions {
+            prog: prog(&t.prog),
+            dev: t.name.clone(),
+            netns: ns_path(&t.netns),
+            egress: t.hook.egress(),
+            priority: t.priority,
+        };
+        ops::tc::attach(ctx, &opts)
+            .with_context(|| format!("tc: adding {} at {} {}", t.prog, t.name, t.hook))?;
     }
     // The rules last, under one lock with the arming of the rollback: what
     // the rollback keeps is referred to by its record from the start (a

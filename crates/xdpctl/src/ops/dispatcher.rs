@@ -511,36 +511,22 @@ pub fn leave(
     let ours = pinfs::pin_info(record)?.id;
     let root = libxdp_root(ctx)?;
     let _libxdp = lock(&root)?;
-    let entered = netns::enter_inode(pin.netns)?;
-    let unpin = |journal: &mut ops::journal::Journal| {
-        journal.run(&[Step::RemoveTree {
-            path: record.to_owned(),
-        }])
-    };
-    let Ok(_entered) = entered else {
-        unpin(journal)?;
-        return Ok(None);
+    let Ok(_entered) = netns::enter_inode(pin.netns)? else {
+        bail!(
+            "{} runs in a libxdp dispatcher on {} in a network namespace with no name under \
+             /run/netns (inode {}), which xdpctl cannot enter; nothing was changed (give the \
+             namespace a name: `ip netns attach NAME PID`)",
+            record.display(),
+            pin.dev,
+            pin.netns
+        );
     };
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-    let Some(dev) = rtnl
-        .devices()?
-        .into_iter()
-        .find(|d| d.name.replace('.', "_") == pin.dev)
-    else {
-        unpin(journal)?;
-        return Ok(None);
-    };
-    // The mode whose dispatcher runs our copy.
-    let mut found = None;
-    for (mode, id) in dev.xdp.attached() {
-        if let Ok(Some(d)) = dispatcher::read(id, dev.ifindex, &root)
-            && d.programs.iter().any(|p| p.prog_id == Some(ours))
-        {
-            found = Some((mode, id, d));
-        }
-    }
-    let Some((mode, old_id, d)) = found else {
-        unpin(journal)?;
+    let Some((dev, mode, old_id, d)) = running(&mut rtnl, &root, &pin.dev, ours)? else {
+        // Its dispatcher (or device) went: only the record is left.
+        journal.run(&[Step::RemoveTree {
+            path: record.to_owned(),
+        }])?;
         return Ok(None);
     };
     let old_dir = dispatcher::pin_dir(&root, dev.ifindex, old_id);
@@ -632,17 +618,37 @@ pub fn runs(ctx: &Ctx, record: &Path) -> Result<Option<bool>> {
         return Ok(None);
     };
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+    Ok(Some(running(&mut rtnl, &root, &pin.dev, ours)?.is_some()))
+}
+
+/// The device a record names (`.` in its name is `_` in a pin's) and the
+/// dispatcher on it that runs program `ours`: its mode, id and programs.
+fn running(
+    rtnl: &mut Rtnl,
+    root: &Path,
+    pin_dev: &str,
+    ours: u32,
+) -> Result<
+    Option<(
+        crate::kernel::netlink::Device,
+        XdpMode,
+        u32,
+        crate::model::xdp::Dispatcher,
+    )>,
+> {
     let Some(dev) = rtnl
         .devices()?
         .into_iter()
-        .find(|d| d.name.replace('.', "_") == pin.dev)
+        .find(|d| d.name.replace('.', "_") == pin_dev)
     else {
-        return Ok(Some(false));
+        return Ok(None);
     };
-    Ok(Some(dev.xdp.attached().into_iter().any(|(_, id)| {
-        dispatcher::read(id, dev.ifindex, &root)
-            .ok()
-            .flatten()
-            .is_some_and(|d| d.programs.iter().any(|p| p.prog_id == Some(ours)))
-    })))
+    for (mode, id) in dev.xdp.attached() {
+        if let Ok(Some(d)) = dispatcher::read(id, dev.ifindex, root)
+            && d.programs.iter().any(|p| p.prog_id == Some(ours))
+        {
+            return Ok(Some((dev, mode, id, d)));
+        }
+    }
+    Ok(None)
 }

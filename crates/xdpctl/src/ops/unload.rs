@@ -159,6 +159,19 @@ pub fn unload(ctx: &Ctx, dir: &std::path::Path) -> Result<Unloaded> {
             each.join("; ")
         );
     }
+    // A program in a dispatcher out of reach, likewise.
+    for record in crate::ops::dispatcher::records(&links_dir) {
+        if crate::ops::dispatcher::runs(ctx, &record)?.is_none() {
+            bail!(
+                "{} has a program in a libxdp dispatcher in a network namespace with no name \
+                 under /run/netns (its record is {}), which xdpctl cannot enter: give the \
+                 namespace a name (`ip netns attach NAME PID`) and unload again; nothing was \
+                 changed",
+                load.path.display(),
+                record.display()
+            );
+        }
+    }
     // Out of libxdp dispatchers first: a dispatcher without its program.
     for record in crate::ops::dispatcher::records(&links_dir) {
         if let Some(dev) = crate::ops::dispatcher::leave(ctx, &mut journal, &record)? {
