@@ -286,6 +286,17 @@ mod tests {
             }
             let run = sys::prog_test_run(fd.as_fd(), &frame, 1).unwrap();
             assert_eq!(run.retval, 2, "{n} empty slots: XDP_PASS");
+            // What an freplace into a slot needs of the target: its BTF,
+            // with a function for every slot (libxdp and the kernel look
+            // `progN` up by name).
+            let (info, _) = sys::prog_info(fd.as_fd()).unwrap();
+            assert_ne!(info.btf_id, 0, "loaded with its BTF");
+            let data = sys::btf_data(info.btf_id).unwrap();
+            let btf = aya_obj::btf::Btf::parse(&data, object::Endianness::default()).unwrap();
+            for k in 0..xdp_progs::dispatcher::SLOTS {
+                btf.id_by_type_name_kind(&slot_function(k), aya_obj::btf::BtfKind::Func)
+                    .unwrap_or_else(|e| panic!("no BTF function {}: {e}", slot_function(k)));
+            }
         }
     }
 }
