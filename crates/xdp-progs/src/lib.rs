@@ -670,16 +670,8 @@ pub mod dispatcher {
         aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp_dispatcher.bpf.o"));
     /// The entry point's name, which libxdp looks for.
     pub const PROGRAM: &str = "xdp_dispatcher";
-    /// The configuration global.
+    /// The configuration global (`struct xdp_dispatcher_config`).
     pub const CONF: &str = "conf";
-    /// Slots.
-    pub const SLOTS: usize = 10;
-    /// The action a stub returns: always in a slot's chain call actions.
-    pub const RETVAL: u32 = 31;
-    /// `magic` in the configuration.
-    pub const MAGIC: u8 = 236;
-    /// The protocol version.
-    pub const VERSION: u8 = 2;
 }
 
 pub mod cidr4_index {

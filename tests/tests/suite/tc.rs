@@ -35,6 +35,28 @@ fn tc_args<'a>(pair: &'a VethPair, prog: Option<&'a str>, args: &[&'a str]) -> V
     v
 }
 
+/// tc's own filter at the pair's b end's ingress: `tc filter VERB ...
+/// pref PREF [handle 1] bpf da pinned PIN`, running a program of xdpctl's
+/// by its pin.
+fn tc_own(fs: &Bpffs, pair: &VethPair, verb: &str, pref: &str, pin: &str) {
+    let pin = fs.path().join(pin);
+    let mut args = vec![
+        "tc",
+        "filter",
+        verb,
+        "dev",
+        &pair.dev_b,
+        "ingress",
+        "pref",
+        pref,
+    ];
+    if verb == "replace" {
+        args.extend(["handle", "1"]);
+    }
+    args.extend(["bpf", "da", "pinned", pin.to_str().unwrap()]);
+    pair.b.iproute2_with_obj(&args);
+}
+
 /// The pair's b end's ingress filters as `tc filter show` lists them:
 /// (priority, program name), in priority order.
 fn tc_says(pair: &VethPair) -> Vec<(u16, String)> {
@@ -219,23 +241,7 @@ fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
     // Another tool replaces xdpctl's filter at priority 10 with its own
     // program: detach leaves theirs and says so; deleted by tc, doctor
     // finds the stale record and repairs it.
-    let two = fs.path().join("tc/tcx_two");
-    pair.b.iproute2_with_obj(&[
-        "tc",
-        "filter",
-        "replace",
-        "dev",
-        &pair.dev_b,
-        "ingress",
-        "pref",
-        "10",
-        "handle",
-        "1",
-        "bpf",
-        "da",
-        "pinned",
-        two.to_str().unwrap(),
-    ]);
+    tc_own(&fs, &pair, "replace", "10", "tc/tcx_two");
     let out = xdpctl(&fs, tc_args(&pair, None, &["--prog", "tc/tcx_one"])).ok();
     assert!(
         out.stderr.contains("is no longer xdpctl's")
@@ -290,21 +296,7 @@ fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
 
     // tc's own filter, running one of the load's programs by its pin,
     // first: it runs, and unload names it and leaves it.
-    let pin = fs.path().join("tc/tcx_three");
-    pair.b.iproute2_with_obj(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        &pair.dev_b,
-        "ingress",
-        "pref",
-        "5",
-        "bpf",
-        "da",
-        "pinned",
-        pin.to_str().unwrap(),
-    ]);
+    tc_own(&fs, &pair, "add", "5", "tc/tcx_three");
     assert_eq!(order(&fs, &pair), 31);
     let out = xdpctl(&fs, ["unload", "tc"]).ok();
     assert!(
@@ -468,21 +460,7 @@ fn policies_hold_tc_filters_at_their_priorities_and_a_gone_device_leaves_no_reco
     // Refused, nothing changes: a program the load lacks, one listed twice,
     // priority 0, a device that is not there, a priority another tool's
     // filter holds (refused by the plan, before the load's filters go).
-    let pin = fs.path().join("tc/tcx_three");
-    pair.b.iproute2_with_obj(&[
-        "tc",
-        "filter",
-        "add",
-        "dev",
-        &pair.dev_b,
-        "ingress",
-        "pref",
-        "3",
-        "bpf",
-        "da",
-        "pinned",
-        pin.to_str().unwrap(),
-    ]);
+    tc_own(&fs, &pair, "add", "3", "tc/tcx_three");
     let before = (fs.snapshot(), tc_says(&pair));
     for (tc, says) in [
         (

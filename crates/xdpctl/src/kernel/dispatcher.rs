@@ -106,23 +106,6 @@ pub fn read(prog_id: u32, ifindex: u32, bpffs: &Path) -> Result<Option<Dispatche
     }))
 }
 
-/// The configuration global as the dispatcher object lays it out.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Conf {
-    magic: u8,
-    version: u8,
-    num_progs_enabled: u8,
-    is_xdp_frags: u8,
-    chain_call_actions: [u32; crate::model::xdp::DISPATCHER_SLOTS],
-    run_prios: [u32; crate::model::xdp::DISPATCHER_SLOTS],
-    program_flags: [u32; crate::model::xdp::DISPATCHER_SLOTS],
-}
-
-// SAFETY: plain integers and arrays of them, no padding (4 bytes, then
-// u32s), any bit pattern valid.
-unsafe impl aya::Pod for Conf {}
-
 /// Loads xdpctl's dispatcher (`xdp_progs::dispatcher`) with `config` (its
 /// `is_xdp_frags` must be false: the object is not built for frags);
 /// not attached. Returns the loaded object, whose program
@@ -133,18 +116,10 @@ pub fn load_new(config: &DispatcherConfig) -> anyhow::Result<aya::Ebpf> {
         !config.is_xdp_frags,
         "a dispatcher with XDP frags is not built"
     );
-    let conf = Conf {
-        magic: xdp_progs::dispatcher::MAGIC,
-        version: xdp_progs::dispatcher::VERSION,
-        num_progs_enabled: config.num_progs_enabled,
-        is_xdp_frags: 0,
-        chain_call_actions: config.chain_call_actions,
-        run_prios: config.run_prios,
-        program_flags: config.program_flags,
-    };
+    let conf = config.encode();
     let mut ebpf = aya::EbpfLoader::new()
         .btf(None)
-        .override_global(xdp_progs::dispatcher::CONF, &conf, true)
+        .override_global(xdp_progs::dispatcher::CONF, conf.as_slice(), true)
         .load(xdp_progs::dispatcher::OBJECT)
         .context("loading a libxdp dispatcher")?;
     let prog: &mut aya::programs::Xdp = ebpf
@@ -293,7 +268,7 @@ mod tests {
             assert_ne!(info.btf_id, 0, "loaded with its BTF");
             let data = sys::btf_data(info.btf_id).unwrap();
             let btf = aya_obj::btf::Btf::parse(&data, object::Endianness::default()).unwrap();
-            for k in 0..xdp_progs::dispatcher::SLOTS {
+            for k in 0..crate::model::xdp::DISPATCHER_SLOTS {
                 btf.id_by_type_name_kind(&slot_function(k), aya_obj::btf::BtfKind::Func)
                     .unwrap_or_else(|e| panic!("no BTF function {}: {e}", slot_function(k)));
             }

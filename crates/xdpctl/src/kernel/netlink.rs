@@ -17,7 +17,7 @@ use netlink_packet_route::{
 };
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use crate::model::xdp::XdpMode;
+use crate::model::{linkpin, xdp::XdpMode};
 
 /// A failed netlink request: the errno and the kernel's message, if any.
 #[derive(Debug)]
@@ -175,6 +175,15 @@ impl Rtnl {
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
         self.seq = self.seq.wrapping_add(1);
         exchange(&mut self.socket, self.seq, msg, flags)
+    }
+
+    /// The device of the namespace that a link pin or record names (its
+    /// name as the pin holds it, see [`linkpin::pin_name`]).
+    pub fn device_of_pin(&mut self, pin_dev: &str) -> Result<Option<Device>, NetlinkError> {
+        Ok(self
+            .devices()?
+            .into_iter()
+            .find(|d| linkpin::pin_name(&d.name) == pin_dev))
     }
 
     /// Every device of the namespace.
@@ -390,41 +399,23 @@ impl Rtnl {
     /// Adds a direct-action `cls_bpf` filter running the program `fd` (as
     /// `name`) under `parent` of a device, priority `prio`, handle
     /// [`TC_FILTER_HANDLE`], for every protocol: refused if the priority
-    /// holds that handle already (`tc filter add ... bpf da`).
-    pub fn add_bpf_filter(
-        &mut self,
-        ifindex: u32,
-        parent: TcHandle,
-        prio: u16,
-        fd: RawFd,
-        name: &str,
-    ) -> Result<(), NetlinkError> {
-        self.put_bpf_filter(ifindex, parent, prio, fd, name, NLM_F_CREATE | NLM_F_EXCL)
-    }
-
-    /// Makes the `cls_bpf` filter at `prio` (handle [`TC_FILTER_HANDLE`])
-    /// under `parent` run the program `fd` instead, atomically (`tc filter
+    /// holds that handle already (`tc filter add ... bpf da`). With
+    /// `replace`, the filter there runs `fd` instead, atomically (`tc filter
     /// replace`): a packet meets the old program or the new one.
-    pub fn replace_bpf_filter(
+    pub fn put_bpf_filter(
         &mut self,
         ifindex: u32,
         parent: TcHandle,
         prio: u16,
         fd: RawFd,
         name: &str,
+        replace: bool,
     ) -> Result<(), NetlinkError> {
-        self.put_bpf_filter(ifindex, parent, prio, fd, name, NLM_F_REPLACE)
-    }
-
-    fn put_bpf_filter(
-        &mut self,
-        ifindex: u32,
-        parent: TcHandle,
-        prio: u16,
-        fd: RawFd,
-        name: &str,
-        flags: u16,
-    ) -> Result<(), NetlinkError> {
+        let flags = if replace {
+            NLM_F_REPLACE
+        } else {
+            NLM_F_CREATE | NLM_F_EXCL
+        };
         let mut msg = filter_message(ifindex, parent, prio);
         msg.attributes.push(TcAttribute::Options(vec![
             TcOption::Bpf(TcFilterBpfOption::ProgFd(fd as u32)),

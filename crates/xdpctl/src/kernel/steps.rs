@@ -34,15 +34,45 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct Real;
 
-/// The ifindex of the device a record names (`.` in a device's name is
-/// `_` in a pin's), in the current namespace.
-fn tc_device(rtnl: &mut Rtnl, dev: &str) -> Result<Option<u32>> {
-    Ok(rtnl
-        .devices()
-        .context("listing devices")?
-        .into_iter()
-        .find(|d| d.name.replace('.', "_") == dev)
-        .map(|d| d.ifindex))
+/// Where a tc record's filter is, in its namespace (entered while this
+/// lives): the device's ifindex (`None`: the device went), the parent and
+/// the priority.
+struct TcPlace {
+    _in: Option<netns::Entered>,
+    rtnl: Rtnl,
+    ifindex: Option<u32>,
+    parent: netlink_packet_route::tc::TcHandle,
+    prio: u16,
+}
+
+/// What [`TcPlace::of`] found.
+enum Found {
+    /// The pin is no tc filter's record.
+    NotTc,
+    /// Its namespace has no name to enter it by.
+    OutOfReach,
+    /// Its place.
+    At(TcPlace),
+}
+
+impl TcPlace {
+    fn of(at: &LinkPin) -> Result<Found> {
+        let Hook::Tc { egress, prio, .. } = at.hook else {
+            return Ok(Found::NotTc);
+        };
+        let Ok(entered) = netns::enter_inode(at.netns)? else {
+            return Ok(Found::OutOfReach);
+        };
+        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
+        let ifindex = rtnl.device_of_pin(&at.dev)?.map(|d| d.ifindex);
+        Ok(Found::At(TcPlace {
+            _in: entered,
+            rtnl,
+            ifindex,
+            parent: netlink::clsact_parent(egress),
+            prio,
+        }))
+    }
 }
 
 /// Refuses a path whose parent resolves elsewhere (a symlink on the way).
@@ -206,41 +236,38 @@ impl Kernel for Real {
     }
 
     fn tc_filter(&mut self, at: &LinkPin) -> Result<Option<Option<u32>>> {
-        let Hook::Tc { egress, prio, .. } = at.hook else {
-            return Ok(Some(None));
+        let mut place = match TcPlace::of(at)? {
+            Found::NotTc => return Ok(Some(None)),
+            Found::OutOfReach => return Ok(None),
+            Found::At(place) => place,
         };
-        let Ok(_entered) = netns::enter_inode(at.netns)? else {
-            return Ok(None);
-        };
-        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-        let Some(ifindex) = tc_device(&mut rtnl, &at.dev)? else {
+        let Some(ifindex) = place.ifindex else {
             return Ok(Some(None));
         };
         Ok(Some(
-            rtnl.tc_bpf_filters(ifindex, netlink::clsact_parent(egress))
+            place
+                .rtnl
+                .tc_bpf_filters(ifindex, place.parent)
                 .context("listing tc filters")?
                 .into_iter()
-                .find(|f| f.priority == prio && f.handle == netlink::TC_FILTER_HANDLE)
+                .find(|f| f.priority == place.prio && f.handle == netlink::TC_FILTER_HANDLE)
                 .map(|f| f.prog_id),
         ))
     }
 
     fn tc_filter_del(&mut self, at: &LinkPin) -> Result<()> {
-        let Hook::Tc { egress, prio, .. } = at.hook else {
+        let Found::At(mut place) = TcPlace::of(at)? else {
             return Ok(());
         };
-        let Ok(_entered) = netns::enter_inode(at.netns)? else {
+        let Some(ifindex) = place.ifindex else {
             return Ok(());
         };
-        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-        let Some(ifindex) = tc_device(&mut rtnl, &at.dev)? else {
-            return Ok(());
-        };
-        match rtnl.del_bpf_filter(ifindex, netlink::clsact_parent(egress), prio) {
+        match place.rtnl.del_bpf_filter(ifindex, place.parent, place.prio) {
             Err(e) if e.errno == libc::ENOENT => Ok(()),
             other => other.with_context(|| {
                 format!(
-                    "deleting the tc filter of priority {prio} at {} of {}",
+                    "deleting the tc filter of priority {} at {} of {}",
+                    place.prio,
                     at.hook.name(),
                     at.dev
                 )
@@ -249,37 +276,37 @@ impl Kernel for Real {
     }
 
     fn tc_filter_replace(&mut self, at: &LinkPin, to: u32) -> Result<()> {
-        let Hook::Tc {
-            egress,
-            prio,
-            ref prog,
-        } = at.hook
-        else {
-            return Ok(());
+        let mut place = match TcPlace::of(at)? {
+            Found::NotTc => return Ok(()),
+            Found::OutOfReach => bail!("network namespace {} is gone", at.netns),
+            Found::At(place) => place,
         };
-        let Ok(_entered) = netns::enter_inode(at.netns)? else {
-            bail!("network namespace {} is gone", at.netns);
+        let Some(ifindex) = place.ifindex else {
+            bail!("device {} is gone", at.dev);
+        };
+        let Hook::Tc { prog, .. } = &at.hook else {
+            unreachable!("TcPlace::of found a tc record")
         };
         let fd =
             sys::fd_by_id(IdKind::Prog, to).with_context(|| format!("opening program {to}"))?;
-        let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-        let Some(ifindex) = tc_device(&mut rtnl, &at.dev)? else {
-            bail!("device {} is gone", at.dev);
-        };
-        rtnl.replace_bpf_filter(
-            ifindex,
-            netlink::clsact_parent(egress),
-            prio,
-            fd.as_raw_fd(),
-            prog,
-        )
-        .with_context(|| {
-            format!(
-                "replacing the program of the tc filter of priority {prio} at {} of {}",
-                at.hook.name(),
-                at.dev
+        place
+            .rtnl
+            .put_bpf_filter(
+                ifindex,
+                place.parent,
+                place.prio,
+                fd.as_raw_fd(),
+                prog,
+                true,
             )
-        })
+            .with_context(|| {
+                format!(
+                    "replacing the program of the tc filter of priority {} at {} of {}",
+                    place.prio,
+                    at.hook.name(),
+                    at.dev
+                )
+            })
     }
 
     fn pinned_map(&mut self, path: &Path) -> Result<Option<u32>> {

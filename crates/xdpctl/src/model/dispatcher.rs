@@ -17,22 +17,13 @@
 //! - a program without run configuration runs at priority 50 and chains
 //!   on `XDP_PASS` only.
 
-use crate::model::xdp::{DISPATCHER_SLOTS, DispatcherConfig};
+use crate::model::xdp::{
+    DISPATCHER_MAGIC, DISPATCHER_RETVAL as RETVAL, DISPATCHER_SLOTS, DispatcherConfig, XDP_ACTIONS,
+    XDP_HAS_FRAGS as HAS_FRAGS,
+};
 
 /// The priority of a program that says none.
 pub const DEFAULT_PRIORITY: u32 = 50;
-/// `XDP_DISPATCHER_RETVAL`.
-const RETVAL: u32 = 31;
-/// `BPF_F_XDP_HAS_FRAGS` in `program_flags`.
-const HAS_FRAGS: u32 = 1 << 5;
-/// XDP actions by number, as chain call actions are named.
-const ACTIONS: [&str; 5] = [
-    "XDP_ABORTED",
-    "XDP_DROP",
-    "XDP_PASS",
-    "XDP_TX",
-    "XDP_REDIRECT",
-];
 
 /// A program for a dispatcher slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,7 +61,7 @@ pub fn parse_actions(spec: &str) -> Result<u32, PlanError> {
     for word in spec.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let upper = word.to_ascii_uppercase();
         let name = upper.strip_prefix("XDP_").unwrap_or(&upper);
-        let Some(n) = ACTIONS.iter().position(|a| a[4..] == *name) else {
+        let Some(n) = XDP_ACTIONS.iter().position(|a| a[4..] == *name) else {
             return Err(PlanError::BadAction(word.to_owned()));
         };
         bits |= 1 << n;
@@ -123,13 +114,18 @@ pub fn config(slots: &[Component]) -> DispatcherConfig {
     c
 }
 
-#[cfg(test)]
 impl DispatcherConfig {
     /// The bytes of a version 2 configuration (`struct
-    /// xdp_dispatcher_config`), as [`Self::parse`] reads them.
+    /// xdp_dispatcher_config`), as [`Self::parse`] reads them: the
+    /// dispatcher's `conf` global, set before it is loaded.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::V2_SIZE);
-        v.extend([236, 2, self.num_progs_enabled, u8::from(self.is_xdp_frags)]);
+        v.extend([
+            DISPATCHER_MAGIC,
+            2,
+            self.num_progs_enabled,
+            u8::from(self.is_xdp_frags),
+        ]);
         for array in [
             &self.chain_call_actions,
             &self.run_prios,

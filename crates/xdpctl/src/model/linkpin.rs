@@ -25,6 +25,15 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// The directory whose journal a change to the owner's links is
+    /// recorded in: the load's, or that of `bpffs` (xdpctl's own links).
+    pub fn journal_dir(&self, bpffs: &Path) -> PathBuf {
+        match self {
+            Owner::Load(dir) => dir.clone(),
+            Owner::Xdpctl(_) => bpffs.to_owned(),
+        }
+    }
+
     /// The directory the owner's link pins are in.
     pub fn links_dir(&self) -> PathBuf {
         match self {
@@ -96,12 +105,23 @@ pub struct LinkPin {
     pub hook: Hook,
 }
 
+/// A device's or program's name as a pin's name holds it: bpffs allows no
+/// `.` in names, so a `.` is `_`.
+pub fn pin_name(name: &str) -> String {
+    name.replace('.', "_")
+}
+
 impl LinkPin {
+    /// Whether the pin is of the device named `dev`.
+    pub fn names_device(&self, dev: &str) -> bool {
+        self.dev == pin_name(dev)
+    }
+
     /// The pin of a link of `owner` to device `dev` of namespace `netns`.
     pub fn new(owner: Owner, dev: &str, netns: u64) -> Self {
         LinkPin {
             owner,
-            dev: dev.replace('.', "_"),
+            dev: pin_name(dev),
             netns,
             hook: Hook::Xdp,
         }
@@ -113,7 +133,7 @@ impl LinkPin {
         LinkPin {
             hook: Hook::Tcx {
                 egress,
-                prog: prog.replace('.', "_"),
+                prog: pin_name(prog),
             },
             ..Self::new(owner, dev, netns)
         }
@@ -126,7 +146,7 @@ impl LinkPin {
         LinkPin {
             hook: Hook::Tc {
                 egress,
-                prog: prog.replace('.', "_"),
+                prog: pin_name(prog),
                 prio,
             },
             ..Self::new(owner, dev, netns)

@@ -151,12 +151,20 @@ pub const DISPATCHER_NAME: &str = "xdp_dispatcher";
 pub const DISPATCHER_SLOTS: usize = 10;
 /// `XDP_DISPATCHER_MAGIC`: the first byte of a version 2 (and later)
 /// dispatcher's configuration.
-const DISPATCHER_MAGIC: u8 = 236;
+pub const DISPATCHER_MAGIC: u8 = 236;
 /// `XDP_DISPATCHER_RETVAL`: what an empty slot returns; always a chain
 /// call action, so not one of a program's own.
-const DISPATCHER_RETVAL: u32 = 31;
+pub const DISPATCHER_RETVAL: u32 = 31;
 /// `BPF_F_XDP_HAS_FRAGS` in `program_flags`.
-const XDP_HAS_FRAGS: u32 = 1 << 5;
+pub const XDP_HAS_FRAGS: u32 = 1 << 5;
+/// The XDP actions by number, as chain call actions are named.
+pub const XDP_ACTIONS: [&str; 5] = [
+    "XDP_ABORTED",
+    "XDP_DROP",
+    "XDP_PASS",
+    "XDP_TX",
+    "XDP_REDIRECT",
+];
 
 /// A libxdp dispatcher and the programs it runs, in run order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -313,17 +321,10 @@ impl DispatcherConfig {
 /// The XDP actions in a chain call bitmap, by name; the dispatcher's own
 /// return value (bit 31, always set) is left out.
 pub fn chain_actions(mask: u32) -> Vec<String> {
-    const NAMES: [&str; 5] = [
-        "XDP_ABORTED",
-        "XDP_DROP",
-        "XDP_PASS",
-        "XDP_TX",
-        "XDP_REDIRECT",
-    ];
     (0..32)
         .filter(|&bit| bit != DISPATCHER_RETVAL && mask & (1 << bit) != 0)
         .map(|bit| {
-            NAMES
+            XDP_ACTIONS
                 .get(bit as usize)
                 .map_or_else(|| format!("action {bit}"), |n| (*n).to_owned())
         })

@@ -460,7 +460,7 @@ fn tcx_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcxSpec>, Ve
     let same = |t: &TcxSpec, (p, l): &(crate::model::linkpin::LinkPin, TcxSpec)| {
         l.hook == t.hook
             && l.prog == t.prog
-            && p.dev == t.name.replace('.', "_")
+            && p.names_device(&t.name)
             && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
     };
     tc_programs(load, "tcx", wanted.iter().map(|t| t.prog.as_str()))?;
@@ -545,7 +545,7 @@ fn tc_plan(policy: &Policy, load: Option<&LoadDir>) -> Result<(Vec<TcSpec>, Vec<
         l.hook == t.hook
             && l.prog == t.prog
             && t.priority.is_none_or(|want| l.priority == Some(want))
-            && p.dev == t.name.replace('.', "_")
+            && p.names_device(&t.name)
             && Netns::of(t.netns.as_deref()).is_ok_and(|n| n.ino == p.netns)
     };
     let attach: Vec<TcSpec> = wanted

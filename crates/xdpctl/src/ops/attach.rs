@@ -710,6 +710,37 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
     Ok(row)
 }
 
+/// xdpctl's own pins of kind `kind` (links, or programs: the records of
+/// tc filters) for a device named `dev` of namespace `ino`, whose hook
+/// `hook` accepts: (object id, path, pin).
+pub(crate) fn own_pins(
+    ctx: &Ctx,
+    kind: Kind,
+    dev: &str,
+    ino: u64,
+    hook: impl Fn(&crate::model::linkpin::Hook) -> bool,
+) -> Result<Vec<(u32, std::path::PathBuf, LinkPin)>> {
+    let mut out = Vec::new();
+    for ((k, id), paths) in ctx.link_pin_index()? {
+        if k != kind {
+            continue;
+        }
+        for path in paths {
+            let Some(pin) = LinkPin::parse(&path) else {
+                continue;
+            };
+            if pin.netns == ino
+                && pin.names_device(dev)
+                && hook(&pin.hook)
+                && own_pin(ctx, &path).is_some()
+            {
+                out.push((id, path, pin));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The link pin xdpctl made at `path`, if it is one: in a load
 /// directory's links (the load's manifest says so), or in
 /// `_xdpctl/links/` of this bpffs.

@@ -208,9 +208,9 @@ fn components(d: &crate::model::xdp::Dispatcher, dir: &Path) -> Result<Vec<(Comp
         .collect()
 }
 
-/// A new dispatcher for `slots`, each attached and pinned in its libxdp
-/// directory; `ours`, if given, is loaded from its object for its slot.
-/// Returns the dispatcher, its pin directory and our copy's fd.
+/// A new dispatcher with every slot's program attached, not yet pinned
+/// ([`Built::pin`] does, once the change is in the journal) nor on the
+/// device.
 struct Built {
     ebpf: aya::Ebpf,
     id: u32,
@@ -234,6 +234,9 @@ impl Built {
     }
 }
 
+/// Loads a dispatcher for `slots` and attaches each slot's program: one
+/// already in a dispatcher (its pin) re-attached, ours (`ours`, the one
+/// without a pin) loaded from its load's object.
 fn build(
     slots: &[(Component, Option<PathBuf>)],
     ours: Option<&Ours>,
@@ -596,12 +599,9 @@ pub fn leave(
 
 /// The load's records of programs in dispatchers.
 pub fn records(links_dir: &Path) -> Vec<PathBuf> {
-    pinfs::list(links_dir)
-        .unwrap_or_default()
+    super::live::program_records(links_dir, Hook::is_libxdp)
         .into_iter()
-        .filter(|p| p.kind == pinfs::Kind::Prog)
-        .filter(|p| LinkPin::parse(&p.path).is_some_and(|l| l.hook.is_libxdp()))
-        .map(|p| p.path)
+        .map(|(path, _, _)| path)
         .collect()
 }
 
@@ -636,11 +636,7 @@ fn running(
         crate::model::xdp::Dispatcher,
     )>,
 > {
-    let Some(dev) = rtnl
-        .devices()?
-        .into_iter()
-        .find(|d| d.name.replace('.', "_") == pin_dev)
-    else {
+    let Some(dev) = rtnl.device_of_pin(pin_dev)? else {
         return Ok(None);
     };
     for (mode, id) in dev.xdp.attached() {

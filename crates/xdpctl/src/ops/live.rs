@@ -143,6 +143,24 @@ pub fn devices(load: &LoadDir, link_pins: &PinIndex) -> Result<Vec<LiveDevice>> 
     Ok(out)
 }
 
+/// The records in a load's links directory that are programs, not links
+/// (tc filters', libxdp dispatcher slots'), of the hooks `hook` accepts:
+/// (path, record, program id).
+pub fn program_records(
+    links_dir: &Path,
+    hook: impl Fn(&Hook) -> bool,
+) -> Vec<(PathBuf, LinkPin, u32)> {
+    pinfs::list(links_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.kind == pinfs::Kind::Prog)
+        .filter_map(|p| {
+            let pin = LinkPin::parse(&p.path)?;
+            hook(&pin.hook).then_some((p.path, pin, p.id))
+        })
+        .collect()
+}
+
 /// The load's tcx link pins (a policy's `tcx` entries).
 ///
 /// Only links still attached: a device that went took its links with it,
@@ -159,7 +177,7 @@ pub fn tcx_pins(load: &LoadDir) -> Vec<LinkPin> {
         .into_iter()
         .filter(|p| p.kind == pinfs::Kind::Link && attached(p.id))
         .filter_map(|p| LinkPin::parse(&p.path))
-        .filter(|p| p.hook != crate::model::linkpin::Hook::Xdp)
+        .filter(|p| p.hook != Hook::Xdp)
         .collect()
 }
 

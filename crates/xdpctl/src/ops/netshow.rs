@@ -293,7 +293,7 @@ fn tc_records(
         .filter(|path| {
             crate::model::linkpin::LinkPin::parse(path).is_some_and(|p| {
                 p.netns == ino
-                    && p.dev == dev.replace('.', "_")
+                    && p.names_device(dev)
                     && matches!(p.hook, crate::model::linkpin::Hook::Tc { egress: e, prio, .. }
                         if e == egress && prio == f.priority)
             })

@@ -30,7 +30,7 @@ use crate::{
     model::{
         change::{Change, Step},
         handle::Handle,
-        linkpin::{Hook, LinkPin, Owner},
+        linkpin::{Hook, LinkPin, Owner, pin_name},
         policy::{TcSpec, TcxHook},
     },
     ops::{
@@ -96,15 +96,7 @@ impl Tabular for TcAttachment {
 
 /// The tc filter records in a links directory: (path, record, program).
 pub fn records(links_dir: &Path) -> Vec<(PathBuf, LinkPin, u32)> {
-    pinfs::list(links_dir)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p.kind == Kind::Prog)
-        .filter_map(|p| {
-            let pin = LinkPin::parse(&p.path)?;
-            pin.hook.is_tc().then_some((p.path, pin, p.id))
-        })
-        .collect()
+    super::live::program_records(links_dir, Hook::is_tc)
 }
 
 /// The load's tc filters that run (a record whose filter is gone is
@@ -194,7 +186,7 @@ pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
             ctx.own_links()?
         }
     };
-    let (mut journal, notes) = ops::begin(&lock_dir(ctx, &owner))?;
+    let (mut journal, notes) = ops::begin(&owner.journal_dir(&ctx.bpffs))?;
     ctx.out.notes(notes);
     let ns = netns::Netns::of(opts.netns.as_deref())?;
     let entered = netns::enter(opts.netns.as_deref())?;
@@ -215,7 +207,7 @@ pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
     // went) is stale: settled first.
     let mine: Vec<(PathBuf, LinkPin, u32)> = records(&owner.links_dir())
         .into_iter()
-        .filter(|(_, p, _)| p.netns == ns_ino && p.dev == dev.name.replace('.', "_"))
+        .filter(|(_, p, _)| p.netns == ns_ino && p.names_device(&dev.name))
         .collect();
     journal.run(
         &mine
@@ -226,7 +218,7 @@ pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
     if let Some((path, _, _)) = mine.iter().find(|(path, p, _)| {
         path.exists()
             && matches!(&p.hook, Hook::Tc { egress, prog: name, .. }
-                if *egress == opts.egress && *name == prog.name.replace('.', "_"))
+                if *egress == opts.egress && *name == pin_name(&prog.name))
     }) {
         bail!(
             "{} already runs {} at {hook_name} by this load's filter (its record is {}); a \
@@ -306,12 +298,13 @@ pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
                 .with_context(|| format!("mkdir {}", links_dir.display()))?;
         }
         pinfs::obj_pin(prog.fd.as_fd(), &path)?;
-        rtnl.add_bpf_filter(
+        rtnl.put_bpf_filter(
             dev.ifindex,
             parent,
             priority,
             prog.fd.as_raw_fd(),
             &prog.name,
+            false,
         )
         .map_err(anyhow::Error::new)
         .with_context(|| {
@@ -390,7 +383,7 @@ pub fn detach(
         bail!("{e:#}");
     }
     let mut out = Vec::new();
-    for (path, pin, prog_id) in found {
+    for (prog_id, path, pin) in found {
         if only.is_some_and(|id| id != prog_id) {
             continue;
         }
@@ -403,7 +396,7 @@ pub fn detach(
             use crate::model::change::Kernel as _;
             crate::kernel::steps::Real.tc_filter(&pin)?
         };
-        let (mut journal, notes) = ops::begin(&lock_dir(ctx, &pin.owner))?;
+        let (mut journal, notes) = ops::begin(&pin.owner.journal_dir(&ctx.bpffs))?;
         ctx.out.notes(notes);
         let entry = journal.begin(Change::Steps {
             what: format!("delete of the tc filter recorded at {}", path.display()),
@@ -502,51 +495,27 @@ fn ifindex_of(pin: &LinkPin) -> Result<u32> {
         return Ok(0);
     };
     let mut rtnl = Rtnl::open().context("opening rtnetlink")?;
-    Ok(rtnl
-        .devices()?
-        .into_iter()
-        .find(|d| d.name.replace('.', "_") == pin.dev)
-        .map_or(0, |d| d.ifindex))
+    Ok(rtnl.device_of_pin(&pin.dev)?.map_or(0, |d| d.ifindex))
 }
 
 /// xdpctl's tc records for a device named `dev` of namespace `ino` at the
-/// hook: (path, record, program).
+/// hook, by priority: (program, path, record).
 fn our_records(
     ctx: &Ctx,
     dev: &str,
     ino: u64,
     egress: bool,
-) -> Result<Vec<(PathBuf, LinkPin, u32)>> {
-    let mut out = Vec::new();
-    for ((kind, id), paths) in ctx.link_pin_index()? {
-        if kind != Kind::Prog {
-            continue;
-        }
-        for path in paths {
-            let Some(pin) = LinkPin::parse(&path) else {
-                continue;
-            };
-            if pin.netns == ino
-                && pin.dev == dev.replace('.', "_")
-                && matches!(&pin.hook, Hook::Tc { egress: e, .. } if *e == egress)
-                && crate::ops::attach::own_pin(ctx, &path).is_some()
-            {
-                out.push((path, pin, id));
-            }
-        }
-    }
-    out.sort_by_key(|(_, p, _)| match p.hook {
+) -> Result<Vec<(u32, PathBuf, LinkPin)>> {
+    let mut out = crate::ops::attach::own_pins(
+        ctx,
+        Kind::Prog,
+        dev,
+        ino,
+        |h| matches!(h, Hook::Tc { egress: e, .. } if *e == egress),
+    )?;
+    out.sort_by_key(|(_, _, p)| match p.hook {
         Hook::Tc { prio, .. } => prio,
         _ => 0,
     });
     Ok(out)
-}
-
-/// The directory whose journal a change to `owner`'s records is recorded
-/// in: the load's, or the bpffs root's.
-fn lock_dir(ctx: &Ctx, owner: &Owner) -> PathBuf {
-    match owner {
-        Owner::Load(dir) => dir.clone(),
-        Owner::Xdpctl(_) => ctx.bpffs.clone(),
-    }
 }

@@ -162,7 +162,7 @@ pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
             link: false,
         },
     };
-    let (mut journal, notes) = ops::begin(&lock_dir(ctx, &owner))?;
+    let (mut journal, notes) = ops::begin(&owner.journal_dir(&ctx.bpffs))?;
     ctx.out.notes(notes);
     let ns = netns::Netns::of(opts.netns.as_deref())?;
     let entered = netns::enter(opts.netns.as_deref())?;
@@ -298,7 +298,7 @@ pub fn detach(
                 return Err(e);
             }
             for (_, path, pin) in &stale {
-                let (mut journal, _) = ops::begin(&lock_dir(ctx, &pin.owner))?;
+                let (mut journal, _) = ops::begin(&pin.owner.journal_dir(&ctx.bpffs))?;
                 journal.run(&[
                     Step::UnpinIfDetached { path: path.clone() },
                     Step::RmdirIfEmpty {
@@ -325,7 +325,7 @@ pub fn detach(
         if only.is_some_and(|id| id != info.prog_id) {
             continue;
         }
-        let (mut journal, notes) = ops::begin(&lock_dir(ctx, &pin.owner))?;
+        let (mut journal, notes) = ops::begin(&pin.owner.journal_dir(&ctx.bpffs))?;
         ctx.out.notes(notes);
         // Recorded first: killed between the detach and the unpin, the
         // next command finishes both.
@@ -383,34 +383,13 @@ pub fn detach(
 /// xdpctl's tcx link pins for a device named `dev` of namespace `ino`
 /// at the hook: (link id, pin path, pin).
 fn our_pins(ctx: &Ctx, dev: &str, ino: u64, egress: bool) -> Result<Vec<(u32, PathBuf, LinkPin)>> {
-    let mut out = Vec::new();
-    for ((kind, id), paths) in ctx.link_pin_index()? {
-        if kind != Kind::Link {
-            continue;
-        }
-        for path in paths {
-            let Some(pin) = LinkPin::parse(&path) else {
-                continue;
-            };
-            if pin.netns == ino
-                && pin.dev == dev.replace('.', "_")
-                && matches!(&pin.hook, Hook::Tcx { egress: e, .. } if *e == egress)
-                && crate::ops::attach::own_pin(ctx, &path).is_some()
-            {
-                out.push((id, path, pin));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The directory whose journal a change to `owner`'s links is recorded
-/// in: the load's, or the bpffs root's (as `attach` does for XDP).
-fn lock_dir(ctx: &Ctx, owner: &Owner) -> PathBuf {
-    match owner {
-        Owner::Load(dir) => dir.clone(),
-        Owner::Xdpctl(_) => ctx.bpffs.clone(),
-    }
+    crate::ops::attach::own_pins(
+        ctx,
+        Kind::Link,
+        dev,
+        ino,
+        |h| matches!(h, Hook::Tcx { egress: e, .. } if *e == egress),
+    )
 }
 
 /// The id of the program `h` names (for --before, --after, --prog): a
