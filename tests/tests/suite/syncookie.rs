@@ -462,3 +462,94 @@ fn syn_ack_is_the_same_whatever_the_layout_of_the_options() {
         "{encoded:?}"
     );
 }
+
+/// Every drop rule comes before the cookie: a SYN to a protected port from
+/// a blocklisted source, from a blocked prefix, over its rate limit, or to
+/// a port `tcp_ports` drops, is dropped and counted as that rule's drop,
+/// whichever way the SYN is answered otherwise (a spoofer's bare SYN, read
+/// in place, or a Linux client's); with the rules gone, both are answered
+/// again, an Ethernet-padded SYN too, in a reply that keeps the frame's
+/// length and sums right.
+#[test]
+fn syn_cookies_come_after_every_drop_rule() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    let pair = VethPair::new();
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    attach_generic(&fs, "fw", &pair);
+    xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
+    let prog = aya::programs::Xdp::from_pin(
+        fs.path().join("fw/xdp_fw"),
+        aya_obj::programs::XdpAttachType::Interface,
+    )
+    .unwrap();
+    let src = Ipv4Addr::new(192, 0, 2, 7);
+    let ends = (
+        ([2, 0, 0, 0, 0, 1], src),
+        ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(198, 51, 100, 1)),
+    );
+    let bare = tcp_frame(ends, 40000, 0x02, 1000, 0);
+    let linux = flood::tcp_frame_with(
+        ends,
+        (40001, PORT),
+        0x02,
+        (2000, 0),
+        &flood::linux_syn_options(7),
+    );
+    let mut padded = bare.clone();
+    padded.extend([0, 0]);
+    // (One SYN a port a second goes to the kernel: at most one try more.)
+    let answer = |frame: &[u8]| {
+        let (verdict, out) = flood::reply(&prog, frame);
+        if verdict == 2 {
+            return flood::reply(&prog, frame);
+        }
+        (verdict, out)
+    };
+    let answered = |what: &str| {
+        for (name, frame) in [("bare", &bare), ("linux", &linux), ("padded", &padded)] {
+            let (verdict, out) = answer(frame);
+            assert_eq!(verdict, 3, "{what}, {name}: XDP_TX");
+            let ip = &out[14..34];
+            assert_eq!(flood::ones_sum(ip, 0), 0xffff, "{name}: IPv4 checksum");
+            let len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let tcp = &out[34..14 + len];
+            let mut pseudo = Vec::new();
+            pseudo.extend(&ip[12..20]);
+            pseudo.extend([0, 6]);
+            pseudo.extend((tcp.len() as u16).to_be_bytes());
+            assert_eq!(
+                flood::ones_sum(tcp, flood::ones_sum(&pseudo, 0)),
+                0xffff,
+                "{name}: TCP checksum"
+            );
+            assert_eq!(tcp[13], 0x12, "{name}: SYN|ACK");
+        }
+    };
+    answered("no rule");
+    let rate = r#"{"pps":1,"burst":1}"#;
+    for (map, key, value, drop) in [
+        ("blocklist", "192.0.2.7", "1", "drop_blocklist"),
+        ("cidr4", "192.0.2.0/24", "1", "drop_cidr"),
+        ("tcp_ports", PORT.to_string().as_str(), "1", "drop_tcp_port"),
+        ("rate4", "192.0.2.0/24", rate, "drop_rate"),
+    ] {
+        xdpctl(&fs, ["map", "update", map, key, value]).ok();
+        for (name, frame) in [("bare", &bare), ("linux", &linux)] {
+            let before = outcome(&fs, drop);
+            // A limit lets its burst through first.
+            let verdicts: Vec<u32> = (0..3).map(|_| flood::reply(&prog, frame).0).collect();
+            assert_eq!(
+                verdicts[2], 1,
+                "{map} {key}, {name}: XDP_DROP ({verdicts:?})"
+            );
+            assert!(
+                outcome(&fs, drop) > before,
+                "{map} {key}, {name}: counted as {drop}"
+            );
+        }
+        xdpctl(&fs, ["map", "delete", map, key]).ok();
+        answered(&format!("{map} {key} deleted"));
+    }
+}

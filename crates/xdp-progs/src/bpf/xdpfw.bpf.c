@@ -20,8 +20,12 @@
  *   2. UDP to a port in `udp_ports` and TCP to a port in `tcp_ports` are
  *      dropped;
  *   3. a source in `blocklist` / `blocklist6` is dropped, then a source in
- *      `cidr4` / `cidr6`;
- *   4. everything else is passed, and its source counted in `pps` / `pps6`
+ *      `cidr4` / `cidr6`, then a source over its limit in `rate4` /
+ *      `rate6`;
+ *   4. a SYN to a port in `syn_ports` is answered with a SYN cookie
+ *      (XDP_TX; see xdpfw.h), its source counted as below (so that `top`
+ *      and guard see a SYN flood from real sources);
+ *   5. everything else is passed, and its source counted in `pps` / `pps6`
  *      (per-CPU, so RX queues on different CPUs never contend on a hot
  *      counter; under a flood, new sources first go through a sketch: see
  *      xdpfw.h).
@@ -1658,8 +1662,9 @@ static __always_inline __u32 syn_ack(struct syn_reply *r, const struct tcphdr *s
 	return 40;
 }
 
-/* One SYN a port and family every XDPFW_SYN_KEEP_NS goes to the kernel
- * (see xdpfw.h; IPv4 and IPv6 listeners are apart): whether this one does. */
+/* One SYN a port and family every XDPFW_SYN_KEEP_JIFFIES goes to the
+ * kernel (see xdpfw.h; IPv4 and IPv6 listeners are apart): whether this
+ * one does. */
 static __always_inline int syn_keepalive(__be16 port, int v6)
 {
 	__u32 p = bpf_ntohs(port) + (v6 ? 65536 : 0);
@@ -1667,10 +1672,10 @@ static __always_inline int syn_keepalive(__be16 port, int v6)
 
 	if (!last)
 		return 0;
-	__u64 now = bpf_ktime_get_coarse_ns(); /* a second's precision is plenty */
+	__u64 now = bpf_jiffies64(); /* a memory read, where a clock is a call */
 	__u64 old = *(volatile __u64 *)last;
 
-	return now - old > XDPFW_SYN_KEEP_NS && __sync_val_compare_and_swap(last, old, now) == old;
+	return now - old > XDPFW_SYN_KEEP_JIFFIES && __sync_val_compare_and_swap(last, old, now) == old;
 }
 
 /* Whether the listener of the ACK `th` (to `dst`, from `src`) is all
@@ -1697,16 +1702,81 @@ static __always_inline __u16 csum_fold64(__u64 s)
 	return csum_fold32((__s64)s);
 }
 
-/* The sum of the `n` 32-bit words at `p` (`n` a constant). */
+/* The sum of the `n` 32-bit words at `p` (`n` a constant), read after
+ * every write before it (the barrier: the words are written as fields of
+ * other types, which strict aliasing would let the compiler read first). */
 static __always_inline __u64 sum32(const void *p, int n)
 {
 	const __u32 *w = p;
 	__u64 s = 0;
 
+	asm volatile("" ::: "memory");
+
 #pragma unroll
 	for (int i = 0; i < n; i++)
 		s += w[i];
 	return s;
+}
+
+/*
+ * A spoofer's SYN (IPv4 on untagged Ethernet, no IP options, TCP with an
+ * MSS option alone: 58 bytes, what SYN floods send) answered in its own
+ * frame, field by field, with nothing copied out and back: the usual SYN
+ * of a flood costs the cookie, the writes and the checksums (within a few
+ * per cent of a minimal cookie answerer: BENCHMARKS.md). -1: not such a
+ * SYN (syn_answer's general path answers it).
+ */
+static __always_inline int syn_answer_bare4(struct xdp_md *ctx, const struct xdpfw_syn_cfg *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct tcphdr *th = (void *)(ip + 1);
+	__u8 *opt = (__u8 *)(th + 1);
+
+	if ((void *)th + 24 > end || eth->h_proto != bpf_htons(ETH_P_IP) || *(__u8 *)ip != 0x45 ||
+	    ip->tot_len != bpf_htons(44) || ((__u8 *)th)[12] != 6 << 4 || opt[0] != 2 || opt[1] != 4)
+		return -1;
+	if (syn_keepalive(th->dest, 0))
+		return XDPFW_PASSED;
+	__s64 value = bpf_tcp_raw_gen_syncookie_ipv4(ip, th, 24);
+
+	if (value < 0)
+		return XDPFW_PASSED;
+	__u8 mac[ETH_ALEN];
+
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	__be32 a = ip->saddr;
+
+	/* The IP header as syn_answer's general path writes it. */
+	ip->saddr = ip->daddr;
+	ip->daddr = a;
+	ip->tos = 0;
+	ip->id = 0;
+	ip->frag_off = bpf_htons(0x4000); /* DF */
+	ip->ttl = cfg->ttl ? cfg->ttl : 64;
+	ip->check = 0;
+	ip->check = csum_fold64(sum32(ip, 5));
+	/* The TCP header as syn_ack() makes it for a SYN with an MSS alone. */
+	__be16 port = th->source;
+	__u16 mss = cfg->mss4 ? cfg->mss4 : 1460;
+
+	th->source = th->dest;
+	th->dest = port;
+	th->ack_seq = bpf_htonl(bpf_ntohl(th->seq) + 1);
+	th->seq = bpf_htonl((__u32)value);
+	((__u8 *)th)[13] = TH_SYN | TH_ACK;
+	th->window = bpf_htons(65535);
+	th->check = 0;
+	th->urg_ptr = 0;
+	opt[2] = mss >> 8;
+	opt[3] = mss & 0xff;
+	th->check = csum_fold64(sum32(th, 6) + (__u64)ip->saddr + ip->daddr +
+				bpf_htonl(IPPROTO_TCP << 16 | 24));
+	return XDPFW_SYN_COOKIE;
 }
 
 /*
@@ -1735,6 +1805,12 @@ __noinline int syn_answer(struct xdp_md *ctx, int outcome)
 
 	if (!cfg || (void *)(eth + 1) > end)
 		return XDPFW_PASSED;
+	if (outcome == XDPFW_SYN_COOKIE) {
+		int bare = syn_answer_bare4(ctx, cfg);
+
+		if (bare >= 0)
+			return bare;
+	}
 	__be16 proto = eth->h_proto;
 
 	for (int i = 0; i < XDPFW_MAX_VLAN; i++) {

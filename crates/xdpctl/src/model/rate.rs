@@ -183,6 +183,23 @@ pub fn as_written(value: &mut [u8], mask: Option<&[u8]>) {
     }
 }
 
+/// The rule of a rate limit's value as JSON, the fields an operator
+/// writes (the buckets and the owner left out): what `map update` says it
+/// wrote.
+pub fn rule_text(value: &[u8]) -> Option<String> {
+    let r = decode(value)?;
+    Some(
+        serde_json::json!({
+            "pps": r.pps,
+            "burst": r.burst,
+            "bytes_per_sec": r.bytes_per_sec,
+            "burst_bytes": r.burst_bytes,
+            "per_prefix": r.per_prefix,
+        })
+        .to_string(),
+    )
+}
+
 /// Whether two values of a rate map are the same rule (the buckets
 /// aside).
 pub fn same_rule(a: &[u8], b: &[u8]) -> bool {
@@ -317,5 +334,18 @@ mod tests {
         let mut r = decode(&limit(r#"{"cidr":"::/0","pps":1}"#).value()).unwrap();
         r.per_prefix = 2;
         assert!(check(&r).unwrap_err().contains("per_prefix"));
+    }
+
+    #[test]
+    fn a_written_limit_is_told_by_its_rule_fields_alone() {
+        let mut r =
+            decode(&limit(r#"{"cidr":"10.0.0.0/8","pps":100,"burst":20}"#).value()).unwrap();
+        r.tat = 5;
+        r.owner = 1;
+        assert_eq!(
+            rule_text(&encode(&r)).unwrap(),
+            r#"{"pps":100,"burst":20,"bytes_per_sec":0,"burst_bytes":0,"per_prefix":0}"#
+        );
+        assert_eq!(rule_text(&[0; 3]), None);
     }
 }

@@ -292,8 +292,14 @@ pub fn update(
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
+    // A limit shows as the map now holds it (fields not given were kept).
+    let shown = if map.holds_rates() {
+        rate::rule_text(&value_bytes).unwrap_or_else(|| value.clone())
+    } else {
+        value.clone()
+    };
     Ok(Edited {
-        note: format!("map {}: {key} = {value}", map.label),
+        note: format!("map {}: {key} = {shown}", map.label),
         json: map.entry_json(&key_bytes, &value_bytes, false),
     })
 }
