@@ -269,6 +269,13 @@ fn bad_limits_are_refused_the_same_everywhere_and_change_nothing() {
             r#"{"pps":5}"#,
             "is IPv6, but this map holds IPv4",
         ),
+        // The datapath's state is no rule's: named, refused, and the
+        // fields offered are the rule's alone.
+        (
+            "10.0.0.0/8",
+            r#"{"pps":5,"tat":9}"#,
+            "no field 'tat'; the fields are: pps, burst, bytes_per_sec, burst_bytes, per_prefix",
+        ),
     ];
     for (key, value, why) in refused {
         xdpctl(&fs, ["map", "update", "rate4", key, value]).fails_with(&[why]);
@@ -311,6 +318,30 @@ fn bad_limits_are_refused_the_same_everywhere_and_change_nothing() {
     let dump: Value = xdpctl(&fs, ["-j", "map", "dump", "rate4"]).ok().json();
     assert_eq!(dump, Value::Array(vec![]), "nothing was written");
     assert_eq!(fw_ctl(&fs, "fw", RATE_MODE), EMPTY, "nor the mode word");
+
+    // A write that names some fields keeps the others, and says the limit
+    // as the map then holds it.
+    xdpctl(
+        &fs,
+        [
+            "map",
+            "update",
+            "rate4",
+            "10.0.0.0/8",
+            r#"{"pps":50,"burst":7}"#,
+        ],
+    )
+    .ok();
+    let said = xdpctl(
+        &fs,
+        ["map", "update", "rate4", "10.0.0.0/8", r#"{"pps":60}"#],
+    )
+    .ok()
+    .stderr;
+    assert!(
+        said.contains(r#"10.0.0.0/8 = {"pps":60,"burst":7,"#),
+        "{said}"
+    );
 }
 
 /// A classic pcap of UDP frames from each of `sources`, in order.

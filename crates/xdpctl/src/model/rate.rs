@@ -15,6 +15,10 @@ pub const VALUE_LEN: usize = std::mem::size_of::<Rate>();
 /// Where a value's `owner` is (its low byte: the mark of guard's limits).
 pub const OWNER_AT: usize = 36;
 
+/// The fields of a value that make the rule (what an operator writes);
+/// the others are the datapath's (`owner`, the buckets).
+pub const RULE_FIELDS: [&str; 5] = ["pps", "burst", "bytes_per_sec", "burst_bytes", "per_prefix"];
+
 /// The most packets per second a limit takes (a packet's cost in the
 /// datapath is whole nanoseconds: 1 at 10^9 pps).
 pub const MAX_PPS: u64 = 1_000_000_000;

@@ -262,7 +262,7 @@ pub fn update(
     // A struct's fields (global data: the variables) not named keep their
     // values; a key not there yet has zeros for them.
     let mut base = vec![0u8; map.value_len()];
-    let mask = codec::written_mask(&map.value, value);
+    let mask = codec::written_mask(&map.input(), value);
     if mask.contains(&0) && !map.lookup_exact(&key_bytes, &mut base)? {
         base.fill(0);
     }
@@ -332,8 +332,9 @@ fn parse_line(map: &OpenMap, line: &str) -> Result<Option<Line>, String> {
     let value = value.trim();
     let k = codec::parse(&map.key, key).map_err(|e| format!("key: {e}"))?;
     map.check_rule_key(&k).map_err(|e| format!("key: {e}"))?;
-    let v = codec::parse(&map.value, value).map_err(|e| format!("value: {e}"))?;
-    let mask = Some(codec::written_mask(&map.value, value)).filter(|m| m.contains(&0));
+    let input = map.input();
+    let v = codec::parse(&input, value).map_err(|e| format!("value: {e}"))?;
+    let mask = Some(codec::written_mask(&input, value)).filter(|m| m.contains(&0));
     Ok(Some(((k, map.spread(&v)), mask)))
 }
 
@@ -352,16 +353,17 @@ fn parse_json_entry(map: &OpenMap, v: &Value) -> Result<Line, String> {
         }
         let mut out = vec![0u8; map.value_len()];
         for (cpu, one) in values.iter().enumerate() {
-            let b =
-                codec::from_json(&map.value, one, "").map_err(|e| format!("values[{cpu}]: {e}"))?;
+            let b = codec::from_json(&map.input(), one, "")
+                .map_err(|e| format!("values[{cpu}]: {e}"))?;
             out[cpu * map.handle().stride()..cpu * map.handle().stride() + b.len()]
                 .copy_from_slice(&b);
         }
         return Ok(((k, out), None));
     }
     let value = v.get("value").ok_or("no \"value\"")?;
-    let b = codec::from_json(&map.value, value, "").map_err(|e| format!("value: {e}"))?;
-    let mask = Some(codec::written_mask_json(&map.value, value)).filter(|m| m.contains(&0));
+    let input = map.input();
+    let b = codec::from_json(&input, value, "").map_err(|e| format!("value: {e}"))?;
+    let mask = Some(codec::written_mask_json(&input, value)).filter(|m| m.contains(&0));
     Ok(((k, map.spread(&b)), mask))
 }
 

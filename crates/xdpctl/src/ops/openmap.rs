@@ -297,6 +297,26 @@ impl OpenMap {
             && ["rate4", "rate6"].contains(&self.name().as_str())
     }
 
+    /// The shape of a value as a person writes it: the map's own, but for
+    /// a rate limit, whose datapath state (`owner`, the buckets) no write
+    /// gives: its fields are the rule's alone, in messages and examples
+    /// too, and a write naming another is refused.
+    pub(crate) fn input(&self) -> std::borrow::Cow<'_, Shape> {
+        match &self.value {
+            Shape::Struct { size, fields } if self.holds_rates() => {
+                std::borrow::Cow::Owned(Shape::Struct {
+                    size: *size,
+                    fields: fields
+                        .iter()
+                        .filter(|f| rate::RULE_FIELDS.contains(&f.name.as_str()))
+                        .cloned()
+                        .collect(),
+                })
+            }
+            shape => std::borrow::Cow::Borrowed(shape),
+        }
+    }
+
     /// A value as written: for a per-CPU map, on CPU 0 and zero on the
     /// others, so that the sum reads what was written (`5` to a per-CPU
     /// counter reads 5 with `--sum`, not 5 times the CPUs). Per-CPU values
@@ -316,9 +336,10 @@ impl OpenMap {
     /// the key (zeros for none): a struct given as a JSON object sets the
     /// fields it names, and the others keep their values.
     pub(crate) fn parse_value_over(&self, text: &str, base: &[u8]) -> Result<Vec<u8>> {
-        let one = codec::parse(&self.value, text)
+        let input = self.input();
+        let one = codec::parse(&input, text)
             .map_err(|e| anyhow::anyhow!("value for map {}: {e}", self.label))?;
-        let mask = codec::written_mask(&self.value, text);
+        let mask = codec::written_mask(&input, text);
         let given = self.spread(&one);
         let stride = self.map.stride();
         let mut out = base.to_vec();
