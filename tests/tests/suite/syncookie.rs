@@ -348,18 +348,16 @@ fn syn_cookies_are_refused_where_the_kernel_would_not_take_them() {
     assert_eq!(dump, Value::Array(vec![]));
 }
 
-/// The SYN-ACK the firewall makes, checked byte by byte (a plain test run
-/// of the pinned program): whatever the order of the client's options,
-/// timestamps, SACK and window scale are encoded as the kernel's cookies
-/// encode them, the echo is the client's timestamp, both checksums are
-/// right, and the frame is the reply's length.
-#[test]
-fn syn_ack_is_the_same_whatever_the_layout_of_the_options() {
-    require_privileges!();
+/// A firewall attached to B (generic) protecting PORT, B's host taking
+/// cookies (and, with `timestamps`, keeping the options in them); its
+/// program, for test runs.
+fn protected(timestamps: bool) -> (Bpffs, VethPair, aya::programs::Xdp) {
     let fs = Bpffs::new();
     let pair = VethPair::new();
     pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
-    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_timestamps=2"]);
+    if timestamps {
+        pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_timestamps=2"]);
+    }
     xdpctl(&fs, ["load", "--pin", "fw"]).ok();
     attach_generic(&fs, "fw", &pair);
     xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
@@ -368,6 +366,38 @@ fn syn_ack_is_the_same_whatever_the_layout_of_the_options() {
         aya_obj::programs::XdpAttachType::Interface,
     )
     .unwrap();
+    (fs, pair, prog)
+}
+
+/// A SYN-ACK's IPv4 header and TCP segment (as long as the IP header
+/// says: an Ethernet pad stays), both checksums right, SYN|ACK set.
+fn sums_right<'a>(name: &str, out: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+    let ip = &out[14..34];
+    assert_eq!(flood::ones_sum(ip, 0), 0xffff, "{name}: IPv4 checksum");
+    let len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let tcp = &out[34..14 + len];
+    let mut pseudo = Vec::new();
+    pseudo.extend(&ip[12..20]);
+    pseudo.extend([0, 6]);
+    pseudo.extend((tcp.len() as u16).to_be_bytes());
+    assert_eq!(
+        flood::ones_sum(tcp, flood::ones_sum(&pseudo, 0)),
+        0xffff,
+        "{name}: TCP checksum"
+    );
+    assert_eq!(tcp[13], 0x12, "{name}: SYN|ACK");
+    (ip, tcp)
+}
+
+/// The SYN-ACK the firewall makes, checked byte by byte (a plain test run
+/// of the pinned program): whatever the order of the client's options,
+/// timestamps, SACK and window scale are encoded as the kernel's cookies
+/// encode them, the echo is the client's timestamp, both checksums are
+/// right, and the frame is the reply's length.
+#[test]
+fn syn_ack_is_the_same_whatever_the_layout_of_the_options() {
+    require_privileges!();
+    let (_fs, _pair, prog) = protected(true);
     let ends = (
         ([2, 0, 0, 0, 0, 1], Ipv4Addr::new(192, 0, 2, 7)),
         ([2, 0, 0, 0, 0, 2], Ipv4Addr::new(198, 51, 100, 1)),
@@ -406,29 +436,18 @@ fn syn_ack_is_the_same_whatever_the_layout_of_the_options() {
         assert_eq!(verdict, 3, "{name}: XDP_TX");
         assert_eq!(&out[0..6], &syn[6..12], "{name}: back to the sender's MAC");
         assert_eq!(&out[6..12], &syn[0..6], "{name}");
-        let (ip, tcp) = (&out[14..34], &out[34..]);
-        assert_eq!(flood::ones_sum(ip, 0), 0xffff, "{name}: IPv4 checksum");
+        let (ip, tcp) = sums_right(name, &out);
+        assert_eq!(
+            tcp.len(),
+            out.len() - 34,
+            "{name}: the frame is the reply's length"
+        );
         assert_eq!(
             &ip[12..16],
             &syn[30..34],
             "{name}: from the SYN's destination"
         );
         assert_eq!(&ip[16..20], &syn[26..30], "{name}: to its source");
-        assert_eq!(
-            u16::from_be_bytes([ip[2], ip[3]]) as usize,
-            20 + tcp.len(),
-            "{name}: IP length = the frame's"
-        );
-        let mut pseudo = Vec::new();
-        pseudo.extend(&ip[12..20]);
-        pseudo.extend([0, 6]);
-        pseudo.extend((tcp.len() as u16).to_be_bytes());
-        assert_eq!(
-            flood::ones_sum(tcp, flood::ones_sum(&pseudo, 0)),
-            0xffff,
-            "{name}: TCP checksum"
-        );
-        assert_eq!(tcp[13], 0x12, "{name}: SYN|ACK");
         assert_eq!(&tcp[0..2], &PORT.to_be_bytes(), "{name}");
         assert_eq!(&tcp[2..4], &40000u16.to_be_bytes(), "{name}");
         assert_eq!(&tcp[8..12], &1001u32.to_be_bytes(), "{name}: ack = seq + 1");
@@ -473,17 +492,7 @@ fn syn_ack_is_the_same_whatever_the_layout_of_the_options() {
 #[test]
 fn syn_cookies_come_after_every_drop_rule() {
     require_privileges!();
-    let fs = Bpffs::new();
-    let pair = VethPair::new();
-    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
-    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
-    attach_generic(&fs, "fw", &pair);
-    xdpctl(&fs, ["map", "update", "syn_ports", &PORT.to_string(), "1"]).ok();
-    let prog = aya::programs::Xdp::from_pin(
-        fs.path().join("fw/xdp_fw"),
-        aya_obj::programs::XdpAttachType::Interface,
-    )
-    .unwrap();
+    let (fs, _pair, prog) = protected(false);
     let src = Ipv4Addr::new(192, 0, 2, 7);
     let ends = (
         ([2, 0, 0, 0, 0, 1], src),
@@ -511,20 +520,7 @@ fn syn_cookies_come_after_every_drop_rule() {
         for (name, frame) in [("bare", &bare), ("linux", &linux), ("padded", &padded)] {
             let (verdict, out) = answer(frame);
             assert_eq!(verdict, 3, "{what}, {name}: XDP_TX");
-            let ip = &out[14..34];
-            assert_eq!(flood::ones_sum(ip, 0), 0xffff, "{name}: IPv4 checksum");
-            let len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let tcp = &out[34..14 + len];
-            let mut pseudo = Vec::new();
-            pseudo.extend(&ip[12..20]);
-            pseudo.extend([0, 6]);
-            pseudo.extend((tcp.len() as u16).to_be_bytes());
-            assert_eq!(
-                flood::ones_sum(tcp, flood::ones_sum(&pseudo, 0)),
-                0xffff,
-                "{name}: TCP checksum"
-            );
-            assert_eq!(tcp[13], 0x12, "{name}: SYN|ACK");
+            sums_right(name, &out);
         }
     };
     answered("no rule");
