@@ -321,23 +321,9 @@ fn bad_limits_are_refused_the_same_everywhere_and_change_nothing() {
 
     // A write that names some fields keeps the others, and says the limit
     // as the map then holds it.
-    xdpctl(
-        &fs,
-        [
-            "map",
-            "update",
-            "rate4",
-            "10.0.0.0/8",
-            r#"{"pps":50,"burst":7}"#,
-        ],
-    )
-    .ok();
-    let said = xdpctl(
-        &fs,
-        ["map", "update", "rate4", "10.0.0.0/8", r#"{"pps":60}"#],
-    )
-    .ok()
-    .stderr;
+    let update = |value: &str| xdpctl(&fs, ["map", "update", "rate4", "10.0.0.0/8", value]);
+    update(r#"{"pps":50,"burst":7}"#).ok();
+    let said = update(r#"{"pps":60}"#).ok().stderr;
     assert!(
         said.contains(r#"10.0.0.0/8 = {"pps":60,"burst":7,"#),
         "{said}"
