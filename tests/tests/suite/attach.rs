@@ -461,6 +461,7 @@ fn net_show_lists_what_other_tools_attached() {
     assert_eq!(d["xdp"][0]["prog_name"], "count_types");
     assert_eq!(d["tc_ingress"][0]["prog_name"], "tc_pass");
     assert_eq!(d["tc_ingress"][0]["direct_action"], true);
+    assert_eq!(d["tc_ingress"][0]["protocol"], "all", "tc's default: {d}");
     assert!(
         d["tc_ingress"][0]["name"]
             .as_str()
@@ -478,7 +479,7 @@ fn net_show_lists_what_other_tools_attached() {
         "count_types",
         "netlink",
         "clsact/ingress",
-        "direct-action",
+        "all direct-action",
         "tcx/egress",
         "link ",
     ] {

@@ -45,10 +45,15 @@ fn link_details(id: Option<u32>, pinned: &[PathBuf], view: &render::View) -> (St
             format!("link {id}"),
             pinned
                 .first()
-                .map_or_else(String::new, |p| format!("pinned {}", view.path(p))),
+                .map_or_else(String::new, |p| pin_text(p, view)),
         ),
         None => ("netlink".to_owned(), String::new()),
     }
+}
+
+/// Where an attachment's record is pinned, for a table.
+fn pin_text(pin: &std::path::Path, view: &render::View) -> String {
+    format!("pinned {}", view.path(pin))
 }
 
 impl Human for NetShow {
@@ -141,19 +146,26 @@ impl Human for NetShow {
                         prog_id: Some(t.prog_id),
                         name: t.prog_name.clone(),
                         attach: "tc filter".into(),
+                        // tc's own name for it only where it says more
+                        // than the program's (`obj.o:[sec]`).
                         details: format!(
-                            "pref {} handle {:#x} {}{}{}",
+                            "pref {} handle {:#x} {}{}{}{}",
                             t.priority,
                             t.handle,
-                            t.name,
+                            t.protocol,
                             if t.direct_action {
                                 " direct-action"
                             } else {
                                 ""
                             },
+                            if t.name == t.prog_name || t.name.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" {}", t.name)
+                            },
                             t.pinned
                                 .iter()
-                                .map(|p| format!(", pinned {}", view.path(p)))
+                                .map(|p| format!(", {}", pin_text(p, view)))
                                 .collect::<String>()
                         ),
                     });

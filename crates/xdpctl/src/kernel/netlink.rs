@@ -131,6 +131,8 @@ pub struct TcBpfFilter {
     pub prog_id: u32,
     /// Whether it runs in direct-action mode.
     pub direct_action: bool,
+    /// The protocol it catches (an EtherType; `ETH_P_ALL`: every one).
+    pub protocol: u16,
 }
 
 /// The qdisc a device's ingress filters hang from (handle `ffff:`).
@@ -337,6 +339,8 @@ impl Rtnl {
                 name: String::new(),
                 prog_id: 0,
                 direct_action: false,
+                // tcm_info: the priority, then the protocol (network order).
+                protocol: u16::from_be((tc.header.info & 0xffff) as u16),
             };
             for attr in &tc.attributes {
                 let TcAttribute::Options(options) = attr else {

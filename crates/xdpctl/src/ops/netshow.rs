@@ -95,6 +95,9 @@ pub struct TcRow {
     pub prog_name: String,
     /// Direct-action mode.
     pub direct_action: bool,
+    /// The protocol it catches, as tc names it (`all`, `ip`, `ipv6`, ...,
+    /// or the EtherType in hex).
+    pub protocol: String,
     /// xdpctl's record of the filter (`attach --tc`: its program pinned in
     /// the owner's `links/`), under the bpffs root; empty for a filter
     /// another tool added.
@@ -102,6 +105,20 @@ pub struct TcRow {
 }
 
 pub use crate::model::xdp::ProgRef;
+
+/// An EtherType as tc names it in `tc filter show`.
+fn protocol_name(ethertype: u16) -> String {
+    match ethertype {
+        0x0003 => "all".into(),
+        0x0800 => "ip".into(),
+        0x86dd => "ipv6".into(),
+        0x0806 => "arp".into(),
+        0x8100 => "802.1Q".into(),
+        0x88a8 => "802.1ad".into(),
+        0x8847 => "mpls_uc".into(),
+        other => format!("{other:#06x}"),
+    }
+}
 
 /// A netfilter BPF link.
 #[derive(Debug, Serialize)]
@@ -255,6 +272,7 @@ fn device_row(
                 prog_id: f.prog_id,
                 prog_name: names.get(f.prog_id),
                 direct_action: f.direct_action,
+                protocol: protocol_name(f.protocol),
             })
             .collect())
     };
