@@ -328,6 +328,13 @@ fn bad_limits_are_refused_the_same_everywhere_and_change_nothing() {
         said.contains(r#"10.0.0.0/8 = {"pps":60,"burst":7,"#),
         "{said}"
     );
+    // What a partial write kept is named when it is what is wrong.
+    update(r#"{"pps":0}"#).fails_with(&["limits nothing", "the fields not given"]);
+    // A delete names the entry exactly: a prefix with host bits is
+    // refused (the trie would delete the prefix it masks to).
+    xdpctl(&fs, ["map", "delete", "rate4", "10.0.0.5/8"])
+        .fails_with(&["10.0.0.5/8 has host bits set; use 10.0.0.0/8"]);
+    xdpctl(&fs, ["map", "lookup", "rate4", "10.0.0.0/8"]).ok();
 }
 
 /// A classic pcap of UDP frames from each of `sources`, in order.

@@ -346,6 +346,24 @@ fn syn_cookies_are_refused_where_the_kernel_would_not_take_them() {
     ]);
     let dump: Value = xdpctl(&fs, ["-j", "map", "dump", "syn_ports"]).ok().json();
     assert_eq!(dump, Value::Array(vec![]));
+    // A port written off (0) protects nothing: no host to check for it,
+    // and attach has nothing to say of it.
+    xdpctl(&fs, ["map", "update", "syn_ports", "443", "0"]).ok();
+    let reattach = || {
+        xdpctl(&fs, ["detach", &pair.dev_b, "--netns", pair.b.name()]).ok();
+        attach_generic(&fs, "fw", &pair).stderr
+    };
+    assert!(!reattach().contains("warning: syn_ports"));
+    // A protected port, then the firewall attached where the host was set
+    // back: attach says so (as doctor does), and attaches.
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"]);
+    xdpctl(&fs, ["map", "update", "syn_ports", "443", "1"]).ok();
+    pair.b.exec(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=1"]);
+    let said = reattach();
+    assert!(
+        said.contains("warning: syn_ports protects ports, but net.ipv4.tcp_syncookies is 1"),
+        "{said}"
+    );
 }
 
 /// A firewall attached to B (generic) protecting PORT, B's host taking
@@ -524,6 +542,18 @@ fn syn_cookies_come_after_every_drop_rule() {
         }
     };
     answered("no rule");
+    // The port's own counter counts the SYNs the port decided, never one a
+    // rule before it dropped.
+    xdpctl(&fs, ["stats", "fw", "--rule-counters", "on"]).ok();
+    let port_hits = || {
+        let rules: Value = xdpctl(&fs, ["-j", "stats", "fw", "--rules"]).ok().json();
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["map"] == "syn_ports")
+            .map_or(0, |r| r["packets"].as_u64().unwrap())
+    };
     let rate = r#"{"pps":1,"burst":1}"#;
     for (map, key, value, drop) in [
         ("blocklist", "192.0.2.7", "1", "drop_blocklist"),
@@ -533,7 +563,7 @@ fn syn_cookies_come_after_every_drop_rule() {
     ] {
         xdpctl(&fs, ["map", "update", map, key, value]).ok();
         for (name, frame) in [("bare", &bare), ("linux", &linux)] {
-            let before = outcome(&fs, drop);
+            let (before, hits) = (outcome(&fs, drop), port_hits());
             // A limit lets its burst through first.
             let verdicts: Vec<u32> = (0..3).map(|_| flood::reply(&prog, frame).0).collect();
             assert_eq!(
@@ -543,6 +573,12 @@ fn syn_cookies_come_after_every_drop_rule() {
             assert!(
                 outcome(&fs, drop) > before,
                 "{map} {key}, {name}: counted as {drop}"
+            );
+            let decided = verdicts.iter().filter(|v| **v != 1).count() as u64;
+            assert_eq!(
+                port_hits() - hits,
+                decided,
+                "{map} {key}, {name}: the port's hits ({verdicts:?})"
             );
         }
         xdpctl(&fs, ["map", "delete", map, key]).ok();

@@ -360,6 +360,7 @@ struct pkt {
 	struct xdpfw_sketch_hdr *h; /* this CPU's sketch header, or NULL */
 	int tick;		    /* also judge this packet by the rule maps */
 	__u32 len;		    /* the frame's bytes, for the rules' counters */
+	__be16 syn_port;	    /* the protected port of a SYN (XDPFW_SYN_COOKIE) */
 };
 
 /* Counts a packet of `len` bytes under `outcome`, in one place for every
@@ -1112,7 +1113,8 @@ static __always_inline int ports(struct pkt *pk, void *l4, void *data_end, __u8 
 		if ((flags == TH_SYN || flags == TH_ACK) && syn_protected(pk, mode, tcp->dest)) {
 			if (flags == TH_ACK)
 				return XDPFW_SYN_ACK_CHECK;
-			port_hit(pk, XDPFW_RULE_SYN_PORT, tcp->dest);
+			/* Its hit is counted once no source rule drops it. */
+			pk->syn_port = tcp->dest;
 			return XDPFW_SYN_COOKIE;
 		}
 	}
@@ -1270,7 +1272,9 @@ static __always_inline int outcome4(struct pkt *pk, struct iphdr *ip, void *data
 static __always_inline struct pkt packet(void)
 {
 	__u32 zero = 0;
-	struct pkt pk = { .h = bpf_map_lookup_elem(&sketch_hdr, &zero), .tick = 0, .len = 0 };
+	struct pkt pk = {
+		.h = bpf_map_lookup_elem(&sketch_hdr, &zero), .tick = 0, .len = 0, .syn_port = 0
+	};
 
 	if (pk.h)
 		pk.tick = (++pk.h->checks[0] & (XDPFW_CHECK_EVERY - 1)) == 0;
@@ -1315,6 +1319,8 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 
 	if (rate_limited(&pk, &rate4, &rk, 4, &src))
 		return DROP(XDPFW_DROP_RATE);
+	if (outcome == XDPFW_SYN_COOKIE)
+		port_hit(&pk, XDPFW_RULE_SYN_PORT, pk.syn_port);
 	if (pk.h)
 		count(pk.h, &pps, &src, src);
 	return PASS(outcome);
@@ -1431,6 +1437,8 @@ __noinline int fw_ipv6(struct xdp_md *ctx, __u32 off)
 
 	if (rate_limited(&pk, &rate6, &rk, 6, &src))
 		return DROP(XDPFW_DROP_RATE);
+	if (outcome == XDPFW_SYN_COOKIE)
+		port_hit(&pk, XDPFW_RULE_SYN_PORT, pk.syn_port);
 	if (pk.h)
 		count(pk.h, &pps6, &src, fold6(&src));
 	return PASS(outcome);
@@ -1662,9 +1670,8 @@ static __always_inline __u32 syn_ack(struct syn_reply *r, const struct tcphdr *s
 	return 40;
 }
 
-/* One SYN a port and family every XDPFW_SYN_KEEP_JIFFIES goes to the
- * kernel (see xdpfw.h; IPv4 and IPv6 listeners are apart): whether this
- * one does. */
+/* One SYN a port and family every XDPFW_SYN_KEEP_NS goes to the kernel
+ * (see xdpfw.h; IPv4 and IPv6 listeners are apart): whether this one does. */
 static __always_inline int syn_keepalive(__be16 port, int v6)
 {
 	__u32 p = bpf_ntohs(port) + (v6 ? 65536 : 0);
@@ -1672,10 +1679,10 @@ static __always_inline int syn_keepalive(__be16 port, int v6)
 
 	if (!last)
 		return 0;
-	__u64 now = bpf_jiffies64(); /* a memory read, where a clock is a call */
+	__u64 now = bpf_ktime_get_coarse_ns(); /* a second's precision is plenty */
 	__u64 old = *(volatile __u64 *)last;
 
-	return now - old > XDPFW_SYN_KEEP_JIFFIES && __sync_val_compare_and_swap(last, old, now) == old;
+	return now - old > XDPFW_SYN_KEEP_NS && __sync_val_compare_and_swap(last, old, now) == old;
 }
 
 /* Whether the listener of the ACK `th` (to `dst`, from `src`) is all

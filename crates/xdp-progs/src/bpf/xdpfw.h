@@ -408,16 +408,15 @@ struct xdpfw_rate_state {
  *
  * A listener takes cookie ACKs only while it has sent a cookie itself in
  * the last two minutes (tcp_synq_no_recent_overflow): one SYN a port and
- * family in XDPFW_SYN_KEEP_JIFFIES (1 to 10 seconds, whatever the kernel's
- * HZ; a SYN the kernel cannot answer, to a source it has no route to,
- * does not count, and the next one tries again) is handed to the kernel,
- * which answers it with its own cookie.
+ * family in XDPFW_SYN_KEEP_NS (a second: a SYN the kernel cannot answer,
+ * to a source it has no route to, does not count, and the next one tries
+ * again) is handed to the kernel, which answers it with its own cookie.
  * Timestamps, window scaling and SACK survive in the cookie the
  * kernel's way (the options in the timestamp's low bits) where the host
  * runs timestamps without random offsets (net.ipv4.tcp_timestamps=2):
  * `syn_cfg.ts`; otherwise the SYN-ACK carries the MSS only.
  */
-#define XDPFW_SYN_KEEP_JIFFIES 1000
+#define XDPFW_SYN_KEEP_NS (1000000000ULL)
 
 struct xdpfw_syn_cfg {
 	__u16 mss4;   /* the MSS the SYN-ACK offers over IPv4 (0: 1460) */

@@ -591,9 +591,13 @@ pub enum SortBy {
 /// are written with BPF_MAP_UPDATE_BATCH.
 ///
 /// The firewall's rate limits (rate4, rate6) take a prefix and
-/// {"pps", "burst", "bytes_per_sec", "burst_bytes", "per_prefix"}: a limit
-/// of neither packets nor bytes, a prefix with host bits, a burst beyond
-/// 2^32 or per_prefix other than 0 or 1 is refused, as apply refuses it.
+/// {"pps", "burst", "bytes_per_sec", "burst_bytes", "per_prefix"} (fields
+/// not given keep the prefix's limit; owner and the buckets are not
+/// written): a limit of neither packets nor bytes, a prefix with host bits
+/// (for `map delete` too), a rate beyond 10^9 pps or 10^12 bytes/s, a
+/// burst beyond 2^32, a burst without its rate, per_prefix other than 0 or
+/// 1, or a prefix of the other address family is refused, as apply refuses
+/// it.
 ///
 /// A port of the firewall's syn_ports has its SYNs answered with SYN
 /// cookies from XDP: the host must set net.ipv4.tcp_syncookies=2 where the

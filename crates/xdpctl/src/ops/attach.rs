@@ -674,6 +674,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
         Vec::new()
     };
     drop(entered);
+    let load_dir = prog.load_dir().map(Path::to_path_buf);
     let row = Attachment {
         device: after.name,
         ifindex: after.ifindex,
@@ -707,6 +708,13 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
         }
     ));
     ctx.out.notes(advice);
+    // A firewall that protects ports, now also where listeners would not
+    // take its cookies' ACKs: said (as doctor says it), not refused.
+    if let Some(dir) = load_dir
+        && let Ok(Some(why)) = crate::ops::syncookie::unready(ctx, &dir)
+    {
+        ctx.out.note(format_args!("warning: {why}"));
+    }
     Ok(row)
 }
 

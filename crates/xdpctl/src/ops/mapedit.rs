@@ -16,7 +16,13 @@ use serde_json::{Value, json};
 use crate::{
     ctx::Ctx,
     kernel::{fwindex::Indexes, map::MapHandle, objects, sys::update_flags},
-    model::{codec, handle::Handle, policy::Entries, rate},
+    model::{
+        codec::{self, Shape},
+        guard::Cidr,
+        handle::Handle,
+        policy::Entries,
+        rate,
+    },
     ops::openmap::{NotFound, OpenMap, is_array},
     render,
 };
@@ -116,6 +122,14 @@ pub fn delete(
         );
     }
     let key_bytes = map.parse_key(key)?;
+    // A prefix with host bits names no entry of an LPM trie, whose delete
+    // would take the prefix it masks to: refused, as an update is.
+    if let Shape::Cidr { .. } = map.key
+        && let Some(c) = Cidr::from_lpm_key(&key_bytes)
+    {
+        c.check_rule()
+            .map_err(|e| anyhow::anyhow!("key for map {}: {e}", map.label))?;
+    }
     // A missing key is refused before anything is touched (a map that
     // cannot be read is left to the delete to say).
     let mut probe = vec![0u8; map.value_len()];
@@ -270,8 +284,19 @@ pub fn update(
     if map.holds_rates() {
         rate::as_written(&mut value_bytes, Some(&mask));
     }
-    map.check_rule_value(&value_bytes)
-        .map_err(|e| anyhow::anyhow!("value for map {} at {key}: {e}", map.label))?;
+    map.check_rule_value(&value_bytes).map_err(|e| {
+        // What a partial write kept may be what is wrong: say so.
+        let kept = map.holds_rates() && mask.get(..rate::OWNER_AT).is_some_and(|m| m.contains(&0));
+        anyhow::anyhow!(
+            "value for map {} at {key}: {e}{}",
+            map.label,
+            if kept {
+                " (the fields not given are the ones the limit there has)"
+            } else {
+                ""
+            }
+        )
+    })?;
     // Refused before anything is written: a key that is there under
     // --if-absent, or missing under --if-exists.
     // (A map that cannot be read is left to the write to refuse.)
@@ -288,7 +313,11 @@ pub fn update(
             key,
         ));
     }
-    arm(&key_bytes)?;
+    // A value of 0 where 0 is no rule (a port "present, off") adds none:
+    // nothing for the indexes to take in, no host to check for it.
+    let adds_rule =
+        value_bytes.iter().any(|b| *b != 0) || crate::model::rulemaps::zero_is_rule(&map.name());
+    arm(if adds_rule { &key_bytes } else { &[] })?;
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;

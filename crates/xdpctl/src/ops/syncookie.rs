@@ -142,9 +142,17 @@ pub fn unready(ctx: &Ctx, dir: &Path) -> Result<Option<String>> {
     if !ports.exists() {
         return Ok(None);
     }
+    // A port protected: an entry of a value other than 0 (0 is off).
     let map = OpenMap::at(&ports)?;
-    let mut key = vec![0u8; map.handle().key_size()];
-    if !map.handle().next_key(None, &mut key)? {
+    let h = map.handle();
+    let (mut key, mut value) = (vec![0u8; h.key_size()], vec![0u8; map.value_len()]);
+    let mut at: Option<Vec<u8>> = None;
+    let mut protects = false;
+    while !protects && h.next_key(at.as_deref(), &mut key)? {
+        protects = h.lookup(&key, &mut value)? && value.iter().any(|b| *b != 0);
+        at = Some(key.clone());
+    }
+    if !protects {
         return Ok(None);
     }
     Ok(hosts(&devices(ctx, dir)?)?.iter().find_map(|(ns, host)| {
