@@ -1671,10 +1671,23 @@ static __always_inline __u32 syn_ack(struct syn_reply *r, const struct tcphdr *s
 }
 
 /* One SYN a port and family every XDPFW_SYN_KEEP_NS goes to the kernel
- * (see xdpfw.h; IPv4 and IPv6 listeners are apart): whether this one does. */
+ * (see xdpfw.h; IPv4 and IPv6 listeners are apart): whether this one does.
+ * The clock (a helper call, tens of ns here) is read once a jiffy for a
+ * port on a CPU: the first SYN of a jiffy, or to another port than the
+ * CPU's last, looks; the others of the jiffy know the answer is no. */
 static __always_inline int syn_keepalive(__be16 port, int v6)
 {
 	__u32 p = bpf_ntohs(port) + (v6 ? 65536 : 0);
+	__u32 zero = 0;
+	struct xdpfw_sketch_hdr *h = bpf_map_lookup_elem(&sketch_hdr, &zero);
+	__u32 j = (__u32)bpf_jiffies64(); /* a memory read */
+
+	if (h) {
+		if (h->checks[XDPFW_CHECK_KEEP_JIFFY] == j && h->checks[XDPFW_CHECK_KEEP_PORT] == p)
+			return 0;
+		h->checks[XDPFW_CHECK_KEEP_JIFFY] = j;
+		h->checks[XDPFW_CHECK_KEEP_PORT] = p;
+	}
 	__u64 *last = bpf_map_lookup_elem(&syn_keep, &p);
 
 	if (!last)

@@ -82,6 +82,8 @@ struct xdpfw_cidr6_lens {
  * and is counted in the kind's drift word. */
 #define XDPFW_CHECK_EVERY 128
 #define XDPFW_CHECK_KINDS 4
+#define XDPFW_CHECK_KEEP_JIFFY 1
+#define XDPFW_CHECK_KEEP_PORT 2
 
 /* Words of the `ctl` array. */
 enum xdpfw_ctl {
@@ -185,7 +187,9 @@ struct xdpfw_sketch_hdr {
 	__u32 seed;    /* the sketch's hash multiplier, odd */
 	__u32 pad;
 	/* checks[0]: packets on this CPU; every CHECK_EVERY-th is checked
-	 * against the rule maps (the rest is unused, kept for the layout). */
+	 * against the rule maps. checks[1], checks[2]: the jiffy and the
+	 * port (+ 65536 for IPv6) the SYN keepalive last looked at the clock
+	 * for on this CPU (see syn_keepalive). checks[3]: unused. */
 	__u32 checks[XDPFW_CHECK_KINDS];
 };
 
