@@ -23,8 +23,8 @@
  *      `cidr4` / `cidr6`, then a source over its limit in `rate4` /
  *      `rate6`;
  *   4. a SYN to a port in `syn_ports` is answered with a SYN cookie
- *      (XDP_TX; see xdpfw.h), its source counted as below (so that `top`
- *      and guard see a SYN flood from real sources);
+ *      (XDP_TX; see xdpfw.h), its source counted as below, but for one
+ *      new to a CPU flooded by new sources (see count());
  *   5. everything else is passed, and its source counted in `pps` / `pps6`
  *      (per-CPU, so RX queues on different CPUs never contend on a hot
  *      counter; under a flood, new sources first go through a sketch: see
@@ -532,9 +532,13 @@ static __always_inline int bump(void *map, void *src, __u32 *c, __u32 folded)
 /*
  * Counts a passed packet from a source (key of `map`, folded to 32 bits):
  * exactly, in `map`, unless the CPU is flooded by new sources and this one
- * is not heavy enough yet (see xdpfw.h).
+ * is not heavy enough yet (see xdpfw.h). A packet that proves nothing of
+ * its source (`admit` 0: a SYN answered with a cookie) adds to the flood's
+ * size but, flooded, counts only for a source already in `map`: a spoofed
+ * SYN flood neither fills the sketch nor costs its cache misses.
  */
-static __always_inline void count(struct xdpfw_sketch_hdr *h, void *map, void *src, __u32 folded)
+static __always_inline void count(struct xdpfw_sketch_hdr *h, void *map, void *src, __u32 folded,
+				  int admit)
 {
 	__u32 slot = heavy_slot(folded);
 	__u32 *c = bpf_map_lookup_elem(&heavy, &slot);
@@ -562,6 +566,8 @@ static __always_inline void count(struct xdpfw_sketch_hdr *h, void *map, void *s
 	__u64 epoch = h->epoch;
 
 	h->seen += 1;
+	if (flood && !admit)
+		return;
 
 	/* The flood's size: the last epoch's, or this one's so far if more (a
 	 * flood that just started must not insert for a whole epoch). */
@@ -1322,7 +1328,7 @@ static __always_inline int fw_ipv4(struct xdp_md *ctx, void *cur, void *data_end
 	if (outcome == XDPFW_SYN_COOKIE)
 		port_hit(&pk, XDPFW_RULE_SYN_PORT, pk.syn_port);
 	if (pk.h)
-		count(pk.h, &pps, &src, src);
+		count(pk.h, &pps, &src, src, outcome != XDPFW_SYN_COOKIE);
 	return PASS(outcome);
 }
 
@@ -1440,7 +1446,7 @@ __noinline int fw_ipv6(struct xdp_md *ctx, __u32 off)
 	if (outcome == XDPFW_SYN_COOKIE)
 		port_hit(&pk, XDPFW_RULE_SYN_PORT, pk.syn_port);
 	if (pk.h)
-		count(pk.h, &pps6, &src, fold6(&src));
+		count(pk.h, &pps6, &src, fold6(&src), outcome != XDPFW_SYN_COOKIE);
 	return PASS(outcome);
 }
 
