@@ -1748,9 +1748,9 @@ static __always_inline __u64 sum32(const void *p, int n)
  * A spoofer's SYN (IPv4 on untagged Ethernet, no IP options, TCP with an
  * MSS option alone: 58 bytes, what SYN floods send) answered in its own
  * frame, field by field, with nothing copied out and back: the usual SYN
- * of a flood costs the cookie, the writes and the checksums (within a few
- * per cent of a minimal cookie answerer: BENCHMARKS.md). -1: not such a
- * SYN (syn_answer's general path answers it).
+ * of a flood costs the cookie, the writes and the checksums (against a
+ * minimal cookie answerer: BENCHMARKS.md). -1: not such a SYN
+ * (syn_answer's general path answers it).
  */
 static __always_inline int syn_answer_bare4(struct xdp_md *ctx, const struct xdpfw_syn_cfg *cfg)
 {
