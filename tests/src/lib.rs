@@ -689,6 +689,108 @@ pub fn kill_at_each_step<T>(
     unreachable!()
 }
 
+/// `attach PROG DEV --netns NS HOOK ingress ARGS` (`prog` Some) or
+/// `detach DEV --netns NS HOOK ingress ARGS`, for the pair's b end; `hook`
+/// is `--tc` or `--tcx`.
+pub fn hook_args<'a>(
+    pair: &'a VethPair,
+    hook: &'a str,
+    prog: Option<&'a str>,
+    args: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = match prog {
+        Some(p) => vec!["attach", p],
+        None => vec!["detach"],
+    };
+    v.extend([
+        pair.dev_b.as_str(),
+        "--netns",
+        pair.b.name(),
+        hook,
+        "ingress",
+    ]);
+    v.extend_from_slice(args);
+    v
+}
+
+/// The programs xdpctl's records under `prefix` (a load's
+/// `links/<hook>_ingress:`) name, sorted.
+pub fn recorded(fs: &Bpffs, prefix: &str) -> Vec<String> {
+    let mut pinned: Vec<String> = fs
+        .snapshot()
+        .into_iter()
+        .filter_map(|e| {
+            e.split(' ')
+                .nth(1)
+                .and_then(|p| p.strip_prefix(prefix))
+                .map(|r| r.split(':').next().unwrap().to_owned())
+        })
+        .collect();
+    pinned.sort();
+    pinned
+}
+
+/// What a tc or tcx hook holds of `tcx_order`'s programs: xdpctl's
+/// records and what runs, by program name, sorted.
+pub type HookState = (Vec<String>, Vec<String>);
+
+/// SIGKILL at each state change of attaching `tcx_order`'s `tcx_one`
+/// beside `tcx_two` at the pair's b end's ingress `hook` (`tc` or `tcx`,
+/// the load pinned under that name), and of detaching it from both: after
+/// each, the hook is as before or as after, `state` (xdpctl's records,
+/// what runs) agrees with itself (`records`: what the message calls a
+/// record), and `doctor --check` is ok.
+pub fn kill_attach_and_detach(
+    hook: &str,
+    state: fn(&Bpffs, &VethPair) -> HookState,
+    records: &str,
+) {
+    let obj = fixture("tcx_order");
+    let flag = format!("--{hook}");
+    let (one, two) = (format!("{hook}/tcx_one"), format!("{hook}/tcx_two"));
+    for (what, detach) in [
+        (format!("{hook} attach"), false),
+        (format!("{hook} detach"), true),
+    ] {
+        let what = what.as_str();
+        kill_at_each_step(
+            what,
+            |fs, pair| {
+                xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", hook]).ok();
+                xdpctl(fs, hook_args(pair, &flag, Some(&two), &[])).ok();
+                if detach {
+                    xdpctl(fs, hook_args(pair, &flag, Some(&one), &[])).ok();
+                }
+                state(fs, pair)
+            },
+            |pair| {
+                let args = if detach {
+                    hook_args(pair, &flag, None, &["--prog", &one])
+                } else {
+                    hook_args(pair, &flag, Some(&one), &[])
+                };
+                args.into_iter().map(str::to_owned).collect()
+            },
+            |fs, pair, before, n, _| {
+                let now = state(fs, pair);
+                let after = if detach {
+                    (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
+                } else {
+                    let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
+                    (both.clone(), both)
+                };
+                assert!(
+                    now == *before || now == after,
+                    "{what}, killed before state change {n}: {now:?}, before {before:?}, \
+                     after {after:?}"
+                );
+                assert_eq!(now.0, now.1, "{what} N={n}: {records}");
+                assert_eq!(xdpctl(fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
+            },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

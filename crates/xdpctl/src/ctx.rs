@@ -87,6 +87,19 @@ impl Ctx {
         ))
     }
 
+    /// Who owns an attachment of a program: the load directory that holds
+    /// it, else xdpctl (its links in [`Self::own_links_dir`], the bpffs
+    /// made ready for them).
+    pub fn owner_of(&self, load_dir: Option<&std::path::Path>) -> Result<Owner> {
+        match load_dir {
+            Some(dir) => Ok(Owner::Load(dir.to_owned())),
+            None => {
+                self.ensure_bpffs()?;
+                self.own_links()
+            }
+        }
+    }
+
     /// Adds the pins in [`Self::own_links_dir`], which listings of the
     /// bpffs leave out with the rest of `_xdpctl/`.
     fn add_own_links(&self, index: &mut PinIndex) -> Result<()> {

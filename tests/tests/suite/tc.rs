@@ -4,7 +4,10 @@
 //! its filters, deleted by `unload`; refusals that change nothing; and
 //! SIGKILL at every state change of an attach and a detach.
 
-use xdpctl_tests::{Bpffs, VethPair, fixture, kill_at_each_step, require_privileges, xdpctl};
+use xdpctl_tests::{
+    Bpffs, VethPair, fixture, hook_args, kill_at_each_step, kill_attach_and_detach, recorded,
+    require_privileges, xdpctl,
+};
 
 /// The mark the recorder saw last: the digits of the programs that ran
 /// before it, in their order.
@@ -20,19 +23,7 @@ fn order(fs: &Bpffs, pair: &VethPair) -> u64 {
 /// `attach PROG DEV --netns NS --tc ingress ARGS` (`prog` Some) or
 /// `detach DEV --netns NS --tc ingress ARGS`, for the pair's b end.
 fn tc_args<'a>(pair: &'a VethPair, prog: Option<&'a str>, args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = match prog {
-        Some(p) => vec!["attach", p],
-        None => vec!["detach"],
-    };
-    v.extend([
-        pair.dev_b.as_str(),
-        "--netns",
-        pair.b.name(),
-        "--tc",
-        "ingress",
-    ]);
-    v.extend_from_slice(args);
-    v
+    hook_args(pair, "--tc", prog, args)
 }
 
 /// tc's own filter at the pair's b end's ingress: `tc filter VERB ...
@@ -81,20 +72,9 @@ fn tc_says(pair: &VethPair) -> Vec<(u16, String)> {
 /// xdpctl's records under `tc/links/` and the filters that run: both as
 /// program names, sorted.
 fn tc_state(fs: &Bpffs, pair: &VethPair) -> (Vec<String>, Vec<String>) {
-    let mut pinned: Vec<String> = fs
-        .snapshot()
-        .into_iter()
-        .filter_map(|e| {
-            e.split(' ')
-                .nth(1)
-                .and_then(|p| p.strip_prefix("tc/links/tc_ingress:"))
-                .map(|r| r.split(':').next().unwrap().to_owned())
-        })
-        .collect();
-    pinned.sort();
     let mut attached: Vec<String> = tc_says(pair).into_iter().map(|(_, n)| n).collect();
     attached.sort();
-    (pinned, attached)
+    (recorded(fs, "tc/links/tc_ingress:"), attached)
 }
 
 #[test]
@@ -322,47 +302,7 @@ fn tc_filters_run_in_priority_order_beside_tcs_own_and_unload_deletes_them() {
 #[test]
 fn a_killed_tc_attach_or_detach_leaves_before_or_after() {
     require_privileges!();
-    let obj = fixture("tcx_order");
-    for (what, detach) in [("tc attach", false), ("tc detach", true)] {
-        kill_at_each_step(
-            what,
-            |fs, pair| {
-                xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", "tc"]).ok();
-                xdpctl(fs, tc_args(pair, Some("tc/tcx_two"), &[])).ok();
-                if detach {
-                    xdpctl(fs, tc_args(pair, Some("tc/tcx_one"), &[])).ok();
-                }
-                tc_state(fs, pair)
-            },
-            |pair| {
-                let args = if detach {
-                    tc_args(pair, None, &["--prog", "tc/tcx_one"])
-                } else {
-                    tc_args(pair, Some("tc/tcx_one"), &[])
-                };
-                args.into_iter().map(str::to_owned).collect()
-            },
-            |fs, pair, before, n, _| {
-                let now = tc_state(fs, pair);
-                let after = if detach {
-                    (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
-                } else {
-                    let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
-                    (both.clone(), both)
-                };
-                assert!(
-                    now == *before || now == after,
-                    "{what}, killed before state change {n}: {now:?}, before {before:?}, \
-                     after {after:?}"
-                );
-                assert_eq!(
-                    now.0, now.1,
-                    "{what} N={n}: a record for every filter, no other"
-                );
-                assert_eq!(xdpctl(fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
-            },
-        );
-    }
+    kill_attach_and_detach("tc", tc_state, "a record for every filter, no other");
 }
 
 #[test]
@@ -508,19 +448,7 @@ fn a_killed_replace_leaves_tcx_links_and_tc_filters_on_the_loads_programs() {
         |fs, pair| {
             xdpctl(fs, ["load", obj, "--pin", "tc"]).ok();
             // tcx_one at tcx, then tc filters: tcx_two, the recorder.
-            xdpctl(
-                fs,
-                [
-                    "attach",
-                    "tc/tcx_one",
-                    &pair.dev_b,
-                    "--netns",
-                    pair.b.name(),
-                    "--tcx",
-                    "ingress",
-                ],
-            )
-            .ok();
+            xdpctl(fs, hook_args(pair, "--tcx", Some("tc/tcx_one"), &[])).ok();
             xdpctl(fs, tc_args(pair, Some("tc/tcx_two"), &[])).ok();
             xdpctl(fs, tc_args(pair, Some("tc/tcx_record"), &[])).ok();
         },
@@ -582,19 +510,7 @@ fn load_replace_after_a_device_went_drops_its_links_and_records() {
     let obj = fixture("tcx_order");
     let obj = obj.to_str().unwrap();
     xdpctl(&fs, ["load", obj, "--pin", "tc"]).ok();
-    xdpctl(
-        &fs,
-        [
-            "attach",
-            "tc/tcx_one",
-            &pair.dev_b,
-            "--netns",
-            pair.b.name(),
-            "--tcx",
-            "ingress",
-        ],
-    )
-    .ok();
+    xdpctl(&fs, hook_args(&pair, "--tcx", Some("tc/tcx_one"), &[])).ok();
     xdpctl(&fs, tc_args(&pair, Some("tc/tcx_two"), &[])).ok();
     pair.b.exec(&["ip", "link", "del", &pair.dev_b]);
     let out = xdpctl(&fs, ["load", obj, "--pin", "tc", "--replace"]).ok();

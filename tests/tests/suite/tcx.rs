@@ -5,7 +5,10 @@
 //! every state change of an attach and a detach.
 
 use serde_json::Value;
-use xdpctl_tests::{Bpffs, VethPair, fixture, kill_at_each_step, require_privileges, xdpctl};
+use xdpctl_tests::{
+    Bpffs, VethPair, fixture, hook_args, kill_attach_and_detach, recorded, require_privileges,
+    xdpctl,
+};
 
 /// The mark the recorder saw last: the digits of the programs that ran
 /// before it, in their order.
@@ -43,19 +46,7 @@ fn shown(fs: &Bpffs, pair: &VethPair) -> Vec<String> {
 /// or `xdpctl [-j] detach DEV --netns NS --tcx ingress ARGS` (`prog`
 /// None), for the pair's b end: the arguments.
 fn tcx_args<'a>(pair: &'a VethPair, prog: Option<&'a str>, args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = match prog {
-        Some(p) => vec!["attach", p],
-        None => vec!["detach"],
-    };
-    v.extend([
-        pair.dev_b.as_str(),
-        "--netns",
-        pair.b.name(),
-        "--tcx",
-        "ingress",
-    ]);
-    v.extend_from_slice(args);
-    v
+    hook_args(pair, "--tcx", prog, args)
 }
 
 /// A tcx attach that works: its row.
@@ -188,63 +179,15 @@ fn another_tools_tcx_link_is_ordered_around_and_left_alone() {
 /// Whether xdpctl's tcx pins for the pair's b end and the links the
 /// kernel runs there agree: (pinned, attached), by program name.
 fn tcx_state(fs: &Bpffs, pair: &VethPair) -> (Vec<String>, Vec<String>) {
-    let mut pinned: Vec<String> = fs
-        .snapshot()
-        .into_iter()
-        .filter_map(|e| {
-            e.split(' ')
-                .nth(1)
-                .and_then(|p| p.strip_prefix("tcx/links/tcx_ingress:"))
-                .map(|r| r.split(':').next().unwrap().to_owned())
-        })
-        .collect();
-    pinned.sort();
     let mut attached = shown(fs, pair);
     attached.sort();
-    (pinned, attached)
+    (recorded(fs, "tcx/links/tcx_ingress:"), attached)
 }
 
 #[test]
 fn a_killed_tcx_attach_or_detach_leaves_before_or_after() {
     require_privileges!();
-    let obj = fixture("tcx_order");
-    for (what, detach) in [("tcx attach", false), ("tcx detach", true)] {
-        kill_at_each_step(
-            what,
-            |fs, pair| {
-                xdpctl(fs, ["load", obj.to_str().unwrap(), "--pin", "tcx"]).ok();
-                attach(fs, pair, "tcx/tcx_two", &[]);
-                if detach {
-                    attach(fs, pair, "tcx/tcx_one", &[]);
-                }
-                tcx_state(fs, pair)
-            },
-            |pair| {
-                let args = if detach {
-                    tcx_args(pair, None, &["--prog", "tcx/tcx_one"])
-                } else {
-                    tcx_args(pair, Some("tcx/tcx_one"), &[])
-                };
-                args.into_iter().map(str::to_owned).collect()
-            },
-            |fs, pair, before, n, _| {
-                let now = tcx_state(fs, pair);
-                let after = if detach {
-                    (vec!["tcx_two".to_owned()], vec!["tcx_two".to_owned()])
-                } else {
-                    let both = vec!["tcx_one".to_owned(), "tcx_two".to_owned()];
-                    (both.clone(), both)
-                };
-                assert!(
-                    now == *before || now == after,
-                    "{what}, killed before state change {n}: {now:?}, before {before:?}, \
-                     after {after:?}"
-                );
-                assert_eq!(now.0, now.1, "{what} N={n}: a pin for every link, no other");
-                assert_eq!(xdpctl(fs, ["doctor", "--check"]).code, 0, "{what} N={n}");
-            },
-        );
-    }
+    kill_attach_and_detach("tcx", tcx_state, "a pin for every link, no other");
 }
 
 #[test]

@@ -3,6 +3,12 @@
 
 use std::error::Error;
 
+/// How a command a message suggests names the namespace it was given:
+/// ` --netns NAME`, or nothing for the current one.
+pub fn netns_arg(netns: Option<&str>) -> String {
+    netns.map_or_else(String::new, |n| format!(" --netns {n}"))
+}
+
 /// `err` and its causes, `: `-separated, skipping a cause whose text its
 /// parent already includes (libraries often repeat their source's message).
 pub fn chain(err: &(dyn Error + 'static)) -> String {

@@ -329,9 +329,7 @@ pub fn explain(f: &Facts, frags: bool) -> Explanation {
         );
         fix = Some(format!(
             "detach it from {upper} first (xdpctl detach {upper}{}), or keep filtering on {upper}",
-            f.netns
-                .as_deref()
-                .map_or(String::new(), |n| format!(" --netns {n}"))
+            crate::model::error_text::netns_arg(f.netns.as_deref())
         ));
     }
     if let Some((mkind, master)) = &f.master {

@@ -288,7 +288,7 @@ fn attach_error(
     // A refused native attach says why, from the device's facts (`net
     // explain`): the kernel's errno alone (EOPNOTSUPP, ERANGE, EINVAL)
     // does not, and a link's attach carries no kernel message.
-    let in_ns = netns.map_or_else(String::new, |n| format!(" --netns {n}"));
+    let in_ns = crate::model::error_text::netns_arg(netns);
     let see = format!("see `xdpctl net explain {dev}{in_ns}`");
     let explained = match (errno, mode) {
         (Some(libc::EPERM | libc::EACCES), _) => None,
@@ -413,10 +413,7 @@ pub fn attach(ctx: &Ctx, args: &AttachOptions) -> Result<Attachment> {
                 dev.name
             ),
         };
-        let in_ns = args
-            .netns
-            .as_deref()
-            .map_or_else(String::new, |n| format!(" --netns {n}"));
+        let in_ns = crate::model::error_text::netns_arg(args.netns.as_deref());
         if !args.replace && mode != args.mode {
             bail!(
                 "{} already has XDP program {old_id} ({old_name}) attached in {mode} mode by \
@@ -848,7 +845,7 @@ fn arm_attach(
     ctx.out.note(format_args!(
         "this attach is rolled back in {} unless you run: xdpctl confirm {name}{}",
         humane(within),
-        netns_arg.map_or_else(String::new, |n| format!(" --netns {n}"))
+        crate::model::error_text::netns_arg(netns_arg)
     ));
     Ok(())
 }

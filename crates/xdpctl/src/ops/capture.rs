@@ -482,7 +482,7 @@ pub fn resolve(ctx: &crate::ctx::Ctx, target: Option<&str>, netns: Option<&str>)
         bail!(
             "{dev}{where_} runs no XDP program; attach the firewall (`xdpctl attach DIR/xdp_fw \
              {dev}{}`) to capture its decisions",
-            netns.map_or(String::new(), |n| format!(" --netns {n}"))
+            crate::model::error_text::netns_arg(netns)
         );
     };
     let pins = ctx.pin_index()?;

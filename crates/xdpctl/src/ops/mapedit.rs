@@ -313,11 +313,7 @@ pub fn update(
             key,
         ));
     }
-    // A value of 0 where 0 is no rule (a port "present, off") adds none:
-    // nothing for the indexes to take in, no host to check for it.
-    let adds_rule =
-        value_bytes.iter().any(|b| *b != 0) || crate::model::rulemaps::zero_is_rule(&map.name());
-    arm(if adds_rule { &key_bytes } else { &[] })?;
+    arm(&added(&map, [(&key_bytes, &value_bytes)]))?;
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
@@ -331,6 +327,23 @@ pub fn update(
         note: format!("map {}: {key} = {shown}", map.label),
         json: map.entry_json(&key_bytes, &value_bytes, false),
     })
+}
+
+/// The keys (packed) of the entries a write adds as rules: all but those
+/// of value 0 where 0 is no rule (a port "present, off"), which give the
+/// indexes nothing to take in and the host nothing to check.
+fn added<'a>(
+    map: &OpenMap,
+    entries: impl IntoIterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
+) -> Vec<u8> {
+    let zero_is_rule = crate::model::rulemaps::zero_is_rule(&map.name());
+    let mut keys = Vec::new();
+    for (k, v) in entries {
+        if zero_is_rule || v.iter().any(|b| *b != 0) {
+            keys.extend_from_slice(k);
+        }
+    }
+    keys
 }
 
 /// A key and a whole (all-CPU) value, as bytes.
@@ -537,11 +550,7 @@ fn update_from_file(
             }
         }
     }
-    let mut keys = Vec::new();
-    for (k, _) in &entries {
-        keys.extend_from_slice(k);
-    }
-    arm(&keys)?;
+    arm(&added(map, entries.iter().map(|(k, v)| (k, v))))?;
     let written = match write_all(map, &entries, flags) {
         Ok(n) => n,
         Err((err, n)) => {

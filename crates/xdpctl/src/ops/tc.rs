@@ -30,7 +30,7 @@ use crate::{
     model::{
         change::{Change, Step},
         handle::Handle,
-        linkpin::{Hook, LinkPin, Owner, pin_name},
+        linkpin::{Hook, LinkPin, pin_name},
         policy::{TcSpec, TcxHook},
     },
     ops::{
@@ -179,13 +179,7 @@ pub fn out_of_reach(links_dir: &Path) -> Result<Vec<(PathBuf, LinkPin)>> {
 /// Attaches `opts.prog` as a tc filter, through the journal.
 pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
     let prog = resolve_tc_prog(ctx, &opts.prog)?;
-    let owner = match prog.load_dir() {
-        Some(dir) => Owner::Load(dir.to_owned()),
-        None => {
-            ctx.ensure_bpffs()?;
-            ctx.own_links()?
-        }
-    };
+    let owner = ctx.owner_of(prog.load_dir())?;
     let (mut journal, notes) = ops::begin(&owner.journal_dir(&ctx.bpffs))?;
     ctx.out.notes(notes);
     let ns = netns::Netns::of(opts.netns.as_deref())?;
@@ -198,10 +192,7 @@ pub fn attach(ctx: &Ctx, opts: &TcOptions) -> Result<TcAttachment> {
     } else {
         "tc-ingress"
     };
-    let in_ns = opts
-        .netns
-        .as_deref()
-        .map_or(String::new(), |n| format!(" --netns {n}"));
+    let in_ns = crate::model::error_text::netns_arg(opts.netns.as_deref());
     let flag = if opts.egress { "egress" } else { "ingress" };
     // A record of ours whose filter is gone (deleted by tc, or its device
     // went) is stale: settled first.
@@ -456,7 +447,7 @@ pub fn detach(
             "{dev_name} has no tc filter of xdpctl's at {hook}{}; `xdpctl net show {dev_name}{}` \
              lists what runs there",
             only.map_or(String::new(), |id| format!(" running program {id}")),
-            netns_spec.map_or(String::new(), |n| format!(" --netns {n}"))
+            crate::model::error_text::netns_arg(netns_spec)
         ));
     }
     Ok(out)

@@ -23,7 +23,7 @@ use crate::{
     model::{
         change::{Change, Step},
         handle::Handle,
-        linkpin::{Hook, LinkPin, Owner},
+        linkpin::{Hook, LinkPin},
     },
     ops::{
         self,
@@ -141,13 +141,7 @@ pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
         egress: opts.egress,
         prog: prog.name.clone(),
     };
-    let owner = match prog.load_dir() {
-        Some(dir) => Owner::Load(dir.to_owned()),
-        None => {
-            ctx.ensure_bpffs()?;
-            ctx.own_links()?
-        }
-    };
+    let owner = ctx.owner_of(prog.load_dir())?;
     // The place, its program resolved before entering the namespace (pins
     // are paths of this mount namespace; ids are global).
     let place = match &opts.place {
@@ -173,10 +167,7 @@ pub fn attach(ctx: &Ctx, opts: &TcxOptions) -> Result<TcxAttachment> {
     let path = pin.path();
     // A pin of ours whose link is detached (its device went) is stale.
     journal.run(&[Step::UnpinIfDetached { path: path.clone() }])?;
-    let in_ns = opts
-        .netns
-        .as_deref()
-        .map_or(String::new(), |n| format!(" --netns {n}"));
+    let in_ns = crate::model::error_text::netns_arg(opts.netns.as_deref());
     if path.exists() {
         bail!(
             "{} already runs {} at {} by this load's link (pinned at {}); a program runs once a \
@@ -374,7 +365,7 @@ pub fn detach(
             "{dev_name} has no tcx link of xdpctl's at {hook}{}; `xdpctl net show {dev_name}{}` \
              lists what runs there",
             only.map_or(String::new(), |id| format!(" running program {id}")),
-            netns_spec.map_or(String::new(), |n| format!(" --netns {n}"))
+            crate::model::error_text::netns_arg(netns_spec)
         ));
     }
     Ok(out)
