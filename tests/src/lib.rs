@@ -19,7 +19,7 @@ use std::{
     ffi::OsStr,
     fs,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -349,11 +349,47 @@ pub struct NetNs {
 impl NetNs {
     /// Creates a namespace with a unique name and brings its loopback up.
     pub fn new() -> Self {
+        let ns = Self::bare();
+        ns.ip(&["link set lo up"]);
+        ns
+    }
+
+    /// Creates a namespace with a unique name, its loopback still down.
+    fn bare() -> Self {
         let name = unique("xdpt");
         sh("ip", &["netns", "add", &name]);
-        let ns = NetNs { name };
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns
+        NetNs { name }
+    }
+
+    /// Runs `ip` commands (one a line, without the `ip`) inside the
+    /// namespace in one process (`ip -n NS -batch -`); panics if one fails.
+    ///
+    /// NB: a process for each would cost the suite about a minute: namespaces
+    /// are made and set up some thousand times.
+    #[track_caller]
+    pub fn ip(&self, lines: &[&str]) {
+        use std::io::Write as _;
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running ip: {e}"));
+        let script = lines.join("\n") + "\n";
+        child
+            .stdin
+            .take()
+            .expect("ip's stdin")
+            .write_all(script.as_bytes())
+            .expect("writing to ip -batch");
+        let out = child.wait_with_output().expect("waiting for ip");
+        assert!(
+            out.status.success(),
+            "`ip -n {} -batch -` of {lines:?} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Its name, as `ip netns` knows it.
@@ -516,8 +552,8 @@ impl VethPair {
     /// Creates the namespaces, the pair and the addresses.
     pub fn new() -> Self {
         static SUBNET: AtomicU32 = AtomicU32::new(0);
-        let a = NetNs::new();
-        let b = NetNs::new();
+        let a = NetNs::bare();
+        let b = NetNs::bare();
         let dev_a = unique("va");
         let dev_b = unique("vb");
         // A /24 per pair in 10.250.0.0/16 (test-private, inside the namespaces).
@@ -541,10 +577,13 @@ impl VethPair {
                 b.name(),
             ],
         );
-        a.exec(&["ip", "addr", "add", &format!("{ip_a}/24"), "dev", &dev_a]);
-        b.exec(&["ip", "addr", "add", &format!("{ip_b}/24"), "dev", &dev_b]);
-        a.exec(&["ip", "link", "set", &dev_a, "up"]);
-        b.exec(&["ip", "link", "set", &dev_b, "up"]);
+        for (ns, dev, ip) in [(&a, &dev_a, &ip_a), (&b, &dev_b, &ip_b)] {
+            ns.ip(&[
+                "link set lo up",
+                &format!("addr add {ip}/24 dev {dev}"),
+                &format!("link set {dev} up"),
+            ]);
+        }
         VethPair {
             a,
             b,

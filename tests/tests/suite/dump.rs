@@ -338,6 +338,67 @@ fn xdp_filter_maps_read_as_bpftool_reads_them() {
     );
 }
 
+/// The firewall's indexes that `doctor --check` reads whole are mmapable
+/// arrays, read through the mapping (kernel/mapview.rs): what xdpctl reads
+/// so is what bpftool reads with `bpf(2)`, entry by entry, rules and all.
+#[test]
+fn mmapable_index_maps_read_as_bpftool_reads_them() {
+    require_privileges!();
+    let ns = MountNs::new();
+    ns.xdpctl(&["load", "--pin", "fw"]).ok();
+    let m = |name: &str| format!("/sys/fs/bpf/fw/maps/{name}");
+    ns.xdpctl(&["map", "update", &m("blocklist"), "203.0.113.5", "1"])
+        .ok();
+    ns.xdpctl(&["map", "update", &m("cidr4"), "198.51.100.0/24", "1"])
+        .ok();
+    ns.xdpctl(&["map", "update", &m("cidr4"), "10.0.0.0/8", "1"])
+        .ok();
+    ns.xdpctl(&["map", "update", &m("cidr6"), "2001:db8::/32", "1"])
+        .ok();
+    for (name, entries) in [
+        ("cidr4_l1", 65536),
+        ("bloom", 16384),
+        ("cidr6_filter", 16384),
+    ] {
+        let show = ns.xdpctl(&["-j", "map", "show", &m(name)]).ok().json();
+        assert_eq!(
+            show[0]["flags"].as_u64().map(|f| f & (1 << 10)),
+            Some(1 << 10),
+            "{name} is not mmapable: {show}"
+        );
+        let ours = ns.xdpctl(&["-j", "map", "dump", &m(name)]).ok().json();
+        let theirs = bpftool_json(&ns.bpftool(&["-j", "map", "dump", "pinned", &m(name)]));
+        assert_eq!(compare(name, &ours, &theirs), entries, "{name}");
+        // The rules are in it: not a map of zeroes read twice.
+        let set = ours
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["value"] != json!(0))
+            .count();
+        assert!(set > 0, "{name}: every entry is 0");
+    }
+    // A rule written behind xdpctl's back is found through the mapping.
+    ns.bpftool(&[
+        "map",
+        "update",
+        "pinned",
+        &m("cidr4_l1"),
+        "key",
+        "1",
+        "0",
+        "0",
+        "0",
+        "value",
+        "9",
+        "0",
+        "0",
+        "0",
+    ]);
+    let check = ns.xdpctl(&["doctor", "--check"]);
+    assert_ne!(check.code, 0, "{check:?}");
+}
+
 #[test]
 fn global_data_is_typed_for_xdpctl_and_for_bpftool() {
     require_privileges!();

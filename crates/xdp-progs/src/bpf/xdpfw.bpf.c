@@ -119,6 +119,7 @@ struct {
 	__type(key, __u32);   /* the address's top 16 bits */
 	__type(value, __u32); /* 0, MATCH | value or CHUNK | chunk: see xdpfw.h */
 	__uint(max_entries, XDPFW_CIDR4_L1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* read whole by doctor: mapview.rs */
 } cidr4_l1 SEC(".maps");
 
 struct {
@@ -210,6 +211,7 @@ struct {
 	__type(key, __u32);   /* word of the filter */
 	__type(value, __u64); /* 64 of its bits */
 	__uint(max_entries, (1 << XDPFW_CIDR6_FILTER_BITS) / 64);
+	__uint(map_flags, BPF_F_MMAPABLE); /* read whole by doctor: mapview.rs */
 } cidr6_filter SEC(".maps");
 
 struct {
@@ -252,6 +254,7 @@ struct {
 	__type(key, __u32);   /* word of the filter */
 	__type(value, __u64); /* 64 of its bits */
 	__uint(max_entries, (1 << XDPFW_BLOOM_BITS) / 64);
+	__uint(map_flags, BPF_F_MMAPABLE); /* read whole by doctor: mapview.rs */
 } bloom SEC(".maps");
 
 struct {

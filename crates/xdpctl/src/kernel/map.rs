@@ -11,7 +11,10 @@ use std::{
 
 use aya_obj::generated::{bpf_map_info, bpf_map_type};
 
-use crate::{kernel::sys, model::policy::Entries};
+use crate::{
+    kernel::{mapview::ArrayView, sys},
+    model::policy::Entries,
+};
 
 /// `BPF_MAP_TYPE_LPM_TRIE`: keys are prefixes, lookups the longest match.
 pub const LPM_TRIE: u32 = bpf_map_type::BPF_MAP_TYPE_LPM_TRIE as u32;
@@ -339,6 +342,9 @@ impl MapHandle {
         &self,
         mut f: impl FnMut(&Batch) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
+        if let Some(view) = ArrayView::of(self)? {
+            return self.for_each_mapped(&view, f);
+        }
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<io::Result<Batch>>(BUFFERS - 1);
         let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Batch>(BUFFERS);
         std::thread::scope(|s| {
@@ -360,6 +366,32 @@ impl MapHandle {
             drop(free_tx);
             result
         })
+    }
+
+    /// [`Self::for_each_batch`] of an mmapable array: batches copied from
+    /// the mapping, no system call, no reader thread.
+    fn for_each_mapped(
+        &self,
+        view: &ArrayView,
+        mut f: impl FnMut(&Batch) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let (key_size, value_len) = (self.key_size(), self.value_len());
+        let room = self.batch_room();
+        let mut batch = Batch::new(key_size, value_len, room);
+        for start in (0..view.entries()).step_by(room) {
+            batch.len = 0;
+            for i in start..(start + room).min(view.entries()) {
+                let n = batch.len;
+                batch.keys[n * key_size..(n + 1) * key_size]
+                    .copy_from_slice(&(i as u32).to_ne_bytes()[..key_size.min(4)]);
+                batch.values[n * value_len..(n + 1) * value_len].copy_from_slice(view.value(i));
+                batch.len += 1;
+            }
+            if !f(&batch)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The reader thread of [`Self::for_each_batch`]: sends batches until

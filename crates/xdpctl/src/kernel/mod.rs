@@ -12,6 +12,7 @@ pub mod holders;
 pub mod layout;
 pub mod links;
 pub mod map;
+pub mod mapview;
 pub mod netdev;
 pub mod netlink;
 pub mod netns;

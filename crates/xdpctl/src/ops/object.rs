@@ -21,6 +21,7 @@ use crate::{
     kernel::{
         datamaps,
         map::MapHandle,
+        mapview::BPF_F_MMAPABLE,
         objects::{self, Described},
         store, sys,
     },
@@ -812,7 +813,15 @@ pub(crate) fn map_mismatch(
             info.max_entries,
             false,
         ),
-        ("flags", def.map_flags(), info.map_flags, false),
+        // NB: BPF_F_MMAPABLE changes how userspace may read a map, not
+        // what it holds: a load made before the firewall's indexes had it
+        // still fits (and is read with bpf(2)).
+        (
+            "flags",
+            def.map_flags() & !BPF_F_MMAPABLE,
+            info.map_flags & !BPF_F_MMAPABLE,
+            false,
+        ),
     ];
     fields
         .into_iter()

@@ -203,50 +203,39 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
             None => xdpctl(&fs, ["load", "--pin", pin]).ok(),
         };
     }
-    // XDPCTL_BENCH_AB: a candidate object raced against the built-in
-    // firewall in the same rounds (sections 1 to 3), for A/B work.
-    let ab = std::env::var("XDPCTL_BENCH_AB").ok();
-    if let Some(obj) = &ab {
-        for pin in ["abfw", "abfwb", "abfw0"] {
-            xdpctl(&fs, ["load", obj, "--pin", pin]).ok();
+    // XDPCTL_BENCH_AB: candidate objects (comma-separated, built from a
+    // changed xdpfw.bpf.c) raced against the built-in firewall in the
+    // same rounds (sections 1 to 3), for A/B work.
+    let ab: Vec<String> = std::env::var("XDPCTL_BENCH_AB")
+        .map(|v| v.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let mut ab_fw = Vec::new();
+    let mut ab_fwb = Vec::new();
+    let mut ab_fw0 = Vec::new();
+    for (i, obj) in ab.iter().enumerate() {
+        let what = leak(format!("candidate {} ({obj})", i + 1));
+        for (kind, list) in [
+            ("fw", &mut ab_fw),
+            ("fwb", &mut ab_fwb),
+            ("fw0", &mut ab_fw0),
+        ] {
+            let dir = format!("ab{kind}{i}");
+            xdpctl(&fs, ["load", obj, "--pin", &dir]).ok();
+            list.push(Prog {
+                pin: leak(format!("{dir}/xdp_fw")),
+                what,
+            });
         }
+        let ports = format!("abfw{i}/maps/udp_ports");
         xdpctl(
             &fs,
-            [
-                "map",
-                "update",
-                "abfw/maps/udp_ports",
-                &BLOCKED_PORT.to_string(),
-                "1",
-            ],
+            ["map", "update", &ports, &BLOCKED_PORT.to_string(), "1"],
         )
         .ok();
-        xdpctl(
-            &fs,
-            [
-                "map",
-                "update",
-                "abfwb/maps/blocklist",
-                &BAD.to_string(),
-                "1",
-            ],
-        )
-        .ok();
+        let block = format!("abfwb{i}/maps/blocklist");
+        xdpctl(&fs, ["map", "update", &block, &BAD.to_string(), "1"]).ok();
     }
-    let (abfw, abfwb, abfw0) = (
-        Prog {
-            pin: "abfw/xdp_fw",
-            what: "candidate",
-        },
-        Prog {
-            pin: "abfwb/xdp_fw",
-            what: "candidate",
-        },
-        Prog {
-            pin: "abfw0/xdp_fw",
-            what: "candidate",
-        },
-    );
     for pin in ["fw", "fwr"] {
         let ports = format!("{pin}/maps/udp_ports");
         xdpctl(
@@ -349,9 +338,7 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         if xf_port.is_ok() {
             progs.push(&xf_udp);
         }
-        if ab.is_some() {
-            progs.push(&abfw);
-        }
+        progs.extend(&ab_fw);
         let ns = race(
             &fs,
             &mut generator,
@@ -392,8 +379,8 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         peer_rows(
             rows, &what, &xf_port, &xf_udp, &ns, &mut next, &ns[2], false,
         );
-        if ab.is_some() {
-            ab_rows(rows, &what, &ns[next], &ns[2], &ns[0]);
+        for (i, cand) in ab_fw.iter().enumerate() {
+            ab_rows(rows, &what, cand.what, &ns[next + i], &ns[2], &ns[0]);
         }
     }
 
@@ -407,9 +394,7 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
         if xf_ip.is_ok() {
             progs.push(&xf_ip_p);
         }
-        if ab.is_some() {
-            progs.push(&abfwb);
-        }
+        progs.extend(&ab_fwb);
         let bad = flood::Sources::one(BAD);
         let ns = race(
             &fs,
@@ -437,8 +422,8 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
             rows, &what, &xf_all, &xf_all_p, &ns, &mut next, &ns[1], true,
         );
         peer_rows(rows, &what, &xf_ip, &xf_ip_p, &ns, &mut next, &ns[1], false);
-        if ab.is_some() {
-            ab_rows(rows, &what, &ns[next], &ns[1], &ns[0]);
+        for (i, cand) in ab_fwb.iter().enumerate() {
+            ab_rows(rows, &what, cand.what, &ns[next + i], &ns[1], &ns[0]);
         }
     }
 
@@ -455,15 +440,14 @@ pub fn flood_cost(sizes: &Sizes, rows: &mut Vec<Row>) {
                 sizes,
                 &frame(OPEN_PORT),
                 sources,
-                &if ab.is_some() {
-                    vec![&seed_count, &fw0, &bare_pass, &abfw0]
-                } else {
-                    vec![&seed_count, &fw0, &bare_pass]
-                },
+                &[&seed_count, &fw0, &bare_pass]
+                    .into_iter()
+                    .chain(&ab_fw0)
+                    .collect::<Vec<_>>(),
                 pass,
             );
-            if ab.is_some() {
-                ab_rows(rows, &what, &ns[3], &ns[1], &ns[0]);
+            for (i, cand) in ab_fw0.iter().enumerate() {
+                ab_rows(rows, &what, cand.what, &ns[3 + i], &ns[1], &ns[0]);
             }
             rows.push(ns_row(
                 format!("{what}: {} (peer)", seed_count.what),
@@ -647,15 +631,22 @@ fn capture_cost(
 
 /// A candidate's rows (XDPCTL_BENCH_AB): against the floor, and against
 /// the built-in firewall of the same rounds.
-fn ab_rows(rows: &mut Vec<Row>, what: &str, cand: &[f64], built_in: &[f64], floor: &[f64]) {
+fn ab_rows(
+    rows: &mut Vec<Row>,
+    what: &str,
+    who: &str,
+    cand: &[f64],
+    built_in: &[f64],
+    floor: &[f64],
+) {
     rows.push(ns_row(
-        format!("{what}: candidate"),
+        format!("{what}: {who}"),
         cand,
         Some(("floor", floor)),
         None,
     ));
     rows.push(ns_row(
-        format!("{what}: candidate vs built-in"),
+        format!("{what}: {who} vs built-in"),
         cand,
         Some(("built-in", built_in)),
         None,
