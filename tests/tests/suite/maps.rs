@@ -555,7 +555,12 @@ fn bad_input_is_refused_and_changes_nothing() {
         ),
         (
             vec!["udp_ports", "70000", "1"],
-            "is not a port (0 to 65535)",
+            "70000 is not a port (a number up to 65535)",
+        ),
+        // Too big is out of range, even past u64 (serde's float 1e+20).
+        (
+            vec!["t/maps/rules", "1", r#"{"offset":100000000000000000000}"#],
+            "field offset: 100000000000000000000 is out of range for an s32",
         ),
         // The rules apply keeps, kept by map update too.
         (

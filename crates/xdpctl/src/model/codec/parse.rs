@@ -146,6 +146,32 @@ fn parse_uint(text: &str) -> Option<u64> {
     }
 }
 
+/// Why `text`, which `parse_uint`/`parse_int` refused, is not a number of
+/// `what` (`a u64 (0 to ...)`): too big (digits, or a whole JSON number
+/// such as 1e20, which serde reads as a float), not whole (1.5), or not a
+/// number at all.
+fn number_error(label: &str, text: &str, what: &str) -> String {
+    let t = text.trim();
+    let unsigned = t.strip_prefix('-').unwrap_or(t);
+    let digits = match unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        Some(hex) => !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()),
+    };
+    match t.parse::<f64>() {
+        _ if digits => format!("{label}{t} is out of range for {what}"),
+        // As digits: the number the user most likely typed (JSON's
+        // 100000000000000000000 reaches here as the float 1e+20).
+        Ok(f) if f.is_finite() && f.fract() == 0.0 => {
+            format!("{label}{f:.0} is out of range for {what}")
+        }
+        Ok(f) if f.is_finite() => format!("{label}{t} is not a whole number; {what} is wanted"),
+        _ => format!("{label}'{t}' is not a number (decimal, or hex with 0x)"),
+    }
+}
+
 fn parse_int(text: &str) -> Option<i64> {
     let t = text.trim();
     match t.strip_prefix('-') {
@@ -186,7 +212,12 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
             .map_err(|_| format!("{label}'{text}' is not an IPv6 address (like 2001:db8::1)")),
         Shape::Port => match parse_uint(&text) {
             Some(p) if p <= 65535 => Ok((p as u16).to_be_bytes().to_vec()),
-            _ => Err(format!("{label}'{text}' is not a port (0 to 65535)")),
+            Some(_) => Err(format!(
+                "{label}{text} is not a port (a number up to 65535)"
+            )),
+            None => Err(format!(
+                "{label}'{text}' is not a port (a number up to 65535)"
+            )),
         },
         Shape::BigEndian { size } => {
             let max = if *size >= 8 {
@@ -196,9 +227,14 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
             };
             match parse_uint(&text) {
                 Some(x) if x <= max => Ok(x.to_be_bytes()[8 - size..].to_vec()),
-                _ => Err(format!(
-                    "{label}'{text}' is not a {}-bit unsigned number (0 to {max})",
+                Some(_) => Err(format!(
+                    "{label}{text} is out of range for a {}-bit unsigned number (0 to {max})",
                     size * 8
+                )),
+                None => Err(number_error(
+                    &label,
+                    &text,
+                    &format!("a {}-bit unsigned number (0 to {max})", size * 8),
                 )),
             }
         }
@@ -214,8 +250,10 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                     "{label}{text} is out of range for a u{} (0 to {max})",
                     size * 8
                 )),
-                None => Err(format!(
-                    "{label}'{text}' is not a number (decimal, or hex with 0x)"
+                None => Err(number_error(
+                    &label,
+                    &text,
+                    &format!("a u{} (0 to {max})", size * 8),
                 )),
             }
         }
@@ -231,7 +269,11 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                 Some(_) => Err(format!(
                     "{label}{text} is out of range for an s{bits} ({min} to {max})"
                 )),
-                None => Err(format!("{label}'{text}' is not a number")),
+                None => Err(number_error(
+                    &label,
+                    &text,
+                    &format!("an s{bits} ({min} to {max})"),
+                )),
             }
         }
         Shape::Bool => match text.as_str() {

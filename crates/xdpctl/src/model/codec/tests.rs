@@ -59,6 +59,43 @@ fn integers_check_their_range_and_take_hex() {
     assert!(parse(&s16, "40000").is_err());
 }
 
+/// A number too big for u64, typed or read from JSON as a float (serde
+/// reads 100000000000000000000 as 1e20), is out of range, not "not a
+/// number"; a fraction is not whole; only text is not a number.
+#[test]
+fn numbers_beyond_u64_say_out_of_range_not_not_a_number() {
+    let u64s = Shape::Uint { size: 8 };
+    let max = "0 to 18446744073709551615";
+    for text in ["100000000000000000000", "0x1ffffffffffffffff"] {
+        assert_eq!(
+            parse(&u64s, text).unwrap_err(),
+            format!("{text} is out of range for a u64 ({max})")
+        );
+    }
+    let big: serde_json::Value = serde_json::from_str("100000000000000000000").unwrap();
+    assert_eq!(
+        from_json(&u64s, &big, "pps").unwrap_err(),
+        format!("field pps: 100000000000000000000 is out of range for a u64 ({max})")
+    );
+    let half: serde_json::Value = serde_json::from_str("1.5").unwrap();
+    assert_eq!(
+        from_json(&u64s, &half, "pps").unwrap_err(),
+        format!("field pps: 1.5 is not a whole number; a u64 ({max}) is wanted")
+    );
+    assert_eq!(
+        parse(&u64s, "lots").unwrap_err(),
+        "'lots' is not a number (decimal, or hex with 0x)"
+    );
+    assert_eq!(
+        parse(&Shape::Int { size: 1 }, "-1000").unwrap_err(),
+        "-1000 is out of range for an s8 (-128 to 127)"
+    );
+    assert_eq!(
+        parse(&Shape::Port, "70000").unwrap_err(),
+        "70000 is not a port (a number up to 65535)"
+    );
+}
+
 #[test]
 fn cidrs_check_family_and_prefix() {
     let c4 = Shape::Cidr { v6: false };
