@@ -27,13 +27,14 @@ const FIXTURES: &[&str] = &[
     "fake_fw",
     "globals",
     "xdpfw_nocapture",
+    "xdpfw_nommap",
 ];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     println!("cargo:rerun-if-changed=../crates/xdp-progs/clang.rs");
-    // xdpfw_nocapture includes the firewall's source.
+    // xdpfw_nocapture and xdpfw_nommap include the firewall's source.
     println!("cargo:rerun-if-changed=../crates/xdp-progs/src/bpf");
     for stem in FIXTURES {
         let src = manifest.join("bpf").join(format!("{stem}.bpf.c"));

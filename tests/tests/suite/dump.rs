@@ -399,6 +399,61 @@ fn mmapable_index_maps_read_as_bpftool_reads_them() {
     assert_ne!(check.code, 0, "{check:?}");
 }
 
+/// A firewall loaded before its indexes were mmapable (the same object
+/// without the flag) is still the firewall: its rules are indexed,
+/// `doctor --check` reads its indexes with bpf(2) and finds a rule written
+/// behind xdpctl's back, `doctor` repairs it, and `load --replace` with
+/// the built-in keeps its maps.
+#[test]
+fn a_firewall_whose_indexes_are_not_mmapable_is_read_with_bpf() {
+    require_privileges!();
+    let ns = MountNs::new();
+    let old = fixture("xdpfw_nommap");
+    ns.xdpctl(&["load", old.to_str().unwrap(), "--pin", "fw"])
+        .ok();
+    let m = |name: &str| format!("/sys/fs/bpf/fw/maps/{name}");
+    let mmapable = |name: &str| {
+        let show = ns.xdpctl(&["-j", "map", "show", &m(name)]).ok().json();
+        show[0]["flags"].as_u64().expect("flags") & (1 << 10) != 0
+    };
+    assert!(!mmapable("cidr4_l1"));
+    ns.xdpctl(&["map", "update", &m("cidr4"), "198.51.100.0/24", "1"])
+        .ok();
+    let ours = ns
+        .xdpctl(&["-j", "map", "dump", &m("cidr4_l1")])
+        .ok()
+        .json();
+    let theirs = bpftool_json(&ns.bpftool(&["-j", "map", "dump", "pinned", &m("cidr4_l1")]));
+    assert_eq!(compare("cidr4_l1", &ours, &theirs), 65536);
+    ns.xdpctl(&["doctor", "--check"]).ok();
+    ns.bpftool(&[
+        "map",
+        "update",
+        "pinned",
+        &m("cidr4_l1"),
+        "key",
+        "1",
+        "0",
+        "0",
+        "0",
+        "value",
+        "9",
+        "0",
+        "0",
+        "0",
+    ]);
+    let check = ns.xdpctl(&["doctor", "--check"]);
+    assert_ne!(check.code, 0, "{check:?}");
+    ns.xdpctl(&["doctor"]).ok();
+    ns.xdpctl(&["doctor", "--check"]).ok();
+    ns.xdpctl(&["load", "--pin", "fw", "--replace"]).ok();
+    assert!(
+        !mmapable("cidr4_l1"),
+        "load --replace keeps the load's maps"
+    );
+    ns.xdpctl(&["doctor", "--check"]).ok();
+}
+
 #[test]
 fn global_data_is_typed_for_xdpctl_and_for_bpftool() {
     require_privileges!();

@@ -84,6 +84,15 @@ struct icmp_head {
 	__sum16 checksum;
 };
 
+/* The indexes `doctor --check` reads whole are mmapable: xdpctl reads them
+ * through their mapping (kernel/mapview.rs). XDPFW_NO_MMAPABLE: the tests'
+ * firewall as an older xdpctl made it. */
+#ifndef XDPFW_NO_MMAPABLE
+#define XDPFW_MMAPABLE __uint(map_flags, BPF_F_MMAPABLE);
+#else
+#define XDPFW_MMAPABLE
+#endif
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __be32);  /* IPv4 source address, network order */
@@ -119,7 +128,7 @@ struct {
 	__type(key, __u32);   /* the address's top 16 bits */
 	__type(value, __u32); /* 0, MATCH | value or CHUNK | chunk: see xdpfw.h */
 	__uint(max_entries, XDPFW_CIDR4_L1);
-	__uint(map_flags, BPF_F_MMAPABLE); /* read whole by doctor: mapview.rs */
+	XDPFW_MMAPABLE
 } cidr4_l1 SEC(".maps");
 
 struct {
@@ -211,7 +220,7 @@ struct {
 	__type(key, __u32);   /* word of the filter */
 	__type(value, __u64); /* 64 of its bits */
 	__uint(max_entries, (1 << XDPFW_CIDR6_FILTER_BITS) / 64);
-	__uint(map_flags, BPF_F_MMAPABLE); /* read whole by doctor: mapview.rs */
+	XDPFW_MMAPABLE
 } cidr6_filter SEC(".maps");
 
 struct {
@@ -254,7 +263,7 @@ struct {
 	__type(key, __u32);   /* word of the filter */
 	__type(value, __u64); /* 64 of its bits */
 	__uint(max_entries, (1 << XDPFW_BLOOM_BITS) / 64);
-	__uint(map_flags, BPF_F_MMAPABLE); /* read whole by doctor: mapview.rs */
+	XDPFW_MMAPABLE
 } bloom SEC(".maps");
 
 struct {
