@@ -513,7 +513,7 @@ pub fn replace(
         .chain(shared.iter().map(|s| s.name.as_str()))
         .collect();
     ctx.out.note(format_args!(
-        "upgraded {} to {}: {} attachment(s) switched{}; maps kept: {}{}",
+        "upgraded {} to {}: {} attachment(s) switched{}; {}{}",
         load.path.display(),
         object.label,
         switches.len(),
@@ -522,11 +522,7 @@ pub fn replace(
         } else {
             format!(" (over netlink on {})", netlink_names.join(", "))
         },
-        if kept.is_empty() {
-            "none".to_owned()
-        } else {
-            kept.join(", ")
-        },
+        kept_text(&kept, object.parsed.maps.keys().map(String::as_str)),
         if reset.is_empty() {
             String::new()
         } else {
@@ -534,4 +530,36 @@ pub fn replace(
         }
     ));
     Ok(load.path)
+}
+
+/// What an upgrade kept of the object's maps, in a few words: all, none,
+/// or how many and which were made new (the short list).
+fn kept_text<'a>(kept: &[&str], maps: impl Iterator<Item = &'a str>) -> String {
+    let mut fresh: Vec<&str> = maps.filter(|m| !kept.contains(m)).collect();
+    fresh.sort_unstable();
+    let total = kept.len() + fresh.len();
+    match (kept.len(), fresh.len()) {
+        (0, _) => "no map kept".to_owned(),
+        (n, 0) => format!("all {n} maps kept"),
+        (n, _) => format!("{n} of {total} maps kept, new: {}", fresh.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod kept_tests {
+    use super::kept_text;
+
+    #[test]
+    fn an_upgrade_names_only_the_maps_it_made_new() {
+        let all = ["a", "b", "c"];
+        assert_eq!(
+            kept_text(&["a", "b", "c"], all.into_iter()),
+            "all 3 maps kept"
+        );
+        assert_eq!(kept_text(&[], all.into_iter()), "no map kept");
+        assert_eq!(
+            kept_text(&["b"], all.into_iter()),
+            "1 of 3 maps kept, new: a, c"
+        );
+    }
 }
