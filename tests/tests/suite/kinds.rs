@@ -174,11 +174,22 @@ fn a_port_bpftool_adds_behind_an_index_in_use_is_reported_and_repaired() {
     assert!(
         check
             .stdout
-            .contains("port index differs from udp_ports/tcp_ports/syn_ports in 1 ports"),
+            .contains("port index differs from udp_ports/tcp_ports/syn_ports in 1 port:"),
         "{}",
         check.stdout
     );
-    xdpctl(&fs, ["doctor"]).ok();
+    assert!(
+        check.stdout.contains("`xdpctl doctor` rebuilds it"),
+        "{}",
+        check.stdout
+    );
+    // The repair says what it did, not what to do.
+    let fixed = xdpctl(&fs, ["doctor"]).ok();
+    assert!(
+        fixed.stdout.contains("rebuilt the index") && !fixed.stdout.contains("rebuilds it"),
+        "{}",
+        fixed.stdout
+    );
     xdpctl(&fs, ["doctor", "--check"]).ok();
     // Enforced at once, through the rebuilt index.
     let prog = Xdp::from_pin(fs.path().join("fw/xdp_fw"), XdpAttachType::Interface).unwrap();

@@ -229,6 +229,16 @@ impl<'a> Printer<'a> {
             Shape::Cidr { v6: true } => 43,
             Shape::Port => 5,
             Shape::Uint { size } | Shape::Int { size } => 3 * size,
+            // Named keys (the firewall's `stats` and `ctl`): the longest
+            // name, or a number that has none.
+            Shape::Enum {
+                size, ref values, ..
+            } => values
+                .iter()
+                .map(|(name, _)| name.len())
+                .max()
+                .unwrap_or(0)
+                .max(3 * size),
             _ => 0,
         };
         Printer {

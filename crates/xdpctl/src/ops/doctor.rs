@@ -334,7 +334,11 @@ fn check_indexes(ctx: &Ctx, dir: &Path, repair: bool, out: &mut Vec<Finding>) ->
         let why = if skipped {
             fwindex::skipped_rules(rules)
         } else if let Some(why) = differs {
-            why
+            if repair {
+                why
+            } else {
+                format!("{why}; `xdpctl doctor` rebuilds it")
+            }
         } else {
             format!(
                 "the {} is off: {}",

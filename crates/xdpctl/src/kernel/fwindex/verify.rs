@@ -18,13 +18,14 @@ impl Target {
         if !self.has_index(rules) || !status.in_use || status.empty {
             return Ok(None);
         }
-        let differ = |n: usize, what: &str| {
+        let differ = |n: usize, one: &str, many: &str| {
             (n > 0).then(|| {
                 format!(
-                    "the {} differs from {} in {n} {what}: changed outside xdpctl, and the \
-                     datapath's sampled check has not met them yet; `xdpctl doctor` rebuilds it",
+                    "the {} differs from {} in {n} {}: changed outside xdpctl, and the \
+                     datapath's sampled check has not met them yet",
                     rules.index_name(),
-                    rules.rules_name()
+                    rules.rules_name(),
+                    if n == 1 { one } else { many }
                 )
             })
         };
@@ -69,7 +70,7 @@ impl Target {
                     };
                     n += wanted.iter().zip(&got).filter(|(a, b)| a != b).count();
                 }
-                differ(n, "entries")
+                differ(n, "entry", "entries")
             }
             Rules::Cidr6 => {
                 let Some(six) = &self.cidr6 else {
@@ -94,7 +95,7 @@ impl Target {
                 if lens[..] != want.lens_value()[..] {
                     n += 1;
                 }
-                differ(n, "entries")
+                differ(n, "entry", "entries")
             }
             Rules::Ports => {
                 let mut n = 0;
@@ -113,7 +114,7 @@ impl Target {
                 if let Some(syn) = &self.syn_bits {
                     n += bits_differ(syn, 0, &self.syn_bits_wanted()?.0)?;
                 }
-                differ(n, "ports")
+                differ(n, "port", "ports")
             }
             Rules::Blocklist => {
                 // A filter: every blocklisted source's bit must be set
@@ -137,7 +138,7 @@ impl Target {
                     }
                     Ok(true)
                 })?;
-                differ(n, "sources")
+                differ(n, "source", "sources")
             }
             Rules::Blocklist6 | Rules::Rate => None,
         })

@@ -147,23 +147,27 @@ fn parse_uint(text: &str) -> Option<u64> {
 }
 
 /// Why `text`, which `parse_uint`/`parse_int` refused, is not a number of
-/// `what` (`a u64 (0 to ...)`): too big (digits, or a whole JSON number
-/// such as 1e20, which serde reads as a float), not whole (1.5), or not a
-/// number at all.
-fn number_error(label: &str, text: &str, what: &str) -> String {
+/// `what` (`a u64 (0 to ...)`, from `min` to `max`): too big or too small
+/// (hex digits, or a whole number beyond the range, such as JSON's
+/// 100000000000000000000, which serde reads as the float 1e+20), written
+/// otherwise than in digits (1e2, -0: the number to write instead), not
+/// whole (1.5), or not a number at all.
+fn number_error(label: &str, text: &str, what: &str, min: f64, max: f64) -> String {
     let t = text.trim();
-    let unsigned = t.strip_prefix('-').unwrap_or(t);
-    let digits = match unsigned
+    let hex = t
         .strip_prefix("0x")
-        .or_else(|| unsigned.strip_prefix("0X"))
-    {
-        Some(hex) => !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-        None => !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()),
-    };
+        .or_else(|| t.strip_prefix("0X"))
+        .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()));
     match t.parse::<f64>() {
-        _ if digits => format!("{label}{t} is out of range for {what}"),
-        // As digits: the number the user most likely typed (JSON's
-        // 100000000000000000000 reaches here as the float 1e+20).
+        _ if hex => format!("{label}{t} is out of range for {what}"),
+        Ok(f) if f.is_finite() && f.fract() == 0.0 && (min..=max).contains(&f) => {
+            // NB: + 0.0 turns -0 into 0.
+            format!(
+                "{label}'{t}' is not written in digits: write {:.0}",
+                f + 0.0
+            )
+        }
+        // As digits: the number the user most likely typed.
         Ok(f) if f.is_finite() && f.fract() == 0.0 => {
             format!("{label}{f:.0} is out of range for {what}")
         }
@@ -199,7 +203,8 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => u8::from(*b).to_string(),
-        _ => String::new(),
+        // null, a list or an object: named as given ('null' is not a number).
+        other => other.to_string(),
     };
     match shape {
         Shape::Ipv4 => text
@@ -235,6 +240,8 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                     &label,
                     &text,
                     &format!("a {}-bit unsigned number (0 to {max})", size * 8),
+                    0.0,
+                    max as f64,
                 )),
             }
         }
@@ -254,6 +261,8 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                     &label,
                     &text,
                     &format!("a u{} (0 to {max})", size * 8),
+                    0.0,
+                    max as f64,
                 )),
             }
         }
@@ -273,6 +282,8 @@ pub fn from_json(shape: &Shape, v: &Value, path: &str) -> Result<Vec<u8>, String
                     &label,
                     &text,
                     &format!("an s{bits} ({min} to {max})"),
+                    min as f64,
+                    max as f64,
                 )),
             }
         }

@@ -86,6 +86,25 @@ fn numbers_beyond_u64_say_out_of_range_not_not_a_number() {
         parse(&u64s, "lots").unwrap_err(),
         "'lots' is not a number (decimal, or hex with 0x)"
     );
+    // In range but not in digits: the number to write instead.
+    let u8s = Shape::Uint { size: 1 };
+    assert_eq!(
+        parse(&u8s, "1e2").unwrap_err(),
+        "'1e2' is not written in digits: write 100"
+    );
+    assert_eq!(
+        parse(&u8s, "-0").unwrap_err(),
+        "'-0' is not written in digits: write 0"
+    );
+    let thousand: serde_json::Value = serde_json::from_str("1e3").unwrap();
+    assert_eq!(
+        from_json(&u64s, &thousand, "pps").unwrap_err(),
+        "field pps: '1000.0' is not written in digits: write 1000"
+    );
+    assert_eq!(
+        from_json(&u64s, &serde_json::Value::Null, "pps").unwrap_err(),
+        "field pps: 'null' is not a number (decimal, or hex with 0x)"
+    );
     assert_eq!(
         parse(&Shape::Int { size: 1 }, "-1000").unwrap_err(),
         "-1000 is out of range for an s8 (-128 to 127)"
