@@ -790,3 +790,30 @@ fn million_entry_map_bulk_loads_and_dumps() {
         assert_eq!(got["value"], v, "{ip}");
     }
 }
+
+/// `map update` says what the map now holds, not what was typed: a port
+/// in hex as its number, a prefix length as written canonically, a struct
+/// with the fields it was not given.
+#[test]
+fn an_update_says_the_entry_as_the_map_holds_it() {
+    require_privileges!();
+    let fs = Bpffs::new();
+    xdpctl(&fs, ["load", "--pin", "fw"]).ok();
+    for (args, said) in [
+        (
+            &["map", "update", "udp_ports", "0x10", "1"][..],
+            "udp_ports: 16 = 1",
+        ),
+        (
+            &["map", "update", "fw/maps/cidr4", "10.0.0.0/024", "01"][..],
+            "cidr4: 10.0.0.0/24 = 1",
+        ),
+        (
+            &["map", "update", "config", "0", r#"{"drop_icmp":1}"#][..],
+            r#"config: 0 = {"drop_icmp":1,"drop_icmp6_echo":0}"#,
+        ),
+    ] {
+        let out = xdpctl(&fs, args).ok();
+        assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
+    }
+}

@@ -317,14 +317,23 @@ pub fn update(
     map.handle()
         .update(&key_bytes, &value_bytes, flags)
         .map_err(|e| write_error(&map, e, flags, key))?;
-    // A limit shows as the map now holds it (fields not given were kept).
+    // The entry as the map now holds it, not as typed (0x10 is port 16; a
+    // struct's fields not given were kept); a limit in its own words.
     let shown = if map.holds_rates() {
         rate::rule_text(&value_bytes).unwrap_or_else(|| value.clone())
-    } else {
+    } else if map.per_cpu() {
         value.clone()
+    } else {
+        let mut text = Vec::new();
+        map.write_value_text(&value_bytes, false, &mut text, &mut Vec::new());
+        String::from_utf8_lossy(&text).into_owned()
     };
     Ok(Edited {
-        note: format!("map {}: {key} = {shown}", map.label),
+        note: format!(
+            "map {}: {} = {shown}",
+            map.label,
+            codec::to_text(&map.key, &key_bytes)
+        ),
         json: map.entry_json(&key_bytes, &value_bytes, false),
     })
 }
