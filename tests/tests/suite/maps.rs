@@ -815,5 +815,15 @@ fn an_update_says_the_entry_as_the_map_holds_it() {
     ] {
         let out = xdpctl(&fs, args).ok();
         assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("own map"), "{}", out.stderr);
     }
+    // The firewall's own maps can be written, as bpftool writes them, but
+    // xdpctl says what that does.
+    let out = xdpctl(&fs, ["map", "update", "fw/maps/ctl", "0", "1"]).ok();
+    assert!(
+        out.stderr.contains("ctl is the firewall's own map")
+            && out.stderr.contains("`xdpctl doctor` puts it back"),
+        "{}",
+        out.stderr
+    );
 }

@@ -20,6 +20,7 @@ use crate::{
         codec::{self, Shape},
         guard::Cidr,
         handle::Handle,
+        manifest::MAPS_SUBDIR,
         policy::Entries,
         rate,
     },
@@ -101,8 +102,36 @@ pub fn indexed<T>(
     if armed.get() {
         let notes = indexes.finish()?;
         ctx.out.notes(notes);
+        if result.is_ok()
+            && let Some(note) = own_map_note(ctx, &map)
+        {
+            ctx.out.note(format_args!("{note}"));
+        }
     }
     result
+}
+
+/// The note for a write by hand to one of a firewall's own maps (derived
+/// from its rules, or kept by its datapath: `ctl`, `cidr4_l1`, ...), if
+/// `map` is one: allowed, as bpftool allows it, but said.
+fn own_map_note(ctx: &Ctx, map: &MapHandle) -> Option<String> {
+    let name = map.name();
+    if !xdp_progs::xdpfw::maps::INTERNAL.contains(&name.as_str()) {
+        return None;
+    }
+    let dir = crate::ops::firewall::find_loads(&ctx.bpffs)
+        .ok()?
+        .into_iter()
+        .find(|dir| {
+            MapHandle::open_pinned(&dir.join(MAPS_SUBDIR).join(&name))
+                .is_ok_and(|m| m.info().id == map.info().id)
+        })?;
+    Some(format!(
+        "{name} is the firewall's own map in {}, derived from its rules or kept by its \
+         datapath: an entry written by hand changes what the datapath does until the next \
+         rule change or `xdpctl doctor` puts it back (write the rule maps instead)",
+        dir.display()
+    ))
 }
 
 /// Deletes `key` from the map `handle`; a missing key is refused before
