@@ -580,6 +580,10 @@ fn bad_input_is_refused_and_changes_nothing() {
             "port 0 is not a port; give 1 to 65535",
         ),
         (
+            vec!["blocklist", "203.0.113.9", "1", "--every-cpu"],
+            "is not per-CPU: it holds one value per key",
+        ),
+        (
             vec!["tcp_ports", "0", "1"],
             "port 0 is not a port; give 1 to 65535",
         ),

@@ -647,7 +647,8 @@ pub struct UpdateArgs {
     pub raw: bool,
     /// For a per-CPU map: write the value on every CPU (flags and modes,
     /// such as xdp-filter's), not on CPU 0 with 0 on the others (counters,
-    /// whose sum then reads what was written).
+    /// whose sum then reads what was written). Refused for a map that is
+    /// not per-CPU.
     #[arg(long)]
     pub every_cpu: bool,
 }

@@ -285,6 +285,13 @@ pub fn update(
     arm: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<Edited> {
     let mut map = OpenMap::open(ctx, &args.map, args.raw)?;
+    if args.every_cpu && !map.per_cpu() {
+        bail!(
+            "map {} is not per-CPU: it holds one value per key, and --every-cpu is for per-CPU \
+             maps; leave it out",
+            map.label
+        );
+    }
     map.every_cpu = args.every_cpu;
     let flags = if args.if_exists {
         update_flags::EXIST
