@@ -338,6 +338,20 @@ fn xdp_filter_maps_read_as_bpftool_reads_them() {
     );
 }
 
+/// Writes an entry of the CIDR index `l1` (the firewall's `cidr4_l1`) with
+/// bpftool, as another tool would, and checks `doctor --check` finds it.
+#[track_caller]
+fn found_behind_our_back(ns: &MountNs, l1: &str) {
+    let args = "map update pinned L1 key 1 0 0 0 value 9 0 0 0";
+    let args: Vec<&str> = args
+        .split(' ')
+        .map(|a| if a == "L1" { l1 } else { a })
+        .collect();
+    ns.bpftool(&args);
+    let check = ns.xdpctl(&["doctor", "--check"]);
+    assert_ne!(check.code, 0, "{check:?}");
+}
+
 /// The firewall's indexes that `doctor --check` reads whole are mmapable
 /// arrays, read through the mapping (kernel/mapview.rs): what xdpctl reads
 /// so is what bpftool reads with `bpf(2)`, entry by entry, rules and all.
@@ -379,24 +393,7 @@ fn mmapable_index_maps_read_as_bpftool_reads_them() {
         assert!(set > 0, "{name}: every entry is 0");
     }
     // A rule written behind xdpctl's back is found through the mapping.
-    ns.bpftool(&[
-        "map",
-        "update",
-        "pinned",
-        &m("cidr4_l1"),
-        "key",
-        "1",
-        "0",
-        "0",
-        "0",
-        "value",
-        "9",
-        "0",
-        "0",
-        "0",
-    ]);
-    let check = ns.xdpctl(&["doctor", "--check"]);
-    assert_ne!(check.code, 0, "{check:?}");
+    found_behind_our_back(&ns, &m("cidr4_l1"));
 }
 
 /// A firewall loaded before its indexes were mmapable (the same object
@@ -426,24 +423,7 @@ fn a_firewall_whose_indexes_are_not_mmapable_is_read_with_bpf() {
     let theirs = bpftool_json(&ns.bpftool(&["-j", "map", "dump", "pinned", &m("cidr4_l1")]));
     assert_eq!(compare("cidr4_l1", &ours, &theirs), 65536);
     ns.xdpctl(&["doctor", "--check"]).ok();
-    ns.bpftool(&[
-        "map",
-        "update",
-        "pinned",
-        &m("cidr4_l1"),
-        "key",
-        "1",
-        "0",
-        "0",
-        "0",
-        "value",
-        "9",
-        "0",
-        "0",
-        "0",
-    ]);
-    let check = ns.xdpctl(&["doctor", "--check"]);
-    assert_ne!(check.code, 0, "{check:?}");
+    found_behind_our_back(&ns, &m("cidr4_l1"));
     ns.xdpctl(&["doctor"]).ok();
     ns.xdpctl(&["doctor", "--check"]).ok();
     ns.xdpctl(&["load", "--pin", "fw", "--replace"]).ok();
