@@ -382,8 +382,9 @@ impl MapHandle {
             batch.len = 0;
             for i in start..(start + room).min(view.entries()) {
                 let n = batch.len;
+                // An array's key is its u32 index (ArrayView::of checks).
                 batch.keys[n * key_size..(n + 1) * key_size]
-                    .copy_from_slice(&(i as u32).to_ne_bytes()[..key_size.min(4)]);
+                    .copy_from_slice(&(i as u32).to_ne_bytes());
                 batch.values[n * value_len..(n + 1) * value_len].copy_from_slice(view.value(i));
                 batch.len += 1;
             }

@@ -9,13 +9,10 @@
 
 use std::{ffi::c_void, io, num::NonZeroUsize, os::fd::AsFd, ptr::NonNull};
 
-use aya_obj::generated::bpf_map_type;
+use aya_obj::generated::{BPF_F_MMAPABLE, bpf_map_type};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 
-use super::map::MapHandle;
-
-/// `BPF_F_MMAPABLE` (linux/bpf.h).
-pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+use super::{map::MapHandle, netdev::page_size};
 
 /// The values of an mmapable array map, mapped read-only.
 pub struct ArrayView {
@@ -28,12 +25,14 @@ pub struct ArrayView {
 }
 
 impl ArrayView {
-    /// The view of `map`'s values, if it is an array map created with
-    /// `BPF_F_MMAPABLE` (else `None`: read it with `bpf(2)`).
+    /// The view of `map`'s values, if it is an array map (keys: `u32`
+    /// indices) created with `BPF_F_MMAPABLE` (else `None`: read it with
+    /// `bpf(2)`).
     pub fn of(map: &MapHandle) -> io::Result<Option<ArrayView>> {
         let info = map.info();
         if info.type_ != bpf_map_type::BPF_MAP_TYPE_ARRAY as u32
             || info.map_flags & BPF_F_MMAPABLE == 0
+            || info.key_size != 4
             || info.max_entries == 0
         {
             return Ok(None);
@@ -41,11 +40,7 @@ impl ArrayView {
         let value_size = info.value_size as usize;
         let elem = value_size.div_ceil(8) * 8;
         let entries = info.max_entries as usize;
-        // SAFETY: sysconf has no preconditions.
-        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-            p if p > 0 => p as usize,
-            _ => 4096,
-        };
+        let page = page_size() as usize;
         let len = (elem * entries).div_ceil(page) * page;
         let Some(size) = NonZeroUsize::new(len) else {
             return Ok(None);

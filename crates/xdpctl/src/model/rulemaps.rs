@@ -138,6 +138,12 @@ pub fn zero_is_rule(map: &str) -> bool {
     map.starts_with("cidr")
 }
 
+/// Whether an entry of rule map `map` of value `value` is a rule (see
+/// [`zero_is_rule`]): a port of `syn_ports` written 0 protects nothing.
+pub fn is_rule(map: &str, value: &[u8]) -> bool {
+    zero_is_rule(map) || value.iter().any(|b| *b != 0)
+}
+
 /// A rule map's entry as a policy says it: `203.0.113.5`,
 /// `198.51.100.0/24`, `53`, `drop_icmp=1 drop_icmp6_echo=0`; a value other
 /// than 1 follows (`= 0`, an exception or no rule). Bytes it cannot read

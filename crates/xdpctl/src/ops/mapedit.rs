@@ -381,10 +381,10 @@ fn added<'a>(
     map: &OpenMap,
     entries: impl IntoIterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
 ) -> Vec<u8> {
-    let zero_is_rule = crate::model::rulemaps::zero_is_rule(&map.name());
+    let name = map.name();
     let mut keys = Vec::new();
     for (k, v) in entries {
-        if zero_is_rule || v.iter().any(|b| *b != 0) {
+        if crate::model::rulemaps::is_rule(&name, v) {
             keys.extend_from_slice(k);
         }
     }

@@ -21,7 +21,6 @@ use crate::{
     kernel::{
         datamaps,
         map::MapHandle,
-        mapview::BPF_F_MMAPABLE,
         objects::{self, Described},
         store, sys,
     },
@@ -818,8 +817,8 @@ pub(crate) fn map_mismatch(
         // still fits (and is read with bpf(2)).
         (
             "flags",
-            def.map_flags() & !BPF_F_MMAPABLE,
-            info.map_flags & !BPF_F_MMAPABLE,
+            def.map_flags() & !aya_obj::generated::BPF_F_MMAPABLE,
+            info.map_flags & !aya_obj::generated::BPF_F_MMAPABLE,
             false,
         ),
     ];

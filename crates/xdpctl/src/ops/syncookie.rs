@@ -142,16 +142,12 @@ pub fn unready(ctx: &Ctx, dir: &Path) -> Result<Option<String>> {
     if !ports.exists() {
         return Ok(None);
     }
-    // A port protected: an entry of a value other than 0 (0 is off).
-    let map = OpenMap::at(&ports)?;
-    let h = map.handle();
-    let (mut key, mut value) = (vec![0u8; h.key_size()], vec![0u8; map.value_len()]);
-    let mut at: Option<Vec<u8>> = None;
+    // A port protected: an entry that is a rule (0 is off).
     let mut protects = false;
-    while !protects && h.next_key(at.as_deref(), &mut key)? {
-        protects = h.lookup(&key, &mut value)? && value.iter().any(|b| *b != 0);
-        at = Some(key.clone());
-    }
+    OpenMap::at(&ports)?.handle().for_each(|_, value| {
+        protects = crate::model::rulemaps::is_rule(xdpfw::maps::SYN_PORTS, value);
+        Ok(!protects)
+    })?;
     if !protects {
         return Ok(None);
     }
